@@ -1,0 +1,50 @@
+//! The contract between a gp host and its plugins.
+//!
+//! This crate is the *interface* in abi_stable's sense: it holds the types that cross the
+//! boundary between a host built with `gp-host` and a plugin built with `gp-sdk`, and nothing
+//! else. Its version is the ABI version: when a host loads a plugin, abi_stable compares the
+//! `gp-core` version each side was built with (same major; for `0.x`, the plugin's minor must
+//! not be lower than the host's) and then the layout of every type reachable from the root
+//! module, so a plugin built against an incompatible interface is refused, never called.
+//!
+//! It is not for plugin authors (they use `gp-sdk`) nor for applications (they use
+//! `gp-host`), and it does no I/O.
+//!
+//! With the default `abi` feature it holds:
+//! - [`PluginMod`], the root module every plugin exports (embedded manifest and `execute`),
+//! - [`HostContext`], the `#[sabi_trait]` through which a plugin reads and writes the call's
+//!   values, label, cancellation and deadline, and logs,
+//! - [`Value`], the stable value enum, and [`CallError`], what a failed call returns.
+//!
+//! Without it, only [`manifest`]: the `plugin.json` model and its validation, shared by the
+//! host, the CLI and the `#[plugin_entry]` macro (which checks a plugin's manifest at compile
+//! time with the same code the host runs at load time).
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod manifest;
+
+// `#[sabi_trait]` and `#[derive(StableAbi)]` expand to unsafe impls; nothing else here is unsafe.
+#[cfg(feature = "abi")]
+#[allow(unsafe_code)]
+mod abi;
+#[cfg(feature = "abi")]
+mod value;
+
+#[cfg(feature = "abi")]
+pub use abi::*;
+#[cfg(feature = "abi")]
+pub use value::Value;
+
+/// The version of this crate, which is the ABI version plugins are checked against.
+pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The name of the link section that holds a plugin's embedded manifest.
+///
+/// The section holds the [`manifest::Embedded`] JSON document (the ABI version and the
+/// plugin's manifest) so that a host can read it with an object-file parser *before* loading
+/// the library, which runs the plugin's constructors.
+pub const MANIFEST_SECTION: &str = "gp_manifest";
+
+/// [`MANIFEST_SECTION`] as Mach-O spells it (segment, section).
+pub const MANIFEST_SECTION_MACHO: &str = "__DATA,__gp_manifest";
