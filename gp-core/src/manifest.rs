@@ -209,7 +209,9 @@ pub enum ManifestError {
     #[error("missing field `source`: add \"source\": {{\"mode\": \"local_so\", \"path\": \"<library file>\"}}")]
     MissingSource,
     /// `source.path` is empty.
-    #[error("source.path is empty: name the library file (local_so) or the repository (remote_git)")]
+    #[error(
+        "source.path is empty: name the library file (local_so) or the repository (remote_git)"
+    )]
     EmptySourcePath,
     /// A `local_so` path is absolute or leaves the plugin's folder.
     #[error("source.path {path:?} must be a relative path inside the plugin's folder (no leading '/', no '..')")]
@@ -229,13 +231,17 @@ pub enum ManifestError {
         reason: String,
     },
     /// A route's method is not one gp serves.
-    #[error("invalid HTTP method {method:?}: use one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS")]
+    #[error(
+        "invalid HTTP method {method:?}: use one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
+    )]
     InvalidMethod {
         /// The refused method.
         method: String,
     },
     /// A route has an empty label.
-    #[error("route {method} {route:?} has an empty label: give the label the plugin dispatches on")]
+    #[error(
+        "route {method} {route:?} has an empty label: give the label the plugin dispatches on"
+    )]
     EmptyLabel {
         /// The route's method.
         method: HttpMethod,
@@ -489,7 +495,9 @@ pub fn parse_route(route: &str) -> Result<Vec<Segment<'_>>, ManifestError> {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()+,;=@".contains(*c)))
         {
-            return Err(fail(&format!("character {c:?} is not allowed in a path segment")));
+            return Err(fail(&format!(
+                "character {c:?} is not allowed in a path segment"
+            )));
         } else {
             Segment::Literal(part)
         };
@@ -502,9 +510,9 @@ pub fn parse_route(route: &str) -> Result<Vec<Segment<'_>>, ManifestError> {
                         "parameter {part:?} needs a name of letters, digits and '_'"
                     )));
                 }
-                let taken = segments.iter().any(|s| {
-                    matches!(s, Segment::Param(n) | Segment::CatchAll(n) if *n == name)
-                });
+                let taken = segments
+                    .iter()
+                    .any(|s| matches!(s, Segment::Param(n) | Segment::CatchAll(n) if *n == name));
                 if taken {
                     return Err(fail(&format!("parameter {name:?} appears twice")));
                 }
@@ -677,8 +685,14 @@ mod tests {
     #[test]
     fn checks_routes() {
         let bad = |r: &str| parse_route(r).unwrap_err().to_string();
-        assert_eq!(bad("api/x"), "invalid route \"api/x\": a route starts with '/'");
-        assert_eq!(bad("/a//b"), "invalid route \"/a//b\": empty segment ('//')");
+        assert_eq!(
+            bad("api/x"),
+            "invalid route \"api/x\": a route starts with '/'"
+        );
+        assert_eq!(
+            bad("/a//b"),
+            "invalid route \"/a//b\": empty segment ('//')"
+        );
         assert_eq!(
             bad("/a/:id/:id"),
             "invalid route \"/a/:id/:id\": parameter \"id\" appears twice"

@@ -101,11 +101,9 @@ impl Value {
             Value::String(s) => J::String(s.to_string()),
             Value::Bytes(b) => J::Array(b.iter().map(|&x| J::from(x)).collect()),
             Value::List(l) => J::Array(l.iter().map(Value::to_json).collect()),
-            Value::Map(m) => J::Object(
-                m.iter()
-                    .map(|t| (t.0.to_string(), t.1.to_json()))
-                    .collect(),
-            ),
+            Value::Map(m) => {
+                J::Object(m.iter().map(|t| (t.0.to_string(), t.1.to_json())).collect())
+            }
         }
     }
 }

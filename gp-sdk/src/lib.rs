@@ -1,0 +1,87 @@
+//! Write a gp plugin.
+//!
+//! A plugin is a `cdylib` crate that depends on `gp-sdk` and marks one function with
+//! [`#[plugin_entry]`](plugin_entry). The attribute generates everything a host needs: the
+//! ABI-stable entry point (which turns errors and panics into values the host reports), and the
+//! plugin's manifest, built from `Cargo.toml` and embedded in the library.
+//!
+//! ```no_run
+//! use gp_sdk::{plugin_entry, Context, Result};
+//!
+//! #[plugin_entry(route(GET, "/api/hello/:name", label = "hello"))]
+//! fn execute(ctx: &mut Context) -> Result {
+//!     let name: String = ctx.get_as("name")?;
+//!     ctx.set("greeting", format!("hello {name}"));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! with, in `Cargo.toml`:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! gp-sdk = "0.1"
+//! ```
+//!
+//! This crate is not for hosts (use `gp-host`), and a plugin author never needs `unsafe` or
+//! abi_stable: both stay behind [`Context`] and the macro.
+#![deny(missing_docs)]
+
+mod context;
+mod error;
+
+pub use context::{Context, Level};
+pub use error::{Error, Result};
+pub use gp_core::Value;
+
+/// Marks a plugin's entry point.
+///
+/// It goes on one function per crate, of the form
+/// `fn any_name(ctx: &mut Context) -> Result<(), E>` where `E: Display` (such as
+/// [`gp_sdk::Error`](Error), `anyhow::Error` or `Box<dyn std::error::Error>`).
+///
+/// The plugin's name and version come from `CARGO_PKG_NAME` and `CARGO_PKG_VERSION`; its
+/// description, maintainers (authors) and home (homepage, else repository) from the other
+/// `Cargo.toml` fields. Arguments override them and declare HTTP routes:
+///
+/// ```text
+/// #[plugin_entry(
+///     name = "sample",                          // instead of the package name
+///     description = "Greets whoever calls",
+///     maintainers = ["Ann <ann@example.com>"],
+///     home = "https://example.com/sample",
+///     route(GET, "/api/plugin/sample/:id", label = "plugin.get"),
+///     route(POST, "/api/plugin/samples", label = "plugin.post"),
+/// )]
+/// ```
+///
+/// The resulting manifest is validated at compile time with the same rules the host applies
+/// to `plugin.json`; every misuse is a compile error pointing at the offending token.
+///
+/// Plugins must be built with `panic = "unwind"` (the default): the generated entry point
+/// catches a panic and returns it to the host as an error.
+pub use gp_macros::plugin_entry;
+
+/// Returns early with an [`Error`] built from a format string.
+///
+/// ```
+/// fn check(n: i64) -> gp_sdk::Result {
+///     if n < 0 {
+///         gp_sdk::bail!("n must not be negative, got {n}");
+///     }
+///     Ok(())
+/// }
+/// assert_eq!(check(-1).unwrap_err().to_string(), "n must not be negative, got -1");
+/// ```
+#[macro_export]
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return ::core::result::Result::Err($crate::Error::msg(::std::format!($($arg)*)))
+    };
+}
+
+#[doc(hidden)]
+pub mod __private;

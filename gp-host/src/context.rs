@@ -1,0 +1,208 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use abi_stable::std_types::{RDuration, ROption, RStr, RString, RVec};
+use gp_core::{HostContext, LogLevel, Value};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+/// The context of one call: the values a plugin reads and writes, the call's label, its
+/// cancellation token and deadline.
+///
+/// The host owns it; the plugin sees it through the ABI-stable [`gp_core::HostContext`]
+/// trait, which borrows values without copying them and stores integers inline, so a get
+/// and a set cost two hash lookups.
+///
+/// ```
+/// use gp_host::Context;
+/// let mut ctx = Context::new().with_label("plugin.get");
+/// ctx.set("count", 41);
+/// assert_eq!(ctx.get("count").and_then(|v| v.as_i64()), Some(41));
+/// ```
+#[derive(Debug, Default)]
+pub struct Context {
+    values: FxHashMap<String, Value>,
+    label: Option<String>,
+    cancel: CancelToken,
+    deadline: Option<Instant>,
+}
+
+impl Context {
+    /// An empty context: no values, no label, not cancelled, no deadline.
+    pub fn new() -> Context {
+        Context::default()
+    }
+
+    /// Sets the label the plugin sees (`ctx.label()` in the plugin).
+    pub fn with_label(mut self, label: impl Into<String>) -> Context {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Gives the call a deadline `timeout` from now; past it the plugin sees itself cancelled.
+    pub fn with_timeout(mut self, timeout: Duration) -> Context {
+        self.deadline = Some(Instant::now() + timeout);
+        self
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.values.get(key)
+    }
+
+    /// Stores `value` under `key`.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        self.values.insert(key.into(), value.into());
+    }
+
+    /// Serialises `value` (through JSON) and stores it under `key`.
+    pub fn set_as<T: Serialize + ?Sized>(
+        &mut self,
+        key: impl Into<String>,
+        value: &T,
+    ) -> Result<(), serde_json::Error> {
+        let json = serde_json::to_value(value)?;
+        self.set(key, Value::from(json));
+        Ok(())
+    }
+
+    /// Removes the value stored under `key` and returns it.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.values.remove(key)
+    }
+
+    /// Every key and value, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The values as a JSON object (sorted by key).
+    pub fn to_json(&self) -> serde_json::Value {
+        let sorted: std::collections::BTreeMap<_, _> = self
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect();
+        serde_json::Value::Object(sorted.into_iter().collect())
+    }
+
+    /// The label.
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    /// Sets or clears the label.
+    pub fn set_label(&mut self, label: Option<String>) {
+        self.label = label;
+    }
+
+    /// The deadline, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Sets or clears the deadline.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    /// A handle that cancels this context from another thread.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    /// Whether the context was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// Cancels a call from another thread. Cloning shares the token.
+///
+/// Cancellation is cooperative: the plugin sees it through `ctx.is_cancelled()` and is
+/// expected to return promptly; the host cannot stop native code that ignores it.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    /// Cancels every call whose context holds this token.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// A context seen by one plugin during one call: what implements the ABI trait.
+pub(crate) struct CallScope<'a> {
+    pub(crate) ctx: &'a mut Context,
+    pub(crate) plugin: &'a str,
+}
+
+impl HostContext for CallScope<'_> {
+    fn get(&self, key: RStr<'_>) -> ROption<&Value> {
+        self.ctx.values.get(key.as_str()).into()
+    }
+
+    fn set(&mut self, key: RStr<'_>, value: Value) {
+        // Overwriting an existing key allocates nothing.
+        match self.ctx.values.get_mut(key.as_str()) {
+            Some(slot) => *slot = value,
+            None => {
+                self.ctx.values.insert(key.as_str().to_owned(), value);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: RStr<'_>) -> ROption<Value> {
+        self.ctx.values.remove(key.as_str()).into()
+    }
+
+    fn keys(&self) -> RVec<RString> {
+        self.ctx
+            .values
+            .keys()
+            .map(|k| RString::from(k.as_str()))
+            .collect()
+    }
+
+    fn label(&self) -> ROption<RStr<'_>> {
+        self.ctx.label.as_deref().map(RStr::from_str).into()
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.ctx.is_cancelled() || self.ctx.is_past_deadline()
+    }
+
+    fn remaining(&self) -> ROption<RDuration> {
+        self.ctx
+            .deadline
+            .map(|d| RDuration::from(d.saturating_duration_since(Instant::now())))
+            .into()
+    }
+
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        let (plugin, message) = (self.plugin, message.as_str());
+        match level {
+            LogLevel::Error => tracing::error!(target: "gp::plugin", plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "gp::plugin", plugin, "{message}"),
+            LogLevel::Info => tracing::info!(target: "gp::plugin", plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "gp::plugin", plugin, "{message}"),
+            LogLevel::Trace => tracing::trace!(target: "gp::plugin", plugin, "{message}"),
+        }
+    }
+}

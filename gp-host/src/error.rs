@@ -1,0 +1,156 @@
+use std::path::PathBuf;
+
+use gp_core::manifest::ManifestError;
+
+/// Everything that can go wrong in a host: loading a plugin, finding one, calling one.
+///
+/// Each message names the plugin or the file it concerns and, where there is one, what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or folder could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A plugin folder has no `plugin.json`.
+    #[error("{}: no plugin.json in this plugin folder: generate one with `gp manifest <library> -o {}`", dir.display(), dir.join("plugin.json").display())]
+    MissingManifest {
+        /// The plugin folder.
+        dir: PathBuf,
+    },
+    /// `plugin.json` is not valid.
+    #[error("{}: {source}", path.display())]
+    InvalidManifest {
+        /// The `plugin.json` file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: ManifestError,
+    },
+    /// The plugin is distributed as source and must be built before it can be loaded.
+    #[error("plugin `{name}` ({}) has source.mode remote_git ({repository}): build it first, then load the built plugin folder", path.display())]
+    NeedsBuild {
+        /// The plugin's name.
+        name: String,
+        /// The repository in `source.path`.
+        repository: String,
+        /// The `plugin.json` file.
+        path: PathBuf,
+    },
+    /// The library file is not a loadable library for this host (empty, truncated, not a
+    /// shared library, built for another platform).
+    #[error("{}: not a loadable library: {reason}", path.display())]
+    InvalidLibrary {
+        /// The library file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The library is a shared library but not a gp plugin.
+    #[error("{}: not a gp plugin: {reason}", path.display())]
+    NotAPlugin {
+        /// The library file.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// The plugin was built against a `gp-core` this host cannot use.
+    #[error("plugin `{plugin}` ({}) was built against an incompatible gp-core: {reason}", path.display())]
+    Incompatible {
+        /// The plugin's name.
+        plugin: String,
+        /// The library file.
+        path: PathBuf,
+        /// The mismatch, in a few lines (the full layout report is logged at debug level).
+        reason: String,
+    },
+    /// `plugin.json` and the manifest embedded in the library disagree.
+    #[error("{}: {field} is {in_file} but the library {} says {in_library}: regenerate plugin.json with `gp manifest {}`", path.display(), library.display(), library.display())]
+    ManifestMismatch {
+        /// The `plugin.json` file.
+        path: PathBuf,
+        /// The library file.
+        library: PathBuf,
+        /// The field that differs.
+        field: &'static str,
+        /// Its value in `plugin.json`, as JSON.
+        in_file: String,
+        /// Its value in the library, as JSON.
+        in_library: String,
+    },
+    /// A plugin of the same name is already loaded from another folder.
+    #[error("plugin `{name}` in {} is already loaded from {}: plugin names must be unique, remove or rename one", second.display(), first.display())]
+    Duplicate {
+        /// The plugin's name.
+        name: String,
+        /// The folder of the plugin already loaded.
+        first: PathBuf,
+        /// The folder of the refused one.
+        second: PathBuf,
+    },
+    /// The library's code refused to load (its root module returned an error or panicked).
+    #[error("plugin `{plugin}` ({}) failed while loading: {reason}", path.display())]
+    LoadFailed {
+        /// The plugin's name.
+        plugin: String,
+        /// The library file.
+        path: PathBuf,
+        /// What happened.
+        reason: String,
+    },
+    /// No plugin of that name is loaded.
+    #[error("no plugin named `{name}` is loaded")]
+    NotFound {
+        /// The name asked for.
+        name: String,
+    },
+    /// The plugin returned an error.
+    #[error("plugin `{plugin}` failed: {message}")]
+    Failed {
+        /// The plugin's name.
+        plugin: String,
+        /// The plugin's message.
+        message: String,
+    },
+    /// The plugin panicked. The panic was caught inside the plugin; host and plugin carry on.
+    #[error("plugin `{plugin}` panicked: {message}")]
+    Panicked {
+        /// The plugin's name.
+        plugin: String,
+        /// The panic message and where it happened.
+        message: String,
+    },
+    /// The call was cancelled through its [`CancelToken`](crate::CancelToken) and the plugin
+    /// stopped.
+    #[error("call to plugin `{plugin}` was cancelled")]
+    Cancelled {
+        /// The plugin's name.
+        plugin: String,
+    },
+    /// The call passed its deadline and the plugin stopped.
+    #[error("call to plugin `{plugin}` passed its deadline")]
+    DeadlineExceeded {
+        /// The plugin's name.
+        plugin: String,
+    },
+    /// Building a plugin crate failed.
+    #[error("building {} failed: {message}", path.display())]
+    Build {
+        /// The crate's manifest or folder.
+        path: PathBuf,
+        /// Cargo's message.
+        message: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Reading and loading plugin libraries.
+//!
+//! A library is read with an object-file parser first ([`inspect`]): the file must be a
+//! complete shared library for this platform (a truncated one can kill the process with
+//! SIGBUS inside `dlopen`), export abi_stable's root-module symbol, and embed a valid gp
+//! manifest built against a compatible `gp-core`. Only then is it handed to the dynamic
+//! loader ([`load`]), through abi_stable, which checks the version and the layout of every
+//! type the plugin shares with the host before anything is called.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{lib_header_from_path, LibraryError};
+use gp_core::manifest::{Embedded, Manifest, Source, SourceMode};
+use gp_core::PluginModRef;
+use object::{Object, ObjectSection, ObjectSegment};
+
+use crate::Error;
+
+/// What a library file says about itself, read without loading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryInfo {
+    /// The library file.
+    pub path: PathBuf,
+    /// The `gp-core` version the plugin was built against.
+    pub abi_version: String,
+    /// The manifest embedded by `#[plugin_entry]` (without `source`).
+    pub manifest: Manifest,
+}
+
+impl LibraryInfo {
+    /// The `plugin.json` that matches this library when placed beside it: the embedded
+    /// manifest with `source` set to the library's file name.
+    pub fn plugin_json(&self) -> Manifest {
+        let file_name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Manifest {
+            source: Some(Source {
+                mode: SourceMode::LocalSo,
+                path: file_name,
+            }),
+            ..self.manifest.clone()
+        }
+    }
+}
+
+impl fmt::Display for LibraryInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.manifest;
+        writeln!(f, "name:        {}", m.name)?;
+        writeln!(f, "version:     {}", m.version)?;
+        writeln!(
+            f,
+            "gp-core:     {} (this host: {})",
+            self.abi_version,
+            gp_core::ABI_VERSION
+        )?;
+        if let Some(d) = &m.description {
+            writeln!(f, "description: {d}")?;
+        }
+        if !m.maintainers.is_empty() {
+            writeln!(f, "maintainers: {}", m.maintainers.join(", "))?;
+        }
+        if let Some(h) = &m.home {
+            writeln!(f, "home:        {h}")?;
+        }
+        if let Some(http) = &m.http_services {
+            writeln!(f, "routes:")?;
+            for r in &http.routes {
+                writeln!(
+                    f,
+                    "  {:<7} {:<32} -> {}",
+                    r.method.as_str(),
+                    r.route,
+                    r.label
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a plugin library without loading it: checks that it is a complete shared library
+/// for this platform that exports a gp root module, and returns its embedded manifest.
+///
+/// Nothing in the file runs. A library that passes can still be refused by [`load`] (a
+/// layout mismatch is only visible to abi_stable's check).
+pub fn inspect(path: &Path) -> Result<LibraryInfo, Error> {
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let invalid = |reason: String| Error::InvalidLibrary {
+        path: path.to_owned(),
+        reason,
+    };
+    if data.is_empty() {
+        return Err(invalid("the file is empty".into()));
+    }
+    let file = object::File::parse(&*data).map_err(|e| {
+        if data.starts_with(b"\x7fELF") || data.starts_with(&[0xcf, 0xfa, 0xed, 0xfe]) {
+            invalid(format!(
+                "the file is truncated or corrupt ({e}); build or copy it again"
+            ))
+        } else {
+            invalid("unknown file format, expected a shared library (.so, .dylib)".into())
+        }
+    })?;
+    if file.kind() != object::ObjectKind::Dynamic {
+        return Err(invalid(format!(
+            "it is a {:?} file, not a shared library: build the plugin crate with crate-type = [\"cdylib\"]",
+            file.kind()
+        )));
+    }
+    if let Some(host) = host_architecture() {
+        if file.architecture() != host {
+            return Err(invalid(format!(
+                "it is built for {:?}, this host runs on {host:?}",
+                file.architecture()
+            )));
+        }
+    }
+    let len = data.len() as u64;
+    let ranges = file
+        .segments()
+        .map(|s| s.file_range())
+        .chain(file.sections().filter_map(|s| s.file_range()));
+    for (offset, size) in ranges {
+        if offset.checked_add(size).is_none_or(|end| end > len) {
+            return Err(invalid(format!(
+                "the file is truncated: it has {len} bytes but its contents reach byte {}; build or copy it again",
+                offset.saturating_add(size)
+            )));
+        }
+    }
+
+    let not_a_plugin = |reason: &str| Error::NotAPlugin {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let symbol = abi_stable::library::ROOT_MODULE_LOADER_NAME.as_bytes();
+    let exports = file
+        .exports()
+        .map_err(|e| invalid(format!("its export table is corrupt ({e})")))?;
+    if !exports.iter().any(|e| e.name() == symbol) {
+        return Err(not_a_plugin(
+            "it exports no gp root module: build it from a crate that depends on gp-sdk and marks its entry with #[plugin_entry]",
+        ));
+    }
+    let section = file
+        .section_by_name(gp_core::MANIFEST_SECTION)
+        .or_else(|| file.section_by_name("__gp_manifest"))
+        .ok_or_else(|| {
+            not_a_plugin(
+                "it has no embedded gp manifest (section gp_manifest): build it with #[plugin_entry] from gp-sdk",
+            )
+        })?;
+    let bytes = section
+        .data()
+        .map_err(|e| invalid(format!("its manifest section is unreadable ({e})")))?;
+    let embedded = Embedded::parse(bytes).map_err(|e| not_a_plugin(&format!("{e}")))?;
+
+    check_abi_version(path, &embedded)?;
+    Ok(LibraryInfo {
+        path: path.to_owned(),
+        abi_version: embedded.gp_core,
+        manifest: embedded.manifest,
+    })
+}
+
+/// abi_stable's version rule, applied before loading so that an incompatible plugin never
+/// runs: same major version and, for 0.x, a plugin minor not lower than the host's.
+fn check_abi_version(path: &Path, embedded: &Embedded) -> Result<(), Error> {
+    let host = semver::Version::parse(gp_core::ABI_VERSION).expect("gp-core's own version");
+    let incompatible = |reason: String| Error::Incompatible {
+        plugin: embedded.manifest.name.clone(),
+        path: path.to_owned(),
+        reason,
+    };
+    let plugin = semver::Version::parse(&embedded.gp_core).map_err(|e| {
+        incompatible(format!(
+            "its gp-core version {:?} is not semver ({e})",
+            embedded.gp_core
+        ))
+    })?;
+    let compatible = plugin.major == host.major && !(host.major == 0 && host.minor > plugin.minor);
+    if compatible {
+        Ok(())
+    } else {
+        Err(incompatible(version_mismatch(&host, &plugin)))
+    }
+}
+
+fn version_mismatch(host: &dyn fmt::Display, plugin: &dyn fmt::Display) -> String {
+    format!(
+        "the plugin uses gp-core {plugin}, this host uses gp-core {host}; rebuild the plugin against the host's gp-sdk"
+    )
+}
+
+fn host_architecture() -> Option<object::Architecture> {
+    use object::Architecture as A;
+    Some(match std::env::consts::ARCH {
+        "x86_64" => A::X86_64,
+        "aarch64" => A::Aarch64,
+        "x86" => A::I386,
+        "arm" => A::Arm,
+        "riscv64" => A::Riscv64,
+        _ => return None,
+    })
+}
+
+/// Loads a library that passed [`inspect`] and returns its root module, after abi_stable has
+/// checked its version and the layout of every type it shares with the host.
+///
+/// The library is never unloaded (abi_stable keeps every library it opens for the life of the
+/// process): see the crate documentation.
+pub(crate) fn load(path: &Path, plugin: &str) -> Result<PluginModRef, Error> {
+    let incompatible = |reason: String| Error::Incompatible {
+        plugin: plugin.to_owned(),
+        path: path.to_owned(),
+        reason,
+    };
+    let refused = |error: LibraryError| {
+        match error {
+        LibraryError::OpenError { err, .. } => Error::InvalidLibrary {
+            path: path.to_owned(),
+            reason: format!("the dynamic loader refused it: {err}"),
+        },
+        LibraryError::GetSymbolError { .. } => Error::NotAPlugin {
+            path: path.to_owned(),
+            reason: "it exports no gp root module".into(),
+        },
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => incompatible(version_mismatch(&expected_version, &actual_version)),
+        LibraryError::AbiInstability(report) => {
+            let report = report.to_string();
+            tracing::debug!(plugin, path = %path.display(), "layout check report:\n{report}");
+            incompatible(summarize_layout_report(&report))
+        }
+        LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => incompatible(
+            "it was built with an abi_stable release this host cannot read; rebuild it against the host's gp-sdk".into(),
+        ),
+        LibraryError::RootModule { err, .. } => Error::LoadFailed {
+            plugin: plugin.to_owned(),
+            path: path.to_owned(),
+            reason: err.to_string().trim().to_owned(),
+        },
+        other => incompatible(other.to_string().trim().to_owned()),
+    }
+    };
+    let header = lib_header_from_path(path).map_err(refused)?;
+    header.init_root_module::<PluginModRef>().map_err(refused)
+}
+
+/// abi_stable's layout report is a few hundred lines describing both type trees; a user
+/// needs the lines that say what differs.
+fn summarize_layout_report(report: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut it = report.lines().map(str::trim).peekable();
+    while let Some(line) = it.next() {
+        if let Some(rest) = line.strip_prefix("Error:") {
+            let mut entry = rest.trim().to_owned();
+            while let Some(next) = it.peek() {
+                if next.starts_with("Expected:") || next.starts_with("Found:") {
+                    entry.push_str("; ");
+                    entry.push_str(next);
+                    it.next();
+                } else {
+                    break;
+                }
+            }
+            lines.push(entry);
+        }
+    }
+    lines.dedup();
+    if lines.is_empty() {
+        "the layout of the types it shares with the host differs; rebuild it against the host's gp-sdk (set RUST_LOG=gp_host=debug for the full report)".into()
+    } else {
+        format!(
+            "{}; rebuild it against the host's gp-sdk (set RUST_LOG=gp_host=debug for the full report)",
+            lines.join("; ")
+        )
+    }
+}

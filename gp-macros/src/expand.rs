@@ -1,0 +1,77 @@
+//! [`Entry`] → the plugin's exports.
+
+use gp_core::manifest::Embedded;
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+
+use crate::parse::Entry;
+
+pub fn entry(entry: Entry) -> TokenStream {
+    let Entry { function, manifest } = entry;
+    let user_fn = &function.sig.ident;
+    let document = Embedded {
+        gp_core: gp_core::ABI_VERSION.to_owned(),
+        manifest,
+    }
+    .to_json();
+    let bytes = Literal::byte_string(document.as_bytes());
+    let len = document.len();
+    // Every `#[macro_export]` macro lives at the crate root, so a second entry anywhere in the
+    // crate redefines this one: the compiler reports it at the second function's name.
+    let once = format_ident!("only_one_plugin_entry_per_crate", span = user_fn.span());
+    let symbol = format_ident!("_1as_0lib_1header_0root_bmodule_bloader");
+    let entry_call = quote_spanned! {function.sig.output.span_or_ident(user_fn)=>
+        ::gp_sdk::__private::execute(ctx, #user_fn)
+    };
+
+    quote! {
+        #function
+
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! #once { () => {}; }
+
+        #[doc(hidden)]
+        const _: () = {
+            // The manifest, readable from the file before the library is loaded.
+            #[cfg_attr(target_vendor = "apple", link_section = "__DATA,__gp_manifest")]
+            #[cfg_attr(not(target_vendor = "apple"), link_section = "gp_manifest")]
+            #[used]
+            static GP_MANIFEST: [u8; #len] = *#bytes;
+
+            extern "C" fn gp_execute(
+                ctx: ::gp_sdk::__private::HostContextMut<'_>,
+            ) -> ::gp_sdk::__private::ExecuteResult {
+                #entry_call
+            }
+
+            fn gp_root_module() -> ::gp_sdk::__private::PluginModRef {
+                ::gp_sdk::__private::root_module(&GP_MANIFEST, gp_execute)
+            }
+
+            extern "C" fn gp_root_module_result() -> ::gp_sdk::__private::RootModuleResult {
+                ::gp_sdk::__private::root_module_result(gp_root_module)
+            }
+
+            // abi_stable's loader looks this symbol up; the header it points to carries the
+            // gp-core version and type layout the host checks before calling anything.
+            #[unsafe(no_mangle)]
+            static #symbol: ::gp_sdk::__private::LibHeader =
+                ::gp_sdk::__private::lib_header(gp_root_module_result);
+        };
+    }
+}
+
+trait SpanOrIdent {
+    fn span_or_ident(&self, ident: &syn::Ident) -> proc_macro2::Span;
+}
+
+impl SpanOrIdent for syn::ReturnType {
+    /// Type errors about the author's return type point at it.
+    fn span_or_ident(&self, ident: &syn::Ident) -> proc_macro2::Span {
+        match self {
+            syn::ReturnType::Type(_, ty) => syn::spanned::Spanned::span(ty),
+            syn::ReturnType::Default => ident.span(),
+        }
+    }
+}

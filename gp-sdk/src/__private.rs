@@ -1,0 +1,119 @@
+//! What the code `#[plugin_entry]` generates calls. Not a public API: it changes with the macro.
+
+use std::cell::{Cell, RefCell};
+use std::fmt::Display;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+pub use abi_stable::library::{LibHeader, RootModuleResult};
+pub use gp_core::{HostContextMut, PluginModRef};
+
+use abi_stable::library::{__call_root_module_loader, CheckTypeLayout};
+use abi_stable::prefix_type::PrefixTypeTrait;
+use abi_stable::std_types::{RResult, RStr};
+use gp_core::{CallError, PluginMod};
+
+use crate::Context;
+
+/// The result type of the generated `extern "C"` entry point.
+pub type ExecuteResult = RResult<(), CallError>;
+
+/// The symbol abi_stable looks up in a library to find its root module (abi_stable 0.11).
+/// The generated static must have exactly this name; a test pins it to abi_stable's constant.
+pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
+/// The header the generated `#[no_mangle]` static holds.
+pub const fn lib_header(constructor: extern "C" fn() -> RootModuleResult) -> LibHeader {
+    // SAFETY: `from_constructor::<M>` requires that `constructor` returns a root module of
+    // type `M`. The only caller is the code `#[plugin_entry]` generates, whose constructor is
+    // `root_module_result`, which returns a `PluginModRef` built by `root_module`.
+    unsafe { LibHeader::from_constructor::<PluginModRef>(constructor, CheckTypeLayout::Yes) }
+}
+
+/// Runs the generated root-module function the way abi_stable's `#[export_root_module]` does.
+pub fn root_module_result(root: fn() -> PluginModRef) -> RootModuleResult {
+    __call_root_module_loader(root)
+}
+
+/// Builds the root module. Runs once, when the host loads the library.
+pub fn root_module(
+    manifest: &'static [u8],
+    execute: extern "C" fn(HostContextMut<'_>) -> ExecuteResult,
+) -> PluginModRef {
+    install_panic_hook();
+    let manifest = std::str::from_utf8(manifest).expect("#[plugin_entry] embeds UTF-8 JSON");
+    PluginMod {
+        manifest: RStr::from_str(manifest),
+        execute,
+    }
+    .leak_into_prefix()
+}
+
+thread_local! {
+    /// Whether this thread is inside a plugin call (the panic hook then stays quiet).
+    static IN_CALL: Cell<bool> = const { Cell::new(false) };
+    /// Where the last panic inside a call happened, as `file:line:column`.
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The plugin links its own copy of std, with its own panic hook, which would print panics to
+/// the host's stderr. Inside a call, the hook instead records where the panic happened and the
+/// entry point returns the message to the host, which logs it. Panics on the plugin's own
+/// threads still reach the previous hook.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if IN_CALL.with(Cell::get) {
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// The body of the generated entry point: runs the author's function, turning its error or
+/// panic into a [`CallError`].
+pub fn execute<F, E>(host: HostContextMut<'_>, entry: F) -> ExecuteResult
+where
+    F: FnOnce(&mut Context<'_>) -> Result<(), E>,
+    E: Display,
+{
+    let mut ctx = Context::__new(host);
+    let was_in_call = IN_CALL.with(|c| c.replace(true));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| entry(&mut ctx)));
+    IN_CALL.with(|c| c.set(was_in_call));
+    match outcome {
+        Ok(Ok(())) => RResult::ROk(()),
+        Ok(Err(error)) => RResult::RErr(CallError::failed(format!("{error:#}"))),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
+            let location = PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
+            let message = match location {
+                Some(at) => format!("{message} (at {at})"),
+                None => message,
+            };
+            RResult::RErr(CallError::panicked(message))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn root_module_symbol_matches_abi_stable() {
+        assert_eq!(
+            super::ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
+    }
+}

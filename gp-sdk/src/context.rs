@@ -1,0 +1,145 @@
+use std::fmt;
+use std::time::Duration;
+
+use abi_stable::std_types::RStr;
+use gp_core::{HostContextMut, Value};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::Error;
+
+/// The level of a message written with [`Context::log`].
+pub use gp_core::LogLevel as Level;
+
+/// The call a plugin is running in: its values, label, cancellation and deadline, and the
+/// host's log.
+///
+/// Values live in the host; reading one borrows it (no copy), and integers, floats and
+/// booleans are stored inline, so the typed getters ([`get_i64`](Self::get_i64), ...) never
+/// allocate.
+pub struct Context<'a> {
+    host: HostContextMut<'a>,
+}
+
+impl<'a> Context<'a> {
+    /// Wraps the host's context. Used by the code `#[plugin_entry]` generates.
+    #[doc(hidden)]
+    pub fn __new(host: HostContextMut<'a>) -> Context<'a> {
+        Context { host }
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.host.get(RStr::from_str(key)).into_option()
+    }
+
+    /// The integer stored under `key`, if there is one.
+    pub fn get_i64(&self, key: &str) -> Option<i64> {
+        self.get(key).and_then(Value::as_i64)
+    }
+
+    /// The number stored under `key` as a float, if there is one.
+    pub fn get_f64(&self, key: &str) -> Option<f64> {
+        self.get(key).and_then(Value::as_f64)
+    }
+
+    /// The boolean stored under `key`, if there is one.
+    pub fn get_bool(&self, key: &str) -> Option<bool> {
+        self.get(key).and_then(Value::as_bool)
+    }
+
+    /// The string stored under `key`, if there is one.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+
+    /// The value stored under `key`, deserialised into `T`.
+    ///
+    /// A missing key reads as `null`, so `T = Option<U>` gives `None` for it; any other `T`
+    /// gives an error that names the key.
+    pub fn get_as<T: DeserializeOwned>(&self, key: &str) -> Result<T, Error> {
+        let value = self.get(key);
+        let json = value.map_or(serde_json::Value::Null, Value::to_json);
+        serde_json::from_value(json).map_err(|e| match value {
+            None => Error::msg(format!("context value `{key}` is not set")),
+            Some(v) => Error::msg(format!(
+                "context value `{key}` ({}) does not fit {}: {e}",
+                v.kind(),
+                std::any::type_name::<T>()
+            )),
+        })
+    }
+
+    /// Stores `value` under `key`.
+    pub fn set(&mut self, key: &str, value: impl Into<Value>) {
+        self.host.set(RStr::from_str(key), value.into());
+    }
+
+    /// Serialises `value` and stores it under `key`.
+    pub fn set_as<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
+        let json = serde_json::to_value(value)
+            .map_err(|e| Error::msg(format!("cannot store `{key}`: {e}")))?;
+        self.set(key, Value::from(json));
+        Ok(())
+    }
+
+    /// Removes the value stored under `key` and returns it.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.host.remove(RStr::from_str(key)).into_option()
+    }
+
+    /// Every key that holds a value, in no particular order.
+    pub fn keys(&self) -> Vec<String> {
+        self.host.keys().into_iter().map(String::from).collect()
+    }
+
+    /// The label the host called the plugin with, such as an HTTP route's label.
+    pub fn label(&self) -> Option<&str> {
+        self.host.label().into_option().map(|s| s.as_str())
+    }
+
+    /// Whether the call was cancelled or is past its deadline. A long-running plugin checks
+    /// it regularly and returns [`Error::cancelled`] when it is set.
+    pub fn is_cancelled(&self) -> bool {
+        self.host.is_cancelled()
+    }
+
+    /// `Err(Error::cancelled())` once the call is cancelled, for use with `?` in loops.
+    pub fn check_cancelled(&self) -> Result<(), Error> {
+        if self.is_cancelled() {
+            Err(Error::cancelled())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The time left before the call's deadline, if it has one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.host.remaining().into_option().map(Into::into)
+    }
+
+    /// Writes `message` to the host's log (its `tracing` subscriber), tagged with the
+    /// plugin's name.
+    pub fn log(&self, level: Level, message: impl fmt::Display) {
+        self.host.log(level, RStr::from_str(&message.to_string()));
+    }
+
+    /// [`log`](Self::log) at [`Level::Info`].
+    pub fn info(&self, message: impl fmt::Display) {
+        self.log(Level::Info, message);
+    }
+
+    /// [`log`](Self::log) at [`Level::Warn`].
+    pub fn warn(&self, message: impl fmt::Display) {
+        self.log(Level::Warn, message);
+    }
+
+    /// [`log`](Self::log) at [`Level::Error`].
+    pub fn error(&self, message: impl fmt::Display) {
+        self.log(Level::Error, message);
+    }
+
+    /// [`log`](Self::log) at [`Level::Debug`].
+    pub fn debug(&self, message: impl fmt::Display) {
+        self.log(Level::Debug, message);
+    }
+}
