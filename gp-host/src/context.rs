@@ -206,3 +206,20 @@ impl HostContext for CallScope<'_> {
         }
     }
 }
+
+/// Runs `f` with `ctx` seen as a plugin sees it (the ABI trait object), tagged with `plugin`.
+///
+/// For benchmarks and tests that compare a plugin call with the same code run in-process;
+/// not part of the stable API.
+#[doc(hidden)]
+pub fn __with_host_context<R>(
+    ctx: &mut Context,
+    plugin: &str,
+    f: impl FnOnce(gp_core::HostContextMut<'_>) -> R,
+) -> R {
+    let mut scope = CallScope { ctx, plugin };
+    f(gp_core::HostContext_TO::from_ptr(
+        abi_stable::sabi_types::RMut::new(&mut scope),
+        abi_stable::sabi_trait::TD_Opaque,
+    ))
+}

@@ -2,13 +2,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::sabi_types::RMut;
 use abi_stable::std_types::RResult;
 use gp_core::manifest::Manifest;
-use gp_core::{CallErrorKind, HostContext_TO, PluginModRef};
+use gp_core::{CallErrorKind, PluginModRef};
 
-use crate::context::CallScope;
 use crate::{Context, Error};
 
 /// What a host knows about a loaded plugin: its manifest and where it came from.
@@ -79,14 +76,13 @@ impl Executor {
     pub fn execute(&self, ctx: &mut Context) -> Result<(), Error> {
         let plugin = &*self.plugin;
         let execute = plugin.module.execute();
-        let mut scope = CallScope {
-            ctx,
-            plugin: &plugin.spec.manifest.name,
-        };
-        let outcome = execute(HostContext_TO::from_ptr(RMut::new(&mut scope), TD_Opaque));
+        let outcome =
+            crate::context::__with_host_context(ctx, &plugin.spec.manifest.name, |host| {
+                execute(host)
+            });
         match outcome {
             RResult::ROk(()) => Ok(()),
-            RResult::RErr(error) => Err(self.call_error(scope.ctx, error)),
+            RResult::RErr(error) => Err(self.call_error(ctx, error)),
         }
     }
 

@@ -34,7 +34,7 @@ mod executor;
 mod library;
 mod manager;
 
-pub use context::{CancelToken, Context};
+pub use context::{__with_host_context, CancelToken, Context};
 pub use error::Error;
 pub use executor::{Executor, Spec};
 pub use gp_core::manifest::{self, Manifest};
