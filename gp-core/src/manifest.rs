@@ -184,6 +184,9 @@ pub enum ManifestError {
     /// Not JSON, or not the shape of a manifest (unknown or missing field, wrong type).
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    /// The document is a JSON array, not an object.
+    #[error("a manifest is a JSON object ({{\"name\": ..., \"version\": ...}}), not an array")]
+    NotAnObject,
     /// The name breaks the naming rule.
     #[error("invalid plugin name {name:?}: use 1 to 64 ASCII letters, digits, '-' or '_', starting with a letter")]
     InvalidName {
@@ -264,6 +267,10 @@ pub enum ManifestError {
 impl Manifest {
     /// Parses and validates the text of a `plugin.json` file (which must have a `source`).
     pub fn from_plugin_json(text: &str) -> Result<Manifest, ManifestError> {
+        // serde would also accept a struct written as an array of its fields.
+        if text.trim_start().starts_with('[') {
+            return Err(ManifestError::NotAnObject);
+        }
         let manifest: Manifest = serde_json::from_str(text)?;
         manifest.validate()?;
         if manifest.source.is_none() {
@@ -363,6 +370,9 @@ pub struct Embedded {
 impl Embedded {
     /// Parses and validates an embedded document.
     pub fn parse(bytes: &[u8]) -> Result<Embedded, ManifestError> {
+        if bytes.trim_ascii_start().starts_with(b"[") {
+            return Err(ManifestError::NotAnObject);
+        }
         let embedded: Embedded = serde_json::from_slice(bytes)?;
         if embedded.manifest.source.is_some() {
             return Err(ManifestError::Embedded(
@@ -626,6 +636,14 @@ mod tests {
             err(no_driver).starts_with("missing field `driver`"),
             "{}",
             err(no_driver)
+        );
+    }
+
+    #[test]
+    fn rejects_a_manifest_written_as_an_array() {
+        assert_eq!(
+            err(r#"["a", "1.0.0", null, [], null, {"mode": "local_so", "path": "a.so"}, null]"#),
+            "a manifest is a JSON object ({\"name\": ..., \"version\": ...}), not an array"
         );
     }
 

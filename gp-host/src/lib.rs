@@ -39,5 +39,5 @@ pub use error::Error;
 pub use executor::{Executor, Spec};
 pub use gp_core::manifest::{self, Manifest};
 pub use gp_core::{Value, ABI_VERSION};
-pub use library::{inspect, LibraryInfo};
+pub use library::{inspect, verify, LibraryInfo};
 pub use manager::{LoadFailure, LoadReport, Manager, DEFAULT_BASE_DIR, MANIFEST_FILE};

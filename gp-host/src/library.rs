@@ -256,32 +256,61 @@ pub(crate) fn load(path: &Path, plugin: &str) -> Result<PluginModRef, Error> {
 }
 
 /// abi_stable's layout report is a few hundred lines describing both type trees; a user
-/// needs the lines that say what differs.
+/// needs the lines that say what differs and where. Each mismatch in the report is a trail of
+/// `field_name:` / `type:` lines leading to the offending type, then both layouts, then
+/// `Error:<what>`, `Expected:` and `Found:` with the values on the following lines.
 fn summarize_layout_report(report: &str) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    let mut it = report.lines().map(str::trim).peekable();
-    while let Some(line) = it.next() {
-        if let Some(rest) = line.strip_prefix("Error:") {
-            let mut entry = rest.trim().to_owned();
-            while let Some(next) = it.peek() {
-                if next.starts_with("Expected:") || next.starts_with("Found:") {
-                    entry.push_str("; ");
-                    entry.push_str(next);
-                    it.next();
-                } else {
-                    break;
-                }
-            }
-            lines.push(entry);
+    let mut trail: Vec<(&str, &str)> = Vec::new();
+    let mut field = "";
+    let mut at = String::new();
+    let mut mismatches: Vec<String> = Vec::new();
+    let mut lines = report.lines().map(str::trim);
+    while let Some(line) = lines.next() {
+        if let Some(name) = line.strip_prefix("field_name:") {
+            field = name;
+        } else if let Some(ty) = line.strip_prefix("type:") {
+            trail.push((field, ty));
+        } else if line == "Layout of expected type:" {
+            at = match trail.as_slice() {
+                [.., (_, parent), (field, _)] => format!("{parent}.{field}"),
+                [(_, ty)] => (*ty).to_owned(),
+                [] => "a shared type".to_owned(),
+            };
+            trail.clear();
+        } else if let Some(what) = line.strip_prefix("Error:") {
+            let mut value_after = |label: &str| {
+                lines
+                    .by_ref()
+                    .skip_while(|l| *l != label)
+                    .nth(1)
+                    .unwrap_or("?")
+                    .to_owned()
+            };
+            let expected = value_after("Expected:");
+            let found = value_after("Found:");
+            mismatches.push(format!(
+                "`{at}`: {} (host expects {expected}, plugin has {found})",
+                what.trim()
+            ));
         }
     }
-    lines.dedup();
-    if lines.is_empty() {
-        "the layout of the types it shares with the host differs; rebuild it against the host's gp-sdk (set RUST_LOG=gp_host=debug for the full report)".into()
+    mismatches.dedup();
+    let advice = "rebuild it against the host's gp-sdk (the full layout report is logged at debug level)";
+    if mismatches.is_empty() {
+        format!("the layout of the types it shares with the host differs; {advice}")
     } else {
-        format!(
-            "{}; rebuild it against the host's gp-sdk (set RUST_LOG=gp_host=debug for the full report)",
-            lines.join("; ")
-        )
+        format!("{}; {advice}", mismatches.join("; "))
     }
+}
+
+/// [`inspect`]s a library, then loads it into this process so that abi_stable checks its
+/// version and type layouts: the full verification a [`Manager`](crate::Manager) does,
+/// without registering the plugin.
+///
+/// The library stays loaded (see the crate documentation on unloading), and loading runs its
+/// initialisers: use it on libraries you would load anyway, as `gp inspect` does.
+pub fn verify(path: &Path) -> Result<LibraryInfo, Error> {
+    let info = inspect(path)?;
+    load(path, &info.manifest.name)?;
+    Ok(info)
 }

@@ -201,9 +201,16 @@ impl Manager {
             });
         }
         let library_path = dir.join(&source.path);
-        let library_path = library_path
-            .canonicalize()
-            .map_err(|e| Error::io(&library_path, e))?;
+        let library_path = match library_path.canonicalize() {
+            Ok(path) => path,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::InvalidLibrary {
+                    path: library_path,
+                    reason: "the file does not exist (plugin.json's source.path names it)".into(),
+                })
+            }
+            Err(e) => return Err(Error::io(&library_path, e)),
+        };
 
         let info = library::inspect(&library_path)?;
         if let Some((field, in_file, in_library)) = manifest.first_difference(&info.manifest) {

@@ -1,0 +1,193 @@
+//! The `gp` binary, driven as a user would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::harness::{base_dir_with, example, fixture, Interface};
+
+fn gp(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gp"))
+        .args(args.iter().map(|a| a.as_ref()))
+        .env_remove("GP_LOG")
+        .output()
+        .expect("run gp")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+#[test]
+fn manifest_prints_the_plugin_json_that_matches_the_binary() {
+    let output = gp(&[&"manifest", &example("dispatch")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest = gp_host::Manifest::from_plugin_json(&stdout(&output)).unwrap();
+    assert_eq!(manifest.name, "dispatch");
+    let source = manifest.source.unwrap();
+    assert_eq!(
+        Path::new(&source.path),
+        Path::new(example("dispatch").file_name().unwrap())
+    );
+}
+
+#[test]
+fn manifest_writes_a_file_a_manager_accepts() {
+    let base = crate::harness::base_dir();
+    let dir = base.path().join("dispatch");
+    std::fs::create_dir(&dir).unwrap();
+    let library = dir.join(example("dispatch").file_name().unwrap());
+    std::fs::copy(example("dispatch"), &library).unwrap();
+    let output = gp(&[&"manifest", &library, &"-o", &dir.join("plugin.json")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = gp_host::Manager::new(base.path()).load_plugins();
+    assert!(report.is_ok(), "{report}");
+}
+
+#[test]
+fn inspect_shows_the_embedded_manifest_and_abi_version() {
+    let output = gp(&[&"inspect", &example("sample")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "name:        sample\n\
+             version:     0.1.0\n\
+             gp-core:     {v} (this host: {v})\n\
+             description: The seed's sample plugin: greets the Hello value it is given\n\
+             maintainers: Steven Zou <loneghost1982@gmail.com>\n\
+             home:        https://github.com/szlabs/go-plugin\n\
+             routes:\n  \
+             GET     /api/plugin/sample/:id           -> plugin.get\n  \
+             POST    /api/plugin/samples              -> plugin.post\n\
+             status:      loadable\n",
+            v = gp_host::ABI_VERSION
+        )
+    );
+}
+
+#[test]
+fn inspect_says_exactly_why_a_library_is_refused() {
+    let output = gp(&[&"inspect", &fixture(Interface::OlderVersion)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: plugin `version-mismatch` ({}) was built against an incompatible gp-core: the plugin uses gp-core 0.0.1, this host uses gp-core {}; rebuild the plugin against the host's gp-sdk\n",
+            fixture(Interface::OlderVersion).display(),
+            gp_host::ABI_VERSION
+        )
+    );
+}
+
+#[test]
+fn list_prints_each_folder_with_its_status() {
+    let base = base_dir_with(&["sample", "dispatch"]);
+    std::fs::create_dir(base.path().join("broken")).unwrap();
+    std::fs::write(base.path().join("broken/plugin.json"), "{").unwrap();
+    let output = gp(&[&"list", &base.path()]);
+    assert_eq!(output.status.code(), Some(1), "a failed folder fails the command");
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "FOLDER    STATUS     PLUGIN / ERROR\n\
+             broken    failed     {}: EOF while parsing an object at line 1 column 1\n\
+             dispatch  loaded     dispatch 0.1.0\n\
+             sample    loaded     sample 0.1.0\n",
+            base.path().join("broken/plugin.json").display()
+        )
+    );
+}
+
+#[test]
+fn call_prints_the_context_after_the_call() {
+    let base = base_dir_with(&["dispatch"]);
+    let output = gp(&[
+        &"call",
+        &base.path(),
+        &"dispatch",
+        &"--label",
+        &"counter.add",
+        &"--set",
+        &"count=41",
+        &"--set",
+        &"note=\"kept\"",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"count": 42, "note": "kept", "result": 42})
+    );
+}
+
+#[test]
+fn call_reports_a_panic_through_the_host_log_only() {
+    let base = base_dir_with(&["panicky"]);
+    let output = gp(&[&"call", &base.path(), &"panicky", &"--label", &"boom"]);
+    assert_eq!(output.status.code(), Some(1));
+    // The plugin's own panic hook ("thread '...' panicked at ...") stays silent.
+    assert_eq!(
+        stderr(&output),
+        "ERROR gp::plugin: plugin panicked: boom: asked for item 3 of 0 items (at examples/panicky/src/lib.rs:10:9) plugin=panicky\n\
+         error: plugin `panicky` panicked: boom: asked for item 3 of 0 items (at examples/panicky/src/lib.rs:10:9)\n"
+    );
+}
+
+#[test]
+fn call_honours_the_timeout() {
+    let base = base_dir_with(&["slow"]);
+    let output = gp(&[&"call", &base.path(), &"slow", &"--timeout", &"50ms"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: call to plugin `slow` passed its deadline\n"
+    );
+}
+
+#[test]
+fn call_refuses_a_value_that_is_not_json() {
+    let base = base_dir_with(&["sample"]);
+    let output = gp(&[&"call", &base.path(), &"sample", &"--set", &"sample=hello"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).starts_with(
+        "error: invalid value 'sample=hello' for '--set <KEY=JSON>': the value of \"sample\" is not JSON (expected value at line 1 column 1); quote strings, e.g. --set 'sample=\"text\"'\n"
+    ), "{}", stderr(&output));
+}
+
+#[test]
+fn call_names_the_failure_of_the_plugin_asked_for() {
+    let base = base_dir_with(&["sample"]);
+    let dir = base.path().join("sample");
+    std::fs::write(dir.join("plugin.json"), "[]").unwrap();
+    let output = gp(&[&"call", &base.path(), &"sample"]);
+    assert_eq!(output.status.code(), Some(1));
+    let last = stderr(&output).lines().last().unwrap().to_owned();
+    assert_eq!(
+        last,
+        format!(
+            "error: {}: a manifest is a JSON object ({{\"name\": ..., \"version\": ...}}), not an array",
+            dir.join("plugin.json").display()
+        )
+    );
+}
+
+/// A plugin crate outside the workspace, depending on gp-sdk by path, built with plain
+/// `cargo build`, given a plugin.json by `gp manifest`, and called by `gp call`.
+#[test]
+fn a_crate_outside_the_workspace_builds_and_is_called() {
+    let library = fixture(Interface::Real);
+    let base = crate::harness::base_dir();
+    let dir = base.path().join("outside");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(library, dir.join(library.file_name().unwrap())).unwrap();
+    let output = gp(&[&"manifest", &library, &"-o", &dir.join("plugin.json")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = gp(&[&"call", &base.path(), &"outside", &"--set", &"n=21"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json, serde_json::json!({"n": 42}));
+}

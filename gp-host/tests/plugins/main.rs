@@ -1,0 +1,9 @@
+//! Integration tests on real plugins: built from source with cargo, installed into temporary
+//! base directories, loaded and called.
+
+mod harness;
+
+mod calls;
+mod cli;
+mod loading;
+mod rejects;
