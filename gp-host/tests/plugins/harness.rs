@@ -114,11 +114,15 @@ fn build_fixture(interface: Interface) -> PathBuf {
     let sdk = if interface == Interface::Real {
         workspace().join("gp-sdk")
     } else {
+        // Cargo names a path package's artifacts by its path relative to the workspace root,
+        // so copies at `gp-core` would overwrite the real gp-core's artifacts in the shared
+        // target dir (and every example plugin would then be built against the patched one).
+        let interface_dir = root.join(format!("{name}-interface"));
         for krate in ["gp-core", "gp-macros", "gp-sdk"] {
-            copy_crate(&workspace().join(krate), &root.join(krate));
+            copy_crate(&workspace().join(krate), &interface_dir.join(krate));
         }
-        patch_interface(&root, interface);
-        root.join("gp-sdk")
+        patch_interface(&interface_dir, interface);
+        interface_dir.join("gp-sdk")
     };
     // Resolve to the versions the workspace tested, and reuse the artifacts built for them.
     std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
