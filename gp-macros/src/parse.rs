@@ -1,7 +1,8 @@
 //! `#[plugin_entry(...)]` + `fn ...` → [`Entry`], every misuse a spanned `syn::Error`.
 
 use gp_core::manifest::{self, HttpDriver, HttpMethod, HttpServices, Manifest, Route};
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{quote, ToTokens};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -34,6 +35,11 @@ impl Errors {
         self.push(syn::Error::new(span, message));
     }
 
+    /// An error underlining all of `tokens` (a span on its own covers only the first token).
+    fn over(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
     fn finish<T>(self, value: T) -> syn::Result<T> {
         match self.0 {
             Some(error) => Err(error),
@@ -44,21 +50,46 @@ impl Errors {
 
 pub fn entry(attr: TokenStream, item: TokenStream) -> syn::Result<Entry> {
     let mut errors = Errors::default();
-    let args = match syn::parse2::<Args>(attr) {
-        Ok(args) => args,
-        Err(e) => {
-            errors.push(e);
-            Args::default()
+    // Misuses the parser steps over (an unknown or repeated argument) leave the other arguments
+    // to check, so they are all reported at once; a syntax error leaves none worth checking.
+    let (args, args_complete) = match syn::parse2::<Args>(attr) {
+        Ok(mut args) => {
+            if let Some(error) = args.misuses.0.take() {
+                errors.push(error);
+            }
+            (args, true)
+        }
+        Err(error) => {
+            errors.push(error);
+            (Args::default(), false)
         }
     };
-    let function: ItemFn = syn::parse2(item).map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            "#[plugin_entry] goes on a function: `fn execute(ctx: &mut Context) -> Result<(), Error>`",
-        )
-    })?;
+    let function: ItemFn = match syn::parse2(item) {
+        Ok(function) => function,
+        Err(e) => {
+            let error = syn::Error::new(
+                e.span(),
+                format!("#[plugin_entry] goes on a function: `{SIGNATURE}`"),
+            );
+            return Err(match errors.0 {
+                Some(mut all) => {
+                    all.combine(error);
+                    all
+                }
+                None => error,
+            });
+        }
+    };
     check_signature(&function, &mut errors);
-    let manifest = build_manifest(args, &mut errors);
+    let mut unchecked = Errors::default();
+    let manifest = build_manifest(
+        args,
+        if args_complete {
+            &mut errors
+        } else {
+            &mut unchecked
+        },
+    );
     errors.finish(Entry { function, manifest })
 }
 
@@ -73,63 +104,78 @@ fn check_signature(function: &ItemFn, errors: &mut Errors) {
         );
     }
     if let Some(token) = &sig.constness {
-        errors.at(token.span(), "the plugin entry cannot be `const`");
+        errors.at(
+            token.span(),
+            "the plugin entry cannot be `const`: remove `const`",
+        );
     }
     if let Some(token) = &sig.unsafety {
         errors.at(
             token.span(),
-            "the plugin entry cannot be `unsafe`: the host has no contract to uphold for it",
+            "the plugin entry cannot be `unsafe`: remove `unsafe`, the host has no contract to uphold for it",
         );
     }
     if let Some(abi) = &sig.abi {
-        errors.at(
-            abi.span(),
+        errors.over(
+            abi,
             "the plugin entry is a plain Rust function: remove the `extern` ABI, #[plugin_entry] generates the exported one",
         );
     }
-    if let Some(param) = sig
+    if sig
         .generics
         .params
         .iter()
-        .find(|p| !matches!(p, GenericParam::Lifetime(_)))
+        .any(|p| !matches!(p, GenericParam::Lifetime(_)))
     {
-        errors.at(
-            param.span(),
-            "the plugin entry cannot be generic: the host calls one concrete function",
+        errors.over(
+            &sig.generics,
+            "the plugin entry cannot be generic: remove the type and const parameters, the host calls one concrete function",
         );
     } else if let Some(clause) = &sig.generics.where_clause {
-        errors.at(
-            clause.span(),
-            "the plugin entry cannot have a `where` clause",
+        errors.over(
+            clause,
+            "the plugin entry cannot have a `where` clause: remove it, the host calls one concrete function",
         );
     }
     if let Some(variadic) = &sig.variadic {
-        errors.at(variadic.span(), "the plugin entry cannot be variadic");
+        errors.over(
+            variadic,
+            "the plugin entry cannot be variadic: remove `...`",
+        );
     }
 
-    match sig.inputs.len() {
-        1 => match &sig.inputs[0] {
-            FnArg::Receiver(receiver) => errors.at(
-                receiver.span(),
-                format!("the plugin entry is a free function, not a method: `{SIGNATURE}`"),
-            ),
-            FnArg::Typed(arg) => {
-                if !is_mut_ref_to_context(&arg.ty) {
-                    errors.at(
-                        arg.ty.span(),
-                        format!("the plugin entry's argument must be `&mut Context` (gp_sdk::Context): `{SIGNATURE}`"),
-                    );
-                }
-            }
-        },
-        0 => errors.at(
+    let mut inputs = sig.inputs.iter();
+    match inputs.next() {
+        None => errors.at(
             sig.paren_token.span.join(),
             format!("the plugin entry takes one argument, the call's context: `{SIGNATURE}`"),
         ),
-        n => errors.at(
-            sig.inputs.span(),
-            format!("the plugin entry takes one argument, not {n}: `{SIGNATURE}`; read other inputs from the context"),
-        ),
+        // Only the first argument can be a receiver; whatever follows it, the fix is the same.
+        Some(FnArg::Receiver(receiver)) => {
+            return errors.over(
+                receiver,
+                format!("the plugin entry is a free function, not a method: move it out of the `impl` block and take only the context, `{SIGNATURE}`"),
+            );
+        }
+        Some(FnArg::Typed(arg)) => {
+            if !is_mut_ref_to_context(&arg.ty) {
+                errors.over(
+                    &arg.ty,
+                    format!("the plugin entry's argument must be `&mut Context` (gp_sdk::Context): `{SIGNATURE}`"),
+                );
+            }
+        }
+    }
+    let extra: Vec<&FnArg> = inputs.collect();
+    if !extra.is_empty() {
+        errors.over(
+            quote!(#(#extra),*),
+            format!(
+                "the plugin entry takes one argument, not {}: remove {}, and read other inputs from the context: `{SIGNATURE}`",
+                extra.len() + 1,
+                if extra.len() == 1 { "this one" } else { "these" },
+            ),
+        );
     }
 
     match &sig.output {
@@ -139,8 +185,8 @@ fn check_signature(function: &ItemFn, errors: &mut Errors) {
         ),
         ReturnType::Type(_, ty) => {
             if !is_unit_result(ty) {
-                errors.at(
-                    ty.span(),
+                errors.over(
+                    ty,
                     format!("the plugin entry must return `Result<(), E>` where E: Display, such as `gp_sdk::Result`: `{SIGNATURE}`"),
                 );
             }
@@ -193,6 +239,8 @@ struct Args {
     maintainers: Option<(Span, Vec<LitStr>)>,
     home: Option<LitStr>,
     routes: Vec<RouteArg>,
+    /// Misuses found while parsing that did not stop it.
+    misuses: Errors,
 }
 
 struct RouteArg {
@@ -208,81 +256,145 @@ impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Args> {
         let mut args = Args::default();
         let mut errors = Errors::default();
-        while !input.is_empty() {
-            let key: Ident = input.parse()?;
-            let duplicate = |errors: &mut Errors, taken: bool| {
-                if taken {
-                    errors.at(key.span(), format!("`{key}` is given twice"));
-                }
-            };
-            match key.to_string().as_str() {
-                "name" => {
-                    duplicate(&mut errors, args.name.is_some());
-                    args.name = Some(string_value(input)?);
-                }
-                "description" => {
-                    duplicate(&mut errors, args.description.is_some());
-                    args.description = Some(string_value(input)?);
-                }
-                "home" => {
-                    duplicate(&mut errors, args.home.is_some());
-                    args.home = Some(string_value(input)?);
-                }
-                "maintainers" => {
-                    duplicate(&mut errors, args.maintainers.is_some());
+        match parse_args(input, &mut args, &mut errors) {
+            Ok(()) => {
+                args.misuses = errors;
+                Ok(args)
+            }
+            // A syntax error stops the parse, but the misuses found before it are reported too.
+            Err(error) => {
+                errors.push(error);
+                errors.finish(args)
+            }
+        }
+    }
+}
+
+fn parse_args(input: ParseStream, args: &mut Args, errors: &mut Errors) -> syn::Result<()> {
+    while !input.is_empty() {
+        let key: Ident = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), ARGUMENTS))?;
+        let duplicate = |errors: &mut Errors, taken: bool| {
+            if taken {
+                errors.at(key.span(), format!("`{key}` is given twice: keep one"));
+            }
+        };
+        match key.to_string().as_str() {
+            "name" => {
+                duplicate(errors, args.name.is_some());
+                args.name = Some(string_value(&key, input)?);
+            }
+            "description" => {
+                duplicate(errors, args.description.is_some());
+                args.description = Some(string_value(&key, input)?);
+            }
+            "home" => {
+                duplicate(errors, args.home.is_some());
+                args.home = Some(string_value(&key, input)?);
+            }
+            "maintainers" => {
+                duplicate(errors, args.maintainers.is_some());
+                let list = || -> syn::Result<_> {
                     input.parse::<Token![=]>()?;
                     let content;
                     let brackets = bracketed!(content in input);
                     let list = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)?;
-                    args.maintainers = Some((brackets.span.join(), list.into_iter().collect()));
-                }
-                "route" => {
-                    let content;
-                    parenthesized!(content in input);
-                    args.routes.push(content.parse()?);
-                }
-                _ => errors.at(key.span(), format!("unknown argument `{key}`: {ARGUMENTS}")),
+                    Ok((brackets.span.join(), list.into_iter().collect()))
+                };
+                args.maintainers = Some(list().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        "`maintainers` is a list of strings: write `maintainers = [\"Ann <ann@example.com>\"]`",
+                    )
+                })?);
             }
-            if input.is_empty() {
-                break;
+            "route" => {
+                let content;
+                let parens = parenthesized!(content in input);
+                args.routes
+                    .push(route_arg(&content, key.span(), parens.span.close())?);
             }
-            input.parse::<Token![,]>()?;
+            _ => {
+                errors.at(key.span(), format!("unknown argument `{key}`: {ARGUMENTS}"));
+                // Skip its value and go on to the next argument.
+                while !input.is_empty() && !input.peek(Token![,]) {
+                    input.parse::<TokenTree>()?;
+                }
+            }
         }
-        errors.finish(args)
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
     }
+    Ok(())
 }
 
-fn string_value(input: ParseStream) -> syn::Result<LitStr> {
-    input.parse::<Token![=]>()?;
-    input.parse()
+/// `= "..."`, after `key`.
+fn string_value(key: &Ident, input: ParseStream) -> syn::Result<LitStr> {
+    let value = || -> syn::Result<LitStr> {
+        input.parse::<Token![=]>()?;
+        input.parse()
+    };
+    value().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("`{key}` takes a string: write `{key} = \"...\"`"),
+        )
+    })
 }
 
-impl Parse for RouteArg {
-    fn parse(input: ParseStream) -> syn::Result<RouteArg> {
-        const FORM: &str = "write `route(GET, \"/api/items/:id\", label = \"items.get\")`";
-        let method: Ident = input
-            .parse()
-            .map_err(|e| syn::Error::new(e.span(), format!("expected an HTTP method: {FORM}")))?;
-        input.parse::<Token![,]>()?;
-        let path: LitStr = input.parse().map_err(|e| {
-            syn::Error::new(e.span(), format!("expected the route as a string: {FORM}"))
-        })?;
-        input.parse::<Token![,]>()?;
-        let key: Ident = input.parse()?;
-        if key != "label" {
-            return Err(syn::Error::new(
-                key.span(),
-                format!("expected `label`: {FORM}"),
-            ));
-        }
-        let label = string_value(input)?;
-        let _ = input.parse::<Option<Token![,]>>()?;
-        Ok(RouteArg {
-            method,
-            path,
-            label,
-        })
+/// The inside of `route(...)`, which spans from `start` (`route`) to `end` (its `)`).
+fn route_arg(input: ParseStream, start: Span, end: Span) -> syn::Result<RouteArg> {
+    const FORM: &str = "write `route(GET, \"/api/items/:id\", label = \"items.get\")`";
+    let form = |e: syn::Error, what: &str| syn::Error::new(e.span(), format!("{what}: {FORM}"));
+    let method: Ident = input
+        .parse()
+        .map_err(|e| form(e, "expected an HTTP method"))?;
+    input
+        .parse::<Token![,]>()
+        .map_err(|e| form(e, "expected `,` after the method"))?;
+    let path: LitStr = input
+        .parse()
+        .map_err(|e| form(e, "expected the route as a string"))?;
+    // From here on, the hint repeats what the author wrote.
+    let with_label = format!(
+        "write `route({method}, {:?}, label = \"...\")`, with the label the plugin dispatches on",
+        path.value()
+    );
+    let _ = input.parse::<Option<Token![,]>>()?;
+    if input.is_empty() {
+        let whole: TokenStream = [
+            TokenTree::from(Ident::new("route", start)),
+            TokenTree::from(Ident::new("end", end)),
+        ]
+        .into_iter()
+        .collect();
+        return Err(syn::Error::new_spanned(
+            whole,
+            format!("the route has no label: {with_label}"),
+        ));
     }
+    let expected_label =
+        |span: Span| syn::Error::new(span, format!("expected `label = \"...\"`: {with_label}"));
+    let key: Ident = input.parse().map_err(|e| expected_label(e.span()))?;
+    if key != "label" {
+        return Err(expected_label(key.span()));
+    }
+    let label = string_value(&key, input)?;
+    let _ = input.parse::<Option<Token![,]>>()?;
+    if !input.is_empty() {
+        return Err(syn::Error::new(
+            input.span(),
+            format!("expected `)` after the label: {with_label}"),
+        ));
+    }
+    Ok(RouteArg {
+        method,
+        path,
+        label,
+    })
 }
 
 /// Builds the manifest from `CARGO_PKG_*` and the arguments, and validates it with the rules
@@ -354,7 +466,7 @@ fn build_manifest(args: Args, errors: &mut Errors) -> Manifest {
         None => env("CARGO_PKG_HOMEPAGE").or_else(|| env("CARGO_PKG_REPOSITORY")),
     };
 
-    let mut routes = Vec::new();
+    let mut routes: Vec<Route> = Vec::new();
     for route in &args.routes {
         let method = match HttpMethod::parse(&route.method.to_string()) {
             Ok(method) => method,
@@ -363,11 +475,25 @@ fn build_manifest(args: Args, errors: &mut Errors) -> Manifest {
                 continue;
             }
         };
-        if let Err(e) = manifest::parse_route(&route.path.value()) {
+        let path = route.path.value();
+        if let Err(e) = manifest::parse_route(&path) {
             errors.at(route.path.span(), e);
         }
+        if route.label.value().trim().is_empty() {
+            errors.at(
+                route.label.span(),
+                format!("route {method} {path:?} has an empty label: write the label the plugin dispatches on, such as `label = \"items.get\"`"),
+            );
+        }
+        if routes.iter().any(|r| r.method == method && r.route == path) {
+            let (method_token, path_token) = (&route.method, &route.path);
+            errors.over(
+                quote!(#method_token, #path_token),
+                format!("route {method} {path:?} is declared twice: remove one, or change its method or path"),
+            );
+        }
         routes.push(Route {
-            route: route.path.value(),
+            route: path,
             method,
             label: route.label.value(),
         });
@@ -380,29 +506,28 @@ fn build_manifest(args: Args, errors: &mut Errors) -> Manifest {
         maintainers: maintainers.into_iter().map(|(_, m)| m).collect(),
         home,
         source: None,
-        http_services: (!routes.is_empty()).then(|| HttpServices {
+        http_services: (!routes.is_empty()).then_some(HttpServices {
             driver: HttpDriver::Axum,
             routes,
         }),
     };
-    // Whatever the checks above did not already point at (a bad home, an empty label, a
-    // duplicate route) is reported against the attribute as a whole.
+    // Whatever the checks above did not already point at (a bad home) is reported against the
+    // token it comes from, or the attribute as a whole.
     if errors.0.is_none() {
         if let Err(e) = manifest.validate() {
-            let span = match &e {
-                manifest::ManifestError::InvalidHome { .. } => {
-                    args.home.as_ref().map_or(call_site, LitStr::span)
-                }
-                manifest::ManifestError::EmptyLabel { route, .. }
-                | manifest::ManifestError::DuplicateRoute { route, .. } => args
-                    .routes
-                    .iter()
-                    .rev()
-                    .find(|r| r.path.value() == *route)
-                    .map_or(call_site, |r| r.label.span()),
-                _ => call_site,
-            };
-            errors.at(span, e);
+            match &e {
+                manifest::ManifestError::InvalidHome { .. } => match &args.home {
+                    Some(lit) => errors.at(
+                        lit.span(),
+                        format!("{e}: write `home = \"https://...\"`"),
+                    ),
+                    None => errors.at(
+                        call_site,
+                        format!("{e} (from the package's homepage or repository; fix it there or set `home = \"https://...\"`)"),
+                    ),
+                },
+                _ => errors.at(call_site, e),
+            }
         }
     }
     manifest

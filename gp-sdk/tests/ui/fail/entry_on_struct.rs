@@ -1,0 +1,6 @@
+use gp_sdk::plugin_entry;
+
+#[plugin_entry]
+struct Plugin;
+
+fn main() {}

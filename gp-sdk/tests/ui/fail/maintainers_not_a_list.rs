@@ -1,0 +1,9 @@
+use gp_sdk::{plugin_entry, Context, Result};
+
+#[plugin_entry(maintainers = "ann@example.com")]
+fn execute(ctx: &mut Context) -> Result {
+    ctx.set("k", 1);
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use gp_sdk::{plugin_entry, Result};
+
+#[plugin_entry]
+fn execute() -> Result {
+    Ok(())
+}
+
+fn main() {}
