@@ -17,8 +17,8 @@ pub fn entry(entry: Entry) -> TokenStream {
     let bytes = Literal::byte_string(document.as_bytes());
     let len = document.len();
     // Every `#[macro_export]` macro lives at the crate root, so a second entry anywhere in the
-    // crate redefines this one: the compiler reports it at the second function's name.
-    let once = format_ident!("only_one_plugin_entry_per_crate", span = user_fn.span());
+    // crate redefines this one: the compiler reports it at the second `#[plugin_entry]`.
+    let once = format_ident!("only_one_plugin_entry_per_crate");
     let symbol = format_ident!("_1as_0lib_1header_0root_bmodule_bloader");
     let entry_call = quote_spanned! {function.sig.output.span_or_ident(user_fn)=>
         ::gp_sdk::__private::execute(ctx, #user_fn)

@@ -17,8 +17,21 @@ pub fn plugin_entry(
     attr: proc_macro::TokenStream,
     item: proc_macro::TokenStream,
 ) -> proc_macro::TokenStream {
-    match parse::entry(attr.into(), item.into()) {
+    let item: proc_macro2::TokenStream = item.into();
+    match parse::entry(attr.into(), item.clone()) {
         Ok(entry) => expand::entry(entry).into(),
-        Err(error) => error.to_compile_error().into(),
+        Err(error) => {
+            // Keep the author's function so the only errors are ours, not a cascade of unused
+            // imports; it is never called, so silence dead code. An `async` one would bring
+            // its own errors, so it is dropped.
+            let error = error.to_compile_error();
+            let is_async =
+                syn::parse2::<syn::ItemFn>(item.clone()).is_ok_and(|f| f.sig.asyncness.is_some());
+            if is_async {
+                error.into()
+            } else {
+                quote::quote!(#error #[allow(dead_code)] #item).into()
+            }
+        }
     }
 }
