@@ -53,7 +53,10 @@ fn sample_reads_the_seed_value_and_sets_a_greeting() {
         ctx.to_json(),
         serde_json::json!({"greeting": "sample plugin says: hello gp", "sample": {"name": "hello gp"}})
     );
-    assert_eq!(log, " INFO gp::plugin: sample got \"hello gp\" plugin=\"sample\"\n");
+    assert_eq!(
+        log,
+        " INFO gp::plugin: sample got \"hello gp\" plugin=\"sample\"\n"
+    );
 }
 
 #[test]
@@ -150,7 +153,10 @@ fn a_deadline_stops_a_call() {
     let mut ctx = Context::new().with_timeout(Duration::from_millis(50));
     let error = slow.execute(&mut ctx).unwrap_err();
     assert!(matches!(error, Error::DeadlineExceeded { .. }), "{error}");
-    assert_eq!(error.to_string(), "call to plugin `slow` passed its deadline");
+    assert_eq!(
+        error.to_string(),
+        "call to plugin `slow` passed its deadline"
+    );
 }
 
 #[test]

@@ -89,7 +89,11 @@ fn list_prints_each_folder_with_its_status() {
     std::fs::create_dir(base.path().join("broken")).unwrap();
     std::fs::write(base.path().join("broken/plugin.json"), "{").unwrap();
     let output = gp(&[&"list", &base.path()]);
-    assert_eq!(output.status.code(), Some(1), "a failed folder fails the command");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed folder fails the command"
+    );
     assert_eq!(
         stdout(&output),
         format!(

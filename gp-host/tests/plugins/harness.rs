@@ -209,7 +209,11 @@ fn patch_interface(root: &Path, interface: Interface) {
         ),
         Interface::OlderVersion => {
             let current = format!("version = \"{}\"", gp_host::ABI_VERSION);
-            replace_in(&root.join("gp-core/Cargo.toml"), &current, "version = \"0.0.1\"");
+            replace_in(
+                &root.join("gp-core/Cargo.toml"),
+                &current,
+                "version = \"0.0.1\"",
+            );
             for krate in ["gp-macros", "gp-sdk"] {
                 replace_in(
                     &root.join(krate).join("Cargo.toml"),

@@ -36,7 +36,10 @@ fn loading_twice_leaves_loaded_plugins_unchanged() {
     let manager = Manager::new(base.path());
     assert_eq!(manager.load_plugins().loaded.len(), 2);
     let again = manager.load_plugins();
-    assert!(again.loaded.is_empty() && again.failed.is_empty(), "{again}");
+    assert!(
+        again.loaded.is_empty() && again.failed.is_empty(),
+        "{again}"
+    );
     assert_eq!(again.unchanged.len(), 2);
     assert_sample_serves(&manager);
 }

@@ -49,8 +49,9 @@ fn library_of(dir: &Path) -> PathBuf {
 
 #[test]
 fn rejects_plugin_json_that_is_not_json() {
-    let (error, dir, _base) =
-        load_spoiled(|dir| std::fs::write(dir.join("plugin.json"), "<plugin name=dispatch/>\n").unwrap());
+    let (error, dir, _base) = load_spoiled(|dir| {
+        std::fs::write(dir.join("plugin.json"), "<plugin name=dispatch/>\n").unwrap()
+    });
     assert_eq!(
         error.to_string(),
         format!(
@@ -60,71 +61,57 @@ fn rejects_plugin_json_that_is_not_json() {
     );
 }
 
+/// Spoils `plugin.json` with `edit` and asserts the error reads
+/// `<path of plugin.json>: <message> at line L column C`.
+fn assert_json_refused(edit: impl FnOnce(&mut serde_json::Value), message: &str) {
+    let (error, dir, _base) = load_spoiled(|dir| edit_json(dir, edit));
+    assert!(matches!(error, Error::InvalidManifest { .. }), "{error:?}");
+    let text = error.to_string();
+    let prefix = format!("{}: {message} at line ", dir.join("plugin.json").display());
+    assert!(text.starts_with(&prefix), "{text}");
+}
+
 #[test]
 fn rejects_plugin_json_missing_a_required_field() {
-    let (error, dir, _base) = load_spoiled(|dir| {
-        edit_json(dir, |j| {
-            j.as_object_mut().unwrap().remove("version");
-        })
-    });
-    assert!(matches!(error, Error::InvalidManifest { .. }));
-    let message = error.to_string();
-    let prefix = format!("{}: missing field `version` at line ", dir.join("plugin.json").display());
-    assert!(message.starts_with(&prefix), "{message}");
+    assert_json_refused(
+        |j| drop(j.as_object_mut().unwrap().remove("version")),
+        "missing field `version`",
+    );
 }
 
 #[test]
 fn rejects_plugin_json_with_an_unknown_field() {
-    let (error, dir, _base) = load_spoiled(|dir| {
-        edit_json(dir, |j| {
+    assert_json_refused(
+        |j| {
             let version = j.as_object_mut().unwrap().remove("version").unwrap();
             j["verison"] = version;
-        })
-    });
-    let message = error.to_string();
-    let prefix = format!(
-        "{}: unknown field `verison`, expected one of `name`, `version`, `description`, `maintainers`, `home`, `source`, `http_services` at line ",
-        dir.join("plugin.json").display()
+        },
+        "unknown field `verison`, expected one of `name`, `version`, `description`, `maintainers`, `home`, `source`, `http_services`",
     );
-    assert!(message.starts_with(&prefix), "{message}");
 }
 
 #[test]
 fn rejects_plugin_json_with_a_bad_semver() {
-    let (error, dir, _base) = load_spoiled(|dir| edit_json(dir, |j| j["version"] = "0.1".into()));
-    let message = error.to_string();
-    let prefix = format!(
-        "{}: version \"0.1\" is not semver 2 (unexpected end of input while parsing minor version number); write MAJOR.MINOR.PATCH, e.g. \"1.2.3\" at line ",
-        dir.join("plugin.json").display()
+    assert_json_refused(
+        |j| j["version"] = "0.1".into(),
+        "version \"0.1\" is not semver 2 (unexpected end of input while parsing minor version number); write MAJOR.MINOR.PATCH, e.g. \"1.2.3\"",
     );
-    assert!(message.starts_with(&prefix), "{message}");
 }
 
 #[test]
 fn rejects_plugin_json_with_a_bad_source_mode() {
-    let (error, dir, _base) =
-        load_spoiled(|dir| edit_json(dir, |j| j["source"]["mode"] = "local_dll".into()));
-    let message = error.to_string();
-    let prefix = format!(
-        "{}: unknown variant `local_dll`, expected `local_so` or `remote_git` at line ",
-        dir.join("plugin.json").display()
+    assert_json_refused(
+        |j| j["source"]["mode"] = "local_dll".into(),
+        "unknown variant `local_dll`, expected `local_so` or `remote_git`",
     );
-    assert!(message.starts_with(&prefix), "{message}");
 }
 
 #[test]
 fn rejects_plugin_json_with_a_bad_route_method() {
-    let (error, dir, _base) = load_spoiled(|dir| {
-        edit_json(dir, |j| {
-            j["http_services"]["routes"][0]["method"] = "FETCH".into()
-        })
-    });
-    let message = error.to_string();
-    let prefix = format!(
-        "{}: unknown variant `FETCH`, expected one of `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD`, `OPTIONS` at line ",
-        dir.join("plugin.json").display()
+    assert_json_refused(
+        |j| j["http_services"]["routes"][0]["method"] = "FETCH".into(),
+        "unknown variant `FETCH`, expected one of `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD`, `OPTIONS`",
     );
-    assert!(message.starts_with(&prefix), "{message}");
 }
 
 #[test]
@@ -165,7 +152,13 @@ fn rejects_plugin_json_whose_routes_disagree_with_the_binary() {
         })
     });
     assert!(
-        matches!(error, Error::ManifestMismatch { field: "http_services", .. }),
+        matches!(
+            error,
+            Error::ManifestMismatch {
+                field: "http_services",
+                ..
+            }
+        ),
         "{error}"
     );
 }
@@ -244,14 +237,20 @@ fn rejects_truncated_libraries_at_every_length_tried() {
             library_of(&dir).display()
         );
         assert!(message.starts_with(&prefix), "cut at {len}: {message}");
-        assert!(message.ends_with("build or copy it again"), "cut at {len}: {message}");
+        assert!(
+            message.ends_with("build or copy it again"),
+            "cut at {len}: {message}"
+        );
     }
 }
 
 #[test]
 fn rejects_a_library_that_exports_no_gp_root_module() {
-    let (error, dir, _base) =
-        load_spoiled(|dir| std::fs::copy(plain_cdylib(), library_of(dir)).map(drop).unwrap());
+    let (error, dir, _base) = load_spoiled(|dir| {
+        std::fs::copy(plain_cdylib(), library_of(dir))
+            .map(drop)
+            .unwrap()
+    });
     assert_eq!(
         error.to_string(),
         format!(
@@ -279,7 +278,8 @@ fn with_fixture_library(dir: &Path, library: &Path, name: &str) {
 #[test]
 fn rejects_a_plugin_built_against_a_gp_core_with_another_layout() {
     let library = fixture(Interface::WiderErrorKind);
-    let (error, dir, _base) = load_spoiled(|dir| with_fixture_library(dir, library, "layout-mismatch"));
+    let (error, dir, _base) =
+        load_spoiled(|dir| with_fixture_library(dir, library, "layout-mismatch"));
     assert!(matches!(error, Error::Incompatible { .. }), "{error:?}");
     let message = error.to_string();
     let installed = dir.join(library.file_name().unwrap());
@@ -300,7 +300,8 @@ fn rejects_a_plugin_built_against_a_gp_core_with_another_layout() {
 #[test]
 fn rejects_a_plugin_built_against_an_older_gp_core() {
     let library = fixture(Interface::OlderVersion);
-    let (error, dir, _base) = load_spoiled(|dir| with_fixture_library(dir, library, "version-mismatch"));
+    let (error, dir, _base) =
+        load_spoiled(|dir| with_fixture_library(dir, library, "version-mismatch"));
     let installed = dir.join(library.file_name().unwrap());
     assert_eq!(
         error.to_string(),
@@ -338,9 +339,13 @@ fn rejects_two_plugins_with_one_name_naming_both_folders() {
 #[test]
 fn reports_remote_git_plugins_as_needing_a_build() {
     let (error, dir, _base) = load_spoiled(|dir| {
-        edit_json(dir, |j| {
-            j["source"] = serde_json::json!({"mode": "remote_git", "path": "https://example.com/p.git"})
-        })
+        edit_json(
+            dir,
+            |j| {
+                j["source"] =
+                    serde_json::json!({"mode": "remote_git", "path": "https://example.com/p.git"})
+            },
+        )
     });
     assert_eq!(
         error.to_string(),
