@@ -295,7 +295,8 @@ fn summarize_layout_report(report: &str) -> String {
         }
     }
     mismatches.dedup();
-    let advice = "rebuild it against the host's gp-sdk (the full layout report is logged at debug level)";
+    let advice =
+        "rebuild it against the host's gp-sdk (the full layout report is logged at debug level)";
     if mismatches.is_empty() {
         format!("the layout of the types it shares with the host differs; {advice}")
     } else {

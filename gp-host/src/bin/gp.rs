@@ -63,7 +63,9 @@ fn parse_set(arg: &str) -> Result<(String, Value), String> {
         return Err(format!("{arg:?} has an empty key"));
     }
     let json: serde_json::Value = serde_json::from_str(json).map_err(|e| {
-        format!("the value of {key:?} is not JSON ({e}); quote strings, e.g. --set '{key}=\"text\"'")
+        format!(
+            "the value of {key:?} is not JSON ({e}); quote strings, e.g. --set '{key}=\"text\"'"
+        )
     })?;
     Ok((key.to_owned(), Value::from(json)))
 }

@@ -1,0 +1,141 @@
+//! The cost of one plugin call, from the host's `Executor` down to a bare hash map.
+//!
+//! Every benchmark runs against a context prepared once with `n = 0`; the get/set ones
+//! increment it on every iteration. See `benches/README.md` for the figures.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gp_benches::{BenchPlugins, GETSET, NOOP, RAW_GETSET_SYMBOL};
+use gp_host::Context;
+use gp_sdk::__private::{ExecuteResult, HostContextMut};
+use rustc_hash::FxHashMap;
+
+/// The body of `bench-getset`, compiled into this binary as well.
+#[path = "../plugins/getset/src/body.rs"]
+mod body;
+
+/// The body of `bench-noop`.
+fn noop(ctx: &mut gp_sdk::Context<'_>) -> gp_sdk::Result {
+    let _ = ctx;
+    Ok(())
+}
+
+/// The type of `gp_bench_raw_getset`.
+type RawEntry = extern "C" fn(HostContextMut<'_>) -> ExecuteResult;
+
+/// A host context holding `n = 0`.
+fn host_context() -> Context {
+    let mut ctx = Context::new();
+    ctx.set("n", 0);
+    ctx
+}
+
+fn n(ctx: &Context) -> Option<i64> {
+    ctx.get("n").and_then(|v| v.as_i64())
+}
+
+/// Runs `body` in-process on `ctx`, seen as a plugin sees it (the ABI trait object).
+fn in_process(
+    ctx: &mut Context,
+    body: fn(&mut gp_sdk::Context<'_>) -> gp_sdk::Result,
+) -> gp_sdk::Result {
+    gp_host::__with_host_context(ctx, "bench", |host| {
+        let mut ctx = gp_sdk::Context::__new(host);
+        body(&mut ctx)
+    })
+}
+
+fn execute(c: &mut Criterion) {
+    let plugins = BenchPlugins::get();
+    let noop_executor = plugins.executor(NOOP);
+    let getset_executor = plugins.executor(GETSET);
+
+    let library_path = plugins.installed_library(GETSET);
+    // SAFETY: the library is bench-getset, built from this workspace by `BenchPlugins` and
+    // already loaded (and verified) by the manager, so opening it again runs no initialiser
+    // that has not run; it stays loaded while `library` lives, to the end of `execute`.
+    let library = unsafe { libloading::Library::new(&library_path) }
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", library_path.display()));
+    // SAFETY: `gp_bench_raw_getset` is defined in benches/plugins/getset/src/lib.rs with
+    // exactly the signature `RawEntry`, against the same gp-core as this binary.
+    let raw: RawEntry = *unsafe { library.get::<RawEntry>(RAW_GETSET_SYMBOL.as_bytes()) }
+        .unwrap_or_else(|e| panic!("{RAW_GETSET_SYMBOL}: {e}"));
+
+    // Each way of calling the body must really run it once per call.
+    let mut check = host_context();
+    getset_executor.execute(&mut check).expect("bench-getset");
+    in_process(&mut check, body::getset).expect("in-process getset");
+    let outcome = gp_host::__with_host_context(&mut check, "bench", |host| raw(host));
+    assert!(outcome.is_ok(), "raw getset failed");
+    let outcome = gp_host::__with_host_context(&mut check, "bench", |host| {
+        gp_sdk::__private::execute(host, body::getset)
+    });
+    assert!(outcome.is_ok(), "guarded in-process getset failed");
+    assert_eq!(n(&check), Some(4));
+    noop_executor.execute(&mut check).expect("bench-noop");
+    in_process(&mut check, noop).expect("in-process noop");
+    assert_eq!(n(&check), Some(4));
+
+    let mut group = c.benchmark_group("execute");
+    group.measurement_time(Duration::from_secs(3));
+
+    let mut ctx = host_context();
+    group.bench_function("noop/executor", |b| {
+        b.iter(|| noop_executor.execute(black_box(&mut ctx)))
+    });
+
+    let mut ctx = host_context();
+    group.bench_function("noop/in_process", |b| {
+        b.iter(|| in_process(black_box(&mut ctx), noop))
+    });
+
+    let mut ctx = host_context();
+    group.bench_function("getset/executor", |b| {
+        b.iter(|| getset_executor.execute(black_box(&mut ctx)))
+    });
+
+    let mut ctx = host_context();
+    group.bench_function("getset/raw_fn_pointer", |b| {
+        // `.is_ok()`: black-boxing the whole 48-byte `RResult` compiles to byte-by-byte
+        // copies (~12 ns) that the executor does not pay (it matches on the result in place).
+        b.iter(|| {
+            gp_host::__with_host_context(black_box(&mut ctx), "bench", |host| raw(host).is_ok())
+        })
+    });
+
+    // The SDK's guard (`catch_unwind` and the in-call flag) around the in-process body: what
+    // the raw function pointer runs, minus the FFI hop into another library.
+    let mut ctx = host_context();
+    group.bench_function("getset/in_process_guarded", |b| {
+        b.iter(|| {
+            gp_host::__with_host_context(black_box(&mut ctx), "bench", |host| {
+                gp_sdk::__private::execute(host, body::getset).is_ok()
+            })
+        })
+    });
+
+    let mut ctx = host_context();
+    group.bench_function("getset/in_process", |b| {
+        b.iter(|| in_process(black_box(&mut ctx), body::getset))
+    });
+
+    // The floor: the same read and overwrite on a plain map of integers, no trait object.
+    let mut map: FxHashMap<String, i64> = FxHashMap::default();
+    map.insert("n".to_owned(), 0);
+    group.bench_function("getset/fxhashmap", |b| {
+        b.iter(|| {
+            let map = black_box(&mut map);
+            let key = black_box("n");
+            let n = *map.get(key).expect("n is set");
+            *map.get_mut(key).expect("n is set") = n + 1;
+        })
+    });
+
+    group.finish();
+    drop(library);
+}
+
+criterion_group!(benches, execute);
+criterion_main!(benches);
