@@ -68,6 +68,13 @@ pub trait HostContext {
     /// Stores `value` under `key`, replacing any previous value.
     fn set(&mut self, key: RStr<'_>, value: Value);
 
+    /// Stores an integer under `key`: [`set`](HostContext::set) without passing a whole
+    /// `Value` by value, whose copy into the call's arguments costs more than the store itself.
+    fn set_i64(&mut self, key: RStr<'_>, value: i64);
+
+    /// Stores a float under `key`; see [`set_i64`](HostContext::set_i64).
+    fn set_f64(&mut self, key: RStr<'_>, value: f64);
+
     /// Removes the value stored under `key` and returns it.
     fn remove(&mut self, key: RStr<'_>) -> ROption<Value>;
 

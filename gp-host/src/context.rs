@@ -4,8 +4,9 @@ use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{RDuration, ROption, RStr, RString, RVec};
 use gp_core::{HostContext, LogLevel, Value};
-use rustc_hash::FxHashMap;
 use serde::Serialize;
+
+use crate::values::Values;
 
 /// The context of one call: the values a plugin reads and writes, the call's label, its
 /// cancellation token and deadline.
@@ -22,7 +23,7 @@ use serde::Serialize;
 /// ```
 #[derive(Debug, Default)]
 pub struct Context {
-    values: FxHashMap<String, Value>,
+    values: Values,
     label: Option<String>,
     cancel: CancelToken,
     deadline: Option<Instant>,
@@ -74,7 +75,7 @@ impl Context {
 
     /// Every key and value, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.values.iter().map(|(k, v)| (k.as_str(), v))
+        self.values.iter()
     }
 
     /// The values as a JSON object (sorted by key).
@@ -82,7 +83,7 @@ impl Context {
         let sorted: std::collections::BTreeMap<_, _> = self
             .values
             .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
+            .map(|(k, v)| (k.to_owned(), v.to_json()))
             .collect();
         serde_json::Value::Object(sorted.into_iter().collect())
     }
@@ -153,19 +154,34 @@ pub(crate) struct CallScope<'a> {
     pub(crate) plugin: &'a str,
 }
 
-impl HostContext for CallScope<'_> {
-    fn get(&self, key: RStr<'_>) -> ROption<&Value> {
-        self.ctx.values.get(key.as_str()).into()
-    }
-
-    fn set(&mut self, key: RStr<'_>, value: Value) {
-        // Overwriting an existing key allocates nothing.
+impl CallScope<'_> {
+    /// Stores `value` under `key`. Overwriting an existing key allocates nothing.
+    #[inline]
+    fn store(&mut self, key: RStr<'_>, value: Value) {
         match self.ctx.values.get_mut(key.as_str()) {
             Some(slot) => *slot = value,
             None => {
                 self.ctx.values.insert(key.as_str().to_owned(), value);
             }
         }
+    }
+}
+
+impl HostContext for CallScope<'_> {
+    fn get(&self, key: RStr<'_>) -> ROption<&Value> {
+        self.ctx.values.get(key.as_str()).into()
+    }
+
+    fn set(&mut self, key: RStr<'_>, value: Value) {
+        self.store(key, value);
+    }
+
+    fn set_i64(&mut self, key: RStr<'_>, value: i64) {
+        self.store(key, Value::Int(value));
+    }
+
+    fn set_f64(&mut self, key: RStr<'_>, value: f64) {
+        self.store(key, Value::Float(value));
     }
 
     fn remove(&mut self, key: RStr<'_>) -> ROption<Value> {
@@ -175,8 +191,8 @@ impl HostContext for CallScope<'_> {
     fn keys(&self) -> RVec<RString> {
         self.ctx
             .values
-            .keys()
-            .map(|k| RString::from(k.as_str()))
+            .iter()
+            .map(|(k, _)| RString::from(k))
             .collect()
     }
 

@@ -33,6 +33,7 @@ mod error;
 mod executor;
 mod library;
 mod manager;
+mod values;
 
 pub use context::{__with_host_context, CancelToken, Context};
 pub use error::Error;

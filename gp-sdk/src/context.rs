@@ -71,7 +71,14 @@ impl<'a> Context<'a> {
 
     /// Stores `value` under `key`.
     pub fn set(&mut self, key: &str, value: impl Into<Value>) {
-        self.host.set(RStr::from_str(key), value.into());
+        let key = RStr::from_str(key);
+        // Numbers take the scalar methods: passing a 40-byte `Value` by value costs more than
+        // the store (see benches/README.md).
+        match value.into() {
+            Value::Int(i) => self.host.set_i64(key, i),
+            Value::Float(f) => self.host.set_f64(key, f),
+            value => self.host.set(key, value),
+        }
     }
 
     /// Serialises `value` and stores it under `key`.
