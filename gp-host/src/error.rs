@@ -16,6 +16,12 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// The plugin base directory does not exist.
+    #[error("{}: the plugin base directory does not exist: create it, or point the manager at the directory that holds the plugin folders", dir.display())]
+    MissingBaseDir {
+        /// The base directory.
+        dir: PathBuf,
+    },
     /// A plugin folder has no `plugin.json`.
     #[error("{}: no plugin.json in this plugin folder: generate one with `gp manifest <library> -o {}`", dir.display(), dir.join("plugin.json").display())]
     MissingManifest {

@@ -137,9 +137,16 @@ impl Manager {
         let entries = match std::fs::read_dir(&self.base_dir) {
             Ok(entries) => entries,
             Err(e) => {
+                let error = if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::MissingBaseDir {
+                        dir: self.base_dir.clone(),
+                    }
+                } else {
+                    Error::io(&self.base_dir, e)
+                };
                 report.failed.push(LoadFailure {
                     dir: self.base_dir.clone(),
-                    error: Error::io(&self.base_dir, e),
+                    error,
                 });
                 return report;
             }

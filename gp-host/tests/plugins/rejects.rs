@@ -365,7 +365,7 @@ fn reports_a_missing_base_dir() {
     assert_eq!(
         report.failed[0].error.to_string(),
         format!(
-            "{}: No such file or directory (os error 2)",
+            "{}: the plugin base directory does not exist: create it, or point the manager at the directory that holds the plugin folders",
             missing.display()
         )
     );
