@@ -137,8 +137,9 @@ pub fn install_library(library: &Path, base_dir: &Path) -> Result<LibraryInfo, E
     })
 }
 
-/// Writes `path` by writing a sibling temporary file with `write` and renaming it over `path`.
-pub(crate) fn write_atomically(
+/// Writes `path` by writing a sibling temporary file with `write` and renaming it over `path`,
+/// so that a host reading the directory never sees a half-written file.
+pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> Result<(), Error> {

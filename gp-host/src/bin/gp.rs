@@ -1,7 +1,7 @@
 //! `gp`: inspect, list and call gp plugins from the command line.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -98,7 +98,9 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Manifest { library, output } => {
             let json = gp_host::inspect(&library)?.plugin_json().to_json_pretty();
             match output {
-                Some(path) => write_file(&path, &json)?,
+                Some(path) => {
+                    gp_host::build::write_atomically(&path, |tmp| std::fs::write(tmp, &json))?
+                }
                 None => print!("{json}"),
             }
         }
@@ -142,11 +144,4 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn write_file(path: &Path, text: &str) -> Result<(), Error> {
-    std::fs::write(path, text).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })
 }
