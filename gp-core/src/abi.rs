@@ -26,7 +26,8 @@ use crate::Value;
 /// The root module every plugin exports: its embedded manifest and its entry point.
 ///
 /// May change without breaking old plugins: fields added after `execute` (each read as an
-/// `Option` by the host, absent in plugins built before it).
+/// `Option` by the host, `None` in plugins built before it). `on_load` and `on_unload` are
+/// such fields.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
@@ -39,6 +40,15 @@ pub struct PluginMod {
     // Spelled out rather than `ExecuteFn`: the derive needs to see a function pointer type.
     #[sabi(last_prefix_field)]
     pub execute: extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>,
+    /// The plugin's `#[on_load]` hook: the host runs it once after loading the library and
+    /// before the first call; an error refuses the load (or the upgrade). `None` when the
+    /// plugin has no hook, and in plugins built before hooks existed (which lack the field).
+    #[sabi(missing_field(default))]
+    pub on_load: Option<extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>>,
+    /// The plugin's `#[on_unload]` hook: the host runs it once, after the version stopped
+    /// serving (unloaded or upgraded away) and its last call returned. `None` as for `on_load`.
+    #[sabi(missing_field(default))]
+    pub on_unload: Option<extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>>,
 }
 
 impl RootModule for PluginModRef {

@@ -9,6 +9,7 @@
 extern crate proc_macro;
 
 mod expand;
+mod hook;
 mod parse;
 
 /// Marks a plugin's entry point. See `gp_sdk::plugin_entry`.
@@ -18,12 +19,49 @@ pub fn plugin_entry(
     item: proc_macro::TokenStream,
 ) -> proc_macro::TokenStream {
     let item: proc_macro2::TokenStream = item.into();
-    match parse::entry(attr.into(), item.clone()) {
-        Ok(entry) => expand::entry(entry).into(),
+    respond(
+        parse::entry(attr.into(), item.clone()).map(expand::entry),
+        item,
+    )
+}
+
+/// Marks a plugin's load hook. See `gp_sdk::on_load`.
+#[proc_macro_attribute]
+pub fn on_load(
+    attr: proc_macro::TokenStream,
+    item: proc_macro::TokenStream,
+) -> proc_macro::TokenStream {
+    hook_attribute(hook::Hook::Load, attr, item)
+}
+
+/// Marks a plugin's unload hook. See `gp_sdk::on_unload`.
+#[proc_macro_attribute]
+pub fn on_unload(
+    attr: proc_macro::TokenStream,
+    item: proc_macro::TokenStream,
+) -> proc_macro::TokenStream {
+    hook_attribute(hook::Hook::Unload, attr, item)
+}
+
+fn hook_attribute(
+    kind: hook::Hook,
+    attr: proc_macro::TokenStream,
+    item: proc_macro::TokenStream,
+) -> proc_macro::TokenStream {
+    let item: proc_macro2::TokenStream = item.into();
+    respond(hook::hook(kind, attr.into(), item.clone()), item)
+}
+
+/// The expansion, or the errors followed by the author's function unchanged: then the only
+/// errors are ours, not a cascade of unused imports. The function is never called, so dead
+/// code is silenced. An `async` one would bring its own errors, so it is dropped.
+fn respond(
+    expansion: syn::Result<proc_macro2::TokenStream>,
+    item: proc_macro2::TokenStream,
+) -> proc_macro::TokenStream {
+    match expansion {
+        Ok(tokens) => tokens.into(),
         Err(error) => {
-            // Keep the author's function so the only errors are ours, not a cascade of unused
-            // imports; it is never called, so silence dead code. An `async` one would bring
-            // its own errors, so it is dropped.
             let error = error.to_compile_error();
             let is_async =
                 syn::parse2::<syn::ItemFn>(item.clone()).is_ok_and(|f| f.sig.asyncness.is_some());

@@ -21,26 +21,26 @@ pub struct Entry {
 
 /// Errors collected so the author sees all of them at once.
 #[derive(Default)]
-struct Errors(Option<syn::Error>);
+pub(crate) struct Errors(Option<syn::Error>);
 
 impl Errors {
-    fn push(&mut self, error: syn::Error) {
+    pub(crate) fn push(&mut self, error: syn::Error) {
         match &mut self.0 {
             Some(all) => all.combine(error),
             None => self.0 = Some(error),
         }
     }
 
-    fn at(&mut self, span: Span, message: impl std::fmt::Display) {
+    pub(crate) fn at(&mut self, span: Span, message: impl std::fmt::Display) {
         self.push(syn::Error::new(span, message));
     }
 
     /// An error underlining all of `tokens` (a span on its own covers only the first token).
-    fn over(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+    pub(crate) fn over(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 
-    fn finish<T>(self, value: T) -> syn::Result<T> {
+    pub(crate) fn finish<T>(self, value: T) -> syn::Result<T> {
         match self.0 {
             Some(error) => Err(error),
             None => Ok(value),
@@ -203,7 +203,7 @@ fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
     }
 }
 
-fn is_mut_ref_to_context(ty: &Type) -> bool {
+pub(crate) fn is_mut_ref_to_context(ty: &Type) -> bool {
     match ty {
         Type::Reference(r) if r.mutability.is_some() => {
             last_segment(&r.elem).is_some_and(|s| s.ident == "Context")
@@ -214,7 +214,7 @@ fn is_mut_ref_to_context(ty: &Type) -> bool {
 }
 
 /// `Result`, `gp_sdk::Result`, `Result<()>` or `Result<(), E>` (the compiler checks the rest).
-fn is_unit_result(ty: &Type) -> bool {
+pub(crate) fn is_unit_result(ty: &Type) -> bool {
     let Some(segment) = last_segment(ty) else {
         return false;
     };

@@ -6,7 +6,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 pub use abi_stable::library::{LibHeader, RootModuleResult};
-pub use gp_core::{HostContextMut, PluginModRef};
+pub use gp_core::{ExecuteFn, HostContextMut, PluginModRef};
+pub use linkme;
 
 use abi_stable::library::{__call_root_module_loader, CheckTypeLayout};
 use abi_stable::prefix_type::PrefixTypeTrait;
@@ -35,6 +36,15 @@ pub fn root_module_result(root: fn() -> PluginModRef) -> RootModuleResult {
     __call_root_module_loader(root)
 }
 
+/// The plugin's `#[on_load]` hook, if it has one. `#[on_load]` adds to it from wherever the
+/// function is in the crate; a second one is a compile error, so it holds at most one.
+#[linkme::distributed_slice]
+pub static ON_LOAD: [ExecuteFn];
+
+/// The plugin's `#[on_unload]` hook, if it has one; see [`ON_LOAD`].
+#[linkme::distributed_slice]
+pub static ON_UNLOAD: [ExecuteFn];
+
 /// Builds the root module. Runs once, when the host loads the library.
 pub fn root_module(
     manifest: &'static [u8],
@@ -45,6 +55,8 @@ pub fn root_module(
     PluginMod {
         manifest: RStr::from_str(manifest),
         execute,
+        on_load: ON_LOAD.first().copied(),
+        on_unload: ON_UNLOAD.first().copied(),
     }
     .leak_into_prefix()
 }
@@ -84,13 +96,51 @@ where
     F: FnOnce(&mut Context<'_>) -> Result<(), E>,
     E: Display,
 {
+    run(host, |ctx| entry(ctx).map_err(|error| format!("{error:#}")))
+}
+
+/// What a lifecycle hook may return: nothing, or `Result<(), E>` with `E: Display`.
+#[diagnostic::on_unimplemented(
+    message = "a gp lifecycle hook returns nothing or `Result<(), E>` where E: Display, not `{Self}`",
+    label = "returns `{Self}`"
+)]
+pub trait HookOutput {
+    /// `Err` with the error's message.
+    fn into_outcome(self) -> Result<(), String>;
+}
+
+impl HookOutput for () {
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Display> HookOutput for Result<(), E> {
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|error| format!("{error:#}"))
+    }
+}
+
+/// The body of a generated `#[on_load]` or `#[on_unload]` shim, as [`execute`] for the entry.
+pub fn hook<F, R>(host: HostContextMut<'_>, hook: F) -> ExecuteResult
+where
+    F: FnOnce(&mut Context<'_>) -> R,
+    R: HookOutput,
+{
+    run(host, |ctx| hook(ctx).into_outcome())
+}
+
+fn run(
+    host: HostContextMut<'_>,
+    body: impl FnOnce(&mut Context<'_>) -> Result<(), String>,
+) -> ExecuteResult {
     let mut ctx = Context::__new(host);
     let was_in_call = IN_CALL.with(|c| c.replace(true));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| entry(&mut ctx)));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(&mut ctx)));
     IN_CALL.with(|c| c.set(was_in_call));
     match outcome {
         Ok(Ok(())) => RResult::ROk(()),
-        Ok(Err(error)) => RResult::RErr(CallError::failed(format!("{error:#}"))),
+        Ok(Err(message)) => RResult::RErr(CallError::failed(message)),
         Err(payload) => {
             let message = payload
                 .downcast_ref::<&str>()

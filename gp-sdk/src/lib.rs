@@ -65,6 +65,42 @@ pub use gp_core::Value;
 /// catches a panic and returns it to the host as an error.
 pub use gp_macros::plugin_entry;
 
+/// Marks the plugin's load hook: the host runs it once after loading the library, before the
+/// first call, and refuses the plugin (or the upgrade to it) if it returns an error.
+///
+/// At most one per crate, of the form `fn any_name(ctx: &mut Context) -> Result<(), E>` (or
+/// without the argument, or returning nothing). The context has no values; use it to log.
+///
+/// ```no_run
+/// use gp_sdk::{on_load, on_unload, plugin_entry, Context, Result};
+///
+/// #[on_load]
+/// fn open(ctx: &mut Context) -> Result {
+///     ctx.info("connecting");
+///     // Returning an error here refuses the load, with this message.
+///     Ok(())
+/// }
+///
+/// #[on_unload]
+/// fn close() {
+///     // Runs once this version stopped serving and its last call returned.
+/// }
+///
+/// #[plugin_entry]
+/// fn execute(ctx: &mut Context) -> Result {
+///     Ok(())
+/// }
+/// ```
+///
+/// A host loads a given library once per process: if the same build is unloaded and loaded
+/// again, `on_load` runs again but the library's statics keep their values.
+pub use gp_macros::on_load;
+
+/// Marks the plugin's unload hook: the host runs it once, after this version stopped serving
+/// (unloaded, or upgraded to another version) and its last call returned. An error it
+/// returns is logged by the host. See [`on_load`] for the form and an example.
+pub use gp_macros::on_unload;
+
 /// Returns early with an [`Error`] built from a format string.
 ///
 /// ```
