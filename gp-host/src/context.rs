@@ -152,6 +152,8 @@ impl CancelToken {
 pub(crate) struct CallScope<'a> {
     pub(crate) ctx: &'a mut Context,
     pub(crate) plugin: &'a str,
+    /// The plugin version's "being unloaded" flag: set, the call sees itself cancelled.
+    pub(crate) retiring: Option<&'a AtomicBool>,
 }
 
 impl CallScope<'_> {
@@ -201,7 +203,9 @@ impl HostContext for CallScope<'_> {
     }
 
     fn is_cancelled(&self) -> bool {
-        self.ctx.is_cancelled() || self.ctx.is_past_deadline()
+        self.ctx.is_cancelled()
+            || self.ctx.is_past_deadline()
+            || self.retiring.is_some_and(|r| r.load(Ordering::Relaxed))
     }
 
     fn remaining(&self) -> ROption<RDuration> {
@@ -233,7 +237,22 @@ pub fn __with_host_context<R>(
     plugin: &str,
     f: impl FnOnce(gp_core::HostContextMut<'_>) -> R,
 ) -> R {
-    let mut scope = CallScope { ctx, plugin };
+    with_scope(ctx, plugin, None, f)
+}
+
+/// Runs `f` with `ctx` seen as plugin `plugin` sees it, cancelled once `retiring` is set.
+#[inline]
+pub(crate) fn with_scope<R>(
+    ctx: &mut Context,
+    plugin: &str,
+    retiring: Option<&AtomicBool>,
+    f: impl FnOnce(gp_core::HostContextMut<'_>) -> R,
+) -> R {
+    let mut scope = CallScope {
+        ctx,
+        plugin,
+        retiring,
+    };
     f(gp_core::HostContext_TO::from_ptr(
         abi_stable::sabi_types::RMut::new(&mut scope),
         abi_stable::sabi_trait::TD_Opaque,

@@ -142,6 +142,63 @@ pub enum Error {
         /// The plugin's name.
         plugin: String,
     },
+    /// The call was running when its plugin was unloaded: the plugin saw itself cancelled
+    /// and stopped.
+    #[error("plugin `{plugin}` was unloaded while this call ran; the call was cancelled")]
+    Unloaded {
+        /// The plugin's name.
+        plugin: String,
+    },
+    /// A plugin's `#[on_load]` hook refused to load it, or its `#[on_unload]` hook failed.
+    #[error("plugin `{plugin}` {version}: its {hook} hook {}: {message}", if *panicked { "panicked" } else { "failed" })]
+    HookFailed {
+        /// The plugin's name.
+        plugin: String,
+        /// The version whose hook ran.
+        version: semver::Version,
+        /// `on_load` or `on_unload`.
+        hook: &'static str,
+        /// Whether the hook panicked rather than returning an error.
+        panicked: bool,
+        /// The hook's message.
+        message: String,
+    },
+    /// An upgrade was refused; the running version keeps serving.
+    #[error("upgrade of plugin `{name}` refused, {running} keeps serving: {reason}")]
+    UpgradeRefused {
+        /// The plugin's name.
+        name: String,
+        /// The version that keeps serving.
+        running: semver::Version,
+        /// Why.
+        reason: Box<Error>,
+    },
+    /// An upgrade offered a library of another plugin.
+    #[error("{} is plugin `{found}`, not `{expected}`", path.display())]
+    NameMismatch {
+        /// The plugin being upgraded.
+        expected: String,
+        /// The plugin the library is.
+        found: String,
+        /// The library (or plugin folder) offered.
+        path: PathBuf,
+    },
+    /// An upgrade offered a version that is not newer than the running one.
+    #[error("version {offered} is not newer than the running {running}: bump the version in the plugin's Cargo.toml, or force the upgrade")]
+    NotNewer {
+        /// The version serving now.
+        running: semver::Version,
+        /// The version offered.
+        offered: semver::Version,
+    },
+    /// Watching the plugin base directory failed.
+    #[error("{}: cannot watch for changes: {reason}", path.display())]
+    Watch {
+        /// The directory.
+        path: PathBuf,
+        /// The watcher's error.
+        reason: String,
+    },
     /// Building a plugin crate failed.
     #[error("building {} failed: {message}", path.display())]
     Build {

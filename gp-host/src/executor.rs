@@ -1,24 +1,36 @@
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use abi_stable::std_types::RResult;
+use arc_swap::ArcSwapOption;
 use gp_core::manifest::Manifest;
-use gp_core::{CallErrorKind, PluginModRef};
+use gp_core::{CallErrorKind, ExecuteFn, PluginModRef};
 
+use crate::events::{Event, Hub};
+use crate::metrics::{Outcome, PluginMetrics};
 use crate::{Context, Error};
 
-/// What a host knows about a loaded plugin: its manifest and where it came from.
+/// What a host knows about a loaded plugin version: its manifest and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spec {
     /// The plugin's `plugin.json`, verified against the manifest embedded in its library.
     pub manifest: Manifest,
     /// The plugin's folder.
     pub dir: PathBuf,
-    /// The library that was loaded.
+    /// The library it was loaded from (the host runs a private copy of it; see
+    /// [`Manager`](crate::Manager)).
     pub library: PathBuf,
+    /// The SHA-256 of the library, in hex.
+    pub sha256: String,
     /// The `gp-core` version the plugin was built against.
     pub abi_version: String,
+    /// Whether the plugin has an `#[on_load]` hook.
+    pub has_on_load: bool,
+    /// Whether the plugin has an `#[on_unload]` hook.
+    pub has_on_unload: bool,
 }
 
 impl Spec {
@@ -33,14 +45,143 @@ impl Spec {
     }
 }
 
-/// A loaded plugin: its spec and its entry point.
+/// One loaded version of a plugin.
+///
+/// It serves while a [`Slot`] points at it; calls in flight hold it alive after it stops
+/// serving. Its `on_unload` hook runs once, when the last of them is done.
 pub(crate) struct Loaded {
-    pub(crate) spec: Spec,
-    pub(crate) module: PluginModRef,
+    pub(crate) spec: Arc<Spec>,
+    execute: ExecuteFn,
+    on_unload: Option<ExecuteFn>,
+    unload_hook_pending: AtomicBool,
+    /// Set by an unload: calls in flight see themselves cancelled.
+    pub(crate) retiring: AtomicBool,
+}
+
+impl Loaded {
+    /// Runs the plugin's `on_load` hook (if any) and returns the version ready to serve.
+    pub(crate) fn activate(spec: Spec, module: PluginModRef) -> Result<Loaded, Error> {
+        let on_load = module.on_load();
+        let on_unload = module.on_unload();
+        let spec = Spec {
+            has_on_load: on_load.is_some(),
+            has_on_unload: on_unload.is_some(),
+            ..spec
+        };
+        if let Some(hook) = on_load {
+            run_hook(&spec, "on_load", hook)?;
+        }
+        Ok(Loaded {
+            spec: Arc::new(spec),
+            execute: module.execute(),
+            on_unload,
+            unload_hook_pending: AtomicBool::new(on_unload.is_some()),
+            retiring: AtomicBool::new(false),
+        })
+    }
+
+    /// Calls the plugin.
+    #[inline]
+    fn call(&self, ctx: &mut Context) -> Result<(), Error> {
+        let execute = self.execute;
+        let outcome = crate::context::with_scope(
+            ctx,
+            &self.spec.manifest.name,
+            Some(&self.retiring),
+            |host| execute(host),
+        );
+        match outcome {
+            RResult::ROk(()) => Ok(()),
+            RResult::RErr(error) => Err(self.call_error(ctx, error)),
+        }
+    }
+
+    #[cold]
+    fn call_error(&self, ctx: &Context, error: gp_core::CallError) -> Error {
+        let plugin = self.spec.manifest.name.clone();
+        let message = error.message.into_string();
+        if error.kind == CallErrorKind::PANICKED {
+            tracing::error!(target: "gp::plugin", plugin = %plugin, "plugin panicked: {message}");
+            Error::Panicked { plugin, message }
+        } else if ctx.is_cancelled() {
+            Error::Cancelled { plugin }
+        } else if ctx.is_past_deadline() {
+            Error::DeadlineExceeded { plugin }
+        } else if self.retiring.load(Ordering::Relaxed) {
+            Error::Unloaded { plugin }
+        } else {
+            Error::Failed { plugin, message }
+        }
+    }
+
+    /// Runs the `on_unload` hook unless it already ran (or there is none).
+    pub(crate) fn run_unload_hook(&self) -> Option<Result<(), Error>> {
+        if !self.unload_hook_pending.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        let hook = self.on_unload?;
+        Some(run_hook(&self.spec, "on_unload", hook))
+    }
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        if let Some(Err(error)) = self.run_unload_hook() {
+            tracing::warn!(target: "gp", plugin = self.spec.name(), "{error}");
+        }
+    }
+}
+
+/// Runs a lifecycle hook with an empty context (the plugin can log through it).
+fn run_hook(spec: &Spec, hook: &'static str, f: ExecuteFn) -> Result<(), Error> {
+    let mut ctx = Context::new();
+    let outcome = crate::context::with_scope(&mut ctx, spec.name(), None, |host| f(host));
+    match outcome {
+        RResult::ROk(()) => Ok(()),
+        RResult::RErr(error) => Err(Error::HookFailed {
+            plugin: spec.name().to_owned(),
+            version: spec.version().clone(),
+            hook,
+            panicked: error.kind == CallErrorKind::PANICKED,
+            message: error.message.into_string(),
+        }),
+    }
+}
+
+/// A plugin's place in the registry: the version serving now (none once unloaded), and the
+/// plugin's metrics across versions. [`Executor`]s point here, so an upgrade reaches them all.
+pub(crate) struct Slot {
+    pub(crate) name: String,
+    pub(crate) current: ArcSwapOption<Loaded>,
+    pub(crate) metrics: PluginMetrics,
+    /// Whether calls are counted and timed.
+    record_calls: bool,
+    pub(crate) hub: Arc<Hub>,
+}
+
+impl Slot {
+    pub(crate) fn new(name: String, record_calls: bool, hub: Arc<Hub>) -> Slot {
+        Slot {
+            name,
+            current: ArcSwapOption::empty(),
+            metrics: PluginMetrics::new(),
+            record_calls,
+            hub,
+        }
+    }
+
+    /// The spec of the version serving now.
+    pub(crate) fn spec(&self) -> Option<Arc<Spec>> {
+        self.current.load().as_ref().map(|l| Arc::clone(&l.spec))
+    }
 }
 
 /// Calls one plugin. Cheap to clone, `Send + Sync`, and callable from many threads at once:
 /// a call takes no lock.
+///
+/// An executor follows its plugin: after an upgrade, its next call runs the new version; after
+/// an unload, its calls fail with [`Error::NotFound`] (and work again if a plugin of the same
+/// name is loaded later).
 ///
 /// ```no_run
 /// # fn main() -> Result<(), gp_host::Error> {
@@ -54,60 +195,109 @@ pub(crate) struct Loaded {
 /// ```
 #[derive(Clone)]
 pub struct Executor {
-    plugin: Arc<Loaded>,
+    slot: Arc<Slot>,
 }
 
 impl Executor {
-    pub(crate) fn new(plugin: Arc<Loaded>) -> Executor {
-        Executor { plugin }
+    pub(crate) fn new(slot: Arc<Slot>) -> Executor {
+        Executor { slot }
     }
 
-    /// The plugin's spec.
-    pub fn spec(&self) -> &Spec {
-        &self.plugin.spec
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.slot.name
     }
 
-    /// Calls the plugin's entry point with `ctx`.
+    /// The spec of the version serving now, or `None` if the plugin is unloaded.
+    pub fn spec(&self) -> Option<Arc<Spec>> {
+        self.slot.spec()
+    }
+
+    /// Calls the plugin's entry point with `ctx`, on the version serving now.
     ///
     /// A plugin that returns an error gives [`Error::Failed`]; one that panics gives
     /// [`Error::Panicked`] (the panic is caught inside the plugin, logged here, and both
     /// carry on); one that stops because `ctx` was cancelled or passed its deadline gives
-    /// [`Error::Cancelled`] or [`Error::DeadlineExceeded`].
+    /// [`Error::Cancelled`] or [`Error::DeadlineExceeded`], and one that stops because it was
+    /// unloaded meanwhile gives [`Error::Unloaded`]. If the plugin is not loaded, the call
+    /// gives [`Error::NotFound`].
+    #[inline]
     pub fn execute(&self, ctx: &mut Context) -> Result<(), Error> {
-        let plugin = &*self.plugin;
-        let execute = plugin.module.execute();
-        let outcome =
-            crate::context::__with_host_context(ctx, &plugin.spec.manifest.name, |host| {
-                execute(host)
-            });
-        match outcome {
-            RResult::ROk(()) => Ok(()),
-            RResult::RErr(error) => Err(self.call_error(ctx, error)),
+        let slot = &*self.slot;
+        // The guard keeps this version alive until the call returns, even if it is swapped
+        // out meanwhile.
+        let guard = slot.current.load();
+        let Some(plugin) = guard.as_deref() else {
+            return Err(self.not_loaded());
+        };
+        if slot.hub.watches_calls() {
+            return self.execute_observed(plugin, ctx);
         }
+        if !slot.record_calls {
+            return plugin.call(ctx);
+        }
+        let metrics = &slot.metrics;
+        let shard = metrics.start();
+        let start = Instant::now();
+        let outcome = plugin.call(ctx);
+        metrics.finish(shard, start.elapsed(), outcome_of(&outcome));
+        if let Err(error) = &outcome {
+            metrics.record_error(error.to_string());
+        }
+        outcome
+    }
+
+    /// [`execute`](Self::execute) with call events for subscribers.
+    #[cold]
+    #[inline(never)]
+    fn execute_observed(&self, plugin: &Loaded, ctx: &mut Context) -> Result<(), Error> {
+        let slot = &*self.slot;
+        slot.hub.emit(&Event::BeforeCall {
+            spec: &plugin.spec,
+            ctx,
+        });
+        let shard = slot.record_calls.then(|| slot.metrics.start());
+        let start = Instant::now();
+        let outcome = plugin.call(ctx);
+        let duration = start.elapsed();
+        if let Some(shard) = shard {
+            slot.metrics.finish(shard, duration, outcome_of(&outcome));
+            if let Err(error) = &outcome {
+                slot.metrics.record_error(error.to_string());
+            }
+        }
+        slot.hub.emit(&Event::AfterCall {
+            spec: &plugin.spec,
+            ctx,
+            outcome: &outcome,
+            duration,
+        });
+        outcome
     }
 
     #[cold]
-    fn call_error(&self, ctx: &Context, error: gp_core::CallError) -> Error {
-        let plugin = self.plugin.spec.manifest.name.clone();
-        let message = error.message.into_string();
-        if error.kind == CallErrorKind::PANICKED {
-            tracing::error!(target: "gp::plugin", plugin = %plugin, "plugin panicked: {message}");
-            Error::Panicked { plugin, message }
-        } else if ctx.is_cancelled() {
-            Error::Cancelled { plugin }
-        } else if ctx.is_past_deadline() {
-            Error::DeadlineExceeded { plugin }
-        } else {
-            Error::Failed { plugin, message }
+    fn not_loaded(&self) -> Error {
+        Error::NotFound {
+            name: self.slot.name.clone(),
         }
+    }
+}
+
+#[inline]
+fn outcome_of(outcome: &Result<(), Error>) -> Outcome {
+    match outcome {
+        Ok(()) => Outcome::Ok,
+        Err(Error::Panicked { .. }) => Outcome::Panic,
+        Err(_) => Outcome::Error,
     }
 }
 
 impl fmt::Debug for Executor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let version = self.spec().map(|s| s.version().to_string());
         f.debug_struct("Executor")
-            .field("plugin", &self.plugin.spec.manifest.name)
-            .field("version", &self.plugin.spec.manifest.version.to_string())
+            .field("plugin", &self.slot.name)
+            .field("version", &version)
             .finish()
     }
 }

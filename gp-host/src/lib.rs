@@ -30,15 +30,25 @@
 pub mod build;
 mod context;
 mod error;
+mod events;
 mod executor;
 mod library;
 mod manager;
+mod metrics;
 mod values;
+mod watch;
 
 pub use context::{__with_host_context, CancelToken, Context};
 pub use error::Error;
+pub use events::{Event, SubscriptionId};
 pub use executor::{Executor, Spec};
 pub use gp_core::manifest::{self, Manifest};
 pub use gp_core::{Value, ABI_VERSION};
 pub use library::{inspect, verify, LibraryInfo};
-pub use manager::{LoadFailure, LoadReport, Manager, DEFAULT_BASE_DIR, MANIFEST_FILE};
+pub use manager::{
+    LoadFailure, LoadReport, Manager, ManagerBuilder, UnloadHook, UnloadReport, Upgrade,
+    UpgradeOptions, Upgraded, DEFAULT_BASE_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_RUNTIME_DIR,
+    MANIFEST_FILE,
+};
+pub use metrics::{LastError, Latency, PluginStats};
+pub use watch::{WatchOptions, Watcher};

@@ -90,6 +90,11 @@ impl fmt::Display for LibraryInfo {
 /// layout mismatch is only visible to abi_stable's check).
 pub fn inspect(path: &Path) -> Result<LibraryInfo, Error> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    inspect_bytes(path, &data)
+}
+
+/// [`inspect`] on the contents `data` of the file `path`.
+pub(crate) fn inspect_bytes(path: &Path, data: &[u8]) -> Result<LibraryInfo, Error> {
     let invalid = |reason: String| Error::InvalidLibrary {
         path: path.to_owned(),
         reason,
@@ -97,7 +102,7 @@ pub fn inspect(path: &Path) -> Result<LibraryInfo, Error> {
     if data.is_empty() {
         return Err(invalid("the file is empty".into()));
     }
-    let file = object::File::parse(&*data).map_err(|e| {
+    let file = object::File::parse(data).map_err(|e| {
         if data.starts_with(b"\x7fELF") || data.starts_with(&[0xcf, 0xfa, 0xed, 0xfe]) {
             invalid(format!(
                 "the file is truncated or corrupt ({e}); build or copy it again"
@@ -214,7 +219,12 @@ fn host_architecture() -> Option<object::Architecture> {
 ///
 /// The library is never unloaded (abi_stable keeps every library it opens for the life of the
 /// process): see the crate documentation.
-pub(crate) fn load(path: &Path, plugin: &str) -> Result<PluginModRef, Error> {
+///
+/// `path` is the file to open; errors name `shown` (the file the user gave, of which `path`
+/// is the host's private copy).
+pub(crate) fn load(path: &Path, shown: &Path, plugin: &str) -> Result<PluginModRef, Error> {
+    let file = path;
+    let path = shown;
     let incompatible = |reason: String| Error::Incompatible {
         plugin: plugin.to_owned(),
         path: path.to_owned(),
@@ -251,7 +261,7 @@ pub(crate) fn load(path: &Path, plugin: &str) -> Result<PluginModRef, Error> {
         other => incompatible(other.to_string().trim().to_owned()),
     }
     };
-    let header = lib_header_from_path(path).map_err(refused)?;
+    let header = lib_header_from_path(file).map_err(refused)?;
     header.init_root_module::<PluginModRef>().map_err(refused)
 }
 
@@ -312,6 +322,6 @@ fn summarize_layout_report(report: &str) -> String {
 /// initialisers: use it on libraries you would load anyway, as `gp inspect` does.
 pub fn verify(path: &Path) -> Result<LibraryInfo, Error> {
     let info = inspect(path)?;
-    load(path, &info.manifest.name)?;
+    load(path, path, &info.manifest.name)?;
     Ok(info)
 }

@@ -1,0 +1,206 @@
+//! Keeping a manager in line with its base directory as files change.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use notify::RecursiveMode;
+use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+
+use crate::manager::Synced;
+use crate::{Error, Manager};
+
+/// How a [`Manager::watch_with`] watcher behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchOptions {
+    /// How long a folder must be quiet before its changes are acted on, and the pause before
+    /// another attempt at a folder that failed (default 300 ms).
+    pub settle: Duration,
+    /// How many times a failing folder is tried before the failure is reported (default 5).
+    pub attempts: u32,
+}
+
+impl Default for WatchOptions {
+    fn default() -> WatchOptions {
+        WatchOptions {
+            settle: Duration::from_millis(300),
+            attempts: 5,
+        }
+    }
+}
+
+enum Message {
+    Changes(DebounceEventResult),
+    Stop,
+}
+
+/// A running watch over a manager's base directory; stops when dropped.
+pub struct Watcher {
+    messages: mpsc::Sender<Message>,
+    thread: Option<JoinHandle<()>>,
+    _debouncer: Debouncer<notify::RecommendedWatcher>,
+}
+
+impl Watcher {
+    pub(crate) fn start(manager: Manager, options: WatchOptions) -> Result<Watcher, Error> {
+        let base = manager.base_dir().to_owned();
+        let watch_error = |e: notify::Error| Error::Watch {
+            path: base.clone(),
+            reason: e.to_string(),
+        };
+        let (sender, receiver) = mpsc::channel();
+        let changes = sender.clone();
+        let mut debouncer = new_debouncer(options.settle, move |result| {
+            let _ = changes.send(Message::Changes(result));
+        })
+        .map_err(watch_error)?;
+        debouncer
+            .watcher()
+            .watch(&base, RecursiveMode::Recursive)
+            .map_err(watch_error)?;
+        let thread = std::thread::Builder::new()
+            .name("gp-watch".into())
+            .spawn(move || run(&manager, options, &receiver))
+            .map_err(|e| Error::io(&base, e))?;
+        tracing::info!(target: "gp", dir = %base.display(), "watching for plugin changes");
+        Ok(Watcher {
+            messages: sender,
+            thread: Some(thread),
+            _debouncer: debouncer,
+        })
+    }
+
+    /// Stops watching and waits for the change being handled, if any, to finish.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.messages.send(Message::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watcher")
+    }
+}
+
+fn run(manager: &Manager, options: WatchOptions, messages: &mpsc::Receiver<Message>) {
+    // Folders that failed and will be tried again: attempt number, when.
+    let mut retries: BTreeMap<PathBuf, (u32, Instant)> = BTreeMap::new();
+    loop {
+        let next_due = retries.values().map(|(_, due)| *due).min();
+        let message = match next_due {
+            None => messages
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(due) => messages.recv_timeout(due.saturating_duration_since(Instant::now())),
+        };
+        match message {
+            Ok(Message::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Ok(Message::Changes(Ok(events))) => {
+                let folders: BTreeSet<PathBuf> = events
+                    .iter()
+                    .filter_map(|event| plugin_folder(manager.base_dir(), &event.path))
+                    .collect();
+                for folder in folders {
+                    sync(manager, &options, &mut retries, folder, 1);
+                }
+            }
+            Ok(Message::Changes(Err(error))) => {
+                tracing::warn!(target: "gp", dir = %manager.base_dir().display(), "watching for plugin changes: {error}");
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let now = Instant::now();
+                let due: Vec<(PathBuf, u32)> = retries
+                    .iter()
+                    .filter(|(_, (_, at))| *at <= now)
+                    .map(|(folder, (attempt, _))| (folder.clone(), *attempt + 1))
+                    .collect();
+                for (folder, attempt) in due {
+                    sync(manager, &options, &mut retries, folder, attempt);
+                }
+            }
+        }
+    }
+}
+
+fn sync(
+    manager: &Manager,
+    options: &WatchOptions,
+    retries: &mut BTreeMap<PathBuf, (u32, Instant)>,
+    folder: PathBuf,
+    attempt: u32,
+) {
+    if folder.exists() && !folder.is_dir() {
+        return; // a file beside the plugin folders
+    }
+    match manager.sync_folder(&folder) {
+        Ok(synced) => {
+            retries.remove(&folder);
+            if let Synced::Unchanged(spec) = synced {
+                tracing::debug!(target: "gp", plugin = spec.name(), "folder touched, plugin unchanged");
+            }
+        }
+        Err(error) if attempt < options.attempts => {
+            tracing::debug!(target: "gp", dir = %folder.display(), "attempt {attempt} of {}: {error}; trying again in {:?}", options.attempts, options.settle);
+            retries.insert(folder, (attempt, Instant::now() + options.settle));
+        }
+        Err(error) => {
+            retries.remove(&folder);
+            manager.report_failure(&folder, &error);
+        }
+    }
+}
+
+/// The plugin folder (`base/<name>`) a changed path belongs to; `None` for the base
+/// directory itself and for hidden folders (such as the runtime directory).
+fn plugin_folder(base: &Path, changed: &Path) -> Option<PathBuf> {
+    let relative = changed.strip_prefix(base).ok().or_else(|| {
+        let canonical = base.canonicalize().ok()?;
+        changed.strip_prefix(canonical).ok()
+    })?;
+    match relative.components().next()? {
+        Component::Normal(name) if !name.to_string_lossy().starts_with('.') => {
+            Some(base.join(name))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plugin_folder;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn changes_map_to_their_plugin_folder() {
+        let base = Path::new("/srv/plugins");
+        assert_eq!(
+            plugin_folder(base, Path::new("/srv/plugins/sample/libsample.so")),
+            Some(PathBuf::from("/srv/plugins/sample"))
+        );
+        assert_eq!(
+            plugin_folder(base, Path::new("/srv/plugins/sample")),
+            Some(PathBuf::from("/srv/plugins/sample"))
+        );
+        assert_eq!(plugin_folder(base, Path::new("/srv/plugins")), None);
+        assert_eq!(
+            plugin_folder(base, Path::new("/srv/plugins/.gp-runtime/x.so")),
+            None
+        );
+        assert_eq!(plugin_folder(base, Path::new("/elsewhere/x")), None);
+    }
+}
