@@ -58,6 +58,41 @@ impl RootModule for PluginModRef {
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
+/// The root module as plugins built against gp-core 0.1.0 export it: [`PluginMod`] without
+/// the lifecycle hooks.
+///
+/// abi_stable's layout check lets a library's prefix type have *more* fields than the host
+/// expects, never fewer. So a host checks a plugin against the root module of the gp-core
+/// version the plugin says it was built with (its embedded manifest's `gp_core`): this one
+/// for 0.1.0, [`PluginMod`] from [`HOOKS_SINCE`] on.
+pub mod v0_1_0 {
+    use super::*;
+
+    /// The 0.1.0 root module. Same type name and package as [`super::PluginMod`], as the
+    /// layout check requires.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+    #[sabi(missing_field(panic))]
+    pub struct PluginMod {
+        /// As [`super::PluginMod::manifest`].
+        pub manifest: RStr<'static>,
+        /// As [`super::PluginMod::execute`].
+        #[sabi(last_prefix_field)]
+        pub execute: extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>,
+    }
+
+    impl RootModule for PluginModRef {
+        declare_root_module_statics! {PluginModRef}
+        const BASE_NAME: &'static str = "gp_plugin";
+        const NAME: &'static str = "gp plugin";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
+}
+
+/// The first gp-core version whose root module has the `on_load` and `on_unload` fields.
+pub const HOOKS_SINCE: &str = "0.1.1";
+
 /// The signature of a plugin's entry point.
 ///
 /// The plugin never unwinds out of it: the generated shim catches panics and returns them as

@@ -7,9 +7,10 @@ use std::time::Instant;
 use abi_stable::std_types::RResult;
 use arc_swap::ArcSwapOption;
 use gp_core::manifest::Manifest;
-use gp_core::{CallErrorKind, ExecuteFn, PluginModRef};
+use gp_core::{CallErrorKind, ExecuteFn};
 
 use crate::events::{Event, Hub};
+use crate::library::Module;
 use crate::metrics::{Outcome, PluginMetrics};
 use crate::{Context, Error};
 
@@ -60,7 +61,7 @@ pub(crate) struct Loaded {
 
 impl Loaded {
     /// Runs the plugin's `on_load` hook (if any) and returns the version ready to serve.
-    pub(crate) fn activate(spec: Spec, module: PluginModRef) -> Result<Loaded, Error> {
+    pub(crate) fn activate(spec: Spec, module: Module) -> Result<Loaded, Error> {
         let on_load = module.on_load();
         let on_unload = module.on_unload();
         let spec = Spec {

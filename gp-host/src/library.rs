@@ -222,7 +222,14 @@ fn host_architecture() -> Option<object::Architecture> {
 ///
 /// `path` is the file to open; errors name `shown` (the file the user gave, of which `path`
 /// is the host's private copy).
-pub(crate) fn load(path: &Path, shown: &Path, plugin: &str) -> Result<PluginModRef, Error> {
+/// `abi_version` is the gp-core version the plugin was built against (from [`inspect`]): it
+/// says which root module layout to check the library against.
+pub(crate) fn load(
+    path: &Path,
+    shown: &Path,
+    plugin: &str,
+    abi_version: &str,
+) -> Result<Module, Error> {
     let file = path;
     let path = shown;
     let incompatible = |reason: String| Error::Incompatible {
@@ -262,7 +269,50 @@ pub(crate) fn load(path: &Path, shown: &Path, plugin: &str) -> Result<PluginModR
     }
     };
     let header = lib_header_from_path(file).map_err(refused)?;
-    header.init_root_module::<PluginModRef>().map_err(refused)
+    let hooks_since = semver::Version::parse(gp_core::HOOKS_SINCE).expect("a semver constant");
+    let has_hooks = semver::Version::parse(abi_version).map_or(true, |v| v >= hooks_since);
+    if has_hooks {
+        header
+            .init_root_module::<PluginModRef>()
+            .map(Module::Current)
+            .map_err(refused)
+    } else {
+        header
+            .init_root_module::<gp_core::v0_1_0::PluginModRef>()
+            .map(Module::V0_1_0)
+            .map_err(refused)
+    }
+}
+
+/// A plugin's root module, in the layout of the gp-core version it was built against.
+pub(crate) enum Module {
+    /// Built against this host's gp-core minor, from [`gp_core::HOOKS_SINCE`] on.
+    Current(PluginModRef),
+    /// Built against gp-core 0.1.0: no lifecycle hooks.
+    V0_1_0(gp_core::v0_1_0::PluginModRef),
+}
+
+impl Module {
+    pub(crate) fn execute(&self) -> gp_core::ExecuteFn {
+        match self {
+            Module::Current(m) => m.execute(),
+            Module::V0_1_0(m) => m.execute(),
+        }
+    }
+
+    pub(crate) fn on_load(&self) -> Option<gp_core::ExecuteFn> {
+        match self {
+            Module::Current(m) => m.on_load(),
+            Module::V0_1_0(_) => None,
+        }
+    }
+
+    pub(crate) fn on_unload(&self) -> Option<gp_core::ExecuteFn> {
+        match self {
+            Module::Current(m) => m.on_unload(),
+            Module::V0_1_0(_) => None,
+        }
+    }
 }
 
 /// abi_stable's layout report is a few hundred lines describing both type trees; a user
@@ -322,6 +372,6 @@ fn summarize_layout_report(report: &str) -> String {
 /// initialisers: use it on libraries you would load anyway, as `gp inspect` does.
 pub fn verify(path: &Path) -> Result<LibraryInfo, Error> {
     let info = inspect(path)?;
-    load(path, path, &info.manifest.name)?;
+    load(path, path, &info.manifest.name, &info.abi_version)?;
     Ok(info)
 }

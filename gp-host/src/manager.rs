@@ -180,6 +180,8 @@ pub struct Upgraded {
 }
 
 /// What [`Manager::upgrade`] did.
+// One per upgrade, never on a call path: boxing would only make matching clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upgrade {
     /// The new version serves.
@@ -274,6 +276,7 @@ impl fmt::Display for LoadReport {
 }
 
 /// What syncing one plugin folder did.
+#[allow(clippy::large_enum_variant)] // as for `Upgrade`
 #[derive(Debug)]
 pub(crate) enum Synced {
     Loaded(Spec),
@@ -599,7 +602,7 @@ impl Manager {
             .unwrap_or_default();
         let copy = runtime.join(format!("{stem}-{}{extension}", &library.sha256[..16]));
         crate::build::write_atomically(&copy, |tmp| std::fs::write(tmp, &library.data))?;
-        let module = library::load(&copy, &library.path, spec.name());
+        let module = library::load(&copy, &library.path, spec.name(), &spec.abi_version);
         // The loader keeps what it mapped; the copy is no longer needed either way.
         let _ = std::fs::remove_file(&copy);
         Loaded::activate(spec, module?)

@@ -85,29 +85,55 @@ pub enum Interface {
     WiderErrorKind,
     /// `gp-core` released as 0.0.1.
     OlderVersion,
+    /// `gp-core` and `gp-sdk` as they were before lifecycle hooks: `PluginMod` ends at
+    /// `execute`, as in a plugin built before hooks existed.
+    WithoutHooks,
 }
+
+const OUTSIDE_SOURCE: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
+
+#[plugin_entry(description = "A plugin crate of its own")]
+fn run(ctx: &mut Context) -> Result {
+    let n = ctx.get_i64("n").unwrap_or(0);
+    ctx.set("n", n * 2);
+    Ok(())
+}
+"#;
 
 /// A plugin crate of its own (outside the workspace, `[workspace]` at its root) built with
 /// plain `cargo build`, against `interface`. Returns its library.
 pub fn fixture(interface: Interface) -> &'static Path {
-    static BUILT: OnceLock<std::sync::Mutex<HashMap<Interface, &'static Path>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    // Held across the build: fixtures share a target dir, so cargo would serialise them anyway.
-    let mut built = built.lock().unwrap();
-    if let Some(path) = built.get(&interface) {
-        return path;
-    }
-    let path: &'static Path = Box::leak(build_fixture(interface).into_boxed_path());
-    built.insert(interface, path);
-    path
-}
-
-fn build_fixture(interface: Interface) -> PathBuf {
     let name = match interface {
         Interface::Real => "outside",
         Interface::WiderErrorKind => "layout-mismatch",
         Interface::OlderVersion => "version-mismatch",
+        Interface::WithoutHooks => "before-hooks",
     };
+    custom_fixture(name, "1.0.0", OUTSIDE_SOURCE, interface)
+}
+
+/// A plugin crate called `name`, version `version`, with `source` as its `lib.rs`, built
+/// against `interface` (once per test run). Returns its library.
+pub fn custom_fixture(
+    name: &str,
+    version: &str,
+    source: &str,
+    interface: Interface,
+) -> &'static Path {
+    static BUILT: OnceLock<std::sync::Mutex<HashMap<String, &'static Path>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    // Held across the build: fixtures share a target dir, so cargo would serialise them anyway.
+    let mut built = built.lock().unwrap();
+    if let Some(path) = built.get(name) {
+        return path;
+    }
+    let path: &'static Path =
+        Box::leak(build_fixture(name, version, source, interface).into_boxed_path());
+    built.insert(name.to_owned(), path);
+    path
+}
+
+fn build_fixture(name: &str, version: &str, source: &str, interface: Interface) -> PathBuf {
     let root = target_dir().join("fixtures").join(name);
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("src")).unwrap();
@@ -131,7 +157,7 @@ fn build_fixture(interface: Interface) -> PathBuf {
         format!(
             r#"[package]
 name = "{name}"
-version = "1.0.0"
+version = "{version}"
 edition = "2021"
 
 [lib]
@@ -146,19 +172,7 @@ gp-sdk = {{ path = {sdk:?} }}
         ),
     )
     .unwrap();
-    std::fs::write(
-        root.join("src/lib.rs"),
-        r#"use gp_sdk::{plugin_entry, Context, Result};
-
-#[plugin_entry(description = "A plugin crate of its own")]
-fn run(ctx: &mut Context) -> Result {
-    let n = ctx.get_i64("n").unwrap_or(0);
-    ctx.set("n", n * 2);
-    Ok(())
-}
-"#,
-    )
-    .unwrap();
+    std::fs::write(root.join("src/lib.rs"), source).unwrap();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .args(["build", "--quiet"])
@@ -207,21 +221,36 @@ fn patch_interface(root: &Path, interface: Interface) {
             "pub struct CallErrorKind(pub u8);",
             "pub struct CallErrorKind(pub u32);",
         ),
-        Interface::OlderVersion => {
-            let current = format!("version = \"{}\"", gp_host::ABI_VERSION);
+        Interface::WithoutHooks => {
+            let abi = root.join("gp-core/src/abi.rs");
+            let text = std::fs::read_to_string(&abi).unwrap();
+            let start = text
+                .find("    /// The plugin's `#[on_load]` hook")
+                .expect("gp-core's PluginMod has on_load: update the fixture");
+            let end = start + text[start..].find("\n}\n").unwrap() + 1;
+            std::fs::write(&abi, format!("{}{}", &text[..start], &text[end..])).unwrap();
             replace_in(
-                &root.join("gp-core/Cargo.toml"),
-                &current,
-                "version = \"0.0.1\"",
+                &root.join("gp-sdk/src/__private.rs"),
+                "        on_load: ON_LOAD.first().copied(),\n        on_unload: ON_UNLOAD.first().copied(),\n",
+                "",
             );
-            for krate in ["gp-macros", "gp-sdk"] {
-                replace_in(
-                    &root.join(krate).join("Cargo.toml"),
-                    &format!("gp-core = {{ {current}"),
-                    "gp-core = { version = \"0.0.1\"",
-                );
-            }
+            set_interface_version(root, "0.1.0");
         }
+        Interface::OlderVersion => set_interface_version(root, "0.0.1"),
+    }
+}
+
+/// Releases the copy of gp-core as `version`.
+fn set_interface_version(root: &Path, version: &str) {
+    let current = format!("version = \"{}\"", gp_host::ABI_VERSION);
+    let patched = format!("version = \"{version}\"");
+    replace_in(&root.join("gp-core/Cargo.toml"), &current, &patched);
+    for krate in ["gp-macros", "gp-sdk"] {
+        replace_in(
+            &root.join(krate).join("Cargo.toml"),
+            &format!("gp-core = {{ {current}"),
+            &format!("gp-core = {{ {patched}"),
+        );
     }
 }
 
@@ -244,4 +273,173 @@ pub fn plain_cdylib() -> &'static Path {
         let libs = cargo_build(&root.join("Cargo.toml"), &[], &options()).unwrap();
         libs.into_iter().next().expect("plain builds a cdylib")
     })
+}
+
+/// The file the `hooks` test plugins append their lifecycle to (one line per hook or call:
+/// `<version> <what>`). Compiled into them, so only one test may load them.
+pub fn hook_log() -> PathBuf {
+    target_dir().join("fixtures/lifecycle/hooks.log")
+}
+
+/// The plugins of the lifecycle tests, built together once per run: package → library.
+///
+/// - `counter-v1`, `counter-v2`, `counter-old` (0.9.0): plugin `counter`, which sets
+///   `version` to its version; label `fail` returns an error, `panic` panics, `stubborn`
+///   sleeps `ms` milliseconds ignoring cancellation, `patient` waits until cancelled.
+///   v1 and v2 have an empty `on_unload`.
+/// - `counter-refuses` (3.0.0): its `on_load` returns "database unreachable".
+/// - `counter-hook-panics` (3.1.0): its `on_load` panics.
+/// - `counter-other` (5.0.0): the same code as plugin `other`.
+/// - `hooks-v1`, `hooks-v2`: plugin `hooks`, writing each hook and call to [`hook_log`];
+///   v2's `on_unload` fails with "flush failed".
+pub fn lifecycle(package: &str) -> &'static Path {
+    static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    let built = BUILT.get_or_init(build_lifecycle);
+    built
+        .get(package)
+        .unwrap_or_else(|| panic!("no lifecycle fixture {package}"))
+}
+
+const COUNTER: &str = r#"use std::time::Duration;
+
+use gp_sdk::{bail, plugin_entry, Context, Result};
+
+HOOKS
+
+#[plugin_entry(name = "PLUGIN")]
+fn execute(ctx: &mut Context) -> Result {
+    ctx.set("version", env!("CARGO_PKG_VERSION"));
+    match ctx.label() {
+        Some("fail") => bail!("asked to fail"),
+        Some("panic") => panic!("asked to panic"),
+        Some("stubborn") => {
+            let ms = ctx.get_i64("ms").unwrap_or(0).max(0) as u64;
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        Some("patient") => loop {
+            ctx.check_cancelled()?;
+            std::thread::sleep(Duration::from_millis(1));
+        },
+        _ => {}
+    }
+    Ok(())
+}
+"#;
+
+const HOOKS: &str = r#"use std::io::Write;
+
+use gp_sdk::{bail, on_load, on_unload, plugin_entry, Context, Result};
+
+fn note(what: &str) {
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(env!("GP_TEST_HOOK_LOG"))
+        .unwrap();
+    writeln!(log, "{} {what}", env!("CARGO_PKG_VERSION")).unwrap();
+}
+
+#[on_load]
+fn start(ctx: &mut Context) -> Result {
+    ctx.info("starting");
+    note("on_load");
+    Ok(())
+}
+
+#[on_unload]
+fn stop() -> Result {
+    note("on_unload");
+    if env!("CARGO_PKG_VERSION") == "2.0.0" {
+        bail!("flush failed");
+    }
+    Ok(())
+}
+
+#[plugin_entry(name = "hooks")]
+fn execute(_ctx: &mut Context) -> Result {
+    note("execute");
+    Ok(())
+}
+"#;
+
+fn build_lifecycle() -> HashMap<String, PathBuf> {
+    let root = target_dir().join("fixtures/lifecycle");
+    let noop_unload = "#[gp_sdk::on_unload]\nfn bye() {}";
+    let refuses =
+        "#[gp_sdk::on_load]\nfn connect() -> Result {\n    bail!(\"database unreachable\")\n}";
+    let panics =
+        "#[gp_sdk::on_load]\nfn explode(_ctx: &mut Context) {\n    panic!(\"on_load exploded\")\n}";
+    let counter =
+        |plugin: &str, hooks: &str| COUNTER.replace("PLUGIN", plugin).replace("HOOKS", hooks);
+    let crates: Vec<(&str, &str, String)> = vec![
+        ("counter-v1", "1.0.0", counter("counter", noop_unload)),
+        ("counter-v2", "2.0.0", counter("counter", noop_unload)),
+        ("counter-old", "0.9.0", counter("counter", "")),
+        ("counter-refuses", "3.0.0", counter("counter", refuses)),
+        ("counter-hook-panics", "3.1.0", counter("counter", panics)),
+        ("counter-other", "5.0.0", counter("other", "")),
+        ("hooks-v1", "1.0.0", HOOKS.to_owned()),
+        ("hooks-v2", "2.0.0", HOOKS.to_owned()),
+    ];
+    let _ = std::fs::remove_dir_all(&root);
+    for (package, version, source) in &crates {
+        let dir = root.join(package);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{package}\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngp-sdk = {{ path = {:?} }}\n",
+                workspace().join("gp-sdk").display().to_string()
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join("src/lib.rs"), source).unwrap();
+    }
+    let members: Vec<String> = crates.iter().map(|c| format!("{:?}", c.0)).collect();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!(
+            "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
+            members.join(", ")
+        ),
+    )
+    .unwrap();
+    std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["build", "--quiet", "--workspace"])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("GP_TEST_HOOK_LOG", hook_log())
+        .current_dir(&root)
+        .output()
+        .expect("run cargo");
+    assert!(
+        output.status.success(),
+        "building the lifecycle fixtures failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    crates
+        .iter()
+        .map(|(package, _, _)| {
+            let file = format!(
+                "{}{}{}",
+                std::env::consts::DLL_PREFIX,
+                package.replace('-', "_"),
+                std::env::consts::DLL_SUFFIX
+            );
+            (package.to_string(), target_dir().join("debug").join(file))
+        })
+        .collect()
+}
+
+/// Installs a lifecycle fixture into `base` as plugin folder `folder`.
+pub fn install_lifecycle(base: &Path, package: &str, folder: &str) -> PathBuf {
+    let library = lifecycle(package);
+    let dir = base.join(folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file_name = library.file_name().unwrap();
+    std::fs::copy(library, dir.join(file_name)).unwrap();
+    let info = gp_host::inspect(&dir.join(file_name)).unwrap();
+    std::fs::write(dir.join("plugin.json"), info.plugin_json().to_json_pretty()).unwrap();
+    dir
 }

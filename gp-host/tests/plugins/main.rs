@@ -5,5 +5,8 @@ mod harness;
 
 mod calls;
 mod cli;
+mod lifecycle;
 mod loading;
+mod metrics;
 mod rejects;
+mod watching;
