@@ -248,6 +248,36 @@ pub struct PluginStats {
     pub latency: Latency,
 }
 
+impl PluginStats {
+    /// The snapshot as JSON: the counters, `last_error` (`at` in milliseconds since the Unix
+    /// epoch) and `latency` (`count`, and `mean`, `p50`, `p90`, `p99` in nanoseconds).
+    pub fn to_json(&self) -> serde_json::Value {
+        let ns = |d: Duration| d.as_nanos().min(u64::MAX as u128) as u64;
+        serde_json::json!({
+            "name": self.name,
+            "version": self.version.as_ref().map(|v| v.to_string()),
+            "calls": self.calls,
+            "errors": self.errors,
+            "panics": self.panics,
+            "in_flight": self.in_flight,
+            "loads": self.loads,
+            "upgrades": self.upgrades,
+            "unloads": self.unloads,
+            "last_error": self.last_error.as_ref().map(|e| serde_json::json!({
+                "at_unix_ms": e.at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+                "message": e.message,
+            })),
+            "latency": {
+                "count": self.latency.count(),
+                "mean_ns": ns(self.latency.mean()),
+                "p50_ns": ns(self.latency.p50()),
+                "p90_ns": ns(self.latency.p90()),
+                "p99_ns": ns(self.latency.p99()),
+            },
+        })
+    }
+}
+
 /// A latency distribution: a histogram with 8 buckets per power of two of nanoseconds.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Latency {

@@ -195,3 +195,105 @@ fn a_crate_outside_the_workspace_builds_and_is_called() {
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(json, serde_json::json!({"n": 42}));
 }
+
+/// A `gp serve` process, killed when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_watches_the_directory_and_stats_reads_its_metrics() {
+    use std::io::BufRead;
+
+    let base = crate::harness::base_dir();
+    crate::harness::install_lifecycle(base.path(), "counter-v1", "counter");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gp"))
+        .args([
+            &"serve" as &dyn AsRef<std::ffi::OsStr>,
+            &base.path(),
+            &"--watch",
+            &"--listen",
+            &"127.0.0.1:0",
+        ])
+        .env_remove("GP_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run gp serve");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let _server = Server(child);
+    let mut printed = Vec::new();
+    let addr = loop {
+        let line = lines.next().expect("gp serve prints its address").unwrap();
+        if let Some(rest) = line.strip_prefix("serving metrics on http://") {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+        printed.push(line);
+    };
+    assert_eq!(
+        printed,
+        [
+            "FOLDER   STATUS     PLUGIN / ERROR",
+            "counter  loaded     counter 1.0.0"
+        ]
+    );
+
+    let table = gp(&[&"stats", &"--addr", &addr]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    assert_eq!(
+        stdout(&table),
+        "PLUGIN   VERSION  CALLS  ERRORS  PANICS  IN FLIGHT  P50  P90  P99  LOADS  UPGRADES  LAST ERROR\n\
+         counter  1.0.0    0      0       0       0          -    -    -    1      0         -\n"
+    );
+
+    // A newer build dropped into the folder is picked up by the watcher.
+    std::fs::remove_dir_all(base.path().join("counter")).unwrap();
+    let staging = crate::harness::base_dir();
+    let v2 = crate::harness::install_lifecycle(staging.path(), "counter-v2", "counter");
+    std::fs::rename(v2, base.path().join("counter")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let json = gp(&[&"stats", &"--addr", &addr, &"--json"]);
+        let stats: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        if stats[0]["version"] == "2.0.0" {
+            assert_eq!(stats[0]["upgrades"], 1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no upgrade: {stats}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let metrics = http_get(&format!("http://{addr}/metrics"));
+    assert!(
+        metrics.contains("gp_plugin_loaded{plugin=\"counter\",version=\"2.0.0\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn stats_says_what_to_do_when_no_server_runs() {
+    let output = gp(&[&"stats", &"--addr", &"127.0.0.1:9"]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.starts_with("error: http://127.0.0.1:9/stats: ")
+            && message.ends_with("; is `gp serve --listen 127.0.0.1:9` running?\n"),
+        "{message}"
+    );
+}
+
+/// A plain HTTP GET, as a scraper would do it.
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
