@@ -4,16 +4,21 @@
 //!    base directory as `<name>/plugin.json` + library;
 //! 2. loads the base directory and prints the load report;
 //! 3. calls `sample` with the seed's `Hello` value, `dispatch` by label, `panicky` into a
-//!    panic and out again, and `slow` past a deadline and through a cancellation.
+//!    panic and out again, and `slow` past a deadline and through a cancellation;
+//! 4. upgrades `greeter` 1.0.0 to 2.0.0 (`greeter-next`) while two threads call it, shows an
+//!    upgrade refused, unloads `slow` while a call runs in it, and prints the metrics.
 //!
 //! Run it from anywhere in the workspace: `cargo run -p host-app`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gp_host::build::{cargo_build, install_library, BuildOptions};
-use gp_host::{Context, Error, Manager};
+use gp_host::{Context, Error, Event, Manager, Upgrade};
 use serde::Serialize;
 
 /// The seed's `Hello` struct, stored in the context under `sample`.
@@ -22,7 +27,14 @@ struct Hello {
     name: String,
 }
 
-const PLUGINS: [&str; 4] = ["sample", "dispatch", "panicky", "slow"];
+const PLUGINS: [&str; 6] = [
+    "sample",
+    "dispatch",
+    "panicky",
+    "slow",
+    "greeter",
+    "greeter-next",
+];
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -49,7 +61,7 @@ fn run() -> Result<(), Error> {
             source: e,
         })?;
     let base_dir = workspace.join("target/gp-example/plugins");
-    build_plugins(&workspace, &base_dir)?;
+    let greeter_next = build_plugins(&workspace, &base_dir)?;
 
     // The seed's main: a manager over the base dir, load, get "sample", call it.
     println!("[INFO]: Plugin base dir: {}", base_dir.display());
@@ -112,23 +124,168 @@ fn run() -> Result<(), Error> {
     canceller.join().expect("canceller thread");
     println!("[INFO]: slow cancelled from another thread -> {cancelled}");
 
+    lifecycle(&manager, &greeter_next)?;
+
     println!(
-        "[INFO]: done: {} plugins loaded, {} failed",
+        "[INFO]: done: {} plugins still loaded, {} failed to load",
         manager.list().len(),
         report.failed.len()
     );
     Ok(())
 }
 
-/// Builds the example plugin crates and installs them into `base_dir`.
-fn build_plugins(workspace: &Path, base_dir: &Path) -> Result<(), Error> {
+/// Upgrades under load, a refused upgrade, an unload while a call runs, and the metrics.
+fn lifecycle(manager: &Manager, greeter_next: &Path) -> Result<(), Error> {
+    manager.subscribe_lifecycle(|event| match event {
+        Event::Upgraded { from, to } => println!(
+            "[EVENT]: {} upgraded {} -> {}",
+            to.name(),
+            from.version(),
+            to.version()
+        ),
+        Event::UpgradeRefused { error, .. } => println!("[EVENT]: {error}"),
+        Event::Unloaded { report } => println!(
+            "[EVENT]: {} {} unloaded after {:?}",
+            report.spec.name(),
+            report.spec.version(),
+            report.waited
+        ),
+        _ => {}
+    });
+
+    // Two threads call greeter without pause while it is upgraded: no call fails, and every
+    // call after the upgrade returned sees 2.0.0.
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            let greeter = manager.executor("greeter")?;
+            let stop = Arc::clone(&stop);
+            Ok(std::thread::spawn(move || {
+                let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+                let mut failed = 0u64;
+                let mut ctx = Context::new();
+                ctx.set("name", "tour");
+                while !stop.load(Ordering::Relaxed) {
+                    match greeter.execute(&mut ctx) {
+                        Ok(()) => {
+                            let version = ctx.get("version").and_then(|v| v.as_str());
+                            *seen.entry(version.unwrap_or("?").to_owned()).or_default() += 1;
+                        }
+                        Err(_) => failed += 1,
+                    }
+                }
+                (seen, failed)
+            }))
+        })
+        .collect::<Result<_, Error>>()?;
+    std::thread::sleep(Duration::from_millis(50));
+    if let Upgrade::Upgraded(upgraded) = manager.upgrade("greeter", greeter_next)? {
+        println!(
+            "[INFO]: greeter {} now serves; {} finishes its calls in flight",
+            upgraded.to.version(),
+            upgraded.from.version()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failed = 0;
+    for caller in callers {
+        let (s, f) = caller.join().expect("caller thread");
+        for (version, n) in s {
+            *seen.entry(version).or_default() += n;
+        }
+        failed += f;
+    }
+    println!("[INFO]: calls by version during the upgrade: {seen:?}, failed: {failed}");
+    let mut ctx = Context::new();
+    ctx.set("name", "gp");
+    manager.executor("greeter")?.execute(&mut ctx)?;
+    println!("[INFO]: greeter -> {}", ctx.to_json()["greeting"]);
+
+    // Going back is refused unless forced: the running version keeps serving.
+    let greeter_one = manager.base_dir().join("greeter");
+    let refused = manager.upgrade("greeter", &greeter_one).unwrap_err();
+    println!("[INFO]: upgrade back to the folder's 1.0.0 -> {refused}");
+
+    // Unloading slow while a call runs in it: the call sees itself cancelled and returns.
+    let slow = manager.executor("slow")?;
+    let call = std::thread::spawn(move || slow.execute(&mut Context::new()));
+    std::thread::sleep(Duration::from_millis(50));
+    let report = manager.unload("slow")?;
+    let outcome = call.join().expect("slow caller");
+    println!(
+        "[INFO]: the call running in slow -> {}",
+        outcome.map_or_else(|e| e.to_string(), |()| "ok".into())
+    );
+    println!(
+        "[INFO]: slow unloaded: {} call(s) still running, on_unload: {:?}",
+        report.still_running, report.on_unload
+    );
+    println!(
+        "[INFO]: calling slow now -> {}",
+        manager.executor("slow").unwrap_err()
+    );
+
+    println!("[INFO]: metrics:");
+    println!(
+        "  {:<9} {:<8} {:>7} {:>6} {:>6} {:>9} {:>9}",
+        "PLUGIN", "VERSION", "CALLS", "ERRORS", "PANICS", "P50", "P99"
+    );
+    for stats in manager.stats() {
+        let version = stats.version.map_or("-".into(), |v| v.to_string());
+        println!(
+            "  {:<9} {:<8} {:>7} {:>6} {:>6} {:>9} {:>9}",
+            stats.name,
+            version,
+            stats.calls,
+            stats.errors,
+            stats.panics,
+            short(stats.latency.p50()),
+            short(stats.latency.p99())
+        );
+    }
+    let prometheus = manager.prometheus();
+    let line = prometheus
+        .lines()
+        .find(|l| l.starts_with("gp_plugin_upgrades_total{plugin=\"greeter\"}"))
+        .unwrap_or_default();
+    println!("[INFO]: in Prometheus text: {line}");
+    Ok(())
+}
+
+/// A duration in its largest whole unit, to one decimal: 959ns, 6.1µs, 109.1ms.
+fn short(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns < 1e3 {
+        format!("{ns}ns")
+    } else if ns < 1e6 {
+        format!("{:.1}µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.1}ms", ns / 1e6)
+    } else {
+        format!("{:.1}s", ns / 1e9)
+    }
+}
+
+/// Builds the example plugin crates and installs them into `base_dir`, except
+/// `greeter-next`, the 2.0.0 release of greeter, whose library it returns.
+fn build_plugins(workspace: &Path, base_dir: &Path) -> Result<PathBuf, Error> {
     println!("[INFO]: building the example plugins from source");
     let libraries: Vec<PathBuf> = cargo_build(
         &workspace.join("Cargo.toml"),
         &PLUGINS,
         &BuildOptions::default(),
     )?;
+    let mut greeter_next = None;
     for library in libraries {
+        if library
+            .file_stem()
+            .is_some_and(|stem| stem.to_string_lossy().ends_with("greeter_next"))
+        {
+            greeter_next = Some(library);
+            continue;
+        }
         let installed = install_library(&library, base_dir)?;
         println!(
             "[INFO]: installed {} {} -> {}",
@@ -137,5 +294,8 @@ fn build_plugins(workspace: &Path, base_dir: &Path) -> Result<(), Error> {
             installed.path.display()
         );
     }
-    Ok(())
+    greeter_next.ok_or_else(|| Error::Build {
+        path: workspace.join("examples/greeter-next"),
+        message: "cargo built no greeter-next library".into(),
+    })
 }
