@@ -407,7 +407,7 @@ impl Manager {
     pub(crate) fn sync_folder(&self, dir: &Path) -> Result<Synced, Error> {
         let changes = self.lock_changes();
         let loaded_here = self.name_loaded_from(dir);
-        if !dir.join(MANIFEST_FILE).exists() && !dir.exists() {
+        if !dir.exists() {
             drop(changes);
             return match loaded_here {
                 Some(name) => self.unload(&name).map(|_| Synced::Unloaded),
@@ -422,13 +422,16 @@ impl Manager {
         let synced = match running {
             Some(running) if running.spec.dir == folder.dir => {
                 let slot = existing.expect("a running plugin has a slot");
-                return self.upgrade_locked(
+                let synced = self.upgrade_locked(
                     &slot,
                     &running,
                     Some(folder),
                     library,
                     UpgradeOptions::default(),
-                );
+                )?;
+                drop(changes);
+                self.announce(&synced);
+                return Ok(synced);
             }
             Some(running) => {
                 return Err(Error::Duplicate {
@@ -444,12 +447,11 @@ impl Manager {
                 let slot = self.slot(&name);
                 slot.current.store(Some(loaded));
                 slot.metrics.loaded();
-                tracing::info!(target: "gp", plugin = spec.name(), version = %spec.version(), dir = %dir.display(), "plugin loaded");
-                self.inner.hub.emit(&Event::Loaded { spec: &spec });
                 Synced::Loaded(spec)
             }
         };
         drop(changes);
+        self.announce(&synced);
         // The folder now declares another plugin than the one loaded from it: that one goes.
         if let Some(old) = loaded_here.filter(|old| *old != name) {
             if let Err(error) = self.unload(&old) {
@@ -498,7 +500,7 @@ impl Manager {
         path: &Path,
         options: UpgradeOptions,
     ) -> Result<Upgrade, Error> {
-        let _changes = self.lock_changes();
+        let changes = self.lock_changes();
         let slot = self.existing_slot(name);
         let Some(running) = slot.as_ref().and_then(|s| s.current.load_full()) else {
             return Err(Error::NotFound {
@@ -515,6 +517,8 @@ impl Manager {
             (None, read_library(path).map_err(refuse)?)
         };
         let synced = self.upgrade_locked(&slot, &running, folder, library, options)?;
+        drop(changes);
+        self.announce(&synced);
         Ok(match synced {
             Synced::Upgraded(upgraded) => Upgrade::Upgraded(upgraded),
             Synced::Unchanged(spec) => Upgrade::Unchanged(spec),
@@ -565,11 +569,6 @@ impl Manager {
             from: Spec::clone(&old.spec),
             to: Spec::clone(&new.spec),
         };
-        tracing::info!(target: "gp", plugin = slot.name, from = %upgraded.from.version(), to = %upgraded.to.version(), "plugin upgraded");
-        self.inner.hub.emit(&Event::Upgraded {
-            from: &upgraded.from,
-            to: &upgraded.to,
-        });
         // Calls in flight finish on the old version; its on_unload runs after the last one.
         self.inner.reaper.retire(old);
         Ok(Synced::Upgraded(upgraded))
@@ -796,6 +795,22 @@ impl Manager {
     /// as an event). Stops when the returned [`Watcher`] is dropped.
     pub fn watch_with(&self, options: WatchOptions) -> Result<Watcher, Error> {
         Watcher::start(self.clone(), options)
+    }
+
+    /// Logs a load or an upgrade and sends it to subscribers, once the change lock is released
+    /// (so that a subscriber may change the registry itself).
+    fn announce(&self, synced: &Synced) {
+        match synced {
+            Synced::Loaded(spec) => {
+                tracing::info!(target: "gp", plugin = spec.name(), version = %spec.version(), dir = %spec.dir.display(), "plugin loaded");
+                self.inner.hub.emit(&Event::Loaded { spec });
+            }
+            Synced::Upgraded(Upgraded { from, to }) => {
+                tracing::info!(target: "gp", plugin = to.name(), from = %from.version(), to = %to.version(), "plugin upgraded");
+                self.inner.hub.emit(&Event::Upgraded { from, to });
+            }
+            Synced::Unchanged(_) | Synced::Unloaded | Synced::Nothing => {}
+        }
     }
 
     /// Logs a failure and sends it to subscribers.

@@ -139,3 +139,24 @@ fn a_panicking_subscriber_is_skipped_and_the_call_goes_on() {
     });
     call(&manager, 3, 0, 0);
 }
+
+#[test]
+fn a_subscriber_may_change_the_registry_from_its_handler() {
+    let base = base_dir();
+    install_lifecycle(base.path(), "counter-v1", "counter");
+    let manager = Manager::new(base.path());
+    let handle = manager.clone();
+    let unloaded = Arc::new(Mutex::new(None));
+    let sink = Arc::clone(&unloaded);
+    manager.subscribe_lifecycle(move |event| {
+        if let Event::Upgraded { to, .. } = event {
+            // Unloading from inside the handler must not deadlock on the manager's own lock.
+            let report = handle.unload(to.name()).unwrap();
+            *sink.lock().unwrap() = Some(report.spec.version().to_string());
+        }
+    });
+    assert!(manager.load_plugins().is_ok());
+    manager.upgrade("counter", lifecycle("counter-v2")).unwrap();
+    assert_eq!(unloaded.lock().unwrap().as_deref(), Some("2.0.0"));
+    assert!(manager.list().is_empty());
+}
