@@ -4,10 +4,10 @@
 //! registers its shim in a linkme distributed slice that `gp_sdk::__private::root_module`
 //! reads when the host loads the library.
 
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericParam, ItemFn, ReturnType};
+use syn::{FnArg, GenericParam, ItemFn, PathArguments, ReturnType};
 
 use crate::parse::{is_mut_ref_to_context, is_unit_result, Errors};
 
@@ -40,7 +40,7 @@ pub fn hook(hook: Hook, attr: TokenStream, item: TokenStream) -> syn::Result<Tok
     if !attr.is_empty() {
         errors.over(
             &attr,
-            format!("{attribute} takes no arguments: remove them"),
+            format!("{attribute} takes no arguments: remove them, and write `{attribute}`"),
         );
     }
     let function: ItemFn = match syn::parse2(item) {
@@ -54,7 +54,18 @@ pub fn hook(hook: Hook, attr: TokenStream, item: TokenStream) -> syn::Result<Tok
         }
     };
     let takes_context = check_signature(hook, &function, &mut errors);
-    errors.finish(())?;
+    if let Err(error) = errors.finish(()) {
+        if function.sig.variadic.is_none() || function.sig.asyncness.is_some() {
+            return Err(error);
+        }
+        // rustc rejects `...` in a Rust function on its own, with errors that would bury ours
+        // (one says C-variadic functions are unstable): emit the function without it, as
+        // `respond` emits it otherwise.
+        let mut function = function;
+        function.sig.variadic = None;
+        let error = error.to_compile_error();
+        return Ok(quote!(#error #[allow(dead_code)] #function));
+    }
     Ok(expand(hook, &function, takes_context))
 }
 
@@ -65,25 +76,25 @@ fn check_signature(hook: Hook, function: &ItemFn, errors: &mut Errors) -> bool {
     if let Some(token) = &sig.asyncness {
         errors.at(
             token.span(),
-            format!("a {attribute} hook cannot be `async`: the host calls it synchronously"),
+            format!("the {attribute} hook cannot be `async`: the host calls it synchronously; run async work on a runtime inside it"),
         );
     }
     if let Some(token) = &sig.constness {
         errors.at(
             token.span(),
-            format!("a {attribute} hook cannot be `const`: remove `const`"),
+            format!("the {attribute} hook cannot be `const`: remove `const`"),
         );
     }
     if let Some(token) = &sig.unsafety {
         errors.at(
             token.span(),
-            format!("a {attribute} hook cannot be `unsafe`: remove `unsafe`"),
+            format!("the {attribute} hook cannot be `unsafe`: remove `unsafe`, the host has no contract to uphold for it"),
         );
     }
     if let Some(abi) = &sig.abi {
         errors.over(
             abi,
-            format!("a {attribute} hook is a plain Rust function: remove the `extern` ABI"),
+            format!("the {attribute} hook is a plain Rust function: remove the `extern` ABI, {attribute} generates the exported one"),
         );
     }
     if sig
@@ -91,33 +102,41 @@ fn check_signature(hook: Hook, function: &ItemFn, errors: &mut Errors) -> bool {
         .params
         .iter()
         .any(|p| !matches!(p, GenericParam::Lifetime(_)))
-        || sig.generics.where_clause.is_some()
     {
         errors.over(
             &sig.generics,
-            format!("a {attribute} hook cannot be generic: `{signature}`"),
+            format!("the {attribute} hook cannot be generic: remove the type and const parameters, the host calls one concrete function"),
+        );
+    } else if let Some(clause) = &sig.generics.where_clause {
+        errors.over(
+            clause,
+            format!("the {attribute} hook cannot have a `where` clause: remove it, the host calls one concrete function"),
         );
     }
     if let Some(variadic) = &sig.variadic {
         errors.over(
             variadic,
-            format!("a {attribute} hook cannot be variadic: remove `...`"),
+            format!("the {attribute} hook cannot be variadic: remove `...`"),
         );
     }
     let mut takes_context = false;
     let mut inputs = sig.inputs.iter();
     match inputs.next() {
         None => {}
-        Some(FnArg::Receiver(receiver)) => errors.over(
-            receiver,
-            format!("a {attribute} hook is a free function, not a method: `{signature}`"),
-        ),
+        // Only the first argument can be a receiver; whatever follows it, the fix is the same.
+        Some(FnArg::Receiver(receiver)) => {
+            errors.over(
+                receiver,
+                format!("the {attribute} hook is a free function, not a method: move it out of the `impl` block and take at most the context, `{signature}`"),
+            );
+            return false;
+        }
         Some(FnArg::Typed(arg)) => {
             takes_context = true;
             if !is_mut_ref_to_context(&arg.ty) {
                 errors.over(
                     &arg.ty,
-                    format!("a {attribute} hook takes no argument or `&mut Context` (gp_sdk::Context): `{signature}`"),
+                    format!("the {attribute} hook's argument must be `&mut Context` (gp_sdk::Context), or none: `{signature}`"),
                 );
             }
         }
@@ -126,18 +145,65 @@ fn check_signature(hook: Hook, function: &ItemFn, errors: &mut Errors) -> bool {
     if !extra.is_empty() {
         errors.over(
             quote!(#(#extra),*),
-            format!("a {attribute} hook takes at most one argument, the context: `{signature}`"),
+            format!(
+                "the {attribute} hook takes at most one argument, the context: remove {}, `{signature}`",
+                if extra.len() == 1 { "this one" } else { "these" },
+            ),
         );
     }
     if let ReturnType::Type(_, ty) = &sig.output {
         if !is_unit_result(ty) && !matches!(&**ty, syn::Type::Tuple(t) if t.elems.is_empty()) {
             errors.over(
                 ty,
-                format!("a {attribute} hook returns nothing or `Result<(), E>` where E: Display, such as `gp_sdk::Result`"),
+                format!("the {attribute} hook must return nothing or `Result<(), E>` where E: Display, such as `gp_sdk::Result`: `{signature}`"),
             );
         }
     }
     takes_context
+}
+
+/// The first and last token of `tokens`: a call whose path starts at the one and ends at the
+/// other is underlined from one to the other (a span on stable Rust covers one token).
+fn first_and_last(tokens: impl ToTokens) -> Option<(Span, Span)> {
+    let mut tokens = tokens.into_token_stream().into_iter();
+    let first = tokens.next()?.span();
+    Some((first, tokens.last().map_or(first, |t| t.span())))
+}
+
+/// Where the compiler reports a hook's return type that is not `HookOutput`: the error type
+/// of `Result<(), E>` (the one that must be `Display`), else the whole return type.
+fn output_span(function: &ItemFn) -> (Span, Span) {
+    let ReturnType::Type(_, ty) = &function.sig.output else {
+        let ident = function.sig.ident.span();
+        return (ident, ident);
+    };
+    let error = match &**ty {
+        syn::Type::Path(path) => path.path.segments.last().and_then(|s| match &s.arguments {
+            PathArguments::AngleBracketed(args) => args.args.iter().nth(1),
+            _ => None,
+        }),
+        _ => None,
+    };
+    match error {
+        Some(error) => first_and_last(error),
+        None => first_and_last(ty),
+    }
+    .unwrap_or_else(|| (ty.span(), ty.span()))
+}
+
+/// Where the compiler reports an argument that is `&mut` some other `Context`: its type's name.
+fn context_span(function: &ItemFn) -> Span {
+    match function.sig.inputs.first() {
+        Some(FnArg::Typed(arg)) => match &*arg.ty {
+            syn::Type::Reference(r) => match &*r.elem {
+                syn::Type::Path(path) => path.path.segments.last().map(|s| s.ident.span()),
+                _ => None,
+            },
+            _ => None,
+        }
+        .unwrap_or_else(|| arg.ty.span()),
+        _ => function.sig.ident.span(),
+    }
 }
 
 fn expand(hook: Hook, function: &ItemFn, takes_context: bool) -> TokenStream {
@@ -151,15 +217,19 @@ fn expand(hook: Hook, function: &ItemFn, takes_context: bool) -> TokenStream {
         format_ident!("{shim}"),
         format_ident!("{slice}"),
     );
-    let span = match &function.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => user_fn.span(),
-    };
-    let call = if takes_context {
-        quote_spanned!(span=> ::gp_sdk::__private::hook(ctx, #user_fn))
+    // The author's function is called from a closure: an argument of another `Context` type is
+    // then a type mismatch at that type, not one between function signatures.
+    let closure = if takes_context {
+        let arg = quote_spanned!(context_span(function)=> context);
+        quote!(|#arg: &mut ::gp_sdk::Context<'_>| #user_fn(#arg))
     } else {
-        quote_spanned!(span=> ::gp_sdk::__private::hook(ctx, |_| #user_fn()))
+        quote!(|_: &mut ::gp_sdk::Context<'_>| #user_fn())
     };
+    // A return type that is not `HookOutput` is reported at the call, spanned to underline it.
+    let (first, last) = output_span(function);
+    let path = quote_spanned!(first=> ::gp_sdk::__private::);
+    let host = quote!(ctx);
+    let call = quote_spanned!(last=> #path hook(#host, #closure));
     quote! {
         #function
 

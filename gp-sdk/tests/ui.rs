@@ -1,4 +1,5 @@
-//! Every compile-time misuse of `#[plugin_entry]`, pinned with the message the author sees.
+//! Every compile-time misuse of `#[plugin_entry]`, `#[on_load]` and `#[on_unload]`, pinned with
+//! the message the author sees.
 //!
 //! Each file under `ui/` is a crate root of its own (a plugin has one entry per crate). To
 //! update the expected output after changing a message, run

@@ -1,0 +1,14 @@
+use gp_sdk::{on_unload, plugin_entry, Context, Result};
+
+#[on_unload]
+extern "C" fn close(ctx: &mut Context) {
+    ctx.info("close");
+}
+
+#[plugin_entry]
+fn execute(ctx: &mut Context) -> Result {
+    ctx.set("k", 1);
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,16 @@
+use gp_sdk::{on_load, plugin_entry, Context, Result};
+
+#[on_load]
+fn open<T: Default>(ctx: &mut Context) -> Result {
+    let _ = T::default();
+    ctx.info("open");
+    Ok(())
+}
+
+#[plugin_entry]
+fn execute(ctx: &mut Context) -> Result {
+    ctx.set("k", 1);
+    Ok(())
+}
+
+fn main() {}

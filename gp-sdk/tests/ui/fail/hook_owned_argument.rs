@@ -1,0 +1,15 @@
+use gp_sdk::{on_load, plugin_entry, Context, Result};
+
+#[on_load]
+fn open(config: String) -> Result {
+    let _ = config;
+    Ok(())
+}
+
+#[plugin_entry]
+fn execute(ctx: &mut Context) -> Result {
+    ctx.set("k", 1);
+    Ok(())
+}
+
+fn main() {}

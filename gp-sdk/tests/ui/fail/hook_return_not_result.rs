@@ -1,0 +1,15 @@
+use gp_sdk::{on_unload, plugin_entry, Context, Result};
+
+#[on_unload]
+fn close(ctx: &mut Context) -> bool {
+    ctx.info("close");
+    true
+}
+
+#[plugin_entry]
+fn execute(ctx: &mut Context) -> Result {
+    ctx.set("k", 1);
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,17 @@
+use gp_sdk::{on_unload, plugin_entry, Context, Result};
+
+#[on_unload]
+fn close<'a>(ctx: &mut Context<'a>)
+where
+    'a: 'static,
+{
+    ctx.info("close");
+}
+
+#[plugin_entry]
+fn execute(ctx: &mut Context) -> Result {
+    ctx.set("k", 1);
+    Ok(())
+}
+
+fn main() {}

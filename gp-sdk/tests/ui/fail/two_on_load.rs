@@ -1,0 +1,22 @@
+use gp_sdk::{on_load, plugin_entry, Context, Result};
+
+#[on_load]
+fn open(ctx: &mut Context) -> Result {
+    ctx.info("open");
+    Ok(())
+}
+
+mod cache {
+    use gp_sdk::on_load;
+
+    #[on_load]
+    fn warm() {}
+}
+
+#[plugin_entry]
+fn execute(ctx: &mut Context) -> Result {
+    ctx.set("k", 1);
+    Ok(())
+}
+
+fn main() {}
