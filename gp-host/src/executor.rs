@@ -238,10 +238,9 @@ impl Executor {
             return plugin.call(ctx);
         }
         let metrics = &slot.metrics;
-        let shard = metrics.start();
-        let start = Instant::now();
+        let (shard, start) = metrics.start();
         let outcome = plugin.call(ctx);
-        metrics.finish(shard, start.elapsed(), outcome_of(&outcome));
+        metrics.finish(shard, start, outcome_of(&outcome));
         if let Err(error) = &outcome {
             metrics.record_error(error.to_string());
         }
@@ -257,16 +256,19 @@ impl Executor {
             spec: &plugin.spec,
             ctx,
         });
-        let shard = slot.record_calls.then(|| slot.metrics.start());
-        let start = Instant::now();
+        let started = slot.record_calls.then(|| slot.metrics.start());
+        let clock = Instant::now();
         let outcome = plugin.call(ctx);
-        let duration = start.elapsed();
-        if let Some(shard) = shard {
-            slot.metrics.finish(shard, duration, outcome_of(&outcome));
-            if let Err(error) = &outcome {
-                slot.metrics.record_error(error.to_string());
+        let duration = match started {
+            Some((shard, start)) => {
+                let duration = slot.metrics.finish(shard, start, outcome_of(&outcome));
+                if let Err(error) = &outcome {
+                    slot.metrics.record_error(error.to_string());
+                }
+                duration
             }
-        }
+            None => clock.elapsed(),
+        };
         slot.hub.emit(&Event::AfterCall {
             spec: &plugin.spec,
             ctx,
