@@ -54,7 +54,9 @@ fn hook_attribute(
 
 /// The expansion, or the errors followed by the author's function unchanged: then the only
 /// errors are ours, not a cascade of unused imports. The function is never called, so dead
-/// code is silenced. An `async` one would bring its own errors, so it is dropped.
+/// code is silenced. An `async` one would bring its own errors, so it is dropped; so would a
+/// variadic one (rustc rejects `...` in a Rust function, and says C-variadic functions are
+/// unstable), so it is emitted without its `...`.
 fn respond(
     expansion: syn::Result<proc_macro2::TokenStream>,
     item: proc_macro2::TokenStream,
@@ -63,12 +65,13 @@ fn respond(
         Ok(tokens) => tokens.into(),
         Err(error) => {
             let error = error.to_compile_error();
-            let is_async =
-                syn::parse2::<syn::ItemFn>(item.clone()).is_ok_and(|f| f.sig.asyncness.is_some());
-            if is_async {
-                error.into()
-            } else {
-                quote::quote!(#error #[allow(dead_code)] #item).into()
+            match syn::parse2::<syn::ItemFn>(item.clone()) {
+                Ok(function) if function.sig.asyncness.is_some() => error.into(),
+                Ok(mut function) if function.sig.variadic.is_some() => {
+                    function.sig.variadic = None;
+                    quote::quote!(#error #[allow(dead_code)] #function).into()
+                }
+                _ => quote::quote!(#error #[allow(dead_code)] #item).into(),
             }
         }
     }

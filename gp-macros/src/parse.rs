@@ -163,6 +163,11 @@ fn check_signature(function: &ItemFn, errors: &mut Errors) {
                     &arg.ty,
                     format!("the plugin entry's argument must be `&mut Context` (gp_sdk::Context): `{SIGNATURE}`"),
                 );
+            } else if let Some(lifetime) = static_lifetime(&arg.ty) {
+                errors.at(
+                    lifetime.span(),
+                    format!("the context lives only for the call, not `'static`: remove the lifetime, `{SIGNATURE}`"),
+                );
             }
         }
     }
@@ -194,7 +199,7 @@ fn check_signature(function: &ItemFn, errors: &mut Errors) {
     }
 }
 
-fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+pub(crate) fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
     match ty {
         Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
         Type::Group(group) => last_segment(&group.elem),
@@ -211,6 +216,28 @@ pub(crate) fn is_mut_ref_to_context(ty: &Type) -> bool {
         Type::Group(group) => is_mut_ref_to_context(&group.elem),
         _ => false,
     }
+}
+
+/// A `'static` in `&mut Context` (of the reference or of the context), which the host's call
+/// cannot give.
+fn static_lifetime(ty: &Type) -> Option<&syn::Lifetime> {
+    let Type::Reference(r) = ty else {
+        return match ty {
+            Type::Group(group) => static_lifetime(&group.elem),
+            _ => None,
+        };
+    };
+    let in_context = last_segment(&r.elem).and_then(|s| match &s.arguments {
+        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+            GenericArgument::Lifetime(l) => Some(l),
+            _ => None,
+        }),
+        _ => None,
+    });
+    r.lifetime
+        .iter()
+        .chain(in_context)
+        .find(|l| l.ident == "static")
 }
 
 /// `Result`, `gp_sdk::Result`, `Result<()>` or `Result<(), E>` (the compiler checks the rest).
