@@ -1,12 +1,11 @@
 //! [`Entry`] → the plugin's exports.
 
 use gp_core::manifest::Embedded;
-use proc_macro2::{Ident, Literal, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
-use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, PathArguments, ReturnType, Type};
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
 
-use crate::parse::{last_segment, Entry};
+use crate::parse::Entry;
+use crate::spans::{closure_context, host_context, output_span};
 
 pub fn entry(entry: Entry) -> TokenStream {
     let Entry { function, manifest } = entry;
@@ -22,18 +21,9 @@ pub fn entry(entry: Entry) -> TokenStream {
     // crate redefines this one: the compiler reports it at the second `#[plugin_entry]`.
     let once = format_ident!("only_one_plugin_entry_per_crate");
     let symbol = format_ident!("_1as_0lib_1header_0root_bmodule_bloader");
-    // Hygienic, so an entry named `ctx` is not shadowed by it.
-    let host = Ident::new("ctx", Span::mixed_site());
-    // The author's function is called from a closure: an argument of another `Context` type is
-    // then a type mismatch at that type, not one between function signatures. The closure's
-    // argument is spanned there with the author's hygiene (a hygienic one would add notes
-    // about the macro to the error), so it is named not to shadow the function.
-    let name = if user_fn == "context" {
-        "ctx"
-    } else {
-        "context"
-    };
-    let context = Ident::new(name, context_span(&function));
+    let host = host_context();
+    // The author's function is called from a closure (see `closure_context`).
+    let context = closure_context(&function);
     let (first, last) = output_span(&function);
     // A return type other than `Result<(), _>` is a mismatch in the closure's body: the call
     // then spans from the function's name to its return type.
@@ -78,51 +68,5 @@ pub fn entry(entry: Entry) -> TokenStream {
             static #symbol: ::gp_sdk::__private::LibHeader =
                 ::gp_sdk::__private::lib_header(gp_root_module_result);
         };
-    }
-}
-
-/// The first and last token of `tokens`: a call whose path starts at the one and ends at the
-/// other is underlined from one to the other (a span on stable Rust covers one token).
-fn first_and_last(tokens: impl ToTokens) -> Option<(Span, Span)> {
-    let mut tokens = tokens.into_token_stream().into_iter();
-    let first = tokens.next()?.span();
-    Some((first, tokens.last().map_or(first, |t| t.span())))
-}
-
-/// Where the compiler reports a return type `execute` rejects: the error type of
-/// `Result<(), E>` (the one that must be `Display`), else the whole return type.
-fn output_span(function: &ItemFn) -> (Span, Span) {
-    let ReturnType::Type(_, ty) = &function.sig.output else {
-        let ident = function.sig.ident.span();
-        return (ident, ident);
-    };
-    let error = match &**ty {
-        Type::Path(path) => path.path.segments.last().and_then(|s| match &s.arguments {
-            PathArguments::AngleBracketed(args) => args.args.iter().nth(1),
-            _ => None,
-        }),
-        _ => None,
-    };
-    match error {
-        Some(error) => first_and_last(error),
-        None => first_and_last(ty),
-    }
-    .unwrap_or_else(|| (ty.span(), ty.span()))
-}
-
-/// Where the compiler reports an argument that is `&mut` some other `Context`: its type's name.
-fn context_span(function: &ItemFn) -> Span {
-    fn referent(ty: &Type) -> Option<&Type> {
-        match ty {
-            Type::Reference(r) => Some(&r.elem),
-            Type::Group(group) => referent(&group.elem),
-            _ => None,
-        }
-    }
-    match function.sig.inputs.first() {
-        Some(FnArg::Typed(arg)) => referent(&arg.ty)
-            .and_then(last_segment)
-            .map_or_else(|| arg.ty.span(), |s| s.ident.span()),
-        _ => function.sig.ident.span(),
     }
 }

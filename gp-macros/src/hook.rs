@@ -4,12 +4,13 @@
 //! registers its shim in a linkme distributed slice that `gp_sdk::__private::root_module`
 //! reads when the host loads the library.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericParam, ItemFn, PathArguments, ReturnType};
+use syn::{FnArg, GenericParam, ItemFn, ReturnType};
 
-use crate::parse::{is_mut_ref_to_context, is_unit_result, Errors};
+use crate::parse::{check_context, is_unit_result, Errors};
+use crate::spans::{closure_context, host_context, output_span};
 
 /// Which hook an attribute declares.
 #[derive(Clone, Copy)]
@@ -133,12 +134,12 @@ fn check_signature(hook: Hook, function: &ItemFn, errors: &mut Errors) -> bool {
         }
         Some(FnArg::Typed(arg)) => {
             takes_context = true;
-            if !is_mut_ref_to_context(&arg.ty) {
-                errors.over(
-                    &arg.ty,
-                    format!("the {attribute} hook's argument must be `&mut Context` (gp_sdk::Context), or none: `{signature}`"),
-                );
-            }
+            check_context(
+                &arg.ty,
+                format!("the {attribute} hook's argument must be `&mut Context` (gp_sdk::Context), or none: `{signature}`"),
+                signature,
+                errors,
+            );
         }
     }
     let extra: Vec<&FnArg> = inputs.collect();
@@ -162,50 +163,6 @@ fn check_signature(hook: Hook, function: &ItemFn, errors: &mut Errors) -> bool {
     takes_context
 }
 
-/// The first and last token of `tokens`: a call whose path starts at the one and ends at the
-/// other is underlined from one to the other (a span on stable Rust covers one token).
-fn first_and_last(tokens: impl ToTokens) -> Option<(Span, Span)> {
-    let mut tokens = tokens.into_token_stream().into_iter();
-    let first = tokens.next()?.span();
-    Some((first, tokens.last().map_or(first, |t| t.span())))
-}
-
-/// Where the compiler reports a hook's return type that is not `HookOutput`: the error type
-/// of `Result<(), E>` (the one that must be `Display`), else the whole return type.
-fn output_span(function: &ItemFn) -> (Span, Span) {
-    let ReturnType::Type(_, ty) = &function.sig.output else {
-        let ident = function.sig.ident.span();
-        return (ident, ident);
-    };
-    let error = match &**ty {
-        syn::Type::Path(path) => path.path.segments.last().and_then(|s| match &s.arguments {
-            PathArguments::AngleBracketed(args) => args.args.iter().nth(1),
-            _ => None,
-        }),
-        _ => None,
-    };
-    match error {
-        Some(error) => first_and_last(error),
-        None => first_and_last(ty),
-    }
-    .unwrap_or_else(|| (ty.span(), ty.span()))
-}
-
-/// Where the compiler reports an argument that is `&mut` some other `Context`: its type's name.
-fn context_span(function: &ItemFn) -> Span {
-    match function.sig.inputs.first() {
-        Some(FnArg::Typed(arg)) => match &*arg.ty {
-            syn::Type::Reference(r) => match &*r.elem {
-                syn::Type::Path(path) => path.path.segments.last().map(|s| s.ident.span()),
-                _ => None,
-            },
-            _ => None,
-        }
-        .unwrap_or_else(|| arg.ty.span()),
-        _ => function.sig.ident.span(),
-    }
-}
-
 fn expand(hook: Hook, function: &ItemFn, takes_context: bool) -> TokenStream {
     let user_fn = &function.sig.ident;
     let (once, shim, slice) = match hook {
@@ -217,18 +174,17 @@ fn expand(hook: Hook, function: &ItemFn, takes_context: bool) -> TokenStream {
         format_ident!("{shim}"),
         format_ident!("{slice}"),
     );
-    // The author's function is called from a closure: an argument of another `Context` type is
-    // then a type mismatch at that type, not one between function signatures.
+    // The author's function is called from a closure (see `closure_context`).
     let closure = if takes_context {
-        let arg = quote_spanned!(context_span(function)=> context);
-        quote!(|#arg: &mut ::gp_sdk::Context<'_>| #user_fn(#arg))
+        let context = closure_context(function);
+        quote!(|#context: &mut ::gp_sdk::Context<'_>| #user_fn(#context))
     } else {
         quote!(|_: &mut ::gp_sdk::Context<'_>| #user_fn())
     };
     // A return type that is not `HookOutput` is reported at the call, spanned to underline it.
     let (first, last) = output_span(function);
     let path = quote_spanned!(first=> ::gp_sdk::__private::);
-    let host = quote!(ctx);
+    let host = host_context();
     let call = quote_spanned!(last=> #path hook(#host, #closure));
     quote! {
         #function
@@ -242,7 +198,7 @@ fn expand(hook: Hook, function: &ItemFn, takes_context: bool) -> TokenStream {
         #[doc(hidden)]
         const _: () = {
             extern "C" fn #shim(
-                ctx: ::gp_sdk::__private::HostContextMut<'_>,
+                #host: ::gp_sdk::__private::HostContextMut<'_>,
             ) -> ::gp_sdk::__private::ExecuteResult {
                 #call
             }

@@ -11,6 +11,7 @@ extern crate proc_macro;
 mod expand;
 mod hook;
 mod parse;
+mod spans;
 
 /// Marks a plugin's entry point. See `gp_sdk::plugin_entry`.
 #[proc_macro_attribute]

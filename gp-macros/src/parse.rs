@@ -157,19 +157,12 @@ fn check_signature(function: &ItemFn, errors: &mut Errors) {
                 format!("the plugin entry is a free function, not a method: move it out of the `impl` block and take only the context, `{SIGNATURE}`"),
             );
         }
-        Some(FnArg::Typed(arg)) => {
-            if !is_mut_ref_to_context(&arg.ty) {
-                errors.over(
-                    &arg.ty,
-                    format!("the plugin entry's argument must be `&mut Context` (gp_sdk::Context): `{SIGNATURE}`"),
-                );
-            } else if let Some(lifetime) = static_lifetime(&arg.ty) {
-                errors.at(
-                    lifetime.span(),
-                    format!("the context lives only for the call, not `'static`: remove the lifetime, `{SIGNATURE}`"),
-                );
-            }
-        }
+        Some(FnArg::Typed(arg)) => check_context(
+            &arg.ty,
+            format!("the plugin entry's argument must be `&mut Context` (gp_sdk::Context): `{SIGNATURE}`"),
+            SIGNATURE,
+            errors,
+        ),
     }
     let extra: Vec<&FnArg> = inputs.collect();
     if !extra.is_empty() {
@@ -208,7 +201,25 @@ pub(crate) fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
     }
 }
 
-pub(crate) fn is_mut_ref_to_context(ty: &Type) -> bool {
+/// Checks the type of an argument that must be the context: `&mut Context`, else `not_context`;
+/// and without a `'static` (see [`static_lifetime`]), else an error at it that shows `signature`.
+pub(crate) fn check_context(
+    ty: &Type,
+    not_context: impl std::fmt::Display,
+    signature: &str,
+    errors: &mut Errors,
+) {
+    if !is_mut_ref_to_context(ty) {
+        errors.over(ty, not_context);
+    } else if let Some(lifetime) = static_lifetime(ty) {
+        errors.at(
+            lifetime.span(),
+            format!("the context lives only for the call, not `'static`: remove the lifetime, `{signature}`"),
+        );
+    }
+}
+
+fn is_mut_ref_to_context(ty: &Type) -> bool {
     match ty {
         Type::Reference(r) if r.mutability.is_some() => {
             last_segment(&r.elem).is_some_and(|s| s.ident == "Context")

@@ -1,0 +1,26 @@
+use gp_sdk::{plugin_entry, Context};
+
+// The generated code's own bindings do not shadow a hook of the same name, whether or not it
+// takes the context.
+mod with_context {
+    use gp_sdk::{on_load, Context};
+
+    #[on_load]
+    fn ctx(context: &mut Context) -> gp_sdk::Result {
+        context.info("open");
+        Ok(())
+    }
+}
+
+mod without_context {
+    #[gp_sdk::on_unload]
+    fn ctx() {}
+}
+
+#[plugin_entry]
+fn execute(ctx: &mut Context) -> gp_sdk::Result {
+    ctx.set("k", 1);
+    Ok(())
+}
+
+fn main() {}
