@@ -5,7 +5,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
 use crate::parse::Entry;
-use crate::spans::{closure_context, host_context, output_span};
+use crate::spans::{closure_context, host_context, item_name, output_span};
 
 pub fn entry(entry: Entry) -> TokenStream {
     let Entry { function, manifest } = entry;
@@ -22,6 +22,10 @@ pub fn entry(entry: Entry) -> TokenStream {
     let once = format_ident!("only_one_plugin_entry_per_crate");
     let symbol = format_ident!("_1as_0lib_1header_0root_bmodule_bloader");
     let host = host_context();
+    let manifest_static = item_name("GP_MANIFEST", &function);
+    let execute = item_name("gp_execute", &function);
+    let root_module = item_name("gp_root_module", &function);
+    let root_module_result = item_name("gp_root_module_result", &function);
     // The author's function is called from a closure (see `closure_context`).
     let context = closure_context(&function);
     let (first, last) = output_span(&function);
@@ -46,27 +50,27 @@ pub fn entry(entry: Entry) -> TokenStream {
             #[cfg_attr(target_vendor = "apple", link_section = "__DATA,__gp_manifest")]
             #[cfg_attr(not(target_vendor = "apple"), link_section = "gp_manifest")]
             #[used]
-            static GP_MANIFEST: [u8; #len] = *#bytes;
+            static #manifest_static: [u8; #len] = *#bytes;
 
-            extern "C" fn gp_execute(
+            extern "C" fn #execute(
                 #host: ::gp_sdk::__private::HostContextMut<'_>,
             ) -> ::gp_sdk::__private::ExecuteResult {
                 #entry_call
             }
 
-            fn gp_root_module() -> ::gp_sdk::__private::PluginModRef {
-                ::gp_sdk::__private::root_module(&GP_MANIFEST, gp_execute)
+            fn #root_module() -> ::gp_sdk::__private::PluginModRef {
+                ::gp_sdk::__private::root_module(&#manifest_static, #execute)
             }
 
-            extern "C" fn gp_root_module_result() -> ::gp_sdk::__private::RootModuleResult {
-                ::gp_sdk::__private::root_module_result(gp_root_module)
+            extern "C" fn #root_module_result() -> ::gp_sdk::__private::RootModuleResult {
+                ::gp_sdk::__private::root_module_result(#root_module)
             }
 
             // abi_stable's loader looks this symbol up; the header it points to carries the
             // gp-core version and type layout the host checks before calling anything.
             #[unsafe(no_mangle)]
             static #symbol: ::gp_sdk::__private::LibHeader =
-                ::gp_sdk::__private::lib_header(gp_root_module_result);
+                ::gp_sdk::__private::lib_header(#root_module_result);
         };
     }
 }

@@ -10,7 +10,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, GenericParam, ItemFn, ReturnType};
 
 use crate::parse::{check_context, is_unit_result, Errors};
-use crate::spans::{closure_context, host_context, output_span};
+use crate::spans::{closure_context, host_context, item_name, output_span};
 
 /// Which hook an attribute declares.
 #[derive(Clone, Copy)]
@@ -171,9 +171,10 @@ fn expand(hook: Hook, function: &ItemFn, takes_context: bool) -> TokenStream {
     };
     let (once, shim, slice) = (
         format_ident!("{once}"),
-        format_ident!("{shim}"),
+        item_name(shim, function),
         format_ident!("{slice}"),
     );
+    let registration = item_name("HOOK", function);
     // The author's function is called from a closure (see `closure_context`).
     let closure = if takes_context {
         let context = closure_context(function);
@@ -205,7 +206,7 @@ fn expand(hook: Hook, function: &ItemFn, takes_context: bool) -> TokenStream {
 
             #[::gp_sdk::__private::linkme::distributed_slice(::gp_sdk::__private::#slice)]
             #[linkme(crate = ::gp_sdk::__private::linkme)]
-            static HOOK: ::gp_sdk::__private::ExecuteFn = #shim;
+            static #registration: ::gp_sdk::__private::ExecuteFn = #shim;
         };
     }
 }

@@ -4,6 +4,7 @@
 
 use proc_macro2::{Ident, Span};
 use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, PathArguments, ReturnType, Type};
 
@@ -72,4 +73,19 @@ pub(crate) fn closure_context(function: &ItemFn) -> Ident {
 /// author's function named `ctx` is not shadowed by it.
 pub(crate) fn host_context() -> Ident {
     Ident::new("ctx", Span::mixed_site())
+}
+
+/// The name of an item generated in the `const _` block that calls the author's function.
+/// Block items shadow the module's, so an item named like the function (`#[on_load] fn
+/// gp_on_load()`) would be called in its place. No span prevents that on stable Rust:
+/// `Span::mixed_site()` is hygienic for local variables and labels only, items resolving at the
+/// call site as in `macro_rules!` (`Span::def_site()` is unstable). The function is the only name
+/// of the author's the block uses, so the item takes `name` unless the function has it, then
+/// `name_`. Not for a name that must stay exact: an exported symbol, a `#[macro_export]` macro.
+pub(crate) fn item_name(name: &str, function: &ItemFn) -> Ident {
+    if function.sig.ident.unraw() == name {
+        Ident::new(&format!("{name}_"), Span::call_site())
+    } else {
+        Ident::new(name, Span::call_site())
+    }
 }
