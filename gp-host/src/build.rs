@@ -153,3 +153,46 @@ pub fn write_atomically(
             Error::io(path, e)
         })
 }
+
+/// Builds the plugin crate at `crate_dir` (`cargo build`, release unless `options` says
+/// otherwise) and installs every gp plugin it produces into `out_dir` as
+/// `out_dir/<name>/plugin.json` + library, ready for a plugin base directory.
+///
+/// A crate that builds no cdylib, or whose cdylib is not a gp plugin, is an error that says
+/// what the crate is missing.
+pub fn build_plugin(
+    crate_dir: &Path,
+    out_dir: &Path,
+    options: &BuildOptions,
+) -> Result<Vec<LibraryInfo>, Error> {
+    let manifest = if crate_dir.is_file() {
+        crate_dir.to_owned()
+    } else {
+        crate_dir.join("Cargo.toml")
+    };
+    if !manifest.is_file() {
+        return Err(Error::Build {
+            path: crate_dir.to_owned(),
+            message: "no Cargo.toml here: point at a plugin crate (`gp new NAME` makes one)".into(),
+        });
+    }
+    let libraries = cargo_build(&manifest, &[], options)?;
+    if libraries.is_empty() {
+        return Err(Error::NotAPlugin {
+            path: manifest,
+            reason: "the crate builds no cdylib: add `[lib] crate-type = [\"cdylib\"]` to its Cargo.toml".into(),
+        });
+    }
+    let mut installed = Vec::new();
+    let mut refused = None;
+    for library in &libraries {
+        match library::inspect(library) {
+            Ok(_) => installed.push(install_library(library, out_dir)?),
+            Err(error) => refused = Some(error),
+        }
+    }
+    match (installed.is_empty(), refused) {
+        (true, Some(error)) => Err(error),
+        _ => Ok(installed),
+    }
+}

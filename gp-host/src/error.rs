@@ -37,7 +37,7 @@ pub enum Error {
         source: ManifestError,
     },
     /// The plugin is distributed as source and must be built before it can be loaded.
-    #[error("plugin `{name}` ({}) has source.mode remote_git ({repository}): build it first, then load the built plugin folder", path.display())]
+    #[error("plugin `{name}` ({}) has source.mode remote_git ({repository}): this host was built without gp-host's `git` feature; enable it, or build the plugin with `gp build` and load the built folder", path.display())]
     NeedsBuild {
         /// The plugin's name.
         name: String,
@@ -190,6 +190,39 @@ pub enum Error {
         running: semver::Version,
         /// The version offered.
         offered: semver::Version,
+    },
+    /// A package was refused: malformed, hostile, too large, or failing its checksums or
+    /// signature. Nothing of it was kept.
+    #[error("{}: package refused: {reason}", path.display())]
+    Package {
+        /// The package file.
+        path: PathBuf,
+        /// Why, naming the entry concerned.
+        reason: String,
+    },
+    /// A signing or public key could not be read or made.
+    #[error("{key}: not a usable key: {reason}")]
+    Key {
+        /// The key's file or text.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A `remote_git` plugin's repository could not be cloned, fetched or checked out.
+    #[error("git repository {repository}: {reason}")]
+    Git {
+        /// The repository (`source.path` without the revision).
+        repository: String,
+        /// What git said.
+        reason: String,
+    },
+    /// Downloading a package failed or was refused.
+    #[error("{url}: {reason}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
     },
     /// Watching the plugin base directory failed.
     #[error("{}: cannot watch for changes: {reason}", path.display())]

@@ -19,8 +19,12 @@ use crate::{Context, Error};
 pub struct Spec {
     /// The plugin's `plugin.json`, verified against the manifest embedded in its library.
     pub manifest: Manifest,
-    /// The plugin's folder.
+    /// The folder its `plugin.json` and library were read from (for a package, where it was
+    /// unpacked; for a `remote_git` plugin, where it was built).
     pub dir: PathBuf,
+    /// What the plugin was loaded from and a watching manager follows: its plugin folder, or
+    /// its `.plg` package (for a `remote_git` plugin, the folder of its `plugin.json`).
+    pub origin: PathBuf,
     /// The library it was loaded from (the host runs a private copy of it; see
     /// [`Manager`](crate::Manager)).
     pub library: PathBuf,

@@ -32,9 +32,14 @@ mod context;
 mod error;
 mod events;
 mod executor;
+#[cfg(feature = "git")]
+mod git;
+#[cfg(feature = "install")]
+mod install;
 mod library;
 mod manager;
 mod metrics;
+pub mod package;
 mod values;
 mod watch;
 
@@ -44,6 +49,8 @@ pub use events::{Event, SubscriptionId};
 pub use executor::{Executor, Spec};
 pub use gp_core::manifest::{self, Manifest};
 pub use gp_core::{Value, ABI_VERSION};
+#[cfg(feature = "install")]
+pub use install::InstallOptions;
 pub use library::{inspect, verify, LibraryInfo};
 pub use manager::{
     LoadFailure, LoadReport, Manager, ManagerBuilder, UnloadHook, UnloadReport, Upgrade,

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::events::{Event, Hub, SubscriptionId};
 use crate::executor::{Executor, Loaded, Slot, Spec};
 use crate::metrics::{ManagerCollector, PluginStats};
+use crate::package::{Limits, Trust};
 use crate::watch::{WatchOptions, Watcher};
 use crate::{library, Error};
 
@@ -81,6 +82,9 @@ struct Inner {
     runtime_dir: PathBuf,
     drain_timeout: Duration,
     record_calls: bool,
+    trust: Trust,
+    limits: Limits,
+    git_build: crate::build::BuildOptions,
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
     hub: Arc<Hub>,
     /// Held by every change to the registry (load, upgrade, unload), never by calls.
@@ -95,9 +99,32 @@ pub struct ManagerBuilder {
     runtime_dir: Option<PathBuf>,
     drain_timeout: Duration,
     metrics: bool,
+    trust: Trust,
+    limits: Limits,
+    git_build: crate::build::BuildOptions,
 }
 
 impl ManagerBuilder {
+    /// How `remote_git` plugins are built (default: release, cargo's output captured, a
+    /// target dir per repository in the runtime directory). Needs the `git` feature to matter.
+    pub fn git_build(mut self, options: crate::build::BuildOptions) -> Self {
+        self.git_build = options;
+        self
+    }
+
+    /// Which package signatures to accept (default: any package whose checksums hold,
+    /// signed or not). See [`Trust`].
+    pub fn trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// How large a package may be once unpacked (default [`Limits::default`]).
+    pub fn package_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Where the private copies of loaded libraries go (default: [`DEFAULT_RUNTIME_DIR`]
     /// inside the base directory). Use a writable directory if the base directory is not.
     pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -130,6 +157,9 @@ impl ManagerBuilder {
                 runtime_dir,
                 drain_timeout: self.drain_timeout,
                 record_calls: self.metrics,
+                trust: self.trust,
+                limits: self.limits,
+                git_build: self.git_build,
                 slots: RwLock::new(BTreeMap::new()),
                 hub: Arc::new(Hub::default()),
                 changes: Mutex::new(()),
@@ -246,12 +276,12 @@ impl fmt::Display for LoadReport {
         for (specs, status) in [(&self.loaded, "loaded"), (&self.unchanged, "unchanged")] {
             for spec in specs {
                 let plugin = format!("{} {}", spec.name(), spec.version());
-                rows.push((folder(&spec.dir), status.to_owned(), plugin));
+                rows.push((folder(&spec.origin), status.to_owned(), plugin));
             }
         }
         for Upgraded { from, to } in &self.upgraded {
             let plugin = format!("{} {} -> {}", to.name(), from.version(), to.version());
-            rows.push((folder(&to.dir), "upgraded".to_owned(), plugin));
+            rows.push((folder(&to.origin), "upgraded".to_owned(), plugin));
         }
         for failure in &self.failed {
             rows.push((
@@ -293,6 +323,15 @@ struct Folder {
     manifest_path: PathBuf,
     manifest: Manifest,
     library: PathBuf,
+    /// What it was read from: the folder itself, the package it was unpacked from, or the
+    /// folder of a `remote_git` `plugin.json` it was built for.
+    origin: PathBuf,
+}
+
+impl Folder {
+    fn origin(&self) -> &Path {
+        &self.origin
+    }
 }
 
 /// A library file, read into memory (so that what is checked is what is loaded).
@@ -316,6 +355,13 @@ impl Manager {
             runtime_dir: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             metrics: true,
+            trust: Trust::default(),
+            limits: Limits::default(),
+            git_build: crate::build::BuildOptions {
+                release: true,
+                target_dir: None,
+                quiet: true,
+            },
         }
     }
 
@@ -327,6 +373,16 @@ impl Manager {
     /// Where the private copies of loaded libraries go.
     pub fn runtime_dir(&self) -> &Path {
         &self.inner.runtime_dir
+    }
+
+    /// The package signatures this manager accepts.
+    pub fn trust(&self) -> &Trust {
+        &self.inner.trust
+    }
+
+    /// How large a package this manager accepts.
+    pub fn package_limits(&self) -> Limits {
+        self.inner.limits
     }
 
     /// Loads every plugin folder in the base directory that is not loaded yet, and upgrades
@@ -349,7 +405,7 @@ impl Manager {
             }
         };
         for dir in dirs {
-            match self.sync_folder(&dir) {
+            match self.sync_source(&dir) {
                 Ok(Synced::Loaded(spec)) => report.loaded.push(spec),
                 Ok(Synced::Unchanged(spec)) => report.unchanged.push(spec),
                 Ok(Synced::Upgraded(upgraded)) => report.upgraded.push(upgraded),
@@ -363,7 +419,7 @@ impl Manager {
         report
     }
 
-    /// The plugin folders in the base directory, in name order.
+    /// The plugin folders and packages in the base directory, in name order.
     fn plugin_folders(&self) -> Result<Vec<PathBuf>, Error> {
         let base = &self.inner.base_dir;
         let entries = std::fs::read_dir(base).map_err(|e| {
@@ -375,8 +431,8 @@ impl Manager {
         })?;
         let mut dirs: Vec<PathBuf> = entries
             .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) || is_package(&e.path()))
             .map(|e| e.path())
             .collect();
         dirs.sort();
@@ -387,7 +443,7 @@ impl Manager {
     /// already from this folder, returns its spec, upgrading it first if the folder changed.
     pub fn load_plugin(&self, dir: impl AsRef<Path>) -> Result<Spec, Error> {
         let dir = dir.as_ref();
-        match self.sync_folder(dir) {
+        match self.sync_source(dir) {
             Ok(Synced::Loaded(spec) | Synced::Unchanged(spec)) => Ok(spec),
             Ok(Synced::Upgraded(upgraded)) => Ok(upgraded.to),
             Ok(Synced::Unloaded | Synced::Nothing) => Err(Error::MissingManifest {
@@ -400,27 +456,27 @@ impl Manager {
         }
     }
 
-    /// Brings the registry in line with one plugin folder: loads a new plugin, upgrades a
-    /// changed one, leaves an unchanged one, unloads the plugin of a folder that is gone.
-    /// Emits events for what it did, not for failures (the caller decides when a failure is
-    /// final).
-    pub(crate) fn sync_folder(&self, dir: &Path) -> Result<Synced, Error> {
+    /// Brings the registry in line with one plugin folder or package: loads a new plugin,
+    /// upgrades a changed one, leaves an unchanged one, unloads the plugin of a folder or
+    /// package that is gone. Emits events for what it did, not for failures (the caller
+    /// decides when a failure is final).
+    pub(crate) fn sync_source(&self, origin: &Path) -> Result<Synced, Error> {
         let changes = self.lock_changes();
-        let loaded_here = self.name_loaded_from(dir);
-        if !dir.exists() {
+        let loaded_here = self.name_loaded_from(origin);
+        if !origin.exists() {
             drop(changes);
             return match loaded_here {
                 Some(name) => self.unload(&name).map(|_| Synced::Unloaded),
                 None => Ok(Synced::Nothing),
             };
         }
-        let folder = read_folder(dir)?;
+        let folder = self.read_source(origin)?;
         let library = read_library(&folder.library)?;
         let name = folder.manifest.name.clone();
         let existing = self.existing_slot(&name);
         let running = existing.as_ref().and_then(|slot| slot.current.load_full());
         let synced = match running {
-            Some(running) if running.spec.dir == folder.dir => {
+            Some(running) if running.spec.origin == folder.origin() => {
                 let slot = existing.expect("a running plugin has a slot");
                 let synced = self.upgrade_locked(
                     &slot,
@@ -436,12 +492,17 @@ impl Manager {
             Some(running) => {
                 return Err(Error::Duplicate {
                     name,
-                    first: running.spec.dir.clone(),
-                    second: folder.dir,
+                    first: running.spec.origin.clone(),
+                    second: folder.origin().to_owned(),
                 })
             }
             None => {
-                let spec = examine(Some(&folder), &library, folder.dir.clone())?;
+                let spec = examine(
+                    Some(&folder),
+                    &library,
+                    folder.dir.clone(),
+                    folder.origin.clone(),
+                )?;
                 let loaded = Arc::new(self.open(spec, &library)?);
                 let spec = Spec::clone(&loaded.spec);
                 let slot = self.slot(&name);
@@ -461,11 +522,36 @@ impl Manager {
         Ok(synced)
     }
 
-    /// Re-reads the folder plugin `name` was loaded from and upgrades to what it holds now
-    /// (newer versions only), or returns [`Upgrade::Unchanged`].
+    /// Reads a plugin folder, or unpacks and checks a package into the runtime directory's
+    /// `packages/` and reads the folder it gives.
+    fn read_source(&self, path: &Path) -> Result<Folder, Error> {
+        if !is_package(path) {
+            return read_folder_or_build(
+                path,
+                &self.inner.runtime_dir.join("git"),
+                &self.inner.git_build,
+            );
+        }
+        let unpacked = crate::package::unpack(
+            path,
+            &self.inner.runtime_dir.join("packages"),
+            &self.inner.trust,
+            &self.inner.limits,
+        )?;
+        if let Some(key) = &unpacked.signed_by {
+            tracing::debug!(target: "gp", package = %path.display(), "package signed by {key}");
+        }
+        Ok(Folder {
+            origin: path.to_owned(),
+            ..read_folder(&unpacked.dir)?
+        })
+    }
+
+    /// Re-reads the folder (or package) plugin `name` was loaded from and upgrades to what it
+    /// holds now (newer versions only), or returns [`Upgrade::Unchanged`].
     pub fn reload(&self, name: &str) -> Result<Upgrade, Error> {
-        let dir = self.get_plugin(name).map(|(spec, _)| spec.dir)?;
-        self.upgrade(name, dir)
+        let (spec, _) = self.get_plugin(name)?;
+        self.upgrade(name, &spec.origin)
     }
 
     /// Upgrades plugin `name` to the library at `path`, or to the plugin folder at `path`
@@ -509,8 +595,8 @@ impl Manager {
         };
         let slot = slot.expect("a running plugin has a slot");
         let refuse = |reason: Error| self.refuse_upgrade(&running, reason);
-        let (folder, library) = if path.is_dir() {
-            let folder = read_folder(path).map_err(refuse)?;
+        let (folder, library) = if path.is_dir() || is_package(path) {
+            let folder = self.read_source(path).map_err(refuse)?;
             let library = read_library(&folder.library).map_err(refuse)?;
             (Some(folder), library)
         } else {
@@ -542,15 +628,17 @@ impl Manager {
         if library.sha256 == running.spec.sha256 && same_manifest {
             return Ok(Synced::Unchanged(Spec::clone(&running.spec)));
         }
-        let dir = folder
-            .as_ref()
-            .map_or_else(|| running.spec.dir.clone(), |f| f.dir.clone());
-        let spec = examine(folder.as_ref(), &library, dir).map_err(refuse)?;
+        // A bare library keeps the plugin's folder and origin; a folder or package brings its own.
+        let (dir, origin) = folder.as_ref().map_or_else(
+            || (running.spec.dir.clone(), running.spec.origin.clone()),
+            |f| (f.dir.clone(), f.origin.clone()),
+        );
+        let spec = examine(folder.as_ref(), &library, dir, origin).map_err(refuse)?;
         if spec.name() != slot.name {
             return Err(refuse(Error::NameMismatch {
                 expected: slot.name.clone(),
                 found: spec.name().to_owned(),
-                path: folder.map_or(library.path, |f| f.dir),
+                path: folder.map_or(library.path, |f| f.origin().to_owned()),
             }));
         }
         if !options.force && spec.version() <= running.spec.version() {
@@ -833,12 +921,12 @@ impl Manager {
         error
     }
 
-    /// The plugin loaded from folder `dir`, if any.
-    pub(crate) fn name_loaded_from(&self, dir: &Path) -> Option<String> {
+    /// The plugin loaded from the folder or package `origin`, if any.
+    pub(crate) fn name_loaded_from(&self, origin: &Path) -> Option<String> {
         let slots = self.inner.slots.read().expect("registry lock");
         slots
             .values()
-            .find(|slot| slot.spec().is_some_and(|s| s.dir == dir))
+            .find(|slot| slot.spec().is_some_and(|s| s.origin == origin))
             .map(|slot| slot.name.clone())
     }
 
@@ -876,6 +964,68 @@ impl fmt::Debug for Manager {
             .field("base_dir", &self.inner.base_dir)
             .field("plugins", &self.list().len())
             .finish()
+    }
+}
+
+/// Whether `path` names a package (`*.plg`).
+pub(crate) fn is_package(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e == crate::package::EXTENSION)
+}
+
+/// What a plugin folder holds, read and checked without loading anything.
+pub(crate) struct CheckedFolder {
+    pub(crate) manifest: Manifest,
+    pub(crate) library: PathBuf,
+}
+
+/// Reads a plugin folder and checks that its library is a plugin agreeing with its
+/// `plugin.json`, without loading it.
+pub(crate) fn read_plugin_folder(dir: &Path) -> Result<CheckedFolder, Error> {
+    let folder = read_folder(dir)?;
+    let library = read_library(&folder.library)?;
+    let spec = examine(
+        Some(&folder),
+        &library,
+        folder.dir.clone(),
+        folder.origin.clone(),
+    )?;
+    Ok(CheckedFolder {
+        manifest: spec.manifest,
+        library: folder.library,
+    })
+}
+
+/// Reads `dir/plugin.json` and resolves the library it names; for a `remote_git` plugin,
+/// builds it first (with the `git` feature) into `git_cache`.
+fn read_folder_or_build(
+    dir: &Path,
+    git_cache: &Path,
+    git_build: &crate::build::BuildOptions,
+) -> Result<Folder, Error> {
+    match read_folder(dir) {
+        #[cfg(feature = "git")]
+        Err(Error::NeedsBuild {
+            repository, path, ..
+        }) => {
+            let source = crate::git::GitSource::parse(&repository);
+            let built = crate::git::build(&source, git_cache, git_build)?;
+            let mut folder = read_folder(&built)?;
+            // The plugin.json that asked for the build is the one its library must match.
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            folder.manifest =
+                Manifest::from_plugin_json(&text).map_err(|source| Error::InvalidManifest {
+                    path: path.clone(),
+                    source,
+                })?;
+            folder.manifest_path = path;
+            folder.origin = dir.to_owned();
+            Ok(folder)
+        }
+        other => {
+            let _ = (git_cache, git_build);
+            other
+        }
     }
 }
 
@@ -922,6 +1072,7 @@ fn read_folder(dir: &Path) -> Result<Folder, Error> {
         manifest_path,
         manifest,
         library,
+        origin: dir.to_owned(),
     })
 }
 
@@ -948,7 +1099,12 @@ fn read_library(path: &Path) -> Result<LibraryFile, Error> {
 }
 
 /// Checks a library as a file and against its folder's `plugin.json`; returns its spec.
-fn examine(folder: Option<&Folder>, library: &LibraryFile, dir: PathBuf) -> Result<Spec, Error> {
+fn examine(
+    folder: Option<&Folder>,
+    library: &LibraryFile,
+    dir: PathBuf,
+    origin: PathBuf,
+) -> Result<Spec, Error> {
     let info = library::inspect_bytes(&library.path, &library.data)?;
     let manifest = match folder {
         Some(folder) => {
@@ -970,6 +1126,7 @@ fn examine(folder: Option<&Folder>, library: &LibraryFile, dir: PathBuf) -> Resu
     Ok(Spec {
         manifest,
         dir,
+        origin,
         library: library.path.clone(),
         sha256: library.sha256.clone(),
         abi_version: info.abi_version,

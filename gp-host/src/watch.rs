@@ -144,10 +144,10 @@ fn sync(
     folder: PathBuf,
     attempt: u32,
 ) {
-    if folder.exists() && !folder.is_dir() {
-        return; // a file beside the plugin folders
+    if folder.exists() && !folder.is_dir() && !crate::manager::is_package(&folder) {
+        return; // a file beside the plugin folders that is not a package
     }
-    match manager.sync_folder(&folder) {
+    match manager.sync_source(&folder) {
         Ok(synced) => {
             retries.remove(&folder);
             if let Synced::Unchanged(spec) = synced {

@@ -32,6 +32,7 @@
 
 mod context;
 mod error;
+pub mod testing;
 
 pub use context::{Context, Level};
 pub use error::{Error, Result};

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use gp_host::build::BuildOptions;
+use gp_host::package::{self, Limits, Packed, PublicKey, SecretKey, Trust};
 use gp_host::{Context, Error, Manager, Value};
 
 /// Inspect, list, call and serve gp plugins.
@@ -66,6 +68,74 @@ enum Command {
         /// The address to serve metrics on (port 0 picks a free port)
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
+    },
+    /// Build a plugin crate with cargo (release) and write `OUT/<name>/plugin.json` + library,
+    /// ready for a plugin base directory (or `OUT/<name>-<version>.plg` with --pack)
+    Build {
+        /// The plugin crate (its folder or Cargo.toml)
+        #[arg(default_value = ".")]
+        krate: PathBuf,
+        /// Where to write the plugin folder or package
+        #[arg(short, long, default_value = "plugins")]
+        out: PathBuf,
+        /// Write a .plg package instead of a plugin folder
+        #[arg(long)]
+        pack: bool,
+        /// Sign the package with this secret key file (from `gp keygen`); implies --pack
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+        /// Build without --release
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Pack a plugin folder (plugin.json + library), or build and pack a plugin crate, into a
+    /// .plg package: tar.gz with a SHA-256 checksum list, optionally signed
+    Pack {
+        /// A plugin folder, or a plugin crate (a folder with Cargo.toml)
+        path: PathBuf,
+        /// The package to write (default: <name>-<version>.plg in the current directory)
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Sign it with this secret key file (from `gp keygen`)
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+    },
+    /// Check a .plg package completely without loading it: entries, checksums, signature,
+    /// and the plugin it carries
+    Verify {
+        /// The package
+        package: PathBuf,
+        /// Require a signature by this public key (base64, or a .pub file); repeatable
+        #[arg(long = "public-key", value_name = "KEY")]
+        public_keys: Vec<String>,
+    },
+    /// Make an ed25519 key pair for signing packages: NAME.key (secret) and NAME.pub
+    Keygen {
+        /// The path of the key files, without extension
+        name: PathBuf,
+    },
+    /// Download a .plg package, verify it, install it into a plugin base directory and load it
+    Install {
+        /// The package's URL (http:// or https://)
+        url: String,
+        /// The SHA-256 the package must have (as `gp pack` prints it)
+        #[arg(long)]
+        sha256: Option<String>,
+        /// Require a signature by this public key (base64, or a .pub file); repeatable
+        #[arg(long = "public-key", value_name = "KEY")]
+        public_keys: Vec<String>,
+        /// The plugin base directory
+        #[arg(long, default_value = "plugins")]
+        dir: PathBuf,
+    },
+    /// Make a new plugin crate that builds, packs and loads as it stands
+    New {
+        /// The plugin's name (and the crate's folder)
+        name: String,
+        /// The gp-sdk to depend on: a path to its crate (default: the gp-sdk this gp was
+        /// built from, if it is still there, else the published version)
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
     /// Print the per-plugin metrics of a running `gp serve` as a table
     Stats {
@@ -176,6 +246,123 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             );
         }
         Command::Serve { dir, watch, listen } => return serve(dir, watch, listen),
+        Command::Build {
+            krate,
+            out,
+            pack,
+            sign,
+            debug,
+        } => build(&krate, &out, pack || sign.is_some(), sign.as_deref(), debug)?,
+        Command::Pack { path, output, sign } => {
+            let key = sign.as_deref().map(SecretKey::read).transpose()?;
+            let scratch = tempfile::tempdir().map_err(|e| Error::Io {
+                path: std::env::temp_dir(),
+                source: e,
+            })?;
+            let folder = if path.join(gp_host::MANIFEST_FILE).is_file() {
+                path
+            } else {
+                let built = gp_host::build::build_plugin(
+                    &path,
+                    scratch.path(),
+                    &BuildOptions {
+                        release: true,
+                        ..BuildOptions::default()
+                    },
+                )?;
+                scratch.path().join(&built[0].manifest.name)
+            };
+            let packed = pack_folder(&folder, output, key.as_ref())?;
+            print_packed(&packed);
+        }
+        Command::Verify {
+            package,
+            public_keys,
+        } => {
+            let keys = public_keys
+                .iter()
+                .map(|k| PublicKey::from_text_or_file(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            let trust = Trust {
+                require_signature: !keys.is_empty(),
+                keys,
+            };
+            let verified = package::verify(&package, &trust, &Limits::default())?;
+            println!(
+                "{}: {} {}, sha256 {}",
+                package.display(),
+                verified.manifest.name,
+                verified.manifest.version,
+                verified.sha256
+            );
+            match verified.signed_by {
+                Some(key) => println!("signed by {key}"),
+                None => println!("not signed (checksums hold)"),
+            }
+        }
+        Command::Keygen { name } => {
+            let key = SecretKey::generate()?;
+            let secret = name.with_extension("key");
+            let public = name.with_extension("pub");
+            if public.exists() {
+                return Err(Error::Io {
+                    path: public,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "already exists; choose another name",
+                    ),
+                });
+            }
+            key.write(&secret)?;
+            let public_key = key.public_key();
+            std::fs::write(&public, format!("{public_key}\n")).map_err(|e| Error::Io {
+                path: public.clone(),
+                source: e,
+            })?;
+            println!("secret key: {} (keep it private)", secret.display());
+            println!("public key: {} = {public_key}", public.display());
+        }
+        Command::Install {
+            url,
+            sha256,
+            public_keys,
+            dir,
+        } => {
+            let keys = public_keys
+                .iter()
+                .map(|k| PublicKey::from_text_or_file(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            let trust = (!keys.is_empty()).then(|| Trust::signed_by(keys));
+            let manager = Manager::new(&dir);
+            let terminal = std::io::stderr().is_terminal();
+            let progress = |received: u64, total: Option<u64>| {
+                if terminal {
+                    match total {
+                        Some(total) => eprint!("\rdownloading: {received} of {total} bytes"),
+                        None => eprint!("\rdownloading: {received} bytes"),
+                    }
+                }
+            };
+            let installed = manager.install(
+                &url,
+                &gp_host::InstallOptions {
+                    sha256,
+                    trust,
+                    progress: Some(&progress),
+                },
+            );
+            if terminal {
+                eprintln!();
+            }
+            let spec = installed?;
+            println!(
+                "installed {} {} -> {}",
+                spec.name(),
+                spec.version(),
+                spec.origin.display()
+            );
+        }
+        Command::New { name, sdk } => new_plugin(&name, sdk)?,
         Command::Stats { addr, json } => return stats(addr, json),
     }
     Ok(ExitCode::SUCCESS)
@@ -214,6 +401,201 @@ fn serve(dir: PathBuf, watch: bool, listen: SocketAddr) -> Result<ExitCode, Erro
             .map_err(|e| cannot_listen(listen, e))
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn build(
+    krate: &std::path::Path,
+    out: &std::path::Path,
+    pack: bool,
+    sign: Option<&std::path::Path>,
+    debug: bool,
+) -> Result<(), Error> {
+    let key = sign.map(SecretKey::read).transpose()?;
+    let options = BuildOptions {
+        release: !debug,
+        target_dir: None,
+        quiet: false,
+    };
+    if !pack {
+        for info in gp_host::build::build_plugin(krate, out, &options)? {
+            println!(
+                "built {} {} -> {}",
+                info.manifest.name,
+                info.manifest.version,
+                info.path.parent().unwrap_or(out).display()
+            );
+        }
+        return Ok(());
+    }
+    let scratch = tempfile::tempdir().map_err(|e| Error::Io {
+        path: std::env::temp_dir(),
+        source: e,
+    })?;
+    for info in gp_host::build::build_plugin(krate, scratch.path(), &options)? {
+        let name = &info.manifest.name;
+        std::fs::create_dir_all(out).map_err(|e| Error::Io {
+            path: out.to_owned(),
+            source: e,
+        })?;
+        let output = out.join(format!("{name}-{}.plg", info.manifest.version));
+        let packed = pack_folder(&scratch.path().join(name), Some(output), key.as_ref())?;
+        print_packed(&packed);
+    }
+    Ok(())
+}
+
+fn pack_folder(
+    folder: &std::path::Path,
+    output: Option<PathBuf>,
+    key: Option<&SecretKey>,
+) -> Result<Packed, Error> {
+    let output = match output {
+        Some(output) => output,
+        None => {
+            let info = gp_host::inspect(
+                &folder.join(
+                    gp_host::Manifest::from_plugin_json(
+                        &std::fs::read_to_string(folder.join(gp_host::MANIFEST_FILE)).map_err(
+                            |e| Error::Io {
+                                path: folder.join(gp_host::MANIFEST_FILE),
+                                source: e,
+                            },
+                        )?,
+                    )
+                    .map_err(|source| Error::InvalidManifest {
+                        path: folder.join(gp_host::MANIFEST_FILE),
+                        source,
+                    })?
+                    .source
+                    .map(|s| s.path)
+                    .unwrap_or_default(),
+                ),
+            )?;
+            PathBuf::from(format!(
+                "{}-{}.plg",
+                info.manifest.name, info.manifest.version
+            ))
+        }
+    };
+    package::pack(folder, &output, key)
+}
+
+fn print_packed(packed: &Packed) {
+    println!(
+        "packed {} {} -> {}",
+        packed.manifest.name,
+        packed.manifest.version,
+        packed.path.display()
+    );
+    println!("sha256 {}", packed.sha256);
+    match &packed.signed_by {
+        Some(key) => println!("signed by {key}"),
+        None => println!("not signed"),
+    }
+}
+
+/// The gp-sdk this binary was built beside, if it is still there.
+fn default_sdk() -> Option<PathBuf> {
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../gp-sdk");
+    sdk.join("Cargo.toml")
+        .is_file()
+        .then(|| sdk.canonicalize().ok())
+        .flatten()
+}
+
+fn new_plugin(name: &str, sdk: Option<PathBuf>) -> Result<(), Error> {
+    gp_host::manifest::validate_name(name).map_err(|e| Error::Build {
+        path: PathBuf::from(name),
+        message: format!("`{name}` cannot be a plugin name: {e}"),
+    })?;
+    let dir = PathBuf::from(name);
+    if dir.exists() {
+        return Err(Error::Io {
+            path: dir,
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "already exists; choose another name or remove it",
+            ),
+        });
+    }
+    let dependency = match sdk.or_else(default_sdk) {
+        Some(path) => {
+            let path = path.canonicalize().map_err(|e| Error::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            format!("gp-sdk = {{ path = {:?} }}", path.display().to_string())
+        }
+        None => format!("gp-sdk = \"{}\"", env!("CARGO_PKG_VERSION")),
+    };
+    let files = [
+        (
+            "Cargo.toml",
+            format!(
+                r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2021"
+description = "A gp plugin"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+{dependency}
+
+# A crate of its own, even inside another workspace's folder.
+[workspace]
+"#
+            ),
+        ),
+        (
+            "src/lib.rs",
+            r#"//! A gp plugin. Build it with `gp build`, pack it with `gp build --pack`.
+
+use gp_sdk::{plugin_entry, Context, Result};
+
+/// Greets whoever the context's `name` says.
+#[plugin_entry]
+fn execute(ctx: &mut Context) -> Result {
+    let name = ctx.get_str("name").unwrap_or("world").to_owned();
+    ctx.info(format!("greeting {name}"));
+    ctx.set("greeting", format!("hello {name}"));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use gp_sdk::testing::TestContext;
+
+    #[test]
+    fn greets_by_name() {
+        let mut ctx = TestContext::new();
+        ctx.set("name", "gp");
+        ctx.call(super::execute).unwrap();
+        assert_eq!(ctx.get("greeting").and_then(|v| v.as_str()), Some("hello gp"));
+    }
+}
+"#
+            .to_owned(),
+        ),
+        (".gitignore", "/target\n/plugins\n*.plg\n".to_owned()),
+    ];
+    for (file, text) in files {
+        let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::Io {
+                path: parent.to_owned(),
+                source: e,
+            })?;
+        }
+        std::fs::write(&path, text).map_err(|e| Error::Io { path, source: e })?;
+    }
+    println!("created plugin crate {name}/ ({dependency})");
+    println!(
+        "next: cd {name} && cargo test && gp build && gp call plugins {name} --set 'name=\"you\"'"
+    );
+    Ok(())
 }
 
 fn cannot_listen(addr: SocketAddr, e: std::io::Error) -> Error {

@@ -1,0 +1,221 @@
+//! Building `remote_git` plugins: clone, check out, build, and cache the result by commit.
+//!
+//! `source.path` is `URL` or `URL#REVISION` (a branch, tag or commit; the remote's default
+//! branch when absent). The repository is cloned once per URL under the cache directory,
+//! fetched again when a revision is not found locally, and each commit is built once: its
+//! plugin folder is kept under `builds/<commit>/`.
+//!
+//! Git runs as the `git` command, not a library: no C library to build (libgit2 needs
+//! OpenSSL and CMake), no large pure-Rust implementation to compile (gix), and clones use the
+//! user's own credentials, SSH configuration and proxies as they already work in a terminal.
+//!
+//! Building a repository runs its build scripts and its code with the host's rights: pin a
+//! commit for anything you do not control.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use crate::build::{cargo_build, install_library, BuildOptions};
+use crate::manager::MANIFEST_FILE;
+use crate::Error;
+
+/// A `remote_git` source: the repository and the revision to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GitSource {
+    pub(crate) url: String,
+    pub(crate) revision: Option<String>,
+}
+
+impl GitSource {
+    /// `URL` or `URL#REVISION`.
+    pub(crate) fn parse(path: &str) -> GitSource {
+        match path.rsplit_once('#') {
+            Some((url, revision)) if !revision.is_empty() => GitSource {
+                url: url.to_owned(),
+                revision: Some(revision.to_owned()),
+            },
+            _ => GitSource {
+                url: path.trim_end_matches('#').to_owned(),
+                revision: None,
+            },
+        }
+    }
+}
+
+/// Builds the plugin `source` names (or finds it built) and returns its plugin folder.
+pub(crate) fn build(
+    source: &GitSource,
+    cache: &Path,
+    options: &BuildOptions,
+) -> Result<PathBuf, Error> {
+    let key: String = Sha256::digest(source.url.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let root = cache.join(key);
+    let repo = root.join("repo");
+    let fail = |reason: String| Error::Git {
+        repository: source.url.clone(),
+        reason,
+    };
+    if !repo.join(".git").exists() {
+        std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+        let _ = std::fs::remove_dir_all(&repo);
+        git(
+            &root,
+            &["clone", "--quiet", "--no-checkout", &source.url, "repo"],
+        )
+        .map_err(|e| fail(format!("cannot clone it: {e}")))?;
+    }
+    let commit = match resolve(&repo, source.revision.as_deref()) {
+        Some(commit) => commit,
+        None => {
+            git(
+                &repo,
+                &[
+                    "fetch",
+                    "--quiet",
+                    "--force",
+                    "--tags",
+                    "origin",
+                    "+refs/heads/*:refs/remotes/origin/*",
+                ],
+            )
+            .map_err(|e| fail(format!("cannot fetch it: {e}")))?;
+            resolve(&repo, source.revision.as_deref()).ok_or_else(|| {
+                fail(match &source.revision {
+                    Some(revision) => format!(
+                        "revision `{revision}` is not in the repository (not a branch, tag or commit)"
+                    ),
+                    None => "it has no default branch to build".into(),
+                })
+            })?
+        }
+    };
+
+    let built = root.join("builds").join(&commit);
+    if let Some(folder) = plugin_folder_in(&built) {
+        tracing::debug!(target: "gp", repository = source.url, commit, "already built");
+        return Ok(folder);
+    }
+    git(
+        &repo,
+        &["checkout", "--quiet", "--force", "--detach", &commit],
+    )
+    .map_err(|e| fail(format!("cannot check out {commit}: {e}")))?;
+    tracing::info!(target: "gp", repository = source.url, commit, "building plugin from git");
+    let options = BuildOptions {
+        target_dir: Some(
+            options
+                .target_dir
+                .clone()
+                .unwrap_or_else(|| root.join("target")),
+        ),
+        ..options.clone()
+    };
+    let libraries = cargo_build(&repo.join("Cargo.toml"), &[], &options)?;
+    let not_a_plugin = |reason: String| Error::NotAPlugin {
+        path: PathBuf::from(format!("{}@{commit}", source.url)),
+        reason,
+    };
+    let library = match libraries.as_slice() {
+        [] => {
+            return Err(not_a_plugin(
+                "it builds no cdylib: a gp plugin crate has `[lib] crate-type = [\"cdylib\"]` and a #[plugin_entry] function".into(),
+            ))
+        }
+        [library] => library,
+        more => {
+            return Err(not_a_plugin(format!(
+                "it builds {} cdylibs; a plugin repository builds one",
+                more.len()
+            )))
+        }
+    };
+    crate::library::inspect(library).map_err(|e| match e {
+        Error::NotAPlugin { reason, .. } => not_a_plugin(reason),
+        other => other,
+    })?;
+    // Lay the folder out beside, then rename it into place: a half-written build is never
+    // taken for a finished one.
+    let staging = root.join("builds").join(format!(".{commit}.partial"));
+    let _ = std::fs::remove_dir_all(&staging);
+    install_library(library, &staging)?;
+    if let Some(parent) = built.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::rename(&staging, &built).map_err(|e| Error::io(&built, e))?;
+    plugin_folder_in(&built).ok_or_else(|| Error::MissingManifest { dir: built })
+}
+
+/// The commit `revision` (or the default branch) names in `repo`, if it is there.
+fn resolve(repo: &Path, revision: Option<&str>) -> Option<String> {
+    let candidates = match revision {
+        Some(revision) => vec![
+            format!("origin/{revision}^{{commit}}"),
+            format!("{revision}^{{commit}}"),
+        ],
+        None => vec!["origin/HEAD^{commit}".to_owned()],
+    };
+    candidates.iter().find_map(|candidate| {
+        git(repo, &["rev-parse", "--verify", "--quiet", candidate])
+            .ok()
+            .map(|out| out.trim().to_owned())
+            .filter(|commit| !commit.is_empty())
+    })
+}
+
+/// The one plugin folder under `dir` (`dir/<name>/plugin.json`), if any.
+fn plugin_folder_in(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.join(MANIFEST_FILE).is_file())
+}
+
+/// Runs `git args` in `dir`; its standard output, or its error message.
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(|e| format!("cannot run git ({e}); install git"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let message = stderr.trim();
+        Err(if message.is_empty() {
+            format!("git {} exited with {}", args[0], output.status)
+        } else {
+            message.to_owned()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GitSource;
+
+    #[test]
+    fn a_revision_follows_the_last_hash() {
+        assert_eq!(
+            GitSource::parse("https://example.com/p.git#v1.2.0"),
+            GitSource {
+                url: "https://example.com/p.git".into(),
+                revision: Some("v1.2.0".into())
+            }
+        );
+        assert_eq!(
+            GitSource::parse("/srv/repo"),
+            GitSource {
+                url: "/srv/repo".into(),
+                revision: None
+            }
+        );
+    }
+}
