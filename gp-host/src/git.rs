@@ -115,7 +115,14 @@ pub(crate) fn build(
         ),
         ..options.clone()
     };
-    let libraries = cargo_build(&repo.join("Cargo.toml"), &[], &options)?;
+    let libraries = cargo_build(&repo.join("Cargo.toml"), &[], &options).map_err(|e| match e {
+        // Name what was built, not the cache folder it was built in.
+        Error::Build { message, .. } => Error::Build {
+            path: PathBuf::from(format!("{}@{commit}", source.url)),
+            message,
+        },
+        other => other,
+    })?;
     let not_a_plugin = |reason: String| Error::NotAPlugin {
         path: PathBuf::from(format!("{}@{commit}", source.url)),
         reason,

@@ -362,7 +362,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 spec.origin.display()
             );
         }
-        Command::New { name, sdk } => new_plugin(&name, sdk)?,
+        Command::New { name, sdk } => return new_plugin(&name, sdk),
         Command::Stats { addr, json } => return stats(addr, json),
     }
     Ok(ExitCode::SUCCESS)
@@ -503,11 +503,11 @@ fn default_sdk() -> Option<PathBuf> {
         .flatten()
 }
 
-fn new_plugin(name: &str, sdk: Option<PathBuf>) -> Result<(), Error> {
-    gp_host::manifest::validate_name(name).map_err(|e| Error::Build {
-        path: PathBuf::from(name),
-        message: format!("`{name}` cannot be a plugin name: {e}"),
-    })?;
+fn new_plugin(name: &str, sdk: Option<PathBuf>) -> Result<ExitCode, Error> {
+    if let Err(e) = gp_host::manifest::validate_name(name) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
     let dir = PathBuf::from(name);
     if dir.exists() {
         return Err(Error::Io {
@@ -595,7 +595,7 @@ mod tests {
     println!(
         "next: cd {name} && cargo test && gp build && gp call plugins {name} --set 'name=\"you\"'"
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cannot_listen(addr: SocketAddr, e: std::io::Error) -> Error {

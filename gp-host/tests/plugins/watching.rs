@@ -131,3 +131,31 @@ fn the_watcher_loads_upgrades_survives_a_partial_copy_and_unloads() {
     watcher.stop();
     assert!(events.try_recv().is_err(), "no other event");
 }
+
+#[test]
+fn the_watcher_follows_packages_too() {
+    let base = base_dir();
+    let manager = Manager::new(base.path());
+    let events = events(&manager);
+    let _watcher = manager
+        .watch_with(WatchOptions {
+            settle: Duration::from_millis(100),
+            attempts: 10,
+        })
+        .unwrap();
+    let staging = base_dir();
+    let v1 = install_lifecycle(staging.path(), "counter-v1", "v1");
+    let v2 = install_lifecycle(staging.path(), "counter-v2", "v2");
+    let package = base.path().join("counter.plg");
+    let scratch = base_dir();
+    gp_host::package::pack(&v1, &scratch.path().join("p.plg"), None).unwrap();
+    std::fs::rename(scratch.path().join("p.plg"), &package).unwrap();
+    assert_eq!(next(&events), "loaded counter 1.0.0");
+    assert_eq!(manager.get_plugin("counter").unwrap().0.origin, package);
+    gp_host::package::pack(&v2, &scratch.path().join("p.plg"), None).unwrap();
+    std::fs::rename(scratch.path().join("p.plg"), &package).unwrap();
+    assert_eq!(next(&events), "upgraded counter 1.0.0 -> 2.0.0");
+    assert_eq!(version(&manager), "2.0.0");
+    std::fs::remove_file(&package).unwrap();
+    assert_eq!(next(&events), "unloaded counter");
+}
