@@ -37,7 +37,7 @@ pub enum Error {
         source: ManifestError,
     },
     /// The plugin is distributed as source and must be built before it can be loaded.
-    #[error("plugin `{name}` ({}) has source.mode remote_git ({repository}): this host was built without gp-host's `git` feature; enable it, or build the plugin with `gp build` and load the built folder", path.display())]
+    #[error("plugin `{name}` ({}) has source.mode remote_git ({repository}), and this host does not build plugins (gp-host's `git` feature and `ManagerBuilder::remote_git`): build it with `gp build` and load the built folder", path.display())]
     NeedsBuild {
         /// The plugin's name.
         name: String,

@@ -85,6 +85,7 @@ struct Inner {
     trust: Trust,
     limits: Limits,
     git_build: crate::build::BuildOptions,
+    remote_git: bool,
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
     hub: Arc<Hub>,
     /// Held by every change to the registry (load, upgrade, unload), never by calls.
@@ -102,9 +103,18 @@ pub struct ManagerBuilder {
     trust: Trust,
     limits: Limits,
     git_build: crate::build::BuildOptions,
+    remote_git: bool,
 }
 
 impl ManagerBuilder {
+    /// Whether to build `remote_git` plugins (default: yes when gp-host is compiled with its
+    /// `git` feature, which it must be for `true` to matter). Off, such a plugin is reported
+    /// as [`Error::NeedsBuild`]: building runs the repository's code with the host's rights.
+    pub fn remote_git(mut self, build: bool) -> Self {
+        self.remote_git = build;
+        self
+    }
+
     /// How `remote_git` plugins are built (default: release, cargo's output captured, a
     /// target dir per repository in the runtime directory). Needs the `git` feature to matter.
     pub fn git_build(mut self, options: crate::build::BuildOptions) -> Self {
@@ -160,6 +170,7 @@ impl ManagerBuilder {
                 trust: self.trust,
                 limits: self.limits,
                 git_build: self.git_build,
+                remote_git: self.remote_git,
                 slots: RwLock::new(BTreeMap::new()),
                 hub: Arc::new(Hub::default()),
                 changes: Mutex::new(()),
@@ -362,6 +373,7 @@ impl Manager {
                 target_dir: None,
                 quiet: true,
             },
+            remote_git: cfg!(feature = "git"),
         }
     }
 
@@ -529,7 +541,7 @@ impl Manager {
             return read_folder_or_build(
                 path,
                 &self.inner.runtime_dir.join("git"),
-                &self.inner.git_build,
+                self.inner.remote_git.then_some(&self.inner.git_build),
             );
         }
         let unpacked = crate::package::unpack(
@@ -1001,13 +1013,16 @@ pub(crate) fn read_plugin_folder(dir: &Path) -> Result<CheckedFolder, Error> {
 fn read_folder_or_build(
     dir: &Path,
     git_cache: &Path,
-    git_build: &crate::build::BuildOptions,
+    git_build: Option<&crate::build::BuildOptions>,
 ) -> Result<Folder, Error> {
-    match read_folder(dir) {
+    match (read_folder(dir), git_build) {
         #[cfg(feature = "git")]
-        Err(Error::NeedsBuild {
-            repository, path, ..
-        }) => {
+        (
+            Err(Error::NeedsBuild {
+                repository, path, ..
+            }),
+            Some(git_build),
+        ) => {
             let source = crate::git::GitSource::parse(&repository);
             let built = crate::git::build(&source, git_cache, git_build)?;
             let mut folder = read_folder(&built)?;
@@ -1022,8 +1037,8 @@ fn read_folder_or_build(
             folder.origin = dir.to_owned();
             Ok(folder)
         }
-        other => {
-            let _ = (git_cache, git_build);
+        (other, _) => {
+            let _ = git_cache;
             other
         }
     }

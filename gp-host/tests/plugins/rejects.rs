@@ -19,7 +19,9 @@ fn load_spoiled(spoil: impl FnOnce(&Path)) -> (Error, PathBuf, tempfile::TempDir
     std::fs::remove_dir(base.path().join("staging")).unwrap();
     spoil(&bad);
 
-    let manager = Manager::new(base.path());
+    // Not building remote_git plugins: these tests see what a host that does not build says
+    // (building is covered in `distribution`).
+    let manager = Manager::builder(base.path()).remote_git(false).build();
     let report = manager.load_plugins();
     let loaded: Vec<&str> = report.loaded.iter().map(|s| s.name()).collect();
     assert_eq!(loaded, ["sample"], "{report}");
@@ -350,7 +352,7 @@ fn reports_remote_git_plugins_as_needing_a_build() {
     assert_eq!(
         error.to_string(),
         format!(
-            "plugin `dispatch` ({}) has source.mode remote_git (https://example.com/p.git): build it first, then load the built plugin folder",
+            "plugin `dispatch` ({}) has source.mode remote_git (https://example.com/p.git), and this host does not build plugins (gp-host's `git` feature and `ManagerBuilder::remote_git`): build it with `gp build` and load the built folder",
             dir.join("plugin.json").display()
         )
     );
