@@ -1,9 +1,11 @@
 //! What the lifecycle features cost a call: metrics and call events, a second calling thread,
 //! and upgrades happening while a thread calls.
 //!
-//! - `metrics/{noop,getset}/{off,on,subscribed}`: `Executor::execute` from three managers
+//! - `metrics/{noop,getset}/{off,on,sampled16,subscribed}`: `Executor::execute` from three managers
 //!   over the same base directory, built with `metrics(false)`, with metrics on (the
-//!   default), and with metrics on plus a call-event subscriber (`manager.subscribe(|_| {})`,
+//!   default: every call counted and timed), with metrics on but one call in 16 timed
+//!   (`latency_sampling(16)`, `sampled16`), and with metrics on plus a call-event subscriber
+//!   (`manager.subscribe(|_| {})`,
 //!   which sends every call down the observed path: `BeforeCall` and `AfterCall` events).
 //! - `threads/getset/{1,2}`: one and two threads calling `bench-getset` through clones of one
 //!   executor (of the shared `BenchPlugins` manager: metrics on), each on a context of its
@@ -62,10 +64,14 @@ fn host_context() -> Context {
     ctx
 }
 
-/// A manager over the bench plugins' base directory, with both plugins loaded.
-fn manager(metrics: bool) -> Manager {
+/// A manager over the bench plugins' base directory, with both plugins loaded, timing one
+/// call in `sampling`.
+fn manager(metrics: bool, sampling: u32) -> Manager {
     let plugins = BenchPlugins::get();
-    let manager = Manager::builder(&plugins.base_dir).metrics(metrics).build();
+    let manager = Manager::builder(&plugins.base_dir)
+        .metrics(metrics)
+        .latency_sampling(sampling)
+        .build();
     for name in [NOOP, GETSET] {
         manager
             .load_plugin(plugins.plugin_dir(name))
@@ -74,13 +80,19 @@ fn manager(metrics: bool) -> Manager {
     manager
 }
 
-/// `metrics/<plugin>/{off,on,subscribed}`.
+/// `metrics/<plugin>/{off,on,sampled16,subscribed}`.
 fn metrics(c: &mut Criterion) {
-    let off = manager(false);
-    let on = manager(true);
-    let subscribed = manager(true);
+    let off = manager(false, 1);
+    let on = manager(true, 1);
+    let sampled = manager(true, 16);
+    let subscribed = manager(true, 1);
     subscribed.subscribe(|_| {});
-    let managers = [("off", &off), ("on", &on), ("subscribed", &subscribed)];
+    let managers = [
+        ("off", &off),
+        ("on", &on),
+        ("sampled16", &sampled),
+        ("subscribed", &subscribed),
+    ];
 
     for (plugin, short) in [(NOOP, "noop"), (GETSET, "getset")] {
         let mut group = c.benchmark_group(format!("metrics/{short}"));

@@ -165,11 +165,11 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    pub(crate) fn new(name: String, record_calls: bool, hub: Arc<Hub>) -> Slot {
+    pub(crate) fn new(name: String, record_calls: bool, sample: u32, hub: Arc<Hub>) -> Slot {
         Slot {
             name,
             current: ArcSwapOption::empty(),
-            metrics: PluginMetrics::new(),
+            metrics: PluginMetrics::new(sample),
             record_calls,
             hub,
         }
@@ -242,9 +242,9 @@ impl Executor {
             return plugin.call(ctx);
         }
         let metrics = &slot.metrics;
-        let (shard, start) = metrics.start();
+        let (recorder, start) = metrics.start();
         let outcome = plugin.call(ctx);
-        metrics.finish(shard, start, outcome_of(&outcome));
+        metrics.finish(recorder, start, outcome_of(&outcome));
         if let Err(error) = &outcome {
             metrics.record_error(error.to_string());
         }
@@ -263,16 +263,14 @@ impl Executor {
         let started = slot.record_calls.then(|| slot.metrics.start());
         let clock = Instant::now();
         let outcome = plugin.call(ctx);
-        let duration = match started {
-            Some((shard, start)) => {
-                let duration = slot.metrics.finish(shard, start, outcome_of(&outcome));
-                if let Err(error) = &outcome {
-                    slot.metrics.record_error(error.to_string());
-                }
-                duration
+        let timed = started.and_then(|(recorder, start)| {
+            let duration = slot.metrics.finish(recorder, start, outcome_of(&outcome));
+            if let Err(error) = &outcome {
+                slot.metrics.record_error(error.to_string());
             }
-            None => clock.elapsed(),
-        };
+            duration
+        });
+        let duration = timed.unwrap_or_else(|| clock.elapsed());
         slot.hub.emit(&Event::AfterCall {
             spec: &plugin.spec,
             ctx,

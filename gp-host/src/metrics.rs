@@ -1,10 +1,14 @@
 //! Per-plugin call metrics: counters and a latency histogram cheap enough to record on every
 //! call, read as [`PluginStats`] snapshots or as Prometheus text.
 //!
-//! Recording is sharded: each calling thread adds to one of [`SHARDS`] cache-line-aligned
-//! shards, so two threads calling the same plugin do not fight over one cache line. A
-//! snapshot sums the shards. The histogram has 8 buckets per power of two of nanoseconds
-//! (each bucket at most 12.5% wide), from 1 ns to about 18 minutes.
+//! Recording is per thread: each calling thread (up to [`THREAD_SHARDS`] per plugin) counts
+//! into a cache-line-aligned shard of its own with plain loads and stores (it is the only
+//! writer, so no locked instruction and no cache line shared with another caller); threads
+//! beyond that share one shard with atomic adds. A snapshot sums the shards. Calls are timed
+//! with two reads of the CPU's time-stamp counter, every call by default, or one in N
+//! ([`ManagerBuilder::latency_sampling`](crate::ManagerBuilder::latency_sampling)). The
+//! histogram has 8 buckets per power of two of nanoseconds (each bucket at most 12.5% wide),
+//! from 1 ns to about 18 minutes.
 //!
 //! Why not a metrics crate for recording: the ones that expose Prometheus histograms
 //! (`prometheus-client`, `prometheus`, `metrics-exporter-prometheus`) record each observation
@@ -13,16 +17,13 @@
 //! ([`Collector`]), so the text format is the crate's, not ours.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-
-/// How many shards each plugin's call counters are spread over.
-pub const SHARDS: usize = 8;
 
 /// Sub-buckets per power of two.
 const SUB_BITS: u32 = 3;
@@ -64,6 +65,7 @@ fn upper_bound(i: usize) -> u64 {
 #[repr(align(128))]
 pub(crate) struct Shard {
     started: AtomicU64,
+    finished: AtomicU64,
     errors: AtomicU64,
     panics: AtomicU64,
     sum_ns: AtomicU64,
@@ -74,6 +76,7 @@ impl Default for Shard {
     fn default() -> Shard {
         Shard {
             started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             sum_ns: AtomicU64::new(0),
@@ -82,11 +85,53 @@ impl Default for Shard {
     }
 }
 
+/// How many threads get a shard of their own per plugin; threads beyond share one.
+pub const THREAD_SHARDS: usize = 64;
+
+/// A small number unique among the threads alive now, reused after a thread exits: the index
+/// of the thread's own shard. The free list's mutex orders an exited thread's last writes to
+/// its shard before the next owner's first.
+struct ThreadIndex(usize);
+
+static FREE_INDEXES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
+
+impl ThreadIndex {
+    fn claim() -> ThreadIndex {
+        let reused = FREE_INDEXES.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        ThreadIndex(reused.unwrap_or_else(|| NEXT_INDEX.fetch_add(1, Relaxed)))
+    }
+}
+
+impl Drop for ThreadIndex {
+    fn drop(&mut self) {
+        FREE_INDEXES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(self.0);
+    }
+}
+
 thread_local! {
-    static SHARD: usize = {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        (NEXT.fetch_add(1, Relaxed) as usize) % SHARDS
-    };
+    static THREAD: ThreadIndex = ThreadIndex::claim();
+}
+
+/// Where one call's counts go: the calling thread's own shard (plain loads and stores: it is
+/// the only writer) or the shared one (atomic adds).
+pub(crate) struct Recorder<'a> {
+    shard: &'a Shard,
+    exclusive: bool,
+}
+
+impl Recorder<'_> {
+    #[inline]
+    fn add(&self, counter: &AtomicU64, n: u64) {
+        if self.exclusive {
+            counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+        } else {
+            counter.fetch_add(n, Relaxed);
+        }
+    }
 }
 
 /// How a call ended, for the counters.
@@ -105,14 +150,17 @@ fn clock() -> &'static quanta::Clock {
     CLOCK.get_or_init(quanta::Clock::new)
 }
 
-/// A raw timestamp of [`clock`]: meaningful only as the start of [`PluginMetrics::finish`].
+/// A raw timestamp of [`clock`], or none for a call whose latency is not sampled.
 #[derive(Clone, Copy)]
-pub(crate) struct Timestamp(u64);
+pub(crate) struct Timestamp(Option<u64>);
 
 /// The live metrics of one plugin (across its versions).
 pub(crate) struct PluginMetrics {
     clock: &'static quanta::Clock,
-    shards: Box<[Shard]>,
+    /// Time one call in `sample_mask + 1` (a power of two) per thread.
+    sample_mask: u64,
+    threads: Box<[OnceLock<Box<Shard>>]>,
+    shared: Shard,
     loads: AtomicU64,
     upgrades: AtomicU64,
     unloads: AtomicU64,
@@ -120,10 +168,13 @@ pub(crate) struct PluginMetrics {
 }
 
 impl PluginMetrics {
-    pub(crate) fn new() -> PluginMetrics {
+    /// Metrics that time one call in `sample` (rounded up to a power of two; 1 = every call).
+    pub(crate) fn new(sample: u32) -> PluginMetrics {
         PluginMetrics {
             clock: clock(),
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            sample_mask: u64::from(sample.max(1).next_power_of_two()) - 1,
+            threads: (0..THREAD_SHARDS).map(|_| OnceLock::new()).collect(),
+            shared: Shard::default(),
             loads: AtomicU64::new(0),
             upgrades: AtomicU64::new(0),
             unloads: AtomicU64::new(0),
@@ -132,39 +183,59 @@ impl PluginMetrics {
     }
 
     #[inline]
-    fn shard(&self) -> &Shard {
-        &self.shards[SHARD.with(|s| *s)]
+    fn recorder(&self) -> Recorder<'_> {
+        let index = THREAD.try_with(|t| t.0).unwrap_or(usize::MAX);
+        match self.threads.get(index) {
+            Some(slot) => Recorder {
+                shard: slot.get_or_init(Box::default),
+                exclusive: true,
+            },
+            None => Recorder {
+                shard: &self.shared,
+                exclusive: false,
+            },
+        }
     }
 
-    /// Counts a call that is starting; returns the shard to finish it on, and the time.
+    /// Counts a call that is starting; returns where to finish it, and its start time if its
+    /// latency is sampled.
     #[inline]
-    pub(crate) fn start(&self) -> (&Shard, Timestamp) {
-        let shard = self.shard();
-        shard.started.fetch_add(1, Relaxed);
-        (shard, Timestamp(self.clock.raw()))
+    pub(crate) fn start(&self) -> (Recorder<'_>, Timestamp) {
+        let recorder = self.recorder();
+        let n = recorder.shard.started.load(Relaxed);
+        recorder.add(&recorder.shard.started, 1);
+        let timed = n & self.sample_mask == 0;
+        (recorder, Timestamp(timed.then(|| self.clock.raw())))
     }
 
-    /// Counts a call that started at `start`; returns how long it took.
+    /// Counts a call that started at `start`; returns how long it took, if it was timed.
     #[inline]
-    pub(crate) fn finish(&self, shard: &Shard, start: Timestamp, outcome: Outcome) -> Duration {
-        let ns = self.clock.delta_as_nanos(start.0, self.clock.raw());
-        self.record(shard, ns, outcome);
-        Duration::from_nanos(ns)
+    pub(crate) fn finish(
+        &self,
+        recorder: Recorder<'_>,
+        start: Timestamp,
+        outcome: Outcome,
+    ) -> Option<Duration> {
+        let ns = start
+            .0
+            .map(|start| self.clock.delta_as_nanos(start, self.clock.raw()));
+        self.record(&recorder, ns, outcome);
+        ns.map(Duration::from_nanos)
     }
 
     #[inline]
-    fn record(&self, shard: &Shard, ns: u64, outcome: Outcome) {
-        shard.buckets[bucket_of(ns)].fetch_add(1, Relaxed);
-        shard.sum_ns.fetch_add(ns, Relaxed);
+    fn record(&self, recorder: &Recorder<'_>, ns: Option<u64>, outcome: Outcome) {
+        let shard = recorder.shard;
+        if let Some(ns) = ns {
+            recorder.add(&shard.buckets[bucket_of(ns)], 1);
+            recorder.add(&shard.sum_ns, ns);
+        }
         match outcome {
             Outcome::Ok => {}
-            Outcome::Error => {
-                shard.errors.fetch_add(1, Relaxed);
-            }
-            Outcome::Panic => {
-                shard.panics.fetch_add(1, Relaxed);
-            }
+            Outcome::Error => recorder.add(&shard.errors, 1),
+            Outcome::Panic => recorder.add(&shard.panics, 1),
         }
+        recorder.add(&shard.finished, 1);
     }
 
     /// Remembers the last failed call's message (off the fast path: only failed calls).
@@ -191,10 +262,17 @@ impl PluginMetrics {
     /// A consistent-enough snapshot: each counter is read once; calls finishing meanwhile may
     /// be counted in some fields and not others.
     pub(crate) fn snapshot(&self, name: &str, version: Option<semver::Version>) -> PluginStats {
+        let shards: Vec<&Shard> = self
+            .threads
+            .iter()
+            .filter_map(|slot| slot.get().map(|b| &**b))
+            .chain([&self.shared])
+            .collect();
         let mut buckets = vec![0u64; BUCKETS];
-        let (mut started, mut errors, mut panics, mut sum_ns) = (0u64, 0u64, 0u64, 0u64);
-        for shard in self.shards.iter() {
+        let (mut started, mut finished, mut errors, mut panics, mut sum_ns) = (0, 0, 0, 0, 0);
+        for shard in &shards {
             // Finished calls first, so `started - finished` never goes below zero.
+            finished += shard.finished.load(Relaxed);
             for (total, b) in buckets.iter_mut().zip(shard.buckets.iter()) {
                 *total += b.load(Relaxed);
             }
@@ -202,17 +280,16 @@ impl PluginMetrics {
             panics += shard.panics.load(Relaxed);
             sum_ns += shard.sum_ns.load(Relaxed);
         }
-        for shard in self.shards.iter() {
+        for shard in &shards {
             started += shard.started.load(Relaxed);
         }
-        let calls: u64 = buckets.iter().sum();
         PluginStats {
             name: name.to_owned(),
             version,
-            calls,
+            calls: finished,
             errors,
             panics,
-            in_flight: started.saturating_sub(calls),
+            in_flight: started.saturating_sub(finished),
             loads: self.loads.load(Relaxed),
             upgrades: self.upgrades.load(Relaxed),
             unloads: self.unloads.load(Relaxed),
@@ -264,7 +341,8 @@ pub struct PluginStats {
     pub unloads: u64,
     /// The last failed call, if any.
     pub last_error: Option<LastError>,
-    /// The latency distribution of the calls that returned.
+    /// The latency distribution of the calls that returned and were timed: all of them, or
+    /// one in N per thread with [`ManagerBuilder::latency_sampling`](crate::ManagerBuilder::latency_sampling).
     pub latency: Latency,
 }
 
@@ -533,10 +611,10 @@ mod tests {
 
     #[test]
     fn quantiles_come_from_the_recorded_calls() {
-        let metrics = PluginMetrics::new();
+        let metrics = PluginMetrics::new(1);
         for us in 1..=100u64 {
-            let (shard, _) = metrics.start();
-            metrics.record(shard, us * 1000, Outcome::Ok);
+            let (recorder, _) = metrics.start();
+            metrics.record(&recorder, Some(us * 1000), Outcome::Ok);
         }
         let stats = metrics.snapshot("p", None);
         assert_eq!(stats.calls, 100);

@@ -160,3 +160,16 @@ fn a_subscriber_may_change_the_registry_from_its_handler() {
     assert_eq!(unloaded.lock().unwrap().as_deref(), Some("2.0.0"));
     assert!(manager.list().is_empty());
 }
+
+#[test]
+fn latency_sampling_times_one_call_in_n_and_still_counts_them_all() {
+    let base = base_dir();
+    install_lifecycle(base.path(), "counter-v1", "counter");
+    let manager = Manager::builder(base.path()).latency_sampling(3).build();
+    assert!(manager.load_plugins().is_ok());
+    call(&manager, 100, 2, 0);
+    let s = &manager.stats()[0];
+    assert_eq!((s.calls, s.errors, s.in_flight), (102, 2, 0));
+    // 3 rounds up to 4: calls 0, 4, 8, ... of this thread are timed.
+    assert_eq!(s.latency.count(), 26);
+}
