@@ -261,7 +261,9 @@ impl Executor {
             ctx,
         });
         let started = slot.record_calls.then(|| slot.metrics.start());
-        let clock = Instant::now();
+        // The event reports a duration even for calls the metrics do not time.
+        let untimed = started.as_ref().is_none_or(|(_, start)| !start.is_timed());
+        let clock = untimed.then(Instant::now);
         let outcome = plugin.call(ctx);
         let timed = started.and_then(|(recorder, start)| {
             let duration = slot.metrics.finish(recorder, start, outcome_of(&outcome));
@@ -270,7 +272,9 @@ impl Executor {
             }
             duration
         });
-        let duration = timed.unwrap_or_else(|| clock.elapsed());
+        let duration = timed
+            .or_else(|| clock.map(|c| c.elapsed()))
+            .unwrap_or_default();
         slot.hub.emit(&Event::AfterCall {
             spec: &plugin.spec,
             ctx,

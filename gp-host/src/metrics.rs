@@ -154,6 +154,13 @@ fn clock() -> &'static quanta::Clock {
 #[derive(Clone, Copy)]
 pub(crate) struct Timestamp(Option<u64>);
 
+impl Timestamp {
+    /// Whether the call is timed.
+    pub(crate) fn is_timed(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 /// The live metrics of one plugin (across its versions).
 pub(crate) struct PluginMetrics {
     clock: &'static quanta::Clock,
