@@ -1,7 +1,8 @@
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use abi_stable::std_types::RResult;
@@ -50,21 +51,52 @@ impl Spec {
     }
 }
 
+/// How many [`Loaded`] instances of each build (by SHA-256) are alive in this process.
+///
+/// The dynamic loader maps a build once per process, so every instance of a build shares its
+/// code *and its statics*: an unload that times out, followed by a reload of the same build,
+/// gives two instances over one set of statics. The hooks therefore bracket the build's life,
+/// not the instance's: `on_load` runs when the first instance appears, `on_unload` when the
+/// last one goes. Each build has a mutex of its own, held while its hook runs, so two
+/// managers loading the same build agree on which one runs `on_load`.
+fn live_builds(sha256: &str) -> Arc<Mutex<usize>> {
+    static LIVE: OnceLock<Mutex<HashMap<String, Arc<Mutex<usize>>>>> = OnceLock::new();
+    let mut live = LIVE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    Arc::clone(live.entry(sha256.to_owned()).or_default())
+}
+
 /// One loaded version of a plugin.
 ///
 /// It serves while a [`Slot`] points at it; calls in flight hold it alive after it stops
-/// serving. Its `on_unload` hook runs once, when the last of them is done.
+/// serving. When it goes, and it is the last live instance of its build, its `on_unload` hook
+/// runs (see [`live_builds`]).
 pub(crate) struct Loaded {
     pub(crate) spec: Arc<Spec>,
     execute: ExecuteFn,
     on_unload: Option<ExecuteFn>,
-    unload_hook_pending: AtomicBool,
+    /// This build's instance count; decremented once, by [`Loaded::run_unload_hook`].
+    build: Arc<Mutex<usize>>,
+    counted: AtomicBool,
     /// Set by an unload: calls in flight see themselves cancelled.
     pub(crate) retiring: AtomicBool,
 }
 
+/// What [`Loaded::run_unload_hook`] did.
+pub(crate) enum UnloadHookRun {
+    /// The plugin has no `on_unload`, or the hook had run already.
+    Nothing,
+    /// Another instance of the same build is still loaded: the hook waits for the last one.
+    Shared,
+    /// The hook ran.
+    Ran(Result<(), Error>),
+}
+
 impl Loaded {
-    /// Runs the plugin's `on_load` hook (if any) and returns the version ready to serve.
+    /// Runs the plugin's `on_load` hook (if any, and if no other instance of the same build is
+    /// alive) and returns the version ready to serve.
     pub(crate) fn activate(spec: Spec, module: Module) -> Result<Loaded, Error> {
         let on_load = module.on_load();
         let on_unload = module.on_unload();
@@ -73,14 +105,24 @@ impl Loaded {
             has_on_unload: on_unload.is_some(),
             ..spec
         };
-        if let Some(hook) = on_load {
-            run_hook(&spec, "on_load", hook)?;
+        let build = live_builds(&spec.sha256);
+        {
+            let mut instances = build.lock().unwrap_or_else(|p| p.into_inner());
+            match on_load {
+                Some(hook) if *instances == 0 => run_hook(&spec, "on_load", hook)?,
+                Some(_) => {
+                    tracing::debug!(target: "gp", plugin = spec.name(), "this build is already loaded; its on_load ran then")
+                }
+                None => {}
+            }
+            *instances += 1;
         }
         Ok(Loaded {
             spec: Arc::new(spec),
             execute: module.execute(),
             on_unload,
-            unload_hook_pending: AtomicBool::new(on_unload.is_some()),
+            build,
+            counted: AtomicBool::new(true),
             retiring: AtomicBool::new(false),
         })
     }
@@ -119,19 +161,25 @@ impl Loaded {
         }
     }
 
-    /// Runs the `on_unload` hook unless it already ran (or there is none).
-    pub(crate) fn run_unload_hook(&self) -> Option<Result<(), Error>> {
-        if !self.unload_hook_pending.swap(false, Ordering::AcqRel) {
-            return None;
+    /// Leaves the build's instance count, once, and runs `on_unload` if this was the last
+    /// instance of the build.
+    pub(crate) fn run_unload_hook(&self) -> UnloadHookRun {
+        if !self.counted.swap(false, Ordering::AcqRel) {
+            return UnloadHookRun::Nothing;
         }
-        let hook = self.on_unload?;
-        Some(run_hook(&self.spec, "on_unload", hook))
+        let mut instances = self.build.lock().unwrap_or_else(|p| p.into_inner());
+        *instances = instances.saturating_sub(1);
+        match self.on_unload {
+            None => UnloadHookRun::Nothing,
+            Some(_) if *instances > 0 => UnloadHookRun::Shared,
+            Some(hook) => UnloadHookRun::Ran(run_hook(&self.spec, "on_unload", hook)),
+        }
     }
 }
 
 impl Drop for Loaded {
     fn drop(&mut self) {
-        if let Some(Err(error)) = self.run_unload_hook() {
+        if let UnloadHookRun::Ran(Err(error)) = self.run_unload_hook() {
             tracing::warn!(target: "gp", plugin = self.spec.name(), "{error}");
         }
     }

@@ -1,9 +1,11 @@
 //! Building `remote_git` plugins: clone, check out, build, and cache the result by commit.
 //!
 //! `source.path` is `URL` or `URL#REVISION` (a branch, tag or commit; the remote's default
-//! branch when absent). The repository is cloned once per URL under the cache directory,
-//! fetched again when a revision is not found locally, and each commit is built once: its
-//! plugin folder is kept under `builds/<commit>/`.
+//! branch when absent). The repository is cloned once per URL under the cache directory and
+//! fetched on every load unless the revision is a full commit hash already present (a branch
+//! or tag may have moved); each commit is built once: its plugin folder is kept under
+//! `builds/<commit>/`. One working tree per URL: two processes sharing a runtime directory
+//! should not build the same repository at the same time.
 //!
 //! Git runs as the `git` command, not a library: no C library to build (libgit2 needs
 //! OpenSSL and CMake), no large pure-Rust implementation to compile (gix), and clones use the
@@ -65,11 +67,24 @@ pub(crate) fn build(
         let _ = std::fs::remove_dir_all(&repo);
         git(
             &root,
-            &["clone", "--quiet", "--no-checkout", &source.url, "repo"],
+            &[
+                "clone",
+                "--quiet",
+                "--no-checkout",
+                "--",
+                &source.url,
+                "repo",
+            ],
         )
         .map_err(|e| fail(format!("cannot clone it: {e}")))?;
     }
-    let commit = match resolve(&repo, source.revision.as_deref()) {
+    // A full commit hash that is here already cannot have moved; a branch or tag may have.
+    let pinned = source
+        .revision
+        .as_deref()
+        .filter(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|r| resolve(&repo, Some(r)));
+    let commit = match pinned {
         Some(commit) => commit,
         None => {
             git(
@@ -167,10 +182,19 @@ fn resolve(repo: &Path, revision: Option<&str>) -> Option<String> {
         None => vec!["origin/HEAD^{commit}".to_owned()],
     };
     candidates.iter().find_map(|candidate| {
-        git(repo, &["rev-parse", "--verify", "--quiet", candidate])
-            .ok()
-            .map(|out| out.trim().to_owned())
-            .filter(|commit| !commit.is_empty())
+        git(
+            repo,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                candidate,
+            ],
+        )
+        .ok()
+        .map(|out| out.trim().to_owned())
+        .filter(|commit| !commit.is_empty())
     })
 }
 
@@ -185,10 +209,16 @@ fn plugin_folder_in(dir: &Path) -> Option<PathBuf> {
 
 /// Runs `git args` in `dir`; its standard output, or its error message.
 fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let output = Command::new("git")
+    let mut command = Command::new("git");
+    command
         .args(args)
         .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
+        // Never wait for a password: a host has nobody to type it.
+        .env("GIT_TERMINAL_PROMPT", "0");
+    if std::env::var_os("GIT_SSH_COMMAND").is_none() {
+        command.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+    }
+    let output = command
         .output()
         .map_err(|e| format!("cannot run git ({e}); install git"))?;
     if output.status.success() {

@@ -13,7 +13,8 @@ use crate::{Error, Manager, Spec};
 pub struct InstallOptions<'a> {
     /// The SHA-256 the package file must have, in hex (as `gp pack` prints it).
     pub sha256: Option<String>,
-    /// Signatures to accept instead of the manager's own [`Trust`].
+    /// Signatures to accept instead of the manager's own [`Trust`], for this package (its
+    /// verification and its load).
     pub trust: Option<Trust>,
     /// Called as the download progresses with the bytes received and the total, if the server
     /// said it.
@@ -43,7 +44,13 @@ impl Manager {
             .suffix(".plg")
             .tempfile_in(&base)
             .map_err(|e| Error::io(&base, e))?;
-        let sha256 = fetch(url, download.as_file(), &limits, options.progress)?;
+        let sha256 = fetch(
+            url,
+            download.path(),
+            download.as_file(),
+            &limits,
+            options.progress,
+        )?;
         if let Some(expected) = &options.sha256 {
             if !sha256.eq_ignore_ascii_case(expected.trim()) {
                 return Err(Error::Download {
@@ -79,10 +86,13 @@ impl Manager {
         if replaced {
             std::fs::rename(&target, &backup).map_err(|e| Error::io(&target, e))?;
         }
+        // Put back what was there: one rename over the target (never a moment without it), or
+        // remove the new file if there was nothing.
         let restore = || {
-            let _ = std::fs::remove_file(&target);
             if replaced {
                 let _ = std::fs::rename(&backup, &target);
+            } else {
+                let _ = std::fs::remove_file(&target);
             }
         };
         // A temporary file is created readable by its owner only; an installed package is an
@@ -98,7 +108,7 @@ impl Manager {
             restore();
             return Err(Error::io(&target, e));
         }
-        match self.load_plugin(&target) {
+        match self.load_source(&target, &trust) {
             Ok(spec) => {
                 if replaced {
                     let _ = std::fs::remove_file(&backup);
@@ -117,6 +127,7 @@ impl Manager {
 /// Streams the body of `url` into `file`; returns its SHA-256 in hex.
 fn fetch(
     url: &str,
+    path: &Path,
     mut file: &std::fs::File,
     limits: &Limits,
     progress: Option<&dyn Fn(u64, Option<u64>)>,
@@ -125,7 +136,14 @@ fn fetch(
         url: url.to_owned(),
         reason,
     };
-    let response = ureq::get(url).call().map_err(|e| match e {
+    // Bounded waits: a server that stops answering fails the install instead of hanging it.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        .timeout_recv_response(Some(std::time::Duration::from_secs(60)))
+        .timeout_per_read(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into();
+    let response = agent.get(url).call().map_err(|e| match e {
         ureq::Error::StatusCode(code) => fail(format!(
             "the server answered HTTP {code}{}",
             if code == 404 { " (not found)" } else { "" }
@@ -163,12 +181,12 @@ fn fetch(
         }
         hasher.update(&buffer[..n]);
         file.write_all(&buffer[..n])
-            .map_err(|e| Error::io(Path::new(url), e))?;
+            .map_err(|e| Error::io(path, e))?;
         if let Some(progress) = progress {
             progress(received, total);
         }
     }
-    file.flush().map_err(|e| Error::io(Path::new(url), e))?;
+    file.flush().map_err(|e| Error::io(path, e))?;
     Ok(hasher
         .finalize()
         .iter()

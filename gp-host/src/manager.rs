@@ -8,7 +8,7 @@ use gp_core::manifest::{Manifest, SourceMode};
 use sha2::{Digest, Sha256};
 
 use crate::events::{Event, Hub, SubscriptionId};
-use crate::executor::{Executor, Loaded, Slot, Spec};
+use crate::executor::{Executor, Loaded, Slot, Spec, UnloadHookRun};
 use crate::metrics::{ManagerCollector, PluginStats};
 use crate::package::{Limits, Trust};
 use crate::watch::{WatchOptions, Watcher};
@@ -119,6 +119,11 @@ impl ManagerBuilder {
 
     /// How `remote_git` plugins are built (default: release, cargo's output captured, a
     /// target dir per repository in the runtime directory). Needs the `git` feature to matter.
+    ///
+    /// A `target_dir` shared between repositories is faster but only safe if their plugin
+    /// crates have different package names: cargo identifies a workspace's root package by
+    /// its name and its path relative to the workspace, so two repositories holding a package
+    /// of the same name would share, and silently reuse, one build.
     pub fn git_build(mut self, options: crate::build::BuildOptions) -> Self {
         self.git_build = options;
         self
@@ -277,6 +282,10 @@ pub enum UnloadHook {
     /// Calls were still running at the timeout: it runs (and logs any error) when the last
     /// of them returns.
     Deferred,
+    /// Another instance of the same build is still loaded (the same library loaded again, by
+    /// this manager or another): the build's statics are shared, so `on_unload` runs when the
+    /// last instance goes, as `on_load` ran when the first came.
+    Shared,
 }
 
 impl LoadReport {
@@ -467,8 +476,21 @@ impl Manager {
     /// Loads the plugin in one folder (`dir/plugin.json` and its library). If it is loaded
     /// already from this folder, returns its spec, upgrading it first if the folder changed.
     pub fn load_plugin(&self, dir: impl AsRef<Path>) -> Result<Spec, Error> {
-        let dir = dir.as_ref();
-        match self.sync_source(dir) {
+        self.load_source(dir.as_ref(), &self.inner.trust)
+    }
+
+    /// [`load_plugin`](Self::load_plugin) of a folder or package, accepting packages signed as
+    /// `trust` says.
+    pub(crate) fn load_source(&self, dir: &Path, trust: &Trust) -> Result<Spec, Error> {
+        if !dir.exists() {
+            // Loading is not the place to unload what a vanished folder held.
+            let error = Error::MissingManifest {
+                dir: dir.to_owned(),
+            };
+            self.report_failure(dir, &error);
+            return Err(error);
+        }
+        match self.sync_source_with(dir, trust) {
             Ok(Synced::Loaded(spec) | Synced::Unchanged(spec)) => Ok(spec),
             Ok(Synced::Upgraded(upgraded)) => Ok(upgraded.to),
             Ok(Synced::Unloaded | Synced::Nothing) => Err(Error::MissingManifest {
@@ -486,6 +508,11 @@ impl Manager {
     /// package that is gone. Emits events for what it did, not for failures (the caller
     /// decides when a failure is final).
     pub(crate) fn sync_source(&self, origin: &Path) -> Result<Synced, Error> {
+        self.sync_source_with(origin, &self.inner.trust)
+    }
+
+    fn sync_source_with(&self, origin: &Path, trust: &Trust) -> Result<Synced, Error> {
+        let origin = &normalize(origin);
         let changes = self.lock_changes();
         let loaded_here = self.name_loaded_from(origin);
         if !origin.exists() {
@@ -495,7 +522,7 @@ impl Manager {
                 None => Ok(Synced::Nothing),
             };
         }
-        let folder = self.read_source(origin)?;
+        let folder = self.read_source(origin, trust)?;
         let library = read_library(&folder.library)?;
         let name = folder.manifest.name.clone();
         let existing = self.existing_slot(&name);
@@ -549,7 +576,7 @@ impl Manager {
 
     /// Reads a plugin folder, or unpacks and checks a package into the runtime directory's
     /// `packages/` and reads the folder it gives.
-    fn read_source(&self, path: &Path) -> Result<Folder, Error> {
+    fn read_source(&self, path: &Path, trust: &Trust) -> Result<Folder, Error> {
         if !is_package(path) {
             return read_folder_or_build(
                 path,
@@ -560,7 +587,7 @@ impl Manager {
         let unpacked = crate::package::unpack(
             path,
             &self.inner.runtime_dir.join("packages"),
-            &self.inner.trust,
+            trust,
             &self.inner.limits,
         )?;
         if let Some(key) = &unpacked.signed_by {
@@ -621,7 +648,9 @@ impl Manager {
         let slot = slot.expect("a running plugin has a slot");
         let refuse = |reason: Error| self.refuse_upgrade(&running, reason);
         let (folder, library) = if path.is_dir() || is_package(path) {
-            let folder = self.read_source(path).map_err(refuse)?;
+            let folder = self
+                .read_source(&normalize(path), &self.inner.trust)
+                .map_err(refuse)?;
             let library = read_library(&folder.library).map_err(refuse)?;
             (Some(folder), library)
         } else {
@@ -765,6 +794,9 @@ impl Manager {
             std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
             pause = (pause * 2).min(Duration::from_millis(10));
         };
+        // `strong_count` promises no ordering: make the last call's writes visible before the
+        // hook runs (dropping an `Arc` would have fenced; reading the count does not).
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
         let waited = started.elapsed();
         let spec = Spec::clone(&old.spec);
         let on_unload = if !spec.has_on_unload {
@@ -774,8 +806,9 @@ impl Manager {
             UnloadHook::Deferred
         } else {
             match old.run_unload_hook() {
-                Some(Err(error)) => UnloadHook::Failed(error),
-                _ => UnloadHook::Succeeded,
+                UnloadHookRun::Ran(Err(error)) => UnloadHook::Failed(error),
+                UnloadHookRun::Ran(Ok(())) | UnloadHookRun::Nothing => UnloadHook::Succeeded,
+                UnloadHookRun::Shared => UnloadHook::Shared,
             }
         };
         let report = UnloadReport {
@@ -990,6 +1023,27 @@ impl fmt::Debug for Manager {
             .field("base_dir", &self.inner.base_dir)
             .field("plugins", &self.list().len())
             .finish()
+    }
+}
+
+/// `path` made absolute and free of symbolic links and `..`, so that one folder or package
+/// has one spelling (for a path that no longer exists: its parent's, plus its name).
+fn normalize(path: &Path) -> PathBuf {
+    if let Ok(path) = path.canonicalize() {
+        return path;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            parent
+                .canonicalize()
+                .map_or_else(|_| path.to_owned(), |p| p.join(name))
+        }
+        _ => path.to_owned(),
     }
 }
 

@@ -405,7 +405,7 @@ impl Latency {
     pub fn mean(&self) -> Duration {
         match self.count() {
             0 => Duration::ZERO,
-            n => self.sum / u32::try_from(n).unwrap_or(u32::MAX),
+            n => Duration::from_nanos((self.sum.as_nanos() / u128::from(n)) as u64),
         }
     }
 

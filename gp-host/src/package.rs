@@ -367,7 +367,11 @@ fn extract(data: &[u8], dir: &Path, limits: &Limits) -> Result<Vec<String>, Stri
     };
     let mut archive = tar::Archive::new(reader);
     let mut names: Vec<String> = Vec::new();
-    for entry in archive.entries().map_err(|e| corrupt(e, &hit))? {
+    // Raw: GNU long-name and PAX records come through as entries of their own (and are
+    // refused below) instead of being buffered whole, up to the byte limit, by the tar crate.
+    // `gp pack` writes plain ustar headers.
+    let entries = archive.entries().map_err(|e| corrupt(e, &hit))?.raw(true);
+    for entry in entries {
         let mut entry = entry.map_err(|e| corrupt(e, &hit))?;
         let path = entry
             .path()
@@ -413,7 +417,15 @@ fn extract(data: &[u8], dir: &Path, limits: &Limits) -> Result<Vec<String>, Stri
             .create_new(true)
             .open(&target)
             .map_err(|e| format!("cannot write entry `{shown}` ({e})"))?;
-        io::copy(&mut entry, &mut file).map_err(|e| corrupt(e, &hit))?;
+        let mut buffer = [0u8; 64 * 1024];
+        loop {
+            let n = entry.read(&mut buffer).map_err(|e| corrupt(e, &hit))?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buffer[..n])
+                .map_err(|e| format!("cannot write entry `{shown}` ({e})"))?;
+        }
         names.push(name);
     }
     Ok(names)

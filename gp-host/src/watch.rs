@@ -80,7 +80,11 @@ impl Watcher {
     fn shutdown(&mut self) {
         let _ = self.messages.send(Message::Stop);
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // Dropped by a subscriber running on the watch thread itself: it stops after the
+            // change it is handling, without waiting for itself.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -154,7 +158,7 @@ fn sync(
                 tracing::debug!(target: "gp", plugin = spec.name(), "folder touched, plugin unchanged");
             }
         }
-        Err(error) if attempt < options.attempts => {
+        Err(error) if attempt < options.attempts && is_transient(&error) => {
             tracing::debug!(target: "gp", dir = %folder.display(), "attempt {attempt} of {}: {error}; trying again in {:?}", options.attempts, options.settle);
             retries.insert(folder, (attempt, Instant::now() + options.settle));
         }
@@ -162,6 +166,21 @@ fn sync(
             retries.remove(&folder);
             manager.report_failure(&folder, &error);
         }
+    }
+}
+
+/// Whether `error` may come from files still being written (and so is worth another try once
+/// they settle), rather than from what the files say once complete.
+fn is_transient(error: &Error) -> bool {
+    match error {
+        Error::UpgradeRefused { reason, .. } => is_transient(reason),
+        Error::Io { .. }
+        | Error::MissingManifest { .. }
+        | Error::InvalidManifest { .. }
+        | Error::InvalidLibrary { .. }
+        | Error::ManifestMismatch { .. }
+        | Error::Package { .. } => true,
+        _ => false,
     }
 }
 

@@ -416,7 +416,7 @@ fn new_build_pack_sign_serve_install_call_round_trip() {
         installed,
         format!(
             "installed hello-gp 0.1.0 -> {}\n",
-            Path::new("base/hello-gp.plg").display()
+            w.join("base/hello-gp.plg").display()
         )
     );
     let called = ok(gp_in(

@@ -586,10 +586,14 @@ fn install_downloads_verifies_and_loads_and_refuses_every_bad_download() {
     }
 }
 
-/// A local git repository holding a plugin crate `from-git`: tag `v1.0.0` (version 1.0.0),
+/// A local git repository holding a plugin crate `package`: tag `v1.0.0` (version 1.0.0),
 /// `main` one commit later (1.1.0), branch `broken` (does not compile) and branch `plain`
 /// (a cdylib that is not a gp plugin).
-fn git_repository() -> (tempfile::TempDir, PathBuf) {
+///
+/// Each test uses its own package name: cargo names a workspace root package's artifacts by
+/// its name and its path *relative to its workspace*, so two repositories with the same
+/// package built into one shared target dir would share (and reuse) one build.
+fn git_repository(package: &str) -> (tempfile::TempDir, PathBuf) {
     let root = base_dir();
     let repo = root.path().join("repo");
     std::fs::create_dir_all(repo.join("src")).unwrap();
@@ -610,7 +614,7 @@ fn git_repository() -> (tempfile::TempDir, PathBuf) {
         std::fs::write(
             repo.join("Cargo.toml"),
             format!(
-                "[package]\nname = \"from-git\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngp-sdk = {{ path = {:?} }}\n\n[workspace]\n",
+                "[package]\nname = \"{package}\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngp-sdk = {{ path = {:?} }}\n\n[workspace]\n",
                 crate::harness::workspace().join("gp-sdk").display().to_string()
             ),
         )
@@ -640,7 +644,7 @@ fn git_repository() -> (tempfile::TempDir, PathBuf) {
     );
     std::fs::write(
         repo.join("Cargo.toml"),
-        "[package]\nname = \"from-git\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[workspace]\n",
+        format!("[package]\nname = \"{package}\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[workspace]\n"),
     )
     .unwrap();
     git(&["commit", "--quiet", "-am", "plain"]);
@@ -650,15 +654,15 @@ fn git_repository() -> (tempfile::TempDir, PathBuf) {
     (root, repo)
 }
 
-/// A base directory whose folder `from-git` has a remote_git plugin.json for `path`.
-fn remote_git_folder(version: &str, path: &str) -> tempfile::TempDir {
+/// A base directory whose folder `name` has a remote_git plugin.json for `path`.
+fn remote_git_folder(name: &str, version: &str, path: &str) -> tempfile::TempDir {
     let base = base_dir();
-    let dir = base.path().join("from-git");
+    let dir = base.path().join(name);
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(
         dir.join("plugin.json"),
         serde_json::json!({
-            "name": "from-git",
+            "name": name,
             "version": version,
             "source": {"mode": "remote_git", "path": path}
         })
@@ -681,11 +685,11 @@ fn git_manager(base: &Path, runtime: &Path) -> Manager {
 
 #[test]
 fn remote_git_plugins_are_cloned_built_cached_by_commit_and_loaded() {
-    let (_root, repo) = git_repository();
+    let (_root, repo) = git_repository("from-git");
     let runtime = base_dir();
     let url = repo.display().to_string();
 
-    let base = remote_git_folder("1.0.0", &format!("{url}#v1.0.0"));
+    let base = remote_git_folder("from-git", "1.0.0", &format!("{url}#v1.0.0"));
     let manager = git_manager(base.path(), runtime.path());
     let report = manager.load_plugins();
     assert!(report.is_ok(), "{report}");
@@ -710,16 +714,46 @@ fn remote_git_plugins_are_cloned_built_cached_by_commit_and_loaded() {
     assert_eq!(stamp(&builds[0]), before, "rebuilt a commit already built");
 
     // The default branch, when no revision is given.
-    let base = remote_git_folder("1.1.0", &url);
+    let base = remote_git_folder("from-git", "1.1.0", &url);
     let manager = git_manager(base.path(), runtime.path());
     let report = manager.load_plugins();
     assert!(report.is_ok(), "{report}");
     assert_eq!(manager.list()[0].version().to_string(), "1.1.0");
+
+    // The branch moves on: a reload fetches it and upgrades to what it holds now.
+    let toml = std::fs::read_to_string(repo.join("Cargo.toml")).unwrap();
+    std::fs::write(
+        repo.join("Cargo.toml"),
+        toml.replace("version = \"1.1.0\"", "version = \"1.2.0\""),
+    )
+    .unwrap();
+    let commit = std::process::Command::new("git")
+        .args(["-c", "user.name=gp", "-c", "user.email=gp@example.com"])
+        .args(["commit", "--quiet", "-am", "1.2.0"])
+        .current_dir(&repo)
+        .status()
+        .unwrap();
+    assert!(commit.success());
+    std::fs::write(
+        base.path().join("from-git/plugin.json"),
+        serde_json::json!({
+            "name": "from-git",
+            "version": "1.2.0",
+            "source": {"mode": "remote_git", "path": url}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let upgrade = manager.reload("from-git").unwrap();
+    assert!(
+        matches!(&upgrade, gp_host::Upgrade::Upgraded(u) if u.to.version().to_string() == "1.2.0"),
+        "{upgrade:?}"
+    );
 }
 
 #[test]
 fn remote_git_failures_say_what_went_wrong() {
-    let (_root, repo) = git_repository();
+    let (_root, repo) = git_repository("git-failures");
     let runtime = base_dir();
     let url = repo.display().to_string();
     let cases: Vec<(String, &str, String)> = vec![
@@ -750,10 +784,10 @@ fn remote_git_failures_say_what_went_wrong() {
         ),
     ];
     for (path, version, expected) in cases {
-        let base = remote_git_folder(version, &path);
+        let base = remote_git_folder("git-failures", version, &path);
         let manager = git_manager(base.path(), runtime.path());
         let error = manager
-            .load_plugin(base.path().join("from-git"))
+            .load_plugin(base.path().join("git-failures"))
             .unwrap_err();
         let message = error.to_string();
         assert!(

@@ -356,8 +356,10 @@ fn stop() -> Result {
 }
 
 #[plugin_entry(name = "hooks")]
-fn execute(_ctx: &mut Context) -> Result {
+fn execute(ctx: &mut Context) -> Result {
     note("execute");
+    let ms = ctx.get_i64("sleep_ms").unwrap_or(0).max(0) as u64;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
     Ok(())
 }
 "#;

@@ -118,8 +118,41 @@ fn hooks_run_in_order_across_load_upgrade_and_unload() {
         log(),
         "1.0.0 on_load\n1.0.0 execute\n2.0.0 on_load\n1.0.0 on_unload\n2.0.0 execute\n2.0.0 on_unload\n"
     );
+
+    // The same build loaded again while its previous instance still drains shares its statics:
+    // on_load ran for the first instance, on_unload runs after the last.
+    let _ = std::fs::remove_file(hook_log());
+    manager.load_plugin(base.path().join("hooks")).unwrap();
+    let executor = manager.executor("hooks").unwrap();
+    let slow = std::thread::spawn(move || {
+        let mut ctx = Context::new();
+        ctx.set("sleep_ms", 300);
+        executor.execute(&mut ctx)
+    });
+    eventually("the slow call to start", || log().contains("execute"));
+    let report = manager
+        .unload_with_timeout("hooks", Duration::from_millis(20))
+        .unwrap();
+    assert!(
+        matches!(report.on_unload, UnloadHook::Deferred),
+        "{report:?}"
+    );
+    manager.load_plugin(base.path().join("hooks")).unwrap();
+    slow.join().unwrap().unwrap();
+    std::thread::sleep(Duration::from_millis(50)); // the reaper's turn
     assert_eq!(
-        *events.lock().unwrap(),
+        log(),
+        "1.0.0 on_load\n1.0.0 execute\n",
+        "no hook for the drained instance"
+    );
+    let report = manager.unload("hooks").unwrap();
+    assert!(
+        matches!(report.on_unload, UnloadHook::Succeeded),
+        "{report:?}"
+    );
+    assert_eq!(log(), "1.0.0 on_load\n1.0.0 execute\n1.0.0 on_unload\n");
+    assert_eq!(
+        events.lock().unwrap()[..3],
         [
             "loaded hooks 1.0.0",
             "upgraded hooks 1.0.0 -> 2.0.0",
