@@ -6,10 +6,9 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
-use syn::spanned::Spanned;
-use syn::{FnArg, GenericParam, ItemFn, ReturnType};
+use syn::{FnArg, ItemFn, ReturnType};
 
-use crate::parse::{check_context, is_unit_result, Errors};
+use crate::parse::{check_context, check_qualifiers, is_unit_result, Errors};
 use crate::spans::{closure_context, host_context, item_name, output_span};
 
 /// Which hook an attribute declares.
@@ -74,52 +73,7 @@ pub fn hook(hook: Hook, attr: TokenStream, item: TokenStream) -> syn::Result<Tok
 fn check_signature(hook: Hook, function: &ItemFn, errors: &mut Errors) -> bool {
     let (attribute, signature) = (hook.attribute(), hook.signature());
     let sig = &function.sig;
-    if let Some(token) = &sig.asyncness {
-        errors.at(
-            token.span(),
-            format!("the {attribute} hook cannot be `async`: the host calls it synchronously; run async work on a runtime inside it"),
-        );
-    }
-    if let Some(token) = &sig.constness {
-        errors.at(
-            token.span(),
-            format!("the {attribute} hook cannot be `const`: remove `const`"),
-        );
-    }
-    if let Some(token) = &sig.unsafety {
-        errors.at(
-            token.span(),
-            format!("the {attribute} hook cannot be `unsafe`: remove `unsafe`, the host has no contract to uphold for it"),
-        );
-    }
-    if let Some(abi) = &sig.abi {
-        errors.over(
-            abi,
-            format!("the {attribute} hook is a plain Rust function: remove the `extern` ABI, {attribute} generates the exported one"),
-        );
-    }
-    if sig
-        .generics
-        .params
-        .iter()
-        .any(|p| !matches!(p, GenericParam::Lifetime(_)))
-    {
-        errors.over(
-            &sig.generics,
-            format!("the {attribute} hook cannot be generic: remove the type and const parameters, the host calls one concrete function"),
-        );
-    } else if let Some(clause) = &sig.generics.where_clause {
-        errors.over(
-            clause,
-            format!("the {attribute} hook cannot have a `where` clause: remove it, the host calls one concrete function"),
-        );
-    }
-    if let Some(variadic) = &sig.variadic {
-        errors.over(
-            variadic,
-            format!("the {attribute} hook cannot be variadic: remove `...`"),
-        );
-    }
+    check_qualifiers(sig, &format!("the {attribute} hook"), attribute, errors);
     let mut takes_context = false;
     let mut inputs = sig.inputs.iter();
     match inputs.next() {

@@ -97,52 +97,7 @@ const SIGNATURE: &str = "fn execute(ctx: &mut gp_sdk::Context) -> gp_sdk::Result
 
 fn check_signature(function: &ItemFn, errors: &mut Errors) {
     let sig = &function.sig;
-    if let Some(token) = &sig.asyncness {
-        errors.at(
-            token.span(),
-            "the plugin entry cannot be `async`: the host calls it synchronously; run async work on a runtime inside it",
-        );
-    }
-    if let Some(token) = &sig.constness {
-        errors.at(
-            token.span(),
-            "the plugin entry cannot be `const`: remove `const`",
-        );
-    }
-    if let Some(token) = &sig.unsafety {
-        errors.at(
-            token.span(),
-            "the plugin entry cannot be `unsafe`: remove `unsafe`, the host has no contract to uphold for it",
-        );
-    }
-    if let Some(abi) = &sig.abi {
-        errors.over(
-            abi,
-            "the plugin entry is a plain Rust function: remove the `extern` ABI, #[plugin_entry] generates the exported one",
-        );
-    }
-    if sig
-        .generics
-        .params
-        .iter()
-        .any(|p| !matches!(p, GenericParam::Lifetime(_)))
-    {
-        errors.over(
-            &sig.generics,
-            "the plugin entry cannot be generic: remove the type and const parameters, the host calls one concrete function",
-        );
-    } else if let Some(clause) = &sig.generics.where_clause {
-        errors.over(
-            clause,
-            "the plugin entry cannot have a `where` clause: remove it, the host calls one concrete function",
-        );
-    }
-    if let Some(variadic) = &sig.variadic {
-        errors.over(
-            variadic,
-            "the plugin entry cannot be variadic: remove `...`",
-        );
-    }
+    check_qualifiers(sig, "the plugin entry", "#[plugin_entry]", errors);
 
     let mut inputs = sig.inputs.iter();
     match inputs.next() {
@@ -189,6 +144,63 @@ fn check_signature(function: &ItemFn, errors: &mut Errors) {
                 );
             }
         }
+    }
+}
+
+/// What any function an attribute exports must not be: `async`, `const`, `unsafe`,
+/// `extern`, generic, or variadic. `subject` names it in the messages ("the plugin entry"),
+/// `attribute` is the attribute that generates its export.
+pub(crate) fn check_qualifiers(
+    sig: &syn::Signature,
+    subject: &str,
+    attribute: &str,
+    errors: &mut Errors,
+) {
+    if let Some(token) = &sig.asyncness {
+        errors.at(
+            token.span(),
+            format!("{subject} cannot be `async`: the host calls it synchronously; run async work on a runtime inside it"),
+        );
+    }
+    if let Some(token) = &sig.constness {
+        errors.at(
+            token.span(),
+            format!("{subject} cannot be `const`: remove `const`"),
+        );
+    }
+    if let Some(token) = &sig.unsafety {
+        errors.at(
+            token.span(),
+            format!("{subject} cannot be `unsafe`: remove `unsafe`, the host has no contract to uphold for it"),
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        errors.over(
+            abi,
+            format!("{subject} is a plain Rust function: remove the `extern` ABI, {attribute} generates the exported one"),
+        );
+    }
+    if sig
+        .generics
+        .params
+        .iter()
+        .any(|p| !matches!(p, GenericParam::Lifetime(_)))
+    {
+        errors.over(
+            &sig.generics,
+            format!("{subject} cannot be generic: remove the type and const parameters, the host calls one concrete function"),
+        );
+    } else if let Some(clause) = &sig.generics.where_clause {
+        errors.over(
+            clause,
+            format!("{subject} cannot have a `where` clause: remove it, the host calls one concrete function"),
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.over(
+            variadic,
+            format!("{subject} cannot be variadic: remove `...`"),
+        );
     }
 }
 
