@@ -12,7 +12,7 @@ use gp_core::{CallErrorKind, ExecuteFn};
 
 use crate::events::{Event, Hub};
 use crate::library::Module;
-use crate::metrics::{Outcome, PluginMetrics};
+use crate::metrics::PluginMetrics;
 use crate::{Context, Error};
 
 /// What a host knows about a loaded plugin version: its manifest and where it came from.
@@ -289,13 +289,9 @@ impl Executor {
         if !slot.record_calls {
             return plugin.call(ctx);
         }
-        let metrics = &slot.metrics;
-        let (recorder, start) = metrics.start();
+        let (recorder, start) = slot.metrics.start();
         let outcome = plugin.call(ctx);
-        metrics.finish(recorder, start, outcome_of(&outcome));
-        if let Err(error) = &outcome {
-            metrics.record_error(error.to_string());
-        }
+        slot.metrics.finish(recorder, start, &outcome);
         outcome
     }
 
@@ -313,13 +309,8 @@ impl Executor {
         let untimed = started.as_ref().is_none_or(|(_, start)| !start.is_timed());
         let clock = untimed.then(Instant::now);
         let outcome = plugin.call(ctx);
-        let timed = started.and_then(|(recorder, start)| {
-            let duration = slot.metrics.finish(recorder, start, outcome_of(&outcome));
-            if let Err(error) = &outcome {
-                slot.metrics.record_error(error.to_string());
-            }
-            duration
-        });
+        let timed =
+            started.and_then(|(recorder, start)| slot.metrics.finish(recorder, start, &outcome));
         let duration = timed
             .or_else(|| clock.map(|c| c.elapsed()))
             .unwrap_or_default();
@@ -337,15 +328,6 @@ impl Executor {
         Error::NotFound {
             name: self.slot.name.clone(),
         }
-    }
-}
-
-#[inline]
-fn outcome_of(outcome: &Result<(), Error>) -> Outcome {
-    match outcome {
-        Ok(()) => Outcome::Ok,
-        Err(Error::Panicked { .. }) => Outcome::Panic,
-        Err(_) => Outcome::Error,
     }
 }
 

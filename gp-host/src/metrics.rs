@@ -136,7 +136,7 @@ impl Recorder<'_> {
 
 /// How a call ended, for the counters.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Outcome {
+enum Outcome {
     Ok,
     Error,
     Panic,
@@ -215,18 +215,27 @@ impl PluginMetrics {
         (recorder, Timestamp(timed.then(|| self.clock.raw())))
     }
 
-    /// Counts a call that started at `start`; returns how long it took, if it was timed.
+    /// Counts a call that started at `start` and returned `outcome` (remembering its error
+    /// as the last one); returns how long it took, if it was timed.
     #[inline]
     pub(crate) fn finish(
         &self,
         recorder: Recorder<'_>,
         start: Timestamp,
-        outcome: Outcome,
+        outcome: &Result<(), crate::Error>,
     ) -> Option<Duration> {
         let ns = start
             .0
             .map(|start| self.clock.delta_as_nanos(start, self.clock.raw()));
-        self.record(&recorder, ns, outcome);
+        let kind = match outcome {
+            Ok(()) => Outcome::Ok,
+            Err(crate::Error::Panicked { .. }) => Outcome::Panic,
+            Err(_) => Outcome::Error,
+        };
+        self.record(&recorder, ns, kind);
+        if let Err(error) = outcome {
+            self.record_error(error.to_string());
+        }
         ns.map(Duration::from_nanos)
     }
 
@@ -247,7 +256,7 @@ impl PluginMetrics {
 
     /// Remembers the last failed call's message (off the fast path: only failed calls).
     #[cold]
-    pub(crate) fn record_error(&self, message: String) {
+    fn record_error(&self, message: String) {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(LastError {
             at: SystemTime::now(),
             message,
