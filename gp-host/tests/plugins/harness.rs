@@ -283,7 +283,7 @@ pub fn hook_log() -> PathBuf {
 
 /// The plugins of the lifecycle tests, built together once per run: package → library.
 ///
-/// - `counter-v1`, `counter-v2`, `counter-old` (0.9.0): plugin `counter`, which sets
+/// - `counter-v1`, `counter-own`, `counter-v2`, `counter-old` (0.9.0): plugin `counter`, which sets
 ///   `version` to its version; label `fail` returns an error, `panic` panics, `stubborn`
 ///   sleeps `ms` milliseconds ignoring cancellation, `patient` waits until cancelled.
 ///   v1 and v2 have an empty `on_unload`.
@@ -375,6 +375,9 @@ fn build_lifecycle() -> HashMap<String, PathBuf> {
         |plugin: &str, hooks: &str| COUNTER.replace("PLUGIN", plugin).replace("HOOKS", hooks);
     let crates: Vec<(&str, &str, String)> = vec![
         ("counter-v1", "1.0.0", counter("counter", noop_unload)),
+        // The same plugin, a build no other test loads: its hooks run for it alone, since
+        // instances of one build in the process share them.
+        ("counter-own", "1.0.0", counter("counter", noop_unload)),
         ("counter-v2", "2.0.0", counter("counter", noop_unload)),
         ("counter-old", "0.9.0", counter("counter", "")),
         ("counter-refuses", "3.0.0", counter("counter", refuses)),

@@ -414,7 +414,9 @@ fn fifty_upgrades_under_four_calling_threads_fail_no_call() {
 
 #[test]
 fn unload_while_four_threads_call_cancels_drains_and_reports() {
-    let (manager, _base) = counter_manager("counter-v1");
+    // A build of its own: with counter-v1, another test's manager holding the same build
+    // would make this unload's hook `Shared`.
+    let (manager, _base) = counter_manager("counter-own");
     let events = record_events(&manager);
     let start = Arc::new(Barrier::new(5));
     let (sender, results) = mpsc::channel();
