@@ -279,14 +279,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             package,
             public_keys,
         } => {
-            let keys = public_keys
-                .iter()
-                .map(|k| PublicKey::from_text_or_file(k))
-                .collect::<Result<Vec<_>, _>>()?;
-            let trust = Trust {
-                require_signature: !keys.is_empty(),
-                keys,
-            };
+            let trust = required_signers(&public_keys)?.unwrap_or_default();
             let verified = package::verify(&package, &trust, &Limits::default())?;
             println!(
                 "{}: {} {}, sha256 {}",
@@ -328,11 +321,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             public_keys,
             dir,
         } => {
-            let keys = public_keys
-                .iter()
-                .map(|k| PublicKey::from_text_or_file(k))
-                .collect::<Result<Vec<_>, _>>()?;
-            let trust = (!keys.is_empty()).then(|| Trust::signed_by(keys));
+            let trust = required_signers(&public_keys)?;
             let manager = Manager::new(&dir);
             let terminal = std::io::stderr().is_terminal();
             let progress = |received: u64, total: Option<u64>| {
@@ -437,13 +426,29 @@ fn build(
             path: out.to_owned(),
             source: e,
         })?;
-        let output = out.join(format!("{name}-{}.plg", info.manifest.version));
+        let output = out.join(package_file_name(&info.manifest));
         let packed = pack_folder(&scratch.path().join(name), Some(output), key.as_ref())?;
         print_packed(&packed);
     }
     Ok(())
 }
 
+/// `--public-key` arguments: if there are any, a signature by one of them is required.
+fn required_signers(keys: &[String]) -> Result<Option<Trust>, Error> {
+    let keys = keys
+        .iter()
+        .map(|k| PublicKey::from_text_or_file(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((!keys.is_empty()).then(|| Trust::signed_by(keys)))
+}
+
+/// The file name `gp pack` and `gp build --pack` give a package: `<name>-<version>.plg`.
+fn package_file_name(manifest: &gp_host::Manifest) -> String {
+    format!("{}-{}.plg", manifest.name, manifest.version)
+}
+
+/// Packs `folder` into `output`, or into `<name>-<version>.plg` in the current directory
+/// (the name and version from its plugin.json, which `pack` checks against the library).
 fn pack_folder(
     folder: &std::path::Path,
     output: Option<PathBuf>,
@@ -452,29 +457,14 @@ fn pack_folder(
     let output = match output {
         Some(output) => output,
         None => {
-            let info = gp_host::inspect(
-                &folder.join(
-                    gp_host::Manifest::from_plugin_json(
-                        &std::fs::read_to_string(folder.join(gp_host::MANIFEST_FILE)).map_err(
-                            |e| Error::Io {
-                                path: folder.join(gp_host::MANIFEST_FILE),
-                                source: e,
-                            },
-                        )?,
-                    )
-                    .map_err(|source| Error::InvalidManifest {
-                        path: folder.join(gp_host::MANIFEST_FILE),
-                        source,
-                    })?
-                    .source
-                    .map(|s| s.path)
-                    .unwrap_or_default(),
-                ),
-            )?;
-            PathBuf::from(format!(
-                "{}-{}.plg",
-                info.manifest.name, info.manifest.version
-            ))
+            let path = folder.join(gp_host::MANIFEST_FILE);
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            let manifest = gp_host::Manifest::from_plugin_json(&text)
+                .map_err(|source| Error::InvalidManifest { path, source })?;
+            PathBuf::from(package_file_name(&manifest))
         }
     };
     package::pack(folder, &output, key)
