@@ -52,10 +52,7 @@ pub(crate) fn build(
     cache: &Path,
     options: &BuildOptions,
 ) -> Result<PathBuf, Error> {
-    let key: String = Sha256::digest(source.url.as_bytes())[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let key = crate::package::hex(&Sha256::digest(source.url.as_bytes())[..8]);
     let root = cache.join(key);
     let repo = root.join("repo");
     let fail = |reason: String| Error::Git {

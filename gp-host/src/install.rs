@@ -187,9 +187,5 @@ fn fetch(
         }
     }
     file.flush().map_err(|e| Error::io(path, e))?;
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::package::hex(&hasher.finalize()))
 }

@@ -1057,6 +1057,10 @@ pub(crate) fn is_package(path: &Path) -> bool {
 pub(crate) struct CheckedFolder {
     pub(crate) manifest: Manifest,
     pub(crate) library: PathBuf,
+    /// The library's contents, as checked.
+    pub(crate) library_data: Vec<u8>,
+    /// Their SHA-256, in hex.
+    pub(crate) library_sha256: String,
 }
 
 /// Reads a plugin folder and checks that its library is a plugin agreeing with its
@@ -1073,6 +1077,8 @@ pub(crate) fn read_plugin_folder(dir: &Path) -> Result<CheckedFolder, Error> {
     Ok(CheckedFolder {
         manifest: spec.manifest,
         library: folder.library,
+        library_data: library.data,
+        library_sha256: library.sha256,
     })
 }
 
@@ -1170,10 +1176,7 @@ fn read_library(path: &Path) -> Result<LibraryFile, Error> {
             Error::io(path, e)
         }
     })?;
-    let sha256 = Sha256::digest(&data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = crate::package::hex(&Sha256::digest(&data));
     Ok(LibraryFile {
         path: path.to_owned(),
         data,

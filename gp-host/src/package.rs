@@ -167,7 +167,8 @@ fn decode_32(text: &str) -> Result<[u8; 32], String> {
         .map_err(|_| format!("{} bytes, expected 32", bytes.len()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` in lowercase hex: how gp writes every SHA-256.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -187,21 +188,25 @@ pub struct Packed {
 /// Packs the plugin folder `dir` (`plugin.json` and its library, which must agree) into the
 /// package `output`, signed with `key` if given. The file is written atomically.
 pub fn pack(dir: &Path, output: &Path, key: Option<&SecretKey>) -> Result<Packed, Error> {
-    let spec = crate::manager::read_plugin_folder(dir)?;
+    // Checked as a manager checks it, and read once: what is checked is what is packed.
+    let checked = crate::manager::read_plugin_folder(dir)?;
     let manifest_text = std::fs::read(dir.join(MANIFEST_FILE))
         .map_err(|e| Error::io(dir.join(MANIFEST_FILE), e))?;
-    let library_name = spec
+    let library_name = checked
         .library
         .file_name()
         .expect("a library path names a file")
         .to_string_lossy()
         .into_owned();
-    let library = std::fs::read(&spec.library).map_err(|e| Error::io(&spec.library, e))?;
-    let files: [(&str, &[u8]); 2] = [(MANIFEST_FILE, &manifest_text), (&library_name, &library)];
-    let mut checksums = String::new();
-    for (name, data) in files {
-        checksums.push_str(&format!("{}  {name}\n", hex(&Sha256::digest(data))));
-    }
+    let files: [(&str, &[u8]); 2] = [
+        (MANIFEST_FILE, &manifest_text),
+        (&library_name, &checked.library_data),
+    ];
+    let checksums = format!(
+        "{}  {MANIFEST_FILE}\n{}  {library_name}\n",
+        hex(&Sha256::digest(&manifest_text)),
+        checked.library_sha256
+    );
     let signature = key.map(|key| {
         let signature = key.0.sign(checksums.as_bytes());
         format!(
@@ -235,7 +240,7 @@ pub fn pack(dir: &Path, output: &Path, key: Option<&SecretKey>) -> Result<Packed
     crate::build::write_atomically(output, |tmp| std::fs::write(tmp, &written))?;
     Ok(Packed {
         path: output.to_owned(),
-        manifest: spec.manifest,
+        manifest: checked.manifest,
         sha256: hex(&Sha256::digest(&written)),
         signed_by: key.map(SecretKey::public_key),
     })
