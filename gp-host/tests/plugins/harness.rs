@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use gp_host::build::{cargo_build, install_library, BuildOptions};
@@ -173,25 +172,12 @@ gp-sdk = {{ path = {sdk:?} }}
     )
     .unwrap();
     std::fs::write(root.join("src/lib.rs"), source).unwrap();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["build", "--quiet"])
-        .env("CARGO_TARGET_DIR", target_dir())
-        .current_dir(&root)
-        .output()
-        .expect("run cargo");
-    assert!(
-        output.status.success(),
-        "building fixture {name} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let file = format!(
-        "{}{}{}",
-        std::env::consts::DLL_PREFIX,
-        name.replace('-', "_"),
-        std::env::consts::DLL_SUFFIX
-    );
-    target_dir().join("debug").join(file)
+    let libraries = cargo_build(&root.join("Cargo.toml"), &[], &options())
+        .unwrap_or_else(|e| panic!("building fixture {name}: {e}"));
+    libraries
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("fixture {name} builds no cdylib"))
 }
 
 fn copy_crate(from: &Path, to: &Path) {
@@ -276,7 +262,7 @@ pub fn plain_cdylib() -> &'static Path {
 }
 
 /// The file the `hooks` test plugins append their lifecycle to (one line per hook or call:
-/// `<version> <what>`). Compiled into them, so only one test may load them.
+/// `<version> <what>`). Written into their source, so only one test may load them.
 pub fn hook_log() -> PathBuf {
     target_dir().join("fixtures/lifecycle/hooks.log")
 }
@@ -334,7 +320,7 @@ fn note(what: &str) {
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(env!("GP_TEST_HOOK_LOG"))
+        .open(HOOK_LOG)
         .unwrap();
     writeln!(log, "{} {what}", env!("CARGO_PKG_VERSION")).unwrap();
 }
@@ -373,6 +359,10 @@ fn build_lifecycle() -> HashMap<String, PathBuf> {
         "#[gp_sdk::on_load]\nfn explode(_ctx: &mut Context) {\n    panic!(\"on_load exploded\")\n}";
     let counter =
         |plugin: &str, hooks: &str| COUNTER.replace("PLUGIN", plugin).replace("HOOKS", hooks);
+    let hooks = HOOKS.replace(
+        "HOOK_LOG)",
+        &format!("{:?})", hook_log().display().to_string()),
+    );
     let crates: Vec<(&str, &str, String)> = vec![
         ("counter-v1", "1.0.0", counter("counter", noop_unload)),
         // The same plugin, a build no other test loads: its hooks run for it alone, since
@@ -383,8 +373,8 @@ fn build_lifecycle() -> HashMap<String, PathBuf> {
         ("counter-refuses", "3.0.0", counter("counter", refuses)),
         ("counter-hook-panics", "3.1.0", counter("counter", panics)),
         ("counter-other", "5.0.0", counter("other", "")),
-        ("hooks-v1", "1.0.0", HOOKS.to_owned()),
-        ("hooks-v2", "2.0.0", HOOKS.to_owned()),
+        ("hooks-v1", "1.0.0", hooks.clone()),
+        ("hooks-v2", "2.0.0", hooks),
     ];
     let _ = std::fs::remove_dir_all(&root);
     for (package, version, source) in &crates {
@@ -410,29 +400,18 @@ fn build_lifecycle() -> HashMap<String, PathBuf> {
     )
     .unwrap();
     std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["build", "--quiet", "--workspace"])
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env("GP_TEST_HOOK_LOG", hook_log())
-        .current_dir(&root)
-        .output()
-        .expect("run cargo");
-    assert!(
-        output.status.success(),
-        "building the lifecycle fixtures failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    crates
-        .iter()
-        .map(|(package, _, _)| {
-            let file = format!(
-                "{}{}{}",
-                std::env::consts::DLL_PREFIX,
-                package.replace('-', "_"),
-                std::env::consts::DLL_SUFFIX
-            );
-            (package.to_string(), target_dir().join("debug").join(file))
+    let libraries = cargo_build(&root.join("Cargo.toml"), &[], &options())
+        .unwrap_or_else(|e| panic!("building the lifecycle fixtures: {e}"));
+    // `libcounter_v1.so` is package `counter-v1`.
+    libraries
+        .into_iter()
+        .map(|library| {
+            let stem = library.file_stem().unwrap().to_string_lossy();
+            let package = stem
+                .strip_prefix(std::env::consts::DLL_PREFIX)
+                .unwrap_or(&stem)
+                .replace('_', "-");
+            (package, library)
         })
         .collect()
 }
