@@ -1,9 +1,11 @@
 //! The types that cross the host/plugin boundary.
 //!
 //! Compatibility rules, enforced by abi_stable when a host loads a plugin:
-//! - [`PluginMod`] is a prefix type: fields may be *added* after its last prefix field in a
-//!   later minor version (an older plugin then lacks them, which the host can see); no field
-//!   before it may change.
+//! - [`PluginMod`] is a prefix type: fields may be *added* after its last prefix field, with
+//!   a gp-core version bump; no field before it may change. abi_stable refuses a plugin whose
+//!   root module has *fewer* fields than the host's, so each earlier layout is kept
+//!   ([`v0_1_0`]) and a host checks a plugin against the layout of the gp-core it was built
+//!   with (see [`HOOKS_SINCE`]).
 //! - [`HostContext`]'s vtable is a prefix type too: methods may be added after [`HostContext::log`].
 //! - [`Value`], [`LogLevel`] and [`CallError`] may not change at all within a major version.
 //!   [`CallErrorKind`] is a plain code so new kinds can be added without a layout change.
@@ -25,9 +27,9 @@ use crate::Value;
 
 /// The root module every plugin exports: its embedded manifest and its entry point.
 ///
-/// May change without breaking old plugins: fields added after `execute` (each read as an
-/// `Option` by the host, `None` in plugins built before it). `on_load` and `on_unload` are
-/// such fields.
+/// May change without breaking old plugins: fields added after `execute`, each an `Option`
+/// the host reads as `None` for a plugin built before it (checked against the earlier layout
+/// kept in a module such as [`v0_1_0`]). `on_load` and `on_unload` are such fields.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
