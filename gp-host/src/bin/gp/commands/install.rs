@@ -1,0 +1,58 @@
+//! `gp install`: download a .plg package, verify it, install it into a plugin base directory
+//! and load it.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gp_host::{Error, Manager};
+
+use super::shared::required_signers;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The package's URL (http:// or https://)
+    url: String,
+    /// The SHA-256 the package must have (as `gp pack` prints it)
+    #[arg(long)]
+    sha256: Option<String>,
+    /// Require a signature by this public key (base64, or a .pub file); repeatable
+    #[arg(long = "public-key", value_name = "KEY")]
+    public_keys: Vec<String>,
+    /// The plugin base directory
+    #[arg(long, default_value = "plugins")]
+    dir: PathBuf,
+}
+
+pub fn exec(args: Args) -> Result<ExitCode, Error> {
+    let trust = required_signers(&args.public_keys)?;
+    let manager = Manager::new(&args.dir);
+    let terminal = std::io::stderr().is_terminal();
+    let progress = |received: u64, total: Option<u64>| {
+        if terminal {
+            match total {
+                Some(total) => eprint!("\rdownloading: {received} of {total} bytes"),
+                None => eprint!("\rdownloading: {received} bytes"),
+            }
+        }
+    };
+    let installed = manager.install(
+        &args.url,
+        &gp_host::InstallOptions {
+            sha256: args.sha256,
+            trust,
+            progress: Some(&progress),
+        },
+    );
+    if terminal {
+        eprintln!();
+    }
+    let spec = installed?;
+    println!(
+        "installed {} {} -> {}",
+        spec.name(),
+        spec.version(),
+        spec.origin.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,85 @@
+//! `gp new`: make a new plugin crate (from the files in `templates/`) that builds, packs and
+//! loads as it stands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gp_host::Error;
+
+/// The files of a new plugin crate. `{name}` and `{dependency}` (the gp-sdk line) are
+/// replaced in Cargo.toml; the other files are written as they are.
+const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.in");
+const LIB_RS: &str = include_str!("../templates/lib.rs.in");
+const GITIGNORE: &str = include_str!("../templates/gitignore.in");
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The plugin's name (and the crate's folder)
+    name: String,
+    /// The gp-sdk to depend on: a path to its crate (default: the gp-sdk this gp was
+    /// built from, if it is still there, else the published version)
+    #[arg(long)]
+    sdk: Option<PathBuf>,
+}
+
+/// The gp-sdk this binary was built beside, if it is still there.
+fn default_sdk() -> Option<PathBuf> {
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../gp-sdk");
+    sdk.join("Cargo.toml")
+        .is_file()
+        .then(|| sdk.canonicalize().ok())
+        .flatten()
+}
+
+pub fn exec(args: Args) -> Result<ExitCode, Error> {
+    let Args { name, sdk } = args;
+    if let Err(e) = gp_host::manifest::validate_name(&name) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let dir = PathBuf::from(&name);
+    if dir.exists() {
+        return Err(Error::Io {
+            path: dir,
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "already exists; choose another name or remove it",
+            ),
+        });
+    }
+    let dependency = match sdk.or_else(default_sdk) {
+        Some(path) => {
+            let path = path.canonicalize().map_err(|e| Error::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+            format!("gp-sdk = {{ path = {:?} }}", path.display().to_string())
+        }
+        None => format!("gp-sdk = \"{}\"", env!("CARGO_PKG_VERSION")),
+    };
+    // The name first: it is checked to be letters, digits, '-' and '_', so it cannot bring in
+    // a placeholder, while the dependency's path could.
+    let cargo_toml = CARGO_TOML
+        .replace("{name}", &name)
+        .replace("{dependency}", &dependency);
+    let files = [
+        ("Cargo.toml", cargo_toml.as_str()),
+        ("src/lib.rs", LIB_RS),
+        (".gitignore", GITIGNORE),
+    ];
+    for (file, text) in files {
+        let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::Io {
+                path: parent.to_owned(),
+                source: e,
+            })?;
+        }
+        std::fs::write(&path, text).map_err(|e| Error::Io { path, source: e })?;
+    }
+    println!("created plugin crate {name}/ ({dependency})");
+    println!(
+        "next: cd {name} && cargo test && gp build && gp call plugins {name} --set 'name=\"you\"'"
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,36 @@
+//! `gp verify`: check a .plg package completely without loading it (entries, checksums,
+//! signature, and the plugin it carries).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gp_host::package::{self, Limits};
+use gp_host::Error;
+
+use super::shared::required_signers;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The package
+    package: PathBuf,
+    /// Require a signature by this public key (base64, or a .pub file); repeatable
+    #[arg(long = "public-key", value_name = "KEY")]
+    public_keys: Vec<String>,
+}
+
+pub fn exec(args: Args) -> Result<ExitCode, Error> {
+    let trust = required_signers(&args.public_keys)?.unwrap_or_default();
+    let verified = package::verify(&args.package, &trust, &Limits::default())?;
+    println!(
+        "{}: {} {}, sha256 {}",
+        args.package.display(),
+        verified.manifest.name,
+        verified.manifest.version,
+        verified.sha256
+    );
+    match verified.signed_by {
+        Some(key) => println!("signed by {key}"),
+        None => println!("not signed (checksums hold)"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,95 @@
+//! `gp`: inspect, list, call and serve gp plugins from the command line.
+//!
+//! This file is the dispatch table; each subcommand lives in `commands/<name>.rs` with its
+//! arguments (`Args`) and what it does (`exec`).
+
+mod commands;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gp_host::Error;
+
+/// Inspect, list, call and serve gp plugins.
+#[derive(Parser)]
+#[command(name = "gp", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a plugin library's embedded manifest and ABI version, after the checks a host
+    /// makes before calling it (the library is loaded into this process)
+    Inspect(commands::inspect::Args),
+    /// Print the plugin.json that matches a plugin library (read from the file, not loaded)
+    Manifest(commands::manifest::Args),
+    /// Load every plugin folder in a base directory and report each one's status
+    List(commands::list::Args),
+    /// Call a plugin and print the context's values afterwards, as JSON
+    Call(commands::call::Args),
+    /// Load the plugins of a base directory and keep them loaded, serving their metrics over
+    /// HTTP (GET /metrics in Prometheus text format, GET /stats as JSON) until Ctrl-C
+    Serve(commands::serve::Args),
+    /// Build a plugin crate with cargo (release) and write `OUT/<name>/plugin.json` + library,
+    /// ready for a plugin base directory (or `OUT/<name>-<version>.plg` with --pack)
+    Build(commands::build::Args),
+    /// Pack a plugin folder (plugin.json + library), or build and pack a plugin crate, into a
+    /// .plg package: tar.gz with a SHA-256 checksum list, optionally signed
+    Pack(commands::pack::Args),
+    /// Check a .plg package completely without loading it: entries, checksums, signature,
+    /// and the plugin it carries
+    Verify(commands::verify::Args),
+    /// Make an ed25519 key pair for signing packages: NAME.key (secret) and NAME.pub
+    Keygen(commands::keygen::Args),
+    /// Download a .plg package, verify it, install it into a plugin base directory and load it
+    Install(commands::install::Args),
+    /// Make a new plugin crate that builds, packs and loads as it stands
+    New(commands::new::Args),
+    /// Print the per-plugin metrics of a running `gp serve` as a table
+    Stats(commands::stats::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A server reports what happens to its plugins; one-shot commands only what goes wrong.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "warn,gp=info",
+        _ => "warn,gp::plugin=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GP_LOG")
+        .unwrap_or_else(|_| default_filter.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .init();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, Error> {
+    use commands::*;
+    match command {
+        Command::Inspect(args) => inspect::exec(args),
+        Command::Manifest(args) => manifest::exec(args),
+        Command::List(args) => list::exec(args),
+        Command::Call(args) => call::exec(args),
+        Command::Serve(args) => serve::exec(args),
+        Command::Build(args) => build::exec(args),
+        Command::Pack(args) => pack::exec(args),
+        Command::Verify(args) => verify::exec(args),
+        Command::Keygen(args) => keygen::exec(args),
+        Command::Install(args) => install::exec(args),
+        Command::New(args) => new::exec(args),
+        Command::Stats(args) => stats::exec(args),
+    }
+}
