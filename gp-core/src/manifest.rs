@@ -539,24 +539,6 @@ pub fn parse_route(route: &str) -> Result<Vec<Segment<'_>>, ManifestError> {
     Ok(segments)
 }
 
-impl Route {
-    /// The route in axum's syntax (`/items/{id}`), translating seed-style `:id` parameters.
-    pub fn axum_path(&self) -> Result<String, ManifestError> {
-        let segments = parse_route(&self.route)?;
-        if segments.is_empty() {
-            return Ok("/".into());
-        }
-        Ok(segments
-            .iter()
-            .map(|s| match s {
-                Segment::Literal(l) => format!("/{l}"),
-                Segment::Param(p) => format!("/{{{p}}}"),
-                Segment::CatchAll(p) => format!("/{{*{p}}}"),
-            })
-            .collect())
-    }
-}
-
 fn ser_version<S: Serializer>(version: &Version, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(version)
 }
@@ -608,7 +590,15 @@ mod tests {
         assert_eq!(m.version, Version::new(0, 1, 0));
         assert_eq!(m.source.unwrap().mode, SourceMode::LocalSo);
         let routes = &m.http_services.as_ref().unwrap().routes;
-        assert_eq!(routes[0].axum_path().unwrap(), "/api/plugin/sample/{id}");
+        assert_eq!(
+            parse_route(&routes[0].route).unwrap(),
+            [
+                Segment::Literal("api"),
+                Segment::Literal("plugin"),
+                Segment::Literal("sample"),
+                Segment::Param("id"),
+            ]
+        );
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! Building plugin crates with cargo and laying out plugin folders.
 //!
 //! This is how the example host and the test suite get real plugins from source; the `gp
-//! build` command builds on it.
+//! build` command and `remote_git` sources build on it. Below the sources: it knows cargo and
+//! the plugin folder layout, not where a crate came from.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::error::Error;
+use crate::folder::MANIFEST_FILE;
 use crate::library::{self, LibraryInfo};
-use crate::manager::MANIFEST_FILE;
-use crate::Error;
+
+pub use crate::util::write_atomically;
 
 /// How to run cargo.
 #[derive(Debug, Clone, Default)]
@@ -135,23 +138,6 @@ pub fn install_library(library: &Path, base_dir: &Path) -> Result<LibraryInfo, E
         path: dir.join(file_name),
         ..info
     })
-}
-
-/// Writes `path` by writing a sibling temporary file with `write` and renaming it over `path`,
-/// so that a host reading the directory never sees a half-written file.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> Result<(), Error> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    write(&tmp)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(path, e)
-        })
 }
 
 /// Builds the plugin crate at `crate_dir` (`cargo build`, release unless `options` says

@@ -1,3 +1,7 @@
+//! The crate's one error type, and the coarse kinds callers branch on.
+//!
+//! At the bottom of the crate: every layer returns [`Error`], so it imports nothing of gp-host.
+
 use std::path::PathBuf;
 
 use gp_core::manifest::ManifestError;
@@ -242,11 +246,117 @@ pub enum Error {
     },
 }
 
+/// What an [`Error`] is about, for callers that map errors (to an HTTP status, a retry, a
+/// metric) without matching every variant. [`Error::kind`] gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A file or folder could not be read or written, or a directory could not be watched.
+    Io,
+    /// Where a plugin comes from is wrong or unreachable: a missing base directory or
+    /// `plugin.json`, an invalid manifest, a refused package or key, a git repository or a
+    /// download that failed, a plugin that must be built first.
+    Source,
+    /// Building a plugin crate failed.
+    Build,
+    /// The library is not a loadable gp plugin, or disagrees with its `plugin.json`.
+    Verify,
+    /// The plugin was built against an incompatible gp-core, or its loader failed.
+    Abi,
+    /// The registry refused a change or a lookup: a duplicate name, an unknown plugin, an
+    /// upgrade that is not newer or names another plugin.
+    Registry,
+    /// A call returned an error, panicked, was cancelled, passed its deadline or was cut short
+    /// by an unload.
+    Call,
+    /// A lifecycle hook (`on_load`, `on_unload`) failed.
+    Hook,
+}
+
 impl Error {
+    /// What the error is about. Stable across releases for the variants that exist today;
+    /// new variants get the kind that fits them.
+    pub fn kind(&self) -> ErrorKind {
+        use Error as E;
+        match self {
+            E::Io { .. } | E::Watch { .. } => ErrorKind::Io,
+            E::MissingBaseDir { .. }
+            | E::MissingManifest { .. }
+            | E::InvalidManifest { .. }
+            | E::NeedsBuild { .. }
+            | E::Package { .. }
+            | E::Key { .. }
+            | E::Git { .. }
+            | E::Download { .. } => ErrorKind::Source,
+            E::Build { .. } => ErrorKind::Build,
+            E::InvalidLibrary { .. } | E::NotAPlugin { .. } | E::ManifestMismatch { .. } => {
+                ErrorKind::Verify
+            }
+            E::Incompatible { .. } | E::LoadFailed { .. } => ErrorKind::Abi,
+            E::Duplicate { .. }
+            | E::NotFound { .. }
+            | E::UpgradeRefused { .. }
+            | E::NameMismatch { .. }
+            | E::NotNewer { .. } => ErrorKind::Registry,
+            E::Failed { .. }
+            | E::Panicked { .. }
+            | E::Cancelled { .. }
+            | E::DeadlineExceeded { .. }
+            | E::Unloaded { .. } => ErrorKind::Call,
+            E::HookFailed { .. } => ErrorKind::Hook,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Error, ErrorKind};
+
+    #[test]
+    fn kinds_group_variants_by_what_they_are_about() {
+        let cases = [
+            (
+                Error::io("x", std::io::ErrorKind::NotFound.into()),
+                ErrorKind::Io,
+            ),
+            (
+                Error::MissingManifest { dir: "p".into() },
+                ErrorKind::Source,
+            ),
+            (
+                Error::NotAPlugin {
+                    path: "l.so".into(),
+                    reason: "r".into(),
+                },
+                ErrorKind::Verify,
+            ),
+            (
+                Error::Incompatible {
+                    plugin: "p".into(),
+                    path: "l.so".into(),
+                    reason: "r".into(),
+                },
+                ErrorKind::Abi,
+            ),
+            (Error::NotFound { name: "p".into() }, ErrorKind::Registry),
+            (Error::Cancelled { plugin: "p".into() }, ErrorKind::Call),
+            (
+                Error::Build {
+                    path: "c".into(),
+                    message: "m".into(),
+                },
+                ErrorKind::Build,
+            ),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
         }
     }
 }

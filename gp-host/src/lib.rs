@@ -23,39 +23,72 @@
 //! Removing a plugin from a manager is therefore logical (it stops being callable); its code
 //! stays in memory (a small release-built plugin is a 0.8 MB file).
 //!
+//! # Features
+//!
+//! With default features, gp-host is a loader with what most hosts want: packages, watching
+//! and Prometheus metrics. Everything else is opt-in, so an embedder pays only for what it
+//! uses.
+//!
+//! | feature | default | what it adds | what it pulls in |
+//! |---|---|---|---|
+//! | `package` | yes | `.plg` packages: `package` (pack, verify, unpack, signatures), loading packages from the base directory, `ManagerBuilder::trust` | tar, flate2, ed25519-dalek, base64, getrandom, tempfile |
+//! | `watch` | yes | `Manager::watch`: follow the base directory, load, upgrade and unload as files change | notify, notify-debouncer-mini |
+//! | `metrics` | yes | `Manager::prometheus` and `Manager::register_metrics` (call counting and `Manager::stats` are always there) | prometheus-client |
+//! | `install` | no | `Manager::install`: download a package over HTTP(S), verify it, install it (implies `package`) | ureq with rustls |
+//! | `git` | no | build `remote_git` plugins (clone with the `git` command, build with cargo) | nothing: it runs `git` and `cargo` |
+//! | `http` | no | `http`: an axum router serving `/metrics` and `/stats` (implies `metrics`) | axum, tokio |
+//! | `cli` | no | the `gp` command-line tool (all of the above) | clap, tracing-subscriber, humantime |
+//!
+//! Without `package`, a `.plg` in the base directory is refused with a message that names the
+//! feature, not skipped.
+//!
+//! # Layers
+//!
+//! Inside, each module imports only modules below it (a test keeps it so): `util` and `error`
+//! at the bottom; `library` (a library file), `folder` (a plugin folder checked against its
+//! library), `build` (cargo), `source` (folders, packages, git, downloads); `metrics` and
+//! `runtime` (a loaded version and how it is called); `registry` (the [`Manager`]); `watch`
+//! and `http` on top. `docs/architecture.md` has the tree.
+//!
 //! This crate is not for plugin authors; they use `gp-sdk`.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod build;
-mod context;
 mod error;
-mod events;
-mod executor;
-#[cfg(feature = "git")]
-mod git;
-#[cfg(feature = "install")]
-mod install;
+mod folder;
+#[cfg(feature = "http")]
+pub mod http;
 mod library;
-mod manager;
 mod metrics;
-pub mod package;
-mod values;
+mod registry;
+mod runtime;
+mod source;
+mod util;
+#[cfg(feature = "watch")]
 mod watch;
 
-pub use context::{__with_host_context, CancelToken, Context};
-pub use error::Error;
-pub use events::{Event, SubscriptionId};
-pub use executor::{Executor, Spec};
+pub use error::{Error, ErrorKind};
+pub use folder::MANIFEST_FILE;
 pub use gp_core::manifest::{self, Manifest};
 pub use gp_core::{Value, ABI_VERSION};
-#[cfg(feature = "install")]
-pub use install::InstallOptions;
 pub use library::{inspect, verify, LibraryInfo};
-pub use manager::{
-    LoadFailure, LoadReport, Manager, ManagerBuilder, UnloadHook, UnloadReport, Upgrade,
-    UpgradeOptions, Upgraded, DEFAULT_BASE_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_RUNTIME_DIR,
-    MANIFEST_FILE,
+pub use metrics::{
+    LastError, LastErrorSummary, Latency, LatencySummary, PluginStats, PluginSummary,
 };
-pub use metrics::{LastError, Latency, PluginStats};
+#[cfg(feature = "install")]
+pub use registry::install::InstallOptions;
+pub use registry::report::{LoadFailure, LoadReport, Synced, Upgrade, UpgradeOptions, Upgraded};
+pub use registry::{
+    builder::{DEFAULT_BASE_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_RUNTIME_DIR},
+    Manager, ManagerBuilder,
+};
+pub use runtime::context::{__with_host_context, CancelToken, Context};
+pub use runtime::events::{Event, SubscriptionId};
+pub use runtime::executor::Executor;
+pub use runtime::reaper::{UnloadHook, UnloadReport};
+pub use runtime::spec::Spec;
+#[cfg(feature = "package")]
+pub use source::package;
+#[cfg(feature = "watch")]
 pub use watch::{WatchOptions, Watcher};

@@ -86,8 +86,8 @@ impl fmt::Display for LibraryInfo {
 /// Reads a plugin library without loading it: checks that it is a complete shared library
 /// for this platform that exports a gp root module, and returns its embedded manifest.
 ///
-/// Nothing in the file runs. A library that passes can still be refused by [`load`] (a
-/// layout mismatch is only visible to abi_stable's check).
+/// Nothing in the file runs. A library that passes can still be refused when it is loaded
+/// ([`verify`] loads it): a layout mismatch is only visible to abi_stable's check.
 pub fn inspect(path: &Path) -> Result<LibraryInfo, Error> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     inspect_bytes(path, &data)

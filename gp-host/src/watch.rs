@@ -1,4 +1,7 @@
-//! Keeping a manager in line with its base directory as files change.
+//! Keeping a manager in line with its base directory as files change (feature `watch`).
+//!
+//! Above the registry: the watcher maps changed paths to plugin folders and calls
+//! [`Manager::sync`] for each, retrying while files settle.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -9,8 +12,10 @@ use std::time::{Duration, Instant};
 use notify::RecursiveMode;
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
 
-use crate::manager::Synced;
-use crate::{Error, Manager};
+use crate::error::Error;
+use crate::registry::report::Synced;
+use crate::registry::Manager;
+use crate::source;
 
 /// How a [`Manager::watch_with`] watcher behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +33,26 @@ impl Default for WatchOptions {
             settle: Duration::from_millis(300),
             attempts: 5,
         }
+    }
+}
+
+impl Manager {
+    /// Watches the base directory and keeps the registry in line with it: a new plugin
+    /// folder loads, a changed library or `plugin.json` upgrades (newer versions only), a
+    /// removed folder unloads. See [`watch_with`](Self::watch_with).
+    pub fn watch(&self) -> Result<Watcher, Error> {
+        self.watch_with(WatchOptions::default())
+    }
+
+    /// [`watch`](Self::watch) with options.
+    ///
+    /// Changes are handled once the folder has been quiet for `options.settle`. A folder that
+    /// fails (a library still being copied, a `plugin.json` written before its library) is
+    /// tried again after each further `settle`, up to `options.attempts` times; the running
+    /// version keeps serving meanwhile. Only the last failure is reported (logged, and sent
+    /// as an event). Stops when the returned [`Watcher`] is dropped.
+    pub fn watch_with(&self, options: WatchOptions) -> Result<Watcher, Error> {
+        Watcher::start(self.clone(), options)
     }
 }
 
@@ -148,10 +173,10 @@ fn sync(
     folder: PathBuf,
     attempt: u32,
 ) {
-    if folder.exists() && !folder.is_dir() && !crate::manager::is_package(&folder) {
+    if folder.exists() && !folder.is_dir() && !source::is_package(&folder) {
         return; // a file beside the plugin folders that is not a package
     }
-    match manager.sync_source(&folder) {
+    match manager.sync(&folder) {
         Ok(synced) => {
             retries.remove(&folder);
             if let Synced::Unchanged(spec) = synced {

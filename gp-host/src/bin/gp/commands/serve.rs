@@ -49,7 +49,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
             .map_err(|e| cannot_listen(listen, e))?;
         println!("serving metrics on http://{local}/metrics and http://{local}/stats");
         let _ = std::io::stdout().flush();
-        axum::serve(listener, metrics_routes(manager))
+        axum::serve(listener, gp_host::http::router(manager))
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
             })
@@ -64,28 +64,4 @@ fn cannot_listen(addr: SocketAddr, e: std::io::Error) -> Error {
         path: PathBuf::from(addr.to_string()),
         source: e,
     }
-}
-
-fn metrics_routes(manager: Manager) -> axum::Router {
-    use axum::http::header::CONTENT_TYPE;
-    use axum::routing::get;
-    let metrics = {
-        let manager = manager.clone();
-        move || async move {
-            (
-                [(
-                    CONTENT_TYPE,
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                )],
-                manager.prometheus(),
-            )
-        }
-    };
-    let stats = move || async move {
-        let stats: Vec<serde_json::Value> = manager.stats().iter().map(|s| s.to_json()).collect();
-        axum::Json(stats)
-    };
-    axum::Router::new()
-        .route("/metrics", get(metrics))
-        .route("/stats", get(stats))
 }

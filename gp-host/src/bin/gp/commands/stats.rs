@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gp_host::Error;
+use gp_host::{Error, PluginSummary};
 
 use super::shared::DEFAULT_LISTEN;
 
@@ -31,12 +31,12 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         .body_mut()
         .read_to_string()
         .map_err(|e| unreachable(e.to_string()))?;
-    let stats: Vec<serde_json::Value> = serde_json::from_str(&body)
+    let stats: Vec<PluginSummary> = serde_json::from_str(&body)
         .map_err(|e| unreachable(format!("the answer is not gp stats ({e})")))?;
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&stats).expect("JSON values serialise")
+            serde_json::to_string_pretty(&stats).expect("stats serialise")
         );
     } else {
         print!("{}", stats_table(&stats));
@@ -45,7 +45,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
 }
 
 /// The stats of `gp serve` as a table, one plugin per row.
-fn stats_table(stats: &[serde_json::Value]) -> String {
+fn stats_table(stats: &[PluginSummary]) -> String {
     let headers = [
         "PLUGIN",
         "VERSION",
@@ -60,14 +60,8 @@ fn stats_table(stats: &[serde_json::Value]) -> String {
         "UPGRADES",
         "LAST ERROR",
     ];
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    };
-    let latency = |s: &serde_json::Value, q: &str| {
-        let ns = s["latency"][q].as_u64().unwrap_or(0);
-        if s["latency"]["count"].as_u64().unwrap_or(0) == 0 {
+    let latency = |s: &PluginSummary, ns: u64| {
+        if s.latency.count == 0 {
             "-".to_owned()
         } else {
             format_ns(ns)
@@ -77,18 +71,20 @@ fn stats_table(stats: &[serde_json::Value]) -> String {
         .iter()
         .map(|s| {
             vec![
-                text(&s["name"]),
-                s["version"].as_str().unwrap_or("(unloaded)").to_owned(),
-                text(&s["calls"]),
-                text(&s["errors"]),
-                text(&s["panics"]),
-                text(&s["in_flight"]),
-                latency(s, "p50_ns"),
-                latency(s, "p90_ns"),
-                latency(s, "p99_ns"),
-                text(&s["loads"]),
-                text(&s["upgrades"]),
-                text(&s["last_error"]["message"]),
+                s.name.clone(),
+                s.version.as_deref().unwrap_or("(unloaded)").to_owned(),
+                s.calls.to_string(),
+                s.errors.to_string(),
+                s.panics.to_string(),
+                s.in_flight.to_string(),
+                latency(s, s.latency.p50_ns),
+                latency(s, s.latency.p90_ns),
+                latency(s, s.latency.p99_ns),
+                s.loads.to_string(),
+                s.upgrades.to_string(),
+                s.last_error
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |e| e.message.clone()),
             ]
         })
         .collect();

@@ -20,19 +20,20 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::build::{cargo_build, install_library, BuildOptions};
-use crate::manager::MANIFEST_FILE;
-use crate::Error;
+use crate::error::Error;
+use crate::folder::{self, Folder, MANIFEST_FILE};
+use crate::util::hex;
 
 /// A `remote_git` source: the repository and the revision to build.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct GitSource {
-    pub(crate) url: String,
-    pub(crate) revision: Option<String>,
+struct GitSource {
+    url: String,
+    revision: Option<String>,
 }
 
 impl GitSource {
     /// `URL` or `URL#REVISION`.
-    pub(crate) fn parse(path: &str) -> GitSource {
+    fn parse(path: &str) -> GitSource {
         match path.rsplit_once('#') {
             Some((url, revision)) if !revision.is_empty() => GitSource {
                 url: url.to_owned(),
@@ -46,13 +47,28 @@ impl GitSource {
     }
 }
 
-/// Builds the plugin `source` names (or finds it built) and returns its plugin folder.
-pub(crate) fn build(
-    source: &GitSource,
+/// The plugin folder a `remote_git` `plugin.json` (at `manifest_path`, in the folder `dir`)
+/// asks for: its repository built into `cache` (or found there), read as a folder whose
+/// `plugin.json` is the one that asked, since that is what its library must match.
+pub(crate) fn read_built(
+    dir: &Path,
+    repository: &str,
+    manifest_path: &Path,
     cache: &Path,
     options: &BuildOptions,
-) -> Result<PathBuf, Error> {
-    let key = crate::package::hex(&Sha256::digest(source.url.as_bytes())[..8]);
+) -> Result<Folder, Error> {
+    let built = build(&GitSource::parse(repository), cache, options)?;
+    let mut folder = folder::read(&built)?;
+    let text = std::fs::read_to_string(manifest_path).map_err(|e| Error::io(manifest_path, e))?;
+    folder.manifest = folder::read_manifest(manifest_path, &text)?;
+    folder.manifest_path = manifest_path.to_owned();
+    folder.origin = dir.to_owned();
+    Ok(folder)
+}
+
+/// Builds the plugin `source` names (or finds it built) and returns its plugin folder.
+fn build(source: &GitSource, cache: &Path, options: &BuildOptions) -> Result<PathBuf, Error> {
+    let key = hex(&Sha256::digest(source.url.as_bytes())[..8]);
     let root = cache.join(key);
     let repo = root.join("repo");
     let fail = |reason: String| Error::Git {

@@ -1,12 +1,10 @@
 //! Installing a package from a URL: download, verify, move into the base directory, load.
 
-use std::io::{Read, Write};
-use std::path::Path;
-
-use sha2::{Digest, Sha256};
-
-use crate::package::{Limits, Trust};
-use crate::{Error, Manager, Spec};
+use crate::error::Error;
+use crate::registry::Manager;
+use crate::runtime::spec::Spec;
+use crate::source::download::fetch;
+use crate::source::package::{self, Trust};
 
 /// How [`Manager::install`] checks what it downloads.
 #[derive(Default)]
@@ -33,10 +31,7 @@ impl Manager {
     /// back) and the registry is as it was.
     pub fn install(&self, url: &str, options: &InstallOptions<'_>) -> Result<Spec, Error> {
         let limits = self.package_limits();
-        let trust = options
-            .trust
-            .clone()
-            .unwrap_or_else(|| self.trust().clone());
+        let trust = options.trust.as_ref().unwrap_or(self.trust());
         let base = self.base_dir().to_owned();
         std::fs::create_dir_all(&base).map_err(|e| Error::io(&base, e))?;
         let download = tempfile::Builder::new()
@@ -66,21 +61,18 @@ impl Manager {
             .prefix(".verify-")
             .tempdir_in(&base)
             .map_err(|e| Error::io(&base, e))?;
-        let unpacked = crate::package::unpack(download.path(), scratch.path(), &trust, &limits)
-            .map_err(|e| match e {
+        let unpacked = package::unpack(download.path(), scratch.path(), trust, &limits).map_err(
+            |e| match e {
                 Error::Package { reason, .. } => Error::Package {
                     path: url.into(),
                     reason,
                 },
                 other => other,
-            })?;
+            },
+        )?;
         drop(scratch);
 
-        let target = base.join(format!(
-            "{}.{}",
-            unpacked.manifest.name,
-            crate::package::EXTENSION
-        ));
+        let target = base.join(format!("{}.{}", unpacked.manifest.name, package::EXTENSION));
         let backup = base.join(format!(".{}.previous", unpacked.manifest.name));
         let replaced = target.exists();
         if replaced {
@@ -108,7 +100,11 @@ impl Manager {
             restore();
             return Err(Error::io(&target, e));
         }
-        match self.load_source(&target, &trust) {
+        let settings = crate::source::Settings {
+            trust,
+            ..self.settings()
+        };
+        match self.load_source(&target, &settings) {
             Ok(spec) => {
                 if replaced {
                     let _ = std::fs::remove_file(&backup);
@@ -122,70 +118,4 @@ impl Manager {
             }
         }
     }
-}
-
-/// Streams the body of `url` into `file`; returns its SHA-256 in hex.
-fn fetch(
-    url: &str,
-    path: &Path,
-    mut file: &std::fs::File,
-    limits: &Limits,
-    progress: Option<&dyn Fn(u64, Option<u64>)>,
-) -> Result<String, Error> {
-    let fail = |reason: String| Error::Download {
-        url: url.to_owned(),
-        reason,
-    };
-    // Bounded waits: a server that stops answering fails the install instead of hanging it.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(std::time::Duration::from_secs(30)))
-        .timeout_recv_response(Some(std::time::Duration::from_secs(60)))
-        .timeout_per_read(Some(std::time::Duration::from_secs(60)))
-        .build()
-        .into();
-    let response = agent.get(url).call().map_err(|e| match e {
-        ureq::Error::StatusCode(code) => fail(format!(
-            "the server answered HTTP {code}{}",
-            if code == 404 { " (not found)" } else { "" }
-        )),
-        other => fail(other.to_string()),
-    })?;
-    let total = response
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || {
-        fail(format!(
-            "the package is larger than {} bytes (the limit); nothing was installed",
-            limits.max_bytes
-        ))
-    };
-    if total.is_some_and(|t| t > limits.max_bytes) {
-        return Err(too_large());
-    }
-    let mut body = response.into_body().into_reader();
-    let mut hasher = Sha256::new();
-    let mut received = 0u64;
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let n = body
-            .read(&mut buffer)
-            .map_err(|e| fail(format!("the download broke off: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        received += n as u64;
-        if received > limits.max_bytes {
-            return Err(too_large());
-        }
-        hasher.update(&buffer[..n]);
-        file.write_all(&buffer[..n])
-            .map_err(|e| Error::io(path, e))?;
-        if let Some(progress) = progress {
-            progress(received, total);
-        }
-    }
-    file.flush().map_err(|e| Error::io(path, e))?;
-    Ok(crate::package::hex(&hasher.finalize()))
 }

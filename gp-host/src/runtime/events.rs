@@ -1,4 +1,7 @@
 //! Lifecycle and call events, delivered to the subscribers of a [`Manager`](crate::Manager).
+//!
+//! Here, in the runtime, because calls emit them: the registry emits lifecycle events through
+//! the same hub.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
@@ -8,7 +11,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::{Context, Error, Spec, UnloadReport};
+use crate::error::Error;
+use crate::runtime::context::Context;
+use crate::runtime::reaper::UnloadReport;
+use crate::runtime::spec::Spec;
 
 /// Something that happened in a [`Manager`](crate::Manager). Subscribers receive it by
 /// reference, in the thread where it happened.

@@ -1,3 +1,5 @@
+//! The context of a call as the host holds it, and as the plugin sees it through the ABI.
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -6,7 +8,7 @@ use abi_stable::std_types::{RDuration, ROption, RStr, RString, RVec};
 use gp_core::{HostContext, LogLevel, Value};
 use serde::Serialize;
 
-use crate::values::Values;
+use crate::runtime::values::Values;
 
 /// The context of one call: the values a plugin reads and writes, the call's label, its
 /// cancellation token and deadline.

@@ -26,17 +26,17 @@ use std::sync::Arc;
 use base64::Engine as _;
 use ed25519_dalek::{Signer, Verifier};
 use gp_core::manifest::{Manifest, SourceMode};
-use sha2::{Digest, Sha256};
 
-use crate::manager::MANIFEST_FILE;
-use crate::Error;
+use crate::error::Error;
+use crate::folder::{self, MANIFEST_FILE};
+use crate::util::{sha256_hex, write_atomically};
 
 /// The checksum list's file name inside a package.
 pub const CHECKSUMS: &str = "CHECKSUMS";
 /// The signature's file name inside a package.
 pub const SIGNATURE: &str = "CHECKSUMS.sig";
 /// The file extension of packages.
-pub const EXTENSION: &str = "plg";
+pub const EXTENSION: &str = super::PACKAGE_EXTENSION;
 
 /// How much a package may hold once unpacked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,11 +167,6 @@ fn decode_32(text: &str) -> Result<[u8; 32], String> {
         .map_err(|_| format!("{} bytes, expected 32", bytes.len()))
 }
 
-/// `bytes` in lowercase hex: how gp writes every SHA-256.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A package written by [`pack`].
 #[derive(Debug, Clone)]
 pub struct Packed {
@@ -189,23 +184,24 @@ pub struct Packed {
 /// package `output`, signed with `key` if given. The file is written atomically.
 pub fn pack(dir: &Path, output: &Path, key: Option<&SecretKey>) -> Result<Packed, Error> {
     // Checked as a manager checks it, and read once: what is checked is what is packed.
-    let checked = crate::manager::read_plugin_folder(dir)?;
+    let checked = folder::read_checked(dir)?;
     let manifest_text = std::fs::read(dir.join(MANIFEST_FILE))
         .map_err(|e| Error::io(dir.join(MANIFEST_FILE), e))?;
     let library_name = checked
         .library
+        .path
         .file_name()
         .expect("a library path names a file")
         .to_string_lossy()
         .into_owned();
     let files: [(&str, &[u8]); 2] = [
         (MANIFEST_FILE, &manifest_text),
-        (&library_name, &checked.library_data),
+        (&library_name, &checked.library.data),
     ];
     let checksums = format!(
         "{}  {MANIFEST_FILE}\n{}  {library_name}\n",
-        hex(&Sha256::digest(&manifest_text)),
-        checked.library_sha256
+        sha256_hex(&manifest_text),
+        checked.library.sha256
     );
     let signature = key.map(|key| {
         let signature = key.0.sign(checksums.as_bytes());
@@ -237,11 +233,11 @@ pub fn pack(dir: &Path, output: &Path, key: Option<&SecretKey>) -> Result<Packed
         archive.into_inner()?.finish()
     })()
     .map_err(|e| Error::io(output, e))?;
-    crate::build::write_atomically(output, |tmp| std::fs::write(tmp, &written))?;
+    write_atomically(output, |tmp| std::fs::write(tmp, &written))?;
     Ok(Packed {
         path: output.to_owned(),
         manifest: checked.manifest,
-        sha256: hex(&Sha256::digest(&written)),
+        sha256: sha256_hex(&written),
         signed_by: key.map(SecretKey::public_key),
     })
 }
@@ -270,7 +266,7 @@ pub fn verify(package: &Path, trust: &Trust, limits: &Limits) -> Result<Unpacked
         .map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let mut unpacked = unpack(package, scratch.path(), trust, limits)?;
     // The library must be a plugin that agrees with plugin.json (read, not loaded).
-    crate::manager::read_plugin_folder(&unpacked.dir).map_err(|error| Error::Package {
+    folder::read_checked(&unpacked.dir).map_err(|error| Error::Package {
         path: package.to_owned(),
         reason: format!("its plugin does not check out: {error}"),
     })?;
@@ -301,7 +297,7 @@ pub fn unpack(
         )));
     }
     let data = std::fs::read(package).map_err(|e| Error::io(package, e))?;
-    let sha256 = hex(&Sha256::digest(&data));
+    let sha256 = sha256_hex(&data);
     std::fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
     let scratch = tempfile::Builder::new()
         .prefix(".unpacking-")
@@ -498,7 +494,7 @@ fn check(dir: &Path, files: &[String], trust: &Trust) -> Result<Option<PublicKey
             return Err(format!("entry `{file}` is not in the checksum list"));
         };
         let data = std::fs::read(dir.join(file)).map_err(|e| format!("`{file}`: {e}"))?;
-        let actual = hex(&Sha256::digest(&data));
+        let actual = sha256_hex(&data);
         if !actual.eq_ignore_ascii_case(expected) {
             return Err(format!(
                 "checksum mismatch for `{file}`: {CHECKSUMS} says {expected}, the file has {actual}"

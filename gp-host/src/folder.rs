@@ -1,0 +1,166 @@
+//! A plugin folder on disk: `plugin.json` plus the library it names, read and checked against
+//! each other without loading anything.
+//!
+//! Every source (a folder, a package once unpacked, a `remote_git` build) ends up as such a
+//! folder; this module is the one place that knows its layout and verifies that the
+//! `plugin.json` agrees with the manifest embedded in the library.
+
+use std::path::{Path, PathBuf};
+
+use gp_core::manifest::{Manifest, SourceMode};
+
+use crate::error::Error;
+use crate::library;
+use crate::util::sha256_hex;
+
+/// The name of a plugin's manifest file inside its folder.
+pub const MANIFEST_FILE: &str = "plugin.json";
+
+/// A plugin folder, read: its manifest and the library it names.
+#[derive(Debug)]
+pub(crate) struct Folder {
+    pub(crate) dir: PathBuf,
+    pub(crate) manifest_path: PathBuf,
+    pub(crate) manifest: Manifest,
+    pub(crate) library: PathBuf,
+    /// What it was read from: the folder itself, the package it was unpacked from, or the
+    /// folder of a `remote_git` `plugin.json` it was built for.
+    pub(crate) origin: PathBuf,
+}
+
+/// A library file, read into memory (so that what is checked is what is loaded).
+#[derive(Debug)]
+pub(crate) struct LibraryFile {
+    pub(crate) path: PathBuf,
+    pub(crate) data: Vec<u8>,
+    /// The SHA-256 of `data`, in hex.
+    pub(crate) sha256: String,
+}
+
+/// What [`check`] learnt: the manifest the plugin is known by and the gp-core it was built
+/// against.
+pub(crate) struct Checked {
+    pub(crate) manifest: Manifest,
+    pub(crate) abi_version: String,
+}
+
+/// What a plugin folder holds, read and checked without loading anything.
+#[cfg(feature = "package")]
+pub(crate) struct CheckedFolder {
+    pub(crate) manifest: Manifest,
+    pub(crate) library: LibraryFile,
+}
+
+/// Reads a plugin folder and checks that its library is a plugin agreeing with its
+/// `plugin.json`, without loading it.
+#[cfg(feature = "package")]
+pub(crate) fn read_checked(dir: &Path) -> Result<CheckedFolder, Error> {
+    let folder = read(dir)?;
+    let library = read_library(&folder.library)?;
+    let checked = check(Some(&folder), &library)?;
+    Ok(CheckedFolder {
+        manifest: checked.manifest,
+        library,
+    })
+}
+
+/// Reads `dir/plugin.json` and resolves the library it names. A `remote_git` plugin gives
+/// [`Error::NeedsBuild`]: building it is the git source's business.
+pub(crate) fn read(dir: &Path) -> Result<Folder, Error> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let text = match std::fs::read_to_string(&manifest_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::MissingManifest {
+                dir: dir.to_owned(),
+            })
+        }
+        Err(e) => return Err(Error::io(&manifest_path, e)),
+    };
+    let manifest = read_manifest(&manifest_path, &text)?;
+    let source = manifest
+        .source
+        .as_ref()
+        .expect("validated plugin.json has a source");
+    if source.mode == SourceMode::RemoteGit {
+        return Err(Error::NeedsBuild {
+            name: manifest.name.clone(),
+            repository: source.path.clone(),
+            path: manifest_path,
+        });
+    }
+    let library = dir.join(&source.path);
+    let library = match library.canonicalize() {
+        Ok(path) => path,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::InvalidLibrary {
+                path: library,
+                reason: "the file does not exist (plugin.json's source.path names it)".into(),
+            })
+        }
+        Err(e) => return Err(Error::io(&library, e)),
+    };
+    Ok(Folder {
+        dir: dir.to_owned(),
+        manifest_path,
+        manifest,
+        library,
+        origin: dir.to_owned(),
+    })
+}
+
+/// Parses the text of the `plugin.json` at `path`.
+pub(crate) fn read_manifest(path: &Path, text: &str) -> Result<Manifest, Error> {
+    Manifest::from_plugin_json(text).map_err(|source| Error::InvalidManifest {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads a library file into memory and hashes it.
+pub(crate) fn read_library(path: &Path) -> Result<LibraryFile, Error> {
+    let data = std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::InvalidLibrary {
+                path: path.to_owned(),
+                reason: "the file does not exist".into(),
+            }
+        } else {
+            Error::io(path, e)
+        }
+    })?;
+    let sha256 = sha256_hex(&data);
+    Ok(LibraryFile {
+        path: path.to_owned(),
+        data,
+        sha256,
+    })
+}
+
+/// Checks a library as a file ([`library::inspect`]) and, given its folder, against the
+/// folder's `plugin.json`. Without a folder (a bare library) the plugin is known by its
+/// embedded manifest.
+pub(crate) fn check(folder: Option<&Folder>, library: &LibraryFile) -> Result<Checked, Error> {
+    let info = library::inspect_bytes(&library.path, &library.data)?;
+    let manifest = match folder {
+        Some(folder) => {
+            if let Some((field, in_file, in_library)) =
+                folder.manifest.first_difference(&info.manifest)
+            {
+                return Err(Error::ManifestMismatch {
+                    path: folder.manifest_path.clone(),
+                    library: library.path.clone(),
+                    field,
+                    in_file,
+                    in_library,
+                });
+            }
+            folder.manifest.clone()
+        }
+        None => info.plugin_json(),
+    };
+    Ok(Checked {
+        manifest,
+        abi_version: info.abi_version,
+    })
+}

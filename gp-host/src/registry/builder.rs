@@ -1,0 +1,163 @@
+//! Configuring a [`Manager`]: every setting, its default, and the constants behind them.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crate::build::BuildOptions;
+use crate::registry::{Inner, Manager};
+use crate::runtime::events::Hub;
+use crate::runtime::reaper::Reaper;
+#[cfg(feature = "package")]
+use crate::source::package::{Limits, Trust};
+
+/// The plugin base directory a [`Manager::default`] uses: `plugins`, relative to the working
+/// directory (as in the original go-plugin).
+pub const DEFAULT_BASE_DIR: &str = "plugins";
+
+/// The folder, inside the base directory, where a manager keeps the private copies of the
+/// libraries it loads, unless [`ManagerBuilder::runtime_dir`] says otherwise. Hidden, so it
+/// is never taken for a plugin folder.
+pub const DEFAULT_RUNTIME_DIR: &str = ".gp-runtime";
+
+/// How long [`Manager::unload`] waits for calls in flight, unless
+/// [`ManagerBuilder::drain_timeout`] says otherwise.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Configures a [`Manager`].
+#[derive(Debug, Clone)]
+pub struct ManagerBuilder {
+    pub(crate) base_dir: PathBuf,
+    pub(crate) runtime_dir: Option<PathBuf>,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) metrics: bool,
+    pub(crate) latency_sampling: u32,
+    #[cfg(feature = "package")]
+    pub(crate) trust: Trust,
+    #[cfg(feature = "package")]
+    pub(crate) limits: Limits,
+    pub(crate) git_build: BuildOptions,
+    pub(crate) remote_git: bool,
+}
+
+impl Manager {
+    /// A manager over the plugin base directory `base_dir`, with default settings. Nothing is
+    /// read until [`load_plugins`](Self::load_plugins).
+    pub fn new(base_dir: impl Into<PathBuf>) -> Manager {
+        Manager::builder(base_dir).build()
+    }
+
+    /// A manager over `base_dir`, configured.
+    pub fn builder(base_dir: impl Into<PathBuf>) -> ManagerBuilder {
+        ManagerBuilder {
+            base_dir: base_dir.into(),
+            runtime_dir: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            metrics: true,
+            latency_sampling: 1,
+            #[cfg(feature = "package")]
+            trust: Trust::default(),
+            #[cfg(feature = "package")]
+            limits: Limits::default(),
+            git_build: BuildOptions {
+                release: true,
+                target_dir: None,
+                quiet: true,
+            },
+            remote_git: cfg!(feature = "git"),
+        }
+    }
+}
+
+impl Default for Manager {
+    /// A manager over [`DEFAULT_BASE_DIR`].
+    fn default() -> Manager {
+        Manager::new(DEFAULT_BASE_DIR)
+    }
+}
+
+impl ManagerBuilder {
+    /// Whether to build `remote_git` plugins (default: yes when gp-host is compiled with its
+    /// `git` feature, which it must be for `true` to matter). Off, such a plugin is reported
+    /// as [`Error::NeedsBuild`](crate::Error::NeedsBuild): building runs the repository's code
+    /// with the host's rights.
+    pub fn remote_git(mut self, build: bool) -> Self {
+        self.remote_git = build;
+        self
+    }
+
+    /// How `remote_git` plugins are built (default: release, cargo's output captured, a
+    /// target dir per repository in the runtime directory). Needs the `git` feature to matter.
+    ///
+    /// A `target_dir` shared between repositories is faster but only safe if their plugin
+    /// crates have different package names: cargo identifies a workspace's root package by
+    /// its name and its path relative to the workspace, so two repositories holding a package
+    /// of the same name would share, and silently reuse, one build.
+    pub fn git_build(mut self, options: BuildOptions) -> Self {
+        self.git_build = options;
+        self
+    }
+
+    /// Which package signatures to accept (default: any package whose checksums hold,
+    /// signed or not). See [`Trust`].
+    #[cfg(feature = "package")]
+    pub fn trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// How large a package may be once unpacked (default [`Limits::default`]).
+    #[cfg(feature = "package")]
+    pub fn package_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Where the private copies of loaded libraries go (default: [`DEFAULT_RUNTIME_DIR`]
+    /// inside the base directory). Use a writable directory if the base directory is not.
+    pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(dir.into());
+        self
+    }
+
+    /// How long [`Manager::unload`] and the watcher wait for calls in flight (default
+    /// [`DEFAULT_DRAIN_TIMEOUT`]).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Whether to count calls and time them (default: on). Off, [`Manager::stats`] still
+    /// counts loads, upgrades and unloads, and calls cost a few nanoseconds less.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
+    /// Time one call in `every` per thread instead of every call (rounded up to a power of
+    /// two; default 1). Calls, errors and panics are still all counted; the latency
+    /// histogram holds the timed calls only. Timing a call reads the CPU's time-stamp counter
+    /// twice, which is most of what metrics cost a call (see `benches/README.md`).
+    pub fn latency_sampling(mut self, every: u32) -> Self {
+        self.latency_sampling = every.max(1);
+        self
+    }
+
+    /// The manager. Nothing is read until [`Manager::load_plugins`].
+    pub fn build(self) -> Manager {
+        let runtime_dir = self
+            .runtime_dir
+            .clone()
+            .unwrap_or_else(|| self.base_dir.join(DEFAULT_RUNTIME_DIR));
+        Manager {
+            inner: Arc::new(Inner {
+                config: self,
+                runtime_dir,
+                slots: RwLock::new(Default::default()),
+                hub: Arc::new(Hub::default()),
+                changes: Mutex::new(()),
+                reaper: Reaper::start(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Calling a plugin: the handle an application holds, and the call path itself.
+//!
+//! A call loads the slot's current version (no lock), runs it, and records metrics and events
+//! only when they are on. Everything else a call might need is kept off this path.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::Error;
+use crate::runtime::context::Context;
+use crate::runtime::events::Event;
+use crate::runtime::loaded::Loaded;
+use crate::runtime::slot::Slot;
+use crate::runtime::spec::Spec;
+
+/// Calls one plugin. Cheap to clone, `Send + Sync`, and callable from many threads at once:
+/// a call takes no lock.
+///
+/// An executor follows its plugin: after an upgrade, its next call runs the new version; after
+/// an unload, its calls fail with [`Error::NotFound`] (and work again if a plugin of the same
+/// name is loaded later).
+///
+/// ```no_run
+/// # fn main() -> Result<(), gp_host::Error> {
+/// let manager = gp_host::Manager::new("plugins");
+/// manager.load_plugins();
+/// let (_spec, executor) = manager.get_plugin("sample")?;
+/// let mut ctx = gp_host::Context::new();
+/// ctx.set("sample", "hello");
+/// executor.execute(&mut ctx)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Executor {
+    slot: Arc<Slot>,
+}
+
+impl Executor {
+    pub(crate) fn new(slot: Arc<Slot>) -> Executor {
+        Executor { slot }
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.slot.name
+    }
+
+    /// The spec of the version serving now, or `None` if the plugin is unloaded.
+    pub fn spec(&self) -> Option<Arc<Spec>> {
+        self.slot.spec()
+    }
+
+    /// Calls the plugin's entry point with `ctx`, on the version serving now.
+    ///
+    /// A plugin that returns an error gives [`Error::Failed`]; one that panics gives
+    /// [`Error::Panicked`] (the panic is caught inside the plugin, logged here, and both
+    /// carry on); one that stops because `ctx` was cancelled or passed its deadline gives
+    /// [`Error::Cancelled`] or [`Error::DeadlineExceeded`], and one that stops because it was
+    /// unloaded meanwhile gives [`Error::Unloaded`]. If the plugin is not loaded, the call
+    /// gives [`Error::NotFound`].
+    #[inline]
+    pub fn execute(&self, ctx: &mut Context) -> Result<(), Error> {
+        let slot = &*self.slot;
+        // The guard keeps this version alive until the call returns, even if it is swapped
+        // out meanwhile.
+        let guard = slot.current.load();
+        let Some(plugin) = guard.as_deref() else {
+            return Err(self.not_loaded());
+        };
+        if slot.hub.watches_calls() {
+            return self.execute_observed(plugin, ctx);
+        }
+        if !slot.record_calls {
+            return plugin.call(ctx);
+        }
+        let (recorder, start) = slot.metrics.start();
+        let outcome = plugin.call(ctx);
+        slot.metrics.finish(recorder, start, &outcome);
+        outcome
+    }
+
+    /// [`execute`](Self::execute) with call events for subscribers.
+    #[cold]
+    #[inline(never)]
+    fn execute_observed(&self, plugin: &Loaded, ctx: &mut Context) -> Result<(), Error> {
+        let slot = &*self.slot;
+        slot.hub.emit(&Event::BeforeCall {
+            spec: &plugin.spec,
+            ctx,
+        });
+        let started = slot.record_calls.then(|| slot.metrics.start());
+        // The event reports a duration even for calls the metrics do not time.
+        let untimed = started.as_ref().is_none_or(|(_, start)| !start.is_timed());
+        let clock = untimed.then(Instant::now);
+        let outcome = plugin.call(ctx);
+        let timed =
+            started.and_then(|(recorder, start)| slot.metrics.finish(recorder, start, &outcome));
+        let duration = timed
+            .or_else(|| clock.map(|c| c.elapsed()))
+            .unwrap_or_default();
+        slot.hub.emit(&Event::AfterCall {
+            spec: &plugin.spec,
+            ctx,
+            outcome: &outcome,
+            duration,
+        });
+        outcome
+    }
+
+    #[cold]
+    fn not_loaded(&self) -> Error {
+        Error::NotFound {
+            name: self.slot.name.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Executor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let version = self.spec().map(|s| s.version().to_string());
+        f.debug_struct("Executor")
+            .field("plugin", &self.slot.name)
+            .field("version", &version)
+            .finish()
+    }
+}

@@ -1,0 +1,219 @@
+//! One loaded version of a plugin: how it was opened, how it is called, and its lifecycle
+//! hooks.
+//!
+//! [`Loaded`] is what a slot points at. How the version runs is an [`Instance`]: today always
+//! in this process, a library mapped by the dynamic loader; an out-of-process runner becomes
+//! another variant here, with no change to slots, executors or the registry, and no `dyn` on
+//! the call path.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use abi_stable::std_types::RResult;
+use gp_core::{CallErrorKind, ExecuteFn};
+
+use crate::error::Error;
+use crate::folder::LibraryFile;
+use crate::library::{self, Module};
+use crate::runtime::context::{self, Context};
+use crate::runtime::spec::Spec;
+use crate::util::write_atomically;
+
+/// How many [`Loaded`] instances of each build (by SHA-256) are alive in this process.
+///
+/// The dynamic loader maps a build once per process, so every instance of a build shares its
+/// code *and its statics*: an unload that times out, followed by a reload of the same build,
+/// gives two instances over one set of statics. The hooks therefore bracket the build's life,
+/// not the instance's: `on_load` runs when the first instance appears, `on_unload` when the
+/// last one goes. Each build has a mutex of its own, held while its hook runs, so two
+/// managers loading the same build agree on which one runs `on_load`.
+fn live_builds(sha256: &str) -> Arc<Mutex<usize>> {
+    static LIVE: OnceLock<Mutex<HashMap<String, Arc<Mutex<usize>>>>> = OnceLock::new();
+    let mut live = LIVE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    Arc::clone(live.entry(sha256.to_owned()).or_default())
+}
+
+/// One loaded version of a plugin.
+///
+/// It serves while a [`Slot`](crate::runtime::slot::Slot) points at it; calls in flight hold
+/// it alive after it stops serving. When it goes, its instance ends (for an in-process one:
+/// `on_unload` runs if it was the last live instance of its build; see [`live_builds`]).
+pub(crate) struct Loaded {
+    pub(crate) spec: Arc<Spec>,
+    instance: Instance,
+    /// Set by an unload: calls in flight see themselves cancelled.
+    pub(crate) retiring: AtomicBool,
+}
+
+/// How a loaded version runs.
+pub(crate) enum Instance {
+    /// Mapped into this process: a call is a function call.
+    InProcess(InProcess),
+}
+
+/// A version mapped into this process by the dynamic loader.
+pub(crate) struct InProcess {
+    execute: ExecuteFn,
+    on_unload: Option<ExecuteFn>,
+    /// This build's instance count; decremented once, by [`Loaded::run_unload_hook`].
+    build: Arc<Mutex<usize>>,
+    counted: AtomicBool,
+}
+
+/// What [`Loaded::run_unload_hook`] did.
+pub(crate) enum UnloadHookRun {
+    /// The plugin has no `on_unload`, or the hook had run already.
+    Nothing,
+    /// Another instance of the same build is still loaded: the hook waits for the last one.
+    Shared,
+    /// The hook ran.
+    Ran(Result<(), Error>),
+}
+
+impl Loaded {
+    /// Copies the library to its content-addressed path in `runtime_dir`, loads the copy
+    /// through abi_stable's checks, and runs the plugin's `on_load` hook.
+    ///
+    /// The dynamic loader caches libraries by path, so each build needs a path of its own,
+    /// and a build tool that overwrites the original in place cannot corrupt the running
+    /// code. The copy is deleted once loaded (the loaded code stays mapped).
+    pub(crate) fn open(
+        spec: Spec,
+        library: &LibraryFile,
+        runtime_dir: &Path,
+    ) -> Result<Loaded, Error> {
+        std::fs::create_dir_all(runtime_dir).map_err(|e| Error::io(runtime_dir, e))?;
+        let stem = library
+            .path
+            .file_stem()
+            .map_or_else(|| "plugin".into(), |s| s.to_string_lossy());
+        let extension = library
+            .path
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        let copy = runtime_dir.join(format!("{stem}-{}{extension}", &library.sha256[..16]));
+        write_atomically(&copy, |tmp| std::fs::write(tmp, &library.data))?;
+        let module = library::load(&copy, &library.path, spec.name(), &spec.abi_version);
+        // The loader keeps what it mapped; the copy is no longer needed either way.
+        let _ = std::fs::remove_file(&copy);
+        Loaded::activate(spec, module?)
+    }
+
+    /// Runs the plugin's `on_load` hook (if any, and if no other instance of the same build is
+    /// alive) and returns the version ready to serve.
+    fn activate(spec: Spec, module: Module) -> Result<Loaded, Error> {
+        let on_load = module.on_load();
+        let on_unload = module.on_unload();
+        let spec = Spec {
+            has_on_load: on_load.is_some(),
+            has_on_unload: on_unload.is_some(),
+            ..spec
+        };
+        let build = live_builds(&spec.sha256);
+        {
+            let mut instances = build.lock().unwrap_or_else(|p| p.into_inner());
+            match on_load {
+                Some(hook) if *instances == 0 => run_hook(&spec, "on_load", hook)?,
+                Some(_) => {
+                    tracing::debug!(target: "gp", plugin = spec.name(), "this build is already loaded; its on_load ran then")
+                }
+                None => {}
+            }
+            *instances += 1;
+        }
+        Ok(Loaded {
+            spec: Arc::new(spec),
+            instance: Instance::InProcess(InProcess {
+                execute: module.execute(),
+                on_unload,
+                build,
+                counted: AtomicBool::new(true),
+            }),
+            retiring: AtomicBool::new(false),
+        })
+    }
+
+    /// Calls the plugin.
+    #[inline]
+    pub(crate) fn call(&self, ctx: &mut Context) -> Result<(), Error> {
+        let outcome = match &self.instance {
+            Instance::InProcess(instance) => {
+                let execute = instance.execute;
+                context::with_scope(
+                    ctx,
+                    &self.spec.manifest.name,
+                    Some(&self.retiring),
+                    |host| execute(host),
+                )
+            }
+        };
+        match outcome {
+            RResult::ROk(()) => Ok(()),
+            RResult::RErr(error) => Err(self.call_error(ctx, error)),
+        }
+    }
+
+    #[cold]
+    fn call_error(&self, ctx: &Context, error: gp_core::CallError) -> Error {
+        let plugin = self.spec.manifest.name.clone();
+        let message = error.message.into_string();
+        if error.kind == CallErrorKind::PANICKED {
+            tracing::error!(target: "gp::plugin", plugin = %plugin, "plugin panicked: {message}");
+            Error::Panicked { plugin, message }
+        } else if ctx.is_cancelled() {
+            Error::Cancelled { plugin }
+        } else if ctx.is_past_deadline() {
+            Error::DeadlineExceeded { plugin }
+        } else if self.retiring.load(Ordering::Relaxed) {
+            Error::Unloaded { plugin }
+        } else {
+            Error::Failed { plugin, message }
+        }
+    }
+
+    /// Leaves the build's instance count, once, and runs `on_unload` if this was the last
+    /// instance of the build.
+    pub(crate) fn run_unload_hook(&self) -> UnloadHookRun {
+        let Instance::InProcess(instance) = &self.instance;
+        if !instance.counted.swap(false, Ordering::AcqRel) {
+            return UnloadHookRun::Nothing;
+        }
+        let mut instances = instance.build.lock().unwrap_or_else(|p| p.into_inner());
+        *instances = instances.saturating_sub(1);
+        match instance.on_unload {
+            None => UnloadHookRun::Nothing,
+            Some(_) if *instances > 0 => UnloadHookRun::Shared,
+            Some(hook) => UnloadHookRun::Ran(run_hook(&self.spec, "on_unload", hook)),
+        }
+    }
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        if let UnloadHookRun::Ran(Err(error)) = self.run_unload_hook() {
+            tracing::warn!(target: "gp", plugin = self.spec.name(), "{error}");
+        }
+    }
+}
+
+/// Runs a lifecycle hook with an empty context (the plugin can log through it).
+fn run_hook(spec: &Spec, hook: &'static str, f: ExecuteFn) -> Result<(), Error> {
+    let mut ctx = Context::new();
+    let outcome = context::with_scope(&mut ctx, spec.name(), None, |host| f(host));
+    match outcome {
+        RResult::ROk(()) => Ok(()),
+        RResult::RErr(error) => Err(Error::HookFailed {
+            plugin: spec.name().to_owned(),
+            version: spec.version().clone(),
+            hook,
+            panicked: error.kind == CallErrorKind::PANICKED,
+            message: error.message.into_string(),
+        }),
+    }
+}

@@ -1,0 +1,22 @@
+//! One loaded plugin version and how it is called.
+//!
+//! - [`spec`]: what the host knows about a version;
+//! - [`context`] and [`values`]: the context of a call, host side and ABI side;
+//! - [`loaded`]: a version opened (in process today; the [`loaded::Instance`] enum is where an
+//!   out-of-process runner goes), its hooks, and the call into it;
+//! - [`slot`]: a plugin's place, pointing at the version serving now;
+//! - [`executor`]: the handle applications call through;
+//! - [`reaper`]: draining and retiring versions that stopped serving;
+//! - [`events`]: the subscribers that calls and lifecycle changes notify.
+//!
+//! The runtime knows nothing of folders, packages or the registry's rules: the registry
+//! decides which version a slot holds, the runtime runs it.
+
+pub(crate) mod context;
+pub(crate) mod events;
+pub(crate) mod executor;
+pub(crate) mod loaded;
+pub(crate) mod reaper;
+pub(crate) mod slot;
+pub(crate) mod spec;
+pub(crate) mod values;

@@ -1,0 +1,137 @@
+//! Retiring versions that stopped serving: waiting for their calls in flight, then ending
+//! them (which runs an in-process version's `on_unload`), without making a caller wait.
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::runtime::loaded::{Loaded, UnloadHookRun};
+use crate::runtime::spec::Spec;
+
+/// Holds versions that stopped serving until their last call returns, then drops them (which
+/// runs their `on_unload` hook), on a thread of its own, so that no caller pays for a hook.
+pub(crate) struct Reaper {
+    retired: Mutex<mpsc::Sender<Arc<Loaded>>>,
+}
+
+impl Reaper {
+    pub(crate) fn start() -> Reaper {
+        let (sender, receiver) = mpsc::channel::<Arc<Loaded>>();
+        let spawned = std::thread::Builder::new()
+            .name("gp-reaper".into())
+            .spawn(move || {
+                let mut pending: Vec<Arc<Loaded>> = Vec::new();
+                let mut open = true;
+                while open || !pending.is_empty() {
+                    let received = if pending.is_empty() {
+                        receiver
+                            .recv()
+                            .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+                    } else {
+                        receiver.recv_timeout(Duration::from_millis(2))
+                    };
+                    match received {
+                        Ok(loaded) => pending.push(loaded),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            if open {
+                                open = false;
+                            } else {
+                                std::thread::sleep(Duration::from_millis(2));
+                            }
+                        }
+                    }
+                    // Nobody else can gain a reference to a retired version, so a count of 1
+                    // means its last call has returned.
+                    pending.retain(|loaded| Arc::strong_count(loaded) > 1);
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::error!(target: "gp", "cannot start the gp-reaper thread ({error}); retired plugin versions run on_unload in the thread of their last call");
+        }
+        Reaper {
+            retired: Mutex::new(sender),
+        }
+    }
+
+    pub(crate) fn retire(&self, loaded: Arc<Loaded>) {
+        let sender = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        // If the thread is gone, dropping here runs the hook when the last call returns.
+        let _ = sender.send(loaded);
+    }
+}
+
+/// What [`Manager::unload`](crate::Manager::unload) did.
+#[derive(Debug)]
+pub struct UnloadReport {
+    /// The version that was unloaded.
+    pub spec: Spec,
+    /// How long the unload waited for calls in flight.
+    pub waited: Duration,
+    /// Calls still running when the wait timed out (0 if all returned). They keep running
+    /// to completion on the unloaded version.
+    pub still_running: usize,
+    /// What became of the plugin's `on_unload` hook.
+    pub on_unload: UnloadHook,
+}
+
+/// What became of a plugin's `on_unload` hook during an unload.
+#[derive(Debug)]
+pub enum UnloadHook {
+    /// The plugin has none.
+    Absent,
+    /// It ran and succeeded.
+    Succeeded,
+    /// It ran and failed ([`Error::HookFailed`](crate::Error::HookFailed)).
+    Failed(Error),
+    /// Calls were still running at the timeout: it runs (and logs any error) when the last
+    /// of them returns.
+    Deferred,
+    /// Another instance of the same build is still loaded (the same library loaded again, by
+    /// this manager or another): the build's statics are shared, so `on_unload` runs when the
+    /// last instance goes, as `on_load` ran when the first came.
+    Shared,
+}
+
+/// Waits up to `timeout` for the calls in flight on `old`, a version no slot points at any
+/// more (they see themselves cancelled: `retiring` is set first), then runs its `on_unload`,
+/// or hands it to `reaper` if calls are still running, so that the hook runs after the last.
+pub(crate) fn drain(old: Arc<Loaded>, timeout: Duration, reaper: &Reaper) -> UnloadReport {
+    old.retiring
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let started = Instant::now();
+    let mut pause = Duration::from_micros(50);
+    // Each call in flight holds a reference (arc-swap converts its guard into one when the
+    // slot is emptied), so the count drops to 1 when the last call has returned.
+    let still_running = loop {
+        let running = Arc::strong_count(&old) - 1;
+        if running == 0 || started.elapsed() >= timeout {
+            break running;
+        }
+        std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
+        pause = (pause * 2).min(Duration::from_millis(10));
+    };
+    // `strong_count` promises no ordering: make the last call's writes visible before the
+    // hook runs (dropping an `Arc` would have fenced; reading the count does not).
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+    let waited = started.elapsed();
+    let spec = Spec::clone(&old.spec);
+    let on_unload = if !spec.has_on_unload {
+        UnloadHook::Absent
+    } else if still_running > 0 {
+        reaper.retire(old);
+        UnloadHook::Deferred
+    } else {
+        match old.run_unload_hook() {
+            UnloadHookRun::Ran(Err(error)) => UnloadHook::Failed(error),
+            UnloadHookRun::Ran(Ok(())) | UnloadHookRun::Nothing => UnloadHook::Succeeded,
+            UnloadHookRun::Shared => UnloadHook::Shared,
+        }
+    };
+    UnloadReport {
+        spec,
+        waited,
+        still_running,
+        on_unload,
+    }
+}

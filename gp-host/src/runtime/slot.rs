@@ -1,0 +1,39 @@
+//! A plugin's place in the registry: the version serving now, swapped atomically by upgrades
+//! and unloads, and the plugin's metrics and event hub, which outlive versions.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+use crate::metrics::PluginMetrics;
+use crate::runtime::events::Hub;
+use crate::runtime::loaded::Loaded;
+use crate::runtime::spec::Spec;
+
+/// A plugin's place in the registry: the version serving now (none once unloaded), and the
+/// plugin's metrics across versions. [`Executor`](crate::Executor)s point here, so an upgrade reaches them all.
+pub(crate) struct Slot {
+    pub(crate) name: String,
+    pub(crate) current: ArcSwapOption<Loaded>,
+    pub(crate) metrics: PluginMetrics,
+    /// Whether calls are counted and timed.
+    pub(crate) record_calls: bool,
+    pub(crate) hub: Arc<Hub>,
+}
+
+impl Slot {
+    pub(crate) fn new(name: String, record_calls: bool, sample: u32, hub: Arc<Hub>) -> Slot {
+        Slot {
+            name,
+            current: ArcSwapOption::empty(),
+            metrics: PluginMetrics::new(sample),
+            record_calls,
+            hub,
+        }
+    }
+
+    /// The spec of the version serving now.
+    pub(crate) fn spec(&self) -> Option<Arc<Spec>> {
+        self.current.load().as_ref().map(|l| Arc::clone(&l.spec))
+    }
+}

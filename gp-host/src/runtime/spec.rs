@@ -1,0 +1,65 @@
+//! What a host knows about one loaded plugin version.
+
+use std::path::{Path, PathBuf};
+
+use gp_core::manifest::Manifest;
+
+use crate::error::Error;
+use crate::folder::{self, Folder, LibraryFile};
+
+/// What a host knows about a loaded plugin version: its manifest and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// The plugin's `plugin.json`, verified against the manifest embedded in its library.
+    pub manifest: Manifest,
+    /// The folder its `plugin.json` and library were read from (for a package, where it was
+    /// unpacked; for a `remote_git` plugin, where it was built).
+    pub dir: PathBuf,
+    /// What the plugin was loaded from and a watching manager follows: its plugin folder, or
+    /// its `.plg` package (for a `remote_git` plugin, the folder of its `plugin.json`).
+    pub origin: PathBuf,
+    /// The library it was loaded from (the host runs a private copy of it; see
+    /// [`Manager`](crate::Manager)).
+    pub library: PathBuf,
+    /// The SHA-256 of the library, in hex.
+    pub sha256: String,
+    /// The `gp-core` version the plugin was built against.
+    pub abi_version: String,
+    /// Whether the plugin has an `#[on_load]` hook.
+    pub has_on_load: bool,
+    /// Whether the plugin has an `#[on_unload]` hook.
+    pub has_on_unload: bool,
+}
+
+impl Spec {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The plugin's version.
+    pub fn version(&self) -> &semver::Version {
+        &self.manifest.version
+    }
+}
+
+/// Checks a library as a file and against its folder's `plugin.json` (if it came with one);
+/// returns the spec it will be known by, read from `dir` and followed at `origin`.
+pub(crate) fn examine(
+    folder: Option<&Folder>,
+    library: &LibraryFile,
+    dir: &Path,
+    origin: &Path,
+) -> Result<Spec, Error> {
+    let checked = folder::check(folder, library)?;
+    Ok(Spec {
+        manifest: checked.manifest,
+        dir: dir.to_owned(),
+        origin: origin.to_owned(),
+        library: library.path.clone(),
+        sha256: library.sha256.clone(),
+        abi_version: checked.abi_version,
+        has_on_load: false,
+        has_on_unload: false,
+    })
+}

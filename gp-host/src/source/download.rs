@@ -1,0 +1,79 @@
+//! Downloading a package over HTTP(S): streamed to a file, bounded, hashed as it arrives.
+//!
+//! Only the transfer: checking what arrived is the package source's business, and putting it
+//! in a base directory the registry's.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::source::package::Limits;
+use crate::util::hex;
+
+/// Streams the body of `url` into `file`; returns its SHA-256 in hex.
+pub(crate) fn fetch(
+    url: &str,
+    path: &Path,
+    mut file: &std::fs::File,
+    limits: &Limits,
+    progress: Option<&dyn Fn(u64, Option<u64>)>,
+) -> Result<String, Error> {
+    let fail = |reason: String| Error::Download {
+        url: url.to_owned(),
+        reason,
+    };
+    // Bounded waits: a server that stops answering fails the install instead of hanging it.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        .timeout_recv_response(Some(std::time::Duration::from_secs(60)))
+        .timeout_per_read(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into();
+    let response = agent.get(url).call().map_err(|e| match e {
+        ureq::Error::StatusCode(code) => fail(format!(
+            "the server answered HTTP {code}{}",
+            if code == 404 { " (not found)" } else { "" }
+        )),
+        other => fail(other.to_string()),
+    })?;
+    let total = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        fail(format!(
+            "the package is larger than {} bytes (the limit); nothing was installed",
+            limits.max_bytes
+        ))
+    };
+    if total.is_some_and(|t| t > limits.max_bytes) {
+        return Err(too_large());
+    }
+    let mut body = response.into_body().into_reader();
+    let mut hasher = Sha256::new();
+    let mut received = 0u64;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = body
+            .read(&mut buffer)
+            .map_err(|e| fail(format!("the download broke off: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        received += n as u64;
+        if received > limits.max_bytes {
+            return Err(too_large());
+        }
+        hasher.update(&buffer[..n]);
+        file.write_all(&buffer[..n])
+            .map_err(|e| Error::io(path, e))?;
+        if let Some(progress) = progress {
+            progress(received, total);
+        }
+    }
+    file.flush().map_err(|e| Error::io(path, e))?;
+    Ok(hex(&hasher.finalize()))
+}
