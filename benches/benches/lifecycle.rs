@@ -1,12 +1,12 @@
 //! What the lifecycle features cost a call: metrics and call events, a second calling thread,
 //! and upgrades happening while a thread calls.
 //!
-//! - `metrics/{noop,getset}/{off,on,sampled16,subscribed}`: `Executor::execute` from three managers
-//!   over the same base directory, built with `metrics(false)`, with metrics on (the
-//!   default: every call counted and timed), with metrics on but one call in 16 timed
-//!   (`latency_sampling(16)`, `sampled16`), and with metrics on plus a call-event subscriber
-//!   (`manager.subscribe(|_| {})`,
-//!   which sends every call down the observed path: `BeforeCall` and `AfterCall` events).
+//! - `metrics/{noop,getset}/{off,default,every_call,subscribed}`: `Executor::execute` from four
+//!   managers over the same base directory, built with `metrics(false)`, with the default
+//!   metrics (every call counted, one in 64 timed), with every call timed
+//!   (`latency_sampling(1)`), and with the default metrics plus a call-event subscriber
+//!   (`manager.subscribe(|_| {})`, which sends every call down the observed path: `BeforeCall`
+//!   and `AfterCall` events).
 //! - `threads/getset/{1,2}`: one and two threads calling `bench-getset` through clones of one
 //!   executor (of the shared `BenchPlugins` manager: metrics on), each on a context of its
 //!   own. One iteration is one call *per thread*, and the time reported is wall time divided
@@ -80,17 +80,17 @@ fn manager(metrics: bool, sampling: u32) -> Manager {
     manager
 }
 
-/// `metrics/<plugin>/{off,on,sampled16,subscribed}`.
+/// `metrics/<plugin>/{off,default,every_call,subscribed}`.
 fn metrics(c: &mut Criterion) {
     let off = manager(false, 1);
-    let on = manager(true, 1);
-    let sampled = manager(true, 16);
-    let subscribed = manager(true, 1);
+    let default = manager(true, gp_host::DEFAULT_LATENCY_SAMPLING);
+    let every_call = manager(true, 1);
+    let subscribed = manager(true, gp_host::DEFAULT_LATENCY_SAMPLING);
     subscribed.subscribe(|_| {});
     let managers = [
         ("off", &off),
-        ("on", &on),
-        ("sampled16", &sampled),
+        ("default", &default),
+        ("every_call", &every_call),
         ("subscribed", &subscribed),
     ];
 

@@ -50,9 +50,13 @@
 //! `runtime` (a loaded version and how it is called); `registry` (the [`Manager`]); `watch`
 //! and `http` on top. `docs/architecture.md` has the tree.
 //!
+//! All of the crate's `unsafe` code is in one module, `runtime::rcu`: how a call protects the
+//! version it runs on without a lock or a shared counter (hazard pointers with asymmetric
+//! fences, argued in `docs/architecture.md`).
+//!
 //! This crate is not for plugin authors; they use `gp-sdk`.
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod build;
 mod error;
@@ -73,6 +77,7 @@ pub use folder::MANIFEST_FILE;
 pub use gp_core::manifest::{self, Manifest};
 pub use gp_core::{Value, ABI_VERSION};
 pub use library::{inspect, verify, LibraryInfo};
+pub use metrics::recorder::DEFAULT_LATENCY_SAMPLING;
 pub use metrics::{
     LastError, LastErrorSummary, Latency, LatencySummary, PluginStats, PluginSummary,
 };
@@ -86,6 +91,7 @@ pub use registry::{
 pub use runtime::context::{__with_host_context, CancelToken, Context};
 pub use runtime::events::{Event, SubscriptionId};
 pub use runtime::executor::Executor;
+pub use runtime::rcu::__call_barrier;
 pub use runtime::reaper::{UnloadHook, UnloadReport};
 pub use runtime::spec::Spec;
 #[cfg(feature = "package")]

@@ -6,8 +6,9 @@
 //!   [`recorder::THREAD_SHARDS`] per plugin) counts into a cache-line-aligned shard of its own
 //!   with plain loads and stores (it is the only writer, so no locked instruction and no cache
 //!   line shared with another caller); threads beyond that share one shard with atomic adds.
-//!   Calls are timed with two reads of the CPU's time-stamp counter, every call by default, or
-//!   one in N ([`ManagerBuilder::latency_sampling`](crate::ManagerBuilder::latency_sampling));
+//!   Calls are timed with two reads of the CPU's time-stamp counter, one call in 64 by default
+//!   plus the first of each thread in each second
+//!   ([`ManagerBuilder::latency_sampling`](crate::ManagerBuilder::latency_sampling));
 //! - [`stats`]: snapshots ([`PluginStats`]) and their JSON form;
 //! - `prometheus` (feature `metrics`): the text exposition.
 //!

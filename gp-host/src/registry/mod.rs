@@ -200,9 +200,9 @@ impl Manager {
             .collect()
     }
 
-    /// Registers this manager's metrics in a `prometheus_client` registry (feature `metrics`), so that an
-    /// application exposes them with its own. Names start with `gp_plugin_`; every series has
-    /// a `plugin` label.
+    /// Registers this manager's metrics in a `prometheus_client` registry (feature
+    /// `metrics`), so that an application exposes them with its own. Names start with
+    /// `gp_plugin_`; every series has a `plugin` label.
     #[cfg(feature = "metrics")]
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         let manager = Arc::downgrade(&self.inner);

@@ -130,7 +130,11 @@ impl Manager {
                 let loaded = Arc::new(self.open(spec, &library)?);
                 let spec = Spec::clone(&loaded.spec);
                 let slot = self.slot(&name);
-                slot.current.store(Some(loaded));
+                if let Some(replaced) = slot.current.swap(Some(loaded)) {
+                    // Not expected (the change lock is held and the slot was empty), but a
+                    // version that was there must drain like any other.
+                    self.inner.reaper.retire(replaced);
+                }
                 slot.metrics.loaded();
                 Synced::Loaded(spec)
             }

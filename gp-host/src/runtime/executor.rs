@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::runtime::context::Context;
 use crate::runtime::events::Event;
 use crate::runtime::loaded::Loaded;
+use crate::runtime::rcu::{self, Record};
 use crate::runtime::slot::Slot;
 use crate::runtime::spec::Spec;
 
@@ -62,40 +63,53 @@ impl Executor {
     #[inline]
     pub fn execute(&self, ctx: &mut Context) -> Result<(), Error> {
         let slot = &*self.slot;
-        // The guard keeps this version alive until the call returns, even if it is swapped
-        // out meanwhile.
-        let guard = slot.current.load();
-        let Some(plugin) = guard.as_deref() else {
-            return Err(self.not_loaded());
-        };
-        if slot.hub.watches_calls() {
-            return self.execute_observed(plugin, ctx);
-        }
-        if !slot.record_calls {
-            return plugin.call(ctx);
-        }
-        let (recorder, start) = slot.metrics.start();
-        let outcome = plugin.call(ctx);
-        slot.metrics.finish(recorder, start, &outcome);
-        outcome
+        let thread = rcu::thread();
+        // The version stays alive, and its on_unload waits, until the closure returns, even if
+        // it is swapped out meanwhile.
+        let outcome = slot.current.with(thread, |plugin| {
+            let Some(plugin) = plugin else {
+                return Err(self.not_loaded());
+            };
+            if slot.hub.watches_calls() {
+                return self.execute_observed(plugin, thread, ctx);
+            }
+            if !slot.record_calls {
+                return plugin.call(ctx);
+            }
+            let (recorder, start) = slot.metrics.start(thread.index());
+            let outcome = plugin.call(ctx);
+            slot.metrics
+                .finish(recorder, start, outcome.as_ref().err().map(|e| &**e));
+            outcome
+        });
+        // Boxed until here: a successful call moves one word, not a whole `Error`.
+        outcome.map_err(|error| *error)
     }
 
     /// [`execute`](Self::execute) with call events for subscribers.
     #[cold]
     #[inline(never)]
-    fn execute_observed(&self, plugin: &Loaded, ctx: &mut Context) -> Result<(), Error> {
+    fn execute_observed(
+        &self,
+        plugin: &Loaded,
+        thread: &Record,
+        ctx: &mut Context,
+    ) -> Result<(), Box<Error>> {
         let slot = &*self.slot;
         slot.hub.emit(&Event::BeforeCall {
             spec: &plugin.spec,
             ctx,
         });
-        let started = slot.record_calls.then(|| slot.metrics.start());
+        let started = slot
+            .record_calls
+            .then(|| slot.metrics.start(thread.index()));
         // The event reports a duration even for calls the metrics do not time.
         let untimed = started.as_ref().is_none_or(|(_, start)| !start.is_timed());
         let clock = untimed.then(Instant::now);
-        let outcome = plugin.call(ctx);
-        let timed =
-            started.and_then(|(recorder, start)| slot.metrics.finish(recorder, start, &outcome));
+        let outcome = plugin.call(ctx).map_err(|error| *error);
+        let timed = started.and_then(|(recorder, start)| {
+            slot.metrics.finish(recorder, start, outcome.as_ref().err())
+        });
         let duration = timed
             .or_else(|| clock.map(|c| c.elapsed()))
             .unwrap_or_default();
@@ -105,14 +119,14 @@ impl Executor {
             outcome: &outcome,
             duration,
         });
-        outcome
+        outcome.map_err(Box::new)
     }
 
     #[cold]
-    fn not_loaded(&self) -> Error {
-        Error::NotFound {
+    fn not_loaded(&self) -> Box<Error> {
+        Box::new(Error::NotFound {
             name: self.slot.name.clone(),
-        }
+        })
     }
 }
 

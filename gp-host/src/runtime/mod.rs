@@ -16,6 +16,8 @@ pub(crate) mod context;
 pub(crate) mod events;
 pub(crate) mod executor;
 pub(crate) mod loaded;
+#[allow(unsafe_code)] // the one module with unsafe code: see its documentation
+pub(crate) mod rcu;
 pub(crate) mod reaper;
 pub(crate) mod slot;
 pub(crate) mod spec;

@@ -1,26 +1,27 @@
 //! Retiring versions that stopped serving: waiting for their calls in flight, then ending
 //! them (which runs an in-process version's `on_unload`), without making a caller wait.
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::runtime::loaded::{Loaded, UnloadHookRun};
+use crate::runtime::loaded::UnloadHookRun;
+use crate::runtime::rcu::Retired;
 use crate::runtime::spec::Spec;
 
 /// Holds versions that stopped serving until their last call returns, then drops them (which
 /// runs their `on_unload` hook), on a thread of its own, so that no caller pays for a hook.
 pub(crate) struct Reaper {
-    retired: Mutex<mpsc::Sender<Arc<Loaded>>>,
+    retired: Mutex<mpsc::Sender<Retired>>,
 }
 
 impl Reaper {
     pub(crate) fn start() -> Reaper {
-        let (sender, receiver) = mpsc::channel::<Arc<Loaded>>();
+        let (sender, receiver) = mpsc::channel::<Retired>();
         let spawned = std::thread::Builder::new()
             .name("gp-reaper".into())
             .spawn(move || {
-                let mut pending: Vec<Arc<Loaded>> = Vec::new();
+                let mut pending: Vec<Retired> = Vec::new();
                 let mut open = true;
                 while open || !pending.is_empty() {
                     let received = if pending.is_empty() {
@@ -41,9 +42,9 @@ impl Reaper {
                             }
                         }
                     }
-                    // Nobody else can gain a reference to a retired version, so a count of 1
-                    // means its last call has returned.
-                    pending.retain(|loaded| Arc::strong_count(loaded) > 1);
+                    // Nobody can start a call on a retired version, so none in flight means
+                    // its last call has returned.
+                    pending.retain(|retired| retired.calls_in_flight() > 0);
                 }
             });
         if let Err(error) = spawned {
@@ -54,7 +55,7 @@ impl Reaper {
         }
     }
 
-    pub(crate) fn retire(&self, loaded: Arc<Loaded>) {
+    pub(crate) fn retire(&self, loaded: Retired) {
         let sender = self.retired.lock().unwrap_or_else(|p| p.into_inner());
         // If the thread is gone, dropping here runs the hook when the last call returns.
         let _ = sender.send(loaded);
@@ -96,24 +97,19 @@ pub enum UnloadHook {
 /// Waits up to `timeout` for the calls in flight on `old`, a version no slot points at any
 /// more (they see themselves cancelled: `retiring` is set first), then runs its `on_unload`,
 /// or hands it to `reaper` if calls are still running, so that the hook runs after the last.
-pub(crate) fn drain(old: Arc<Loaded>, timeout: Duration, reaper: &Reaper) -> UnloadReport {
+pub(crate) fn drain(old: Retired, timeout: Duration, reaper: &Reaper) -> UnloadReport {
     old.retiring
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let started = Instant::now();
     let mut pause = Duration::from_micros(50);
-    // Each call in flight holds a reference (arc-swap converts its guard into one when the
-    // slot is emptied), so the count drops to 1 when the last call has returned.
     let still_running = loop {
-        let running = Arc::strong_count(&old) - 1;
+        let running = old.calls_in_flight();
         if running == 0 || started.elapsed() >= timeout {
             break running;
         }
         std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
         pause = (pause * 2).min(Duration::from_millis(10));
     };
-    // `strong_count` promises no ordering: make the last call's writes visible before the
-    // hook runs (dropping an `Arc` would have fenced; reading the count does not).
-    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
     let waited = started.elapsed();
     let spec = Spec::clone(&old.spec);
     let on_unload = if !spec.has_on_unload {

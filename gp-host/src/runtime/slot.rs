@@ -3,18 +3,16 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
-
 use crate::metrics::PluginMetrics;
 use crate::runtime::events::Hub;
-use crate::runtime::loaded::Loaded;
+use crate::runtime::rcu::{self, VersionCell};
 use crate::runtime::spec::Spec;
 
 /// A plugin's place in the registry: the version serving now (none once unloaded), and the
 /// plugin's metrics across versions. [`Executor`](crate::Executor)s point here, so an upgrade reaches them all.
 pub(crate) struct Slot {
     pub(crate) name: String,
-    pub(crate) current: ArcSwapOption<Loaded>,
+    pub(crate) current: VersionCell,
     pub(crate) metrics: PluginMetrics,
     /// Whether calls are counted and timed.
     pub(crate) record_calls: bool,
@@ -25,7 +23,7 @@ impl Slot {
     pub(crate) fn new(name: String, record_calls: bool, sample: u32, hub: Arc<Hub>) -> Slot {
         Slot {
             name,
-            current: ArcSwapOption::empty(),
+            current: VersionCell::empty(),
             metrics: PluginMetrics::new(sample),
             record_calls,
             hub,
@@ -34,6 +32,7 @@ impl Slot {
 
     /// The spec of the version serving now.
     pub(crate) fn spec(&self) -> Option<Arc<Spec>> {
-        self.current.load().as_ref().map(|l| Arc::clone(&l.spec))
+        self.current
+            .with(rcu::thread(), |l| l.map(|l| Arc::clone(&l.spec)))
     }
 }

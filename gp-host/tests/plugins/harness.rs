@@ -278,6 +278,9 @@ pub fn hook_log() -> PathBuf {
 /// - `counter-other` (5.0.0): the same code as plugin `other`.
 /// - `hooks-v1`, `hooks-v2`: plugin `hooks`, writing each hook and call to [`hook_log`];
 ///   v2's `on_unload` fails with "flush failed".
+/// - `guarded-v1`, `guarded-v2`: plugin `guarded`, whose `on_unload` poisons its build: a call
+///   that runs after it, or while it runs, fails with "called after on_unload", and the hook
+///   counts the calls it found in flight (`violations` in every call's context).
 pub fn lifecycle(package: &str) -> &'static Path {
     static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     let built = BUILT.get_or_init(build_lifecycle);
@@ -350,6 +353,45 @@ fn execute(ctx: &mut Context) -> Result {
 }
 "#;
 
+const GUARDED: &str = r#"use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+use gp_sdk::{bail, on_load, on_unload, plugin_entry, Context, Result};
+
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static UNLOADED: AtomicBool = AtomicBool::new(false);
+static VIOLATIONS: AtomicUsize = AtomicUsize::new(0);
+
+#[on_load]
+fn start() {
+    UNLOADED.store(false, SeqCst);
+}
+
+#[on_unload]
+fn stop() {
+    if IN_FLIGHT.load(SeqCst) != 0 {
+        VIOLATIONS.fetch_add(1, SeqCst);
+    }
+    UNLOADED.store(true, SeqCst);
+}
+
+#[plugin_entry(name = "guarded")]
+fn execute(ctx: &mut Context) -> Result {
+    IN_FLIGHT.fetch_add(1, SeqCst);
+    let before = UNLOADED.load(SeqCst);
+    for _ in 0..200 {
+        std::hint::spin_loop();
+    }
+    let after = UNLOADED.load(SeqCst);
+    IN_FLIGHT.fetch_sub(1, SeqCst);
+    if before || after {
+        bail!("called after on_unload");
+    }
+    ctx.set("version", env!("CARGO_PKG_VERSION"));
+    ctx.set("violations", VIOLATIONS.load(SeqCst) as i64);
+    Ok(())
+}
+"#;
+
 fn build_lifecycle() -> HashMap<String, PathBuf> {
     let root = target_dir().join("fixtures/lifecycle");
     let noop_unload = "#[gp_sdk::on_unload]\nfn bye() {}";
@@ -375,6 +417,8 @@ fn build_lifecycle() -> HashMap<String, PathBuf> {
         ("counter-other", "5.0.0", counter("other", "")),
         ("hooks-v1", "1.0.0", hooks.clone()),
         ("hooks-v2", "2.0.0", hooks),
+        ("guarded-v1", "1.0.0", GUARDED.to_owned()),
+        ("guarded-v2", "2.0.0", GUARDED.to_owned()),
     ];
     let _ = std::fs::remove_dir_all(&root);
     for (package, version, source) in &crates {

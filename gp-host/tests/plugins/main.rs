@@ -9,5 +9,6 @@ mod distribution;
 mod lifecycle;
 mod loading;
 mod metrics;
+mod reclaim;
 mod rejects;
 mod watching;

@@ -34,7 +34,11 @@ fn call(manager: &Manager, ok: usize, failed: usize, panicked: usize) {
 
 #[test]
 fn metrics_count_the_calls_made() {
-    let (manager, _base) = counter(true);
+    let base = base_dir();
+    install_lifecycle(base.path(), "counter-v1", "counter");
+    // Every call timed, so that the histogram's count is exact.
+    let manager = Manager::builder(base.path()).latency_sampling(1).build();
+    assert!(manager.load_plugins().is_ok());
     call(&manager, 100, 7, 3);
     manager.upgrade("counter", lifecycle("counter-v2")).unwrap();
     call(&manager, 10, 0, 0);
@@ -170,6 +174,26 @@ fn latency_sampling_times_one_call_in_n_and_still_counts_them_all() {
     call(&manager, 100, 2, 0);
     let s = &manager.stats()[0];
     assert_eq!((s.calls, s.errors, s.in_flight), (102, 2, 0));
-    // 3 rounds up to 4: calls 0, 4, 8, ... of this thread are timed.
-    assert_eq!(s.latency.count(), 26);
+    // One in 3, picked by a hash of the shard's call count: 35 of calls 0..102, and one more
+    // if the metrics tick (a second) turned during the calls.
+    assert!((35..=36).contains(&s.latency.count()), "{s:?}");
+}
+
+#[test]
+fn by_default_one_call_in_64_is_timed_and_each_second_times_one_more() {
+    let (manager, _base) = counter(true);
+    call(&manager, 1000, 0, 0);
+    let s = &manager.stats()[0];
+    assert_eq!(s.calls, 1000);
+    // 16 of 1000 by the hash, plus one for each tick the calls spanned.
+    assert!((16..=18).contains(&s.latency.count()), "{s:?}");
+
+    // A rarely called plugin: the hash does not pick this thread's call 1000, but it is the
+    // shard's first call in a new second, so it is timed.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let before = s.latency.count();
+    call(&manager, 1, 0, 0);
+    let s = &manager.stats()[0];
+    assert_eq!(s.calls, 1001);
+    assert_eq!(s.latency.count(), before + 1, "{s:?}");
 }

@@ -1,0 +1,429 @@
+//! Which version a call runs on, protected at almost no cost to the call: hazard pointers with
+//! asymmetric fences. The one module of gp-host with `unsafe` code.
+//!
+//! A [`VersionCell`] holds the version serving now as a raw pointer that owns one strong count
+//! of an `Arc<Loaded>`. A call protects the version it is about to run with a *hazard*: a slot
+//! of the calling thread's [`Record`] that says "I am using this version". The reader's side is
+//! plain stores and loads:
+//!
+//! 1. `p = cell.load()`; 2. `hazard = p`; 3. a barrier; 4. if `cell.load() != p`, go to 2 with
+//!    the new value; 5. run the call on `p`; 6. `hazard = null` (release).
+//!
+//! The writer swaps the cell's pointer, then issues a *heavy* barrier, then treats a replaced
+//! version as in use while any hazard points at it (or anyone holds a strong count), and only
+//! then lets it go. Step 3 must order the hazard store before the validating load against the
+//! writer's swap and scan. Ordinary hazard pointers pay a full fence (`mfence`, a locked
+//! instruction) on every call for that. Here the reader's barrier is a compiler fence only,
+//! and the writer's heavy barrier is `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which
+//! makes every running thread of the process execute a full memory barrier before it returns
+//! (the scheme of liburcu's `urcu-memb` and folly's `asymmetricHeavyBarrier`).
+//!
+//! Why that is enough, for a reader R and a writer W that replaces version `old`: the kernel's
+//! barrier runs on R at some point M, after W's swap is globally visible (the swap is a
+//! sequentially consistent read-modify-write, and membarrier starts with a full barrier).
+//! - If M comes before R's validating load (4), that load sees the new pointer, so R does not
+//!   run on `old`.
+//! - Otherwise R's hazard store (2) precedes M, so it is visible to W's scan, which comes after
+//!   membarrier returns: W sees the hazard and waits, unless R has already cleared it (6), and
+//!   that release store, read by W's acquire load, orders R's whole call before W frees `old`.
+//!
+//! A reader that starts later cannot obtain `old` at all: no cell points at it. So one heavy
+//! barrier per replacement suffices; later scans only read hazards. Reclamation is per version:
+//! a version waits for the calls that run on it, never for calls into other versions.
+//!
+//! Where `membarrier` is unavailable (an old kernel, seccomp, gVisor, or `GP_MEMBARRIER=off` in
+//! the environment), the reader's barrier is a real `SeqCst` fence and the writer's too: the
+//! classic hazard-pointer protocol, correct and slower. The choice is made once, before any
+//! version is published, and readers default to the real fence until it is made.
+//!
+//! Each thread that calls gets a [`Record`] on its first call: [`SLOTS`] hazard slots (calls
+//! nest when an event subscriber calls another plugin) and a small index that metrics use to
+//! pick the thread's shard. Records are never freed; a record whose thread has exited is
+//! reused by the next new thread.
+
+use std::cell::Cell;
+use std::ptr;
+use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::runtime::loaded::Loaded;
+
+/// Hazard slots per thread: calls nested this deep run on a counted reference instead.
+pub(crate) const SLOTS: usize = 4;
+
+/// One thread's hazards. Only its thread writes them; writers of cells read them.
+#[repr(align(128))]
+pub(crate) struct Record {
+    hazards: [AtomicPtr<Loaded>; SLOTS],
+    /// How many hazards are in use (written by the owning thread only).
+    depth: AtomicUsize,
+    /// Small and unique among the records: the thread's metrics shard.
+    index: usize,
+    /// Whether a live thread owns the record.
+    claimed: AtomicBool,
+}
+
+impl Record {
+    /// The thread's index, unique among live threads and reused after a thread exits.
+    #[inline]
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+}
+
+/// Every record ever made, for writers to scan and new threads to claim.
+static RECORDS: Mutex<Vec<&'static Record>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// The calling thread's record. No destructor, so reading it is a plain load.
+    static CURRENT: Cell<Option<&'static Record>> = const { Cell::new(None) };
+    /// Gives the record back when the thread exits.
+    static OWNER: Owner = const { Owner };
+}
+
+struct Owner;
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Some(record) = CURRENT.with(|current| current.replace(None)) {
+            // Release: this thread's last hazard writes come before the next owner's.
+            record.claimed.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The calling thread's record.
+#[inline]
+pub(crate) fn thread() -> &'static Record {
+    match CURRENT.with(Cell::get) {
+        Some(record) => record,
+        None => claim(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn claim() -> &'static Record {
+    let mut records = RECORDS.lock().unwrap_or_else(|p| p.into_inner());
+    let free = records.iter().copied().find(|r| {
+        r.claimed
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    });
+    let record = free.unwrap_or_else(|| {
+        let record: &'static Record = Box::leak(Box::new(Record {
+            hazards: Default::default(),
+            depth: AtomicUsize::new(0),
+            index: records.len(),
+            claimed: AtomicBool::new(true),
+        }));
+        records.push(record);
+        record
+    });
+    drop(records);
+    CURRENT.with(|current| current.set(Some(record)));
+    // A thread past its TLS destructors cannot register one: it keeps the record for good.
+    let _ = OWNER.try_with(|_| {});
+    record
+}
+
+/// How many hazards of any thread point at `version`.
+fn hazards_on(version: *const Loaded) -> usize {
+    let records = RECORDS.lock().unwrap_or_else(|p| p.into_inner());
+    records
+        .iter()
+        .flat_map(|r| r.hazards.iter())
+        .filter(|h| ptr::eq(h.load(Ordering::Acquire), version))
+        .count()
+}
+
+/// The pointer a cell holds for `version`.
+fn raw(version: Option<Arc<Loaded>>) -> *mut Loaded {
+    version.map_or(ptr::null_mut(), |v| Arc::into_raw(v).cast_mut())
+}
+
+/// The version a plugin serves now, if any: what slots hold.
+pub(crate) struct VersionCell {
+    /// Null, or `Arc::into_raw` of the version serving, whose strong count the cell owns.
+    current: AtomicPtr<Loaded>,
+}
+
+// The cell owns an `Arc<Loaded>`: it is `Send` and `Sync` when `Arc<Loaded>` is, and it is.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Arc<Loaded>>();
+};
+
+impl VersionCell {
+    /// A cell with no version.
+    pub(crate) const fn empty() -> VersionCell {
+        VersionCell {
+            current: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// Runs `f` with the version serving now (`None` if there is none), which stays alive and
+    /// unreleased until `f` returns, even if the cell is swapped meanwhile.
+    #[inline]
+    pub(crate) fn with<R>(&self, thread: &Record, f: impl FnOnce(Option<&Loaded>) -> R) -> R {
+        let depth = thread.depth.load(Ordering::Relaxed);
+        if depth >= SLOTS - 1 {
+            return self.with_counted(thread, f);
+        }
+        let hazard = &thread.hazards[depth];
+        let version = self.protect(hazard);
+        if version.is_null() {
+            return f(None);
+        }
+        thread.depth.store(depth + 1, Ordering::Relaxed);
+        let _release = Release {
+            thread,
+            hazard,
+            depth,
+        };
+        // SAFETY: `version` came from `Arc::into_raw` and is protected by `hazard`, published
+        // and validated by `protect`: no writer frees a version that a hazard points at (see
+        // the module documentation), and `_release` clears the hazard only after `f` returns.
+        f(Some(unsafe { &*version }))
+    }
+
+    /// [`with`](Self::with) for calls nested deeper than the hazard slots: the last slot
+    /// protects the version just long enough to take a strong count of it.
+    #[cold]
+    #[inline(never)]
+    fn with_counted<R>(&self, thread: &Record, f: impl FnOnce(Option<&Loaded>) -> R) -> R {
+        let version = self.load_full_with(&thread.hazards[SLOTS - 1]);
+        f(version.as_deref())
+    }
+
+    /// A strong reference to the version serving now.
+    pub(crate) fn load_full(&self) -> Option<Arc<Loaded>> {
+        let thread = thread();
+        let depth = thread.depth.load(Ordering::Relaxed);
+        self.load_full_with(&thread.hazards[depth.min(SLOTS - 1)])
+    }
+
+    fn load_full_with(&self, hazard: &AtomicPtr<Loaded>) -> Option<Arc<Loaded>> {
+        let version = self.protect(hazard);
+        if version.is_null() {
+            return None;
+        }
+        // SAFETY: `version` came from `Arc::into_raw` and is alive: the hazard protects it
+        // until the count is taken, and the count then keeps it alive on its own.
+        let counted = unsafe {
+            Arc::increment_strong_count(version);
+            Arc::from_raw(version)
+        };
+        hazard.store(ptr::null_mut(), Ordering::Release);
+        Some(counted)
+    }
+
+    /// Publishes in `hazard` the pointer the cell holds, until the cell is seen to still hold
+    /// it after publication. Returns it (null: no version, and nothing published).
+    #[inline(always)]
+    fn protect(&self, hazard: &AtomicPtr<Loaded>) -> *mut Loaded {
+        let mut version = self.current.load(Ordering::Relaxed);
+        loop {
+            if version.is_null() {
+                hazard.store(ptr::null_mut(), Ordering::Relaxed);
+                return version;
+            }
+            hazard.store(version, Ordering::Relaxed);
+            light_barrier();
+            // Acquire: the version was fully built before the release that published it.
+            let again = self.current.load(Ordering::Acquire);
+            if again == version {
+                return version;
+            }
+            version = again;
+        }
+    }
+
+    /// Puts `new` in the cell and returns what it held, as a version that may still be running
+    /// calls (see [`Retired`]).
+    pub(crate) fn swap(&self, new: Option<Arc<Loaded>>) -> Option<Retired> {
+        barrier_kind(); // decided before anything is published
+        let old = self.current.swap(raw(new), Ordering::SeqCst);
+        if old.is_null() {
+            return None;
+        }
+        heavy_barrier();
+        // SAFETY: `old` came from `Arc::into_raw` (by `raw`) and the cell owned its count,
+        // which passes to the `Retired`.
+        Some(Retired(Some(unsafe { Arc::from_raw(old) })))
+    }
+}
+
+impl Drop for VersionCell {
+    fn drop(&mut self) {
+        let version = *self.current.get_mut();
+        if !version.is_null() {
+            // SAFETY: the cell owned this count; being dropped, it has no readers (a reader
+            // borrows the cell for the whole call).
+            drop(unsafe { Arc::from_raw(version) });
+        }
+    }
+}
+
+/// Clears a hazard when a call returns (or unwinds).
+struct Release<'a> {
+    thread: &'a Record,
+    hazard: &'a AtomicPtr<Loaded>,
+    depth: usize,
+}
+
+impl Drop for Release<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // Release: the call's accesses to the version come before a writer's scan that reads
+        // this null, and so before the version is freed.
+        self.hazard.store(ptr::null_mut(), Ordering::Release);
+        self.thread.depth.store(self.depth, Ordering::Relaxed);
+    }
+}
+
+/// A version taken out of its cell. Calls that protected it before the swap may still run on
+/// it; [`calls_in_flight`](Self::calls_in_flight) says how many, and only when it is zero may
+/// the version go (dropping a `Retired` that still runs calls leaks the version rather than
+/// freeing memory in use).
+pub(crate) struct Retired(Option<Arc<Loaded>>);
+
+impl Retired {
+    /// Calls still running on this version: hazards on it, plus strong references other than
+    /// this one (counted references are taken by calls nested deeper than the hazard slots).
+    pub(crate) fn calls_in_flight(&self) -> usize {
+        let version = self.version();
+        let counted = Arc::strong_count(version) - 1;
+        let in_flight = hazards_on(Arc::as_ptr(version)) + counted;
+        // `strong_count` promises no ordering: make the last call's writes visible to what
+        // follows (dropping an `Arc` would have fenced; reading the count does not).
+        fence(Ordering::Acquire);
+        in_flight
+    }
+
+    fn version(&self) -> &Arc<Loaded> {
+        self.0.as_ref().expect("a retired version until dropped")
+    }
+}
+
+impl std::ops::Deref for Retired {
+    type Target = Loaded;
+
+    fn deref(&self) -> &Loaded {
+        self.version()
+    }
+}
+
+impl Drop for Retired {
+    fn drop(&mut self) {
+        if self.calls_in_flight() > 0 {
+            let version = self.0.take().expect("dropped once");
+            tracing::error!(target: "gp", plugin = version.spec.name(), "a version was let go while calls still ran on it; it is leaked instead");
+            std::mem::forget(version);
+        }
+    }
+}
+
+/// How the two sides of the protocol order their accesses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BarrierKind {
+    /// Readers: a compiler fence. Writers: `membarrier` (private expedited).
+    Membarrier,
+    /// Readers and writers: a `SeqCst` fence.
+    Fences,
+}
+
+/// Set once `membarrier` is registered: from then on, readers may use a compiler fence only.
+static LIGHT_READERS: AtomicBool = AtomicBool::new(false);
+
+fn barrier_kind() -> BarrierKind {
+    static KIND: OnceLock<BarrierKind> = OnceLock::new();
+    *KIND.get_or_init(|| {
+        let kind = if std::env::var_os("GP_MEMBARRIER").is_some_and(|v| v == "off") {
+            BarrierKind::Fences
+        } else if membarrier::register() {
+            BarrierKind::Membarrier
+        } else {
+            BarrierKind::Fences
+        };
+        if kind == BarrierKind::Membarrier {
+            LIGHT_READERS.store(true, Ordering::SeqCst);
+        }
+        tracing::debug!(target: "gp", "call protection: {kind:?}");
+        kind
+    })
+}
+
+#[inline(always)]
+fn light_barrier() {
+    if LIGHT_READERS.load(Ordering::Relaxed) {
+        compiler_fence(Ordering::SeqCst);
+    } else {
+        fence(Ordering::SeqCst);
+    }
+}
+
+fn heavy_barrier() {
+    match barrier_kind() {
+        BarrierKind::Membarrier => membarrier::private_expedited(),
+        BarrierKind::Fences => fence(Ordering::SeqCst),
+    }
+}
+
+/// How calls are protected in this process: `"membarrier"` (readers pay a compiler fence) or
+/// `"fences"` (the fallback: readers pay a full fence). For tests and diagnostics.
+#[doc(hidden)]
+pub fn __call_barrier() -> &'static str {
+    match barrier_kind() {
+        BarrierKind::Membarrier => "membarrier",
+        BarrierKind::Fences => "fences",
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod membarrier {
+    const CMD_QUERY: libc::c_long = 0;
+    const CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    const CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+    fn call(cmd: libc::c_long) -> libc::c_long {
+        // SAFETY: membarrier takes two integers and a CPU id, touches no memory of ours, and
+        // fails with an error code (ENOSYS, EINVAL, EPERM) where it is not allowed.
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                cmd,
+                0 as libc::c_long,
+                0 as libc::c_long,
+            )
+        }
+    }
+
+    /// Registers the process for private expedited barriers; false where that is unsupported.
+    pub(super) fn register() -> bool {
+        let supported = call(CMD_QUERY);
+        supported >= 0
+            && supported & CMD_PRIVATE_EXPEDITED != 0
+            && call(CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+    }
+
+    /// A full memory barrier on every running thread of the process.
+    pub(super) fn private_expedited() {
+        if call(CMD_PRIVATE_EXPEDITED) != 0 {
+            // Registered, so the kernel promised this works; readers rely on it.
+            let error = std::io::Error::last_os_error();
+            panic!("membarrier(PRIVATE_EXPEDITED) failed after registration: {error}");
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod membarrier {
+    pub(super) fn register() -> bool {
+        false
+    }
+
+    pub(super) fn private_expedited() {
+        unreachable!("never registered")
+    }
+}
