@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gp_benches::{BenchPlugins, GETSET, NOOP, RAW_GETSET_SYMBOL};
+use gp_benches::{BenchPlugins, GETSET, NOOP, RAW_GETSET_SYMBOL, RAW_NOOP_SYMBOL};
 use gp_host::Context;
 use gp_sdk::__private::{ExecuteResult, HostContextMut};
 use rustc_hash::FxHashMap;
@@ -62,6 +62,14 @@ fn execute(c: &mut Criterion) {
     // exactly the signature `RawEntry`, against the same gp-core as this binary.
     let raw: RawEntry = *unsafe { library.get::<RawEntry>(RAW_GETSET_SYMBOL.as_bytes()) }
         .unwrap_or_else(|e| panic!("{RAW_GETSET_SYMBOL}: {e}"));
+    let noop_path = plugins.installed_library(NOOP);
+    // SAFETY: as above, for bench-noop.
+    let noop_library = unsafe { libloading::Library::new(&noop_path) }
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", noop_path.display()));
+    // SAFETY: `gp_bench_raw_noop` is defined in benches/plugins/noop/src/lib.rs with exactly
+    // the signature `RawEntry`.
+    let raw_noop: RawEntry = *unsafe { noop_library.get::<RawEntry>(RAW_NOOP_SYMBOL.as_bytes()) }
+        .unwrap_or_else(|e| panic!("{RAW_NOOP_SYMBOL}: {e}"));
 
     // Each way of calling the body must really run it once per call.
     let mut check = host_context();
@@ -86,6 +94,15 @@ fn execute(c: &mut Criterion) {
     let mut ctx = host_context();
     group.bench_function("noop/executor", |b| {
         b.iter(|| noop_executor.execute(black_box(&mut ctx)).is_ok())
+    });
+
+    let mut ctx = host_context();
+    group.bench_function("noop/raw_fn_pointer", |b| {
+        b.iter(|| {
+            gp_host::__with_host_context(black_box(&mut ctx), "bench", |host| {
+                raw_noop(host).is_ok()
+            })
+        })
     });
 
     let mut ctx = host_context();
@@ -137,6 +154,7 @@ fn execute(c: &mut Criterion) {
 
     group.finish();
     drop(library);
+    drop(noop_library);
 }
 
 criterion_group!(benches, execute);

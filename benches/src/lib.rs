@@ -22,6 +22,9 @@ pub const GETSET: &str = "bench-getset";
 /// The symbol `bench-getset` exports for calls through a raw function pointer.
 pub const RAW_GETSET_SYMBOL: &str = "gp_bench_raw_getset";
 
+/// The symbol `bench-noop` exports its body under, as a bare `extern "C"` function.
+pub const RAW_NOOP_SYMBOL: &str = "gp_bench_raw_noop";
+
 /// The benchmark plugins, built, installed and loaded.
 pub struct BenchPlugins {
     /// A manager over [`base_dir`](Self::base_dir) with both plugins loaded.

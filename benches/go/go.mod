@@ -1,0 +1,3 @@
+module gpbench
+
+go 1.19
