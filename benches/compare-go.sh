@@ -61,7 +61,7 @@ gp_getset=$(gp_estimate execute/getset/executor)
 gp_in_process=$(gp_estimate execute/getset/in_process)
 gp_noop=$(gp_estimate execute/noop/executor)
 gp_noop_raw=$(gp_estimate execute/noop/raw_fn_pointer)
-gp_load=$(gp_estimate load/load_plugin/cached_dlopen)
+gp_load=$(gp_estimate load/load_plugin/cached)
 
 echo "== side by side"
 awk -v go_getset="$go_getset" -v go_noop="$go_noop" -v go_open="$go_open" \

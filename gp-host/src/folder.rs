@@ -5,12 +5,15 @@
 //! folder; this module is the one place that knows its layout and verifies that the
 //! `plugin.json` agrees with the manifest embedded in the library.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use gp_core::manifest::{Manifest, SourceMode};
 
 use crate::error::Error;
-use crate::library;
+use crate::library::{self, LibraryInfo};
 use crate::util::sha256_hex;
 
 /// The name of a plugin's manifest file inside its folder.
@@ -28,13 +31,35 @@ pub(crate) struct Folder {
     pub(crate) origin: PathBuf,
 }
 
-/// A library file, read into memory (so that what is checked is what is loaded).
+/// A library file: its SHA-256, and its contents if they had to be read to learn it.
+///
+/// What is checked is what is loaded: the contents are hashed as read, and contents read later
+/// (see [`data`](Self::data)) must hash the same.
 #[derive(Debug)]
 pub(crate) struct LibraryFile {
     pub(crate) path: PathBuf,
-    pub(crate) data: Vec<u8>,
-    /// The SHA-256 of `data`, in hex.
+    /// The SHA-256 of the contents, in hex.
     pub(crate) sha256: String,
+    /// The contents, unless the file was known unchanged since it was last hashed.
+    data: Option<Vec<u8>>,
+}
+
+impl LibraryFile {
+    /// The contents: as read for hashing, or read now and checked against the hash.
+    pub(crate) fn data(&self) -> Result<Cow<'_, [u8]>, Error> {
+        if let Some(data) = &self.data {
+            return Ok(Cow::Borrowed(data));
+        }
+        let data = read_bytes(&self.path)?;
+        if sha256_hex(&data) != self.sha256 {
+            return Err(Error::InvalidLibrary {
+                path: self.path.clone(),
+                reason: "the file changed while it was being loaded; try again once it is written"
+                    .into(),
+            });
+        }
+        Ok(Cow::Owned(data))
+    }
 }
 
 /// What [`check`] learnt: the manifest the plugin is known by and the gp-core it was built
@@ -117,9 +142,35 @@ pub(crate) fn read_manifest(path: &Path, text: &str) -> Result<Manifest, Error> 
     })
 }
 
-/// Reads a library file into memory and hashes it.
+/// Hashes a library file, reading it unless it is known unchanged since it was last hashed in
+/// this process: same device, inode, size, modification *and* change time (the change time
+/// cannot be set back by a user, unlike the modification time).
 pub(crate) fn read_library(path: &Path) -> Result<LibraryFile, Error> {
-    let data = std::fs::read(path).map_err(|e| {
+    let key = std::fs::metadata(path).ok().and_then(|m| FileKey::of(&m));
+    if let Some(sha256) = key
+        .as_ref()
+        .and_then(|key| cache().hashes.get(key).cloned())
+    {
+        return Ok(LibraryFile {
+            path: path.to_owned(),
+            sha256,
+            data: None,
+        });
+    }
+    let data = read_bytes(path)?;
+    let sha256 = sha256_hex(&data);
+    if let Some(key) = key {
+        cache().hashes.insert(key, sha256.clone());
+    }
+    Ok(LibraryFile {
+        path: path.to_owned(),
+        sha256,
+        data: Some(data),
+    })
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::InvalidLibrary {
                 path: path.to_owned(),
@@ -128,20 +179,60 @@ pub(crate) fn read_library(path: &Path) -> Result<LibraryFile, Error> {
         } else {
             Error::io(path, e)
         }
-    })?;
-    let sha256 = sha256_hex(&data);
-    Ok(LibraryFile {
-        path: path.to_owned(),
-        data,
-        sha256,
     })
+}
+
+/// What identifies a file's contents without reading them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FileKey {
+    device: u64,
+    inode: u64,
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl FileKey {
+    #[cfg(unix)]
+    fn of(metadata: &std::fs::Metadata) -> Option<FileKey> {
+        use std::os::unix::fs::MetadataExt;
+        Some(FileKey {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            size: metadata.size(),
+            modified: (metadata.mtime(), metadata.mtime_nsec()),
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_: &std::fs::Metadata) -> Option<FileKey> {
+        None
+    }
+}
+
+/// What this process learnt about library files: their hashes by file identity, and what
+/// [`library::inspect`] found in each build (by hash). Entries are small and never removed:
+/// one per file version seen.
+#[derive(Default)]
+struct Cache {
+    hashes: HashMap<FileKey, String>,
+    inspected: HashMap<String, LibraryInfo>,
+}
+
+fn cache() -> std::sync::MutexGuard<'static, Cache> {
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 /// Checks a library as a file ([`library::inspect`]) and, given its folder, against the
 /// folder's `plugin.json`. Without a folder (a bare library) the plugin is known by its
 /// embedded manifest.
 pub(crate) fn check(folder: Option<&Folder>, library: &LibraryFile) -> Result<Checked, Error> {
-    let info = library::inspect_bytes(&library.path, &library.data)?;
+    let info = inspect(library)?;
     let manifest = match folder {
         Some(folder) => {
             if let Some((field, in_file, in_library)) =
@@ -163,4 +254,20 @@ pub(crate) fn check(folder: Option<&Folder>, library: &LibraryFile) -> Result<Ch
         manifest,
         abi_version: info.abi_version,
     })
+}
+
+/// [`library::inspect`] of the library, or what it found in the same build before.
+fn inspect(library: &LibraryFile) -> Result<LibraryInfo, Error> {
+    let known = cache().inspected.get(&library.sha256).cloned();
+    if let Some(info) = known {
+        return Ok(LibraryInfo {
+            path: library.path.clone(),
+            ..info
+        });
+    }
+    let info = library::inspect_bytes(&library.path, &library.data()?)?;
+    cache()
+        .inspected
+        .insert(library.sha256.clone(), info.clone());
+    Ok(info)
 }

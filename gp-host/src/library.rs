@@ -285,6 +285,7 @@ pub(crate) fn load(
 }
 
 /// A plugin's root module, in the layout of the gp-core version it was built against.
+#[derive(Clone, Copy)]
 pub(crate) enum Module {
     /// Built against this host's gp-core minor, from [`gp_core::HOOKS_SINCE`] on.
     Current(PluginModRef),

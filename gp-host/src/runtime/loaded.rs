@@ -38,6 +38,35 @@ fn live_builds(sha256: &str) -> Arc<Mutex<usize>> {
     Arc::clone(live.entry(sha256.to_owned()).or_default())
 }
 
+/// The root module of every build (by SHA-256) this process has loaded and checked.
+fn loaded_modules() -> std::sync::MutexGuard<'static, HashMap<String, Module>> {
+    static MODULES: OnceLock<Mutex<HashMap<String, Module>>> = OnceLock::new();
+    MODULES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes the library's private copy, loads it through abi_stable's checks, deletes the copy.
+fn load_copy(spec: &Spec, library: &LibraryFile, runtime_dir: &Path) -> Result<Module, Error> {
+    let stem = library
+        .path
+        .file_stem()
+        .map_or_else(|| "plugin".into(), |s| s.to_string_lossy());
+    let extension = library
+        .path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let copy = runtime_dir.join(format!("{stem}-{}{extension}", &library.sha256[..16]));
+    let data = library.data()?;
+    write_atomically(&copy, |tmp| std::fs::write(tmp, &data))?;
+    let module = library::load(&copy, &library.path, spec.name(), &spec.abi_version);
+    // The loader keeps what it mapped; the copy is no longer needed either way.
+    let _ = std::fs::remove_file(&copy);
+    module
+}
+
 /// One loaded version of a plugin.
 ///
 /// It serves while a [`Slot`](crate::runtime::slot::Slot) points at it; calls in flight hold
@@ -81,28 +110,26 @@ impl Loaded {
     ///
     /// The dynamic loader caches libraries by path, so each build needs a path of its own,
     /// and a build tool that overwrites the original in place cannot corrupt the running
-    /// code. The copy is deleted once loaded (the loaded code stays mapped).
+    /// code. The copy is deleted once loaded (the loaded code stays mapped). A build this
+    /// process has already loaded and checked is not copied or checked again: its code is
+    /// still mapped (libraries are never unloaded), and its root module is reused.
     pub(crate) fn open(
         spec: Spec,
         library: &LibraryFile,
         runtime_dir: &Path,
     ) -> Result<Loaded, Error> {
+        // Made even when not needed: a manager's runtime directory exists once it loads.
         std::fs::create_dir_all(runtime_dir).map_err(|e| Error::io(runtime_dir, e))?;
-        let stem = library
-            .path
-            .file_stem()
-            .map_or_else(|| "plugin".into(), |s| s.to_string_lossy());
-        let extension = library
-            .path
-            .extension()
-            .map(|e| format!(".{}", e.to_string_lossy()))
-            .unwrap_or_default();
-        let copy = runtime_dir.join(format!("{stem}-{}{extension}", &library.sha256[..16]));
-        write_atomically(&copy, |tmp| std::fs::write(tmp, &library.data))?;
-        let module = library::load(&copy, &library.path, spec.name(), &spec.abi_version);
-        // The loader keeps what it mapped; the copy is no longer needed either way.
-        let _ = std::fs::remove_file(&copy);
-        Loaded::activate(spec, module?)
+        let known = loaded_modules().get(&library.sha256).copied();
+        let module = match known {
+            Some(module) => module,
+            None => {
+                let module = load_copy(&spec, library, runtime_dir)?;
+                loaded_modules().insert(library.sha256.clone(), module);
+                module
+            }
+        };
+        Loaded::activate(spec, module)
     }
 
     /// Runs the plugin's `on_load` hook (if any, and if no other instance of the same build is

@@ -43,7 +43,7 @@
 
 use std::cell::Cell;
 use std::ptr;
-use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::runtime::loaded::Loaded;
@@ -54,9 +54,8 @@ pub(crate) const SLOTS: usize = 4;
 /// One thread's hazards. Only its thread writes them; writers of cells read them.
 #[repr(align(128))]
 pub(crate) struct Record {
+    /// Null when free. A call uses the first free one: the first, unless calls nest.
     hazards: [AtomicPtr<Loaded>; SLOTS],
-    /// How many hazards are in use (written by the owning thread only).
-    depth: AtomicUsize,
     /// Small and unique among the records: the thread's metrics shard.
     index: usize,
     /// Whether a live thread owns the record.
@@ -113,7 +112,6 @@ fn claim() -> &'static Record {
     let record = free.unwrap_or_else(|| {
         let record: &'static Record = Box::leak(Box::new(Record {
             hazards: Default::default(),
-            depth: AtomicUsize::new(0),
             index: records.len(),
             claimed: AtomicBool::new(true),
         }));
@@ -166,41 +164,48 @@ impl VersionCell {
     /// unreleased until `f` returns, even if the cell is swapped meanwhile.
     #[inline]
     pub(crate) fn with<R>(&self, thread: &Record, f: impl FnOnce(Option<&Loaded>) -> R) -> R {
-        let depth = thread.depth.load(Ordering::Relaxed);
-        if depth >= SLOTS - 1 {
-            return self.with_counted(thread, f);
+        // Only this thread writes its hazards: a relaxed load sees its own last store.
+        let hazard = &thread.hazards[0];
+        if !hazard.load(Ordering::Relaxed).is_null() {
+            return self.with_nested(thread, f);
         }
-        let hazard = &thread.hazards[depth];
         let version = self.protect(hazard);
         if version.is_null() {
             return f(None);
         }
-        thread.depth.store(depth + 1, Ordering::Relaxed);
-        let _release = Release {
-            thread,
-            hazard,
-            depth,
-        };
+        let _release = Release(hazard);
         // SAFETY: `version` came from `Arc::into_raw` and is protected by `hazard`, published
         // and validated by `protect`: no writer frees a version that a hazard points at (see
         // the module documentation), and `_release` clears the hazard only after `f` returns.
         f(Some(unsafe { &*version }))
     }
 
-    /// [`with`](Self::with) for calls nested deeper than the hazard slots: the last slot
-    /// protects the version just long enough to take a strong count of it.
+    /// [`with`](Self::with) for a call nested in another on this thread (an event subscriber
+    /// calling a plugin): the next free slot, or, nested deeper than the slots, a strong
+    /// count taken under the last one.
     #[cold]
     #[inline(never)]
-    fn with_counted<R>(&self, thread: &Record, f: impl FnOnce(Option<&Loaded>) -> R) -> R {
-        let version = self.load_full_with(&thread.hazards[SLOTS - 1]);
-        f(version.as_deref())
+    fn with_nested<R>(&self, thread: &Record, f: impl FnOnce(Option<&Loaded>) -> R) -> R {
+        let free = thread.hazards[1..SLOTS - 1]
+            .iter()
+            .find(|h| h.load(Ordering::Relaxed).is_null());
+        let Some(hazard) = free else {
+            let version = self.load_full_with(&thread.hazards[SLOTS - 1]);
+            return f(version.as_deref());
+        };
+        let version = self.protect(hazard);
+        if version.is_null() {
+            return f(None);
+        }
+        let _release = Release(hazard);
+        // SAFETY: as in `with`: `version` is protected by `hazard` until `_release` drops.
+        f(Some(unsafe { &*version }))
     }
 
     /// A strong reference to the version serving now.
     pub(crate) fn load_full(&self) -> Option<Arc<Loaded>> {
-        let thread = thread();
-        let depth = thread.depth.load(Ordering::Relaxed);
-        self.load_full_with(&thread.hazards[depth.min(SLOTS - 1)])
+        // The last slot is only ever held for the moment it takes to count a reference.
+        self.load_full_with(&thread().hazards[SLOTS - 1])
     }
 
     fn load_full_with(&self, hazard: &AtomicPtr<Loaded>) -> Option<Arc<Loaded>> {
@@ -266,19 +271,14 @@ impl Drop for VersionCell {
 }
 
 /// Clears a hazard when a call returns (or unwinds).
-struct Release<'a> {
-    thread: &'a Record,
-    hazard: &'a AtomicPtr<Loaded>,
-    depth: usize,
-}
+struct Release<'a>(&'a AtomicPtr<Loaded>);
 
 impl Drop for Release<'_> {
     #[inline]
     fn drop(&mut self) {
         // Release: the call's accesses to the version come before a writer's scan that reads
         // this null, and so before the version is freed.
-        self.hazard.store(ptr::null_mut(), Ordering::Release);
-        self.thread.depth.store(self.depth, Ordering::Relaxed);
+        self.0.store(ptr::null_mut(), Ordering::Release);
     }
 }
 

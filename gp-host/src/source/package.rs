@@ -194,9 +194,10 @@ pub fn pack(dir: &Path, output: &Path, key: Option<&SecretKey>) -> Result<Packed
         .expect("a library path names a file")
         .to_string_lossy()
         .into_owned();
+    let library_data = checked.library.data()?;
     let files: [(&str, &[u8]); 2] = [
         (MANIFEST_FILE, &manifest_text),
-        (&library_name, &checked.library.data),
+        (&library_name, &library_data),
     ];
     let checksums = format!(
         "{}  {MANIFEST_FILE}\n{}  {library_name}\n",
