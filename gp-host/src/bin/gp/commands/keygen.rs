@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use gp_host::package::SecretKey;
 use gp_host::Error;
 
+use super::shared::already_exists;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The path of the key files, without extension
@@ -17,13 +19,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
     let secret = args.name.with_extension("key");
     let public = args.name.with_extension("pub");
     if public.exists() {
-        return Err(Error::Io {
-            path: public,
-            source: std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "already exists; choose another name",
-            ),
-        });
+        return Err(already_exists(public, "choose another name"));
     }
     key.write(&secret)?;
     let public_key = key.public_key();

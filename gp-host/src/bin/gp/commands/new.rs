@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use gp_host::Error;
 
+use super::shared::already_exists;
+
 /// The files of a new plugin crate. `{name}` and `{dependency}` (the gp-sdk line) are
 /// replaced in Cargo.toml; the other files are written as they are.
 const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.in");
@@ -39,13 +41,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
     }
     let dir = PathBuf::from(&name);
     if dir.exists() {
-        return Err(Error::Io {
-            path: dir,
-            source: std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "already exists; choose another name or remove it",
-            ),
-        });
+        return Err(already_exists(dir, "choose another name or remove it"));
     }
     let dependency = match sdk.or_else(default_sdk) {
         Some(path) => {

@@ -61,3 +61,14 @@ pub fn print_packed(packed: &Packed) {
         None => println!("not signed"),
     }
 }
+
+/// The error for a file or folder a command will not overwrite.
+pub fn already_exists(path: PathBuf, advice: &str) -> Error {
+    Error::Io {
+        path,
+        source: std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("already exists; {advice}"),
+        ),
+    }
+}
