@@ -48,7 +48,7 @@ impl Reaper {
                 }
             });
         if let Err(error) = spawned {
-            tracing::error!(target: "gp", "cannot start the gp-reaper thread ({error}); retired plugin versions run on_unload in the thread of their last call");
+            tracing::error!(target: "gp", "cannot start the gp-reaper thread ({error}); a replaced plugin version still running calls will be leaked instead of released");
         }
         Reaper {
             retired: Mutex::new(sender),
@@ -57,7 +57,8 @@ impl Reaper {
 
     pub(crate) fn retire(&self, loaded: Retired) {
         let sender = self.retired.lock().unwrap_or_else(|p| p.into_inner());
-        // If the thread is gone, dropping here runs the hook when the last call returns.
+        // Without the thread (it could not start), the version is dropped here: let go if no
+        // call runs on it, else leaked and logged rather than freed under a call.
         let _ = sender.send(loaded);
     }
 }
@@ -112,11 +113,16 @@ pub(crate) fn drain(old: Retired, timeout: Duration, reaper: &Reaper) -> UnloadR
     };
     let waited = started.elapsed();
     let spec = Spec::clone(&old.spec);
-    let on_unload = if !spec.has_on_unload {
-        UnloadHook::Absent
-    } else if still_running > 0 {
+    let on_unload = if still_running > 0 {
+        // Calls still run on it: it goes when the last returns, hook or not.
         reaper.retire(old);
-        UnloadHook::Deferred
+        if spec.has_on_unload {
+            UnloadHook::Deferred
+        } else {
+            UnloadHook::Absent
+        }
+    } else if !spec.has_on_unload {
+        UnloadHook::Absent
     } else {
         match old.run_unload_hook() {
             UnloadHookRun::Ran(Err(error)) => UnloadHook::Failed(error),

@@ -1,12 +1,10 @@
 //! Calling real plugins: values, labels, errors, panics, cancellation, threads.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gp_host::{Context, Error, Executor, Manager};
 
-use crate::harness::base_dir_with;
+use crate::harness::{base_dir_with, with_captured_log};
 
 fn manager(names: &[&str]) -> (Manager, tempfile::TempDir) {
     let base = base_dir_with(names);
@@ -14,31 +12,6 @@ fn manager(names: &[&str]) -> (Manager, tempfile::TempDir) {
     let report = manager.load_plugins();
     assert!(report.is_ok(), "{report}");
     (manager, base)
-}
-
-/// Runs `f` with the host's log captured as text.
-fn with_captured_log<R>(f: impl FnOnce() -> R) -> (R, String) {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .finish();
-    let result = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    (result, text)
 }
 
 #[test]

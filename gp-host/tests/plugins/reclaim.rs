@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Barrier;
 use std::time::Duration;
 
-use gp_host::{Context, Manager, UpgradeOptions};
+use gp_host::{Context, Manager, UnloadHook, UpgradeOptions};
 
-use crate::harness::{base_dir, install_lifecycle, lifecycle};
+use crate::harness::{base_dir, install_lifecycle, lifecycle, with_captured_log};
 
 /// Four threads call `guarded` while the main thread swaps its two builds 100 times. Each
 /// swap retires a build whose `on_unload` poisons it; a call that overlapped that hook (a
@@ -97,4 +97,30 @@ fn without_membarrier_calls_are_protected_by_fences() {
     if cfg!(target_os = "linux") {
         assert_eq!(gp_host::__call_barrier(), "membarrier");
     }
+}
+
+/// An unload that times out on a plugin without `on_unload` hands the version to the reaper
+/// like one with a hook: it is released when the call returns, not let go under it.
+#[test]
+fn an_unload_timing_out_without_a_hook_releases_the_version_after_the_call() {
+    let base = base_dir();
+    install_lifecycle(base.path(), "counter-old", "counter");
+    let manager = Manager::new(base.path());
+    assert!(manager.load_plugins().is_ok());
+    let executor = manager.executor("counter").unwrap();
+    let call = std::thread::spawn(move || {
+        let mut ctx = Context::new().with_label("stubborn");
+        ctx.set("ms", 300);
+        executor.execute(&mut ctx)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let (report, log) = with_captured_log(|| {
+        manager
+            .unload_with_timeout("counter", Duration::from_millis(20))
+            .unwrap()
+    });
+    assert_eq!(report.still_running, 1);
+    assert!(matches!(report.on_unload, UnloadHook::Absent), "{report:?}");
+    assert!(!log.contains("leaked"), "{log}");
+    call.join().unwrap().expect("the running call completes");
 }
