@@ -197,3 +197,20 @@ fn by_default_one_call_in_64_is_timed_and_each_second_times_one_more() {
     assert_eq!(s.calls, 1001);
     assert_eq!(s.latency.count(), before + 1, "{s:?}");
 }
+
+#[test]
+fn a_running_call_is_counted_in_flight_until_it_returns() {
+    let (manager, _base) = counter(true);
+    let executor = manager.executor("counter").unwrap();
+    let call = std::thread::spawn(move || {
+        let mut ctx = Context::new().with_label("stubborn");
+        ctx.set("ms", 300);
+        executor.execute(&mut ctx)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let s = &manager.stats()[0];
+    assert_eq!((s.in_flight, s.calls), (1, 0));
+    call.join().unwrap().unwrap();
+    let s = &manager.stats()[0];
+    assert_eq!((s.in_flight, s.calls), (0, 1));
+}
