@@ -32,7 +32,7 @@
 //! | feature | default | what it adds | what it pulls in |
 //! |---|---|---|---|
 //! | `package` | yes | `.plg` packages: `package` (pack, verify, unpack, signatures), loading packages from the base directory, `ManagerBuilder::trust` | tar, flate2, ed25519-dalek, base64, getrandom, tempfile |
-//! | `watch` | yes | `Manager::watch`: follow the base directory, load, upgrade and unload as files change | notify, notify-debouncer-mini |
+//! | `watch` | yes | `Manager::watch`: follow the base directory, load, upgrade and unload as files change | notify |
 //! | `metrics` | yes | `Manager::prometheus` and `Manager::register_metrics` (call counting and `Manager::stats` are always there) | prometheus-client |
 //! | `install` | no | `Manager::install`: download a package over HTTP(S), verify it, install it (implies `package`) | ureq with rustls |
 //! | `git` | no | build `remote_git` plugins (clone with the `git` command, build with cargo) | nothing: it runs `git` and `cargo` |

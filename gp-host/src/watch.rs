@@ -3,14 +3,14 @@
 //! Above the registry: the watcher maps changed paths to plugin folders and calls
 //! [`Manager::sync`] for each, retrying while files settle.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::RecursiveMode;
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher as _};
 
 use crate::error::Error;
 use crate::registry::report::Synced;
@@ -57,7 +57,7 @@ impl Manager {
 }
 
 enum Message {
-    Changes(DebounceEventResult),
+    Change(notify::Result<notify::Event>),
     Stop,
 }
 
@@ -65,7 +65,7 @@ enum Message {
 pub struct Watcher {
     messages: mpsc::Sender<Message>,
     thread: Option<JoinHandle<()>>,
-    _debouncer: Debouncer<notify::RecommendedWatcher>,
+    _watcher: notify::RecommendedWatcher,
 }
 
 impl Watcher {
@@ -77,12 +77,11 @@ impl Watcher {
         };
         let (sender, receiver) = mpsc::channel();
         let changes = sender.clone();
-        let mut debouncer = new_debouncer(options.settle, move |result| {
-            let _ = changes.send(Message::Changes(result));
+        let mut watcher = notify::recommended_watcher(move |event| {
+            let _ = changes.send(Message::Change(event));
         })
         .map_err(watch_error)?;
-        debouncer
-            .watcher()
+        watcher
             .watch(&base, RecursiveMode::Recursive)
             .map_err(watch_error)?;
         let thread = std::thread::Builder::new()
@@ -93,7 +92,7 @@ impl Watcher {
         Ok(Watcher {
             messages: sender,
             thread: Some(thread),
-            _debouncer: debouncer,
+            _watcher: watcher,
         })
     }
 
@@ -127,10 +126,11 @@ impl std::fmt::Debug for Watcher {
 }
 
 fn run(manager: &Manager, options: WatchOptions, messages: &mpsc::Receiver<Message>) {
-    // Folders that failed and will be tried again: attempt number, when.
-    let mut retries: BTreeMap<PathBuf, (u32, Instant)> = BTreeMap::new();
+    // Folders to sync: the attempts made so far, and when the next is due. A change (re)starts
+    // a folder's settle time and its count of attempts.
+    let mut pending: BTreeMap<PathBuf, (u32, Instant)> = BTreeMap::new();
     loop {
-        let next_due = retries.values().map(|(_, due)| *due).min();
+        let next_due = pending.values().map(|(_, due)| *due).min();
         let message = match next_due {
             None => messages
                 .recv()
@@ -139,56 +139,73 @@ fn run(manager: &Manager, options: WatchOptions, messages: &mpsc::Receiver<Messa
         };
         match message {
             Ok(Message::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            Ok(Message::Changes(Ok(events))) => {
-                let folders: BTreeSet<PathBuf> = events
+            Ok(Message::Change(Ok(event))) => {
+                if !changes_contents(&event.kind) {
+                    continue;
+                }
+                let due = Instant::now() + options.settle;
+                for folder in event
+                    .paths
                     .iter()
-                    .filter_map(|event| plugin_folder(manager.base_dir(), &event.path))
-                    .collect();
-                for folder in folders {
-                    sync(manager, &options, &mut retries, folder, 1);
+                    .filter_map(|path| plugin_folder(manager.base_dir(), path))
+                {
+                    pending.insert(folder, (0, due));
                 }
             }
-            Ok(Message::Changes(Err(error))) => {
+            Ok(Message::Change(Err(error))) => {
                 tracing::warn!(target: "gp", dir = %manager.base_dir().display(), "watching for plugin changes: {error}");
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let now = Instant::now();
-                let due: Vec<(PathBuf, u32)> = retries
+                let due: Vec<(PathBuf, u32)> = pending
                     .iter()
                     .filter(|(_, (_, at))| *at <= now)
-                    .map(|(folder, (attempt, _))| (folder.clone(), *attempt + 1))
+                    .map(|(folder, (attempts, _))| (folder.clone(), *attempts + 1))
                     .collect();
                 for (folder, attempt) in due {
-                    sync(manager, &options, &mut retries, folder, attempt);
+                    sync(manager, &options, &mut pending, folder, attempt);
                 }
             }
         }
     }
 }
 
+/// Whether an event can mean that a file's contents, name or presence changed. Opening or
+/// reading a file is not a change: the manager reads `plugin.json` and libraries on every
+/// sync, and taking its own reads for changes would sync a folder forever (and restart the
+/// attempts of a failing one, so that its failure was never reported).
+fn changes_contents(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 fn sync(
     manager: &Manager,
     options: &WatchOptions,
-    retries: &mut BTreeMap<PathBuf, (u32, Instant)>,
+    pending: &mut BTreeMap<PathBuf, (u32, Instant)>,
     folder: PathBuf,
     attempt: u32,
 ) {
     if folder.exists() && !folder.is_dir() && !source::is_package(&folder) {
+        pending.remove(&folder);
         return; // a file beside the plugin folders that is not a package
     }
     match manager.sync(&folder) {
         Ok(synced) => {
-            retries.remove(&folder);
+            pending.remove(&folder);
             if let Synced::Unchanged(spec) = synced {
                 tracing::debug!(target: "gp", plugin = spec.name(), "folder touched, plugin unchanged");
             }
         }
         Err(error) if attempt < options.attempts && is_transient(&error) => {
             tracing::debug!(target: "gp", dir = %folder.display(), "attempt {attempt} of {}: {error}; trying again in {:?}", options.attempts, options.settle);
-            retries.insert(folder, (attempt, Instant::now() + options.settle));
+            pending.insert(folder, (attempt, Instant::now() + options.settle));
         }
         Err(error) => {
-            retries.remove(&folder);
+            pending.remove(&folder);
             manager.report_failure(&folder, &error);
         }
     }
