@@ -195,6 +195,13 @@ pub enum Error {
         /// The version offered.
         offered: semver::Version,
     },
+    /// An upgrade offered another build of the version already running, and the manager does
+    /// not reload rebuilds of one version.
+    #[error("version {version} is already running, from another build: bump the version in the plugin's Cargo.toml, force the upgrade, or reload rebuilds of one version (`gp serve --dev`, `ManagerBuilder::reload_same_version(true)`)")]
+    SameVersion {
+        /// The version running and offered.
+        version: semver::Version,
+    },
     /// A package was refused: malformed, hostile, too large, or failing its checksums or
     /// signature. Nothing of it was kept.
     #[error("{}: package refused: {reason}", path.display())]
@@ -297,7 +304,8 @@ impl Error {
             | E::NotFound { .. }
             | E::UpgradeRefused { .. }
             | E::NameMismatch { .. }
-            | E::NotNewer { .. } => ErrorKind::Registry,
+            | E::NotNewer { .. }
+            | E::SameVersion { .. } => ErrorKind::Registry,
             E::Failed { .. }
             | E::Panicked { .. }
             | E::Cancelled { .. }

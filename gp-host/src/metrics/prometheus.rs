@@ -108,6 +108,19 @@ impl Collector for ManagerCollector {
             Gauge(i64::from(s.version.is_some())).encode(family.encode_family(&labels)?)?;
         }
         let mut family = encoder.encode_descriptor(
+            "build_info",
+            "1 for the build serving, its library's SHA-256 (16 hex digits) as a label",
+            None,
+            MetricType::Gauge,
+        )?;
+        for s in &stats {
+            if let Some(build) = &s.build {
+                let build = &build[..build.len().min(16)];
+                let labels = [("plugin", s.name.as_str()), ("build", build)];
+                Gauge(1).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
             "call_duration_seconds",
             "Call latency",
             None,

@@ -256,7 +256,13 @@ impl PluginMetrics {
 
     /// A consistent-enough snapshot: each counter is read once; calls finishing meanwhile may
     /// be counted in some fields and not others.
-    pub(crate) fn snapshot(&self, name: &str, version: Option<semver::Version>) -> PluginStats {
+    /// `version` and `build` (its library's SHA-256) are the serving version's, if any.
+    pub(crate) fn snapshot(
+        &self,
+        name: &str,
+        version: Option<semver::Version>,
+        build: Option<String>,
+    ) -> PluginStats {
         let shards: Vec<&Shard> = self
             .threads
             .iter()
@@ -281,6 +287,7 @@ impl PluginMetrics {
         PluginStats {
             name: name.to_owned(),
             version,
+            build,
             calls: finished,
             errors,
             panics,
@@ -312,7 +319,7 @@ mod tests {
             let (recorder, _) = metrics.start(0);
             metrics.record(&recorder, Some(us * 1000), Outcome::Ok);
         }
-        let stats = metrics.snapshot("p", None);
+        let stats = metrics.snapshot("p", None, None);
         assert_eq!(stats.calls, 100);
         assert_eq!(stats.in_flight, 0);
         let p50 = stats.latency.p50().as_nanos() as f64;

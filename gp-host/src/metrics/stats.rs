@@ -27,6 +27,9 @@ pub struct PluginStats {
     pub name: String,
     /// The version serving now, or `None` if the plugin is unloaded.
     pub version: Option<semver::Version>,
+    /// The SHA-256 of the serving version's library, in hex: tells two builds of one version
+    /// apart (see [`ManagerBuilder::reload_same_version`](crate::ManagerBuilder::reload_same_version)).
+    pub build: Option<String>,
     /// Calls that returned (successfully or not).
     pub calls: u64,
     /// Calls that returned an error (the plugin's own, a cancellation or a deadline).
@@ -62,6 +65,7 @@ impl PluginStats {
         PluginSummary {
             name: self.name.clone(),
             version: self.version.as_ref().map(|v| v.to_string()),
+            build: self.build.as_ref().map(|b| b[..b.len().min(16)].to_owned()),
             calls: self.calls,
             errors: self.errors,
             panics: self.panics,
@@ -95,6 +99,9 @@ pub struct PluginSummary {
     pub name: String,
     /// The version serving now, or `None` if the plugin is unloaded.
     pub version: Option<String>,
+    /// The first 16 hex digits of the serving library's SHA-256, if loaded.
+    #[serde(default)]
+    pub build: Option<String>,
     /// Calls that returned.
     pub calls: u64,
     /// Calls that returned an error.

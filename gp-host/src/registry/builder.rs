@@ -39,6 +39,7 @@ pub struct ManagerBuilder {
     pub(crate) limits: Limits,
     pub(crate) git_build: BuildOptions,
     pub(crate) remote_git: bool,
+    pub(crate) reload_same_version: bool,
 }
 
 impl Manager {
@@ -66,6 +67,7 @@ impl Manager {
                 quiet: true,
             },
             remote_git: cfg!(feature = "git"),
+            reload_same_version: false,
         }
     }
 }
@@ -111,6 +113,17 @@ impl ManagerBuilder {
     #[cfg(feature = "package")]
     pub fn package_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Whether a build whose version is the one running, but whose library or `plugin.json`
+    /// differs, is upgraded to like a newer version (default: no, such an upgrade is refused
+    /// with [`Error::SameVersion`](crate::Error::SameVersion)). On, editing a plugin and
+    /// rebuilding it into a watched folder shows the change without a version bump: the
+    /// plugin author's loop (`gp serve --watch --dev`). Lower versions stay refused unless the
+    /// upgrade is forced.
+    pub fn reload_same_version(mut self, reload: bool) -> Self {
+        self.reload_same_version = reload;
         self
     }
 

@@ -194,8 +194,10 @@ impl Manager {
         slots
             .iter()
             .map(|slot| {
-                let version = slot.spec().map(|s| s.version().clone());
-                slot.metrics.snapshot(&slot.name, version)
+                let spec = slot.spec();
+                let version = spec.as_ref().map(|s| s.version().clone());
+                let build = spec.map(|s| s.sha256.clone());
+                slot.metrics.snapshot(&slot.name, version, build)
             })
             .collect()
     }
@@ -236,11 +238,11 @@ impl Manager {
     pub(crate) fn announce(&self, synced: &Synced) {
         match synced {
             Synced::Loaded(spec) => {
-                tracing::info!(target: "gp", plugin = spec.name(), version = %spec.version(), dir = %spec.dir.display(), "plugin loaded");
+                tracing::info!(target: "gp", plugin = spec.name(), version = %spec.version(), build = &spec.sha256[..16], dir = %spec.dir.display(), "plugin loaded");
                 self.inner.hub.emit(&Event::Loaded { spec });
             }
             Synced::Upgraded(Upgraded { from, to }) => {
-                tracing::info!(target: "gp", plugin = to.name(), from = %from.version(), to = %to.version(), "plugin upgraded");
+                tracing::info!(target: "gp", plugin = to.name(), from = %from.version(), to = %to.version(), from_build = &from.sha256[..16], to_build = &to.sha256[..16], "plugin upgraded");
                 self.inner.hub.emit(&Event::Upgraded { from, to });
             }
             Synced::Unchanged(_) | Synced::Unloaded | Synced::Nothing => {}

@@ -109,10 +109,18 @@ impl Manager {
                 path: folder.map_or(library.path, |f| f.origin),
             }));
         }
-        if !options.force && spec.version() <= running.spec.version() {
+        if !options.force && spec.version() < running.spec.version() {
             return Err(refuse(Error::NotNewer {
                 running: running.spec.version().clone(),
                 offered: spec.version().clone(),
+            }));
+        }
+        if !options.force
+            && spec.version() == running.spec.version()
+            && !self.inner.config.reload_same_version
+        {
+            return Err(refuse(Error::SameVersion {
+                version: spec.version().clone(),
             }));
         }
         let new = Arc::new(self.open(spec, &library).map_err(refuse)?);

@@ -472,3 +472,14 @@ fn gp_new_refuses_a_bad_name_and_an_existing_folder() {
         "error: taken: already exists; choose another name or remove it\n"
     );
 }
+
+#[test]
+fn serve_offers_dev_mode_for_rebuilds_of_one_version() {
+    let output = gp(&[&"serve", &"--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        help.contains("--dev") && help.contains("Reload a rebuild whose version did not change"),
+        "{help}"
+    );
+}

@@ -15,11 +15,11 @@ pub fn workspace() -> PathBuf {
         .to_owned()
 }
 
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     workspace().join("target/test-plugins")
 }
 
-fn options() -> BuildOptions {
+pub fn options() -> BuildOptions {
     BuildOptions {
         release: false,
         target_dir: Some(target_dir()),
@@ -269,7 +269,8 @@ pub fn hook_log() -> PathBuf {
 
 /// The plugins of the lifecycle tests, built together once per run: package → library.
 ///
-/// - `counter-v1`, `counter-own`, `counter-v2`, `counter-old` (0.9.0): plugin `counter`, which sets
+/// - `counter-v1`, `counter-own`, `counter-rebuild` (1.0.0 too), `counter-v2`, `counter-old`
+///   (0.9.0): plugin `counter`, which sets
 ///   `version` to its version; label `fail` returns an error, `panic` panics, `stubborn`
 ///   sleeps `ms` milliseconds ignoring cancellation, `patient` waits until cancelled.
 ///   v1 and v2 have an empty `on_unload`.
@@ -411,6 +412,8 @@ fn build_lifecycle() -> HashMap<String, PathBuf> {
         // instances of one build in the process share them.
         ("counter-own", "1.0.0", counter("counter", noop_unload)),
         ("counter-v2", "2.0.0", counter("counter", noop_unload)),
+        // Another build of counter 1.0.0 (another package, so another library).
+        ("counter-rebuild", "1.0.0", counter("counter", noop_unload)),
         ("counter-old", "0.9.0", counter("counter", "")),
         ("counter-refuses", "3.0.0", counter("counter", refuses)),
         ("counter-hook-panics", "3.1.0", counter("counter", panics)),

@@ -18,14 +18,23 @@ pub struct Args {
     /// only), unload removed ones
     #[arg(long)]
     watch: bool,
+    /// Reload a rebuild whose version did not change (another library or plugin.json under
+    /// the same version), for the edit-build-reload loop while developing a plugin
+    #[arg(long)]
+    dev: bool,
     /// The address to serve metrics on (port 0 picks a free port)
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
-    let Args { dir, watch, listen } = args;
-    let manager = Manager::new(&dir);
+    let Args {
+        dir,
+        watch,
+        dev,
+        listen,
+    } = args;
+    let manager = Manager::builder(&dir).reload_same_version(dev).build();
     let report = manager.load_plugins();
     print!("{report}");
     if matches!(report.failed.first(), Some(f) if matches!(f.error, Error::MissingBaseDir { .. })) {
