@@ -81,6 +81,7 @@ pub use metrics::recorder::DEFAULT_LATENCY_SAMPLING;
 pub use metrics::{
     LastError, LastErrorSummary, Latency, LatencySummary, PluginStats, PluginSummary,
 };
+pub use registry::gc::{GcOptions, GcReport};
 #[cfg(feature = "install")]
 pub use registry::install::InstallOptions;
 pub use registry::report::{LoadFailure, LoadReport, Synced, Upgrade, UpgradeOptions, Upgraded};

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::build::BuildOptions;
 use crate::metrics::recorder::DEFAULT_LATENCY_SAMPLING;
+use crate::registry::gc::{self, GcOptions};
 use crate::registry::{Inner, Manager};
 use crate::runtime::events::Hub;
 use crate::runtime::reaper::Reaper;
@@ -40,6 +41,7 @@ pub struct ManagerBuilder {
     pub(crate) git_build: BuildOptions,
     pub(crate) remote_git: bool,
     pub(crate) reload_same_version: bool,
+    pub(crate) gc: Option<GcOptions>,
 }
 
 impl Manager {
@@ -68,6 +70,7 @@ impl Manager {
             },
             remote_git: cfg!(feature = "git"),
             reload_same_version: false,
+            gc: Some(GcOptions::default()),
         }
     }
 }
@@ -127,6 +130,14 @@ impl ManagerBuilder {
         self
     }
 
+    /// Whether and how the manager collects its runtime directory on its own (default:
+    /// [`GcOptions::default`], after each load and upgrade and every 10 minutes; `None`: only
+    /// when [`Manager::gc`] is called, with the default options).
+    pub fn gc(mut self, options: Option<GcOptions>) -> Self {
+        self.gc = options;
+        self
+    }
+
     /// Where the private copies of loaded libraries go (default: [`DEFAULT_RUNTIME_DIR`]
     /// inside the base directory). Use a writable directory if the base directory is not.
     pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -170,15 +181,18 @@ impl ManagerBuilder {
             .runtime_dir
             .clone()
             .unwrap_or_else(|| self.base_dir.join(DEFAULT_RUNTIME_DIR));
-        Manager {
-            inner: Arc::new(Inner {
-                config: self,
-                runtime_dir,
-                slots: RwLock::new(Default::default()),
-                hub: Arc::new(Hub::default()),
-                changes: Mutex::new(()),
-                reaper: Reaper::start(),
-            }),
+        let interval = self.gc.and_then(|gc| gc.interval);
+        let inner = Arc::new(Inner {
+            config: self,
+            runtime_dir,
+            slots: RwLock::new(Default::default()),
+            hub: Arc::new(Hub::default()),
+            changes: Mutex::new(()),
+            reaper: Reaper::start(),
+        });
+        if let Some(interval) = interval {
+            gc::schedule(Arc::downgrade(&inner), interval);
         }
+        Manager { inner }
     }
 }

@@ -22,6 +22,7 @@ use crate::source::package::{Limits, Trust};
 use crate::source::Settings;
 
 pub(crate) mod builder;
+pub(crate) mod gc;
 #[cfg(feature = "install")]
 pub(crate) mod install;
 pub(crate) mod report;

@@ -35,7 +35,7 @@ impl Manager {
             }
         };
         for dir in dirs {
-            match self.sync(&dir) {
+            match self.sync_with(&dir, &self.settings()) {
                 Ok(Synced::Loaded(spec)) => report.loaded.push(spec),
                 Ok(Synced::Unchanged(spec)) => report.unchanged.push(spec),
                 Ok(Synced::Upgraded(upgraded)) => report.upgraded.push(upgraded),
@@ -45,6 +45,9 @@ impl Manager {
                     report.failed.push(LoadFailure { dir, error });
                 }
             }
+        }
+        if !report.loaded.is_empty() || !report.upgraded.is_empty() {
+            self.gc_after_change();
         }
         report
     }
@@ -66,8 +69,15 @@ impl Manager {
             return Err(error);
         }
         match self.sync_with(dir, settings) {
-            Ok(Synced::Loaded(spec) | Synced::Unchanged(spec)) => Ok(spec),
-            Ok(Synced::Upgraded(upgraded)) => Ok(upgraded.to),
+            Ok(Synced::Loaded(spec)) => {
+                self.gc_after_change();
+                Ok(spec)
+            }
+            Ok(Synced::Unchanged(spec)) => Ok(spec),
+            Ok(Synced::Upgraded(upgraded)) => {
+                self.gc_after_change();
+                Ok(upgraded.to)
+            }
             Ok(Synced::Unloaded | Synced::Nothing) => Err(Error::MissingManifest {
                 dir: dir.to_owned(),
             }),
@@ -85,7 +95,11 @@ impl Manager {
     /// Emits events for what it did, not for failures: the caller decides when a failure is
     /// final (the watcher, for one, tries a folder again while its files settle).
     pub fn sync(&self, origin: impl AsRef<Path>) -> Result<Synced, Error> {
-        self.sync_with(origin.as_ref(), &self.settings())
+        let synced = self.sync_with(origin.as_ref(), &self.settings())?;
+        if matches!(synced, Synced::Loaded(_) | Synced::Upgraded(_)) {
+            self.gc_after_change();
+        }
+        Ok(synced)
     }
 
     fn sync_with(&self, origin: &Path, settings: &Settings<'_>) -> Result<Synced, Error> {

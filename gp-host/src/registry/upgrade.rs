@@ -73,6 +73,9 @@ impl Manager {
         let synced = self.upgrade_locked(&slot, &running, folder, library, options)?;
         drop(changes);
         self.announce(&synced);
+        if matches!(synced, Synced::Upgraded(_)) {
+            self.gc_after_change();
+        }
         Ok(match synced {
             Synced::Upgraded(upgraded) => Upgrade::Upgraded(upgraded),
             Synced::Unchanged(spec) => Upgrade::Unchanged(spec),

@@ -5,6 +5,7 @@ mod harness;
 
 mod calls;
 mod cli;
+mod collect;
 mod devloop;
 mod distribution;
 mod lifecycle;

@@ -50,6 +50,9 @@ enum Command {
     New(commands::new::Args),
     /// Print the per-plugin metrics of a running `gp serve` as a table
     Stats(commands::stats::Args),
+    /// Remove what a base directory's runtime directory holds and no plugin needs: unpacked
+    /// packages and git builds beyond the newest per plugin, leftover copies and scratch
+    Gc(commands::gc::Args),
 }
 
 fn main() -> ExitCode {
@@ -91,5 +94,6 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Install(args) => install::exec(args),
         Command::New(args) => new::exec(args),
         Command::Stats(args) => stats::exec(args),
+        Command::Gc(args) => gc::exec(args),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod call;
+pub mod gc;
 pub mod inspect;
 pub mod install;
 pub mod keygen;
