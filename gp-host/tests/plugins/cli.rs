@@ -474,12 +474,56 @@ fn gp_new_refuses_a_bad_name_and_an_existing_folder() {
 }
 
 #[test]
-fn serve_offers_dev_mode_for_rebuilds_of_one_version() {
-    let output = gp(&[&"serve", &"--help"]);
-    assert!(output.status.success());
-    let help = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        help.contains("--dev") && help.contains("Reload a rebuild whose version did not change"),
-        "{help}"
-    );
+fn serve_dev_reloads_a_rebuild_of_the_same_version() {
+    use std::io::BufRead;
+
+    let base = crate::harness::base_dir();
+    crate::harness::install_lifecycle(base.path(), "counter-v1", "counter");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gp"))
+        .args([
+            &"serve" as &dyn AsRef<std::ffi::OsStr>,
+            &base.path(),
+            &"--watch",
+            &"--dev",
+            &"--listen",
+            &"127.0.0.1:0",
+        ])
+        .env_remove("GP_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run gp serve");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let _server = Server(child);
+    let addr = loop {
+        let line = lines.next().expect("gp serve prints its address").unwrap();
+        if let Some(rest) = line.strip_prefix("serving metrics on http://") {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+    };
+    let stats = || {
+        let json = gp(&[&"stats", &"--addr", &addr, &"--json"]);
+        serde_json::from_slice::<serde_json::Value>(&json.stdout).unwrap()
+    };
+    let first = stats()[0]["build"].clone();
+    assert!(first.is_string(), "{}", stats());
+
+    // Another build of counter 1.0.0 replaces the folder: with --dev it serves, no bump.
+    std::fs::remove_dir_all(base.path().join("counter")).unwrap();
+    let staging = crate::harness::base_dir();
+    let rebuild = crate::harness::install_lifecycle(staging.path(), "counter-rebuild", "counter");
+    std::fs::rename(rebuild, base.path().join("counter")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = stats();
+        if now[0]["build"] != first {
+            assert_eq!(
+                (&now[0]["version"], &now[0]["upgrades"]),
+                (&"1.0.0".into(), &1.into())
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reload: {now}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
