@@ -187,3 +187,29 @@ fn gp_gc_reports_what_it_would_remove_then_removes_it() {
     );
     assert!(!leftover.exists());
 }
+
+#[test]
+fn a_manager_collects_on_its_timer_and_stops_when_dropped() {
+    let base = base_dir();
+    let manager = Manager::builder(base.path())
+        .gc(Some(GcOptions {
+            keep: 0,
+            min_age: Duration::ZERO,
+            interval: Some(Duration::from_secs(1)),
+        }))
+        .build();
+    let runtime = manager.runtime_dir().to_owned();
+    std::fs::create_dir_all(&runtime).unwrap();
+    let leftover = |name: &str| runtime.join(format!("{name}.{}", std::env::consts::DLL_EXTENSION));
+    std::fs::write(leftover("libfirst-0123456789abcdef"), b"x").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while leftover("libfirst-0123456789abcdef").exists() {
+        assert!(std::time::Instant::now() < deadline, "not collected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Once the manager is gone, so is its schedule.
+    drop(manager);
+    std::fs::write(leftover("libsecond-0123456789abcdef"), b"x").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(leftover("libsecond-0123456789abcdef").exists());
+}
