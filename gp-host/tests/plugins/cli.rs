@@ -206,35 +206,42 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// Runs `gp serve BASE --watch EXTRA.. --listen 127.0.0.1:0`; returns the server, the
+    /// address it serves on and what it printed before.
+    fn start(base: &Path, extra: &[&str]) -> (Server, String, Vec<String>) {
+        use std::io::BufRead;
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gp"))
+            .arg("serve")
+            .arg(base)
+            .arg("--watch")
+            .args(extra)
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("GP_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run gp serve");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let server = Server(child);
+        let mut printed = Vec::new();
+        let addr = loop {
+            let line = lines.next().expect("gp serve prints its address").unwrap();
+            if let Some(rest) = line.strip_prefix("serving metrics on http://") {
+                break rest.split('/').next().unwrap().to_owned();
+            }
+            printed.push(line);
+        };
+        (server, addr, printed)
+    }
+}
+
 #[test]
 fn serve_watches_the_directory_and_stats_reads_its_metrics() {
-    use std::io::BufRead;
-
     let base = crate::harness::base_dir();
     crate::harness::install_lifecycle(base.path(), "counter-v1", "counter");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gp"))
-        .args([
-            &"serve" as &dyn AsRef<std::ffi::OsStr>,
-            &base.path(),
-            &"--watch",
-            &"--listen",
-            &"127.0.0.1:0",
-        ])
-        .env_remove("GP_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run gp serve");
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let _server = Server(child);
-    let mut printed = Vec::new();
-    let addr = loop {
-        let line = lines.next().expect("gp serve prints its address").unwrap();
-        if let Some(rest) = line.strip_prefix("serving metrics on http://") {
-            break rest.split('/').next().unwrap().to_owned();
-        }
-        printed.push(line);
-    };
+    let (_server, addr, printed) = Server::start(base.path(), &[]);
     assert_eq!(
         printed,
         [
@@ -475,32 +482,9 @@ fn gp_new_refuses_a_bad_name_and_an_existing_folder() {
 
 #[test]
 fn serve_dev_reloads_a_rebuild_of_the_same_version() {
-    use std::io::BufRead;
-
     let base = crate::harness::base_dir();
     crate::harness::install_lifecycle(base.path(), "counter-v1", "counter");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gp"))
-        .args([
-            &"serve" as &dyn AsRef<std::ffi::OsStr>,
-            &base.path(),
-            &"--watch",
-            &"--dev",
-            &"--listen",
-            &"127.0.0.1:0",
-        ])
-        .env_remove("GP_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run gp serve");
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let _server = Server(child);
-    let addr = loop {
-        let line = lines.next().expect("gp serve prints its address").unwrap();
-        if let Some(rest) = line.strip_prefix("serving metrics on http://") {
-            break rest.split('/').next().unwrap().to_owned();
-        }
-    };
+    let (_server, addr, _) = Server::start(base.path(), &["--dev"]);
     let stats = || {
         let json = gp(&[&"stats", &"--addr", &addr, &"--json"]);
         serde_json::from_slice::<serde_json::Value>(&json.stdout).unwrap()
