@@ -35,6 +35,12 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }
 
+/// The first 16 hex digits of a SHA-256 in hex: how gp names a build where the whole hash is
+/// too long (private copies, unpacked packages, logs, metrics). Shorter input is returned whole.
+pub(crate) fn short_hash(sha256: &str) -> &str {
+    &sha256[..sha256.len().min(16)]
+}
+
 /// `path` made absolute and free of symbolic links and `..`, so that one folder or package
 /// has one spelling (for a path that no longer exists: its parent's, plus its name).
 pub(crate) fn normalize(path: &Path) -> PathBuf {

@@ -9,6 +9,7 @@ use prometheus_client::metrics::MetricType;
 
 use crate::metrics::histogram::upper_bound;
 use crate::metrics::stats::{Latency, PluginStats};
+use crate::util::short_hash;
 
 /// Exposes a manager's metrics to a `prometheus_client` registry at each scrape.
 pub(crate) struct ManagerCollector {
@@ -115,8 +116,7 @@ impl Collector for ManagerCollector {
         )?;
         for s in &stats {
             if let Some(build) = &s.build {
-                let build = &build[..build.len().min(16)];
-                let labels = [("plugin", s.name.as_str()), ("build", build)];
+                let labels = [("plugin", s.name.as_str()), ("build", short_hash(build))];
                 Gauge(1).encode(family.encode_family(&labels)?)?;
             }
         }

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::histogram::upper_bound;
+use crate::util::short_hash;
 
 /// The last failed call of a plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +66,7 @@ impl PluginStats {
         PluginSummary {
             name: self.name.clone(),
             version: self.version.as_ref().map(|v| v.to_string()),
-            build: self.build.as_ref().map(|b| b[..b.len().min(16)].to_owned()),
+            build: self.build.as_deref().map(|b| short_hash(b).to_owned()),
             calls: self.calls,
             errors: self.errors,
             panics: self.panics,

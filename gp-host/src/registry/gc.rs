@@ -17,6 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::error::Error;
 use crate::folder::MANIFEST_FILE;
 use crate::registry::{Inner, Manager};
+use crate::source;
+use crate::util::sha256_hex;
 
 /// When and what a manager collects in its runtime directory. See [`Manager::gc`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,13 +101,13 @@ impl Manager {
         let Ok(entries) = std::fs::read_dir(self.base_dir()) else {
             return Vec::new();
         };
-        let packages = self.runtime_dir().join("packages");
+        let packages = source::packages_dir(self.runtime_dir());
         entries
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| crate::source::is_package(p))
+            .filter(|p| source::is_package(p))
             .filter_map(|p| std::fs::read(&p).ok())
-            .map(|data| packages.join(&crate::util::sha256_hex(&data)[..16]))
+            .map(|data| source::unpacked_dir(&packages, &sha256_hex(&data)))
             .collect()
     }
 }
@@ -181,11 +183,10 @@ fn collect(
             candidates.push(candidate(path, None, &mut report));
         }
     }
-    let packages = runtime.join("packages");
-    for path in entries(&packages, &mut report) {
+    for path in entries(&source::packages_dir(runtime), &mut report) {
         candidates.push(folder_candidate(path, &mut report));
     }
-    for repository in entries(&runtime.join("git"), &mut report) {
+    for repository in entries(&source::git_dir(runtime), &mut report) {
         for path in entries(&repository.join("builds"), &mut report) {
             candidates.push(folder_candidate(path, &mut report));
         }

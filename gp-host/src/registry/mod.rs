@@ -20,6 +20,7 @@ use crate::runtime::spec::Spec;
 #[cfg(feature = "package")]
 use crate::source::package::{Limits, Trust};
 use crate::source::Settings;
+use crate::util::short_hash;
 
 pub(crate) mod builder;
 pub(crate) mod gc;
@@ -239,11 +240,11 @@ impl Manager {
     pub(crate) fn announce(&self, synced: &Synced) {
         match synced {
             Synced::Loaded(spec) => {
-                tracing::info!(target: "gp", plugin = spec.name(), version = %spec.version(), build = &spec.sha256[..16], dir = %spec.dir.display(), "plugin loaded");
+                tracing::info!(target: "gp", plugin = spec.name(), version = %spec.version(), build = short_hash(&spec.sha256), dir = %spec.dir.display(), "plugin loaded");
                 self.inner.hub.emit(&Event::Loaded { spec });
             }
             Synced::Upgraded(Upgraded { from, to }) => {
-                tracing::info!(target: "gp", plugin = to.name(), from = %from.version(), to = %to.version(), from_build = &from.sha256[..16], to_build = &to.sha256[..16], "plugin upgraded");
+                tracing::info!(target: "gp", plugin = to.name(), from = %from.version(), to = %to.version(), from_build = short_hash(&from.sha256), to_build = short_hash(&to.sha256), "plugin upgraded");
                 self.inner.hub.emit(&Event::Upgraded { from, to });
             }
             Synced::Unchanged(_) | Synced::Unloaded | Synced::Nothing => {}

@@ -19,7 +19,7 @@ use crate::folder::LibraryFile;
 use crate::library::{self, Module};
 use crate::runtime::context::{self, Context};
 use crate::runtime::spec::Spec;
-use crate::util::write_atomically;
+use crate::util::{short_hash, write_atomically};
 
 /// How many [`Loaded`] instances of each build (by SHA-256) are alive in this process.
 ///
@@ -58,7 +58,7 @@ fn load_copy(spec: &Spec, library: &LibraryFile, runtime_dir: &Path) -> Result<M
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    let copy = runtime_dir.join(format!("{stem}-{}{extension}", &library.sha256[..16]));
+    let copy = runtime_dir.join(format!("{stem}-{}{extension}", short_hash(&library.sha256)));
     let data = library.data()?;
     write_atomically(&copy, |tmp| std::fs::write(tmp, &data))?;
     let module = library::load(&copy, &library.path, spec.name(), &spec.abi_version);

@@ -5,11 +5,12 @@
 //! A source never names the registry: it turns a path into a [`Folder`] and leaves what to do
 //! with it to the caller.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::build::BuildOptions;
 use crate::error::Error;
 use crate::folder::{self, Folder};
+use crate::util::short_hash;
 
 #[cfg(feature = "install")]
 pub(crate) mod download;
@@ -20,6 +21,21 @@ pub mod package;
 
 /// The file extension of packages (`name-1.0.0.plg`).
 pub(crate) const PACKAGE_EXTENSION: &str = "plg";
+
+/// Where, in a runtime directory, packages are unpacked (`<short hash>/` each).
+pub(crate) fn packages_dir(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join("packages")
+}
+
+/// Where, in a runtime directory, `remote_git` plugins are cloned and built.
+pub(crate) fn git_dir(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join("git")
+}
+
+/// The folder a package whose file hashes to `sha256` is unpacked into, in `cache`.
+pub(crate) fn unpacked_dir(cache: &Path, sha256: &str) -> PathBuf {
+    cache.join(short_hash(sha256))
+}
 
 /// Whether `path` names a package (`*.plg`).
 pub(crate) fn is_package(path: &Path) -> bool {
@@ -61,7 +77,7 @@ pub(crate) fn resolve(path: &Path, settings: &Settings<'_>) -> Result<Folder, Er
             path,
             &repository,
             &manifest_path,
-            &settings.runtime_dir.join("git"),
+            &git_dir(settings.runtime_dir),
             options,
         ),
         (read, _) => read,
@@ -72,7 +88,7 @@ pub(crate) fn resolve(path: &Path, settings: &Settings<'_>) -> Result<Folder, Er
 fn unpack(path: &Path, settings: &Settings<'_>) -> Result<Folder, Error> {
     let unpacked = package::unpack(
         path,
-        &settings.runtime_dir.join("packages"),
+        &packages_dir(settings.runtime_dir),
         settings.trust,
         settings.limits,
     )?;

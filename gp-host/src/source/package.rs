@@ -309,7 +309,7 @@ pub fn unpack(
     let signed_by = check(scratch.path(), &files, trust).map_err(refuse)?;
     let manifest = plugin_in(scratch.path(), &files).map_err(refuse)?;
 
-    let dir = cache.join(&sha256[..16]);
+    let dir = super::unpacked_dir(cache, &sha256);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     }
