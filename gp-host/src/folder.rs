@@ -5,7 +5,7 @@
 //! folder; this module is the one place that knows its layout and verifies that the
 //! `plugin.json` agrees with the manifest embedded in the library.
 
-use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -31,7 +31,7 @@ pub(crate) struct Folder {
     pub(crate) origin: PathBuf,
 }
 
-/// A library file: its SHA-256, and its contents if they had to be read to learn it.
+/// A library file: its SHA-256, and its contents once they have been read (at most once).
 ///
 /// What is checked is what is loaded: the contents are hashed as read, and contents read later
 /// (see [`data`](Self::data)) must hash the same.
@@ -40,15 +40,15 @@ pub(crate) struct LibraryFile {
     pub(crate) path: PathBuf,
     /// The SHA-256 of the contents, in hex.
     pub(crate) sha256: String,
-    /// The contents, unless the file was known unchanged since it was last hashed.
-    data: Option<Vec<u8>>,
+    /// The contents: read to hash them, or on first need if the file was known unchanged.
+    data: OnceCell<Vec<u8>>,
 }
 
 impl LibraryFile {
-    /// The contents: as read for hashing, or read now and checked against the hash.
-    pub(crate) fn data(&self) -> Result<Cow<'_, [u8]>, Error> {
-        if let Some(data) = &self.data {
-            return Ok(Cow::Borrowed(data));
+    /// The contents: as read for hashing, or read now (once) and checked against the hash.
+    pub(crate) fn data(&self) -> Result<&[u8], Error> {
+        if let Some(data) = self.data.get() {
+            return Ok(data);
         }
         let data = read_bytes(&self.path)?;
         if sha256_hex(&data) != self.sha256 {
@@ -58,7 +58,7 @@ impl LibraryFile {
                     .into(),
             });
         }
-        Ok(Cow::Owned(data))
+        Ok(self.data.get_or_init(|| data))
     }
 }
 
@@ -154,7 +154,7 @@ pub(crate) fn read_library(path: &Path) -> Result<LibraryFile, Error> {
         return Ok(LibraryFile {
             path: path.to_owned(),
             sha256,
-            data: None,
+            data: OnceCell::new(),
         });
     }
     let data = read_bytes(path)?;
@@ -165,7 +165,7 @@ pub(crate) fn read_library(path: &Path) -> Result<LibraryFile, Error> {
     Ok(LibraryFile {
         path: path.to_owned(),
         sha256,
-        data: Some(data),
+        data: OnceCell::from(data),
     })
 }
 
@@ -265,7 +265,7 @@ fn inspect(library: &LibraryFile) -> Result<LibraryInfo, Error> {
             ..info
         });
     }
-    let info = library::inspect_bytes(&library.path, &library.data()?)?;
+    let info = library::inspect_bytes(&library.path, library.data()?)?;
     cache()
         .inspected
         .insert(library.sha256.clone(), info.clone());

@@ -60,7 +60,7 @@ fn load_copy(spec: &Spec, library: &LibraryFile, runtime_dir: &Path) -> Result<M
         .unwrap_or_default();
     let copy = runtime_dir.join(format!("{stem}-{}{extension}", short_hash(&library.sha256)));
     let data = library.data()?;
-    write_atomically(&copy, |tmp| std::fs::write(tmp, &data))?;
+    write_atomically(&copy, |tmp| std::fs::write(tmp, data))?;
     let module = library::load(&copy, &library.path, spec.name(), &spec.abi_version);
     // The loader keeps what it mapped; the copy is no longer needed either way.
     let _ = std::fs::remove_file(&copy);

@@ -197,7 +197,7 @@ pub fn pack(dir: &Path, output: &Path, key: Option<&SecretKey>) -> Result<Packed
     let library_data = checked.library.data()?;
     let files: [(&str, &[u8]); 2] = [
         (MANIFEST_FILE, &manifest_text),
-        (&library_name, &library_data),
+        (&library_name, library_data),
     ];
     let checksums = format!(
         "{}  {MANIFEST_FILE}\n{}  {library_name}\n",
