@@ -169,6 +169,17 @@ impl VersionCell {
         if !hazard.load(Ordering::Relaxed).is_null() {
             return self.with_nested(thread, f);
         }
+        self.with_hazard(hazard, f)
+    }
+
+    /// Runs `f` with the version serving now, protected by `hazard` (a free slot of the
+    /// calling thread) until `f` returns or unwinds.
+    #[inline(always)]
+    fn with_hazard<R>(
+        &self,
+        hazard: &AtomicPtr<Loaded>,
+        f: impl FnOnce(Option<&Loaded>) -> R,
+    ) -> R {
         let version = self.protect(hazard);
         if version.is_null() {
             return f(None);
@@ -189,17 +200,13 @@ impl VersionCell {
         let free = thread.hazards[1..SLOTS - 1]
             .iter()
             .find(|h| h.load(Ordering::Relaxed).is_null());
-        let Some(hazard) = free else {
-            let version = self.load_full_with(&thread.hazards[SLOTS - 1]);
-            return f(version.as_deref());
-        };
-        let version = self.protect(hazard);
-        if version.is_null() {
-            return f(None);
+        match free {
+            Some(hazard) => self.with_hazard(hazard, f),
+            None => {
+                let version = self.load_full_with(&thread.hazards[SLOTS - 1]);
+                f(version.as_deref())
+            }
         }
-        let _release = Release(hazard);
-        // SAFETY: as in `with`: `version` is protected by `hazard` until `_release` drops.
-        f(Some(unsafe { &*version }))
     }
 
     /// A strong reference to the version serving now.
