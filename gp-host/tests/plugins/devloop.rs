@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use gp_host::build::build_plugin;
 use gp_host::{Context, Error, Event, Manager, Upgrade, UpgradeOptions, WatchOptions};
 
-use crate::harness::{base_dir, install_lifecycle, lifecycle, options, target_dir, workspace};
+use crate::harness::{
+    base_dir, install_lifecycle, lifecycle, options, plugin_manifest, target_dir, workspace,
+};
 
 fn counter_v1(reload_same_version: bool) -> (Manager, tempfile::TempDir) {
     let base = base_dir();
@@ -99,10 +101,7 @@ fn write_crate(dir: &Path, answer: &str) {
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::write(
         dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"devloop\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngp-sdk = {{ path = {:?} }}\n\n[workspace]\n",
-            workspace().join("gp-sdk").display().to_string()
-        ),
+        plugin_manifest("devloop", "0.1.0", true),
     )
     .unwrap();
     std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();

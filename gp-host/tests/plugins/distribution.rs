@@ -613,10 +613,7 @@ fn git_repository(package: &str) -> (tempfile::TempDir, PathBuf) {
     let write = |version: &str, lib: &str| {
         std::fs::write(
             repo.join("Cargo.toml"),
-            format!(
-                "[package]\nname = \"{package}\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngp-sdk = {{ path = {:?} }}\n\n[workspace]\n",
-                crate::harness::workspace().join("gp-sdk").display().to_string()
-            ),
+            crate::harness::plugin_manifest(package, version, true),
         )
         .unwrap();
         std::fs::write(repo.join("src/lib.rs"), lib).unwrap();

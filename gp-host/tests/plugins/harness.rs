@@ -19,6 +19,17 @@ pub fn target_dir() -> PathBuf {
     workspace().join("target/test-plugins")
 }
 
+/// The `Cargo.toml` of a plugin crate `package` at `version` depending on this workspace's
+/// gp-sdk; `standalone` adds an empty `[workspace]` table, so that cargo does not look for an
+/// enclosing workspace.
+pub fn plugin_manifest(package: &str, version: &str, standalone: bool) -> String {
+    format!(
+        "[package]\nname = \"{package}\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngp-sdk = {{ path = {:?} }}\n{}",
+        workspace().join("gp-sdk").display().to_string(),
+        if standalone { "\n[workspace]\n" } else { "" }
+    )
+}
+
 pub fn options() -> BuildOptions {
     BuildOptions {
         release: false,
@@ -429,10 +440,7 @@ fn build_lifecycle() -> HashMap<String, PathBuf> {
         std::fs::create_dir_all(dir.join("src")).unwrap();
         std::fs::write(
             dir.join("Cargo.toml"),
-            format!(
-                "[package]\nname = \"{package}\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngp-sdk = {{ path = {:?} }}\n",
-                workspace().join("gp-sdk").display().to_string()
-            ),
+            plugin_manifest(package, version, false),
         )
         .unwrap();
         std::fs::write(dir.join("src/lib.rs"), source).unwrap();
