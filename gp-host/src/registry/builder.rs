@@ -131,8 +131,9 @@ impl ManagerBuilder {
     }
 
     /// Whether and how the manager collects its runtime directory on its own (default:
-    /// [`GcOptions::default`], after each load and upgrade and every 10 minutes; `None`: only
-    /// when [`Manager::gc`] is called, with the default options).
+    /// [`GcOptions::default`], after each load and upgrade from a package or a git build and
+    /// every 10 minutes; `None`: only when [`Manager::gc`] is called, with the default
+    /// options).
     pub fn gc(mut self, options: Option<GcOptions>) -> Self {
         self.gc = options;
         self

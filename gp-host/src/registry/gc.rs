@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::error::Error;
 use crate::folder::MANIFEST_FILE;
 use crate::registry::{Inner, Manager};
+use crate::runtime::spec::Spec;
 use crate::source;
 use crate::util::sha256_hex;
 
@@ -28,8 +29,8 @@ pub struct GcOptions {
     pub keep: usize,
     /// Nothing younger than this is removed (default 10 minutes).
     pub min_age: Duration,
-    /// How often a manager collects on its own, besides after each load and upgrade (default
-    /// every 10 minutes; `None`: only then).
+    /// How often a manager collects on its own, besides after each load and upgrade from a
+    /// package or a git build (default every 10 minutes; `None`: only then).
     pub interval: Option<Duration>,
 }
 
@@ -60,7 +61,8 @@ impl Manager {
     /// symbolic links: all left alone). `dry_run` reports without removing.
     ///
     /// A manager built with [`ManagerBuilder::gc`](crate::ManagerBuilder::gc) on (the
-    /// default) runs this after each load and upgrade and on a timer.
+    /// default) runs this after each load and upgrade from a package or a git build, and on
+    /// a timer.
     ///
     /// The packages in the base directory count as in use too, whether loaded or not (each is
     /// read and hashed to find its folder), so that an operator's `gp gc DIR`, which loads
@@ -86,12 +88,23 @@ impl Manager {
         Ok(report)
     }
 
-    /// Runs [`gc`](Self::gc) if the manager collects on its own, logging a failure.
-    pub(crate) fn gc_after_change(&self) {
-        if self.inner.config.gc.is_some() {
-            if let Err(error) = self.collect(false, false) {
-                tracing::warn!(target: "gp", "collecting the runtime directory: {error}");
-            }
+    /// Collects after loads and upgrades, if the manager collects on its own and one of the
+    /// versions now serving lives in the runtime directory (an unpacked package or a git
+    /// build): such a change adds there, and may leave a predecessor to collect. A version
+    /// loaded from a plain folder adds nothing there; the timer collects what it leaves.
+    pub(crate) fn gc_after<'a>(&self, serving: impl IntoIterator<Item = &'a Spec>) {
+        let adds = serving
+            .into_iter()
+            .any(|spec| spec.dir.starts_with(self.runtime_dir()));
+        if adds && self.inner.config.gc.is_some() {
+            self.collect_logged();
+        }
+    }
+
+    /// [`gc`](Self::gc) without the base directory's packages, a failure logged.
+    fn collect_logged(&self) {
+        if let Err(error) = self.collect(false, false) {
+            tracing::warn!(target: "gp", "collecting the runtime directory: {error}");
         }
     }
 
@@ -146,11 +159,11 @@ pub(crate) fn schedule(inner: Weak<Inner>, interval: Duration) {
                         true
                     });
                 for inner in due {
-                    Manager { inner }.gc_after_change();
+                    Manager { inner }.collect_logged();
                 }
             });
         if let Err(error) = spawned {
-            tracing::warn!(target: "gp", "cannot start the gp-gc thread ({error}); runtime directories are collected after loads and upgrades only");
+            tracing::warn!(target: "gp", "cannot start the gp-gc thread ({error}); runtime directories are collected after loads and upgrades of packages and git builds only");
         }
     });
 }

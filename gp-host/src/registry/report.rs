@@ -123,3 +123,14 @@ pub enum Synced {
     /// It is gone, and no plugin was loaded from it.
     Nothing,
 }
+
+impl Synced {
+    /// The version that serves because of this sync, if it loaded or upgraded one.
+    pub(crate) fn serving(&self) -> Option<&Spec> {
+        match self {
+            Synced::Loaded(spec) => Some(spec),
+            Synced::Upgraded(upgraded) => Some(&upgraded.to),
+            Synced::Unchanged(_) | Synced::Unloaded | Synced::Nothing => None,
+        }
+    }
+}

@@ -46,9 +46,12 @@ impl Manager {
                 }
             }
         }
-        if !report.loaded.is_empty() || !report.upgraded.is_empty() {
-            self.gc_after_change();
-        }
+        self.gc_after(
+            report
+                .loaded
+                .iter()
+                .chain(report.upgraded.iter().map(|u| &u.to)),
+        );
         report
     }
 
@@ -70,12 +73,12 @@ impl Manager {
         }
         match self.sync_with(dir, settings) {
             Ok(Synced::Loaded(spec)) => {
-                self.gc_after_change();
+                self.gc_after([&spec]);
                 Ok(spec)
             }
             Ok(Synced::Unchanged(spec)) => Ok(spec),
             Ok(Synced::Upgraded(upgraded)) => {
-                self.gc_after_change();
+                self.gc_after([&upgraded.to]);
                 Ok(upgraded.to)
             }
             Ok(Synced::Unloaded | Synced::Nothing) => Err(Error::MissingManifest {
@@ -96,9 +99,7 @@ impl Manager {
     /// final (the watcher, for one, tries a folder again while its files settle).
     pub fn sync(&self, origin: impl AsRef<Path>) -> Result<Synced, Error> {
         let synced = self.sync_with(origin.as_ref(), &self.settings())?;
-        if matches!(synced, Synced::Loaded(_) | Synced::Upgraded(_)) {
-            self.gc_after_change();
-        }
+        self.gc_after(synced.serving());
         Ok(synced)
     }
 

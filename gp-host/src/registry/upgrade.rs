@@ -73,9 +73,7 @@ impl Manager {
         let synced = self.upgrade_locked(&slot, &running, folder, library, options)?;
         drop(changes);
         self.announce(&synced);
-        if matches!(synced, Synced::Upgraded(_)) {
-            self.gc_after_change();
-        }
+        self.gc_after(synced.serving());
         Ok(match synced {
             Synced::Upgraded(upgraded) => Upgrade::Upgraded(upgraded),
             Synced::Unchanged(spec) => Upgrade::Unchanged(spec),
