@@ -16,12 +16,15 @@
 //!   values, label, cancellation and deadline, and logs,
 //! - [`Value`], the stable value enum, and [`CallError`], what a failed call returns.
 //!
+//! [`http`] names the context keys of a call that serves an HTTP route.
+//!
 //! Without it, only [`manifest`]: the `plugin.json` model and its validation, shared by the
 //! host, the CLI and the `#[plugin_entry]` macro (which checks a plugin's manifest at compile
 //! time with the same code the host runs at load time).
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod http;
 pub mod manifest;
 
 // `#[sabi_trait]` and `#[derive(StableAbi)]` expand to unsafe impls; nothing else here is unsafe.

@@ -17,9 +17,9 @@
 //! | `home` | optional; an `http` or `https` URL |
 //! | `source.mode` | required in `plugin.json`; `local_so` or `remote_git` |
 //! | `source.path` | required in `plugin.json`; for `local_so` a path relative to the plugin's folder that stays inside it |
-//! | `http_services.driver` | required when `http_services` is present; `axum` |
-//! | `http_services.routes` | required when `http_services` is present; at least one route |
-//! | `routes[].route` | required; starts with `/`; parameters as `:id` (the seed's syntax) or `{id}` |
+//! | `http_services.driver` | required when `http_services` is present; `axum` or `beego` (see [`HttpDriver`]) |
+//! | `http_services.routes` | required when `http_services` is present; 1 to [`MAX_ROUTES`] routes |
+//! | `routes[].route` | required; starts with `/`; not under `/-/` (reserved for gp); see [`parse_route`] for parameters |
 //! | `routes[].method` | required; `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD` or `OPTIONS` |
 //! | `routes[].label` | required; non-empty; given to the plugin as the call's label |
 //!
@@ -96,18 +96,61 @@ impl fmt::Display for SourceMode {
 #[serde(deny_unknown_fields)]
 pub struct HttpServices {
     /// The HTTP service driver.
+    #[serde(deserialize_with = "de_driver")]
     pub driver: HttpDriver,
     /// The routes, each mapped to a call label.
     pub routes: Vec<Route>,
 }
 
-/// The HTTP service driver that serves a plugin's routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The HTTP service driver that serves a plugin's routes: which route syntax the plugin speaks.
+///
+/// gp serves both with one engine (a matchit router, as axum uses); the driver decides how a
+/// route is read. It is part of the manifest like any other field, so `plugin.json` and the
+/// library must name the same one (`#[plugin_entry(driver = "beego", ...)]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HttpDriver {
-    /// Routes served by an axum router (seed-style `:id` parameters are translated).
+    /// axum's syntax, `{id}` and `{*rest}`; the seed's `:id` and `*rest` are read too.
     Axum,
+    /// beego's syntax, the seed's driver: `:id`, `:id:int`, `:id:string`, and `*` (a catch-all
+    /// named `splat`) or `*rest`. Regular-expression parameters are refused.
+    Beego,
 }
+
+impl HttpDriver {
+    /// Every driver, in the order error messages list them.
+    pub const ALL: [HttpDriver; 2] = [HttpDriver::Axum, HttpDriver::Beego];
+
+    /// The driver's name in `plugin.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpDriver::Axum => "axum",
+            HttpDriver::Beego => "beego",
+        }
+    }
+
+    /// Parses a driver name, refusing unknown ones with a message that lists the known ones.
+    pub fn parse(s: &str) -> Result<HttpDriver, ManifestError> {
+        HttpDriver::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| ManifestError::UnknownDriver {
+                driver: s.to_owned(),
+            })
+    }
+}
+
+impl fmt::Display for HttpDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The most routes one plugin may declare.
+pub const MAX_ROUTES: usize = 1024;
+
+/// The path prefix reserved for gp's own endpoints on the listener that serves plugin routes.
+pub const RESERVED_PREFIX: &str = "/-/";
 
 /// One HTTP route: a request to `method route` calls the plugin with `label`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -259,6 +302,20 @@ pub enum ManifestError {
         /// The route.
         route: String,
     },
+    /// `http_services.driver` names a driver gp does not have.
+    #[error("unknown http_services.driver {driver:?}: use \"axum\" or \"beego\"")]
+    UnknownDriver {
+        /// The refused name.
+        driver: String,
+    },
+    /// More routes than [`MAX_ROUTES`].
+    #[error("http_services declares {count} routes; a plugin may declare at most {max}")]
+    TooManyRoutes {
+        /// How many routes were declared.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// An embedded document is not what this version of gp writes.
     #[error("embedded manifest is malformed: {0}")]
     Embedded(String),
@@ -300,18 +357,22 @@ impl Manifest {
             if http.routes.is_empty() {
                 return Err(ManifestError::NoRoutes);
             }
-            for (i, route) in http.routes.iter().enumerate() {
-                parse_route(&route.route)?;
+            if http.routes.len() > MAX_ROUTES {
+                return Err(ManifestError::TooManyRoutes {
+                    count: http.routes.len(),
+                    max: MAX_ROUTES,
+                });
+            }
+            let mut seen = std::collections::HashSet::with_capacity(http.routes.len());
+            for route in &http.routes {
+                parse_route(&route.route, http.driver)?;
                 if route.label.trim().is_empty() {
                     return Err(ManifestError::EmptyLabel {
                         method: route.method,
                         route: route.route.clone(),
                     });
                 }
-                if http.routes[..i]
-                    .iter()
-                    .any(|r| r.method == route.method && r.route == route.route)
-                {
+                if !seen.insert((route.method, route.route.as_str())) {
                     return Err(ManifestError::DuplicateRoute {
                         method: route.method,
                         route: route.route.clone(),
@@ -460,19 +521,46 @@ fn validate_source(source: &Source) -> Result<(), ManifestError> {
 }
 
 /// One segment of a route path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Segment<'a> {
     /// A literal segment.
     Literal(&'a str),
     /// A parameter (`:id` or `{id}`).
     Param(&'a str),
-    /// A catch-all parameter, last only (`*rest` or `{*rest}`).
+    /// A parameter whose value must have a type (beego's `:id:int`, `:id:string`).
+    Typed(&'a str, ParamType),
+    /// A catch-all parameter, last only (`*rest` or `{*rest}`; beego's bare `*` is `splat`).
     CatchAll(&'a str),
 }
 
-/// Parses a route path into its segments, accepting the seed's `:id` parameter syntax as well
-/// as axum's `{id}`.
-pub fn parse_route(route: &str) -> Result<Vec<Segment<'_>>, ManifestError> {
+/// The type a beego-style typed parameter requires of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParamType {
+    /// `:id:int`: ASCII digits, at least one.
+    Int,
+    /// `:id:string`: letters, digits and `_`, at least one (beego's `[\w]+`).
+    Word,
+}
+
+impl ParamType {
+    /// Whether `value` (percent-decoded) fits the type.
+    pub fn accepts(self, value: &str) -> bool {
+        !value.is_empty()
+            && match self {
+                ParamType::Int => value.bytes().all(|b| b.is_ascii_digit()),
+                ParamType::Word => value.chars().all(|c| c.is_alphanumeric() || c == '_'),
+            }
+    }
+}
+
+/// Parses a route path into its segments, in the syntax of `driver`.
+///
+/// Both drivers read `:id` and `{id}` parameters and `*rest` and `{*rest}` catch-alls (last
+/// segment only). [`HttpDriver::Beego`] also reads `:id:int` and `:id:string`, and a bare `*`
+/// as a catch-all named `splat`, as beego does; beego's regular-expression parameters
+/// (`:id([0-9]+)`) and `*.*` are refused with a message saying what to write instead. Routes
+/// under [`RESERVED_PREFIX`] are refused.
+pub fn parse_route(route: &str, driver: HttpDriver) -> Result<Vec<Segment<'_>>, ManifestError> {
     let fail = |reason: &str| ManifestError::InvalidRoute {
         route: route.to_owned(),
         reason: reason.to_owned(),
@@ -483,6 +571,12 @@ pub fn parse_route(route: &str) -> Result<Vec<Segment<'_>>, ManifestError> {
     if rest.is_empty() {
         return Ok(Vec::new());
     }
+    if route == "/-" || route.starts_with(RESERVED_PREFIX) {
+        return Err(fail(
+            "paths under /-/ are reserved for gp's own endpoints (such as /-/healthz): choose another path",
+        ));
+    }
+    let beego = driver == HttpDriver::Beego;
     let parts: Vec<&str> = rest.split('/').collect();
     let mut segments = Vec::with_capacity(parts.len());
     for (i, part) in parts.iter().enumerate() {
@@ -492,8 +586,39 @@ pub fn parse_route(route: &str) -> Result<Vec<Segment<'_>>, ManifestError> {
             Segment::CatchAll(name)
         } else if let Some(name) = braced {
             Segment::Param(name)
-        } else if let Some(name) = part.strip_prefix(':') {
-            Segment::Param(name)
+        } else if let Some(param) = part.strip_prefix(':') {
+            if let Some(at) = param.find('(') {
+                return Err(fail(&format!(
+                    "regular-expression parameters ({part:?}) are not supported: write `:{}:int` or `:{}:string`, or `:{}` and check the value in the plugin",
+                    &param[..at], &param[..at], &param[..at]
+                )));
+            }
+            match param.split_once(':') {
+                None => Segment::Param(param),
+                Some((name, kind)) => {
+                    let kind = match kind {
+                        "int" => ParamType::Int,
+                        "string" => ParamType::Word,
+                        other => {
+                            return Err(fail(&format!(
+                                "parameter type {other:?} is not one gp knows: use `:{name}:int` or `:{name}:string`"
+                            )))
+                        }
+                    };
+                    if !beego {
+                        return Err(fail(&format!(
+                            "typed parameter {part:?} is beego syntax: set http_services.driver to \"beego\", or write `:{name}` and check the value in the plugin"
+                        )));
+                    }
+                    Segment::Typed(name, kind)
+                }
+            }
+        } else if *part == "*" && beego {
+            Segment::CatchAll("splat")
+        } else if *part == "*.*" {
+            return Err(fail(
+                "beego's `*.*` (path and extension) is not supported: use `*` and split the extension in the plugin",
+            ));
         } else if let Some(name) = part.strip_prefix('*') {
             Segment::CatchAll(name)
         } else if part.is_empty() {
@@ -512,7 +637,7 @@ pub fn parse_route(route: &str) -> Result<Vec<Segment<'_>>, ManifestError> {
             Segment::Literal(part)
         };
         match segment {
-            Segment::Param(name) | Segment::CatchAll(name) => {
+            Segment::Param(name) | Segment::Typed(name, _) | Segment::CatchAll(name) => {
                 let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
                     && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !valid {
@@ -520,9 +645,9 @@ pub fn parse_route(route: &str) -> Result<Vec<Segment<'_>>, ManifestError> {
                         "parameter {part:?} needs a name of letters, digits and '_'"
                     )));
                 }
-                let taken = segments
-                    .iter()
-                    .any(|s| matches!(s, Segment::Param(n) | Segment::CatchAll(n) if *n == name));
+                let taken = segments.iter().any(|s| {
+                    matches!(s, Segment::Param(n) | Segment::Typed(n, _) | Segment::CatchAll(n) if *n == name)
+                });
                 if taken {
                     return Err(fail(&format!("parameter {name:?} appears twice")));
                 }
@@ -537,6 +662,11 @@ pub fn parse_route(route: &str) -> Result<Vec<Segment<'_>>, ManifestError> {
         segments.push(segment);
     }
     Ok(segments)
+}
+
+fn de_driver<'de, D: Deserializer<'de>>(d: D) -> Result<HttpDriver, D::Error> {
+    let text = String::deserialize(d)?;
+    HttpDriver::parse(&text).map_err(serde::de::Error::custom)
 }
 
 fn ser_version<S: Serializer>(version: &Version, s: S) -> Result<S::Ok, S::Error> {
@@ -591,7 +721,7 @@ mod tests {
         assert_eq!(m.source.unwrap().mode, SourceMode::LocalSo);
         let routes = &m.http_services.as_ref().unwrap().routes;
         assert_eq!(
-            parse_route(&routes[0].route).unwrap(),
+            parse_route(&routes[0].route, HttpDriver::Axum).unwrap(),
             [
                 Segment::Literal("api"),
                 Segment::Literal("plugin"),
@@ -692,7 +822,7 @@ mod tests {
 
     #[test]
     fn checks_routes() {
-        let bad = |r: &str| parse_route(r).unwrap_err().to_string();
+        let bad = |r: &str| parse_route(r, HttpDriver::Axum).unwrap_err().to_string();
         assert_eq!(
             bad("api/x"),
             "invalid route \"api/x\": a route starts with '/'"
@@ -714,7 +844,7 @@ mod tests {
             "invalid route \"/a b\": character ' ' is not allowed in a path segment"
         );
         assert_eq!(
-            parse_route("/a/{id}/*rest").unwrap(),
+            parse_route("/a/{id}/*rest", HttpDriver::Axum).unwrap(),
             vec![
                 Segment::Literal("a"),
                 Segment::Param("id"),
@@ -732,6 +862,77 @@ mod tests {
         assert_eq!(
             err(&dup),
             "route GET \"/api/plugin/sample/:id\" is declared twice"
+        );
+    }
+
+    #[test]
+    fn reads_beego_routes_and_refuses_what_it_does_not_support() {
+        assert_eq!(
+            parse_route("/a/:id:int/:name:string/*", HttpDriver::Beego).unwrap(),
+            vec![
+                Segment::Literal("a"),
+                Segment::Typed("id", ParamType::Int),
+                Segment::Typed("name", ParamType::Word),
+                Segment::CatchAll("splat"),
+            ]
+        );
+        let bad = |r: &str, driver| parse_route(r, driver).unwrap_err().to_string();
+        assert_eq!(
+            bad("/a/:id([0-9]+)", HttpDriver::Beego),
+            "invalid route \"/a/:id([0-9]+)\": regular-expression parameters (\":id([0-9]+)\") are not supported: write `:id:int` or `:id:string`, or `:id` and check the value in the plugin"
+        );
+        assert_eq!(
+            bad("/a/:id:int", HttpDriver::Axum),
+            "invalid route \"/a/:id:int\": typed parameter \":id:int\" is beego syntax: set http_services.driver to \"beego\", or write `:id` and check the value in the plugin"
+        );
+        assert_eq!(
+            bad("/a/:id:float", HttpDriver::Beego),
+            "invalid route \"/a/:id:float\": parameter type \"float\" is not one gp knows: use `:id:int` or `:id:string`"
+        );
+        assert_eq!(
+            bad("/static/*.*", HttpDriver::Beego),
+            "invalid route \"/static/*.*\": beego's `*.*` (path and extension) is not supported: use `*` and split the extension in the plugin"
+        );
+        assert_eq!(
+            bad("/-/healthz", HttpDriver::Axum),
+            "invalid route \"/-/healthz\": paths under /-/ are reserved for gp's own endpoints (such as /-/healthz): choose another path"
+        );
+        assert!(ParamType::Int.accepts("42") && !ParamType::Int.accepts("4x"));
+        assert!(ParamType::Word.accepts("a_1") && !ParamType::Word.accepts("a-1"));
+    }
+
+    #[test]
+    fn knows_the_seed_driver_and_refuses_others_listing_the_known_ones() {
+        let seed = Manifest::from_plugin_json(&with("/http_services/driver", "\"beego\"")).unwrap();
+        assert_eq!(seed.http_services.unwrap().driver, HttpDriver::Beego);
+        assert!(
+            err(&with("/http_services/driver", "\"gin\""))
+                .starts_with("unknown http_services.driver \"gin\": use \"axum\" or \"beego\""),
+            "{}",
+            err(&with("/http_services/driver", "\"gin\""))
+        );
+    }
+
+    #[test]
+    fn bounds_the_route_count_and_finds_duplicates_in_linear_time() {
+        let routes: Vec<String> = (0..=MAX_ROUTES)
+            .map(|i| format!(r#"{{"route": "/r/{i}", "method": "GET", "label": "l"}}"#))
+            .collect();
+        assert_eq!(
+            err(&with(
+                "/http_services/routes",
+                &format!("[{}]", routes.join(","))
+            )),
+            "http_services declares 1025 routes; a plugin may declare at most 1024"
+        );
+        let mut routes = routes[..MAX_ROUTES - 1].to_vec();
+        routes.push(routes[0].clone());
+        assert_eq!(
+            err(&with(
+                "/http_services/routes",
+                &format!("[{}]", routes.join(","))
+            )),
+            "route GET \"/r/0\" is declared twice"
         );
     }
 

@@ -101,6 +101,17 @@ pub enum Error {
         /// The folder of the refused one.
         second: PathBuf,
     },
+    /// A check the application registered ([`Manager::admit`](crate::Manager::admit)), such as
+    /// the HTTP layer's route-conflict check, refused the plugin.
+    #[error("plugin `{plugin}` ({}) refused: {reason}", path.display())]
+    Refused {
+        /// The plugin's name.
+        plugin: String,
+        /// Its folder or package.
+        path: PathBuf,
+        /// Why, as the check said it.
+        reason: String,
+    },
     /// The library's code refused to load (its root module returned an error or panicked).
     #[error("plugin `{plugin}` ({}) failed while loading: {reason}", path.display())]
     LoadFailed {
@@ -301,6 +312,7 @@ impl Error {
             }
             E::Incompatible { .. } | E::LoadFailed { .. } => ErrorKind::Abi,
             E::Duplicate { .. }
+            | E::Refused { .. }
             | E::NotFound { .. }
             | E::UpgradeRefused { .. }
             | E::NameMismatch { .. }

@@ -288,6 +288,7 @@ struct Args {
     description: Option<LitStr>,
     maintainers: Option<(Span, Vec<LitStr>)>,
     home: Option<LitStr>,
+    driver: Option<LitStr>,
     routes: Vec<RouteArg>,
     /// Misuses found while parsing that did not stop it.
     misuses: Errors,
@@ -300,7 +301,7 @@ struct RouteArg {
 }
 
 const ARGUMENTS: &str =
-    "expected `name`, `description`, `maintainers`, `home` or `route(METHOD, \"/path\", label = \"...\")`";
+    "expected `name`, `description`, `maintainers`, `home`, `driver` or `route(METHOD, \"/path\", label = \"...\")`";
 
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Args> {
@@ -342,6 +343,10 @@ fn parse_args(input: ParseStream, args: &mut Args, errors: &mut Errors) -> syn::
             "home" => {
                 duplicate(errors, args.home.is_some());
                 args.home = Some(string_value(&key, input)?);
+            }
+            "driver" => {
+                duplicate(errors, args.driver.is_some());
+                args.driver = Some(string_value(&key, input)?);
             }
             "maintainers" => {
                 duplicate(errors, args.maintainers.is_some());
@@ -516,6 +521,24 @@ fn build_manifest(args: Args, errors: &mut Errors) -> Manifest {
         None => env("CARGO_PKG_HOMEPAGE").or_else(|| env("CARGO_PKG_REPOSITORY")),
     };
 
+    let driver = match &args.driver {
+        None => HttpDriver::Axum,
+        Some(lit) => match HttpDriver::parse(&lit.value()) {
+            Ok(driver) => {
+                if args.routes.is_empty() {
+                    errors.at(
+                        lit.span(),
+                        "`driver` without routes serves nothing: add `route(GET, \"/path\", label = \"...\")`, or remove `driver`",
+                    );
+                }
+                driver
+            }
+            Err(e) => {
+                errors.at(lit.span(), e);
+                HttpDriver::Axum
+            }
+        },
+    };
     let mut routes: Vec<Route> = Vec::new();
     for route in &args.routes {
         let method = match HttpMethod::parse(&route.method.to_string()) {
@@ -526,7 +549,7 @@ fn build_manifest(args: Args, errors: &mut Errors) -> Manifest {
             }
         };
         let path = route.path.value();
-        if let Err(e) = manifest::parse_route(&path) {
+        if let Err(e) = manifest::parse_route(&path, driver) {
             errors.at(route.path.span(), e);
         }
         if route.label.value().trim().is_empty() {
@@ -556,10 +579,7 @@ fn build_manifest(args: Args, errors: &mut Errors) -> Manifest {
         maintainers: maintainers.into_iter().map(|(_, m)| m).collect(),
         home,
         source: None,
-        http_services: (!routes.is_empty()).then_some(HttpServices {
-            driver: HttpDriver::Axum,
-            routes,
-        }),
+        http_services: (!routes.is_empty()).then_some(HttpServices { driver, routes }),
     };
     // Whatever the checks above did not already point at (a bad home) is reported against the
     // token it comes from, or the attribute as a whole.

@@ -32,11 +32,13 @@
 
 mod context;
 mod error;
+pub mod http;
 pub mod testing;
 
 pub use context::{Context, Level};
 pub use error::{Error, Result};
 pub use gp_core::Value;
+pub use http::Request;
 
 /// Marks a plugin's entry point.
 ///

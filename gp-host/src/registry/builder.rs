@@ -190,6 +190,7 @@ impl ManagerBuilder {
             hub: Arc::new(Hub::default()),
             changes: Mutex::new(()),
             reaper: Reaper::start(),
+            admissions: Default::default(),
         });
         if let Some(interval) = interval {
             gc::schedule(Arc::downgrade(&inner), interval);

@@ -22,6 +22,7 @@ use crate::source::package::{Limits, Trust};
 use crate::source::Settings;
 use crate::util::short_hash;
 
+pub(crate) mod admission;
 pub(crate) mod builder;
 pub(crate) mod gc;
 #[cfg(feature = "install")]
@@ -31,6 +32,7 @@ pub(crate) mod sync;
 pub(crate) mod unload;
 pub(crate) mod upgrade;
 
+pub use admission::AdmissionId;
 pub use builder::ManagerBuilder;
 use report::{Synced, Upgraded};
 
@@ -91,6 +93,8 @@ pub(crate) struct Inner {
     /// Held by every change to the registry (load, upgrade, unload), never by calls.
     pub(crate) changes: Mutex<()>,
     pub(crate) reaper: Reaper,
+    /// Checks the application registered with [`Manager::admit`].
+    pub(crate) admissions: admission::Admissions,
 }
 
 impl Manager {

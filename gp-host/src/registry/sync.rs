@@ -142,6 +142,7 @@ impl Manager {
             }
             None => {
                 let spec = examine(Some(&folder), &library, &folder.dir, &folder.origin)?;
+                self.run_admissions(&spec)?;
                 let loaded = Arc::new(self.open(spec, &library)?);
                 let spec = Spec::clone(&loaded.spec);
                 let slot = self.slot(&name);

@@ -124,6 +124,7 @@ impl Manager {
                 version: spec.version().clone(),
             }));
         }
+        self.run_admissions(&spec).map_err(refuse)?;
         let new = Arc::new(self.open(spec, &library).map_err(refuse)?);
         let old = slot
             .current

@@ -86,6 +86,36 @@ impl Executor {
         outcome.map_err(|error| *error)
     }
 
+    /// [`execute`](Self::execute) on the version serving now if `accept` accepts its spec;
+    /// `None`, without calling, if it does not or if the plugin is unloaded.
+    ///
+    /// The version `accept` sees is the one that runs, even if an upgrade swaps it out in
+    /// between: the HTTP layer checks that the version still declares the route it is about
+    /// to serve.
+    pub fn execute_if(
+        &self,
+        ctx: &mut Context,
+        accept: impl FnOnce(&Spec) -> bool,
+    ) -> Option<Result<(), Error>> {
+        let slot = &*self.slot;
+        let thread = rcu::thread();
+        let outcome = slot.current.with(thread, |plugin| {
+            let plugin = plugin.filter(|p| accept(&p.spec))?;
+            if slot.hub.watches_calls() {
+                return Some(self.execute_observed(plugin, thread, ctx));
+            }
+            if !slot.record_calls {
+                return Some(plugin.call(ctx));
+            }
+            let (recorder, start) = slot.metrics.start(thread.index());
+            let outcome = plugin.call(ctx);
+            slot.metrics
+                .finish(recorder, start, outcome.as_ref().err().map(|e| &**e));
+            Some(outcome)
+        });
+        outcome.map(|o| o.map_err(|error| *error))
+    }
+
     /// [`execute`](Self::execute) with call events for subscribers.
     #[cold]
     #[inline(never)]

@@ -197,19 +197,25 @@ fn a_crate_outside_the_workspace_builds_and_is_called() {
 }
 
 /// A `gp serve` process, killed when dropped.
-struct Server(std::process::Child);
+pub struct Server {
+    child: std::process::Child,
+    /// Where it serves plugin routes.
+    pub plugins: String,
+    /// What it prints after its addresses, line by line.
+    pub lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 impl Server {
-    /// Runs `gp serve BASE --watch EXTRA.. --listen 127.0.0.1:0`; returns the server, the
-    /// address it serves on and what it printed before.
-    fn start(base: &Path, extra: &[&str]) -> (Server, String, Vec<String>) {
+    /// Runs `gp serve BASE --watch EXTRA.. --listen 127.0.0.1:0 --admin 127.0.0.1:0`; returns
+    /// the server, the admin address and what it printed before the addresses.
+    pub fn start(base: &Path, extra: &[&str]) -> (Server, String, Vec<String>) {
         use std::io::BufRead;
 
         let mut child = Command::new(env!("CARGO_BIN_EXE_gp"))
@@ -217,21 +223,30 @@ impl Server {
             .arg(base)
             .arg("--watch")
             .args(extra)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
             .env_remove("GP_LOG")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("run gp serve");
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let server = Server(child);
         let mut printed = Vec::new();
+        let mut plugins = String::new();
         let addr = loop {
             let line = lines.next().expect("gp serve prints its address").unwrap();
             if let Some(rest) = line.strip_prefix("serving metrics on http://") {
                 break rest.split('/').next().unwrap().to_owned();
             }
+            if let Some(rest) = line.strip_prefix("serving plugin routes on http://") {
+                plugins = rest.split('/').next().unwrap().to_owned();
+                continue;
+            }
             printed.push(line);
+        };
+        let server = Server {
+            child,
+            plugins,
+            lines,
         };
         (server, addr, printed)
     }
@@ -288,7 +303,7 @@ fn stats_says_what_to_do_when_no_server_runs() {
     let message = stderr(&output);
     assert!(
         message.starts_with("error: http://127.0.0.1:9/stats: ")
-            && message.ends_with("; is `gp serve --listen 127.0.0.1:9` running?\n"),
+            && message.ends_with("; is `gp serve --admin 127.0.0.1:9` running?\n"),
         "{message}"
     );
 }
@@ -510,4 +525,79 @@ fn serve_dev_reloads_a_rebuild_of_the_same_version() {
         assert!(std::time::Instant::now() < deadline, "no reload: {now}");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+#[test]
+fn serve_answers_plugin_routes_counts_them_on_the_admin_listener_and_stops_on_sigterm() {
+    use std::io::{Read, Write};
+
+    let base = crate::harness::base_dir();
+    gp_host::build::install_library(crate::harness::example("sample"), base.path()).unwrap();
+    let (mut server, admin, printed) = Server::start(base.path(), &[]);
+    let plugins = server.plugins.clone();
+    assert_eq!(
+        printed[2..],
+        [
+            format!("route GET http://{plugins}/api/plugin/sample/:id -> sample (plugin.get)"),
+            format!("route POST http://{plugins}/api/plugin/samples -> sample (plugin.post)"),
+        ]
+    );
+    let fetch = |addr: &str, path: &str| {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    };
+    let reply = fetch(&plugins, "/api/plugin/sample/7");
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(
+        reply.ends_with(r#"{"greeting":"sample plugin says: hello, sample 7","id":"7"}"#),
+        "{reply}"
+    );
+    assert!(fetch(&plugins, "/-/healthz").ends_with(r#"{"plugins":1,"status":"ok"}"#));
+    // Metrics are on the admin listener only.
+    assert!(fetch(&plugins, "/metrics").starts_with("HTTP/1.1 404 "));
+    let metrics = fetch(&admin, "/metrics");
+    assert!(
+        metrics.contains(
+            "gp_http_requests_total{plugin=\"sample\",label=\"plugin.get\",status=\"200\"} 1\n"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gp_plugin_calls_total{plugin=\"sample\"} 1\n"),
+        "{metrics}"
+    );
+
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let line = server.lines.next().unwrap().unwrap();
+    assert_eq!(
+        line,
+        "shutting down: finishing requests in flight (up to 10s), then unloading"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gp serve did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
 }

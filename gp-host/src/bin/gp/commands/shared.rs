@@ -8,7 +8,10 @@ use gp_host::Error;
 
 /// Where `gp serve` serves metrics and `gp stats` reads them (9464: the port OpenTelemetry's
 /// Prometheus exporter uses by default).
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9464";
+
+/// Where `gp serve` serves plugin routes by default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// `--public-key` arguments: if there are any, a signature by one of them is required.
 pub fn required_signers(keys: &[String]) -> Result<Option<Trust>, Error> {

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use gp_host::{Error, PluginSummary};
 
-use super::shared::DEFAULT_LISTEN;
+use super::shared::DEFAULT_ADMIN;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The address `gp serve` listens on
-    #[arg(long, default_value = DEFAULT_LISTEN)]
+    /// The admin address `gp serve` listens on (its --admin)
+    #[arg(long, default_value = DEFAULT_ADMIN)]
     addr: SocketAddr,
     /// Print the JSON as served instead of a table
     #[arg(long)]
@@ -23,7 +23,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
     let url = format!("http://{addr}/stats");
     let unreachable = |reason: String| Error::Io {
         path: PathBuf::from(&url),
-        source: std::io::Error::other(format!("{reason}; is `gp serve --listen {addr}` running?")),
+        source: std::io::Error::other(format!("{reason}; is `gp serve --admin {addr}` running?")),
     };
     let body = ureq::get(&url)
         .call()

@@ -1,9 +1,13 @@
-//! Serving a manager over HTTP with axum (feature `http`): what `gp serve` runs, as a library
-//! an application can mount in its own server.
+//! Serving over HTTP with axum (feature `http`): what `gp serve` runs, as a library an
+//! application mounts in its own server.
 //!
-//! Today: `GET /metrics` (Prometheus text) and `GET /stats` (JSON, one
-//! [`PluginSummary`] per plugin). The top layer of the crate: it uses
-//! the registry's public face only.
+//! - [`PluginServer`]: the routes plugins declare in `http_services`, live as plugins load,
+//!   upgrade and unload; plus `GET /-/healthz`. For plugin traffic.
+//! - [`admin_router`]: `GET /metrics` (Prometheus text, with the HTTP metrics when given a
+//!   server) and `GET /stats` (JSON, one [`PluginSummary`] per plugin). For operators.
+//!
+//! The top layer of the crate: it uses the registry's public face, and registers its route
+//! check with the manager ([`Manager::admit`]) rather than being imported by it.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -21,20 +25,41 @@ use gp_core::manifest::{parse_route, ManifestError, Route, Segment};
 use crate::metrics::PluginSummary;
 use crate::registry::Manager;
 
+mod routes;
+mod serve;
+mod stats;
+
+pub use serve::{
+    PluginServer, PluginServerBuilder, RouteLimits, ServedRoute, DEFAULT_BODY_LIMIT,
+    DEFAULT_CONCURRENCY, DEFAULT_MAX_TIMEOUT, DEFAULT_TIMEOUT,
+};
+
 /// The content type of [`Manager::prometheus`]'s text.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A router serving `manager`'s metrics: `GET /metrics` and `GET /stats`. Merge or nest it
-/// into an application's own router as it likes.
+/// into an application's own router as it likes. [`admin_router`] adds a server's HTTP
+/// metrics.
 pub fn router(manager: Manager) -> axum::Router {
+    admin_router(manager, None)
+}
+
+/// The operators' router: `GET /metrics` with `manager`'s metrics and, given a `server`, its
+/// per-route request metrics; `GET /stats`.
+pub fn admin_router(manager: Manager, server: Option<PluginServer>) -> axum::Router {
     let metrics = {
         let manager = manager.clone();
         move || async move {
-            (
-                [(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-                manager.prometheus(),
-            )
+            let mut registry = prometheus_client::registry::Registry::default();
+            manager.register_metrics(&mut registry);
+            if let Some(server) = &server {
+                server.register_metrics(&mut registry);
+            }
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &registry)
+                .expect("writing to a String cannot fail");
+            ([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text)
         }
     };
     let stats = move || async move {
@@ -49,7 +74,7 @@ pub fn router(manager: Manager) -> axum::Router {
 /// A plugin route in axum's path syntax (`/items/{id}`, `/files/{*rest}`), translating the
 /// seed's `:id` and `*rest` parameters.
 pub fn axum_path(route: &Route) -> Result<String, ManifestError> {
-    let segments = parse_route(&route.route)?;
+    let segments = parse_route(&route.route, gp_core::manifest::HttpDriver::Beego)?;
     if segments.is_empty() {
         return Ok("/".into());
     }
@@ -57,7 +82,7 @@ pub fn axum_path(route: &Route) -> Result<String, ManifestError> {
         .iter()
         .map(|s| match s {
             Segment::Literal(l) => format!("/{l}"),
-            Segment::Param(p) => format!("/{{{p}}}"),
+            Segment::Param(p) | Segment::Typed(p, _) => format!("/{{{p}}}"),
             Segment::CatchAll(p) => format!("/{{*{p}}}"),
         })
         .collect())

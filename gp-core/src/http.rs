@@ -1,0 +1,51 @@
+//! The context keys of an HTTP call: how a request reaches a plugin and how its response
+//! comes back.
+//!
+//! When a host serves a plugin's `http_services` routes, each request becomes one call whose
+//! label is the route's label and whose context holds the request under the keys below. The
+//! plugin answers by setting the response keys. Plugin authors use gp-sdk's typed helpers
+//! (`ctx.request()?`, `ctx.respond_json(..)`) rather than these strings; they are here so the
+//! host and the SDK agree on them, and for plugins that read the context directly.
+//!
+//! | key | value | |
+//! |---|---|---|
+//! | `http.request.method` | string | `GET`, `POST`, ... (`HEAD` when a `GET` route answers a `HEAD`) |
+//! | `http.request.path` | string | the path as requested, percent-encoded |
+//! | `http.request.route` | string | the matched route as declared, such as `/api/items/:id` |
+//! | `http.request.params` | map: name → string | path parameters, percent-decoded |
+//! | `http.request.query` | map: name → list of strings | query parameters, decoded; repeated keys keep every value in order |
+//! | `http.request.headers` | map: lower-case name → list of strings | request headers |
+//! | `http.request.body` | bytes | the body (empty when there is none) |
+//! | `http.request.json` | any | the body parsed, when the content type is JSON (`application/json`, `*+json`) and the body is not empty |
+//! | `http.request.remote_addr` | string | the client's address, `ip:port`, as the socket sees it |
+//! | `http.request.id` | string | the request id, also sent back as `x-request-id` |
+//! | `http.response.status` | int | 100–599; default 200, or 204 without a body |
+//! | `http.response.headers` | map: name → string or list of strings | response headers |
+//! | `http.response.body` | any | a string is sent as `text/plain`, bytes as `application/octet-stream`, anything else as JSON |
+
+/// The request's method.
+pub const METHOD: &str = "http.request.method";
+/// The requested path, percent-encoded, without the query.
+pub const PATH: &str = "http.request.path";
+/// The matched route, as the plugin declared it.
+pub const ROUTE: &str = "http.request.route";
+/// The path parameters: a map from name to (percent-decoded) string.
+pub const PARAMS: &str = "http.request.params";
+/// The query parameters: a map from name to a list of strings.
+pub const QUERY: &str = "http.request.query";
+/// The request headers: a map from lower-case name to a list of strings.
+pub const HEADERS: &str = "http.request.headers";
+/// The request body, as bytes.
+pub const BODY: &str = "http.request.body";
+/// The request body parsed as JSON, when its content type is JSON.
+pub const JSON: &str = "http.request.json";
+/// The client's address.
+pub const REMOTE_ADDR: &str = "http.request.remote_addr";
+/// The request id.
+pub const REQUEST_ID: &str = "http.request.id";
+/// The response status the plugin chose.
+pub const STATUS: &str = "http.response.status";
+/// The response headers the plugin chose.
+pub const RESPONSE_HEADERS: &str = "http.response.headers";
+/// The response body the plugin chose.
+pub const RESPONSE_BODY: &str = "http.response.body";

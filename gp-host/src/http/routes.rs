@@ -1,0 +1,397 @@
+//! The route table: every serving plugin's routes in one matcher per method, checked for
+//! conflicts, and looked up per request.
+//!
+//! One [matchit] router per method, so that two routes conflict only when they share a method
+//! and their patterns are identical or ambiguous (`/a/:id` and `/a/:name`), which is matchit's
+//! rule. Static segments take priority over parameters, parameters over catch-alls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use gp_core::manifest::{parse_route, HttpMethod, ParamType, Route, Segment};
+
+use crate::runtime::executor::Executor;
+use crate::runtime::spec::Spec;
+
+/// One route of one plugin, as the table serves it.
+#[derive(Debug)]
+pub(crate) struct RouteEntry {
+    pub(crate) plugin: String,
+    pub(crate) method: HttpMethod,
+    /// The route as declared (`/items/:id`).
+    pub(crate) route: String,
+    pub(crate) label: String,
+    /// Parameters whose values must have a type (beego's `:id:int`).
+    typed: Vec<(String, ParamType)>,
+    pub(crate) executor: Option<Executor>,
+}
+
+impl RouteEntry {
+    /// Whether `spec` still declares this route (same method, route and label).
+    pub(crate) fn declared_by(&self, spec: &Spec) -> bool {
+        spec.manifest.http_services.as_ref().is_some_and(|http| {
+            http.routes
+                .iter()
+                .any(|r| r.method == self.method && r.route == self.route && r.label == self.label)
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("{} {} (label {:?})", self.method, self.route, self.label)
+    }
+}
+
+/// Two routes that cannot both be served.
+#[derive(Debug)]
+pub(crate) struct Conflict {
+    pub(crate) refused: Arc<RouteEntry>,
+    pub(crate) served: Arc<RouteEntry>,
+}
+
+impl Conflict {
+    /// What a user sees: both plugins, both routes, both labels, and what to do.
+    pub(crate) fn message(&self) -> String {
+        let (refused, served) = (&self.refused, &self.served);
+        if refused.plugin == served.plugin {
+            format!(
+                "route {} conflicts with its own route {}: the two match the same requests; make them differ by a literal segment",
+                refused.describe(),
+                served.describe()
+            )
+        } else {
+            format!(
+                "route {} conflicts with route {} of plugin `{}`, which is serving: the two match the same requests; change one of them, or unload `{}` first",
+                refused.describe(),
+                served.describe(),
+                served.plugin,
+                served.plugin
+            )
+        }
+    }
+}
+
+/// What a request's method and path lead to.
+pub(crate) enum Lookup<'t> {
+    /// A route, with its parameters (names and percent-decoded values).
+    Found {
+        entry: &'t Arc<RouteEntry>,
+        params: Vec<(String, String)>,
+    },
+    /// The path exists under other methods only.
+    WrongMethod { allow: Vec<&'static str> },
+    /// No route has this path.
+    NotFound,
+}
+
+/// Every route being served.
+#[derive(Default)]
+pub(crate) struct RouteTable {
+    by_method: HashMap<HttpMethod, matchit::Router<usize>>,
+    /// matchit's pattern → the entry, per method: to name the route a conflict is with.
+    patterns: HashMap<(HttpMethod, String), usize>,
+    entries: Vec<Arc<RouteEntry>>,
+}
+
+/// `route` in matchit's syntax, with the typed parameters it declares.
+fn pattern(
+    route: &Route,
+    driver: gp_core::manifest::HttpDriver,
+) -> (String, Vec<(String, ParamType)>) {
+    // The manifest was validated at load, so the route parses.
+    let segments = parse_route(&route.route, driver).unwrap_or_default();
+    let mut typed = Vec::new();
+    if segments.is_empty() {
+        return ("/".into(), typed);
+    }
+    let path = segments
+        .iter()
+        .map(|s| match s {
+            Segment::Literal(l) => format!("/{l}"),
+            Segment::Param(p) => format!("/{{{p}}}"),
+            Segment::Typed(p, kind) => {
+                typed.push(((*p).to_owned(), *kind));
+                format!("/{{{p}}}")
+            }
+            Segment::CatchAll(p) => format!("/{{*{p}}}"),
+        })
+        .collect();
+    (path, typed)
+}
+
+impl RouteTable {
+    /// The table serving `specs` (in this order), with `executor` giving each plugin's
+    /// executor. A route that conflicts with one inserted before it is left out and reported.
+    pub(crate) fn build<'s>(
+        specs: impl IntoIterator<Item = &'s Spec>,
+        executor: impl Fn(&str) -> Option<Executor>,
+    ) -> (RouteTable, Vec<Conflict>) {
+        let mut table = RouteTable::default();
+        let mut conflicts = Vec::new();
+        for spec in specs {
+            let executor = executor(spec.name());
+            if let Err(mut found) = table.insert_spec(spec, executor.as_ref()) {
+                conflicts.append(&mut found);
+            }
+        }
+        (table, conflicts)
+    }
+
+    /// Inserts every route of `spec`, skipping (and returning) the ones that conflict.
+    pub(crate) fn insert_spec(
+        &mut self,
+        spec: &Spec,
+        executor: Option<&Executor>,
+    ) -> Result<(), Vec<Conflict>> {
+        let Some(http) = &spec.manifest.http_services else {
+            return Ok(());
+        };
+        let mut conflicts = Vec::new();
+        for route in &http.routes {
+            let (path, typed) = pattern(route, http.driver);
+            let entry = Arc::new(RouteEntry {
+                plugin: spec.name().to_owned(),
+                method: route.method,
+                route: route.route.clone(),
+                label: route.label.clone(),
+                typed,
+                executor: executor.cloned(),
+            });
+            let index = self.entries.len();
+            let router = self.by_method.entry(route.method).or_default();
+            match router.insert(path.clone(), index) {
+                Ok(()) => {
+                    self.patterns.insert((route.method, path), index);
+                    self.entries.push(entry);
+                }
+                Err(matchit::InsertError::Conflict { with }) => {
+                    let served = self
+                        .patterns
+                        .get(&(route.method, with))
+                        .map(|&i| Arc::clone(&self.entries[i]))
+                        // matchit names a route it holds, so this is not expected; the
+                        // message still names the refused route.
+                        .unwrap_or_else(|| Arc::clone(&entry));
+                    conflicts.push(Conflict {
+                        refused: entry,
+                        served,
+                    });
+                }
+                Err(other) => {
+                    tracing::warn!(target: "gp::http", plugin = spec.name(), route = route.route, "route not served: {other}");
+                }
+            }
+        }
+        if conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(conflicts)
+        }
+    }
+
+    /// The route a request to `method path` goes to. A `HEAD` without a `HEAD` route goes to
+    /// the `GET` route.
+    pub(crate) fn lookup(&self, method: HttpMethod, path: &str) -> Lookup<'_> {
+        if let Some(found) = self.find(method, path) {
+            return found;
+        }
+        if method == HttpMethod::Head {
+            if let Some(found) = self.find(HttpMethod::Get, path) {
+                return found;
+            }
+        }
+        let mut allow: Vec<&'static str> = HttpMethod::ALL
+            .into_iter()
+            .filter(|&m| m != method && self.find(m, path).is_some())
+            .map(HttpMethod::as_str)
+            .collect();
+        if allow.is_empty() {
+            return Lookup::NotFound;
+        }
+        if allow.contains(&"GET") && !allow.contains(&"HEAD") && method != HttpMethod::Head {
+            allow.push("HEAD");
+        }
+        Lookup::WrongMethod { allow }
+    }
+
+    fn find(&self, method: HttpMethod, path: &str) -> Option<Lookup<'_>> {
+        let matched = self.by_method.get(&method)?.at(path).ok()?;
+        let entry = &self.entries[*matched.value];
+        let mut params = Vec::with_capacity(matched.params.len());
+        for (name, raw) in matched.params.iter() {
+            let value = percent_encoding::percent_decode_str(raw)
+                .decode_utf8_lossy()
+                .into_owned();
+            let typed = entry.typed.iter().find(|(n, _)| n == name);
+            if typed.is_some_and(|(_, kind)| !kind.accepts(&value)) {
+                return None;
+            }
+            params.push((name.to_owned(), value));
+        }
+        Some(Lookup::Found { entry, params })
+    }
+
+    /// Every route, in the order served.
+    pub(crate) fn entries(&self) -> &[Arc<RouteEntry>] {
+        &self.entries
+    }
+}
+
+/// The admission check the HTTP layer registers with a manager: refuses a plugin whose routes
+/// conflict with those of the plugins serving, or with each other.
+pub(crate) fn admit(candidate: &Spec, serving: &[Spec]) -> Result<(), String> {
+    if candidate.manifest.http_services.is_none() {
+        return Ok(());
+    }
+    let mut sorted: Vec<&Spec> = serving.iter().collect();
+    sorted.sort_by(|a, b| a.name().cmp(b.name()));
+    let (mut table, _) = RouteTable::build(sorted, |_| None);
+    match table.insert_spec(candidate, None) {
+        Ok(()) => Ok(()),
+        Err(conflicts) => Err(conflicts
+            .iter()
+            .map(Conflict::message)
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gp_core::manifest::Manifest;
+
+    fn spec(name: &str, driver: &str, routes: &[(&str, &str, &str)]) -> Spec {
+        let routes: Vec<serde_json::Value> = routes
+            .iter()
+            .map(|(m, r, l)| serde_json::json!({"method": m, "route": r, "label": l}))
+            .collect();
+        let json = serde_json::json!({
+            "name": name, "version": "1.0.0",
+            "source": {"mode": "local_so", "path": "lib.so"},
+            "http_services": {"driver": driver, "routes": routes},
+        });
+        Spec {
+            manifest: Manifest::from_plugin_json(&json.to_string()).unwrap(),
+            dir: name.into(),
+            origin: name.into(),
+            library: "lib.so".into(),
+            sha256: String::new(),
+            abi_version: "0.1.1".into(),
+            has_on_load: false,
+            has_on_unload: false,
+        }
+    }
+
+    fn found(
+        table: &RouteTable,
+        method: HttpMethod,
+        path: &str,
+    ) -> Option<(String, Vec<(String, String)>)> {
+        match table.lookup(method, path) {
+            Lookup::Found { entry, params } => Some((entry.label.clone(), params)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn static_beats_parameters_and_parameters_are_decoded() {
+        let a = spec(
+            "a",
+            "beego",
+            &[
+                ("GET", "/files/*", "splat"),
+                ("GET", "/files/readme", "static"),
+                ("GET", "/items/:name", "param"),
+                ("GET", "/items/new", "new"),
+            ],
+        );
+        let (table, conflicts) = RouteTable::build([&a], |_| None);
+        assert!(conflicts.is_empty(), "{conflicts:?}");
+        assert_eq!(
+            found(&table, HttpMethod::Get, "/files/readme").unwrap().0,
+            "static"
+        );
+        assert_eq!(
+            found(&table, HttpMethod::Get, "/files/a/b%2Fc").unwrap(),
+            ("splat".into(), vec![("splat".into(), "a/b/c".into())])
+        );
+        assert_eq!(
+            found(&table, HttpMethod::Get, "/items/new").unwrap().0,
+            "new"
+        );
+        assert_eq!(
+            found(&table, HttpMethod::Get, "/items/a%20b").unwrap(),
+            ("param".into(), vec![("name".into(), "a b".into())])
+        );
+        // No trailing-slash redirect, no extension stripping.
+        assert!(matches!(
+            table.lookup(HttpMethod::Get, "/items/new/"),
+            Lookup::NotFound
+        ));
+        assert_eq!(
+            found(&table, HttpMethod::Get, "/items/x.json").unwrap().1,
+            vec![("name".into(), "x.json".into())]
+        );
+        // A parameter and a catch-all at the same place are ambiguous: matchit refuses them.
+        let b = spec("b", "beego", &[("GET", "/items/*", "b.splat")]);
+        assert!(admit(&b, &[a])
+            .unwrap_err()
+            .contains("conflicts with route GET /items/:name"));
+    }
+
+    #[test]
+    fn typed_parameters_must_fit_and_head_falls_back_to_get() {
+        let a = spec(
+            "a",
+            "beego",
+            &[
+                ("GET", "/items/:id:int", "get"),
+                ("DELETE", "/items/:id:int", "delete"),
+            ],
+        );
+        let (table, _) = RouteTable::build([&a], |_| None);
+        assert_eq!(
+            found(&table, HttpMethod::Get, "/items/42").unwrap().0,
+            "get"
+        );
+        assert!(matches!(
+            table.lookup(HttpMethod::Get, "/items/4x"),
+            Lookup::NotFound
+        ));
+        assert_eq!(
+            found(&table, HttpMethod::Head, "/items/42").unwrap().0,
+            "get"
+        );
+        match table.lookup(HttpMethod::Post, "/items/42") {
+            Lookup::WrongMethod { allow } => assert_eq!(allow, ["GET", "DELETE", "HEAD"]),
+            _ => panic!("expected 405"),
+        }
+    }
+
+    #[test]
+    fn conflicts_name_both_plugins_routes_and_labels() {
+        let a = spec("a", "axum", &[("GET", "/items/{id}", "a.get")]);
+        let same = spec("b", "axum", &[("GET", "/items/{id}", "b.get")]);
+        let renamed = spec("b", "beego", &[("GET", "/items/:key", "b.get")]);
+        let other_method = spec("b", "axum", &[("POST", "/items/{id}", "b.post")]);
+        let serving = [a];
+        assert_eq!(
+            admit(&same, &serving).unwrap_err(),
+            "route GET /items/{id} (label \"b.get\") conflicts with route GET /items/{id} (label \"a.get\") of plugin `a`, which is serving: the two match the same requests; change one of them, or unload `a` first"
+        );
+        assert_eq!(
+            admit(&renamed, &serving).unwrap_err(),
+            "route GET /items/:key (label \"b.get\") conflicts with route GET /items/{id} (label \"a.get\") of plugin `a`, which is serving: the two match the same requests; change one of them, or unload `a` first"
+        );
+        admit(&other_method, &serving).unwrap();
+        let own = spec(
+            "c",
+            "beego",
+            &[("GET", "/x/:a", "one"), ("GET", "/x/:b", "two")],
+        );
+        assert_eq!(
+            admit(&own, &[]).unwrap_err(),
+            "route GET /x/:b (label \"two\") conflicts with its own route GET /x/:a (label \"one\"): the two match the same requests; make them differ by a literal segment"
+        );
+    }
+}

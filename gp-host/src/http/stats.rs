@@ -1,0 +1,81 @@
+//! Per-route request metrics: how many requests each route answered with each status, and
+//! how long they took.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    plugin: String,
+    label: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    plugin: String,
+    label: String,
+}
+
+type Latency = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to ~100 s, doubling.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.000_05, 2.0, 22,
+    ))
+}
+
+/// The HTTP layer's metrics. Requests that matched no route count under empty `plugin` and
+/// `label`.
+pub(crate) struct HttpMetrics {
+    requests: Family<StatusLabels, Counter>,
+    latency: Latency,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        HttpMetrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+        }
+    }
+}
+
+impl HttpMetrics {
+    pub(crate) fn observe(&self, plugin: &str, label: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&StatusLabels {
+                plugin: plugin.to_owned(),
+                label: label.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                plugin: plugin.to_owned(),
+                label: label.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        let http = registry.sub_registry_with_prefix("gp_http");
+        http.register(
+            "requests",
+            "HTTP requests answered, by plugin, route label and status",
+            self.requests.clone(),
+        );
+        http.register_with_unit(
+            "request_duration",
+            "Time from receiving a request to its response, by plugin and route label",
+            prometheus_client::registry::Unit::Seconds,
+            self.latency.clone(),
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! Checks an application registers to refuse a plugin before it loads: the registry runs
+//! them without knowing what they check (the HTTP layer's route conflicts, for one), so no
+//! layer above the registry has to be imported by it.
+
+use std::sync::{Arc, RwLock};
+
+use crate::error::Error;
+use crate::registry::Manager;
+use crate::runtime::spec::Spec;
+
+/// A check run before a plugin version is loaded or swapped in: `candidate` is the version
+/// about to serve, `serving` every other plugin serving now (not the version `candidate`
+/// replaces). `Err(reason)` refuses the candidate.
+pub type Admission = dyn Fn(&Spec, &[Spec]) -> Result<(), String> + Send + Sync;
+
+/// Identifies a check registered with [`Manager::admit`], to remove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AdmissionId(u64);
+
+/// The checks of one manager.
+#[derive(Default)]
+pub(crate) struct Admissions {
+    checks: RwLock<Checks>,
+}
+
+/// The last id given, and each check with its id.
+#[derive(Default)]
+struct Checks(u64, Vec<(u64, Arc<Admission>)>);
+
+impl Manager {
+    /// Registers `check`, run (with the change lock held, so checks see a settled registry)
+    /// before every load and upgrade, after the library was verified and before its
+    /// `on_load` runs. A refused load fails with [`Error::Refused`]; a refused upgrade with
+    /// [`Error::UpgradeRefused`], and the running version keeps serving.
+    ///
+    /// Plugins already loaded are not checked again.
+    pub fn admit(
+        &self,
+        check: impl Fn(&Spec, &[Spec]) -> Result<(), String> + Send + Sync + 'static,
+    ) -> AdmissionId {
+        let mut checks = self.inner.admissions.checks.write().expect("admissions");
+        checks.0 += 1;
+        let id = checks.0;
+        checks.1.push((id, Arc::new(check)));
+        AdmissionId(id)
+    }
+
+    /// Removes a check registered with [`admit`](Self::admit); `false` if it was gone.
+    pub fn remove_admission(&self, id: AdmissionId) -> bool {
+        let mut checks = self.inner.admissions.checks.write().expect("admissions");
+        let before = checks.1.len();
+        checks.1.retain(|(i, _)| *i != id.0);
+        checks.1.len() != before
+    }
+
+    /// Runs every check on `candidate`. Called with the change lock held.
+    pub(crate) fn run_admissions(&self, candidate: &Spec) -> Result<(), Error> {
+        let checks: Vec<Arc<Admission>> = {
+            let checks = self.inner.admissions.checks.read().expect("admissions");
+            checks.1.iter().map(|(_, c)| Arc::clone(c)).collect()
+        };
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let serving: Vec<Spec> = self
+            .list()
+            .into_iter()
+            .filter(|s| s.name() != candidate.name())
+            .collect();
+        for check in checks {
+            check(candidate, &serving).map_err(|reason| Error::Refused {
+                plugin: candidate.name().to_owned(),
+                path: candidate.origin.clone(),
+                reason,
+            })?;
+        }
+        Ok(())
+    }
+}

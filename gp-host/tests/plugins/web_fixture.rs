@@ -1,0 +1,188 @@
+//! The plugins the HTTP tests serve: `web` (two versions, for upgrades under load) and
+//! `web-clash` (whose routes conflict with web's), built once per test run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::harness::{options, plugin_manifest, target_dir, workspace};
+
+/// Every route the HTTP tests exercise, one label each, in the seed's beego syntax.
+const WEB: &str = r#"use std::time::{Duration, Instant};
+
+use gp_sdk::{bail, plugin_entry, Context, Result};
+
+#[plugin_entry(
+    name = "web",
+    driver = "beego",
+    route(GET, "/web/echo/:id", label = "echo"),
+    route(POST, "/web/echo", label = "echo.post"),
+    route(GET, "/web/items/:id:int", label = "item"),
+    route(GET, "/web/files/*", label = "files"),
+    route(GET, "/web/status/:code", label = "status"),
+    route(GET, "/web/empty", label = "empty"),
+    route(GET, "/web/bytes", label = "bytes"),
+    route(GET, "/web/headers", label = "headers"),
+    route(GET, "/web/fail", label = "fail"),
+    route(GET, "/web/reject", label = "reject"),
+    route(GET, "/web/panic", label = "panic"),
+    route(GET, "/web/slow", label = "slow"),
+    route(GET, "/web/hang", label = "hang"),
+    route(GET, "/web/bad-status", label = "bad.status"),
+    route(POST, "/web/json", label = "json"),
+    route(GET, "/web/version", label = "version"),
+)]
+fn execute(ctx: &mut Context) -> Result {
+    let label = ctx.label().unwrap_or_default().to_owned();
+    match label.as_str() {
+        "echo" | "echo.post" => {
+            let r = ctx.request()?;
+            let echo = serde_json::json!({
+                "label": label,
+                "method": r.method(),
+                "path": r.path(),
+                "route": r.route(),
+                "id": r.param("id"),
+                "tags": r.query_all("tag"),
+                "q": r.query("q"),
+                "accept": r.header("Accept"),
+                "body": r.text()?,
+                "remote_ip_is_loopback": r.remote_addr().starts_with("127.0.0.1:"),
+                "request_id": r.id(),
+                "json": ctx.get("http.request.json").map(|v| v.to_json()),
+            });
+            ctx.respond_json(&echo)
+        }
+        "item" => {
+            let id: i64 = ctx.request()?.param("id").unwrap_or_default().parse()?;
+            ctx.respond_json(&serde_json::json!({ "id": id }))
+        }
+        "files" => {
+            let splat = ctx.request()?.param("splat").unwrap_or_default().to_owned();
+            ctx.respond_text(splat);
+            Ok(())
+        }
+        "status" => {
+            let code: u16 = ctx.request()?.param("code").unwrap_or_default().parse()?;
+            ctx.respond(code)?;
+            ctx.respond_text(format!("status {code}"));
+            Ok(())
+        }
+        "empty" => Ok(()),
+        "bytes" => {
+            ctx.respond_bytes(vec![0u8, 1, 2, 255]);
+            Ok(())
+        }
+        "headers" => {
+            ctx.set_header("x-a", "1");
+            ctx.set_header("x-a", "2");
+            ctx.set_header("connection", "close");
+            ctx.set_header("content-length", "999");
+            ctx.set_header("transfer-encoding", "chunked");
+            ctx.respond_text("with headers");
+            Ok(())
+        }
+        "fail" => bail!("database unreachable"),
+        "reject" => Err(ctx.reject(404, "no item 7")),
+        "panic" => panic!("the web plugin panicked on purpose"),
+        "slow" => {
+            // Waits for cancellation (at most 10 s), then leaves a mark where the test said.
+            let marker = ctx.request()?.query("marker").unwrap_or_default().to_owned();
+            let start = Instant::now();
+            while !ctx.is_cancelled() && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !marker.is_empty() && ctx.is_cancelled() {
+                std::fs::write(&marker, format!("cancelled after {} ms", start.elapsed().as_millis()))?;
+            }
+            Err(gp_sdk::Error::cancelled())
+        }
+        "hang" => {
+            // Ignores cancellation for `ms` milliseconds (at most 5 s).
+            let ms: u64 = ctx.request()?.query("ms").unwrap_or("1000").parse()?;
+            std::thread::sleep(Duration::from_millis(ms.min(5000)));
+            ctx.respond_text("woke up");
+            Ok(())
+        }
+        "bad.status" => {
+            ctx.set("http.response.status", 42);
+            Ok(())
+        }
+        "json" => {
+            #[derive(serde::Deserialize, serde::Serialize)]
+            struct Item {
+                name: String,
+            }
+            let item: Item = ctx.request_json()?;
+            ctx.respond(201)?;
+            ctx.respond_json(&item)
+        }
+        "version" => {
+            ctx.respond_text(env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        other => bail!("no label {other:?}"),
+    }
+}
+"#;
+
+/// Conflicts with `web` on one route (same method, an ambiguous pattern), not on the other.
+const CLASH: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
+
+#[plugin_entry(
+    driver = "beego",
+    route(POST, "/clash/ok", label = "clash.ok"),
+    route(GET, "/web/items/:num:int", label = "clash.items"),
+)]
+fn execute(ctx: &mut Context) -> Result {
+    ctx.respond_text("clash");
+    Ok(())
+}
+"#;
+
+/// The HTTP fixtures, by package: `web-v1` (web 1.0.0), `web-v2` (web 2.0.0), `web-clash`.
+pub fn web(package: &str) -> &'static Path {
+    static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    &BUILT.get_or_init(build)[package]
+}
+
+fn build() -> HashMap<String, PathBuf> {
+    let root = target_dir().join("fixtures/web");
+    let crates = [
+        ("web-v1", "1.0.0", WEB),
+        ("web-v2", "2.0.0", WEB),
+        ("web-clash", "1.0.0", CLASH),
+    ];
+    let _ = std::fs::remove_dir_all(&root);
+    for (package, version, source) in crates {
+        let dir = root.join(package);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        let manifest = plugin_manifest(package, version, false)
+            + "serde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\n";
+        std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+        std::fs::write(dir.join("src/lib.rs"), source).unwrap();
+    }
+    let members: Vec<String> = crates.iter().map(|c| format!("{:?}", c.0)).collect();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!(
+            "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
+            members.join(", ")
+        ),
+    )
+    .unwrap();
+    std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+    let libraries = gp_host::build::cargo_build(&root.join("Cargo.toml"), &[], &options())
+        .unwrap_or_else(|e| panic!("building the web fixtures: {e}"));
+    libraries
+        .into_iter()
+        .map(|library| {
+            let stem = library.file_stem().unwrap().to_string_lossy();
+            let package = stem
+                .strip_prefix(std::env::consts::DLL_PREFIX)
+                .unwrap_or(&stem)
+                .replace('_', "-");
+            (package, library)
+        })
+        .collect()
+}

@@ -1,0 +1,260 @@
+//! Serving HTTP routes: the request a route's call carries, and the response a plugin sets.
+//!
+//! A plugin that declares routes (`#[plugin_entry(route(GET, "/items/:id", label =
+//! "items.get"))]`) is called once per request, with the route's label as the call's label:
+//!
+//! ```no_run
+//! use gp_sdk::{plugin_entry, Context, Result};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize, Serialize)]
+//! struct Item {
+//!     name: String,
+//! }
+//!
+//! #[plugin_entry(
+//!     route(GET, "/items/:id", label = "items.get"),
+//!     route(POST, "/items", label = "items.create"),
+//! )]
+//! fn execute(ctx: &mut Context) -> Result {
+//!     match ctx.label() {
+//!         Some("items.get") => {
+//!             let id = ctx.request()?.param("id").unwrap_or_default().to_owned();
+//!             ctx.respond_json(&serde_json::json!({ "id": id }))
+//!         }
+//!         Some("items.create") => {
+//!             let item: Item = ctx.request_json()?; // 400 if the body does not fit
+//!             ctx.respond(201)?;
+//!             ctx.respond_json(&item)
+//!         }
+//!         _ => Err(ctx.reject(404, "no such route")),
+//!     }
+//! }
+//! ```
+//!
+//! The context keys behind these helpers are listed in [`gp_core::http`]; what the host does
+//! with each response (content types, 204, error statuses) is in gp-host's `http` module.
+
+use gp_core::http as keys;
+use gp_core::Value;
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{Context, Error, Result};
+
+type Map = abi_stable::std_types::RHashMap<abi_stable::std_types::RString, Value>;
+
+/// The HTTP request a call serves, borrowed from the call's context (no copies).
+///
+/// Get it with [`Context::request`].
+pub struct Request<'c> {
+    method: &'c str,
+    path: &'c str,
+    route: &'c str,
+    params: Option<&'c Map>,
+    query: Option<&'c Map>,
+    headers: Option<&'c Map>,
+    body: &'c [u8],
+    json: Option<&'c Value>,
+    remote_addr: &'c str,
+    id: &'c str,
+}
+
+fn list<'c>(map: Option<&'c Map>, name: &str) -> impl Iterator<Item = &'c str> {
+    let values = map.and_then(|m| m.get(name)).and_then(|v| match v {
+        Value::List(list) => Some(list.as_slice()),
+        _ => None,
+    });
+    values.unwrap_or_default().iter().filter_map(Value::as_str)
+}
+
+impl<'c> Request<'c> {
+    /// The method: `GET`, `POST`, ... (`HEAD` when a `GET` route answers a `HEAD` request).
+    pub fn method(&self) -> &'c str {
+        self.method
+    }
+
+    /// The path as requested (percent-encoded, without the query).
+    pub fn path(&self) -> &'c str {
+        self.path
+    }
+
+    /// The route that matched, as the plugin declared it (`/items/:id`).
+    pub fn route(&self) -> &'c str {
+        self.route
+    }
+
+    /// The path parameter `name` (percent-decoded), such as `id` for `/items/:id`.
+    pub fn param(&self, name: &str) -> Option<&'c str> {
+        self.params?.get(name)?.as_str()
+    }
+
+    /// The first value of query parameter `name` (`?name=value`), decoded.
+    pub fn query(&self, name: &str) -> Option<&'c str> {
+        list(self.query, name).next()
+    }
+
+    /// Every value of query parameter `name`, in the order they were sent.
+    pub fn query_all(&self, name: &str) -> Vec<&'c str> {
+        list(self.query, name).collect()
+    }
+
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&'c str> {
+        list(self.headers, &name.to_ascii_lowercase()).next()
+    }
+
+    /// Every value of header `name` (any case).
+    pub fn header_all(&self, name: &str) -> Vec<&'c str> {
+        list(self.headers, &name.to_ascii_lowercase()).collect()
+    }
+
+    /// The body's bytes (empty when there is none).
+    pub fn body(&self) -> &'c [u8] {
+        self.body
+    }
+
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> Result<&'c str> {
+        std::str::from_utf8(self.body())
+            .map_err(|e| Error::msg(format!("the request body is not UTF-8 text: {e}")))
+    }
+
+    /// The body, parsed as JSON into `T`. The host parsed it already when the content type
+    /// is JSON (and answered 400 itself if it was malformed); otherwise the bytes are parsed.
+    /// [`Context::request_json`] also answers 400 when the body does not fit `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        let parsed = match self.json {
+            Some(value) => serde_json::from_value(value.to_json()),
+            None if self.body().is_empty() => {
+                return Err(Error::msg("the request has no body: send a JSON document"))
+            }
+            None => serde_json::from_slice(self.body()),
+        };
+        parsed.map_err(|e| {
+            Error::msg(format!(
+                "the request body does not fit {}: {e}",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
+    /// The client's address (`ip:port`) as the server's socket sees it.
+    pub fn remote_addr(&self) -> &'c str {
+        self.remote_addr
+    }
+
+    /// The request id, which the host also sends back as `x-request-id`.
+    pub fn id(&self) -> &'c str {
+        self.id
+    }
+}
+
+impl<'a> Context<'a> {
+    /// The HTTP request this call serves; an error if the call did not come from a route.
+    pub fn request(&self) -> Result<Request<'_>> {
+        let Some(method) = self.get_str(keys::METHOD) else {
+            return Err(Error::msg(
+                "this call did not come from an HTTP route (the context has no http.request.method)",
+            ));
+        };
+        let text = |key| self.get_str(key).unwrap_or_default();
+        let map = |key| match self.get(key) {
+            Some(Value::Map(map)) => Some(map),
+            _ => None,
+        };
+        Ok(Request {
+            method,
+            path: text(keys::PATH),
+            route: text(keys::ROUTE),
+            params: map(keys::PARAMS),
+            query: map(keys::QUERY),
+            headers: map(keys::HEADERS),
+            body: self
+                .get(keys::BODY)
+                .and_then(Value::as_bytes)
+                .unwrap_or_default(),
+            json: self.get(keys::JSON),
+            remote_addr: text(keys::REMOTE_ADDR),
+            id: text(keys::REQUEST_ID),
+        })
+    }
+
+    /// The request's JSON body as a `T`; when it does not fit, sets the response to 400 with
+    /// the reason and returns the error, so `?` ends the call with a 400.
+    pub fn request_json<T: DeserializeOwned>(&mut self) -> Result<T> {
+        let parsed = self.request()?.json();
+        parsed.map_err(|e| self.reject(400, e))
+    }
+
+    /// Sets the response's status (100–599; the default is 200, or 204 without a body).
+    pub fn respond(&mut self, status: u16) -> Result<()> {
+        if !(100..=599).contains(&status) {
+            return Err(Error::msg(format!(
+                "{status} is not an HTTP status: use 100 to 599"
+            )));
+        }
+        self.set(keys::STATUS, i64::from(status));
+        Ok(())
+    }
+
+    /// Sets the response's body to `body` as JSON (`content-type: application/json`).
+    pub fn respond_json<T: Serialize + ?Sized>(&mut self, body: &T) -> Result<()> {
+        let json = serde_json::to_value(body)
+            .map_err(|e| Error::msg(format!("cannot send the response as JSON: {e}")))?;
+        self.set_header("content-type", "application/json");
+        self.set(keys::RESPONSE_BODY, Value::from(json));
+        Ok(())
+    }
+
+    /// Sets the response's body to `body` (`content-type: text/plain; charset=utf-8` unless
+    /// a content type was set).
+    pub fn respond_text(&mut self, body: impl Into<String>) {
+        self.set(keys::RESPONSE_BODY, body.into());
+    }
+
+    /// Sets the response's body to `body` (`content-type: application/octet-stream` unless a
+    /// content type was set).
+    pub fn respond_bytes(&mut self, body: impl Into<Vec<u8>>) {
+        self.set(keys::RESPONSE_BODY, body.into());
+    }
+
+    /// Adds a response header; setting a name again adds another value (`content-type` is
+    /// replaced instead). `content-length` and hop-by-hop headers are dropped by the host.
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        let name = name.to_ascii_lowercase();
+        let mut headers = match self.remove(keys::RESPONSE_HEADERS) {
+            Some(Value::Map(map)) => map,
+            _ => Default::default(),
+        };
+        let key = abi_stable::std_types::RString::from(name.as_str());
+        let value = Value::from(value);
+        let entry = match headers.remove(&key).into_option() {
+            Some(Value::List(mut list)) if name != "content-type" => {
+                list.push(value);
+                Value::List(list)
+            }
+            Some(Value::String(first)) if name != "content-type" => {
+                Value::List(vec![Value::String(first), value].into())
+            }
+            _ => value,
+        };
+        headers.insert(key, entry);
+        self.set(keys::RESPONSE_HEADERS, Value::Map(headers));
+    }
+
+    /// Answers with `status` and `{"error": message}`, and returns the error for the call to
+    /// return: `return Err(ctx.reject(404, "no item 7"))`. The host sends the plugin's own
+    /// 4xx or 5xx response rather than its generic 500.
+    pub fn reject(&mut self, status: u16, message: impl std::fmt::Display) -> Error {
+        let message = message.to_string();
+        let status = if (400..=599).contains(&status) {
+            status
+        } else {
+            500
+        };
+        // Cannot fail: 400–599 is a status and a JSON object always serialises.
+        let _ = self.respond(status);
+        let _ = self.respond_json(&serde_json::json!({ "error": message }));
+        Error::msg(message)
+    }
+}
