@@ -6,11 +6,17 @@
 //! 3. calls `sample` with the seed's `Hello` value, `dispatch` by label, `panicky` into a
 //!    panic and out again, and `slow` past a deadline and through a cancellation;
 //! 4. upgrades `greeter` 1.0.0 to 2.0.0 (`greeter-next`) while two threads call it, shows an
-//!    upgrade refused, unloads `slow` while a call runs in it, and prints the metrics.
+//!    upgrade refused, unloads `slow` while a call runs in it, and prints the metrics;
+//! 5. serves the plugins' HTTP routes (`sample` declares the seed's two) on a loopback port,
+//!    sends each route a request and prints the answers.
 //!
-//! Run it from anywhere in the workspace: `cargo run -p host-app`.
+//! Run it from anywhere in the workspace: `cargo run -p host-app`. With `serve [ADDR]` it
+//! then keeps serving the routes on ADDR (default `127.0.0.1:8080`) until Ctrl-C:
+//! `cargo run -p host-app -- serve`.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gp_host::build::{cargo_build, install_library, BuildOptions};
+use gp_host::http::PluginServer;
 use gp_host::{Context, Error, Event, Manager, Upgrade};
 use serde::Serialize;
 
@@ -53,6 +60,27 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), Error> {
+    let serve_at: Option<SocketAddr> = match std::env::args().nth(1).as_deref() {
+        None => None,
+        Some("serve") => Some(
+            std::env::args()
+                .nth(2)
+                .unwrap_or_else(|| "127.0.0.1:8080".into())
+                .parse()
+                .map_err(|e| Error::Io {
+                    path: "serve ADDR".into(),
+                    source: std::io::Error::other(format!("not an address: {e}")),
+                })?,
+        ),
+        Some(other) => {
+            return Err(Error::Io {
+                path: other.into(),
+                source: std::io::Error::other(
+                    "unknown argument: run with no argument, or `serve [ADDR]`",
+                ),
+            })
+        }
+    };
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
@@ -66,6 +94,8 @@ fn run() -> Result<(), Error> {
     // The seed's main: a manager over the base dir, load, get "sample", call it.
     println!("[INFO]: Plugin base dir: {}", base_dir.display());
     let manager = Manager::new(&base_dir);
+    // Before loading, so that every plugin's routes are checked against the others'.
+    let server = PluginServer::new(manager.clone());
     let report = manager.load_plugins();
     print!("{report}");
     let (spec, executor) = manager.get_plugin("sample")?;
@@ -126,12 +156,90 @@ fn run() -> Result<(), Error> {
 
     lifecycle(&manager, &greeter_next)?;
 
+    serve(&server, serve_at)?;
+
     println!(
         "[INFO]: done: {} plugins still loaded, {} failed to load",
         manager.list().len(),
         report.failed.len()
     );
     Ok(())
+}
+
+/// Serves the plugins' routes on a loopback port and calls each of sample's; with `forever`,
+/// keeps serving there until Ctrl-C.
+fn serve(server: &PluginServer, forever: Option<SocketAddr>) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Io {
+        path: "127.0.0.1".into(),
+        source: e,
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(io)?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(
+            forever.unwrap_or_else(|| "127.0.0.1:0".parse().expect("an address")),
+        ))
+        .map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    let app = server
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = runtime.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    for route in server.routes() {
+        println!(
+            "[INFO]: serving {} http://{addr}{} -> {} ({})",
+            route.method, route.route, route.plugin, route.label
+        );
+    }
+    let get = request(addr, "GET /api/plugin/sample/7", "").map_err(io)?;
+    println!("[INFO]: GET /api/plugin/sample/7 -> {get}");
+    let post = request(
+        addr,
+        "POST /api/plugin/samples",
+        r#"{"name": "hello over HTTP"}"#,
+    )
+    .map_err(io)?;
+    println!("[INFO]: POST /api/plugin/samples -> {post}");
+    for _ in 0..2 {
+        let add = request(addr, "POST /api/counter/hits", r#"{"by": 2}"#).map_err(io)?;
+        println!("[INFO]: POST /api/counter/hits {{\"by\": 2}} -> {add}");
+    }
+    let missing = request(addr, "GET /api/plugin/nothing", "").map_err(io)?;
+    println!("[INFO]: GET /api/plugin/nothing -> {missing}");
+    if forever.is_some() {
+        println!("[INFO]: serving on http://{addr}/ until Ctrl-C; try:");
+        println!("  curl http://{addr}/api/plugin/sample/7");
+        let _ = std::io::stdout().flush();
+        runtime.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    }
+    let _ = stop.send(());
+    let _ = runtime.block_on(serving);
+    Ok(())
+}
+
+/// One HTTP/1.1 request (`"METHOD PATH"`, a JSON body or none); returns the status line's
+/// code and the body.
+fn request(addr: SocketAddr, line: &str, json: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{line} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+        json.len()
+    )?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    let status = reply.split(' ').nth(1).unwrap_or("?").to_owned();
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok(format!("{status} {body}"))
 }
 
 /// Upgrades under load, a refused upgrade, an unload while a call runs, and the metrics.

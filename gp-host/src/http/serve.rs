@@ -553,6 +553,13 @@ fn call(
     first: &RouteEntry,
     ctx: &mut Context,
 ) -> Option<Result<(), Error>> {
+    if ctx.is_cancelled() || ctx.is_past_deadline() {
+        // Waited for a pool thread past the deadline (the client has its 504), or the
+        // client left: the call would only burn a thread.
+        return Some(Err(Error::DeadlineExceeded {
+            plugin: first.plugin.clone(),
+        }));
+    }
     let table = shared.table.load();
     let entry = match table.lookup(method, path) {
         Lookup::Found { entry, .. } if entry.plugin == first.plugin => entry,
