@@ -459,19 +459,29 @@ fn a_hanging_plugin_exhausts_only_its_own_slots() {
     assert!(manager.load_plugins().failed.is_empty());
     let running = Running::start(&server);
     let addr = running.addr;
+    let release = base.path().join("release");
+    let hang = format!("/web/hang?until={}", release.display());
     let hanging: Vec<_> = (0..2)
-        .map(|_| std::thread::spawn(move || get(addr, "/web/hang?ms=1500")))
+        .map(|_| {
+            let hang = hang.clone();
+            std::thread::spawn(move || get(addr, &hang))
+        })
         .collect();
-    // Both slots taken (bounded wait): the third call to web gets 503 at once...
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let refused = loop {
-        let reply = get(addr, "/web/empty");
-        if reply.status == 503 || Instant::now() > deadline {
-            break reply;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    // Both slots taken (waiting at most 10 s for both calls to be in the plugin)...
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let in_flight = || {
+        manager
+            .stats()
+            .iter()
+            .find(|s| s.name == "web")
+            .map_or(0, |s| s.in_flight)
     };
-    assert_eq!(refused.status, 503);
+    while in_flight() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ...so the third call to web gets 503 at once...
+    let refused = get(addr, "/web/empty");
+    assert_eq!(refused.status, 503, "{}", refused.text());
     assert_eq!(refused.header("retry-after"), Some("1"));
     assert_eq!(
         refused.error_body(),
@@ -480,6 +490,7 @@ fn a_hanging_plugin_exhausts_only_its_own_slots() {
     // ...while another plugin answers as usual.
     let sample = get(addr, "/api/plugin/sample/7");
     assert_eq!(sample.status, 200);
+    std::fs::write(&release, "").unwrap();
     for call in hanging {
         assert_eq!(call.join().unwrap().text(), "woke up");
     }

@@ -98,9 +98,12 @@ fn execute(ctx: &mut Context) -> Result {
             Err(gp_sdk::Error::cancelled())
         }
         "hang" => {
-            // Ignores cancellation for `ms` milliseconds (at most 5 s).
-            let ms: u64 = ctx.request()?.query("ms").unwrap_or("1000").parse()?;
-            std::thread::sleep(Duration::from_millis(ms.min(5000)));
+            // Ignores cancellation until the file `until` exists (at most 10 s).
+            let until = ctx.request()?.query("until").unwrap_or_default().to_owned();
+            let start = Instant::now();
+            while !std::path::Path::new(&until).exists() && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             ctx.respond_text("woke up");
             Ok(())
         }
