@@ -112,6 +112,23 @@ pub enum Error {
         /// Why, as the check said it.
         reason: String,
     },
+    /// The plugin is disabled ([`Manager::disable`](crate::Manager::disable)); it loads again
+    /// once enabled.
+    #[error("plugin `{name}` ({}) is disabled ({reason}): enable it to load it (Manager::enable, or the management API's POST /api/v1/plugins/{name}/enable)", origin.display())]
+    Disabled {
+        /// The plugin's name.
+        name: String,
+        /// Its folder or package.
+        origin: PathBuf,
+        /// Why it was disabled.
+        reason: String,
+    },
+    /// [`Manager::enable`](crate::Manager::enable) on a plugin that is not disabled.
+    #[error("plugin `{name}` is not disabled")]
+    NotDisabled {
+        /// The plugin's name.
+        name: String,
+    },
     /// The library's code refused to load (its root module returned an error or panicked).
     #[error("plugin `{plugin}` ({}) failed while loading: {reason}", path.display())]
     LoadFailed {
@@ -313,6 +330,8 @@ impl Error {
             E::Incompatible { .. } | E::LoadFailed { .. } => ErrorKind::Abi,
             E::Duplicate { .. }
             | E::Refused { .. }
+            | E::Disabled { .. }
+            | E::NotDisabled { .. }
             | E::NotFound { .. }
             | E::UpgradeRefused { .. }
             | E::NameMismatch { .. }

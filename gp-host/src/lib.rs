@@ -87,7 +87,7 @@ pub use registry::install::InstallOptions;
 pub use registry::report::{LoadFailure, LoadReport, Synced, Upgrade, UpgradeOptions, Upgraded};
 pub use registry::{
     builder::{DEFAULT_BASE_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_RUNTIME_DIR},
-    AdmissionId, Manager, ManagerBuilder,
+    AdmissionId, Disabled, Manager, ManagerBuilder, DISABLED_DIR,
 };
 pub use runtime::context::{__with_host_context, CancelToken, Context};
 pub use runtime::events::{Event, SubscriptionId};

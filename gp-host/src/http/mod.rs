@@ -25,9 +25,14 @@ use gp_core::manifest::{parse_route, ManifestError, Route, Segment};
 use crate::metrics::PluginSummary;
 use crate::registry::Manager;
 
+#[cfg(feature = "admin")]
+mod admin;
 mod routes;
 mod serve;
 mod stats;
+
+#[cfg(feature = "admin")]
+pub use admin::{gui_url, Admin, AdminBuilder, AdminToken, DEFAULT_UPLOAD_LIMIT};
 
 pub use serve::{
     PluginServer, PluginServerBuilder, RouteLimits, ServedRoute, DEFAULT_BODY_LIMIT,

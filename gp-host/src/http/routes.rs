@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gp_core::manifest::{parse_route, HttpMethod, ParamType, Route, Segment};
+use gp_core::manifest::{parse_route, HttpMethod, Manifest, ParamType, Route, Segment};
 
 use crate::runtime::executor::Executor;
 use crate::runtime::spec::Spec;
@@ -24,6 +24,8 @@ pub(crate) struct RouteEntry {
     /// Parameters whose values must have a type (beego's `:id:int`).
     typed: Vec<(String, ParamType)>,
     pub(crate) executor: Option<Executor>,
+    /// Why the plugin is disabled, if it is: its routes stay reserved and answer 503.
+    pub(crate) disabled: Option<String>,
 }
 
 impl RouteEntry {
@@ -142,19 +144,38 @@ impl RouteTable {
         spec: &Spec,
         executor: Option<&Executor>,
     ) -> Result<(), Vec<Conflict>> {
-        let Some(http) = &spec.manifest.http_services else {
+        self.insert_manifest(&spec.manifest, executor, None)
+    }
+
+    /// Reserves the routes of a disabled plugin: they answer 503 with `reason`.
+    pub(crate) fn insert_disabled(
+        &mut self,
+        manifest: &Manifest,
+        reason: &str,
+    ) -> Result<(), Vec<Conflict>> {
+        self.insert_manifest(manifest, None, Some(reason))
+    }
+
+    fn insert_manifest(
+        &mut self,
+        manifest: &Manifest,
+        executor: Option<&Executor>,
+        disabled: Option<&str>,
+    ) -> Result<(), Vec<Conflict>> {
+        let Some(http) = &manifest.http_services else {
             return Ok(());
         };
         let mut conflicts = Vec::new();
         for route in &http.routes {
             let (path, typed) = pattern(route, http.driver);
             let entry = Arc::new(RouteEntry {
-                plugin: spec.name().to_owned(),
+                plugin: manifest.name.clone(),
                 method: route.method,
                 route: route.route.clone(),
                 label: route.label.clone(),
                 typed,
                 executor: executor.cloned(),
+                disabled: disabled.map(str::to_owned),
             });
             let index = self.entries.len();
             let router = self.by_method.entry(route.method).or_default();
@@ -177,7 +198,7 @@ impl RouteTable {
                     });
                 }
                 Err(other) => {
-                    tracing::warn!(target: "gp::http", plugin = spec.name(), route = route.route, "route not served: {other}");
+                    tracing::warn!(target: "gp::http", plugin = manifest.name, route = route.route, "route not served: {other}");
                 }
             }
         }

@@ -280,7 +280,13 @@ impl Shared {
     fn rebuild(&self) {
         let _one_at_a_time = self.rebuilding.lock().unwrap_or_else(|p| p.into_inner());
         let specs = self.manager.list();
-        let (table, conflicts) = RouteTable::build(&specs, |name| self.manager.executor(name).ok());
+        let (mut table, mut conflicts) =
+            RouteTable::build(&specs, |name| self.manager.executor(name).ok());
+        for disabled in self.manager.disabled() {
+            if let Err(mut found) = table.insert_disabled(&disabled.manifest, &disabled.reason) {
+                conflicts.append(&mut found);
+            }
+        }
         for conflict in conflicts {
             // Only plugins loaded before the server existed can get here: later ones are
             // refused at admission.
@@ -431,6 +437,14 @@ async fn answer(shared: &Arc<Shared>, request: Request, id: &str) -> Answer {
         }
     };
     drop(table);
+    if let Some(reason) = &entry.disabled {
+        return Answer::gp(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("plugin `{}` is disabled: {reason}", entry.plugin),
+            Some(&entry),
+            id,
+        );
+    }
     let (timeout, body_limit) = shared.limits(&entry);
     let deadline = Instant::now() + timeout;
 

@@ -191,6 +191,16 @@ impl Latency {
         Duration::from_nanos(u64::MAX)
     }
 
+    /// The non-empty buckets, in order: each one's upper bound in nanoseconds and its count
+    /// (for drawing the distribution).
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (upper_bound(i), *n))
+    }
+
     /// The median.
     pub fn p50(&self) -> Duration {
         self.quantile(0.50)

@@ -2,6 +2,7 @@
 //! them without knowing what they check (the HTTP layer's route conflicts, for one), so no
 //! layer above the registry has to be imported by it.
 
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use crate::error::Error;
@@ -10,7 +11,8 @@ use crate::runtime::spec::Spec;
 
 /// A check run before a plugin version is loaded or swapped in: `candidate` is the version
 /// about to serve, `serving` every other plugin serving now (not the version `candidate`
-/// replaces). `Err(reason)` refuses the candidate.
+/// replaces), and every disabled one (with its manifest, an empty `library` and `sha256`).
+/// `Err(reason)` refuses the candidate.
 pub type Admission = dyn Fn(&Spec, &[Spec]) -> Result<(), String> + Send + Sync;
 
 /// Identifies a check registered with [`Manager::admit`], to remove it.
@@ -62,9 +64,21 @@ impl Manager {
         if checks.is_empty() {
             return Ok(());
         }
+        // Disabled plugins keep their place (their routes stay reserved): they count too.
+        let disabled = self.disabled().into_iter().map(|d| Spec {
+            manifest: d.manifest,
+            dir: d.origin.clone(),
+            origin: d.origin,
+            library: PathBuf::new(),
+            sha256: String::new(),
+            abi_version: String::new(),
+            has_on_load: false,
+            has_on_unload: false,
+        });
         let serving: Vec<Spec> = self
             .list()
             .into_iter()
+            .chain(disabled)
             .filter(|s| s.name() != candidate.name())
             .collect();
         for check in checks {

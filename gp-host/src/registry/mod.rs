@@ -24,9 +24,12 @@ use crate::util::short_hash;
 
 pub(crate) mod admission;
 pub(crate) mod builder;
+pub(crate) mod disable;
 pub(crate) mod gc;
 #[cfg(feature = "install")]
 pub(crate) mod install;
+#[cfg(feature = "package")]
+pub(crate) mod replace;
 pub(crate) mod report;
 pub(crate) mod sync;
 pub(crate) mod unload;
@@ -34,6 +37,7 @@ pub(crate) mod upgrade;
 
 pub use admission::AdmissionId;
 pub use builder::ManagerBuilder;
+pub use disable::{Disabled, DISABLED_DIR};
 use report::{Synced, Upgraded};
 
 /// Discovers, verifies, loads, upgrades, unloads and hands out plugins.

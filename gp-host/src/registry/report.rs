@@ -19,6 +19,9 @@ pub struct LoadReport {
     /// Folders that could not be loaded (or upgraded), each with the reason. Plugins already
     /// loaded from them keep serving.
     pub failed: Vec<LoadFailure>,
+    /// Folders whose plugin is disabled ([`Manager::disable`](crate::Manager::disable)),
+    /// each with its [`Error::Disabled`](crate::Error::Disabled); not loaded, not failures.
+    pub disabled: Vec<LoadFailure>,
 }
 
 /// A plugin folder that could not be loaded.
@@ -91,6 +94,13 @@ impl fmt::Display for LoadReport {
                 "failed".to_owned(),
                 failure.error.to_string(),
             ));
+        }
+        for off in &self.disabled {
+            let detail = match &off.error {
+                crate::error::Error::Disabled { name, reason, .. } => format!("{name} ({reason})"),
+                other => other.to_string(),
+            };
+            rows.push((folder(&off.dir), "disabled".to_owned(), detail));
         }
         rows.sort();
         let width = rows

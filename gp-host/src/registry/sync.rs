@@ -40,6 +40,9 @@ impl Manager {
                 Ok(Synced::Unchanged(spec)) => report.unchanged.push(spec),
                 Ok(Synced::Upgraded(upgraded)) => report.upgraded.push(upgraded),
                 Ok(Synced::Unloaded | Synced::Nothing) => {}
+                Err(error @ Error::Disabled { .. }) => {
+                    report.disabled.push(LoadFailure { dir, error });
+                }
                 Err(error) => {
                     self.report_failure(&dir, &error);
                     report.failed.push(LoadFailure { dir, error });
@@ -117,6 +120,13 @@ impl Manager {
         let folder = source::resolve(origin, settings)?;
         let library = folder::read_library(&folder.library)?;
         let name = folder.manifest.name.clone();
+        if let Some(disabled) = self.disabled_plugin(&name) {
+            return Err(Error::Disabled {
+                name,
+                origin: folder.origin,
+                reason: disabled.reason,
+            });
+        }
         let existing = self.existing_slot(&name);
         let running = existing.as_ref().and_then(|slot| slot.current.load_full());
         let synced = match running {

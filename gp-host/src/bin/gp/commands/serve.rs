@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gp_host::http::{admin_router, PluginServer};
+use gp_host::http::{gui_url, Admin, AdminToken, PluginServer};
 use gp_host::{Error, Manager};
 
 use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
@@ -28,9 +28,20 @@ pub struct Args {
     /// Where to serve the plugins' routes, and GET /-/healthz (port 0 picks a free port)
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
-    /// Where to serve GET /metrics and GET /stats, for operators (port 0 picks a free port)
+    /// Where to serve the management API (/api/v1), its GUI (/ui/), GET /metrics and GET
+    /// /stats, for operators (port 0 picks a free port). Loopback only
     #[arg(long, default_value = DEFAULT_ADMIN)]
     admin: SocketAddr,
+    /// The management API's token, read from this file (else from $GP_ADMIN_TOKEN, else a
+    /// new one is written to <runtime dir>/admin-token, readable by you only)
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// A token that may only read the management API, from this file
+    #[arg(long)]
+    read_only_token_file: Option<PathBuf>,
+    /// Another host name the admin listener answers to (besides 127.0.0.1, localhost, [::1])
+    #[arg(long = "admin-host")]
+    admin_hosts: Vec<String>,
     /// How long a route's call may take before the client gets 504
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -56,7 +67,24 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         .body_limit(args.body_limit)
         .concurrency(args.concurrency)
         .build();
+    if !args.admin.ip().is_loopback() {
+        eprintln!(
+            "error: --admin {} is not a loopback address: the management API can upgrade plugins, so a leaked token means running code on this machine, and gp serve does not do TLS; keep --admin on 127.0.0.1 and put a TLS-terminating proxy in front of it",
+            args.admin
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let (token, token_file) = admin_token(&manager, args.token_file.as_deref())?;
+    let mut admin = Admin::builder(manager.clone(), token).server(server.clone());
+    if let Some(path) = &args.read_only_token_file {
+        admin = admin.read_only_token(AdminToken::from_file(path)?);
+    }
+    for host in &args.admin_hosts {
+        admin = admin.allow_host(host);
+    }
+    let admin = admin.build();
     let report = manager.load_plugins();
+    admin.mark_ready();
     print!("{report}");
     if matches!(report.failed.first(), Some(f) if matches!(f.error, Error::MissingBaseDir { .. })) {
         return Ok(ExitCode::FAILURE);
@@ -73,7 +101,14 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
             path: args.dir.clone(),
             source: e,
         })?;
-    runtime.block_on(serve(&manager, server, args.listen, args.admin, args.grace))?;
+    runtime.block_on(serve(
+        server,
+        admin,
+        token_file,
+        args.listen,
+        args.admin,
+        args.grace,
+    ))?;
     // Everything stopped serving: unload, so that every plugin's on_unload runs.
     for spec in manager.list() {
         if let Err(error) = manager.unload(spec.name()) {
@@ -83,11 +118,34 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(
+/// The admin token: from `--token-file`, else `$GP_ADMIN_TOKEN`, else a new one written to
+/// the runtime directory. Returns it and where it is kept (`None` for the variable).
+fn admin_token(
     manager: &Manager,
+    file: Option<&std::path::Path>,
+) -> Result<(AdminToken, Option<PathBuf>), Error> {
+    if let Some(file) = file {
+        return Ok((AdminToken::from_file(file)?, Some(file.to_owned())));
+    }
+    if let Ok(text) = std::env::var("GP_ADMIN_TOKEN") {
+        let token = AdminToken::new(&text).map_err(|reason| Error::Io {
+            path: "$GP_ADMIN_TOKEN".into(),
+            source: std::io::Error::other(reason),
+        })?;
+        return Ok((token, None));
+    }
+    let token = AdminToken::generate();
+    let path = manager.runtime_dir().join("admin-token");
+    token.write_to(&path)?;
+    Ok((token, Some(path)))
+}
+
+async fn serve(
     server: PluginServer,
+    admin: Admin,
+    token_file: Option<PathBuf>,
     listen: SocketAddr,
-    admin: SocketAddr,
+    admin_addr: SocketAddr,
     grace: Duration,
 ) -> Result<(), Error> {
     let bind = |addr: SocketAddr| async move {
@@ -98,7 +156,7 @@ async fn serve(
         Ok::<_, Error>((listener, local))
     };
     let (plugins, plugins_addr) = bind(listen).await?;
-    let (ops, ops_addr) = bind(admin).await?;
+    let (ops, ops_addr) = bind(admin_addr).await?;
     for route in server.routes() {
         println!(
             "route {} http://{plugins_addr}{} -> {} ({})",
@@ -107,6 +165,14 @@ async fn serve(
     }
     println!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz)");
     println!("serving metrics on http://{ops_addr}/metrics and http://{ops_addr}/stats");
+    let token = token_file.map_or_else(
+        || "the token in $GP_ADMIN_TOKEN".to_owned(),
+        |f| format!("the token in {}", f.display()),
+    );
+    println!(
+        "managing plugins at {} and http://{ops_addr}/api/v1 with {token}",
+        gui_url(ops_addr)
+    );
     let _ = std::io::stdout().flush();
 
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -126,7 +192,7 @@ async fn serve(
         .into_future(),
     );
     let admin_task = tokio::spawn(
-        axum::serve(ops, admin_router(manager.clone(), Some(server)))
+        axum::serve(ops, admin.router())
             .with_graceful_shutdown(stopped(&stop))
             .into_future(),
     );

@@ -1,0 +1,129 @@
+//! Replacing a plugin with a package that arrived by other means than the base directory (an
+//! upload to the management API): verified completely, then written where the running
+//! plugin came from, so that the change outlasts a restart, then synced.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::folder::MANIFEST_FILE;
+use crate::registry::report::Synced;
+use crate::registry::Manager;
+use crate::source::package;
+
+impl Manager {
+    /// Upgrades plugin `name` (or loads it, if it is not loaded) from the `.plg` package
+    /// `file`, and keeps the change: the package is verified with this manager's trust and
+    /// limits first (nothing changes if it is refused), then written where the plugin comes
+    /// from (over its `.plg` in the base directory, or into its plugin folder: `plugin.json`
+    /// and the library) and synced from there. If the sync refuses it, what was there is put
+    /// back. Returns what the sync did.
+    pub fn replace_with_package(&self, name: &str, file: &Path) -> Result<Synced, Error> {
+        let base = self.base_dir().to_owned();
+        let scratch = tempfile::Builder::new()
+            .prefix(".verify-")
+            .tempdir_in(&base)
+            .map_err(|e| Error::io(&base, e))?;
+        let unpacked = package::unpack(file, scratch.path(), self.trust(), &self.package_limits())?;
+        if unpacked.manifest.name != name {
+            return Err(Error::NameMismatch {
+                expected: name.to_owned(),
+                found: unpacked.manifest.name.clone(),
+                path: file.to_owned(),
+            });
+        }
+        let origin = self.get_plugin(name).ok().map(|(spec, _)| spec.origin);
+        match origin {
+            Some(folder) if folder.is_dir() => self.replace_folder(&folder, &unpacked.dir),
+            Some(plg) => self.replace_file(&plg, file),
+            None => self.replace_file(&base.join(format!("{name}.{}", package::EXTENSION)), file),
+        }
+    }
+
+    /// Puts `file` at `target` (keeping what was there until the sync succeeded) and syncs.
+    fn replace_file(&self, target: &Path, file: &Path) -> Result<Synced, Error> {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let backup = target.with_file_name(format!(".{name}.previous"));
+        let replaced = target.exists();
+        if replaced {
+            std::fs::rename(target, &backup).map_err(|e| Error::io(target, e))?;
+        }
+        let restore = || {
+            if replaced {
+                let _ = std::fs::rename(&backup, target);
+            } else {
+                let _ = std::fs::remove_file(target);
+            }
+        };
+        if let Err(e) =
+            crate::util::write_atomically(target, |tmp| std::fs::copy(file, tmp).map(drop))
+        {
+            restore();
+            return Err(e);
+        }
+        self.sync_or_restore(target, restore, || {
+            let _ = std::fs::remove_file(&backup);
+        })
+    }
+
+    /// Writes the unpacked plugin folder `from` over plugin folder `folder` (its
+    /// `plugin.json` and library; nothing else in it is touched) and syncs.
+    fn replace_folder(&self, folder: &Path, from: &Path) -> Result<Synced, Error> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+            let entry = entry.map_err(|e| Error::io(from, e))?;
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                files.push(entry.path());
+            }
+        }
+        // The manifest goes last: a watcher that reads the folder mid-way sees the old
+        // plugin.json (and a library it does not name) or the new pair.
+        files.sort_by_key(|p| p.file_name().is_some_and(|n| n == MANIFEST_FILE));
+        let mut written: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
+        let restore = |written: &[(PathBuf, Option<Vec<u8>>)]| {
+            for (path, before) in written.iter().rev() {
+                match before {
+                    Some(bytes) => {
+                        let _ =
+                            crate::util::write_atomically(path, |tmp| std::fs::write(tmp, bytes));
+                    }
+                    None => {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+            }
+        };
+        for source in &files {
+            let target = folder.join(source.file_name().expect("a file has a name"));
+            let before = std::fs::read(&target).ok();
+            if let Err(e) =
+                crate::util::write_atomically(&target, |tmp| std::fs::copy(source, tmp).map(drop))
+            {
+                restore(&written);
+                return Err(e);
+            }
+            written.push((target, before));
+        }
+        self.sync_or_restore(folder, || restore(&written), || {})
+    }
+
+    fn sync_or_restore(
+        &self,
+        target: &Path,
+        restore: impl FnOnce(),
+        done: impl FnOnce(),
+    ) -> Result<Synced, Error> {
+        match self.sync(target) {
+            Ok(synced) => {
+                done();
+                Ok(synced)
+            }
+            Err(error) => {
+                restore();
+                Err(error)
+            }
+        }
+    }
+}
