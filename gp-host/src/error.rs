@@ -123,6 +123,12 @@ pub enum Error {
         /// Why it was disabled.
         reason: String,
     },
+    /// [`Manager::roll_back`](crate::Manager::roll_back) with nothing kept to go back to.
+    #[error("plugin `{name}` has no previous version kept to roll back to: only a replacement by an uploaded package (the management API's upgrade) keeps one")]
+    NothingToRollBack {
+        /// The plugin's name.
+        name: String,
+    },
     /// [`Manager::enable`](crate::Manager::enable) on a plugin that is not disabled.
     #[error("plugin `{name}` is not disabled")]
     NotDisabled {
@@ -332,6 +338,7 @@ impl Error {
             | E::Refused { .. }
             | E::Disabled { .. }
             | E::NotDisabled { .. }
+            | E::NothingToRollBack { .. }
             | E::NotFound { .. }
             | E::UpgradeRefused { .. }
             | E::NameMismatch { .. }

@@ -1,6 +1,8 @@
 //! Replacing a plugin with a package that arrived by other means than the base directory (an
 //! upload to the management API): verified completely, then written where the running
-//! plugin came from, so that the change outlasts a restart, then synced.
+//! plugin came from, so that the change outlasts a restart, then synced. What it replaced is
+//! kept beside it (`.<name>.plg.previous`, or `.plugin.json.previous` in a plugin folder), so
+//! [`Manager::roll_back`] can put it back, on disk too.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +11,9 @@ use crate::folder::MANIFEST_FILE;
 use crate::registry::report::Synced;
 use crate::registry::Manager;
 use crate::source::package;
+
+/// In a plugin folder, the `plugin.json` an upload replaced.
+const PREVIOUS_MANIFEST: &str = ".plugin.json.previous";
 
 impl Manager {
     /// Upgrades plugin `name` (or loads it, if it is not loaded) from the `.plg` package
@@ -63,9 +68,8 @@ impl Manager {
             restore();
             return Err(e);
         }
-        self.sync_or_restore(target, restore, || {
-            let _ = std::fs::remove_file(&backup);
-        })
+        // The replaced package stays as the backup: what a roll-back goes back to.
+        self.sync_or_restore(target, restore, || {})
     }
 
     /// Writes the unpacked plugin folder `from` over plugin folder `folder` (its
@@ -95,6 +99,9 @@ impl Manager {
                 }
             }
         };
+        let manifest = folder.join(MANIFEST_FILE);
+        let kept = folder.join(PREVIOUS_MANIFEST);
+        let before_manifest = std::fs::read(&manifest).ok();
         for source in &files {
             let target = folder.join(source.file_name().expect("a file has a name"));
             let before = std::fs::read(&target).ok();
@@ -106,7 +113,70 @@ impl Manager {
             }
             written.push((target, before));
         }
-        self.sync_or_restore(folder, || restore(&written), || {})
+        self.sync_or_restore(
+            folder,
+            || restore(&written),
+            || {
+                // The replaced plugin.json: what a roll-back goes back to (its library is still
+                // in the folder unless the new one had the same file name).
+                if let Some(bytes) = &before_manifest {
+                    let _ = crate::util::write_atomically(&kept, |tmp| std::fs::write(tmp, bytes));
+                }
+            },
+        )
+    }
+
+    /// Puts back what the last [`replace_with_package`](Self::replace_with_package) of plugin
+    /// `name` replaced, on disk and in the registry (a forced upgrade, verified like any
+    /// other); what it swapped out becomes the one kept, so a second roll-back goes forward
+    /// again. Fails with [`Error::NothingToRollBack`] when nothing was kept.
+    pub fn roll_back(&self, name: &str) -> Result<crate::Upgrade, Error> {
+        let (spec, _) = self.get_plugin(name)?;
+        let (current, kept, target) = if spec.origin.is_dir() {
+            let current = spec.origin.join(MANIFEST_FILE);
+            (
+                current,
+                spec.origin.join(PREVIOUS_MANIFEST),
+                spec.origin.clone(),
+            )
+        } else {
+            let file = spec
+                .origin
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let kept = spec.origin.with_file_name(format!(".{file}.previous"));
+            (spec.origin.clone(), kept, spec.origin.clone())
+        };
+        if !kept.exists() {
+            return Err(Error::NothingToRollBack {
+                name: name.to_owned(),
+            });
+        }
+        let swap = current.with_file_name(format!(
+            ".{}.swap",
+            current
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        std::fs::rename(&current, &swap).map_err(|e| Error::io(&current, e))?;
+        if let Err(e) = std::fs::rename(&kept, &current) {
+            let _ = std::fs::rename(&swap, &current);
+            return Err(Error::io(&kept, e));
+        }
+        match self.upgrade_with(name, &target, crate::UpgradeOptions { force: true }) {
+            Ok(upgrade) => {
+                let _ = std::fs::rename(&swap, &kept);
+                tracing::info!(target: "gp", plugin = name, "rolled back");
+                Ok(upgrade)
+            }
+            Err(error) => {
+                let _ = std::fs::rename(&current, &kept);
+                let _ = std::fs::rename(&swap, &current);
+                Err(error)
+            }
+        }
     }
 
     fn sync_or_restore(

@@ -235,6 +235,14 @@ impl Server {
         let addr = loop {
             let line = lines.next().expect("gp serve prints its address").unwrap();
             if let Some(rest) = line.strip_prefix("serving metrics on http://") {
+                let managing = lines
+                    .next()
+                    .expect("gp serve says where to manage")
+                    .unwrap();
+                assert!(
+                    managing.starts_with("managing plugins at http://"),
+                    "{managing}"
+                );
                 break rest.split('/').next().unwrap().to_owned();
             }
             if let Some(rest) = line.strip_prefix("serving plugin routes on http://") {

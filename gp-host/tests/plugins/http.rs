@@ -16,15 +16,19 @@ use crate::harness::base_dir;
 use crate::web_fixture::web;
 
 /// A server running `server.router()` on its own runtime; stopped when dropped.
-struct Running {
-    addr: SocketAddr,
+pub struct Running {
+    pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
-    fn start(server: &PluginServer) -> Running {
-        let app = server.router();
+    pub fn start(server: &PluginServer) -> Running {
+        Running::serve(server.router())
+    }
+
+    /// Serves `app` on 127.0.0.1 with an ephemeral port.
+    pub fn serve(app: axum::Router) -> Running {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -71,21 +75,21 @@ impl Drop for Running {
 
 /// A response as it came off the socket.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    fn headers_named(&self, name: &str) -> Vec<&str> {
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
             .filter(|(n, _)| n == name)
@@ -93,18 +97,18 @@ impl Reply {
             .collect()
     }
 
-    fn text(&self) -> &str {
+    pub fn text(&self) -> &str {
         std::str::from_utf8(&self.body).unwrap()
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
     }
 
     /// The JSON body without its request id (which differs per request), after checking
     /// that the header carries the same one.
-    fn error_body(&self) -> serde_json::Value {
+    pub fn error_body(&self) -> serde_json::Value {
         let mut json = self.json();
         let id = json["request_id"].take();
         assert_eq!(Some(id.as_str().unwrap()), self.header("x-request-id"));
@@ -115,7 +119,7 @@ impl Reply {
 
 /// Sends `head` (request line and headers, without the blank line) and `body`, with
 /// `Connection: close`, and reads the whole response.
-fn send(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
+pub fn send(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -125,14 +129,14 @@ fn send(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
     stream.write_all(&request).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
-    parse(&raw)
+    parse_reply(&raw)
 }
 
-fn get(addr: SocketAddr, path: &str) -> Reply {
+pub fn get(addr: SocketAddr, path: &str) -> Reply {
     send(addr, &format!("GET {path} HTTP/1.1"), b"")
 }
 
-fn post_json(addr: SocketAddr, path: &str, body: &str) -> Reply {
+pub fn post_json(addr: SocketAddr, path: &str, body: &str) -> Reply {
     send(
         addr,
         &format!(
@@ -143,7 +147,7 @@ fn post_json(addr: SocketAddr, path: &str, body: &str) -> Reply {
     )
 }
 
-fn parse(raw: &[u8]) -> Reply {
+pub fn parse_reply(raw: &[u8]) -> Reply {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

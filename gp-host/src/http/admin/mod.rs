@@ -158,7 +158,7 @@ pub(crate) struct AdminShared {
     upload_limit: usize,
     /// The last load failure of each folder or package that has no plugin loaded from it.
     failures: Mutex<BTreeMap<PathBuf, String>>,
-    /// Each plugin's version before its last upgrade, for rollback.
+    /// Each plugin's version before its last upgrade.
     previous: Mutex<HashMap<String, Spec>>,
     recent: Mutex<VecDeque<serde_json::Value>>,
     events: tokio::sync::broadcast::Sender<serde_json::Value>,
@@ -582,35 +582,7 @@ async fn rollback(
     Path(name): Path<String>,
 ) -> ApiResult {
     log_change(&caller, "rollback", &name);
-    let previous = shared
-        .previous
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&name)
-        .cloned();
-    let Some(previous) = previous else {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            format!("plugin `{name}` has no previous version to roll back to: it was not upgraded since this server started"),
-        ));
-    };
-    let upgrade = blocking(move || {
-        let library = crate::folder::read_library(&previous.library)?;
-        if library.sha256 != previous.sha256 {
-            return Ok(Err(ApiError(
-                StatusCode::CONFLICT,
-                format!(
-                    "plugin `{name}` {}'s library was replaced on disk since it served: upgrade to its package instead",
-                    previous.version()
-                ),
-            )));
-        }
-        shared
-            .manager
-            .upgrade_with(&name, &previous.library, crate::UpgradeOptions { force: true })
-            .map(Ok)
-    })
-    .await??;
+    let upgrade = blocking(move || shared.manager.roll_back(&name)).await?;
     Ok(Json(upgrade_json(&upgrade)))
 }
 
