@@ -38,7 +38,15 @@ impl Manager {
         }
         let origin = self.get_plugin(name).ok().map(|(spec, _)| spec.origin);
         match origin {
-            Some(folder) if folder.is_dir() => self.replace_folder(&folder, &unpacked.dir),
+            Some(folder) if folder.is_dir() => {
+                let library = unpacked
+                    .manifest
+                    .source
+                    .as_ref()
+                    .map(|s| s.path.clone())
+                    .unwrap_or_default();
+                self.replace_folder(&folder, &unpacked.dir, &library)
+            }
             Some(plg) => self.replace_file(&plg, file),
             None => self.replace_file(&base.join(format!("{name}.{}", package::EXTENSION)), file),
         }
@@ -72,19 +80,12 @@ impl Manager {
         self.sync_or_restore(target, restore, || {})
     }
 
-    /// Writes the unpacked plugin folder `from` over plugin folder `folder` (its
-    /// `plugin.json` and library; nothing else in it is touched) and syncs.
-    fn replace_folder(&self, folder: &Path, from: &Path) -> Result<Synced, Error> {
-        let mut files: Vec<PathBuf> = Vec::new();
-        for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
-            let entry = entry.map_err(|e| Error::io(from, e))?;
-            if entry.file_type().is_ok_and(|t| t.is_file()) {
-                files.push(entry.path());
-            }
-        }
+    /// Writes the unpacked plugin folder `from`'s `plugin.json` and `library` over plugin
+    /// folder `folder` (nothing else in it is touched) and syncs.
+    fn replace_folder(&self, folder: &Path, from: &Path, library: &str) -> Result<Synced, Error> {
         // The manifest goes last: a watcher that reads the folder mid-way sees the old
         // plugin.json (and a library it does not name) or the new pair.
-        files.sort_by_key(|p| p.file_name().is_some_and(|n| n == MANIFEST_FILE));
+        let files: Vec<PathBuf> = vec![from.join(library), from.join(MANIFEST_FILE)];
         let mut written: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
         let restore = |written: &[(PathBuf, Option<Vec<u8>>)]| {
             for (path, before) in written.iter().rev() {
@@ -102,8 +103,11 @@ impl Manager {
         let manifest = folder.join(MANIFEST_FILE);
         let kept = folder.join(PREVIOUS_MANIFEST);
         let before_manifest = std::fs::read(&manifest).ok();
-        for source in &files {
-            let target = folder.join(source.file_name().expect("a file has a name"));
+        for (source, name) in files
+            .iter()
+            .zip([Path::new(library), Path::new(MANIFEST_FILE)])
+        {
+            let target = folder.join(name);
             let before = std::fs::read(&target).ok();
             if let Err(e) =
                 crate::util::write_atomically(&target, |tmp| std::fs::copy(source, tmp).map(drop))
