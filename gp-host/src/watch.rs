@@ -200,6 +200,11 @@ fn sync(
                 tracing::debug!(target: "gp", plugin = spec.name(), "folder touched, plugin unchanged");
             }
         }
+        Err(Error::Disabled { name, .. }) => {
+            // Left alone until enabled: not a failure.
+            pending.remove(&folder);
+            tracing::debug!(target: "gp", plugin = name, "folder changed, plugin disabled: left alone");
+        }
         Err(error) if attempt < options.attempts && is_transient(&error) => {
             tracing::debug!(target: "gp", dir = %folder.display(), "attempt {attempt} of {}: {error}; trying again in {:?}", options.attempts, options.settle);
             pending.insert(folder, (attempt, Instant::now() + options.settle));
