@@ -9,6 +9,7 @@ mod cli;
 mod collect;
 mod devloop;
 mod distribution;
+mod gui;
 mod http;
 mod lifecycle;
 mod loading;
