@@ -292,6 +292,21 @@ fn plugins_are_listed_and_each_failure_has_its_status_and_message() {
         )
     );
 
+    // A plugin refused for its routes is a failure, and a refused route with its reason.
+    gp_host::build::install_library(web("web-clash"), plane.base.path()).unwrap();
+    assert_eq!(plane.manager.load_plugins().failed.len(), 1);
+    let listed = plane.call("GET", "/plugins", "").json();
+    assert_eq!(listed["failures"].as_array().unwrap().len(), 1);
+    let routes = plane.call("GET", "/routes", "").json();
+    assert_eq!(routes["routes"].as_array().unwrap().len(), 18);
+    assert_eq!(
+        routes["refused"],
+        serde_json::json!([{
+            "origin": plane.base.path().join("web-clash"),
+            "reason": "route GET /web/items/:num:int (label \"clash.items\") conflicts with route GET /web/items/:id:int (label \"item\") of plugin `web`, which is serving: the two match the same requests; change one of them, or unload `web` first",
+        }])
+    );
+
     // Probes and the API's description.
     assert_eq!(
         plane.call("GET", "/healthz", "").json(),
@@ -375,14 +390,31 @@ fn invoke_unload_disable_and_enable_through_the_api() {
     assert_eq!(get(plane.plugins.addr, "/web/empty").status, 204);
 
     // Unload: gone until the next load.
-    let unloaded = plane.call("DELETE", "/plugins/sample", "");
+    // No content type needed: a DELETE cannot be sent cross-site without a preflight.
+    let unloaded = plane.call_as(&plane.token, "DELETE", "/plugins/sample", "", b"");
     assert_eq!(unloaded.status, 200);
     assert_eq!(unloaded.json()["on_unload"], "absent");
     assert_eq!(plane.plugin("sample")["state"], "unloaded");
     assert_eq!(plane.call("DELETE", "/plugins/sample", "").status, 404);
+    let loaded = plane.call("POST", "/plugins/sample/load", "{}");
+    assert_eq!(
+        (loaded.status, loaded.json()),
+        (
+            200,
+            serde_json::json!({"result": "loaded", "version": "0.1.0"})
+        )
+    );
+    let twice = plane.call("POST", "/plugins/sample/load", "{}");
+    assert_eq!(
+        (twice.status, twice.json()),
+        (
+            409,
+            serde_json::json!({"error": "plugin `sample` is loaded already"})
+        )
+    );
 
     // Every change above is in the event stream.
-    let events = sse(plane.admin.addr, &plane.token, 5);
+    let events = sse(plane.admin.addr, &plane.token, 6);
     let seen: Vec<(&str, &str)> = events
         .iter()
         .map(|e| (e["event"].as_str().unwrap(), e["plugin"].as_str().unwrap()))
@@ -394,7 +426,8 @@ fn invoke_unload_disable_and_enable_through_the_api() {
             ("loaded", "web"),
             ("unloaded", "web"),
             ("loaded", "web"),
-            ("unloaded", "sample")
+            ("unloaded", "sample"),
+            ("loaded", "sample")
         ]
     );
 }

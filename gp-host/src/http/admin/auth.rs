@@ -194,13 +194,16 @@ pub(crate) async fn guard(
         );
     };
     let writes = request.method() != Method::GET && request.method() != Method::HEAD;
-    if writes {
-        if caller.scope == Scope::ReadOnly {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "this token may only read: changes need the admin token",
-            );
-        }
+    if writes && caller.scope == Scope::ReadOnly {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "this token may only read: changes need the admin token",
+        );
+    }
+    // A POST must say JSON (or, for an upload, octet-stream): a cross-site form can send a
+    // simple POST without asking, never one of these. A DELETE carries no body and cannot be
+    // sent cross-site without a preflight, which CORS (off) never grants.
+    if request.method() == Method::POST {
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)

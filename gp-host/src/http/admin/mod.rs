@@ -16,6 +16,7 @@
 //! | `POST /api/v1/plugins/{name}/rollback` | back to the version before the last upgrade |
 //! | `POST /api/v1/plugins/{name}/disable`, `/enable` | unload and keep unloaded (across restarts), or load again |
 //! | `DELETE /api/v1/plugins/{name}` | unload (until the next load or restart; `disable` to keep it off) |
+//! | `POST /api/v1/plugins/{name}/load` | load an unloaded plugin again, from where it was loaded |
 //! | `POST /api/v1/plugins/{name}/invoke` | a test call: `{"label", "values", "timeout_ms"}` → the values |
 //! | `POST /api/v1/plugins` | install from `{"url", "sha256"}` (feature `install`) |
 //! | `GET /api/v1/routes` | the route table and the routes refused, with why |
@@ -111,6 +112,8 @@ impl AdminBuilder {
             upload_limit: self.upload_limit,
             failures: Mutex::new(BTreeMap::new()),
             previous: Mutex::new(HashMap::new()),
+            unloaded_from: Mutex::new(HashMap::new()),
+            refused: Mutex::new(BTreeMap::new()),
             recent: Mutex::new(VecDeque::new()),
             events,
             ready: AtomicBool::new(false),
@@ -160,6 +163,10 @@ pub(crate) struct AdminShared {
     failures: Mutex<BTreeMap<PathBuf, String>>,
     /// Each plugin's version before its last upgrade.
     previous: Mutex<HashMap<String, Spec>>,
+    /// Where each unloaded plugin was loaded from, to load it again.
+    unloaded_from: Mutex<HashMap<String, PathBuf>>,
+    /// Plugins refused for their routes (an admission check), by origin, with why.
+    refused: Mutex<BTreeMap<PathBuf, String>>,
     recent: Mutex<VecDeque<serde_json::Value>>,
     events: tokio::sync::broadcast::Sender<serde_json::Value>,
     ready: AtomicBool,
@@ -174,6 +181,10 @@ impl Drop for AdminShared {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -185,25 +196,35 @@ impl AdminShared {
         let json = match event {
             Event::Loaded { spec } => {
                 self.lock_failures().remove(&spec.origin);
+                lock(&self.refused).remove(&spec.origin);
+                lock(&self.unloaded_from).remove(spec.name());
                 serde_json::json!({"event": "loaded", "plugin": spec.name(), "version": spec.version().to_string()})
             }
             Event::LoadFailed { path, error } => {
                 self.lock_failures()
                     .insert(path.to_path_buf(), error.to_string());
+                if let Error::Refused { reason, .. } = error {
+                    lock(&self.refused).insert(path.to_path_buf(), reason.clone());
+                }
                 serde_json::json!({"event": "load_failed", "origin": path, "error": error.to_string()})
             }
             Event::Upgraded { from, to } => {
                 self.lock_failures().remove(&to.origin);
-                self.previous
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(to.name().to_owned(), Spec::clone(from));
+                lock(&self.refused).remove(&to.origin);
+                lock(&self.previous).insert(to.name().to_owned(), Spec::clone(from));
                 serde_json::json!({"event": "upgraded", "plugin": to.name(), "from": from.version().to_string(), "to": to.version().to_string()})
             }
             Event::UpgradeRefused { name, error } => {
+                if let Error::UpgradeRefused { reason, .. } = error {
+                    if let Error::Refused { path, reason, .. } = &**reason {
+                        lock(&self.refused).insert(path.clone(), reason.clone());
+                    }
+                }
                 serde_json::json!({"event": "upgrade_refused", "plugin": name, "error": error.to_string()})
             }
             Event::Unloaded { report } => {
+                lock(&self.unloaded_from)
+                    .insert(report.spec.name().to_owned(), report.spec.origin.clone());
                 serde_json::json!({"event": "unloaded", "plugin": report.spec.name(), "version": report.spec.version().to_string()})
             }
             _ => return,
@@ -253,6 +274,7 @@ impl Admin {
             .route("/plugins/{name}", get(one_plugin))
             .route("/plugins/{name}", delete(unload))
             .route("/plugins/{name}/reload", post(reload))
+            .route("/plugins/{name}/load", post(load))
             .route(
                 "/plugins/{name}/upgrade",
                 post(upgrade).layer(DefaultBodyLimit::max(self.shared.upload_limit)),
@@ -546,6 +568,31 @@ async fn reload(
     Ok(Json(upgrade_json(&upgrade)))
 }
 
+async fn load(
+    State(shared): State<Arc<AdminShared>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    let origin = lock(&shared.unloaded_from).get(&name).cloned();
+    let Some(origin) = origin else {
+        let (status, message) = if shared.manager.get_plugin(&name).is_ok() {
+            (
+                StatusCode::CONFLICT,
+                format!("plugin `{name}` is loaded already"),
+            )
+        } else {
+            (
+                StatusCode::NOT_FOUND,
+                format!("plugin `{name}` was not unloaded by this server, so where it came from is not known: put it in the plugin directory"),
+            )
+        };
+        return Err(ApiError(status, message));
+    };
+    log_change(&caller, "load", &name);
+    let synced = blocking(move || shared.manager.sync(&origin)).await?;
+    Ok(Json(synced_json(&synced)))
+}
+
 async fn upgrade(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
@@ -735,11 +782,9 @@ async fn routes(State(shared): State<Arc<AdminShared>>) -> ApiResult {
         .as_ref()
         .map(PluginServer::routes)
         .unwrap_or_default();
-    let refused: Vec<serde_json::Value> = shared
-        .lock_failures()
+    let refused: Vec<serde_json::Value> = lock(&shared.refused)
         .iter()
-        .filter(|(_, error)| error.contains(" refused: route ") || error.contains("conflicts with"))
-        .map(|(origin, error)| serde_json::json!({"origin": origin, "reason": error}))
+        .map(|(origin, reason)| serde_json::json!({"origin": origin, "reason": reason}))
         .collect();
     Ok(Json(
         serde_json::json!({ "routes": routes, "refused": refused }),
@@ -812,4 +857,43 @@ async fn events(State(shared): State<Arc<AdminShared>>) -> Response {
 /// Where the admin listener is, for messages: the GUI's address.
 pub fn gui_url(addr: SocketAddr) -> String {
     format!("http://{addr}/ui/")
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every path the API routes is in the OpenAPI document, and nothing else is.
+    #[test]
+    fn the_openapi_document_lists_every_endpoint() {
+        let doc: serde_json::Value = serde_json::from_str(include_str!("openapi.json")).unwrap();
+        let mut documented: Vec<String> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "parameters")
+                    .map(move |method| format!("{} {path}", method.to_uppercase()))
+            })
+            .collect();
+        documented.sort();
+        // Each `.route("PATH", METHOD(...))` of the router above, however rustfmt wraps it.
+        let source = include_str!("mod.rs");
+        let routes_start = source.find("let api = axum::Router::new()").unwrap();
+        let routes_end = source[routes_start..].find(".fallback(").unwrap() + routes_start;
+        let mut routed: Vec<String> = source[routes_start..routes_end]
+            .split(".route(")
+            .skip(1)
+            .filter_map(|rest| {
+                let rest = rest.trim_start().strip_prefix('"')?;
+                let (path, rest) = rest.split_once('"')?;
+                let method = rest.trim_start().strip_prefix(',')?.trim_start();
+                let method = method.split('(').next()?.trim().to_uppercase();
+                Some(format!("{method} {path}"))
+            })
+            .collect();
+        routed.sort();
+        assert_eq!(documented, routed);
+    }
 }

@@ -310,6 +310,13 @@
       yes: 'Enable',
       run: (n) => api('POST', '/plugins/' + encodeURIComponent(n) + '/enable', {}),
     },
+    load: {
+      label: 'Load',
+      title: (n) => 'Load ' + n + '?',
+      text: (n) => 'gp loads ' + n + ' again from the folder or package it was unloaded from.',
+      yes: 'Load',
+      run: (n) => api('POST', '/plugins/' + encodeURIComponent(n) + '/load', {}),
+    },
     unload: {
       label: 'Unload',
       title: (n) => 'Unload ' + n + '?',
@@ -390,7 +397,7 @@
   function actionsFor(state) {
     if (state === 'serving') return ['reload', 'upgrade', 'disable', 'unload'];
     if (state === 'disabled') return ['enable'];
-    return ['upgrade'];
+    return ['load', 'upgrade'];
   }
 
   // ---------------------------------------------------------------- data shared by the views
