@@ -234,13 +234,16 @@ impl Server {
         let mut plugins = String::new();
         let addr = loop {
             let line = lines.next().expect("gp serve prints its address").unwrap();
-            if let Some(rest) = line.strip_prefix("serving metrics on http://") {
+            let metrics = line
+                .strip_prefix("serving metrics on http://")
+                .or_else(|| line.strip_prefix("serving metrics on https://"));
+            if let Some(rest) = metrics {
                 let managing = lines
                     .next()
                     .expect("gp serve says where to manage")
                     .unwrap();
                 assert!(
-                    managing.starts_with("managing plugins at http://"),
+                    managing.starts_with("managing plugins at http"),
                     "{managing}"
                 );
                 break rest.split('/').next().unwrap().to_owned();
@@ -608,4 +611,83 @@ fn serve_answers_plugin_routes_counts_them_on_the_admin_listener_and_stops_on_si
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn serve_refuses_a_remote_admin_without_tls_and_signatures_and_serves_it_over_tls() {
+    use std::io::{Read, Write};
+
+    let base = crate::harness::base_dir();
+    let dir = base.path().to_owned();
+    let serve = |extra: &[&str]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"serve", &dir, &"--listen", &"127.0.0.1:0"];
+        for arg in extra {
+            args.push(arg);
+        }
+        gp(&args)
+    };
+    // Refused before anything is bound.
+    let plain = serve(&["--admin", "0.0.0.0:0"]);
+    assert!(!plain.status.success());
+    assert_eq!(
+        stderr(&plain),
+        "error: --admin 0.0.0.0:0 is not a loopback address, which needs TLS (--admin-tls-cert and --admin-tls-key): the management API can upgrade plugins, so a leaked token means running code on this machine\n"
+    );
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (base.path().join("admin.crt"), base.path().join("admin.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let unsigned = serve(&[
+        "--admin",
+        "0.0.0.0:0",
+        "--admin-tls-cert",
+        &cert_arg,
+        "--admin-tls-key",
+        &key_arg,
+    ]);
+    assert!(!unsigned.status.success());
+    assert_eq!(
+        stderr(&unsigned),
+        "error: --admin 0.0.0.0:0 is not a loopback address, which needs signed packages (--public-key): the management API can upgrade plugins, so a leaked token means running code on this machine\n"
+    );
+    let not_a_cert = serve(&["--admin-tls-cert", &key_arg, "--admin-tls-key", &key_arg]);
+    assert_eq!(
+        stderr(&not_a_cert),
+        format!("error: {key_arg}: holds no certificate (-----BEGIN CERTIFICATE-----)\n")
+    );
+
+    // On loopback with a certificate: the API answers over TLS, to a client that trusts it.
+    let (_server, admin, _) = Server::start(
+        base.path(),
+        &["--admin-tls-cert", &cert_arg, "--admin-tls-key", &key_arg],
+    );
+    let token = std::fs::read_to_string(base.path().join(".gp-runtime/admin-token")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connection =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap())
+            .unwrap();
+    let socket = std::net::TcpStream::connect(&admin).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(connection, socket);
+    write!(
+        tls,
+        "GET /api/v1/healthz HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token.trim()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    let _ = tls.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.ends_with(r#"{"status":"ok"}"#), "{reply}");
 }

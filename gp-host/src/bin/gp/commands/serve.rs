@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gp_host::http::{gui_url, Admin, AdminToken, PluginServer};
+use axum_server::tls_rustls::RustlsConfig;
+use gp_host::http::{Admin, AdminToken, PluginServer};
 use gp_host::{Error, Manager};
 
 use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
@@ -42,6 +43,18 @@ pub struct Args {
     /// Another host name the admin listener answers to (besides 127.0.0.1, localhost, [::1])
     #[arg(long = "admin-host")]
     admin_hosts: Vec<String>,
+    /// Serve the admin listener over TLS with this certificate chain (PEM); needs
+    /// --admin-tls-key. Required for a non-loopback --admin
+    #[arg(long, requires = "admin_tls_key", value_name = "PEM")]
+    admin_tls_cert: Option<PathBuf>,
+    /// The private key of --admin-tls-cert (PEM)
+    #[arg(long, requires = "admin_tls_cert", value_name = "PEM")]
+    admin_tls_key: Option<PathBuf>,
+    /// Accept only packages signed by this public key (base64, or a .pub file): in the
+    /// directory and uploaded through the management API; repeatable. Required for a
+    /// non-loopback --admin
+    #[arg(long = "public-key", value_name = "KEY")]
+    public_keys: Vec<String>,
     /// How long a route's call may take before the client gets 504
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -57,9 +70,32 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
-    let manager = Manager::builder(&args.dir)
-        .reload_same_version(args.dev)
-        .build();
+    let trust = super::shared::required_signers(&args.public_keys)?;
+    if !args.admin.ip().is_loopback() {
+        // Anyone who reaches it with the token runs code here (upgrade, install): it must be
+        // encrypted, and what it installs must be signed.
+        let missing = match (args.admin_tls_cert.is_some(), trust.is_some()) {
+            (false, _) => Some("TLS (--admin-tls-cert and --admin-tls-key)"),
+            (true, false) => Some("signed packages (--public-key)"),
+            (true, true) => None,
+        };
+        if let Some(missing) = missing {
+            eprintln!(
+                "error: --admin {} is not a loopback address, which needs {missing}: the management API can upgrade plugins, so a leaked token means running code on this machine",
+                args.admin
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let tls = match (&args.admin_tls_cert, &args.admin_tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+        _ => None,
+    };
+    let mut manager = Manager::builder(&args.dir).reload_same_version(args.dev);
+    if let Some(trust) = trust {
+        manager = manager.trust(trust);
+    }
+    let manager = manager.build();
     // Before loading: the server checks every plugin's routes against the others'.
     let server = PluginServer::builder(manager.clone())
         .timeout(args.timeout)
@@ -67,13 +103,6 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         .body_limit(args.body_limit)
         .concurrency(args.concurrency)
         .build();
-    if !args.admin.ip().is_loopback() {
-        eprintln!(
-            "error: --admin {} is not a loopback address: the management API can upgrade plugins, so a leaked token means running code on this machine, and gp serve does not do TLS; keep --admin on 127.0.0.1 and put a TLS-terminating proxy in front of it",
-            args.admin
-        );
-        return Ok(ExitCode::FAILURE);
-    }
     let (token, token_file) = admin_token(&manager, args.token_file.as_deref())?;
     let mut admin = Admin::builder(manager.clone(), token).server(server.clone());
     if let Some(path) = &args.read_only_token_file {
@@ -106,7 +135,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         admin,
         token_file,
         args.listen,
-        args.admin,
+        (args.admin, tls),
         args.grace,
     ))?;
     // Everything stopped serving: unload, so that every plugin's on_unload runs.
@@ -145,7 +174,7 @@ async fn serve(
     admin: Admin,
     token_file: Option<PathBuf>,
     listen: SocketAddr,
-    admin_addr: SocketAddr,
+    (admin_addr, tls): (SocketAddr, Option<RustlsConfig>),
     grace: Duration,
 ) -> Result<(), Error> {
     let bind = |addr: SocketAddr| async move {
@@ -164,14 +193,14 @@ async fn serve(
         );
     }
     println!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz)");
-    println!("serving metrics on http://{ops_addr}/metrics and http://{ops_addr}/stats");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("serving metrics on {scheme}://{ops_addr}/metrics and {scheme}://{ops_addr}/stats");
     let token = token_file.map_or_else(
         || "the token in $GP_ADMIN_TOKEN".to_owned(),
         |f| format!("the token in {}", f.display()),
     );
     println!(
-        "managing plugins at {} and http://{ops_addr}/api/v1 with {token}",
-        gui_url(ops_addr)
+        "managing plugins at {scheme}://{ops_addr}/ui/ and {scheme}://{ops_addr}/api/v1 with {token}"
     );
     let _ = std::io::stdout().flush();
 
@@ -191,11 +220,26 @@ async fn serve(
         .with_graceful_shutdown(stopped(&stop))
         .into_future(),
     );
-    let admin_task = tokio::spawn(
-        axum::serve(ops, admin.router())
-            .with_graceful_shutdown(stopped(&stop))
-            .into_future(),
-    );
+    let admin_task = match tls {
+        None => tokio::spawn(
+            axum::serve(ops, admin.router())
+                .with_graceful_shutdown(stopped(&stop))
+                .into_future(),
+        ),
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let listener = ops.into_std().map_err(|e| cannot_listen(ops_addr, e))?;
+            let server = axum_server::from_tcp_rustls(listener, config)
+                .map_err(|e| cannot_listen(ops_addr, e))?
+                .handle(handle.clone());
+            let stopping = stopped(&stop);
+            tokio::spawn(async move {
+                stopping.await;
+                handle.graceful_shutdown(Some(grace));
+            });
+            tokio::spawn(async move { server.serve(admin.router().into_make_service()).await })
+        }
+    };
     shutdown_signal().await;
     println!("shutting down: finishing requests in flight (up to {grace:?}), then unloading");
     let _ = std::io::stdout().flush();
@@ -230,6 +274,36 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+/// The admin listener's TLS settings: a certificate chain and its key, in PEM files.
+fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<RustlsConfig, Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let refuse = |path: &std::path::Path, reason: String| Error::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other(reason),
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| refuse(cert, format!("not a PEM certificate chain: {e}")))?;
+    if certs.is_empty() {
+        return Err(refuse(
+            cert,
+            "holds no certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| refuse(key, format!("not a PEM private key: {e}")))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| refuse(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| refuse(key, format!("does not fit the certificate: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(std::sync::Arc::new(config)))
 }
 
 fn cannot_listen(addr: SocketAddr, e: std::io::Error) -> Error {
