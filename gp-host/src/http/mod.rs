@@ -27,9 +27,12 @@ use crate::registry::Manager;
 
 #[cfg(feature = "admin")]
 mod admin;
+mod listen;
 mod routes;
 mod serve;
 mod stats;
+
+pub use listen::{serve as serve_listener, ListenLimits, DEFAULT_HEADER_TIMEOUT};
 
 #[cfg(feature = "admin")]
 pub use admin::{gui_url, Admin, AdminBuilder, AdminToken, DEFAULT_UPLOAD_LIMIT};

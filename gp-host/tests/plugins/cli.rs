@@ -691,3 +691,37 @@ fn serve_refuses_a_remote_admin_without_tls_and_signatures_and_serves_it_over_tl
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     assert!(reply.ends_with(r#"{"status":"ok"}"#), "{reply}");
 }
+
+#[test]
+fn serve_closes_connections_that_do_not_finish_their_request_head_in_time() {
+    use std::io::{Read, Write};
+
+    let base = crate::harness::base_dir();
+    let (server, admin, _) = Server::start(base.path(), &["--header-timeout", "300ms"]);
+    for addr in [server.plugins.clone(), admin] {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        // A slow-loris client: a request line and one header, then nothing.
+        write!(stream, "GET /-/healthz HTTP/1.1\r\nHost: {addr}\r\n").unwrap();
+        let started = std::time::Instant::now();
+        let mut reply = Vec::new();
+        let read = stream.read_to_end(&mut reply);
+        let waited = started.elapsed();
+        assert!(
+            read.is_ok(),
+            "{addr}: the connection was not closed: {read:?}"
+        );
+        assert!(
+            waited >= std::time::Duration::from_millis(250)
+                && waited < std::time::Duration::from_secs(5),
+            "{addr}: closed after {waited:?}"
+        );
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(
+            reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
+            "{addr}: {reply}"
+        );
+    }
+}

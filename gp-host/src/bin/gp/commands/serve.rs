@@ -1,7 +1,6 @@
 //! `gp serve`: keep the plugins of a base directory loaded, serve their HTTP routes on one
 //! listener and their metrics on another, until Ctrl-C or SIGTERM.
 
-use std::future::IntoFuture;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axum_server::tls_rustls::RustlsConfig;
-use gp_host::http::{Admin, AdminToken, PluginServer};
+use gp_host::http::{serve_listener, Admin, AdminToken, ListenLimits, PluginServer};
 use gp_host::{Error, Manager};
 
 use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
@@ -67,6 +66,9 @@ pub struct Args {
     /// On Ctrl-C or SIGTERM, how long to let requests in flight finish before unloading
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     grace: Duration,
+    /// How long a client may take to send a request's line and headers (both listeners)
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_timeout: Duration,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
@@ -136,7 +138,10 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         token_file,
         args.listen,
         (args.admin, tls),
-        args.grace,
+        ListenLimits {
+            header_timeout: args.header_timeout,
+            grace: args.grace,
+        },
     ))?;
     // Everything stopped serving: unload, so that every plugin's on_unload runs.
     for spec in manager.list() {
@@ -175,8 +180,9 @@ async fn serve(
     token_file: Option<PathBuf>,
     listen: SocketAddr,
     (admin_addr, tls): (SocketAddr, Option<RustlsConfig>),
-    grace: Duration,
+    limits: ListenLimits,
 ) -> Result<(), Error> {
+    let grace = limits.grace;
     let bind = |addr: SocketAddr| async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -211,33 +217,35 @@ async fn serve(
             let _ = receiver.recv().await;
         }
     };
-    let app = server.router();
-    let plugin_task = tokio::spawn(
-        axum::serve(
-            plugins,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(&stop))
-        .into_future(),
-    );
+    let plugin_task = tokio::spawn(serve_listener(
+        plugins,
+        server.router(),
+        stopped(&stop),
+        limits,
+    ));
     let admin_task = match tls {
-        None => tokio::spawn(
-            axum::serve(ops, admin.router())
-                .with_graceful_shutdown(stopped(&stop))
-                .into_future(),
-        ),
+        None => tokio::spawn(serve_listener(ops, admin.router(), stopped(&stop), limits)),
         Some(config) => {
             let handle = axum_server::Handle::new();
             let listener = ops.into_std().map_err(|e| cannot_listen(ops_addr, e))?;
-            let server = axum_server::from_tcp_rustls(listener, config)
+            let mut server = axum_server::from_tcp_rustls(listener, config)
                 .map_err(|e| cannot_listen(ops_addr, e))?
                 .handle(handle.clone());
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout);
             let stopping = stopped(&stop);
             tokio::spawn(async move {
                 stopping.await;
                 handle.graceful_shutdown(Some(grace));
             });
-            tokio::spawn(async move { server.serve(admin.router().into_make_service()).await })
+            tokio::spawn(async move {
+                if let Err(error) = server.serve(admin.router().into_make_service()).await {
+                    eprintln!("error: the admin listener stopped: {error}");
+                }
+            })
         }
     };
     shutdown_signal().await;
