@@ -542,3 +542,84 @@ fn an_uploaded_upgrade_serves_at_once_outlasts_a_restart_and_rolls_back_under_lo
     assert_eq!(failed, 0);
     assert!(ok > 0);
 }
+
+#[test]
+fn install_from_a_url_and_an_upload_over_the_limit() {
+    let base = base_dir();
+    gp_host::build::install_library(example("sample"), base.path()).unwrap();
+    let manager = Manager::new(base.path());
+    let token = AdminToken::generate();
+    let admin = Admin::builder(manager.clone(), token.clone())
+        .upload_limit(1024)
+        .build();
+    manager.load_plugins();
+    let running = Running::serve(admin.router());
+    let plane = |method: &str, path: &str, content_type: &str, body: &[u8]| {
+        let addr = running.addr;
+        raw(
+            addr,
+            &format!(
+                "{method} /api/v1{path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}",
+                token.secret()
+            ),
+            body,
+        )
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let package = package_of(web("web-v1"), scratch.path());
+    let sha256: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&package)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let files = std::collections::HashMap::from([(
+        "/web.plg".to_owned(),
+        crate::harness::Reply::Body(package),
+    )]);
+    let url = format!("{}/web.plg", crate::harness::http_server(files));
+
+    let pinned_wrong = plane(
+        "POST",
+        "/plugins",
+        "application/json",
+        serde_json::json!({"url": url, "sha256": "00".repeat(32)})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(pinned_wrong.status, 502, "{}", pinned_wrong.text());
+    assert_eq!(
+        pinned_wrong.json()["error"],
+        format!(
+            "{url}: its SHA-256 is {sha256}, not the {} expected; the file was not installed",
+            "00".repeat(32)
+        )
+    );
+    let installed = plane(
+        "POST",
+        "/plugins",
+        "application/json",
+        serde_json::json!({"url": url, "sha256": sha256})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(installed.status, 201, "{}", installed.text());
+    assert_eq!(
+        installed.json(),
+        serde_json::json!({"result": "installed", "plugin": "web", "version": "1.0.0"})
+    );
+    assert!(manager.get_plugin("web").is_ok());
+
+    let too_big = plane(
+        "POST",
+        "/plugins/sample/upgrade",
+        "application/octet-stream",
+        &[0u8; 2048],
+    );
+    assert_eq!(too_big.status, 413);
+    assert_eq!(
+        too_big.json(),
+        serde_json::json!({"error": "the request body is larger than this endpoint accepts (1024 bytes)"})
+    );
+}

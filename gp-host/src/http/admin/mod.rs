@@ -277,7 +277,13 @@ impl Admin {
             .route("/plugins/{name}/load", post(load))
             .route(
                 "/plugins/{name}/upgrade",
-                post(upgrade).layer(DefaultBodyLimit::max(self.shared.upload_limit)),
+                post(upgrade)
+                    .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(
+                        self.shared.upload_limit,
+                    ))
+                    .layer::<_, std::convert::Infallible>(axum::Extension(UploadLimit(
+                        self.shared.upload_limit,
+                    ))),
             )
             .route("/plugins/{name}/rollback", post(rollback))
             .route("/plugins/{name}/disable", post(disable))
@@ -347,6 +353,36 @@ impl From<Error> for ApiError {
 }
 
 type ApiResult<T = Json<serde_json::Value>> = Result<T, ApiError>;
+
+/// A request's body, refused (too large, unreadable) with a JSON error like every other one.
+struct Body(Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Body, ApiError> {
+        let limit = request
+            .extensions()
+            .get::<UploadLimit>()
+            .map_or(JSON_LIMIT, |l| l.0);
+        Bytes::from_request(request, state)
+            .await
+            .map(Body)
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the request body is larger than this endpoint accepts ({limit} bytes)"
+                    ),
+                ),
+                status => ApiError(status, rejection.body_text()),
+            })
+    }
+}
+
+/// The body limit of the route a request is for, for [`Body`]'s message.
+#[derive(Clone, Copy)]
+struct UploadLimit(usize);
 
 /// Runs a blocking registry change off the async workers.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -597,7 +633,7 @@ async fn upgrade(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult {
     log_change(&caller, "upgrade", &name);
     let synced = blocking(move || -> Result<Synced, Error> {
@@ -654,7 +690,7 @@ async fn disable(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult {
     let body: DisableBody = parse_json(&body)?;
     log_change(&caller, "disable", &name);
@@ -706,7 +742,7 @@ async fn invoke(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult {
     let body: InvokeBody = parse_json(&body)?;
     log_change(&caller, "invoke", &name);
@@ -736,7 +772,7 @@ struct InstallBody {
 async fn install(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let body: InstallBody = parse_json(&body)?;
     if body.url.is_empty() {
