@@ -623,3 +623,40 @@ fn install_from_a_url_and_an_upload_over_the_limit() {
         serde_json::json!({"error": "the request body is larger than this endpoint accepts (1024 bytes)"})
     );
 }
+
+#[test]
+fn an_unload_waits_for_calls_in_flight_and_the_plugin_shows_as_draining_meanwhile() {
+    let plane = plane();
+    let release = plane.base.path().join("release");
+    let hang = format!("/web/hang?until={}", release.display());
+    let addr = plane.plugins.addr;
+    let call = std::thread::spawn(move || get(addr, &hang));
+    let in_flight = || {
+        plane.plugin("web")["metrics"]["in_flight"]
+            .as_u64()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while in_flight() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::scope(|scope| {
+        let unload = scope.spawn(|| plane.call("DELETE", "/plugins/web", ""));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while plane.plugin("web")["state"] != "draining" && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(plane.plugin("web")["state"], "draining");
+        std::fs::write(&release, "").unwrap();
+        let unloaded = unload.join().unwrap();
+        assert_eq!(unloaded.status, 200, "{}", unloaded.text());
+        assert_eq!(unloaded.json()["still_running"], 0);
+        assert!(unloaded.json()["waited_ms"].as_u64().unwrap() > 0);
+    });
+    assert_eq!(
+        call.join().unwrap().text(),
+        "woke up",
+        "the call in flight finished"
+    );
+    assert_eq!(plane.plugin("web")["state"], "unloaded");
+}

@@ -399,7 +399,7 @@ fn log_change(caller: &Caller, action: &str, plugin: &str) {
 #[derive(Serialize)]
 struct PluginView {
     name: String,
-    /// `serving`, `disabled` or `unloaded`.
+    /// `serving`, `draining` (unloaded, calls still running), `unloaded` or `disabled`.
     state: &'static str,
     version: Option<String>,
     description: Option<String>,
@@ -465,10 +465,11 @@ fn views(shared: &AdminShared) -> Vec<PluginView> {
             stat.name.clone(),
             PluginView {
                 name: stat.name.clone(),
-                state: if spec.is_some() {
-                    "serving"
-                } else {
-                    "unloaded"
+                state: match (&spec, stat.in_flight) {
+                    (Some(_), _) => "serving",
+                    // Unloaded, its last calls still running on the old version.
+                    (None, 1..) => "draining",
+                    (None, 0) => "unloaded",
                 },
                 version: spec.as_ref().map(|s| s.version().to_string()),
                 description: spec.as_ref().and_then(|s| s.manifest.description.clone()),

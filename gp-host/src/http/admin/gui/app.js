@@ -397,6 +397,7 @@
   function actionsFor(state) {
     if (state === 'serving') return ['reload', 'upgrade', 'disable', 'unload'];
     if (state === 'disabled') return ['enable'];
+    if (state === 'draining') return [];
     return ['load', 'upgrade'];
   }
 
@@ -676,7 +677,7 @@
         counts,
         stat('serving', number(by('serving')), 'good', 'count-serving'),
         stat('disabled', number(by('disabled')), by('disabled') ? 'warn' : '', 'count-disabled'),
-        stat('unloaded', number(by('unloaded')), '', 'count-unloaded'),
+        stat('unloaded', number(by('unloaded') + by('draining')), '', 'count-unloaded'),
         stat('failed to load', number(failed), failed ? 'bad' : '', 'count-failed'),
         stat('calls', number(calls), '', 'count-calls'),
         stat('errors and panics', number(errors), errors ? 'bad' : '', 'count-errors')
