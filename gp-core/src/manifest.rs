@@ -231,7 +231,7 @@ pub enum ManifestError {
     #[error("a manifest is a JSON object ({{\"name\": ..., \"version\": ...}}), not an array")]
     NotAnObject,
     /// The name breaks the naming rule.
-    #[error("invalid plugin name {name:?}: use 1 to 64 ASCII letters, digits, '-' or '_', starting with a letter")]
+    #[error("invalid plugin name {}: use 1 to 64 ASCII letters, digits, '-' or '_', starting with a letter", shown(name))]
     InvalidName {
         /// The refused name.
         name: String,
@@ -240,13 +240,13 @@ pub enum ManifestError {
     #[error("description must be one line")]
     MultiLineDescription,
     /// A maintainer is not an e-mail address.
-    #[error("maintainer {value:?} is not an e-mail address: write \"mail@example.com\" or \"Name <mail@example.com>\"")]
+    #[error("maintainer {} is not an e-mail address: write \"mail@example.com\" or \"Name <mail@example.com>\"", shown(value))]
     InvalidMaintainer {
         /// The refused entry.
         value: String,
     },
     /// `home` is not an http(s) URL.
-    #[error("home {value:?} is not an http or https URL")]
+    #[error("home {} is not an http or https URL", shown(value))]
     InvalidHome {
         /// The refused value.
         value: String,
@@ -260,7 +260,7 @@ pub enum ManifestError {
     )]
     EmptySourcePath,
     /// A `local_so` path is absolute or leaves the plugin's folder.
-    #[error("source.path {path:?} must be a relative path inside the plugin's folder (no leading '/', no '..')")]
+    #[error("source.path {} must be a relative path inside the plugin's folder (no leading '/', no '..')", shown(path))]
     SourcePathEscapes {
         /// The refused path.
         path: String,
@@ -269,7 +269,7 @@ pub enum ManifestError {
     #[error("http_services.routes is empty: declare at least one route or remove http_services")]
     NoRoutes,
     /// A route's path is malformed.
-    #[error("invalid route {route:?}: {reason}")]
+    #[error("invalid route {}: {}", shown(route), shown_reason(reason))]
     InvalidRoute {
         /// The refused route.
         route: String,
@@ -278,7 +278,8 @@ pub enum ManifestError {
     },
     /// A route's method is not one gp serves.
     #[error(
-        "invalid HTTP method {method:?}: use one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
+        "invalid HTTP method {}: use one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
+        shown(method)
     )]
     InvalidMethod {
         /// The refused method.
@@ -286,7 +287,8 @@ pub enum ManifestError {
     },
     /// A route has an empty label.
     #[error(
-        "route {method} {route:?} has an empty label: give the label the plugin dispatches on"
+        "route {method} {} has an empty label: give the label the plugin dispatches on",
+        shown(route)
     )]
     EmptyLabel {
         /// The route's method.
@@ -295,7 +297,7 @@ pub enum ManifestError {
         route: String,
     },
     /// Two routes share a method and a path.
-    #[error("route {method} {route:?} is declared twice")]
+    #[error("route {method} {} is declared twice", shown(route))]
     DuplicateRoute {
         /// The method.
         method: HttpMethod,
@@ -303,7 +305,10 @@ pub enum ManifestError {
         route: String,
     },
     /// `http_services.driver` names a driver gp does not have.
-    #[error("unknown http_services.driver {driver:?}: use \"axum\" or \"beego\"")]
+    #[error(
+        "unknown http_services.driver {}: use \"axum\" or \"beego\"",
+        shown(driver)
+    )]
     UnknownDriver {
         /// The refused name.
         driver: String,
@@ -669,6 +674,26 @@ fn de_driver<'de, D: Deserializer<'de>>(d: D) -> Result<HttpDriver, D::Error> {
     HttpDriver::parse(&text).map_err(serde::de::Error::custom)
 }
 
+/// The longest value a manifest error echoes: a mutated plugin.json once put a 37 MB name in
+/// one error line.
+const MAX_SHOWN: usize = 120;
+
+/// `value` quoted, as errors show it, cut to [`MAX_SHOWN`] characters.
+fn shown(value: &str) -> String {
+    match value.char_indices().nth(MAX_SHOWN) {
+        None => format!("{value:?}"),
+        Some((end, _)) => format!("{:?}… ({} more bytes)", &value[..end], value.len() - end),
+    }
+}
+
+/// A route refusal's reason, which may quote a segment: cut like a value.
+fn shown_reason(reason: &str) -> String {
+    match reason.char_indices().nth(4 * MAX_SHOWN) {
+        None => reason.to_owned(),
+        Some((end, _)) => format!("{}… ({} more bytes)", &reason[..end], reason.len() - end),
+    }
+}
+
 fn ser_version<S: Serializer>(version: &Version, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(version)
 }
@@ -677,7 +702,8 @@ fn de_version<'de, D: Deserializer<'de>>(d: D) -> Result<Version, D::Error> {
     let text = String::deserialize(d)?;
     Version::parse(&text).map_err(|e| {
         serde::de::Error::custom(format_args!(
-            "version {text:?} is not semver 2 ({e}); write MAJOR.MINOR.PATCH, e.g. \"1.2.3\""
+            "version {} is not semver 2 ({e}); write MAJOR.MINOR.PATCH, e.g. \"1.2.3\"",
+            shown(&text)
         ))
     })
 }
@@ -933,6 +959,19 @@ mod tests {
                 &format!("[{}]", routes.join(","))
             )),
             "route GET \"/r/0\" is declared twice"
+        );
+    }
+
+    #[test]
+    fn errors_echo_at_most_a_bounded_part_of_a_bad_value() {
+        let name = "x y".repeat(1_000_000);
+        let message = err(&with("/name", &serde_json::to_string(&name).unwrap()));
+        assert_eq!(
+            message,
+            format!(
+                "invalid plugin name {:?}… (2999880 more bytes): use 1 to 64 ASCII letters, digits, '-' or '_', starting with a letter",
+                &name[..120]
+            )
         );
     }
 

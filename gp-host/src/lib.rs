@@ -92,6 +92,7 @@ pub use registry::{
 pub use runtime::context::{__with_host_context, CancelToken, Context};
 pub use runtime::events::{Event, SubscriptionId};
 pub use runtime::executor::Executor;
+pub use runtime::fatal;
 pub use runtime::rcu::__call_barrier;
 pub use runtime::reaper::{UnloadHook, UnloadReport};
 pub use runtime::spec::Spec;

@@ -25,6 +25,25 @@ pub fn write_atomically(
         })
 }
 
+/// The longest message a plugin can hand the host in one error: a plugin that returns 10 MB
+/// of text would otherwise be logged, printed and sent as one 10 MB line.
+pub(crate) const MAX_PLUGIN_MESSAGE: usize = 16 * 1024;
+
+/// `message`, cut to at most `max` bytes (at a character boundary), saying how much was cut.
+pub(crate) fn bounded(mut message: String, max: usize) -> String {
+    if message.len() <= max {
+        return message;
+    }
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = message.len() - end;
+    message.truncate(end);
+    message.push_str(&format!("… ({cut} more bytes cut)"));
+    message
+}
+
 /// `bytes` in lowercase hex: how gp writes every SHA-256.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -71,5 +90,19 @@ mod tests {
             super::sha256_hex(b""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    #[test]
+    fn long_messages_keep_their_start_and_say_how_much_was_cut() {
+        assert_eq!(super::bounded("short".into(), 10), "short");
+        assert_eq!(
+            super::bounded("abcdef".into(), 4),
+            "abcd… (2 more bytes cut)"
+        );
+        // Never inside a character: 'é' is two bytes.
+        assert_eq!(super::bounded("aé".into(), 2), "a… (2 more bytes cut)");
     }
 }

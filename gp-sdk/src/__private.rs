@@ -50,8 +50,11 @@ pub fn root_module(
     manifest: &'static [u8],
     execute: extern "C" fn(HostContextMut<'_>) -> ExecuteResult,
 ) -> PluginModRef {
-    install_panic_hook();
     let manifest = std::str::from_utf8(manifest).expect("#[plugin_entry] embeds UTF-8 JSON");
+    if let Ok(embedded) = gp_core::manifest::Embedded::parse(manifest.as_bytes()) {
+        let _ = PLUGIN_NAME.set(embedded.manifest.name);
+    }
+    install_panic_hook();
     PluginMod {
         manifest: RStr::from_str(manifest),
         execute,
@@ -66,6 +69,24 @@ thread_local! {
     static IN_CALL: Cell<bool> = const { Cell::new(false) };
     /// Where the last panic inside a call happened, as `file:line:column`.
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The last panic's message inside a call, for when a second one aborts the process.
+    static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Whether a panic inside a call is unwinding now: another panic before `catch_unwind`
+    /// returns is a panic in a `Drop` during unwinding, which aborts the process.
+    /// (`std::thread::panicking()` cannot tell: it is already true for the first panic's hook.)
+    static UNWINDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The plugin's name, read from its embedded manifest when the root module is built: what
+/// the panic hook names when a panic is about to abort the process.
+static PLUGIN_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".to_owned())
 }
 
 /// The plugin links its own copy of std, with its own panic hook, which would print panics to
@@ -77,11 +98,29 @@ fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+            let message = payload_text(info.payload());
+            if IN_CALL.with(Cell::get) && UNWINDING.with(Cell::get) {
+                // A panic while unwinding from another (in a `Drop`): the process aborts
+                // after this hook returns, so this is the last chance to say what happened,
+                // and in which plugin. Both messages, since the first was not printed.
+                let plugin = PLUGIN_NAME.get().map_or("?", String::as_str);
+                let first = PANIC_MESSAGE.with(|m| m.borrow_mut().take());
+                let first_at = PANIC_LOCATION.with(|l| l.borrow_mut().take());
+                eprintln!(
+                    "gp: plugin `{plugin}` panicked while panicking, which aborts the process: first {:?} at {}, then {message:?} at {}",
+                    first.as_deref().unwrap_or("(not recorded)"),
+                    first_at.as_deref().unwrap_or("?"),
+                    location.as_deref().unwrap_or("?"),
+                );
+                return;
+            }
             if IN_CALL.with(Cell::get) {
-                let location = info
-                    .location()
-                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
                 PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+                PANIC_MESSAGE.with(|slot| *slot.borrow_mut() = Some(message));
+                UNWINDING.with(|u| u.set(true));
             } else {
                 previous(info);
             }
@@ -137,17 +176,26 @@ fn run(
     let mut ctx = Context::__new(host);
     let was_in_call = IN_CALL.with(|c| c.replace(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(&mut ctx)));
+    UNWINDING.with(|u| u.set(false));
+    let outcome = outcome.map_err(|payload| {
+        let message = payload_text(&*payload);
+        let location = PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
+        // A payload whose own `Drop` panics would abort the host if dropped outside a guard:
+        // drop it under one too (still inside the call, so the hook stays quiet), and leak
+        // whatever that second panic throws.
+        if let Err(second) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(second);
+            PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
+        }
+        UNWINDING.with(|u| u.set(false));
+        (message, location)
+    });
     IN_CALL.with(|c| c.set(was_in_call));
     match outcome {
         Ok(Ok(())) => RResult::ROk(()),
         Ok(Err(message)) => RResult::RErr(CallError::failed(message)),
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic with a non-string payload".to_owned());
-            let location = PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
+        Err((message, location)) => {
+            PANIC_MESSAGE.with(|slot| slot.borrow_mut().take());
             let message = match location {
                 Some(at) => format!("{message} (at {at})"),
                 None => message,

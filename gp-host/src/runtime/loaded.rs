@@ -18,8 +18,9 @@ use crate::error::Error;
 use crate::folder::LibraryFile;
 use crate::library::{self, Module};
 use crate::runtime::context::{self, Context};
+use crate::runtime::fatal;
 use crate::runtime::spec::Spec;
-use crate::util::{short_hash, write_atomically};
+use crate::util::{bounded, short_hash, write_atomically, MAX_PLUGIN_MESSAGE};
 
 /// How many [`Loaded`] instances of each build (by SHA-256) are alive in this process.
 ///
@@ -120,6 +121,11 @@ impl Loaded {
     ) -> Result<Loaded, Error> {
         // Made even when not needed: a manager's runtime directory exists once it loads.
         std::fs::create_dir_all(runtime_dir).map_err(|e| Error::io(runtime_dir, e))?;
+        // A crash in the library's start-up code or its on_load names the folder.
+        let _loading = fatal::doing(format!(
+            "loading the plugin at {} (its library's start-up code or on_load)",
+            spec.origin.display()
+        ));
         let known = loaded_modules().get(&library.sha256).copied();
         let module = match known {
             Some(module) => module,
@@ -191,7 +197,7 @@ impl Loaded {
     #[cold]
     fn call_error(&self, ctx: &Context, error: gp_core::CallError) -> Box<Error> {
         let plugin = self.spec.manifest.name.clone();
-        let message = error.message.into_string();
+        let message = bounded(error.message.into_string(), MAX_PLUGIN_MESSAGE);
         if error.kind == CallErrorKind::PANICKED {
             tracing::error!(target: "gp::plugin", plugin = %plugin, "plugin panicked: {message}");
             Box::new(Error::Panicked { plugin, message })
@@ -233,6 +239,7 @@ impl Drop for Loaded {
 
 /// Runs a lifecycle hook with an empty context (the plugin can log through it).
 fn run_hook(spec: &Spec, hook: &'static str, f: ExecuteFn) -> Result<(), Error> {
+    let _running = fatal::doing(format!("running plugin `{}`'s {hook}", spec.name()));
     let mut ctx = Context::new();
     let outcome = context::with_scope(&mut ctx, spec.name(), None, |host| f(host));
     match outcome {
@@ -242,7 +249,7 @@ fn run_hook(spec: &Spec, hook: &'static str, f: ExecuteFn) -> Result<(), Error> 
             version: spec.version().clone(),
             hook,
             panicked: error.kind == CallErrorKind::PANICKED,
-            message: error.message.into_string(),
+            message: bounded(error.message.into_string(), MAX_PLUGIN_MESSAGE),
         }),
     }
 }

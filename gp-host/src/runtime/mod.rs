@@ -7,7 +7,8 @@
 //! - [`slot`]: a plugin's place, pointing at the version serving now;
 //! - [`executor`]: the handle applications call through;
 //! - [`reaper`]: draining and retiring versions that stopped serving;
-//! - [`events`]: the subscribers that calls and lifecycle changes notify.
+//! - [`events`]: the subscribers that calls and lifecycle changes notify;
+//! - [`fatal`]: naming the plugin that took the process down (a signal handler).
 //!
 //! The runtime knows nothing of folders, packages or the registry's rules: the registry
 //! decides which version a slot holds, the runtime runs it.
@@ -15,8 +16,10 @@
 pub(crate) mod context;
 pub(crate) mod events;
 pub(crate) mod executor;
+#[allow(unsafe_code)] // a signal handler: see its documentation
+pub mod fatal;
 pub(crate) mod loaded;
-#[allow(unsafe_code)] // the one module with unsafe code: see its documentation
+#[allow(unsafe_code)] // hazard pointers: see its documentation
 pub(crate) mod rcu;
 pub(crate) mod reaper;
 pub(crate) mod slot;

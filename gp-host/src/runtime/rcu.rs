@@ -1,5 +1,6 @@
 //! Which version a call runs on, protected at almost no cost to the call: hazard pointers with
-//! asymmetric fences. The one module of gp-host with `unsafe` code.
+//! asymmetric fences. One of gp-host's two modules with `unsafe` code (the other is the fatal
+//! reporter's signal handler, `runtime::fatal`).
 //!
 //! A [`VersionCell`] holds the version serving now as a raw pointer that owns one strong count
 //! of an `Arc<Loaded>`. A call protects the version it is about to run with a *hazard*: a slot
@@ -78,6 +79,9 @@ thread_local! {
     static CURRENT: Cell<Option<&'static Record>> = const { Cell::new(None) };
     /// Gives the record back when the thread exits.
     static OWNER: Owner = const { Owner };
+    /// The record this thread claimed, kept past its TLS destructors: `exit()` runs those
+    /// before `atexit` handlers, and the fatal reporter's runs then.
+    static CLAIMED: Cell<Option<&'static Record>> = const { Cell::new(None) };
 }
 
 struct Owner;
@@ -89,6 +93,21 @@ impl Drop for Owner {
             record.claimed.store(false, Ordering::Release);
         }
     }
+}
+
+/// The innermost version the calling thread is running a call in, if any: read by the fatal
+/// reporter, from a signal handler (a const thread-local and relaxed loads: nothing that
+/// allocates or locks).
+pub(crate) fn current_version() -> Option<*const Loaded> {
+    let record = CURRENT
+        .with(Cell::get)
+        .or_else(|| CLAIMED.try_with(Cell::get).ok().flatten())?;
+    record.hazards[..SLOTS - 1]
+        .iter()
+        .map(|h| h.load(Ordering::Relaxed))
+        .take_while(|p| !p.is_null())
+        .last()
+        .map(|p| p.cast_const())
 }
 
 /// The calling thread's record.
@@ -120,6 +139,7 @@ fn claim() -> &'static Record {
     });
     drop(records);
     CURRENT.with(|current| current.set(Some(record)));
+    CLAIMED.with(|claimed| claimed.set(Some(record)));
     // A thread past its TLS destructors cannot register one: it keeps the record for good.
     let _ = OWNER.try_with(|_| {});
     record

@@ -72,6 +72,10 @@ pub struct UnloadReport {
     pub waited: Duration,
     /// Calls still running when the wait timed out (0 if all returned). They keep running
     /// to completion on the unloaded version.
+    ///
+    /// Calls only: threads the plugin started itself are not tracked in process and may keep
+    /// running (and writing) after the unload. Only an out-of-process plugin can be stopped
+    /// entirely.
     pub still_running: usize,
     /// What became of the plugin's `on_unload` hook.
     pub on_unload: UnloadHook,

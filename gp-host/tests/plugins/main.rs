@@ -9,6 +9,7 @@ mod cli;
 mod collect;
 mod devloop;
 mod distribution;
+mod faults;
 mod gui;
 mod http;
 mod lifecycle;

@@ -56,6 +56,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A plugin that crashes the process is named on stderr before it goes.
+    gp_host::fatal::install();
     let cli = Cli::parse();
     // A server reports what happens to its plugins; one-shot commands only what goes wrong.
     let default_filter = match cli.command {

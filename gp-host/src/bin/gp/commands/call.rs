@@ -1,16 +1,27 @@
-//! `gp call`: call a plugin of a base directory and print the context's values as JSON.
+//! `gp call`: call one plugin of a base directory and print the context's values as JSON.
+//!
+//! Only the plugin asked for is loaded: its folder (or package) is found by the name its
+//! `plugin.json` declares, read without loading any library, so that another folder's slow or
+//! broken start-up code cannot delay or break the call.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
+use gp_host::package;
 use gp_host::{Context, Error, Manager, Value};
+
+/// The exit code of a call abandoned because the plugin ran past its deadline and the grace
+/// period (the code GNU `timeout` uses for a command that timed out).
+pub const ABANDONED_EXIT_CODE: u8 = 124;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The plugin base directory
     dir: PathBuf,
-    /// The plugin's name
+    /// The plugin's name (as its plugin.json declares it); only this plugin is loaded
     name: String,
     /// The call's label
     #[arg(long)]
@@ -21,6 +32,14 @@ pub struct Args {
     /// A deadline for the call, such as 500ms or 2s
     #[arg(long, value_parser = humantime::parse_duration)]
     timeout: Option<Duration>,
+    /// With --timeout: how long past the deadline to wait for a plugin that ignores it before
+    /// giving up on the call (its thread is abandoned, exit code 124)
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    grace: Duration,
+    /// Write the JSON result to this file (atomically) instead of standard output, which
+    /// then carries only what the plugin itself prints
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 fn parse_set(arg: &str) -> Result<(String, Value), String> {
@@ -45,17 +64,22 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         label,
         values,
         timeout,
+        grace,
+        output,
     } = args;
     let manager = Manager::new(&dir);
-    let report = manager.load_plugins();
-    let executor = manager.executor(&name).map_err(|not_found| {
-        // If the plugin's folder failed to load, that failure is the useful answer.
-        report
-            .failed
-            .into_iter()
-            .find(|f| f.dir.file_name().is_some_and(|n| n == name.as_str()))
-            .map_or(not_found, |f| f.error)
-    })?;
+    let origin = match find_plugin(&manager, &name)? {
+        Found::Declared(origin) | Found::Unreadable(origin) => origin,
+        Found::Nothing(missing) => {
+            eprintln!("error: {missing}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    // A folder whose plugin.json could not be read is loaded all the same: its error, which
+    // loading reports without opening the library, is the useful answer.
+    manager.load_plugin(&origin)?;
+    let executor = manager.executor(&name)?;
+
     let mut ctx = Context::new();
     ctx.set_label(label);
     if let Some(timeout) = timeout {
@@ -64,10 +88,245 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
     for (key, value) in values {
         ctx.set(key, value);
     }
-    executor.execute(&mut ctx)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&ctx.to_json()).expect("JSON values serialise")
-    );
+    // The call runs on a thread of its own, so that a plugin ignoring its deadline cannot
+    // keep this command waiting forever.
+    let give_up_at = ctx.deadline().map(|deadline| deadline + grace);
+    let (done, outcome) = mpsc::channel();
+    let call = std::thread::Builder::new()
+        .name(format!("gp call {name}"))
+        .spawn(move || {
+            let result = executor.execute(&mut ctx);
+            let _ = done.send((result, ctx));
+        })
+        .map_err(|e| Error::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
+    let received = match give_up_at {
+        Some(at) => outcome.recv_timeout(at.saturating_duration_since(Instant::now())),
+        None => outcome
+            .recv()
+            .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+    };
+    let (result, ctx) = match received {
+        Ok(received) => received,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            let timeout = timeout.expect("a give-up time comes from a timeout");
+            eprintln!(
+                "error: plugin `{name}` ignored its deadline: still running {} after its {} timeout; its thread is abandoned and gp exits without waiting for it",
+                humantime::format_duration(grace),
+                humantime::format_duration(timeout),
+            );
+            let _ = std::io::stdout().flush();
+            // Returning would wait for nothing, but dropping the manager and the process's
+            // orderly shutdown must not meet a thread still inside the plugin.
+            std::process::exit(i32::from(ABANDONED_EXIT_CODE));
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            // The thread ended without an answer: the host itself panicked (plugin panics are
+            // caught inside the plugin and come back as errors).
+            let _ = call.join();
+            eprintln!("error: the call to plugin `{name}` ended without a result");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    result?;
+    let json = serde_json::to_string_pretty(&ctx.to_json()).expect("JSON values serialise");
+    match output {
+        Some(path) => {
+            let text = format!("{json}\n");
+            gp_host::build::write_atomically(&path, |tmp| std::fs::write(tmp, &text))?;
+        }
+        None => println!("{json}"),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the plugin asked for is, as far as can be told without loading any library.
+enum Found {
+    /// The first folder or package (in name order, as `Manager::load_plugins` visits them)
+    /// whose plugin.json declares the name.
+    Declared(PathBuf),
+    /// No readable plugin.json declares the name, but a folder (or package) whose plugin.json
+    /// could not be read is called after it.
+    Unreadable(PathBuf),
+    /// Nothing: a one-line message naming the plugins there are.
+    Nothing(String),
+}
+
+/// Finds the folder or package of plugin `name` in `manager`'s base directory, reading
+/// plugin.json files (and unpacking packages into a scratch folder) without loading anything.
+fn find_plugin(manager: &Manager, name: &str) -> Result<Found, Error> {
+    let base = manager.base_dir();
+    let entries = std::fs::read_dir(base).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::MissingBaseDir {
+                dir: base.to_owned(),
+            }
+        } else {
+            Error::Io {
+                path: base.to_owned(),
+                source: e,
+            }
+        }
+    })?;
+    let mut origins: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) || is_package(&e.path()))
+        .map(|e| e.path())
+        .collect();
+    origins.sort();
+
+    let mut scratch: Option<tempfile::TempDir> = None;
+    let mut names: Vec<String> = Vec::new();
+    let mut unreadable: Vec<PathBuf> = Vec::new();
+    for origin in origins {
+        let declared = if is_package(&origin) {
+            package_name(manager, &origin, &mut scratch)?
+        } else {
+            folder_name(&origin)
+        };
+        match declared {
+            Some(declared) if declared == name => return Ok(Found::Declared(origin)),
+            Some(declared) => names.push(declared),
+            None => unreadable.push(origin),
+        }
+    }
+    if let Some(origin) = unreadable.iter().find(|o| called(o, name)) {
+        return Ok(Found::Unreadable(origin.clone()));
+    }
+
+    names.sort();
+    names.dedup();
+    let mut message = format!("no plugin named `{name}` in {}", base.display());
+    if let Some(close) = closest(name, &names) {
+        message.push_str(&format!("; did you mean `{close}`?"));
+    }
+    let found = if names.is_empty() {
+        "no plugins".to_owned()
+    } else {
+        format!("plugins found: {}", names.join(", "))
+    };
+    let unread = match unreadable.len() {
+        0 => String::new(),
+        1 => format!(
+            "; 1 more folder could not be read, `gp list {}` says why",
+            base.display()
+        ),
+        n => format!(
+            "; {n} more folders could not be read, `gp list {}` says why",
+            base.display()
+        ),
+    };
+    message.push_str(&format!(" ({found}{unread})"));
+    Ok(Found::Nothing(message))
+}
+
+/// Whether `path` names a package (`*.plg`).
+fn is_package(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == package::EXTENSION) && path.is_file()
+}
+
+/// The name field of `dir`'s plugin.json, if it has one (the rest is checked when loading).
+fn folder_name(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(gp_host::MANIFEST_FILE)).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.get("name")?.as_str().map(str::to_owned)
+}
+
+/// The name of the plugin a package carries: the package is unpacked (checksums and signature
+/// checked as the manager would) into a scratch folder, and its library is not loaded.
+fn package_name(
+    manager: &Manager,
+    path: &Path,
+    scratch: &mut Option<tempfile::TempDir>,
+) -> Result<Option<String>, Error> {
+    let scratch = match scratch {
+        Some(scratch) => scratch,
+        None => scratch.insert(tempfile::tempdir().map_err(|e| Error::Io {
+            path: std::env::temp_dir(),
+            source: e,
+        })?),
+    };
+    let unpacked = package::unpack(
+        path,
+        scratch.path(),
+        manager.trust(),
+        &manager.package_limits(),
+    );
+    Ok(unpacked.ok().map(|u| u.manifest.name))
+}
+
+/// Whether the folder or package `origin` is called after plugin `name` (`name/`,
+/// `name.plg`, `name-1.0.0.plg`).
+fn called(origin: &Path, name: &str) -> bool {
+    let Some(stem) = origin.file_stem().and_then(|s| s.to_str()) else {
+        return false;
+    };
+    if origin.is_dir() {
+        return origin.file_name().is_some_and(|n| n == name);
+    }
+    stem == name
+        || stem
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// The name in `names` closest to `name`, if it is within two edits of it.
+fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate.as_str())
+}
+
+/// The Levenshtein distance between `a` and `b`, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("sample", "sample"), 0);
+        assert_eq!(edit_distance("samle", "sample"), 1);
+        assert_eq!(edit_distance("sampel", "sample"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn closest_suggests_only_near_names() {
+        let names = vec!["dispatch".to_owned(), "sample".to_owned()];
+        assert_eq!(closest("smaple", &names), Some("sample"));
+        assert_eq!(closest("other", &names), None);
+    }
+
+    #[test]
+    fn a_package_is_called_after_its_plugin() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["sample-0.1.0.plg", "sample.plg", "samples-1.0.0.plg"] {
+            std::fs::write(dir.path().join(file), "").unwrap();
+        }
+        assert!(called(&dir.path().join("sample-0.1.0.plg"), "sample"));
+        assert!(called(&dir.path().join("sample.plg"), "sample"));
+        assert!(!called(&dir.path().join("samples-1.0.0.plg"), "sample"));
+    }
 }

@@ -1,4 +1,5 @@
-//! `gp inspect`: load a plugin library after a host's checks and show its manifest and ABI.
+//! `gp inspect`: show a plugin library's manifest and ABI after a host's checks, which load
+//! the library into this process (or, with `--no-load`, only what the file says).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,9 +10,22 @@ use gp_host::Error;
 pub struct Args {
     /// The plugin library (.so)
     library: PathBuf,
+    /// Read the file only, without loading it: nothing in the library runs, and the layout of
+    /// the types it shares with the host is not checked
+    #[arg(long)]
+    no_load: bool,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
+    if args.no_load {
+        let info = gp_host::inspect(&args.library)?;
+        print!("{info}");
+        println!(
+            "status:      read from the file, not loaded: the type layout was not checked (run without --no-load to check it)"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Loading runs the library's initialisers and abi_stable's root-module constructor.
     let info = gp_host::verify(&args.library)?;
     print!("{info}");
     println!("status:      loadable");
