@@ -201,6 +201,30 @@ pub enum Error {
         /// The hook's message.
         message: String,
     },
+    /// A lifecycle hook did not return within the manager's hook timeout: abandoned on its
+    /// thread, and its build quarantined until it returns.
+    #[error("plugin `{plugin}` {version}: its {hook} hook did not return within {}: it was abandoned (still running on its own thread), and this build is refused until it returns or the process restarts", humantime_short(*timeout))]
+    HookTimedOut {
+        /// The plugin's name.
+        plugin: String,
+        /// The version whose hook ran.
+        version: semver::Version,
+        /// `on_load` or `on_unload`.
+        hook: &'static str,
+        /// The timeout it ran past.
+        timeout: std::time::Duration,
+    },
+    /// The build's hook from an earlier load or unload ran past its timeout and has not
+    /// returned: the build's statics may be mid-change, so it is not loaded again until then.
+    #[error("plugin `{plugin}` ({}): this build is quarantined: its {hook} ran past its timeout and has not returned yet; it can be loaded again once that hook returns, or after a restart", path.display())]
+    Quarantined {
+        /// The plugin's name.
+        plugin: String,
+        /// Its folder or package.
+        path: PathBuf,
+        /// The hook still running.
+        hook: &'static str,
+    },
     /// An upgrade was refused; the running version keeps serving.
     #[error("upgrade of plugin `{name}` refused, {running} keeps serving: {reason}")]
     UpgradeRefused {
@@ -314,6 +338,17 @@ pub enum ErrorKind {
     Hook,
 }
 
+/// `1.5s`, `200ms`: a duration as messages show it.
+fn humantime_short(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
 impl Error {
     /// What the error is about. Stable across releases for the variants that exist today;
     /// new variants get the kind that fits them.
@@ -349,7 +384,9 @@ impl Error {
             | E::Cancelled { .. }
             | E::DeadlineExceeded { .. }
             | E::Unloaded { .. } => ErrorKind::Call,
-            E::HookFailed { .. } => ErrorKind::Hook,
+            E::HookFailed { .. } | E::HookTimedOut { .. } | E::Quarantined { .. } => {
+                ErrorKind::Hook
+            }
         }
     }
 

@@ -86,7 +86,7 @@ pub use registry::gc::{GcOptions, GcReport};
 pub use registry::install::InstallOptions;
 pub use registry::report::{LoadFailure, LoadReport, Synced, Upgrade, UpgradeOptions, Upgraded};
 pub use registry::{
-    builder::{DEFAULT_BASE_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_RUNTIME_DIR},
+    builder::{DEFAULT_BASE_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HOOK_TIMEOUT, DEFAULT_RUNTIME_DIR},
     AdmissionId, Disabled, Manager, ManagerBuilder, DISABLED_DIR,
 };
 pub use runtime::context::{__with_host_context, CancelToken, Context};

@@ -26,12 +26,17 @@ pub const DEFAULT_RUNTIME_DIR: &str = ".gp-runtime";
 /// [`ManagerBuilder::drain_timeout`] says otherwise.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a lifecycle hook (`on_load`, `on_unload`) may run, unless
+/// [`ManagerBuilder::hook_timeout`] says otherwise.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Configures a [`Manager`].
 #[derive(Debug, Clone)]
 pub struct ManagerBuilder {
     pub(crate) base_dir: PathBuf,
     pub(crate) runtime_dir: Option<PathBuf>,
     pub(crate) drain_timeout: Duration,
+    pub(crate) hook_timeout: Duration,
     pub(crate) metrics: bool,
     pub(crate) latency_sampling: u32,
     #[cfg(feature = "package")]
@@ -57,6 +62,7 @@ impl Manager {
             base_dir: base_dir.into(),
             runtime_dir: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            hook_timeout: DEFAULT_HOOK_TIMEOUT,
             metrics: true,
             latency_sampling: DEFAULT_LATENCY_SAMPLING,
             #[cfg(feature = "package")]
@@ -143,6 +149,16 @@ impl ManagerBuilder {
     /// inside the base directory). Use a writable directory if the base directory is not.
     pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.runtime_dir = Some(dir.into());
+        self
+    }
+
+    /// How long a lifecycle hook (`on_load`, `on_unload`) may run (default
+    /// [`DEFAULT_HOOK_TIMEOUT`]). Past it the hook is abandoned on its thread: an `on_load`
+    /// refuses the load with [`Error::HookTimedOut`](crate::Error::HookTimedOut), and until
+    /// the hook returns its build is refused with
+    /// [`Error::Quarantined`](crate::Error::Quarantined).
+    pub fn hook_timeout(mut self, timeout: Duration) -> Self {
+        self.hook_timeout = timeout;
         self
     }
 

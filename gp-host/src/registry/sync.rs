@@ -178,7 +178,12 @@ impl Manager {
 
     /// Opens a checked library as a version of this manager's (in its runtime directory).
     pub(crate) fn open(&self, spec: Spec, library: &LibraryFile) -> Result<Loaded, Error> {
-        Loaded::open(spec, library, self.runtime_dir())
+        Loaded::open(
+            spec,
+            library,
+            self.runtime_dir(),
+            self.inner.config.hook_timeout,
+        )
     }
 }
 

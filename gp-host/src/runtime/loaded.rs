@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use abi_stable::std_types::RResult;
 use gp_core::{CallErrorKind, ExecuteFn};
@@ -37,6 +38,27 @@ fn live_builds(sha256: &str) -> Arc<Mutex<usize>> {
         .lock()
         .unwrap_or_else(|p| p.into_inner());
     Arc::clone(live.entry(sha256.to_owned()).or_default())
+}
+
+/// Builds (by SHA-256) whose hook ran past its timeout and has not returned, with that hook.
+/// Their statics may be mid-change: no instance of them is made until the hook returns.
+fn quarantine() -> std::sync::MutexGuard<'static, HashMap<String, &'static str>> {
+    static QUARANTINE: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    QUARANTINE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+fn refuse_quarantined(spec: &Spec) -> Result<(), Error> {
+    match quarantine().get(&spec.sha256) {
+        Some(hook) => Err(Error::Quarantined {
+            plugin: spec.name().to_owned(),
+            path: spec.origin.clone(),
+            hook,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The root module of every build (by SHA-256) this process has loaded and checked.
@@ -93,6 +115,8 @@ pub(crate) struct InProcess {
     /// This build's instance count; decremented once, by [`Loaded::run_unload_hook`].
     build: Arc<Mutex<usize>>,
     counted: AtomicBool,
+    /// How long `on_unload` may run before it is abandoned.
+    hook_timeout: Duration,
 }
 
 /// What [`Loaded::run_unload_hook`] did.
@@ -118,6 +142,7 @@ impl Loaded {
         spec: Spec,
         library: &LibraryFile,
         runtime_dir: &Path,
+        hook_timeout: Duration,
     ) -> Result<Loaded, Error> {
         // Made even when not needed: a manager's runtime directory exists once it loads.
         std::fs::create_dir_all(runtime_dir).map_err(|e| Error::io(runtime_dir, e))?;
@@ -135,12 +160,13 @@ impl Loaded {
                 module
             }
         };
-        Loaded::activate(spec, module)
+        Loaded::activate(spec, module, hook_timeout)
     }
 
     /// Runs the plugin's `on_load` hook (if any, and if no other instance of the same build is
     /// alive) and returns the version ready to serve.
-    fn activate(spec: Spec, module: Module) -> Result<Loaded, Error> {
+    fn activate(spec: Spec, module: Module, hook_timeout: Duration) -> Result<Loaded, Error> {
+        refuse_quarantined(&spec)?;
         let on_load = module.on_load();
         let on_unload = module.on_unload();
         let spec = Spec {
@@ -151,8 +177,13 @@ impl Loaded {
         let build = live_builds(&spec.sha256);
         {
             let mut instances = build.lock().unwrap_or_else(|p| p.into_inner());
+            // Again under the build's lock: a load that waited for it may find the build
+            // quarantined by the one that held it.
+            refuse_quarantined(&spec)?;
             match on_load {
-                Some(hook) if *instances == 0 => run_hook(&spec, "on_load", hook)?,
+                Some(hook) if *instances == 0 => {
+                    run_hook_bounded(&spec, "on_load", hook, hook_timeout)?
+                }
                 Some(_) => {
                     tracing::debug!(target: "gp", plugin = spec.name(), "this build is already loaded; its on_load ran then")
                 }
@@ -167,6 +198,7 @@ impl Loaded {
                 on_unload,
                 build,
                 counted: AtomicBool::new(true),
+                hook_timeout,
             }),
             retiring: AtomicBool::new(false),
         })
@@ -224,7 +256,12 @@ impl Loaded {
         match instance.on_unload {
             None => UnloadHookRun::Nothing,
             Some(_) if *instances > 0 => UnloadHookRun::Shared,
-            Some(hook) => UnloadHookRun::Ran(run_hook(&self.spec, "on_unload", hook)),
+            Some(hook) => UnloadHookRun::Ran(run_hook_bounded(
+                &self.spec,
+                "on_unload",
+                hook,
+                instance.hook_timeout,
+            )),
         }
     }
 }
@@ -233,6 +270,55 @@ impl Drop for Loaded {
     fn drop(&mut self) {
         if let UnloadHookRun::Ran(Err(error)) = self.run_unload_hook() {
             tracing::warn!(target: "gp", plugin = self.spec.name(), "{error}");
+        }
+    }
+}
+
+/// Runs a lifecycle hook on a thread of its own and waits at most `timeout` for it. A hook
+/// that does not return in time is abandoned (a thread cannot be stopped): the call gives
+/// [`Error::HookTimedOut`], and the build is quarantined until the hook returns, since its
+/// statics may be mid-change.
+fn run_hook_bounded(
+    spec: &Spec,
+    hook: &'static str,
+    f: ExecuteFn,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let (done, outcome) = std::sync::mpsc::channel();
+    let owned = spec.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("gp-{hook}"))
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            let result = run_hook(&owned, hook, f);
+            if done.send(result).is_err() {
+                // Abandoned: nobody waits for the result any more. The build may load again.
+                quarantine().remove(&owned.sha256);
+                tracing::warn!(target: "gp", plugin = owned.name(), "its {hook} returned after {:?}, past its timeout; the build is no longer quarantined", started.elapsed());
+            }
+        });
+    let Ok(_thread) = spawned else {
+        // No thread to spare: run it here, unbounded, rather than not at all.
+        return run_hook(spec, hook, f);
+    };
+    match outcome.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(_) => {
+            // Quarantined while the receiver is still alive: the hook's thread sees the send
+            // fail, and lifts it, only after this (the receiver drops on return).
+            quarantine().insert(spec.sha256.clone(), hook);
+            if let Ok(result) = outcome.try_recv() {
+                // It returned in between: nothing to quarantine after all.
+                quarantine().remove(&spec.sha256);
+                return result;
+            }
+            tracing::error!(target: "gp", plugin = spec.name(), "its {hook} did not return within {timeout:?}: abandoned, build quarantined");
+            Err(Error::HookTimedOut {
+                plugin: spec.name().to_owned(),
+                version: spec.version().clone(),
+                hook,
+                timeout,
+            })
         }
     }
 }

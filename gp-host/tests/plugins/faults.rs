@@ -198,3 +198,53 @@ fn a_crash_while_loading_names_the_plugin_folder() {
         "{stderr}"
     );
 }
+
+const SLOW_START: &str = r#"use gp_sdk::{on_load, plugin_entry, Context, Result};
+
+#[on_load]
+fn slow_start() {
+    std::thread::sleep(std::time::Duration::from_secs(2));
+}
+
+#[plugin_entry]
+fn execute(_ctx: &mut Context) -> Result {
+    Ok(())
+}
+"#;
+
+#[test]
+fn a_hook_past_its_timeout_is_abandoned_and_its_build_quarantined_until_it_returns() {
+    let library = custom_fixture("slow-start", "1.0.0", SLOW_START, Interface::Real);
+    let base = installed(library);
+    let folder = base.path().join("slow-start");
+    let manager = Manager::builder(base.path())
+        .hook_timeout(std::time::Duration::from_millis(200))
+        .build();
+    let started = std::time::Instant::now();
+    let error = manager.load_plugin(&folder).unwrap_err();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the load waited for the hook"
+    );
+    assert_eq!(
+        error.to_string(),
+        "plugin `slow-start` 1.0.0: its on_load hook did not return within 200ms: it was abandoned (still running on its own thread), and this build is refused until it returns or the process restarts"
+    );
+    let again = manager.load_plugin(&folder).unwrap_err();
+    assert_eq!(
+        again.to_string(),
+        format!("plugin `slow-start` ({}): this build is quarantined: its on_load ran past its timeout and has not returned yet; it can be loaded again once that hook returns, or after a restart", folder.display())
+    );
+    // Once the abandoned hook returns, the build may load again (with a patient manager).
+    let patient = Manager::new(base.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let loaded = loop {
+        match patient.load_plugin(&folder) {
+            Err(Error::Quarantined { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    assert!(loaded.is_ok(), "{loaded:?}");
+}
