@@ -146,6 +146,9 @@ impl fmt::Display for HttpDriver {
     }
 }
 
+/// The largest `plugin.json` gp reads: 1 MiB, far above what 1024 routes take.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
 /// The most routes one plugin may declare.
 pub const MAX_ROUTES: usize = 1024;
 
@@ -321,6 +324,14 @@ pub enum ManifestError {
         /// The limit.
         max: usize,
     },
+    /// The document is larger than [`MAX_MANIFEST_BYTES`].
+    #[error("the manifest is {size} bytes; gp reads at most {max}: a plugin.json this large is not one gp wrote")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
     /// An embedded document is not what this version of gp writes.
     #[error("embedded manifest is malformed: {0}")]
     Embedded(String),
@@ -329,6 +340,12 @@ pub enum ManifestError {
 impl Manifest {
     /// Parses and validates the text of a `plugin.json` file (which must have a `source`).
     pub fn from_plugin_json(text: &str) -> Result<Manifest, ManifestError> {
+        if text.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(ManifestError::TooLarge {
+                size: text.len() as u64,
+                max: MAX_MANIFEST_BYTES,
+            });
+        }
         // serde would also accept a struct written as an array of its fields.
         if text.trim_start().starts_with('[') {
             return Err(ManifestError::NotAnObject);
@@ -964,12 +981,12 @@ mod tests {
 
     #[test]
     fn errors_echo_at_most_a_bounded_part_of_a_bad_value() {
-        let name = "x y".repeat(1_000_000);
+        let name = "x y".repeat(100_000);
         let message = err(&with("/name", &serde_json::to_string(&name).unwrap()));
         assert_eq!(
             message,
             format!(
-                "invalid plugin name {:?}… (2999880 more bytes): use 1 to 64 ASCII letters, digits, '-' or '_', starting with a letter",
+                "invalid plugin name {:?}… (299880 more bytes): use 1 to 64 ASCII letters, digits, '-' or '_', starting with a letter",
                 &name[..120]
             )
         );

@@ -93,6 +93,19 @@ pub(crate) fn read_checked(dir: &Path) -> Result<CheckedFolder, Error> {
 /// [`Error::NeedsBuild`]: building it is the git source's business.
 pub(crate) fn read(dir: &Path) -> Result<Folder, Error> {
     let manifest_path = dir.join(MANIFEST_FILE);
+    // Refused by its size before it is read: a mutated plugin.json once held 37 MB.
+    if let Ok(meta) = std::fs::metadata(&manifest_path) {
+        let max = gp_core::manifest::MAX_MANIFEST_BYTES;
+        if meta.len() > max {
+            return Err(Error::InvalidManifest {
+                path: manifest_path,
+                source: gp_core::manifest::ManifestError::TooLarge {
+                    size: meta.len(),
+                    max,
+                },
+            });
+        }
+    }
     let text = match std::fs::read_to_string(&manifest_path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

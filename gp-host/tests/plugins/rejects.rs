@@ -63,6 +63,20 @@ fn rejects_plugin_json_that_is_not_json() {
     );
 }
 
+#[test]
+fn rejects_a_plugin_json_too_large_to_be_one_gp_wrote_without_reading_it() {
+    let (error, dir, _base) =
+        load_spoiled(|dir| edit_json(dir, |json| json["description"] = "x".repeat(2 << 20).into()));
+    let size = std::fs::metadata(dir.join("plugin.json")).unwrap().len();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{}: the manifest is {size} bytes; gp reads at most 1048576: a plugin.json this large is not one gp wrote",
+            dir.join("plugin.json").display()
+        )
+    );
+}
+
 /// Spoils `plugin.json` with `edit` and asserts the error reads
 /// `<path of plugin.json>: <message> at line L column C`.
 fn assert_json_refused(edit: impl FnOnce(&mut serde_json::Value), message: &str) {
