@@ -4,6 +4,7 @@
 mod harness;
 
 mod admin;
+mod call_cli;
 mod calls;
 mod cli;
 mod collect;

@@ -21,14 +21,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show a plugin library's embedded manifest and ABI version, after the checks a host
-    /// makes before calling it (the library is loaded into this process)
+    /// Show a plugin library's embedded manifest and ABI version, after every check a host
+    /// makes before calling it (this loads the library and runs its initialisers; --no-load
+    /// reads the file only)
+    ///
+    /// The checks load the library into this process, which runs code it contains: the
+    /// dynamic loader's initialisers (static constructors) and the plugin's root-module
+    /// constructor, though not its on_load hook; use it on libraries you would load anyway.
+    /// With --no-load, only what can be read from the file is shown: nothing in it runs, and
+    /// the layout of the types it shares with the host is not checked.
     Inspect(commands::inspect::Args),
     /// Print the plugin.json that matches a plugin library (read from the file, not loaded)
     Manifest(commands::manifest::Args),
     /// Load every plugin folder in a base directory and report each one's status
     List(commands::list::Args),
-    /// Call a plugin and print the context's values afterwards, as JSON
+    /// Call a plugin and print the context's values afterwards, as JSON (only that plugin is
+    /// loaded: its folder is found by the name its plugin.json declares)
     Call(commands::call::Args),
     /// Load the plugins of a base directory and keep them loaded, serving their metrics over
     /// HTTP (GET /metrics in Prometheus text format, GET /stats as JSON) until Ctrl-C

@@ -4,7 +4,7 @@
 //! `plugin.json` declares, read without loading any library, so that another folder's slow or
 //! broken start-up code cannot delay or break the call.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -118,8 +118,8 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
                 humantime::format_duration(timeout),
             );
             let _ = std::io::stdout().flush();
-            // Returning would wait for nothing, but dropping the manager and the process's
-            // orderly shutdown must not meet a thread still inside the plugin.
+            // Not a return: the manager is not dropped (a version still in a call is not torn
+            // down under it) and nothing waits for the thread, which ends with the process.
             std::process::exit(i32::from(ABANDONED_EXIT_CODE));
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -229,9 +229,16 @@ fn is_package(path: &Path) -> bool {
 }
 
 /// The name field of `dir`'s plugin.json, if it has one (the rest is checked when loading).
+/// A plugin.json larger than a manager accepts is not read past that size.
 fn folder_name(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(gp_host::MANIFEST_FILE)).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let max = gp_host::manifest::MAX_MANIFEST_BYTES;
+    let file = std::fs::File::open(dir.join(gp_host::MANIFEST_FILE)).ok()?;
+    let mut text = Vec::new();
+    file.take(max + 1).read_to_end(&mut text).ok()?;
+    if text.len() as u64 > max {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(&text).ok()?;
     json.get("name")?.as_str().map(str::to_owned)
 }
 
