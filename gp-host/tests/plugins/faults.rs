@@ -248,3 +248,55 @@ fn a_hook_past_its_timeout_is_abandoned_and_its_build_quarantined_until_it_retur
     };
     assert!(loaded.is_ok(), "{loaded:?}");
 }
+
+const SPAWNS_A_THREAD: &str = r#"use std::io::Write;
+
+use gp_sdk::{plugin_entry, Context, Result};
+
+#[plugin_entry]
+fn execute(ctx: &mut Context) -> Result {
+    let path = ctx.get_str("file").unwrap_or_default().to_owned();
+    std::thread::spawn(move || {
+        for i in 0..300 {
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+            writeln!(file, "{i}").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    });
+    Ok(())
+}
+"#;
+
+#[test]
+fn a_thread_a_plugin_started_outlives_its_unload_and_the_report_claims_calls_only() {
+    let library = custom_fixture("spawns-a-thread", "1.0.0", SPAWNS_A_THREAD, Interface::Real);
+    let base = installed(library);
+    let manager = Manager::new(base.path());
+    assert!(manager.load_plugins().failed.is_empty());
+    let file = base.path().join("written");
+    let mut ctx = Context::new();
+    ctx.set("file", file.display().to_string());
+    manager
+        .executor("spawns-a-thread")
+        .unwrap()
+        .execute(&mut ctx)
+        .unwrap();
+    let report = manager.unload("spawns-a-thread").unwrap();
+    // The report counts calls: the plugin's own thread is not one, and is not tracked.
+    assert_eq!(report.still_running, 0);
+    let lines = || {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let at_unload = lines();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while lines() <= at_unload + 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        lines() > at_unload + 5,
+        "the thread kept writing after the unload"
+    );
+}
