@@ -5,49 +5,14 @@
 //!
 //! Opt-in ([`install`]; the `gp` binary installs it): an application may have fault handlers
 //! of its own (a JVM, a wasm runtime), and ours runs first only after being installed after
-//! theirs. Best effort by design: the handler reads a thread-local and a few pointers and
-//! writes to stderr with `write(2)`, which is all a signal handler may do; a version freed
-//! under it is not possible (a call's hazard keeps it alive), a folder name swapped under it
-//! may print garbled.
+//! theirs. Best effort by design: the handler reads a thread-local, a hazard pointer and the
+//! [`activity`] record, and writes to stderr with `write(2)`, which is all a signal handler
+//! may do; a version freed under it is not possible (a call's hazard keeps it alive), an
+//! activity record rewritten under it may print garbled.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Once;
 
-use crate::runtime::loaded::Loaded;
-use crate::runtime::rcu;
-
-/// What the host is doing with a plugin outside a call, if anything ("loading the plugin at
-/// PATH", "running plugin `x`'s on_unload"), for a crash in a library's start-up code or a
-/// hook.
-static LOADING: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
-
-/// Marks the host as `what` (a phrase: "loading the plugin at PATH") until the guard drops.
-pub(crate) fn doing(what: String) -> Loading {
-    let new = Box::into_raw(Box::new(what));
-    let old = LOADING.swap(new, Ordering::AcqRel);
-    Loading { new, old }
-}
-
-/// Restores what was marked as loading before (loads may nest across managers).
-pub(crate) struct Loading {
-    new: *mut String,
-    old: *mut String,
-}
-
-impl Drop for Loading {
-    fn drop(&mut self) {
-        if LOADING
-            .compare_exchange(self.new, self.old, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            // SAFETY: `new` came from `Box::into_raw` in `loading` and was taken back out of
-            // `LOADING` just now, so nothing else will free it. A signal handler that read it
-            // a moment ago may print garbled text (documented as best effort).
-            drop(unsafe { Box::from_raw(self.new) });
-        }
-        // Otherwise another load replaced it meanwhile: leaked, a few bytes, on a rare race.
-    }
-}
+use crate::runtime::{activity, rcu};
 
 /// Installs the reporter for SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT, and for `exit()`
 /// called during a plugin call. Once per process; later calls do nothing. Linux only (a no-op
@@ -55,31 +20,6 @@ impl Drop for Loading {
 pub fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(imp::install);
-}
-
-/// The plugin name of the innermost call on this thread, as bytes.
-fn current_plugin() -> Option<&'static [u8]> {
-    let version: *const Loaded = rcu::current_version()?;
-    // SAFETY: a non-null hazard of the current thread points at a live `Loaded` for as long
-    // as the hazard is set, and the hazard is set because this thread is inside that call
-    // (the handler runs on the faulting thread, in the middle of it).
-    let loaded: &Loaded = unsafe { &*version };
-    let name = &loaded.spec.manifest.name;
-    // SAFETY: as above: the version, and so its name, outlives this handler's use of it.
-    Some(unsafe { std::slice::from_raw_parts(name.as_ptr(), name.len()) })
-}
-
-fn loading_path() -> Option<&'static [u8]> {
-    let path = LOADING.load(Ordering::Acquire);
-    if path.is_null() {
-        return None;
-    }
-    // SAFETY: best effort, see the module documentation: `path` was a live `String` when
-    // loaded; a concurrent `Loading::drop` could free it, which needs a load to finish on
-    // another thread in the instant this one faults.
-    let path = unsafe { &*path };
-    // SAFETY: as above.
-    Some(unsafe { std::slice::from_raw_parts(path.as_ptr(), path.len()) })
 }
 
 /// A fixed buffer the handler formats into: no allocation.
@@ -108,7 +48,7 @@ impl Line {
 mod imp {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use super::{current_plugin, loading_path, Line};
+    use super::{activity, rcu, Line};
 
     const SIGNALS: [(libc::c_int, &[u8]); 5] = [
         (libc::SIGSEGV, b"SIGSEGV (invalid memory access)"),
@@ -164,18 +104,20 @@ mod imp {
             .map_or(&b"a fatal signal"[..], |(_, n)| n);
         if !REPORTED.swap(true, Ordering::Relaxed) {
             let mut line = Line::new();
-            if let Some(plugin) = current_plugin() {
+            let mut doing = [0u8; 512];
+            let doing_len = activity::read(&mut doing);
+            if let Some(plugin) = rcu::current_plugin_name() {
                 line.push(b"gp: fatal signal ")
                     .push(name)
                     .push(b" while plugin `")
                     .push(plugin)
                     .push(b"` was running (a call or a hook); an in-process host cannot survive this\n");
                 write_line(&line);
-            } else if let Some(doing) = loading_path() {
+            } else if doing_len > 0 {
                 line.push(b"gp: fatal signal ")
                     .push(name)
                     .push(b" while ")
-                    .push(doing)
+                    .push(&doing[..doing_len])
                     .push(b"; an in-process host cannot survive this\n");
                 write_line(&line);
             }
@@ -202,7 +144,7 @@ mod imp {
     }
 
     extern "C" fn at_exit() {
-        if let Some(plugin) = current_plugin() {
+        if let Some(plugin) = rcu::current_plugin_name() {
             if !REPORTED.swap(true, Ordering::Relaxed) {
                 let mut line = Line::new();
                 line.push(b"gp: plugin `")

@@ -18,8 +18,8 @@ use gp_core::{CallErrorKind, ExecuteFn};
 use crate::error::Error;
 use crate::folder::LibraryFile;
 use crate::library::{self, Module};
+use crate::runtime::activity;
 use crate::runtime::context::{self, Context};
-use crate::runtime::fatal;
 use crate::runtime::spec::Spec;
 use crate::util::{bounded, short_hash, write_atomically, MAX_PLUGIN_MESSAGE};
 
@@ -147,7 +147,7 @@ impl Loaded {
         // Made even when not needed: a manager's runtime directory exists once it loads.
         std::fs::create_dir_all(runtime_dir).map_err(|e| Error::io(runtime_dir, e))?;
         // A crash in the library's start-up code or its on_load names the folder.
-        let _loading = fatal::doing(format!(
+        let _loading = activity::doing(format!(
             "loading the plugin at {} (its library's start-up code or on_load)",
             spec.origin.display()
         ));
@@ -325,7 +325,7 @@ fn run_hook_bounded(
 
 /// Runs a lifecycle hook with an empty context (the plugin can log through it).
 fn run_hook(spec: &Spec, hook: &'static str, f: ExecuteFn) -> Result<(), Error> {
-    let _running = fatal::doing(format!("running plugin `{}`'s {hook}", spec.name()));
+    let _running = activity::doing(format!("running plugin `{}`'s {hook}", spec.name()));
     let mut ctx = Context::new();
     let outcome = context::with_scope(&mut ctx, spec.name(), None, |host| f(host));
     match outcome {

@@ -13,6 +13,7 @@
 //! The runtime knows nothing of folders, packages or the registry's rules: the registry
 //! decides which version a slot holds, the runtime runs it.
 
+pub(crate) mod activity;
 pub(crate) mod context;
 pub(crate) mod events;
 pub(crate) mod executor;

@@ -98,7 +98,7 @@ impl Drop for Owner {
 /// The innermost version the calling thread is running a call in, if any: read by the fatal
 /// reporter, from a signal handler (a const thread-local and relaxed loads: nothing that
 /// allocates or locks).
-pub(crate) fn current_version() -> Option<*const Loaded> {
+fn current_version() -> Option<*const Loaded> {
     let record = CURRENT
         .with(Cell::get)
         .or_else(|| CLAIMED.try_with(Cell::get).ok().flatten())?;
@@ -108,6 +108,19 @@ pub(crate) fn current_version() -> Option<*const Loaded> {
         .take_while(|p| !p.is_null())
         .last()
         .map(|p| p.cast_const())
+}
+
+/// The name of the plugin of the calling thread's innermost call, as bytes: for the fatal
+/// reporter, in a signal handler (no allocation, no lock).
+pub(crate) fn current_plugin_name() -> Option<&'static [u8]> {
+    let version = current_version()?;
+    // SAFETY: a non-null hazard of the current thread points at a live `Loaded` while the
+    // hazard is set, and it is set because this thread is inside that call (the handler
+    // runs on the faulting thread, in the middle of it, or in its `exit`).
+    let loaded: &Loaded = unsafe { &*version };
+    let name = &loaded.spec.manifest.name;
+    // SAFETY: as above: the version, and so its name, outlives the reporter's use of it.
+    Some(unsafe { std::slice::from_raw_parts(name.as_ptr(), name.len()) })
 }
 
 /// The calling thread's record.
