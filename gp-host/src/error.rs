@@ -78,7 +78,7 @@ pub enum Error {
         reason: String,
     },
     /// `plugin.json` and the manifest embedded in the library disagree.
-    #[error("{}: {field} is {in_file} but the library {} says {in_library}: regenerate plugin.json with `gp manifest {}`", path.display(), library.display(), library.display())]
+    #[error("{}: {field} is {in_file} but the library {} says {in_library}: regenerate plugin.json with `gp manifest {} -o {}`", path.display(), library.display(), library.display(), path.display())]
     ManifestMismatch {
         /// The `plugin.json` file.
         path: PathBuf,

@@ -20,7 +20,8 @@ pub struct InstallOptions<'a> {
 }
 
 impl Manager {
-    /// Downloads the package at `url` (HTTP or HTTPS) and installs it: the body is streamed to
+    /// Downloads the package at `url` (HTTP or HTTPS; a `file://` URL or a local path is
+    /// copied instead, with the same checks) and installs it: the body is streamed to
     /// a hidden temporary file in the base directory (at most the manager's package size
     /// limit), its SHA-256 checked against `options.sha256` if given, the package checked
     /// completely (checksums, signature per the trust in force, contents), then moved into the
@@ -39,13 +40,16 @@ impl Manager {
             .suffix(".plg")
             .tempfile_in(&base)
             .map_err(|e| Error::io(&base, e))?;
-        let sha256 = fetch(
-            url,
-            download.path(),
-            download.as_file(),
-            &limits,
-            options.progress,
-        )?;
+        let sha256 = match local_path(url) {
+            Some(path) => copy_local(url, &path, download.as_file(), &limits)?,
+            None => fetch(
+                url,
+                download.path(),
+                download.as_file(),
+                &limits,
+                options.progress,
+            )?,
+        };
         if let Some(expected) = &options.sha256 {
             if !sha256.eq_ignore_ascii_case(expected.trim()) {
                 return Err(Error::Download {
@@ -118,4 +122,56 @@ impl Manager {
             }
         }
     }
+}
+
+/// The local file `url` names: a `file://` URL, or anything without a `scheme://`.
+fn local_path(url: &str) -> Option<std::path::PathBuf> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        // file:///abs/path, or file://localhost/abs/path
+        let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+        return Some(std::path::PathBuf::from(rest));
+    }
+    (!url.contains("://")).then(|| std::path::PathBuf::from(url))
+}
+
+/// Copies the local package `path` into `file` (at most `limits.max_bytes`); returns its
+/// SHA-256 in hex.
+fn copy_local(
+    url: &str,
+    path: &std::path::Path,
+    mut file: &std::fs::File,
+    limits: &package::Limits,
+) -> Result<String, Error> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Write};
+    let fail = |reason: String| Error::Download {
+        url: url.to_owned(),
+        reason,
+    };
+    let source = std::fs::File::open(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    let mut reader = source.take(limits.max_bytes + 1);
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut copied = 0u64;
+    loop {
+        let n = reader
+            .read(&mut buffer)
+            .map_err(|e| fail(format!("cannot read it: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        copied += n as u64;
+        if copied > limits.max_bytes {
+            return Err(fail(format!(
+                "the package is larger than {} bytes (the limit); nothing was installed",
+                limits.max_bytes
+            )));
+        }
+        hasher.update(&buffer[..n]);
+        file.write_all(&buffer[..n])
+            .map_err(|e| fail(format!("cannot copy it: {e}")))?;
+    }
+    file.flush()
+        .map_err(|e| fail(format!("cannot copy it: {e}")))?;
+    Ok(crate::util::hex(&hasher.finalize()))
 }

@@ -16,6 +16,7 @@ mod http;
 mod lifecycle;
 mod loading;
 mod metrics;
+mod newcomer;
 mod reclaim;
 mod rejects;
 mod watching;

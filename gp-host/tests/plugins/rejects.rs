@@ -137,10 +137,11 @@ fn rejects_plugin_json_whose_name_disagrees_with_the_binary() {
     assert_eq!(
         error.to_string(),
         format!(
-            "{}: name is \"other\" but the library {} says \"dispatch\": regenerate plugin.json with `gp manifest {}`",
+            "{}: name is \"other\" but the library {} says \"dispatch\": regenerate plugin.json with `gp manifest {} -o {}`",
             dir.join("plugin.json").display(),
             library.display(),
-            library.display()
+            library.display(),
+            dir.join("plugin.json").display()
         )
     );
 }
@@ -152,10 +153,11 @@ fn rejects_plugin_json_whose_version_disagrees_with_the_binary() {
     assert_eq!(
         error.to_string(),
         format!(
-            "{}: version is \"0.2.0\" but the library {} says \"0.1.0\": regenerate plugin.json with `gp manifest {}`",
+            "{}: version is \"0.2.0\" but the library {} says \"0.1.0\": regenerate plugin.json with `gp manifest {} -o {}`",
             dir.join("plugin.json").display(),
             library.display(),
-            library.display()
+            library.display(),
+            dir.join("plugin.json").display()
         )
     );
 }

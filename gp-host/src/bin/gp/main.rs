@@ -11,9 +11,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gp_host::Error;
 
-/// Inspect, list, call and serve gp plugins.
+/// The gp command: make, build, pack, sign, install, inspect, list, call and serve gp plugins
 #[derive(Parser)]
-#[command(name = "gp", version, about)]
+#[command(name = "gp", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +42,8 @@ enum Command {
     /// HTTP (GET /metrics in Prometheus text format, GET /stats as JSON) until Ctrl-C
     Serve(commands::serve::Args),
     /// Build a plugin crate with cargo (release) and write `OUT/<name>/plugin.json` + library,
-    /// ready for a plugin base directory (or `OUT/<name>-<version>.plg` with --pack)
+    /// ready for a plugin base directory (or `OUT/<name>-<version>.plg` with --pack); either
+    /// removes what the other wrote earlier for the same plugin, so that it is not loaded twice
     Build(commands::build::Args),
     /// Pack a plugin folder (plugin.json + library), or build and pack a plugin crate, into a
     /// .plg package: tar.gz with a SHA-256 checksum list, optionally signed
@@ -74,11 +75,25 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GP_LOG")
         .unwrap_or_else(|_| default_filter.into());
+    // One-shot commands print every load failure themselves (a table row or an error): the
+    // registry's own "plugin not loaded" warning would say it a second time.
+    let one_shot = !matches!(cli.command, Command::Serve(_));
+    let not_loaded_twice = tracing_subscriber::filter::filter_fn(move |meta| {
+        !(one_shot
+            && meta.target() == "gp"
+            && *meta.level() == tracing::Level::WARN
+            && meta.module_path() == Some("gp_host::registry")
+            && meta.fields().field("path").is_some())
+    });
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
+        .finish()
+        .with(not_loaded_twice)
         .init();
     match run(cli.command) {
         Ok(code) => code,

@@ -13,7 +13,7 @@ use super::shared::{pack_folder, package_file_name, print_packed};
 #[derive(clap::Args)]
 pub struct Args {
     /// The plugin crate (its folder or Cargo.toml)
-    #[arg(default_value = ".")]
+    #[arg(default_value = ".", value_name = "CRATE")]
     krate: PathBuf,
     /// Where to write the plugin folder or package
     #[arg(short, long, default_value = "plugins")]
@@ -39,12 +39,14 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
     };
     if !(args.pack || args.sign.is_some()) {
         for info in gp_host::build::build_plugin(krate, out, &options)? {
+            let folder = info.path.parent().unwrap_or(out);
             println!(
                 "built {} {} -> {}",
                 info.manifest.name,
                 info.manifest.version,
-                info.path.parent().unwrap_or(out).display()
+                folder.display()
             );
+            remove_packages_of(out, &info.manifest.name, folder)?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -61,6 +63,68 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         let output = out.join(package_file_name(&info.manifest));
         let packed = pack_folder(&scratch.path().join(name), Some(output), key.as_ref())?;
         print_packed(&packed);
+        // A base directory holding both the folder an earlier `gp build` wrote and this
+        // package would hold plugin `name` twice, and a manager loads only one of them.
+        let folder = out.join(name);
+        if declares(&folder, name) {
+            std::fs::remove_dir_all(&folder).map_err(|e| Error::Io {
+                path: folder.clone(),
+                source: e,
+            })?;
+            eprintln!(
+                "removed {}/ (plugin {name}, from an earlier `gp build`): the package {} replaces it, and a base directory holding both would load plugin {name} twice",
+                folder.display(),
+                packed.path.display()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `folder` is a plugin folder whose plugin.json declares plugin `name`.
+fn declares(folder: &std::path::Path, name: &str) -> bool {
+    std::fs::read_to_string(folder.join(gp_host::MANIFEST_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|json| json.get("name").and_then(|n| n.as_str()) == Some(name))
+}
+
+/// Removes the packages `<name>-<version>.plg` an earlier `gp build --pack` wrote into `out`:
+/// the folder just built replaces them, and a base directory holding both would load plugin
+/// `name` twice.
+fn remove_packages_of(
+    out: &std::path::Path,
+    name: &str,
+    folder: &std::path::Path,
+) -> Result<(), Error> {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    let mut packages: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .is_some_and(|e| e == gp_host::package::EXTENSION)
+                && p.file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.strip_prefix(name))
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .collect();
+    packages.sort();
+    for package in packages {
+        std::fs::remove_file(&package).map_err(|e| Error::Io {
+            path: package.clone(),
+            source: e,
+        })?;
+        eprintln!(
+            "removed {} (plugin {name}, from an earlier `gp build --pack`): the folder {}/ replaces it, and a base directory holding both would load plugin {name} twice",
+            package.display(),
+            folder.display()
+        );
+    }
+    Ok(())
 }

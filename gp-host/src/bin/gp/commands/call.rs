@@ -71,7 +71,13 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
     let origin = match find_plugin(&manager, &name)? {
         Found::Declared(origin) | Found::Unreadable(origin) => origin,
         Found::Nothing(missing) => {
-            eprintln!("error: {missing}");
+            let mistakes = super::shared::base_dir_mistakes(&dir);
+            if mistakes.is_empty() {
+                eprintln!("error: {missing}");
+            }
+            for mistake in mistakes {
+                eprintln!("error: {mistake}");
+            }
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -131,7 +137,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         }
     };
     result?;
-    let json = serde_json::to_string_pretty(&ctx.to_json()).expect("JSON values serialise");
+    let json = one_line_json(&ctx.to_json());
     match output {
         Some(path) => {
             let text = format!("{json}\n");
@@ -140,6 +146,43 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         None => println!("{json}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `value` as JSON on one line, with a space after each `,` and `:` (as Python's `json.dumps`
+/// writes it): readable, and one line per call for scripts.
+fn one_line_json(value: &serde_json::Value) -> String {
+    struct Spaced;
+    impl serde_json::ser::Formatter for Spaced {
+        fn begin_array_value<W: ?Sized + Write>(
+            &mut self,
+            writer: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                writer.write_all(b", ")
+            }
+        }
+        fn begin_object_key<W: ?Sized + Write>(
+            &mut self,
+            writer: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                writer.write_all(b", ")
+            }
+        }
+        fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+            writer.write_all(b": ")
+        }
+    }
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, Spaced);
+    serde::Serialize::serialize(value, &mut serializer).expect("JSON values serialise");
+    String::from_utf8(out).expect("JSON is UTF-8")
 }
 
 /// Where the plugin asked for is, as far as can be told without loading any library.

@@ -16,7 +16,11 @@ pub struct Args {
     no_load: bool,
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
+    // A bare file name means the file here, not a search of the library path.
+    if args.library.parent() == Some(std::path::Path::new("")) {
+        args.library = std::path::Path::new(".").join(&args.library);
+    }
     if args.no_load {
         let info = gp_host::inspect(&args.library)?;
         print!("{info}");

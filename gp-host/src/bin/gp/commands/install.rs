@@ -11,7 +11,7 @@ use super::shared::required_signers;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The package's URL (http:// or https://)
+    /// The package: an http://, https:// or file:// URL, or a local path
     url: String,
     /// The SHA-256 the package must have (as `gp pack` prints it)
     #[arg(long)]

@@ -5,16 +5,38 @@ use std::process::ExitCode;
 
 use gp_host::{Error, Manager};
 
+use super::shared::{base_dir_mistakes, required_signers, warn_unchecked_packages};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The plugin base directory
     dir: PathBuf,
+    /// Load only packages signed by this public key (base64, or a .pub file); repeatable
+    #[arg(long = "public-key", value_name = "KEY")]
+    public_keys: Vec<String>,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
-    let report = Manager::new(args.dir).load_plugins();
+    let trust = required_signers(&args.public_keys)?;
+    let checked = trust.is_some();
+    let mut manager = Manager::builder(&args.dir);
+    if let Some(trust) = trust {
+        manager = manager.trust(trust);
+    }
+    let report = manager.build().load_plugins();
     print!("{report}");
-    if !report.is_ok() {
+    if !checked {
+        warn_unchecked_packages(report.loaded.iter().chain(&report.unchanged));
+    }
+    let nothing = report.loaded.is_empty()
+        && report.unchanged.is_empty()
+        && report.upgraded.is_empty()
+        && report.disabled.is_empty();
+    let mistakes = base_dir_mistakes(&args.dir);
+    for mistake in &mistakes {
+        eprintln!("{}: {mistake}", if nothing { "error" } else { "warning" });
+    }
+    if !report.is_ok() || (nothing && !mistakes.is_empty()) {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

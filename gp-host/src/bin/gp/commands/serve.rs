@@ -73,6 +73,7 @@ pub struct Args {
 
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
     let trust = super::shared::required_signers(&args.public_keys)?;
+    let checked = trust.is_some();
     if !args.admin.ip().is_loopback() {
         // Anyone who reaches it with the token runs code here (upgrade, install): it must be
         // encrypted, and what it installs must be signed.
@@ -117,6 +118,9 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
     let report = manager.load_plugins();
     admin.mark_ready();
     print!("{report}");
+    if !checked {
+        super::shared::warn_unchecked_packages(report.loaded.iter().chain(&report.unchanged));
+    }
     if matches!(report.failed.first(), Some(f) if matches!(f.error, Error::MissingBaseDir { .. })) {
         return Ok(ExitCode::FAILURE);
     }
@@ -183,15 +187,15 @@ async fn serve(
     limits: ListenLimits,
 ) -> Result<(), Error> {
     let grace = limits.grace;
-    let bind = |addr: SocketAddr| async move {
+    let bind = |addr: SocketAddr, flag: &'static str| async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| cannot_listen(addr, e))?;
+            .map_err(|e| cannot_bind(addr, flag, e))?;
         let local = listener.local_addr().map_err(|e| cannot_listen(addr, e))?;
         Ok::<_, Error>((listener, local))
     };
-    let (plugins, plugins_addr) = bind(listen).await?;
-    let (ops, ops_addr) = bind(admin_addr).await?;
+    let (plugins, plugins_addr) = bind(listen, "--listen").await?;
+    let (ops, ops_addr) = bind(admin_addr, "--admin").await?;
     for route in server.routes() {
         println!(
             "route {} http://{plugins_addr}{} -> {} ({})",
@@ -312,6 +316,31 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<RustlsCon
         .map_err(|e| refuse(key, format!("does not fit the certificate: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(RustlsConfig::from_config(std::sync::Arc::new(config)))
+}
+
+/// A listener that cannot bind `addr`: which one (`flag`), and how to choose another port.
+fn cannot_bind(addr: SocketAddr, flag: &str, e: std::io::Error) -> Error {
+    let which = if flag == "--listen" {
+        "the plugin routes' listener"
+    } else {
+        "the admin listener"
+    };
+    let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+        format!(
+            "; another program (another `gp serve`?) listens there: choose another port with {flag} {}:PORT, or {flag} {}:0 for any free one",
+            addr.ip(),
+            addr.ip()
+        )
+    } else {
+        String::new()
+    };
+    Error::Io {
+        path: PathBuf::from(addr.to_string()),
+        source: std::io::Error::new(
+            e.kind(),
+            format!("{which} ({flag}) cannot listen here: {e}{hint}"),
+        ),
+    }
 }
 
 fn cannot_listen(addr: SocketAddr, e: std::io::Error) -> Error {

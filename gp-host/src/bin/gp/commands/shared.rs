@@ -75,3 +75,67 @@ pub fn already_exists(path: PathBuf, advice: &str) -> Error {
         ),
     }
 }
+
+/// What is wrong with `dir` as a plugin base directory, one message each: it is itself a plugin
+/// folder (it holds a plugin.json), or it holds libraries directly instead of in folders.
+pub fn base_dir_mistakes(dir: &Path) -> Vec<String> {
+    let mut mistakes = Vec::new();
+    if dir.join(gp_host::MANIFEST_FILE).is_file() {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+            _ => ".".to_owned(),
+        };
+        mistakes.push(format!(
+            "{} holds a plugin.json: it is a plugin folder, not a base directory; give its parent, {parent}, as the base directory",
+            dir.display()
+        ));
+        return mistakes;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return mistakes;
+    };
+    let mut libraries: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .is_some_and(|e| e == "so" || e == "dylib" || e == "dll")
+        })
+        .collect();
+    libraries.sort();
+    for library in libraries {
+        let file = library.file_name().unwrap_or_default().to_string_lossy();
+        let stem = library.file_stem().unwrap_or_default().to_string_lossy();
+        let name = stem.strip_prefix("lib").unwrap_or(&stem);
+        let folder = dir.join(name);
+        mistakes.push(format!(
+            "{} is a library directly in the base directory {}, where only plugin folders and .plg packages are loaded: put it in a folder of its own with a plugin.json (mkdir {f} && mv {} {f}/ && gp manifest {f}/{file} -o {f}/plugin.json)",
+            library.display(),
+            dir.display(),
+            library.display(),
+            f = folder.display(),
+        ));
+    }
+    mistakes
+}
+
+/// Says, once, that packages were loaded from `specs` without their signatures being checked
+/// (when no `--public-key` was given).
+pub fn warn_unchecked_packages<'a>(specs: impl IntoIterator<Item = &'a gp_host::Spec>) {
+    let packages: Vec<String> = specs
+        .into_iter()
+        .filter(|s| {
+            s.origin
+                .extension()
+                .is_some_and(|e| e == package::EXTENSION)
+        })
+        .map(|s| s.origin.display().to_string())
+        .collect();
+    if !packages.is_empty() {
+        eprintln!(
+            "warning: packages loaded without signature checks (no --public-key given): {}; pass --public-key KEY to load only packages signed by that key",
+            packages.join(", ")
+        );
+    }
+}

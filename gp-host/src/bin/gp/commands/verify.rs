@@ -28,9 +28,19 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         verified.manifest.version,
         verified.sha256
     );
+    let signed = verified.signed_by.is_some();
     match verified.signed_by {
         Some(key) => println!("signed by {key}"),
         None => println!("not signed (checksums hold)"),
     }
+    println!(
+        "verified: {} passes every check a host makes before loading it{}",
+        args.package.display(),
+        if signed {
+            ""
+        } else {
+            " (unsigned: a host that requires signatures refuses it)"
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
