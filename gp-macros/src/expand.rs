@@ -7,6 +7,16 @@ use quote::{format_ident, quote, quote_spanned};
 use crate::parse::Entry;
 use crate::spans::{closure_context, host_context, item_name, output_span};
 
+/// The `CARGO_PKG_*` variables [`crate::parse`] reads to build the manifest.
+const TRACKED_ENV: [&str; 6] = [
+    "CARGO_PKG_NAME",
+    "CARGO_PKG_VERSION",
+    "CARGO_PKG_DESCRIPTION",
+    "CARGO_PKG_AUTHORS",
+    "CARGO_PKG_HOMEPAGE",
+    "CARGO_PKG_REPOSITORY",
+];
+
 pub fn entry(entry: Entry) -> TokenStream {
     let Entry { function, manifest } = entry;
     let user_fn = &function.sig.ident;
@@ -15,6 +25,7 @@ pub fn entry(entry: Entry) -> TokenStream {
         manifest,
     }
     .to_json();
+    let tracked_env = TRACKED_ENV;
     let bytes = Literal::byte_string(document.as_bytes());
     let len = document.len();
     // Every `#[macro_export]` macro lives at the crate root, so a second entry anywhere in the
@@ -46,6 +57,11 @@ pub fn entry(entry: Entry) -> TokenStream {
 
         #[doc(hidden)]
         const _: () = {
+            // The manifest was built from these when the macro expanded; naming them here
+            // makes rustc record them as the crate's env dependencies, so cargo rebuilds the
+            // plugin (and its manifest) when one changes in `Cargo.toml`.
+            #(const _: ::core::option::Option<&str> = ::core::option_env!(#tracked_env);)*
+
             // The manifest, readable from the file before the library is loaded.
             #[cfg_attr(target_vendor = "apple", link_section = "__DATA,__gp_manifest")]
             #[cfg_attr(not(target_vendor = "apple"), link_section = "gp_manifest")]

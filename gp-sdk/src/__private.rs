@@ -55,6 +55,7 @@ pub fn root_module(
         let _ = PLUGIN_NAME.set(embedded.manifest.name);
     }
     install_panic_hook();
+    crate::logging::install();
     PluginMod {
         manifest: RStr::from_str(manifest),
         execute,
@@ -174,6 +175,9 @@ fn run(
     body: impl FnOnce(&mut Context<'_>) -> Result<(), String>,
 ) -> ExecuteResult {
     let mut ctx = Context::__new(host);
+    // The plugin's `tracing` events and `log` records go to the host through this call's
+    // context while it runs (see `logging`).
+    let sink = crate::logging::CallSink::enter(ctx.host());
     let was_in_call = IN_CALL.with(|c| c.replace(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(&mut ctx)));
     UNWINDING.with(|u| u.set(false));
@@ -191,6 +195,7 @@ fn run(
         (message, location)
     });
     IN_CALL.with(|c| c.set(was_in_call));
+    drop(sink);
     match outcome {
         Ok(Ok(())) => RResult::ROk(()),
         Ok(Err(message)) => RResult::RErr(CallError::failed(message)),

@@ -27,6 +27,11 @@ impl<'a> Context<'a> {
         Context { host }
     }
 
+    /// The host's context, for forwarding the plugin's own log events during the call.
+    pub(crate) fn host(&self) -> &HostContextMut<'a> {
+        &self.host
+    }
+
     /// The value stored under `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.host.get(RStr::from_str(key)).into_option()

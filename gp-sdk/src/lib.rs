@@ -33,12 +33,24 @@
 mod context;
 mod error;
 pub mod http;
+mod logging;
 pub mod testing;
 
 pub use context::{Context, Level};
 pub use error::{Error, Result};
 pub use gp_core::Value;
 pub use http::Request;
+
+/// The `tracing` crate gp-sdk forwards: `tracing::info!(...)` in a plugin, or in any of its
+/// dependencies using the same `tracing` 0.1, reaches the host's log, tagged with the plugin's
+/// name, as `[target] message field=value ...`. Events outside a call (on a thread the plugin
+/// started) are buffered and forwarded with the next call. INFO and above by default; the host
+/// process's `GP_PLUGIN_LOG` (`debug`, `trace`, `warn`, `error`, `off`) changes that.
+pub use tracing;
+
+/// The `log` crate gp-sdk forwards: `log::info!(...)` records reach the host's log like
+/// [`tracing`] events.
+pub use log;
 
 /// Marks a plugin's entry point.
 ///
