@@ -65,17 +65,32 @@ pub fn root_module(
     .leak_into_prefix()
 }
 
-thread_local! {
+/// What the SDK keeps about the call running on a thread, in one thread-local: in a cdylib
+/// each thread-local access is a call to `__tls_get_addr`, so a call touches it twice.
+pub(crate) struct CallState {
     /// Whether this thread is inside a plugin call (the panic hook then stays quiet).
-    static IN_CALL: Cell<bool> = const { Cell::new(false) };
+    in_call: Cell<bool>,
+    /// Whether a panic inside a call is unwinding now: another panic before `catch_unwind`
+    /// returns is a panic in a `Drop` during unwinding, which aborts the process.
+    /// (`std::thread::panicking()` cannot tell: it is already true for the first panic's hook.)
+    unwinding: Cell<bool>,
+    /// The host context of the call running on this thread, for forwarded logs (see
+    /// `logging`); null outside a call.
+    pub(crate) sink: Cell<*const HostContextMut<'static>>,
+}
+
+thread_local! {
+    pub(crate) static CALL: CallState = const {
+        CallState {
+            in_call: Cell::new(false),
+            unwinding: Cell::new(false),
+            sink: Cell::new(std::ptr::null()),
+        }
+    };
     /// Where the last panic inside a call happened, as `file:line:column`.
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
     /// The last panic's message inside a call, for when a second one aborts the process.
     static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
-    /// Whether a panic inside a call is unwinding now: another panic before `catch_unwind`
-    /// returns is a panic in a `Drop` during unwinding, which aborts the process.
-    /// (`std::thread::panicking()` cannot tell: it is already true for the first panic's hook.)
-    static UNWINDING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The plugin's name, read from its embedded manifest when the root module is built: what
@@ -103,7 +118,8 @@ fn install_panic_hook() {
                 .location()
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
             let message = payload_text(info.payload());
-            if IN_CALL.with(Cell::get) && UNWINDING.with(Cell::get) {
+            let (in_call, unwinding) = CALL.with(|c| (c.in_call.get(), c.unwinding.get()));
+            if in_call && unwinding {
                 // A panic while unwinding from another (in a `Drop`): the process aborts
                 // after this hook returns, so this is the last chance to say what happened,
                 // and in which plugin. Both messages, since the first was not printed.
@@ -118,10 +134,10 @@ fn install_panic_hook() {
                 );
                 return;
             }
-            if IN_CALL.with(Cell::get) {
+            if in_call {
                 PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
                 PANIC_MESSAGE.with(|slot| *slot.borrow_mut() = Some(message));
-                UNWINDING.with(|u| u.set(true));
+                CALL.with(|c| c.unwinding.set(true));
             } else {
                 previous(info);
             }
@@ -177,11 +193,13 @@ fn run(
     let mut ctx = Context::__new(host);
     // The plugin's `tracing` events and `log` records go to the host through this call's
     // context while it runs (see `logging`).
-    let sink = crate::logging::CallSink::enter(ctx.host());
-    let was_in_call = IN_CALL.with(|c| c.replace(true));
+    let sink = (ctx.host() as *const HostContextMut<'_>).cast::<HostContextMut<'static>>();
+    let (was_in_call, previous_sink) =
+        CALL.with(|c| (c.in_call.replace(true), c.sink.replace(sink)));
+    crate::logging::flush(ctx.host());
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(&mut ctx)));
-    UNWINDING.with(|u| u.set(false));
     let outcome = outcome.map_err(|payload| {
+        CALL.with(|c| c.unwinding.set(false));
         let message = payload_text(&*payload);
         let location = PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
         // A payload whose own `Drop` panics would abort the host if dropped outside a guard:
@@ -191,11 +209,15 @@ fn run(
             std::mem::forget(second);
             PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
         }
-        UNWINDING.with(|u| u.set(false));
         (message, location)
     });
-    IN_CALL.with(|c| c.set(was_in_call));
-    drop(sink);
+    // What the plugin's own threads logged since the last call goes out now.
+    crate::logging::flush(ctx.host());
+    CALL.with(|c| {
+        c.unwinding.set(false);
+        c.in_call.set(was_in_call);
+        c.sink.set(previous_sink);
+    });
     match outcome {
         Ok(Ok(())) => RResult::ROk(()),
         Ok(Err(message)) => RResult::RErr(CallError::failed(message)),

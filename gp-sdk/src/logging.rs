@@ -18,7 +18,6 @@
 //! (`off`, `error`, `warn`, `info`, `debug` or `trace`), read when the library is loaded,
 //! changes that. The host's own filter still applies to what is forwarded.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -37,11 +36,6 @@ pub const BUFFERED: usize = 256;
 
 /// The environment variable that sets the most detailed level forwarded.
 pub const ENV: &str = "GP_PLUGIN_LOG";
-
-thread_local! {
-    /// The host context of the call running on this thread, if any (see [`CallSink`]).
-    static CURRENT: Cell<*const HostContextMut<'static>> = const { Cell::new(std::ptr::null()) };
-}
 
 /// Messages logged outside a call, waiting for the next one.
 static PENDING: Mutex<VecDeque<(LogLevel, String)>> = Mutex::new(VecDeque::new());
@@ -82,45 +76,14 @@ fn max_level() -> LevelFilter {
         .unwrap_or(LevelFilter::INFO)
 }
 
-/// While alive, events on this thread go to the host through `host` (the call's context).
-/// Restores the previous one when dropped, so nested calls (a plugin calling itself through
-/// the host) work.
-pub struct CallSink {
-    previous: *const HostContextMut<'static>,
-}
-
-impl CallSink {
-    /// Makes `host` this thread's sink, and forwards what was logged outside a call.
-    pub fn enter(host: &HostContextMut<'_>) -> CallSink {
-        let pointer = (host as *const HostContextMut<'_>).cast::<HostContextMut<'static>>();
-        let previous = CURRENT.with(|c| c.replace(pointer));
-        flush(host);
-        CallSink { previous }
-    }
-}
-
-impl Drop for CallSink {
-    fn drop(&mut self) {
-        CURRENT.with(|c| {
-            let current = c.get();
-            if !current.is_null() {
-                // SAFETY: see `forward`; the context is still alive (the guard is dropped
-                // before the call returns).
-                flush(unsafe { &*current });
-            }
-            c.set(self.previous);
-        });
-    }
-}
-
 /// Forwards `message` to the host through this thread's call, or buffers it.
 fn forward(level: LogLevel, message: String) {
-    let current = CURRENT.with(Cell::get);
+    let current = crate::__private::CALL.with(|c| c.sink.get());
     if !current.is_null() {
-        // SAFETY: `CURRENT` is only set by `CallSink::enter` to a context that outlives the
-        // guard (the guard lives inside `run`, which owns the context), and reset when the
-        // guard drops, on this same thread. `log` takes `&self`: it only reads the host's
-        // call scope (the plugin's name) and writes to the host's log.
+        // SAFETY: the sink is only set by `__private::run`, on this thread, to the context of
+        // the call it is running (which owns that context for longer), and put back before
+        // `run` returns. `log` takes `&self`: it only reads the host's call scope (the
+        // plugin's name) and writes to the host's log.
         let host = unsafe { &*current };
         host.log(level, RStr::from_str(&message));
         return;
@@ -135,10 +98,20 @@ fn forward(level: LogLevel, message: String) {
 }
 
 /// Forwards the messages logged outside a call through `host`.
-fn flush(host: &HostContextMut<'_>) {
-    if !HAS_PENDING.load(Ordering::Acquire) {
-        return;
+/// Forwards what was logged outside a call (cheap when nothing was: one relaxed load, inlined
+/// into every call).
+#[inline(always)]
+pub(crate) fn flush(host: &HostContextMut<'_>) {
+    if HAS_PENDING.load(Ordering::Relaxed) {
+        flush_pending(host);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn flush_pending(host: &HostContextMut<'_>) {
+    // Pairs with the store in `forward`, which happens after the message is queued.
+    std::sync::atomic::fence(Ordering::Acquire);
     let (messages, dropped) = {
         let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
         HAS_PENDING.store(false, Ordering::Release);
