@@ -122,10 +122,79 @@ fn the_readme_first_plugin_is_complete_files_and_working_commands() {
     );
 }
 
+/// Both tests below build a crate called `hello` into the shared target directory, whose
+/// `libhello.so` would be overwritten under the other: one at a time.
+static HELLO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The README's "A plugin in 30 seconds", run as written: its commands, its files, and the
+/// output its comment promises. Two stand-ins: the test build's `gp` instead of
+/// `cargo install` (a release build of its own), and the crate's `target` linked to the shared
+/// test target directory, so `cargo build` and `cp target/debug/...` run as written without
+/// compiling gp-sdk's dependencies again.
+#[test]
+fn the_readme_first_plugin_runs_as_written() {
+    let _hello = HELLO.lock().unwrap_or_else(|p| p.into_inner());
+    let section = readme_section("A plugin in 30 seconds");
+    let sh = blocks(&section, "sh");
+    let (toml, rust) = (&blocks(&section, "toml")[0], &blocks(&section, "rust")[0]);
+    let work = base_dir();
+    std::os::unix::fs::symlink(workspace(), work.path().join("gp")).unwrap();
+    let run = |dir: &Path, line: &str| {
+        let gp_dir = Path::new(env!("CARGO_BIN_EXE_gp"))
+            .parent()
+            .unwrap()
+            .to_owned();
+        let path = std::env::join_paths(
+            std::iter::once(gp_dir)
+                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+        )
+        .unwrap();
+        let output = Command::new("sh")
+            .args(["-c", line])
+            .current_dir(dir)
+            .env("PATH", path)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("GP_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "`{line}` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // `cargo new --lib hello && cd hello`
+    let first = sh[0].trim();
+    let (new, cd) = first.split_once(" && ").unwrap();
+    assert_eq!(cd, "cd hello");
+    run(work.path(), new);
+    let hello = work.path().join("hello");
+    std::fs::write(hello.join("Cargo.toml"), toml).unwrap();
+    std::fs::write(hello.join("src/lib.rs"), rust).unwrap();
+    std::fs::copy(workspace().join("Cargo.lock"), hello.join("Cargo.lock")).unwrap();
+    std::os::unix::fs::symlink(crate::harness::target_dir(), hello.join("target")).unwrap();
+    let mut printed = String::new();
+    for line in sh[1].lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (command, comment) = line
+            .split_once(" #")
+            .map_or((line, ""), |(c, m)| (c.trim(), m));
+        if command.starts_with("cargo install") {
+            continue; // the test build's gp stands in
+        }
+        printed = run(&hello, command);
+        if let Some(promised) = comment.trim().strip_prefix("prints ") {
+            assert_eq!(printed.trim_end(), promised, "`{command}`");
+        }
+    }
+    assert_eq!(printed, "{\"greeting\": \"hello gp\", \"name\": \"gp\"}\n");
+}
+
 /// Items 2 and 10: `gp build` then `gp build --pack` leaves one copy of the plugin, says what it
 /// removed and why, and `gp call` prints exactly what the README's comment shows.
 #[test]
 fn build_then_build_pack_leaves_one_copy_and_call_prints_what_the_readme_shows() {
+    let _hello = HELLO.lock().unwrap_or_else(|p| p.into_inner());
     let work = base_dir();
     let w = work.path();
     let sdk = workspace().join("gp-sdk");
