@@ -49,7 +49,11 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
                 path: path.clone(),
                 source: e,
             })?;
-            format!("gp-sdk = {{ path = {:?} }}", path.display().to_string())
+            format!(
+                "gp-sdk = {{ path = {:?} }}\n# To depend on the published gp-sdk instead, once it is on crates.io:\n# gp-sdk = \"{}\"",
+                path.display().to_string(),
+                env!("CARGO_PKG_VERSION")
+            )
         }
         None => format!("gp-sdk = \"{}\"", env!("CARGO_PKG_VERSION")),
     };
