@@ -462,6 +462,9 @@ async fn scenario(client: Client, scene: Scene) {
     click(&client, "nav-overview").await;
     wait_text(&client, "events", "unloaded version").await;
     wait_text(&client, "count-unloaded", "1").await;
+    // Rates need two refreshes (2 s apart); nothing calls a plugin meanwhile.
+    wait_text(&client, "rate-calls", "0.0").await;
+    wait_text(&client, "rate-errors", "0.0").await;
     let overview_png = client.screenshot().await.unwrap();
     save_screenshot(&overview_png, "gui-overview.png");
 

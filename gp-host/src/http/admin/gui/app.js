@@ -653,6 +653,15 @@
     eventListeners.add(listener);
     drawEvents();
 
+    // Rates come from the difference between two refreshes.
+    let previous = null; // { at, calls, errors }
+
+    function rate(now, before, seconds) {
+      if (before === null || seconds <= 0 || now < before) return '—';
+      const perSecond = (now - before) / seconds;
+      return perSecond >= 10 ? number(Math.round(perSecond)) : perSecond.toFixed(1);
+    }
+
     async function refresh() {
       let data;
       try {
@@ -673,6 +682,11 @@
         }
       }
       const failed = (data.failures || []).length;
+      const at = Date.now();
+      const seconds = previous ? (at - previous.at) / 1000 : 0;
+      const callRate = rate(calls, previous && previous.calls, seconds);
+      const errorRate = rate(errors, previous && previous.errors, seconds);
+      previous = { at, calls, errors };
       replaceChildren(
         counts,
         stat('serving', number(by('serving')), 'good', 'count-serving'),
@@ -680,7 +694,9 @@
         stat('unloaded', number(by('unloaded') + by('draining')), '', 'count-unloaded'),
         stat('failed to load', number(failed), failed ? 'bad' : '', 'count-failed'),
         stat('calls', number(calls), '', 'count-calls'),
-        stat('errors and panics', number(errors), errors ? 'bad' : '', 'count-errors')
+        stat('errors and panics', number(errors), errors ? 'bad' : '', 'count-errors'),
+        stat('calls per second', callRate, '', 'rate-calls'),
+        stat('errors per second', errorRate, errorRate !== '—' && errorRate !== '0.0' ? 'bad' : '', 'rate-errors')
       );
       replaceChildren(failures, failed ? failuresCard(data.failures) : null);
       if (!plugins.length) {
