@@ -20,7 +20,7 @@
 
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
-use gp_core::manifest::{parse_route, ManifestError, Route, Segment};
+use gp_core::manifest::{parse_route, ManifestError, Route};
 
 use crate::metrics::PluginSummary;
 use crate::registry::Manager;
@@ -42,6 +42,34 @@ pub use serve::{
     DEFAULT_CONCURRENCY, DEFAULT_MAX_TIMEOUT, DEFAULT_TIMEOUT,
 };
 
+/// A request's or response's media type: its `Content-Type` without parameters, lower-cased
+/// (`Application/JSON; charset=utf-8` → `application/json`).
+pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+/// `manager`'s metrics and, given a `server`, its per-route request metrics, in the
+/// Prometheus text format: one registry, so one `# EOF`.
+pub(crate) fn metrics_text(manager: &Manager, server: Option<&PluginServer>) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    manager.register_metrics(&mut registry);
+    if let Some(server) = server {
+        server.register_metrics(&mut registry);
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)
+        .expect("writing to a String cannot fail");
+    text
+}
+
 /// The content type of [`Manager::prometheus`]'s text.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -59,14 +87,7 @@ pub fn admin_router(manager: Manager, server: Option<PluginServer>) -> axum::Rou
     let metrics = {
         let manager = manager.clone();
         move || async move {
-            let mut registry = prometheus_client::registry::Registry::default();
-            manager.register_metrics(&mut registry);
-            if let Some(server) = &server {
-                server.register_metrics(&mut registry);
-            }
-            let mut text = String::new();
-            prometheus_client::encoding::text::encode(&mut text, &registry)
-                .expect("writing to a String cannot fail");
+            let text = metrics_text(&manager, server.as_ref());
             ([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text)
         }
     };
@@ -83,17 +104,7 @@ pub fn admin_router(manager: Manager, server: Option<PluginServer>) -> axum::Rou
 /// seed's `:id` and `*rest` parameters.
 pub fn axum_path(route: &Route) -> Result<String, ManifestError> {
     let segments = parse_route(&route.route, gp_core::manifest::HttpDriver::Beego)?;
-    if segments.is_empty() {
-        return Ok("/".into());
-    }
-    Ok(segments
-        .iter()
-        .map(|s| match s {
-            Segment::Literal(l) => format!("/{l}"),
-            Segment::Param(p) | Segment::Typed(p, _) => format!("/{{{p}}}"),
-            Segment::CatchAll(p) => format!("/{{*{p}}}"),
-        })
-        .collect())
+    Ok(routes::matchit_path(&segments))
 }
 
 #[cfg(test)]

@@ -101,23 +101,29 @@ fn pattern(
 ) -> (String, Vec<(String, ParamType)>) {
     // The manifest was validated at load, so the route parses.
     let segments = parse_route(&route.route, driver).unwrap_or_default();
-    let mut typed = Vec::new();
+    let typed = segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Typed(p, kind) => Some(((*p).to_owned(), *kind)),
+            _ => None,
+        })
+        .collect();
+    (matchit_path(&segments), typed)
+}
+
+/// Route segments in matchit's (and axum's) syntax: `/items/{id}`, `/files/{*rest}`.
+pub(crate) fn matchit_path(segments: &[Segment<'_>]) -> String {
     if segments.is_empty() {
-        return ("/".into(), typed);
+        return "/".into();
     }
-    let path = segments
+    segments
         .iter()
         .map(|s| match s {
             Segment::Literal(l) => format!("/{l}"),
-            Segment::Param(p) => format!("/{{{p}}}"),
-            Segment::Typed(p, kind) => {
-                typed.push(((*p).to_owned(), *kind));
-                format!("/{{{p}}}")
-            }
+            Segment::Param(p) | Segment::Typed(p, _) => format!("/{{{p}}}"),
             Segment::CatchAll(p) => format!("/{{*{p}}}"),
         })
-        .collect();
-    (path, typed)
+        .collect()
 }
 
 impl RouteTable {

@@ -24,11 +24,13 @@ use gp_core::Value;
 use tokio::sync::Semaphore;
 
 use crate::error::Error;
+use crate::http::media_type;
 use crate::http::routes::{self, Lookup, RouteEntry, RouteTable};
 use crate::http::stats::HttpMetrics;
 use crate::registry::{AdmissionId, Manager};
 use crate::runtime::context::{CancelToken, Context};
 use crate::runtime::events::{Event, SubscriptionId};
+use crate::util::bounded;
 
 /// The largest request body a route accepts unless configured otherwise: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -608,19 +610,9 @@ fn http_method(method: &Method) -> Option<HttpMethod> {
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .is_some_and(|t| {
-            t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
-        })
+    media_type(headers).is_some_and(|t| {
+        t == "application/json" || (t.starts_with("application/") && t.ends_with("+json"))
+    })
 }
 
 fn parse_json(headers: &HeaderMap, body: &Bytes) -> Result<Option<Value>, serde_json::Error> {
@@ -712,18 +704,6 @@ fn dropped_header(name: &str) -> bool {
     )
 }
 
-/// Cuts a message sent to a client to a bounded length, saying how much was cut.
-fn bounded(message: &str) -> String {
-    if message.len() <= MAX_CLIENT_MESSAGE {
-        return message.to_owned();
-    }
-    let mut end = MAX_CLIENT_MESSAGE;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} more bytes)", &message[..end], message.len() - end)
-}
-
 fn timed_out(entry: &RouteEntry, id: &str, timeout: Duration) -> Answer {
     Answer::gp(
         StatusCode::GATEWAY_TIMEOUT,
@@ -770,9 +750,10 @@ fn respond(
         let plugin_chose = chosen_status.is_some_and(|s| (400..=599).contains(&s));
         if !plugin_chose || !matches!(error, Error::Failed { .. }) {
             let (status, message) = match &error {
-                Error::Failed { message, .. } => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, bounded(message))
-                }
+                Error::Failed { message, .. } => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    bounded(message.clone(), MAX_CLIENT_MESSAGE),
+                ),
                 Error::Panicked { .. } => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the plugin panicked; the host log has the message".to_owned(),
@@ -865,13 +846,8 @@ fn build_response(ctx: &mut Context, status: Option<i64>) -> Result<Response, St
             ))
         }
     }
-    let json_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            let t = t.split(';').next().unwrap_or_default().trim();
-            t == "application/json" || t.ends_with("+json")
-        });
+    let json_type =
+        media_type(&headers).is_some_and(|t| t == "application/json" || t.ends_with("+json"));
     let (default_type, bytes): (&str, Vec<u8>) = match body {
         None | Some(Value::Null) if !json_type => ("", Vec::new()),
         Some(Value::String(s)) if !json_type => {

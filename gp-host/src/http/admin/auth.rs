@@ -204,18 +204,7 @@ pub(crate) async fn guard(
     // simple POST without asking, never one of these. A DELETE carries no body and cannot be
     // sent cross-site without a preflight, which CORS (off) never grants.
     if request.method() == Method::POST {
-        let content_type = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_default();
+        let content_type = crate::http::media_type(request.headers()).unwrap_or_default();
         let upload = request.uri().path().ends_with("/upgrade");
         let fits = if upload {
             content_type == "application/octet-stream"

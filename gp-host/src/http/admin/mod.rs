@@ -195,21 +195,20 @@ impl AdminShared {
     fn record(&self, event: &Event<'_>) {
         let json = match event {
             Event::Loaded { spec } => {
-                self.lock_failures().remove(&spec.origin);
+                lock(&self.failures).remove(&spec.origin);
                 lock(&self.refused).remove(&spec.origin);
                 lock(&self.unloaded_from).remove(spec.name());
                 serde_json::json!({"event": "loaded", "plugin": spec.name(), "version": spec.version().to_string()})
             }
             Event::LoadFailed { path, error } => {
-                self.lock_failures()
-                    .insert(path.to_path_buf(), error.to_string());
+                lock(&self.failures).insert(path.to_path_buf(), error.to_string());
                 if let Error::Refused { reason, .. } = error {
                     lock(&self.refused).insert(path.to_path_buf(), reason.clone());
                 }
                 serde_json::json!({"event": "load_failed", "origin": path, "error": error.to_string()})
             }
             Event::Upgraded { from, to } => {
-                self.lock_failures().remove(&to.origin);
+                lock(&self.failures).remove(&to.origin);
                 lock(&self.refused).remove(&to.origin);
                 lock(&self.previous).insert(to.name().to_owned(), Spec::clone(from));
                 serde_json::json!({"event": "upgraded", "plugin": to.name(), "from": from.version().to_string(), "to": to.version().to_string()})
@@ -232,17 +231,13 @@ impl AdminShared {
         let mut json = json;
         json["at_unix_ms"] = now_ms().into();
         {
-            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            let mut recent = lock(&self.recent);
             if recent.len() == RECENT_EVENTS {
                 recent.pop_front();
             }
             recent.push_back(json.clone());
         }
         let _ = self.events.send(json);
-    }
-
-    fn lock_failures(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, String>> {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -453,11 +448,7 @@ fn routes_of(manifest: &gp_core::manifest::Manifest) -> Vec<RouteView> {
 fn views(shared: &AdminShared) -> Vec<PluginView> {
     let manager = &shared.manager;
     let stats = manager.stats();
-    let previous = shared
-        .previous
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let previous = lock(&shared.previous).clone();
     let mut views: BTreeMap<String, PluginView> = BTreeMap::new();
     for stat in &stats {
         let spec = manager.get_plugin(&stat.name).ok().map(|(s, _)| s);
@@ -524,8 +515,7 @@ fn views(shared: &AdminShared) -> Vec<PluginView> {
 
 async fn list_plugins(State(shared): State<Arc<AdminShared>>) -> ApiResult {
     let (plugins, failures) = blocking(move || {
-        let failures: Vec<serde_json::Value> = shared
-            .lock_failures()
+        let failures: Vec<serde_json::Value> = lock(&shared.failures)
             .iter()
             .map(|(origin, error)| serde_json::json!({"origin": origin, "error": error}))
             .collect();
@@ -841,14 +831,7 @@ async fn readyz(State(shared): State<Arc<AdminShared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<AdminShared>>) -> Response {
-    let mut registry = prometheus_client::registry::Registry::default();
-    shared.manager.register_metrics(&mut registry);
-    if let Some(server) = &shared.server {
-        server.register_metrics(&mut registry);
-    }
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry)
-        .expect("writing to a String cannot fail");
+    let text = crate::http::metrics_text(&shared.manager, shared.server.as_ref());
     ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response()
 }
 
@@ -864,13 +847,7 @@ async fn openapi() -> Response {
 /// `EventSource` cannot send a token, so the GUI reads this with a streaming `fetch`.
 async fn events(State(shared): State<Arc<AdminShared>>) -> Response {
     use axum::response::sse::{Event as Sse, KeepAlive};
-    let recent: Vec<serde_json::Value> = shared
-        .recent
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .cloned()
-        .collect();
+    let recent: Vec<serde_json::Value> = lock(&shared.recent).iter().cloned().collect();
     let receiver = shared.events.subscribe();
     let backlog = futures_util::stream::iter(recent);
     let live = futures_util::stream::unfold(receiver, |mut receiver| async move {
