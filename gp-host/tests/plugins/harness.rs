@@ -434,16 +434,27 @@ fn build_lifecycle() -> HashMap<String, PathBuf> {
         ("guarded-v1", "1.0.0", GUARDED.to_owned()),
         ("guarded-v2", "2.0.0", GUARDED.to_owned()),
     ];
-    let _ = std::fs::remove_dir_all(&root);
-    for (package, version, source) in &crates {
+    build_workspace(&root, &crates, "")
+}
+
+/// Writes the plugin crates `crates` (package, version, `lib.rs`; each depending on gp-sdk,
+/// plus the `[dependencies]` lines of `extra`) as one workspace at `root` and builds them
+/// together. Returns package → library.
+pub fn build_workspace<S: AsRef<str>>(
+    root: &Path,
+    crates: &[(&str, &str, S)],
+    extra: &str,
+) -> HashMap<String, PathBuf> {
+    let _ = std::fs::remove_dir_all(root);
+    for (package, version, source) in crates {
         let dir = root.join(package);
         std::fs::create_dir_all(dir.join("src")).unwrap();
         std::fs::write(
             dir.join("Cargo.toml"),
-            plugin_manifest(package, version, false),
+            plugin_manifest(package, version, false) + extra,
         )
         .unwrap();
-        std::fs::write(dir.join("src/lib.rs"), source).unwrap();
+        std::fs::write(dir.join("src/lib.rs"), source.as_ref()).unwrap();
     }
     let members: Vec<String> = crates.iter().map(|c| format!("{:?}", c.0)).collect();
     std::fs::write(
@@ -456,7 +467,7 @@ fn build_lifecycle() -> HashMap<String, PathBuf> {
     .unwrap();
     std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
     let libraries = cargo_build(&root.join("Cargo.toml"), &[], &options())
-        .unwrap_or_else(|e| panic!("building the lifecycle fixtures: {e}"));
+        .unwrap_or_else(|e| panic!("building the fixtures in {}: {e}", root.display()));
     // `libcounter_v1.so` is package `counter-v1`.
     libraries
         .into_iter()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::harness::{options, plugin_manifest, target_dir, workspace};
+use crate::harness::{build_workspace, target_dir};
 
 /// Every route the HTTP tests exercise, one label each, in the seed's beego syntax.
 const WEB: &str = r#"use std::time::{Duration, Instant};
@@ -150,42 +150,14 @@ pub fn web(package: &str) -> &'static Path {
 }
 
 fn build() -> HashMap<String, PathBuf> {
-    let root = target_dir().join("fixtures/web");
     let crates = [
         ("web-v1", "1.0.0", WEB),
         ("web-v2", "2.0.0", WEB),
         ("web-clash", "1.0.0", CLASH),
     ];
-    let _ = std::fs::remove_dir_all(&root);
-    for (package, version, source) in crates {
-        let dir = root.join(package);
-        std::fs::create_dir_all(dir.join("src")).unwrap();
-        let manifest = plugin_manifest(package, version, false)
-            + "serde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\n";
-        std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
-        std::fs::write(dir.join("src/lib.rs"), source).unwrap();
-    }
-    let members: Vec<String> = crates.iter().map(|c| format!("{:?}", c.0)).collect();
-    std::fs::write(
-        root.join("Cargo.toml"),
-        format!(
-            "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
-            members.join(", ")
-        ),
+    build_workspace(
+        &target_dir().join("fixtures/web"),
+        &crates,
+        "serde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\n",
     )
-    .unwrap();
-    std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
-    let libraries = gp_host::build::cargo_build(&root.join("Cargo.toml"), &[], &options())
-        .unwrap_or_else(|e| panic!("building the web fixtures: {e}"));
-    libraries
-        .into_iter()
-        .map(|library| {
-            let stem = library.file_stem().unwrap().to_string_lossy();
-            let package = stem
-                .strip_prefix(std::env::consts::DLL_PREFIX)
-                .unwrap_or(&stem)
-                .replace('_', "-");
-            (package, library)
-        })
-        .collect()
 }
