@@ -516,11 +516,23 @@ pub fn validate_maintainer(value: &str) -> Result<(), ManifestError> {
 }
 
 fn validate_home(value: &str) -> Result<(), ManifestError> {
-    match url::Url::parse(value) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
-        _ => Err(ManifestError::InvalidHome {
+    // An absolute IRI (RFC 3987: a URI that may also hold non-ASCII characters, such as an
+    // internationalised host name) with an http or https scheme and a host. fluent-uri
+    // parses it without the Unicode tables a WHATWG parser carries, which every plugin build
+    // would compile: gp-macros checks the manifest at compile time.
+    let valid = fluent_uri::Iri::parse(value).is_ok_and(|iri| {
+        let scheme = iri.scheme().as_str();
+        (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+            && iri
+                .authority()
+                .is_some_and(|authority| !authority.host().is_empty())
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(ManifestError::InvalidHome {
             value: value.to_owned(),
-        }),
+        })
     }
 }
 
@@ -829,6 +841,35 @@ mod tests {
         assert!(err(&with("/http_services/routes/0/method", "\"FETCH\"")).starts_with(
             "unknown variant `FETCH`, expected one of `GET`, `POST`, `PUT`, `PATCH`, `DELETE`, `HEAD`, `OPTIONS`"
         ));
+    }
+
+    #[test]
+    fn home_is_an_absolute_http_or_https_iri_with_a_host() {
+        for home in [
+            "https://example.com/sample",
+            "http://localhost:8080",
+            "HTTPS://Example.com",
+            "https://example.com/a?b=c#d",
+            "https://bücher.example/é",
+            "https://[::1]:9000/",
+        ] {
+            assert!(validate_home(home).is_ok(), "{home}");
+        }
+        for home in [
+            "ftp://example.com",
+            "https://",
+            "https:///path",
+            "example.com",
+            "/sample",
+            "https://exa mple.com",
+            "mailto:ann@example.com",
+            "",
+        ] {
+            assert!(
+                matches!(validate_home(home), Err(ManifestError::InvalidHome { value }) if value == home),
+                "{home}"
+            );
+        }
     }
 
     #[test]
