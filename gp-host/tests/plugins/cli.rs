@@ -337,10 +337,7 @@ fn gp_in(dir: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
         .args(args.iter().map(|a| a.as_ref()))
         .current_dir(dir)
         .env_remove("GP_LOG")
-        .env(
-            "CARGO_TARGET_DIR",
-            crate::harness::workspace().join("target/test-plugins"),
-        )
+        .envs(crate::harness::build_env())
         .output()
         .expect("run gp")
 }
@@ -378,10 +375,7 @@ fn new_build_pack_sign_serve_install_call_round_trip() {
     let tested = Command::new(cargo)
         .args(["test", "--quiet"])
         .current_dir(&krate)
-        .env(
-            "CARGO_TARGET_DIR",
-            crate::harness::workspace().join("target/test-plugins"),
-        )
+        .envs(crate::harness::build_env())
         .output()
         .unwrap();
     assert!(tested.status.success(), "{}", stderr(&tested));

@@ -641,7 +641,7 @@ fn git_repository(package: &str) -> (tempfile::TempDir, PathBuf) {
     );
     std::fs::write(
         repo.join("Cargo.toml"),
-        format!("[package]\nname = \"{package}\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[workspace]\n"),
+        format!("[package]\nname = \"{package}\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[workspace]\n{}", crate::harness::profile()),
     )
     .unwrap();
     git(&["commit", "--quiet", "-am", "plain"]);

@@ -19,14 +19,36 @@ pub fn target_dir() -> PathBuf {
     workspace().join("target/test-plugins")
 }
 
+/// The debug info of every plugin build the tests run: the workspace's `[profile.dev]`, so
+/// that all of them share one build of each dependency in [`target_dir`].
+pub const DEBUG_INFO: &str = "line-tables-only";
+
+/// The `[profile.dev]` table for the root `Cargo.toml` of a fixture workspace.
+pub fn profile() -> String {
+    format!("\n[profile.dev]\ndebug = {DEBUG_INFO:?}\n")
+}
+
+/// The environment for a command that builds a crate outside the fixture workspaces (whose
+/// `Cargo.toml` the test does not write) into [`target_dir`].
+pub fn build_env() -> [(&'static str, String); 2] {
+    [
+        ("CARGO_TARGET_DIR", target_dir().display().to_string()),
+        ("CARGO_PROFILE_DEV_DEBUG", DEBUG_INFO.to_owned()),
+    ]
+}
+
 /// The `Cargo.toml` of a plugin crate `package` at `version` depending on this workspace's
 /// gp-sdk; `standalone` adds an empty `[workspace]` table, so that cargo does not look for an
-/// enclosing workspace.
+/// enclosing workspace, and the tests' `[profile.dev]`.
 pub fn plugin_manifest(package: &str, version: &str, standalone: bool) -> String {
     format!(
         "[package]\nname = \"{package}\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngp-sdk = {{ path = {:?} }}\n{}",
         workspace().join("gp-sdk").display().to_string(),
-        if standalone { "\n[workspace]\n" } else { "" }
+        if standalone {
+            format!("\n[workspace]\n{}", profile())
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -177,8 +199,9 @@ crate-type = ["cdylib"]
 gp-sdk = {{ path = {sdk:?} }}
 
 [workspace]
-"#,
-            sdk = sdk.display().to_string()
+{profile}"#,
+            sdk = sdk.display().to_string(),
+            profile = profile(),
         ),
     )
     .unwrap();
@@ -259,7 +282,7 @@ pub fn plain_cdylib() -> &'static Path {
         std::fs::create_dir_all(root.join("src")).unwrap();
         std::fs::write(
             root.join("Cargo.toml"),
-            "[package]\nname = \"plain\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[workspace]\n",
+            "[package]\nname = \"plain\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[workspace]\n".to_owned() + &profile(),
         )
         .unwrap();
         std::fs::write(
@@ -460,8 +483,9 @@ pub fn build_workspace<S: AsRef<str>>(
     std::fs::write(
         root.join("Cargo.toml"),
         format!(
-            "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
-            members.join(", ")
+            "[workspace]\nresolver = \"2\"\nmembers = [{}]\n{}",
+            members.join(", "),
+            profile()
         ),
     )
     .unwrap();

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod accepted;
 mod admin;
 mod call_cli;
 mod calls;

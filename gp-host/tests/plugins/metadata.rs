@@ -2,14 +2,15 @@
 
 use gp_host::build::cargo_build;
 
-use crate::harness::{options, target_dir, workspace};
+use crate::harness::{options, profile, target_dir, workspace};
 
 fn write_manifest(root: &std::path::Path, description: &str) {
     std::fs::write(
         root.join("Cargo.toml"),
         format!(
-            "[package]\nname = \"metadata-edit\"\nversion = \"1.0.0\"\nedition = \"2021\"\ndescription = {description:?}\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngp-sdk = {{ path = {:?} }}\n\n[workspace]\n",
-            workspace().join("gp-sdk").display().to_string()
+            "[package]\nname = \"metadata-edit\"\nversion = \"1.0.0\"\nedition = \"2021\"\ndescription = {description:?}\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\ngp-sdk = {{ path = {:?} }}\n\n[workspace]\n{}",
+            workspace().join("gp-sdk").display().to_string(),
+            profile()
         ),
     )
     .unwrap();

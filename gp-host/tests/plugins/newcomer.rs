@@ -31,7 +31,7 @@ fn gp_limited(dir: &Path, args: &[&dyn AsRef<OsStr>], limit: Duration) -> Run {
         .args(args.iter().map(|a| a.as_ref()))
         .current_dir(dir)
         .env_remove("GP_LOG")
-        .env("CARGO_TARGET_DIR", workspace().join("target/test-plugins"))
+        .envs(crate::harness::build_env())
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(err.try_clone().unwrap())
@@ -154,6 +154,7 @@ fn the_readme_first_plugin_runs_as_written() {
             .current_dir(dir)
             .env("PATH", path)
             .env_remove("CARGO_TARGET_DIR")
+            .env("CARGO_PROFILE_DEV_DEBUG", crate::harness::DEBUG_INFO)
             .env_remove("GP_LOG")
             .output()
             .unwrap();

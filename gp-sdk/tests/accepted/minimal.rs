@@ -5,5 +5,3 @@ fn execute(ctx: &mut Context) -> gp_sdk::Result {
     ctx.set("k", 1);
     Ok(())
 }
-
-fn main() {}

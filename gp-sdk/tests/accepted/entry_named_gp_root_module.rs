@@ -6,5 +6,3 @@ fn gp_root_module(ctx: &mut Context) -> Result {
     ctx.set("k", 1);
     Ok(())
 }
-
-fn main() {}

@@ -1,15 +1,14 @@
 use gp_sdk::{on_load, on_unload, plugin_entry, Context};
 
 #[on_load]
-fn open() -> Result<(), Box<dyn std::error::Error>> {
-    let _: u16 = "8080".parse()?;
+fn open(ctx: &mut Context) -> gp_sdk::Result {
+    ctx.info("connecting");
     Ok(())
 }
 
-#[allow(clippy::unused_unit)]
 #[on_unload]
-fn close(ctx: &mut Context) -> () {
-    ctx.info("close");
+fn close(ctx: &mut Context) {
+    ctx.info("closing");
 }
 
 #[plugin_entry]
@@ -17,5 +16,3 @@ fn execute(ctx: &mut Context) -> gp_sdk::Result {
     ctx.set("k", 1);
     Ok(())
 }
-
-fn main() {}

@@ -6,5 +6,3 @@ fn execute(ctx: &mut Context) -> Result<(), String> {
     ctx.set("double", n * 2);
     Ok(())
 }
-
-fn main() {}

@@ -1,14 +1,15 @@
 use gp_sdk::{on_load, on_unload, plugin_entry, Context};
 
 #[on_load]
-fn open(ctx: &mut Context) -> gp_sdk::Result {
-    ctx.info("connecting");
+fn open() -> Result<(), Box<dyn std::error::Error>> {
+    let _: u16 = "8080".parse()?;
     Ok(())
 }
 
+#[allow(clippy::unused_unit)]
 #[on_unload]
-fn close(ctx: &mut Context) {
-    ctx.info("closing");
+fn close(ctx: &mut Context) -> () {
+    ctx.info("close");
 }
 
 #[plugin_entry]
@@ -16,5 +17,3 @@ fn execute(ctx: &mut Context) -> gp_sdk::Result {
     ctx.set("k", 1);
     Ok(())
 }
-
-fn main() {}

@@ -13,5 +13,3 @@ fn execute(ctx: &mut Context) -> Result {
     ctx.set("label", label);
     Ok(())
 }
-
-fn main() {}

@@ -5,5 +5,3 @@ fn e<'a>(ctx: &mut Context<'a>) -> gp_sdk::Result {
     ctx.set("k", 1);
     Ok(())
 }
-
-fn main() {}

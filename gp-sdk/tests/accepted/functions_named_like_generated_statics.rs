@@ -18,5 +18,3 @@ fn HOOK(ctx: &mut Context) -> gp_sdk::Result {
 
 #[on_unload]
 fn r#gp_on_unload() {}
-
-fn main() {}

@@ -8,5 +8,3 @@ use gp_sdk::{plugin_entry, Context, Result};
 fn execute(_ctx: &mut Context) -> Result {
     Ok(())
 }
-
-fn main() {}

@@ -6,5 +6,3 @@ fn execute(ctx: &mut Context) -> Result<(), Box<dyn std::error::Error>> {
     ctx.set("n", n);
     Ok(())
 }
-
-fn main() {}

@@ -2,9 +2,7 @@ use gp_sdk::{plugin_entry, Context, Result};
 
 // The items the attribute generates do not shadow an entry that has one of their names.
 #[plugin_entry]
-fn gp_execute(ctx: &mut Context) -> Result {
+fn gp_root_module_result(ctx: &mut Context) -> Result {
     ctx.set("k", 1);
     Ok(())
 }
-
-fn main() {}

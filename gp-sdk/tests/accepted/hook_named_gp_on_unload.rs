@@ -1,10 +1,9 @@
-use gp_sdk::{on_load, plugin_entry, Context};
+use gp_sdk::{on_unload, plugin_entry, Context};
 
 // The items the attribute generates do not shadow a hook that has one of their names.
-#[on_load]
-fn gp_on_load(ctx: &mut Context) -> gp_sdk::Result {
-    ctx.info("open");
-    Ok(())
+#[on_unload]
+fn gp_on_unload(ctx: &mut Context) {
+    ctx.info("close");
 }
 
 #[plugin_entry]
@@ -12,5 +11,3 @@ fn execute(ctx: &mut Context) -> gp_sdk::Result {
     ctx.set("k", 1);
     Ok(())
 }
-
-fn main() {}
