@@ -12,8 +12,12 @@ use abi_stable::{
 /// the context costs no more than a hash lookup.
 ///
 /// Must not change within a major version of `gp-core`.
+///
+/// It also implements serde's traits (abi_stable's `RString`, `RVec` and `RHashMap` do), so a
+/// host can move values to a plugin running in another process; this adds no field and
+/// changes no layout.
 #[repr(u8)]
-#[derive(StableAbi, Debug, Clone, PartialEq)]
+#[derive(StableAbi, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     /// No value (JSON `null`).
     Null,

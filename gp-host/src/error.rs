@@ -167,6 +167,36 @@ pub enum Error {
         /// The panic message and where it happened.
         message: String,
     },
+    /// An isolated plugin's runner process died during the call (a crash, an abort, `exit`, a
+    /// stack overflow, the memory or CPU limit). The host is unharmed; the next call starts a
+    /// new runner.
+    #[error("plugin `{plugin}` crashed: its runner process {status}; the next call starts a new one{}", if stderr.is_empty() { String::new() } else { format!(". Its last lines on stderr:\n{stderr}") })]
+    Crashed {
+        /// The plugin's name.
+        plugin: String,
+        /// How the runner ended: "killed by signal 11 (SIGSEGV)", "exited with status 3".
+        status: String,
+        /// The runner's last lines on standard error (at most 20).
+        stderr: String,
+    },
+    /// An isolated plugin crashed too often: it is failed until it is loaded again.
+    #[error("plugin `{plugin}` is failed: its runner crashed {crashes} times within {}; load it again (unload and load, or upgrade) once it is fixed", humantime_short(*window))]
+    CircuitOpen {
+        /// The plugin's name.
+        plugin: String,
+        /// The crashes that opened the breaker.
+        crashes: u32,
+        /// Within this window.
+        window: std::time::Duration,
+    },
+    /// An isolated plugin's runner could not be started or could not load the plugin.
+    #[error("plugin `{plugin}` (isolated): {message}")]
+    Runner {
+        /// The plugin's name.
+        plugin: String,
+        /// What went wrong, as the runner or the host saw it.
+        message: String,
+    },
     /// The call was cancelled through its [`CancelToken`](crate::CancelToken) and the plugin
     /// stopped.
     #[error("call to plugin `{plugin}` was cancelled")]
@@ -368,7 +398,7 @@ impl Error {
             E::InvalidLibrary { .. } | E::NotAPlugin { .. } | E::ManifestMismatch { .. } => {
                 ErrorKind::Verify
             }
-            E::Incompatible { .. } | E::LoadFailed { .. } => ErrorKind::Abi,
+            E::Incompatible { .. } | E::LoadFailed { .. } | E::Runner { .. } => ErrorKind::Abi,
             E::Duplicate { .. }
             | E::Refused { .. }
             | E::Disabled { .. }
@@ -380,6 +410,8 @@ impl Error {
             | E::NotNewer { .. }
             | E::SameVersion { .. } => ErrorKind::Registry,
             E::Failed { .. }
+            | E::Crashed { .. }
+            | E::CircuitOpen { .. }
             | E::Panicked { .. }
             | E::Cancelled { .. }
             | E::DeadlineExceeded { .. }

@@ -63,6 +63,8 @@ mod error;
 mod folder;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "isolate")]
+pub mod isolation;
 mod library;
 mod metrics;
 mod registry;

@@ -762,6 +762,14 @@ fn respond(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the call was cancelled".to_owned(),
                 ),
+                Error::Crashed { .. } => (
+                    StatusCode::BAD_GATEWAY,
+                    "the plugin crashed (it runs isolated: the next request starts it again); the host log has the cause".to_owned(),
+                ),
+                Error::CircuitOpen { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the plugin crashed too often and is failed until it is loaded again".to_owned(),
+                ),
                 Error::Unloaded { .. } | Error::NotFound { .. } => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the plugin was unloaded while answering; retry".to_owned(),

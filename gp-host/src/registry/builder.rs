@@ -47,6 +47,8 @@ pub struct ManagerBuilder {
     pub(crate) remote_git: bool,
     pub(crate) reload_same_version: bool,
     pub(crate) gc: Option<GcOptions>,
+    #[cfg(feature = "isolate")]
+    pub(crate) isolation: Arc<crate::runtime::isolated::Isolation>,
 }
 
 impl Manager {
@@ -77,6 +79,8 @@ impl Manager {
             remote_git: cfg!(feature = "git"),
             reload_same_version: false,
             gc: Some(GcOptions::default()),
+            #[cfg(feature = "isolate")]
+            isolation: Arc::default(),
         }
     }
 }
@@ -189,6 +193,16 @@ impl ManagerBuilder {
     /// one sample a second per calling thread: enough for its median, not for its p99.
     pub fn latency_sampling(mut self, every: u32) -> Self {
         self.latency_sampling = every.max(1);
+        self
+    }
+
+    /// Which plugins run isolated, each in a runner process of its own, and with which limits
+    /// (default: none; see [`Isolation`](crate::isolation::Isolation)). The program must call
+    /// [`run_if_runner`](crate::isolation::run_if_runner) first thing in `main`, unless
+    /// [`Isolation::program`](crate::isolation::Isolation::program) names another runner.
+    #[cfg(feature = "isolate")]
+    pub fn isolation(mut self, isolation: crate::isolation::Isolation) -> Self {
+        self.isolation = Arc::new(isolation);
         self
     }
 

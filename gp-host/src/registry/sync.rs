@@ -178,6 +178,16 @@ impl Manager {
 
     /// Opens a checked library as a version of this manager's (in its runtime directory).
     pub(crate) fn open(&self, spec: Spec, library: &LibraryFile) -> Result<Loaded, Error> {
+        #[cfg(feature = "isolate")]
+        if self.inner.config.isolation.covers(spec.name()) {
+            return Loaded::open_isolated(
+                spec,
+                library,
+                self.runtime_dir(),
+                self.inner.config.hook_timeout,
+                std::sync::Arc::clone(&self.inner.config.isolation),
+            );
+        }
         Loaded::open(
             spec,
             library,

@@ -75,6 +75,15 @@ impl Context {
         self.values.remove(key)
     }
 
+    /// Replaces every value with `values` (an isolated call's context, back from its runner).
+    #[cfg(feature = "isolate")]
+    pub(crate) fn replace_values(&mut self, values: Vec<(String, Value)>) {
+        self.values = Values::default();
+        for (key, value) in values {
+            self.values.insert(key, value);
+        }
+    }
+
     /// Every key and value, in no particular order.
     pub fn values(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.values.iter()
@@ -219,6 +228,9 @@ impl HostContext for CallScope<'_> {
 
     fn log(&self, level: LogLevel, message: RStr<'_>) {
         let (plugin, message) = (self.plugin, message.as_str());
+        if LOG_TO_STDERR.load(Ordering::Relaxed) {
+            return log_line(level, message);
+        }
         match level {
             LogLevel::Error => tracing::error!(target: "gp::plugin", plugin, "{message}"),
             LogLevel::Warn => tracing::warn!(target: "gp::plugin", plugin, "{message}"),
@@ -227,6 +239,32 @@ impl HostContext for CallScope<'_> {
             LogLevel::Trace => tracing::trace!(target: "gp::plugin", plugin, "{message}"),
         }
     }
+}
+
+/// Set in a plugin runner: the plugin's log records go to standard error as marked lines,
+/// which the host reads and logs (`runtime::isolated`), tagged with the plugin's name.
+static LOG_TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// The mark that starts a log line on a runner's standard error.
+#[cfg_attr(not(feature = "isolate"), allow(dead_code))]
+pub(crate) const LOG_MARK: &str = "\u{1e}gp-log ";
+
+/// Sends every plugin log record of this process to standard error (in a runner).
+#[cfg(feature = "isolate")]
+pub(crate) fn log_to_stderr() {
+    LOG_TO_STDERR.store(true, Ordering::Relaxed);
+}
+
+/// `LOG_MARK`, the level, a space and the message on one line (its line breaks as U+001F).
+fn log_line(level: LogLevel, message: &str) {
+    let level = match level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    };
+    eprintln!("{LOG_MARK}{level} {}", message.replace('\n', "\u{1f}"));
 }
 
 /// Runs `f` with `ctx` seen as a plugin sees it (the ABI trait object), tagged with `plugin`.

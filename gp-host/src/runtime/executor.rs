@@ -52,6 +52,27 @@ impl Executor {
         self.slot.spec()
     }
 
+    /// Whether the version serving now runs isolated (`Some`), with its runner's process id
+    /// when a runner is running (`Some(Some(pid))`; `Some(None)` between a crash and the next
+    /// call); `None` for a version in this process or an unloaded plugin.
+    pub fn isolation(&self) -> Option<Option<u32>> {
+        let thread = rcu::thread();
+        self.slot
+            .current
+            .with(thread, |plugin| plugin.and_then(|p| p.isolation()))
+    }
+
+    /// One message to the isolated version's runner and its answer, with no call: the bare
+    /// channel's round trip, for benchmarks. `None` if the version is not isolated.
+    #[doc(hidden)]
+    #[cfg(feature = "isolate")]
+    pub fn __ping_runner(&self) -> Option<Result<(), Error>> {
+        let thread = rcu::thread();
+        self.slot
+            .current
+            .with(thread, |plugin| plugin.and_then(|p| p.ping()))
+    }
+
     /// Calls the plugin's entry point with `ctx`, on the version serving now.
     ///
     /// A plugin that returns an error gives [`Error::Failed`]; one that panics gives

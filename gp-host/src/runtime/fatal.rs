@@ -6,7 +6,7 @@
 //! Opt-in ([`install`]; the `gp` binary installs it): an application may have fault handlers
 //! of its own (a JVM, a wasm runtime), and ours runs first only after being installed after
 //! theirs. Best effort by design: the handler reads a thread-local, a hazard pointer and the
-//! [`activity`] record, and writes to stderr with `write(2)`, which is all a signal handler
+//! `activity` record, and writes to stderr with `write(2)`, which is all a signal handler
 //! may do; a version freed under it is not possible (a call's hazard keeps it alive), an
 //! activity record rewritten under it may print garbled.
 

@@ -100,12 +100,18 @@ pub(crate) struct Loaded {
     instance: Instance,
     /// Set by an unload: calls in flight see themselves cancelled.
     pub(crate) retiring: AtomicBool,
+    /// How long its hooks may run.
+    #[cfg_attr(not(feature = "isolate"), allow(dead_code))]
+    hook_timeout: Duration,
 }
 
 /// How a loaded version runs.
 pub(crate) enum Instance {
     /// Mapped into this process: a call is a function call.
     InProcess(InProcess),
+    /// In a runner process of its own (see [`isolated`](super::isolated)).
+    #[cfg(feature = "isolate")]
+    Isolated(Box<super::isolated::remote::Remote>),
 }
 
 /// A version mapped into this process by the dynamic loader.
@@ -163,9 +169,96 @@ impl Loaded {
         Loaded::activate(spec, module, hook_timeout)
     }
 
+    /// Starts a runner process for the library, which loads it with the same checks and runs
+    /// `on_load` there; the version is ready to serve once it answered. The library's private
+    /// copy stays for the version's life: a runner that crashed loads it again.
+    #[cfg(feature = "isolate")]
+    pub(crate) fn open_isolated(
+        spec: Spec,
+        library: &LibraryFile,
+        runtime_dir: &Path,
+        hook_timeout: Duration,
+        isolation: Arc<super::isolated::Isolation>,
+    ) -> Result<Loaded, Error> {
+        use super::isolated::{protocol::Open, remote::Remote};
+        std::fs::create_dir_all(runtime_dir).map_err(|e| Error::io(runtime_dir, e))?;
+        let stem = library
+            .path
+            .file_stem()
+            .map_or_else(|| "plugin".into(), |s| s.to_string_lossy());
+        let extension = library
+            .path
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        // Its own name: an in-process load of the same build deletes its copy once mapped.
+        static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let copy = runtime_dir.join(format!(
+            "{stem}-{}-isolated-{}-{}{extension}",
+            short_hash(&library.sha256),
+            std::process::id(),
+            COPIES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let data = library.data()?;
+        write_atomically(&copy, |tmp| std::fs::write(tmp, data))?;
+        let open = Open {
+            library: copy.clone(),
+            origin: spec.origin.clone(),
+            dir: spec.dir.clone(),
+            manifest: spec.manifest.to_json_pretty(),
+            sha256: spec.sha256.clone(),
+            abi_version: spec.abi_version.clone(),
+            hook_timeout_ms: hook_timeout.as_millis() as u64,
+        };
+        let (remote, opened) = match Remote::start(spec.name(), open, &library.path, isolation) {
+            Ok(started) => started,
+            Err(error) => {
+                let _ = std::fs::remove_file(&copy);
+                return Err(error);
+            }
+        };
+        Ok(Loaded {
+            spec: Arc::new(Spec {
+                has_on_load: opened.has_on_load,
+                has_on_unload: opened.has_on_unload,
+                ..spec
+            }),
+            instance: Instance::Isolated(Box::new(remote)),
+            retiring: AtomicBool::new(false),
+            hook_timeout,
+        })
+    }
+
+    /// Whether this version runs in a runner process, and that process's id if one runs now.
+    pub(crate) fn isolation(&self) -> Option<Option<u32>> {
+        match &self.instance {
+            Instance::InProcess(_) => None,
+            #[cfg(feature = "isolate")]
+            Instance::Isolated(remote) => Some(remote.pid()),
+        }
+    }
+
+    /// The bare round trip to an isolated version's runner (for benchmarks).
+    #[cfg(feature = "isolate")]
+    pub(crate) fn ping(&self) -> Option<Result<(), Error>> {
+        match &self.instance {
+            Instance::InProcess(_) => None,
+            Instance::Isolated(remote) => Some(remote.ping()),
+        }
+    }
+
+    #[cfg(feature = "isolate")]
+    fn hook_timeout(&self) -> Duration {
+        self.hook_timeout
+    }
+
     /// Runs the plugin's `on_load` hook (if any, and if no other instance of the same build is
     /// alive) and returns the version ready to serve.
-    fn activate(spec: Spec, module: Module, hook_timeout: Duration) -> Result<Loaded, Error> {
+    pub(crate) fn activate(
+        spec: Spec,
+        module: Module,
+        hook_timeout: Duration,
+    ) -> Result<Loaded, Error> {
         refuse_quarantined(&spec)?;
         let on_load = module.on_load();
         let on_unload = module.on_unload();
@@ -201,6 +294,7 @@ impl Loaded {
                 hook_timeout,
             }),
             retiring: AtomicBool::new(false),
+            hook_timeout,
         })
     }
 
@@ -210,6 +304,8 @@ impl Loaded {
     #[inline]
     pub(crate) fn call(&self, ctx: &mut Context) -> Result<(), Box<Error>> {
         let outcome = match &self.instance {
+            #[cfg(feature = "isolate")]
+            Instance::Isolated(remote) => return remote.call(ctx, &self.retiring),
             Instance::InProcess(instance) => {
                 let execute = instance.execute;
                 context::with_scope(
@@ -247,7 +343,17 @@ impl Loaded {
     /// Leaves the build's instance count, once, and runs `on_unload` if this was the last
     /// instance of the build.
     pub(crate) fn run_unload_hook(&self) -> UnloadHookRun {
-        let Instance::InProcess(instance) = &self.instance;
+        let instance = match &self.instance {
+            Instance::InProcess(instance) => instance,
+            #[cfg(feature = "isolate")]
+            Instance::Isolated(remote) => {
+                return match remote.unload(self.hook_timeout()) {
+                    Some(Err(error)) => UnloadHookRun::Ran(Err(error)),
+                    Some(Ok(())) if self.spec.has_on_unload => UnloadHookRun::Ran(Ok(())),
+                    _ => UnloadHookRun::Nothing,
+                };
+            }
+        };
         if !instance.counted.swap(false, Ordering::AcqRel) {
             return UnloadHookRun::Nothing;
         }

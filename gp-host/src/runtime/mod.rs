@@ -8,7 +8,9 @@
 //! - [`executor`]: the handle applications call through;
 //! - [`reaper`]: draining and retiring versions that stopped serving;
 //! - [`events`]: the subscribers that calls and lifecycle changes notify;
-//! - [`fatal`]: naming the plugin that took the process down (a signal handler).
+//! - [`fatal`]: naming the plugin that took the process down (a signal handler);
+//! - `isolated` and `runner` (feature `isolate`): versions that run in a runner process of
+//!   their own, the host's side and the runner's.
 //!
 //! The runtime knows nothing of folders, packages or the registry's rules: the registry
 //! decides which version a slot holds, the runtime runs it.
@@ -19,10 +21,14 @@ pub(crate) mod events;
 pub(crate) mod executor;
 #[allow(unsafe_code)] // a signal handler: see its documentation
 pub mod fatal;
+#[cfg(feature = "isolate")]
+pub(crate) mod isolated;
 pub(crate) mod loaded;
 #[allow(unsafe_code)] // hazard pointers: see its documentation
 pub(crate) mod rcu;
 pub(crate) mod reaper;
+#[cfg(feature = "isolate")]
+pub(crate) mod runner;
 pub(crate) mod slot;
 pub(crate) mod spec;
 pub(crate) mod values;

@@ -60,7 +60,7 @@ fn execute(ctx: &mut Context) -> Result {
 }
 "#;
 
-const CRASH_ON_LOAD: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
+pub const CRASH_ON_LOAD: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
 
 extern "C" fn crash() {
     // SAFETY: none; the point is the crash, inside dlopen.

@@ -65,6 +65,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `gp` is also the runner of isolated plugins (`--isolate`): started as one, it serves
+    // its plugin and never returns from here.
+    gp_host::isolation::run_if_runner();
     // A plugin that crashes the process is named on stderr before it goes.
     gp_host::fatal::install();
     let cli = Cli::parse();

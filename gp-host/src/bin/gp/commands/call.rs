@@ -40,6 +40,10 @@ pub struct Args {
     /// then carries only what the plugin itself prints
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Run the plugin in a runner process of its own: a crash, an abort or `exit` in the
+    /// plugin fails the call with its cause instead of taking `gp` down
+    #[arg(long)]
+    isolate: bool,
 }
 
 fn parse_set(arg: &str) -> Result<(String, Value), String> {
@@ -66,8 +70,13 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         timeout,
         grace,
         output,
+        isolate,
     } = args;
-    let manager = Manager::new(&dir);
+    let mut builder = Manager::builder(&dir);
+    if isolate {
+        builder = builder.isolation(gp_host::isolation::Isolation::all());
+    }
+    let manager = builder.build();
     let origin = match find_plugin(&manager, &name)? {
         Found::Declared(origin) | Found::Unreadable(origin) => origin,
         Found::Nothing(missing) => {

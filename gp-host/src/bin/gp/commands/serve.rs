@@ -25,6 +25,10 @@ pub struct Args {
     /// the same version), for the edit-build-reload loop while developing a plugin
     #[arg(long)]
     dev: bool,
+    /// Run this plugin in a runner process of its own ("all": every plugin): a crash costs
+    /// one request (502) and a restart, not the server; repeatable
+    #[arg(long, value_name = "NAME|all")]
+    isolate: Vec<String>,
     /// Where to serve the plugins' routes, and GET /-/healthz (port 0 picks a free port)
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
@@ -97,6 +101,11 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
     let mut manager = Manager::builder(&args.dir).reload_same_version(args.dev);
     if let Some(trust) = trust {
         manager = manager.trust(trust);
+    }
+    if args.isolate.iter().any(|name| name == "all") {
+        manager = manager.isolation(gp_host::isolation::Isolation::all());
+    } else if !args.isolate.is_empty() {
+        manager = manager.isolation(gp_host::isolation::Isolation::named(args.isolate.clone()));
     }
     let manager = manager.build();
     // Before loading: the server checks every plugin's routes against the others'.

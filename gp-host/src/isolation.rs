@@ -1,0 +1,28 @@
+//! Isolated plugins (feature `isolate`): a plugin that runs in a runner process of its own,
+//! so that a segfault, an abort, `exit`, a stack overflow or a runaway allocation costs one
+//! call ([`Error::Crashed`](crate::Error::Crashed)) instead of the host, a call that ignores its
+//! deadline is stopped by ending its runner, and an unload frees everything the plugin had,
+//! threads included.
+//!
+//! The plugin is the same library as in process; `plugin.json` does not change. Choose which
+//! plugins run isolated with [`ManagerBuilder::isolation`](crate::ManagerBuilder::isolation).
+//! A runner is this program started again, so the program calls [`run_if_runner`] first thing
+//! in `main` (or names another runner with [`Isolation::program`]):
+//!
+//! ```no_run
+//! # #[allow(clippy::needless_doctest_main)]
+//! fn main() {
+//!     gp_host::isolation::run_if_runner();
+//!     let manager = gp_host::Manager::builder("plugins")
+//!         .isolation(gp_host::isolation::Isolation::named(["untrusted"]))
+//!         .build();
+//!     manager.load_plugins();
+//! }
+//! ```
+//!
+//! Isolation is crash isolation, not a sandbox: the runner runs as the same user and shares the
+//! filesystem and the network. It starts with a cleared environment (see [`Isolation::env`]),
+//! `no_new_privs`, no core dumps, and dies with its host.
+
+pub use crate::runtime::isolated::{Isolated, Isolation, RUNNER_ENV};
+pub use crate::runtime::runner::run_if_runner;

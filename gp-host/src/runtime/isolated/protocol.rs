@@ -1,0 +1,133 @@
+//! What host and runner say to each other over the runner's socket: length-prefixed frames
+//! (a little-endian `u32`, then that many bytes) holding one postcard-encoded message each.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use gp_core::Value;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// The protocol's version. Host and runner refuse each other unless they agree: the runner is
+/// normally the host's own executable, but an embedder can name another program.
+pub(crate) const PROTOCOL: u32 = 1;
+
+/// The largest frame either side accepts (a call's values, both ways, fit in it).
+pub(crate) const MAX_FRAME: usize = 256 << 20;
+
+/// The first frame a runner sends, before anything else.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct Hello {
+    pub protocol: u32,
+    pub pid: u32,
+}
+
+/// What the host asks.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum ToRunner {
+    /// Load this library, check it as a host does, and run `on_load`.
+    Open(Box<Open>),
+    /// Run one call.
+    Call(Call),
+    /// Cancel the call running now (if any).
+    Cancel,
+    /// Run `on_unload`, answer, and exit.
+    Unload,
+    /// Answer [`FromRunner::Pong`] (the bare channel's round trip, for benchmarks).
+    Ping,
+}
+
+/// What the runner loads.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct Open {
+    /// The host's private copy of the library.
+    pub library: PathBuf,
+    /// Where the library came from, for messages.
+    pub origin: PathBuf,
+    pub dir: PathBuf,
+    /// The verified `plugin.json`, as JSON (the manifest's serde form is JSON's).
+    pub manifest: String,
+    pub sha256: String,
+    pub abi_version: String,
+    pub hook_timeout_ms: u64,
+}
+
+/// One call.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) struct Call {
+    pub label: Option<String>,
+    /// What was left of the caller's deadline when the call was sent.
+    pub remaining_ms: Option<u64>,
+    pub values: Vec<(String, Value)>,
+    /// The most CPU time the call may use, in seconds (enforced with `RLIMIT_CPU`, moved
+    /// forward before every call).
+    pub cpu_seconds: Option<u64>,
+}
+
+/// What the runner answers.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum FromRunner {
+    /// The library loaded and its `on_load` ran.
+    Opened {
+        has_on_load: bool,
+        has_on_unload: bool,
+    },
+    /// It did not: the host's error message, as the runner's gp-host wrote it.
+    Refused { message: String },
+    /// A call returned: the context's values after it, and how it went.
+    Done {
+        values: Vec<(String, Value)>,
+        outcome: Outcome,
+    },
+    /// `on_unload` ran (or there was none); the runner exits next.
+    Unloaded { error: Option<String> },
+    /// The answer to [`ToRunner::Ping`].
+    Pong,
+}
+
+/// How a call went, as the host's [`Error`](crate::Error) variants have it.
+#[derive(Serialize, Deserialize, Debug)]
+pub(crate) enum Outcome {
+    Ok,
+    Failed(String),
+    Panicked(String),
+    Cancelled,
+    DeadlineExceeded,
+    /// Anything else, as its message.
+    Other(String),
+}
+
+/// Writes one message as a frame.
+pub(crate) fn send(out: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
+    let body = postcard::to_allocvec(message)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    if body.len() > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a message of {} bytes is over the {} MiB limit",
+                body.len(),
+                MAX_FRAME >> 20
+            ),
+        ));
+    }
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    out.write_all(&frame)
+}
+
+/// Reads one frame and decodes it. `UnexpectedEof` when the other side has gone.
+pub(crate) fn receive<T: DeserializeOwned>(input: &mut impl Read) -> io::Result<T> {
+    let mut length = [0u8; 4];
+    input.read_exact(&mut length)?;
+    let length = u32::from_le_bytes(length) as usize;
+    if length > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a frame of {length} bytes is over the limit"),
+        ));
+    }
+    let mut body = vec![0u8; length];
+    input.read_exact(&mut body)?;
+    postcard::from_bytes(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}

@@ -1,0 +1,613 @@
+//! The host's side of an isolated plugin: its runner process, calls over the runner's socket,
+//! crashes, restarts and the circuit breaker.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::protocol::{self, Call, FromRunner, Hello, Open, Outcome, ToRunner, PROTOCOL};
+use super::{Isolation, MEMORY_ENV, PARENT_ENV, RUNNER_ENV};
+use crate::error::Error;
+use crate::runtime::context::{Context, LOG_MARK};
+use crate::util::{bounded, MAX_PLUGIN_MESSAGE};
+
+/// How often a waiting call looks at its cancellation and deadline.
+const POLL: Duration = Duration::from_millis(5);
+/// How long a runner may take to say hello once started.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many of a runner's last standard-error lines a crash report carries.
+const STDERR_LINES: usize = 20;
+
+/// A plugin version running in a runner process (restarted after a crash).
+pub(crate) struct Remote {
+    plugin: String,
+    open: Open,
+    /// Where the library's private copy comes from, and its SHA-256.
+    source: PathBuf,
+    config: Arc<Isolation>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    runner: Option<Runner>,
+    /// When the runner crashed, within the breaker's window.
+    crashes: VecDeque<Instant>,
+    /// Crashes since the last call a runner answered: the back-off doubles with each.
+    consecutive: u32,
+    /// No runner starts before then (the back-off).
+    not_before: Option<Instant>,
+    /// Set when the breaker opened: the plugin stays failed until it is loaded again.
+    broken: bool,
+    /// Unloaded: no runner starts any more.
+    closed: bool,
+}
+
+/// A running runner process.
+struct Runner {
+    child: Child,
+    socket: UnixStream,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What [`Remote::start`] learnt from the runner.
+pub(crate) struct Opened {
+    pub has_on_load: bool,
+    pub has_on_unload: bool,
+}
+
+/// Why a wait for the runner's answer ended without one.
+enum Lost {
+    /// The socket closed or broke: the runner died (or is dying).
+    Gone,
+    /// The caller's deadline, or its cancellation, plus the grace period passed.
+    GaveUp,
+}
+
+impl Remote {
+    /// Starts a runner for the library at `source` (its private copy is `open.library`), loads
+    /// the plugin there and runs its `on_load`.
+    pub(crate) fn start(
+        plugin: &str,
+        open: Open,
+        source: &Path,
+        config: Arc<Isolation>,
+    ) -> Result<(Remote, Opened), Error> {
+        let remote = Remote {
+            plugin: plugin.to_owned(),
+            open,
+            source: source.to_owned(),
+            config,
+            state: Mutex::default(),
+        };
+        let (runner, opened) = remote.start_runner()?;
+        remote.lock().runner = Some(runner);
+        Ok((remote, opened))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the library's private copy if it is missing (a collection may have removed
+    /// it), checking that the original is still the build that was loaded.
+    fn ensure_copy(&self) -> Result<(), Error> {
+        if self.open.library.exists() {
+            return Ok(());
+        }
+        let data = std::fs::read(&self.source).map_err(|e| Error::io(&self.source, e))?;
+        let sha256 = format!("{:x}", Sha256::digest(&data));
+        if sha256 != self.open.sha256 {
+            return Err(self.runner_error(format!(
+                "its library {} changed since it was loaded, and its runner needs to load it again: load the plugin again",
+                self.source.display()
+            )));
+        }
+        crate::util::write_atomically(&self.open.library, |tmp| std::fs::write(tmp, &data))
+    }
+
+    fn runner_error(&self, message: String) -> Error {
+        Error::Runner {
+            plugin: self.plugin.clone(),
+            message,
+        }
+    }
+
+    /// Starts a runner process and loads the plugin in it.
+    fn start_runner(&self) -> Result<(Runner, Opened), Error> {
+        self.ensure_copy()?;
+        let program = match &self.config.program {
+            Some(program) => program.clone(),
+            None => std::env::current_exe().map_err(|e| {
+                self.runner_error(format!("cannot find this program to start a runner: {e}"))
+            })?,
+        };
+        let (host_end, runner_end) = UnixStream::pair()
+            .map_err(|e| self.runner_error(format!("cannot make a socket pair: {e}")))?;
+        let mut command = Command::new(&program);
+        command.env_clear();
+        for key in &self.config.env {
+            if let Some(value) = std::env::var_os(key) {
+                command.env(key, value);
+            }
+        }
+        command
+            .env(RUNNER_ENV, PROTOCOL.to_string())
+            .env(PARENT_ENV, std::process::id().to_string())
+            .stdin(Stdio::from(OwnedFd::from(runner_end)))
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped());
+        if let Some(bytes) = self.config.memory_limit {
+            command.env(MEMORY_ENV, bytes.to_string());
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| self.runner_error(format!("cannot start {}: {e}", program.display())))?;
+        // The command holds the runner's end of the socket: without this, the host would
+        // never see the end of a runner that died.
+        drop(command);
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr_reader = child.stderr.take().map(|pipe| {
+            let (tail, plugin) = (Arc::clone(&stderr), self.plugin.clone());
+            std::thread::Builder::new()
+                .name(format!("gp-runner-{plugin}-stderr"))
+                .spawn(move || forward_stderr(pipe, &plugin, &tail))
+                .ok()
+        });
+        let mut runner = Runner {
+            child,
+            socket: host_end,
+            stderr,
+            stderr_reader: stderr_reader.flatten(),
+        };
+        let _ = runner.socket.set_read_timeout(Some(POLL));
+
+        let started = Instant::now();
+        let hello: Hello = match runner.receive(&mut || started.elapsed() < HELLO_TIMEOUT) {
+            Ok(hello) => hello,
+            Err(lost) => {
+                let how = match lost {
+                    Lost::GaveUp => format!("did not answer within {HELLO_TIMEOUT:?}"),
+                    Lost::Gone => "exited without answering".to_owned(),
+                };
+                let (status, stderr) = runner.end();
+                return Err(self.runner_error(format!(
+                    "{} {how} ({status}){}: a program that isolates plugins calls gp_host::isolation::run_if_runner() first in main, or names a runner with Isolation::program",
+                    program.display(),
+                    if stderr.is_empty() { String::new() } else { format!("; it wrote:\n{stderr}") }
+                )));
+            }
+        };
+        if hello.protocol != PROTOCOL {
+            runner.end();
+            return Err(self.runner_error(format!(
+                "{} speaks runner protocol {}, this host {PROTOCOL}: use a runner from the same gp-host version",
+                program.display(),
+                hello.protocol
+            )));
+        }
+        let open = ToRunner::Open(Box::new(self.open.clone()));
+        let answer = protocol::send(&mut &runner.socket, &open)
+            .map_err(|_| Lost::Gone)
+            .and_then(|()| {
+                let limit = Duration::from_millis(self.open.hook_timeout_ms) + HELLO_TIMEOUT;
+                runner.receive::<FromRunner>(&mut || started.elapsed() < limit)
+            });
+        match answer {
+            Ok(FromRunner::Opened {
+                has_on_load,
+                has_on_unload,
+            }) => Ok((
+                runner,
+                Opened {
+                    has_on_load,
+                    has_on_unload,
+                },
+            )),
+            Ok(FromRunner::Refused { message }) => {
+                runner.end();
+                Err(self.runner_error(message))
+            }
+            Ok(other) => {
+                runner.end();
+                Err(self.runner_error(format!("unexpected answer to Open: {other:?}")))
+            }
+            Err(_) => {
+                let (status, stderr) = runner.end();
+                Err(self.runner_error(format!(
+                    "its runner died while loading it ({status}){}",
+                    if stderr.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; its last lines on stderr:\n{stderr}")
+                    }
+                )))
+            }
+        }
+    }
+
+    /// Runs one call in the runner (starting one if needed).
+    pub(crate) fn call(&self, ctx: &mut Context, retiring: &AtomicBool) -> Result<(), Box<Error>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Box::new(Error::Unloaded {
+                plugin: self.plugin.clone(),
+            }));
+        }
+        if state.broken {
+            return Err(Box::new(Error::CircuitOpen {
+                plugin: self.plugin.clone(),
+                crashes: self.config.max_crashes,
+                window: self.config.crash_window,
+            }));
+        }
+        if state.runner.is_none() {
+            if let Some(not_before) = state.not_before {
+                let wait = not_before.saturating_duration_since(Instant::now());
+                if ctx.deadline().is_some_and(|d| Instant::now() + wait > d) {
+                    return Err(Box::new(Error::DeadlineExceeded {
+                        plugin: self.plugin.clone(),
+                    }));
+                }
+                std::thread::sleep(wait);
+            }
+            match self.start_runner() {
+                Ok((runner, _)) => state.runner = Some(runner),
+                Err(error) => {
+                    self.crashed(&mut state);
+                    return Err(Box::new(error));
+                }
+            }
+            tracing::info!(target: "gp", plugin = self.plugin, "started a new runner");
+        }
+        let runner = state.runner.as_mut().expect("started above");
+        let deadline = ctx.deadline();
+        let call = ToRunner::Call(Call {
+            label: ctx.label().map(str::to_owned),
+            remaining_ms: deadline
+                .map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
+            values: ctx
+                .values()
+                .map(|(k, v)| (k.to_owned(), v.clone()))
+                .collect(),
+            cpu_seconds: self.config.cpu_per_call.map(|d| d.as_secs().max(1)),
+        });
+        let grace = self.config.grace;
+        let mut cancel_sent: Option<Instant> = None;
+        let socket = runner.socket.try_clone().ok();
+        let answer = protocol::send(&mut &runner.socket, &call)
+            .map_err(|_| Lost::Gone)
+            .and_then(|()| {
+                runner.receive::<FromRunner>(&mut || {
+                    let now = Instant::now();
+                    let due = ctx.is_cancelled()
+                        || retiring.load(Ordering::Relaxed)
+                        || deadline.is_some_and(|d| now >= d);
+                    if due && cancel_sent.is_none() {
+                        if let Some(socket) = &socket {
+                            let _ = protocol::send(&mut &*socket, &ToRunner::Cancel);
+                        }
+                        cancel_sent = Some(now);
+                    }
+                    cancel_sent.is_none_or(|sent| now < sent + grace)
+                })
+            });
+        match answer {
+            Ok(FromRunner::Done { values, outcome }) => {
+                state.consecutive = 0;
+                ctx.replace_values(values);
+                self.outcome(ctx, outcome, retiring)
+            }
+            Ok(other) => {
+                let error = format!("unexpected answer to a call: {other:?}");
+                if let Some(runner) = state.runner.take() {
+                    runner.kill();
+                }
+                Err(Box::new(self.runner_error(error)))
+            }
+            Err(Lost::GaveUp) => {
+                let runner = state.runner.take().expect("the runner of this call");
+                runner.kill();
+                tracing::warn!(target: "gp", plugin = self.plugin, "a call did not stop within {grace:?} of its deadline or cancellation: its runner was killed; the next call starts a new one");
+                Err(Box::new(
+                    if ctx.is_cancelled() || retiring.load(Ordering::Relaxed) {
+                        Error::Cancelled {
+                            plugin: self.plugin.clone(),
+                        }
+                    } else {
+                        Error::DeadlineExceeded {
+                            plugin: self.plugin.clone(),
+                        }
+                    },
+                ))
+            }
+            Err(Lost::Gone) => {
+                let runner = state.runner.take().expect("the runner of this call");
+                let (status, stderr) = runner.end();
+                self.crashed(&mut state);
+                tracing::info!(target: "gp", plugin = self.plugin, "its runner died during a call ({status})");
+                Err(Box::new(Error::Crashed {
+                    plugin: self.plugin.clone(),
+                    status,
+                    stderr,
+                }))
+            }
+        }
+    }
+
+    fn outcome(
+        &self,
+        ctx: &Context,
+        outcome: Outcome,
+        retiring: &AtomicBool,
+    ) -> Result<(), Box<Error>> {
+        let plugin = self.plugin.clone();
+        Err(Box::new(match outcome {
+            Outcome::Ok => return Ok(()),
+            Outcome::Panicked(message) => {
+                tracing::error!(target: "gp::plugin", plugin = %plugin, "plugin panicked: {message}");
+                Error::Panicked { plugin, message }
+            }
+            Outcome::Cancelled if retiring.load(Ordering::Relaxed) && !ctx.is_cancelled() => {
+                Error::Unloaded { plugin }
+            }
+            Outcome::Cancelled => Error::Cancelled { plugin },
+            Outcome::DeadlineExceeded => Error::DeadlineExceeded { plugin },
+            Outcome::Failed(message) | Outcome::Other(message) => Error::Failed {
+                plugin,
+                // Cut by the runner already, which says how much; this bound is for a
+                // runner that did not (its suffix fits in the margin).
+                message: bounded(message, MAX_PLUGIN_MESSAGE + 64),
+            },
+        }))
+    }
+
+    /// Counts a crash: sets the back-off, and opens the breaker after too many.
+    fn crashed(&self, state: &mut State) {
+        let now = Instant::now();
+        state.crashes.push_back(now);
+        while state
+            .crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.config.crash_window)
+        {
+            state.crashes.pop_front();
+        }
+        state.consecutive += 1;
+        let backoff = self
+            .config
+            .backoff
+            .saturating_mul(1 << state.consecutive.saturating_sub(1).min(10))
+            .min(Duration::from_secs(5));
+        state.not_before = Some(now + backoff);
+        if state.crashes.len() as u32 >= self.config.max_crashes {
+            state.broken = true;
+            tracing::error!(target: "gp", plugin = self.plugin, "its runner crashed {} times within {:?}: the plugin is marked failed until it is loaded again", state.crashes.len(), self.config.crash_window);
+        }
+    }
+
+    /// Runs `on_unload` in the runner and ends it. `None` if no runner was running.
+    pub(crate) fn unload(&self, hook_timeout: Duration) -> Option<Result<(), Error>> {
+        let mut state = self.lock();
+        state.closed = true;
+        let mut runner = state.runner.take()?;
+        let started = Instant::now();
+        let limit = hook_timeout + self.config.grace;
+        let answer = protocol::send(&mut &runner.socket, &ToRunner::Unload)
+            .map_err(|_| Lost::Gone)
+            .and_then(|()| runner.receive::<FromRunner>(&mut || started.elapsed() < limit));
+        let outcome = match answer {
+            Ok(FromRunner::Unloaded { error: None }) => Ok(()),
+            Ok(FromRunner::Unloaded {
+                error: Some(message),
+            }) => Err(self.runner_error(message)),
+            Ok(other) => Err(self.runner_error(format!("unexpected answer to Unload: {other:?}"))),
+            Err(Lost::GaveUp) => Err(self.runner_error(format!(
+                "on_unload did not return within {limit:?}: the runner was killed"
+            ))),
+            Err(Lost::Gone) => {
+                let (status, stderr) = runner.end();
+                return Some(Err(Error::Crashed {
+                    plugin: self.plugin.clone(),
+                    status: format!("while unloading: {status}"),
+                    stderr,
+                }));
+            }
+        };
+        runner.end();
+        Some(outcome)
+    }
+
+    /// The runner's process id, if one is running.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.lock().runner.as_ref().map(|r| r.child.id())
+    }
+
+    /// The bare channel's round trip: a ping and its answer.
+    pub(crate) fn ping(&self) -> Result<(), Error> {
+        let mut state = self.lock();
+        let Some(runner) = state.runner.as_mut() else {
+            return Err(self.runner_error("no runner is running".into()));
+        };
+        protocol::send(&mut &runner.socket, &ToRunner::Ping)
+            .map_err(|e| self.runner_error(e.to_string()))?;
+        match runner.receive::<FromRunner>(&mut || true) {
+            Ok(FromRunner::Pong) => Ok(()),
+            _ => Err(self.runner_error("no answer to a ping".into())),
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        if let Some(runner) = self.lock().runner.take() {
+            runner.kill();
+        }
+        let _ = std::fs::remove_file(&self.open.library);
+    }
+}
+
+impl Runner {
+    /// Reads one message, calling `keep_waiting` whenever nothing has come for a while: the
+    /// wait ends when it returns false.
+    fn receive<T: serde::de::DeserializeOwned>(
+        &mut self,
+        keep_waiting: &mut dyn FnMut() -> bool,
+    ) -> Result<T, Lost> {
+        let mut length = [0u8; 4];
+        read_polling(&self.socket, &mut length, keep_waiting)?;
+        let length = u32::from_le_bytes(length) as usize;
+        if length > protocol::MAX_FRAME {
+            return Err(Lost::Gone);
+        }
+        let mut body = vec![0u8; length];
+        read_polling(&self.socket, &mut body, keep_waiting)?;
+        postcard::from_bytes(&body).map_err(|_| Lost::Gone)
+    }
+
+    /// Waits for the process to end (killing it if it has not within a second) and returns
+    /// how it ended and its last standard-error lines.
+    fn end(mut self) -> (String, String) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        let started = Instant::now();
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if started.elapsed() < Duration::from_secs(1) => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    break self.child.wait().ok();
+                }
+            }
+        };
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        let stderr = tail.iter().cloned().collect::<Vec<_>>().join("\n");
+        (
+            status.map_or_else(|| "status unknown".into(), describe),
+            stderr,
+        )
+    }
+
+    /// Kills the process and reaps it.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+fn read_polling(
+    mut socket: &UnixStream,
+    buf: &mut [u8],
+    keep_waiting: &mut dyn FnMut() -> bool,
+) -> Result<(), Lost> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match socket.read(&mut buf[filled..]) {
+            Ok(0) => {
+                return Err(Lost::Gone);
+            }
+            Ok(n) => filled += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if !keep_waiting() {
+                    return Err(Lost::GaveUp);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(Lost::Gone),
+        }
+    }
+    Ok(())
+}
+
+/// "killed by signal 11 (SIGSEGV)", "exited with status 3".
+fn describe(status: ExitStatus) -> String {
+    if let Some(signal) = status.signal() {
+        let name = match signal {
+            4 => " (SIGILL)",
+            6 => " (SIGABRT)",
+            7 => " (SIGBUS)",
+            8 => " (SIGFPE)",
+            9 => " (SIGKILL)",
+            11 => " (SIGSEGV)",
+            24 => " (SIGXCPU)",
+            _ => "",
+        };
+        format!("killed by signal {signal}{name}")
+    } else {
+        format!("exited with status {}", status.code().unwrap_or(-1))
+    }
+}
+
+/// Logs the runner's standard error through the host's `tracing` (the plugin's log records
+/// at their level, anything else at info), keeping the last lines for a crash report.
+fn forward_stderr(pipe: impl Read, plugin: &str, tail: &Mutex<VecDeque<String>>) {
+    let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // A line is cut at 16 KiB; the rest of it reads as further lines.
+        match reader
+            .by_ref()
+            .take(MAX_PLUGIN_MESSAGE as u64)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            continue;
+        }
+        if let Some(record) = text.strip_prefix(LOG_MARK) {
+            let (level, message) = record.split_once(' ').unwrap_or(("info", record));
+            let message = message.replace('\u{1f}', "\n");
+            match level {
+                "error" => tracing::error!(target: "gp::plugin", plugin, "{message}"),
+                "warn" => tracing::warn!(target: "gp::plugin", plugin, "{message}"),
+                "debug" => tracing::debug!(target: "gp::plugin", plugin, "{message}"),
+                "trace" => tracing::trace!(target: "gp::plugin", plugin, "{message}"),
+                _ => tracing::info!(target: "gp::plugin", plugin, "{message}"),
+            }
+            continue;
+        }
+        tracing::info!(target: "gp::plugin", plugin, "stderr: {text}");
+        // A backtrace's frames would push the message before them out of the crash report.
+        let frame = text.trim_start();
+        let is_frame = frame.starts_with("at ")
+            || frame
+                .split_once(": ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if is_frame {
+            continue;
+        }
+        let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+        if tail.len() == STDERR_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(bounded(text.to_owned(), 512));
+    }
+}

@@ -1,0 +1,372 @@
+//! Isolated plugins: each misbehaviour that takes an in-process host down (faults.rs) costs
+//! one call here, with the cause in the error, and the next call is served by a new runner.
+//! Unload and drop leave no runner process behind. The runner is the test build's `gp`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gp_host::isolation::Isolation;
+use gp_host::{Context, Error, Executor, Manager};
+
+use crate::harness::{base_dir, custom_fixture, example, Interface};
+
+const UNRULY: &str = r#"use std::io::Write;
+
+use gp_sdk::{plugin_entry, Context, Result};
+
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("second panic, in a Drop while unwinding");
+    }
+}
+
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    let frame = [n; 64];
+    std::hint::black_box(&frame);
+    if n == 0 { 0 } else { recurse(n - 1).wrapping_add(frame[1]) }
+}
+
+#[plugin_entry]
+fn execute(ctx: &mut Context) -> Result {
+    match ctx.label().unwrap_or_default() {
+        // SAFETY: none; the point is the crash.
+        "segv" => unsafe { std::ptr::null_mut::<u8>().write_volatile(1) },
+        "abort" => std::process::abort(),
+        "exit" => std::process::exit(3),
+        "overflow" => {
+            std::hint::black_box(recurse(u64::MAX));
+        }
+        "double-panic" => {
+            let _guard = PanicsOnDrop;
+            panic!("first panic");
+        }
+        "alloc" => {
+            let big: Vec<u8> = Vec::with_capacity(8 << 30);
+            std::hint::black_box(&big);
+        }
+        "spin" => loop {
+            std::hint::spin_loop();
+        },
+        "thread" => {
+            let path = ctx.get_str("file").unwrap_or_default().to_owned();
+            std::thread::spawn(move || {
+                for i in 0..1000 {
+                    let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(&path) else {
+                        return;
+                    };
+                    let _ = writeln!(file, "{i}");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            });
+        }
+        "fail" => return Err(gp_sdk::Error::msg("x".repeat(10 << 20))),
+        "panic" => panic!("an ordinary panic"),
+        _ => {}
+    }
+    ctx.set("pid", std::process::id() as i64);
+    let n = ctx.get_i64("n").unwrap_or(0);
+    ctx.set("n", n + 1);
+    Ok(())
+}
+"#;
+
+fn unruly() -> &'static Path {
+    custom_fixture("unruly", "1.0.0", UNRULY, Interface::Real)
+}
+
+/// Isolation of every plugin, with the test build's `gp` as the runner.
+fn isolation() -> Isolation {
+    Isolation {
+        backoff: Duration::from_millis(10),
+        max_crashes: 100,
+        ..Isolation::all().program(env!("CARGO_BIN_EXE_gp"))
+    }
+}
+
+fn loaded(libraries: &[&Path], isolation: Isolation) -> (tempfile::TempDir, Manager) {
+    let base = base_dir();
+    for library in libraries {
+        gp_host::build::install_library(library, base.path()).unwrap();
+    }
+    let manager = Manager::builder(base.path()).isolation(isolation).build();
+    let report = manager.load_plugins();
+    assert!(report.failed.is_empty(), "{report:?}");
+    (base, manager)
+}
+
+fn call(executor: &Executor, label: &str) -> Result<Context, Error> {
+    let mut ctx = Context::new().with_label(label);
+    ctx.set("n", 41);
+    executor.execute(&mut ctx).map(|()| ctx)
+}
+
+/// A call that works, served by a runner (not this process): the runner's pid.
+fn served(executor: &Executor) -> i64 {
+    let ctx = call(executor, "").unwrap();
+    assert_eq!(ctx.get("n").and_then(|v| v.as_i64()), Some(42));
+    let pid = ctx.get("pid").and_then(|v| v.as_i64()).unwrap();
+    assert_ne!(pid, std::process::id() as i64, "the call ran in the host");
+    assert_eq!(executor.isolation(), Some(Some(pid as u32)));
+    pid
+}
+
+fn alive(pid: u32) -> bool {
+    // A reaped process has no /proc entry; a zombie would still say "Z".
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.split(' ').nth(2).is_none_or(|state| state != "Z"))
+}
+
+#[test]
+fn each_crash_costs_one_call_with_its_cause_and_the_next_call_gets_a_new_runner() {
+    let (_base, manager) = loaded(&[unruly()], isolation());
+    let executor = manager.executor("unruly").unwrap();
+    let mut pid = served(&executor);
+    for (label, status) in [
+        ("segv", "killed by signal 11 (SIGSEGV)"),
+        ("abort", "killed by signal 6 (SIGABRT)"),
+        ("exit", "exited with status 3"),
+        ("overflow", "killed by signal 6 (SIGABRT)"),
+        ("double-panic", "killed by signal 6 (SIGABRT)"),
+    ] {
+        let error = call(&executor, label).unwrap_err();
+        let Error::Crashed {
+            plugin,
+            status: seen,
+            stderr,
+        } = &error
+        else {
+            panic!("{label}: {error}");
+        };
+        assert_eq!(
+            (plugin.as_str(), seen.as_str()),
+            ("unruly", status),
+            "{label}"
+        );
+        assert!(
+            error.to_string().starts_with(&format!(
+                "plugin `unruly` crashed: its runner process {status}; the next call starts a new one"
+            )),
+            "{label}: {error}"
+        );
+        match label {
+            "overflow" => assert!(stderr.contains("has overflowed its stack"), "{stderr}"),
+            "double-panic" => assert!(
+                stderr.contains("gp: plugin `unruly` panicked while panicking, which aborts the process: first \"first panic\""),
+                "{stderr}"
+            ),
+            _ => {}
+        }
+        assert!(
+            !alive(pid as u32),
+            "{label}: the crashed runner {pid} is gone"
+        );
+        assert_eq!(
+            executor.isolation(),
+            Some(None),
+            "no runner until the next call"
+        );
+        let next = served(&executor);
+        assert_ne!(next, pid, "{label}: a new runner");
+        pid = next;
+    }
+    // Errors and panics are not crashes: the same runner answers them.
+    let error = call(&executor, "panic").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "plugin `unruly` panicked: an ordinary panic (at src/lib.rs:54:20)"
+    );
+    let error = call(&executor, "fail").unwrap_err();
+    let Error::Failed { message, .. } = &error else {
+        panic!("{error}");
+    };
+    assert!(
+        message.ends_with("xxx… (10469376 more bytes cut)"),
+        "{}",
+        message.len()
+    );
+    assert_eq!(served(&executor), pid);
+    drop(executor);
+    drop(manager);
+    assert!(!alive(pid as u32), "dropping the manager ends its runners");
+}
+
+#[test]
+fn a_call_that_ignores_its_deadline_is_stopped_by_killing_its_runner() {
+    let (_base, manager) = loaded(
+        &[unruly()],
+        Isolation {
+            grace: Duration::from_millis(300),
+            ..isolation()
+        },
+    );
+    let executor = manager.executor("unruly").unwrap();
+    let pid = served(&executor);
+    let started = Instant::now();
+    let mut ctx = Context::new()
+        .with_label("spin")
+        .with_timeout(Duration::from_millis(200));
+    let error = executor.execute(&mut ctx).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "call to plugin `unruly` passed its deadline"
+    );
+    // Not before the deadline plus the grace period (and not forever).
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    assert!(!alive(pid as u32));
+    assert_ne!(served(&executor), pid);
+}
+
+#[test]
+fn memory_and_cpu_limits_end_the_call_not_the_host() {
+    let (_base, manager) = loaded(
+        &[unruly()],
+        Isolation {
+            memory_limit: Some(1 << 30),
+            cpu_per_call: Some(Duration::from_secs(1)),
+            ..isolation()
+        },
+    );
+    let executor = manager.executor("unruly").unwrap();
+    served(&executor);
+    let error = call(&executor, "alloc").unwrap_err();
+    let Error::Crashed { status, stderr, .. } = &error else {
+        panic!("{error}");
+    };
+    assert_eq!(status, "killed by signal 6 (SIGABRT)");
+    assert!(
+        stderr.contains("memory allocation of 8589934592 bytes failed"),
+        "{stderr}"
+    );
+    served(&executor);
+    // No deadline: the CPU limit stops it (after 1 to 2 s of CPU time).
+    let error = call(&executor, "spin").unwrap_err();
+    let Error::Crashed { status, .. } = &error else {
+        panic!("{error}");
+    };
+    assert_eq!(status, "killed by signal 24 (SIGXCPU)");
+    served(&executor);
+}
+
+#[test]
+fn unload_ends_the_runner_and_every_thread_the_plugin_started() {
+    let (base, manager) = loaded(&[unruly()], isolation());
+    let executor = manager.executor("unruly").unwrap();
+    let file = base.path().join("written");
+    let mut ctx = Context::new().with_label("thread");
+    ctx.set("file", file.display().to_string());
+    executor.execute(&mut ctx).unwrap();
+    let pid = ctx.get("pid").and_then(|v| v.as_i64()).unwrap() as u32;
+    let lines = || {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(lines() >= 3, "the plugin's thread writes");
+    manager.unload("unruly").unwrap();
+    assert!(!alive(pid), "the runner {pid} is gone after unload");
+    let after = lines();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        lines(),
+        after,
+        "the plugin's thread stopped with its runner"
+    );
+}
+
+#[test]
+fn the_breaker_opens_after_repeated_crashes_until_the_plugin_is_loaded_again() {
+    let (_base, manager) = loaded(
+        &[unruly()],
+        Isolation {
+            max_crashes: 2,
+            ..isolation()
+        },
+    );
+    let executor = manager.executor("unruly").unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            call(&executor, "abort"),
+            Err(Error::Crashed { .. })
+        ));
+    }
+    let error = call(&executor, "").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "plugin `unruly` is failed: its runner crashed 2 times within 60s; load it again (unload and load, or upgrade) once it is fixed"
+    );
+    manager.unload("unruly").unwrap();
+    assert!(manager.load_plugins().failed.is_empty());
+    served(&manager.executor("unruly").unwrap());
+}
+
+#[test]
+fn a_crash_while_loading_refuses_that_plugin_only() {
+    let crashes = custom_fixture(
+        "crash-on-load",
+        "1.0.0",
+        crate::faults::CRASH_ON_LOAD,
+        Interface::Real,
+    );
+    let base = base_dir();
+    gp_host::build::install_library(crashes, base.path()).unwrap();
+    gp_host::build::install_library(example("sample"), base.path()).unwrap();
+    let manager = Manager::builder(base.path()).isolation(isolation()).build();
+    let report = manager.load_plugins();
+    assert_eq!(report.loaded.len(), 1, "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    let error = report.failed[0].error.to_string();
+    assert_eq!(
+        error,
+        "plugin `crash-on-load` (isolated): its runner died while loading it (killed by signal 11 (SIGSEGV))"
+    );
+    crate::harness::assert_sample_serves(&manager);
+}
+
+#[test]
+fn a_program_that_is_not_a_runner_is_refused_with_what_to_do() {
+    let base = base_dir();
+    gp_host::build::install_library(example("sample"), base.path()).unwrap();
+    let manager = Manager::builder(base.path())
+        .isolation(Isolation::all().program("/bin/true"))
+        .build();
+    let report = manager.load_plugins();
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(
+        report.failed[0].error.to_string(),
+        "plugin `sample` (isolated): /bin/true exited without answering (exited with status 0): a program that isolates plugins calls gp_host::isolation::run_if_runner() first in main, or names a runner with Isolation::program"
+    );
+}
+
+#[test]
+fn gp_call_isolate_reports_a_crash_and_exits_1() {
+    let base = base_dir();
+    gp_host::build::install_library(unruly(), base.path()).unwrap();
+    let run = |label: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gp"))
+            .args(["call", "--isolate", "--label", label])
+            .arg(base.path())
+            .arg("unruly")
+            .env_remove("GP_LOG")
+            .output()
+            .unwrap()
+    };
+    let output = run("segv");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: plugin `unruly` crashed: its runner process killed by signal 11 (SIGSEGV); the next call starts a new one\n"
+    );
+    let output = run("");
+    assert!(output.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["n"], 1);
+}
