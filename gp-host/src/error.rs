@@ -189,8 +189,9 @@ pub enum Error {
         /// Within this window.
         window: std::time::Duration,
     },
-    /// An isolated plugin's runner could not be started or could not load the plugin.
-    #[error("plugin `{plugin}` (isolated): {message}")]
+    /// A runner process (an isolated plugin's, or a pre-flight's) could not be started, or
+    /// could not load the plugin.
+    #[error("plugin `{plugin}`: {message}")]
     Runner {
         /// The plugin's name.
         plugin: String,

@@ -49,6 +49,8 @@ pub struct ManagerBuilder {
     pub(crate) gc: Option<GcOptions>,
     #[cfg(feature = "isolate")]
     pub(crate) isolation: Arc<crate::runtime::isolated::Isolation>,
+    #[cfg(feature = "isolate")]
+    pub(crate) preflight: bool,
 }
 
 impl Manager {
@@ -81,6 +83,8 @@ impl Manager {
             gc: Some(GcOptions::default()),
             #[cfg(feature = "isolate")]
             isolation: Arc::default(),
+            #[cfg(feature = "isolate")]
+            preflight: false,
         }
     }
 }
@@ -203,6 +207,22 @@ impl ManagerBuilder {
     #[cfg(feature = "isolate")]
     pub fn isolation(mut self, isolation: crate::isolation::Isolation) -> Self {
         self.isolation = Arc::new(isolation);
+        self
+    }
+
+    /// Whether a build this process has not loaded yet is first loaded in a throwaway runner
+    /// process before this one maps it (default: no). The dynamic loader and abi_stable's
+    /// layout check run the library's start-up code and read its data before any check of
+    /// gp's can: a corrupted or hostile library can crash there, and in process that is the
+    /// host. With pre-flight on, such a build is refused with
+    /// [`Error::Runner`](crate::Error::Runner) naming the signal, and the plugins beside it load
+    /// as usual. Each build (by SHA-256) is checked once per process; it costs a process
+    /// start and a `dlopen` (a few milliseconds, see `benches/README.md`). The runner is
+    /// [`Isolation::program`](crate::isolation::Isolation::program) (default: this program,
+    /// which must call [`run_if_runner`](crate::isolation::run_if_runner)). `gp` turns it on.
+    #[cfg(feature = "isolate")]
+    pub fn preflight(mut self, on: bool) -> Self {
+        self.preflight = on;
         self
     }
 

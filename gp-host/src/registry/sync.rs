@@ -188,11 +188,26 @@ impl Manager {
                 std::sync::Arc::clone(&self.inner.config.isolation),
             );
         }
+        #[cfg(feature = "isolate")]
+        let preflight = |spec: &Spec, copy: &std::path::Path| {
+            if self.inner.config.preflight {
+                crate::runtime::isolated::remote::preflight(
+                    spec,
+                    copy,
+                    &self.inner.config.isolation,
+                )
+            } else {
+                Ok(())
+            }
+        };
+        #[cfg(not(feature = "isolate"))]
+        let preflight = |_: &Spec, _: &std::path::Path| Ok(());
         Loaded::open(
             spec,
             library,
             self.runtime_dir(),
             self.inner.config.hook_timeout,
+            &preflight,
         )
     }
 }

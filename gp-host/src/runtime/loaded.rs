@@ -70,8 +70,17 @@ fn loaded_modules() -> std::sync::MutexGuard<'static, HashMap<String, Module>> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
+/// A check of a library's private copy before this process maps it (the pre-flight in a
+/// throwaway runner, when the manager asks for one).
+pub(crate) type Preflight<'a> = &'a dyn Fn(&Spec, &Path) -> Result<(), Error>;
+
 /// Writes the library's private copy, loads it through abi_stable's checks, deletes the copy.
-fn load_copy(spec: &Spec, library: &LibraryFile, runtime_dir: &Path) -> Result<Module, Error> {
+fn load_copy(
+    spec: &Spec,
+    library: &LibraryFile,
+    runtime_dir: &Path,
+    preflight: Preflight<'_>,
+) -> Result<Module, Error> {
     let stem = library
         .path
         .file_stem()
@@ -84,7 +93,8 @@ fn load_copy(spec: &Spec, library: &LibraryFile, runtime_dir: &Path) -> Result<M
     let copy = runtime_dir.join(format!("{stem}-{}{extension}", short_hash(&library.sha256)));
     let data = library.data()?;
     write_atomically(&copy, |tmp| std::fs::write(tmp, data))?;
-    let module = library::load(&copy, &library.path, spec.name(), &spec.abi_version);
+    let module = preflight(spec, &copy)
+        .and_then(|()| library::load(&copy, &library.path, spec.name(), &spec.abi_version));
     // The loader keeps what it mapped; the copy is no longer needed either way.
     let _ = std::fs::remove_file(&copy);
     module
@@ -149,6 +159,7 @@ impl Loaded {
         library: &LibraryFile,
         runtime_dir: &Path,
         hook_timeout: Duration,
+        preflight: Preflight<'_>,
     ) -> Result<Loaded, Error> {
         // Made even when not needed: a manager's runtime directory exists once it loads.
         std::fs::create_dir_all(runtime_dir).map_err(|e| Error::io(runtime_dir, e))?;
@@ -161,7 +172,7 @@ impl Loaded {
         let module = match known {
             Some(module) => module,
             None => {
-                let module = load_copy(&spec, library, runtime_dir)?;
+                let module = load_copy(&spec, library, runtime_dir, preflight)?;
                 loaded_modules().insert(library.sha256.clone(), module);
                 module
             }
@@ -209,6 +220,7 @@ impl Loaded {
             sha256: spec.sha256.clone(),
             abi_version: spec.abi_version.clone(),
             hook_timeout_ms: hook_timeout.as_millis() as u64,
+            check_only: false,
         };
         let (remote, opened) = match Remote::start(spec.name(), open, &library.path, isolation) {
             Ok(started) => started,

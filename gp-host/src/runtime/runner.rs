@@ -154,6 +154,18 @@ fn serve() -> Result<(), String> {
         Ok(other) => return Err(format!("expected Open first, got {other:?}")),
         Err(e) => return Err(format!("reading from the host: {e}")),
     };
+    if open.check_only {
+        let answer = match check_library(&open) {
+            Ok((has_on_load, has_on_unload)) => FromRunner::Opened {
+                has_on_load,
+                has_on_unload,
+            },
+            Err(error) => FromRunner::Refused {
+                message: error.to_string(),
+            },
+        };
+        return send(&answer);
+    }
     let loaded = match open_library(&open) {
         Ok(loaded) => Arc::new(loaded),
         Err(error) => {
@@ -226,6 +238,23 @@ fn serve() -> Result<(), String> {
             ToRunner::Open(_) => return Err("opened twice".into()),
         }
     }
+}
+
+/// Loads the library as a host would (the loader, abi_stable's checks, the root module) and
+/// says which hooks it has, without running any.
+fn check_library(open: &Open) -> Result<(bool, bool), Error> {
+    let manifest: gp_core::manifest::Manifest =
+        serde_json::from_str(&open.manifest).map_err(|e| Error::Runner {
+            plugin: String::new(),
+            message: format!("the host sent a manifest this runner cannot read: {e}"),
+        })?;
+    let module = library::load(
+        &open.library,
+        &open.origin,
+        &manifest.name,
+        &open.abi_version,
+    )?;
+    Ok((module.on_load().is_some(), module.on_unload().is_some()))
 }
 
 fn open_library(open: &Open) -> Result<Loaded, Error> {

@@ -49,6 +49,9 @@ pub(crate) struct Open {
     pub sha256: String,
     pub abi_version: String,
     pub hook_timeout_ms: u64,
+    /// Only check that the library loads (the pre-flight of an in-process load): answer
+    /// `Opened` without running `on_load`, then exit.
+    pub check_only: bool,
 }
 
 /// One call.

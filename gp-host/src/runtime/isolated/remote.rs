@@ -1,7 +1,7 @@
 //! The host's side of an isolated plugin: its runner process, calls over the runner's socket,
 //! crashes, restarts and the circuit breaker.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -9,7 +9,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -18,12 +18,16 @@ use super::protocol::{self, Call, FromRunner, Hello, Open, Outcome, ToRunner, PR
 use super::{Isolation, MEMORY_ENV, PARENT_ENV, RUNNER_ENV};
 use crate::error::Error;
 use crate::runtime::context::{Context, LOG_MARK};
+use crate::runtime::spec::Spec;
 use crate::util::{bounded, MAX_PLUGIN_MESSAGE};
 
 /// How often a waiting call looks at its cancellation and deadline.
 const POLL: Duration = Duration::from_millis(5);
 /// How long a runner may take to say hello once started.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How a message about a runner that could not start at all begins.
+const NOT_STARTED: &str = "cannot start";
+
 /// How many of a runner's last standard-error lines a crash report carries.
 const STDERR_LINES: usize = 20;
 
@@ -35,6 +39,8 @@ pub(crate) struct Remote {
     source: PathBuf,
     config: Arc<Isolation>,
     state: Mutex<State>,
+    /// Whether the private copy is this remote's to delete (a pre-flight's is not).
+    owns_copy: bool,
 }
 
 #[derive(Default)]
@@ -89,6 +95,7 @@ impl Remote {
             source: source.to_owned(),
             config,
             state: Mutex::default(),
+            owns_copy: true,
         };
         let (runner, opened) = remote.start_runner()?;
         remote.lock().runner = Some(runner);
@@ -182,7 +189,7 @@ impl Remote {
                 };
                 let (status, stderr) = runner.end();
                 return Err(self.runner_error(format!(
-                    "{} {how} ({status}){}: a program that isolates plugins calls gp_host::isolation::run_if_runner() first in main, or names a runner with Isolation::program",
+                    "its runner {} {how} ({status}){}: a program that isolates plugins calls gp_host::isolation::run_if_runner() first in main, or names a runner with Isolation::program",
                     program.display(),
                     if stderr.is_empty() { String::new() } else { format!("; it wrote:\n{stderr}") }
                 )));
@@ -191,7 +198,7 @@ impl Remote {
         if hello.protocol != PROTOCOL {
             runner.end();
             return Err(self.runner_error(format!(
-                "{} speaks runner protocol {}, this host {PROTOCOL}: use a runner from the same gp-host version",
+                "its runner {} speaks runner protocol {}, this host {PROTOCOL}: use a runner from the same gp-host version",
                 program.display(),
                 hello.protocol
             )));
@@ -216,7 +223,7 @@ impl Remote {
             )),
             Ok(FromRunner::Refused { message }) => {
                 runner.end();
-                Err(self.runner_error(message))
+                Err(self.runner_error(format!("its runner refused it: {message}")))
             }
             Ok(other) => {
                 runner.end();
@@ -453,8 +460,68 @@ impl Drop for Remote {
         if let Some(runner) = self.lock().runner.take() {
             runner.kill();
         }
-        let _ = std::fs::remove_file(&self.open.library);
+        if self.owns_copy {
+            let _ = std::fs::remove_file(&self.open.library);
+        }
     }
+}
+
+/// The verdicts of pre-flights so far, by SHA-256: `Err` holds the refusal's message.
+fn verdicts() -> MutexGuard<'static, HashMap<String, Result<(), String>>> {
+    static VERDICTS: OnceLock<Mutex<HashMap<String, Result<(), String>>>> = OnceLock::new();
+    VERDICTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+/// Loads the library at `copy` in a throwaway runner (the loader, abi_stable's checks, the
+/// root module; no hook runs) before this process maps it. Once per build and process.
+pub(crate) fn preflight(spec: &Spec, copy: &Path, config: &Arc<Isolation>) -> Result<(), Error> {
+    let refused = |message: String| Error::Runner {
+        plugin: spec.name().to_owned(),
+        message,
+    };
+    if let Some(verdict) = verdicts().get(&spec.sha256) {
+        return verdict.clone().map_err(refused);
+    }
+    let remote = Remote {
+        plugin: spec.name().to_owned(),
+        open: Open {
+            library: copy.to_owned(),
+            origin: spec.origin.clone(),
+            dir: spec.dir.clone(),
+            manifest: spec.manifest.to_json_pretty(),
+            sha256: spec.sha256.clone(),
+            abi_version: spec.abi_version.clone(),
+            hook_timeout_ms: 0,
+            check_only: true,
+        },
+        source: spec.library.clone(),
+        config: Arc::clone(config),
+        state: Mutex::default(),
+        owns_copy: false,
+    };
+    let started = Instant::now();
+    let verdict = match remote.start_runner() {
+        Ok((runner, _)) => {
+            runner.end();
+            Ok(())
+        }
+        // The runner could not start at all: no verdict on the library, nothing cached.
+        Err(Error::Runner { message, .. }) if message.starts_with(NOT_STARTED) => {
+            return Err(refused(message));
+        }
+        Err(error) => Err(match error {
+            Error::Runner { message, .. } => {
+                format!("pre-flight: {message}; it was not loaded into this process")
+            }
+            other => other.to_string(),
+        }),
+    };
+    tracing::debug!(target: "gp", plugin = spec.name(), "pre-flight in {:?}: {verdict:?}", started.elapsed());
+    verdicts().insert(spec.sha256.clone(), verdict.clone());
+    verdict.map_err(refused)
 }
 
 impl Runner {

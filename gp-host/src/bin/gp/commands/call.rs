@@ -44,6 +44,10 @@ pub struct Args {
     /// plugin fails the call with its cause instead of taking `gp` down
     #[arg(long)]
     isolate: bool,
+    /// Load new builds straight into this process, without first loading each in a throwaway
+    /// runner (which turns a library that crashes the loader into an error instead of a crash)
+    #[arg(long)]
+    no_preflight: bool,
 }
 
 fn parse_set(arg: &str) -> Result<(String, Value), String> {
@@ -71,8 +75,10 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         grace,
         output,
         isolate,
+        no_preflight,
     } = args;
-    let mut builder = Manager::builder(&dir);
+    // A build that crashes the loader is refused, not fatal (a throwaway runner loads it first).
+    let mut builder = Manager::builder(&dir).preflight(!no_preflight);
     if isolate {
         builder = builder.isolation(gp_host::isolation::Isolation::all());
     }

@@ -22,11 +22,17 @@ pub struct Args {
     /// The plugin base directory
     #[arg(long, default_value = "plugins")]
     dir: PathBuf,
+    /// Load new builds straight into this process, without first loading each in a throwaway
+    /// runner (which turns a library that crashes the loader into an error instead of a crash)
+    #[arg(long)]
+    no_preflight: bool,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
     let trust = required_signers(&args.public_keys)?;
-    let manager = Manager::new(&args.dir);
+    let manager = Manager::builder(&args.dir)
+        .preflight(!args.no_preflight)
+        .build();
     let terminal = std::io::stderr().is_terminal();
     let progress = |received: u64, total: Option<u64>| {
         if terminal {

@@ -14,12 +14,16 @@ pub struct Args {
     /// Load only packages signed by this public key (base64, or a .pub file); repeatable
     #[arg(long = "public-key", value_name = "KEY")]
     public_keys: Vec<String>,
+    /// Load new builds straight into this process, without first loading each in a throwaway
+    /// runner (which turns a library that crashes the loader into an error instead of a crash)
+    #[arg(long)]
+    no_preflight: bool,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
     let trust = required_signers(&args.public_keys)?;
     let checked = trust.is_some();
-    let mut manager = Manager::builder(&args.dir);
+    let mut manager = Manager::builder(&args.dir).preflight(!args.no_preflight);
     if let Some(trust) = trust {
         manager = manager.trust(trust);
     }

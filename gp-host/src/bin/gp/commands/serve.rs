@@ -29,6 +29,10 @@ pub struct Args {
     /// one request (502) and a restart, not the server; repeatable
     #[arg(long, value_name = "NAME|all")]
     isolate: Vec<String>,
+    /// Load new builds straight into this process, without first loading each in a throwaway
+    /// runner (which turns a library that crashes the loader into an error instead of a crash)
+    #[arg(long)]
+    no_preflight: bool,
     /// Where to serve the plugins' routes, and GET /-/healthz (port 0 picks a free port)
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
@@ -98,7 +102,9 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
         _ => None,
     };
-    let mut manager = Manager::builder(&args.dir).reload_same_version(args.dev);
+    let mut manager = Manager::builder(&args.dir)
+        .reload_same_version(args.dev)
+        .preflight(!args.no_preflight);
     if let Some(trust) = trust {
         manager = manager.trust(trust);
     }
