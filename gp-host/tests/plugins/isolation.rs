@@ -414,8 +414,8 @@ fn corrupted(data: &[u8], ranges: &[std::ops::Range<usize>], seed: u64) -> Vec<u
         }
     } else {
         let start = at(next());
-        for byte in start..(start + 64).min(range.end) {
-            copy[byte] = next() as u8;
+        for byte in &mut copy[start..(start + 64).min(range.end)] {
+            *byte = next() as u8;
         }
     }
     copy
