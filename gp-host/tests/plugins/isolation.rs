@@ -29,7 +29,10 @@ fn recurse(n: u64) -> u64 {
     if n == 0 { 0 } else { recurse(n - 1).wrapping_add(frame[1]) }
 }
 
-#[plugin_entry]
+#[plugin_entry(
+    route(GET, "/unruly/ok", label = "ok"),
+    route(GET, "/unruly/segv", label = "segv"),
+)]
 fn execute(ctx: &mut Context) -> Result {
     match ctx.label().unwrap_or_default() {
         // SAFETY: none; the point is the crash.
@@ -63,6 +66,7 @@ fn execute(ctx: &mut Context) -> Result {
             });
         }
         "fail" => return Err(gp_sdk::Error::msg("x".repeat(10 << 20))),
+        "stdout" => print!("{}", "o".repeat(1 << 20)),
         "panic" => panic!("an ordinary panic"),
         _ => {}
     }
@@ -176,7 +180,7 @@ fn each_crash_costs_one_call_with_its_cause_and_the_next_call_gets_a_new_runner(
     let error = call(&executor, "panic").unwrap_err();
     assert_eq!(
         error.to_string(),
-        "plugin `unruly` panicked: an ordinary panic (at src/lib.rs:54:20)"
+        "plugin `unruly` panicked: an ordinary panic (at src/lib.rs:58:20)"
     );
     let error = call(&executor, "fail").unwrap_err();
     let Error::Failed { message, .. } = &error else {
@@ -500,4 +504,116 @@ fn with_preflight_a_library_that_crashes_the_loader_is_refused_and_the_others_lo
     eprintln!(
         "16 damaged copies: {refused_by_preflight} refused by the pre-flight; without it, {killed_without} killed gp"
     );
+}
+
+#[test]
+fn a_crashed_request_gets_502_and_the_next_one_is_served() {
+    use crate::http::{get, Running};
+    let base = base_dir();
+    gp_host::build::install_library(unruly(), base.path()).unwrap();
+    let manager = Manager::builder(base.path()).isolation(isolation()).build();
+    let server = gp_host::http::PluginServer::builder(manager.clone()).build();
+    assert!(manager.load_plugins().failed.is_empty());
+    let running = Running::start(&server);
+    assert_eq!(get(running.addr, "/unruly/ok").status, 204);
+    let reply = get(running.addr, "/unruly/segv");
+    assert_eq!(reply.status, 502);
+    assert_eq!(
+        reply.error_body(),
+        serde_json::json!({
+            "error": "the plugin crashed (it runs isolated: the next request starts it again); the host log has the cause",
+            "plugin": "unruly",
+            "label": "segv",
+        })
+    );
+    assert_eq!(get(running.addr, "/unruly/ok").status, 204);
+}
+
+#[test]
+fn upgrades_under_calls_start_the_new_runner_first_and_fail_no_call() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let base = base_dir();
+    crate::harness::install_lifecycle(base.path(), "counter-v1", "counter");
+    let manager = Manager::builder(base.path()).isolation(isolation()).build();
+    assert!(manager.load_plugins().failed.is_empty());
+    let builds = [
+        crate::harness::lifecycle("counter-v2"),
+        crate::harness::lifecycle("counter-v1"),
+    ];
+    let stop = Arc::new(AtomicBool::new(false));
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            let (executor, stop) = (manager.executor("counter").unwrap(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let (mut calls, mut failed) = (0u64, Vec::new());
+                let mut ctx = Context::new();
+                while !stop.load(Ordering::Acquire) {
+                    calls += 1;
+                    if let Err(error) = executor.execute(&mut ctx) {
+                        failed.push(error.to_string());
+                    }
+                }
+                (calls, failed)
+            })
+        })
+        .collect();
+    let executor = manager.executor("counter").unwrap();
+    let mut runners = Vec::new();
+    for i in 0..10 {
+        runners.extend(executor.isolation().flatten());
+        let outcome = manager
+            .upgrade_with(
+                "counter",
+                builds[i % 2],
+                gp_host::UpgradeOptions { force: true },
+            )
+            .unwrap();
+        assert!(
+            matches!(outcome, gp_host::Upgrade::Upgraded(_)),
+            "{outcome:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Release);
+    let (mut calls, mut failed) = (0, Vec::new());
+    for caller in callers {
+        let (c, f) = caller.join().unwrap();
+        calls += c;
+        failed.extend(f);
+    }
+    assert!(calls > 20, "{calls} calls");
+    assert_eq!(failed, Vec::<String>::new(), "{calls} calls");
+    let current = executor.isolation().flatten().unwrap();
+    runners.retain(|pid| *pid != current);
+    // The versions swapped out drained, ran on_unload in their runners, and ended them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while runners.iter().any(|pid| alive(*pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!runners.iter().any(|pid| alive(*pid)), "{runners:?}");
+}
+
+#[test]
+fn a_megabyte_on_stdout_reaches_the_host_stdout_and_the_result_its_file() {
+    let base = base_dir();
+    gp_host::build::install_library(unruly(), base.path()).unwrap();
+    let result = base.path().join("result.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gp"))
+        .args(["call", "--isolate", "--label", "stdout", "-o"])
+        .arg(&result)
+        .arg(base.path())
+        .arg("unruly")
+        .env_remove("GP_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, vec![b'o'; 1 << 20]);
+    let printed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
+    assert_eq!(printed["n"], 1);
 }
