@@ -24,5 +24,5 @@
 //! filesystem and the network. It starts with a cleared environment (see [`Isolation::env`]),
 //! `no_new_privs`, no core dumps, and dies with its host.
 
-pub use crate::runtime::isolated::{Isolated, Isolation, RUNNER_ENV};
+pub use crate::runtime::isolated::{Isolated, Isolation, IsolationStatus, RUNNER_ENV};
 pub use crate::runtime::runner::run_if_runner;

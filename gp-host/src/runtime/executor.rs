@@ -52,10 +52,10 @@ impl Executor {
         self.slot.spec()
     }
 
-    /// Whether the version serving now runs isolated (`Some`), with its runner's process id
-    /// when a runner is running (`Some(Some(pid))`; `Some(None)` between a crash and the next
-    /// call); `None` for a version in this process or an unloaded plugin.
-    pub fn isolation(&self) -> Option<Option<u32>> {
+    /// How the runner of the version serving now is doing, if it runs isolated; `None` for a
+    /// version in this process or an unloaded plugin.
+    #[cfg(feature = "isolate")]
+    pub fn isolation(&self) -> Option<crate::runtime::isolated::IsolationStatus> {
         let thread = rcu::thread();
         self.slot
             .current

@@ -241,12 +241,12 @@ impl Loaded {
         })
     }
 
-    /// Whether this version runs in a runner process, and that process's id if one runs now.
-    pub(crate) fn isolation(&self) -> Option<Option<u32>> {
+    /// How this version's runner is doing, if it runs isolated.
+    #[cfg(feature = "isolate")]
+    pub(crate) fn isolation(&self) -> Option<super::isolated::IsolationStatus> {
         match &self.instance {
             Instance::InProcess(_) => None,
-            #[cfg(feature = "isolate")]
-            Instance::Isolated(remote) => Some(remote.pid()),
+            Instance::Isolated(remote) => Some(remote.status()),
         }
     }
 
@@ -355,6 +355,7 @@ impl Loaded {
     /// Leaves the build's instance count, once, and runs `on_unload` if this was the last
     /// instance of the build.
     pub(crate) fn run_unload_hook(&self) -> UnloadHookRun {
+        #[allow(clippy::infallible_destructuring_match)] // one variant without `isolate`
         let instance = match &self.instance {
             Instance::InProcess(instance) => instance,
             #[cfg(feature = "isolate")]

@@ -295,7 +295,13 @@ fn the_gui_signs_in_lists_unloads_and_tries_plugins_in_a_real_browser() {
         gp_host::build::install_library(example(name), base.path()).unwrap();
     }
     // Every call timed, so that the histogram shows them all.
-    let manager = Manager::builder(base.path()).latency_sampling(1).build();
+    // `sample` runs isolated (the test build's gp is its runner): the page says so.
+    let manager = Manager::builder(base.path())
+        .latency_sampling(1)
+        .isolation(
+            gp_host::isolation::Isolation::named(["sample"]).program(env!("CARGO_BIN_EXE_gp")),
+        )
+        .build();
     let server = PluginServer::new(manager.clone());
     let token = AdminToken::generate();
     let admin = Admin::builder(manager.clone(), token.clone())
@@ -472,6 +478,8 @@ async fn scenario(client: Client, scene: Scene) {
     click(&client, "nav-plugins").await;
     click(&client, "plugin-link-sample").await;
     wait_text(&client, "facts", "0.1.0").await;
+    wait_text(&client, "facts", "isolated: runner pid ").await;
+    wait_text(&client, "facts", ", 0 restarts, 0 crashes, circuit closed").await;
     type_into(
         &client,
         "try-values",

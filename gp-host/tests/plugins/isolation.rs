@@ -113,7 +113,10 @@ fn served(executor: &Executor) -> i64 {
     assert_eq!(ctx.get("n").and_then(|v| v.as_i64()), Some(42));
     let pid = ctx.get("pid").and_then(|v| v.as_i64()).unwrap();
     assert_ne!(pid, std::process::id() as i64, "the call ran in the host");
-    assert_eq!(executor.isolation(), Some(Some(pid as u32)));
+    assert_eq!(
+        executor.isolation().map(|s| s.runner_pid),
+        Some(Some(pid as u32))
+    );
     pid
 }
 
@@ -168,7 +171,7 @@ fn each_crash_costs_one_call_with_its_cause_and_the_next_call_gets_a_new_runner(
             "{label}: the crashed runner {pid} is gone"
         );
         assert_eq!(
-            executor.isolation(),
+            executor.isolation().map(|s| s.runner_pid),
             Some(None),
             "no runner until the next call"
         );
@@ -192,6 +195,11 @@ fn each_crash_costs_one_call_with_its_cause_and_the_next_call_gets_a_new_runner(
         message.len()
     );
     assert_eq!(served(&executor), pid);
+    let status = executor.isolation().unwrap();
+    assert_eq!(
+        (status.restarts, status.crashes, status.circuit_open),
+        (5, 5, false)
+    );
     drop(executor);
     drop(manager);
     assert!(!alive(pid as u32), "dropping the manager ends its runners");
@@ -307,6 +315,7 @@ fn the_breaker_opens_after_repeated_crashes_until_the_plugin_is_loaded_again() {
         error.to_string(),
         "plugin `unruly` is failed: its runner crashed 2 times within 60s; load it again (unload and load, or upgrade) once it is fixed"
     );
+    assert!(executor.isolation().unwrap().circuit_open);
     manager.unload("unruly").unwrap();
     assert!(manager.load_plugins().failed.is_empty());
     served(&manager.executor("unruly").unwrap());
@@ -561,7 +570,7 @@ fn upgrades_under_calls_start_the_new_runner_first_and_fail_no_call() {
     let executor = manager.executor("counter").unwrap();
     let mut runners = Vec::new();
     for i in 0..10 {
-        runners.extend(executor.isolation().flatten());
+        runners.extend(executor.isolation().and_then(|s| s.runner_pid));
         let outcome = manager
             .upgrade_with(
                 "counter",
@@ -584,7 +593,7 @@ fn upgrades_under_calls_start_the_new_runner_first_and_fail_no_call() {
     }
     assert!(calls > 20, "{calls} calls");
     assert_eq!(failed, Vec::<String>::new(), "{calls} calls");
-    let current = executor.isolation().flatten().unwrap();
+    let current = executor.isolation().and_then(|s| s.runner_pid).unwrap();
     runners.retain(|pid| *pid != current);
     // The versions swapped out drained, ran on_unload in their runners, and ended them.
     let deadline = Instant::now() + Duration::from_secs(10);

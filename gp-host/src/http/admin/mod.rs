@@ -408,6 +408,9 @@ struct PluginView {
     histogram: Vec<(u64, u64)>,
     disabled: Option<DisabledView>,
     rollback_to: Option<String>,
+    /// Set when the plugin runs in a runner process of its own.
+    #[cfg(feature = "isolate")]
+    isolation: Option<crate::isolation::IsolationStatus>,
 }
 
 #[derive(Serialize)]
@@ -478,6 +481,11 @@ fn views(shared: &AdminShared) -> Vec<PluginView> {
                 histogram: stat.latency.buckets().collect(),
                 disabled: None,
                 rollback_to: previous.get(&stat.name).map(|p| p.version().to_string()),
+                #[cfg(feature = "isolate")]
+                isolation: manager
+                    .executor(&stat.name)
+                    .ok()
+                    .and_then(|e| e.isolation()),
             },
         );
     }
@@ -499,6 +507,8 @@ fn views(shared: &AdminShared) -> Vec<PluginView> {
             histogram: Vec::new(),
             disabled: None,
             rollback_to: None,
+            #[cfg(feature = "isolate")]
+            isolation: None,
         });
         view.state = "disabled";
         view.version = Some(off.manifest.version.to_string());

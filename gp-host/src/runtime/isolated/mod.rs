@@ -63,6 +63,22 @@ pub struct Isolation {
     pub crash_window: Duration,
 }
 
+/// How an isolated plugin's runner is doing ([`Executor::isolation`](crate::Executor::isolation)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct IsolationStatus {
+    /// The runner's process id, if one runs now (none between a crash and the next call).
+    pub runner_pid: Option<u32>,
+    /// Runners started after the first: one per crash, kill or failed start that a later
+    /// call recovered from.
+    pub restarts: u64,
+    /// Crashes since the version was loaded.
+    pub crashes: u64,
+    /// Whether the circuit breaker is open: the plugin crashed
+    /// [`Isolation::max_crashes`] times within [`Isolation::crash_window`] and fails every
+    /// call until it is loaded again.
+    pub circuit_open: bool,
+}
+
 /// Which plugins run isolated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Isolated {

@@ -56,6 +56,10 @@ struct State {
     broken: bool,
     /// Unloaded: no runner starts any more.
     closed: bool,
+    /// Runners started after the first.
+    restarts: u64,
+    /// Crashes since the version was loaded.
+    crashes_total: u64,
 }
 
 /// A running runner process.
@@ -268,6 +272,7 @@ impl Remote {
                 }
                 std::thread::sleep(wait);
             }
+            state.restarts += 1;
             match self.start_runner() {
                 Ok((runner, _)) => state.runner = Some(runner),
                 Err(error) => {
@@ -382,6 +387,7 @@ impl Remote {
     /// Counts a crash: sets the back-off, and opens the breaker after too many.
     fn crashed(&self, state: &mut State) {
         let now = Instant::now();
+        state.crashes_total += 1;
         state.crashes.push_back(now);
         while state
             .crashes
@@ -435,9 +441,15 @@ impl Remote {
         Some(outcome)
     }
 
-    /// The runner's process id, if one is running.
-    pub(crate) fn pid(&self) -> Option<u32> {
-        self.lock().runner.as_ref().map(|r| r.child.id())
+    /// How its runner is doing.
+    pub(crate) fn status(&self) -> super::IsolationStatus {
+        let state = self.lock();
+        super::IsolationStatus {
+            runner_pid: state.runner.as_ref().map(|r| r.child.id()),
+            restarts: state.restarts,
+            crashes: state.crashes_total,
+            circuit_open: state.broken,
+        }
     }
 
     /// The bare channel's round trip: a ping and its answer.

@@ -930,6 +930,14 @@
       section('Try it', h('p', { class: 'muted small', text: 'Calls the plugin directly, with this label and these values, and shows the values it leaves in the context.' }), form)
     );
 
+    function isolationText(iso) {
+      if (!iso) return 'in the server process';
+      const runner = iso.runner_pid ? 'runner pid ' + iso.runner_pid : 'no runner now (the next call starts one)';
+      return 'isolated: ' + runner + ', ' + iso.restarts + ' restart' + (iso.restarts === 1 ? '' : 's') +
+        ', ' + iso.crashes + ' crash' + (iso.crashes === 1 ? '' : 'es') +
+        (iso.circuit_open ? ', circuit open: failed until loaded again' : ', circuit closed');
+    }
+
     function fact(term, value, cls) {
       return [h('dt', { text: term }), h('dd', { class: cls || '', text: dash(value) })];
     }
@@ -971,6 +979,7 @@
         fact('SHA-256', p.sha256, 'mono hash'),
         fact('ABI version', p.abi_version),
         fact('Hooks', p.state === 'serving' ? hooks : null),
+        p.state === 'serving' ? fact('Runs', isolationText(p.isolation)) : null,
         p.rollback_to ? fact('Rolls back to', p.rollback_to) : null
       );
       const list = actionsFor(p.state).slice();
