@@ -8,10 +8,10 @@
 //! the version and the manifest), runs `on_load`, serves calls one at a time, cancels the
 //! running one on request, and on `Unload` runs `on_unload` and exits.
 
-use std::io::{BufWriter, Write};
+use std::collections::HashMap;
+use std::io::{BufReader, BufWriter, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -122,36 +122,28 @@ fn limit_cpu_from_now(_seconds: Option<u64>) {}
 
 fn serve() -> Result<(), String> {
     harden()?;
-    let socket = std::io::stdin()
+    let control = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
         .map(UnixStream::from)
         .map_err(|e| format!("standard input is not the host's socket: {e}"))?;
-    let mut input = socket.try_clone().map_err(|e| e.to_string())?;
-    let output = Arc::new(Mutex::new(BufWriter::new(socket)));
-    let send = |message: &FromRunner| -> Result<(), String> {
-        let mut out = output.lock().unwrap_or_else(|p| p.into_inner());
-        protocol::send(&mut *out, message)
-            .and_then(|()| out.flush())
-            .map_err(|e| format!("writing to the host: {e}"))
+    let send = |message: &dyn Fn(&mut &UnixStream) -> std::io::Result<()>| {
+        message(&mut &control).map_err(|e| format!("writing to the host: {e}"))
     };
-    {
-        let mut out = output.lock().unwrap_or_else(|p| p.into_inner());
+    send(&|out| {
         protocol::send(
-            &mut *out,
+            out,
             &Hello {
                 protocol: PROTOCOL,
                 pid: std::process::id(),
             },
         )
-        .and_then(|()| out.flush())
-        .map_err(|e| format!("writing to the host: {e}"))?;
-    }
+    })?;
     context::log_to_stderr();
 
-    let open = match protocol::receive::<ToRunner>(&mut input) {
-        Ok(ToRunner::Open(open)) => open,
-        Ok(other) => return Err(format!("expected Open first, got {other:?}")),
+    let open = match protocol::receive_with_fd::<ToRunner>(&control) {
+        Ok((ToRunner::Open(open), _)) => open,
+        Ok((other, _)) => return Err(format!("expected Open first, got {other:?}")),
         Err(e) => return Err(format!("reading from the host: {e}")),
     };
     if open.check_only {
@@ -164,78 +156,89 @@ fn serve() -> Result<(), String> {
                 message: error.to_string(),
             },
         };
-        return send(&answer);
+        return send(&|out| protocol::send(out, &answer));
     }
     let loaded = match open_library(&open) {
         Ok(loaded) => Arc::new(loaded),
         Err(error) => {
-            send(&FromRunner::Refused {
+            let answer = FromRunner::Refused {
                 message: error.to_string(),
-            })?;
-            return Ok(());
+            };
+            return send(&|out| protocol::send(out, &answer));
         }
     };
-    send(&FromRunner::Opened {
+    let opened = FromRunner::Opened {
         has_on_load: loaded.spec.has_on_load,
         has_on_unload: loaded.spec.has_on_unload,
-    })?;
-
-    // Calls run on their own thread, so that this one can read a `Cancel` meanwhile.
-    let running: Arc<Mutex<Option<CancelToken>>> = Arc::default();
-    let (calls, queued) = mpsc::channel::<Call>();
-    let worker = {
-        let (loaded, running, output) = (
-            Arc::clone(&loaded),
-            Arc::clone(&running),
-            Arc::clone(&output),
-        );
-        std::thread::Builder::new()
-            .name("gp-runner-call".into())
-            .spawn(move || {
-                for call in queued {
-                    let done = run_call(&loaded, &running, call);
-                    let mut out = output.lock().unwrap_or_else(|p| p.into_inner());
-                    if protocol::send(&mut *out, &done)
-                        .and_then(|()| out.flush())
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            })
-            .map_err(|e| format!("starting the call thread: {e}"))?
     };
+    send(&|out| protocol::send(out, &opened))?;
+
+    // The cancel token of the call running on each connection, for `Cancel`.
+    let running: Arc<Mutex<HashMap<u32, CancelToken>>> = Arc::default();
     loop {
-        let message = match protocol::receive::<ToRunner>(&mut input) {
-            Ok(message) => message,
+        let (message, fd) = match protocol::receive_with_fd::<ToRunner>(&control) {
+            Ok(received) => received,
             // The host went away: nothing to answer to.
             Err(_) => return Ok(()),
         };
         match message {
-            ToRunner::Call(call) => {
-                if calls.send(call).is_err() {
-                    return Err("the call thread ended".into());
-                }
+            ToRunner::Connect { conn } => {
+                let Some(fd) = fd else {
+                    return Err("Connect came without its socket".into());
+                };
+                let (loaded, running) = (Arc::clone(&loaded), Arc::clone(&running));
+                std::thread::Builder::new()
+                    .name(format!("gp-runner-conn-{conn}"))
+                    .spawn(move || serve_conn(conn, UnixStream::from(fd), &loaded, &running))
+                    .map_err(|e| format!("starting a call thread: {e}"))?;
             }
-            ToRunner::Cancel => {
-                if let Some(token) = &*running.lock().unwrap_or_else(|p| p.into_inner()) {
+            ToRunner::Cancel { conn } => {
+                if let Some(token) = running.lock().unwrap_or_else(|p| p.into_inner()).get(&conn) {
                     token.cancel();
                 }
             }
-            ToRunner::Ping => send(&FromRunner::Pong)?,
             ToRunner::Unload => {
-                drop(calls);
-                let _ = worker.join();
                 let error = match loaded.run_unload_hook() {
                     crate::runtime::loaded::UnloadHookRun::Ran(Err(error)) => {
                         Some(error.to_string())
                     }
                     _ => None,
                 };
-                send(&FromRunner::Unloaded { error })?;
-                return Ok(());
+                return send(&|out| {
+                    protocol::send(
+                        out,
+                        &FromRunner::Unloaded {
+                            error: error.clone(),
+                        },
+                    )
+                });
             }
-            ToRunner::Open(_) => return Err("opened twice".into()),
+            other => return Err(format!("unexpected on the control socket: {other:?}")),
+        }
+    }
+}
+
+/// Serves one call connection: each call runs on this thread, inline, and is answered here.
+fn serve_conn(
+    conn: u32,
+    socket: UnixStream,
+    loaded: &Loaded,
+    running: &Mutex<HashMap<u32, CancelToken>>,
+) {
+    let mut input = BufReader::new(&socket);
+    let mut output = BufWriter::new(&socket);
+    loop {
+        let answer = match protocol::receive::<ToRunner>(&mut input) {
+            Ok(ToRunner::Call(call)) => run_call(conn, loaded, running, call),
+            Ok(ToRunner::Ping) => FromRunner::Pong,
+            // The host closed the connection, or sent what does not belong here.
+            Ok(_) | Err(_) => return,
+        };
+        if protocol::send(&mut output, &answer)
+            .and_then(|()| output.flush())
+            .is_err()
+        {
+            return;
         }
     }
 }
@@ -275,7 +278,12 @@ fn open_library(open: &Open) -> Result<Loaded, Error> {
     Loaded::activate(spec, module, Duration::from_millis(open.hook_timeout_ms))
 }
 
-fn run_call(loaded: &Loaded, running: &Mutex<Option<CancelToken>>, call: Call) -> FromRunner {
+fn run_call(
+    conn: u32,
+    loaded: &Loaded,
+    running: &Mutex<HashMap<u32, CancelToken>>,
+    call: Call,
+) -> FromRunner {
     let mut ctx = Context::new();
     for (key, value) in call.values {
         ctx.set(key, value);
@@ -284,7 +292,10 @@ fn run_call(loaded: &Loaded, running: &Mutex<Option<CancelToken>>, call: Call) -
     if let Some(ms) = call.remaining_ms {
         ctx = ctx.with_timeout(Duration::from_millis(ms));
     }
-    *running.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.cancel_token());
+    running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(conn, ctx.cancel_token());
     limit_cpu_from_now(call.cpu_seconds);
     let outcome = match loaded.call(&mut ctx) {
         Ok(()) => Outcome::Ok,
@@ -296,7 +307,10 @@ fn run_call(loaded: &Loaded, running: &Mutex<Option<CancelToken>>, call: Call) -
             other => Outcome::Other(other.to_string()),
         },
     };
-    *running.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&conn);
     let values = ctx
         .values()
         .map(|(k, v)| (k.to_owned(), v.clone()))

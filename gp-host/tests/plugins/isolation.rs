@@ -67,6 +67,17 @@ fn execute(ctx: &mut Context) -> Result {
         }
         "fail" => return Err(gp_sdk::Error::msg("x".repeat(10 << 20))),
         "stdout" => print!("{}", "o".repeat(1 << 20)),
+        "sleep" => std::thread::sleep(std::time::Duration::from_secs(5)),
+        "overlap" => {
+            use std::sync::atomic::{AtomicI64, Ordering};
+            static NOW: AtomicI64 = AtomicI64::new(0);
+            static MOST: AtomicI64 = AtomicI64::new(0);
+            let now = NOW.fetch_add(1, Ordering::SeqCst) + 1;
+            MOST.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            NOW.fetch_sub(1, Ordering::SeqCst);
+            ctx.set("most", MOST.load(Ordering::SeqCst));
+        }
         "panic" => panic!("an ordinary panic"),
         _ => {}
     }
@@ -183,7 +194,7 @@ fn each_crash_costs_one_call_with_its_cause_and_the_next_call_gets_a_new_runner(
     let error = call(&executor, "panic").unwrap_err();
     assert_eq!(
         error.to_string(),
-        "plugin `unruly` panicked: an ordinary panic (at src/lib.rs:58:20)"
+        "plugin `unruly` panicked: an ordinary panic (at src/lib.rs:69:20)"
     );
     let error = call(&executor, "fail").unwrap_err();
     let Error::Failed { message, .. } = &error else {
@@ -625,4 +636,53 @@ fn a_megabyte_on_stdout_reaches_the_host_stdout_and_the_result_its_file() {
     let printed: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
     assert_eq!(printed["n"], 1);
+}
+
+#[test]
+fn calls_run_in_parallel_and_a_crash_fails_every_call_in_flight_at_once() {
+    let (_base, manager) = loaded(&[unruly()], isolation());
+    let executor = manager.executor("unruly").unwrap();
+    // Two calls at once run at once, each on a connection and a runner thread of its own.
+    let barrier = std::sync::Barrier::new(2);
+    let most: Vec<i64> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    let ctx = call(&executor, "overlap").unwrap();
+                    ctx.get("most").and_then(|v| v.as_i64()).unwrap()
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(most.iter().max(), Some(&2), "{most:?}");
+
+    // A call sleeping in the runner when another call crashes it gets the same error, at
+    // once (not after its 5 s).
+    let started = Instant::now();
+    let (sleeper, crasher) = std::thread::scope(|scope| {
+        let sleeper = scope.spawn(|| call(&executor, "sleep"));
+        std::thread::sleep(Duration::from_millis(200));
+        let crasher = scope.spawn(|| call(&executor, "segv"));
+        (sleeper.join().unwrap(), crasher.join().unwrap())
+    });
+    for outcome in [sleeper, crasher] {
+        let error = outcome.unwrap_err();
+        assert!(
+            matches!(&error, Error::Crashed { status, .. } if status == "killed by signal 11 (SIGSEGV)"),
+            "{error}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        executor.isolation().unwrap().crashes,
+        1,
+        "one crash, counted once"
+    );
+    served(&executor);
 }

@@ -53,6 +53,9 @@ pub struct Isolation {
     /// How long a call may run past its deadline or cancellation before its runner is killed
     /// (default 1 s).
     pub grace: Duration,
+    /// How many calls a runner runs at once, each on a connection and a thread of its own
+    /// (default 8); more wait for one to finish.
+    pub concurrency: usize,
     /// The first restart's delay after a crash; it doubles with each crash in a row, up to 5 s
     /// (default 100 ms).
     pub backoff: Duration,
@@ -109,6 +112,7 @@ impl Default for Isolation {
             memory_limit: None,
             cpu_per_call: None,
             grace: Duration::from_secs(1),
+            concurrency: 8,
             backoff: Duration::from_millis(100),
             max_crashes: 5,
             crash_window: Duration::from_secs(60),

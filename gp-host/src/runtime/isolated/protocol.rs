@@ -1,5 +1,12 @@
-//! What host and runner say to each other over the runner's socket: length-prefixed frames
-//! (a little-endian `u32`, then that many bytes) holding one postcard-encoded message each.
+//! What host and runner say to each other: length-prefixed frames (a little-endian `u32`, then
+//! that many bytes) holding one postcard-encoded message each.
+//!
+//! A runner has one **control** socket (its standard input: `Hello`, `Open`, `Connect`,
+//! `Cancel`, `Unload`) and any number of **call** connections (`Call`, `Ping`), each served by a
+//! thread of its own that runs the calls it receives inline: a call costs one round trip and
+//! one wake-up on each side, and calls on different connections run in parallel. The host makes
+//! a call connection with `socketpair` and sends the runner its end with `Connect`, as
+//! `SCM_RIGHTS` ancillary data.
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -24,15 +31,17 @@ pub(crate) struct Hello {
 /// What the host asks.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) enum ToRunner {
-    /// Load this library, check it as a host does, and run `on_load`.
+    /// (control) Load this library, check it as a host does, and run `on_load`.
     Open(Box<Open>),
-    /// Run one call.
-    Call(Call),
-    /// Cancel the call running now (if any).
-    Cancel,
-    /// Run `on_unload`, answer, and exit.
+    /// (control) Serve the call connection that comes with this frame as `SCM_RIGHTS`.
+    Connect { conn: u32 },
+    /// (control) Cancel the call running on connection `conn` (if any).
+    Cancel { conn: u32 },
+    /// (control) Run `on_unload`, answer, and exit.
     Unload,
-    /// Answer [`FromRunner::Pong`] (the bare channel's round trip, for benchmarks).
+    /// (call) Run one call.
+    Call(Call),
+    /// (call) Answer [`FromRunner::Pong`] (the bare channel's round trip, for benchmarks).
     Ping,
 }
 
@@ -117,6 +126,79 @@ pub(crate) fn send(out: &mut impl Write, message: &impl Serialize) -> io::Result
     frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
     frame.extend_from_slice(&body);
     out.write_all(&frame)
+}
+
+/// Writes one message as a frame with `fd` attached (`SCM_RIGHTS`).
+pub(crate) fn send_with_fd(
+    socket: &std::os::unix::net::UnixStream,
+    message: &impl Serialize,
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<()> {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let body = postcard::to_allocvec(message)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    let sent = sendmsg(
+        socket,
+        &[io::IoSlice::new(&frame)],
+        &mut control,
+        SendFlags::empty(),
+    )?;
+    // The descriptor went with the first byte; the rest of a short send follows plainly.
+    (&mut &*socket).write_all(&frame[sent..])
+}
+
+/// Reads one frame and decodes it, with the descriptor that came with it, if any (a frame sent
+/// by [`send_with_fd`]).
+pub(crate) fn receive_with_fd<T: DeserializeOwned>(
+    socket: &std::os::unix::net::UnixStream,
+) -> io::Result<(T, Option<std::os::fd::OwnedFd>)> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut length = [0u8; 4];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = loop {
+        match recvmsg(
+            socket,
+            &mut [io::IoSliceMut::new(&mut length)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(received) => break received,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if received.bytes == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    let mut fd = None;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            for received in fds {
+                fd.get_or_insert(received);
+            }
+        }
+    }
+    (&mut &*socket).read_exact(&mut length[received.bytes..])?;
+    let length = u32::from_le_bytes(length) as usize;
+    if length > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a frame of {length} bytes is over the limit"),
+        ));
+    }
+    let mut body = vec![0u8; length];
+    (&mut &*socket).read_exact(&mut body)?;
+    let message =
+        postcard::from_bytes(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok((message, fd))
 }
 
 /// Reads one frame and decodes it. `UnexpectedEof` when the other side has gone.

@@ -3,13 +3,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -31,7 +31,7 @@ const NOT_STARTED: &str = "cannot start";
 /// How many of a runner's last standard-error lines a crash report carries.
 const STDERR_LINES: usize = 20;
 
-/// A plugin version running in a runner process (restarted after a crash).
+/// A plugin version running in a runner process (a new one after a crash).
 pub(crate) struct Remote {
     plugin: String,
     open: Open,
@@ -45,7 +45,7 @@ pub(crate) struct Remote {
 
 #[derive(Default)]
 struct State {
-    runner: Option<Runner>,
+    runner: Option<Arc<Runner>>,
     /// When the runner crashed, within the breaker's window.
     crashes: VecDeque<Instant>,
     /// Crashes since the last call a runner answered: the back-off doubles with each.
@@ -62,12 +62,29 @@ struct State {
     crashes_total: u64,
 }
 
-/// A running runner process.
+/// A running runner process: its control socket and its call connections.
 struct Runner {
-    child: Child,
-    socket: UnixStream,
+    child: Mutex<Child>,
+    pid: u32,
+    control: Mutex<UnixStream>,
+    /// Call connections not in use.
+    idle: Mutex<Vec<Conn>>,
+    /// Signalled when a connection comes back.
+    returned: Condvar,
+    /// Connections made so far (their ids).
+    made: AtomicU32,
     stderr: Arc<Mutex<VecDeque<String>>>,
-    stderr_reader: Option<std::thread::JoinHandle<()>>,
+    stderr_reader: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// How it ended, once someone saw it end: (status, last stderr lines).
+    ended: Mutex<Option<(String, String)>>,
+    /// Set once its end has been counted as a crash (every call that was in flight sees it).
+    counted: AtomicBool,
+}
+
+/// One call connection to a runner.
+struct Conn {
+    id: u32,
+    socket: UnixStream,
 }
 
 /// What [`Remote::start`] learnt from the runner.
@@ -102,7 +119,7 @@ impl Remote {
             owns_copy: true,
         };
         let (runner, opened) = remote.start_runner()?;
-        remote.lock().runner = Some(runner);
+        remote.lock().runner = Some(Arc::new(runner));
         Ok((remote, opened))
     }
 
@@ -140,11 +157,14 @@ impl Remote {
         let program = match &self.config.program {
             Some(program) => program.clone(),
             None => std::env::current_exe().map_err(|e| {
-                self.runner_error(format!("cannot find this program to start a runner: {e}"))
+                self.runner_error(format!(
+                    "{NOT_STARTED} a runner: this program's path is unknown: {e}"
+                ))
             })?,
         };
-        let (host_end, runner_end) = UnixStream::pair()
-            .map_err(|e| self.runner_error(format!("cannot make a socket pair: {e}")))?;
+        let (host_end, runner_end) = UnixStream::pair().map_err(|e| {
+            self.runner_error(format!("{NOT_STARTED} a runner: no socket pair: {e}"))
+        })?;
         let mut command = Command::new(&program);
         command.env_clear();
         for key in &self.config.env {
@@ -163,30 +183,38 @@ impl Remote {
         }
         let mut child = command
             .spawn()
-            .map_err(|e| self.runner_error(format!("cannot start {}: {e}", program.display())))?;
+            .map_err(|e| self.runner_error(format!("{NOT_STARTED} {}: {e}", program.display())))?;
         // The command holds the runner's end of the socket: without this, the host would
         // never see the end of a runner that died.
         drop(command);
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr_reader = child.stderr.take().map(|pipe| {
+        let stderr_reader = child.stderr.take().and_then(|pipe| {
             let (tail, plugin) = (Arc::clone(&stderr), self.plugin.clone());
             std::thread::Builder::new()
                 .name(format!("gp-runner-{plugin}-stderr"))
                 .spawn(move || forward_stderr(pipe, &plugin, &tail))
                 .ok()
         });
-        let mut runner = Runner {
-            child,
-            socket: host_end,
+        let _ = host_end.set_read_timeout(Some(POLL));
+        let runner = Runner {
+            pid: child.id(),
+            child: Mutex::new(child),
+            control: Mutex::new(host_end),
+            idle: Mutex::default(),
+            returned: Condvar::new(),
+            made: AtomicU32::new(0),
             stderr,
-            stderr_reader: stderr_reader.flatten(),
+            stderr_reader: Mutex::new(stderr_reader),
+            ended: Mutex::default(),
+            counted: AtomicBool::new(false),
         };
-        let _ = runner.socket.set_read_timeout(Some(POLL));
 
         let started = Instant::now();
-        let hello: Hello = match runner.receive(&mut || started.elapsed() < HELLO_TIMEOUT) {
+        let control = runner.control.lock().unwrap_or_else(|p| p.into_inner());
+        let hello: Hello = match receive(&control, &mut || started.elapsed() < HELLO_TIMEOUT) {
             Ok(hello) => hello,
             Err(lost) => {
+                drop(control);
                 let how = match lost {
                     Lost::GaveUp => format!("did not answer within {HELLO_TIMEOUT:?}"),
                     Lost::Gone => "exited without answering".to_owned(),
@@ -200,6 +228,7 @@ impl Remote {
             }
         };
         if hello.protocol != PROTOCOL {
+            drop(control);
             runner.end();
             return Err(self.runner_error(format!(
                 "its runner {} speaks runner protocol {}, this host {PROTOCOL}: use a runner from the same gp-host version",
@@ -208,12 +237,13 @@ impl Remote {
             )));
         }
         let open = ToRunner::Open(Box::new(self.open.clone()));
-        let answer = protocol::send(&mut &runner.socket, &open)
+        let answer = protocol::send(&mut &*control, &open)
             .map_err(|_| Lost::Gone)
             .and_then(|()| {
                 let limit = Duration::from_millis(self.open.hook_timeout_ms) + HELLO_TIMEOUT;
-                runner.receive::<FromRunner>(&mut || started.elapsed() < limit)
+                receive::<FromRunner>(&control, &mut || started.elapsed() < limit)
             });
+        drop(control);
         match answer {
             Ok(FromRunner::Opened {
                 has_on_load,
@@ -247,8 +277,8 @@ impl Remote {
         }
     }
 
-    /// Runs one call in the runner (starting one if needed).
-    pub(crate) fn call(&self, ctx: &mut Context, retiring: &AtomicBool) -> Result<(), Box<Error>> {
+    /// The runner to call now: the running one, or a new one (after the back-off).
+    fn runner(&self, ctx: &Context) -> Result<Arc<Runner>, Box<Error>> {
         let mut state = self.lock();
         if state.closed {
             return Err(Box::new(Error::Unloaded {
@@ -262,27 +292,45 @@ impl Remote {
                 window: self.config.crash_window,
             }));
         }
-        if state.runner.is_none() {
-            if let Some(not_before) = state.not_before {
-                let wait = not_before.saturating_duration_since(Instant::now());
-                if ctx.deadline().is_some_and(|d| Instant::now() + wait > d) {
-                    return Err(Box::new(Error::DeadlineExceeded {
-                        plugin: self.plugin.clone(),
-                    }));
-                }
-                std::thread::sleep(wait);
-            }
-            state.restarts += 1;
-            match self.start_runner() {
-                Ok((runner, _)) => state.runner = Some(runner),
-                Err(error) => {
-                    self.crashed(&mut state);
-                    return Err(Box::new(error));
-                }
-            }
-            tracing::info!(target: "gp", plugin = self.plugin, "started a new runner");
+        if let Some(runner) = &state.runner {
+            return Ok(Arc::clone(runner));
         }
-        let runner = state.runner.as_mut().expect("started above");
+        if let Some(not_before) = state.not_before {
+            let wait = not_before.saturating_duration_since(Instant::now());
+            if ctx.deadline().is_some_and(|d| Instant::now() + wait > d) {
+                return Err(Box::new(Error::DeadlineExceeded {
+                    plugin: self.plugin.clone(),
+                }));
+            }
+            std::thread::sleep(wait);
+        }
+        state.restarts += 1;
+        match self.start_runner() {
+            Ok((runner, _)) => {
+                tracing::info!(target: "gp", plugin = self.plugin, "started a new runner");
+                let runner = Arc::new(runner);
+                state.runner = Some(Arc::clone(&runner));
+                Ok(runner)
+            }
+            Err(error) => {
+                self.count_crash(&mut state);
+                Err(Box::new(error))
+            }
+        }
+    }
+
+    /// Runs one call in the runner (starting one if needed), on a call connection of its own.
+    pub(crate) fn call(&self, ctx: &mut Context, retiring: &AtomicBool) -> Result<(), Box<Error>> {
+        let runner = self.runner(ctx)?;
+        let conn = match runner.take_conn(self.config.concurrency, ctx) {
+            Ok(conn) => conn,
+            Err(Lost::GaveUp) => {
+                return Err(Box::new(Error::DeadlineExceeded {
+                    plugin: self.plugin.clone(),
+                }))
+            }
+            Err(Lost::Gone) => return Err(self.crashed(&runner)),
+        };
         let deadline = ctx.deadline();
         let call = ToRunner::Call(Call {
             label: ctx.label().map(str::to_owned),
@@ -296,19 +344,16 @@ impl Remote {
         });
         let grace = self.config.grace;
         let mut cancel_sent: Option<Instant> = None;
-        let socket = runner.socket.try_clone().ok();
-        let answer = protocol::send(&mut &runner.socket, &call)
+        let answer = protocol::send(&mut &conn.socket, &call)
             .map_err(|_| Lost::Gone)
             .and_then(|()| {
-                runner.receive::<FromRunner>(&mut || {
+                receive::<FromRunner>(&conn.socket, &mut || {
                     let now = Instant::now();
                     let due = ctx.is_cancelled()
                         || retiring.load(Ordering::Relaxed)
                         || deadline.is_some_and(|d| now >= d);
                     if due && cancel_sent.is_none() {
-                        if let Some(socket) = &socket {
-                            let _ = protocol::send(&mut &*socket, &ToRunner::Cancel);
-                        }
+                        runner.control(&ToRunner::Cancel { conn: conn.id });
                         cancel_sent = Some(now);
                     }
                     cancel_sent.is_none_or(|sent| now < sent + grace)
@@ -316,20 +361,19 @@ impl Remote {
             });
         match answer {
             Ok(FromRunner::Done { values, outcome }) => {
-                state.consecutive = 0;
+                runner.put_conn(conn);
                 ctx.replace_values(values);
                 self.outcome(ctx, outcome, retiring)
             }
             Ok(other) => {
                 let error = format!("unexpected answer to a call: {other:?}");
-                if let Some(runner) = state.runner.take() {
-                    runner.kill();
-                }
+                runner.kill();
+                self.forget(&runner);
                 Err(Box::new(self.runner_error(error)))
             }
             Err(Lost::GaveUp) => {
-                let runner = state.runner.take().expect("the runner of this call");
                 runner.kill();
+                self.forget(&runner);
                 tracing::warn!(target: "gp", plugin = self.plugin, "a call did not stop within {grace:?} of its deadline or cancellation: its runner was killed; the next call starts a new one");
                 Err(Box::new(
                     if ctx.is_cancelled() || retiring.load(Ordering::Relaxed) {
@@ -343,17 +387,43 @@ impl Remote {
                     },
                 ))
             }
-            Err(Lost::Gone) => {
-                let runner = state.runner.take().expect("the runner of this call");
-                let (status, stderr) = runner.end();
-                self.crashed(&mut state);
-                tracing::info!(target: "gp", plugin = self.plugin, "its runner died during a call ({status})");
-                Err(Box::new(Error::Crashed {
-                    plugin: self.plugin.clone(),
-                    status,
-                    stderr,
-                }))
+            Err(Lost::Gone) => Err(self.crashed(&runner)),
+        }
+    }
+
+    /// The runner died under a call: its error (the same for every call that was in flight),
+    /// counted once.
+    fn crashed(&self, runner: &Arc<Runner>) -> Box<Error> {
+        let (status, stderr) = runner.end();
+        if !runner.counted.swap(true, Ordering::AcqRel) {
+            let mut state = self.lock();
+            if state
+                .runner
+                .as_ref()
+                .is_some_and(|r| Arc::ptr_eq(r, runner))
+            {
+                state.runner = None;
             }
+            self.count_crash(&mut state);
+            tracing::info!(target: "gp", plugin = self.plugin, "its runner died during a call ({status})");
+        }
+        Box::new(Error::Crashed {
+            plugin: self.plugin.clone(),
+            status,
+            stderr,
+        })
+    }
+
+    /// Drops the runner the host just killed, without counting a crash.
+    fn forget(&self, runner: &Arc<Runner>) {
+        runner.counted.store(true, Ordering::Release);
+        let mut state = self.lock();
+        if state
+            .runner
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, runner))
+        {
+            state.runner = None;
         }
     }
 
@@ -365,7 +435,10 @@ impl Remote {
     ) -> Result<(), Box<Error>> {
         let plugin = self.plugin.clone();
         Err(Box::new(match outcome {
-            Outcome::Ok => return Ok(()),
+            Outcome::Ok => {
+                self.lock().consecutive = 0;
+                return Ok(());
+            }
             Outcome::Panicked(message) => {
                 tracing::error!(target: "gp::plugin", plugin = %plugin, "plugin panicked: {message}");
                 Error::Panicked { plugin, message }
@@ -375,17 +448,17 @@ impl Remote {
             }
             Outcome::Cancelled => Error::Cancelled { plugin },
             Outcome::DeadlineExceeded => Error::DeadlineExceeded { plugin },
+            // Cut by the runner already, which says how much; this bound is for a runner that
+            // did not (its suffix fits in the margin).
             Outcome::Failed(message) | Outcome::Other(message) => Error::Failed {
                 plugin,
-                // Cut by the runner already, which says how much; this bound is for a
-                // runner that did not (its suffix fits in the margin).
                 message: bounded(message, MAX_PLUGIN_MESSAGE + 64),
             },
         }))
     }
 
     /// Counts a crash: sets the back-off, and opens the breaker after too many.
-    fn crashed(&self, state: &mut State) {
+    fn count_crash(&self, state: &mut State) {
         let now = Instant::now();
         state.crashes_total += 1;
         state.crashes.push_back(now);
@@ -411,14 +484,20 @@ impl Remote {
 
     /// Runs `on_unload` in the runner and ends it. `None` if no runner was running.
     pub(crate) fn unload(&self, hook_timeout: Duration) -> Option<Result<(), Error>> {
-        let mut state = self.lock();
-        state.closed = true;
-        let mut runner = state.runner.take()?;
+        let runner = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.runner.take()?
+        };
+        runner.counted.store(true, Ordering::Release);
         let started = Instant::now();
         let limit = hook_timeout + self.config.grace;
-        let answer = protocol::send(&mut &runner.socket, &ToRunner::Unload)
-            .map_err(|_| Lost::Gone)
-            .and_then(|()| runner.receive::<FromRunner>(&mut || started.elapsed() < limit));
+        let answer = {
+            let control = runner.control.lock().unwrap_or_else(|p| p.into_inner());
+            protocol::send(&mut &*control, &ToRunner::Unload)
+                .map_err(|_| Lost::Gone)
+                .and_then(|()| receive::<FromRunner>(&control, &mut || started.elapsed() < limit))
+        };
         let outcome = match answer {
             Ok(FromRunner::Unloaded { error: None }) => Ok(()),
             Ok(FromRunner::Unloaded {
@@ -445,23 +524,29 @@ impl Remote {
     pub(crate) fn status(&self) -> super::IsolationStatus {
         let state = self.lock();
         super::IsolationStatus {
-            runner_pid: state.runner.as_ref().map(|r| r.child.id()),
+            runner_pid: state.runner.as_ref().map(|r| r.pid),
             restarts: state.restarts,
             crashes: state.crashes_total,
             circuit_open: state.broken,
         }
     }
 
-    /// The bare channel's round trip: a ping and its answer.
+    /// The bare channel's round trip: a ping and its answer on a call connection.
     pub(crate) fn ping(&self) -> Result<(), Error> {
-        let mut state = self.lock();
-        let Some(runner) = state.runner.as_mut() else {
+        let runner = self.lock().runner.clone();
+        let Some(runner) = runner else {
             return Err(self.runner_error("no runner is running".into()));
         };
-        protocol::send(&mut &runner.socket, &ToRunner::Ping)
+        let conn = runner
+            .take_conn(self.config.concurrency, &Context::new())
+            .map_err(|_| self.runner_error("no call connection".into()))?;
+        protocol::send(&mut &conn.socket, &ToRunner::Ping)
             .map_err(|e| self.runner_error(e.to_string()))?;
-        match runner.receive::<FromRunner>(&mut || true) {
-            Ok(FromRunner::Pong) => Ok(()),
+        match receive::<FromRunner>(&conn.socket, &mut || true) {
+            Ok(FromRunner::Pong) => {
+                runner.put_conn(conn);
+                Ok(())
+            }
             _ => Err(self.runner_error("no answer to a ping".into())),
         }
     }
@@ -537,59 +622,136 @@ pub(crate) fn preflight(spec: &Spec, copy: &Path, config: &Arc<Isolation>) -> Re
 }
 
 impl Runner {
-    /// Reads one message, calling `keep_waiting` whenever nothing has come for a while: the
-    /// wait ends when it returns false.
-    fn receive<T: serde::de::DeserializeOwned>(
-        &mut self,
-        keep_waiting: &mut dyn FnMut() -> bool,
-    ) -> Result<T, Lost> {
-        let mut length = [0u8; 4];
-        read_polling(&self.socket, &mut length, keep_waiting)?;
-        let length = u32::from_le_bytes(length) as usize;
-        if length > protocol::MAX_FRAME {
-            return Err(Lost::Gone);
+    /// Sends a control message (a failure shows on the call connections soon enough).
+    fn control(&self, message: &ToRunner) {
+        let control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = protocol::send(&mut &*control, message);
+    }
+
+    /// A call connection: an idle one, a new one (up to `limit`), or the next one returned.
+    fn take_conn(&self, limit: usize, ctx: &Context) -> Result<Conn, Lost> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(conn) = idle.pop() {
+                return Ok(conn);
+            }
+            if (self.made.load(Ordering::Relaxed) as usize) < limit.max(1) {
+                let id = self.made.fetch_add(1, Ordering::Relaxed);
+                drop(idle);
+                return self.connect(id);
+            }
+            if ctx.is_cancelled() || ctx.is_past_deadline() {
+                return Err(Lost::GaveUp);
+            }
+            if self
+                .ended
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+            {
+                return Err(Lost::Gone);
+            }
+            idle = self
+                .returned
+                .wait_timeout(idle, POLL)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
-        let mut body = vec![0u8; length];
-        read_polling(&self.socket, &mut body, keep_waiting)?;
-        postcard::from_bytes(&body).map_err(|_| Lost::Gone)
+    }
+
+    /// Makes call connection `id` and hands the runner its end.
+    fn connect(&self, id: u32) -> Result<Conn, Lost> {
+        let (host_end, runner_end) = UnixStream::pair().map_err(|_| Lost::Gone)?;
+        let control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        protocol::send_with_fd(
+            &control,
+            &ToRunner::Connect { conn: id },
+            runner_end.as_fd(),
+        )
+        .map_err(|_| Lost::Gone)?;
+        drop(control);
+        let _ = host_end.set_read_timeout(Some(POLL));
+        Ok(Conn {
+            id,
+            socket: host_end,
+        })
+    }
+
+    fn put_conn(&self, conn: Conn) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+        self.returned.notify_one();
     }
 
     /// Waits for the process to end (killing it if it has not within a second) and returns
-    /// how it ended and its last standard-error lines.
-    fn end(mut self) -> (String, String) {
-        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    /// how it ended and its last standard-error lines; the same to every caller.
+    fn end(&self) -> (String, String) {
+        let mut ended = self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ended) = &*ended {
+            return ended.clone();
+        }
+        let _ = self
+            .control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .shutdown(std::net::Shutdown::Both);
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
         let status = loop {
-            match self.child.try_wait() {
+            match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if started.elapsed() < Duration::from_secs(1) => {
                     std::thread::sleep(Duration::from_millis(2))
                 }
                 _ => {
-                    let _ = self.child.kill();
-                    break self.child.wait().ok();
+                    let _ = child.kill();
+                    break child.wait().ok();
                 }
             }
         };
-        if let Some(reader) = self.stderr_reader.take() {
+        if let Some(reader) = self
+            .stderr_reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             let _ = reader.join();
         }
         let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
         let stderr = tail.iter().cloned().collect::<Vec<_>>().join("\n");
-        (
+        let outcome = (
             status.map_or_else(|| "status unknown".into(), describe),
             stderr,
-        )
+        );
+        *ended = Some(outcome.clone());
+        self.returned.notify_all();
+        outcome
     }
 
     /// Kills the process and reaps it.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(reader) = self.stderr_reader.take() {
-            let _ = reader.join();
-        }
+    fn kill(&self) {
+        let _ = self.child.lock().unwrap_or_else(|p| p.into_inner()).kill();
+        self.end();
     }
+}
+
+/// Reads one message, calling `keep_waiting` whenever nothing has come for a while: the wait
+/// ends when it returns false.
+fn receive<T: serde::de::DeserializeOwned>(
+    socket: &UnixStream,
+    keep_waiting: &mut dyn FnMut() -> bool,
+) -> Result<T, Lost> {
+    let mut length = [0u8; 4];
+    read_polling(socket, &mut length, keep_waiting)?;
+    let length = u32::from_le_bytes(length) as usize;
+    if length > protocol::MAX_FRAME {
+        return Err(Lost::Gone);
+    }
+    let mut body = vec![0u8; length];
+    read_polling(socket, &mut body, keep_waiting)?;
+    postcard::from_bytes(&body).map_err(|_| Lost::Gone)
 }
 
 fn read_polling(
