@@ -221,6 +221,7 @@ impl Loaded {
             abi_version: spec.abi_version.clone(),
             hook_timeout_ms: hook_timeout.as_millis() as u64,
             check_only: false,
+            spin_us: isolation.spin.as_micros() as u64,
         };
         let (remote, opened) = match Remote::start(spec.name(), open, &library.path, isolation) {
             Ok(started) => started,

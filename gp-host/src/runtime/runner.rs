@@ -187,9 +187,10 @@ fn serve() -> Result<(), String> {
                     return Err("Connect came without its socket".into());
                 };
                 let (loaded, running) = (Arc::clone(&loaded), Arc::clone(&running));
+                let spin = Duration::from_micros(open.spin_us);
                 std::thread::Builder::new()
                     .name(format!("gp-runner-conn-{conn}"))
-                    .spawn(move || serve_conn(conn, UnixStream::from(fd), &loaded, &running))
+                    .spawn(move || serve_conn(conn, UnixStream::from(fd), spin, &loaded, &running))
                     .map_err(|e| format!("starting a call thread: {e}"))?;
             }
             ToRunner::Cancel { conn } => {
@@ -222,10 +223,14 @@ fn serve() -> Result<(), String> {
 fn serve_conn(
     conn: u32,
     socket: UnixStream,
+    spin: Duration,
     loaded: &Loaded,
     running: &Mutex<HashMap<u32, CancelToken>>,
 ) {
-    let mut input = BufReader::new(&socket);
+    let mut input = BufReader::new(protocol::SpinRead {
+        socket: &socket,
+        spin,
+    });
     let mut output = BufWriter::new(&socket);
     loop {
         let answer = match protocol::receive::<ToRunner>(&mut input) {

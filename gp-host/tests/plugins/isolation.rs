@@ -686,3 +686,22 @@ fn calls_run_in_parallel_and_a_crash_fails_every_call_in_flight_at_once() {
     );
     served(&executor);
 }
+
+#[test]
+fn a_spinning_runner_serves_and_recovers_like_a_sleeping_one() {
+    let (_base, manager) = loaded(
+        &[unruly()],
+        Isolation {
+            spin: Duration::from_micros(200),
+            ..isolation()
+        },
+    );
+    let executor = manager.executor("unruly").unwrap();
+    let pid = served(&executor);
+    assert_eq!(served(&executor), pid);
+    assert!(matches!(
+        call(&executor, "abort"),
+        Err(Error::Crashed { .. })
+    ));
+    assert_ne!(served(&executor), pid);
+}

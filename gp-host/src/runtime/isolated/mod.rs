@@ -56,6 +56,12 @@ pub struct Isolation {
     /// How many calls a runner runs at once, each on a connection and a thread of its own
     /// (default 8); more wait for one to finish.
     pub concurrency: usize,
+    /// How long each side polls for the other's answer before it sleeps in the kernel
+    /// (default: zero, it sleeps at once). A sleeping side is woken by the scheduler, which
+    /// costs tens of microseconds on a virtual machine; polling answers in a few while a core
+    /// is free, and costs up to `spin` of CPU time per call on each side when calls are
+    /// further apart than that. See `benches/README.md`.
+    pub spin: Duration,
     /// The first restart's delay after a crash; it doubles with each crash in a row, up to 5 s
     /// (default 100 ms).
     pub backoff: Duration,
@@ -113,6 +119,7 @@ impl Default for Isolation {
             cpu_per_call: None,
             grace: Duration::from_secs(1),
             concurrency: 8,
+            spin: Duration::ZERO,
             backoff: Duration::from_millis(100),
             max_crashes: 5,
             crash_window: Duration::from_secs(60),

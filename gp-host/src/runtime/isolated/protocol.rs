@@ -61,6 +61,9 @@ pub(crate) struct Open {
     /// Only check that the library loads (the pre-flight of an in-process load): answer
     /// `Opened` without running `on_load`, then exit.
     pub check_only: bool,
+    /// How long a call thread polls its connection for the next call before it blocks, in
+    /// microseconds ([`Isolation::spin`](super::Isolation::spin)).
+    pub spin_us: u64,
 }
 
 /// One call.
@@ -199,6 +202,45 @@ pub(crate) fn receive_with_fd<T: DeserializeOwned>(
     let message =
         postcard::from_bytes(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     Ok((message, fd))
+}
+
+/// Waits for data on `socket` by polling it without blocking for up to `spin`; true if some
+/// arrived (or the socket closed) meanwhile. The caller then reads as usual.
+pub(crate) fn spin_for_data(
+    socket: &std::os::unix::net::UnixStream,
+    spin: std::time::Duration,
+) -> bool {
+    use rustix::net::{recv, RecvFlags};
+    if spin.is_zero() {
+        return false;
+    }
+    let until = std::time::Instant::now() + spin;
+    let mut byte = [0u8; 1];
+    loop {
+        match recv(socket, &mut byte, RecvFlags::DONTWAIT | RecvFlags::PEEK) {
+            Ok(_) => return true,
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return true,
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// A connection that spins for up to a while before each blocking read (see
+/// [`spin_for_data`]).
+pub(crate) struct SpinRead<'a> {
+    pub socket: &'a std::os::unix::net::UnixStream,
+    pub spin: std::time::Duration,
+}
+
+impl Read for SpinRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        spin_for_data(self.socket, self.spin);
+        (&mut &*self.socket).read(buf)
+    }
 }
 
 /// Reads one frame and decodes it. `UnexpectedEof` when the other side has gone.

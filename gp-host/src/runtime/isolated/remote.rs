@@ -347,6 +347,7 @@ impl Remote {
         let answer = protocol::send(&mut &conn.socket, &call)
             .map_err(|_| Lost::Gone)
             .and_then(|()| {
+                protocol::spin_for_data(&conn.socket, self.config.spin);
                 receive::<FromRunner>(&conn.socket, &mut || {
                     let now = Instant::now();
                     let due = ctx.is_cancelled()
@@ -542,6 +543,7 @@ impl Remote {
             .map_err(|_| self.runner_error("no call connection".into()))?;
         protocol::send(&mut &conn.socket, &ToRunner::Ping)
             .map_err(|e| self.runner_error(e.to_string()))?;
+        protocol::spin_for_data(&conn.socket, self.config.spin);
         match receive::<FromRunner>(&conn.socket, &mut || true) {
             Ok(FromRunner::Pong) => {
                 runner.put_conn(conn);
@@ -593,6 +595,7 @@ pub(crate) fn preflight(spec: &Spec, copy: &Path, config: &Arc<Isolation>) -> Re
             abi_version: spec.abi_version.clone(),
             hook_timeout_ms: 0,
             check_only: true,
+            spin_us: 0,
         },
         source: spec.library.clone(),
         config: Arc::clone(config),
