@@ -109,7 +109,7 @@ pub(crate) struct Loaded {
     pub(crate) spec: Arc<Spec>,
     instance: Instance,
     /// Set by an unload: calls in flight see themselves cancelled.
-    pub(crate) retiring: AtomicBool,
+    pub(crate) retiring: Arc<AtomicBool>,
     /// How long its hooks may run.
     #[cfg_attr(not(feature = "isolate"), allow(dead_code))]
     hook_timeout: Duration,
@@ -237,7 +237,7 @@ impl Loaded {
                 ..spec
             }),
             instance: Instance::Isolated(Box::new(remote)),
-            retiring: AtomicBool::new(false),
+            retiring: Arc::default(),
             hook_timeout,
         })
     }
@@ -306,7 +306,7 @@ impl Loaded {
                 counted: AtomicBool::new(true),
                 hook_timeout,
             }),
-            retiring: AtomicBool::new(false),
+            retiring: Arc::default(),
             hook_timeout,
         })
     }
@@ -324,7 +324,7 @@ impl Loaded {
                 context::with_scope(
                     ctx,
                     &self.spec.manifest.name,
-                    Some(&self.retiring),
+                    Some(&*self.retiring),
                     |host| execute(host),
                 )
             }
