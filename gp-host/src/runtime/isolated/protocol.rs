@@ -204,33 +204,33 @@ pub(crate) fn receive_with_fd<T: DeserializeOwned>(
     Ok((message, fd))
 }
 
-/// Waits for data on `socket` by polling it without blocking for up to `spin`; true if some
-/// arrived (or the socket closed) meanwhile. The caller then reads as usual.
-pub(crate) fn spin_for_data(
+/// Reads from `socket` into `buf`: for up to `spin`, polling without blocking (a sleeping
+/// reader is woken by the scheduler, which costs tens of microseconds on a VM), then blocking.
+pub(crate) fn read_spinning(
     socket: &std::os::unix::net::UnixStream,
+    buf: &mut [u8],
     spin: std::time::Duration,
-) -> bool {
+) -> io::Result<usize> {
     use rustix::net::{recv, RecvFlags};
-    if spin.is_zero() {
-        return false;
-    }
-    let until = std::time::Instant::now() + spin;
-    let mut byte = [0u8; 1];
-    loop {
-        match recv(socket, &mut byte, RecvFlags::DONTWAIT | RecvFlags::PEEK) {
-            Ok(_) => return true,
-            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return true,
+    if !spin.is_zero() {
+        let until = std::time::Instant::now() + spin;
+        loop {
+            match recv(socket, &mut *buf, RecvFlags::DONTWAIT) {
+                Ok((n, _)) => return Ok(n),
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if std::time::Instant::now() >= until {
+                break;
+            }
+            std::hint::spin_loop();
         }
-        if std::time::Instant::now() >= until {
-            return false;
-        }
-        std::hint::spin_loop();
     }
+    (&mut &*socket).read(buf)
 }
 
-/// A connection that spins for up to a while before each blocking read (see
-/// [`spin_for_data`]).
+/// A connection whose reads spin for up to a while before they block (see
+/// [`read_spinning`]).
 pub(crate) struct SpinRead<'a> {
     pub socket: &'a std::os::unix::net::UnixStream,
     pub spin: std::time::Duration,
@@ -238,8 +238,7 @@ pub(crate) struct SpinRead<'a> {
 
 impl Read for SpinRead<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        spin_for_data(self.socket, self.spin);
-        (&mut &*self.socket).read(buf)
+        read_spinning(self.socket, buf, self.spin)
     }
 }
 

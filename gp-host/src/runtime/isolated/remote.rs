@@ -364,10 +364,7 @@ impl Remote {
         let watch = watchdog::watch(&watched);
         let answer = protocol::send(&mut &conn.socket, &call)
             .map_err(|_| Lost::Gone)
-            .and_then(|()| {
-                protocol::spin_for_data(&conn.socket, self.config.spin);
-                receive::<FromRunner>(&conn.socket, &mut || true)
-            });
+            .and_then(|()| receive_answer(&conn.socket, self.config.spin));
         drop(watch);
         let answer = match answer {
             Err(Lost::Gone) if watched.killed.load(Ordering::Acquire) => Err(Lost::GaveUp),
@@ -557,8 +554,7 @@ impl Remote {
             .map_err(|_| self.runner_error("no call connection".into()))?;
         protocol::send(&mut &conn.socket, &ToRunner::Ping)
             .map_err(|e| self.runner_error(e.to_string()))?;
-        protocol::spin_for_data(&conn.socket, self.config.spin);
-        match receive::<FromRunner>(&conn.socket, &mut || true) {
+        match receive_answer(&conn.socket, self.config.spin) {
             Ok(FromRunner::Pong) => {
                 runner.put_conn(conn);
                 Ok(())
@@ -751,6 +747,13 @@ impl Runner {
         let _ = self.child.lock().unwrap_or_else(|p| p.into_inner()).kill();
         self.end();
     }
+}
+
+/// Reads the answer to a call or a ping from a call connection, in one `read` when it fits in
+/// 4 KiB (spinning first if `spin` says so).
+fn receive_answer(socket: &UnixStream, spin: Duration) -> Result<FromRunner, Lost> {
+    let mut input = std::io::BufReader::with_capacity(4096, protocol::SpinRead { socket, spin });
+    protocol::receive(&mut input).map_err(|_| Lost::Gone)
 }
 
 /// Reads one message, calling `keep_waiting` whenever nothing has come for a while: the wait
