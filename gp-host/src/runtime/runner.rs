@@ -5,8 +5,9 @@
 //! it hardens itself: it dies with its parent, gains no privileges, writes no core dump, and
 //! takes the memory limit the host asked for. Then it answers the host's frames: it loads the
 //! library with the same checks as an in-process host (the ELF and abi_stable layout checks,
-//! the version and the manifest), runs `on_load`, serves calls one at a time, cancels the
-//! running one on request, and on `Unload` runs `on_unload` and exits.
+//! the version and the manifest), runs `on_load`, serves calls on the connections the host
+//! hands it (each on a thread of its own), cancels a call on request, and on `Unload` runs
+//! `on_unload` and exits.
 
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Write};
@@ -95,7 +96,17 @@ fn harden() -> Result<(), String> {
 #[cfg(target_os = "linux")]
 fn limit_cpu_from_now(seconds: Option<u64>) {
     use rustix::process::{self as p, Resource, Rlimit};
-    let Some(seconds) = seconds else { return };
+    let hard = p::getrlimit(Resource::Cpu).maximum;
+    let Some(seconds) = seconds else {
+        let _ = p::setrlimit(
+            Resource::Cpu,
+            Rlimit {
+                current: hard,
+                maximum: hard,
+            },
+        );
+        return;
+    };
     let used = std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|stat| {
@@ -108,13 +119,16 @@ fn limit_cpu_from_now(seconds: Option<u64>) {
             Some(ticks / 100)
         })
         .unwrap_or(0);
-    let _ = p::setrlimit(
+    let soft = (used + seconds + 1).min(hard.unwrap_or(u64::MAX));
+    if let Err(error) = p::setrlimit(
         Resource::Cpu,
         Rlimit {
-            current: Some(used + seconds + 1),
-            maximum: None,
+            current: Some(soft),
+            maximum: hard,
         },
-    );
+    ) {
+        eprintln!("gp runner: cannot set the CPU limit of this call (RLIMIT_CPU): {error}");
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -127,6 +141,10 @@ fn serve() -> Result<(), String> {
         .try_clone_to_owned()
         .map(UnixStream::from)
         .map_err(|e| format!("standard input is not the host's socket: {e}"))?;
+    // The copy above is close-on-exec; standard input becomes /dev/null, so that a process
+    // the plugin starts does not inherit the control socket.
+    let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    rustix::stdio::dup2_stdin(&null).map_err(|e| format!("replacing standard input: {e}"))?;
     let send = |message: &dyn Fn(&mut &UnixStream) -> std::io::Result<()>| {
         message(&mut &control).map_err(|e| format!("writing to the host: {e}"))
     };
@@ -174,7 +192,7 @@ fn serve() -> Result<(), String> {
     send(&|out| protocol::send(out, &opened))?;
 
     // The cancel token of the call running on each connection, for `Cancel`.
-    let running: Arc<Mutex<HashMap<u32, CancelToken>>> = Arc::default();
+    let running: Arc<Mutex<HashMap<u32, ConnState>>> = Arc::default();
     loop {
         let (message, fd) = match protocol::receive_with_fd::<ToRunner>(&control) {
             Ok(received) => received,
@@ -193,9 +211,16 @@ fn serve() -> Result<(), String> {
                     .spawn(move || serve_conn(conn, UnixStream::from(fd), spin, &loaded, &running))
                     .map_err(|e| format!("starting a call thread: {e}"))?;
             }
-            ToRunner::Cancel { conn } => {
-                if let Some(token) = running.lock().unwrap_or_else(|p| p.into_inner()).get(&conn) {
-                    token.cancel();
+            ToRunner::Cancel { conn, seq } => {
+                let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+                let state = running.entry(conn).or_default();
+                if state.seq == seq {
+                    if let Some(token) = &state.token {
+                        token.cancel();
+                    }
+                } else if seq > state.seq {
+                    // Sent before the call reached its thread: cancelled as it starts.
+                    state.pending = Some(seq);
                 }
             }
             ToRunner::Unload => {
@@ -219,13 +244,24 @@ fn serve() -> Result<(), String> {
     }
 }
 
+/// What `Cancel` needs to know about a call connection.
+#[derive(Default)]
+struct ConnState {
+    /// The sequence number of the call running or last run on it.
+    seq: u64,
+    /// The running call's cancel token.
+    token: Option<CancelToken>,
+    /// A `Cancel` for a call that has not started yet.
+    pending: Option<u64>,
+}
+
 /// Serves one call connection: each call runs on this thread, inline, and is answered here.
 fn serve_conn(
     conn: u32,
     socket: UnixStream,
     spin: Duration,
     loaded: &Loaded,
-    running: &Mutex<HashMap<u32, CancelToken>>,
+    running: &Mutex<HashMap<u32, ConnState>>,
 ) {
     let mut input = BufReader::new(protocol::SpinRead {
         socket: &socket,
@@ -239,10 +275,22 @@ fn serve_conn(
             // The host closed the connection, or sent what does not belong here.
             Ok(_) | Err(_) => return,
         };
-        if protocol::send(&mut output, &answer)
-            .and_then(|()| output.flush())
-            .is_err()
+        let mut sent = protocol::send(&mut output, &answer);
+        if sent
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::InvalidData)
         {
+            // Refused before anything was written: too large to send back.
+            let too_large = FromRunner::Done {
+                values: Vec::new(),
+                outcome: Outcome::Other(format!(
+                    "the values the plugin left in the context are too large to send back to the host (over {} MiB)",
+                    protocol::MAX_FRAME >> 20
+                )),
+            };
+            sent = protocol::send(&mut output, &too_large);
+        }
+        if sent.and_then(|()| output.flush()).is_err() {
             return;
         }
     }
@@ -286,7 +334,7 @@ fn open_library(open: &Open) -> Result<Loaded, Error> {
 fn run_call(
     conn: u32,
     loaded: &Loaded,
-    running: &Mutex<HashMap<u32, CancelToken>>,
+    running: &Mutex<HashMap<u32, ConnState>>,
     call: Call,
 ) -> FromRunner {
     let mut ctx = Context::new();
@@ -297,10 +345,16 @@ fn run_call(
     if let Some(ms) = call.remaining_ms {
         ctx = ctx.with_timeout(Duration::from_millis(ms));
     }
-    running
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(conn, ctx.cancel_token());
+    {
+        let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+        let state = running.entry(conn).or_default();
+        let token = ctx.cancel_token();
+        if state.pending.take() == Some(call.seq) {
+            token.cancel();
+        }
+        state.seq = call.seq;
+        state.token = Some(token);
+    }
     limit_cpu_from_now(call.cpu_seconds);
     let outcome = match loaded.call(&mut ctx) {
         Ok(()) => Outcome::Ok,
@@ -312,10 +366,16 @@ fn run_call(
             other => Outcome::Other(other.to_string()),
         },
     };
-    running
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&conn);
+    {
+        let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(state) = running.get_mut(&conn) {
+            state.token = None;
+        }
+        // No call left running: no CPU limit on the idle runner's own threads.
+        if call.cpu_seconds.is_some() && running.values().all(|s| s.token.is_none()) {
+            limit_cpu_from_now(None);
+        }
+    }
     let values = ctx
         .values()
         .map(|(k, v)| (k.to_owned(), v.clone()))

@@ -68,6 +68,18 @@ fn execute(ctx: &mut Context) -> Result {
         "fail" => return Err(gp_sdk::Error::msg("x".repeat(10 << 20))),
         "stdout" => print!("{}", "o".repeat(1 << 20)),
         "sleep" => std::thread::sleep(std::time::Duration::from_secs(5)),
+        "wait-for-cancel" => {
+            while !ctx.is_cancelled() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            return Err(gp_sdk::Error::msg("stopped, as asked"));
+        }
+        "child-then-abort" => {
+            // A process that inherits stderr and outlives the runner, unless the host ends it.
+            let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+            ctx.set("child", child.id() as i64);
+            std::process::abort();
+        }
         "overlap" => {
             use std::sync::atomic::{AtomicI64, Ordering};
             static NOW: AtomicI64 = AtomicI64::new(0);
@@ -131,10 +143,9 @@ fn served(executor: &Executor) -> i64 {
     pid
 }
 
+/// Whether process `pid` exists, a zombie included: a runner the host did not reap counts.
 fn alive(pid: u32) -> bool {
-    // A reaped process has no /proc entry; a zombie would still say "Z".
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.split(' ').nth(2).is_none_or(|state| state != "Z"))
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[test]
@@ -192,9 +203,14 @@ fn each_crash_costs_one_call_with_its_cause_and_the_next_call_gets_a_new_runner(
     }
     // Errors and panics are not crashes: the same runner answers them.
     let error = call(&executor, "panic").unwrap_err();
+    let (line, column) = UNRULY
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find("panic!(\"an ordinary").map(|c| (i + 1, c + 1)))
+        .unwrap();
     assert_eq!(
         error.to_string(),
-        "plugin `unruly` panicked: an ordinary panic (at src/lib.rs:69:20)"
+        format!("plugin `unruly` panicked: an ordinary panic (at src/lib.rs:{line}:{column})")
     );
     let error = call(&executor, "fail").unwrap_err();
     let Error::Failed { message, .. } = &error else {
@@ -239,6 +255,7 @@ fn a_call_that_ignores_its_deadline_is_stopped_by_killing_its_runner() {
     // Not before the deadline plus the grace period (and not forever).
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(500), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
     assert!(!alive(pid as u32));
     assert_ne!(served(&executor), pid);
 }
@@ -704,4 +721,68 @@ fn a_spinning_runner_serves_and_recovers_like_a_sleeping_one() {
         Err(Error::Crashed { .. })
     ));
     assert_ne!(served(&executor), pid);
+}
+
+#[test]
+fn a_runner_started_by_a_thread_that_exits_keeps_running() {
+    let (_base, manager) = loaded(&[unruly()], isolation());
+    let executor = manager.executor("unruly").unwrap();
+    assert!(matches!(
+        call(&executor, "abort"),
+        Err(Error::Crashed { .. })
+    ));
+    // The next runner is started by a thread that ends right after its call (as a pool
+    // thread would): the runner's parent-death signal must not follow that thread.
+    let pid = std::thread::scope(|scope| scope.spawn(|| served(&executor)).join().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(pid as u32));
+    assert_eq!(served(&executor), pid);
+}
+
+#[test]
+fn a_cancelled_call_that_stops_keeps_its_runner() {
+    let (_base, manager) = loaded(&[unruly()], isolation());
+    let executor = manager.executor("unruly").unwrap();
+    let pid = served(&executor);
+    let mut ctx = Context::new().with_label("wait-for-cancel");
+    let token = ctx.cancel_token();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        token.cancel();
+    });
+    let error = executor.execute(&mut ctx).unwrap_err();
+    canceller.join().unwrap();
+    assert_eq!(error.to_string(), "call to plugin `unruly` was cancelled");
+    assert_eq!(
+        served(&executor),
+        pid,
+        "the plugin stopped: its runner lives on"
+    );
+}
+
+#[test]
+fn a_crash_ends_the_processes_the_plugin_started_and_is_reported_at_once() {
+    let (_base, manager) = loaded(&[unruly()], isolation());
+    let executor = manager.executor("unruly").unwrap();
+    served(&executor);
+    let started = Instant::now();
+    let error = call(&executor, "child-then-abort").unwrap_err();
+    // The `sleep 30` it started holds the runner's stderr open: the report does not wait for
+    // it, and ending the runner's process group ended it.
+    assert!(
+        matches!(&error, Error::Crashed { status, .. } if status == "killed by signal 6 (SIGABRT)"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let sleepers = std::process::Command::new("pgrep")
+        .args(["-x", "-P", &std::process::id().to_string(), "sleep"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert_eq!(sleepers, "", "no `sleep` left as this process's child");
+    served(&executor);
 }

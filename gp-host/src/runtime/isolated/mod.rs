@@ -47,8 +47,11 @@ pub struct Isolation {
     /// The address space a runner may use, in bytes (`RLIMIT_AS`; default: no limit). An
     /// allocation past it fails, which aborts a Rust plugin: one call's error.
     pub memory_limit: Option<u64>,
-    /// The CPU time one call may use (`RLIMIT_CPU`, moved forward before each call, so it is
-    /// per call, not per runner; whole seconds; default: no limit).
+    /// The CPU time one call may use (default: no limit), in whole seconds: before each call
+    /// the runner's `RLIMIT_CPU` is moved to what it has used so far plus this (plus up to a
+    /// second of rounding), and lifted once no call runs, so a long-lived runner is not killed
+    /// by its total. The limit is the process's: with calls running in parallel it counts from
+    /// the latest call's start and all their time together.
     pub cpu_per_call: Option<Duration>,
     /// How long a call may run past its deadline or cancellation before its runner is killed
     /// (default 1 s).

@@ -35,8 +35,8 @@ pub(crate) enum ToRunner {
     Open(Box<Open>),
     /// (control) Serve the call connection that comes with this frame as `SCM_RIGHTS`.
     Connect { conn: u32 },
-    /// (control) Cancel the call running on connection `conn` (if any).
-    Cancel { conn: u32 },
+    /// (control) Cancel call `seq` on connection `conn`, if it is running, or when it starts.
+    Cancel { conn: u32, seq: u64 },
     /// (control) Run `on_unload`, answer, and exit.
     Unload,
     /// (call) Run one call.
@@ -69,6 +69,8 @@ pub(crate) struct Open {
 /// One call.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct Call {
+    /// Its sequence number (per runner, increasing), which a `Cancel` names.
+    pub seq: u64,
     pub label: Option<String>,
     /// What was left of the caller's deadline when the call was sent.
     pub remaining_ms: Option<u64>,
@@ -111,7 +113,36 @@ pub(crate) enum Outcome {
     Other(String),
 }
 
-/// Writes one message as a frame.
+/// A socket written with `send(MSG_NOSIGNAL)`: a peer that died makes the write fail with
+/// `EPIPE` instead of raising `SIGPIPE`, which would end a host that does not ignore it (one
+/// written in C, say). Interrupted writes are retried.
+pub(crate) struct SocketWriter<'a>(pub &'a std::os::unix::net::UnixStream);
+
+impl Write for SocketWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match rustix::net::send(self.0, buf, rustix::net::SendFlags::NOSIGNAL) {
+                Err(rustix::io::Errno::INTR) => continue,
+                other => return other.map_err(Into::into),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes one message as a frame to a socket (see [`SocketWriter`]).
+pub(crate) fn send_to(
+    socket: &std::os::unix::net::UnixStream,
+    message: &impl Serialize,
+) -> io::Result<()> {
+    send(&mut SocketWriter(socket), message)
+}
+
+/// Writes one message as a frame. A message over [`MAX_FRAME`] is refused with
+/// `InvalidData` before anything is written.
 pub(crate) fn send(out: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
     let body = postcard::to_allocvec(message)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
@@ -147,14 +178,19 @@ pub(crate) fn send_with_fd(
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [fd];
     control.push(SendAncillaryMessage::ScmRights(&fds));
-    let sent = sendmsg(
-        socket,
-        &[io::IoSlice::new(&frame)],
-        &mut control,
-        SendFlags::empty(),
-    )?;
+    let sent = loop {
+        match sendmsg(
+            socket,
+            &[io::IoSlice::new(&frame)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other?,
+        }
+    };
     // The descriptor went with the first byte; the rest of a short send follows plainly.
-    (&mut &*socket).write_all(&frame[sent..])
+    SocketWriter(socket).write_all(&frame[sent..])
 }
 
 /// Reads one frame and decodes it, with the descriptor that came with it, if any (a frame sent
@@ -197,8 +233,7 @@ pub(crate) fn receive_with_fd<T: DeserializeOwned>(
             format!("a frame of {length} bytes is over the limit"),
         ));
     }
-    let mut body = vec![0u8; length];
-    (&mut &*socket).read_exact(&mut body)?;
+    let body = read_body(&mut &*socket, length)?;
     let message =
         postcard::from_bytes(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     Ok((message, fd))
@@ -253,7 +288,17 @@ pub(crate) fn receive<T: DeserializeOwned>(input: &mut impl Read) -> io::Result<
             format!("a frame of {length} bytes is over the limit"),
         ));
     }
-    let mut body = vec![0u8; length];
-    input.read_exact(&mut body)?;
+    let body = read_body(input, length)?;
     postcard::from_bytes(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Reads a frame's body of `length` bytes, growing the buffer as bytes arrive (a peer that
+/// announces a large frame and sends nothing costs nothing).
+pub(crate) fn read_body(input: &mut impl Read, length: usize) -> io::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(length.min(64 << 10));
+    input.take(length as u64).read_to_end(&mut body)?;
+    if body.len() < length {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(body)
 }

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,10 @@ const POLL: Duration = Duration::from_millis(5);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How a message about a runner that could not start at all begins.
 const NOT_STARTED: &str = "cannot start";
+/// How the message of a library the runner refused begins.
+const REFUSED: &str = "its runner refused it: ";
+/// How the message of a runner that died while loading begins.
+const DIED_LOADING: &str = "its runner died while loading it ";
 
 /// How many of a runner's last standard-error lines a crash report carries.
 const STDERR_LINES: usize = 20;
@@ -39,6 +43,10 @@ pub(crate) struct Remote {
     source: PathBuf,
     config: Arc<Isolation>,
     state: Mutex<State>,
+    /// Held while a runner is being started after a crash.
+    starting: Mutex<()>,
+    /// The sequence number of the last call, which `Cancel` names.
+    calls: AtomicU64,
     /// Whether the private copy is this remote's to delete (a pre-flight's is not).
     owns_copy: bool,
 }
@@ -74,7 +82,12 @@ struct Runner {
     /// Connections made so far (their ids).
     made: AtomicU32,
     stderr: Arc<Mutex<VecDeque<String>>>,
-    stderr_reader: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Closed when the stderr reader has read to the end of the pipe.
+    stderr_done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    /// Set by the stderr reader at the end of the pipe: the runner has exited. A call checks
+    /// it before using the runner, so a runner that died between calls is replaced rather than
+    /// failing the next call.
+    exited: Arc<AtomicBool>,
     /// How it ended, once someone saw it end: (status, last stderr lines).
     ended: Mutex<Option<(String, String)>>,
     /// Set once its end has been counted as a crash (every call that was in flight sees it).
@@ -116,6 +129,8 @@ impl Remote {
             source: source.to_owned(),
             config,
             state: Mutex::default(),
+            starting: Mutex::default(),
+            calls: AtomicU64::new(0),
             owns_copy: true,
         };
         let (runner, opened) = remote.start_runner()?;
@@ -181,20 +196,29 @@ impl Remote {
         if let Some(bytes) = self.config.memory_limit {
             command.env(MEMORY_ENV, bytes.to_string());
         }
-        let mut child = command
-            .spawn()
+        // A group of its own: ending the runner ends whatever processes the plugin started.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        // The spawner consumes the command, which holds the runner's end of the socket (the
+        // host must not keep it, or it would never see a runner's end).
+        let mut child = spawner::spawn(command)
             .map_err(|e| self.runner_error(format!("{NOT_STARTED} {}: {e}", program.display())))?;
-        // The command holds the runner's end of the socket: without this, the host would
-        // never see the end of a runner that died.
-        drop(command);
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr_reader = child.stderr.take().and_then(|pipe| {
-            let (tail, plugin) = (Arc::clone(&stderr), self.plugin.clone());
-            std::thread::Builder::new()
+        let exited = Arc::new(AtomicBool::new(false));
+        let (done, stderr_done) = std::sync::mpsc::channel::<()>();
+        if let Some(pipe) = child.stderr.take() {
+            let (tail, plugin, exited) = (
+                Arc::clone(&stderr),
+                self.plugin.clone(),
+                Arc::clone(&exited),
+            );
+            let _ = std::thread::Builder::new()
                 .name(format!("gp-runner-{plugin}-stderr"))
-                .spawn(move || forward_stderr(pipe, &plugin, &tail))
-                .ok()
-        });
+                .spawn(move || {
+                    forward_stderr(pipe, &plugin, &tail);
+                    exited.store(true, Ordering::Release);
+                    drop(done);
+                });
+        }
         let _ = host_end.set_read_timeout(Some(POLL));
         let runner = Runner {
             pid: child.id(),
@@ -204,7 +228,8 @@ impl Remote {
             returned: Condvar::new(),
             made: AtomicU32::new(0),
             stderr,
-            stderr_reader: Mutex::new(stderr_reader),
+            stderr_done: Mutex::new(Some(stderr_done)),
+            exited,
             ended: Mutex::default(),
             counted: AtomicBool::new(false),
         };
@@ -237,7 +262,7 @@ impl Remote {
             )));
         }
         let open = ToRunner::Open(Box::new(self.open.clone()));
-        let answer = protocol::send(&mut &*control, &open)
+        let answer = protocol::send_to(&control, &open)
             .map_err(|_| Lost::Gone)
             .and_then(|()| {
                 let limit = Duration::from_millis(self.open.hook_timeout_ms) + HELLO_TIMEOUT;
@@ -257,7 +282,7 @@ impl Remote {
             )),
             Ok(FromRunner::Refused { message }) => {
                 runner.end();
-                Err(self.runner_error(format!("its runner refused it: {message}")))
+                Err(self.runner_error(format!("{REFUSED}{message}")))
             }
             Ok(other) => {
                 runner.end();
@@ -266,7 +291,7 @@ impl Remote {
             Err(_) => {
                 let (status, stderr) = runner.end();
                 Err(self.runner_error(format!(
-                    "its runner died while loading it ({status}){}",
+                    "{DIED_LOADING}({status}){}",
                     if stderr.is_empty() {
                         String::new()
                     } else {
@@ -279,6 +304,9 @@ impl Remote {
 
     /// The runner to call now: the running one, or a new one (after the back-off).
     fn runner(&self, ctx: &Context) -> Result<Arc<Runner>, Box<Error>> {
+        // One restart at a time; the state lock is not held while it sleeps or starts a
+        // runner, so `status` and calls that find a runner do not wait for it.
+        let _starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
         let mut state = self.lock();
         if state.closed {
             return Err(Box::new(Error::Unloaded {
@@ -286,36 +314,80 @@ impl Remote {
             }));
         }
         if state.broken {
-            return Err(Box::new(Error::CircuitOpen {
-                plugin: self.plugin.clone(),
-                crashes: self.config.max_crashes,
-                window: self.config.crash_window,
-            }));
+            return Err(Box::new(self.circuit_open()));
         }
         if let Some(runner) = &state.runner {
-            return Ok(Arc::clone(runner));
-        }
-        if let Some(not_before) = state.not_before {
-            let wait = not_before.saturating_duration_since(Instant::now());
-            if ctx.deadline().is_some_and(|d| Instant::now() + wait > d) {
-                return Err(Box::new(Error::DeadlineExceeded {
-                    plugin: self.plugin.clone(),
-                }));
+            if !runner.exited.load(Ordering::Acquire) {
+                return Ok(Arc::clone(runner));
             }
-            std::thread::sleep(wait);
+            // It died between calls (a background thread crashed, the CPU limit): replace it
+            // before this call instead of failing the call.
+            let runner = state.runner.take().expect("checked above");
+            drop(state);
+            let (status, _) = runner.end();
+            state = self.lock();
+            if !runner.counted.swap(true, Ordering::AcqRel) {
+                tracing::info!(target: "gp", plugin = self.plugin, "its runner died between calls ({status})");
+                self.count_crash(&mut state);
+            }
+            if state.broken {
+                return Err(Box::new(self.circuit_open()));
+            }
         }
+        let wait = state.not_before.map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        drop(state);
+        if ctx.deadline().is_some_and(|d| Instant::now() + wait > d) {
+            return Err(Box::new(Error::DeadlineExceeded {
+                plugin: self.plugin.clone(),
+            }));
+        }
+        std::thread::sleep(wait);
+        let started = self.start_runner();
+        let mut state = self.lock();
         state.restarts += 1;
-        match self.start_runner() {
-            Ok((runner, _)) => {
+        match started {
+            Ok((runner, _)) if !state.closed => {
                 tracing::info!(target: "gp", plugin = self.plugin, "started a new runner");
                 let runner = Arc::new(runner);
                 state.runner = Some(Arc::clone(&runner));
                 Ok(runner)
             }
+            Ok((runner, _)) => {
+                // Unloaded meanwhile.
+                runner.counted.store(true, Ordering::Release);
+                drop(state);
+                runner.kill();
+                Err(Box::new(Error::Unloaded {
+                    plugin: self.plugin.clone(),
+                }))
+            }
             Err(error) => {
                 self.count_crash(&mut state);
                 Err(Box::new(error))
             }
+        }
+    }
+
+    /// The error of a call stopped from outside, as an in-process call reports it: cancelled
+    /// by its caller, cancelled by an unload, or past its deadline.
+    fn stopped(&self, ctx: &Context, retiring: &AtomicBool) -> Error {
+        let plugin = self.plugin.clone();
+        if ctx.is_cancelled() {
+            Error::Cancelled { plugin }
+        } else if retiring.load(Ordering::Relaxed) {
+            Error::Unloaded { plugin }
+        } else {
+            Error::DeadlineExceeded { plugin }
+        }
+    }
+
+    fn circuit_open(&self) -> Error {
+        Error::CircuitOpen {
+            plugin: self.plugin.clone(),
+            crashes: self.config.max_crashes,
+            window: self.config.crash_window,
         }
     }
 
@@ -332,15 +404,13 @@ impl Remote {
         let runner = self.runner(ctx)?;
         let conn = match runner.take_conn(self.config.concurrency, ctx) {
             Ok(conn) => conn,
-            Err(Lost::GaveUp) => {
-                return Err(Box::new(Error::DeadlineExceeded {
-                    plugin: self.plugin.clone(),
-                }))
-            }
+            Err(Lost::GaveUp) => return Err(Box::new(self.stopped(ctx, retiring))),
             Err(Lost::Gone) => return Err(self.crashed(&runner)),
         };
         let deadline = ctx.deadline();
+        let seq = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
         let call = ToRunner::Call(Call {
+            seq,
             label: ctx.label().map(str::to_owned),
             remaining_ms: deadline
                 .map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
@@ -357,14 +427,33 @@ impl Remote {
             retiring: Arc::clone(retiring),
             runner: Arc::clone(&runner),
             conn: conn.id,
+            seq,
             grace,
-            cancel_sent: Mutex::new(None),
+            watch: Mutex::default(),
             killed: AtomicBool::new(false),
         });
         let watch = watchdog::watch(&watched);
-        let answer = protocol::send(&mut &conn.socket, &call)
+        let sent = protocol::send_to(&conn.socket, &call);
+        if let Err(error) = &sent {
+            if error.kind() == std::io::ErrorKind::InvalidData {
+                // Refused before anything was written: the caller's values are too large.
+                drop(watch);
+                runner.put_conn(conn);
+                return Err(Box::new(Error::Failed {
+                    plugin: self.plugin.clone(),
+                    message: format!("the call's values could not be sent to its runner: {error}"),
+                }));
+            }
+        }
+        let answer = sent
             .map_err(|_| Lost::Gone)
             .and_then(|()| receive_answer(&conn.socket, self.config.spin));
+        // From here the watchdog leaves this call alone, even if it already saw it due.
+        watched
+            .watch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finished = true;
         drop(watch);
         let answer = match answer {
             Err(Lost::Gone) if watched.killed.load(Ordering::Acquire) => Err(Lost::GaveUp),
@@ -387,17 +476,7 @@ impl Remote {
                 runner.kill();
                 self.forget(&runner);
                 tracing::warn!(target: "gp", plugin = self.plugin, "a call did not stop within {grace:?} of its deadline or cancellation: its runner was killed; the next call starts a new one");
-                Err(Box::new(
-                    if ctx.is_cancelled() || retiring.load(Ordering::Relaxed) {
-                        Error::Cancelled {
-                            plugin: self.plugin.clone(),
-                        }
-                    } else {
-                        Error::DeadlineExceeded {
-                            plugin: self.plugin.clone(),
-                        }
-                    },
-                ))
+                Err(Box::new(self.stopped(ctx, retiring)))
             }
             Err(Lost::Gone) => Err(self.crashed(&runner)),
         }
@@ -506,7 +585,7 @@ impl Remote {
         let limit = hook_timeout + self.config.grace;
         let answer = {
             let control = runner.control.lock().unwrap_or_else(|p| p.into_inner());
-            protocol::send(&mut &*control, &ToRunner::Unload)
+            protocol::send_to(&control, &ToRunner::Unload)
                 .map_err(|_| Lost::Gone)
                 .and_then(|()| receive::<FromRunner>(&control, &mut || started.elapsed() < limit))
         };
@@ -552,14 +631,19 @@ impl Remote {
         let conn = runner
             .take_conn(self.config.concurrency, &Context::new())
             .map_err(|_| self.runner_error("no call connection".into()))?;
-        protocol::send(&mut &conn.socket, &ToRunner::Ping)
-            .map_err(|e| self.runner_error(e.to_string()))?;
-        match receive_answer(&conn.socket, self.config.spin) {
+        let answer = protocol::send_to(&conn.socket, &ToRunner::Ping)
+            .map_err(|_| Lost::Gone)
+            .and_then(|()| receive_answer(&conn.socket, self.config.spin));
+        match answer {
             Ok(FromRunner::Pong) => {
                 runner.put_conn(conn);
                 Ok(())
             }
-            _ => Err(self.runner_error("no answer to a ping".into())),
+            _ => {
+                // The connection is gone: its slot may be made again.
+                runner.made.fetch_sub(1, Ordering::Relaxed);
+                Err(self.runner_error("no answer to a ping".into()))
+            }
         }
     }
 }
@@ -610,6 +694,8 @@ pub(crate) fn preflight(spec: &Spec, copy: &Path, config: &Arc<Isolation>) -> Re
         source: spec.library.clone(),
         config: Arc::clone(config),
         state: Mutex::default(),
+        starting: Mutex::default(),
+        calls: AtomicU64::new(0),
         owns_copy: false,
     };
     let started = Instant::now();
@@ -618,16 +704,20 @@ pub(crate) fn preflight(spec: &Spec, copy: &Path, config: &Arc<Isolation>) -> Re
             runner.end();
             Ok(())
         }
-        // The runner could not start at all: no verdict on the library, nothing cached.
-        Err(Error::Runner { message, .. }) if message.starts_with(NOT_STARTED) => {
-            return Err(refused(message));
+        // A verdict on the library: it was refused, or its runner died loading it.
+        Err(Error::Runner { message, .. })
+            if message.starts_with(REFUSED) || message.starts_with(DIED_LOADING) =>
+        {
+            Err(format!(
+                "pre-flight: {message}; it was not loaded into this process"
+            ))
         }
-        Err(error) => Err(match error {
-            Error::Runner { message, .. } => {
-                format!("pre-flight: {message}; it was not loaded into this process")
-            }
-            other => other.to_string(),
-        }),
+        // No verdict (the runner could not start, did not answer in time, is not a runner):
+        // refused now, asked again next time.
+        Err(Error::Runner { message, .. }) => {
+            return Err(refused(format!("pre-flight: {message}")));
+        }
+        Err(other) => return Err(other),
     };
     tracing::debug!(target: "gp", plugin = spec.name(), "pre-flight in {:?}: {verdict:?}", started.elapsed());
     verdicts().insert(spec.sha256.clone(), verdict.clone());
@@ -638,7 +728,7 @@ impl Runner {
     /// Sends a control message (a failure shows on the call connections soon enough).
     fn control(&self, message: &ToRunner) {
         let control = self.control.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = protocol::send(&mut &*control, message);
+        let _ = protocol::send_to(&control, message);
     }
 
     /// A call connection: an idle one, a new one (up to `limit`), or the next one returned.
@@ -723,13 +813,18 @@ impl Runner {
                 }
             }
         };
-        if let Some(reader) = self
-            .stderr_reader
+        // Whatever the plugin started goes with it.
+        self.kill_group();
+        // The reader ends at the end of the pipe; a process that kept the pipe open (out of
+        // reach of the group kill) must not hold this up: half a second, then the last lines
+        // are reported as they are.
+        if let Some(done) = self
+            .stderr_done
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
         {
-            let _ = reader.join();
+            let _ = done.recv_timeout(Duration::from_millis(500));
         }
         let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
         let stderr = tail.iter().cloned().collect::<Vec<_>>().join("\n");
@@ -740,6 +835,13 @@ impl Runner {
         *ended = Some(outcome.clone());
         self.returned.notify_all();
         outcome
+    }
+
+    /// Kills the runner's process group (the runner, and what the plugin started).
+    fn kill_group(&self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
     }
 
     /// Kills the process and reaps it.
@@ -768,8 +870,12 @@ fn receive<T: serde::de::DeserializeOwned>(
     if length > protocol::MAX_FRAME {
         return Err(Lost::Gone);
     }
-    let mut body = vec![0u8; length];
-    read_polling(socket, &mut body, keep_waiting)?;
+    let mut body = Vec::new();
+    while body.len() < length {
+        let mut chunk = vec![0u8; (length - body.len()).min(64 << 10)];
+        read_polling(socket, &mut chunk, keep_waiting)?;
+        body.extend_from_slice(&chunk);
+    }
     postcard::from_bytes(&body).map_err(|_| Lost::Gone)
 }
 
@@ -879,12 +985,23 @@ struct Watched {
     retiring: Arc<AtomicBool>,
     runner: Arc<Runner>,
     conn: u32,
+    /// The call's sequence number: a `Cancel` names it, so a late one cannot cancel the next
+    /// call on the same connection.
+    seq: u64,
     grace: Duration,
-    /// When `Cancel` went to the runner.
-    cancel_sent: Mutex<Option<Instant>>,
+    watch: Mutex<WatchState>,
     /// Set before the watchdog kills the runner: the call's read ends then, and the call
     /// reports its deadline or cancellation rather than a crash.
     killed: AtomicBool,
+}
+
+/// What the watchdog did to a call, and whether the call is over.
+#[derive(Default)]
+struct WatchState {
+    /// When `Cancel` went to the runner.
+    cancel_sent: Option<Instant>,
+    /// The call has its answer (or lost its runner): nothing more is done to it.
+    finished: bool,
 }
 
 /// One thread for the whole process that looks at every isolated call in flight every
@@ -985,11 +1102,17 @@ mod watchdog {
             };
             for call in due {
                 let now = Instant::now();
-                let mut sent = call.cancel_sent.lock().unwrap_or_else(|p| p.into_inner());
-                match *sent {
+                let mut watch = call.watch.lock().unwrap_or_else(|p| p.into_inner());
+                if watch.finished {
+                    continue;
+                }
+                match watch.cancel_sent {
                     None => {
-                        *sent = Some(now);
-                        call.runner.control(&ToRunner::Cancel { conn: call.conn });
+                        watch.cancel_sent = Some(now);
+                        call.runner.control(&ToRunner::Cancel {
+                            conn: call.conn,
+                            seq: call.seq,
+                        });
                     }
                     Some(at) if now >= at + call.grace && !call.killed.load(Ordering::Relaxed) => {
                         call.killed.store(true, Ordering::Release);
@@ -1007,5 +1130,48 @@ mod watchdog {
             }
             std::thread::sleep(POLL);
         }
+    }
+}
+
+/// Starts runner processes from one thread that lives as long as the process.
+///
+/// A runner's parent-death signal (`PR_SET_PDEATHSIG`) fires when the *thread* that started it
+/// exits, not the process: a runner started from a pool thread (tokio's blocking pool ends
+/// idle threads after 10 s) would be killed with it.
+mod spawner {
+    use std::process::{Child, Command};
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::{Mutex, OnceLock};
+
+    type Request = (Command, Sender<std::io::Result<Child>>);
+
+    pub(super) fn spawn(command: Command) -> std::io::Result<Child> {
+        static SPAWNER: OnceLock<Mutex<Option<Sender<Request>>>> = OnceLock::new();
+        let spawner = SPAWNER.get_or_init(|| {
+            let (requests, queue) = channel::<Request>();
+            let started = std::thread::Builder::new()
+                .name("gp-runner-spawner".into())
+                .spawn(move || {
+                    for (mut command, answer) in queue {
+                        let child = command.spawn();
+                        // The runner's end of its socket closes here, in this process.
+                        drop(command);
+                        let _ = answer.send(child);
+                    }
+                });
+            Mutex::new(started.ok().map(|_| requests))
+        });
+        let requests = spawner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| std::io::Error::other("the runner spawner thread could not start"))?;
+        let (answer, child) = channel();
+        requests
+            .send((command, answer))
+            .map_err(|_| std::io::Error::other("the runner spawner thread ended"))?;
+        child
+            .recv()
+            .map_err(|_| std::io::Error::other("the runner spawner thread ended"))?
     }
 }
