@@ -91,8 +91,9 @@ fn harden() -> Result<(), String> {
     Ok(())
 }
 
-/// Moves the soft CPU-time limit to `seconds` past what the runner has used so far: a call
-/// that spins past it gets `SIGXCPU`, which ends the runner.
+/// Moves the soft CPU-time limit to `seconds` past what the runner has used so far (a call that
+/// spins past it gets `SIGXCPU`, which ends the runner); `None` lifts it to the hard limit.
+/// Two system calls or more: only for managers that set `cpu_per_call`.
 #[cfg(target_os = "linux")]
 fn limit_cpu_from_now(seconds: Option<u64>) {
     use rustix::process::{self as p, Resource, Rlimit};
@@ -355,7 +356,9 @@ fn run_call(
         state.seq = call.seq;
         state.token = Some(token);
     }
-    limit_cpu_from_now(call.cpu_seconds);
+    if call.cpu_seconds.is_some() {
+        limit_cpu_from_now(call.cpu_seconds);
+    }
     let outcome = match loaded.call(&mut ctx) {
         Ok(()) => Outcome::Ok,
         Err(error) => match *error {

@@ -304,6 +304,12 @@ impl Remote {
 
     /// The runner to call now: the running one, or a new one (after the back-off).
     fn runner(&self, ctx: &Context) -> Result<Arc<Runner>, Box<Error>> {
+        // The common case: a runner that is running.
+        if let Some(runner) = &self.lock().runner {
+            if !runner.exited.load(Ordering::Acquire) {
+                return Ok(Arc::clone(runner));
+            }
+        }
         // One restart at a time; the state lock is not held while it sleeps or starts a
         // runner, so `status` and calls that find a runner do not wait for it.
         let _starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
