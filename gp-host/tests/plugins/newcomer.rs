@@ -676,3 +676,61 @@ fn serve_names_packages_loaded_unchecked_once() {
         )]
     );
 }
+
+/// `$GP_HOME/plugins` is the base directory of `gp install`, `gp list`, `gp call` and `gp serve`
+/// when none is given (the seed's `$GO_PLUG_HOME`).
+#[test]
+fn gp_home_is_where_install_puts_plugins_and_list_and_call_look() {
+    let work = base_dir();
+    let w = work.path();
+    pack_sample(w);
+    let home = w.join("home");
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_gp"))
+            .args(args)
+            .current_dir(w)
+            .env("GP_HOME", &home)
+            .env_remove("GP_LOG")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // Nothing installed yet: said so, with what to do.
+    let (code, _, stderr) = run(&["list"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: no plugin is installed in {} (the plugins of GP_HOME, {}): install one there with `gp install URL|FILE`, or give a plugin base directory\n",
+            home.join("plugins").display(),
+            home.display()
+        )
+    );
+    let (code, stdout, stderr) = run(&["install", "sample.plg"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "installed sample 0.1.0 -> {}\n",
+            home.join("plugins/sample.plg").display()
+        )
+    );
+    let (code, stdout, _) = run(&["list"]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("sample.plg  loaded"), "{stdout}");
+    let (code, stdout, stderr) = run(&["call", "sample", "--set", r#"sample={"name":"home"}"#]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let values: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(values["greeting"], "sample plugin says: home");
+    // A directory alone is a forgotten name, not a plugin of GP_HOME.
+    let (code, _, stderr) = run(&["call", "home/plugins"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr,
+        "error: which plugin? give its name after the directory: gp call home/plugins NAME\n"
+    );
+}

@@ -19,10 +19,14 @@ pub const ABANDONED_EXIT_CODE: u8 = 124;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The plugin base directory
-    dir: PathBuf,
-    /// The plugin's name (as its plugin.json declares it); only this plugin is loaded
-    name: String,
+    /// The plugin base directory, then the plugin's name; or the name alone, for a plugin in
+    /// $GP_HOME/plugins
+    #[arg(value_name = "DIR|NAME")]
+    first: String,
+    /// The plugin's name (as its plugin.json declares it), after DIR; only this plugin is
+    /// loaded
+    #[arg(value_name = "NAME")]
+    second: Option<String>,
     /// The call's label
     #[arg(long)]
     label: Option<String>,
@@ -67,8 +71,8 @@ fn parse_set(arg: &str) -> Result<(String, Value), String> {
 
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
     let Args {
-        dir,
-        name,
+        first,
+        second,
         label,
         values,
         timeout,
@@ -77,6 +81,20 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         isolate,
         no_preflight,
     } = args;
+    let (dir, name) = match second {
+        Some(name) => (PathBuf::from(first), name),
+        // A path alone: the name was forgotten, this is not a plugin of GP_HOME's.
+        None if first.contains(std::path::MAIN_SEPARATOR) || Path::new(&first).is_dir() => {
+            eprintln!(
+                "error: which plugin? give its name after the directory: gp call {first} NAME"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        None => match super::shared::base_dir_or_home(None) {
+            Ok(dir) => (dir, first),
+            Err(code) => return Ok(code),
+        },
+    };
     // A build that crashes the loader is refused, not fatal (a throwaway runner loads it first).
     let mut builder = Manager::builder(&dir).preflight(!no_preflight);
     if isolate {

@@ -19,9 +19,9 @@ pub struct Args {
     /// Require a signature by this public key (base64, or a .pub file); repeatable
     #[arg(long = "public-key", value_name = "KEY")]
     public_keys: Vec<String>,
-    /// The plugin base directory
-    #[arg(long, default_value = "plugins")]
-    dir: PathBuf,
+    /// The plugin base directory (default: $GP_HOME/plugins, made if missing)
+    #[arg(long)]
+    dir: Option<PathBuf>,
     /// Load new builds straight into this process, without first loading each in a throwaway
     /// runner (which turns a library that crashes the loader into an error instead of a crash)
     #[arg(long)]
@@ -30,9 +30,18 @@ pub struct Args {
 
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
     let trust = required_signers(&args.public_keys)?;
-    let manager = Manager::builder(&args.dir)
-        .preflight(!args.no_preflight)
-        .build();
+    let dir = match args.dir.clone() {
+        Some(dir) => dir,
+        None => {
+            let dir = super::shared::gp_home().join("plugins");
+            std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
+            dir
+        }
+    };
+    let manager = Manager::builder(&dir).preflight(!args.no_preflight).build();
     let terminal = std::io::stderr().is_terminal();
     let progress = |received: u64, total: Option<u64>| {
         if terminal {

@@ -9,8 +9,8 @@ use super::shared::{base_dir_mistakes, required_signers, warn_unchecked_packages
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The plugin base directory
-    dir: PathBuf,
+    /// The plugin base directory (default: $GP_HOME/plugins)
+    dir: Option<PathBuf>,
     /// Load only packages signed by this public key (base64, or a .pub file); repeatable
     #[arg(long = "public-key", value_name = "KEY")]
     public_keys: Vec<String>,
@@ -23,7 +23,11 @@ pub struct Args {
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
     let trust = required_signers(&args.public_keys)?;
     let checked = trust.is_some();
-    let mut manager = Manager::builder(&args.dir).preflight(!args.no_preflight);
+    let dir = match super::shared::base_dir_or_home(args.dir) {
+        Ok(dir) => dir,
+        Err(code) => return Ok(code),
+    };
+    let mut manager = Manager::builder(&dir).preflight(!args.no_preflight);
     if let Some(trust) = trust {
         manager = manager.trust(trust);
     }
@@ -36,7 +40,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         && report.unchanged.is_empty()
         && report.upgraded.is_empty()
         && report.disabled.is_empty();
-    let mistakes = base_dir_mistakes(&args.dir);
+    let mistakes = base_dir_mistakes(&dir);
     for mistake in &mistakes {
         eprintln!("{}: {mistake}", if nothing { "error" } else { "warning" });
     }

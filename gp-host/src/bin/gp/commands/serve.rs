@@ -15,8 +15,8 @@ use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The plugin base directory
-    dir: PathBuf,
+    /// The plugin base directory (default: $GP_HOME/plugins)
+    dir: Option<PathBuf>,
     /// Follow the directory: load new plugin folders, upgrade changed ones (newer versions
     /// only), unload removed ones
     #[arg(long)]
@@ -79,7 +79,11 @@ pub struct Args {
     header_timeout: Duration,
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
+    let dir = match super::shared::base_dir_or_home(args.dir.take()) {
+        Ok(dir) => dir,
+        Err(code) => return Ok(code),
+    };
     let trust = super::shared::required_signers(&args.public_keys)?;
     let checked = trust.is_some();
     if !args.admin.ip().is_loopback() {
@@ -102,7 +106,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
         _ => None,
     };
-    let mut manager = Manager::builder(&args.dir)
+    let mut manager = Manager::builder(&dir)
         .reload_same_version(args.dev)
         .preflight(!args.no_preflight);
     if let Some(trust) = trust {
@@ -148,7 +152,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Io {
-            path: args.dir.clone(),
+            path: dir.clone(),
             source: e,
         })?;
     runtime.block_on(serve(

@@ -13,6 +13,34 @@ pub const DEFAULT_ADMIN: &str = "127.0.0.1:9464";
 /// Where `gp serve` serves plugin routes by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// The local plugin repository (the seed's `$GO_PLUG_HOME`): `$GP_HOME` if set, else `gp` in
+/// the platform's data directory (`~/.local/share/gp` on Linux). Its `plugins` folder is the
+/// base directory of `gp install`, `gp list`, `gp call` and `gp serve` when none is given.
+pub fn gp_home() -> PathBuf {
+    match std::env::var_os("GP_HOME").filter(|home| !home.is_empty()) {
+        Some(home) => PathBuf::from(home),
+        None => dirs::data_dir().map_or_else(|| PathBuf::from(".gp"), |data| data.join("gp")),
+    }
+}
+
+/// A command's base directory: `dir` if given, else `$GP_HOME/plugins`. With the default
+/// missing, says so (with what to do) and gives `Err` (the command exits 1).
+pub fn base_dir_or_home(dir: Option<PathBuf>) -> Result<PathBuf, std::process::ExitCode> {
+    if let Some(dir) = dir {
+        return Ok(dir);
+    }
+    let dir = gp_home().join("plugins");
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    eprintln!(
+        "error: no plugin is installed in {} (the plugins of GP_HOME, {}): install one there with `gp install URL|FILE`, or give a plugin base directory",
+        dir.display(),
+        gp_home().display()
+    );
+    Err(std::process::ExitCode::FAILURE)
+}
+
 /// `--public-key` arguments: if there are any, a signature by one of them is required.
 pub fn required_signers(keys: &[String]) -> Result<Option<Trust>, Error> {
     let keys = keys
