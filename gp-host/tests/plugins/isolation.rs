@@ -659,20 +659,31 @@ fn a_megabyte_on_stdout_reaches_the_host_stdout_and_the_result_its_file() {
 fn calls_run_in_parallel_and_a_crash_fails_every_call_in_flight_at_once() {
     let (_base, manager) = loaded(&[unruly()], isolation());
     let executor = manager.executor("unruly").unwrap();
-    // Two calls at once run at once, each on a connection and a runner thread of its own.
-    let barrier = std::sync::Barrier::new(2);
-    let most: Vec<i64> = std::thread::scope(|scope| {
-        let calls: Vec<_> = (0..2)
-            .map(|_| {
-                scope.spawn(|| {
-                    barrier.wait();
-                    let ctx = call(&executor, "overlap").unwrap();
-                    ctx.get("most").and_then(|v| v.as_i64()).unwrap()
+    // Two calls at once run at once, each on a connection and a runner thread of its own
+    // (the plugin counts the calls inside it). A busy machine may start the second call after
+    // the first's 300 ms: up to three tries.
+    let mut most = Vec::new();
+    for _ in 0..3 {
+        let barrier = std::sync::Barrier::new(2);
+        most = std::thread::scope(|scope| {
+            let calls: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        let ctx = call(&executor, "overlap").unwrap();
+                        ctx.get("most").and_then(|v| v.as_i64()).unwrap()
+                    })
                 })
-            })
-            .collect();
-        calls.into_iter().map(|c| c.join().unwrap()).collect()
-    });
+                .collect();
+            calls
+                .into_iter()
+                .map(|c| c.join().unwrap())
+                .collect::<Vec<i64>>()
+        });
+        if most.contains(&2) {
+            break;
+        }
+    }
     assert_eq!(most.iter().max(), Some(&2), "{most:?}");
 
     // A call sleeping in the runner when another call crashes it gets the same error, at
