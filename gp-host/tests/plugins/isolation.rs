@@ -76,7 +76,7 @@ fn execute(ctx: &mut Context) -> Result {
         }
         "child-then-abort" => {
             // A process that inherits stderr and outlives the runner, unless the host ends it.
-            let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+            let child = std::process::Command::new("sleep").arg("30.0417").spawn().unwrap();
             ctx.set("child", child.id() as i64);
             std::process::abort();
         }
@@ -778,7 +778,7 @@ fn a_crash_ends_the_processes_the_plugin_started_and_is_reported_at_once() {
     served(&executor);
     let started = Instant::now();
     let error = call(&executor, "child-then-abort").unwrap_err();
-    // The `sleep 30` it started holds the runner's stderr open: the report does not wait for
+    // The `sleep 30.0417` it started holds the runner's stderr open: the report does not wait for
     // it, and ending the runner's process group ended it.
     assert!(
         matches!(&error, Error::Crashed { status, .. } if status == "killed by signal 6 (SIGABRT)"),
@@ -795,18 +795,18 @@ fn a_crash_ends_the_processes_the_plugin_started_and_is_reported_at_once() {
     while sleepers() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(sleepers(), 0, "the `sleep 30` the plugin started is gone");
+    assert_eq!(sleepers(), 0, "the `sleep` the plugin started is gone");
     served(&executor);
 }
 
-/// How many `sleep 30` processes run on this machine (the plugin's, in the test above).
+/// How many `sleep 30.0417` processes run on this machine (the plugin's, in the test above: an odd duration, so that no other `sleep` counts).
 fn sleepers() -> usize {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(Result::ok)
         .filter(|entry| {
             std::fs::read(entry.path().join("cmdline"))
-                .is_ok_and(|cmdline| cmdline == b"sleep\x0030\x00")
+                .is_ok_and(|cmdline| cmdline == b"sleep\x0030.0417\x00")
         })
         .count()
 }
