@@ -778,7 +778,7 @@ fn a_crash_ends_the_processes_the_plugin_started_and_is_reported_at_once() {
     served(&executor);
     let started = Instant::now();
     let error = call(&executor, "child-then-abort").unwrap_err();
-    // The `sleep 30.0417` it started holds the runner's stderr open: the report does not wait for
+    // The `sleep` it started holds the runner's stderr open: the report does not wait for
     // it, and ending the runner's process group ended it.
     assert!(
         matches!(&error, Error::Crashed { status, .. } if status == "killed by signal 6 (SIGABRT)"),
@@ -799,7 +799,8 @@ fn a_crash_ends_the_processes_the_plugin_started_and_is_reported_at_once() {
     served(&executor);
 }
 
-/// How many `sleep 30.0417` processes run on this machine (the plugin's, in the test above: an odd duration, so that no other `sleep` counts).
+/// How many `sleep 30.0417` processes run on this machine: the plugin's, in the test above (an
+/// odd duration, so that no other `sleep` counts).
 fn sleepers() -> usize {
     std::fs::read_dir("/proc")
         .unwrap()
