@@ -51,6 +51,9 @@ pub struct ManagerBuilder {
     pub(crate) isolation: Arc<crate::runtime::isolated::Isolation>,
     #[cfg(feature = "isolate")]
     pub(crate) preflight: bool,
+    #[cfg(feature = "isolate")]
+    pub(crate) isolated:
+        std::collections::BTreeMap<String, Arc<crate::runtime::isolated::Isolation>>,
 }
 
 impl Manager {
@@ -85,6 +88,8 @@ impl Manager {
             isolation: Arc::default(),
             #[cfg(feature = "isolate")]
             preflight: false,
+            #[cfg(feature = "isolate")]
+            isolated: Default::default(),
         }
     }
 }
@@ -207,6 +212,27 @@ impl ManagerBuilder {
     #[cfg(feature = "isolate")]
     pub fn isolation(mut self, isolation: crate::isolation::Isolation) -> Self {
         self.isolation = Arc::new(isolation);
+        self
+    }
+
+    /// Runs plugin `name` isolated with settings of its own (its limits, its `spin`, ...),
+    /// whatever [`isolation`](Self::isolation) says of the others; `isolation.plugins` is not
+    /// read here. For example a tighter memory limit for one plugin:
+    ///
+    /// ```
+    /// use gp_host::isolation::Isolation;
+    /// let manager = gp_host::Manager::builder("plugins")
+    ///     .isolation(Isolation::all())
+    ///     .isolate("resizer", Isolation { memory_limit: Some(512 << 20), ..Isolation::default() })
+    ///     .build();
+    /// ```
+    #[cfg(feature = "isolate")]
+    pub fn isolate(
+        mut self,
+        name: impl Into<String>,
+        isolation: crate::isolation::Isolation,
+    ) -> Self {
+        self.isolated.insert(name.into(), Arc::new(isolation));
         self
     }
 

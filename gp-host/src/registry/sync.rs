@@ -179,14 +179,24 @@ impl Manager {
     /// Opens a checked library as a version of this manager's (in its runtime directory).
     pub(crate) fn open(&self, spec: Spec, library: &LibraryFile) -> Result<Loaded, Error> {
         #[cfg(feature = "isolate")]
-        if self.inner.config.isolation.covers(spec.name()) {
-            return Loaded::open_isolated(
-                spec,
-                library,
-                self.runtime_dir(),
-                self.inner.config.hook_timeout,
-                std::sync::Arc::clone(&self.inner.config.isolation),
-            );
+        {
+            let config = &self.inner.config;
+            let isolation = match config.isolated.get(spec.name()) {
+                Some(own) => Some(own),
+                None => config
+                    .isolation
+                    .covers(spec.name())
+                    .then_some(&config.isolation),
+            };
+            if let Some(isolation) = isolation {
+                return Loaded::open_isolated(
+                    spec,
+                    library,
+                    self.runtime_dir(),
+                    config.hook_timeout,
+                    std::sync::Arc::clone(isolation),
+                );
+            }
         }
         #[cfg(feature = "isolate")]
         let preflight = |spec: &Spec, copy: &std::path::Path| {

@@ -811,3 +811,38 @@ fn sleepers() -> usize {
         })
         .count()
 }
+
+/// The address-space limit of process `pid`, as `/proc/PID/limits` shows it.
+fn address_space_limit(pid: u32) -> String {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().to_owned()
+}
+
+#[test]
+fn one_plugin_can_have_settings_of_its_own() {
+    let base = base_dir();
+    gp_host::build::install_library(unruly(), base.path()).unwrap();
+    gp_host::build::install_library(example("sample"), base.path()).unwrap();
+    let manager = Manager::builder(base.path())
+        .isolation(isolation())
+        .isolate(
+            "unruly",
+            Isolation {
+                memory_limit: Some(1 << 30),
+                ..isolation()
+            },
+        )
+        .build();
+    assert!(manager.load_plugins().failed.is_empty());
+    let unruly = manager.executor("unruly").unwrap();
+    let sample = manager.executor("sample").unwrap();
+    let pid = |e: &Executor| e.isolation().unwrap().runner_pid.unwrap();
+    assert_eq!(address_space_limit(pid(&unruly)), "1073741824");
+    assert_eq!(address_space_limit(pid(&sample)), "unlimited");
+    assert!(matches!(call(&unruly, "alloc"), Err(Error::Crashed { .. })));
+    crate::harness::assert_sample_serves(&manager);
+}
