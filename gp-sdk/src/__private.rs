@@ -41,7 +41,7 @@ pub fn root_module_result(root: fn() -> PluginModRef) -> RootModuleResult {
 #[linkme::distributed_slice]
 pub static ON_LOAD: [ExecuteFn];
 
-/// The plugin's `#[on_unload]` hook, if it has one; see [`ON_LOAD`].
+/// The plugin's `#[on_unload]` hook, if it has one; see `ON_LOAD`.
 #[linkme::distributed_slice]
 pub static ON_UNLOAD: [ExecuteFn];
 
