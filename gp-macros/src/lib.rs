@@ -1,8 +1,8 @@
 //! The `#[plugin_entry]` attribute. Use it through `gp-sdk`, which documents it and provides
 //! the paths the generated code names (`::gp_sdk::__private::...`).
 //!
-//! Three steps, as in serde_derive: [`parse`] turns the attribute and the function into a
-//! validated model (every misuse a spanned error, all reported at once), [`expand`] turns the
+//! Three steps, as in serde_derive: `parse` turns the attribute and the function into a
+//! validated model (every misuse a spanned error, all reported at once), `expand` turns the
 //! model into the plugin's exports, and this file wires them.
 #![forbid(unsafe_code)]
 
