@@ -7,7 +7,7 @@
 //! the call path.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -74,13 +74,10 @@ fn loaded_modules() -> std::sync::MutexGuard<'static, HashMap<String, Module>> {
 /// throwaway runner, when the manager asks for one).
 pub(crate) type Preflight<'a> = &'a dyn Fn(&Spec, &Path) -> Result<(), Error>;
 
-/// Writes the library's private copy, loads it through abi_stable's checks, deletes the copy.
-fn load_copy(
-    spec: &Spec,
-    library: &LibraryFile,
-    runtime_dir: &Path,
-    preflight: Preflight<'_>,
-) -> Result<Module, Error> {
+/// Writes `library`'s private copy into `runtime_dir` as `<stem>-<short hash><tag>.<ext>`
+/// (content-addressed, so that the dynamic loader, which caches libraries by path, maps each
+/// build under a name of its own); returns its path.
+fn write_copy(library: &LibraryFile, runtime_dir: &Path, tag: &str) -> Result<PathBuf, Error> {
     let stem = library
         .path
         .file_stem()
@@ -90,9 +87,23 @@ fn load_copy(
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    let copy = runtime_dir.join(format!("{stem}-{}{extension}", short_hash(&library.sha256)));
+    let copy = runtime_dir.join(format!(
+        "{stem}-{}{tag}{extension}",
+        short_hash(&library.sha256)
+    ));
     let data = library.data()?;
     write_atomically(&copy, |tmp| std::fs::write(tmp, data))?;
+    Ok(copy)
+}
+
+/// Writes the library's private copy, loads it through abi_stable's checks, deletes the copy.
+fn load_copy(
+    spec: &Spec,
+    library: &LibraryFile,
+    runtime_dir: &Path,
+    preflight: Preflight<'_>,
+) -> Result<Module, Error> {
+    let copy = write_copy(library, runtime_dir, "")?;
     let module = preflight(spec, &copy)
         .and_then(|()| library::load(&copy, &library.path, spec.name(), &spec.abi_version));
     // The loader keeps what it mapped; the copy is no longer needed either way.
@@ -193,37 +204,16 @@ impl Loaded {
     ) -> Result<Loaded, Error> {
         use super::isolated::{protocol::Open, remote::Remote};
         std::fs::create_dir_all(runtime_dir).map_err(|e| Error::io(runtime_dir, e))?;
-        let stem = library
-            .path
-            .file_stem()
-            .map_or_else(|| "plugin".into(), |s| s.to_string_lossy());
-        let extension = library
-            .path
-            .extension()
-            .map(|e| format!(".{}", e.to_string_lossy()))
-            .unwrap_or_default();
         // Its own name: an in-process load of the same build deletes its copy once mapped.
         static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let copy = runtime_dir.join(format!(
-            "{stem}-{}-isolated-{}-{}{extension}",
-            short_hash(&library.sha256),
+        let tag = format!(
+            "-isolated-{}-{}",
             std::process::id(),
             COPIES.fetch_add(1, Ordering::Relaxed)
-        ));
-        let data = library.data()?;
-        write_atomically(&copy, |tmp| std::fs::write(tmp, data))?;
-        let open = Open {
-            library: copy.clone(),
-            origin: spec.origin.clone(),
-            dir: spec.dir.clone(),
-            manifest: spec.manifest.to_json_pretty(),
-            sha256: spec.sha256.clone(),
-            abi_version: spec.abi_version.clone(),
-            hook_timeout_ms: hook_timeout.as_millis() as u64,
-            check_only: false,
-            spin_us: isolation.spin.as_micros() as u64,
-        };
-        let (remote, opened) = match Remote::start(spec.name(), open, &library.path, isolation) {
+        );
+        let copy = write_copy(library, runtime_dir, &tag)?;
+        let open = Open::new(&spec, &copy, hook_timeout, false, isolation.spin);
+        let (remote, opened) = match Remote::start(&spec, open, isolation) {
             Ok(started) => started,
             Err(error) => {
                 let _ = std::fs::remove_file(&copy);

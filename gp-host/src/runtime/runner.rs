@@ -297,38 +297,23 @@ fn serve_conn(
     }
 }
 
-/// Loads the library as a host would (the loader, abi_stable's checks, the root module) and
-/// says which hooks it has, without running any.
+/// The spec the host sent, and the library loaded as a host loads it (the loader,
+/// abi_stable's checks, the root module). No hook runs.
+fn load(open: &Open) -> Result<(Spec, library::Module), Error> {
+    let spec = open.spec()?;
+    let module = library::load(&open.library, &open.origin, spec.name(), &spec.abi_version)?;
+    Ok((spec, module))
+}
+
+/// Loads the library and says which hooks it has, without running any (the pre-flight).
 fn check_library(open: &Open) -> Result<(bool, bool), Error> {
-    let manifest: gp_core::manifest::Manifest =
-        serde_json::from_str(&open.manifest).map_err(|e| Error::Runner {
-            plugin: String::new(),
-            message: format!("the host sent a manifest this runner cannot read: {e}"),
-        })?;
-    let module = library::load(
-        &open.library,
-        &open.origin,
-        &manifest.name,
-        &open.abi_version,
-    )?;
+    let (_, module) = load(open)?;
     Ok((module.on_load().is_some(), module.on_unload().is_some()))
 }
 
+/// Loads the library and runs its `on_load`.
 fn open_library(open: &Open) -> Result<Loaded, Error> {
-    let spec = Spec {
-        manifest: serde_json::from_str(&open.manifest).map_err(|e| Error::Runner {
-            plugin: String::new(),
-            message: format!("the host sent a manifest this runner cannot read: {e}"),
-        })?,
-        dir: open.dir.clone(),
-        origin: open.origin.clone(),
-        library: open.library.clone(),
-        sha256: open.sha256.clone(),
-        abi_version: open.abi_version.clone(),
-        has_on_load: false,
-        has_on_unload: false,
-    };
-    let module = library::load(&open.library, &open.origin, spec.name(), &spec.abi_version)?;
+    let (spec, module) = load(open)?;
     Loaded::activate(spec, module, Duration::from_millis(open.hook_timeout_ms))
 }
 

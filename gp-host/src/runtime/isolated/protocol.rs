@@ -9,10 +9,14 @@
 //! `SCM_RIGHTS` ancillary data.
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use gp_core::Value;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::runtime::spec::Spec;
 
 /// The protocol's version. Host and runner refuse each other unless they agree: the runner is
 /// normally the host's own executable, but an embedder can name another program.
@@ -64,6 +68,47 @@ pub(crate) struct Open {
     /// How long a call thread polls its connection for the next call before it blocks, in
     /// microseconds ([`Isolation::spin`](super::Isolation::spin)).
     pub spin_us: u64,
+}
+
+impl Open {
+    /// What a runner needs to load the version `spec` from its private copy `copy`.
+    pub(crate) fn new(
+        spec: &Spec,
+        copy: &Path,
+        hook_timeout: Duration,
+        check_only: bool,
+        spin: Duration,
+    ) -> Open {
+        Open {
+            library: copy.to_owned(),
+            origin: spec.origin.clone(),
+            dir: spec.dir.clone(),
+            manifest: spec.manifest.to_json_pretty(),
+            sha256: spec.sha256.clone(),
+            abi_version: spec.abi_version.clone(),
+            hook_timeout_ms: hook_timeout.as_millis() as u64,
+            check_only,
+            spin_us: spin.as_micros() as u64,
+        }
+    }
+
+    /// The spec the host sent (the runner's side of [`Open::new`]).
+    pub(crate) fn spec(&self) -> Result<Spec, Error> {
+        let manifest = serde_json::from_str(&self.manifest).map_err(|e| Error::Runner {
+            plugin: String::new(),
+            message: format!("the host sent a manifest this runner cannot read: {e}"),
+        })?;
+        Ok(Spec {
+            manifest,
+            dir: self.dir.clone(),
+            origin: self.origin.clone(),
+            library: self.library.clone(),
+            sha256: self.sha256.clone(),
+            abi_version: self.abi_version.clone(),
+            has_on_load: false,
+            has_on_unload: false,
+        })
+    }
 }
 
 /// One call.

@@ -115,24 +115,27 @@ enum Lost {
 }
 
 impl Remote {
-    /// Starts a runner for the library at `source` (its private copy is `open.library`), loads
-    /// the plugin there and runs its `on_load`.
-    pub(crate) fn start(
-        plugin: &str,
-        open: Open,
-        source: &Path,
-        config: Arc<Isolation>,
-    ) -> Result<(Remote, Opened), Error> {
-        let remote = Remote {
-            plugin: plugin.to_owned(),
+    fn new(spec: &Spec, open: Open, config: Arc<Isolation>, owns_copy: bool) -> Remote {
+        Remote {
+            plugin: spec.name().to_owned(),
             open,
-            source: source.to_owned(),
+            source: spec.library.clone(),
             config,
             state: Mutex::default(),
             starting: Mutex::default(),
             calls: AtomicU64::new(0),
-            owns_copy: true,
-        };
+            owns_copy,
+        }
+    }
+
+    /// Starts a runner for version `spec` (its private copy is `open.library`, deleted with
+    /// the remote), loads the plugin there and runs its `on_load`.
+    pub(crate) fn start(
+        spec: &Spec,
+        open: Open,
+        config: Arc<Isolation>,
+    ) -> Result<(Remote, Opened), Error> {
+        let remote = Remote::new(spec, open, config, true);
         let (runner, opened) = remote.start_runner()?;
         remote.lock().runner = Some(Arc::new(runner));
         Ok((remote, opened))
@@ -684,26 +687,8 @@ pub(crate) fn preflight(spec: &Spec, copy: &Path, config: &Arc<Isolation>) -> Re
     if let Some(verdict) = verdicts().get(&spec.sha256) {
         return verdict.clone().map_err(refused);
     }
-    let remote = Remote {
-        plugin: spec.name().to_owned(),
-        open: Open {
-            library: copy.to_owned(),
-            origin: spec.origin.clone(),
-            dir: spec.dir.clone(),
-            manifest: spec.manifest.to_json_pretty(),
-            sha256: spec.sha256.clone(),
-            abi_version: spec.abi_version.clone(),
-            hook_timeout_ms: 0,
-            check_only: true,
-            spin_us: 0,
-        },
-        source: spec.library.clone(),
-        config: Arc::clone(config),
-        state: Mutex::default(),
-        starting: Mutex::default(),
-        calls: AtomicU64::new(0),
-        owns_copy: false,
-    };
+    let open = Open::new(spec, copy, Duration::ZERO, true, Duration::ZERO);
+    let remote = Remote::new(spec, open, Arc::clone(config), false);
     let started = Instant::now();
     let verdict = match remote.start_runner() {
         Ok((runner, _)) => {
