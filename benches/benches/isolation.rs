@@ -39,23 +39,15 @@ const SPIN: Duration = Duration::from_micros(200);
 /// A manager over the bench plugins' base dir with both plugins isolated.
 fn isolated_manager(spin: Duration) -> Manager {
     let plugins = BenchPlugins::get();
-    let manager = Manager::builder(&plugins.base_dir)
-        .runtime_dir(
-            plugins
-                .base_dir
-                .join(format!(".gp-isolated-{}", spin.as_micros())),
-        )
-        .isolation(Isolation {
+    let runtime_dir = plugins
+        .base_dir
+        .join(format!(".gp-isolated-{}", spin.as_micros()));
+    plugins.manager_with(|b| {
+        b.runtime_dir(runtime_dir).isolation(Isolation {
             spin,
             ..Isolation::all()
         })
-        .build();
-    for name in [NOOP, GETSET] {
-        manager
-            .load_plugin(plugins.plugin_dir(name))
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    manager
+    })
 }
 
 fn calls(c: &mut Criterion) {

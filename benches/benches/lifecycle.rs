@@ -68,17 +68,7 @@ fn host_context() -> Context {
 /// A manager over the bench plugins' base directory, with both plugins loaded, timing one
 /// call in `sampling`.
 fn manager(metrics: bool, sampling: u32) -> Manager {
-    let plugins = BenchPlugins::get();
-    let manager = Manager::builder(&plugins.base_dir)
-        .metrics(metrics)
-        .latency_sampling(sampling)
-        .build();
-    for name in [NOOP, GETSET] {
-        manager
-            .load_plugin(plugins.plugin_dir(name))
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    manager
+    BenchPlugins::get().manager_with(|b| b.metrics(metrics).latency_sampling(sampling))
 }
 
 /// `metrics/<plugin>/{off,default,every_call,subscribed}`.

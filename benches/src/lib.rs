@@ -69,6 +69,21 @@ impl BenchPlugins {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A manager of its own over the base directory, configured by `configure`, with both
+    /// plugins loaded. Panics if they do not load.
+    pub fn manager_with(
+        &self,
+        configure: impl FnOnce(gp_host::ManagerBuilder) -> gp_host::ManagerBuilder,
+    ) -> Manager {
+        let manager = configure(Manager::builder(&self.base_dir)).build();
+        for name in [NOOP, GETSET] {
+            manager
+                .load_plugin(self.plugin_dir(name))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        manager
+    }
+
     /// The plugin folder of `name` in the base directory.
     pub fn plugin_dir(&self, name: &str) -> PathBuf {
         self.base_dir.join(name)
