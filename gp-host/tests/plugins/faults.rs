@@ -60,7 +60,7 @@ fn execute(ctx: &mut Context) -> Result {
 }
 "#;
 
-pub const CRASH_ON_LOAD: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
+const CRASH_ON_LOAD: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
 
 extern "C" fn crash() {
     // SAFETY: none; the point is the crash, inside dlopen.
@@ -90,6 +90,11 @@ fn gp(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
         .env_remove("GP_LOG")
         .output()
         .expect("run gp")
+}
+
+/// A plugin whose library crashes in its start-up code, inside `dlopen`.
+pub fn crash_on_load() -> &'static Path {
+    custom_fixture("crash-on-load", "1.0.0", CRASH_ON_LOAD, Interface::Real)
 }
 
 fn crashy() -> &'static Path {
@@ -185,8 +190,7 @@ fn exit_and_a_double_panic_name_the_plugin_and_keep_both_panic_messages() {
 
 #[test]
 fn a_crash_while_loading_names_the_plugin_folder() {
-    let library = custom_fixture("crash-on-load", "1.0.0", CRASH_ON_LOAD, Interface::Real);
-    let base = installed(library);
+    let base = installed(crash_on_load());
     // Without the pre-flight (isolation.rs shows what it does with this library).
     let output = gp(&[&"list", &"--no-preflight", &base.path()]);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -351,12 +351,7 @@ fn the_breaker_opens_after_repeated_crashes_until_the_plugin_is_loaded_again() {
 
 #[test]
 fn a_crash_while_loading_refuses_that_plugin_only() {
-    let crashes = custom_fixture(
-        "crash-on-load",
-        "1.0.0",
-        crate::faults::CRASH_ON_LOAD,
-        Interface::Real,
-    );
+    let crashes = crate::faults::crash_on_load();
     let base = base_dir();
     gp_host::build::install_library(crashes, base.path()).unwrap();
     gp_host::build::install_library(example("sample"), base.path()).unwrap();
@@ -483,12 +478,7 @@ fn list_with(library: &[u8], extra: &[&str]) -> std::process::Output {
 #[test]
 fn with_preflight_a_library_that_crashes_the_loader_is_refused_and_the_others_load() {
     // A library whose start-up code crashes, every time: refused by name, sample loads.
-    let crashes = custom_fixture(
-        "crash-on-load",
-        "1.0.0",
-        crate::faults::CRASH_ON_LOAD,
-        Interface::Real,
-    );
+    let crashes = crate::faults::crash_on_load();
     let base = base_dir();
     gp_host::build::install_library(crashes, base.path()).unwrap();
     gp_host::build::install_library(example("sample"), base.path()).unwrap();
