@@ -324,6 +324,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A registry refused a request, or what it holds or sent was refused (feature `hub`).
+    #[error("{reference}: {reason}")]
+    Hub {
+        /// The reference, repository or registry concerned (never with credentials).
+        reference: String,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// Watching the plugin base directory failed.
     #[error("{}: cannot watch for changes: {reason}", path.display())]
     Watch {
@@ -394,7 +402,8 @@ impl Error {
             | E::Package { .. }
             | E::Key { .. }
             | E::Git { .. }
-            | E::Download { .. } => ErrorKind::Source,
+            | E::Download { .. }
+            | E::Hub { .. } => ErrorKind::Source,
             E::Build { .. } => ErrorKind::Build,
             E::InvalidLibrary { .. } | E::NotAPlugin { .. } | E::ManifestMismatch { .. } => {
                 ErrorKind::Verify

@@ -35,6 +35,7 @@
 //! | `watch` | yes | `Manager::watch`: follow the base directory, load, upgrade and unload as files change | notify |
 //! | `metrics` | yes | `Manager::prometheus` and `Manager::register_metrics` (call counting and `Manager::stats` are always there) | prometheus-client |
 //! | `install` | no | `Manager::install`: download a package over HTTP(S), verify it, install it (implies `package`) | ureq with rustls |
+//! | `hub` | no | `hub`: push, resolve (`NAME@RANGE`), pull, search and delete plugins in OCI registries; `Manager::install` of `oci://` references (implies `install`) | docker_credential, form_urlencoded |
 //! | `git` | no | build `remote_git` plugins (clone with the `git` command, build with cargo) | nothing: it runs `git` and `cargo` |
 //! | `http` | no | `http`: an axum router serving `/metrics` and `/stats` (implies `metrics`) | axum, tokio |
 //! | `cli` | no | the `gp` command-line tool (all of the above) | clap, tracing-subscriber, humantime |
@@ -46,7 +47,7 @@
 //!
 //! Inside, each module imports only modules below it (a test keeps it so): `util` and `error`
 //! at the bottom; `library` (a library file), `folder` (a plugin folder checked against its
-//! library), `build` (cargo), `source` (folders, packages, git, downloads); `metrics` and
+//! library), `build` (cargo), `source` (folders, packages, git, downloads), `hub` (OCI registries); `metrics` and
 //! `runtime` (a loaded version and how it is called); `registry` (the [`Manager`]); `watch`
 //! and `http` on top. `docs/architecture.md` has the tree.
 //!
@@ -63,6 +64,8 @@ mod error;
 mod folder;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "hub")]
+pub mod hub;
 #[cfg(feature = "isolate")]
 pub mod isolation;
 mod library;

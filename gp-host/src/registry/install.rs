@@ -17,11 +17,17 @@ pub struct InstallOptions<'a> {
     /// Called as the download progresses with the bytes received and the total, if the server
     /// said it.
     pub progress: Option<&'a dyn Fn(u64, Option<u64>)>,
+    /// The registry client for `oci://` references (default: one with the Docker
+    /// configuration's credentials and the manager's package limits).
+    #[cfg(feature = "hub")]
+    pub hub: Option<&'a crate::hub::Client>,
 }
 
 impl Manager {
     /// Downloads the package at `url` (HTTP or HTTPS; a `file://` URL or a local path is
-    /// copied instead, with the same checks) and installs it: the body is streamed to
+    /// copied instead, with the same checks; with the `hub` feature, an `oci://` reference is
+    /// pulled from its registry, its manifest and digests checked, see [`crate::hub`]) and
+    /// installs it: the body is streamed to
     /// a hidden temporary file in the base directory (at most the manager's package size
     /// limit), its SHA-256 checked against `options.sha256` if given, the package checked
     /// completely (checksums, signature per the trust in force, contents), then moved into the
@@ -42,6 +48,7 @@ impl Manager {
             .map_err(|e| Error::io(&base, e))?;
         let sha256 = match local_path(url) {
             Some(path) => copy_local(url, &path, download.as_file(), &limits)?,
+            None if url.starts_with("oci://") => pull(url, download.as_file(), &limits, options)?,
             None => fetch(
                 url,
                 download.path(),
@@ -122,6 +129,46 @@ impl Manager {
             }
         }
     }
+}
+
+/// Pulls the `oci://` reference `url` into `file`; returns the package's SHA-256 in hex.
+#[cfg(feature = "hub")]
+fn pull(
+    url: &str,
+    file: &std::fs::File,
+    limits: &package::Limits,
+    options: &InstallOptions<'_>,
+) -> Result<String, Error> {
+    use crate::hub::{Client, ClientOptions, Reference};
+    let reference = Reference::parse(url).map_err(|reason| Error::Hub {
+        reference: url.to_owned(),
+        reason,
+    })?;
+    let owned;
+    let client = match options.hub {
+        Some(client) => client,
+        None => {
+            owned = Client::new(ClientOptions {
+                limits: *limits,
+                ..ClientOptions::default()
+            });
+            &owned
+        }
+    };
+    Ok(client.pull(&reference, file, options.progress)?.sha256)
+}
+
+#[cfg(not(feature = "hub"))]
+fn pull(
+    url: &str,
+    _: &std::fs::File,
+    _: &package::Limits,
+    _: &InstallOptions<'_>,
+) -> Result<String, Error> {
+    Err(Error::Download {
+        url: url.to_owned(),
+        reason: "installing from an OCI registry needs gp-host's `hub` feature".to_owned(),
+    })
 }
 
 /// The local file `url` names: a `file://` URL, or anything without a `scheme://`.

@@ -448,7 +448,7 @@ fn install_into_fresh(
         &gp_host::InstallOptions {
             sha256,
             trust,
-            progress: None,
+            ..Default::default()
         },
     );
     let left: Vec<String> = std::fs::read_dir(base.path())

@@ -14,6 +14,7 @@ mod distribution;
 mod faults;
 mod gui;
 mod http;
+mod hub;
 mod isolation;
 mod lifecycle;
 mod loading;

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gp_host::Error;
 
-/// The gp command: make, build, pack, sign, install, inspect, list, call and serve gp plugins
+/// The gp command: make, build, pack, sign, publish, find, install, inspect, list, call and
+/// serve gp plugins
 #[derive(Parser)]
 #[command(name = "gp", version)]
 struct Cli {
@@ -53,8 +54,20 @@ enum Command {
     Verify(commands::verify::Args),
     /// Make an ed25519 key pair for signing packages: NAME.key (secret) and NAME.pub
     Keygen(commands::keygen::Args),
-    /// Download a .plg package, verify it, install it into a plugin base directory and load it
+    /// Download a .plg package (a URL, a file, oci://… or NAME@RANGE from a registry), verify
+    /// it, install it into a plugin base directory and load it
     Install(commands::install::Args),
+    /// Publish a .plg package in an OCI registry (oci://HOST/NAMESPACE/NAME:VERSION); prints
+    /// its digest
+    Push(commands::hub::PushArgs),
+    /// Download a plugin from an OCI registry (a reference, or NAME@RANGE), verify it and
+    /// write it as NAME-VERSION.plg
+    Pull(commands::hub::PullArgs),
+    /// Find plugins in an OCI registry by name or description (its catalog, tags and
+    /// annotations)
+    Search(commands::hub::SearchArgs),
+    /// Delete one version of a plugin from an OCI registry, where the registry allows it
+    Delete(commands::hub::DeleteArgs),
     /// Make a new plugin crate that builds, packs and loads as it stands
     New(commands::new::Args),
     /// Print the per-plugin metrics of a running `gp serve` as a table
@@ -76,8 +89,11 @@ fn main() -> ExitCode {
         Command::Serve(_) => "warn,gp=info",
         _ => "warn,gp::plugin=info",
     };
+    // ureq's transport traces every byte it sends, registry credentials included: never
+    // shown, whatever GP_LOG asks for.
     let filter = tracing_subscriber::EnvFilter::try_from_env("GP_LOG")
-        .unwrap_or_else(|_| default_filter.into());
+        .unwrap_or_else(|_| default_filter.into())
+        .add_directive("ureq_proto=off".parse().expect("a valid directive"));
     // One-shot commands print every load failure themselves (a table row or an error): the
     // registry's own "plugin not loaded" warning would say it a second time.
     let one_shot = !matches!(cli.command, Command::Serve(_));
@@ -120,6 +136,10 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Verify(args) => verify::exec(args),
         Command::Keygen(args) => keygen::exec(args),
         Command::Install(args) => install::exec(args),
+        Command::Push(args) => hub::push(args),
+        Command::Pull(args) => hub::pull(args),
+        Command::Search(args) => hub::search(args),
+        Command::Delete(args) => hub::delete(args),
         Command::New(args) => new::exec(args),
         Command::Stats(args) => stats::exec(args),
         Command::Gc(args) => gc::exec(args),

@@ -330,7 +330,7 @@ impl From<Error> for ApiError {
             (Error::Cancelled { .. } | Error::DeadlineExceeded { .. }, _) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
-            (Error::Download { .. }, _) => StatusCode::BAD_GATEWAY,
+            (Error::Download { .. } | Error::Hub { .. }, _) => StatusCode::BAD_GATEWAY,
             (_, ErrorKind::Registry) => StatusCode::CONFLICT,
             (
                 _,

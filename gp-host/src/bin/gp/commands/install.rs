@@ -1,5 +1,5 @@
-//! `gp install`: download a .plg package, verify it, install it into a plugin base directory
-//! and load it.
+//! `gp install`: download a .plg package (from a URL, a file, or an OCI registry), verify it,
+//! install it into a plugin base directory and load it.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,7 +11,9 @@ use super::shared::required_signers;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The package: an http://, https:// or file:// URL, or a local path
+    /// The package: an http://, https:// or file:// URL, a local path, an
+    /// oci://HOST[:PORT]/REPOSITORY:TAG (or @sha256:DIGEST) reference, or NAME@RANGE (for
+    /// example sample@^1.2; a bare NAME is any version) looked up under --registry
     url: String,
     /// The SHA-256 the package must have (as `gp pack` prints it)
     #[arg(long)]
@@ -26,6 +28,8 @@ pub struct Args {
     /// runner (which turns a library that crashes the loader into an error instead of a crash)
     #[arg(long)]
     no_preflight: bool,
+    #[command(flatten)]
+    registry: super::hub::RegistryArgs,
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, Error> {
@@ -41,6 +45,18 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
             dir
         }
     };
+    // A registry reference, or NAME@RANGE (unless a file of that name is there), is resolved
+    // first: the install then names the exact digest it fetched.
+    let from_registry = args.url.starts_with(gp_host::hub::SCHEME)
+        || (!std::path::Path::new(&args.url).exists()
+            && gp_host::hub::parse_name_range(&args.url).is_some());
+    let (url, client) = if from_registry {
+        let client = args.registry.client()?;
+        let reference = args.registry.resolve(&client, &args.url)?;
+        (reference.to_string(), Some(client))
+    } else {
+        (args.url.clone(), None)
+    };
     let manager = Manager::builder(&dir).preflight(!args.no_preflight).build();
     let terminal = std::io::stderr().is_terminal();
     let progress = |received: u64, total: Option<u64>| {
@@ -52,11 +68,12 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         }
     };
     let installed = manager.install(
-        &args.url,
+        &url,
         &gp_host::InstallOptions {
             sha256: args.sha256,
             trust,
             progress: Some(&progress),
+            hub: client.as_ref(),
         },
     );
     if terminal {

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod call;
 pub mod gc;
+pub mod hub;
 pub mod inspect;
 pub mod install;
 pub mod keygen;

@@ -1,0 +1,332 @@
+//! `gp push`, `gp pull`, `gp search` and `gp delete`: plugins in an OCI registry, and what
+//! `gp install` shares with them (the registry options, `NAME@RANGE`).
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gp_host::hub::{self, Client, ClientOptions, Credentials, Namespace, Reference};
+use gp_host::Error;
+
+use super::shared::required_signers;
+
+/// How to reach a registry: shared by every command that talks to one.
+#[derive(clap::Args, Clone)]
+pub struct RegistryArgs {
+    /// The registry and namespace plugin names are looked up under, for NAME@RANGE and
+    /// search: HOST[:PORT][/NAMESPACE] (default: $GP_REGISTRY)
+    #[arg(long, value_name = "HOST/NAMESPACE")]
+    pub registry: Option<String>,
+    /// The user name to log in with (default: the credentials `docker login` stored, or none)
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the password or token for --username from standard input
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// Talk plain HTTP to the registry (loopback registries always are)
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+impl RegistryArgs {
+    /// A client with these options.
+    pub fn client(&self) -> Result<Client, Error> {
+        let credentials = match &self.username {
+            Some(username) => {
+                if !self.password_stdin {
+                    return Err(usage(
+                        "--username needs --password-stdin (the password is read from standard input, never from the command line)",
+                    ));
+                }
+                let mut password = String::new();
+                std::io::stdin()
+                    .take(64 << 10)
+                    .read_to_string(&mut password)
+                    .map_err(|e| {
+                        usage(&format!(
+                            "cannot read the password from standard input: {e}"
+                        ))
+                    })?;
+                Credentials::Basic {
+                    username: username.clone(),
+                    password: password.trim_end_matches(['\r', '\n']).to_owned(),
+                }
+            }
+            None => Credentials::DockerConfig,
+        };
+        Ok(Client::new(ClientOptions {
+            credentials,
+            plain_http: self.plain_http,
+            ..ClientOptions::default()
+        }))
+    }
+
+    /// `--registry`, or `$GP_REGISTRY`; `what` says what it is needed for.
+    pub fn namespace(&self, what: &str) -> Result<Namespace, Error> {
+        let text = self
+            .registry
+            .clone()
+            .or_else(|| std::env::var("GP_REGISTRY").ok().filter(|s| !s.is_empty()))
+            .ok_or_else(|| {
+                usage(&format!(
+                    "{what} needs a registry: pass --registry HOST[:PORT]/NAMESPACE or set GP_REGISTRY"
+                ))
+            })?;
+        Namespace::parse(&text).map_err(|e| usage(&e))
+    }
+
+    /// The reference `target` stands for: an `oci://` reference as it is, or `NAME@RANGE`
+    /// resolved against the registry (printing what it resolved to, with its digest).
+    pub fn resolve(&self, client: &Client, target: &str) -> Result<Reference, Error> {
+        if target.starts_with(hub::SCHEME) {
+            return Reference::parse(target).map_err(|reason| Error::Hub {
+                reference: target.to_owned(),
+                reason,
+            });
+        }
+        let (name, range) = match hub::parse_name_range(target) {
+            Some(parsed) => parsed.map_err(|e| usage(&e))?,
+            None => {
+                return Err(usage(&format!(
+                    "`{target}` is neither an oci:// reference nor NAME@RANGE (for example sample@^1.2)"
+                )))
+            }
+        };
+        let namespace = self.namespace(&format!("`{target}`"))?;
+        let resolved = client.resolve(&namespace, &name, &range)?;
+        eprintln!(
+            "resolved {name}@{range} to {}: {}",
+            resolved.version, resolved.reference
+        );
+        Ok(resolved.reference)
+    }
+}
+
+fn usage(message: &str) -> Error {
+    Error::Hub {
+        reference: "gp".to_owned(),
+        reason: message.to_owned(),
+    }
+}
+
+/// `gp push`.
+#[derive(clap::Args)]
+pub struct PushArgs {
+    /// The .plg package (as `gp build --pack` or `gp pack` write it)
+    package: PathBuf,
+    /// Where: oci://HOST[:PORT]/NAMESPACE/NAME[:TAG] (the tag defaults to the plugin's version);
+    /// without it, NAME under --registry
+    reference: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// Publishes a package; prints where, with the digest.
+pub fn push(args: PushArgs) -> Result<ExitCode, Error> {
+    let client = args.registry.client()?;
+    let reference = match &args.reference {
+        Some(text) => Reference::parse(text).map_err(|reason| Error::Hub {
+            reference: text.clone(),
+            reason,
+        })?,
+        None => {
+            let namespace = args
+                .registry
+                .namespace("`gp push` without an oci:// reference")?;
+            let unpacked =
+                gp_host::package::verify(&args.package, &Default::default(), &Default::default())?;
+            namespace.reference(&unpacked.manifest.name)
+        }
+    };
+    let pushed = client.push(&args.package, &reference, &Default::default())?;
+    println!(
+        "pushed {} {} ({} bytes, {}) to {}",
+        pushed.plugin.name,
+        pushed.plugin.version,
+        pushed.size,
+        if pushed.signed {
+            "signed"
+        } else {
+            "not signed"
+        },
+        Reference {
+            digest: None,
+            ..pushed.reference.clone()
+        }
+    );
+    println!(
+        "digest {}",
+        pushed.reference.digest.as_deref().unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gp pull`.
+#[derive(clap::Args)]
+pub struct PullArgs {
+    /// What: oci://HOST[:PORT]/REPOSITORY:TAG or …@sha256:DIGEST, or NAME@RANGE with --registry
+    target: String,
+    /// The folder to write NAME-VERSION.plg into (default: the current one)
+    #[arg(short = 'o', long = "output", default_value = ".")]
+    output: PathBuf,
+    /// Require a signature by this public key (base64, or a .pub file); repeatable
+    #[arg(long = "public-key", value_name = "KEY")]
+    public_keys: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// Downloads and verifies a package, and writes it as `NAME-VERSION.plg`.
+pub fn pull(args: PullArgs) -> Result<ExitCode, Error> {
+    let trust = required_signers(&args.public_keys)?.unwrap_or_default();
+    let client = args.registry.client()?;
+    let reference = args.registry.resolve(&client, &args.target)?;
+    std::fs::create_dir_all(&args.output).map_err(|e| Error::Io {
+        path: args.output.clone(),
+        source: e,
+    })?;
+    let download = tempfile_in(&args.output)?;
+    let (pulled, unpacked) = hub::pull_verified(
+        &client,
+        &reference,
+        download.as_file(),
+        download.path(),
+        &trust,
+        None,
+    )?;
+    let target = args
+        .output
+        .join(super::shared::package_file_name(&unpacked.manifest));
+    download.persist(&target).map_err(|e| Error::Io {
+        path: target.clone(),
+        source: e.error,
+    })?;
+    println!(
+        "pulled {} {} -> {}",
+        unpacked.manifest.name,
+        unpacked.manifest.version,
+        target.display()
+    );
+    println!("from {}", pulled.reference);
+    println!("sha256 {}", pulled.sha256);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfile_in(dir: &std::path::Path) -> Result<tempfile::NamedTempFile, Error> {
+    let file = tempfile::Builder::new()
+        .prefix(".pull-")
+        .suffix(".plg")
+        .tempfile_in(dir)
+        .map_err(|e| Error::Io {
+            path: dir.to_owned(),
+            source: e,
+        })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = file
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    Ok(file)
+}
+
+/// `gp search`.
+#[derive(clap::Args)]
+pub struct SearchArgs {
+    /// Words in the plugin's name or description (any case); all plugins without it
+    #[arg(default_value = "")]
+    query: String,
+    /// Print JSON (one object per plugin) instead of a table
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// Lists the plugins in a registry namespace that match.
+pub fn search(args: SearchArgs) -> Result<ExitCode, Error> {
+    let client = args.registry.client()?;
+    let namespace = args.registry.namespace("`gp search`")?;
+    let result = client.search(&namespace, &args.query)?;
+    for (repository, why) in &result.skipped {
+        eprintln!("skipped {repository}: {why}");
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result.plugins).expect("search results serialise")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if result.plugins.is_empty() {
+        eprintln!("no plugin in {namespace} matches `{}`", args.query);
+        return Ok(ExitCode::FAILURE);
+    }
+    let name_width = result
+        .plugins
+        .iter()
+        .map(|f| f.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let version_width = result
+        .plugins
+        .iter()
+        .map(|f| f.versions.first().map_or(1, |v| v.len()))
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{:name_width$}  {:version_width$}  VERSIONS  DESCRIPTION",
+        "NAME", "NEWEST"
+    );
+    for found in &result.plugins {
+        println!(
+            "{:name_width$}  {:version_width$}  {:<8}  {}",
+            found.name,
+            found.versions.first().map_or("-", String::as_str),
+            found.versions.len(),
+            found.description.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gp delete`.
+#[derive(clap::Args)]
+pub struct DeleteArgs {
+    /// The version to delete: oci://HOST[:PORT]/REPOSITORY:TAG or …@sha256:DIGEST
+    reference: String,
+    /// Do not ask (needed when standard input is not a terminal)
+    #[arg(long)]
+    yes: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// Deletes one version (by digest) where the registry allows it.
+pub fn delete(args: DeleteArgs) -> Result<ExitCode, Error> {
+    let reference = Reference::parse(&args.reference).map_err(|reason| Error::Hub {
+        reference: args.reference.clone(),
+        reason,
+    })?;
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(usage(&format!(
+                "deleting {reference} removes it for everyone: pass --yes to delete without being asked"
+            )));
+        }
+        eprint!("delete {reference} (and every tag on the same digest)? [y/N] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("not deleted");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let client = args.registry.client()?;
+    let digest = client.delete(&reference)?;
+    println!("deleted {}", reference.with_digest(&digest));
+    Ok(ExitCode::SUCCESS)
+}

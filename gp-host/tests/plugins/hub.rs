@@ -1,0 +1,787 @@
+//! The hub against a real registry: Debian's `docker-registry` (Docker Distribution 2.8),
+//! started on 127.0.0.1 with a storage folder of its own, anonymous or behind Basic auth
+//! (htpasswd, bcrypt). Real plugins are built, packed, pushed, found, installed by name and
+//! range into a clean GP_HOME, and called; every bad registry gets its message and leaves
+//! nothing installed. What a real registry will not do (lie about digests and sizes, lack a
+//! catalog) is served by a small fake one on 127.0.0.1.
+//!
+//! Without `docker-registry` on the PATH these tests say so loudly and pass; with
+//! `GP_REGISTRY_TESTS=required` (as `.ci/run` sets) they fail instead.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gp_host::hub::{Client, ClientOptions, Credentials, Namespace};
+use gp_host::package::{self, Limits};
+use gp_host::{Error, Manager};
+use sha2::{Digest, Sha256};
+
+use crate::harness::{base_dir, example, http_server, Reply};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "correct-horse";
+/// `htpasswd -Bbn -C 5 alice correct-horse`.
+const HTPASSWD: &str = "alice:$2y$05$Vbhb8HDFCswNaHZXZOS3mu/XLaVB1S7fUgXkXgccLMngYrr0hRsEm\n";
+
+/// A running `docker-registry`, killed when dropped.
+struct Registry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `docker-registry` program, or `None` (said loudly) when it is missing and not required.
+fn registry_program() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("docker-registry"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let required = std::env::var("GP_REGISTRY_TESTS").is_ok_and(|v| v == "required");
+        assert!(
+            !required,
+            "GP_REGISTRY_TESTS=required but `docker-registry` is not on the PATH: apt-get install docker-registry"
+        );
+        eprintln!(
+            "\n\n*** SKIPPED: the hub's registry tests need Debian's `docker-registry` package (apt-get install docker-registry) ***\n"
+        );
+    }
+    found
+}
+
+/// Starts a registry: with Basic auth (`alice`) if `auth`, allowing deletes if `delete`.
+fn start_registry(auth: bool, delete: bool) -> Option<Registry> {
+    let program = registry_program()?;
+    for _attempt in 0..3 {
+        let dir = base_dir();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {delete}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if auth {
+            std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: gp-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            ));
+        }
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let mut child = Command::new(&program)
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry starts");
+        let host = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if let Ok(response) = ureq::get(format!("http://{host}/v2/"))
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .call()
+            {
+                if matches!(response.status().as_u16(), 200 | 401) {
+                    return Some(Registry {
+                        child,
+                        host,
+                        _dir: dir,
+                    });
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!(
+            "docker-registry on port {port} did not start: {}",
+            std::fs::read_to_string(dir.path().join("log")).unwrap_or_default()
+        );
+    }
+    panic!("docker-registry did not start in 3 attempts");
+}
+
+/// A GP_HOME and a Docker config folder of the test's own.
+struct Env {
+    home: tempfile::TempDir,
+    docker: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            home: base_dir(),
+            docker: base_dir(),
+        }
+    }
+
+    fn gp(&self, args: &[&str], stdin: &str) -> Run {
+        self.gp_logging(args, stdin, "")
+    }
+
+    /// `gp` logging everything (GP_LOG=trace), its dependencies' records included.
+    fn gp_with_log(&self, args: &[&str], stdin: &str) -> Run {
+        self.gp_logging(args, stdin, "trace")
+    }
+
+    fn gp_logging(&self, args: &[&str], stdin: &str, log: &str) -> Run {
+        use std::io::Write;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gp"));
+        if log.is_empty() {
+            command.env_remove("GP_LOG");
+        } else {
+            command.env("GP_LOG", log);
+        }
+        let mut child = command
+            .args(args)
+            .env("GP_HOME", self.home.path())
+            .env("DOCKER_CONFIG", self.docker.path())
+            .env_remove("GP_REGISTRY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn plugins(&self) -> PathBuf {
+        self.home.path().join("plugins")
+    }
+}
+
+/// A plugin packed, unsigned: `sample` (the example) or a lifecycle fixture (`counter-v1`,
+/// `counter-v2`: plugin `counter` 1.0.0 and 2.0.0, which sets `version`). Returns the package
+/// file and its bytes.
+fn packed(what: &str, into: &Path) -> (PathBuf, Vec<u8>) {
+    let staging = base_dir();
+    let folder = if what == "sample" {
+        gp_host::build::install_library(example(what), staging.path()).unwrap();
+        staging.path().join("sample")
+    } else {
+        crate::harness::install_lifecycle(staging.path(), what, "counter")
+    };
+    let path = into.join(format!("{what}.plg"));
+    package::pack(&folder, &path, None).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    (path, bytes)
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The `digest sha256:…` line `gp push` prints.
+fn pushed_digest(run: &Run) -> String {
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let digest = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("digest "))
+        .unwrap_or_else(|| panic!("no digest line: {}", run.stdout))
+        .to_owned();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    digest
+}
+
+/// What is in a folder, hidden entries included (a download left behind would show).
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".gp-runtime")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Item 1 and the issue's "done when": push → search → install by name and range on a clean
+/// GP_HOME → call; an upgrade by name; a pull pinned by digest gives the pushed bytes back;
+/// a delete.
+#[test]
+fn push_search_install_by_range_call_pull_and_delete() {
+    let Some(registry) = start_registry(false, true) else {
+        return;
+    };
+    let host = &registry.host;
+    let env = Env::new();
+    let scratch = base_dir();
+    let (counter1, counter1_bytes) = packed("counter-v1", scratch.path());
+    let (counter2, counter2_bytes) = packed("counter-v2", scratch.path());
+    let (sample, sample_bytes) = packed("sample", scratch.path());
+    let ns = format!("{host}/team");
+
+    let run = env.gp(&["push", counter1.to_str().unwrap(), "--registry", &ns], "");
+    let digest1 = pushed_digest(&run);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "pushed counter 1.0.0 ({} bytes, not signed) to oci://{ns}/counter:1.0.0\ndigest {digest1}\n",
+            counter1_bytes.len()
+        )
+    );
+    let digest2 =
+        pushed_digest(&env.gp(&["push", counter2.to_str().unwrap(), "--registry", &ns], ""));
+    // An explicit reference, its tag defaulting to the version.
+    let run = env.gp(
+        &[
+            "push",
+            sample.to_str().unwrap(),
+            &format!("oci://{ns}/sample"),
+        ],
+        "",
+    );
+    let sample_digest = pushed_digest(&run);
+    assert!(
+        run.stdout.contains(&format!(
+            "({} bytes, not signed) to oci://{ns}/sample:0.1.0\n",
+            sample_bytes.len()
+        )),
+        "{}",
+        run.stdout
+    );
+    // Pushing the same package again gives the same digest (nothing time-dependent in it).
+    let again = env.gp(&["push", counter1.to_str().unwrap(), "--registry", &ns], "");
+    assert_eq!(pushed_digest(&again), digest1);
+    // A repository not named after the plugin is refused before anything is sent.
+    let run = env.gp(
+        &[
+            "push",
+            sample.to_str().unwrap(),
+            &format!("oci://{ns}/other"),
+        ],
+        "",
+    );
+    assert_eq!(
+        run.stderr,
+        format!("error: oci://{ns}/other: the repository's last component is `other` but the package holds the plugin `sample`: push it to a repository named after the plugin (`gp install sample@…` looks for it there)\n")
+    );
+
+    // Search: the catalog, tags and annotations.
+    let run = env.gp(&["search", "--registry", &ns], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows: Vec<Vec<&str>> = run
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAME", "NEWEST", "VERSIONS", "DESCRIPTION"]);
+    assert_eq!(rows[1][..3], ["counter", "2.0.0", "2"], "{}", run.stdout);
+    assert_eq!(rows[2][..3], ["sample", "0.1.0", "1"], "{}", run.stdout);
+    assert_eq!(rows.len(), 3, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("The seed's sample plugin"),
+        "{}",
+        run.stdout
+    );
+    let run = env.gp(&["search", "COUNT", "--registry", &ns, "--json"], "");
+    let found: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["name"], "counter");
+    assert_eq!(found[0]["versions"], serde_json::json!(["2.0.0", "1.0.0"]));
+    let run = env.gp(&["search", "nothing-like-it", "--registry", &ns], "");
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (
+            1,
+            format!("no plugin in oci://{ns} matches `nothing-like-it`\n").as_str()
+        )
+    );
+
+    // Install by range into a clean GP_HOME, then call.
+    let run = env.gp(&["install", "counter@^1", "--registry", &ns], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "resolved counter@^1 to 1.0.0: oci://{ns}/counter:1.0.0@{digest1}\n"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.stdout,
+        format!(
+            "installed counter 1.0.0 -> {}\n",
+            env.plugins().join("counter.plg").display()
+        )
+    );
+    let run = env.gp(&["call", "counter", "--no-preflight"], "");
+    assert!(
+        run.stdout.contains("\"version\": \"1.0.0\""),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    // A bare name is the newest version: an upgrade in place.
+    let run = env.gp(
+        &["install", "counter", "--registry", &ns, "--no-preflight"],
+        "",
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "resolved counter@* to 2.0.0: oci://{ns}/counter:2.0.0@{digest2}\n"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(entries(&env.plugins()), ["counter.plg"]);
+    assert_eq!(
+        std::fs::read(env.plugins().join("counter.plg")).unwrap(),
+        counter2_bytes
+    );
+
+    // A pull pinned by digest gives the pushed bytes back, verified.
+    let out = scratch.path().join("out");
+    let run = env.gp(
+        &[
+            "pull",
+            &format!("oci://{ns}/counter@{digest1}"),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(
+        run.stdout,
+        format!(
+            "pulled counter 1.0.0 -> {}\nfrom oci://{ns}/counter@{digest1}\nsha256 {}\n",
+            out.join("counter-1.0.0.plg").display(),
+            sha256(&counter1_bytes)
+        )
+    );
+    assert_eq!(
+        std::fs::read(out.join("counter-1.0.0.plg")).unwrap(),
+        counter1_bytes
+    );
+    assert_eq!(entries(&out), ["counter-1.0.0.plg"]);
+
+    // Delete: asked for --yes without a terminal, then gone with its tag.
+    let run = env.gp(&["delete", &format!("oci://{ns}/sample:0.1.0")], "");
+    assert_eq!(
+        run.stderr,
+        format!("error: gp: deleting oci://{ns}/sample:0.1.0 removes it for everyone: pass --yes to delete without being asked\n")
+    );
+    let run = env.gp(
+        &["delete", &format!("oci://{ns}/sample:0.1.0"), "--yes"],
+        "",
+    );
+    assert_eq!(
+        run.stdout,
+        format!("deleted oci://{ns}/sample:0.1.0@{sample_digest}\n"),
+        "{}",
+        run.stderr
+    );
+    let run = env.gp(&["install", "sample", "--registry", &ns], "");
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        format!("error: oci://{ns}/sample: no version matches `*` (it has no version tags)\n")
+    );
+}
+
+/// Item 3: Basic auth. Without credentials, with wrong ones (never printed), with
+/// `--username` + `--password-stdin`, and from the Docker config file `docker login` writes;
+/// a registry that does not allow deletes says so.
+#[test]
+fn a_registry_behind_basic_auth_takes_credentials_and_never_shows_them() {
+    let Some(registry) = start_registry(true, false) else {
+        return;
+    };
+    let host = &registry.host;
+    let env = Env::new();
+    let scratch = base_dir();
+    let (sample, _) = packed("sample", scratch.path());
+    let ns = format!("{host}/team");
+    let push = |extra: &[&str], stdin: &str| {
+        let mut args = vec!["push", sample.to_str().unwrap(), "--registry", &ns];
+        args.extend_from_slice(extra);
+        env.gp(&args, stdin)
+    };
+
+    let run = push(&[], "");
+    assert_eq!(
+        run.stderr,
+        format!("error: oci://{ns}/sample:0.1.0: the registry wants credentials (401): log in with `docker login HOST`, or pass --username and --password-stdin\n")
+    );
+    let run = push(
+        &["--username", USER, "--password-stdin"],
+        "not-the-password\n",
+    );
+    assert_eq!(
+        run.stderr,
+        format!("error: oci://{ns}/sample:0.1.0: the registry refused the credentials of user `alice` (401)\n")
+    );
+    let run = push(&["--username", USER], "");
+    assert!(run.stderr.contains("--password-stdin"), "{}", run.stderr);
+    let mut seen = format!("{}{}", run.stdout, run.stderr);
+    // Logged at the most verbose level: the secret is in no line.
+    let verbose = env.gp_with_log(
+        &[
+            "push",
+            sample.to_str().unwrap(),
+            "--registry",
+            &ns,
+            "--username",
+            USER,
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let digest = pushed_digest(&verbose);
+    assert!(verbose.stderr.lines().count() > 10, "{}", verbose.stderr);
+    seen.push_str(&verbose.stderr);
+
+    // The Docker config file (`auths`, as `docker login` writes it).
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    std::fs::write(
+        env.docker.path().join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let run = env.gp(&["search", "--registry", &ns], "");
+    assert!(
+        run.stdout.contains("sample  0.1.0"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    let run = env.gp(
+        &["install", "sample@0.1", "--registry", &ns, "--no-preflight"],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("oci://{ns}/sample:0.1.0@{digest}")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(entries(&env.plugins()), ["sample.plg"]);
+    let run = env.gp(
+        &["delete", &format!("oci://{ns}/sample:0.1.0"), "--yes"],
+        "",
+    );
+    assert_eq!(
+        run.stderr,
+        format!("error: oci://{ns}/sample:0.1.0@{digest}: the registry does not allow deleting (405); Docker Distribution needs storage.delete.enabled: true\n")
+    );
+    seen.push_str(&run.stderr);
+    // Dumps of raw bytes (as ureq's transport traces them) cut a header over lines of 16
+    // characters: joined back, they must not hold it either.
+    let joined: String = seen
+        .lines()
+        .map(|line| line.rsplit_once("  ").map_or(line, |(_, tail)| tail))
+        .collect();
+    for text in [&seen, &joined] {
+        assert!(
+            !text.contains(PASSWORD) && !text.contains(&auth),
+            "a secret was printed: {seen}"
+        );
+    }
+}
+
+/// Uploads `blob` to `repository` (monolithic), anonymously; returns its digest.
+fn put_blob(host: &str, repository: &str, blob: &[u8]) -> String {
+    let digest = format!("sha256:{}", sha256(blob));
+    let started = ureq::post(format!("http://{host}/v2/{repository}/blobs/uploads/"))
+        .send_empty()
+        .unwrap();
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let separator = if location.contains('?') { '&' } else { '?' };
+    ureq::put(format!("{location}{separator}digest={digest}"))
+        .header("content-type", "application/octet-stream")
+        .send(blob)
+        .unwrap();
+    digest
+}
+
+/// Item 5: what bad registries get, through `Manager::install` (the library's door): each a
+/// clear error, nothing left in the base directory, the plugins already there still loaded.
+#[test]
+fn bad_registries_are_refused_by_name_and_nothing_is_installed() {
+    let Some(registry) = start_registry(false, false) else {
+        return;
+    };
+    let host = registry.host.clone();
+    let scratch = base_dir();
+    let (sample, sample_bytes) = packed("sample", scratch.path());
+    let client = Client::new(ClientOptions {
+        credentials: Credentials::Anonymous,
+        ..ClientOptions::default()
+    });
+    let ns = Namespace::parse(&format!("{host}/team")).unwrap();
+    let pushed = client
+        .push(&sample, &ns.reference("sample"), &Default::default())
+        .unwrap();
+    let pinned = pushed.reference.to_string();
+
+    // A container image pushed under a plugin's name.
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = put_blob(&host, "team/nginx", config);
+    let image = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[]}}"#,
+        config.len()
+    );
+    ureq::put(format!("http://{host}/v2/team/nginx/manifests/latest"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .send(image.as_bytes())
+        .unwrap();
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let zero = format!("sha256:{}", "0".repeat(64));
+    let cases: Vec<(String, Option<u64>, String)> = vec![
+        (
+            format!("oci://{host}/team/sample:9.9.9"),
+            None,
+            format!("oci://{host}/team/sample:9.9.9: the registry has no tag `9.9.9` in `team/sample` (see `gp search`)"),
+        ),
+        (
+            format!("oci://{host}/team/sample@{zero}"),
+            None,
+            format!("oci://{host}/team/sample@{zero}: the registry has no manifest with that digest"),
+        ),
+        (
+            pinned.clone(),
+            Some(100_000),
+            format!(
+                "{pinned}: its package is {} bytes, more than the limit of 100000 bytes; nothing was installed",
+                sample_bytes.len()
+            ),
+        ),
+        (
+            format!("oci://{host}/team/nginx:latest"),
+            None,
+            format!("oci://{host}/team/nginx:latest: it is a container image (config `application/vnd.oci.image.config.v1+json`), not a gp plugin (artifact type application/vnd.gp.plugin.v1)"),
+        ),
+        (
+            format!("oci://{host}/team/sample"),
+            None,
+            format!("oci://{host}/team/sample: it names no tag and no digest: add :TAG (a version) or @sha256:…"),
+        ),
+        (
+            format!("oci://{host}/Team/sample:1"),
+            None,
+            format!("oci://{host}/Team/sample:1: `Team/sample` is not a repository name (lowercase letters, digits and . _ - between them, components joined by /)"),
+        ),
+    ];
+    for (url, limit, expected) in cases {
+        let base = crate::harness::base_dir_with(&["dispatch"]);
+        let mut builder = Manager::builder(base.path());
+        if let Some(limit) = limit {
+            builder = builder.package_limits(Limits {
+                max_bytes: limit,
+                ..Limits::default()
+            });
+        }
+        let manager = builder.build();
+        assert!(manager.load_plugins().is_ok());
+        let error = manager
+            .install(&url, &gp_host::InstallOptions::default())
+            .unwrap_err();
+        assert_eq!(error.to_string(), expected);
+        assert!(matches!(error, Error::Hub { .. }), "{error:?}");
+        assert_eq!(entries(base.path()), ["dispatch"], "{url}");
+        let names: Vec<String> = manager.list().iter().map(|s| s.name().to_owned()).collect();
+        assert_eq!(names, ["dispatch"], "{url}");
+    }
+
+    // A registry that is down.
+    let error = client
+        .tags(
+            &gp_host::hub::Reference::parse(&format!("oci://127.0.0.1:{closed}/team/sample:1"))
+                .unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with(&format!(
+            "oci://127.0.0.1:{closed}/team/sample:1: cannot reach the registry: "
+        )),
+        "{error}"
+    );
+    // Names and ranges that find nothing.
+    let error = client
+        .resolve(&ns, "nope", &"*".parse().unwrap())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("oci://{host}/team/nope: the registry has no repository `team/nope` (no plugin of that name was pushed there)")
+    );
+    let error = client
+        .resolve(&ns, "sample", &"^2".parse().unwrap())
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("oci://{host}/team/sample: no version matches `^2` (its versions: 0.1.0)")
+    );
+    // The library resolves and installs by range as the CLI does.
+    let resolved = client
+        .resolve(&ns, "sample", &"~0.1".parse().unwrap())
+        .unwrap();
+    assert_eq!(resolved.reference.to_string(), pinned);
+    let base = base_dir();
+    let manager = Manager::builder(base.path()).build();
+    let spec = manager
+        .install(
+            &resolved.reference.to_string(),
+            &gp_host::InstallOptions {
+                hub: Some(&client),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (spec.name(), spec.version().to_string()),
+        ("sample", "0.1.0".to_owned())
+    );
+    crate::harness::assert_sample_serves(&manager);
+}
+
+/// What a real registry will not do, from a fake one: send another manifest than the digest
+/// asked for, a package that is not the one its manifest declares or longer than declared,
+/// and have no catalog.
+#[test]
+fn a_lying_registry_is_caught_and_nothing_is_installed() {
+    let scratch = base_dir();
+    let (_, package) = packed("sample", scratch.path());
+    let digest = |bytes: &[u8]| format!("sha256:{}", sha256(bytes));
+    let manifest = |layer: &[u8]| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.gp.plugin.v1","config":{{"mediaType":"application/vnd.gp.plugin.config.v1+json","digest":"{}","size":2}},"layers":[{{"mediaType":"application/vnd.gp.plugin.package.v1.tar+gzip","digest":"{}","size":{}}}]}}"#,
+            digest(b"{}"),
+            digest(layer),
+            layer.len()
+        )
+        .into_bytes()
+    };
+    let honest = manifest(&package);
+    let mut tampered = package.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let mut longer = package.clone();
+    longer.extend_from_slice(&[0; 100]);
+    let asked = digest(b"what was asked for");
+    let files: HashMap<String, Reply> = [
+        // Any digest asked for answers the honest manifest: not the bytes asked for.
+        (format!("/v2/team/sample/manifests/{asked}"), honest.clone()),
+        ("/v2/team/sample/manifests/1.0.0".to_owned(), honest.clone()),
+        ("/v2/team/longer/manifests/1.0.0".to_owned(), honest.clone()),
+        (
+            format!("/v2/team/sample/blobs/{}", digest(&package)),
+            tampered,
+        ),
+        (
+            format!("/v2/team/longer/blobs/{}", digest(&package)),
+            longer,
+        ),
+    ]
+    .into_iter()
+    .map(|(path, body)| (path, Reply::Body(body)))
+    .collect();
+    let url = http_server(files);
+    let host = url.trim_start_matches("http://");
+    let pinned = format!("oci://{host}/team/sample:1.0.0@{}", digest(&honest));
+    let cases = [
+        (
+            format!("oci://{host}/team/sample@{asked}"),
+            format!(
+                "oci://{host}/team/sample@{asked}: the manifest the registry sent has the digest {}, not the {asked} asked for; nothing was installed",
+                digest(&honest)
+            ),
+        ),
+        (
+            format!("oci://{host}/team/sample:1.0.0"),
+            format!(
+                "{pinned}: the package the registry sent ({n} bytes, {}) is not the one its manifest declares ({n} bytes, {}); nothing was installed",
+                digest(&{
+                    let mut t = package.clone();
+                    t[last] ^= 1;
+                    t
+                }),
+                digest(&package),
+                n = package.len()
+            ),
+        ),
+        (
+            format!("oci://{host}/team/longer:1.0.0"),
+            format!(
+                "oci://{host}/team/longer:1.0.0@{}: the registry sent more than the {} bytes its manifest declares for the package; nothing was installed",
+                digest(&honest),
+                package.len()
+            ),
+        ),
+    ];
+    for (reference, expected) in cases {
+        let base = base_dir();
+        let manager = Manager::builder(base.path()).build();
+        let error = manager
+            .install(&reference, &gp_host::InstallOptions::default())
+            .unwrap_err();
+        assert_eq!(error.to_string(), expected);
+        assert_eq!(entries(base.path()), Vec::<String>::new(), "{reference}");
+    }
+    let client = Client::new(ClientOptions {
+        credentials: Credentials::Anonymous,
+        ..ClientOptions::default()
+    });
+    let error = client
+        .search(&Namespace::parse(&format!("{host}/team")).unwrap(), "")
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("oci://{host}/team: the registry has no catalog endpoint (GET /v2/_catalog answered 404), so it cannot be searched; install by name still works: gp install NAME@RANGE --registry {host}/team")
+    );
+}
