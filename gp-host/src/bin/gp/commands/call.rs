@@ -83,8 +83,12 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
     } = args;
     let (dir, name) = match second {
         Some(name) => (PathBuf::from(first), name),
-        // A path alone: the name was forgotten, this is not a plugin of GP_HOME's.
-        None if first.contains(std::path::MAIN_SEPARATOR) || Path::new(&first).is_dir() => {
+        // A path alone: the name was forgotten, this is not a plugin of GP_HOME's. (A folder
+        // of the current directory that shares its name with an installed plugin, such as
+        // the plugin's own crate, is the plugin.)
+        None if first.contains(std::path::MAIN_SEPARATOR)
+            || (Path::new(&first).is_dir() && !installed_in_home(&first)) =>
+        {
             eprintln!(
                 "error: which plugin? give its name after the directory: gp call {first} NAME"
             );
@@ -412,4 +416,10 @@ mod tests {
         assert!(called(&dir.path().join("sample.plg"), "sample"));
         assert!(!called(&dir.path().join("samples-1.0.0.plg"), "sample"));
     }
+}
+
+/// Whether `$GP_HOME/plugins` holds `name` as `gp install` puts it (`NAME.plg`) or as a folder.
+fn installed_in_home(name: &str) -> bool {
+    let plugins = super::shared::gp_home().join("plugins");
+    plugins.join(format!("{name}.plg")).is_file() || plugins.join(name).is_dir()
 }
