@@ -386,6 +386,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
+/// Whether `$GP_HOME/plugins` holds `name` as `gp install` puts it (`NAME.plg`) or as a folder.
+fn installed_in_home(name: &str) -> bool {
+    let plugins = super::shared::gp_home().join("plugins");
+    plugins.join(format!("{name}.plg")).is_file() || plugins.join(name).is_dir()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,10 +422,4 @@ mod tests {
         assert!(called(&dir.path().join("sample.plg"), "sample"));
         assert!(!called(&dir.path().join("samples-1.0.0.plg"), "sample"));
     }
-}
-
-/// Whether `$GP_HOME/plugins` holds `name` as `gp install` puts it (`NAME.plg`) or as a folder.
-fn installed_in_home(name: &str) -> bool {
-    let plugins = super::shared::gp_home().join("plugins");
-    plugins.join(format!("{name}.plg")).is_file() || plugins.join(name).is_dir()
 }
