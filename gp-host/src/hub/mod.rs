@@ -142,6 +142,9 @@ pub struct Found {
     pub other_tags: Vec<String>,
     /// The description of the highest version.
     pub description: Option<String>,
+    /// The highest version's reference, pinned to its manifest's digest: what installing it
+    /// from this search gets.
+    pub newest: String,
 }
 
 /// What a search found: plugins, and repositories that matched but are something else.
@@ -609,11 +612,14 @@ impl Client {
                 tag: Some(newest),
                 ..reference.clone()
             };
-            let description = match self.manifest(&tagged) {
-                Ok((_, (manifest, _))) => manifest
-                    .annotations
-                    .get("org.opencontainers.image.description")
-                    .cloned(),
+            let (description, newest) = match self.manifest(&tagged) {
+                Ok((digest, (manifest, _))) => (
+                    manifest
+                        .annotations
+                        .get("org.opencontainers.image.description")
+                        .cloned(),
+                    tagged.with_digest(&digest).to_string(),
+                ),
                 Err(Error::Hub { reason, .. }) if reason.starts_with("it is ") => {
                     if name.to_lowercase().contains(&query) {
                         result.skipped.push((repository.clone(), reason));
@@ -633,6 +639,7 @@ impl Client {
                     versions: versions.into_iter().map(|(v, _)| v.to_string()).collect(),
                     other_tags,
                     description,
+                    newest,
                 });
             }
         }

@@ -318,6 +318,18 @@ fn the_gui_signs_in_lists_unloads_and_tries_plugins_in_a_real_browser() {
         gui: gp_host::http::gui_url(running.addr),
     };
 
+    in_browser(|client| scenario(client, scene));
+    eprintln!("the GUI browser test took {:?}", started.elapsed());
+}
+
+/// Runs `scenario` in a fresh headless Chromium (its own chromedriver and profile) as a task
+/// of its own, so that, whatever it does, the browser is closed before the test reports;
+/// a panic in it is the test's.
+fn in_browser<F, Fut>(scenario: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let driver = Driver::start();
     let profile = tempfile::Builder::new()
         .prefix("gp-chromium-")
@@ -330,14 +342,11 @@ fn the_gui_signs_in_lists_unloads_and_tries_plugins_in_a_real_browser() {
         .unwrap();
     let outcome = runtime.block_on(async {
         let client = browser(&driver, profile.path()).await;
-        // The scenario runs as a task of its own so that, whatever it does, the browser is
-        // closed before the test reports.
-        let outcome = tokio::spawn(scenario(client.clone(), scene)).await;
+        let outcome = tokio::spawn(scenario(client.clone())).await;
         let _ = tokio::time::timeout(Duration::from_secs(10), client.close()).await;
         outcome
     });
     drop(driver);
-    eprintln!("the GUI browser test took {:?}", started.elapsed());
     if let Err(error) = outcome {
         match error.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
@@ -566,4 +575,131 @@ async fn scenario(client: Client, scene: Scene) {
         serde_json::Value::Null,
         "a refused token is forgotten"
     );
+}
+
+/// Issue 17, item 6: the Hub page searches the registry `gp serve --registry` names, and
+/// installs, then upgrades, a plugin with one confirmed click each, through the same
+/// verification as `gp install`; what it installed serves calls.
+#[test]
+fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
+    use gp_host::hub::{Client as Hub, ClientOptions, Credentials, Namespace};
+    if !browser_installed() {
+        return;
+    }
+    let Some(registry) = crate::hub::start_registry(crate::hub::Auth::None, false) else {
+        return;
+    };
+    let hub = || {
+        Hub::new(ClientOptions {
+            credentials: Credentials::Anonymous,
+            ..ClientOptions::default()
+        })
+    };
+    let namespace = Namespace::parse(&format!("{}/team", registry.host)).unwrap();
+    let scratch = base_dir();
+    for fixture in ["counter-v1", "sample"] {
+        let (package, _) = crate::hub::packed(fixture, scratch.path());
+        let name = if fixture == "sample" {
+            "sample"
+        } else {
+            "counter"
+        };
+        hub()
+            .push(&package, &namespace.reference(name), &Default::default())
+            .unwrap();
+    }
+    let (v2, _) = crate::hub::packed("counter-v2", scratch.path());
+
+    let base = base_dir();
+    let manager = Manager::new(base.path());
+    let token = AdminToken::generate();
+    let admin = Admin::builder(manager.clone(), token.clone())
+        .hub(namespace.clone(), hub())
+        .build();
+    assert!(manager.load_plugins().is_ok());
+    admin.mark_ready();
+    let running = Running::serve(admin.router());
+    let gui = gp_host::http::gui_url(running.addr);
+    let host = registry.host.clone();
+    let calls = manager.clone();
+    in_browser(move |client| async move {
+        client.goto(&format!("{gui}#/hub")).await.unwrap();
+        type_into(&client, "token", token.secret()).await;
+        click(&client, "token-submit").await;
+        wait_text(&client, "hub-registry", &format!("oci://{host}/team")).await;
+        // Every plugin of the namespace, none of them here.
+        wait_text(&client, "hub-row-counter", "1.0.0").await;
+        wait_text(&client, "hub-row-sample", "The seed's sample plugin").await;
+        wait_text(&client, "hub-here-counter", "—").await;
+
+        // Install: one click, confirmed in the page, naming the exact digest.
+        click(&client, "hub-install-counter").await;
+        wait_text(&client, "confirm-title", "Install counter 1.0.0?").await;
+        wait_text(
+            &client,
+            "confirm-text",
+            &format!("oci://{host}/team/counter:1.0.0@sha256:"),
+        )
+        .await;
+        click(&client, "confirm-yes").await;
+        wait_text(
+            &client,
+            "status-text",
+            "Install counter: installed (plugin: counter, version: 1.0.0)",
+        )
+        .await;
+        wait_text(&client, "hub-here-counter", "1.0.0 (serving)").await;
+        wait_text(&client, "hub-current-counter", "up to date").await;
+        let mut ctx = Context::new();
+        calls
+            .executor("counter")
+            .unwrap()
+            .execute(&mut ctx)
+            .unwrap();
+        assert_eq!(ctx.get("version"), Some(&gp_host::Value::from("1.0.0")));
+
+        // A new version is published: a search finds it, and the row offers the upgrade.
+        tokio::task::spawn_blocking(move || {
+            hub().push(&v2, &namespace.reference("counter"), &Default::default())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        type_into(&client, "hub-query", "COUNT").await;
+        click(&client, "hub-search").await;
+        wait_text(&client, "hub-row-counter", "2.0.0").await;
+        assert!(
+            client
+                .find(Locator::Css(&css("hub-row-sample")))
+                .await
+                .is_err(),
+            "the search for COUNT leaves sample out"
+        );
+        click(&client, "hub-upgrade-counter").await;
+        wait_text(&client, "confirm-title", "Upgrade counter 2.0.0?").await;
+        wait_text(&client, "confirm-text", "swaps it in for 1.0.0").await;
+        click(&client, "confirm-yes").await;
+        wait_text(
+            &client,
+            "status-text",
+            "Upgrade counter: installed (plugin: counter, version: 2.0.0)",
+        )
+        .await;
+        wait_text(&client, "hub-here-counter", "2.0.0 (serving)").await;
+        let mut ctx = Context::new();
+        calls
+            .executor("counter")
+            .unwrap()
+            .execute(&mut ctx)
+            .unwrap();
+        assert_eq!(ctx.get("version"), Some(&gp_host::Value::from("2.0.0")));
+        let png = client
+            .find(Locator::Css("body"))
+            .await
+            .unwrap()
+            .screenshot()
+            .await
+            .unwrap();
+        save_screenshot(&png, "gui-hub.png");
+    });
 }

@@ -26,10 +26,10 @@ const PASSWORD: &str = "correct-horse";
 const HTPASSWD: &str = "alice:$2y$05$Vbhb8HDFCswNaHZXZOS3mu/XLaVB1S7fUgXkXgccLMngYrr0hRsEm\n";
 
 /// A running `docker-registry`, killed when dropped.
-struct Registry {
+pub struct Registry {
     child: Child,
     /// `127.0.0.1:PORT`.
-    host: String,
+    pub host: String,
     _dir: tempfile::TempDir,
 }
 
@@ -61,7 +61,7 @@ fn registry_program() -> Option<PathBuf> {
 }
 
 /// How a test registry authenticates.
-enum Auth {
+pub enum Auth {
     None,
     /// htpasswd: `alice` / [`PASSWORD`].
     Basic,
@@ -73,7 +73,7 @@ enum Auth {
 }
 
 /// Starts a registry with `auth`, allowing deletes if `delete`.
-fn start_registry(auth: Auth, delete: bool) -> Option<Registry> {
+pub fn start_registry(auth: Auth, delete: bool) -> Option<Registry> {
     let program = registry_program()?;
     for _attempt in 0..3 {
         let dir = base_dir();
@@ -214,7 +214,7 @@ impl Env {
 /// A plugin packed, unsigned: `sample` (the example) or a lifecycle fixture (`counter-v1`,
 /// `counter-v2`: plugin `counter` 1.0.0 and 2.0.0, which sets `version`). Returns the package
 /// file and its bytes.
-fn packed(what: &str, into: &Path) -> (PathBuf, Vec<u8>) {
+pub fn packed(what: &str, into: &Path) -> (PathBuf, Vec<u8>) {
     let staging = base_dir();
     let folder = if what == "sample" {
         gp_host::build::install_library(example(what), staging.path()).unwrap();

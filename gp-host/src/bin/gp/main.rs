@@ -41,7 +41,7 @@ enum Command {
     Call(commands::call::Args),
     /// Load the plugins of a base directory and keep them loaded, serving their metrics over
     /// HTTP (GET /metrics in Prometheus text format, GET /stats as JSON) until Ctrl-C
-    Serve(commands::serve::Args),
+    Serve(Box<commands::serve::Args>),
     /// Build a plugin crate with cargo (release) and write `OUT/<name>/plugin.json` + library,
     /// ready for a plugin base directory (or `OUT/<name>-<version>.plg` with --pack); either
     /// removes what the other wrote earlier for the same plugin, so that it is not loaded twice
@@ -130,7 +130,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Manifest(args) => manifest::exec(args),
         Command::List(args) => list::exec(args),
         Command::Call(args) => call::exec(args),
-        Command::Serve(args) => serve::exec(args),
+        Command::Serve(args) => serve::exec(*args),
         Command::Build(args) => build::exec(args),
         Command::Pack(args) => pack::exec(args),
         Command::Verify(args) => verify::exec(args),

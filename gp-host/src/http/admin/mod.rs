@@ -18,7 +18,8 @@
 //! | `DELETE /api/v1/plugins/{name}` | unload (until the next load or restart; `disable` to keep it off) |
 //! | `POST /api/v1/plugins/{name}/load` | load an unloaded plugin again, from where it was loaded |
 //! | `POST /api/v1/plugins/{name}/invoke` | a test call: `{"label", "values", "timeout_ms"}` → the values |
-//! | `POST /api/v1/plugins` | install from `{"url", "sha256"}` (feature `install`) |
+//! | `POST /api/v1/plugins` | install from `{"url", "sha256"}` (feature `install`; an `oci://` reference with feature `hub`) |
+//! | `GET /api/v1/hub`, `/hub/search?q=` | the registry the Hub page searches, and a search there (feature `hub`) |
 //! | `GET /api/v1/routes` | the route table and the routes refused, with why |
 //! | `GET /api/v1/events` | lifecycle events as server-sent events |
 //! | `GET /api/v1/healthz`, `/readyz`, `/metrics`, `/openapi.json` | probes, Prometheus text, the API's description |
@@ -70,9 +71,27 @@ pub struct AdminBuilder {
     read_only: Option<AdminToken>,
     hosts: Vec<String>,
     upload_limit: usize,
+    hub: Option<Arc<Hub>>,
+}
+
+/// The registry the Hub page searches and installs from.
+pub(crate) struct Hub {
+    #[cfg(feature = "hub")]
+    namespace: crate::hub::Namespace,
+    #[cfg(feature = "hub")]
+    client: crate::hub::Client,
 }
 
 impl AdminBuilder {
+    /// The OCI registry namespace the GUI's Hub page searches (`GET /api/v1/hub/search`),
+    /// and the client (its credentials) it and `POST /api/v1/plugins` use for `oci://`
+    /// references. Installs go through the same verification as any other.
+    #[cfg(feature = "hub")]
+    pub fn hub(mut self, namespace: crate::hub::Namespace, client: crate::hub::Client) -> Self {
+        self.hub = Some(Arc::new(Hub { namespace, client }));
+        self
+    }
+
     /// The plugin server whose routes `GET /api/v1/routes` lists and whose request metrics
     /// `/metrics` includes.
     pub fn server(mut self, server: PluginServer) -> Self {
@@ -110,6 +129,7 @@ impl AdminBuilder {
             read_only: self.read_only,
             allowed_hosts: self.hosts,
             upload_limit: self.upload_limit,
+            hub: self.hub,
             failures: Mutex::new(BTreeMap::new()),
             previous: Mutex::new(HashMap::new()),
             unloaded_from: Mutex::new(HashMap::new()),
@@ -159,6 +179,7 @@ pub(crate) struct AdminShared {
     pub(crate) read_only: Option<AdminToken>,
     pub(crate) allowed_hosts: Vec<String>,
     upload_limit: usize,
+    hub: Option<Arc<Hub>>,
     /// The last load failure of each folder or package that has no plugin loaded from it.
     failures: Mutex<BTreeMap<PathBuf, String>>,
     /// Each plugin's version before its last upgrade.
@@ -251,6 +272,7 @@ impl Admin {
             read_only: None,
             hosts: vec!["127.0.0.1".into(), "localhost".into(), "[::1]".into()],
             upload_limit: DEFAULT_UPLOAD_LIMIT,
+            hub: None,
         }
     }
 
@@ -285,6 +307,8 @@ impl Admin {
             .route("/plugins/{name}/enable", post(enable))
             .route("/plugins/{name}/invoke", post(invoke))
             .route("/routes", get(routes))
+            .route("/hub", get(hub_info))
+            .route("/hub/search", get(hub_search))
             .route("/events", get(events))
             .route(
                 "/healthz",
@@ -790,6 +814,8 @@ async fn install(
                 &body.url,
                 &crate::InstallOptions {
                     sha256: body.sha256,
+                    #[cfg(feature = "hub")]
+                    hub: shared.hub.as_ref().map(|hub| &hub.client),
                     ..Default::default()
                 },
             )
@@ -808,6 +834,60 @@ async fn install(
         Err(ApiError(
             StatusCode::NOT_IMPLEMENTED,
             "this host was built without gp-host's `install` feature: it cannot download plugins"
+                .into(),
+        ))
+    }
+}
+
+/// `GET /hub`: the registry namespace the Hub page searches, or `null`.
+async fn hub_info(State(shared): State<Arc<AdminShared>>) -> ApiResult {
+    #[cfg(feature = "hub")]
+    let registry = shared.hub.as_ref().map(|hub| hub.namespace.to_string());
+    #[cfg(not(feature = "hub"))]
+    let registry: Option<String> = shared.hub.as_ref().map(|_| String::new());
+    Ok(Json(serde_json::json!({ "registry": registry })))
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(not(feature = "hub"), allow(dead_code))]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /hub/search?q=`: the plugins in the configured registry namespace whose name or
+/// description holds `q`, each with the reference (digest included) of its newest version.
+async fn hub_search(
+    State(shared): State<Arc<AdminShared>>,
+    axum::extract::Query(query): axum::extract::Query<SearchQuery>,
+) -> ApiResult {
+    #[cfg(feature = "hub")]
+    {
+        let Some(hub) = shared.hub.clone() else {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                "no registry is configured: start gp serve with --registry HOST[:PORT]/NAMESPACE (or GP_REGISTRY)".into(),
+            ));
+        };
+        let found = blocking(move || hub.client.search(&hub.namespace, &query.q)).await?;
+        let skipped: Vec<serde_json::Value> = found
+            .skipped
+            .iter()
+            .map(|(repository, reason)| serde_json::json!({"repository": repository, "reason": reason}))
+            .collect();
+        let registry = shared.hub.as_ref().map(|hub| hub.namespace.to_string());
+        Ok(Json(serde_json::json!({
+            "registry": registry,
+            "plugins": found.plugins,
+            "skipped": skipped,
+        })))
+    }
+    #[cfg(not(feature = "hub"))]
+    {
+        let _ = (shared, query);
+        Err(ApiError(
+            StatusCode::NOT_IMPLEMENTED,
+            "this host was built without gp-host's `hub` feature: it cannot search registries"
                 .into(),
         ))
     }

@@ -77,6 +77,10 @@ pub struct Args {
     /// How long a client may take to send a request's line and headers (both listeners)
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     header_timeout: Duration,
+    /// The registry the GUI's Hub page searches and installs from (with --registry
+    /// HOST[:PORT]/NAMESPACE, or GP_REGISTRY)
+    #[command(flatten)]
+    registry: super::hub::RegistryArgs,
 }
 
 pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
@@ -132,6 +136,10 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
     }
     for host in &args.admin_hosts {
         admin = admin.allow_host(host);
+    }
+    if args.registry.registry.is_some() || std::env::var_os("GP_REGISTRY").is_some() {
+        let namespace = args.registry.namespace("the Hub page")?;
+        admin = admin.hub(namespace, args.registry.client()?);
     }
     let admin = admin.build();
     let report = manager.load_plugins();
