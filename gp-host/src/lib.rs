@@ -86,6 +86,8 @@ pub use metrics::recorder::DEFAULT_LATENCY_SAMPLING;
 pub use metrics::{
     LastError, LastErrorSummary, Latency, LatencySummary, PluginStats, PluginSummary,
 };
+#[cfg(feature = "hub")]
+pub use registry::follow::{Follow, FollowStatus, Following};
 pub use registry::gc::{GcOptions, GcReport};
 #[cfg(feature = "install")]
 pub use registry::install::InstallOptions;

@@ -86,10 +86,11 @@ impl Default for ClientOptions {
     }
 }
 
-/// A client of OCI registries for gp plugins. Cheap to share: tokens earned are reused by
-/// later requests on the same repository.
+/// A client of OCI registries for gp plugins. Clones are cheap and share what the client has
+/// earned: tokens are reused by later requests on the same repository.
+#[derive(Clone)]
 pub struct Client {
-    transport: Transport,
+    transport: std::sync::Arc<Transport>,
     limits: Limits,
 }
 
@@ -161,7 +162,11 @@ impl Client {
     /// A client with `options`.
     pub fn new(options: ClientOptions) -> Client {
         Client {
-            transport: Transport::new(options.credentials, options.plain_http, options.timeout),
+            transport: std::sync::Arc::new(Transport::new(
+                options.credentials,
+                options.plain_http,
+                options.timeout,
+            )),
             limits: options.limits,
         }
     }
@@ -350,6 +355,26 @@ impl Client {
         })
     }
 
+    /// The version `reference` names now (a tag can move): its manifest fetched and checked,
+    /// the version read from its `org.opencontainers.image.version` annotation, the digest
+    /// pinned.
+    pub fn inspect(&self, reference: &Reference) -> Result<Resolved, Error> {
+        let (digest, (manifest, _)) = self.manifest(reference)?;
+        let pinned = reference.with_digest(&digest);
+        let version = manifest
+            .annotations
+            .get("org.opencontainers.image.version")
+            .and_then(|v| Version::parse(v).ok())
+            .ok_or_else(|| Error::Hub {
+                reference: pinned.to_string(),
+                reason: "its manifest has no semver org.opencontainers.image.version annotation (gp push writes one)".into(),
+            })?;
+        Ok(Resolved {
+            reference: pinned,
+            version,
+        })
+    }
+
     /// The repository's tags (every page).
     pub fn tags(&self, reference: &Reference) -> Result<Vec<String>, Error> {
         #[derive(serde::Deserialize)]
@@ -452,7 +477,11 @@ impl Client {
                 )));
             }
         }
-        let checked = artifact::check(&bytes, &content_type).map_err(fail)?;
+        // What is wrong with the artifact itself is said of its digest.
+        let checked = artifact::check(&bytes, &content_type).map_err(|reason| Error::Hub {
+            reference: reference.with_digest(&digest).to_string(),
+            reason,
+        })?;
         Ok((digest, checked))
     }
 

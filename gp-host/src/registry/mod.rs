@@ -25,6 +25,8 @@ use crate::util::short_hash;
 pub(crate) mod admission;
 pub(crate) mod builder;
 pub(crate) mod disable;
+#[cfg(feature = "hub")]
+pub(crate) mod follow;
 pub(crate) mod gc;
 #[cfg(feature = "install")]
 pub(crate) mod install;

@@ -626,7 +626,7 @@ fn bad_registries_are_refused_by_name_and_nothing_is_installed() {
         (
             format!("oci://{host}/team/nginx:latest"),
             None,
-            format!("oci://{host}/team/nginx:latest: it is a container image (config `application/vnd.oci.image.config.v1+json`), not a gp plugin (artifact type application/vnd.gp.plugin.v1)"),
+            format!("oci://{host}/team/nginx:latest@sha256:{}: it is a container image (config `application/vnd.oci.image.config.v1+json`), not a gp plugin (artifact type application/vnd.gp.plugin.v1)", sha256(image.as_bytes())),
         ),
         (
             format!("oci://{host}/team/sample"),
@@ -995,4 +995,155 @@ fn a_registry_with_bearer_tokens_gets_them_from_its_realm() {
         run.stderr
     );
     assert_eq!(entries(&env.plugins()), ["sample.plg"]);
+}
+
+/// Waits (at most 20 s) until `done` holds, checking every 50 ms; panics with `what`.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 20 s for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Puts the manifest `tag` of `repository` pointing at what `from` (a tag of the same
+/// repository) points at, as `docker tag` + push or `oras tag` do.
+fn retag(host: &str, repository: &str, from: &str, tag: &str) {
+    let accept = "application/vnd.oci.image.manifest.v1+json";
+    let manifest = ureq::get(format!("http://{host}/v2/{repository}/manifests/{from}"))
+        .header("accept", accept)
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_vec()
+        .unwrap();
+    ureq::put(format!("http://{host}/v2/{repository}/manifests/{tag}"))
+        .header("content-type", accept)
+        .send(&manifest[..])
+        .unwrap();
+}
+
+/// Item 4: following a tag that moves. The plugin is installed, upgraded when the tag moves
+/// to a newer version, and kept when the tag moves to something refused (a container image,
+/// an older version): each refusal logged once, never retried, the loaded version serving.
+#[test]
+fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
+    let Some(registry) = start_registry(Auth::None, false) else {
+        return;
+    };
+    let host = registry.host.clone();
+    let scratch = base_dir();
+    let client = Client::new(ClientOptions {
+        credentials: Credentials::Anonymous,
+        ..ClientOptions::default()
+    });
+    let ns = Namespace::parse(&format!("{host}/team")).unwrap();
+    for fixture in ["counter-v1", "counter-v2"] {
+        let (package, _) = packed(fixture, scratch.path());
+        client
+            .push(&package, &ns.reference("counter"), &Default::default())
+            .unwrap();
+    }
+    // A container image in the same repository, under `image`.
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = put_blob(&host, "team/counter", config);
+    let image = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[]}}"#,
+        config.len()
+    );
+    ureq::put(format!("http://{host}/v2/team/counter/manifests/image"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .send(image.as_bytes())
+        .unwrap();
+    retag(&host, "team/counter", "1.0.0", "stable");
+
+    let base = base_dir();
+    let manager = Manager::new(base.path());
+    let version = |manager: &Manager| {
+        manager
+            .get_plugin("counter")
+            .ok()
+            .map(|(spec, _)| spec.version().to_string())
+    };
+    let stable =
+        gp_host::hub::Reference::parse(&format!("oci://{host}/team/counter:stable")).unwrap();
+    let ((), log) = crate::harness::with_captured_log(|| {
+        let following = manager.follow(
+            gp_host::Follow::Tag(stable),
+            client.clone(),
+            Duration::from_millis(100),
+        );
+        wait_for("1.0.0 installed", || {
+            version(&manager).as_deref() == Some("1.0.0")
+        });
+        retag(&host, "team/counter", "2.0.0", "stable");
+        wait_for("the upgrade to 2.0.0", || {
+            version(&manager).as_deref() == Some("2.0.0")
+        });
+        retag(&host, "team/counter", "image", "stable");
+        wait_for("the image refused", || {
+            !following.status().refused.is_empty()
+        });
+        retag(&host, "team/counter", "1.0.0", "stable");
+        wait_for("1.0.0 refused", || following.status().refused.len() == 2);
+        // Several more checks: nothing is retried, nothing changes.
+        let checks = following.status().checks;
+        wait_for("five more checks", || {
+            following.status().checks >= checks + 5
+        });
+        let status = following.status();
+        assert_eq!(status.refused.len(), 2, "{status:?}");
+        assert!(
+            status.refused[0].1.ends_with("it is a container image (config `application/vnd.oci.image.config.v1+json`), not a gp plugin (artifact type application/vnd.gp.plugin.v1)"),
+            "{status:?}"
+        );
+        assert_eq!(
+            status.refused[1].1,
+            "it is version 1.0.0, older than the 2.0.0 loaded"
+        );
+        assert_eq!(
+            status.current.as_ref().map(|c| c.version.to_string()),
+            Some("2.0.0".to_owned())
+        );
+        assert_eq!(version(&manager).as_deref(), Some("2.0.0"));
+        let mut ctx = gp_host::Context::new();
+        manager
+            .executor("counter")
+            .unwrap()
+            .execute(&mut ctx)
+            .unwrap();
+        assert_eq!(ctx.get("version"), Some(&gp_host::Value::from("2.0.0")));
+        drop(following);
+    });
+    assert_eq!(
+        log.matches("not installed; what is loaded keeps serving")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(entries(base.path()), ["counter.plg"]);
+
+    // A registry that goes away: the error is logged once, however many checks fail.
+    let stable =
+        gp_host::hub::Reference::parse(&format!("oci://{host}/team/counter:stable")).unwrap();
+    drop(registry);
+    let ((), log) = crate::harness::with_captured_log(|| {
+        let following = manager.follow(
+            gp_host::Follow::Tag(stable),
+            client.clone(),
+            Duration::from_millis(50),
+        );
+        wait_for("five failed checks", || following.status().checks >= 5);
+        let status = following.status();
+        assert!(
+            status
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("cannot reach the registry")),
+            "{status:?}"
+        );
+    });
+    assert_eq!(log.matches("cannot check the registry").count(), 1, "{log}");
+    assert_eq!(version(&manager).as_deref(), Some("2.0.0"));
 }

@@ -102,6 +102,36 @@ impl RegistryArgs {
     }
 }
 
+/// What `gp serve --follow TARGET` follows: an `oci://…:TAG` reference, or `NAME@RANGE`
+/// under the registry options' namespace.
+pub fn follow_target(registry: &RegistryArgs, target: &str) -> Result<gp_host::Follow, Error> {
+    if target.starts_with(hub::SCHEME) {
+        let reference = Reference::parse(target).map_err(|reason| Error::Hub {
+            reference: target.to_owned(),
+            reason,
+        })?;
+        if reference.tag.is_none() || reference.digest.is_some() {
+            return Err(usage(&format!(
+                "--follow {target}: follow a tag (oci://HOST/NAMESPACE/NAME:TAG, such as :stable), not a digest, which never moves"
+            )));
+        }
+        return Ok(gp_host::Follow::Tag(reference));
+    }
+    match hub::parse_name_range(target) {
+        Some(parsed) => {
+            let (name, range) = parsed.map_err(|e| usage(&e))?;
+            Ok(gp_host::Follow::Range {
+                namespace: registry.namespace(&format!("--follow {target}"))?,
+                name,
+                range,
+            })
+        }
+        None => Err(usage(&format!(
+            "--follow {target}: give an oci://…:TAG reference or NAME@RANGE (for example sample@^1)"
+        ))),
+    }
+}
+
 fn usage(message: &str) -> Error {
     Error::Hub {
         reference: "gp".to_owned(),

@@ -77,8 +77,16 @@ pub struct Args {
     /// How long a client may take to send a request's line and headers (both listeners)
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     header_timeout: Duration,
+    /// Keep a plugin at what a registry names: an oci://…:TAG reference (a tag that moves, such
+    /// as `stable`) or NAME@RANGE under --registry; checked every --follow-every, verified and
+    /// upgraded like `gp install` (into DIR as NAME.plg); repeatable
+    #[arg(long, value_name = "oci://…:TAG|NAME@RANGE")]
+    follow: Vec<String>,
+    /// How often --follow checks the registry
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    follow_every: Duration,
     /// The registry the GUI's Hub page searches and installs from (with --registry
-    /// HOST[:PORT]/NAMESPACE, or GP_REGISTRY)
+    /// HOST[:PORT]/NAMESPACE, or GP_REGISTRY), and --follow's
     #[command(flatten)]
     registry: super::hub::RegistryArgs,
 }
@@ -137,10 +145,20 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
     for host in &args.admin_hosts {
         admin = admin.allow_host(host);
     }
-    if args.registry.registry.is_some() || std::env::var_os("GP_REGISTRY").is_some() {
-        let namespace = args.registry.namespace("the Hub page")?;
-        admin = admin.hub(namespace, args.registry.client()?);
+    let configured = args.registry.registry.is_some() || std::env::var_os("GP_REGISTRY").is_some();
+    let hub_client = if configured || !args.follow.is_empty() {
+        Some(args.registry.client()?)
+    } else {
+        None
+    };
+    if let (true, Some(client)) = (configured, &hub_client) {
+        admin = admin.hub(args.registry.namespace("the Hub page")?, client.clone());
     }
+    let follows = args
+        .follow
+        .iter()
+        .map(|target| super::hub::follow_target(&args.registry, target))
+        .collect::<Result<Vec<_>, _>>()?;
     let admin = admin.build();
     let report = manager.load_plugins();
     admin.mark_ready();
@@ -151,6 +169,14 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
     if matches!(report.failed.first(), Some(f) if matches!(f.error, Error::MissingBaseDir { .. })) {
         return Ok(ExitCode::FAILURE);
     }
+    // Following starts once the directory is loaded: the first check sees what is there.
+    let _following: Vec<gp_host::Following> = match &hub_client {
+        Some(client) => follows
+            .into_iter()
+            .map(|target| manager.follow(target, client.clone(), args.follow_every))
+            .collect(),
+        None => Vec::new(),
+    };
     let _watcher = if args.watch {
         Some(manager.watch()?)
     } else {

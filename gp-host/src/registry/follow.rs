@@ -1,0 +1,260 @@
+//! Following a registry (feature `hub`): a plugin kept at the version a moving tag
+//! (`oci://…/sample:stable`) or a semver range (`sample@^1`) names, checked every interval,
+//! verified and upgraded like any install.
+//!
+//! Robust by construction: a check that fails (the registry down, a 401) is logged once per
+//! distinct error and retried at the next interval; a version that is refused (it does not
+//! verify, it is not a gp plugin, it is older than what is loaded) is logged once and not
+//! tried again until the tag or range points elsewhere; what is loaded keeps serving
+//! throughout.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use semver::VersionReq;
+
+use crate::hub::{Client, Namespace, Reference, Resolved};
+use crate::registry::install::InstallOptions;
+use crate::registry::Manager;
+
+/// What to follow.
+#[derive(Debug, Clone)]
+pub enum Follow {
+    /// Whatever this reference's tag points at (`oci://HOST/NS/NAME:stable`).
+    Tag(Reference),
+    /// The highest version of `name` under `namespace` that `range` accepts.
+    Range {
+        /// Where the plugin is published.
+        namespace: Namespace,
+        /// The plugin's name.
+        name: String,
+        /// The versions accepted.
+        range: VersionReq,
+    },
+}
+
+impl Follow {
+    /// The plugin followed.
+    pub fn name(&self) -> &str {
+        match self {
+            Follow::Tag(reference) => reference.name(),
+            Follow::Range { name, .. } => name,
+        }
+    }
+}
+
+impl fmt::Display for Follow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Follow::Tag(reference) => write!(f, "{reference}"),
+            Follow::Range {
+                namespace,
+                name,
+                range,
+            } => write!(f, "{name}@{range} in {namespace}"),
+        }
+    }
+}
+
+/// What a [`Following`] has seen so far.
+#[derive(Debug, Clone, Default)]
+pub struct FollowStatus {
+    /// Checks made.
+    pub checks: u64,
+    /// The version installed or found already loaded, with its digest.
+    pub current: Option<Resolved>,
+    /// Why the last check failed, if it did.
+    pub last_error: Option<String>,
+    /// Versions refused (digest and why), not tried again.
+    pub refused: Vec<(String, String)>,
+}
+
+/// A plugin being followed; stops (and waits for its thread) when dropped.
+pub struct Following {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Shared {
+    stop: Mutex<bool>,
+    wake: Condvar,
+    status: Mutex<FollowStatus>,
+}
+
+impl Following {
+    /// What it has seen so far.
+    pub fn status(&self) -> FollowStatus {
+        self.shared
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        *self.shared.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Manager {
+    /// Follows `target` in its registry through `client`: checks now and then every
+    /// `interval`, and installs what it names when that changes ([`Manager::install`], so `<name>.plg` in the base directory, verified
+    /// completely, upgraded in place). Logs through the `tracing` subscriber current here.
+    pub fn follow(&self, target: Follow, client: Client, interval: Duration) -> Following {
+        let shared = Arc::new(Shared {
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            status: Mutex::new(FollowStatus::default()),
+        });
+        let manager = self.clone();
+        let inner = Arc::clone(&shared);
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("gp-follow-{}", target.name()))
+            .spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let mut follower = Follower {
+                        manager,
+                        target,
+                        client,
+                        refused: HashSet::new(),
+                        last_error: None,
+                    };
+                    loop {
+                        follower.check(&inner.status);
+                        let stop = inner.stop.lock().unwrap_or_else(|p| p.into_inner());
+                        let (stop, _) = inner
+                            .wake
+                            .wait_timeout_while(stop, interval, |stop| !*stop)
+                            .unwrap_or_else(|p| p.into_inner());
+                        if *stop {
+                            return;
+                        }
+                    }
+                })
+            })
+            .expect("a thread for following a registry");
+        Following {
+            shared,
+            thread: Some(thread),
+        }
+    }
+}
+
+struct Follower {
+    manager: Manager,
+    target: Follow,
+    client: Client,
+    refused: HashSet<String>,
+    last_error: Option<String>,
+}
+
+impl Follower {
+    fn check(&mut self, status: &Mutex<FollowStatus>) {
+        let update = |f: &mut dyn FnMut(&mut FollowStatus)| {
+            f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
+        };
+        update(&mut |s| s.checks += 1);
+        let resolved = match &self.target {
+            Follow::Tag(reference) => self.client.inspect(reference),
+            Follow::Range {
+                namespace,
+                name,
+                range,
+            } => self.client.resolve(namespace, name, range),
+        };
+        let resolved = match resolved {
+            Ok(resolved) => resolved,
+            // The registry answered with something that is not a gp plugin: said of its
+            // digest, refused like a version that does not verify.
+            Err(crate::error::Error::Hub { reference, reason })
+                if Reference::parse(&reference).is_ok_and(|r| r.digest.is_some()) =>
+            {
+                let digest = Reference::parse(&reference)
+                    .ok()
+                    .and_then(|r| r.digest)
+                    .unwrap_or_default();
+                self.last_error = None;
+                update(&mut |s| s.last_error = None);
+                if self.refused.insert(digest.clone()) {
+                    tracing::warn!(target: "gp", follow = %self.target, %reference, %reason, "not installed; what is loaded keeps serving");
+                    update(&mut |s| s.refused.push((digest.clone(), reason.clone())));
+                }
+                return;
+            }
+            Err(error) => {
+                let message = error.to_string();
+                if self.last_error.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(target: "gp", follow = %self.target, error = %message, "cannot check the registry; what is loaded keeps serving");
+                }
+                self.last_error = Some(message.clone());
+                update(&mut |s| s.last_error = Some(message.clone()));
+                return;
+            }
+        };
+        self.last_error = None;
+        update(&mut |s| s.last_error = None);
+        let digest = resolved.reference.digest.clone().unwrap_or_default();
+        let current = status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .current
+            .as_ref()
+            .and_then(|c| c.reference.digest.clone());
+        if current.as_deref() == Some(digest.as_str()) || self.refused.contains(&digest) {
+            return;
+        }
+        let name = self.target.name().to_owned();
+        let loaded = self
+            .manager
+            .get_plugin(&name)
+            .ok()
+            .map(|(spec, _)| spec.version().clone());
+        let refuse = |this: &mut Follower, why: String| {
+            tracing::warn!(target: "gp", follow = %this.target, reference = %resolved.reference, reason = %why, "not installed; what is loaded keeps serving");
+            this.refused.insert(digest.clone());
+            update(&mut |s| s.refused.push((digest.clone(), why.clone())));
+        };
+        match loaded {
+            // The first look: the version the registry names is the one loaded.
+            Some(version) if current.is_none() && version == resolved.version => {
+                tracing::info!(target: "gp", follow = %self.target, version = %version, "following; the version loaded is current");
+                update(&mut |s| s.current = Some(resolved.clone()));
+                return;
+            }
+            Some(version) if version > resolved.version => {
+                refuse(
+                    self,
+                    format!(
+                        "it is version {}, older than the {version} loaded",
+                        resolved.version
+                    ),
+                );
+                return;
+            }
+            _ => {}
+        }
+        let installed = self.manager.install(
+            &resolved.reference.to_string(),
+            &InstallOptions {
+                hub: Some(&self.client),
+                ..Default::default()
+            },
+        );
+        match installed {
+            Ok(spec) => {
+                tracing::info!(target: "gp", follow = %self.target, plugin = spec.name(), version = %spec.version(), reference = %resolved.reference, "following: installed");
+                update(&mut |s| s.current = Some(resolved.clone()));
+            }
+            Err(error) => refuse(self, error.to_string()),
+        }
+    }
+}
