@@ -660,20 +660,20 @@ fn bad_registries_are_refused_by_name_and_nothing_is_installed() {
         assert_eq!(names, ["dispatch"], "{url}");
     }
 
-    // A registry that is down.
-    let error = client
-        .tags(
-            &gp_host::hub::Reference::parse(&format!("oci://127.0.0.1:{closed}/team/sample:1"))
-                .unwrap(),
-        )
+    // A registry that is down: the same, through the manager.
+    let base = crate::harness::base_dir_with(&["dispatch"]);
+    let manager = Manager::new(base.path());
+    assert!(manager.load_plugins().is_ok());
+    let down = format!("oci://127.0.0.1:{closed}/team/sample:0.1.0");
+    let error = manager
+        .install(&down, &gp_host::InstallOptions::default())
         .unwrap_err()
         .to_string();
     assert!(
-        error.starts_with(&format!(
-            "oci://127.0.0.1:{closed}/team/sample:1: cannot reach the registry: "
-        )),
+        error.starts_with(&format!("{down}: cannot reach the registry: ")),
         "{error}"
     );
+    assert_eq!(entries(base.path()), ["dispatch"]);
     // Names and ranges that find nothing.
     let error = client
         .resolve(&ns, "nope", &"*".parse().unwrap())
@@ -1146,4 +1146,67 @@ fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
     });
     assert_eq!(log.matches("cannot check the registry").count(), 1, "{log}");
     assert_eq!(version(&manager).as_deref(), Some("2.0.0"));
+}
+
+/// The registry commands' own refusals, before any registry is asked: each the line a user
+/// sees.
+#[test]
+fn registry_commands_refuse_what_they_cannot_use() {
+    let env = Env::new();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["install".into(), "sample".into()],
+            "error: gp: `sample` needs a registry: pass --registry HOST[:PORT]/NAMESPACE or set GP_REGISTRY\n".into(),
+        ),
+        (
+            vec!["push".into(), "sample.plg".into()],
+            "error: gp: `gp push` without an oci:// reference needs a registry: pass --registry HOST[:PORT]/NAMESPACE or set GP_REGISTRY\n".into(),
+        ),
+        (
+            vec!["search".into()],
+            "error: gp: `gp search` needs a registry: pass --registry HOST[:PORT]/NAMESPACE or set GP_REGISTRY\n".into(),
+        ),
+        (
+            vec!["delete".into(), "localhost:5000/team/sample:1.0.0".into(), "--yes".into()],
+            "error: localhost:5000/team/sample:1.0.0: not a registry reference: it must start with oci:// (oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:DIGEST])\n".into(),
+        ),
+        (
+            vec!["pull".into(), "oci://localhost:5000/team/sample:1+2".into()],
+            "error: oci://localhost:5000/team/sample:1+2: `1+2` is not a tag (up to 128 letters, digits, _ . -; a version's + is written _)\n".into(),
+        ),
+        (
+            vec!["search".into(), "--registry".into(), "local host".into()],
+            "error: gp: registry `local host`: `local host` is not a registry host (HOST[:PORT])\n".into(),
+        ),
+        (
+            vec![
+                "serve".into(),
+                env.home.path().to_string_lossy().into_owned(),
+                "--follow".into(),
+                format!("oci://localhost:5000/team/sample@{digest}"),
+            ],
+            format!("error: gp: --follow oci://localhost:5000/team/sample@{digest}: follow a tag (oci://HOST/NAMESPACE/NAME:TAG, such as :stable), not a digest, which never moves\n"),
+        ),
+    ];
+    for (args, expected) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = env.gp(&args, "");
+        assert_eq!(
+            (run.code, run.stderr.as_str()),
+            (1, expected.as_str()),
+            "{args:?}"
+        );
+    }
+    let run = env.gp(
+        &["install", "sample@>>1", "--registry", "localhost:5000/team"],
+        "",
+    );
+    assert!(
+        run.stderr.starts_with(
+            "error: gp: `>>1` is not a version range (examples: ^1.2, ~0.3, =1.0.0, *): "
+        ),
+        "{}",
+        run.stderr
+    );
 }
