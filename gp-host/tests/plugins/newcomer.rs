@@ -547,7 +547,7 @@ fn help_describes_the_command_and_names_crate() {
     assert_eq!(help.code, Some(0));
     assert_eq!(
         help.stdout.lines().next(),
-        Some("The gp command: make, build, pack, sign, install, inspect, list, call and serve gp plugins")
+        Some("The gp command: make, build, pack, sign, publish, find, install, inspect, list, call and serve gp plugins")
     );
     let build = gp(here.path(), &[&"build", &"--help"]);
     assert_eq!(build.code, Some(0));
