@@ -324,12 +324,24 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// A registry refused a request, or what it holds or sent was refused (feature `hub`).
+    /// Talking to an OCI registry failed: it cannot be reached, refuses the credentials, has
+    /// no such name, tag or version, or answered an error (feature `hub`). Trying again later
+    /// may succeed.
     #[error("{reference}: {reason}")]
     Hub {
         /// The reference, repository or registry concerned (never with credentials).
         reference: String,
         /// Why, and what to do.
+        reason: String,
+    },
+    /// What an OCI registry holds or sent under a reference is refused: not a gp plugin, not
+    /// the bytes its digests name, larger than the limit, or another plugin or version than
+    /// its name and tag say (feature `hub`). Asking again gets the same answer.
+    #[error("{reference}: {reason}")]
+    Artifact {
+        /// The reference, with the manifest's digest when it is known.
+        reference: String,
+        /// Why.
         reason: String,
     },
     /// Watching the plugin base directory failed.
@@ -405,9 +417,10 @@ impl Error {
             | E::Download { .. }
             | E::Hub { .. } => ErrorKind::Source,
             E::Build { .. } => ErrorKind::Build,
-            E::InvalidLibrary { .. } | E::NotAPlugin { .. } | E::ManifestMismatch { .. } => {
-                ErrorKind::Verify
-            }
+            E::InvalidLibrary { .. }
+            | E::NotAPlugin { .. }
+            | E::ManifestMismatch { .. }
+            | E::Artifact { .. } => ErrorKind::Verify,
             E::Incompatible { .. } | E::LoadFailed { .. } | E::Runner { .. } => ErrorKind::Abi,
             E::Duplicate { .. }
             | E::Refused { .. }

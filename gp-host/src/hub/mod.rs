@@ -59,6 +59,9 @@ use transport::{error_detail, read_limited, Failure, Transport};
 const MAX_DOCUMENT: u64 = 4 << 20;
 /// Pages of a tag list or catalog followed at most.
 const MAX_PAGES: usize = 100;
+/// Tags of one repository, or repositories of a catalog, read at most: a registry that keeps
+/// sending more is cut off here rather than filling memory.
+const MAX_ENTRIES: usize = 100_000;
 
 /// How a [`Client`] talks to registries.
 #[derive(Debug, Clone)]
@@ -68,8 +71,11 @@ pub struct ClientOptions {
     /// Talk plain HTTP to every registry. Without it, only loopback registries (`localhost`,
     /// `127.0.0.1`, `[::1]`) are plain HTTP, as Docker does.
     pub plain_http: bool,
-    /// The longest wait for a connection, an answer or a read (default 60 s).
+    /// The longest wait for a connection, an answer, a read or a write (default 60 s).
     pub timeout: Duration,
+    /// The longest any one request may take, the transfer of a package included (default
+    /// 10 min).
+    pub deadline: Duration,
     /// The largest package accepted (its bytes as stored, compressed), and the limits applied
     /// to it unpacked (default: [`Limits::default`]).
     pub limits: Limits,
@@ -81,6 +87,7 @@ impl Default for ClientOptions {
             credentials: Credentials::default(),
             plain_http: false,
             timeout: Duration::from_secs(60),
+            deadline: Duration::from_secs(600),
             limits: Limits::default(),
         }
     }
@@ -130,6 +137,46 @@ pub struct Pulled {
     pub version: Option<String>,
 }
 
+impl Pulled {
+    /// Checks that the package pulled holds what its place says: the plugin the repository
+    /// is named after, at the version of its manifest's annotation and of its tag when that
+    /// is a version. (A registry is written by more than `gp push`: an artifact under
+    /// `team/counter` holding plugin `dispatch` would otherwise replace `dispatch`.)
+    pub fn check_holds(&self, plugin: &gp_core::manifest::Manifest) -> Result<(), Error> {
+        let refused = |reason: String| Error::Artifact {
+            reference: self.reference.to_string(),
+            reason,
+        };
+        if plugin.name != self.reference.name() {
+            return Err(refused(format!(
+                "the package holds the plugin `{}`, not `{}` as the repository's name says; nothing was installed",
+                plugin.name,
+                self.reference.name()
+            )));
+        }
+        let claims = [
+            ("its manifest's version annotation", self.version.clone()),
+            (
+                "its tag",
+                self.reference
+                    .tag
+                    .as_deref()
+                    .and_then(version_of)
+                    .map(|v| v.to_string()),
+            ),
+        ];
+        for (what, claimed) in claims {
+            if let Some(claimed) = claimed.filter(|v| *v != plugin.version.to_string()) {
+                return Err(refused(format!(
+                    "the package holds {} {}, but {what} says {claimed}; nothing was installed",
+                    plugin.name, plugin.version
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A plugin in a registry's catalog ([`Client::search`]).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Found {
@@ -143,8 +190,11 @@ pub struct Found {
     pub other_tags: Vec<String>,
     /// The description of the highest version.
     pub description: Option<String>,
-    /// The highest version's reference, pinned to its manifest's digest: what installing it
-    /// from this search gets.
+    /// The newest version (the highest release; the highest pre-release when there is no
+    /// release), as `gp install NAME` picks it; `None` when no tag is a version.
+    pub newest_version: Option<String>,
+    /// The newest version's reference (or the first other tag's), pinned to its manifest's
+    /// digest: what installing it from this search gets.
     pub newest: String,
 }
 
@@ -166,6 +216,7 @@ impl Client {
                 options.credentials,
                 options.plain_http,
                 options.timeout,
+                options.deadline,
             )),
             limits: options.limits,
         }
@@ -191,6 +242,17 @@ impl Client {
         }
         let mut to = to.clone();
         let tag = to.tag.clone().unwrap_or_else(|| tag_of(&plugin.version));
+        if let Some(version) = version_of(&tag).filter(|v| *v != plugin.version) {
+            return Err(Error::Hub {
+                reference: to.to_string(),
+                reason: format!(
+                    "the tag `{tag}` names version {version}, but the package holds {} {}: a version tag must be the plugin's own version (gp install NAME@RANGE trusts it); tag it {} or give a tag that is not a version, such as `stable`",
+                    plugin.name,
+                    plugin.version,
+                    tag_of(&plugin.version)
+                ),
+            });
+        }
         to.tag = Some(tag.clone());
         to.digest = None;
         let fail = |failure: Failure| hub_error(&to, failure);
@@ -365,7 +427,7 @@ impl Client {
             .annotations
             .get("org.opencontainers.image.version")
             .and_then(|v| Version::parse(v).ok())
-            .ok_or_else(|| Error::Hub {
+            .ok_or_else(|| Error::Artifact {
                 reference: pinned.to_string(),
                 reason: "its manifest has no semver org.opencontainers.image.version annotation (gp push writes one)".into(),
             })?;
@@ -373,6 +435,32 @@ impl Client {
             reference: pinned,
             version,
         })
+    }
+
+    /// The digest `reference`'s tag points at now, from a `HEAD` of its manifest (which
+    /// registries such as Docker Hub do not count as a pull); `None` when the registry does
+    /// not say (no `Docker-Content-Digest`).
+    pub fn digest(&self, reference: &Reference) -> Result<Option<String>, Error> {
+        let Some(wanted) = reference.manifest_reference() else {
+            return Ok(None);
+        };
+        let scope = format!("repository:{}:pull", reference.repository);
+        let response = self
+            .transport
+            .send(
+                &reference.registry,
+                &scope,
+                Method::HEAD,
+                &self.url(reference, &format!("manifests/{wanted}")),
+                &[("accept", artifact::ACCEPT)],
+                &[],
+            )
+            .map_err(|f| hub_error(reference, f))?;
+        if response.status().as_u16() != 200 {
+            return Ok(None);
+        }
+        Ok(header(&response, "docker-content-digest")
+            .filter(|d| reference::check_digest(d).is_ok()))
     }
 
     /// The repository's tags (every page).
@@ -409,6 +497,14 @@ impl Client {
                 reason: format!("its tag list is not valid JSON: {e}"),
             })?;
             tags.extend(page.tags.unwrap_or_default());
+            if tags.len() > MAX_ENTRIES {
+                return Err(Error::Hub {
+                    reference: reference.to_string(),
+                    reason: format!(
+                        "the repository lists more than {MAX_ENTRIES} tags; gp reads no further"
+                    ),
+                });
+            }
             match next {
                 Some(next) => url = next,
                 None => break,
@@ -424,6 +520,10 @@ impl Client {
         reference: &Reference,
     ) -> Result<(String, (artifact::ImageManifest, artifact::Descriptor)), Error> {
         let fail = |reason: String| Error::Hub {
+            reference: reference.to_string(),
+            reason,
+        };
+        let refused = |reason: String| Error::Artifact {
             reference: reference.to_string(),
             reason,
         };
@@ -465,20 +565,20 @@ impl Client {
         let digest = artifact::digest(&bytes);
         if let Some(asked) = &reference.digest {
             if *asked != digest {
-                return Err(fail(format!(
+                return Err(refused(format!(
                     "the manifest the registry sent has the digest {digest}, not the {asked} asked for; nothing was installed"
                 )));
             }
         }
         if let Some(claimed) = claimed {
             if claimed != digest {
-                return Err(fail(format!(
+                return Err(refused(format!(
                     "the registry says the manifest's digest is {claimed}, but what it sent is {digest}; nothing was installed"
                 )));
             }
         }
         // What is wrong with the artifact itself is said of its digest.
-        let checked = artifact::check(&bytes, &content_type).map_err(|reason| Error::Hub {
+        let checked = artifact::check(&bytes, &content_type).map_err(|reason| Error::Artifact {
             reference: reference.with_digest(&digest).to_string(),
             reason,
         })?;
@@ -502,8 +602,12 @@ impl Client {
             reference: pinned.to_string(),
             reason,
         };
+        let refused = |reason: String| Error::Artifact {
+            reference: pinned.to_string(),
+            reason,
+        };
         if layer.size > self.limits.max_bytes {
-            return Err(fail(format!(
+            return Err(refused(format!(
                 "its package is {} bytes, more than the limit of {} bytes; nothing was installed",
                 layer.size, self.limits.max_bytes
             )));
@@ -530,7 +634,7 @@ impl Client {
             }
             received += n as u64;
             if received > layer.size {
-                return Err(fail(format!(
+                return Err(refused(format!(
                     "the registry sent more than the {} bytes its manifest declares for the package; nothing was installed",
                     layer.size
                 )));
@@ -547,7 +651,7 @@ impl Client {
         let sha256 = crate::util::hex(&hasher.finalize());
         let got = format!("sha256:{sha256}");
         if received != layer.size || got != layer.digest {
-            return Err(fail(format!(
+            return Err(refused(format!(
                 "the package the registry sent ({received} bytes, {got}) is not the one its manifest declares ({} bytes, {}); nothing was installed",
                 layer.size, layer.digest
             )));
@@ -607,6 +711,11 @@ impl Client {
             let page: Catalog = serde_json::from_slice(&body)
                 .map_err(|e| fail(format!("its catalog is not valid JSON: {e}")))?;
             repositories.extend(page.repositories.unwrap_or_default());
+            if repositories.len() > MAX_ENTRIES {
+                return Err(fail(format!(
+                    "the catalog lists more than {MAX_ENTRIES} repositories; gp reads no further"
+                )));
+            }
             match next {
                 Some(next) => url = next,
                 None => break,
@@ -619,7 +728,17 @@ impl Client {
                 continue;
             };
             let reference = namespace.reference(name);
-            let tags = self.tags(&reference)?;
+            let named = name.to_lowercase().contains(&query);
+            // One repository that cannot be read is reported, not the end of the search.
+            let tags = match self.tags(&reference) {
+                Ok(tags) => tags,
+                Err(error) => {
+                    if named {
+                        result.skipped.push((repository.clone(), reason_of(&error)));
+                    }
+                    continue;
+                }
+            };
             let mut versions: Vec<(Version, String)> = tags
                 .iter()
                 .filter_map(|t| version_of(t).map(|v| (v, t.clone())))
@@ -630,8 +749,14 @@ impl Client {
                 .filter(|t| version_of(t).is_none())
                 .cloned()
                 .collect();
-            let Some(newest) = versions
-                .first()
+            // The newest release, as `gp install NAME` picks it; a pre-release only when there
+            // is nothing else.
+            let release = versions
+                .iter()
+                .find(|(v, _)| v.pre.is_empty())
+                .or(versions.first());
+            let newest_version = release.map(|(v, _)| v.to_string());
+            let Some(newest) = release
                 .map(|(_, t)| t.clone())
                 .or_else(|| other_tags.first().cloned())
             else {
@@ -649,15 +774,14 @@ impl Client {
                         .cloned(),
                     tagged.with_digest(&digest).to_string(),
                 ),
-                Err(Error::Hub { reason, .. }) if reason.starts_with("it is ") => {
-                    if name.to_lowercase().contains(&query) {
-                        result.skipped.push((repository.clone(), reason));
+                Err(error) => {
+                    if named {
+                        result.skipped.push((repository.clone(), reason_of(&error)));
                     }
                     continue;
                 }
-                Err(other) => return Err(other),
             };
-            let matches = name.to_lowercase().contains(&query)
+            let matches = named
                 || description
                     .as_deref()
                     .is_some_and(|d| d.to_lowercase().contains(&query));
@@ -668,6 +792,7 @@ impl Client {
                     versions: versions.into_iter().map(|(v, _)| v.to_string()).collect(),
                     other_tags,
                     description,
+                    newest_version,
                     newest,
                 });
             }
@@ -734,6 +859,14 @@ pub fn parse_name_range(text: &str) -> Option<Result<(String, VersionReq), Strin
     )
 }
 
+/// The reason of a hub error, without the reference it names.
+fn reason_of(error: &Error) -> String {
+    match error {
+        Error::Hub { reason, .. } | Error::Artifact { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn hub_error(reference: &Reference, failure: Failure) -> Error {
     Error::Hub {
         reference: reference.to_string(),
@@ -781,11 +914,12 @@ pub fn pull_verified(
 ) -> Result<(Pulled, package::Unpacked), Error> {
     let pulled = client.pull(reference, file, progress)?;
     let unpacked = package::verify(path, trust, &client.limits).map_err(|e| match e {
-        Error::Package { reason, .. } => Error::Hub {
+        Error::Package { reason, .. } => Error::Artifact {
             reference: pulled.reference.to_string(),
             reason: format!("the package it holds is refused: {reason}"),
         },
         other => other,
     })?;
+    pulled.check_holds(&unpacked.manifest)?;
     Ok((pulled, unpacked))
 }

@@ -26,8 +26,12 @@ pub enum Credentials {
     DockerConfig,
     /// No credentials.
     Anonymous,
-    /// A user name and password (or token) for every registry.
+    /// A user name and password (or token) for one registry; others get the Docker
+    /// configuration's (a password given for one registry is never sent to another, whatever
+    /// a reference or a token realm names).
     Basic {
+        /// The registry they are for: `HOST[:PORT]`.
+        registry: String,
         /// The user name.
         username: String,
         /// The password; never printed.
@@ -40,8 +44,11 @@ impl fmt::Debug for Credentials {
         match self {
             Credentials::DockerConfig => f.write_str("DockerConfig"),
             Credentials::Anonymous => f.write_str("Anonymous"),
-            Credentials::Basic { username, .. } => f
+            Credentials::Basic {
+                registry, username, ..
+            } => f
                 .debug_struct("Basic")
+                .field("registry", registry)
                 .field("username", username)
                 .field("password", &"<redacted>")
                 .finish(),
@@ -64,11 +71,15 @@ impl Credentials {
     fn for_registry(&self, registry: &str) -> Option<Secret> {
         match self {
             Credentials::Anonymous => None,
-            Credentials::Basic { username, password } => Some(Secret::Basic {
+            Credentials::Basic {
+                registry: theirs,
+                username,
+                password,
+            } if theirs == registry => Some(Secret::Basic {
                 username: username.clone(),
                 password: password.clone(),
             }),
-            Credentials::DockerConfig => {
+            Credentials::Basic { .. } | Credentials::DockerConfig => {
                 // docker login writes Docker Hub's entry under its old URL.
                 let key = if registry == "docker.io" {
                     "https://index.docker.io/v1/"
@@ -141,12 +152,22 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(credentials: Credentials, plain_http: bool, timeout: Duration) -> Transport {
+    pub(crate) fn new(
+        credentials: Credentials,
+        plain_http: bool,
+        timeout: Duration,
+        deadline: Duration,
+    ) -> Transport {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(timeout.min(Duration::from_secs(30))))
+            .timeout_send_request(Some(timeout))
+            .timeout_send_body(Some(timeout))
             .timeout_recv_response(Some(timeout))
             .timeout_per_read(Some(timeout))
+            .timeout_per_write(Some(timeout))
+            // A server trickling a byte a minute is cut off here, whatever its pace.
+            .timeout_global(Some(deadline))
             .user_agent(concat!("gp/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -188,6 +209,11 @@ impl Transport {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Response, Failure> {
+        // Credentials and tokens go to the registry itself only: an upload location or a next
+        // page elsewhere is asked without them.
+        if !url.starts_with(&format!("{}/", self.base(registry))) {
+            return self.once(&method, url, headers, body, None);
+        }
         let key = (registry.to_owned(), scope.to_owned());
         let known = self.authorizations.lock().unwrap().get(&key).cloned();
         let response = self.once(&method, url, headers, body, known.as_deref())?;
@@ -212,6 +238,12 @@ impl Transport {
                 _ => None,
             },
             Some(Challenge::Bearer { realm, service, .. }) => {
+                if realm.starts_with("http://") && self.base(registry).starts_with("https://") {
+                    return Err(Failure::Status {
+                        status: 401,
+                        detail: format!("its token service {realm} is plain HTTP; gp does not send credentials or ask for tokens over it"),
+                    });
+                }
                 let token = self.token(&realm, service.as_deref(), scope, secret.as_ref())?;
                 Some(format!("Bearer {token}"))
             }
@@ -480,6 +512,7 @@ mod tests {
     #[test]
     fn passwords_are_not_printed() {
         let credentials = Credentials::Basic {
+            registry: "localhost:5000".into(),
             username: "alice".into(),
             password: "hunter2".into(),
         };
@@ -491,12 +524,40 @@ mod tests {
     }
 
     #[test]
+    fn a_password_given_for_one_registry_is_for_that_registry_only() {
+        let credentials = Credentials::Basic {
+            registry: "registry.example:5000".into(),
+            username: "alice".into(),
+            password: "hunter2".into(),
+        };
+        assert!(matches!(
+            credentials.for_registry("registry.example:5000"),
+            Some(Secret::Basic { username, .. }) if username == "alice"
+        ));
+        // Elsewhere: the Docker configuration's, if it has any, never alice's.
+        assert!(!matches!(
+            credentials.for_registry("attacker.example"),
+            Some(Secret::Basic { username, .. }) if username == "alice"
+        ));
+    }
+
+    #[test]
     fn loopback_registries_are_plain_http() {
-        let t = Transport::new(Credentials::Anonymous, false, Duration::from_secs(1));
+        let t = Transport::new(
+            Credentials::Anonymous,
+            false,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
         assert_eq!(t.base("localhost:5000"), "http://localhost:5000");
         assert_eq!(t.base("127.0.0.1:5000"), "http://127.0.0.1:5000");
         assert_eq!(t.base("ghcr.io"), "https://ghcr.io");
-        let plain = Transport::new(Credentials::Anonymous, true, Duration::from_secs(1));
+        let plain = Transport::new(
+            Credentials::Anonymous,
+            true,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
         assert_eq!(plain.base("ghcr.io"), "http://ghcr.io");
     }
 }

@@ -265,6 +265,7 @@ impl ManagerBuilder {
             slots: RwLock::new(Default::default()),
             hub: Arc::new(Hub::default()),
             changes: Mutex::new(()),
+            installs: Mutex::new(()),
             reaper: Reaper::start(),
             admissions: Default::default(),
         });

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use semver::VersionReq;
 
+use crate::error::Error;
 use crate::hub::{Client, Namespace, Reference, Resolved};
 use crate::registry::install::InstallOptions;
 use crate::registry::Manager;
@@ -129,7 +130,7 @@ impl Manager {
                         last_error: None,
                     };
                     loop {
-                        follower.check(&inner.status);
+                        follower.check(&inner);
                         let stop = inner.stop.lock().unwrap_or_else(|p| p.into_inner());
                         let (stop, _) = inner
                             .wake
@@ -158,11 +159,28 @@ struct Follower {
 }
 
 impl Follower {
-    fn check(&mut self, status: &Mutex<FollowStatus>) {
+    fn check(&mut self, shared: &Shared) {
+        let status = &shared.status;
         let update = |f: &mut dyn FnMut(&mut FollowStatus)| {
             f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
         };
         update(&mut |s| s.checks += 1);
+        // A tag: a HEAD says whether it moved, before anything is downloaded.
+        if let Follow::Tag(reference) = &self.target {
+            if let Ok(Some(digest)) = self.client.digest(reference) {
+                let current = status
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .current
+                    .as_ref()
+                    .and_then(|c| c.reference.digest.clone());
+                if current.as_deref() == Some(digest.as_str()) || self.refused.contains(&digest) {
+                    self.last_error = None;
+                    update(&mut |s| s.last_error = None);
+                    return;
+                }
+            }
+        }
         let resolved = match &self.target {
             Follow::Tag(reference) => self.client.inspect(reference),
             Follow::Range {
@@ -173,9 +191,9 @@ impl Follower {
         };
         let resolved = match resolved {
             Ok(resolved) => resolved,
-            // The registry answered with something that is not a gp plugin: said of its
-            // digest, refused like a version that does not verify.
-            Err(crate::error::Error::Hub { reference, reason })
+            // The registry holds something refused (not a gp plugin, not what its digest
+            // says): said of its digest, refused like a version that does not verify.
+            Err(Error::Artifact { reference, reason })
                 if Reference::parse(&reference).is_ok_and(|r| r.digest.is_some()) =>
             {
                 let digest = Reference::parse(&reference)
@@ -200,8 +218,6 @@ impl Follower {
                 return;
             }
         };
-        self.last_error = None;
-        update(&mut |s| s.last_error = None);
         let digest = resolved.reference.digest.clone().unwrap_or_default();
         let current = status
             .lock()
@@ -210,6 +226,8 @@ impl Follower {
             .as_ref()
             .and_then(|c| c.reference.digest.clone());
         if current.as_deref() == Some(digest.as_str()) || self.refused.contains(&digest) {
+            self.last_error = None;
+            update(&mut |s| s.last_error = None);
             return;
         }
         let name = self.target.name().to_owned();
@@ -219,6 +237,8 @@ impl Follower {
             .ok()
             .map(|(spec, _)| spec.version().clone());
         let refuse = |this: &mut Follower, why: String| {
+            this.last_error = None;
+            update(&mut |s| s.last_error = None);
             tracing::warn!(target: "gp", follow = %this.target, reference = %resolved.reference, reason = %why, "not installed; what is loaded keeps serving");
             this.refused.insert(digest.clone());
             update(&mut |s| s.refused.push((digest.clone(), why.clone())));
@@ -227,6 +247,8 @@ impl Follower {
             // The first look: the version the registry names is the one loaded.
             Some(version) if current.is_none() && version == resolved.version => {
                 tracing::info!(target: "gp", follow = %self.target, version = %version, "following; the version loaded is current");
+                self.last_error = None;
+                update(&mut |s| s.last_error = None);
                 update(&mut |s| s.current = Some(resolved.clone()));
                 return;
             }
@@ -242,6 +264,10 @@ impl Follower {
             }
             _ => {}
         }
+        // Stopped while asking the registry: install nothing.
+        if *shared.stop.lock().unwrap_or_else(|p| p.into_inner()) {
+            return;
+        }
         let installed = self.manager.install(
             &resolved.reference.to_string(),
             &InstallOptions {
@@ -252,8 +278,26 @@ impl Follower {
         match installed {
             Ok(spec) => {
                 tracing::info!(target: "gp", follow = %self.target, plugin = spec.name(), version = %spec.version(), reference = %resolved.reference, "following: installed");
+                self.last_error = None;
+                update(&mut |s| s.last_error = None);
                 update(&mut |s| s.current = Some(resolved.clone()));
             }
+            // The registry or the disk failed on the way: the next check tries again.
+            Err(
+                error @ (Error::Hub { .. }
+                | Error::Download { .. }
+                | Error::Io { .. }
+                | Error::Disabled { .. }
+                | Error::MissingBaseDir { .. }),
+            ) => {
+                let message = error.to_string();
+                if self.last_error.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(target: "gp", follow = %self.target, reference = %resolved.reference, error = %message, "cannot install it now; the next check tries again, and what is loaded keeps serving");
+                }
+                self.last_error = Some(message.clone());
+                update(&mut |s| s.last_error = Some(message.clone()));
+            }
+            // What the registry holds is refused: not tried again until it changes.
             Err(error) => refuse(self, error.to_string()),
         }
     }

@@ -37,6 +37,11 @@ impl Manager {
     /// If anything fails, nothing is left in the base directory (a package it replaced is put
     /// back) and the registry is as it was.
     pub fn install(&self, url: &str, options: &InstallOptions<'_>) -> Result<Spec, Error> {
+        let _one_at_a_time = self
+            .inner
+            .installs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let limits = self.package_limits();
         let trust = options.trust.as_ref().unwrap_or(self.trust());
         let base = self.base_dir().to_owned();
@@ -46,9 +51,14 @@ impl Manager {
             .suffix(".plg")
             .tempfile_in(&base)
             .map_err(|e| Error::io(&base, e))?;
+        let mut pulled = None;
         let sha256 = match local_path(url) {
             Some(path) => copy_local(url, &path, download.as_file(), &limits)?,
-            None if url.starts_with("oci://") => pull(url, download.as_file(), &limits, options)?,
+            None if url.starts_with("oci://") => {
+                let (sha256, from) = pull(url, download.as_file(), &limits, options)?;
+                pulled = Some(from);
+                sha256
+            }
             None => fetch(
                 url,
                 download.path(),
@@ -82,6 +92,10 @@ impl Manager {
             },
         )?;
         drop(scratch);
+        // From a registry: the package must be the plugin and version its place names.
+        if let Some(pulled) = &pulled {
+            check_holds(pulled, &unpacked.manifest)?;
+        }
 
         let target = base.join(format!("{}.{}", unpacked.manifest.name, package::EXTENSION));
         let backup = base.join(format!(".{}.previous", unpacked.manifest.name));
@@ -131,14 +145,31 @@ impl Manager {
     }
 }
 
-/// Pulls the `oci://` reference `url` into `file`; returns the package's SHA-256 in hex.
+/// What a registry said a pulled package is.
+#[cfg(feature = "hub")]
+type Pulled = crate::hub::Pulled;
+#[cfg(not(feature = "hub"))]
+type Pulled = std::convert::Infallible;
+
+#[cfg(feature = "hub")]
+fn check_holds(pulled: &Pulled, plugin: &gp_core::manifest::Manifest) -> Result<(), Error> {
+    pulled.check_holds(plugin)
+}
+
+#[cfg(not(feature = "hub"))]
+fn check_holds(pulled: &Pulled, _: &gp_core::manifest::Manifest) -> Result<(), Error> {
+    match *pulled {}
+}
+
+/// Pulls the `oci://` reference `url` into `file`; returns the package's SHA-256 in hex and
+/// what the registry said it is.
 #[cfg(feature = "hub")]
 fn pull(
     url: &str,
     file: &std::fs::File,
     limits: &package::Limits,
     options: &InstallOptions<'_>,
-) -> Result<String, Error> {
+) -> Result<(String, Pulled), Error> {
     use crate::hub::{Client, ClientOptions, Reference};
     let reference = Reference::parse(url).map_err(|reason| Error::Hub {
         reference: url.to_owned(),
@@ -155,7 +186,8 @@ fn pull(
             &owned
         }
     };
-    Ok(client.pull(&reference, file, options.progress)?.sha256)
+    let pulled = client.pull(&reference, file, options.progress)?;
+    Ok((pulled.sha256.clone(), pulled))
 }
 
 #[cfg(not(feature = "hub"))]
@@ -164,7 +196,7 @@ fn pull(
     _: &std::fs::File,
     _: &package::Limits,
     _: &InstallOptions<'_>,
-) -> Result<String, Error> {
+) -> Result<(String, Pulled), Error> {
     Err(Error::Download {
         url: url.to_owned(),
         reason: "installing from an OCI registry needs gp-host's `hub` feature".to_owned(),

@@ -98,6 +98,10 @@ pub(crate) struct Inner {
     pub(crate) hub: Arc<Hub>,
     /// Held by every change to the registry (load, upgrade, unload), never by calls.
     pub(crate) changes: Mutex<()>,
+    /// Held by [`Manager::install`] from download to load: two installs of one plugin (a
+    /// follower and the GUI) would otherwise swap each other's files.
+    #[cfg_attr(not(feature = "install"), allow(dead_code))]
+    pub(crate) installs: Mutex<()>,
     pub(crate) reaper: Reaper,
     /// Checks the application registered with [`Manager::admit`].
     pub(crate) admissions: admission::Admissions,

@@ -82,8 +82,16 @@ pub fn start_registry(auth: Auth, delete: bool) -> Option<Registry> {
             .local_addr()
             .unwrap()
             .port();
+        // A header of this registry's own: the probe below knows it reached this one, not
+        // another test's that took the port meanwhile.
+        let marker = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {delete}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {delete}\nhttp:\n  addr: 127.0.0.1:{port}\n  headers:\n    X-Gp-Test: [\"{marker}\"]\n",
             dir.path().join("data").display()
         );
         match &auth {
@@ -125,7 +133,11 @@ pub fn start_registry(auth: Auth, delete: bool) -> Option<Registry> {
                 .build()
                 .call()
             {
-                if matches!(response.status().as_u16(), 200 | 401) {
+                let ours = response
+                    .headers()
+                    .get("x-gp-test")
+                    .is_some_and(|v| v.as_bytes() == marker.as_bytes());
+                if ours && matches!(response.status().as_u16(), 200 | 401) {
                     return Some(Registry {
                         child,
                         host,
@@ -326,6 +338,20 @@ fn push_search_install_by_range_call_pull_and_delete() {
         format!("error: oci://{ns}/other: the repository's last component is `other` but the package holds the plugin `sample`: push it to a repository named after the plugin (`gp install sample@…` looks for it there)\n")
     );
 
+    // A tag that names another version than the package's is refused.
+    let run = env.gp(
+        &[
+            "push",
+            counter1.to_str().unwrap(),
+            &format!("oci://{ns}/counter:2.0.0"),
+        ],
+        "",
+    );
+    assert_eq!(
+        run.stderr,
+        format!("error: oci://{ns}/counter:2.0.0: the tag `2.0.0` names version 2.0.0, but the package holds counter 1.0.0: a version tag must be the plugin's own version (gp install NAME@RANGE trusts it); tag it 1.0.0 or give a tag that is not a version, such as `stable`\n")
+    );
+
     // Search: the catalog, tags and annotations.
     let run = env.gp(&["search", "--registry", &ns], "");
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -508,18 +534,20 @@ fn a_registry_behind_basic_auth_takes_credentials_and_never_shows_them() {
         format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
     )
     .unwrap();
-    let run = env.gp(&["search", "--registry", &ns], "");
+    let run = env.gp_with_log(&["search", "--registry", &ns], "");
     assert!(
         run.stdout.contains("sample  0.1.0"),
         "{}{}",
         run.stdout,
         run.stderr
     );
-    let run = env.gp(
+    seen.push_str(&run.stderr);
+    let run = env.gp_with_log(
         &["install", "sample@0.1", "--registry", &ns, "--no-preflight"],
         "",
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+    seen.push_str(&run.stderr);
     assert!(
         run.stderr
             .contains(&format!("oci://{ns}/sample:0.1.0@{digest}")),
@@ -536,17 +564,20 @@ fn a_registry_behind_basic_auth_takes_credentials_and_never_shows_them() {
         format!("error: oci://{ns}/sample:0.1.0@{digest}: the registry does not allow deleting (405); Docker Distribution needs storage.delete.enabled: true\n")
     );
     seen.push_str(&run.stderr);
-    // Dumps of raw bytes (as ureq's transport traces them) cut a header over lines of 16
-    // characters: joined back, they must not hold it either.
-    let joined: String = seen
+    assert_no_secret(&seen, &[PASSWORD, &auth]);
+}
+
+/// Asserts that none of `secrets` is in `output`, also once the lines of a byte dump (as
+/// ureq's transport traces requests, 16 characters a line) are joined back together.
+fn assert_no_secret(output: &str, secrets: &[&str]) {
+    let joined: String = output
         .lines()
         .map(|line| line.rsplit_once("  ").map_or(line, |(_, tail)| tail))
         .collect();
-    for text in [&seen, &joined] {
-        assert!(
-            !text.contains(PASSWORD) && !text.contains(&auth),
-            "a secret was printed: {seen}"
-        );
+    for text in [output, joined.as_str()] {
+        for secret in secrets {
+            assert!(!text.contains(secret), "a secret was printed: {output}");
+        }
     }
 }
 
@@ -598,6 +629,32 @@ fn bad_registries_are_refused_by_name_and_nothing_is_installed() {
         .send(image.as_bytes())
         .unwrap();
 
+    // Written by something other than gp push: the same sample under a tag that names another
+    // version, and under another plugin's name (its blobs mounted across, as registries do).
+    retag(&host, "team/sample", "0.1.0", "7.7.7");
+    let manifest = ureq::get(format!("http://{host}/v2/team/sample/manifests/0.1.0"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_vec()
+        .unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    for blob in [&parsed["config"], &parsed["layers"][0]] {
+        let digest = blob["digest"].as_str().unwrap();
+        let mounted = ureq::post(format!(
+            "http://{host}/v2/team/dispatch/blobs/uploads/?mount={digest}&from=team/sample"
+        ))
+        .send_empty()
+        .unwrap();
+        assert_eq!(mounted.status().as_u16(), 201);
+    }
+    ureq::put(format!("http://{host}/v2/team/dispatch/manifests/0.1.0"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .send(&manifest[..])
+        .unwrap();
+    let manifest_digest = format!("sha256:{}", sha256(&manifest));
+
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -634,6 +691,16 @@ fn bad_registries_are_refused_by_name_and_nothing_is_installed() {
             format!("oci://{host}/team/sample: it names no tag and no digest: add :TAG (a version) or @sha256:…"),
         ),
         (
+            format!("oci://{host}/team/sample:7.7.7"),
+            None,
+            format!("oci://{host}/team/sample:7.7.7@{manifest_digest}: the package holds sample 0.1.0, but its tag says 7.7.7; nothing was installed"),
+        ),
+        (
+            format!("oci://{host}/team/dispatch:0.1.0"),
+            None,
+            format!("oci://{host}/team/dispatch:0.1.0@{manifest_digest}: the package holds the plugin `sample`, not `dispatch` as the repository's name says; nothing was installed"),
+        ),
+        (
             format!("oci://{host}/Team/sample:1"),
             None,
             format!("oci://{host}/Team/sample:1: `Team/sample` is not a repository name (lowercase letters, digits and . _ - between them, components joined by /)"),
@@ -654,7 +721,10 @@ fn bad_registries_are_refused_by_name_and_nothing_is_installed() {
             .install(&url, &gp_host::InstallOptions::default())
             .unwrap_err();
         assert_eq!(error.to_string(), expected);
-        assert!(matches!(error, Error::Hub { .. }), "{error:?}");
+        assert!(
+            matches!(error, Error::Hub { .. } | Error::Artifact { .. }),
+            "{error:?}"
+        );
         assert_eq!(entries(base.path()), ["dispatch"], "{url}");
         let names: Vec<String> = manager.list().iter().map(|s| s.name().to_owned()).collect();
         assert_eq!(names, ["dispatch"], "{url}");
@@ -687,7 +757,7 @@ fn bad_registries_are_refused_by_name_and_nothing_is_installed() {
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!("oci://{host}/team/sample: no version matches `^2` (its versions: 0.1.0)")
+        format!("oci://{host}/team/sample: no version matches `^2` (its versions: 0.1.0, 7.7.7)")
     );
     // The library resolves and installs by range as the CLI does.
     let resolved = client
@@ -945,8 +1015,20 @@ fn a_registry_with_bearer_tokens_gets_them_from_its_realm() {
         format!("error: oci://{ns}/sample:0.1.0: the registry refused the credentials of user `alice` (401)\n")
     );
     scopes.lock().unwrap().clear();
-    let run = push(Some(&format!("{PASSWORD}\n")));
+    let run = env.gp_with_log(
+        &[
+            "push",
+            sample.to_str().unwrap(),
+            "--registry",
+            &ns,
+            "--username",
+            USER,
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
     let digest = pushed_digest(&run);
+    assert_no_secret(&format!("{}{}", run.stdout, run.stderr), &[PASSWORD]);
     // Two blobs checked and uploaded and a manifest put, on one token.
     assert_eq!(
         *scopes.lock().unwrap(),
@@ -1124,6 +1206,28 @@ fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
     );
     assert_eq!(entries(base.path()), ["counter.plg"]);
 
+    // A range: the highest version it accepts, not the highest there is.
+    let other = base_dir();
+    let ranged = Manager::new(other.path());
+    let following = ranged.follow(
+        gp_host::Follow::Range {
+            namespace: ns.clone(),
+            name: "counter".into(),
+            range: "^1".parse().unwrap(),
+        },
+        client.clone(),
+        Duration::from_millis(100),
+    );
+    wait_for("1.0.0 by range", || {
+        version(&ranged).as_deref() == Some("1.0.0")
+    });
+    let checks = following.status().checks;
+    wait_for("two more checks", || {
+        following.status().checks >= checks + 2
+    });
+    assert_eq!(version(&ranged).as_deref(), Some("1.0.0"));
+    drop(following);
+
     // A registry that goes away: the error is logged once, however many checks fail.
     let stable =
         gp_host::hub::Reference::parse(&format!("oci://{host}/team/counter:stable")).unwrap();
@@ -1209,4 +1313,66 @@ fn registry_commands_refuse_what_they_cannot_use() {
         "{}",
         run.stderr
     );
+}
+
+/// Item 4: what fails on the way (here a registry whose manifest names a package it cannot
+/// serve: 404) is not a verdict on the version: the follower keeps trying at each check and
+/// refuses nothing, and it says so once.
+#[test]
+fn following_retries_what_failed_on_the_way() {
+    let package = b"not served";
+    let digest = format!("sha256:{}", sha256(package));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.gp.plugin.v1","config":{{"mediaType":"application/vnd.gp.plugin.config.v1+json","digest":"sha256:{}","size":2}},"layers":[{{"mediaType":"application/vnd.gp.plugin.package.v1.tar+gzip","digest":"{digest}","size":{}}}],"annotations":{{"org.opencontainers.image.version":"1.0.0"}}}}"#,
+        sha256(b"{}"),
+        package.len()
+    );
+    let by_digest = format!(
+        "/v2/team/counter/manifests/sha256:{}",
+        sha256(manifest.as_bytes())
+    );
+    let files: HashMap<String, Reply> = [
+        (
+            "/v2/team/counter/manifests/stable".to_owned(),
+            manifest.clone(),
+        ),
+        (by_digest, manifest),
+    ]
+    .into_iter()
+    .map(|(path, body)| (path, Reply::Body(body.into_bytes())))
+    .collect();
+    let url = http_server(files);
+    let host = url.trim_start_matches("http://");
+    let base = base_dir();
+    let manager = Manager::new(base.path());
+    let client = Client::new(ClientOptions {
+        credentials: Credentials::Anonymous,
+        ..ClientOptions::default()
+    });
+    let stable =
+        gp_host::hub::Reference::parse(&format!("oci://{host}/team/counter:stable")).unwrap();
+    let ((), log) = crate::harness::with_captured_log(|| {
+        let following = manager.follow(
+            gp_host::Follow::Tag(stable),
+            client,
+            Duration::from_millis(50),
+        );
+        wait_for("four checks", || following.status().checks >= 4);
+        let status = following.status();
+        assert!(status.refused.is_empty(), "{status:?}");
+        assert!(
+            status
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.ends_with("the registry answered HTTP 404")),
+            "{status:?}"
+        );
+    });
+    assert_eq!(
+        log.matches("cannot install it now; the next check tries again")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(entries(base.path()), Vec::<String>::new());
 }

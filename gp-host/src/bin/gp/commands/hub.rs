@@ -29,8 +29,9 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    /// A client with these options.
-    pub fn client(&self) -> Result<Client, Error> {
+    /// A client with these options. `--username`'s credentials are for `registry`
+    /// (`HOST[:PORT]`) only: other registries get the Docker configuration's.
+    pub fn client(&self, registry: &str) -> Result<Client, Error> {
         let credentials = match &self.username {
             Some(username) => {
                 if !self.password_stdin {
@@ -48,6 +49,7 @@ impl RegistryArgs {
                         ))
                     })?;
                 Credentials::Basic {
+                    registry: registry.to_owned(),
                     username: username.clone(),
                     password: password.trim_end_matches(['\r', '\n']).to_owned(),
                 }
@@ -75,14 +77,16 @@ impl RegistryArgs {
         Namespace::parse(&text).map_err(|e| usage(&e))
     }
 
-    /// The reference `target` stands for: an `oci://` reference as it is, or `NAME@RANGE`
-    /// resolved against the registry (printing what it resolved to, with its digest).
-    pub fn resolve(&self, client: &Client, target: &str) -> Result<Reference, Error> {
+    /// The reference `target` stands for, and a client for its registry: an `oci://`
+    /// reference as it is, or `NAME@RANGE` resolved against the registry (printing what it
+    /// resolved to, with its digest).
+    pub fn resolve(&self, target: &str) -> Result<(Client, Reference), Error> {
         if target.starts_with(hub::SCHEME) {
-            return Reference::parse(target).map_err(|reason| Error::Hub {
+            let reference = Reference::parse(target).map_err(|reason| Error::Hub {
                 reference: target.to_owned(),
                 reason,
-            });
+            })?;
+            return Ok((self.client(&reference.registry)?, reference));
         }
         let (name, range) = match hub::parse_name_range(target) {
             Some(parsed) => parsed.map_err(|e| usage(&e))?,
@@ -93,12 +97,13 @@ impl RegistryArgs {
             }
         };
         let namespace = self.namespace(&format!("`{target}`"))?;
+        let client = self.client(&namespace.registry)?;
         let resolved = client.resolve(&namespace, &name, &range)?;
         eprintln!(
             "resolved {name}@{range} to {}: {}",
             resolved.version, resolved.reference
         );
-        Ok(resolved.reference)
+        Ok((client, resolved.reference))
     }
 }
 
@@ -153,7 +158,6 @@ pub struct PushArgs {
 
 /// Publishes a package; prints where, with the digest.
 pub fn push(args: PushArgs) -> Result<ExitCode, Error> {
-    let client = args.registry.client()?;
     let reference = match &args.reference {
         Some(text) => Reference::parse(text).map_err(|reason| Error::Hub {
             reference: text.clone(),
@@ -168,6 +172,7 @@ pub fn push(args: PushArgs) -> Result<ExitCode, Error> {
             namespace.reference(&unpacked.manifest.name)
         }
     };
+    let client = args.registry.client(&reference.registry)?;
     let pushed = client.push(&args.package, &reference, &Default::default())?;
     println!(
         "pushed {} {} ({} bytes, {}) to {}",
@@ -209,8 +214,7 @@ pub struct PullArgs {
 /// Downloads and verifies a package, and writes it as `NAME-VERSION.plg`.
 pub fn pull(args: PullArgs) -> Result<ExitCode, Error> {
     let trust = required_signers(&args.public_keys)?.unwrap_or_default();
-    let client = args.registry.client()?;
-    let reference = args.registry.resolve(&client, &args.target)?;
+    let (client, reference) = args.registry.resolve(&args.target)?;
     std::fs::create_dir_all(&args.output).map_err(|e| Error::Io {
         path: args.output.clone(),
         source: e,
@@ -276,11 +280,11 @@ pub struct SearchArgs {
 
 /// Lists the plugins in a registry namespace that match.
 pub fn search(args: SearchArgs) -> Result<ExitCode, Error> {
-    let client = args.registry.client()?;
     let namespace = args.registry.namespace("`gp search`")?;
+    let client = args.registry.client(&namespace.registry)?;
     let result = client.search(&namespace, &args.query)?;
     for (repository, why) in &result.skipped {
-        eprintln!("skipped {repository}: {why}");
+        eprintln!("skipped {}: {}", printable(repository), printable(why));
     }
     if args.json {
         println!(
@@ -303,7 +307,7 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, Error> {
     let version_width = result
         .plugins
         .iter()
-        .map(|f| f.versions.first().map_or(1, |v| v.len()))
+        .map(|f| f.newest_version.as_ref().map_or(1, |v| v.len()))
         .max()
         .unwrap_or(7)
         .max(7);
@@ -315,12 +319,20 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, Error> {
         println!(
             "{:name_width$}  {:version_width$}  {:<8}  {}",
             found.name,
-            found.versions.first().map_or("-", String::as_str),
+            found.newest_version.as_deref().unwrap_or("-"),
             found.versions.len(),
-            found.description.as_deref().unwrap_or("")
+            printable(found.description.as_deref().unwrap_or(""))
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `text` with control characters (a registry's, so anyone's) shown as `?`: a description
+/// cannot move the cursor or recolour the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// `gp delete`.
@@ -355,7 +367,7 @@ pub fn delete(args: DeleteArgs) -> Result<ExitCode, Error> {
             return Ok(ExitCode::FAILURE);
         }
     }
-    let client = args.registry.client()?;
+    let client = args.registry.client(&reference.registry)?;
     let digest = client.delete(&reference)?;
     println!("deleted {}", reference.with_digest(&digest));
     Ok(ExitCode::SUCCESS)

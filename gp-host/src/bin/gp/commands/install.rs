@@ -51,8 +51,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
         || (!std::path::Path::new(&args.url).exists()
             && gp_host::hub::parse_name_range(&args.url).is_some());
     let (url, client) = if from_registry {
-        let client = args.registry.client()?;
-        let reference = args.registry.resolve(&client, &args.url)?;
+        let (client, reference) = args.registry.resolve(&args.url)?;
         (reference.to_string(), Some(client))
     } else {
         (args.url.clone(), None)

@@ -146,19 +146,36 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
         admin = admin.allow_host(host);
     }
     let configured = args.registry.registry.is_some() || std::env::var_os("GP_REGISTRY").is_some();
-    let hub_client = if configured || !args.follow.is_empty() {
-        Some(args.registry.client()?)
-    } else {
-        None
-    };
-    if let (true, Some(client)) = (configured, &hub_client) {
-        admin = admin.hub(args.registry.namespace("the Hub page")?, client.clone());
-    }
     let follows = args
         .follow
         .iter()
         .map(|target| super::hub::follow_target(&args.registry, target))
         .collect::<Result<Vec<_>, _>>()?;
+    if !follows.is_empty() && args.follow_every < Duration::from_secs(1) {
+        return Err(Error::Hub {
+            reference: "gp".into(),
+            reason: format!(
+                "--follow-every {}: check a registry at most once a second",
+                humantime::format_duration(args.follow_every)
+            ),
+        });
+    }
+    // --username's credentials are for the --registry host, or else the first followed one.
+    let home_registry = if configured {
+        Some(args.registry.namespace("the Hub page")?.registry)
+    } else {
+        follows.first().map(|f| match f {
+            gp_host::Follow::Tag(reference) => reference.registry.clone(),
+            gp_host::Follow::Range { namespace, .. } => namespace.registry.clone(),
+        })
+    };
+    let hub_client = match &home_registry {
+        Some(registry) => Some(args.registry.client(registry)?),
+        None => None,
+    };
+    if let (true, Some(client)) = (configured, &hub_client) {
+        admin = admin.hub(args.registry.namespace("the Hub page")?, client.clone());
+    }
     let admin = admin.build();
     let report = manager.load_plugins();
     admin.mark_ready();
@@ -170,7 +187,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
         return Ok(ExitCode::FAILURE);
     }
     // Following starts once the directory is loaded: the first check sees what is there.
-    let _following: Vec<gp_host::Following> = match &hub_client {
+    let following: Vec<gp_host::Following> = match &hub_client {
         Some(client) => follows
             .into_iter()
             .map(|target| manager.follow(target, client.clone(), args.follow_every))
@@ -200,7 +217,10 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
             grace: args.grace,
         },
     ))?;
-    // Everything stopped serving: unload, so that every plugin's on_unload runs.
+    // Everything stopped serving. No follower may install anything from here on (each
+    // finishes the check it is in, bounded by the registry client's timeouts), then unload,
+    // so that every plugin's on_unload runs.
+    drop(following);
     for spec in manager.list() {
         if let Err(error) = manager.unload(spec.name()) {
             eprintln!("error: {error}");

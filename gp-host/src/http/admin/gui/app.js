@@ -1187,7 +1187,7 @@
       replaceChildren(
         results.tbody,
         plugins.map((p) => {
-          const newest = (p.versions || [])[0];
+          const newest = p.newest_version;
           const here = currentPlugin(p.name);
           let action;
           if (!newest) action = h('span', { class: 'muted', text: 'no version tag' });
