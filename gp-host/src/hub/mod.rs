@@ -39,12 +39,10 @@ mod artifact;
 mod reference;
 mod transport;
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use semver::{Version, VersionReq};
-use sha2::{Digest as _, Sha256};
 use ureq::http::Method;
 
 pub use artifact::{ARTIFACT_TYPE, CONFIG_MEDIA_TYPE, PACKAGE_MEDIA_TYPE};
@@ -52,6 +50,7 @@ pub use reference::{tag_of, version_of, Namespace, Reference, SCHEME};
 pub use transport::Credentials;
 
 use crate::error::Error;
+use crate::source::download::{copy_hashed, CopyFailure};
 use crate::source::package::{self, Limits, Trust};
 use transport::{error_detail, read_limited, Failure, Transport};
 
@@ -593,7 +592,7 @@ impl Client {
     pub fn pull(
         &self,
         reference: &Reference,
-        mut file: &std::fs::File,
+        file: &std::fs::File,
         progress: Option<&dyn Fn(u64, Option<u64>)>,
     ) -> Result<Pulled, Error> {
         let (digest, (manifest, layer)) = self.manifest(reference)?;
@@ -621,34 +620,25 @@ impl Client {
         if response.status().as_u16() != 200 {
             return Err(hub_error(&pinned, status_failure(response)));
         }
-        let mut body = response.into_body().into_reader();
-        let mut hasher = Sha256::new();
-        let mut received = 0u64;
-        let mut buffer = vec![0u8; 64 * 1024];
-        loop {
-            let n = body
-                .read(&mut buffer)
-                .map_err(|e| fail(format!("the download broke off: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            received += n as u64;
-            if received > layer.size {
-                return Err(refused(format!(
-                    "the registry sent more than the {} bytes its manifest declares for the package; nothing was installed",
-                    layer.size
-                )));
-            }
-            hasher.update(&buffer[..n]);
-            file.write_all(&buffer[..n])
-                .map_err(|e| fail(format!("cannot write the download: {e}")))?;
+        let body = response.into_body().into_reader();
+        let copied = copy_hashed(body, file, layer.size, |received| {
             if let Some(progress) = progress {
                 progress(received, Some(layer.size));
             }
-        }
-        file.flush()
-            .map_err(|e| fail(format!("cannot write the download: {e}")))?;
-        let sha256 = crate::util::hex(&hasher.finalize());
+        });
+        let (received, sha256) = match copied {
+            Ok(copied) => copied,
+            Err(CopyFailure::Read(e)) => return Err(fail(format!("the download broke off: {e}"))),
+            Err(CopyFailure::Write(e)) => {
+                return Err(fail(format!("cannot write the download: {e}")))
+            }
+            Err(CopyFailure::TooLarge) => {
+                return Err(refused(format!(
+                    "the registry sent more than the {} bytes its manifest declares for the package; nothing was installed",
+                    layer.size
+                )))
+            }
+        };
         let got = format!("sha256:{sha256}");
         if received != layer.size || got != layer.digest {
             return Err(refused(format!(

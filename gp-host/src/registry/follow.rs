@@ -159,6 +159,22 @@ struct Follower {
 }
 
 impl Follower {
+    /// Whether `digest` needs nothing done: it is the version current, or one refused. Clears
+    /// the last error if so (the check succeeded).
+    fn settled(&mut self, status: &Mutex<FollowStatus>, digest: &str) -> bool {
+        let mut status = status.lock().unwrap_or_else(|p| p.into_inner());
+        let current = status
+            .current
+            .as_ref()
+            .and_then(|c| c.reference.digest.as_deref());
+        if current != Some(digest) && !self.refused.contains(digest) {
+            return false;
+        }
+        self.last_error = None;
+        status.last_error = None;
+        true
+    }
+
     fn check(&mut self, shared: &Shared) {
         let status = &shared.status;
         let update = |f: &mut dyn FnMut(&mut FollowStatus)| {
@@ -168,15 +184,7 @@ impl Follower {
         // A tag: a HEAD says whether it moved, before anything is downloaded.
         if let Follow::Tag(reference) = &self.target {
             if let Ok(Some(digest)) = self.client.digest(reference) {
-                let current = status
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .current
-                    .as_ref()
-                    .and_then(|c| c.reference.digest.clone());
-                if current.as_deref() == Some(digest.as_str()) || self.refused.contains(&digest) {
-                    self.last_error = None;
-                    update(&mut |s| s.last_error = None);
+                if self.settled(status, &digest) {
                     return;
                 }
             }
@@ -219,17 +227,15 @@ impl Follower {
             }
         };
         let digest = resolved.reference.digest.clone().unwrap_or_default();
+        if self.settled(status, &digest) {
+            return;
+        }
         let current = status
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .current
             .as_ref()
             .and_then(|c| c.reference.digest.clone());
-        if current.as_deref() == Some(digest.as_str()) || self.refused.contains(&digest) {
-            self.last_error = None;
-            update(&mut |s| s.last_error = None);
-            return;
-        }
         let name = self.target.name().to_owned();
         let loaded = self
             .manager

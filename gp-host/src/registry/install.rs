@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::registry::Manager;
 use crate::runtime::spec::Spec;
-use crate::source::download::fetch;
+use crate::source::download::{copy_hashed, fetch, CopyFailure};
 use crate::source::package::{self, Trust};
 
 /// How [`Manager::install`] checks what it downloads.
@@ -218,39 +218,21 @@ fn local_path(url: &str) -> Option<std::path::PathBuf> {
 fn copy_local(
     url: &str,
     path: &std::path::Path,
-    mut file: &std::fs::File,
+    file: &std::fs::File,
     limits: &package::Limits,
 ) -> Result<String, Error> {
-    use sha2::{Digest, Sha256};
-    use std::io::{Read, Write};
     let fail = |reason: String| Error::Download {
         url: url.to_owned(),
         reason,
     };
     let source = std::fs::File::open(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-    let mut reader = source.take(limits.max_bytes + 1);
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut copied = 0u64;
-    loop {
-        let n = reader
-            .read(&mut buffer)
-            .map_err(|e| fail(format!("cannot read it: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        copied += n as u64;
-        if copied > limits.max_bytes {
-            return Err(fail(format!(
-                "the package is larger than {} bytes (the limit); nothing was installed",
-                limits.max_bytes
-            )));
-        }
-        hasher.update(&buffer[..n]);
-        file.write_all(&buffer[..n])
-            .map_err(|e| fail(format!("cannot copy it: {e}")))?;
+    match copy_hashed(source, file, limits.max_bytes, |_| {}) {
+        Ok((_, sha256)) => Ok(sha256),
+        Err(CopyFailure::Read(e)) => Err(fail(format!("cannot read it: {e}"))),
+        Err(CopyFailure::Write(e)) => Err(fail(format!("cannot copy it: {e}"))),
+        Err(CopyFailure::TooLarge) => Err(fail(format!(
+            "the package is larger than {} bytes (the limit); nothing was installed",
+            limits.max_bytes
+        ))),
     }
-    file.flush()
-        .map_err(|e| fail(format!("cannot copy it: {e}")))?;
-    Ok(crate::util::hex(&hasher.finalize()))
 }

@@ -12,11 +12,49 @@ use crate::error::Error;
 use crate::source::package::Limits;
 use crate::util::hex;
 
+/// Why [`copy_hashed`] stopped.
+pub(crate) enum CopyFailure {
+    /// Reading the source failed (the download broke off).
+    Read(std::io::Error),
+    /// Writing the file failed.
+    Write(std::io::Error),
+    /// The source held more than the limit.
+    TooLarge,
+}
+
+/// Copies `reader` into `file`, at most `max` bytes, hashing as it goes and telling
+/// `progress` the bytes copied so far; returns the bytes copied and their SHA-256 in hex.
+pub(crate) fn copy_hashed(
+    mut reader: impl Read,
+    mut file: &std::fs::File,
+    max: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<(u64, String), CopyFailure> {
+    let mut hasher = Sha256::new();
+    let mut copied = 0u64;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buffer).map_err(CopyFailure::Read)?;
+        if n == 0 {
+            break;
+        }
+        copied += n as u64;
+        if copied > max {
+            return Err(CopyFailure::TooLarge);
+        }
+        hasher.update(&buffer[..n]);
+        file.write_all(&buffer[..n]).map_err(CopyFailure::Write)?;
+        progress(copied);
+    }
+    file.flush().map_err(CopyFailure::Write)?;
+    Ok((copied, hex(&hasher.finalize())))
+}
+
 /// Streams the body of `url` into `file`; returns its SHA-256 in hex.
 pub(crate) fn fetch(
     url: &str,
     path: &Path,
-    mut file: &std::fs::File,
+    file: &std::fs::File,
     limits: &Limits,
     progress: Option<&dyn Fn(u64, Option<u64>)>,
 ) -> Result<String, Error> {
@@ -52,28 +90,16 @@ pub(crate) fn fetch(
     if total.is_some_and(|t| t > limits.max_bytes) {
         return Err(too_large());
     }
-    let mut body = response.into_body().into_reader();
-    let mut hasher = Sha256::new();
-    let mut received = 0u64;
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let n = body
-            .read(&mut buffer)
-            .map_err(|e| fail(format!("the download broke off: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        received += n as u64;
-        if received > limits.max_bytes {
-            return Err(too_large());
-        }
-        hasher.update(&buffer[..n]);
-        file.write_all(&buffer[..n])
-            .map_err(|e| Error::io(path, e))?;
+    let body = response.into_body().into_reader();
+    let copied = copy_hashed(body, file, limits.max_bytes, |received| {
         if let Some(progress) = progress {
             progress(received, total);
         }
+    });
+    match copied {
+        Ok((_, sha256)) => Ok(sha256),
+        Err(CopyFailure::Read(e)) => Err(fail(format!("the download broke off: {e}"))),
+        Err(CopyFailure::Write(e)) => Err(Error::io(path, e)),
+        Err(CopyFailure::TooLarge) => Err(too_large()),
     }
-    file.flush().map_err(|e| Error::io(path, e))?;
-    Ok(hex(&hasher.finalize()))
 }

@@ -248,6 +248,18 @@ async fn type_into(client: &Client, testid: &str, text: &str) {
     .await
 }
 
+/// The page down to its last line (the body's box), saved as `target/NAME`.
+async fn save_page(client: &Client, name: &str) -> PathBuf {
+    let png = client
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .screenshot()
+        .await
+        .unwrap();
+    save_screenshot(&png, name)
+}
+
 fn save_screenshot(png: &[u8], name: &str) -> PathBuf {
     let dir = workspace().join("target");
     std::fs::create_dir_all(&dir).unwrap();
@@ -415,14 +427,7 @@ async fn scenario(client: Client, scene: Scene) {
     )
     .await;
     // The page down to its last line (the body's box), for the README's picture.
-    let plugins_png = client
-        .find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .screenshot()
-        .await
-        .unwrap();
-    save_screenshot(&plugins_png, "gui-plugins.png");
+    save_page(&client, "gui-plugins.png").await;
 
     // Unload dispatch: asked in the page, cancelled once, then confirmed.
     click(&client, "unload-dispatch").await;
@@ -577,6 +582,17 @@ async fn scenario(client: Client, scene: Scene) {
     );
 }
 
+/// The version `counter` says it is, called now.
+fn served_version(manager: &Manager) -> gp_host::Value {
+    let mut ctx = Context::new();
+    manager
+        .executor("counter")
+        .unwrap()
+        .execute(&mut ctx)
+        .unwrap();
+    ctx.get("version").cloned().unwrap()
+}
+
 /// Issue 17, item 6: the Hub page searches the registry `gp serve --registry` names, and
 /// installs, then upgrades, a plugin with one confirmed click each, through the same
 /// verification as `gp install`; what it installed serves calls.
@@ -650,13 +666,7 @@ fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
         .await;
         wait_text(&client, "hub-here-counter", "1.0.0 (serving)").await;
         wait_text(&client, "hub-current-counter", "up to date").await;
-        let mut ctx = Context::new();
-        calls
-            .executor("counter")
-            .unwrap()
-            .execute(&mut ctx)
-            .unwrap();
-        assert_eq!(ctx.get("version"), Some(&gp_host::Value::from("1.0.0")));
+        assert_eq!(served_version(&calls), gp_host::Value::from("1.0.0"));
 
         // A new version is published: a search finds it, and the row offers the upgrade.
         tokio::task::spawn_blocking(move || {
@@ -686,20 +696,7 @@ fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
         )
         .await;
         wait_text(&client, "hub-here-counter", "2.0.0 (serving)").await;
-        let mut ctx = Context::new();
-        calls
-            .executor("counter")
-            .unwrap()
-            .execute(&mut ctx)
-            .unwrap();
-        assert_eq!(ctx.get("version"), Some(&gp_host::Value::from("2.0.0")));
-        let png = client
-            .find(Locator::Css("body"))
-            .await
-            .unwrap()
-            .screenshot()
-            .await
-            .unwrap();
-        save_screenshot(&png, "gui-hub.png");
+        assert_eq!(served_version(&calls), gp_host::Value::from("2.0.0"));
+        save_page(&client, "gui-hub.png").await;
     });
 }

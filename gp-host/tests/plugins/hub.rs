@@ -247,6 +247,22 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// `gp push PACKAGE --registry NS` as alice (`--password-stdin`), logging everything.
+fn push_as_alice(env: &Env, package: &Path, ns: &str) -> Run {
+    env.gp_with_log(
+        &[
+            "push",
+            package.to_str().unwrap(),
+            "--registry",
+            ns,
+            "--username",
+            USER,
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    )
+}
+
 /// The `digest sha256:…` line `gp push` prints.
 fn pushed_digest(run: &Run) -> String {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
@@ -510,18 +526,7 @@ fn a_registry_behind_basic_auth_takes_credentials_and_never_shows_them() {
     assert!(run.stderr.contains("--password-stdin"), "{}", run.stderr);
     let mut seen = format!("{}{}", run.stdout, run.stderr);
     // Logged at the most verbose level: the secret is in no line.
-    let verbose = env.gp_with_log(
-        &[
-            "push",
-            sample.to_str().unwrap(),
-            "--registry",
-            &ns,
-            "--username",
-            USER,
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
+    let verbose = push_as_alice(&env, &sample, &ns);
     let digest = pushed_digest(&verbose);
     assert!(verbose.stderr.lines().count() > 10, "{}", verbose.stderr);
     seen.push_str(&verbose.stderr);
@@ -596,6 +601,23 @@ fn put_blob(host: &str, repository: &str, blob: &[u8]) -> String {
     digest
 }
 
+/// Pushes a (layerless) container image to `repository:tag`, as `docker push` would put one
+/// under a plugin's name; returns its manifest.
+fn push_image(host: &str, repository: &str, tag: &str) -> String {
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = put_blob(host, repository, config);
+    let image = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[]}}"#,
+        config.len()
+    );
+    ureq::put(format!("http://{host}/v2/{repository}/manifests/{tag}"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .send(image.as_bytes())
+        .unwrap();
+    image
+}
+
 /// Item 5: what bad registries get, through `Manager::install` (the library's door): each a
 /// clear error, nothing left in the base directory, the plugins already there still loaded.
 #[test]
@@ -617,17 +639,7 @@ fn bad_registries_are_refused_by_name_and_nothing_is_installed() {
     let pinned = pushed.reference.to_string();
 
     // A container image pushed under a plugin's name.
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_digest = put_blob(&host, "team/nginx", config);
-    let image = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[]}}"#,
-        config.len()
-    );
-    ureq::put(format!("http://{host}/v2/team/nginx/manifests/latest"))
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .send(image.as_bytes())
-        .unwrap();
+    let image = push_image(&host, "team/nginx", "latest");
 
     // Written by something other than gp push: the same sample under a tag that names another
     // version, and under another plugin's name (its blobs mounted across, as registries do).
@@ -1015,18 +1027,7 @@ fn a_registry_with_bearer_tokens_gets_them_from_its_realm() {
         format!("error: oci://{ns}/sample:0.1.0: the registry refused the credentials of user `alice` (401)\n")
     );
     scopes.lock().unwrap().clear();
-    let run = env.gp_with_log(
-        &[
-            "push",
-            sample.to_str().unwrap(),
-            "--registry",
-            &ns,
-            "--username",
-            USER,
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
+    let run = push_as_alice(&env, &sample, &ns);
     let digest = pushed_digest(&run);
     assert_no_secret(&format!("{}{}", run.stdout, run.stderr), &[PASSWORD]);
     // Two blobs checked and uploaded and a manifest put, on one token.
@@ -1127,17 +1128,7 @@ fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
             .unwrap();
     }
     // A container image in the same repository, under `image`.
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    let config_digest = put_blob(&host, "team/counter", config);
-    let image = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[]}}"#,
-        config.len()
-    );
-    ureq::put(format!("http://{host}/v2/team/counter/manifests/image"))
-        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
-        .send(image.as_bytes())
-        .unwrap();
+    push_image(&host, "team/counter", "image");
     retag(&host, "team/counter", "1.0.0", "stable");
 
     let base = base_dir();
