@@ -257,7 +257,7 @@ impl Client {
         let fail = |failure: Failure| hub_error(&to, failure);
         let data = std::fs::read(plg).map_err(|e| Error::io(plg, e))?;
         let config = plugin.to_json_pretty().into_bytes();
-        let signed = unpacked.signed_by.is_some();
+        let signed = unpacked.signed;
         let manifest = artifact::manifest_for(&plugin, &config, &data, signed);
         let scope = format!("repository:{}:pull,push", to.repository);
         for (blob, descriptor) in [

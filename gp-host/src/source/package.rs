@@ -254,8 +254,11 @@ pub struct Unpacked {
     pub manifest: Manifest,
     /// The SHA-256 of the package file, in hex.
     pub sha256: String,
-    /// The trusted key that signed it, if it was signed.
+    /// The trusted key that signed it, if it was signed by one.
     pub signed_by: Option<PublicKey>,
+    /// Whether it carries a signature (`CHECKSUMS.sig`) at all: checked against the trusted
+    /// keys when there are any, so with none a signed package is `signed` without `signed_by`.
+    pub signed: bool,
 }
 
 /// Checks the package `package` completely (see the module documentation) by unpacking it
@@ -307,6 +310,7 @@ pub fn unpack(
 
     let files = extract(&data, scratch.path(), limits).map_err(refuse)?;
     let signed_by = check(scratch.path(), &files, trust).map_err(refuse)?;
+    let signed = files.iter().any(|f| f == SIGNATURE);
     let manifest = plugin_in(scratch.path(), &files).map_err(refuse)?;
 
     let dir = super::unpacked_dir(cache, &sha256);
@@ -324,6 +328,7 @@ pub fn unpack(
         manifest,
         sha256,
         signed_by,
+        signed,
     })
 }
 
