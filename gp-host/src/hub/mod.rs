@@ -239,6 +239,20 @@ impl Client {
                 ),
             });
         }
+        // A Namespace's reference is not checked when it is made: the plugin's name is.
+        if let Err(reason) = reference::check_repository(&to.repository) {
+            return Err(Error::Hub {
+                reference: to.to_string(),
+                reason: if plugin.name.chars().any(|c| c.is_ascii_uppercase()) {
+                    format!(
+                        "OCI repository names are lowercase, so the plugin `{}` cannot be published under its name; rename it in lowercase",
+                        plugin.name
+                    )
+                } else {
+                    reason
+                },
+            });
+        }
         let mut to = to.clone();
         let tag = to.tag.clone().unwrap_or_else(|| tag_of(&plugin.version));
         if let Some(version) = version_of(&tag).filter(|v| *v != plugin.version) {

@@ -200,7 +200,7 @@ fn check_registry(registry: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_repository(repository: &str) -> Result<(), String> {
+pub(crate) fn check_repository(repository: &str) -> Result<(), String> {
     let component_ok = |c: &str| {
         let bytes = c.as_bytes();
         !c.is_empty()

@@ -18,7 +18,8 @@ pub struct InstallOptions<'a> {
     /// said it.
     pub progress: Option<&'a dyn Fn(u64, Option<u64>)>,
     /// The registry client for `oci://` references (default: one with the Docker
-    /// configuration's credentials and the manager's package limits).
+    /// configuration's credentials and the manager's package limits). A client's own limits
+    /// bound the download; the manager's still bound the package when it is unpacked.
     #[cfg(feature = "hub")]
     pub hub: Option<&'a crate::hub::Client>,
 }

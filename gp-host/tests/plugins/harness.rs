@@ -310,7 +310,8 @@ pub fn hook_log() -> PathBuf {
 ///   v1 and v2 have an empty `on_unload`.
 /// - `counter-refuses` (3.0.0): its `on_load` returns "database unreachable".
 /// - `counter-hook-panics` (3.1.0): its `on_load` panics.
-/// - `counter-other` (5.0.0): the same code as plugin `other`.
+/// - `counter-other` (5.0.0): the same code as plugin `other`; `counter-capital` (1.0.0) as
+///   plugin `Counter`.
 /// - `hooks-v1`, `hooks-v2`: plugin `hooks`, writing each hook and call to [`hook_log`];
 ///   v2's `on_unload` fails with "flush failed".
 /// - `guarded-v1`, `guarded-v2`: plugin `guarded`, whose `on_unload` poisons its build: a call
@@ -452,6 +453,8 @@ fn build_lifecycle() -> HashMap<String, PathBuf> {
         ("counter-refuses", "3.0.0", counter("counter", refuses)),
         ("counter-hook-panics", "3.1.0", counter("counter", panics)),
         ("counter-other", "5.0.0", counter("other", "")),
+        // A legal plugin name no OCI repository can carry (capitals).
+        ("counter-capital", "1.0.0", counter("Counter", "")),
         ("hooks-v1", "1.0.0", hooks.clone()),
         ("hooks-v2", "2.0.0", hooks),
         ("guarded-v1", "1.0.0", GUARDED.to_owned()),

@@ -232,7 +232,7 @@ pub fn packed(what: &str, into: &Path) -> (PathBuf, Vec<u8>) {
         gp_host::build::install_library(example(what), staging.path()).unwrap();
         staging.path().join("sample")
     } else {
-        crate::harness::install_lifecycle(staging.path(), what, "counter")
+        crate::harness::install_lifecycle(staging.path(), what, what)
     };
     let path = into.join(format!("{what}.plg"));
     package::pack(&folder, &path, None).unwrap();
@@ -1293,6 +1293,22 @@ fn registry_commands_refuse_what_they_cannot_use() {
             "{args:?}"
         );
     }
+    // A plugin named with capitals: refused before anything is sent.
+    let scratch = base_dir();
+    let (capital, _) = packed("counter-capital", scratch.path());
+    let run = env.gp(
+        &[
+            "push",
+            capital.to_str().unwrap(),
+            "--registry",
+            "localhost:5000/team",
+        ],
+        "",
+    );
+    assert_eq!(
+        run.stderr,
+        "error: oci://localhost:5000/team/Counter: OCI repository names are lowercase, so the plugin `Counter` cannot be published under its name; rename it in lowercase\n"
+    );
     let run = env.gp(
         &["install", "sample@>>1", "--registry", "localhost:5000/team"],
         "",
