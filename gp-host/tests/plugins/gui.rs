@@ -582,17 +582,6 @@ async fn scenario(client: Client, scene: Scene) {
     );
 }
 
-/// The version `counter` says it is, called now.
-fn served_version(manager: &Manager) -> gp_host::Value {
-    let mut ctx = Context::new();
-    manager
-        .executor("counter")
-        .unwrap()
-        .execute(&mut ctx)
-        .unwrap();
-    ctx.get("version").cloned().unwrap()
-}
-
 /// Issue 17, item 6: the Hub page searches the registry `gp serve --registry` names, and
 /// installs, then upgrades, a plugin with one confirmed click each, through the same
 /// verification as `gp install`; what it installed serves calls.
@@ -666,7 +655,7 @@ fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
         .await;
         wait_text(&client, "hub-here-counter", "1.0.0 (serving)").await;
         wait_text(&client, "hub-current-counter", "up to date").await;
-        assert_eq!(served_version(&calls), gp_host::Value::from("1.0.0"));
+        assert_eq!(crate::watching::version(&calls), "1.0.0");
 
         // A new version is published: a search finds it, and the row offers the upgrade.
         tokio::task::spawn_blocking(move || {
@@ -696,7 +685,7 @@ fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
         )
         .await;
         wait_text(&client, "hub-here-counter", "2.0.0 (serving)").await;
-        assert_eq!(served_version(&calls), gp_host::Value::from("2.0.0"));
+        assert_eq!(crate::watching::version(&calls), "2.0.0");
         save_page(&client, "gui-hub.png").await;
     });
 }

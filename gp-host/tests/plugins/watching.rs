@@ -39,7 +39,8 @@ fn next(events: &mpsc::Receiver<String>) -> String {
         .expect("the watcher reports within 20 s")
 }
 
-fn version(manager: &Manager) -> String {
+/// The version the `counter` fixture says it is, called now.
+pub fn version(manager: &Manager) -> String {
     let mut ctx = Context::new();
     manager
         .executor("counter")
