@@ -736,6 +736,9 @@ impl Client {
             // One repository that cannot be read is reported, not the end of the search.
             let tags = match self.tags(&reference) {
                 Ok(tags) => tags,
+                Err(error) if reason_of(&error).starts_with(transport::UNREACHABLE) => {
+                    return Err(error)
+                }
                 Err(error) => {
                     if named {
                         result.skipped.push((repository.clone(), reason_of(&error)));
@@ -778,6 +781,9 @@ impl Client {
                         .cloned(),
                     tagged.with_digest(&digest).to_string(),
                 ),
+                Err(error) if reason_of(&error).starts_with(transport::UNREACHABLE) => {
+                    return Err(error)
+                }
                 Err(error) => {
                     if named {
                         result.skipped.push((repository.clone(), reason_of(&error)));

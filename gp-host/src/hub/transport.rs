@@ -103,6 +103,9 @@ impl Credentials {
     }
 }
 
+/// How an error that never got an answer from the registry begins.
+pub(crate) const UNREACHABLE: &str = "cannot reach the registry";
+
 /// What went wrong talking to the registry, before it is put in words with the reference.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -117,7 +120,7 @@ pub(crate) enum Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Transport(e) => write!(f, "cannot reach the registry: {e}"),
+            Failure::Transport(e) => write!(f, "{UNREACHABLE}: {e}"),
             Failure::Unauthorized { username: None } => f.write_str(
                 "the registry wants credentials (401): log in with `docker login HOST`, or pass --username and --password-stdin",
             ),
@@ -162,7 +165,6 @@ impl Transport {
             .http_status_as_error(false)
             .timeout_connect(Some(timeout.min(Duration::from_secs(30))))
             .timeout_send_request(Some(timeout))
-            .timeout_send_body(Some(timeout))
             .timeout_recv_response(Some(timeout))
             .timeout_per_read(Some(timeout))
             .timeout_per_write(Some(timeout))
@@ -211,7 +213,7 @@ impl Transport {
     ) -> Result<Response, Failure> {
         // Credentials and tokens go to the registry itself only: an upload location or a next
         // page elsewhere is asked without them.
-        if !url.starts_with(&format!("{}/", self.base(registry))) {
+        if origin(url).is_none() || origin(url) != origin(&self.base(registry)) {
             return self.once(&method, url, headers, body, None);
         }
         let key = (registry.to_owned(), scope.to_owned());
@@ -238,7 +240,10 @@ impl Transport {
                 _ => None,
             },
             Some(Challenge::Bearer { realm, service, .. }) => {
-                if realm.starts_with("http://") && self.base(registry).starts_with("https://") {
+                let plain = realm
+                    .get(..7)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+                if plain && self.base(registry).starts_with("https://") {
                     return Err(Failure::Status {
                         status: 401,
                         detail: format!("its token service {realm} is plain HTTP; gp does not send credentials or ask for tokens over it"),
@@ -363,6 +368,19 @@ impl Transport {
                 detail: "its token service answered no token".to_owned(),
             })
     }
+}
+
+/// A URL's origin: scheme, lowercase host and port (the scheme's default when none is
+/// written), as `https://reg.example/…` and `https://REG.example:443/…` share one.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let port = uri.port_u16().or(match scheme.as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    Some((scheme, uri.host()?.to_ascii_lowercase(), port))
 }
 
 /// Reads a response body of at most `limit` bytes.
@@ -539,6 +557,31 @@ mod tests {
             credentials.for_registry("attacker.example"),
             Some(Secret::Basic { username, .. }) if username == "alice"
         ));
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_effective_port() {
+        assert_eq!(
+            origin("https://Reg.example:443/v2/x/blobs/uploads/1?_state=a"),
+            origin("https://reg.example")
+        );
+        assert_eq!(
+            origin("http://localhost/v2/"),
+            origin("http://localhost:80")
+        );
+        assert_ne!(
+            origin("https://reg.example:5000/v2/"),
+            origin("https://reg.example")
+        );
+        assert_ne!(
+            origin("http://reg.example/v2/"),
+            origin("https://reg.example")
+        );
+        assert_ne!(
+            origin("https://elsewhere.example/v2/"),
+            origin("https://reg.example")
+        );
+        assert_eq!(origin("/v2/relative"), None);
     }
 
     #[test]

@@ -85,6 +85,14 @@ struct Shared {
 }
 
 impl Following {
+    /// Asks it to stop without waiting: the check in progress installs nothing more. Dropping
+    /// it waits for its thread. (Stop every follower first, then drop them, to stop them all
+    /// at once.)
+    pub fn stop(&self) {
+        *self.shared.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.shared.wake.notify_all();
+    }
+
     /// What it has seen so far.
     pub fn status(&self) -> FollowStatus {
         self.shared
@@ -97,8 +105,7 @@ impl Following {
 
 impl Drop for Following {
     fn drop(&mut self) {
-        *self.shared.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        self.shared.wake.notify_all();
+        self.stop();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -158,7 +165,34 @@ struct Follower {
     last_error: Option<String>,
 }
 
+/// Whether an install that failed with `error` may succeed at a later check: the registry,
+/// the disk, a runner or a hook failed, or the plugin is disabled. Everything else is about
+/// what the registry holds, and refused.
+fn retry_later(error: &Error) -> bool {
+    match error {
+        Error::UpgradeRefused { reason, .. } => retry_later(reason),
+        Error::Hub { .. }
+        | Error::Download { .. }
+        | Error::Io { .. }
+        | Error::Disabled { .. }
+        | Error::MissingBaseDir { .. }
+        | Error::Runner { .. }
+        | Error::HookTimedOut { .. }
+        | Error::Quarantined { .. } => true,
+        _ => false,
+    }
+}
+
 impl Follower {
+    /// Remembers why `reference` is not installed this time, saying so once per reason.
+    fn not_now(&mut self, status: &Mutex<FollowStatus>, reference: &Reference, why: String) {
+        if self.last_error.as_deref() != Some(why.as_str()) {
+            tracing::warn!(target: "gp", follow = %self.target, %reference, error = %why, "cannot install it now; the next check tries again, and what is loaded keeps serving");
+        }
+        self.last_error = Some(why.clone());
+        status.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(why);
+    }
+
     /// Whether `digest` needs nothing done: it is the version current, or one refused. Clears
     /// the last error if so (the check succeeded).
     fn settled(&mut self, status: &Mutex<FollowStatus>, digest: &str) -> bool {
@@ -274,6 +308,15 @@ impl Follower {
         if *shared.stop.lock().unwrap_or_else(|p| p.into_inner()) {
             return;
         }
+        // Disabled by an operator: nothing is downloaded until it is enabled again.
+        if let Some(disabled) = self.manager.disabled_plugin(&name) {
+            let why = format!(
+                "plugin `{name}` is disabled ({}): enable it to install {}",
+                disabled.reason, resolved.reference
+            );
+            self.not_now(status, &resolved.reference, why);
+            return;
+        }
         let installed = self.manager.install(
             &resolved.reference.to_string(),
             &InstallOptions {
@@ -288,20 +331,9 @@ impl Follower {
                 update(&mut |s| s.last_error = None);
                 update(&mut |s| s.current = Some(resolved.clone()));
             }
-            // The registry or the disk failed on the way: the next check tries again.
-            Err(
-                error @ (Error::Hub { .. }
-                | Error::Download { .. }
-                | Error::Io { .. }
-                | Error::Disabled { .. }
-                | Error::MissingBaseDir { .. }),
-            ) => {
-                let message = error.to_string();
-                if self.last_error.as_deref() != Some(message.as_str()) {
-                    tracing::warn!(target: "gp", follow = %self.target, reference = %resolved.reference, error = %message, "cannot install it now; the next check tries again, and what is loaded keeps serving");
-                }
-                self.last_error = Some(message.clone());
-                update(&mut |s| s.last_error = Some(message.clone()));
+            // The registry, the disk or a hook failed on the way: the next check tries again.
+            Err(error) if retry_later(&error) => {
+                self.not_now(status, &resolved.reference, error.to_string());
             }
             // What the registry holds is refused: not tried again until it changes.
             Err(error) => refuse(self, error.to_string()),

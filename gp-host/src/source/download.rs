@@ -67,6 +67,9 @@ pub(crate) fn fetch(
         .timeout_connect(Some(std::time::Duration::from_secs(30)))
         .timeout_recv_response(Some(std::time::Duration::from_secs(60)))
         .timeout_per_read(Some(std::time::Duration::from_secs(60)))
+        // A server trickling a byte a minute is cut off here: an install holds the manager's
+        // install lock while it downloads.
+        .timeout_global(Some(std::time::Duration::from_secs(600)))
         .build()
         .into();
     let response = agent.get(url).call().map_err(|e| match e {

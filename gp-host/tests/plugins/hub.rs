@@ -1218,6 +1218,33 @@ fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
     });
     assert_eq!(version(&ranged).as_deref(), Some("1.0.0"));
     drop(following);
+    // Disabled by an operator: a newer version is not even downloaded until it is enabled.
+    ranged.disable("counter", "maintenance").unwrap();
+    let installed = std::fs::read(other.path().join("counter.plg")).unwrap();
+    let following = ranged.follow(
+        gp_host::Follow::Range {
+            namespace: ns.clone(),
+            name: "counter".into(),
+            range: "*".parse().unwrap(),
+        },
+        client.clone(),
+        Duration::from_millis(100),
+    );
+    wait_for("three checks", || following.status().checks >= 3);
+    let status = following.status();
+    let why = status.last_error.unwrap_or_default();
+    assert!(
+        why.starts_with("plugin `counter` is disabled (maintenance): enable it to install oci://")
+            && why.contains("/team/counter:2.0.0@sha256:"),
+        "{why}"
+    );
+    assert!(status.refused.is_empty());
+    drop(following);
+    assert_eq!(version(&ranged), None);
+    assert_eq!(
+        std::fs::read(other.path().join("counter.plg")).unwrap(),
+        installed
+    );
 
     // A registry that goes away: the error is logged once, however many checks fail.
     let stable =

@@ -220,6 +220,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
     // Everything stopped serving. No follower may install anything from here on (each
     // finishes the check it is in, bounded by the registry client's timeouts), then unload,
     // so that every plugin's on_unload runs.
+    following.iter().for_each(gp_host::Following::stop);
     drop(following);
     for spec in manager.list() {
         if let Err(error) = manager.unload(spec.name()) {
