@@ -1310,6 +1310,19 @@ fn registry_commands_refuse_what_they_cannot_use() {
             ],
             format!("error: gp: --follow oci://localhost:5000/team/sample@{digest}: follow a tag (oci://HOST/NAMESPACE/NAME:TAG, such as :stable), not a digest, which never moves\n"),
         ),
+        (
+            vec![
+                "serve".into(),
+                env.home.path().to_string_lossy().into_owned(),
+                "--follow".into(),
+                "sample@^1".into(),
+                "--registry".into(),
+                "localhost:5000/team".into(),
+                "--follow-every".into(),
+                "0s".into(),
+            ],
+            "error: gp: --follow-every 0s: check a registry at most once a second\n".into(),
+        ),
     ];
     for (args, expected) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
