@@ -89,17 +89,13 @@ impl Following {
     /// it waits for its thread. (Stop every follower first, then drop them, to stop them all
     /// at once.)
     pub fn stop(&self) {
-        *self.shared.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        *lock(&self.shared.stop) = true;
         self.shared.wake.notify_all();
     }
 
     /// What it has seen so far.
     pub fn status(&self) -> FollowStatus {
-        self.shared
-            .status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.shared.status).clone()
     }
 }
 
@@ -138,7 +134,7 @@ impl Manager {
                     };
                     loop {
                         follower.check(&inner);
-                        let stop = inner.stop.lock().unwrap_or_else(|p| p.into_inner());
+                        let stop = lock(&inner.stop);
                         let (stop, _) = inner
                             .wake
                             .wait_timeout_while(stop, interval, |stop| !*stop)
@@ -183,38 +179,70 @@ fn retry_later(error: &Error) -> bool {
     }
 }
 
+/// Where a check failed.
+enum Stage<'a> {
+    /// Asking the registry what the target names now.
+    Check,
+    /// Installing what it names.
+    Install(&'a Reference),
+}
+
 impl Follower {
-    /// Remembers why `reference` is not installed this time, saying so once per reason.
-    fn not_now(&mut self, status: &Mutex<FollowStatus>, reference: &Reference, why: String) {
+    /// The check failed at `stage` and may succeed later: remembered, and said once per
+    /// distinct reason.
+    fn failed(&mut self, status: &Mutex<FollowStatus>, stage: Stage<'_>, why: String) {
         if self.last_error.as_deref() != Some(why.as_str()) {
-            tracing::warn!(target: "gp", follow = %self.target, %reference, error = %why, "cannot install it now; the next check tries again, and what is loaded keeps serving");
+            match stage {
+                Stage::Check => {
+                    tracing::warn!(target: "gp", follow = %self.target, error = %why, "cannot check the registry; what is loaded keeps serving");
+                }
+                Stage::Install(reference) => {
+                    tracing::warn!(target: "gp", follow = %self.target, %reference, error = %why, "cannot install it now; the next check tries again, and what is loaded keeps serving");
+                }
+            }
         }
         self.last_error = Some(why.clone());
-        status.lock().unwrap_or_else(|p| p.into_inner()).last_error = Some(why);
+        lock(status).last_error = Some(why);
+    }
+
+    /// The check succeeded: no error stands.
+    fn succeeded(&mut self, status: &Mutex<FollowStatus>) {
+        self.last_error = None;
+        lock(status).last_error = None;
+    }
+
+    /// `digest` (at `reference`) is refused for `why`: said once, never tried again.
+    fn refuse(
+        &mut self,
+        status: &Mutex<FollowStatus>,
+        digest: String,
+        reference: &dyn std::fmt::Display,
+        why: String,
+    ) {
+        self.succeeded(status);
+        if self.refused.insert(digest.clone()) {
+            tracing::warn!(target: "gp", follow = %self.target, %reference, reason = %why, "not installed; what is loaded keeps serving");
+            lock(status).refused.push((digest, why));
+        }
     }
 
     /// Whether `digest` needs nothing done: it is the version current, or one refused. Clears
     /// the last error if so (the check succeeded).
     fn settled(&mut self, status: &Mutex<FollowStatus>, digest: &str) -> bool {
-        let mut status = status.lock().unwrap_or_else(|p| p.into_inner());
-        let current = status
+        let current = lock(status)
             .current
             .as_ref()
-            .and_then(|c| c.reference.digest.as_deref());
-        if current != Some(digest) && !self.refused.contains(digest) {
+            .is_some_and(|c| c.reference.digest.as_deref() == Some(digest));
+        if !current && !self.refused.contains(digest) {
             return false;
         }
-        self.last_error = None;
-        status.last_error = None;
+        self.succeeded(status);
         true
     }
 
     fn check(&mut self, shared: &Shared) {
         let status = &shared.status;
-        let update = |f: &mut dyn FnMut(&mut FollowStatus)| {
-            f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
-        };
-        update(&mut |s| s.checks += 1);
+        lock(status).checks += 1;
         // A tag: a HEAD says whether it moved, before anything is downloaded.
         if let Follow::Tag(reference) = &self.target {
             if let Ok(Some(digest)) = self.client.digest(reference) {
@@ -233,30 +261,18 @@ impl Follower {
         };
         let resolved = match resolved {
             Ok(resolved) => resolved,
-            // The registry holds something refused (not a gp plugin, not what its digest
-            // says): said of its digest, refused like a version that does not verify.
-            Err(Error::Artifact { reference, reason })
-                if Reference::parse(&reference).is_ok_and(|r| r.digest.is_some()) =>
-            {
-                let digest = Reference::parse(&reference)
-                    .ok()
-                    .and_then(|r| r.digest)
-                    .unwrap_or_default();
-                self.last_error = None;
-                update(&mut |s| s.last_error = None);
-                if self.refused.insert(digest.clone()) {
-                    tracing::warn!(target: "gp", follow = %self.target, %reference, %reason, "not installed; what is loaded keeps serving");
-                    update(&mut |s| s.refused.push((digest.clone(), reason.clone())));
+            Err(Error::Artifact { reference, reason }) => {
+                match Reference::parse(&reference).ok().and_then(|r| r.digest) {
+                    // The registry holds something refused (not a gp plugin, not what its
+                    // digest says): said of its digest, refused like a version that does not
+                    // verify.
+                    Some(digest) => self.refuse(status, digest, &reference, reason),
+                    None => self.failed(status, Stage::Check, format!("{reference}: {reason}")),
                 }
                 return;
             }
             Err(error) => {
-                let message = error.to_string();
-                if self.last_error.as_deref() != Some(message.as_str()) {
-                    tracing::warn!(target: "gp", follow = %self.target, error = %message, "cannot check the registry; what is loaded keeps serving");
-                }
-                self.last_error = Some(message.clone());
-                update(&mut |s| s.last_error = Some(message.clone()));
+                self.failed(status, Stage::Check, error.to_string());
                 return;
             }
         };
@@ -264,48 +280,33 @@ impl Follower {
         if self.settled(status, &digest) {
             return;
         }
-        let current = status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .current
-            .as_ref()
-            .and_then(|c| c.reference.digest.clone());
+        let first_look = lock(status).current.is_none();
         let name = self.target.name().to_owned();
         let loaded = self
             .manager
             .get_plugin(&name)
             .ok()
             .map(|(spec, _)| spec.version().clone());
-        let refuse = |this: &mut Follower, why: String| {
-            this.last_error = None;
-            update(&mut |s| s.last_error = None);
-            tracing::warn!(target: "gp", follow = %this.target, reference = %resolved.reference, reason = %why, "not installed; what is loaded keeps serving");
-            this.refused.insert(digest.clone());
-            update(&mut |s| s.refused.push((digest.clone(), why.clone())));
-        };
         match loaded {
             // The first look: the version the registry names is the one loaded.
-            Some(version) if current.is_none() && version == resolved.version => {
+            Some(version) if first_look && version == resolved.version => {
                 tracing::info!(target: "gp", follow = %self.target, version = %version, "following; the version loaded is current");
-                self.last_error = None;
-                update(&mut |s| s.last_error = None);
-                update(&mut |s| s.current = Some(resolved.clone()));
+                self.succeeded(status);
+                lock(status).current = Some(resolved);
                 return;
             }
             Some(version) if version > resolved.version => {
-                refuse(
-                    self,
-                    format!(
-                        "it is version {}, older than the {version} loaded",
-                        resolved.version
-                    ),
+                let why = format!(
+                    "it is version {}, older than the {version} loaded",
+                    resolved.version
                 );
+                self.refuse(status, digest, &resolved.reference, why);
                 return;
             }
             _ => {}
         }
         // Stopped while asking the registry: install nothing.
-        if *shared.stop.lock().unwrap_or_else(|p| p.into_inner()) {
+        if *lock(&shared.stop) {
             return;
         }
         // Disabled by an operator: nothing is downloaded until it is enabled again.
@@ -314,7 +315,7 @@ impl Follower {
                 "plugin `{name}` is disabled ({}): enable it to install {}",
                 disabled.reason, resolved.reference
             );
-            self.not_now(status, &resolved.reference, why);
+            self.failed(status, Stage::Install(&resolved.reference), why);
             return;
         }
         let installed = self.manager.install(
@@ -327,16 +328,27 @@ impl Follower {
         match installed {
             Ok(spec) => {
                 tracing::info!(target: "gp", follow = %self.target, plugin = spec.name(), version = %spec.version(), reference = %resolved.reference, "following: installed");
-                self.last_error = None;
-                update(&mut |s| s.last_error = None);
-                update(&mut |s| s.current = Some(resolved.clone()));
+                self.succeeded(status);
+                lock(status).current = Some(resolved);
             }
             // The registry, the disk or a hook failed on the way: the next check tries again.
             Err(error) if retry_later(&error) => {
-                self.not_now(status, &resolved.reference, error.to_string());
+                self.failed(
+                    status,
+                    Stage::Install(&resolved.reference),
+                    error.to_string(),
+                );
             }
             // What the registry holds is refused: not tried again until it changes.
-            Err(error) => refuse(self, error.to_string()),
+            Err(error) => {
+                let why = error.to_string();
+                self.refuse(status, digest, &resolved.reference, why);
+            }
         }
     }
+}
+
+/// `mutex`, locked, whether or not a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
