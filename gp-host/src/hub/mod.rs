@@ -231,6 +231,29 @@ impl Client {
     /// are not uploaded again.
     pub fn push(&self, plg: &Path, to: &Reference, trust: &Trust) -> Result<Pushed, Error> {
         let unpacked = package::verify(plg, trust, &self.limits)?;
+        self.publish(plg, unpacked, to)
+    }
+
+    /// [`push`](Self::push) into `namespace`, in the repository named after the plugin the
+    /// package holds, tagged with its version.
+    pub fn push_into(
+        &self,
+        plg: &Path,
+        namespace: &Namespace,
+        trust: &Trust,
+    ) -> Result<Pushed, Error> {
+        let unpacked = package::verify(plg, trust, &self.limits)?;
+        let to = namespace.reference(&unpacked.manifest.name);
+        self.publish(plg, unpacked, &to)
+    }
+
+    /// Publishes the verified package `plg` at `to`.
+    fn publish(
+        &self,
+        plg: &Path,
+        unpacked: package::Unpacked,
+        to: &Reference,
+    ) -> Result<Pushed, Error> {
         let plugin = unpacked.manifest;
         if to.name() != plugin.name {
             return Err(Error::Hub {
@@ -738,15 +761,19 @@ impl Client {
             let reference = namespace.reference(name);
             let named = name.to_lowercase().contains(&query);
             // One repository that cannot be read is reported, not the end of the search.
+            let mut skip = |error: Error| {
+                if reason_of(&error).starts_with(transport::UNREACHABLE) {
+                    return Err(error);
+                }
+                if named {
+                    result.skipped.push((repository.clone(), reason_of(&error)));
+                }
+                Ok(())
+            };
             let tags = match self.tags(&reference) {
                 Ok(tags) => tags,
-                Err(error) if reason_of(&error).starts_with(transport::UNREACHABLE) => {
-                    return Err(error)
-                }
                 Err(error) => {
-                    if named {
-                        result.skipped.push((repository.clone(), reason_of(&error)));
-                    }
+                    skip(error)?;
                     continue;
                 }
             };
@@ -785,13 +812,8 @@ impl Client {
                         .cloned(),
                     tagged.with_digest(&digest).to_string(),
                 ),
-                Err(error) if reason_of(&error).starts_with(transport::UNREACHABLE) => {
-                    return Err(error)
-                }
                 Err(error) => {
-                    if named {
-                        result.skipped.push((repository.clone(), reason_of(&error)));
-                    }
+                    skip(error)?;
                     continue;
                 }
             };

@@ -158,22 +158,23 @@ pub struct PushArgs {
 
 /// Publishes a package; prints where, with the digest.
 pub fn push(args: PushArgs) -> Result<ExitCode, Error> {
-    let reference = match &args.reference {
-        Some(text) => Reference::parse(text).map_err(|reason| Error::Hub {
-            reference: text.clone(),
-            reason,
-        })?,
+    let pushed = match &args.reference {
+        Some(text) => {
+            let reference = Reference::parse(text).map_err(|reason| Error::Hub {
+                reference: text.clone(),
+                reason,
+            })?;
+            let client = args.registry.client(&reference.registry)?;
+            client.push(&args.package, &reference, &Default::default())?
+        }
         None => {
             let namespace = args
                 .registry
                 .namespace("`gp push` without an oci:// reference")?;
-            let unpacked =
-                gp_host::package::verify(&args.package, &Default::default(), &Default::default())?;
-            namespace.reference(&unpacked.manifest.name)
+            let client = args.registry.client(&namespace.registry)?;
+            client.push_into(&args.package, &namespace, &Default::default())?
         }
     };
-    let client = args.registry.client(&reference.registry)?;
-    let pushed = client.push(&args.package, &reference, &Default::default())?;
     println!(
         "pushed {} {} ({} bytes, {}) to {}",
         pushed.plugin.name,

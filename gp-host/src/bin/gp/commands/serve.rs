@@ -161,8 +161,11 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
         });
     }
     // --username's credentials are for the --registry host, or else the first followed one.
-    let home_registry = if configured {
-        Some(args.registry.namespace("the Hub page")?.registry)
+    let hub_namespace = configured
+        .then(|| args.registry.namespace("the Hub page"))
+        .transpose()?;
+    let home_registry = if let Some(namespace) = &hub_namespace {
+        Some(namespace.registry.clone())
     } else {
         follows.first().map(|f| match f {
             gp_host::Follow::Tag(reference) => reference.registry.clone(),
@@ -173,8 +176,8 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
         Some(registry) => Some(args.registry.client(registry)?),
         None => None,
     };
-    if let (true, Some(client)) = (configured, &hub_client) {
-        admin = admin.hub(args.registry.namespace("the Hub page")?, client.clone());
+    if let (Some(namespace), Some(client)) = (hub_namespace, &hub_client) {
+        admin = admin.hub(namespace, client.clone());
     }
     let admin = admin.build();
     let report = manager.load_plugins();
