@@ -70,6 +70,15 @@ struct State {
     crashes_total: u64,
 }
 
+impl State {
+    /// Lets go of `runner` if it is still the current one (a newer one may have replaced it).
+    fn forget(&mut self, runner: &Arc<Runner>) {
+        if self.runner.as_ref().is_some_and(|r| Arc::ptr_eq(r, runner)) {
+            self.runner = None;
+        }
+    }
+}
+
 /// A running runner process: its control socket and its call connections.
 struct Runner {
     child: Mutex<Child>,
@@ -496,13 +505,7 @@ impl Remote {
     fn crashed(&self, runner: &Arc<Runner>) -> Box<Error> {
         let (status, stderr) = runner.end();
         let mut state = self.lock();
-        if state
-            .runner
-            .as_ref()
-            .is_some_and(|r| Arc::ptr_eq(r, runner))
-        {
-            state.runner = None;
-        }
+        state.forget(runner);
         if !runner.counted.swap(true, Ordering::AcqRel) {
             self.count_crash(&mut state);
             tracing::info!(target: "gp", plugin = self.plugin, "its runner died during a call ({status})");
@@ -517,14 +520,7 @@ impl Remote {
     /// Drops the runner the host just killed, without counting a crash.
     fn forget(&self, runner: &Arc<Runner>) {
         runner.counted.store(true, Ordering::Release);
-        let mut state = self.lock();
-        if state
-            .runner
-            .as_ref()
-            .is_some_and(|r| Arc::ptr_eq(r, runner))
-        {
-            state.runner = None;
-        }
+        self.lock().forget(runner);
     }
 
     fn outcome(
