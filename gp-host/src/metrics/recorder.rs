@@ -7,6 +7,10 @@
 //! shard's call count (no period for a periodic workload to alias with), plus the first call a
 //! shard records in each [`TICK`] (about a second), so that a plugin called rarely, or from
 //! short-lived threads, still has latency data.
+//!
+//! A call that is not timed, on a thread that has a shard of its own, costs two loads and a
+//! store to start ([`PluginMetrics::untimed`]) and a load and a store to finish; the rest
+//! (timing, the shared shard, a shard's first call) takes the slower [`PluginMetrics::start`].
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
@@ -130,6 +134,9 @@ impl Timestamp {
     pub(crate) fn is_timed(&self) -> bool {
         self.0.is_some()
     }
+
+    /// A call that is not timed.
+    pub(crate) const UNTIMED: Timestamp = Timestamp(None);
 }
 
 /// The live metrics of one plugin (across its versions).
@@ -137,7 +144,8 @@ pub(crate) struct PluginMetrics {
     clock: &'static quanta::Clock,
     /// A call whose spread count is at most this is timed: one in the sampling rate.
     sample_below: u64,
-    threads: Box<[OnceLock<Box<Shard>>]>,
+    /// Inline, so that finding the calling thread's shard is one indexed load.
+    threads: [OnceLock<Box<Shard>>; THREAD_SHARDS],
     shared: Shard,
     loads: AtomicU64,
     upgrades: AtomicU64,
@@ -154,7 +162,7 @@ impl PluginMetrics {
         PluginMetrics {
             clock: clock(),
             sample_below: u64::MAX / u64::from(sample.max(1)),
-            threads: (0..THREAD_SHARDS).map(|_| OnceLock::new()).collect(),
+            threads: std::array::from_fn(|_| OnceLock::new()),
             shared: Shard::default(),
             loads: AtomicU64::new(0),
             upgrades: AtomicU64::new(0),
@@ -178,6 +186,23 @@ impl PluginMetrics {
         }
     }
 
+    /// Counts a call that is starting on the thread with index `thread` if that is cheap: the
+    /// thread has a shard of its own and this call is not one to time. `None` otherwise,
+    /// counting nothing: then the call goes through [`start`](Self::start).
+    #[inline]
+    pub(crate) fn untimed(&self, thread: usize) -> Option<Recorder<'_>> {
+        let shard = self.threads.get(thread)?.get()?;
+        let n = shard.started.load(Relaxed);
+        if self.is_sampled(n) || shard.tick.load(Relaxed) != TICK.load(Relaxed) {
+            return None;
+        }
+        shard.started.store(n.wrapping_add(1), Relaxed);
+        Some(Recorder {
+            shard,
+            exclusive: true,
+        })
+    }
+
     /// Counts a call that is starting on the thread with index `thread`; returns where to
     /// finish it, and its start time if its latency is sampled.
     #[inline]
@@ -186,12 +211,18 @@ impl PluginMetrics {
         let shard = recorder.shard;
         let n = recorder.count(&shard.started);
         let tick = TICK.load(Relaxed);
-        let timed = n.wrapping_mul(SPREAD) <= self.sample_below || shard.tick.load(Relaxed) != tick;
+        let timed = self.is_sampled(n) || shard.tick.load(Relaxed) != tick;
         if !timed {
             return (recorder, Timestamp(None));
         }
         shard.tick.store(tick, Relaxed);
         (recorder, Timestamp(Some(self.clock.raw())))
+    }
+
+    /// Whether a shard's call number `n` is one the sampling rate picks for timing.
+    #[inline]
+    fn is_sampled(&self, n: u64) -> bool {
+        n.wrapping_mul(SPREAD) <= self.sample_below
     }
 
     /// Counts a call that started at `start` and failed with `error`, or succeeded (remembering

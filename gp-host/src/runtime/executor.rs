@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::Error;
+use crate::metrics::recorder::Timestamp;
 use crate::runtime::context::Context;
 use crate::runtime::events::Event;
 use crate::runtime::loaded::Loaded;
@@ -87,21 +88,9 @@ impl Executor {
         let thread = rcu::thread();
         // The version stays alive, and its on_unload waits, until the closure returns, even if
         // it is swapped out meanwhile.
-        let outcome = slot.current.with(thread, |plugin| {
-            let Some(plugin) = plugin else {
-                return Err(self.not_loaded());
-            };
-            if slot.hub.watches_calls() {
-                return self.execute_observed(plugin, thread, ctx);
-            }
-            if !slot.record_calls {
-                return plugin.call(ctx);
-            }
-            let (recorder, start) = slot.metrics.start(thread.index());
-            let outcome = plugin.call(ctx);
-            slot.metrics
-                .finish(recorder, start, outcome.as_ref().err().map(|e| &**e));
-            outcome
+        let outcome = slot.current.with(thread, |plugin| match plugin {
+            Some(plugin) => self.run(plugin, thread, ctx),
+            None => Err(self.not_loaded()),
         });
         // Boxed until here: a successful call moves one word, not a whole `Error`.
         outcome.map_err(|error| *error)
@@ -122,19 +111,51 @@ impl Executor {
         let thread = rcu::thread();
         let outcome = slot.current.with(thread, |plugin| {
             let plugin = plugin.filter(|p| accept(&p.spec))?;
-            if slot.hub.watches_calls() {
-                return Some(self.execute_observed(plugin, thread, ctx));
-            }
-            if !slot.record_calls {
-                return Some(plugin.call(ctx));
-            }
-            let (recorder, start) = slot.metrics.start(thread.index());
-            let outcome = plugin.call(ctx);
-            slot.metrics
-                .finish(recorder, start, outcome.as_ref().err().map(|e| &**e));
-            Some(outcome)
+            Some(self.run(plugin, thread, ctx))
         });
         outcome.map(|o| o.map_err(|error| *error))
+    }
+
+    /// Runs a call on `plugin`, a version protected for as long as this runs. The common cases
+    /// stay inline: metrics off, or a call counted in the thread's own shard and not timed.
+    #[inline(always)]
+    fn run(&self, plugin: &Loaded, thread: &Record, ctx: &mut Context) -> Result<(), Box<Error>> {
+        let slot = &*self.slot;
+        if !slot.hub.watches_calls() {
+            if !slot.record_calls {
+                return plugin.call(ctx);
+            }
+            if let Some(recorder) = slot.metrics.untimed(thread.index()) {
+                let outcome = plugin.call(ctx);
+                slot.metrics.finish(
+                    recorder,
+                    Timestamp::UNTIMED,
+                    outcome.as_ref().err().map(|e| &**e),
+                );
+                return outcome;
+            }
+        }
+        self.run_counted(plugin, thread, ctx)
+    }
+
+    /// [`run`](Self::run) for a call that is timed, observed by subscribers, counted in the
+    /// shared shard, or the first of its thread.
+    #[inline(never)]
+    fn run_counted(
+        &self,
+        plugin: &Loaded,
+        thread: &Record,
+        ctx: &mut Context,
+    ) -> Result<(), Box<Error>> {
+        let slot = &*self.slot;
+        if slot.hub.watches_calls() {
+            return self.execute_observed(plugin, thread, ctx);
+        }
+        let (recorder, start) = slot.metrics.start(thread.index());
+        let outcome = plugin.call(ctx);
+        slot.metrics
+            .finish(recorder, start, outcome.as_ref().err().map(|e| &**e));
+        outcome
     }
 
     /// [`execute`](Self::execute) with call events for subscribers.
