@@ -71,6 +71,12 @@ fn execute(c: &mut Criterion) {
     let raw_noop: RawEntry = *unsafe { noop_library.get::<RawEntry>(RAW_NOOP_SYMBOL.as_bytes()) }
         .unwrap_or_else(|e| panic!("{RAW_NOOP_SYMBOL}: {e}"));
 
+    // As a Manager does when it loads a library: the plugin then keeps no per-call state of
+    // its own (see gp_core::HostServices), so the raw calls measure what the executor's do.
+    for path in [&library_path, &noop_path] {
+        gp_host::__bind_host(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
     // Each way of calling the body must really run it once per call.
     let mut check = host_context();
     getset_executor.execute(&mut check).expect("bench-getset");

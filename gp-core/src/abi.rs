@@ -4,8 +4,8 @@
 //! - [`PluginMod`] is a prefix type: fields may be *added* after its last prefix field, with
 //!   a gp-core version bump; no field before it may change. abi_stable refuses a plugin whose
 //!   root module has *fewer* fields than the host's, so each earlier layout is kept
-//!   ([`v0_1_0`]) and a host checks a plugin against the layout of the gp-core it was built
-//!   with (see [`HOOKS_SINCE`]).
+//!   ([`v0_1_0`], [`v0_1_1`]) and a host checks a plugin against the layout of the gp-core it
+//!   was built with (see [`HOOKS_SINCE`] and [`SERVICES_SINCE`]).
 //! - [`HostContext`]'s vtable is a prefix type too: methods may be added after [`HostContext::log`].
 //! - [`Value`], [`LogLevel`] and [`CallError`] may not change at all within a major version.
 //!   [`CallErrorKind`] is a plain code so new kinds can be added without a layout change.
@@ -51,6 +51,29 @@ pub struct PluginMod {
     /// serving (unloaded or upgraded away) and its last call returned. `None` as for `on_load`.
     #[sabi(missing_field(default))]
     pub on_unload: Option<extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>>,
+    /// Hands the plugin the host's [`HostServices`]: the host calls it once, after loading
+    /// the library and before `on_load` or any call. `None` in plugins built before
+    /// [`SERVICES_SINCE`] (which lack the field); a host built before it never calls it, and
+    /// the plugin then keeps its per-call state itself.
+    #[sabi(missing_field(default))]
+    pub bind_host: Option<extern "C" fn(services: HostServices)>,
+}
+
+/// What a host offers a plugin outside any one call, through [`PluginMod::bind_host`]: where
+/// the plugin's own logs go, and whether the calling thread is inside a call. With them, a
+/// plugin keeps no state of its own per call (in a `cdylib`, each thread-local access is a
+/// call to `__tls_get_addr`: about 2 ns of a call that costs 7).
+///
+/// Never changes within gp-core 0.1: anything more is a new root-module field.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct HostServices {
+    /// Whether the calling thread is inside a call or hook of a plugin (the innermost one is
+    /// this plugin's when the plugin's own code asks).
+    pub in_call: extern "C" fn() -> bool,
+    /// Logs `message` for the call running on the calling thread, as [`HostContext::log`]
+    /// would; `false`, logging nothing, if the thread is inside no call.
+    pub log: extern "C" fn(level: LogLevel, message: RStr<'_>) -> bool,
 }
 
 impl RootModule for PluginModRef {
@@ -66,7 +89,7 @@ impl RootModule for PluginModRef {
 /// abi_stable's layout check lets a library's prefix type have *more* fields than the host
 /// expects, never fewer. So a host checks a plugin against the root module of the gp-core
 /// version the plugin says it was built with (its embedded manifest's `gp_core`): this one
-/// for 0.1.0, [`PluginMod`] from [`HOOKS_SINCE`] on.
+/// for 0.1.0, [`v0_1_1`] for 0.1.1, [`PluginMod`] from [`SERVICES_SINCE`] on.
 pub mod v0_1_0 {
     use super::*;
 
@@ -92,8 +115,44 @@ pub mod v0_1_0 {
     }
 }
 
+/// The root module as plugins built against gp-core 0.1.1 export it: [`PluginMod`] without
+/// [`bind_host`](PluginMod::bind_host). See [`v0_1_0`] for why it is kept.
+pub mod v0_1_1 {
+    use super::*;
+
+    /// The 0.1.1 root module. Same type name and package as [`super::PluginMod`], as the
+    /// layout check requires.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+    #[sabi(missing_field(panic))]
+    pub struct PluginMod {
+        /// As [`super::PluginMod::manifest`].
+        pub manifest: RStr<'static>,
+        /// As [`super::PluginMod::execute`].
+        #[sabi(last_prefix_field)]
+        pub execute: extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>,
+        /// As [`super::PluginMod::on_load`].
+        #[sabi(missing_field(default))]
+        pub on_load: Option<extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>>,
+        /// As [`super::PluginMod::on_unload`].
+        #[sabi(missing_field(default))]
+        pub on_unload: Option<extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>>,
+    }
+
+    impl RootModule for PluginModRef {
+        declare_root_module_statics! {PluginModRef}
+        const BASE_NAME: &'static str = "gp_plugin";
+        const NAME: &'static str = "gp plugin";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
+}
+
 /// The first gp-core version whose root module has the `on_load` and `on_unload` fields.
 pub const HOOKS_SINCE: &str = "0.1.1";
+
+/// The first gp-core version whose root module has the `bind_host` field.
+pub const SERVICES_SINCE: &str = "0.1.2";
 
 /// The signature of a plugin's entry point.
 ///

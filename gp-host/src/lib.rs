@@ -100,6 +100,7 @@ pub use runtime::context::{__with_host_context, CancelToken, Context};
 pub use runtime::events::{Event, SubscriptionId};
 pub use runtime::executor::Executor;
 pub use runtime::fatal;
+pub use runtime::loaded::__bind_host;
 pub use runtime::rcu::__call_barrier;
 pub use runtime::reaper::{UnloadHook, UnloadReport};
 pub use runtime::spec::Spec;

@@ -269,12 +269,20 @@ pub(crate) fn load(
     }
     };
     let header = lib_header_from_path(file).map_err(refused)?;
-    let hooks_since = semver::Version::parse(gp_core::HOOKS_SINCE).expect("a semver constant");
-    let has_hooks = semver::Version::parse(abi_version).map_or(true, |v| v >= hooks_since);
-    if has_hooks {
+    let built_with = semver::Version::parse(abi_version).ok();
+    let since = |v: &str| {
+        let since = semver::Version::parse(v).expect("a semver constant");
+        built_with.as_ref().is_none_or(|b| *b >= since)
+    };
+    if since(gp_core::SERVICES_SINCE) {
         header
             .init_root_module::<PluginModRef>()
             .map(Module::Current)
+            .map_err(refused)
+    } else if since(gp_core::HOOKS_SINCE) {
+        header
+            .init_root_module::<gp_core::v0_1_1::PluginModRef>()
+            .map(Module::V0_1_1)
             .map_err(refused)
     } else {
         header
@@ -287,8 +295,10 @@ pub(crate) fn load(
 /// A plugin's root module, in the layout of the gp-core version it was built against.
 #[derive(Clone, Copy)]
 pub(crate) enum Module {
-    /// Built against this host's gp-core minor, from [`gp_core::HOOKS_SINCE`] on.
+    /// Built against this host's gp-core minor, from [`gp_core::SERVICES_SINCE`] on.
     Current(PluginModRef),
+    /// Built against gp-core 0.1.1: lifecycle hooks, no host services.
+    V0_1_1(gp_core::v0_1_1::PluginModRef),
     /// Built against gp-core 0.1.0: no lifecycle hooks.
     V0_1_0(gp_core::v0_1_0::PluginModRef),
 }
@@ -297,6 +307,7 @@ impl Module {
     pub(crate) fn execute(&self) -> gp_core::ExecuteFn {
         match self {
             Module::Current(m) => m.execute(),
+            Module::V0_1_1(m) => m.execute(),
             Module::V0_1_0(m) => m.execute(),
         }
     }
@@ -304,6 +315,7 @@ impl Module {
     pub(crate) fn on_load(&self) -> Option<gp_core::ExecuteFn> {
         match self {
             Module::Current(m) => m.on_load(),
+            Module::V0_1_1(m) => m.on_load(),
             Module::V0_1_0(_) => None,
         }
     }
@@ -311,7 +323,18 @@ impl Module {
     pub(crate) fn on_unload(&self) -> Option<gp_core::ExecuteFn> {
         match self {
             Module::Current(m) => m.on_unload(),
+            Module::V0_1_1(m) => m.on_unload(),
             Module::V0_1_0(_) => None,
+        }
+    }
+
+    /// Hands the plugin `services` (see [`gp_core::HostServices`]), if it was built to take
+    /// them. Idempotent: the plugin keeps the first.
+    pub(crate) fn bind_host(&self, services: gp_core::HostServices) {
+        if let Module::Current(m) = self {
+            if let Some(bind) = m.bind_host() {
+                bind(services);
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt::Display;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 pub use abi_stable::library::{LibHeader, RootModuleResult};
 pub use gp_core::{ExecuteFn, HostContextMut, PluginModRef};
@@ -12,7 +12,7 @@ pub use linkme;
 use abi_stable::library::{__call_root_module_loader, CheckTypeLayout};
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RResult, RStr};
-use gp_core::{CallError, PluginMod};
+use gp_core::{CallError, HostServices, PluginMod};
 
 use crate::Context;
 
@@ -61,21 +61,42 @@ pub fn root_module(
         execute,
         on_load: ON_LOAD.first().copied(),
         on_unload: ON_UNLOAD.first().copied(),
+        bind_host: Some(bind_host),
     }
     .leak_into_prefix()
 }
 
+/// The host's services, once the host handed them over (hosts built against gp-core 0.1.2
+/// and later do, before any call). With them, a call keeps no state in [`CALL`]: the host
+/// knows which call runs on a thread, and a thread-local access in a cdylib is a call to
+/// `__tls_get_addr`.
+pub(crate) static HOST: OnceLock<HostServices> = OnceLock::new();
+
+extern "C" fn bind_host(services: HostServices) {
+    let _ = HOST.set(services);
+}
+
+/// Whether the calling thread is inside a call of this plugin.
+fn in_call() -> bool {
+    match HOST.get() {
+        Some(host) => (host.in_call)(),
+        None => CALL.with(|c| c.in_call.get()),
+    }
+}
+
 /// What the SDK keeps about the call running on a thread, in one thread-local: in a cdylib
-/// each thread-local access is a call to `__tls_get_addr`, so a call touches it twice.
+/// each thread-local access is a call to `__tls_get_addr`. A call reads and writes it only
+/// when the host did not bind its services ([`HOST`]); a panic always does.
 pub(crate) struct CallState {
-    /// Whether this thread is inside a plugin call (the panic hook then stays quiet).
+    /// Whether this thread is inside a plugin call (the panic hook then stays quiet). Unused
+    /// once the host bound its services.
     in_call: Cell<bool>,
     /// Whether a panic inside a call is unwinding now: another panic before `catch_unwind`
     /// returns is a panic in a `Drop` during unwinding, which aborts the process.
     /// (`std::thread::panicking()` cannot tell: it is already true for the first panic's hook.)
     unwinding: Cell<bool>,
     /// The host context of the call running on this thread, for forwarded logs (see
-    /// `logging`); null outside a call.
+    /// `logging`); null outside a call, and always once the host bound its services.
     pub(crate) sink: Cell<*const HostContextMut<'static>>,
 }
 
@@ -118,7 +139,8 @@ fn install_panic_hook() {
                 .location()
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
             let message = payload_text(info.payload());
-            let (in_call, unwinding) = CALL.with(|c| (c.in_call.get(), c.unwinding.get()));
+            let in_call = in_call();
+            let unwinding = CALL.with(|c| c.unwinding.get());
             if in_call && unwinding {
                 // A panic while unwinding from another (in a `Drop`): the process aborts
                 // after this hook returns, so this is the last chance to say what happened,
@@ -186,7 +208,25 @@ where
     run(host, |ctx| hook(ctx).into_outcome())
 }
 
+// Inline: in the entry point, the bound path is a dozen instructions, and a call and five
+// saved registers more were a third of an empty call.
+#[inline(always)]
 fn run(
+    host: HostContextMut<'_>,
+    body: impl FnOnce(&mut Context<'_>) -> Result<(), String>,
+) -> ExecuteResult {
+    if HOST.get().is_some() {
+        run_in(None, host, body)
+    } else {
+        CALL.with(|state| run_in(Some(state), host, body))
+    }
+}
+
+/// Runs `body` in a call, keeping the call's state in `state` if the host did not bind its
+/// services (else the host knows it).
+#[inline(always)]
+fn run_in(
+    state: Option<&CallState>,
     host: HostContextMut<'_>,
     body: impl FnOnce(&mut Context<'_>) -> Result<(), String>,
 ) -> ExecuteResult {
@@ -194,8 +234,7 @@ fn run(
     // The plugin's `tracing` events and `log` records go to the host through this call's
     // context while it runs (see `logging`).
     let sink = (ctx.host() as *const HostContextMut<'_>).cast::<HostContextMut<'static>>();
-    let (was_in_call, previous_sink) =
-        CALL.with(|c| (c.in_call.replace(true), c.sink.replace(sink)));
+    let previous = state.map(|state| (state.in_call.replace(true), state.sink.replace(sink)));
     crate::logging::flush(ctx.host());
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(&mut ctx)));
     let outcome = outcome.map_err(|payload| {
@@ -208,16 +247,16 @@ fn run(
         if let Err(second) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
             std::mem::forget(second);
             PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
+            CALL.with(|c| c.unwinding.set(false));
         }
         (message, location)
     });
     // What the plugin's own threads logged since the last call goes out now.
     crate::logging::flush(ctx.host());
-    CALL.with(|c| {
-        c.unwinding.set(false);
-        c.in_call.set(was_in_call);
-        c.sink.set(previous_sink);
-    });
+    if let (Some(state), Some((was_in_call, previous_sink))) = (state, previous) {
+        state.in_call.set(was_in_call);
+        state.sink.set(previous_sink);
+    }
     match outcome {
         Ok(Ok(())) => RResult::ROk(()),
         Ok(Err(message)) => RResult::RErr(CallError::failed(message)),

@@ -4,9 +4,10 @@
 //! or logger: without this module, `tracing::info!` in the plugin (or in any of its
 //! dependencies) prints nothing. When the root module is built, [`install`] sets a global
 //! default subscriber in the plugin's `tracing` and a logger in its `log`. Both format the
-//! event as `[target] message field=value ...` and hand it to the host through
-//! `HostContext::log` of the call running on the same thread, so the host logs it (target
-//! `gp::plugin`, field `plugin`) like [`Context::log`](crate::Context::log).
+//! event as `[target] message field=value ...` and hand it to the host for the call running on
+//! the same thread (through the host's services when it bound them, else through
+//! `HostContext::log` of that call, which the SDK then keeps in a thread-local), so the host
+//! logs it (target `gp::plugin`, field `plugin`) like [`Context::log`](crate::Context::log).
 //!
 //! The host's context only exists during a call. An event on a thread with no call in progress
 //! (a thread the plugin started, or while the library is being loaded) is buffered, up to
@@ -78,6 +79,13 @@ fn max_level() -> LevelFilter {
 
 /// Forwards `message` to the host through this thread's call, or buffers it.
 fn forward(level: LogLevel, message: String) {
+    if let Some(host) = crate::__private::HOST.get() {
+        // The host knows the call running on this thread, if any.
+        if (host.log)(level, RStr::from_str(&message)) {
+            return;
+        }
+        return queue(level, message);
+    }
     let current = crate::__private::CALL.with(|c| c.sink.get());
     if !current.is_null() {
         // SAFETY: the sink is only set by `__private::run`, on this thread, to the context of
@@ -88,6 +96,11 @@ fn forward(level: LogLevel, message: String) {
         host.log(level, RStr::from_str(&message));
         return;
     }
+    queue(level, message);
+}
+
+/// Keeps `message`, logged outside a call, for the next call to forward.
+fn queue(level: LogLevel, message: String) {
     let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
     if pending.len() < BUFFERED {
         pending.push_back((level, message));

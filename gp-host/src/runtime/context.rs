@@ -1,7 +1,9 @@
 //! The context of a call as the host holds it, and as the plugin sees it through the ABI.
 
+use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{RDuration, ROption, RStr, RString, RVec};
@@ -227,17 +229,21 @@ impl HostContext for CallScope<'_> {
     }
 
     fn log(&self, level: LogLevel, message: RStr<'_>) {
-        let (plugin, message) = (self.plugin, message.as_str());
-        if LOG_TO_STDERR.load(Ordering::Relaxed) {
-            return log_line(level, message);
-        }
-        match level {
-            LogLevel::Error => tracing::error!(target: "gp::plugin", plugin, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "gp::plugin", plugin, "{message}"),
-            LogLevel::Info => tracing::info!(target: "gp::plugin", plugin, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "gp::plugin", plugin, "{message}"),
-            LogLevel::Trace => tracing::trace!(target: "gp::plugin", plugin, "{message}"),
-        }
+        log_for(self.plugin, level, message.as_str());
+    }
+}
+
+/// Logs `message` from plugin `plugin` (target `gp::plugin`, field `plugin`).
+fn log_for(plugin: &str, level: LogLevel, message: &str) {
+    if LOG_TO_STDERR.load(Ordering::Relaxed) {
+        return log_line(level, message);
+    }
+    match level {
+        LogLevel::Error => tracing::error!(target: "gp::plugin", plugin, "{message}"),
+        LogLevel::Warn => tracing::warn!(target: "gp::plugin", plugin, "{message}"),
+        LogLevel::Info => tracing::info!(target: "gp::plugin", plugin, "{message}"),
+        LogLevel::Debug => tracing::debug!(target: "gp::plugin", plugin, "{message}"),
+        LogLevel::Trace => tracing::trace!(target: "gp::plugin", plugin, "{message}"),
     }
 }
 
@@ -270,19 +276,37 @@ fn log_line(level: LogLevel, message: &str) {
 /// Runs `f` with `ctx` seen as a plugin sees it (the ABI trait object), tagged with `plugin`.
 ///
 /// For benchmarks and tests that compare a plugin call with the same code run in-process;
-/// not part of the stable API.
+/// not part of the stable API. The thread is not inside a call for the host's services (see
+/// [`gp_core::HostServices`]): a plugin that logs or panics in `f` is treated as outside a
+/// call.
 #[doc(hidden)]
 pub fn __with_host_context<R>(
     ctx: &mut Context,
     plugin: &str,
     f: impl FnOnce(gp_core::HostContextMut<'_>) -> R,
 ) -> R {
-    with_scope(ctx, plugin, None, f)
+    scoped(ctx, plugin, None, f)
 }
 
 /// Runs `f` with `ctx` seen as plugin `plugin` sees it, cancelled once `retiring` is set.
+/// Until `f` returns, the thread is inside a call of `plugin` for [`SERVICES`].
 #[inline]
 pub(crate) fn with_scope<R>(
+    ctx: &mut Context,
+    plugin: &'static PluginName,
+    retiring: Option<&AtomicBool>,
+    f: impl FnOnce(gp_core::HostContextMut<'_>) -> R,
+) -> R {
+    // `with` and a closure that only reads or writes: `replace` and `LocalKey::set` go
+    // through functions the call path's inliner gives up on, a call each.
+    let _restore = Inside(IN_CALL.with(Cell::get));
+    IN_CALL.with(|inside| inside.set(Some(plugin)));
+    scoped(ctx, plugin.as_str(), retiring, f)
+}
+
+/// [`with_scope`] without telling the host's services.
+#[inline]
+fn scoped<R>(
     ctx: &mut Context,
     plugin: &str,
     retiring: Option<&AtomicBool>,
@@ -297,4 +321,75 @@ pub(crate) fn with_scope<R>(
         abi_stable::sabi_types::RMut::new(&mut scope),
         abi_stable::sabi_trait::TD_Opaque,
     ))
+}
+
+thread_local! {
+    /// The plugin whose call or hook runs innermost on this thread: what [`SERVICES`] answer
+    /// from. A const thread-local with no destructor: reading it is a plain load.
+    static IN_CALL: Cell<Option<&'static PluginName>> = const { Cell::new(None) };
+}
+
+/// Puts back the call a nested one interrupted (also when unwinding).
+struct Inside(Option<&'static PluginName>);
+
+impl Drop for Inside {
+    #[inline]
+    fn drop(&mut self) {
+        let previous = self.0;
+        IN_CALL.with(|inside| inside.set(previous));
+    }
+}
+
+/// What this host offers plugins outside any one call (see [`gp_core::HostServices`]):
+/// a plugin built against gp-core 0.1.2 or later then keeps no per-call state of its own.
+pub(crate) const SERVICES: gp_core::HostServices = gp_core::HostServices {
+    in_call: services_in_call,
+    log: services_log,
+};
+
+extern "C" fn services_in_call() -> bool {
+    IN_CALL.with(Cell::get).is_some()
+}
+
+extern "C" fn services_log(level: LogLevel, message: RStr<'_>) -> bool {
+    let Some(plugin) = IN_CALL.with(Cell::get) else {
+        return false;
+    };
+    // Nothing may unwind out of an `extern "C"` function (it would abort the process): a log
+    // subscriber that panics loses this message only.
+    let logged = std::panic::catch_unwind(|| log_for(plugin.as_str(), level, message.as_str()));
+    if logged.is_err() {
+        eprintln!(
+            "gp: a log subscriber panicked on a message from plugin `{}`",
+            plugin.as_str()
+        );
+    }
+    true
+}
+
+/// A plugin's name, interned: one word to pass and to keep in a thread-local (a `&str` is two,
+/// and a thread-local written as two words and read back as one 16-byte load misses the
+/// store-to-load forwarding: about 4 ns a call).
+#[derive(Debug)]
+pub(crate) struct PluginName(String);
+
+impl PluginName {
+    /// The one `&'static` copy of `name`. Each distinct name is leaked once per process: a
+    /// process loads a bounded set of plugins.
+    pub(crate) fn intern(name: &str) -> &'static PluginName {
+        static NAMES: Mutex<BTreeMap<&'static str, &'static PluginName>> =
+            Mutex::new(BTreeMap::new());
+        let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(interned) = names.get(name) {
+            return interned;
+        }
+        let interned: &'static PluginName = Box::leak(Box::new(PluginName(name.to_owned())));
+        names.insert(interned.as_str(), interned);
+        interned
+    }
+
+    /// The name.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
 }

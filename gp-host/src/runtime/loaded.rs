@@ -138,6 +138,8 @@ pub(crate) enum Instance {
 /// A version mapped into this process by the dynamic loader.
 pub(crate) struct InProcess {
     execute: ExecuteFn,
+    /// The plugin's name, interned: what the host's services say is calling.
+    name: &'static context::PluginName,
     on_unload: Option<ExecuteFn>,
     /// This build's instance count; decremented once, by [`Loaded::run_unload_hook`].
     build: Arc<Mutex<usize>>,
@@ -263,6 +265,8 @@ impl Loaded {
         hook_timeout: Duration,
     ) -> Result<Loaded, Error> {
         refuse_quarantined(&spec)?;
+        // Before any of the plugin's code runs in a call or hook.
+        module.bind_host(context::SERVICES);
         let on_load = module.on_load();
         let on_unload = module.on_unload();
         let spec = Spec {
@@ -287,10 +291,12 @@ impl Loaded {
             }
             *instances += 1;
         }
+        let name = context::PluginName::intern(spec.name());
         Ok(Loaded {
             spec: Arc::new(spec),
             instance: Instance::InProcess(InProcess {
                 execute: module.execute(),
+                name,
                 on_unload,
                 build,
                 counted: AtomicBool::new(true),
@@ -304,19 +310,16 @@ impl Loaded {
     /// Calls the plugin. The error is boxed so that a successful call returns one word: the
     /// whole [`Error`] is over a hundred bytes, and moving it through the call path's
     /// closures cost a few nanoseconds a call even when nothing failed.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn call(&self, ctx: &mut Context) -> Result<(), Box<Error>> {
         let outcome = match &self.instance {
             #[cfg(feature = "isolate")]
             Instance::Isolated(remote) => return remote.call(ctx, &self.retiring),
             Instance::InProcess(instance) => {
                 let execute = instance.execute;
-                context::with_scope(
-                    ctx,
-                    &self.spec.manifest.name,
-                    Some(&*self.retiring),
-                    |host| execute(host),
-                )
+                context::with_scope(ctx, instance.name, Some(&*self.retiring), |host| {
+                    execute(host)
+                })
             }
         };
         match outcome {
@@ -437,7 +440,8 @@ fn run_hook_bounded(
 fn run_hook(spec: &Spec, hook: &'static str, f: ExecuteFn) -> Result<(), Error> {
     let _running = activity::doing(format!("running plugin `{}`'s {hook}", spec.name()));
     let mut ctx = Context::new();
-    let outcome = context::with_scope(&mut ctx, spec.name(), None, |host| f(host));
+    let plugin = context::PluginName::intern(spec.name());
+    let outcome = context::with_scope(&mut ctx, plugin, None, |host| f(host));
     match outcome {
         RResult::ROk(()) => Ok(()),
         RResult::RErr(error) => Err(Error::HookFailed {
@@ -448,4 +452,16 @@ fn run_hook(spec: &Spec, hook: &'static str, f: ExecuteFn) -> Result<(), Error> 
             message: bounded(error.message.into_string(), MAX_PLUGIN_MESSAGE),
         }),
     }
+}
+
+/// [`verify`](crate::verify)s a library and hands it this host's services, as a
+/// [`Manager`](crate::Manager) does when it loads one: for benchmarks that call a library's
+/// functions directly and must measure the plugin as a host runs it. Not part of the stable
+/// API.
+#[doc(hidden)]
+pub fn __bind_host(path: &std::path::Path) -> Result<(), Error> {
+    let info = crate::library::inspect(path)?;
+    crate::library::load(path, path, &info.manifest.name, &info.abi_version)?
+        .bind_host(context::SERVICES);
+    Ok(())
 }

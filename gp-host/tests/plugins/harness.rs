@@ -120,6 +120,9 @@ pub enum Interface {
     /// `gp-core` and `gp-sdk` as they were before lifecycle hooks: `PluginMod` ends at
     /// `execute`, as in a plugin built before hooks existed.
     WithoutHooks,
+    /// `gp-core` and `gp-sdk` as released as 0.1.1: hooks, no `bind_host`, so the plugin keeps
+    /// its per-call state itself, as one built before host services existed.
+    WithoutHostServices,
 }
 
 const OUTSIDE_SOURCE: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
@@ -140,6 +143,7 @@ pub fn fixture(interface: Interface) -> &'static Path {
         Interface::WiderErrorKind => "layout-mismatch",
         Interface::OlderVersion => "version-mismatch",
         Interface::WithoutHooks => "before-hooks",
+        Interface::WithoutHostServices => "before-services",
     };
     custom_fixture(name, "1.0.0", OUTSIDE_SOURCE, interface)
 }
@@ -242,22 +246,36 @@ fn patch_interface(root: &Path, interface: Interface) {
             "pub struct CallErrorKind(pub u32);",
         ),
         Interface::WithoutHooks => {
-            let abi = root.join("gp-core/src/abi.rs");
-            let text = std::fs::read_to_string(&abi).unwrap();
-            let start = text
-                .find("    /// The plugin's `#[on_load]` hook")
-                .expect("gp-core's PluginMod has on_load: update the fixture");
-            let end = start + text[start..].find("\n}\n").unwrap() + 1;
-            std::fs::write(&abi, format!("{}{}", &text[..start], &text[end..])).unwrap();
+            cut_root_module_from(root, "    /// The plugin's `#[on_load]` hook");
             replace_in(
                 &root.join("gp-sdk/src/__private.rs"),
-                "        on_load: ON_LOAD.first().copied(),\n        on_unload: ON_UNLOAD.first().copied(),\n",
+                "        on_load: ON_LOAD.first().copied(),\n        on_unload: ON_UNLOAD.first().copied(),\n        bind_host: Some(bind_host),\n",
                 "",
             );
             set_interface_version(root, "0.1.0");
         }
+        Interface::WithoutHostServices => {
+            cut_root_module_from(root, "    /// Hands the plugin the host's [`HostServices`]");
+            replace_in(
+                &root.join("gp-sdk/src/__private.rs"),
+                "        bind_host: Some(bind_host),\n",
+                "",
+            );
+            set_interface_version(root, "0.1.1");
+        }
         Interface::OlderVersion => set_interface_version(root, "0.0.1"),
     }
+}
+
+/// Removes gp-core's `PluginMod` fields from the line `from` to the end of the struct.
+fn cut_root_module_from(root: &Path, from: &str) {
+    let abi = root.join("gp-core/src/abi.rs");
+    let text = std::fs::read_to_string(&abi).unwrap();
+    let start = text
+        .find(from)
+        .unwrap_or_else(|| panic!("gp-core's PluginMod has no {from:?}: update the fixture"));
+    let end = start + text[start..].find("\n}\n").unwrap() + 1;
+    std::fs::write(&abi, format!("{}{}", &text[..start], &text[end..])).unwrap();
 }
 
 /// Releases the copy of gp-core as `version`.

@@ -31,36 +31,75 @@ fn execute(ctx: &mut Context) -> Result {
         .join()
         .unwrap();
     ctx.info("through the context");
+    if n == 13 {
+        panic!("unlucky {n}");
+    }
     Ok(())
 }
 "#;
 
 #[test]
 fn tracing_events_and_log_records_reach_the_host_tagged_with_the_plugin() {
-    let library = custom_fixture("chatty", "1.0.0", CHATTY, Interface::Real);
+    // Through the host's services (gp-core 0.1.2 on).
+    chatty("chatty", Interface::Real);
+}
+
+#[test]
+fn a_plugin_built_before_host_services_still_forwards_its_logs_and_panics() {
+    // A plugin built against gp-core 0.1.1 keeps the call's context in a thread-local of its
+    // own; the same logs arrive, the same way.
+    chatty("before-services", Interface::WithoutHostServices);
+}
+
+fn chatty(name: &str, interface: Interface) {
+    let library = custom_fixture(name, "1.0.0", CHATTY, interface);
     let base = base_dir();
     install_library(library, base.path()).unwrap();
     let manager = Manager::new(base.path());
     let report = manager.load_plugins();
     assert!(report.is_ok(), "{report}");
-    let executor = manager.executor("chatty").unwrap();
+    let executor = manager.executor(name).unwrap();
 
     let mut ctx = Context::new();
     ctx.set("n", 7);
     let (outcome, log) = with_captured_log(|| executor.execute(&mut ctx));
     outcome.unwrap();
     let lines: Vec<&str> = log.lines().map(str::trim).collect();
-    assert_eq!(
-        lines,
-        [
-            r#"INFO gp::plugin: [chatty] handling call 7 plugin="chatty""#,
-            r#"WARN gp::plugin: [chatty] disk almost full: 93% plugin="chatty""#,
-            r#"INFO gp::plugin: [chatty::my_dep] connected host="db.local" port=5432 plugin="chatty""#,
-            r#"INFO gp::plugin: through the context plugin="chatty""#,
-            // Logged on the plugin's own thread (no call there): buffered, then forwarded
-            // when the call that was running returns.
-            r#"ERROR gp::plugin: [chatty::worker] outside the call plugin="chatty""#,
-        ],
+    // The events' target is the crate's module path.
+    let target = name.replace('-', "_");
+    let expected = [
+        format!(r#"INFO gp::plugin: [{target}] handling call 7 plugin="{name}""#),
+        format!(r#"WARN gp::plugin: [{target}] disk almost full: 93% plugin="{name}""#),
+        format!(
+            r#"INFO gp::plugin: [{target}::my_dep] connected host="db.local" port=5432 plugin="{name}""#
+        ),
+        format!(r#"INFO gp::plugin: through the context plugin="{name}""#),
+        // Logged on the plugin's own thread (no call there): buffered, then forwarded
+        // when the call that was running returns.
+        format!(r#"ERROR gp::plugin: [chatty::worker] outside the call plugin="{name}""#),
+    ];
+    assert_eq!(lines, expected, "{log}");
+
+    // A panic in the call: its message and place come back as the call's error (the panic
+    // hook knew the thread was in a call), and the plugin keeps serving.
+    ctx.set("n", 13);
+    let (outcome, log) = with_captured_log(|| executor.execute(&mut ctx));
+    let error = outcome.unwrap_err().to_string();
+    assert!(
+        error.starts_with(&format!(
+            "plugin `{name}` panicked: unlucky 13 (at src/lib.rs:"
+        )),
+        "{error}"
+    );
+    let logged = log
+        .lines()
+        .find(|l| l.contains("plugin panicked"))
+        .unwrap_or_else(|| panic!("the host logs the panic: {log}"));
+    assert!(
+        logged.contains("ERROR gp::plugin: plugin panicked: unlucky 13 (at src/lib.rs:")
+            && logged.trim().ends_with(&format!("plugin={name}")),
         "{log}"
     );
+    ctx.set("n", 1);
+    assert!(executor.execute(&mut ctx).is_ok());
 }
