@@ -62,7 +62,7 @@ pub struct PluginMod {
 /// What a host offers a plugin outside any one call, through [`PluginMod::bind_host`]: where
 /// the plugin's own logs go, and whether the calling thread is inside a call. With them, a
 /// plugin keeps no state of its own per call (in a `cdylib`, each thread-local access is a
-/// call to `__tls_get_addr`; in the host, a plain load).
+/// call to `__tls_get_addr`; in a host executable, a plain load).
 ///
 /// Never changes within gp-core 0.1: anything more is a new root-module field.
 #[repr(C)]

@@ -3,6 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt::Display;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
 pub use abi_stable::library::{LibHeader, RootModuleResult};
@@ -76,7 +77,9 @@ extern "C" fn bind_host(services: HostServices) {
     let _ = HOST.set(services);
 }
 
-/// Whether the calling thread is inside a call of this plugin.
+/// Whether the calling thread is inside a call. Bound, the host answers for a call of any
+/// plugin; this plugin's code only runs inside this plugin's calls, so when the plugin asks,
+/// the innermost call is its own.
 fn in_call() -> bool {
     match HOST.get() {
         Some(host) => (host.in_call)(),
@@ -113,6 +116,13 @@ thread_local! {
     /// The last panic's message inside a call, for when a second one aborts the process.
     static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
+
+/// Bumped by the panic hook each time it marks a thread as unwinding inside a call. The plugin
+/// may catch that panic itself (its own `catch_unwind`, a runtime's task), and then the call's
+/// own `catch_unwind` never sees it: a call that sees this move clears its thread's mark, which
+/// would otherwise make the next panic look like a panic while panicking. A global, not a
+/// thread-local: reading it costs a call nothing.
+static MARKED: AtomicUsize = AtomicUsize::new(0);
 
 /// The plugin's name, read from its embedded manifest when the root module is built: what
 /// the panic hook names when a panic is about to abort the process.
@@ -160,6 +170,7 @@ fn install_panic_hook() {
                 PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
                 PANIC_MESSAGE.with(|slot| *slot.borrow_mut() = Some(message));
                 CALL.with(|c| c.unwinding.set(true));
+                MARKED.fetch_add(1, Ordering::Relaxed);
             } else {
                 previous(info);
             }
@@ -235,6 +246,7 @@ fn run_in(
     // context while it runs (see `logging`).
     let sink = (ctx.host() as *const HostContextMut<'_>).cast::<HostContextMut<'static>>();
     let previous = state.map(|state| (state.in_call.replace(true), state.sink.replace(sink)));
+    let marked = MARKED.load(Ordering::Relaxed);
     crate::logging::flush(ctx.host());
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(&mut ctx)));
     let outcome = outcome.map_err(|payload| {
@@ -257,6 +269,9 @@ fn run_in(
         state.in_call.set(was_in_call);
         state.sink.set(previous_sink);
     }
+    if MARKED.load(Ordering::Relaxed) != marked && outcome.is_ok() {
+        forget_caught_panic();
+    }
     match outcome {
         Ok(Ok(())) => RResult::ROk(()),
         Ok(Err(message)) => RResult::RErr(CallError::failed(message)),
@@ -269,6 +284,15 @@ fn run_in(
             RResult::RErr(CallError::panicked(message))
         }
     }
+}
+
+/// Clears what the panic hook recorded for a panic the plugin caught itself during this call.
+#[cold]
+#[inline(never)]
+fn forget_caught_panic() {
+    CALL.with(|c| c.unwinding.set(false));
+    PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
+    PANIC_MESSAGE.with(|slot| slot.borrow_mut().take());
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@
 //! shard records in each [`TICK`] (about a second), so that a plugin called rarely, or from
 //! short-lived threads, still has latency data.
 //!
-//! A call that is not timed, on a thread that has a shard of its own, costs two loads and a
-//! store to start ([`PluginMetrics::untimed`]) and a load and a store to finish; the rest
-//! (timing, the shared shard, a shard's first call) takes the slower [`PluginMetrics::start`].
+//! A call that is not timed, on a thread that has a shard of its own, is counted inline
+//! ([`PluginMetrics::untimed`]: the shard's pointer, its call count, the sampling pick, the
+//! shard's tick against [`TICK`], one store; a load and a store to finish); the rest (timed
+//! calls, the shared shard, a shard's first call in a tick) takes [`PluginMetrics::start`].
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};

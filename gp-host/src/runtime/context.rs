@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -270,7 +271,13 @@ fn log_line(level: LogLevel, message: &str) {
         LogLevel::Debug => "debug",
         LogLevel::Trace => "trace",
     };
-    eprintln!("{LOG_MARK}{level} {}", message.replace('\n', "\u{1f}"));
+    // Not `eprintln!`, which panics when standard error is gone (a runner whose host went):
+    // this runs inside `extern "C"` functions, where a panic aborts.
+    let _ = writeln!(
+        std::io::stderr(),
+        "{LOG_MARK}{level} {}",
+        message.replace('\n', "\u{1f}")
+    );
 }
 
 /// Runs `f` with `ctx` seen as a plugin sees it (the ABI trait object), tagged with `plugin`.
@@ -359,7 +366,9 @@ extern "C" fn services_log(level: LogLevel, message: RStr<'_>) -> bool {
     // subscriber that panics loses this message only.
     let logged = std::panic::catch_unwind(|| log_for(plugin.as_str(), level, message.as_str()));
     if logged.is_err() {
-        eprintln!(
+        // Not `eprintln!`: it panics when standard error is gone, and this may not panic.
+        let _ = writeln!(
+            std::io::stderr(),
             "gp: a log subscriber panicked on a message from plugin `{}`",
             plugin.as_str()
         );

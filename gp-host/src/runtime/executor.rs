@@ -139,7 +139,7 @@ impl Executor {
     }
 
     /// [`run`](Self::run) for a call that is timed, observed by subscribers, counted in the
-    /// shared shard, or the first of its thread.
+    /// shared shard, or its shard's first in this tick (about a second).
     #[inline(never)]
     fn run_counted(
         &self,
@@ -150,6 +150,10 @@ impl Executor {
         let slot = &*self.slot;
         if slot.hub.watches_calls() {
             return self.execute_observed(plugin, thread, ctx);
+        }
+        // Read again: the last subscriber may have gone since `run` looked.
+        if !slot.record_calls {
+            return plugin.call(ctx);
         }
         let (recorder, start) = slot.metrics.start(thread.index());
         let outcome = plugin.call(ctx);

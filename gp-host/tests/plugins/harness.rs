@@ -120,8 +120,9 @@ pub enum Interface {
     /// `gp-core` and `gp-sdk` as they were before lifecycle hooks: `PluginMod` ends at
     /// `execute`, as in a plugin built before hooks existed.
     WithoutHooks,
-    /// `gp-core` and `gp-sdk` as released as 0.1.1: hooks, no `bind_host`, so the plugin keeps
-    /// its per-call state itself, as one built before host services existed.
+    /// `gp-core` as 0.1.1 (hooks, no `bind_host`) and `gp-sdk` without the field: the host
+    /// never binds its services, so the plugin keeps its per-call state itself, as one built
+    /// against 0.1.1 does, and as a 0.1.2 plugin does under a host older than 0.1.2.
     WithoutHostServices,
 }
 
@@ -283,13 +284,17 @@ fn set_interface_version(root: &Path, version: &str) {
     let current = format!("version = \"{}\"", gp_host::ABI_VERSION);
     let patched = format!("version = \"{version}\"");
     replace_in(&root.join("gp-core/Cargo.toml"), &current, &patched);
-    for krate in ["gp-macros", "gp-sdk"] {
-        replace_in(
-            &root.join(krate).join("Cargo.toml"),
-            &format!("gp-core = {{ {current}"),
-            &format!("gp-core = {{ {patched}"),
-        );
-    }
+    replace_in(
+        &root.join("gp-macros/Cargo.toml"),
+        &format!("gp-core = {{ {current}"),
+        &format!("gp-core = {{ {patched}"),
+    );
+    // gp-sdk requires its gp-core exactly.
+    replace_in(
+        &root.join("gp-sdk/Cargo.toml"),
+        &format!("gp-core = {{ version = \"={}\"", gp_host::ABI_VERSION),
+        &format!("gp-core = {{ version = \"={version}\""),
+    );
 }
 
 /// A plain shared library with no gp in it.

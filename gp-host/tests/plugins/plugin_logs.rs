@@ -34,6 +34,11 @@ fn execute(ctx: &mut Context) -> Result {
     if n == 13 {
         panic!("unlucky {n}");
     }
+    if n == 21 {
+        // Caught by the plugin itself: the host never hears of it.
+        let caught = std::panic::catch_unwind(|| panic!("caught inside"));
+        assert!(caught.is_err());
+    }
     Ok(())
 }
 "#;
@@ -48,7 +53,7 @@ fn tracing_events_and_log_records_reach_the_host_tagged_with_the_plugin() {
 fn a_plugin_built_before_host_services_still_forwards_its_logs_and_panics() {
     // A plugin built against gp-core 0.1.1 keeps the call's context in a thread-local of its
     // own; the same logs arrive, the same way.
-    chatty("before-services", Interface::WithoutHostServices);
+    chatty("chatty-before-services", Interface::WithoutHostServices);
 }
 
 fn chatty(name: &str, interface: Interface) {
@@ -79,6 +84,14 @@ fn chatty(name: &str, interface: Interface) {
         format!(r#"ERROR gp::plugin: [chatty::worker] outside the call plugin="{name}""#),
     ];
     assert_eq!(lines, expected, "{log}");
+
+    // A panic the plugin catches itself is its own business: the call succeeds, nothing is
+    // logged, and it leaves nothing behind for the next panic (it used to make that one look
+    // like a panic while panicking, and lose its place).
+    ctx.set("n", 21);
+    let (outcome, log) = with_captured_log(|| executor.execute(&mut ctx));
+    outcome.unwrap();
+    assert!(!log.contains("panic"), "{log}");
 
     // A panic in the call: its message and place come back as the call's error (the panic
     // hook knew the thread was in a call), and the plugin keeps serving.
