@@ -395,7 +395,12 @@ fn summarize_layout_report(report: &str) -> String {
 /// The library stays loaded (see the crate documentation on unloading), and loading runs its
 /// initialisers: use it on libraries you would load anyway, as `gp inspect` does.
 pub fn verify(path: &Path) -> Result<LibraryInfo, Error> {
+    verified(path).map(|(info, _)| info)
+}
+
+/// [`verify`], keeping the root module.
+pub(crate) fn verified(path: &Path) -> Result<(LibraryInfo, Module), Error> {
     let info = inspect(path)?;
-    load(path, path, &info.manifest.name, &info.abi_version)?;
-    Ok(info)
+    let module = load(path, path, &info.manifest.name, &info.abi_version)?;
+    Ok((info, module))
 }

@@ -460,8 +460,7 @@ fn run_hook(spec: &Spec, hook: &'static str, f: ExecuteFn) -> Result<(), Error> 
 /// API.
 #[doc(hidden)]
 pub fn __bind_host(path: &std::path::Path) -> Result<(), Error> {
-    let info = crate::library::inspect(path)?;
-    crate::library::load(path, path, &info.manifest.name, &info.abi_version)?
-        .bind_host(context::SERVICES);
+    let (_, module) = crate::library::verified(path)?;
+    module.bind_host(context::SERVICES);
     Ok(())
 }
