@@ -5,6 +5,7 @@ mod harness;
 
 mod accepted;
 mod admin;
+mod api_shapes;
 mod call_cli;
 mod calls;
 mod cli;
