@@ -54,9 +54,10 @@ pub fn cargo_build(
     } else {
         Stdio::inherit()
     });
-    let fail = |message: String| Error::Build {
+    let fail = |reason: String| Error::Build {
         path: manifest_path.to_owned(),
-        message,
+        reason,
+        source: None,
     };
     let mut child = command
         .spawn()
@@ -159,7 +160,8 @@ pub fn build_plugin(
     if !manifest.is_file() {
         return Err(Error::Build {
             path: crate_dir.to_owned(),
-            message: "no Cargo.toml here: point at a plugin crate (`gp new NAME` makes one)".into(),
+            reason: "no Cargo.toml here: point at a plugin crate (`gp new NAME` makes one)".into(),
+            source: None,
         });
     }
     let libraries = cargo_build(&manifest, &[], options)?;

@@ -110,7 +110,7 @@ pub(crate) fn read(dir: &Path) -> Result<Folder, Error> {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::MissingManifest {
-                dir: dir.to_owned(),
+                path: dir.to_owned(),
             })
         }
         Err(e) => return Err(Error::io(&manifest_path, e)),
@@ -122,7 +122,7 @@ pub(crate) fn read(dir: &Path) -> Result<Folder, Error> {
         .expect("validated plugin.json has a source");
     if source.mode == SourceMode::RemoteGit {
         return Err(Error::NeedsBuild {
-            name: manifest.name.clone(),
+            plugin: manifest.name.clone(),
             repository: source.path.clone(),
             path: manifest_path,
         });

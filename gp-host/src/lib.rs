@@ -16,7 +16,9 @@
 //!
 //! Plugins run in the host's process, as native code. gp catches their panics (they come back
 //! as [`Error::Panicked`]) and cancels them cooperatively; it cannot stop a plugin that loops
-//! forever ignoring cancellation, or one that corrupts memory through `unsafe` code.
+//! forever ignoring cancellation, or one that corrupts memory through `unsafe` code. For
+//! those, run the plugin isolated, in a process of its own (feature `isolate`,
+//! [`isolation`]).
 //!
 //! Loaded libraries are never unmapped: abi_stable keeps every library it opens for the life
 //! of the process, because values and vtables the plugin created may still be referenced.
@@ -27,37 +29,43 @@
 //!
 //! With default features, gp-host is a loader with what most hosts want: packages, watching
 //! and Prometheus metrics. Everything else is opt-in, so an embedder pays only for what it
-//! uses.
+//! uses. (A test compares this table with `Cargo.toml`.)
 //!
-//! | feature | default | what it adds | what it pulls in |
+//! | feature | default | what it adds | implies |
 //! |---|---|---|---|
-//! | `package` | yes | `.plg` packages: `package` (pack, verify, unpack, signatures), loading packages from the base directory, `ManagerBuilder::trust` | tar, flate2, ed25519-dalek, base64, getrandom, tempfile |
-//! | `watch` | yes | `Manager::watch`: follow the base directory, load, upgrade and unload as files change | notify |
-//! | `metrics` | yes | `Manager::prometheus` and `Manager::register_metrics` (call counting and `Manager::stats` are always there) | prometheus-client |
-//! | `install` | no | `Manager::install`: download a package over HTTP(S), verify it, install it (implies `package`) | ureq with rustls |
-//! | `hub` | no | `hub`: push, resolve (`NAME@RANGE`), pull, search and delete plugins in OCI registries; `Manager::install` of `oci://` references (implies `install`) | docker_credential, form_urlencoded |
-//! | `git` | no | build `remote_git` plugins (clone with the `git` command, build with cargo) | nothing: it runs `git` and `cargo` |
-//! | `http` | no | `http`: an axum router serving `/metrics` and `/stats` (implies `metrics`) | axum, tokio |
-//! | `cli` | no | the `gp` command-line tool (all of the above) | clap, tracing-subscriber, humantime |
+//! | `package` | yes | `.plg` packages: [`package`] (pack, verify, unpack, signatures), loading packages from the base directory, `ManagerBuilder::trust` | |
+//! | `watch` | yes | `Manager::watch`: follow the base directory, load, upgrade and unload as files change | |
+//! | `metrics` | yes | `Manager::prometheus` and `Manager::register_metrics` (call counting and `Manager::stats` are always there) | |
+//! | `git` | no | build `remote_git` plugins: `ManagerBuilder::remote_git` and `git_build` (clone with the `git` command, build with cargo) | |
+//! | `install` | no | `Manager::install`: download a package over HTTP(S), verify it, install it | `package` |
+//! | `hub` | no | [`hub`]: push, resolve (`NAME@RANGE`), pull, search and delete plugins in OCI registries; `Manager::install` of `oci://` references; `Manager::follow` | `install` |
+//! | `http` | no | [`http`]: serving plugins' routes (`PluginServer`), `/metrics` and `/stats` for operators, the listener `gp serve` runs | `metrics` |
+//! | `admin` | no | `http::Admin`: the management REST API and the web GUI | `http`, `package` |
+//! | `tls` | no | TLS for `gp serve`'s admin listener | `admin` |
+//! | `isolate` | no | [`isolation`]: plugins in runner processes of their own, and the pre-flight | |
+//! | `cli` | no | the `gp` command-line tool | every feature above |
 //!
 //! Without `package`, a `.plg` in the base directory is refused with a message that names the
 //! feature, not skipped.
 //!
 //! # Layers
 //!
-//! Inside, each module imports only modules below it (a test keeps it so): `util` and `error`
-//! at the bottom; `library` (a library file), `folder` (a plugin folder checked against its
-//! library), `build` (cargo), `source` (folders, packages, git, downloads), `hub` (OCI registries); `metrics` and
-//! `runtime` (a loaded version and how it is called); `registry` (the [`Manager`]); `watch`
-//! and `http` on top. `docs/architecture.md` has the tree.
+//! Inside, each module imports only modules below it, in the order `docs/architecture.md`
+//! lists, which a test reads and enforces: `error` at the bottom, then `util`; `library` (a
+//! library file), `folder` (a plugin folder checked against its library), `build` (cargo),
+//! `source` (folders, packages, git, downloads), `hub` (OCI registries); `metrics` and
+//! `runtime` (a loaded version and how it is called, in process or isolated); `manager` (the
+//! [`Manager`]); `watch` and `http` on top.
 //!
-//! All of the crate's `unsafe` code is in one module, `runtime::rcu`: how a call protects the
-//! version it runs on without a lock or a shared counter (hazard pointers with asymmetric
-//! fences, argued in `docs/architecture.md`).
+//! The crate's `unsafe` code is in two modules of the runtime, each with its argument: `rcu`
+//! (how a call protects the version it runs on without a lock or a shared counter: hazard
+//! pointers with asymmetric fences) and `fatal` (the signal handler that names the plugin a
+//! crash happened in).
 //!
 //! This crate is not for plugin authors; they use `gp-sdk`.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod build;
 mod error;
@@ -66,42 +74,43 @@ mod folder;
 pub mod http;
 #[cfg(feature = "hub")]
 pub mod hub;
-#[cfg(feature = "isolate")]
-pub mod isolation;
 mod library;
+mod manager;
 mod metrics;
-mod registry;
 mod runtime;
 mod source;
 mod util;
 #[cfg(feature = "watch")]
 mod watch;
 
-pub use error::{Error, ErrorKind};
+#[doc(hidden)]
+pub mod __private;
+
+pub use error::{Error, ErrorKind, Hook, HubFailure, RunnerFailure};
 pub use folder::MANIFEST_FILE;
 pub use gp_core::manifest::{self, Manifest};
 pub use gp_core::{Value, ABI_VERSION};
 pub use library::{inspect, verify, LibraryInfo};
+#[cfg(feature = "hub")]
+pub use manager::follow::{Follow, FollowStatus, Following};
+pub use manager::gc::{GcMode, GcOptions, GcReport};
+#[cfg(feature = "install")]
+pub use manager::install::InstallOptions;
+pub use manager::report::{LoadFailure, LoadReport, Synced, Upgrade, UpgradeOptions, Upgraded};
+pub use manager::{
+    builder::{DEFAULT_BASE_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HOOK_TIMEOUT, DEFAULT_RUNTIME_DIR},
+    AdmissionId, Disabled, Manager, ManagerBuilder, DISABLED_DIR,
+};
 pub use metrics::recorder::DEFAULT_LATENCY_SAMPLING;
 pub use metrics::{
     LastError, LastErrorSummary, Latency, LatencySummary, PluginStats, PluginSummary,
 };
-#[cfg(feature = "hub")]
-pub use registry::follow::{Follow, FollowStatus, Following};
-pub use registry::gc::{GcOptions, GcReport};
-#[cfg(feature = "install")]
-pub use registry::install::InstallOptions;
-pub use registry::report::{LoadFailure, LoadReport, Synced, Upgrade, UpgradeOptions, Upgraded};
-pub use registry::{
-    builder::{DEFAULT_BASE_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HOOK_TIMEOUT, DEFAULT_RUNTIME_DIR},
-    AdmissionId, Disabled, Manager, ManagerBuilder, DISABLED_DIR,
-};
-pub use runtime::context::{__with_host_context, CancelToken, Context};
+pub use runtime::context::{CancelToken, Context};
 pub use runtime::events::{Event, SubscriptionId};
 pub use runtime::executor::Executor;
 pub use runtime::fatal;
-pub use runtime::loaded::__bind_host;
-pub use runtime::rcu::__call_barrier;
+#[cfg(feature = "isolate")]
+pub use runtime::isolation;
 pub use runtime::reaper::{UnloadHook, UnloadReport};
 pub use runtime::spec::Spec;
 #[cfg(feature = "package")]

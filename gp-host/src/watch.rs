@@ -13,8 +13,8 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecursiveMode, Watcher as _};
 
 use crate::error::Error;
-use crate::registry::report::Synced;
-use crate::registry::Manager;
+use crate::manager::report::Synced;
+use crate::manager::Manager;
 use crate::source;
 
 /// How a [`Manager::watch_with`] watcher behaves.
@@ -74,6 +74,7 @@ impl Watcher {
         let watch_error = |e: notify::Error| Error::Watch {
             path: base.clone(),
             reason: e.to_string(),
+            source: Some(Box::new(e)),
         };
         let (sender, receiver) = mpsc::channel();
         let changes = sender.clone();
@@ -200,7 +201,7 @@ fn sync(
                 tracing::debug!(target: "gp", plugin = spec.name(), "folder touched, plugin unchanged");
             }
         }
-        Err(Error::Disabled { name, .. }) => {
+        Err(Error::Disabled { plugin: name, .. }) => {
             // Left alone until enabled: not a failure.
             pending.remove(&folder);
             tracing::debug!(target: "gp", plugin = name, "folder changed, plugin disabled: left alone");
@@ -220,7 +221,7 @@ fn sync(
 /// they settle), rather than from what the files say once complete.
 fn is_transient(error: &Error) -> bool {
     match error {
-        Error::UpgradeRefused { reason, .. } => is_transient(reason),
+        Error::UpgradeRefused { source, .. } => is_transient(source),
         Error::Io { .. }
         | Error::MissingManifest { .. }
         | Error::InvalidManifest { .. }

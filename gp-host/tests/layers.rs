@@ -1,7 +1,7 @@
 //! gp-host's modules import only modules below them: no circle in the import graph.
 //!
 //! Every `crate::…` and `super::…` path in `src/` counts, not only `use` lines (an inline
-//! `crate::registry::Manager::new()` is as much a dependency as an import), and a path through
+//! `crate::manager::Manager::new()` is as much a dependency as an import), and a path through
 //! a re-export (`crate::Manager`, re-exported by `lib.rs` from `registry`) counts as a
 //! dependency on the module that defines the item. Dependencies are compared between
 //! siblings: `runtime::executor` using `metrics::recorder` is an edge `runtime → metrics` among

@@ -3,11 +3,18 @@
 //!
 //! - [`PluginServer`]: the routes plugins declare in `http_services`, live as plugins load,
 //!   upgrade and unload; plus `GET /-/healthz`. For plugin traffic.
-//! - [`admin_router`]: `GET /metrics` (Prometheus text, with the HTTP metrics when given a
-//!   server) and `GET /stats` (JSON, one [`PluginSummary`] per plugin). For operators.
+//! - [`metrics_router`]: `GET /metrics` (Prometheus text, with the HTTP metrics when given a
+//!   server) and `GET /stats` (JSON, one [`PluginSummary`] per plugin). For operators and
+//!   scrapers; no token.
+//! - `Admin` (feature `admin`): the management API and GUI, behind a token.
+//! - [`serve_listener`]: serving any of them on a listener with the limits `axum::serve`
+//!   leaves out.
 //!
-//! The top layer of the crate: it uses the registry's public face, and registers its route
+//! The top layer of the crate: it uses the manager's public face, and registers its route
 //! check with the manager ([`Manager::admit`]) rather than being imported by it.
+//!
+//! Inside: `server/` (the plugin server and its request path), `routes` (the route table),
+//! `stats` (per-route request metrics), `listen`, and `admin/`.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -22,22 +29,22 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use gp_core::manifest::{parse_route, ManifestError, Route};
 
+use crate::manager::Manager;
 use crate::metrics::PluginSummary;
-use crate::registry::Manager;
 
 #[cfg(feature = "admin")]
 mod admin;
 mod listen;
 mod routes;
-mod serve;
+mod server;
 mod stats;
 
 pub use listen::{serve as serve_listener, ListenLimits, DEFAULT_HEADER_TIMEOUT};
 
 #[cfg(feature = "admin")]
-pub use admin::{gui_url, Admin, AdminBuilder, AdminToken, DEFAULT_UPLOAD_LIMIT};
+pub use admin::{gui_url, Admin, AdminBuilder, AdminToken, InvalidToken, DEFAULT_UPLOAD_LIMIT};
 
-pub use serve::{
+pub use server::{
     PluginServer, PluginServerBuilder, RouteLimits, ServedRoute, DEFAULT_BODY_LIMIT,
     DEFAULT_CONCURRENCY, DEFAULT_MAX_TIMEOUT, DEFAULT_TIMEOUT,
 };
@@ -75,15 +82,17 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A router serving `manager`'s metrics: `GET /metrics` and `GET /stats`. Merge or nest it
-/// into an application's own router as it likes. [`admin_router`] adds a server's HTTP
+/// into an application's own router as it likes. [`metrics_router`] adds a server's HTTP
 /// metrics.
 pub fn router(manager: Manager) -> axum::Router {
-    admin_router(manager, None)
+    metrics_router(manager, None)
 }
 
-/// The operators' router: `GET /metrics` with `manager`'s metrics and, given a `server`, its
-/// per-route request metrics; `GET /stats`.
-pub fn admin_router(manager: Manager, server: Option<PluginServer>) -> axum::Router {
+/// The operators' router, open to scrapers (no token): `GET /metrics` with `manager`'s
+/// metrics and, given a `server`, its per-route request metrics; `GET /stats`. (Called
+/// `admin_router` before 0.2.0; the authenticated management API is `Admin`, feature
+/// `admin`.)
+pub fn metrics_router(manager: Manager, server: Option<PluginServer>) -> axum::Router {
     let metrics = {
         let manager = manager.clone();
         move || async move {

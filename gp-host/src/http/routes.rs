@@ -263,23 +263,22 @@ impl RouteTable {
     }
 }
 
+/// The routes of a plugin that conflict with those serving, or with each other: the HTTP
+/// layer's refusal at admission (the `reason` of [`Error::Refused`](crate::Error::Refused)).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(Conflict::message).collect::<Vec<_>>().join("; "))]
+pub(crate) struct RouteConflicts(Vec<Conflict>);
+
 /// The admission check the HTTP layer registers with a manager: refuses a plugin whose routes
 /// conflict with those of the plugins serving, or with each other.
-pub(crate) fn admit(candidate: &Spec, serving: &[Spec]) -> Result<(), String> {
+pub(crate) fn admit(candidate: &Spec, serving: &[Spec]) -> Result<(), RouteConflicts> {
     if candidate.manifest.http_services.is_none() {
         return Ok(());
     }
     let mut sorted: Vec<&Spec> = serving.iter().collect();
     sorted.sort_by(|a, b| a.name().cmp(b.name()));
     let (mut table, _) = RouteTable::build(sorted, |_| None);
-    match table.insert_spec(candidate, None) {
-        Ok(()) => Ok(()),
-        Err(conflicts) => Err(conflicts
-            .iter()
-            .map(Conflict::message)
-            .collect::<Vec<_>>()
-            .join("; ")),
-    }
+    table.insert_spec(candidate, None).map_err(RouteConflicts)
 }
 
 #[cfg(test)]
@@ -363,6 +362,7 @@ mod tests {
         let b = spec("b", "beego", &[("GET", "/items/*", "b.splat")]);
         assert!(admit(&b, &[a])
             .unwrap_err()
+            .to_string()
             .contains("conflicts with route GET /items/:name"));
     }
 
@@ -403,11 +403,11 @@ mod tests {
         let other_method = spec("b", "axum", &[("POST", "/items/{id}", "b.post")]);
         let serving = [a];
         assert_eq!(
-            admit(&same, &serving).unwrap_err(),
+            admit(&same, &serving).unwrap_err().to_string(),
             "route GET /items/{id} (label \"b.get\") conflicts with route GET /items/{id} (label \"a.get\") of plugin `a`, which is serving: the two match the same requests; change one of them, or unload `a` first"
         );
         assert_eq!(
-            admit(&renamed, &serving).unwrap_err(),
+            admit(&renamed, &serving).unwrap_err().to_string(),
             "route GET /items/:key (label \"b.get\") conflicts with route GET /items/{id} (label \"a.get\") of plugin `a`, which is serving: the two match the same requests; change one of them, or unload `a` first"
         );
         admit(&other_method, &serving).unwrap();
@@ -417,7 +417,7 @@ mod tests {
             &[("GET", "/x/:a", "one"), ("GET", "/x/:b", "two")],
         );
         assert_eq!(
-            admit(&own, &[]).unwrap_err(),
+            admit(&own, &[]).unwrap_err().to_string(),
             "route GET /x/:b (label \"two\") conflicts with its own route GET /x/:a (label \"one\"): the two match the same requests; make them differ by a literal segment"
         );
     }

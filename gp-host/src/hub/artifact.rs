@@ -123,28 +123,44 @@ pub(crate) fn manifest_for(
     }
 }
 
+/// Why a fetched manifest is not a gp plugin.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotAPlugin {
+    #[error("its manifest is not valid JSON for an OCI manifest: {0}")]
+    Unreadable(#[source] serde_json::Error),
+    #[error("it is an image index (a multi-platform container image), not a gp plugin")]
+    ImageIndex,
+    #[error("its manifest is of type `{0}`, not an OCI image manifest")]
+    ManifestType(String),
+    #[error(
+        "it is a container image (config `{0}`), not a gp plugin (artifact type {ARTIFACT_TYPE})"
+    )]
+    ContainerImage(String),
+    #[error("it is an artifact of type `{0}`, not a gp plugin (artifact type {ARTIFACT_TYPE})")]
+    OtherArtifact(String),
+    #[error("a gp plugin has exactly one layer of type {PACKAGE_MEDIA_TYPE}; this one has {0}")]
+    Layers(usize),
+    #[error("its package layer: {0}")]
+    LayerDigest(#[source] super::reference::InvalidReference),
+}
+
 /// Reads a fetched manifest and checks that it is a gp plugin: returns it and its package
 /// layer, or says what it is instead.
 pub(crate) fn check(
     bytes: &[u8],
     content_type: &str,
-) -> Result<(ImageManifest, Descriptor), String> {
-    let manifest: ImageManifest = serde_json::from_slice(bytes)
-        .map_err(|e| format!("its manifest is not valid JSON for an OCI manifest: {e}"))?;
+) -> Result<(ImageManifest, Descriptor), NotAPlugin> {
+    let manifest: ImageManifest = serde_json::from_slice(bytes).map_err(NotAPlugin::Unreadable)?;
     let media_type = manifest
         .media_type
         .clone()
         .unwrap_or_else(|| content_type.to_owned());
     if manifest.manifests.is_some() || media_type == OCI_INDEX || media_type == DOCKER_LIST {
-        return Err(
-            "it is an image index (a multi-platform container image), not a gp plugin".into(),
-        );
+        return Err(NotAPlugin::ImageIndex);
     }
     if manifest.schema_version != 2 || (media_type != OCI_MANIFEST && media_type != DOCKER_MANIFEST)
     {
-        return Err(format!(
-            "its manifest is of type `{media_type}`, not an OCI image manifest"
-        ));
+        return Err(NotAPlugin::ManifestType(media_type));
     }
     let config_type = manifest
         .config
@@ -155,30 +171,25 @@ pub(crate) fn check(
         || config_type == CONFIG_MEDIA_TYPE;
     if !ours {
         if IMAGE_CONFIGS.contains(&config_type) || media_type == DOCKER_MANIFEST {
-            return Err(format!(
-                "it is a container image (config `{config_type}`), not a gp plugin (artifact type {ARTIFACT_TYPE})"
-            ));
+            return Err(NotAPlugin::ContainerImage(config_type.to_owned()));
         }
         let kind = manifest.artifact_type.as_deref().unwrap_or(config_type);
-        return Err(format!(
-            "it is an artifact of type `{kind}`, not a gp plugin (artifact type {ARTIFACT_TYPE})"
-        ));
+        return Err(NotAPlugin::OtherArtifact(kind.to_owned()));
     }
     let mut packages = manifest
         .layers
         .iter()
         .filter(|l| l.media_type == PACKAGE_MEDIA_TYPE);
     let (Some(layer), None) = (packages.next(), packages.next()) else {
-        return Err(format!(
-            "a gp plugin has exactly one layer of type {PACKAGE_MEDIA_TYPE}; this one has {}",
+        return Err(NotAPlugin::Layers(
             manifest
                 .layers
                 .iter()
                 .filter(|l| l.media_type == PACKAGE_MEDIA_TYPE)
-                .count()
+                .count(),
         ));
     };
-    super::reference::check_digest(&layer.digest).map_err(|e| format!("its package layer: {e}"))?;
+    super::reference::check_digest(&layer.digest).map_err(NotAPlugin::LayerDigest)?;
     let layer = layer.clone();
     Ok((manifest, layer))
 }
@@ -219,14 +230,18 @@ mod tests {
         let image = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:00","size":1},"layers":[]}"#;
         assert!(check(image.as_bytes(), "")
             .unwrap_err()
+            .to_string()
             .starts_with("it is a container image"));
         let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
-        assert!(check(index.as_bytes(), "")
-            .unwrap_err()
-            .starts_with("it is an image index"));
+        assert!(matches!(
+            check(index.as_bytes(), "").unwrap_err(),
+            NotAPlugin::ImageIndex
+        ));
         let helm = r#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"sha256:00","size":1},"layers":[]}"#;
         assert_eq!(
-            check(helm.as_bytes(), OCI_MANIFEST).unwrap_err(),
+            check(helm.as_bytes(), OCI_MANIFEST)
+                .unwrap_err()
+                .to_string(),
             "it is an artifact of type `application/vnd.cncf.helm.config.v1+json`, not a gp plugin (artifact type application/vnd.gp.plugin.v1)"
         );
     }

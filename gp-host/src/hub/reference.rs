@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use semver::Version;
+use semver::{Version, VersionReq};
 
 /// The scheme that marks a registry reference.
 pub const SCHEME: &str = "oci://";
@@ -29,12 +29,14 @@ pub struct Reference {
 
 impl Reference {
     /// Parses `oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:HEX]`.
-    pub fn parse(text: &str) -> Result<Reference, String> {
+    pub fn parse(text: &str) -> Result<Reference, InvalidReference> {
         let rest = text.strip_prefix(SCHEME).ok_or_else(|| {
-            format!("not a registry reference: it must start with {SCHEME} ({SCHEME}HOST[:PORT]/REPOSITORY[:TAG][@sha256:DIGEST])")
+            invalid(format!("not a registry reference: it must start with {SCHEME} ({SCHEME}HOST[:PORT]/REPOSITORY[:TAG][@sha256:DIGEST])"))
         })?;
         let (registry, path) = rest.split_once('/').ok_or_else(|| {
-            format!("it names no repository: write {SCHEME}HOST[:PORT]/REPOSITORY[:TAG]")
+            invalid(format!(
+                "it names no repository: write {SCHEME}HOST[:PORT]/REPOSITORY[:TAG]"
+            ))
         })?;
         check_registry(registry)?;
         let (path, digest) = match path.split_once('@') {
@@ -107,15 +109,15 @@ pub struct Namespace {
 
 impl Namespace {
     /// Parses `[oci://]HOST[:PORT][/NAMESPACE]`.
-    pub fn parse(text: &str) -> Result<Namespace, String> {
+    pub fn parse(text: &str) -> Result<Namespace, InvalidReference> {
         let rest = text
             .strip_prefix(SCHEME)
             .unwrap_or(text)
             .trim_end_matches('/');
         let (registry, namespace) = rest.split_once('/').unwrap_or((rest, ""));
-        check_registry(registry).map_err(|e| format!("registry `{text}`: {e}"))?;
+        check_registry(registry).map_err(|e| invalid(format!("registry `{text}`: {e}")))?;
         if !namespace.is_empty() {
-            check_repository(namespace).map_err(|e| format!("registry `{text}`: {e}"))?;
+            check_repository(namespace).map_err(|e| invalid(format!("registry `{text}`: {e}")))?;
         }
         Ok(Namespace {
             registry: registry.to_owned(),
@@ -177,7 +179,7 @@ pub fn version_of(tag: &str) -> Option<Version> {
     Version::parse(&tag.replace('_', "+")).ok()
 }
 
-fn check_registry(registry: &str) -> Result<(), String> {
+fn check_registry(registry: &str) -> Result<(), InvalidReference> {
     let (host, port) = match registry.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(']') || registry.starts_with('[') => {
             (host, Some(port))
@@ -190,17 +192,19 @@ fn check_registry(registry: &str) -> Result<(), String> {
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
             || (host.starts_with('[') && host.ends_with(']')));
     if !host_ok {
-        return Err(format!("`{registry}` is not a registry host (HOST[:PORT])"));
+        return Err(invalid(format!(
+            "`{registry}` is not a registry host (HOST[:PORT])"
+        )));
     }
     if let Some(port) = port {
         if port.parse::<u16>().is_err() {
-            return Err(format!("`{port}` is not a port number"));
+            return Err(invalid(format!("`{port}` is not a port number")));
         }
     }
     Ok(())
 }
 
-pub(crate) fn check_repository(repository: &str) -> Result<(), String> {
+pub(crate) fn check_repository(repository: &str) -> Result<(), InvalidReference> {
     let component_ok = |c: &str| {
         let bytes = c.as_bytes();
         !c.is_empty()
@@ -213,14 +217,14 @@ pub(crate) fn check_repository(repository: &str) -> Result<(), String> {
             && !c.contains("___")
     };
     if repository.len() > 255 || !repository.split('/').all(component_ok) {
-        return Err(format!(
+        return Err(invalid(format!(
             "`{repository}` is not a repository name (lowercase letters, digits and . _ - between them, components joined by /)"
-        ));
+        )));
     }
     Ok(())
 }
 
-fn check_tag(tag: &str) -> Result<(), String> {
+fn check_tag(tag: &str) -> Result<(), InvalidReference> {
     let ok = !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])
@@ -230,13 +234,13 @@ fn check_tag(tag: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(invalid(format!(
             "`{tag}` is not a tag (up to 128 letters, digits, _ . -; a version's + is written _)"
-        ))
+        )))
     }
 }
 
-pub(crate) fn check_digest(digest: &str) -> Result<(), String> {
+pub(crate) fn check_digest(digest: &str) -> Result<(), InvalidReference> {
     match digest.split_once(':') {
         Some(("sha256", hex))
             if hex.len() == 64
@@ -246,10 +250,52 @@ pub(crate) fn check_digest(digest: &str) -> Result<(), String> {
         {
             Ok(())
         }
-        _ => Err(format!(
+        _ => Err(invalid(format!(
             "`{digest}` is not a digest gp checks (sha256: and 64 lowercase hex digits)"
-        )),
+        ))),
     }
+}
+
+/// Text that is not a registry reference or namespace, or has a part that is not one; the
+/// message says which part and what the grammar wants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct InvalidReference {
+    reason: String,
+}
+
+fn invalid(reason: String) -> InvalidReference {
+    InvalidReference { reason }
+}
+
+/// A `NAME@RANGE` whose range is not a semver requirement.
+#[derive(Debug, thiserror::Error)]
+#[error("`{range}` is not a version range (examples: ^1.2, ~0.3, =1.0.0, *): {source}")]
+pub struct InvalidRange {
+    /// The text after the `@`.
+    pub range: String,
+    /// What the semver parser said.
+    pub source: semver::Error,
+}
+
+/// Parses `NAME@RANGE` (or a bare `NAME`, any version): the form `gp install` resolves
+/// against a registry. Returns `None` for anything else (a URL, a path, a reference).
+pub fn parse_name_range(text: &str) -> Option<Result<(String, VersionReq), InvalidRange>> {
+    if text.contains("://") || text.contains('/') || text.ends_with(".plg") {
+        return None;
+    }
+    let (name, range) = text.split_once('@').unwrap_or((text, "*"));
+    if gp_core::manifest::validate_name(name).is_err() {
+        return None;
+    }
+    Some(
+        VersionReq::parse(range)
+            .map(|req| (name.to_owned(), req))
+            .map_err(|source| InvalidRange {
+                range: range.to_owned(),
+                source,
+            }),
+    )
 }
 
 #[cfg(test)]
@@ -288,7 +334,7 @@ mod tests {
         ];
         for (text, expected) in cases {
             let error = Reference::parse(text).unwrap_err();
-            assert!(error.contains(expected), "{text}: {error}");
+            assert!(error.to_string().contains(expected), "{text}: {error}");
         }
     }
 

@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
+
+use crate::error::HubFailure;
 use ureq::http::{self, Method, StatusCode};
 
 /// Who the registry is told the user is.
@@ -103,44 +105,6 @@ impl Credentials {
     }
 }
 
-/// How an error that never got an answer from the registry begins.
-pub(crate) const UNREACHABLE: &str = "cannot reach the registry";
-
-/// What went wrong talking to the registry, before it is put in words with the reference.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// The registry could not be reached, or the exchange broke off.
-    Transport(String),
-    /// 401 after the credentials (or without any).
-    Unauthorized { username: Option<String> },
-    /// Any other status the caller did not expect, with the registry's error codes.
-    Status { status: u16, detail: String },
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Transport(e) => write!(f, "{UNREACHABLE}: {e}"),
-            Failure::Unauthorized { username: None } => f.write_str(
-                "the registry wants credentials (401): log in with `docker login HOST`, or pass --username and --password-stdin",
-            ),
-            Failure::Unauthorized {
-                username: Some(user),
-            } => write!(
-                f,
-                "the registry refused the credentials of user `{user}` (401)"
-            ),
-            Failure::Status { status, detail } => {
-                write!(f, "the registry answered HTTP {status}")?;
-                if !detail.is_empty() {
-                    write!(f, " ({detail})")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
 /// A response: status, headers, and the body not yet read.
 pub(crate) type Response = http::Response<ureq::Body>;
 
@@ -210,7 +174,7 @@ impl Transport {
         url: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> Result<Response, Failure> {
+    ) -> Result<Response, HubFailure> {
         // Credentials and tokens go to the registry itself only: an upload location or a next
         // page elsewhere is asked without them.
         if origin(url).is_none() || origin(url) != origin(&self.base(registry)) {
@@ -244,7 +208,7 @@ impl Transport {
                     .get(..7)
                     .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
                 if plain && self.base(registry).starts_with("https://") {
-                    return Err(Failure::Status {
+                    return Err(HubFailure::Status {
                         status: 401,
                         detail: format!("its token service {realm} is plain HTTP; gp does not send credentials or ask for tokens over it"),
                     });
@@ -255,14 +219,14 @@ impl Transport {
             None => None,
         };
         let Some(authorization) = authorization else {
-            return Err(Failure::Unauthorized { username });
+            return Err(HubFailure::Unauthorized { username });
         };
         if known.as_deref() == Some(authorization.as_str()) {
-            return Err(Failure::Unauthorized { username });
+            return Err(HubFailure::Unauthorized { username });
         }
         let response = self.once(&method, url, headers, body, Some(&authorization))?;
         if response.status() == StatusCode::UNAUTHORIZED {
-            return Err(Failure::Unauthorized { username });
+            return Err(HubFailure::Unauthorized { username });
         }
         self.authorizations
             .lock()
@@ -278,7 +242,7 @@ impl Transport {
         headers: &[(&str, &str)],
         body: &[u8],
         authorization: Option<&str>,
-    ) -> Result<Response, Failure> {
+    ) -> Result<Response, HubFailure> {
         let mut request = http::Request::builder().method(method.clone()).uri(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -286,12 +250,8 @@ impl Transport {
         if let Some(authorization) = authorization {
             request = request.header("authorization", authorization);
         }
-        let request = request
-            .body(body)
-            .map_err(|e| Failure::Transport(e.to_string()))?;
-        self.agent
-            .run(request)
-            .map_err(|e| Failure::Transport(e.to_string()))
+        let request = request.body(body).map_err(HubFailure::unreachable)?;
+        self.agent.run(request).map_err(HubFailure::unreachable)
     }
 
     /// The bearer-token flow: `GET realm?service=…&scope=…`, with Basic credentials when there
@@ -302,7 +262,7 @@ impl Transport {
         service: Option<&str>,
         scope: &str,
         secret: Option<&Secret>,
-    ) -> Result<String, Failure> {
+    ) -> Result<String, HubFailure> {
         let query = match service {
             Some(service) => form_query(&[("service", service), ("scope", scope)]),
             None => form_query(&[("scope", scope)]),
@@ -342,9 +302,9 @@ impl Transport {
         };
         match response.status().as_u16() {
             200 => {}
-            401 | 403 => return Err(Failure::Unauthorized { username }),
+            401 | 403 => return Err(HubFailure::Unauthorized { username }),
             status => {
-                return Err(Failure::Status {
+                return Err(HubFailure::Status {
                     status,
                     detail: "from its token service".to_owned(),
                 })
@@ -356,14 +316,14 @@ impl Transport {
             access_token: Option<String>,
         }
         let body = read_limited(response, 1 << 20)?;
-        let token: Token = serde_json::from_slice(&body).map_err(|_| Failure::Status {
+        let token: Token = serde_json::from_slice(&body).map_err(|_| HubFailure::Status {
             status: 200,
             detail: "its token service answered something that is not a token".to_owned(),
         })?;
         token
             .token
             .or(token.access_token)
-            .ok_or_else(|| Failure::Status {
+            .ok_or_else(|| HubFailure::Status {
                 status: 200,
                 detail: "its token service answered no token".to_owned(),
             })
@@ -384,16 +344,19 @@ fn origin(url: &str) -> Option<(String, String, u16)> {
 }
 
 /// Reads a response body of at most `limit` bytes.
-pub(crate) fn read_limited(response: Response, limit: u64) -> Result<Vec<u8>, Failure> {
+pub(crate) fn read_limited(response: Response, limit: u64) -> Result<Vec<u8>, HubFailure> {
     let mut body = Vec::new();
     response
         .into_body()
         .into_reader()
         .take(limit + 1)
         .read_to_end(&mut body)
-        .map_err(|e| Failure::Transport(format!("the answer broke off: {e}")))?;
+        .map_err(|e| HubFailure::Unreachable {
+            reason: format!("the answer broke off: {e}"),
+            source: Some(Box::new(e)),
+        })?;
     if body.len() as u64 > limit {
-        return Err(Failure::Status {
+        return Err(HubFailure::Status {
             status: 200,
             detail: format!("an answer larger than {limit} bytes"),
         });

@@ -249,7 +249,7 @@ fn log_for(plugin: &str, level: LogLevel, message: &str) {
 }
 
 /// Set in a plugin runner: the plugin's log records go to standard error as marked lines,
-/// which the host reads and logs (`runtime::isolated`), tagged with the plugin's name.
+/// which the host reads and logs (`runtime::isolation`), tagged with the plugin's name.
 static LOG_TO_STDERR: AtomicBool = AtomicBool::new(false);
 
 /// The mark that starts a log line on a runner's standard error.
@@ -280,14 +280,9 @@ fn log_line(level: LogLevel, message: &str) {
     );
 }
 
-/// Runs `f` with `ctx` seen as a plugin sees it (the ABI trait object), tagged with `plugin`.
-///
-/// For benchmarks and tests that compare a plugin call with the same code run in-process;
-/// not part of the stable API. The thread is not inside a call for the host's services (see
-/// [`gp_core::HostServices`]): a plugin that logs or panics in `f` is treated as outside a
-/// call.
-#[doc(hidden)]
-pub fn __with_host_context<R>(
+/// Runs `f` with `ctx` seen as a plugin sees it (the ABI trait object), tagged with `plugin`,
+/// outside any call for the host's services (`gp_host::__private::with_host_context`).
+pub(crate) fn outside_a_call<R>(
     ctx: &mut Context,
     plugin: &str,
     f: impl FnOnce(gp_core::HostContextMut<'_>) -> R,

@@ -56,7 +56,7 @@ impl Executor {
     /// How the runner of the version serving now is doing, if it runs isolated; `None` for a
     /// version in this process or an unloaded plugin.
     #[cfg(feature = "isolate")]
-    pub fn isolation(&self) -> Option<crate::runtime::isolated::IsolationStatus> {
+    pub fn isolation(&self) -> Option<crate::runtime::isolation::IsolationStatus> {
         let thread = rcu::thread();
         self.slot
             .current
@@ -65,9 +65,8 @@ impl Executor {
 
     /// One message to the isolated version's runner and its answer, with no call: the bare
     /// channel's round trip, for benchmarks. `None` if the version is not isolated.
-    #[doc(hidden)]
     #[cfg(feature = "isolate")]
-    pub fn __ping_runner(&self) -> Option<Result<(), Error>> {
+    pub(crate) fn ping_runner(&self) -> Option<Result<(), Error>> {
         let thread = rcu::thread();
         self.slot
             .current
@@ -201,7 +200,7 @@ impl Executor {
     #[cold]
     fn not_loaded(&self) -> Box<Error> {
         Box::new(Error::NotFound {
-            name: self.slot.name.clone(),
+            plugin: self.slot.name.clone(),
         })
     }
 }

@@ -2,17 +2,18 @@
 //!
 //! - [`spec`]: what the host knows about a version;
 //! - [`context`] and [`values`]: the context of a call, host side and ABI side;
-//! - [`loaded`]: a version opened (in process today; the [`loaded::Instance`] enum is where an
-//!   out-of-process runner goes), its hooks, and the call into it;
+//! - [`inprocess`]: a version mapped into this process, its hooks, and the call into it;
+//! - [`loaded`]: a version opened, in process or isolated (the [`loaded::Instance`] enum), as a
+//!   slot holds it;
 //! - [`slot`]: a plugin's place, pointing at the version serving now;
 //! - [`executor`]: the handle applications call through;
 //! - [`reaper`]: draining and retiring versions that stopped serving;
 //! - [`events`]: the subscribers that calls and lifecycle changes notify;
 //! - [`fatal`]: naming the plugin that took the process down (a signal handler);
-//! - `isolated` and `runner` (feature `isolate`): versions that run in a runner process of
-//!   their own, the host's side and the runner's.
+//! - `isolation` (feature `isolate`): versions that run in a runner process of their own, the
+//!   host's side and the runner's (public as `gp_host::isolation`).
 //!
-//! The runtime knows nothing of folders, packages or the registry's rules: the registry
+//! The runtime knows nothing of folders, packages or the manager's rules: the manager
 //! decides which version a slot holds, the runtime runs it.
 
 pub(crate) mod activity;
@@ -21,14 +22,13 @@ pub(crate) mod events;
 pub(crate) mod executor;
 #[allow(unsafe_code)] // a signal handler: see its documentation
 pub mod fatal;
+pub(crate) mod inprocess;
 #[cfg(feature = "isolate")]
-pub(crate) mod isolated;
+pub mod isolation;
 pub(crate) mod loaded;
 #[allow(unsafe_code)] // hazard pointers: see its documentation
 pub(crate) mod rcu;
 pub(crate) mod reaper;
-#[cfg(feature = "isolate")]
-pub(crate) mod runner;
 pub(crate) mod slot;
 pub(crate) mod spec;
 pub(crate) mod values;

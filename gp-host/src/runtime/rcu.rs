@@ -412,8 +412,7 @@ fn heavy_barrier() {
 
 /// How calls are protected in this process: `"membarrier"` (readers pay a compiler fence) or
 /// `"fences"` (the fallback: readers pay a full fence). For tests and diagnostics.
-#[doc(hidden)]
-pub fn __call_barrier() -> &'static str {
+pub(crate) fn barrier_name() -> &'static str {
     match barrier_kind() {
         BarrierKind::Membarrier => "membarrier",
         BarrierKind::Fences => "fences",

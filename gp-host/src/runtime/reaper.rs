@@ -99,6 +99,27 @@ pub enum UnloadHook {
     Shared,
 }
 
+impl std::fmt::Display for UnloadHook {
+    /// `absent`, `succeeded`, `failed: <the error>`, `deferred`, `shared`: the words the
+    /// management API and `gp` use.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnloadHook::Absent => f.write_str("absent"),
+            UnloadHook::Succeeded => f.write_str("succeeded"),
+            UnloadHook::Failed(error) => write!(f, "failed: {error}"),
+            UnloadHook::Deferred => f.write_str("deferred"),
+            UnloadHook::Shared => f.write_str("shared"),
+        }
+    }
+}
+
+/// As its [`Display`](std::fmt::Display) text.
+impl serde::Serialize for UnloadHook {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// Waits up to `timeout` for the calls in flight on `old`, a version no slot points at any
 /// more (they see themselves cancelled: `retiring` is set first), then runs its `on_unload`,
 /// or hands it to `reaper` if calls are still running, so that the hook runs after the last.

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use crate::source::package::Limits;
 use crate::util::hex;
 
@@ -61,6 +61,12 @@ pub(crate) fn fetch(
     let fail = |reason: String| Error::Download {
         url: url.to_owned(),
         reason,
+        source: None,
+    };
+    let failed = |reason: String, source: Cause| Error::Download {
+        url: url.to_owned(),
+        reason,
+        source: Some(source),
     };
     // Bounded waits: a server that stops answering fails the install instead of hanging it.
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -77,7 +83,7 @@ pub(crate) fn fetch(
             "the server answered HTTP {code}{}",
             if code == 404 { " (not found)" } else { "" }
         )),
-        other => fail(other.to_string()),
+        other => failed(other.to_string(), Box::new(other)),
     })?;
     let total = response
         .headers()
@@ -101,7 +107,9 @@ pub(crate) fn fetch(
     });
     match copied {
         Ok((_, sha256)) => Ok(sha256),
-        Err(CopyFailure::Read(e)) => Err(fail(format!("the download broke off: {e}"))),
+        Err(CopyFailure::Read(e)) => {
+            Err(failed(format!("the download broke off: {e}"), Box::new(e)))
+        }
         Err(CopyFailure::Write(e)) => Err(Error::io(path, e)),
         Err(CopyFailure::TooLarge) => Err(too_large()),
     }

@@ -74,6 +74,13 @@ fn build(source: &GitSource, cache: &Path, options: &BuildOptions) -> Result<Pat
     let fail = |reason: String| Error::Git {
         repository: source.url.clone(),
         reason,
+        source: None,
+    };
+    // What a git command said (or why it could not run) after `what`, its cause kept.
+    let failed = |what: String, e: GitFailure| Error::Git {
+        repository: source.url.clone(),
+        reason: format!("{what}: {}", e.message),
+        source: e.not_run,
     };
     if !repo.join(".git").exists() {
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
@@ -89,7 +96,7 @@ fn build(source: &GitSource, cache: &Path, options: &BuildOptions) -> Result<Pat
                 "repo",
             ],
         )
-        .map_err(|e| fail(format!("cannot clone it: {e}")))?;
+        .map_err(|e| failed("cannot clone it".into(), e))?;
     }
     // A full commit hash that is here already cannot have moved; a branch or tag may have.
     let pinned = source
@@ -111,7 +118,7 @@ fn build(source: &GitSource, cache: &Path, options: &BuildOptions) -> Result<Pat
                     "+refs/heads/*:refs/remotes/origin/*",
                 ],
             )
-            .map_err(|e| fail(format!("cannot fetch it: {e}")))?;
+            .map_err(|e| failed("cannot fetch it".into(), e))?;
             resolve(&repo, source.revision.as_deref()).ok_or_else(|| {
                 fail(match &source.revision {
                     Some(revision) => format!(
@@ -132,7 +139,7 @@ fn build(source: &GitSource, cache: &Path, options: &BuildOptions) -> Result<Pat
         &repo,
         &["checkout", "--quiet", "--force", "--detach", &commit],
     )
-    .map_err(|e| fail(format!("cannot check out {commit}: {e}")))?;
+    .map_err(|e| failed(format!("cannot check out {commit}"), e))?;
     tracing::info!(target: "gp", repository = source.url, commit, "building plugin from git");
     let options = BuildOptions {
         target_dir: Some(
@@ -145,9 +152,14 @@ fn build(source: &GitSource, cache: &Path, options: &BuildOptions) -> Result<Pat
     };
     let libraries = cargo_build(&repo.join("Cargo.toml"), &[], &options).map_err(|e| match e {
         // Name what was built, not the cache folder it was built in.
-        Error::Build { message, .. } => Error::Build {
+        Error::Build {
+            reason,
+            source: cause,
+            ..
+        } => Error::Build {
             path: PathBuf::from(format!("{}@{commit}", source.url)),
-            message,
+            reason,
+            source: cause,
         },
         other => other,
     })?;
@@ -182,7 +194,7 @@ fn build(source: &GitSource, cache: &Path, options: &BuildOptions) -> Result<Pat
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     std::fs::rename(&staging, &built).map_err(|e| Error::io(&built, e))?;
-    plugin_folder_in(&built).ok_or_else(|| Error::MissingManifest { dir: built })
+    plugin_folder_in(&built).ok_or_else(|| Error::MissingManifest { path: built })
 }
 
 /// The commit `revision` (or the default branch) names in `repo`, if it is there.
@@ -220,8 +232,14 @@ fn plugin_folder_in(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.join(MANIFEST_FILE).is_file())
 }
 
-/// Runs `git args` in `dir`; its standard output, or its error message.
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+/// Why a git command failed: what it said, or that it could not run (and why).
+struct GitFailure {
+    message: String,
+    not_run: Option<std::io::Error>,
+}
+
+/// Runs `git args` in `dir`; its standard output, or why it failed.
+fn git(dir: &Path, args: &[&str]) -> Result<String, GitFailure> {
     let mut command = Command::new("git");
     command
         .args(args)
@@ -231,18 +249,22 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
     if std::env::var_os("GIT_SSH_COMMAND").is_none() {
         command.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
     }
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run git ({e}); install git"))?;
+    let output = command.output().map_err(|e| GitFailure {
+        message: format!("cannot run git ({e}); install git"),
+        not_run: Some(e),
+    })?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let message = stderr.trim();
-        Err(if message.is_empty() {
-            format!("git {} exited with {}", args[0], output.status)
-        } else {
-            message.to_owned()
+        Err(GitFailure {
+            message: if message.is_empty() {
+                format!("git {} exited with {}", args[0], output.status)
+            } else {
+                message.to_owned()
+            },
+            not_run: None,
         })
     }
 }

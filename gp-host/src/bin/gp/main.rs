@@ -8,12 +8,13 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 mod commands;
+mod failure;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gp_host::Error;
+use failure::Failure;
 
 /// The gp command: make, build, pack, sign, publish, find, install, inspect, list, call and
 /// serve gp plugins
@@ -105,7 +106,7 @@ fn main() -> ExitCode {
         !(one_shot
             && meta.target() == "gp"
             && *meta.level() == tracing::Level::WARN
-            && meta.module_path() == Some("gp_host::registry")
+            && meta.module_path() == Some("gp_host::manager")
             && meta.fields().field("path").is_some())
     });
     use tracing_subscriber::layer::SubscriberExt;
@@ -127,7 +128,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<ExitCode, Error> {
+fn run(command: Command) -> Result<ExitCode, Failure> {
     use commands::*;
     match command {
         Command::Inspect(args) => inspect::exec(args),

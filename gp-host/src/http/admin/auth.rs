@@ -10,8 +10,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
+use super::AdminShared;
 use crate::error::Error;
-use crate::http::admin::AdminShared;
+
+/// Text that cannot be an [`AdminToken`]: too short, or with spaces or control characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an admin token is at least 16 characters, without spaces")]
+pub struct InvalidToken;
 
 /// A bearer token for the management API.
 #[derive(Clone)]
@@ -33,10 +38,10 @@ impl AdminToken {
 
     /// A token given as text (from a file or an environment variable); surrounding
     /// whitespace is dropped. At least 16 characters.
-    pub fn new(text: &str) -> Result<AdminToken, String> {
+    pub fn new(text: &str) -> Result<AdminToken, InvalidToken> {
         let text = text.trim();
         if text.len() < 16 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("an admin token is at least 16 characters, without spaces".into());
+            return Err(InvalidToken);
         }
         Ok(AdminToken(text.to_owned()))
     }
@@ -44,10 +49,7 @@ impl AdminToken {
     /// Reads a token from the file `path` (the whole file, trimmed).
     pub fn from_file(path: &Path) -> Result<AdminToken, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        AdminToken::new(&text).map_err(|reason| Error::Io {
-            path: path.to_owned(),
-            source: std::io::Error::other(reason),
-        })
+        AdminToken::new(&text).map_err(|invalid| Error::io(path, std::io::Error::other(invalid)))
     }
 
     /// Writes the token to `path`, readable and writable by its owner only (mode 0600).

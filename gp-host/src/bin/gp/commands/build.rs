@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::failure::Failure;
 use gp_host::build::BuildOptions;
 use gp_host::package::SecretKey;
 use gp_host::Error;
@@ -29,7 +30,7 @@ pub struct Args {
     debug: bool,
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let (krate, out) = (args.krate.as_path(), args.out.as_path());
     let key = args.sign.as_deref().map(SecretKey::read).transpose()?;
     let options = BuildOptions {
@@ -96,7 +97,7 @@ fn remove_packages_of(
     out: &std::path::Path,
     name: &str,
     folder: &std::path::Path,
-) -> Result<(), Error> {
+) -> Result<(), Failure> {
     let Ok(entries) = std::fs::read_dir(out) else {
         return Ok(());
     };

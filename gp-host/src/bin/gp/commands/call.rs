@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::failure::Failure;
 use gp_host::package;
 use gp_host::{Context, Error, Manager, Value};
 
@@ -69,7 +70,7 @@ fn parse_set(arg: &str) -> Result<(String, Value), String> {
     Ok((key.to_owned(), Value::from(json)))
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let Args {
         first,
         second,
@@ -236,12 +237,12 @@ enum Found {
 
 /// Finds the folder or package of plugin `name` in `manager`'s base directory, reading
 /// plugin.json files (and unpacking packages into a scratch folder) without loading anything.
-fn find_plugin(manager: &Manager, name: &str) -> Result<Found, Error> {
+fn find_plugin(manager: &Manager, name: &str) -> Result<Found, Failure> {
     let base = manager.base_dir();
     let entries = std::fs::read_dir(base).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::MissingBaseDir {
-                dir: base.to_owned(),
+                path: base.to_owned(),
             }
         } else {
             Error::Io {
@@ -328,7 +329,7 @@ fn package_name(
     manager: &Manager,
     path: &Path,
     scratch: &mut Option<tempfile::TempDir>,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<String>, Failure> {
     let scratch = match scratch {
         Some(scratch) => scratch,
         None => scratch.insert(tempfile::tempdir().map_err(|e| Error::Io {

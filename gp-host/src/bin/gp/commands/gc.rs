@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gp_host::{Error, GcOptions, Manager};
+use crate::failure::Failure;
+use gp_host::{GcOptions, Manager};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,7 +25,7 @@ pub struct Args {
     min_age: Duration,
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let manager = Manager::builder(&args.dir)
         .gc(Some(GcOptions {
             keep: args.keep,
@@ -32,7 +33,11 @@ pub fn exec(args: Args) -> Result<ExitCode, Error> {
             interval: None,
         }))
         .build();
-    let report = manager.gc(args.dry_run)?;
+    let report = manager.gc(if args.dry_run {
+        gp_host::GcMode::DryRun
+    } else {
+        gp_host::GcMode::Remove
+    })?;
     let verb = if args.dry_run {
         "would remove"
     } else {

@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::failure::Failure;
 use gp_host::hub::{self, Client, ClientOptions, Credentials, Namespace, Reference};
 use gp_host::Error;
 
@@ -31,7 +32,7 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// A client with these options. `--username`'s credentials are for `registry`
     /// (`HOST[:PORT]`) only: other registries get the Docker configuration's.
-    pub fn client(&self, registry: &str) -> Result<Client, Error> {
+    pub fn client(&self, registry: &str) -> Result<Client, Failure> {
         let credentials = match &self.username {
             Some(username) => {
                 if !self.password_stdin {
@@ -64,7 +65,7 @@ impl RegistryArgs {
     }
 
     /// `--registry`, or `$GP_REGISTRY`; `what` says what it is needed for.
-    pub fn namespace(&self, what: &str) -> Result<Namespace, Error> {
+    pub fn namespace(&self, what: &str) -> Result<Namespace, Failure> {
         let text = self
             .registry
             .clone()
@@ -74,22 +75,19 @@ impl RegistryArgs {
                     "{what} needs a registry: pass --registry HOST[:PORT]/NAMESPACE or set GP_REGISTRY"
                 ))
             })?;
-        Namespace::parse(&text).map_err(|e| usage(&e))
+        Namespace::parse(&text).map_err(|e| usage(&e.to_string()))
     }
 
     /// The reference `target` stands for, and a client for its registry: an `oci://`
     /// reference as it is, or `NAME@RANGE` resolved against the registry (printing what it
     /// resolved to, with its digest).
-    pub fn resolve(&self, target: &str) -> Result<(Client, Reference), Error> {
+    pub fn resolve(&self, target: &str) -> Result<(Client, Reference), Failure> {
         if target.starts_with(hub::SCHEME) {
-            let reference = Reference::parse(target).map_err(|reason| Error::Hub {
-                reference: target.to_owned(),
-                reason,
-            })?;
+            let reference = reference(target)?;
             return Ok((self.client(&reference.registry)?, reference));
         }
         let (name, range) = match hub::parse_name_range(target) {
-            Some(parsed) => parsed.map_err(|e| usage(&e))?,
+            Some(parsed) => parsed.map_err(|e| usage(&e.to_string()))?,
             None => {
                 return Err(usage(&format!(
                     "`{target}` is neither an oci:// reference nor NAME@RANGE (for example sample@^1.2)"
@@ -109,12 +107,9 @@ impl RegistryArgs {
 
 /// What `gp serve --follow TARGET` follows: an `oci://…:TAG` reference, or `NAME@RANGE`
 /// under the registry options' namespace.
-pub fn follow_target(registry: &RegistryArgs, target: &str) -> Result<gp_host::Follow, Error> {
+pub fn follow_target(registry: &RegistryArgs, target: &str) -> Result<gp_host::Follow, Failure> {
     if target.starts_with(hub::SCHEME) {
-        let reference = Reference::parse(target).map_err(|reason| Error::Hub {
-            reference: target.to_owned(),
-            reason,
-        })?;
+        let reference = reference(target)?;
         if reference.tag.is_none() || reference.digest.is_some() {
             return Err(usage(&format!(
                 "--follow {target}: follow a tag (oci://HOST/NAMESPACE/NAME:TAG, such as :stable), not a digest, which never moves"
@@ -124,7 +119,7 @@ pub fn follow_target(registry: &RegistryArgs, target: &str) -> Result<gp_host::F
     }
     match hub::parse_name_range(target) {
         Some(parsed) => {
-            let (name, range) = parsed.map_err(|e| usage(&e))?;
+            let (name, range) = parsed.map_err(|e| usage(&e.to_string()))?;
             Ok(gp_host::Follow::Range {
                 namespace: registry.namespace(&format!("--follow {target}"))?,
                 name,
@@ -137,11 +132,13 @@ pub fn follow_target(registry: &RegistryArgs, target: &str) -> Result<gp_host::F
     }
 }
 
-fn usage(message: &str) -> Error {
-    Error::Hub {
-        reference: "gp".to_owned(),
-        reason: message.to_owned(),
-    }
+fn usage(message: &str) -> Failure {
+    Failure::usage(message)
+}
+
+/// `text`, which should have been an `oci://` reference.
+fn reference(text: &str) -> Result<Reference, Failure> {
+    Reference::parse(text).map_err(|invalid| Failure::unusable(text, invalid.to_string()))
 }
 
 /// `gp push`.
@@ -157,13 +154,10 @@ pub struct PushArgs {
 }
 
 /// Publishes a package; prints where, with the digest.
-pub fn push(args: PushArgs) -> Result<ExitCode, Error> {
+pub fn push(args: PushArgs) -> Result<ExitCode, Failure> {
     let pushed = match &args.reference {
         Some(text) => {
-            let reference = Reference::parse(text).map_err(|reason| Error::Hub {
-                reference: text.clone(),
-                reason,
-            })?;
+            let reference = reference(text)?;
             let client = args.registry.client(&reference.registry)?;
             client.push(&args.package, &reference, &Default::default())?
         }
@@ -213,7 +207,7 @@ pub struct PullArgs {
 }
 
 /// Downloads and verifies a package, and writes it as `NAME-VERSION.plg`.
-pub fn pull(args: PullArgs) -> Result<ExitCode, Error> {
+pub fn pull(args: PullArgs) -> Result<ExitCode, Failure> {
     let trust = required_signers(&args.public_keys)?.unwrap_or_default();
     let (client, reference) = args.registry.resolve(&args.target)?;
     std::fs::create_dir_all(&args.output).map_err(|e| Error::Io {
@@ -247,7 +241,7 @@ pub fn pull(args: PullArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn tempfile_in(dir: &std::path::Path) -> Result<tempfile::NamedTempFile, Error> {
+fn tempfile_in(dir: &std::path::Path) -> Result<tempfile::NamedTempFile, Failure> {
     let file = tempfile::Builder::new()
         .prefix(".pull-")
         .suffix(".plg")
@@ -280,7 +274,7 @@ pub struct SearchArgs {
 }
 
 /// Lists the plugins in a registry namespace that match.
-pub fn search(args: SearchArgs) -> Result<ExitCode, Error> {
+pub fn search(args: SearchArgs) -> Result<ExitCode, Failure> {
     let namespace = args.registry.namespace("`gp search`")?;
     let client = args.registry.client(&namespace.registry)?;
     let result = client.search(&namespace, &args.query)?;
@@ -349,11 +343,8 @@ pub struct DeleteArgs {
 }
 
 /// Deletes one version (by digest) where the registry allows it.
-pub fn delete(args: DeleteArgs) -> Result<ExitCode, Error> {
-    let reference = Reference::parse(&args.reference).map_err(|reason| Error::Hub {
-        reference: args.reference.clone(),
-        reason,
-    })?;
+pub fn delete(args: DeleteArgs) -> Result<ExitCode, Failure> {
+    let reference = reference(&args.reference)?;
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             return Err(usage(&format!(

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gp_host::Error;
+use crate::failure::Failure;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,7 +16,7 @@ pub struct Args {
     no_load: bool,
 }
 
-pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
+pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     // A bare file name means the file here, not a search of the library path.
     if args.library.parent() == Some(std::path::Path::new("")) {
         args.library = std::path::Path::new(".").join(&args.library);

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::failure::Failure;
 use gp_host::{Error, Manager};
 
 use super::shared::required_signers;
@@ -32,7 +33,7 @@ pub struct Args {
     registry: super::hub::RegistryArgs,
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let trust = required_signers(&args.public_keys)?;
     let dir = match args.dir.clone() {
         Some(dir) => dir,

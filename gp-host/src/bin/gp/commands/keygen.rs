@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::failure::Failure;
 use gp_host::package::SecretKey;
 use gp_host::Error;
 
@@ -14,7 +15,7 @@ pub struct Args {
     name: PathBuf,
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let key = SecretKey::generate()?;
     let secret = args.name.with_extension("key");
     let public = args.name.with_extension("pub");

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gp_host::{Error, Manager};
+use crate::failure::Failure;
+use gp_host::Manager;
 
 use super::shared::{base_dir_mistakes, required_signers, warn_unchecked_packages};
 
@@ -20,7 +21,7 @@ pub struct Args {
     no_preflight: bool,
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let trust = required_signers(&args.public_keys)?;
     let checked = trust.is_some();
     let dir = match super::shared::base_dir_or_home(args.dir) {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::failure::Failure;
 use gp_host::Error;
 
 use super::shared::already_exists;
@@ -33,7 +34,7 @@ fn default_sdk() -> Option<PathBuf> {
         .flatten()
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let Args { name, sdk } = args;
     if let Err(e) = gp_host::manifest::validate_name(&name) {
         eprintln!("error: {e}");

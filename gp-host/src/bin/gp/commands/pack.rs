@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::failure::Failure;
 use gp_host::build::BuildOptions;
 use gp_host::package::SecretKey;
 use gp_host::Error;
@@ -22,7 +23,7 @@ pub struct Args {
     sign: Option<PathBuf>,
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let Args { path, output, sign } = args;
     let key = sign.as_deref().map(SecretKey::read).transpose()?;
     let scratch = tempfile::tempdir().map_err(|e| Error::Io {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::failure::Failure;
 use axum_server::tls_rustls::RustlsConfig;
 use gp_host::http::{serve_listener, Admin, AdminToken, ListenLimits, PluginServer};
 use gp_host::{Error, Manager};
@@ -91,7 +92,7 @@ pub struct Args {
     registry: super::hub::RegistryArgs,
 }
 
-pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
+pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     let dir = match super::shared::base_dir_or_home(args.dir.take()) {
         Ok(dir) => dir,
         Err(code) => return Ok(code),
@@ -152,13 +153,10 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
         .map(|target| super::hub::follow_target(&args.registry, target))
         .collect::<Result<Vec<_>, _>>()?;
     if !follows.is_empty() && args.follow_every < Duration::from_secs(1) {
-        return Err(Error::Hub {
-            reference: "gp".into(),
-            reason: format!(
-                "--follow-every {}: check a registry at most once a second",
-                humantime::format_duration(args.follow_every)
-            ),
-        });
+        return Err(Failure::usage(format!(
+            "--follow-every {}: check a registry at most once a second",
+            humantime::format_duration(args.follow_every)
+        )));
     }
     // --username's credentials are for the --registry host, or else the first followed one.
     let hub_namespace = configured
@@ -238,15 +236,13 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Error> {
 fn admin_token(
     manager: &Manager,
     file: Option<&std::path::Path>,
-) -> Result<(AdminToken, Option<PathBuf>), Error> {
+) -> Result<(AdminToken, Option<PathBuf>), Failure> {
     if let Some(file) = file {
         return Ok((AdminToken::from_file(file)?, Some(file.to_owned())));
     }
     if let Ok(text) = std::env::var("GP_ADMIN_TOKEN") {
-        let token = AdminToken::new(&text).map_err(|reason| Error::Io {
-            path: "$GP_ADMIN_TOKEN".into(),
-            source: std::io::Error::other(reason),
-        })?;
+        let token = AdminToken::new(&text)
+            .map_err(|invalid| Failure::unusable("$GP_ADMIN_TOKEN", invalid.to_string()))?;
         return Ok((token, None));
     }
     let token = AdminToken::generate();
@@ -262,14 +258,14 @@ async fn serve(
     listen: SocketAddr,
     (admin_addr, tls): (SocketAddr, Option<RustlsConfig>),
     limits: ListenLimits,
-) -> Result<(), Error> {
+) -> Result<(), Failure> {
     let grace = limits.grace;
     let bind = |addr: SocketAddr, flag: &'static str| async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| cannot_bind(addr, flag, e))?;
         let local = listener.local_addr().map_err(|e| cannot_listen(addr, e))?;
-        Ok::<_, Error>((listener, local))
+        Ok::<_, Failure>((listener, local))
     };
     let (plugins, plugins_addr) = bind(listen, "--listen").await?;
     let (ops, ops_addr) = bind(admin_addr, "--admin").await?;
@@ -366,13 +362,10 @@ async fn shutdown_signal() {
 }
 
 /// The admin listener's TLS settings: a certificate chain and its key, in PEM files.
-fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<RustlsConfig, Error> {
+fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<RustlsConfig, Failure> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let refuse = |path: &std::path::Path, reason: String| Error::Io {
-        path: path.to_owned(),
-        source: std::io::Error::other(reason),
-    };
+    let refuse = |path: &std::path::Path, reason: String| Failure::unusable(path.display(), reason);
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect())
         .map_err(|e| refuse(cert, format!("not a PEM certificate chain: {e}")))?;
@@ -396,7 +389,7 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<RustlsCon
 }
 
 /// A listener that cannot bind `addr`: which one (`flag`), and how to choose another port.
-fn cannot_bind(addr: SocketAddr, flag: &str, e: std::io::Error) -> Error {
+fn cannot_bind(addr: SocketAddr, flag: &str, e: std::io::Error) -> Failure {
     let which = if flag == "--listen" {
         "the plugin routes' listener"
     } else {
@@ -411,13 +404,10 @@ fn cannot_bind(addr: SocketAddr, flag: &str, e: std::io::Error) -> Error {
     } else {
         String::new()
     };
-    Error::Io {
-        path: PathBuf::from(addr.to_string()),
-        source: std::io::Error::new(
-            e.kind(),
-            format!("{which} ({flag}) cannot listen here: {e}{hint}"),
-        ),
-    }
+    Failure::unusable(
+        addr,
+        format!("{which} ({flag}) cannot listen here: {e}{hint}"),
+    )
 }
 
 fn cannot_listen(addr: SocketAddr, e: std::io::Error) -> Error {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::failure::Failure;
 use gp_host::package::{self, Packed, PublicKey, SecretKey, Trust};
 use gp_host::Error;
 
@@ -42,7 +43,7 @@ pub fn base_dir_or_home(dir: Option<PathBuf>) -> Result<PathBuf, std::process::E
 }
 
 /// `--public-key` arguments: if there are any, a signature by one of them is required.
-pub fn required_signers(keys: &[String]) -> Result<Option<Trust>, Error> {
+pub fn required_signers(keys: &[String]) -> Result<Option<Trust>, Failure> {
     let keys = keys
         .iter()
         .map(|k| PublicKey::from_text_or_file(k))
@@ -61,7 +62,7 @@ pub fn pack_folder(
     folder: &Path,
     output: Option<PathBuf>,
     key: Option<&SecretKey>,
-) -> Result<Packed, Error> {
+) -> Result<Packed, Failure> {
     let output = match output {
         Some(output) => output,
         None => {
@@ -75,7 +76,7 @@ pub fn pack_folder(
             PathBuf::from(package_file_name(&manifest))
         }
     };
-    package::pack(folder, &output, key)
+    Ok(package::pack(folder, &output, key)?)
 }
 
 /// What `gp pack` and `gp build --pack` print about a package they wrote.
@@ -94,14 +95,8 @@ pub fn print_packed(packed: &Packed) {
 }
 
 /// The error for a file or folder a command will not overwrite.
-pub fn already_exists(path: PathBuf, advice: &str) -> Error {
-    Error::Io {
-        path,
-        source: std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            format!("already exists; {advice}"),
-        ),
-    }
+pub fn already_exists(path: PathBuf, advice: &str) -> Failure {
+    Failure::unusable(path.display(), format!("already exists; {advice}"))
 }
 
 /// What is wrong with `dir` as a plugin base directory, one message each: it is itself a plugin

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::failure::Failure;
 use gp_host::{Error, PluginSummary};
 
 use super::shared::DEFAULT_ADMIN;
@@ -18,7 +19,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let Args { addr, json } = args;
     let url = format!("http://{addr}/stats");
     let unreachable = |reason: String| Error::Io {

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::failure::Failure;
 use gp_host::package::{self, Limits};
-use gp_host::Error;
 
 use super::shared::required_signers;
 
@@ -18,7 +18,7 @@ pub struct Args {
     public_keys: Vec<String>,
 }
 
-pub fn exec(args: Args) -> Result<ExitCode, Error> {
+pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let trust = required_signers(&args.public_keys)?.unwrap_or_default();
     let verified = package::verify(&args.package, &trust, &Limits::default())?;
     println!(

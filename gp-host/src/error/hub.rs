@@ -1,0 +1,65 @@
+//! [`HubFailure`]: why talking to an OCI registry failed, as a type.
+//!
+//! `gp search` goes on past a repository it cannot read but stops at a registry it cannot
+//! reach, and retries decide on the same difference: they read the variant, never the
+//! message. Here, beside [`Error`](super::Error), because the error carries it whatever
+//! features are on.
+
+/// A cause carried for code that inspects it; its message is already in the failure's.
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong talking to an OCI registry, carried by [`Error::Hub`](crate::Error::Hub).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubFailure {
+    /// The registry could not be reached, or the exchange broke off.
+    #[error("cannot reach the registry: {reason}")]
+    Unreachable {
+        /// What the connection said.
+        reason: String,
+        /// The HTTP client's or the system's error, where there is one.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// 401 after the credentials (or without any).
+    #[error("{}", match username {
+        None => "the registry wants credentials (401): log in with `docker login HOST`, or pass --username and --password-stdin".to_owned(),
+        Some(user) => format!("the registry refused the credentials of user `{user}` (401)"),
+    })]
+    Unauthorized {
+        /// The user whose credentials were refused; `None` when none were sent.
+        username: Option<String>,
+    },
+    /// A status the request did not expect, with the registry's own error codes.
+    #[error("the registry answered HTTP {status}{}", if detail.is_empty() { String::new() } else { format!(" ({detail})") })]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The registry's error codes and messages, if it sent any.
+        detail: String,
+    },
+    /// The registry answered, but not with what gp needs: no such repository or tag, no
+    /// catalog, deleting not allowed, a document that does not parse. Why, for people.
+    #[error("{reason}")]
+    Answer {
+        /// Why, and what to do.
+        reason: String,
+    },
+}
+
+impl HubFailure {
+    /// The registry could not be reached: `error` is the HTTP client's.
+    pub(crate) fn unreachable(error: impl std::error::Error + Send + Sync + 'static) -> HubFailure {
+        HubFailure::Unreachable {
+            reason: error.to_string(),
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// An answer that is not what gp needs, for people.
+    pub(crate) fn answer(reason: impl Into<String>) -> HubFailure {
+        HubFailure::Answer {
+            reason: reason.into(),
+        }
+    }
+}

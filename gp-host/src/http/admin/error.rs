@@ -1,0 +1,105 @@
+//! An [`Error`] as the API answers it (the status its kind means, the message as the body's
+//! `error`), request bodies read with a JSON error for every refusal, and running a change
+//! off the async workers.
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::auth::{refuse, Caller};
+use super::JSON_LIMIT;
+use crate::error::{Error, ErrorKind};
+
+/// An error as the API answers it: the library's message, and the status its kind means.
+pub(super) struct ApiError(pub(super) StatusCode, pub(super) String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        refuse(self.0, self.1)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> ApiError {
+        let status = match (&error, error.kind()) {
+            (Error::NotFound { .. }, _) => StatusCode::NOT_FOUND,
+            (Error::Cancelled { .. } | Error::DeadlineExceeded { .. }, _) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            (Error::Download { .. } | Error::Hub { .. }, _) => StatusCode::BAD_GATEWAY,
+            (_, ErrorKind::Manager) => StatusCode::CONFLICT,
+            (
+                _,
+                ErrorKind::Source
+                | ErrorKind::Verify
+                | ErrorKind::Abi
+                | ErrorKind::Build
+                | ErrorKind::Hook,
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
+            (_, ErrorKind::Call) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, error.to_string())
+    }
+}
+
+/// What a JSON endpoint answers.
+pub(super) type ApiResult<T = Json<serde_json::Value>> = Result<T, ApiError>;
+
+/// A request's body, refused (too large, unreadable) with a JSON error like every other one.
+pub(super) struct Body(pub(super) Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Body, ApiError> {
+        let limit = request
+            .extensions()
+            .get::<UploadLimit>()
+            .map_or(JSON_LIMIT, |l| l.0);
+        Bytes::from_request(request, state)
+            .await
+            .map(Body)
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the request body is larger than this endpoint accepts ({limit} bytes)"
+                    ),
+                ),
+                status => ApiError(status, rejection.body_text()),
+            })
+    }
+}
+
+/// The body limit of the route a request is for, for [`Body`]'s message.
+#[derive(Clone, Copy)]
+pub(super) struct UploadLimit(pub(super) usize);
+
+/// The body, parsed; an empty body reads as `{}`.
+pub(super) fn parse_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the request body is not what this endpoint takes: {e}"),
+        )
+    })
+}
+
+/// Runs blocking work (a change to the manager, a registry request) off the async workers.
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("a manager change does not panic")
+}
+
+/// Logs a change with the token that asked for it.
+pub(super) fn log_change(caller: &Caller, action: &str, plugin: &str) {
+    tracing::info!(target: "gp::admin", token = caller.token_id, action, plugin, "management change");
+}

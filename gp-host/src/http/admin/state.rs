@@ -1,0 +1,220 @@
+//! What the management plane keeps: its settings, and what it learns from the manager's
+//! lifecycle events (the last load failure of each folder, each plugin's previous version,
+//! where unloaded plugins came from, routes refused, the recent events for newcomers).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::AdminToken;
+use crate::error::Error;
+use crate::http::PluginServer;
+use crate::manager::Manager;
+use crate::runtime::events::{Event, SubscriptionId};
+use crate::runtime::spec::Spec;
+use crate::util::lock;
+
+/// How many lifecycle events the API remembers for `GET /api/v1/events` newcomers.
+const RECENT_EVENTS: usize = 100;
+
+/// The registry the Hub page searches and installs from.
+pub(crate) struct Hub {
+    #[cfg(feature = "hub")]
+    pub(super) namespace: crate::hub::Namespace,
+    #[cfg(feature = "hub")]
+    pub(super) client: crate::hub::Client,
+}
+
+/// What an [`AdminBuilder`](super::AdminBuilder) was given.
+pub(super) struct Settings {
+    pub(super) manager: Manager,
+    pub(super) server: Option<PluginServer>,
+    pub(super) token: AdminToken,
+    pub(super) read_only: Option<AdminToken>,
+    pub(super) allowed_hosts: Vec<String>,
+    pub(super) upload_limit: usize,
+    pub(super) hub: Option<Arc<Hub>>,
+}
+
+/// The management plane's state, shared by its handlers and its lifecycle subscription.
+pub(crate) struct AdminShared {
+    pub(super) manager: Manager,
+    pub(super) server: Option<PluginServer>,
+    pub(crate) token: AdminToken,
+    pub(crate) read_only: Option<AdminToken>,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(super) upload_limit: usize,
+    pub(super) hub: Option<Arc<Hub>>,
+    /// The last load failure of each folder or package that has no plugin loaded from it.
+    pub(super) failures: Mutex<BTreeMap<PathBuf, String>>,
+    /// Each plugin's version before its last upgrade.
+    pub(super) previous: Mutex<HashMap<String, Spec>>,
+    /// Where each unloaded plugin was loaded from, to load it again.
+    pub(super) unloaded_from: Mutex<HashMap<String, PathBuf>>,
+    /// Plugins refused for their routes (an admission check), by origin, with why.
+    pub(super) refused: Mutex<BTreeMap<PathBuf, String>>,
+    pub(super) recent: Mutex<VecDeque<serde_json::Value>>,
+    pub(super) events: tokio::sync::broadcast::Sender<serde_json::Value>,
+    pub(super) ready: AtomicBool,
+    subscription: Mutex<Option<SubscriptionId>>,
+}
+
+impl Drop for AdminShared {
+    fn drop(&mut self) {
+        if let Some(id) = lock(&self.subscription).take() {
+            self.manager.unsubscribe(id);
+        }
+    }
+}
+
+/// A lifecycle event as `GET /api/v1/events` sends it (with `at_unix_ms` added).
+#[derive(Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum EventView<'a> {
+    Loaded {
+        plugin: &'a str,
+        version: String,
+    },
+    LoadFailed {
+        origin: &'a std::path::Path,
+        error: String,
+    },
+    Upgraded {
+        plugin: &'a str,
+        from: String,
+        to: String,
+    },
+    UpgradeRefused {
+        plugin: &'a str,
+        error: String,
+    },
+    Unloaded {
+        plugin: &'a str,
+        version: String,
+    },
+}
+
+/// An event with the time it was recorded.
+#[derive(Serialize)]
+struct Stamped<'a> {
+    #[serde(flatten)]
+    event: EventView<'a>,
+    at_unix_ms: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl AdminShared {
+    pub(super) fn new(settings: Settings) -> AdminShared {
+        let (events, _) = tokio::sync::broadcast::channel(256);
+        AdminShared {
+            manager: settings.manager,
+            server: settings.server,
+            token: settings.token,
+            read_only: settings.read_only,
+            allowed_hosts: settings.allowed_hosts,
+            upload_limit: settings.upload_limit,
+            hub: settings.hub,
+            failures: Mutex::new(BTreeMap::new()),
+            previous: Mutex::new(HashMap::new()),
+            unloaded_from: Mutex::new(HashMap::new()),
+            refused: Mutex::new(BTreeMap::new()),
+            recent: Mutex::new(VecDeque::new()),
+            events,
+            ready: AtomicBool::new(false),
+            subscription: Mutex::new(None),
+        }
+    }
+
+    /// Subscribes `shared` to its manager's lifecycle events (weakly: the subscription ends
+    /// when the plane is dropped).
+    pub(super) fn follow(shared: &Arc<AdminShared>) {
+        let weak = Arc::downgrade(shared);
+        let id = shared.manager.subscribe_lifecycle(move |event| {
+            if let Some(shared) = weak.upgrade() {
+                shared.record(event);
+            }
+        });
+        *lock(&shared.subscription) = Some(id);
+    }
+
+    /// The first load is done: `GET /api/v1/readyz` answers 200 from now on.
+    pub(super) fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Remembers what `event` says, and sends it to the event stream.
+    fn record(&self, event: &Event<'_>) {
+        let view = match event {
+            Event::Loaded { spec } => {
+                lock(&self.failures).remove(&spec.origin);
+                lock(&self.refused).remove(&spec.origin);
+                lock(&self.unloaded_from).remove(spec.name());
+                EventView::Loaded {
+                    plugin: spec.name(),
+                    version: spec.version().to_string(),
+                }
+            }
+            Event::LoadFailed { path, error } => {
+                lock(&self.failures).insert(path.to_path_buf(), error.to_string());
+                if let Error::Refused { reason, .. } = error {
+                    lock(&self.refused).insert(path.to_path_buf(), reason.to_string());
+                }
+                EventView::LoadFailed {
+                    origin: path,
+                    error: error.to_string(),
+                }
+            }
+            Event::Upgraded { from, to } => {
+                lock(&self.failures).remove(&to.origin);
+                lock(&self.refused).remove(&to.origin);
+                lock(&self.previous).insert(to.name().to_owned(), Spec::clone(from));
+                EventView::Upgraded {
+                    plugin: to.name(),
+                    from: from.version().to_string(),
+                    to: to.version().to_string(),
+                }
+            }
+            Event::UpgradeRefused { name, error } => {
+                if let Error::UpgradeRefused { source, .. } = error {
+                    if let Error::Refused { path, reason, .. } = &**source {
+                        lock(&self.refused).insert(path.clone(), reason.to_string());
+                    }
+                }
+                EventView::UpgradeRefused {
+                    plugin: name,
+                    error: error.to_string(),
+                }
+            }
+            Event::Unloaded { report } => {
+                lock(&self.unloaded_from)
+                    .insert(report.spec.name().to_owned(), report.spec.origin.clone());
+                EventView::Unloaded {
+                    plugin: report.spec.name(),
+                    version: report.spec.version().to_string(),
+                }
+            }
+            _ => return,
+        };
+        let stamped = Stamped {
+            event: view,
+            at_unix_ms: now_ms(),
+        };
+        let json = serde_json::to_value(stamped).expect("an event serialises");
+        {
+            let mut recent = lock(&self.recent);
+            if recent.len() == RECENT_EVENTS {
+                recent.pop_front();
+            }
+            recent.push_back(json.clone());
+        }
+        let _ = self.events.send(json);
+    }
+}

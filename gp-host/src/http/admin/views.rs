@@ -1,0 +1,232 @@
+//! The JSON bodies the API answers with: a plugin as the API shows it, and what a change
+//! did. Typed, so that a state or a result is one of a known set of words.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::AdminShared;
+use crate::manager::report::{Synced, Upgrade};
+use crate::metrics::PluginSummary;
+use crate::runtime::reaper::{UnloadHook, UnloadReport};
+use crate::util::lock;
+
+/// Where a plugin is in its life, as the API names it.
+#[derive(Serialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum PluginState {
+    /// A version is loaded and answers calls.
+    Serving,
+    /// Unloaded, its last calls still running on the old version.
+    Draining,
+    /// Unloaded (until the next load; `disable` keeps it off).
+    Unloaded,
+    /// Disabled: unloaded, and kept off across restarts until enabled.
+    Disabled,
+}
+
+/// One plugin as the API shows it.
+#[derive(Serialize)]
+pub(super) struct PluginView {
+    pub(super) name: String,
+    state: PluginState,
+    version: Option<String>,
+    description: Option<String>,
+    origin: Option<PathBuf>,
+    sha256: Option<String>,
+    abi_version: Option<String>,
+    hooks: Hooks,
+    routes: Vec<RouteView>,
+    metrics: Option<PluginSummary>,
+    /// The latency histogram: upper bound (ns) and count of each non-empty bucket.
+    histogram: Vec<(u64, u64)>,
+    disabled: Option<DisabledView>,
+    rollback_to: Option<String>,
+    /// Set when the plugin runs in a runner process of its own.
+    #[cfg(feature = "isolate")]
+    isolation: Option<crate::runtime::isolation::IsolationStatus>,
+}
+
+#[derive(Serialize)]
+struct Hooks {
+    on_load: bool,
+    on_unload: bool,
+}
+
+#[derive(Serialize)]
+struct RouteView {
+    method: String,
+    route: String,
+    label: String,
+}
+
+#[derive(Serialize)]
+struct DisabledView {
+    reason: String,
+    since_unix: u64,
+}
+
+fn routes_of(manifest: &gp_core::manifest::Manifest) -> Vec<RouteView> {
+    manifest
+        .http_services
+        .as_ref()
+        .map_or_else(Vec::new, |http| {
+            http.routes
+                .iter()
+                .map(|r| RouteView {
+                    method: r.method.as_str().to_owned(),
+                    route: r.route.clone(),
+                    label: r.label.clone(),
+                })
+                .collect()
+        })
+}
+
+/// Every plugin (serving, draining, unloaded or disabled), by name.
+pub(super) fn views(shared: &AdminShared) -> Vec<PluginView> {
+    let manager = &shared.manager;
+    let stats = manager.stats();
+    let previous = lock(&shared.previous).clone();
+    let mut views: BTreeMap<String, PluginView> = BTreeMap::new();
+    for stat in &stats {
+        let spec = manager.get_plugin(&stat.name).ok().map(|(s, _)| s);
+        views.insert(
+            stat.name.clone(),
+            PluginView {
+                name: stat.name.clone(),
+                state: match (&spec, stat.in_flight) {
+                    (Some(_), _) => PluginState::Serving,
+                    (None, 1..) => PluginState::Draining,
+                    (None, 0) => PluginState::Unloaded,
+                },
+                version: spec.as_ref().map(|s| s.version().to_string()),
+                description: spec.as_ref().and_then(|s| s.manifest.description.clone()),
+                origin: spec.as_ref().map(|s| s.origin.clone()),
+                sha256: spec.as_ref().map(|s| s.sha256.clone()),
+                abi_version: spec.as_ref().map(|s| s.abi_version.clone()),
+                hooks: Hooks {
+                    on_load: spec.as_ref().is_some_and(|s| s.has_on_load),
+                    on_unload: spec.as_ref().is_some_and(|s| s.has_on_unload),
+                },
+                routes: spec
+                    .as_ref()
+                    .map_or_else(Vec::new, |s| routes_of(&s.manifest)),
+                metrics: Some(stat.summary()),
+                histogram: stat.latency.buckets().collect(),
+                disabled: None,
+                rollback_to: previous.get(&stat.name).map(|p| p.version().to_string()),
+                #[cfg(feature = "isolate")]
+                isolation: manager
+                    .executor(&stat.name)
+                    .ok()
+                    .and_then(|e| e.isolation()),
+            },
+        );
+    }
+    for off in manager.disabled() {
+        let view = views.entry(off.name.clone()).or_insert_with(|| PluginView {
+            name: off.name.clone(),
+            state: PluginState::Disabled,
+            version: None,
+            description: None,
+            origin: None,
+            sha256: None,
+            abi_version: None,
+            hooks: Hooks {
+                on_load: false,
+                on_unload: false,
+            },
+            routes: Vec::new(),
+            metrics: None,
+            histogram: Vec::new(),
+            disabled: None,
+            rollback_to: None,
+            #[cfg(feature = "isolate")]
+            isolation: None,
+        });
+        view.state = PluginState::Disabled;
+        view.version = Some(off.manifest.version.to_string());
+        view.description = off.manifest.description.clone();
+        view.origin = Some(off.origin.clone());
+        view.routes = routes_of(&off.manifest);
+        view.disabled = Some(DisabledView {
+            reason: off.reason,
+            since_unix: off.since,
+        });
+    }
+    views.into_values().collect()
+}
+
+/// What a change did: `{"result": …}` with the versions concerned.
+#[derive(Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub(super) enum ChangeView {
+    /// A plugin loaded.
+    Loaded { version: String },
+    /// A plugin moved from one version to another.
+    Upgraded { from: String, to: String },
+    /// Nothing to do: the same build is serving.
+    Unchanged { version: String },
+    /// The plugin's folder or package is gone: it was unloaded.
+    Unloaded,
+    /// Nothing there, nothing loaded.
+    Nothing,
+    /// A plugin installed from a URL or a registry.
+    Installed { plugin: String, version: String },
+}
+
+impl From<&Synced> for ChangeView {
+    fn from(synced: &Synced) -> ChangeView {
+        match synced {
+            Synced::Loaded(spec) => ChangeView::Loaded {
+                version: spec.version().to_string(),
+            },
+            Synced::Upgraded(u) => ChangeView::Upgraded {
+                from: u.from.version().to_string(),
+                to: u.to.version().to_string(),
+            },
+            Synced::Unchanged(spec) => ChangeView::Unchanged {
+                version: spec.version().to_string(),
+            },
+            Synced::Unloaded => ChangeView::Unloaded,
+            Synced::Nothing => ChangeView::Nothing,
+        }
+    }
+}
+
+impl From<&Upgrade> for ChangeView {
+    fn from(upgrade: &Upgrade) -> ChangeView {
+        match upgrade {
+            Upgrade::Upgraded(u) => ChangeView::Upgraded {
+                from: u.from.version().to_string(),
+                to: u.to.version().to_string(),
+            },
+            Upgrade::Unchanged(spec) => ChangeView::Unchanged {
+                version: spec.version().to_string(),
+            },
+        }
+    }
+}
+
+/// What an unload (or a disable) did.
+#[derive(Serialize)]
+pub(super) struct UnloadView<'a> {
+    result: &'static str,
+    version: String,
+    waited_ms: u64,
+    still_running: usize,
+    on_unload: &'a UnloadHook,
+}
+
+impl<'a> From<&'a UnloadReport> for UnloadView<'a> {
+    fn from(report: &'a UnloadReport) -> UnloadView<'a> {
+        UnloadView {
+            result: "unloaded",
+            version: report.spec.version().to_string(),
+            waited_ms: report.waited.as_millis() as u64,
+            still_running: report.still_running,
+            on_unload: &report.on_unload,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! [`PluginServerBuilder`]: a plugin server's limits and their defaults.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::{PluginServer, Shared};
+use crate::http::routes;
+use crate::manager::Manager;
+use crate::runtime::events::Event;
+
+/// The largest request body a route accepts unless configured otherwise: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// How long a call may take unless configured otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest timeout any route may be given.
+pub const DEFAULT_MAX_TIMEOUT: Duration = Duration::from_secs(300);
+/// How many calls one plugin may run at once unless configured otherwise. tokio's blocking
+/// pool has 512 threads: a plugin that hangs holds at most this many of them.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+
+/// Limits for one route, overriding the server's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteLimits {
+    /// The call's timeout (capped by the server's maximum).
+    pub timeout: Option<Duration>,
+    /// The largest body the route accepts, in bytes.
+    pub body_limit: Option<usize>,
+}
+
+/// Configures a [`PluginServer`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` makes the server"]
+pub struct PluginServerBuilder {
+    manager: Manager,
+    pub(super) body_limit: usize,
+    pub(super) timeout: Duration,
+    pub(super) max_timeout: Duration,
+    pub(super) concurrency: usize,
+    pub(super) plugin_concurrency: HashMap<String, usize>,
+    pub(super) routes: HashMap<(String, String), RouteLimits>,
+}
+
+impl PluginServerBuilder {
+    pub(super) fn new(manager: Manager) -> PluginServerBuilder {
+        PluginServerBuilder {
+            manager,
+            body_limit: DEFAULT_BODY_LIMIT,
+            timeout: DEFAULT_TIMEOUT,
+            max_timeout: DEFAULT_MAX_TIMEOUT,
+            concurrency: DEFAULT_CONCURRENCY,
+            plugin_concurrency: HashMap::new(),
+            routes: HashMap::new(),
+        }
+    }
+
+    /// The manager whose plugins it serves.
+    pub(super) fn manager(&self) -> &Manager {
+        &self.manager
+    }
+
+    /// The largest request body a route accepts (default [`DEFAULT_BODY_LIMIT`]); larger ones
+    /// get 413 before the plugin runs.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How long a call may take (default [`DEFAULT_TIMEOUT`]): its context's deadline. Past
+    /// it the client gets 504 at once; the plugin sees itself cancelled.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The longest timeout any route may have (default [`DEFAULT_MAX_TIMEOUT`]).
+    pub fn max_timeout(mut self, timeout: Duration) -> Self {
+        self.max_timeout = timeout;
+        self
+    }
+
+    /// How many calls each plugin may run at once (default [`DEFAULT_CONCURRENCY`]); a
+    /// request beyond it gets 503 with `Retry-After`.
+    pub fn concurrency(mut self, calls: usize) -> Self {
+        self.concurrency = calls.max(1);
+        self
+    }
+
+    /// [`concurrency`](Self::concurrency) for plugin `plugin` alone.
+    pub fn plugin_concurrency(mut self, plugin: impl Into<String>, calls: usize) -> Self {
+        self.plugin_concurrency.insert(plugin.into(), calls.max(1));
+        self
+    }
+
+    /// Limits for the route of plugin `plugin` with label `label`.
+    pub fn route(
+        mut self,
+        plugin: impl Into<String>,
+        label: impl Into<String>,
+        limits: RouteLimits,
+    ) -> Self {
+        self.routes.insert((plugin.into(), label.into()), limits);
+        self
+    }
+
+    /// Starts following the manager: its plugins' routes are served from now on, and it
+    /// refuses plugins whose routes conflict with those serving (plugins already loaded are
+    /// checked now, as [`Manager::admit`] says).
+    #[must_use = "a server that is dropped stops following its manager and serves nothing"]
+    pub fn build(self) -> PluginServer {
+        let manager = self.manager.clone();
+        let admission = manager
+            .admit(|candidate, serving| routes::admit(candidate, serving).map_err(Into::into));
+        let shared = Arc::new(Shared::new(self, admission));
+        let weak: Weak<Shared> = Arc::downgrade(&shared);
+        let subscription = manager.subscribe_lifecycle(move |event| {
+            if matches!(
+                event,
+                Event::Loaded { .. } | Event::Upgraded { .. } | Event::Unloaded { .. }
+            ) {
+                if let Some(shared) = weak.upgrade() {
+                    shared.rebuild();
+                }
+            }
+        });
+        shared.follow(subscription);
+        shared.rebuild();
+        PluginServer { shared }
+    }
+}

@@ -1,0 +1,236 @@
+//! A request's way through the server: its route, its limits, a concurrency slot, the call on
+//! the blocking pool under the route's deadline, and the answer, counted and logged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use gp_core::manifest::HttpMethod;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::request::{self, Incoming};
+use super::response::{respond, Answer};
+use super::Shared;
+use crate::error::Error;
+use crate::http::routes::{Lookup, RouteEntry};
+use crate::runtime::context::{CancelToken, Context};
+
+/// The fallback handler: every request that is not one of gp's own.
+pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let started = Instant::now();
+    let id = shared.request_id(request.headers());
+    let method_text = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let answer = answer(&shared, request, &id).await;
+    let Answer {
+        mut response,
+        plugin,
+        label,
+    } = answer;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    shared.metrics.observe(&plugin, &label, status, elapsed);
+    tracing::info!(target: "gp::access", method = method_text, path, status, plugin, label, request_id = id, micros = elapsed.as_micros() as u64, "request");
+    response
+}
+
+/// Everything between the request and its answer.
+async fn answer(shared: &Arc<Shared>, request: Request, id: &str) -> Answer {
+    let (method, entry, params) = match route(shared, &request, id) {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    if let Some(reason) = &entry.disabled {
+        return Answer::gp(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("plugin `{}` is disabled: {reason}", entry.plugin),
+            Some(&entry),
+            id,
+        );
+    }
+    let (timeout, body_limit) = shared.limits(&entry);
+    let deadline = Instant::now() + timeout;
+    let path = request.uri().path().to_owned();
+    let (parts, body) = request.into_parts();
+    let (body, json) = match request::read_body(&parts, body, body_limit, &entry, id).await {
+        Ok(read) => read,
+        Err(answer) => return answer,
+    };
+    let permit = match slot(shared, &entry, id) {
+        Ok(permit) => permit,
+        Err(answer) => return answer,
+    };
+    let incoming = Incoming {
+        parts: &parts,
+        method,
+        path: &path,
+        entry: &entry,
+        params,
+        id,
+    };
+    let ctx = request::context(incoming, body, json, deadline);
+    run(shared, ctx, permit, method, path, entry, timeout, id).await
+}
+
+/// The route `request` goes to, with its parameters; or the 404 or 405 that says why none.
+fn route(
+    shared: &Shared,
+    request: &Request,
+    id: &str,
+) -> Result<(HttpMethod, Arc<RouteEntry>, Vec<(String, String)>), Answer> {
+    let Some(method) = request::http_method(request.method()) else {
+        return Err(Answer::gp(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {} is not served", request.method()),
+            None,
+            id,
+        ));
+    };
+    let path = request.uri().path();
+    let table = shared.table.load();
+    match table.lookup(method, path) {
+        Lookup::Found { entry, params } => Ok((method, Arc::clone(entry), params)),
+        Lookup::WrongMethod { allow } => {
+            let mut answer = Answer::gp(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "method {method} is not allowed on {path}; allowed: {}",
+                    allow.join(", ")
+                ),
+                None,
+                id,
+            );
+            if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+                answer.response.headers_mut().insert(header::ALLOW, value);
+            }
+            Err(answer)
+        }
+        Lookup::NotFound => Err(Answer::gp(
+            StatusCode::NOT_FOUND,
+            format!("no route for {method} {path}"),
+            None,
+            id,
+        )),
+    }
+}
+
+/// One of the plugin's concurrency slots, or 503 with `Retry-After`.
+fn slot(shared: &Shared, entry: &RouteEntry, id: &str) -> Result<OwnedSemaphorePermit, Answer> {
+    shared
+        .slots(&entry.plugin)
+        .try_acquire_owned()
+        .map_err(|_| {
+            let mut answer = Answer::gp(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "plugin `{}` is running as many calls as it may; retry shortly",
+                    entry.plugin
+                ),
+                Some(entry),
+                id,
+            );
+            answer
+                .response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            answer
+        })
+}
+
+/// Runs the call on the blocking pool, holding `permit` until it returns (even after a
+/// 504), and answers at the deadline at the latest; a client that goes away cancels it.
+#[allow(clippy::too_many_arguments)] // one request's facts, each used once
+async fn run(
+    shared: &Arc<Shared>,
+    mut ctx: Context,
+    permit: OwnedSemaphorePermit,
+    method: HttpMethod,
+    path: String,
+    entry: Arc<RouteEntry>,
+    timeout: Duration,
+    id: &str,
+) -> Answer {
+    let deadline = ctx.deadline().expect("a route's call has a deadline");
+    // Cancels the call if this future is dropped before it finishes: the client went away.
+    let mut cancel = CancelOnDrop(Some(ctx.cancel_token()));
+    let worker = {
+        let shared = Arc::clone(shared);
+        let entry = Arc::clone(&entry);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let outcome = call(&shared, method, &path, &entry, &mut ctx);
+            (ctx, outcome)
+        })
+    };
+    let outcome = tokio::time::timeout_at(deadline.into(), worker).await;
+    let answer = match outcome {
+        Err(_elapsed) => {
+            // The plugin sees its deadline passed too; the cancel makes it certain.
+            cancel.fire();
+            Answer::timed_out(&entry, id, timeout)
+        }
+        Ok(Err(join)) => {
+            tracing::error!(target: "gp::http", plugin = entry.plugin, "call task failed: {join}");
+            Answer::gp(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the call failed in the host".into(),
+                Some(&entry),
+                id,
+            )
+        }
+        Ok(Ok((mut ctx, outcome))) => respond(&mut ctx, outcome, &entry, id, timeout),
+    };
+    cancel.disarm();
+    answer
+}
+
+/// Runs on the blocking pool: resolves the route again and pins the version that declares
+/// it. `None` when the route is gone (unloaded or upgraded away meanwhile).
+fn call(
+    shared: &Shared,
+    method: HttpMethod,
+    path: &str,
+    first: &RouteEntry,
+    ctx: &mut Context,
+) -> Option<Result<(), Error>> {
+    if ctx.is_cancelled() || ctx.is_past_deadline() {
+        // Waited for a pool thread past the deadline (the client has its 504), or the
+        // client left: the call would only burn a thread.
+        return Some(Err(Error::DeadlineExceeded {
+            plugin: first.plugin.clone(),
+        }));
+    }
+    let table = shared.table.load();
+    let entry = match table.lookup(method, path) {
+        Lookup::Found { entry, .. } if entry.plugin == first.plugin => entry,
+        _ => return None,
+    };
+    let executor = entry.executor.as_ref()?;
+    executor.execute_if(ctx, |spec| entry.declared_by(spec))
+}
+
+/// Cancels a call's context when dropped, unless disarmed.
+struct CancelOnDrop(Option<CancelToken>);
+
+impl CancelOnDrop {
+    fn fire(&mut self) {
+        if let Some(token) = self.0.take() {
+            token.cancel();
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.fire();
+    }
+}

@@ -1,0 +1,239 @@
+//! Serving plugins' routes: [`PluginServer`], the request path from socket to plugin call and
+//! back.
+//!
+//! A request is matched against the live [`RouteTable`] on the async side only to find its
+//! plugin's limits (body size, timeout, concurrency). The call itself runs on tokio's
+//! blocking pool, where the route is looked up again and the plugin version is pinned with
+//! it ([`Executor::execute_if`](crate::Executor::execute_if)), so a request that waited never
+//! runs a version that no longer declares its route.
+//!
+//! - this file: the server, its state, and keeping its route table in step with the manager;
+//! - `builder`: its settings and their defaults;
+//! - `handler`: a request, from its route to the call's outcome;
+//! - `request`: a request turned into a call's context;
+//! - `response`: a call's context (or its error) turned into a response.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Semaphore;
+
+use crate::http::routes::{RouteEntry, RouteTable};
+use crate::http::stats::HttpMetrics;
+use crate::manager::{AdmissionId, Manager};
+use crate::runtime::events::SubscriptionId;
+use crate::util::lock;
+
+mod builder;
+mod handler;
+mod request;
+mod response;
+
+pub use builder::{
+    PluginServerBuilder, RouteLimits, DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY, DEFAULT_MAX_TIMEOUT,
+    DEFAULT_TIMEOUT,
+};
+
+/// Serves the HTTP routes that a manager's plugins declare (`http_services` in plugin.json).
+///
+/// Mount [`router`](Self::router) in an axum application, or serve it on its own (as `gp
+/// serve` does). Routes follow the manager: a plugin loaded, upgraded or unloaded changes
+/// them at once, atomically. A plugin whose routes conflict with those serving is refused at
+/// load or upgrade ([`Error::Refused`](crate::Error::Refused)), naming both routes. Build the
+/// server before or after loading plugins, as suits the application: plugins already loaded
+/// when it is built are checked then, in name order, as a load would have checked them (see
+/// [`Manager::admit`]).
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// use std::net::SocketAddr;
+/// let manager = gp_host::Manager::new("plugins");
+/// let server = gp_host::http::PluginServer::new(manager.clone());
+/// manager.load_plugins();
+/// let app = axum::Router::new().merge(server.router());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+/// # }
+/// ```
+///
+/// What a request becomes, and what comes back:
+/// - the call's label is the route's label; the request is in the context under the keys of
+///   [`gp_core::http`] (gp-sdk: `ctx.request()?`);
+/// - the response is what the plugin set: status (default 200, or 204 without a body),
+///   headers, body (a string as `text/plain`, bytes as `application/octet-stream`, anything
+///   else as JSON, or as JSON whatever the plugin set a JSON content type for); hop-by-hop
+///   headers and `content-length` are dropped;
+/// - 404 no route (or its plugin is gone), 405 another method (with `Allow`), 400 malformed
+///   JSON, 413 body over the limit, 500 plugin error or panic (`{error, plugin, label,
+///   request_id}`, unless the plugin chose a 4xx or 5xx itself), 503 plugin at its concurrency
+///   limit (`Retry-After: 1`) or unloaded mid-call, 504 timeout. Every response carries
+///   `x-request-id`. Error bodies never hold paths; the log has the whole error.
+#[derive(Clone)]
+pub struct PluginServer {
+    shared: Arc<Shared>,
+}
+
+/// A server's state, shared by its router, its handlers and its lifecycle subscription.
+pub(super) struct Shared {
+    pub(super) manager: Manager,
+    pub(super) config: PluginServerBuilder,
+    /// The routes served now; swapped whole on every lifecycle change.
+    pub(super) table: ArcSwap<RouteTable>,
+    rebuilding: Mutex<()>,
+    /// Each plugin's concurrency slots, kept across upgrades.
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    pub(super) metrics: HttpMetrics,
+    pub(super) requests: AtomicU64,
+    pub(super) id_prefix: u32,
+    subscription: Mutex<Option<SubscriptionId>>,
+    admission: AdmissionId,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(id) = lock(&self.subscription).take() {
+            self.manager.unsubscribe(id);
+        }
+        self.manager.remove_admission(self.admission);
+    }
+}
+
+/// A route being served, as [`PluginServer::routes`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServedRoute {
+    /// The plugin.
+    pub plugin: String,
+    /// The method.
+    pub method: String,
+    /// The route as the plugin declared it.
+    pub route: String,
+    /// The label the plugin is called with.
+    pub label: String,
+}
+
+impl PluginServer {
+    /// A server over `manager` with default limits.
+    pub fn new(manager: Manager) -> PluginServer {
+        PluginServer::builder(manager).build()
+    }
+
+    /// A server over `manager`, configured.
+    pub fn builder(manager: Manager) -> PluginServerBuilder {
+        PluginServerBuilder::new(manager)
+    }
+
+    /// The router: every plugin route, and `GET /-/healthz`. Serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` to give plugins the client's
+    /// address.
+    pub fn router(&self) -> axum::Router {
+        let healthz = {
+            let shared = Arc::clone(&self.shared);
+            move || async move {
+                let plugins = shared.manager.list().len();
+                axum::Json(serde_json::json!({ "status": "ok", "plugins": plugins }))
+            }
+        };
+        axum::Router::new()
+            .route("/-/healthz", axum::routing::get(healthz))
+            .fallback(handler::handle)
+            .with_state(Arc::clone(&self.shared))
+    }
+
+    /// Every route being served, in the order they were added (plugins by name).
+    pub fn routes(&self) -> Vec<ServedRoute> {
+        self.shared
+            .table
+            .load()
+            .entries()
+            .iter()
+            .map(|e| ServedRoute {
+                plugin: e.plugin.clone(),
+                method: e.method.as_str().to_owned(),
+                route: e.route.clone(),
+                label: e.label.clone(),
+            })
+            .collect()
+    }
+
+    /// Registers the HTTP metrics (`gp_http_requests_total`,
+    /// `gp_http_request_duration_seconds`, by plugin, label and status) in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.shared.metrics.register(registry);
+    }
+}
+
+impl Shared {
+    fn new(config: PluginServerBuilder, admission: AdmissionId) -> Shared {
+        Shared {
+            manager: config.manager().clone(),
+            config,
+            table: ArcSwap::from_pointee(RouteTable::default()),
+            rebuilding: Mutex::new(()),
+            slots: Mutex::new(HashMap::new()),
+            metrics: HttpMetrics::default(),
+            requests: AtomicU64::new(0),
+            id_prefix: request::id_prefix(),
+            subscription: Mutex::new(None),
+            admission,
+        }
+    }
+
+    /// Keeps the lifecycle subscription that rebuilds the table, to end it with the server.
+    fn follow(&self, subscription: SubscriptionId) {
+        *lock(&self.subscription) = Some(subscription);
+    }
+
+    /// Rebuilds the route table from the plugins serving now. Serialised, and always reading
+    /// the registry afresh, so the last rebuild after a burst of changes sees all of them.
+    pub(super) fn rebuild(&self) {
+        let _one_at_a_time = lock(&self.rebuilding);
+        let specs = self.manager.list();
+        let (mut table, mut conflicts) =
+            RouteTable::build(&specs, |name| self.manager.executor(name).ok());
+        for disabled in self.manager.disabled() {
+            if let Err(mut found) = table.insert_disabled(&disabled.manifest, &disabled.reason) {
+                conflicts.append(&mut found);
+            }
+        }
+        for conflict in conflicts {
+            // Only a plugin that admission could not refuse gets here (a disabled plugin
+            // whose reserved routes clash with one loaded meanwhile, say).
+            tracing::warn!(target: "gp::http", plugin = conflict.refused.plugin, "route not served: {}", conflict.message());
+        }
+        self.table.store(Arc::new(table));
+    }
+
+    /// `plugin`'s concurrency slots.
+    pub(super) fn slots(&self, plugin: &str) -> Arc<Semaphore> {
+        let mut slots = lock(&self.slots);
+        let limit = self
+            .config
+            .plugin_concurrency
+            .get(plugin)
+            .copied()
+            .unwrap_or(self.config.concurrency);
+        Arc::clone(
+            slots
+                .entry(plugin.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(limit))),
+        )
+    }
+
+    /// The timeout and body limit of `entry`'s route.
+    pub(super) fn limits(&self, entry: &RouteEntry) -> (Duration, usize) {
+        let route = self
+            .config
+            .routes
+            .get(&(entry.plugin.clone(), entry.label.clone()))
+            .copied()
+            .unwrap_or_default();
+        let timeout = route
+            .timeout
+            .unwrap_or(self.config.timeout)
+            .min(self.config.max_timeout);
+        (timeout, route.body_limit.unwrap_or(self.config.body_limit))
+    }
+}

@@ -1,0 +1,273 @@
+//! A call's outcome turned into a response: the status, headers and body the plugin set, or
+//! the JSON error gp answers for it (never a host path; the log has the whole error).
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gp_core::http as keys;
+use gp_core::Value;
+
+use crate::error::Error;
+use crate::http::media_type;
+use crate::http::routes::RouteEntry;
+use crate::runtime::context::Context;
+use crate::util::bounded;
+
+/// The longest error message a client is sent; the log has the whole one.
+const MAX_CLIENT_MESSAGE: usize = 1024;
+
+/// What a request is answered with, before the request id and metrics are added.
+pub(super) struct Answer {
+    pub(super) response: Response,
+    pub(super) plugin: String,
+    pub(super) label: String,
+}
+
+impl Answer {
+    /// gp's own answer: `{"error", "request_id"}`, with `plugin` and `label` when the request
+    /// reached a route.
+    pub(super) fn gp(
+        status: StatusCode,
+        error: String,
+        entry: Option<&RouteEntry>,
+        id: &str,
+    ) -> Answer {
+        let (plugin, label) = entry.map_or((String::new(), String::new()), |e| {
+            (e.plugin.clone(), e.label.clone())
+        });
+        let mut body = serde_json::json!({ "error": error, "request_id": id });
+        if entry.is_some() {
+            body["plugin"] = plugin.clone().into();
+            body["label"] = label.clone().into();
+        }
+        Answer {
+            response: (status, axum::Json(body)).into_response(),
+            plugin,
+            label,
+        }
+    }
+
+    /// 504: the route's timeout passed.
+    pub(super) fn timed_out(entry: &RouteEntry, id: &str, timeout: Duration) -> Answer {
+        Answer::gp(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "plugin `{}` did not answer within {} ms",
+                entry.plugin,
+                timeout.as_millis()
+            ),
+            Some(entry),
+            id,
+        )
+    }
+}
+
+/// What is wrong with the response a plugin set.
+#[derive(Debug, thiserror::Error)]
+enum InvalidResponse {
+    #[error("status {0} is not 100 to 599")]
+    Status(i64),
+    #[error("{0:?} is not a header name")]
+    HeaderName(String),
+    #[error("header {name:?} is a {kind}, not a string")]
+    HeaderType { name: String, kind: &'static str },
+    #[error("header {0:?} has a value that is not allowed in a header")]
+    HeaderValue(String),
+    #[error(
+        "{} is a {kind}, not a map of header names to values",
+        keys::RESPONSE_HEADERS
+    )]
+    Headers { kind: &'static str },
+}
+
+/// The response for a call that ran (or found its route gone).
+pub(super) fn respond(
+    ctx: &mut Context,
+    outcome: Option<Result<(), Error>>,
+    entry: &RouteEntry,
+    id: &str,
+    timeout: Duration,
+) -> Answer {
+    let chosen_status = ctx.get(keys::STATUS).and_then(Value::as_i64);
+    let error = match outcome {
+        None => {
+            return Answer::gp(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no route for {} {}: its plugin is no longer serving it",
+                    entry.method, entry.route
+                ),
+                None,
+                id,
+            )
+        }
+        Some(Ok(())) => None,
+        Some(Err(error)) => Some(error),
+    };
+    if let Some(error) = error {
+        tracing::warn!(target: "gp::http", plugin = entry.plugin, label = entry.label, request_id = id, "{error}");
+        if matches!(error, Error::DeadlineExceeded { .. }) {
+            // The plugin noticed its deadline before the timer did: the same answer.
+            return Answer::timed_out(entry, id, timeout);
+        }
+        let plugin_chose = chosen_status.is_some_and(|s| (400..=599).contains(&s));
+        if !plugin_chose || !matches!(error, Error::Failed { .. }) {
+            let (status, message) = failure(&error);
+            return Answer::gp(status, message, Some(entry), id);
+        }
+    }
+    match build_response(ctx, chosen_status) {
+        Ok(response) => Answer {
+            response,
+            plugin: entry.plugin.clone(),
+            label: entry.label.clone(),
+        },
+        Err(problem) => {
+            tracing::warn!(target: "gp::http", plugin = entry.plugin, label = entry.label, request_id = id, "invalid response: {problem}");
+            Answer::gp(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the plugin's response is invalid: {problem}"),
+                Some(entry),
+                id,
+            )
+        }
+    }
+}
+
+/// The status and the message a client gets for a call that failed.
+fn failure(error: &Error) -> (StatusCode, String) {
+    match error {
+        Error::Failed { message, .. } => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            bounded(message.clone(), MAX_CLIENT_MESSAGE),
+        ),
+        Error::Panicked { .. } => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the plugin panicked; the host log has the message".to_owned(),
+        ),
+        Error::Cancelled { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the call was cancelled".to_owned(),
+        ),
+        Error::Crashed { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "the plugin crashed (it runs isolated: the next request starts it again); the host log has the cause".to_owned(),
+        ),
+        Error::CircuitOpen { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the plugin crashed too often and is failed until it is loaded again".to_owned(),
+        ),
+        Error::Unloaded { .. } | Error::NotFound { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the plugin was unloaded while answering; retry".to_owned(),
+        ),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the call failed in the host".to_owned(),
+        ),
+    }
+}
+
+/// The response the plugin set in `ctx`.
+fn build_response(ctx: &mut Context, status: Option<i64>) -> Result<Response, InvalidResponse> {
+    let body = ctx.remove(keys::RESPONSE_BODY);
+    let status = match status {
+        Some(s) => u16::try_from(s)
+            .ok()
+            .filter(|s| (100..=599).contains(s))
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .ok_or(InvalidResponse::Status(s))?,
+        None if body.is_none() => StatusCode::NO_CONTENT,
+        None => StatusCode::OK,
+    };
+    let headers = match ctx.remove(keys::RESPONSE_HEADERS) {
+        None | Some(Value::Null) => HeaderMap::new(),
+        Some(Value::Map(map)) => headers(map.iter().map(|entry| (entry.0.as_str(), entry.1)))?,
+        Some(other) => return Err(InvalidResponse::Headers { kind: other.kind() }),
+    };
+    let mut response = body_response(body, headers);
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+/// The headers a plugin set (a map of names to a value or a list of values), without the
+/// ones it may not set.
+fn headers<'v>(
+    set: impl Iterator<Item = (&'v str, &'v Value)>,
+) -> Result<HeaderMap, InvalidResponse> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in set {
+        let lower = name.to_ascii_lowercase();
+        if dropped_header(&lower) {
+            continue;
+        }
+        let header_name = HeaderName::from_bytes(lower.as_bytes())
+            .map_err(|_| InvalidResponse::HeaderName(name.to_owned()))?;
+        let values: Vec<&Value> = match value {
+            Value::List(list) => list.iter().collect(),
+            other => vec![other],
+        };
+        for value in values {
+            let text = match value {
+                Value::String(s) => s.to_string(),
+                Value::Int(i) => i.to_string(),
+                other => {
+                    return Err(InvalidResponse::HeaderType {
+                        name: name.to_owned(),
+                        kind: other.kind(),
+                    })
+                }
+            };
+            let value = HeaderValue::from_str(&text)
+                .map_err(|_| InvalidResponse::HeaderValue(name.to_owned()))?;
+            headers.append(header_name.clone(), value);
+        }
+    }
+    Ok(headers)
+}
+
+/// The body the plugin set, with the content type it implies unless the plugin gave one: a
+/// string as `text/plain`, bytes as `application/octet-stream`, anything else as JSON (and
+/// anything at all as JSON under a JSON content type).
+fn body_response(body: Option<Value>, mut headers: HeaderMap) -> Response {
+    let json_type =
+        media_type(&headers).is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+    let (default_type, bytes): (&str, Vec<u8>) = match body {
+        None | Some(Value::Null) if !json_type => ("", Vec::new()),
+        Some(Value::String(s)) if !json_type => {
+            ("text/plain; charset=utf-8", s.into_bytes().into_vec())
+        }
+        Some(Value::Bytes(b)) => ("application/octet-stream", b.into_vec()),
+        Some(value) => (
+            "application/json",
+            serde_json::to_vec(&value.to_json()).unwrap_or_default(),
+        ),
+        None => ("application/json", b"null".to_vec()),
+    };
+    if !default_type.is_empty() && !headers.contains_key(header::CONTENT_TYPE) {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(default_type));
+    }
+    let mut response = Response::new(Body::from(bytes));
+    *response.headers_mut() = headers;
+    response
+}
+
+/// Headers a plugin may not set: hop-by-hop ones (RFC 9110 §7.6.1) and the length, which
+/// the server computes.
+fn dropped_header(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+    )
+}

@@ -1,0 +1,196 @@
+//! `gp search`: a registry's catalog, each matching repository's tags, and the newest
+//! version's manifest and description. A repository that cannot be read is reported and
+//! skipped; a registry that cannot be reached ends the search.
+
+use semver::Version;
+use ureq::http::Method;
+
+use super::client::{answer, hub_error, next_page, status_failure, Client};
+use super::reference::{version_of, Namespace, Reference, SCHEME};
+use super::transport::read_limited;
+use super::{MAX_DOCUMENT, MAX_ENTRIES, MAX_PAGES};
+use crate::error::{Error, HubFailure};
+
+/// A plugin in a registry's catalog ([`Client::search`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Found {
+    /// The plugin's name (the repository's last component).
+    pub name: String,
+    /// The repository.
+    pub reference: String,
+    /// Its versions (tags that are versions), highest first.
+    pub versions: Vec<String>,
+    /// Its other tags.
+    pub other_tags: Vec<String>,
+    /// The description of the highest version.
+    pub description: Option<String>,
+    /// The newest version (the highest release; the highest pre-release when there is no
+    /// release), as `gp install NAME` picks it; `None` when no tag is a version.
+    pub newest_version: Option<String>,
+    /// The newest version's reference (or the first other tag's), pinned to its manifest's
+    /// digest: what installing it from this search gets.
+    pub newest: String,
+}
+
+/// What a search found: plugins, and repositories that matched but are something else.
+#[derive(Debug, Clone, Default)]
+pub struct SearchResult {
+    /// The gp plugins, by name.
+    pub plugins: Vec<Found>,
+    /// Repositories in the namespace that matched but hold no gp plugin (a container image,
+    /// another artifact), with what they are.
+    pub skipped: Vec<(String, String)>,
+}
+
+impl Client {
+    /// The plugins in `namespace` whose name or description contains `query` (any case; every
+    /// plugin when it is empty): the registry's catalog (`GET /v2/_catalog`), each matching
+    /// repository's tags, and the highest version's manifest and config. Registries without
+    /// a catalog endpoint are named as such.
+    pub fn search(&self, namespace: &Namespace, query: &str) -> Result<SearchResult, Error> {
+        #[derive(serde::Deserialize)]
+        struct Catalog {
+            repositories: Option<Vec<String>>,
+        }
+        let fail = |reason: String| answer(&namespace, reason);
+        let base = self.transport.base(&namespace.registry);
+        let mut url = format!("{base}/v2/_catalog?n=1000");
+        let mut repositories = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let response = self
+                .transport
+                .send(
+                    &namespace.registry,
+                    "registry:catalog:*",
+                    Method::GET,
+                    &url,
+                    &[],
+                    &[],
+                )
+                .map_err(|f| hub_error(namespace, f))?;
+            match response.status().as_u16() {
+                200 => {}
+                404 | 405 | 501 => {
+                    return Err(fail(format!(
+                        "the registry has no catalog endpoint (GET /v2/_catalog answered {}), so it cannot be searched; install by name still works: gp install NAME@RANGE --registry {}",
+                        response.status().as_u16(),
+                        namespace.to_string().trim_start_matches(SCHEME)
+                    )))
+                }
+                _ => return Err(hub_error(namespace, status_failure(response))),
+            }
+            let next = next_page(&response, &base);
+            let body = read_limited(response, MAX_DOCUMENT).map_err(|f| hub_error(namespace, f))?;
+            let page: Catalog = serde_json::from_slice(&body)
+                .map_err(|e| fail(format!("its catalog is not valid JSON: {e}")))?;
+            repositories.extend(page.repositories.unwrap_or_default());
+            if repositories.len() > MAX_ENTRIES {
+                return Err(fail(format!(
+                    "the catalog lists more than {MAX_ENTRIES} repositories; gp reads no further"
+                )));
+            }
+            match next {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        let query = query.to_lowercase();
+        let mut result = SearchResult::default();
+        for repository in &repositories {
+            let Some(name) = namespace.contains(repository) else {
+                continue;
+            };
+            let reference = namespace.reference(name);
+            let named = name.to_lowercase().contains(&query);
+            // One repository that cannot be read is reported, not the end of the search.
+            let mut skip = |error: Error| {
+                if matches!(
+                    error,
+                    Error::Hub {
+                        reason: HubFailure::Unreachable { .. },
+                        ..
+                    }
+                ) {
+                    return Err(error);
+                }
+                if named {
+                    result.skipped.push((repository.clone(), reason_of(&error)));
+                }
+                Ok(())
+            };
+            let tags = match self.tags(&reference) {
+                Ok(tags) => tags,
+                Err(error) => {
+                    skip(error)?;
+                    continue;
+                }
+            };
+            let mut versions: Vec<(Version, String)> = tags
+                .iter()
+                .filter_map(|t| version_of(t).map(|v| (v, t.clone())))
+                .collect();
+            versions.sort_by(|a, b| b.0.cmp(&a.0));
+            let other_tags: Vec<String> = tags
+                .iter()
+                .filter(|t| version_of(t).is_none())
+                .cloned()
+                .collect();
+            // The newest release, as `gp install NAME` picks it; a pre-release only when there
+            // is nothing else.
+            let release = versions
+                .iter()
+                .find(|(v, _)| v.pre.is_empty())
+                .or(versions.first());
+            let newest_version = release.map(|(v, _)| v.to_string());
+            let Some(newest) = release
+                .map(|(_, t)| t.clone())
+                .or_else(|| other_tags.first().cloned())
+            else {
+                continue;
+            };
+            let tagged = Reference {
+                tag: Some(newest),
+                ..reference.clone()
+            };
+            let (description, newest) = match self.manifest(&tagged) {
+                Ok((digest, (manifest, _))) => (
+                    manifest
+                        .annotations
+                        .get("org.opencontainers.image.description")
+                        .cloned(),
+                    tagged.with_digest(&digest).to_string(),
+                ),
+                Err(error) => {
+                    skip(error)?;
+                    continue;
+                }
+            };
+            let matches = named
+                || description
+                    .as_deref()
+                    .is_some_and(|d| d.to_lowercase().contains(&query));
+            if matches {
+                result.plugins.push(Found {
+                    name: name.to_owned(),
+                    reference: reference.to_string(),
+                    versions: versions.into_iter().map(|(v, _)| v.to_string()).collect(),
+                    other_tags,
+                    description,
+                    newest_version,
+                    newest,
+                });
+            }
+        }
+        result.plugins.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(result)
+    }
+}
+
+/// The reason of a hub error, without the reference it names.
+fn reason_of(error: &Error) -> String {
+    match error {
+        Error::Hub { reason, .. } => reason.to_string(),
+        Error::Artifact { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}

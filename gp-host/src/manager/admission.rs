@@ -1,0 +1,110 @@
+//! Checks an application registers to refuse a plugin before it loads: the manager runs
+//! them without knowing what they check (the HTTP layer's route conflicts, for one), so no
+//! layer above the manager has to be imported by it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use crate::error::{Cause, Error};
+use crate::manager::Manager;
+use crate::runtime::spec::Spec;
+use crate::util::{read, write};
+
+/// A check run before a plugin version is loaded or swapped in: `candidate` is the version
+/// about to serve, `serving` every other plugin serving now (not the version `candidate`
+/// replaces), and every disabled one (with its manifest, an empty `library` and `sha256`).
+/// `Err(reason)` refuses the candidate: the check's own error, which becomes
+/// [`Error::Refused`]'s `reason` (and its `source()`).
+pub(crate) type Admission = dyn Fn(&Spec, &[Spec]) -> Result<(), Cause> + Send + Sync;
+
+/// Identifies a check registered with [`Manager::admit`], to remove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AdmissionId(u64);
+
+/// The checks of one manager.
+#[derive(Default)]
+pub(crate) struct Admissions {
+    checks: RwLock<Checks>,
+}
+
+/// The last id given, and each check with its id.
+#[derive(Default)]
+struct Checks(u64, Vec<(u64, Arc<Admission>)>);
+
+impl Manager {
+    /// Registers `check`, run (with the change lock held, so checks see a settled set of
+    /// plugins) before every load and upgrade, after the library was verified and before its
+    /// `on_load` runs. `check` gets the candidate and every other plugin serving or disabled;
+    /// its error refuses the candidate: a load fails with [`Error::Refused`], whose `reason`
+    /// is that error (a `String` or `&str` converts with `.into()`); an upgrade fails with
+    /// [`Error::UpgradeRefused`], and the running version keeps serving.
+    ///
+    /// Plugins already loaded are not checked again.
+    ///
+    /// ```
+    /// let manager = gp_host::Manager::new("plugins");
+    /// manager.admit(|candidate, _serving| {
+    ///     if candidate.name().starts_with("experimental-") {
+    ///         return Err("experimental plugins are not loaded in production".into());
+    ///     }
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn admit(
+        &self,
+        check: impl Fn(&Spec, &[Spec]) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> AdmissionId {
+        let mut checks = write(&self.inner.admissions.checks);
+        checks.0 += 1;
+        let id = checks.0;
+        checks.1.push((id, Arc::new(check)));
+        AdmissionId(id)
+    }
+
+    /// Removes a check registered with [`admit`](Self::admit); `false` if it was gone.
+    pub fn remove_admission(&self, id: AdmissionId) -> bool {
+        let mut checks = write(&self.inner.admissions.checks);
+        let before = checks.1.len();
+        checks.1.retain(|(i, _)| *i != id.0);
+        checks.1.len() != before
+    }
+
+    /// Runs every check on `candidate`. Called with the change lock held.
+    pub(crate) fn run_admissions(&self, candidate: &Spec) -> Result<(), Error> {
+        let checks: Vec<Arc<Admission>> = {
+            let checks = read(&self.inner.admissions.checks);
+            checks.1.iter().map(|(_, c)| Arc::clone(c)).collect()
+        };
+        if checks.is_empty() {
+            return Ok(());
+        }
+        // Disabled plugins keep their place (their routes stay reserved): they count too.
+        let disabled = self.disabled().into_iter().map(|d| Spec {
+            manifest: d.manifest,
+            dir: d.origin.clone(),
+            origin: d.origin,
+            library: PathBuf::new(),
+            sha256: String::new(),
+            abi_version: String::new(),
+            has_on_load: false,
+            has_on_unload: false,
+        });
+        let serving: Vec<Spec> = self
+            .list()
+            .into_iter()
+            .chain(disabled)
+            .filter(|s| s.name() != candidate.name())
+            .collect();
+        for check in checks {
+            check(candidate, &serving).map_err(|reason| Error::Refused {
+                plugin: candidate.name().to_owned(),
+                path: candidate.origin.clone(),
+                reason,
+            })?;
+        }
+        Ok(())
+    }
+}

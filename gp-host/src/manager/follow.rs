@@ -1,0 +1,356 @@
+//! Following a registry (feature `hub`): a plugin kept at the version a moving tag
+//! (`oci://…/sample:stable`) or a semver range (`sample@^1`) names, checked every interval,
+//! verified and upgraded like any install.
+//!
+//! Robust by construction: a check that fails (the registry down, a 401) is logged once per
+//! distinct error and retried at the next interval; a version that is refused (it does not
+//! verify, it is not a gp plugin, it is older than what is loaded) is logged once and not
+//! tried again until the tag or range points elsewhere; what is loaded keeps serving
+//! throughout.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use semver::VersionReq;
+
+use crate::error::Error;
+use crate::hub::{Client, Namespace, Reference, Resolved};
+use crate::manager::install::InstallOptions;
+use crate::manager::Manager;
+
+/// What to follow.
+#[derive(Debug, Clone)]
+pub enum Follow {
+    /// Whatever this reference's tag points at (`oci://HOST/NS/NAME:stable`).
+    Tag(Reference),
+    /// The highest version of `name` under `namespace` that `range` accepts.
+    Range {
+        /// Where the plugin is published.
+        namespace: Namespace,
+        /// The plugin's name.
+        name: String,
+        /// The versions accepted.
+        range: VersionReq,
+    },
+}
+
+impl Follow {
+    /// The plugin followed.
+    pub fn name(&self) -> &str {
+        match self {
+            Follow::Tag(reference) => reference.name(),
+            Follow::Range { name, .. } => name,
+        }
+    }
+}
+
+impl fmt::Display for Follow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Follow::Tag(reference) => write!(f, "{reference}"),
+            Follow::Range {
+                namespace,
+                name,
+                range,
+            } => write!(f, "{name}@{range} in {namespace}"),
+        }
+    }
+}
+
+/// What a [`Following`] has seen so far.
+#[derive(Debug, Clone, Default)]
+pub struct FollowStatus {
+    /// Checks made.
+    pub checks: u64,
+    /// The version installed or found already loaded, with its digest.
+    pub current: Option<Resolved>,
+    /// Why the last check failed, if it did.
+    pub last_error: Option<String>,
+    /// Versions refused (digest and why), not tried again.
+    pub refused: Vec<(String, String)>,
+}
+
+/// A plugin being followed; stops (and waits for its thread) when dropped.
+pub struct Following {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Shared {
+    stop: Mutex<bool>,
+    wake: Condvar,
+    status: Mutex<FollowStatus>,
+}
+
+impl Following {
+    /// Asks it to stop without waiting: the check in progress installs nothing more. Dropping
+    /// it waits for its thread. (Stop every follower first, then drop them, to stop them all
+    /// at once.)
+    pub fn stop(&self) {
+        *lock(&self.shared.stop) = true;
+        self.shared.wake.notify_all();
+    }
+
+    /// What it has seen so far.
+    pub fn status(&self) -> FollowStatus {
+        lock(&self.shared.status).clone()
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Manager {
+    /// Follows `target` in its registry through `client`: checks now and then every
+    /// `interval`, and installs what it names when that changes ([`Manager::install`], so `<name>.plg` in the base directory, verified
+    /// completely, upgraded in place). Logs through the `tracing` subscriber current here.
+    pub fn follow(&self, target: Follow, client: Client, interval: Duration) -> Following {
+        let shared = Arc::new(Shared {
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            status: Mutex::new(FollowStatus::default()),
+        });
+        let manager = self.clone();
+        let inner = Arc::clone(&shared);
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("gp-follow-{}", target.name()))
+            .spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let mut follower = Follower {
+                        manager,
+                        target,
+                        client,
+                        refused: HashSet::new(),
+                        last_error: None,
+                    };
+                    loop {
+                        follower.check(&inner);
+                        let stop = lock(&inner.stop);
+                        let (stop, _) = inner
+                            .wake
+                            .wait_timeout_while(stop, interval, |stop| !*stop)
+                            .unwrap_or_else(|p| p.into_inner());
+                        if *stop {
+                            return;
+                        }
+                    }
+                })
+            })
+            .expect("a thread for following a registry");
+        Following {
+            shared,
+            thread: Some(thread),
+        }
+    }
+}
+
+struct Follower {
+    manager: Manager,
+    target: Follow,
+    client: Client,
+    refused: HashSet<String>,
+    last_error: Option<String>,
+}
+
+/// Whether an install that failed with `error` may succeed at a later check: the registry,
+/// the disk, a runner or a hook failed, or the plugin is disabled. Everything else is about
+/// what the registry holds, and refused.
+fn retry_later(error: &Error) -> bool {
+    match error {
+        Error::UpgradeRefused { source, .. } => retry_later(source),
+        Error::Hub { .. }
+        | Error::Download { .. }
+        | Error::Io { .. }
+        | Error::Disabled { .. }
+        | Error::MissingBaseDir { .. }
+        | Error::Runner { .. }
+        | Error::Preflight { .. }
+        | Error::Restart { .. }
+        | Error::HookTimedOut { .. }
+        | Error::Quarantined { .. } => true,
+        _ => false,
+    }
+}
+
+/// Where a check failed.
+enum Stage<'a> {
+    /// Asking the registry what the target names now.
+    Check,
+    /// Installing what it names.
+    Install(&'a Reference),
+}
+
+impl Follower {
+    /// The check failed at `stage` and may succeed later: remembered, and said once per
+    /// distinct reason.
+    fn failed(&mut self, status: &Mutex<FollowStatus>, stage: Stage<'_>, why: String) {
+        if self.last_error.as_deref() != Some(why.as_str()) {
+            match stage {
+                Stage::Check => {
+                    tracing::warn!(target: "gp", follow = %self.target, error = %why, "cannot check the registry; what is loaded keeps serving");
+                }
+                Stage::Install(reference) => {
+                    tracing::warn!(target: "gp", follow = %self.target, %reference, error = %why, "cannot install it now; the next check tries again, and what is loaded keeps serving");
+                }
+            }
+        }
+        self.last_error = Some(why.clone());
+        lock(status).last_error = Some(why);
+    }
+
+    /// The check succeeded: no error stands.
+    fn succeeded(&mut self, status: &Mutex<FollowStatus>) {
+        self.last_error = None;
+        lock(status).last_error = None;
+    }
+
+    /// `digest` (at `reference`) is refused for `why`: said once, never tried again.
+    fn refuse(
+        &mut self,
+        status: &Mutex<FollowStatus>,
+        digest: String,
+        reference: &dyn std::fmt::Display,
+        why: String,
+    ) {
+        self.succeeded(status);
+        if self.refused.insert(digest.clone()) {
+            tracing::warn!(target: "gp", follow = %self.target, %reference, reason = %why, "not installed; what is loaded keeps serving");
+            lock(status).refused.push((digest, why));
+        }
+    }
+
+    /// Whether `digest` needs nothing done: it is the version current, or one refused. Clears
+    /// the last error if so (the check succeeded).
+    fn settled(&mut self, status: &Mutex<FollowStatus>, digest: &str) -> bool {
+        let current = lock(status)
+            .current
+            .as_ref()
+            .is_some_and(|c| c.reference.digest.as_deref() == Some(digest));
+        if !current && !self.refused.contains(digest) {
+            return false;
+        }
+        self.succeeded(status);
+        true
+    }
+
+    fn check(&mut self, shared: &Shared) {
+        let status = &shared.status;
+        lock(status).checks += 1;
+        // A tag: a HEAD says whether it moved, before anything is downloaded.
+        if let Follow::Tag(reference) = &self.target {
+            if let Ok(Some(digest)) = self.client.digest(reference) {
+                if self.settled(status, &digest) {
+                    return;
+                }
+            }
+        }
+        let resolved = match &self.target {
+            Follow::Tag(reference) => self.client.inspect(reference),
+            Follow::Range {
+                namespace,
+                name,
+                range,
+            } => self.client.resolve(namespace, name, range),
+        };
+        let resolved = match resolved {
+            Ok(resolved) => resolved,
+            Err(Error::Artifact { reference, reason }) => {
+                match Reference::parse(&reference).ok().and_then(|r| r.digest) {
+                    // The registry holds something refused (not a gp plugin, not what its
+                    // digest says): said of its digest, refused like a version that does not
+                    // verify.
+                    Some(digest) => self.refuse(status, digest, &reference, reason),
+                    None => self.failed(status, Stage::Check, format!("{reference}: {reason}")),
+                }
+                return;
+            }
+            Err(error) => {
+                self.failed(status, Stage::Check, error.to_string());
+                return;
+            }
+        };
+        let digest = resolved.reference.digest.clone().unwrap_or_default();
+        if self.settled(status, &digest) {
+            return;
+        }
+        let first_look = lock(status).current.is_none();
+        let name = self.target.name().to_owned();
+        let loaded = self
+            .manager
+            .get_plugin(&name)
+            .ok()
+            .map(|(spec, _)| spec.version().clone());
+        match loaded {
+            // The first look: the version the registry names is the one loaded.
+            Some(version) if first_look && version == resolved.version => {
+                tracing::info!(target: "gp", follow = %self.target, version = %version, "following; the version loaded is current");
+                self.succeeded(status);
+                lock(status).current = Some(resolved);
+                return;
+            }
+            Some(version) if version > resolved.version => {
+                let why = format!(
+                    "it is version {}, older than the {version} loaded",
+                    resolved.version
+                );
+                self.refuse(status, digest, &resolved.reference, why);
+                return;
+            }
+            _ => {}
+        }
+        // Stopped while asking the registry: install nothing.
+        if *lock(&shared.stop) {
+            return;
+        }
+        // Disabled by an operator: nothing is downloaded until it is enabled again.
+        if let Some(disabled) = self.manager.disabled_plugin(&name) {
+            let why = format!(
+                "plugin `{name}` is disabled ({}): enable it to install {}",
+                disabled.reason, resolved.reference
+            );
+            self.failed(status, Stage::Install(&resolved.reference), why);
+            return;
+        }
+        let installed = self.manager.install(
+            &resolved.reference.to_string(),
+            &InstallOptions {
+                hub: Some(&self.client),
+                ..Default::default()
+            },
+        );
+        match installed {
+            Ok(spec) => {
+                tracing::info!(target: "gp", follow = %self.target, plugin = spec.name(), version = %spec.version(), reference = %resolved.reference, "following: installed");
+                self.succeeded(status);
+                lock(status).current = Some(resolved);
+            }
+            // The registry, the disk or a hook failed on the way: the next check tries again.
+            Err(error) if retry_later(&error) => {
+                self.failed(
+                    status,
+                    Stage::Install(&resolved.reference),
+                    error.to_string(),
+                );
+            }
+            // What the registry holds is refused: not tried again until it changes.
+            Err(error) => {
+                let why = error.to_string();
+                self.refuse(status, digest, &resolved.reference, why);
+            }
+        }
+    }
+}
+
+/// `mutex`, locked, whether or not a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,247 @@
+//! Installing a package from a URL: download, verify, move into the base directory, load.
+
+use crate::error::Error;
+use crate::manager::Manager;
+use crate::runtime::spec::Spec;
+use crate::source::download::{copy_hashed, fetch, CopyFailure};
+use crate::source::package::{self, Trust};
+
+/// How [`Manager::install`] checks what it downloads.
+#[derive(Default)]
+pub struct InstallOptions<'a> {
+    /// The SHA-256 the package file must have, in hex (as `gp pack` prints it).
+    pub sha256: Option<String>,
+    /// Signatures to accept instead of the manager's own [`Trust`], for this package (its
+    /// verification and its load).
+    pub trust: Option<Trust>,
+    /// Called as the download progresses with the bytes received and the total, if the server
+    /// said it.
+    pub progress: Option<&'a dyn Fn(u64, Option<u64>)>,
+    /// The registry client for `oci://` references (default: one with the Docker
+    /// configuration's credentials and the manager's package limits). A client's own limits
+    /// bound the download; the manager's still bound the package when it is unpacked.
+    #[cfg(feature = "hub")]
+    pub hub: Option<&'a crate::hub::Client>,
+}
+
+impl Manager {
+    /// Downloads the package at `url` (HTTP or HTTPS; a `file://` URL or a local path is
+    /// copied instead, with the same checks; with the `hub` feature, an `oci://` reference is
+    /// pulled from its registry, its manifest and digests checked, see [`crate::hub`]) and
+    /// installs it: the body is streamed to
+    /// a hidden temporary file in the base directory (at most the manager's package size
+    /// limit), its SHA-256 checked against `options.sha256` if given, the package checked
+    /// completely (checksums, signature per the trust in force, contents), then moved into the
+    /// base directory as `<plugin name>.plg` in one rename and loaded (or upgraded to, if that
+    /// plugin is loaded from a package of the same name).
+    ///
+    /// If anything fails, nothing is left in the base directory (a package it replaced is put
+    /// back) and the registry is as it was.
+    pub fn install(&self, url: &str, options: &InstallOptions<'_>) -> Result<Spec, Error> {
+        let _one_at_a_time = self
+            .inner
+            .installs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let limits = self.package_limits();
+        let trust = options.trust.as_ref().unwrap_or(self.trust());
+        let base = self.base_dir().to_owned();
+        std::fs::create_dir_all(&base).map_err(|e| Error::io(&base, e))?;
+        let download = tempfile::Builder::new()
+            .prefix(".download-")
+            .suffix(".plg")
+            .tempfile_in(&base)
+            .map_err(|e| Error::io(&base, e))?;
+        let mut pulled = None;
+        let sha256 = match local_path(url) {
+            Some(path) => copy_local(url, &path, download.as_file(), &limits)?,
+            None if url.starts_with("oci://") => {
+                let (sha256, from) = pull(url, download.as_file(), &limits, options)?;
+                pulled = Some(from);
+                sha256
+            }
+            None => fetch(
+                url,
+                download.path(),
+                download.as_file(),
+                &limits,
+                options.progress,
+            )?,
+        };
+        if let Some(expected) = &options.sha256 {
+            if !sha256.eq_ignore_ascii_case(expected.trim()) {
+                return Err(Error::Download {
+                    url: url.to_owned(),
+                    reason: format!(
+                        "its SHA-256 is {sha256}, not the {} expected; the file was not installed",
+                        expected.trim()
+                    ),
+                    source: None,
+                });
+            }
+        }
+        let scratch = tempfile::Builder::new()
+            .prefix(".verify-")
+            .tempdir_in(&base)
+            .map_err(|e| Error::io(&base, e))?;
+        let unpacked = package::unpack(download.path(), scratch.path(), trust, &limits).map_err(
+            |e| match e {
+                Error::Package { reason, source, .. } => Error::Package {
+                    path: url.into(),
+                    reason,
+                    source,
+                },
+                other => other,
+            },
+        )?;
+        drop(scratch);
+        // From a registry: the package must be the plugin and version its place names.
+        if let Some(pulled) = &pulled {
+            check_holds(pulled, &unpacked.manifest)?;
+        }
+
+        let target = base.join(format!("{}.{}", unpacked.manifest.name, package::EXTENSION));
+        let backup = base.join(format!(".{}.previous", unpacked.manifest.name));
+        let replaced = target.exists();
+        if replaced {
+            std::fs::rename(&target, &backup).map_err(|e| Error::io(&target, e))?;
+        }
+        // Put back what was there: one rename over the target (never a moment without it), or
+        // remove the new file if there was nothing.
+        let restore = || {
+            if replaced {
+                let _ = std::fs::rename(&backup, &target);
+            } else {
+                let _ = std::fs::remove_file(&target);
+            }
+        };
+        // A temporary file is created readable by its owner only; an installed package is an
+        // ordinary file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = download
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        if let Err((_, e)) = download.persist(&target).map_err(|e| (e.file, e.error)) {
+            restore();
+            return Err(Error::io(&target, e));
+        }
+        let settings = crate::source::Settings {
+            trust,
+            ..self.settings()
+        };
+        match self.load_source(&target, &settings) {
+            Ok(spec) => {
+                if replaced {
+                    let _ = std::fs::remove_file(&backup);
+                }
+                tracing::info!(target: "gp", plugin = spec.name(), version = %spec.version(), url, "plugin installed");
+                Ok(spec)
+            }
+            Err(error) => {
+                restore();
+                Err(error)
+            }
+        }
+    }
+}
+
+/// What a registry said a pulled package is.
+#[cfg(feature = "hub")]
+type Pulled = crate::hub::Pulled;
+#[cfg(not(feature = "hub"))]
+type Pulled = std::convert::Infallible;
+
+#[cfg(feature = "hub")]
+fn check_holds(pulled: &Pulled, plugin: &gp_core::manifest::Manifest) -> Result<(), Error> {
+    pulled.check_holds(plugin)
+}
+
+#[cfg(not(feature = "hub"))]
+fn check_holds(pulled: &Pulled, _: &gp_core::manifest::Manifest) -> Result<(), Error> {
+    match *pulled {}
+}
+
+/// Pulls the `oci://` reference `url` into `file`; returns the package's SHA-256 in hex and
+/// what the registry said it is.
+#[cfg(feature = "hub")]
+fn pull(
+    url: &str,
+    file: &std::fs::File,
+    limits: &package::Limits,
+    options: &InstallOptions<'_>,
+) -> Result<(String, Pulled), Error> {
+    use crate::hub::{Client, ClientOptions, Reference};
+    let reference = Reference::parse(url).map_err(|reason| Error::Hub {
+        reference: url.to_owned(),
+        reason: crate::error::HubFailure::answer(reason.to_string()),
+    })?;
+    let owned;
+    let client = match options.hub {
+        Some(client) => client,
+        None => {
+            owned = Client::new(ClientOptions {
+                limits: *limits,
+                ..ClientOptions::default()
+            });
+            &owned
+        }
+    };
+    let pulled = client.pull(&reference, file, options.progress)?;
+    Ok((pulled.sha256.clone(), pulled))
+}
+
+#[cfg(not(feature = "hub"))]
+fn pull(
+    url: &str,
+    _: &std::fs::File,
+    _: &package::Limits,
+    _: &InstallOptions<'_>,
+) -> Result<(String, Pulled), Error> {
+    Err(Error::Download {
+        url: url.to_owned(),
+        reason: "installing from an OCI registry needs gp-host's `hub` feature".to_owned(),
+        source: None,
+    })
+}
+
+/// The local file `url` names: a `file://` URL, or anything without a `scheme://`.
+fn local_path(url: &str) -> Option<std::path::PathBuf> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        // file:///abs/path, or file://localhost/abs/path
+        let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+        return Some(std::path::PathBuf::from(rest));
+    }
+    (!url.contains("://")).then(|| std::path::PathBuf::from(url))
+}
+
+/// Copies the local package `path` into `file` (at most `limits.max_bytes`); returns its
+/// SHA-256 in hex.
+fn copy_local(
+    url: &str,
+    path: &std::path::Path,
+    file: &std::fs::File,
+    limits: &package::Limits,
+) -> Result<String, Error> {
+    let fail = |reason: String, source: Option<std::io::Error>| Error::Download {
+        url: url.to_owned(),
+        reason,
+        source: source.map(|e| Box::new(e) as crate::error::Cause),
+    };
+    let source =
+        std::fs::File::open(path).map_err(|e| fail(format!("cannot read it: {e}"), Some(e)))?;
+    match copy_hashed(source, file, limits.max_bytes, |_| {}) {
+        Ok((_, sha256)) => Ok(sha256),
+        Err(CopyFailure::Read(e)) => Err(fail(format!("cannot read it: {e}"), Some(e))),
+        Err(CopyFailure::Write(e)) => Err(fail(format!("cannot copy it: {e}"), Some(e))),
+        Err(CopyFailure::TooLarge) => Err(fail(
+            format!(
+                "the package is larger than {} bytes (the limit); nothing was installed",
+                limits.max_bytes
+            ),
+            None,
+        )),
+    }
+}

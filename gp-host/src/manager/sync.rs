@@ -1,0 +1,244 @@
+//! Bringing the registry in line with the base directory: discovery, and loading, upgrading or
+//! unloading the plugin of one folder or package.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::folder::{self, LibraryFile};
+use crate::manager::report::{LoadFailure, LoadReport, Synced, UpgradeOptions};
+use crate::manager::Manager;
+use crate::runtime::loaded::Loaded;
+use crate::runtime::spec::{examine, Spec};
+use crate::source::{self, Settings};
+use crate::util::normalize;
+
+impl Manager {
+    /// Loads every plugin folder in the base directory that is not loaded yet, and upgrades
+    /// the plugins whose folder changed since they were loaded (newer versions only).
+    ///
+    /// Folders are visited in name order; hidden folders (`.name`) are skipped. A folder
+    /// that fails is reported and changes nothing: the others load, and plugins already
+    /// loaded keep serving.
+    pub fn load_plugins(&self) -> LoadReport {
+        let mut report = LoadReport::default();
+        let base = self.base_dir();
+        let dirs = match plugin_folders(base) {
+            Ok(dirs) => dirs,
+            Err(error) => {
+                self.report_failure(base, &error);
+                report.failed.push(LoadFailure {
+                    dir: base.to_owned(),
+                    error,
+                });
+                return report;
+            }
+        };
+        for dir in dirs {
+            match self.sync_with(&dir, &self.settings()) {
+                Ok(Synced::Loaded(spec)) => report.loaded.push(spec),
+                Ok(Synced::Unchanged(spec)) => report.unchanged.push(spec),
+                Ok(Synced::Upgraded(upgraded)) => report.upgraded.push(upgraded),
+                Ok(Synced::Unloaded | Synced::Nothing) => {}
+                Err(error @ Error::Disabled { .. }) => {
+                    report.disabled.push(LoadFailure { dir, error });
+                }
+                Err(error) => {
+                    self.report_failure(&dir, &error);
+                    report.failed.push(LoadFailure { dir, error });
+                }
+            }
+        }
+        self.gc_after(
+            report
+                .loaded
+                .iter()
+                .chain(report.upgraded.iter().map(|u| &u.to)),
+        );
+        report
+    }
+
+    /// Loads the plugin in one folder (`dir/plugin.json` and its library). If it is loaded
+    /// already from this folder, returns its spec, upgrading it first if the folder changed.
+    pub fn load_plugin(&self, dir: impl AsRef<Path>) -> Result<Spec, Error> {
+        self.load_source(dir.as_ref(), &self.settings())
+    }
+
+    /// [`load_plugin`](Self::load_plugin) of a folder or package, resolved with `settings`.
+    pub(crate) fn load_source(&self, dir: &Path, settings: &Settings<'_>) -> Result<Spec, Error> {
+        if !dir.exists() {
+            // Loading is not the place to unload what a vanished folder held.
+            let error = Error::MissingManifest {
+                path: dir.to_owned(),
+            };
+            self.report_failure(dir, &error);
+            return Err(error);
+        }
+        match self.sync_with(dir, settings) {
+            Ok(Synced::Loaded(spec)) => {
+                self.gc_after([&spec]);
+                Ok(spec)
+            }
+            Ok(Synced::Unchanged(spec)) => Ok(spec),
+            Ok(Synced::Upgraded(upgraded)) => {
+                self.gc_after([&upgraded.to]);
+                Ok(upgraded.to)
+            }
+            Ok(Synced::Unloaded | Synced::Nothing) => Err(Error::MissingManifest {
+                path: dir.to_owned(),
+            }),
+            Err(error) => {
+                self.report_failure(dir, &error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Brings the registry in line with one plugin folder or package (`origin`): loads a new
+    /// plugin, upgrades a changed one (newer versions only), leaves an unchanged one, unloads
+    /// the plugin of a folder or package that is gone.
+    ///
+    /// Emits events for what it did, not for failures: the caller decides when a failure is
+    /// final (the watcher, for one, tries a folder again while its files settle).
+    pub fn sync(&self, origin: impl AsRef<Path>) -> Result<Synced, Error> {
+        let synced = self.sync_with(origin.as_ref(), &self.settings())?;
+        self.gc_after(synced.serving());
+        Ok(synced)
+    }
+
+    fn sync_with(&self, origin: &Path, settings: &Settings<'_>) -> Result<Synced, Error> {
+        let origin = &normalize(origin);
+        let changes = self.lock_changes();
+        let loaded_here = self.name_loaded_from(origin);
+        if !origin.exists() {
+            drop(changes);
+            return match loaded_here {
+                Some(name) => self.unload(&name).map(|_| Synced::Unloaded),
+                None => Ok(Synced::Nothing),
+            };
+        }
+        let folder = source::resolve(origin, settings)?;
+        let library = folder::read_library(&folder.library)?;
+        let name = folder.manifest.name.clone();
+        if let Some(disabled) = self.disabled_plugin(&name) {
+            return Err(Error::Disabled {
+                plugin: name,
+                path: folder.origin,
+                reason: disabled.reason,
+            });
+        }
+        let existing = self.existing_slot(&name);
+        let running = existing.as_ref().and_then(|slot| slot.current.load_full());
+        let synced = match running {
+            Some(running) if running.spec.origin == folder.origin => {
+                let slot = existing.expect("a running plugin has a slot");
+                let synced = self.upgrade_locked(
+                    &slot,
+                    &running,
+                    Some(folder),
+                    library,
+                    UpgradeOptions::default(),
+                )?;
+                drop(changes);
+                self.announce(&synced);
+                return Ok(synced);
+            }
+            Some(running) => {
+                return Err(Error::Duplicate {
+                    plugin: name,
+                    path: folder.origin,
+                    loaded_from: running.spec.origin.clone(),
+                })
+            }
+            None => {
+                let spec = examine(Some(&folder), &library, &folder.dir, &folder.origin)?;
+                self.run_admissions(&spec)?;
+                let loaded = Arc::new(self.open(spec, &library)?);
+                let spec = Spec::clone(&loaded.spec);
+                let slot = self.slot(&name);
+                if let Some(replaced) = slot.current.swap(Some(loaded)) {
+                    // Not expected (the change lock is held and the slot was empty), but a
+                    // version that was there must drain like any other.
+                    self.inner.reaper.retire(replaced);
+                }
+                slot.metrics.loaded();
+                Synced::Loaded(spec)
+            }
+        };
+        drop(changes);
+        self.announce(&synced);
+        // The folder now declares another plugin than the one loaded from it: that one goes.
+        if let Some(old) = loaded_here.filter(|old| *old != name) {
+            if let Err(error) = self.unload(&old) {
+                tracing::warn!(target: "gp", plugin = old, "{error}");
+            }
+        }
+        Ok(synced)
+    }
+
+    /// Opens a checked library as a version of this manager's (in its runtime directory).
+    pub(crate) fn open(&self, spec: Spec, library: &LibraryFile) -> Result<Loaded, Error> {
+        #[cfg(feature = "isolate")]
+        {
+            let config = &self.inner.config;
+            let isolation = match config.isolated.get(spec.name()) {
+                Some(own) => Some(own),
+                None => config
+                    .isolation
+                    .covers(spec.name())
+                    .then_some(&config.isolation),
+            };
+            if let Some(isolation) = isolation {
+                return Loaded::open_isolated(
+                    spec,
+                    library,
+                    self.runtime_dir(),
+                    config.hook_timeout,
+                    std::sync::Arc::clone(isolation),
+                );
+            }
+        }
+        #[cfg(feature = "isolate")]
+        let preflight = |spec: &Spec, copy: &std::path::Path| {
+            if self.inner.config.preflight {
+                crate::runtime::isolation::preflight::preflight(
+                    spec,
+                    copy,
+                    &self.inner.config.isolation,
+                )
+            } else {
+                Ok(())
+            }
+        };
+        #[cfg(not(feature = "isolate"))]
+        let preflight = |_: &Spec, _: &std::path::Path| Ok(());
+        Loaded::open(
+            spec,
+            library,
+            self.runtime_dir(),
+            self.inner.config.hook_timeout,
+            &preflight,
+        )
+    }
+}
+
+/// The plugin folders and packages in `base`, in name order.
+fn plugin_folders(base: &Path) -> Result<Vec<PathBuf>, Error> {
+    let entries = std::fs::read_dir(base).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::MissingBaseDir {
+                path: base.to_owned(),
+            }
+        } else {
+            Error::io(base, e)
+        }
+    })?;
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) || source::is_package(&e.path()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}

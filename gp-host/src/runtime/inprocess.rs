@@ -1,0 +1,247 @@
+//! A version mapped into this process by the dynamic loader: its hooks, bracketing the
+//! build's life rather than the instance's, and the call into it.
+//!
+//! Both an in-process host's [`Loaded`](super::loaded::Loaded) and an isolated plugin's
+//! runner hold one, so the runner loads a plugin exactly as a host does.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use abi_stable::std_types::RResult;
+use gp_core::{CallErrorKind, ExecuteFn};
+
+use crate::error::{Error, Hook};
+use crate::library::Module;
+use crate::runtime::activity;
+use crate::runtime::context::{self, Context};
+use crate::runtime::spec::Spec;
+use crate::util::{bounded, lock, MAX_PLUGIN_MESSAGE};
+
+/// How many [`InProcess`] instances of each build (by SHA-256) are alive in this process.
+///
+/// The dynamic loader maps a build once per process, so every instance of a build shares its
+/// code *and its statics*: an unload that times out, followed by a reload of the same build,
+/// gives two instances over one set of statics. The hooks therefore bracket the build's life,
+/// not the instance's: `on_load` runs when the first instance appears, `on_unload` when the
+/// last one goes. Each build has a mutex of its own, held while its hook runs, so two
+/// managers loading the same build agree on which one runs `on_load`.
+fn live_builds(sha256: &str) -> Arc<Mutex<usize>> {
+    static LIVE: OnceLock<Mutex<HashMap<String, Arc<Mutex<usize>>>>> = OnceLock::new();
+    let mut live = lock(LIVE.get_or_init(Default::default));
+    Arc::clone(live.entry(sha256.to_owned()).or_default())
+}
+
+/// Builds (by SHA-256) whose hook ran past its timeout and has not returned, with that hook.
+/// Their statics may be mid-change: no instance of them is made until the hook returns.
+fn quarantine() -> std::sync::MutexGuard<'static, HashMap<String, Hook>> {
+    static QUARANTINE: OnceLock<Mutex<HashMap<String, Hook>>> = OnceLock::new();
+    lock(QUARANTINE.get_or_init(Default::default))
+}
+
+fn refuse_quarantined(spec: &Spec) -> Result<(), Error> {
+    match quarantine().get(&spec.sha256) {
+        Some(&hook) => Err(Error::Quarantined {
+            plugin: spec.name().to_owned(),
+            path: spec.origin.clone(),
+            hook,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A version mapped into this process by the dynamic loader.
+pub(crate) struct InProcess {
+    execute: ExecuteFn,
+    /// The plugin's name, interned: what the host's services say is calling.
+    name: &'static context::PluginName,
+    on_unload: Option<ExecuteFn>,
+    /// This build's instance count; decremented once, by [`InProcess::run_unload_hook`].
+    build: Arc<Mutex<usize>>,
+    counted: AtomicBool,
+    /// How long `on_unload` may run before it is abandoned.
+    hook_timeout: Duration,
+}
+
+/// What [`InProcess::run_unload_hook`] did.
+pub(crate) enum UnloadHookRun {
+    /// The plugin has no `on_unload`, or the hook had run already.
+    Nothing,
+    /// Another instance of the same build is still loaded: the hook waits for the last one.
+    Shared,
+    /// The hook ran.
+    Ran(Result<(), Error>),
+}
+
+impl InProcess {
+    /// Binds the host's services, runs the plugin's `on_load` hook (if any, and if no other
+    /// instance of the same build is alive) and returns the version ready to serve, with
+    /// `spec` saying which hooks it has.
+    pub(crate) fn activate(
+        spec: Spec,
+        module: Module,
+        hook_timeout: Duration,
+    ) -> Result<(Spec, InProcess), Error> {
+        refuse_quarantined(&spec)?;
+        // Before any of the plugin's code runs in a call or hook.
+        module.bind_host(context::SERVICES);
+        let on_load = module.on_load();
+        let on_unload = module.on_unload();
+        let spec = Spec {
+            has_on_load: on_load.is_some(),
+            has_on_unload: on_unload.is_some(),
+            ..spec
+        };
+        let build = live_builds(&spec.sha256);
+        {
+            let mut instances = lock(&build);
+            // Again under the build's lock: a load that waited for it may find the build
+            // quarantined by the one that held it.
+            refuse_quarantined(&spec)?;
+            match on_load {
+                Some(hook) if *instances == 0 => {
+                    run_hook_bounded(&spec, Hook::OnLoad, hook, hook_timeout)?
+                }
+                Some(_) => {
+                    tracing::debug!(target: "gp", plugin = spec.name(), "this build is already loaded; its on_load ran then")
+                }
+                None => {}
+            }
+            *instances += 1;
+        }
+        let name = context::PluginName::intern(spec.name());
+        let instance = InProcess {
+            execute: module.execute(),
+            name,
+            on_unload,
+            build,
+            counted: AtomicBool::new(true),
+            hook_timeout,
+        };
+        Ok((spec, instance))
+    }
+
+    /// Calls the plugin. `retiring` is what the plugin reads as its cancellation by an
+    /// unload. The error is boxed so that a successful call returns one word (see
+    /// [`Loaded::call`](super::loaded::Loaded::call)).
+    #[inline(always)]
+    pub(crate) fn call(
+        &self,
+        spec: &Spec,
+        ctx: &mut Context,
+        retiring: &AtomicBool,
+    ) -> Result<(), Box<Error>> {
+        let execute = self.execute;
+        let outcome = context::with_scope(ctx, self.name, Some(retiring), |host| execute(host));
+        match outcome {
+            RResult::ROk(()) => Ok(()),
+            RResult::RErr(error) => Err(call_error(spec, ctx, retiring, error)),
+        }
+    }
+
+    /// Leaves the build's instance count, once, and runs `on_unload` if this was the last
+    /// instance of the build.
+    pub(crate) fn run_unload_hook(&self, spec: &Spec) -> UnloadHookRun {
+        if !self.counted.swap(false, Ordering::AcqRel) {
+            return UnloadHookRun::Nothing;
+        }
+        let mut instances = lock(&self.build);
+        *instances = instances.saturating_sub(1);
+        match self.on_unload {
+            None => UnloadHookRun::Nothing,
+            Some(_) if *instances > 0 => UnloadHookRun::Shared,
+            Some(hook) => UnloadHookRun::Ran(run_hook_bounded(
+                spec,
+                Hook::OnUnload,
+                hook,
+                self.hook_timeout,
+            )),
+        }
+    }
+}
+
+#[cold]
+fn call_error(
+    spec: &Spec,
+    ctx: &Context,
+    retiring: &AtomicBool,
+    error: gp_core::CallError,
+) -> Box<Error> {
+    let plugin = spec.manifest.name.clone();
+    let message = bounded(error.message.into_string(), MAX_PLUGIN_MESSAGE);
+    if error.kind == CallErrorKind::PANICKED {
+        tracing::error!(target: "gp::plugin", plugin = %plugin, "plugin panicked: {message}");
+        Box::new(Error::Panicked { plugin, message })
+    } else if ctx.is_cancelled() {
+        Box::new(Error::Cancelled { plugin })
+    } else if ctx.is_past_deadline() {
+        Box::new(Error::DeadlineExceeded { plugin })
+    } else if retiring.load(Ordering::Relaxed) {
+        Box::new(Error::Unloaded { plugin })
+    } else {
+        Box::new(Error::Failed { plugin, message })
+    }
+}
+
+/// Runs a lifecycle hook on a thread of its own and waits at most `timeout` for it. A hook
+/// that does not return in time is abandoned (a thread cannot be stopped): the call gives
+/// [`Error::HookTimedOut`], and the build is quarantined until the hook returns, since its
+/// statics may be mid-change.
+fn run_hook_bounded(spec: &Spec, hook: Hook, f: ExecuteFn, timeout: Duration) -> Result<(), Error> {
+    let (done, outcome) = std::sync::mpsc::channel();
+    let owned = spec.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("gp-{hook}"))
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            let result = run_hook(&owned, hook, f);
+            if done.send(result).is_err() {
+                // Abandoned: nobody waits for the result any more. The build may load again.
+                quarantine().remove(&owned.sha256);
+                tracing::warn!(target: "gp", plugin = owned.name(), "its {hook} returned after {:?}, past its timeout; the build is no longer quarantined", started.elapsed());
+            }
+        });
+    let Ok(_thread) = spawned else {
+        // No thread to spare: run it here, unbounded, rather than not at all.
+        return run_hook(spec, hook, f);
+    };
+    match outcome.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(_) => {
+            // Quarantined while the receiver is still alive: the hook's thread sees the send
+            // fail, and lifts it, only after this (the receiver drops on return).
+            quarantine().insert(spec.sha256.clone(), hook);
+            if let Ok(result) = outcome.try_recv() {
+                // It returned in between: nothing to quarantine after all.
+                quarantine().remove(&spec.sha256);
+                return result;
+            }
+            tracing::error!(target: "gp", plugin = spec.name(), "its {hook} did not return within {timeout:?}: abandoned, build quarantined");
+            Err(Error::HookTimedOut {
+                plugin: spec.name().to_owned(),
+                version: spec.version().clone(),
+                hook,
+                timeout,
+            })
+        }
+    }
+}
+
+/// Runs a lifecycle hook with an empty context (the plugin can log through it).
+fn run_hook(spec: &Spec, hook: Hook, f: ExecuteFn) -> Result<(), Error> {
+    let _running = activity::doing(format!("running plugin `{}`'s {hook}", spec.name()));
+    let mut ctx = Context::new();
+    let plugin = context::PluginName::intern(spec.name());
+    let outcome = context::with_scope(&mut ctx, plugin, None, |host| f(host));
+    match outcome {
+        RResult::ROk(()) => Ok(()),
+        RResult::RErr(error) => Err(Error::HookFailed {
+            plugin: spec.name().to_owned(),
+            version: spec.version().clone(),
+            hook,
+            panicked: error.kind == CallErrorKind::PANICKED,
+            message: bounded(error.message.into_string(), MAX_PLUGIN_MESSAGE),
+        }),
+    }
+}
