@@ -25,12 +25,32 @@
 //!
 //! Unknown fields anywhere are an error naming the field, so a typo such as `verison` never
 //! passes silently.
+//!
+//! This file holds the model (the types `plugin.json` is read into) and its entry points
+//! ([`Manifest::from_plugin_json`], [`Manifest::validate`]); the pieces they use each have
+//! their own file: the errors (`error`), the rules for single fields (`rules`), the route
+//! grammar (`route`) and the embedded document (`embedded`). Everything is re-exported here, so
+//! every item keeps its path `gp_core::manifest::…`.
+
+mod embedded;
+mod error;
+#[cfg(test)]
+mod fixture;
+mod route;
+mod rules;
 
 use std::fmt;
-use std::path::{Component, Path};
 
 use semver::Version;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use embedded::Embedded;
+pub use error::ManifestError;
+pub use route::{parse_route, ParamType, Segment, RESERVED_PREFIX};
+pub use rules::{validate_maintainer, validate_name};
+
+use error::shown;
+use rules::{validate_home, validate_source};
 
 /// A plugin's metadata: the `plugin.json` file, or the manifest embedded in its library.
 ///
@@ -152,9 +172,6 @@ pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// The most routes one plugin may declare.
 pub const MAX_ROUTES: usize = 1024;
 
-/// The path prefix reserved for gp's own endpoints on the listener that serves plugin routes.
-pub const RESERVED_PREFIX: &str = "/-/";
-
 /// One HTTP route: a request to `method route` calls the plugin with `label`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,120 +238,6 @@ impl fmt::Display for HttpMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Why a manifest was refused. Each message names the offending value and says what is allowed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ManifestError {
-    /// Not JSON, or not the shape of a manifest (unknown or missing field, wrong type).
-    #[error("{0}")]
-    Json(#[from] serde_json::Error),
-    /// The document is a JSON array, not an object.
-    #[error("a manifest is a JSON object ({{\"name\": ..., \"version\": ...}}), not an array")]
-    NotAnObject,
-    /// The name breaks the naming rule.
-    #[error("invalid plugin name {}: use 1 to 64 ASCII letters, digits, '-' or '_', starting with a letter", shown(name))]
-    InvalidName {
-        /// The refused name.
-        name: String,
-    },
-    /// The description spans several lines.
-    #[error("description must be one line")]
-    MultiLineDescription,
-    /// A maintainer is not an e-mail address.
-    #[error("maintainer {} is not an e-mail address: write \"mail@example.com\" or \"Name <mail@example.com>\"", shown(value))]
-    InvalidMaintainer {
-        /// The refused entry.
-        value: String,
-    },
-    /// `home` is not an http(s) URL.
-    #[error("home {} is not an http or https URL", shown(value))]
-    InvalidHome {
-        /// The refused value.
-        value: String,
-    },
-    /// `plugin.json` has no `source`.
-    #[error("missing field `source`: add \"source\": {{\"mode\": \"local_so\", \"path\": \"<library file>\"}}")]
-    MissingSource,
-    /// `source.path` is empty.
-    #[error(
-        "source.path is empty: name the library file (local_so) or the repository (remote_git)"
-    )]
-    EmptySourcePath,
-    /// A `local_so` path is absolute or leaves the plugin's folder.
-    #[error("source.path {} must be a relative path inside the plugin's folder (no leading '/', no '..')", shown(path))]
-    SourcePathEscapes {
-        /// The refused path.
-        path: String,
-    },
-    /// `http_services.routes` is empty.
-    #[error("http_services.routes is empty: declare at least one route or remove http_services")]
-    NoRoutes,
-    /// A route's path is malformed.
-    #[error("invalid route {}: {}", shown(route), shown_reason(reason))]
-    InvalidRoute {
-        /// The refused route.
-        route: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A route's method is not one gp serves.
-    #[error(
-        "invalid HTTP method {}: use one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS",
-        shown(method)
-    )]
-    InvalidMethod {
-        /// The refused method.
-        method: String,
-    },
-    /// A route has an empty label.
-    #[error(
-        "route {method} {} has an empty label: give the label the plugin dispatches on",
-        shown(route)
-    )]
-    EmptyLabel {
-        /// The route's method.
-        method: HttpMethod,
-        /// The route.
-        route: String,
-    },
-    /// Two routes share a method and a path.
-    #[error("route {method} {} is declared twice", shown(route))]
-    DuplicateRoute {
-        /// The method.
-        method: HttpMethod,
-        /// The route.
-        route: String,
-    },
-    /// `http_services.driver` names a driver gp does not have.
-    #[error(
-        "unknown http_services.driver {}: use \"axum\" or \"beego\"",
-        shown(driver)
-    )]
-    UnknownDriver {
-        /// The refused name.
-        driver: String,
-    },
-    /// More routes than [`MAX_ROUTES`].
-    #[error("http_services declares {count} routes; a plugin may declare at most {max}")]
-    TooManyRoutes {
-        /// How many routes were declared.
-        count: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The document is larger than [`MAX_MANIFEST_BYTES`].
-    #[error("the manifest is {size} bytes; gp reads at most {max}: a plugin.json this large is not one gp wrote")]
-    TooLarge {
-        /// Its size.
-        size: u64,
-        /// The limit.
-        max: u64,
-    },
-    /// An embedded document is not what this version of gp writes.
-    #[error("embedded manifest is malformed: {0}")]
-    Embedded(String),
 }
 
 impl Manifest {
@@ -439,288 +342,9 @@ impl Manifest {
     }
 }
 
-/// The document `#[plugin_entry]` embeds in a library: the ABI version it was built against
-/// and its manifest (without `source`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Embedded {
-    /// The `gp-core` version the plugin was built against.
-    pub gp_core: String,
-    /// The plugin's manifest.
-    pub manifest: Manifest,
-}
-
-impl Embedded {
-    /// Parses and validates an embedded document.
-    pub fn parse(bytes: &[u8]) -> Result<Embedded, ManifestError> {
-        if bytes.trim_ascii_start().starts_with(b"[") {
-            return Err(ManifestError::NotAnObject);
-        }
-        let embedded: Embedded = serde_json::from_slice(bytes)?;
-        if embedded.manifest.source.is_some() {
-            return Err(ManifestError::Embedded(
-                "an embedded manifest has no source".into(),
-            ));
-        }
-        embedded.manifest.validate()?;
-        Ok(embedded)
-    }
-
-    /// The document as compact JSON, the form embedded in libraries.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a manifest always serialises to JSON")
-    }
-}
-
-/// Checks a plugin name: 1 to 64 ASCII letters, digits, `-` or `_`, starting with a letter.
-///
-/// The rule is conservative on purpose: a name is also a folder name, a URL path segment and
-/// a metrics label, and must be all three on every platform.
-pub fn validate_name(name: &str) -> Result<(), ManifestError> {
-    let ok = (1..=64).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ManifestError::InvalidName {
-            name: name.to_owned(),
-        })
-    }
-}
-
-/// Checks a maintainer entry: `mail@example.com` or `Name <mail@example.com>`.
-pub fn validate_maintainer(value: &str) -> Result<(), ManifestError> {
-    let mail = match (value.find('<'), value.strip_suffix('>')) {
-        (Some(open), Some(rest)) => &rest[open + 1..],
-        (None, None) => value,
-        _ => "",
-    };
-    let valid = mail.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty()
-            && !domain.is_empty()
-            && !domain.contains('@')
-            && domain.contains('.')
-            && domain.split('.').all(|label| !label.is_empty())
-            && !mail.contains(|c: char| c.is_whitespace() || c == '<' || c == '>')
-    });
-    if valid {
-        Ok(())
-    } else {
-        Err(ManifestError::InvalidMaintainer {
-            value: value.to_owned(),
-        })
-    }
-}
-
-fn validate_home(value: &str) -> Result<(), ManifestError> {
-    // An absolute IRI (RFC 3987: a URI that may also hold non-ASCII characters, such as an
-    // internationalised host name) with an http or https scheme and a host. fluent-uri
-    // parses it without the Unicode tables a WHATWG parser carries, which every plugin build
-    // would compile: gp-macros checks the manifest at compile time.
-    let valid = fluent_uri::Iri::parse(value).is_ok_and(|iri| {
-        let scheme = iri.scheme().as_str();
-        (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
-            && iri
-                .authority()
-                .is_some_and(|authority| !authority.host().is_empty())
-    });
-    if valid {
-        Ok(())
-    } else {
-        Err(ManifestError::InvalidHome {
-            value: value.to_owned(),
-        })
-    }
-}
-
-fn validate_source(source: &Source) -> Result<(), ManifestError> {
-    if source.path.trim().is_empty() {
-        return Err(ManifestError::EmptySourcePath);
-    }
-    if source.mode == SourceMode::LocalSo {
-        let path = Path::new(&source.path);
-        let escapes = path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
-        if escapes || source.path.starts_with(['/', '\\']) {
-            return Err(ManifestError::SourcePathEscapes {
-                path: source.path.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// One segment of a route path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Segment<'a> {
-    /// A literal segment.
-    Literal(&'a str),
-    /// A parameter (`:id` or `{id}`).
-    Param(&'a str),
-    /// A parameter whose value must have a type (beego's `:id:int`, `:id:string`).
-    Typed(&'a str, ParamType),
-    /// A catch-all parameter, last only (`*rest` or `{*rest}`; beego's bare `*` is `splat`).
-    CatchAll(&'a str),
-}
-
-/// The type a beego-style typed parameter requires of its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ParamType {
-    /// `:id:int`: ASCII digits, at least one.
-    Int,
-    /// `:id:string`: letters, digits and `_`, at least one (beego's `[\w]+`).
-    Word,
-}
-
-impl ParamType {
-    /// Whether `value` (percent-decoded) fits the type.
-    pub fn accepts(self, value: &str) -> bool {
-        !value.is_empty()
-            && match self {
-                ParamType::Int => value.bytes().all(|b| b.is_ascii_digit()),
-                ParamType::Word => value.chars().all(|c| c.is_alphanumeric() || c == '_'),
-            }
-    }
-}
-
-/// Parses a route path into its segments, in the syntax of `driver`.
-///
-/// Both drivers read `:id` and `{id}` parameters and `*rest` and `{*rest}` catch-alls (last
-/// segment only). [`HttpDriver::Beego`] also reads `:id:int` and `:id:string`, and a bare `*`
-/// as a catch-all named `splat`, as beego does; beego's regular-expression parameters
-/// (`:id([0-9]+)`) and `*.*` are refused with a message saying what to write instead. Routes
-/// under [`RESERVED_PREFIX`] are refused.
-pub fn parse_route(route: &str, driver: HttpDriver) -> Result<Vec<Segment<'_>>, ManifestError> {
-    let fail = |reason: &str| ManifestError::InvalidRoute {
-        route: route.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let Some(rest) = route.strip_prefix('/') else {
-        return Err(fail("a route starts with '/'"));
-    };
-    if rest.is_empty() {
-        return Ok(Vec::new());
-    }
-    if route == "/-" || route.starts_with(RESERVED_PREFIX) {
-        return Err(fail(
-            "paths under /-/ are reserved for gp's own endpoints (such as /-/healthz): choose another path",
-        ));
-    }
-    let beego = driver == HttpDriver::Beego;
-    let parts: Vec<&str> = rest.split('/').collect();
-    let mut segments = Vec::with_capacity(parts.len());
-    for (i, part) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        let braced = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'));
-        let segment = if let Some(name) = braced.and_then(|p| p.strip_prefix('*')) {
-            Segment::CatchAll(name)
-        } else if let Some(name) = braced {
-            Segment::Param(name)
-        } else if let Some(param) = part.strip_prefix(':') {
-            if let Some(at) = param.find('(') {
-                return Err(fail(&format!(
-                    "regular-expression parameters ({part:?}) are not supported: write `:{}:int` or `:{}:string`, or `:{}` and check the value in the plugin",
-                    &param[..at], &param[..at], &param[..at]
-                )));
-            }
-            match param.split_once(':') {
-                None => Segment::Param(param),
-                Some((name, kind)) => {
-                    let kind = match kind {
-                        "int" => ParamType::Int,
-                        "string" => ParamType::Word,
-                        other => {
-                            return Err(fail(&format!(
-                                "parameter type {other:?} is not one gp knows: use `:{name}:int` or `:{name}:string`"
-                            )))
-                        }
-                    };
-                    if !beego {
-                        return Err(fail(&format!(
-                            "typed parameter {part:?} is beego syntax: set http_services.driver to \"beego\", or write `:{name}` and check the value in the plugin"
-                        )));
-                    }
-                    Segment::Typed(name, kind)
-                }
-            }
-        } else if *part == "*" && beego {
-            Segment::CatchAll("splat")
-        } else if *part == "*.*" {
-            return Err(fail(
-                "beego's `*.*` (path and extension) is not supported: use `*` and split the extension in the plugin",
-            ));
-        } else if let Some(name) = part.strip_prefix('*') {
-            Segment::CatchAll(name)
-        } else if part.is_empty() {
-            if last {
-                return Err(fail("remove the trailing '/'"));
-            }
-            return Err(fail("empty segment ('//')"));
-        } else if let Some(c) = part
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()+,;=@".contains(*c)))
-        {
-            return Err(fail(&format!(
-                "character {c:?} is not allowed in a path segment"
-            )));
-        } else {
-            Segment::Literal(part)
-        };
-        match segment {
-            Segment::Param(name) | Segment::Typed(name, _) | Segment::CatchAll(name) => {
-                let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !valid {
-                    return Err(fail(&format!(
-                        "parameter {part:?} needs a name of letters, digits and '_'"
-                    )));
-                }
-                let taken = segments.iter().any(|s| {
-                    matches!(s, Segment::Param(n) | Segment::Typed(n, _) | Segment::CatchAll(n) if *n == name)
-                });
-                if taken {
-                    return Err(fail(&format!("parameter {name:?} appears twice")));
-                }
-                if matches!(segment, Segment::CatchAll(_)) && !last {
-                    return Err(fail(&format!(
-                        "catch-all parameter {part:?} must be the last segment"
-                    )));
-                }
-            }
-            Segment::Literal(_) => {}
-        }
-        segments.push(segment);
-    }
-    Ok(segments)
-}
-
 fn de_driver<'de, D: Deserializer<'de>>(d: D) -> Result<HttpDriver, D::Error> {
     let text = String::deserialize(d)?;
     HttpDriver::parse(&text).map_err(serde::de::Error::custom)
-}
-
-/// The longest value a manifest error echoes: a mutated plugin.json once put a 37 MB name in
-/// one error line.
-const MAX_SHOWN: usize = 120;
-
-/// `value` quoted, as errors show it, cut to [`MAX_SHOWN`] characters.
-fn shown(value: &str) -> String {
-    match value.char_indices().nth(MAX_SHOWN) {
-        None => format!("{value:?}"),
-        Some((end, _)) => format!("{:?}… ({} more bytes)", &value[..end], value.len() - end),
-    }
-}
-
-/// A route refusal's reason, which may quote a segment: cut like a value.
-fn shown_reason(reason: &str) -> String {
-    match reason.char_indices().nth(4 * MAX_SHOWN) {
-        None => reason.to_owned(),
-        Some((end, _)) => format!("{}… ({} more bytes)", &reason[..end], reason.len() - end),
-    }
 }
 
 fn ser_version<S: Serializer>(version: &Version, s: S) -> Result<S::Ok, S::Error> {
@@ -739,34 +363,8 @@ fn de_version<'de, D: Deserializer<'de>>(d: D) -> Result<Version, D::Error> {
 
 #[cfg(test)]
 mod tests {
+    use super::fixture::{err, with, GOOD};
     use super::*;
-
-    const GOOD: &str = r#"{
-        "name": "go-plugin",
-        "version": "0.1.0",
-        "description": "A go plugin management tool",
-        "maintainers": ["loneghost1982@gmail.com"],
-        "home": "https://github.com/szlabs/go-plugin.git",
-        "source": { "mode": "local_so", "path": "sample.so" },
-        "http_services": {
-            "driver": "axum",
-            "routes": [
-                { "route": "/api/plugin/sample/:id", "method": "GET", "label": "plugin.get" },
-                { "route": "/api/plugin/samples", "method": "POST", "label": "plugin.post" }
-            ]
-        }
-    }"#;
-
-    fn err(text: &str) -> String {
-        Manifest::from_plugin_json(text).unwrap_err().to_string()
-    }
-
-    /// `GOOD` with the value at JSON pointer `field` replaced by `value`.
-    fn with(field: &str, value: &str) -> String {
-        let mut json: serde_json::Value = serde_json::from_str(GOOD).unwrap();
-        *json.pointer_mut(field).unwrap() = serde_json::from_str(value).unwrap();
-        json.to_string()
-    }
 
     #[test]
     fn accepts_the_seed_example_with_the_axum_driver() {
@@ -844,148 +442,6 @@ mod tests {
     }
 
     #[test]
-    fn home_is_an_absolute_http_or_https_iri_with_a_host() {
-        for home in [
-            "https://example.com/sample",
-            "http://localhost:8080",
-            "HTTPS://Example.com",
-            "https://example.com/a?b=c#d",
-            "https://bücher.example/é",
-            "https://[::1]:9000/",
-        ] {
-            assert!(validate_home(home).is_ok(), "{home}");
-        }
-        for home in [
-            "ftp://example.com",
-            "https://",
-            "https:///path",
-            "example.com",
-            "/sample",
-            "https://exa mple.com",
-            "mailto:ann@example.com",
-            "",
-        ] {
-            assert!(
-                matches!(validate_home(home), Err(ManifestError::InvalidHome { value }) if value == home),
-                "{home}"
-            );
-        }
-    }
-
-    #[test]
-    fn rejects_bad_names_maintainers_home_and_paths() {
-        assert_eq!(
-            err(&with("/name", "\"my plugin\"")),
-            "invalid plugin name \"my plugin\": use 1 to 64 ASCII letters, digits, '-' or '_', starting with a letter"
-        );
-        assert_eq!(
-            err(&with("/maintainers", "[\"steven\"]")),
-            "maintainer \"steven\" is not an e-mail address: write \"mail@example.com\" or \"Name <mail@example.com>\""
-        );
-        assert_eq!(
-            err(&with("/home", "\"ftp://example.com\"")),
-            "home \"ftp://example.com\" is not an http or https URL"
-        );
-        assert_eq!(
-            err(&with("/source/path", "\"../other/x.so\"")),
-            "source.path \"../other/x.so\" must be a relative path inside the plugin's folder (no leading '/', no '..')"
-        );
-        assert_eq!(
-            err(&with("/source/path", "\"/usr/lib/x.so\"")),
-            "source.path \"/usr/lib/x.so\" must be a relative path inside the plugin's folder (no leading '/', no '..')"
-        );
-    }
-
-    #[test]
-    fn accepts_maintainers_in_cargo_authors_form() {
-        validate_maintainer("Steven Zou <loneghost1982@gmail.com>").unwrap();
-        validate_maintainer("a@b.co").unwrap();
-        assert!(validate_maintainer("Steven <nope>").is_err());
-        assert!(validate_maintainer("a@b").is_err());
-    }
-
-    #[test]
-    fn checks_routes() {
-        let bad = |r: &str| parse_route(r, HttpDriver::Axum).unwrap_err().to_string();
-        assert_eq!(
-            bad("api/x"),
-            "invalid route \"api/x\": a route starts with '/'"
-        );
-        assert_eq!(
-            bad("/a//b"),
-            "invalid route \"/a//b\": empty segment ('//')"
-        );
-        assert_eq!(
-            bad("/a/:id/:id"),
-            "invalid route \"/a/:id/:id\": parameter \"id\" appears twice"
-        );
-        assert_eq!(
-            bad("/a/*rest/b"),
-            "invalid route \"/a/*rest/b\": catch-all parameter \"*rest\" must be the last segment"
-        );
-        assert_eq!(
-            bad("/a b"),
-            "invalid route \"/a b\": character ' ' is not allowed in a path segment"
-        );
-        assert_eq!(
-            parse_route("/a/{id}/*rest", HttpDriver::Axum).unwrap(),
-            vec![
-                Segment::Literal("a"),
-                Segment::Param("id"),
-                Segment::CatchAll("rest")
-            ]
-        );
-        assert_eq!(
-            err(&with("/http_services/routes", "[]")),
-            "http_services.routes is empty: declare at least one route or remove http_services"
-        );
-        let dup = with(
-            "/http_services/routes/1",
-            r#"{"route": "/api/plugin/sample/:id", "method": "GET", "label": "x"}"#,
-        );
-        assert_eq!(
-            err(&dup),
-            "route GET \"/api/plugin/sample/:id\" is declared twice"
-        );
-    }
-
-    #[test]
-    fn reads_beego_routes_and_refuses_what_it_does_not_support() {
-        assert_eq!(
-            parse_route("/a/:id:int/:name:string/*", HttpDriver::Beego).unwrap(),
-            vec![
-                Segment::Literal("a"),
-                Segment::Typed("id", ParamType::Int),
-                Segment::Typed("name", ParamType::Word),
-                Segment::CatchAll("splat"),
-            ]
-        );
-        let bad = |r: &str, driver| parse_route(r, driver).unwrap_err().to_string();
-        assert_eq!(
-            bad("/a/:id([0-9]+)", HttpDriver::Beego),
-            "invalid route \"/a/:id([0-9]+)\": regular-expression parameters (\":id([0-9]+)\") are not supported: write `:id:int` or `:id:string`, or `:id` and check the value in the plugin"
-        );
-        assert_eq!(
-            bad("/a/:id:int", HttpDriver::Axum),
-            "invalid route \"/a/:id:int\": typed parameter \":id:int\" is beego syntax: set http_services.driver to \"beego\", or write `:id` and check the value in the plugin"
-        );
-        assert_eq!(
-            bad("/a/:id:float", HttpDriver::Beego),
-            "invalid route \"/a/:id:float\": parameter type \"float\" is not one gp knows: use `:id:int` or `:id:string`"
-        );
-        assert_eq!(
-            bad("/static/*.*", HttpDriver::Beego),
-            "invalid route \"/static/*.*\": beego's `*.*` (path and extension) is not supported: use `*` and split the extension in the plugin"
-        );
-        assert_eq!(
-            bad("/-/healthz", HttpDriver::Axum),
-            "invalid route \"/-/healthz\": paths under /-/ are reserved for gp's own endpoints (such as /-/healthz): choose another path"
-        );
-        assert!(ParamType::Int.accepts("42") && !ParamType::Int.accepts("4x"));
-        assert!(ParamType::Word.accepts("a_1") && !ParamType::Word.accepts("a-1"));
-    }
-
-    #[test]
     fn knows_the_seed_driver_and_refuses_others_listing_the_known_ones() {
         let seed = Manifest::from_plugin_json(&with("/http_services/driver", "\"beego\"")).unwrap();
         assert_eq!(seed.http_services.unwrap().driver, HttpDriver::Beego);
@@ -1021,19 +477,6 @@ mod tests {
     }
 
     #[test]
-    fn errors_echo_at_most_a_bounded_part_of_a_bad_value() {
-        let name = "x y".repeat(100_000);
-        let message = err(&with("/name", &serde_json::to_string(&name).unwrap()));
-        assert_eq!(
-            message,
-            format!(
-                "invalid plugin name {:?}… (299880 more bytes): use 1 to 64 ASCII letters, digits, '-' or '_', starting with a letter",
-                &name[..120]
-            )
-        );
-    }
-
-    #[test]
     fn reports_the_first_difference() {
         let a = Manifest::from_plugin_json(GOOD).unwrap();
         let mut b = a.clone();
@@ -1055,16 +498,5 @@ mod tests {
         b.source = None;
         b.description = a.description.clone();
         assert_eq!(a.first_difference(&b), None);
-    }
-
-    #[test]
-    fn embedded_round_trip() {
-        let mut m = Manifest::from_plugin_json(GOOD).unwrap();
-        m.source = None;
-        let e = Embedded {
-            gp_core: "0.1.0".into(),
-            manifest: m,
-        };
-        assert_eq!(Embedded::parse(e.to_json().as_bytes()).unwrap(), e);
     }
 }
