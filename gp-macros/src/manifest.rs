@@ -81,6 +81,42 @@ pub(crate) fn build_manifest(args: Args, errors: &mut Errors) -> Manifest {
         None => env("CARGO_PKG_HOMEPAGE").or_else(|| env("CARGO_PKG_REPOSITORY")),
     };
 
+    let http_services = http_services(&args, errors);
+
+    let manifest = Manifest {
+        name,
+        version,
+        description,
+        maintainers: maintainers.into_iter().map(|(_, m)| m).collect(),
+        home,
+        source: None,
+        http_services,
+    };
+    // Whatever the checks above did not already point at (a bad home) is reported against the
+    // token it comes from, or the attribute as a whole.
+    if errors.0.is_none() {
+        if let Err(e) = manifest.validate() {
+            match &e {
+                manifest::ManifestError::InvalidHome { .. } => match &args.home {
+                    Some(lit) => errors.at(
+                        lit.span(),
+                        format!("{e}: write `home = \"https://...\"`"),
+                    ),
+                    None => errors.at(
+                        call_site,
+                        format!("{e} (from the package's homepage or repository; fix it there or set `home = \"https://...\"`)"),
+                    ),
+                },
+                _ => errors.at(call_site, e),
+            }
+        }
+    }
+    manifest
+}
+
+/// `http_services` from the `driver` and `route(...)` arguments, `None` without routes: each
+/// route checked with the grammar the host reads it with, each error at its token.
+fn http_services(args: &Args, errors: &mut Errors) -> Option<HttpServices> {
     let driver = match &args.driver {
         None => HttpDriver::Axum,
         Some(lit) => match HttpDriver::parse(&lit.value()) {
@@ -131,34 +167,5 @@ pub(crate) fn build_manifest(args: Args, errors: &mut Errors) -> Manifest {
             label: route.label.value(),
         });
     }
-
-    let manifest = Manifest {
-        name,
-        version,
-        description,
-        maintainers: maintainers.into_iter().map(|(_, m)| m).collect(),
-        home,
-        source: None,
-        http_services: (!routes.is_empty()).then_some(HttpServices { driver, routes }),
-    };
-    // Whatever the checks above did not already point at (a bad home) is reported against the
-    // token it comes from, or the attribute as a whole.
-    if errors.0.is_none() {
-        if let Err(e) = manifest.validate() {
-            match &e {
-                manifest::ManifestError::InvalidHome { .. } => match &args.home {
-                    Some(lit) => errors.at(
-                        lit.span(),
-                        format!("{e}: write `home = \"https://...\"`"),
-                    ),
-                    None => errors.at(
-                        call_site,
-                        format!("{e} (from the package's homepage or repository; fix it there or set `home = \"https://...\"`)"),
-                    ),
-                },
-                _ => errors.at(call_site, e),
-            }
-        }
-    }
-    manifest
+    (!routes.is_empty()).then_some(HttpServices { driver, routes })
 }
