@@ -26,11 +26,12 @@
 //! Unknown fields anywhere are an error naming the field, so a typo such as `verison` never
 //! passes silently.
 //!
-//! This file holds the model (the types `plugin.json` is read into) and its entry points
-//! ([`Manifest::from_plugin_json`], [`Manifest::validate`]); the pieces they use each have
-//! their own file: the errors (`error`), the rules for single fields (`rules`), the route
-//! grammar (`route`) and the embedded document (`embedded`). Everything is re-exported here, so
-//! every item keeps its path `gp_core::manifest::…`.
+//! This file holds the model (the types `plugin.json` is read into) and its reading and
+//! writing ([`Manifest::from_plugin_json`], [`Manifest::to_json_pretty`]); the pieces these
+//! use each have their own file: the errors (`error`), the rules of the table above and
+//! [`Manifest::validate`], which applies them (`rules`), the route grammar (`route`) and the
+//! embedded document (`embedded`). Everything is re-exported here, so every item keeps its path
+//! `gp_core::manifest::…`.
 
 mod embedded;
 mod error;
@@ -50,7 +51,6 @@ pub use route::{parse_route, ParamType, Segment, RESERVED_PREFIX};
 pub use rules::{validate_maintainer, validate_name};
 
 use error::shown;
-use rules::{validate_home, validate_source};
 
 /// A plugin's metadata: the `plugin.json` file, or the manifest embedded in its library.
 ///
@@ -261,53 +261,6 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Checks every field against the rules in the [module documentation](self).
-    pub fn validate(&self) -> Result<(), ManifestError> {
-        validate_name(&self.name)?;
-        if let Some(description) = &self.description {
-            if description.contains('\n') {
-                return Err(ManifestError::MultiLineDescription);
-            }
-        }
-        for maintainer in &self.maintainers {
-            validate_maintainer(maintainer)?;
-        }
-        if let Some(home) = &self.home {
-            validate_home(home)?;
-        }
-        if let Some(source) = &self.source {
-            validate_source(source)?;
-        }
-        if let Some(http) = &self.http_services {
-            if http.routes.is_empty() {
-                return Err(ManifestError::NoRoutes);
-            }
-            if http.routes.len() > MAX_ROUTES {
-                return Err(ManifestError::TooManyRoutes {
-                    count: http.routes.len(),
-                    max: MAX_ROUTES,
-                });
-            }
-            let mut seen = std::collections::HashSet::with_capacity(http.routes.len());
-            for route in &http.routes {
-                parse_route(&route.route, http.driver)?;
-                if route.label.trim().is_empty() {
-                    return Err(ManifestError::EmptyLabel {
-                        method: route.method,
-                        route: route.route.clone(),
-                    });
-                }
-                if !seen.insert((route.method, route.route.as_str())) {
-                    return Err(ManifestError::DuplicateRoute {
-                        method: route.method,
-                        route: route.route.clone(),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The first field, in file order, whose value differs between `self` and `other`,
     /// ignoring `source` (which only `plugin.json` has). Returns the field's name and both
     /// values as JSON.
@@ -450,29 +403,6 @@ mod tests {
                 .starts_with("unknown http_services.driver \"gin\": use \"axum\" or \"beego\""),
             "{}",
             err(&with("/http_services/driver", "\"gin\""))
-        );
-    }
-
-    #[test]
-    fn bounds_the_route_count_and_finds_duplicates_in_linear_time() {
-        let routes: Vec<String> = (0..=MAX_ROUTES)
-            .map(|i| format!(r#"{{"route": "/r/{i}", "method": "GET", "label": "l"}}"#))
-            .collect();
-        assert_eq!(
-            err(&with(
-                "/http_services/routes",
-                &format!("[{}]", routes.join(","))
-            )),
-            "http_services declares 1025 routes; a plugin may declare at most 1024"
-        );
-        let mut routes = routes[..MAX_ROUTES - 1].to_vec();
-        routes.push(routes[0].clone());
-        assert_eq!(
-            err(&with(
-                "/http_services/routes",
-                &format!("[{}]", routes.join(","))
-            )),
-            "route GET \"/r/0\" is declared twice"
         );
     }
 

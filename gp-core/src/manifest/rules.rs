@@ -1,13 +1,63 @@
-//! The rules for single fields: the plugin's name, its maintainers, `home` and `source`.
+//! The rules every field must follow, and [`Manifest::validate`], which applies them all.
 //!
-//! Separate from the model because they are also used on their own: `#[plugin_entry]` checks
-//! a name or a maintainer as it reads it from `Cargo.toml`, and `gp new` checks a name before
-//! there is a manifest.
+//! Separate from the model because the rules are a concern of their own, and some are used
+//! on their own: `#[plugin_entry]` checks a name or a maintainer as it reads it from
+//! `Cargo.toml`, and `gp new` checks a name before there is a manifest.
 
 use std::path::{Component, Path};
 
 use super::error::ManifestError;
-use super::{Source, SourceMode};
+use super::route::parse_route;
+use super::{Manifest, Source, SourceMode, MAX_ROUTES};
+
+impl Manifest {
+    /// Checks every field against the rules in the [module documentation](super).
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        validate_name(&self.name)?;
+        if let Some(description) = &self.description {
+            if description.contains('\n') {
+                return Err(ManifestError::MultiLineDescription);
+            }
+        }
+        for maintainer in &self.maintainers {
+            validate_maintainer(maintainer)?;
+        }
+        if let Some(home) = &self.home {
+            validate_home(home)?;
+        }
+        if let Some(source) = &self.source {
+            validate_source(source)?;
+        }
+        if let Some(http) = &self.http_services {
+            if http.routes.is_empty() {
+                return Err(ManifestError::NoRoutes);
+            }
+            if http.routes.len() > MAX_ROUTES {
+                return Err(ManifestError::TooManyRoutes {
+                    count: http.routes.len(),
+                    max: MAX_ROUTES,
+                });
+            }
+            let mut seen = std::collections::HashSet::with_capacity(http.routes.len());
+            for route in &http.routes {
+                parse_route(&route.route, http.driver)?;
+                if route.label.trim().is_empty() {
+                    return Err(ManifestError::EmptyLabel {
+                        method: route.method,
+                        route: route.route.clone(),
+                    });
+                }
+                if !seen.insert((route.method, route.route.as_str())) {
+                    return Err(ManifestError::DuplicateRoute {
+                        method: route.method,
+                        route: route.route.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Checks a plugin name: 1 to 64 ASCII letters, digits, `-` or `_`, starting with a letter.
 ///
@@ -52,7 +102,7 @@ pub fn validate_maintainer(value: &str) -> Result<(), ManifestError> {
     }
 }
 
-pub(super) fn validate_home(value: &str) -> Result<(), ManifestError> {
+fn validate_home(value: &str) -> Result<(), ManifestError> {
     // An absolute IRI (RFC 3987: a URI that may also hold non-ASCII characters, such as an
     // internationalised host name) with an http or https scheme and a host. fluent-uri
     // parses it without the Unicode tables a WHATWG parser carries, which every plugin build
@@ -73,7 +123,7 @@ pub(super) fn validate_home(value: &str) -> Result<(), ManifestError> {
     }
 }
 
-pub(super) fn validate_source(source: &Source) -> Result<(), ManifestError> {
+fn validate_source(source: &Source) -> Result<(), ManifestError> {
     if source.path.trim().is_empty() {
         return Err(ManifestError::EmptySourcePath);
     }
@@ -155,5 +205,28 @@ mod tests {
         validate_maintainer("a@b.co").unwrap();
         assert!(validate_maintainer("Steven <nope>").is_err());
         assert!(validate_maintainer("a@b").is_err());
+    }
+
+    #[test]
+    fn bounds_the_route_count_and_finds_duplicates_in_linear_time() {
+        let routes: Vec<String> = (0..=MAX_ROUTES)
+            .map(|i| format!(r#"{{"route": "/r/{i}", "method": "GET", "label": "l"}}"#))
+            .collect();
+        assert_eq!(
+            err(&with(
+                "/http_services/routes",
+                &format!("[{}]", routes.join(","))
+            )),
+            "http_services declares 1025 routes; a plugin may declare at most 1024"
+        );
+        let mut routes = routes[..MAX_ROUTES - 1].to_vec();
+        routes.push(routes[0].clone());
+        assert_eq!(
+            err(&with(
+                "/http_services/routes",
+                &format!("[{}]", routes.join(","))
+            )),
+            "route GET \"/r/0\" is declared twice"
+        );
     }
 }
