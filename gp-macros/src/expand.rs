@@ -7,7 +7,7 @@ use quote::{format_ident, quote, quote_spanned};
 use crate::parse::Entry;
 use crate::spans::{closure_context, host_context, item_name, output_span};
 
-/// The `CARGO_PKG_*` variables [`crate::parse`] reads to build the manifest.
+/// The `CARGO_PKG_*` variables [`crate::manifest`] reads to build the manifest.
 const TRACKED_ENV: [&str; 6] = [
     "CARGO_PKG_NAME",
     "CARGO_PKG_VERSION",

@@ -8,7 +8,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::{FnArg, ItemFn, ReturnType};
 
-use crate::parse::{check_context, check_qualifiers, is_unit_result, Errors};
+use crate::errors::Errors;
+use crate::signature::{check_context, check_qualifiers, is_unit_result};
 use crate::spans::{closure_context, host_context, item_name, output_span};
 
 /// Which hook an attribute declares.

@@ -8,9 +8,13 @@
 
 extern crate proc_macro;
 
+mod args;
+mod errors;
 mod expand;
 mod hook;
+mod manifest;
 mod parse;
+mod signature;
 mod spans;
 
 /// Marks a plugin's entry point. See `gp_sdk::plugin_entry`.

@@ -8,7 +8,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, PathArguments, ReturnType, Type};
 
-use crate::parse::last_segment;
+use crate::signature::last_segment;
 
 /// The first and last token of `tokens`: a call whose path starts at the one and ends at the
 /// other is underlined from one to the other (a span on stable Rust covers one token).
