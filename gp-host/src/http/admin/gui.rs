@@ -38,7 +38,10 @@ macro_rules! gui_file {
 /// What the GUI serves: `(URL path, content type, body)`. The page is `/ui/` itself.
 const FILES: &[(&str, &str, &str)] = &[
     ("/ui/", HTML, include_str!("gui/index.html")),
-    gui_file!("style.css", CSS),
+    gui_file!("style/base.css", CSS),
+    gui_file!("style/tables.css", CSS),
+    gui_file!("style/forms.css", CSS),
+    gui_file!("style/panels.css", CSS),
     gui_file!("app.js", JS),
 ];
 
