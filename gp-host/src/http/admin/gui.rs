@@ -35,7 +35,9 @@ macro_rules! gui_file {
     };
 }
 
-/// What the GUI serves: `(URL path, content type, body)`. The page is `/ui/` itself.
+/// What the GUI serves: `(URL path, content type, body)`. The page is `/ui/` itself; it
+/// links the style sheets and loads `app.js` as a module, which imports the other modules
+/// by relative path (no build step, no bundler).
 const FILES: &[(&str, &str, &str)] = &[
     ("/ui/", HTML, include_str!("gui/index.html")),
     gui_file!("style/base.css", CSS),
@@ -43,6 +45,23 @@ const FILES: &[(&str, &str, &str)] = &[
     gui_file!("style/forms.css", CSS),
     gui_file!("style/panels.css", CSS),
     gui_file!("app.js", JS),
+    gui_file!("dom.js", JS),
+    gui_file!("api.js", JS),
+    gui_file!("status.js", JS),
+    gui_file!("confirm.js", JS),
+    gui_file!("refresh.js", JS),
+    gui_file!("store.js", JS),
+    gui_file!("events.js", JS),
+    gui_file!("actions.js", JS),
+    gui_file!("router.js", JS),
+    gui_file!("views/parts.js", JS),
+    gui_file!("views/overview.js", JS),
+    gui_file!("views/plugins.js", JS),
+    gui_file!("views/plugin.js", JS),
+    gui_file!("views/histogram.js", JS),
+    gui_file!("views/try.js", JS),
+    gui_file!("views/routes.js", JS),
+    gui_file!("views/hub.js", JS),
 ];
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -189,6 +208,15 @@ mod tests {
             page.iter().any(|(path, _)| path == "/ui/app.js"),
             "index.html loads app.js: {page:?}"
         );
+        assert!(
+            edges["/ui/app.js"].len() > 2,
+            "app.js imports the other modules: {:?}",
+            edges["/ui/app.js"]
+        );
+        // A classic script cannot import: app.js must be loaded as a module.
+        assert!(FILES[0]
+            .2
+            .contains(r#"<script type="module" src="/ui/app.js">"#));
         for (from, targets) in &edges {
             for (path, written) in targets {
                 if from.ends_with(".js") {
