@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::harness::workspace;
@@ -192,15 +193,20 @@ pub fn css(testid: &str) -> String {
     format!("[data-testid=\"{testid}\"]")
 }
 
+/// The element `selector` finds now, or why not, for a probe of [`until`].
+async fn element(client: &Client, selector: &str) -> Result<Element, String> {
+    client
+        .find(Locator::Css(selector))
+        .await
+        .map_err(|e| format!("no element ({e})"))
+}
+
 /// The text of the element with `data-testid` `testid` once it is shown and contains
 /// `needle`.
 pub async fn wait_text(client: &Client, testid: &str, needle: &str) -> String {
     let selector = css(testid);
     until(&format!("{selector} to show {needle:?}"), || async {
-        let element = client
-            .find(Locator::Css(&selector))
-            .await
-            .map_err(|e| format!("no element ({e})"))?;
+        let element = element(client, &selector).await?;
         if !element.is_displayed().await.map_err(|e| e.to_string())? {
             return Err("the element is hidden".into());
         }
@@ -218,10 +224,7 @@ pub async fn wait_text(client: &Client, testid: &str, needle: &str) -> String {
 pub async fn click(client: &Client, testid: &str) {
     let selector = css(testid);
     until(&format!("{selector} to be clicked"), || async {
-        let element = client
-            .find(Locator::Css(&selector))
-            .await
-            .map_err(|e| format!("no element ({e})"))?;
+        let element = element(client, &selector).await?;
         element.click().await.map_err(|e| e.to_string())
     })
     .await
@@ -231,10 +234,7 @@ pub async fn click(client: &Client, testid: &str) {
 pub async fn type_into(client: &Client, testid: &str, text: &str) {
     let selector = css(testid);
     until(&format!("{selector} to take {text:?}"), || async {
-        let element = client
-            .find(Locator::Css(&selector))
-            .await
-            .map_err(|e| format!("no element ({e})"))?;
+        let element = element(client, &selector).await?;
         element.clear().await.map_err(|e| e.to_string())?;
         element.send_keys(text).await.map_err(|e| e.to_string())?;
         match element.prop("value").await.map_err(|e| e.to_string())? {
