@@ -1,0 +1,124 @@
+// One plugin's page (#/plugins/NAME): its manifest, metrics, latency histogram and routes,
+// the actions it offers, and the "Try it" form.
+
+import { actionButtons, actionsFor } from '../actions.js';
+import { api, pluginPath } from '../api.js';
+import { clear, dash, dateTime, duration, h, number, replaceChildren } from '../dom.js';
+import { rememberPlugin } from '../store.js';
+import { histogramChart } from './histogram.js';
+import { emptyRow, errorBox, loadShown, section, stat, stateBadge, table } from './parts.js';
+import { tryForm } from './try.js';
+
+export function pluginPage(app, name) {
+  const problem = errorBox('plugin-error');
+  const title = h('h1', {}, h('a', { href: '#/plugins', class: 'crumb', text: 'Plugins' }), ' / ', h('span', { 'data-testid': 'plugin-name', text: name }), ' ');
+  const stateHolder = h('span', { class: 'title-state' });
+  title.append(stateHolder);
+  const actions = h('div', { class: 'page-actions', 'data-testid': 'plugin-actions' });
+  const facts = h('dl', { class: 'facts', 'data-testid': 'facts' });
+  const routesTable = table(['Method', 'Route', 'Label'], 'plugin-routes');
+  const metrics = h('div', { class: 'stats stats-small', 'data-testid': 'metrics' });
+  const chart = histogramChart();
+  const lastError = h('div', { 'data-testid': 'last-error' });
+  const tryIt = tryForm(name);
+  let actionsKey = null;
+
+  app.append(
+    title,
+    problem,
+    actions,
+    h(
+      'div',
+      { class: 'columns' },
+      section('Manifest', facts),
+      section('Metrics', metrics, lastError)
+    ),
+    section('Latency histogram', h('p', { class: 'muted small', text: 'How many of the timed calls took up to each bucket\u2019s upper bound (gp times a sample of the calls: one in 64 unless the host says otherwise).' }), chart.el),
+    section('Routes', routesTable.el),
+    section('Try it', h('p', { class: 'muted small', text: 'Calls the plugin directly, with this label and these values, and shows the values it leaves in the context.' }), tryIt.el)
+  );
+
+  async function refresh() {
+    const p = await loadShown(problem, () => api('GET', pluginPath(name)));
+    if (p === undefined) return;
+    rememberPlugin(name, p);
+    replaceChildren(stateHolder, stateBadge(p.state));
+    drawFacts(facts, p);
+    const list = actionsFor(p.state).slice();
+    if (p.rollback_to && p.state === 'serving') list.splice(1, 0, 'rollback');
+    const key = list.join(',');
+    if (key !== actionsKey) {
+      actionsKey = key;
+      replaceChildren(actions, actionButtons(list, p));
+    }
+    drawMetrics(metrics, lastError, p.metrics);
+    chart.draw(p.histogram);
+    const routes = p.routes || [];
+    if (!routes.length) emptyRow(routesTable.tbody, 3, 'No HTTP routes.');
+    else replaceChildren(routesTable.tbody, routes.map((r) => h('tr', {}, h('td', {}, h('span', { class: 'method', text: r.method })), h('td', { class: 'mono', text: r.route }), h('td', { class: 'mono', text: r.label }))));
+    tryIt.showLabels(routes);
+  }
+
+  return { refresh };
+}
+
+function drawFacts(facts, p) {
+  const h1 = p.hooks || {};
+  const hooks = [h1.on_load ? 'on_load' : null, h1.on_unload ? 'on_unload' : null].filter(Boolean).join(', ') || 'none';
+  replaceChildren(
+    facts,
+    fact('Version', p.version),
+    fact('Description', p.description),
+    fact('State', p.state),
+    p.disabled ? fact('Disabled', p.disabled.reason + ' (since ' + dateTime(p.disabled.since_unix * 1000) + ')') : null,
+    fact('Origin', p.origin, 'mono'),
+    fact('SHA-256', p.sha256, 'mono hash'),
+    fact('ABI version', p.abi_version),
+    fact('Hooks', p.state === 'serving' ? hooks : null),
+    p.state === 'serving' ? fact('Runs', isolationText(p.isolation)) : null,
+    p.rollback_to ? fact('Rolls back to', p.rollback_to) : null
+  );
+}
+
+function fact(term, value, cls) {
+  return [h('dt', { text: term }), h('dd', { class: cls || '', text: dash(value) })];
+}
+
+function isolationText(iso) {
+  if (!iso) return 'in the server process';
+  const runner = iso.runner_pid ? 'runner pid ' + iso.runner_pid : 'no runner now (the next call starts one)';
+  return 'isolated: ' + runner + ', ' + iso.restarts + ' restart' + (iso.restarts === 1 ? '' : 's') +
+    ', ' + iso.crashes + ' crash' + (iso.crashes === 1 ? '' : 'es') +
+    (iso.circuit_open ? ', circuit open: failed until loaded again' : ', circuit closed');
+}
+
+// The metrics `m` (absent while the plugin is not loaded) and the last failed call.
+function drawMetrics(metrics, lastError, m) {
+  if (!m) {
+    replaceChildren(metrics, h('p', { class: 'muted', text: 'No metrics: the plugin is not loaded.' }));
+    clear(lastError);
+    return;
+  }
+  const lat = m.latency || {};
+  replaceChildren(
+    metrics,
+    stat('calls', number(m.calls)),
+    stat('errors', number(m.errors), m.errors ? 'bad' : ''),
+    stat('panics', number(m.panics), m.panics ? 'bad' : ''),
+    stat('in flight', number(m.in_flight)),
+    stat('timed', number(lat.count)),
+    stat('mean', lat.count ? duration(lat.mean_ns) : '—'),
+    stat('p50', lat.count ? duration(lat.p50_ns) : '—'),
+    stat('p90', lat.count ? duration(lat.p90_ns) : '—'),
+    stat('p99', lat.count ? duration(lat.p99_ns) : '—'),
+    stat('loads', number(m.loads)),
+    stat('upgrades', number(m.upgrades)),
+    stat('unloads', number(m.unloads))
+  );
+  replaceChildren(
+    lastError,
+    m.last_error
+      ? h('div', { class: 'last-error-box' }, h('strong', { text: 'Last error ' }), h('time', { text: dateTime(m.last_error.at_unix_ms) }), h('pre', { class: 'error-text', text: m.last_error.message }))
+      : h('p', { class: 'muted small', text: 'No failed calls.' })
+  );
+}
