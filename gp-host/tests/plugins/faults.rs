@@ -191,7 +191,7 @@ fn exit_and_a_double_panic_name_the_plugin_and_keep_both_panic_messages() {
 #[test]
 fn a_crash_while_loading_names_the_plugin_folder() {
     let base = installed(crash_on_load());
-    // Without the pre-flight (isolation.rs shows what it does with this library).
+    // Without the pre-flight (isolation/loading.rs shows what it does with this library).
     let output = gp(&[&"list", &"--no-preflight", &base.path()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.signal(), Some(libc::SIGSEGV), "{stderr}");

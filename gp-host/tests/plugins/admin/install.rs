@@ -1,0 +1,167 @@
+//! Installing and upgrading through the API: an uploaded upgrade under load, kept across a
+//! restart and rolled back; an install from a URL; an upload over the limit.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gp_host::http::{Admin, AdminToken};
+use gp_host::Manager;
+
+use super::{package_of, plane, raw};
+use crate::harness::{base_dir, example};
+use crate::http::{get, Running};
+use crate::web_fixture::web;
+
+#[test]
+fn an_uploaded_upgrade_serves_at_once_outlasts_a_restart_and_rolls_back_under_load() {
+    let plane = plane();
+    let scratch = tempfile::tempdir().unwrap();
+    let v2 = package_of(web("web-v2"), scratch.path());
+    let addr = plane.plugins.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, ok, failed) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    if get(addr, "/web/version").status == 200 {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let upgraded = plane.call_as(
+        &plane.token,
+        "POST",
+        "/plugins/web/upgrade",
+        "application/octet-stream",
+        &v2,
+    );
+    assert_eq!(upgraded.status, 200, "{}", upgraded.text());
+    assert_eq!(
+        upgraded.json(),
+        serde_json::json!({"result": "upgraded", "from": "1.0.0", "to": "2.0.0"})
+    );
+    assert_eq!(get(addr, "/web/version").text(), "2.0.0");
+    // Written into the plugin's folder: a restart serves 2.0.0.
+    let restarted = Manager::new(plane.base.path());
+    restarted.load_plugins();
+    assert_eq!(
+        restarted.get_plugin("web").unwrap().0.version().to_string(),
+        "2.0.0"
+    );
+    drop(restarted);
+
+    let back = plane.call("POST", "/plugins/web/rollback", "{}");
+    assert_eq!(back.status, 200, "{}", back.text());
+    assert_eq!(
+        back.json(),
+        serde_json::json!({"result": "upgraded", "from": "2.0.0", "to": "1.0.0"})
+    );
+    assert_eq!(get(addr, "/web/version").text(), "1.0.0");
+    let restarted = Manager::new(plane.base.path());
+    restarted.load_plugins();
+    assert_eq!(
+        restarted.get_plugin("web").unwrap().0.version().to_string(),
+        "1.0.0"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("{ok} requests answered, {failed} failed, across an upload and a roll-back");
+    assert_eq!(failed, 0);
+    assert!(ok > 0);
+}
+
+#[test]
+fn install_from_a_url_and_an_upload_over_the_limit() {
+    let base = base_dir();
+    gp_host::build::install_library(example("sample"), base.path()).unwrap();
+    let manager = Manager::new(base.path());
+    let token = AdminToken::generate();
+    let admin = Admin::builder(manager.clone(), token.clone())
+        .upload_limit(1024)
+        .build();
+    manager.load_plugins();
+    let running = Running::serve(admin.router());
+    let plane = |method: &str, path: &str, content_type: &str, body: &[u8]| {
+        let addr = running.addr;
+        raw(
+            addr,
+            &format!(
+                "{method} /api/v1{path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}",
+                token.secret()
+            ),
+            body,
+        )
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let package = package_of(web("web-v1"), scratch.path());
+    let sha256: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&package)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let files = std::collections::HashMap::from([(
+        "/web.plg".to_owned(),
+        crate::harness::Reply::Body(package),
+    )]);
+    let url = format!("{}/web.plg", crate::harness::http_server(files));
+
+    let pinned_wrong = plane(
+        "POST",
+        "/plugins",
+        "application/json",
+        serde_json::json!({"url": url, "sha256": "00".repeat(32)})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(pinned_wrong.status, 502, "{}", pinned_wrong.text());
+    assert_eq!(
+        pinned_wrong.json()["error"],
+        format!(
+            "{url}: its SHA-256 is {sha256}, not the {} expected; the file was not installed",
+            "00".repeat(32)
+        )
+    );
+    let installed = plane(
+        "POST",
+        "/plugins",
+        "application/json",
+        serde_json::json!({"url": url, "sha256": sha256})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(installed.status, 201, "{}", installed.text());
+    assert_eq!(
+        installed.json(),
+        serde_json::json!({"result": "installed", "plugin": "web", "version": "1.0.0"})
+    );
+    assert!(manager.get_plugin("web").is_ok());
+
+    let too_big = plane(
+        "POST",
+        "/plugins/sample/upgrade",
+        "application/octet-stream",
+        &[0u8; 2048],
+    );
+    assert_eq!(too_big.status, 413);
+    assert_eq!(
+        too_big.json(),
+        serde_json::json!({"error": "the request body is larger than this endpoint accepts (1024 bytes)"})
+    );
+}

@@ -1,0 +1,122 @@
+//! The management API over a real socket, with real plugins: every endpoint, every refusal
+//! with its exact body, and an upgrade through the API under request load.
+//!
+//! This file holds what the tests share: a running plane (plugin server and admin API over
+//! one manager), raw requests to it, and packages to upload.
+
+mod access;
+mod install;
+mod plugins;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use gp_host::http::{Admin, AdminToken, PluginServer};
+use gp_host::Manager;
+
+use crate::harness::{base_dir, example};
+use crate::http::{Reply, Running};
+use crate::web_fixture::web;
+
+/// A base dir with `web` 1.0.0 (a folder) and `sample`, a manager, its plugin server (on a
+/// port of its own) and its admin API (on another), both running.
+struct Plane {
+    base: tempfile::TempDir,
+    manager: Manager,
+    token: AdminToken,
+    read_only: AdminToken,
+    plugins: Running,
+    admin: Running,
+}
+
+fn plane() -> Plane {
+    let base = base_dir();
+    gp_host::build::install_library(web("web-v1"), base.path()).unwrap();
+    gp_host::build::install_library(example("sample"), base.path()).unwrap();
+    let manager = Manager::new(base.path());
+    let server = PluginServer::new(manager.clone());
+    let token = AdminToken::generate();
+    let read_only = AdminToken::generate();
+    let admin = Admin::builder(manager.clone(), token.clone())
+        .server(server.clone())
+        .read_only_token(read_only.clone())
+        .build();
+    let report = manager.load_plugins();
+    assert!(report.failed.is_empty(), "{report}");
+    admin.mark_ready();
+    Plane {
+        plugins: Running::start(&server),
+        admin: Running::serve(admin.router()),
+        base,
+        manager,
+        token,
+        read_only,
+    }
+}
+
+/// One request, with exactly the headers given (and `Connection: close`).
+fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request).unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    crate::http::parse_reply(&bytes)
+}
+
+impl Plane {
+    fn call(&self, method: &str, path: &str, body: &str) -> Reply {
+        self.call_as(
+            &self.token,
+            method,
+            path,
+            "application/json",
+            body.as_bytes(),
+        )
+    }
+
+    fn call_as(
+        &self,
+        token: &AdminToken,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Reply {
+        let addr = self.admin.addr;
+        raw(
+            addr,
+            &format!(
+                "{method} /api/v1{path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}",
+                token.secret()
+            ),
+            body,
+        )
+    }
+
+    fn plugin(&self, name: &str) -> serde_json::Value {
+        let reply = self.call("GET", &format!("/plugins/{name}"), "");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    }
+}
+
+/// A `.plg` of the library `library`, in `dir`.
+fn package_of(library: &Path, dir: &Path) -> Vec<u8> {
+    let folder = dir.join("folder");
+    let info = gp_host::build::install_library(library, &folder).unwrap();
+    let plugin = folder.join(&info.manifest.name);
+    let output = dir.join("out.plg");
+    gp_host::package::pack(&plugin, &output, None).unwrap();
+    std::fs::read(output).unwrap()
+}

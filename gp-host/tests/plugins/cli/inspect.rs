@@ -1,0 +1,92 @@
+//! `gp manifest`, `gp inspect` and `gp list`: what the binary says about plugins without
+//! calling them.
+
+use std::path::Path;
+
+use super::{gp, stderr, stdout};
+use crate::harness::{base_dir_with, example, fixture, Interface};
+
+#[test]
+fn manifest_prints_the_plugin_json_that_matches_the_binary() {
+    let output = gp(&[&"manifest", &example("dispatch")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest = gp_host::Manifest::from_plugin_json(&stdout(&output)).unwrap();
+    assert_eq!(manifest.name, "dispatch");
+    let source = manifest.source.unwrap();
+    assert_eq!(
+        Path::new(&source.path),
+        Path::new(example("dispatch").file_name().unwrap())
+    );
+}
+
+#[test]
+fn manifest_writes_a_file_a_manager_accepts() {
+    let base = crate::harness::base_dir();
+    let dir = base.path().join("dispatch");
+    std::fs::create_dir(&dir).unwrap();
+    let library = dir.join(example("dispatch").file_name().unwrap());
+    std::fs::copy(example("dispatch"), &library).unwrap();
+    let output = gp(&[&"manifest", &library, &"-o", &dir.join("plugin.json")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = gp_host::Manager::new(base.path()).load_plugins();
+    assert!(report.is_ok(), "{report}");
+}
+
+#[test]
+fn inspect_shows_the_embedded_manifest_and_abi_version() {
+    let output = gp(&[&"inspect", &example("sample")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "name:        sample\n\
+             version:     0.1.0\n\
+             gp-core:     {v} (this host: {v})\n\
+             description: The seed's sample plugin: greets the Hello value it is given\n\
+             maintainers: Steven Zou <loneghost1982@gmail.com>\n\
+             home:        https://github.com/szlabs/go-plugin\n\
+             routes:\n  \
+             GET     /api/plugin/sample/:id           -> plugin.get\n  \
+             POST    /api/plugin/samples              -> plugin.post\n\
+             status:      loadable\n",
+            v = gp_host::ABI_VERSION
+        )
+    );
+}
+
+#[test]
+fn inspect_says_exactly_why_a_library_is_refused() {
+    let output = gp(&[&"inspect", &fixture(Interface::OlderVersion)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: plugin `version-mismatch` ({}) was built against an incompatible gp-core: the plugin uses gp-core 0.0.1, this host uses gp-core {}; rebuild the plugin against the host's gp-sdk\n",
+            fixture(Interface::OlderVersion).display(),
+            gp_host::ABI_VERSION
+        )
+    );
+}
+
+#[test]
+fn list_prints_each_folder_with_its_status() {
+    let base = base_dir_with(&["sample", "dispatch"]);
+    std::fs::create_dir(base.path().join("broken")).unwrap();
+    std::fs::write(base.path().join("broken/plugin.json"), "{").unwrap();
+    let output = gp(&[&"list", &base.path()]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed folder fails the command"
+    );
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "FOLDER    STATUS     PLUGIN / ERROR\n\
+             broken    failed     {}: EOF while parsing an object at line 1 column 1\n\
+             dispatch  loaded     dispatch 0.1.0\n\
+             sample    loaded     sample 0.1.0\n",
+            base.path().join("broken/plugin.json").display()
+        )
+    );
+}

@@ -1,0 +1,166 @@
+//! `gp new` and the round trip it starts: new, build, pack, sign, serve, install, call; and the
+//! names and folders it refuses.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use super::{ok, stderr};
+
+/// Runs `gp args` in `dir`, with cargo's target dir shared with the other test builds.
+fn gp_in(dir: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gp"))
+        .args(args.iter().map(|a| a.as_ref()))
+        .current_dir(dir)
+        .env_remove("GP_LOG")
+        .envs(crate::harness::build_env())
+        .output()
+        .expect("run gp")
+}
+
+#[test]
+fn new_build_pack_sign_serve_install_call_round_trip() {
+    let work = crate::harness::base_dir();
+    let w = work.path();
+    let sdk = crate::harness::workspace().join("gp-sdk");
+
+    let created = ok(gp_in(w, &[&"new", &"hello-gp", &"--sdk", &sdk]));
+    assert!(
+        created.starts_with("created plugin crate hello-gp/"),
+        "{created}"
+    );
+    let krate = w.join("hello-gp");
+    // The workspace's lock file, so the build reuses the dependencies the tests built.
+    std::fs::copy(
+        crate::harness::workspace().join("Cargo.lock"),
+        krate.join("Cargo.lock"),
+    )
+    .unwrap();
+    // The scaffold's own unit test passes as generated.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let tested = Command::new(cargo)
+        .args(["test", "--quiet"])
+        .current_dir(&krate)
+        .envs(crate::harness::build_env())
+        .output()
+        .unwrap();
+    assert!(tested.status.success(), "{}", stderr(&tested));
+
+    let built = ok(gp_in(&krate, &[&"build", &"--debug", &"-o", &"plugins"]));
+    assert_eq!(built, "built hello-gp 0.1.0 -> plugins/hello-gp\n");
+    let keys = ok(gp_in(w, &[&"keygen", &"signer"]));
+    assert!(
+        keys.starts_with("secret key: signer.key (keep it private)\npublic key: signer.pub = "),
+        "{keys}"
+    );
+    let packed = ok(gp_in(
+        w,
+        &[
+            &"pack",
+            &"hello-gp/plugins/hello-gp",
+            &"--sign",
+            &"signer.key",
+            &"-o",
+            &"hello.plg",
+        ],
+    ));
+    let sha256 = packed
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 "))
+        .expect("gp pack prints the sha256")
+        .to_owned();
+    assert!(
+        packed.starts_with("packed hello-gp 0.1.0 -> hello.plg\n"),
+        "{packed}"
+    );
+    let verified = ok(gp_in(
+        w,
+        &[&"verify", &"hello.plg", &"--public-key", &"signer.pub"],
+    ));
+    assert!(
+        verified.starts_with(&format!(
+            "hello.plg: hello-gp 0.1.0, sha256 {sha256}\nsigned by "
+        )),
+        "{verified}"
+    );
+
+    let url = crate::harness::http_server(
+        [(
+            "/plugins/hello.plg".to_owned(),
+            crate::harness::Reply::Body(std::fs::read(w.join("hello.plg")).unwrap()),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    let installed = ok(gp_in(
+        w,
+        &[
+            &"install",
+            &format!("{url}/plugins/hello.plg"),
+            &"--sha256",
+            &sha256,
+            &"--public-key",
+            &"signer.pub",
+            &"--dir",
+            &"base",
+        ],
+    ));
+    assert_eq!(
+        installed,
+        format!(
+            "installed hello-gp 0.1.0 -> {}\n",
+            w.join("base/hello-gp.plg").display()
+        )
+    );
+    let called = ok(gp_in(
+        w,
+        &[
+            &"call",
+            &"base",
+            &"hello-gp",
+            &"--set",
+            &"name=\"round trip\"",
+        ],
+    ));
+    let values: serde_json::Value = serde_json::from_str(&called).unwrap();
+    assert_eq!(values["greeting"], "hello round trip");
+
+    // A wrong key is refused, and nothing is installed.
+    let other = ok(gp_in(w, &[&"keygen", &"other"]));
+    assert!(other.contains("other.pub"));
+    let refused = gp_in(
+        w,
+        &[
+            &"install",
+            &format!("{url}/plugins/hello.plg"),
+            &"--public-key",
+            &"other.pub",
+            &"--dir",
+            &"base2",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert_eq!(
+        stderr(&refused),
+        format!("error: {url}/plugins/hello.plg: package refused: its signature does not verify with any trusted key: it was signed by another key, or changed after signing\n")
+    );
+    let left: Vec<_> = std::fs::read_dir(w.join("base2")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn gp_new_refuses_a_bad_name_and_an_existing_folder() {
+    let work = crate::harness::base_dir();
+    let bad = gp_in(work.path(), &[&"new", &"9lives"]);
+    assert!(!bad.status.success());
+    assert_eq!(
+        stderr(&bad),
+        "error: invalid plugin name \"9lives\": use 1 to 64 ASCII letters, digits, '-' or '_', starting with a letter\n"
+    );
+    assert!(!work.path().join("9lives").exists());
+    std::fs::create_dir(work.path().join("taken")).unwrap();
+    let taken = gp_in(work.path(), &[&"new", &"taken"]);
+    assert_eq!(
+        stderr(&taken),
+        "error: taken: already exists; choose another name or remove it\n"
+    );
+}

@@ -1,0 +1,200 @@
+//! Plugin crates of their own, outside the workspace, built against the real interface crates
+//! or against copies altered to stand for another layout, an older gp-core, or a plugin built
+//! before lifecycle hooks or host services existed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use gp_host::build::cargo_build;
+
+use super::build::{options, profile, target_dir, workspace};
+
+/// How a fixture's copy of the interface crates differs from the real ones.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Interface {
+    /// The real crates, used from a crate outside the workspace.
+    Real,
+    /// `gp-core` with a wider `CallErrorKind`: same version, different layout.
+    WiderErrorKind,
+    /// `gp-core` released as 0.0.1.
+    OlderVersion,
+    /// `gp-core` and `gp-sdk` as they were before lifecycle hooks: `PluginMod` ends at
+    /// `execute`, as in a plugin built before hooks existed.
+    WithoutHooks,
+    /// `gp-core` as 0.1.1 (hooks, no `bind_host`) and `gp-sdk` without the field: the host
+    /// never binds its services, so the plugin keeps its per-call state itself, as one built
+    /// against 0.1.1 does, and as a 0.1.2 plugin does under a host older than 0.1.2.
+    WithoutHostServices,
+}
+
+const OUTSIDE_SOURCE: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
+
+#[plugin_entry(description = "A plugin crate of its own")]
+fn run(ctx: &mut Context) -> Result {
+    let n = ctx.get_i64("n").unwrap_or(0);
+    ctx.set("n", n * 2);
+    Ok(())
+}
+"#;
+
+/// A plugin crate of its own (outside the workspace, `[workspace]` at its root) built with
+/// plain `cargo build`, against `interface`. Returns its library.
+pub fn fixture(interface: Interface) -> &'static Path {
+    let name = match interface {
+        Interface::Real => "outside",
+        Interface::WiderErrorKind => "layout-mismatch",
+        Interface::OlderVersion => "version-mismatch",
+        Interface::WithoutHooks => "before-hooks",
+        Interface::WithoutHostServices => "before-services",
+    };
+    custom_fixture(name, "1.0.0", OUTSIDE_SOURCE, interface)
+}
+
+/// A plugin crate called `name`, version `version`, with `source` as its `lib.rs`, built
+/// against `interface` (once per test run). Returns its library.
+pub fn custom_fixture(
+    name: &str,
+    version: &str,
+    source: &str,
+    interface: Interface,
+) -> &'static Path {
+    static BUILT: OnceLock<std::sync::Mutex<HashMap<String, &'static Path>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    // Held across the build: fixtures share a target dir, so cargo would serialise them anyway.
+    let mut built = built.lock().unwrap();
+    if let Some(path) = built.get(name) {
+        return path;
+    }
+    let path: &'static Path =
+        Box::leak(build_fixture(name, version, source, interface).into_boxed_path());
+    built.insert(name.to_owned(), path);
+    path
+}
+
+fn build_fixture(name: &str, version: &str, source: &str, interface: Interface) -> PathBuf {
+    let root = target_dir().join("fixtures").join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    let sdk = if interface == Interface::Real {
+        workspace().join("gp-sdk")
+    } else {
+        // Cargo names a path package's artifacts by its path relative to the workspace root,
+        // so copies at `gp-core` would overwrite the real gp-core's artifacts in the shared
+        // target dir (and every example plugin would then be built against the patched one).
+        let interface_dir = root.join(format!("{name}-interface"));
+        for krate in ["gp-core", "gp-macros", "gp-sdk"] {
+            copy_crate(&workspace().join(krate), &interface_dir.join(krate));
+        }
+        patch_interface(&interface_dir, interface);
+        interface_dir.join("gp-sdk")
+    };
+    // Resolve to the versions the workspace tested, and reuse the artifacts built for them.
+    std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!(
+            r#"[package]
+name = "{name}"
+version = "{version}"
+edition = "2021"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+gp-sdk = {{ path = {sdk:?} }}
+
+[workspace]
+{profile}"#,
+            sdk = sdk.display().to_string(),
+            profile = profile(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("src/lib.rs"), source).unwrap();
+    let libraries = cargo_build(&root.join("Cargo.toml"), &[], &options())
+        .unwrap_or_else(|e| panic!("building fixture {name}: {e}"));
+    libraries
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("fixture {name} builds no cdylib"))
+}
+
+fn copy_crate(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("src")).unwrap();
+    std::fs::copy(from.join("Cargo.toml"), to.join("Cargo.toml")).unwrap();
+    for entry in std::fs::read_dir(from.join("src")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join("src").join(entry.file_name())).unwrap();
+    }
+}
+
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.contains(from),
+        "{} no longer contains {from:?}: update the fixture",
+        path.display()
+    );
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn patch_interface(root: &Path, interface: Interface) {
+    match interface {
+        Interface::Real => {}
+        Interface::WiderErrorKind => replace_in(
+            &root.join("gp-core/src/abi.rs"),
+            "pub struct CallErrorKind(pub u8);",
+            "pub struct CallErrorKind(pub u32);",
+        ),
+        Interface::WithoutHooks => {
+            cut_root_module_from(root, "    /// The plugin's `#[on_load]` hook");
+            replace_in(
+                &root.join("gp-sdk/src/__private.rs"),
+                "        on_load: ON_LOAD.first().copied(),\n        on_unload: ON_UNLOAD.first().copied(),\n        bind_host: Some(bind_host),\n",
+                "",
+            );
+            set_interface_version(root, "0.1.0");
+        }
+        Interface::WithoutHostServices => {
+            cut_root_module_from(root, "    /// Hands the plugin the host's [`HostServices`]");
+            replace_in(
+                &root.join("gp-sdk/src/__private.rs"),
+                "        bind_host: Some(bind_host),\n",
+                "",
+            );
+            set_interface_version(root, "0.1.1");
+        }
+        Interface::OlderVersion => set_interface_version(root, "0.0.1"),
+    }
+}
+
+/// Removes gp-core's `PluginMod` fields from the line `from` to the end of the struct.
+fn cut_root_module_from(root: &Path, from: &str) {
+    let abi = root.join("gp-core/src/abi.rs");
+    let text = std::fs::read_to_string(&abi).unwrap();
+    let start = text
+        .find(from)
+        .unwrap_or_else(|| panic!("gp-core's PluginMod has no {from:?}: update the fixture"));
+    let end = start + text[start..].find("\n}\n").unwrap() + 1;
+    std::fs::write(&abi, format!("{}{}", &text[..start], &text[end..])).unwrap();
+}
+
+/// Releases the copy of gp-core as `version`.
+fn set_interface_version(root: &Path, version: &str) {
+    let current = format!("version = \"{}\"", gp_host::ABI_VERSION);
+    let patched = format!("version = \"{version}\"");
+    replace_in(&root.join("gp-core/Cargo.toml"), &current, &patched);
+    replace_in(
+        &root.join("gp-macros/Cargo.toml"),
+        &format!("gp-core = {{ {current}"),
+        &format!("gp-core = {{ {patched}"),
+    );
+    // gp-sdk requires its gp-core exactly.
+    replace_in(
+        &root.join("gp-sdk/Cargo.toml"),
+        &format!("gp-core = {{ version = \"={}\"", gp_host::ABI_VERSION),
+        &format!("gp-core = {{ version = \"={version}\""),
+    );
+}

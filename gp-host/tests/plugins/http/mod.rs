@@ -1,0 +1,213 @@
+//! Serving plugin routes over real sockets: `PluginServer` on 127.0.0.1 with an ephemeral
+//! port, requests written byte by byte, real plugins answering. Every loop is bounded in
+//! count and time.
+//!
+//! This file holds what the tests share (the admin, isolation and GUI tests too): a running
+//! server, requests written by hand, and replies as they came off the socket.
+
+mod errors;
+mod limits;
+mod requests;
+mod routes;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use gp_host::http::PluginServer;
+use gp_host::Manager;
+
+use crate::harness::base_dir;
+use crate::web_fixture::web;
+
+/// A server running `server.router()` on its own runtime; stopped when dropped.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn start(server: &PluginServer) -> Running {
+        Running::serve(server.router())
+    }
+
+    /// Serves `app` on 127.0.0.1 with an ephemeral port.
+    pub fn serve(app: axum::Router) -> Running {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+            // Calls still running on the blocking pool (a hanging plugin) are not waited for.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(10)).expect("server up");
+        Running {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A response as it came off the socket.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
+    }
+
+    /// The JSON body without its request id (which differs per request), after checking
+    /// that the header carries the same one.
+    pub fn error_body(&self) -> serde_json::Value {
+        let mut json = self.json();
+        let id = json["request_id"].take();
+        assert_eq!(Some(id.as_str().unwrap()), self.header("x-request-id"));
+        json.as_object_mut().unwrap().remove("request_id");
+        json
+    }
+}
+
+/// Sends `head` (request line and headers, without the blank line) and `body`, with
+/// `Connection: close`, and reads the whole response.
+pub fn send(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut request = format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n").into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_reply(&raw)
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Reply {
+    send(addr, &format!("GET {path} HTTP/1.1"), b"")
+}
+
+pub fn post_json(addr: SocketAddr, path: &str, body: &str) -> Reply {
+    send(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}",
+            body.len()
+        ),
+        body.as_bytes(),
+    )
+}
+
+pub fn parse_reply(raw: &[u8]) -> Reply {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = std::str::from_utf8(&raw[..split]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.trim().to_ascii_lowercase(), v.trim().to_owned())
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v == "chunked");
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 2 + size + 2..];
+        }
+        body = out;
+    }
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A manager over a fresh base dir with `web` 1.0.0 in it, and a server built before loading.
+fn web_server(
+    configure: impl FnOnce(gp_host::http::PluginServerBuilder) -> gp_host::http::PluginServerBuilder,
+) -> (tempfile::TempDir, Manager, PluginServer) {
+    let base = base_dir();
+    gp_host::build::install_library(web("web-v1"), base.path()).unwrap();
+    let manager = Manager::new(base.path());
+    let server = configure(PluginServer::builder(manager.clone())).build();
+    let report = manager.load_plugins();
+    assert!(report.failed.is_empty(), "{report}");
+    (base, manager, server)
+}

@@ -1,0 +1,106 @@
+//! The route table as plugins come and go: a conflicting plugin refused naming both, and
+//! routes that follow upgrades under load without losing a request.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gp_host::{Error, UpgradeOptions};
+
+use super::{get, send, web_server, Running};
+use crate::web_fixture::web;
+
+#[test]
+fn a_conflicting_plugin_is_refused_naming_both_and_the_others_keep_serving() {
+    let (base, manager, server) = web_server(|b| b);
+    let running = Running::start(&server);
+    gp_host::build::install_library(web("web-clash"), base.path()).unwrap();
+    let error = manager
+        .load_plugin(base.path().join("web-clash"))
+        .unwrap_err();
+    assert!(matches!(error, Error::Refused { .. }));
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "plugin `web-clash` ({}) refused: route GET /web/items/:num:int (label \"clash.items\") conflicts with route GET /web/items/:id:int (label \"item\") of plugin `web`, which is serving: the two match the same requests; change one of them, or unload `web` first",
+            base.path().join("web-clash").display()
+        )
+    );
+    assert!(
+        manager.get_plugin("web-clash").is_err(),
+        "a refused plugin is not loaded"
+    );
+    assert_eq!(
+        get(running.addr, "/web/items/1").json(),
+        serde_json::json!({"id": 1})
+    );
+    assert_eq!(
+        send(
+            running.addr,
+            "POST /clash/ok HTTP/1.1\r\nContent-Length: 0",
+            b""
+        )
+        .status,
+        404
+    );
+    // Once web is gone, the same plugin loads and its routes answer.
+    manager.unload("web").unwrap();
+    assert_eq!(get(running.addr, "/web/items/1").status, 404);
+    manager.load_plugin(base.path().join("web-clash")).unwrap();
+    assert_eq!(get(running.addr, "/web/items/1").text(), "clash");
+    // The reserved prefix answers gp's own health check.
+    let health = get(running.addr, "/-/healthz");
+    assert_eq!(
+        health.json(),
+        serde_json::json!({"status": "ok", "plugins": 1})
+    );
+}
+
+#[test]
+fn routes_follow_upgrades_under_load_without_losing_a_request() {
+    let (_base, manager, server) = web_server(|b| b);
+    let running = Running::start(&server);
+    let addr = running.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok, failed) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let mut versions = std::collections::BTreeSet::new();
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    let reply = get(addr, "/web/version");
+                    if reply.status == 200 {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        versions.insert(reply.text().to_owned());
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("failed: {} {}", reply.status, reply.text());
+                    }
+                }
+                versions
+            })
+        })
+        .collect();
+    for i in 0..20 {
+        let to = if i % 2 == 0 { "web-v2" } else { "web-v1" };
+        manager
+            .upgrade_with("web", web(to), UpgradeOptions { force: true })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut versions = std::collections::BTreeSet::new();
+    for client in clients {
+        versions.extend(client.join().unwrap());
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("{ok} requests answered, {failed} failed, across 20 upgrades");
+    assert_eq!(failed, 0);
+    assert!(ok >= 40, "{ok}");
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), ["1.0.0", "2.0.0"]);
+}

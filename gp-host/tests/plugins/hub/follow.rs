@@ -1,0 +1,246 @@
+//! Following a tag or a range: upgrades when it moves forward, refusals of bad moves logged
+//! once and never retried, failures on the way retried at each check.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use gp_host::hub::{Client, ClientOptions, Credentials, Namespace};
+use gp_host::Manager;
+
+use super::{entries, packed, push_image, retag, sha256, start_registry, Auth};
+use crate::harness::{base_dir, http_server, Reply};
+
+/// Waits (at most 20 s) until `done` holds, checking every 50 ms; panics with `what`.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 20 s for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Item 4: following a tag that moves. The plugin is installed, upgraded when the tag moves
+/// to a newer version, and kept when the tag moves to something refused (a container image,
+/// an older version): each refusal logged once, never retried, the loaded version serving.
+#[test]
+fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
+    let Some(registry) = start_registry(Auth::None, false) else {
+        return;
+    };
+    let host = registry.host.clone();
+    let scratch = base_dir();
+    let client = Client::new(ClientOptions {
+        credentials: Credentials::Anonymous,
+        ..ClientOptions::default()
+    });
+    let ns = Namespace::parse(&format!("{host}/team")).unwrap();
+    for fixture in ["counter-v1", "counter-v2"] {
+        let (package, _) = packed(fixture, scratch.path());
+        client
+            .push(&package, &ns.reference("counter"), &Default::default())
+            .unwrap();
+    }
+    // A container image in the same repository, under `image`.
+    push_image(&host, "team/counter", "image");
+    retag(&host, "team/counter", "1.0.0", "stable");
+
+    let base = base_dir();
+    let manager = Manager::new(base.path());
+    let version = |manager: &Manager| {
+        manager
+            .get_plugin("counter")
+            .ok()
+            .map(|(spec, _)| spec.version().to_string())
+    };
+    let stable =
+        gp_host::hub::Reference::parse(&format!("oci://{host}/team/counter:stable")).unwrap();
+    let ((), log) = crate::harness::with_captured_log(|| {
+        let following = manager.follow(
+            gp_host::Follow::Tag(stable),
+            client.clone(),
+            Duration::from_millis(100),
+        );
+        wait_for("1.0.0 installed", || {
+            version(&manager).as_deref() == Some("1.0.0")
+        });
+        retag(&host, "team/counter", "2.0.0", "stable");
+        wait_for("the upgrade to 2.0.0", || {
+            version(&manager).as_deref() == Some("2.0.0")
+        });
+        retag(&host, "team/counter", "image", "stable");
+        wait_for("the image refused", || {
+            !following.status().refused.is_empty()
+        });
+        retag(&host, "team/counter", "1.0.0", "stable");
+        wait_for("1.0.0 refused", || following.status().refused.len() == 2);
+        // Several more checks: nothing is retried, nothing changes.
+        let checks = following.status().checks;
+        wait_for("five more checks", || {
+            following.status().checks >= checks + 5
+        });
+        let status = following.status();
+        assert_eq!(status.refused.len(), 2, "{status:?}");
+        assert!(
+            status.refused[0].1.ends_with("it is a container image (config `application/vnd.oci.image.config.v1+json`), not a gp plugin (artifact type application/vnd.gp.plugin.v1)"),
+            "{status:?}"
+        );
+        assert_eq!(
+            status.refused[1].1,
+            "it is version 1.0.0, older than the 2.0.0 loaded"
+        );
+        assert_eq!(
+            status.current.as_ref().map(|c| c.version.to_string()),
+            Some("2.0.0".to_owned())
+        );
+        assert_eq!(version(&manager).as_deref(), Some("2.0.0"));
+        let mut ctx = gp_host::Context::new();
+        manager
+            .executor("counter")
+            .unwrap()
+            .execute(&mut ctx)
+            .unwrap();
+        assert_eq!(ctx.get("version"), Some(&gp_host::Value::from("2.0.0")));
+        drop(following);
+    });
+    assert_eq!(
+        log.matches("not installed; what is loaded keeps serving")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(entries(base.path()), ["counter.plg"]);
+
+    // A range: the highest version it accepts, not the highest there is.
+    let other = base_dir();
+    let ranged = Manager::new(other.path());
+    let following = ranged.follow(
+        gp_host::Follow::Range {
+            namespace: ns.clone(),
+            name: "counter".into(),
+            range: "^1".parse().unwrap(),
+        },
+        client.clone(),
+        Duration::from_millis(100),
+    );
+    wait_for("1.0.0 by range", || {
+        version(&ranged).as_deref() == Some("1.0.0")
+    });
+    let checks = following.status().checks;
+    wait_for("two more checks", || {
+        following.status().checks >= checks + 2
+    });
+    assert_eq!(version(&ranged).as_deref(), Some("1.0.0"));
+    drop(following);
+    // Disabled by an operator: a newer version is not even downloaded until it is enabled.
+    ranged.disable("counter", "maintenance").unwrap();
+    let installed = std::fs::read(other.path().join("counter.plg")).unwrap();
+    let following = ranged.follow(
+        gp_host::Follow::Range {
+            namespace: ns.clone(),
+            name: "counter".into(),
+            range: "*".parse().unwrap(),
+        },
+        client.clone(),
+        Duration::from_millis(100),
+    );
+    wait_for("three checks", || following.status().checks >= 3);
+    let status = following.status();
+    let why = status.last_error.unwrap_or_default();
+    assert!(
+        why.starts_with("plugin `counter` is disabled (maintenance): enable it to install oci://")
+            && why.contains("/team/counter:2.0.0@sha256:"),
+        "{why}"
+    );
+    assert!(status.refused.is_empty());
+    drop(following);
+    assert_eq!(version(&ranged), None);
+    assert_eq!(
+        std::fs::read(other.path().join("counter.plg")).unwrap(),
+        installed
+    );
+
+    // A registry that goes away: the error is logged once, however many checks fail.
+    let stable =
+        gp_host::hub::Reference::parse(&format!("oci://{host}/team/counter:stable")).unwrap();
+    drop(registry);
+    let ((), log) = crate::harness::with_captured_log(|| {
+        let following = manager.follow(
+            gp_host::Follow::Tag(stable),
+            client.clone(),
+            Duration::from_millis(50),
+        );
+        wait_for("five failed checks", || following.status().checks >= 5);
+        let status = following.status();
+        assert!(
+            status
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("cannot reach the registry")),
+            "{status:?}"
+        );
+    });
+    assert_eq!(log.matches("cannot check the registry").count(), 1, "{log}");
+    assert_eq!(version(&manager).as_deref(), Some("2.0.0"));
+}
+
+/// Item 4: what fails on the way (here a registry whose manifest names a package it cannot
+/// serve: 404) is not a verdict on the version: the follower keeps trying at each check and
+/// refuses nothing, and it says so once.
+#[test]
+fn following_retries_what_failed_on_the_way() {
+    let package = b"not served";
+    let digest = format!("sha256:{}", sha256(package));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.gp.plugin.v1","config":{{"mediaType":"application/vnd.gp.plugin.config.v1+json","digest":"sha256:{}","size":2}},"layers":[{{"mediaType":"application/vnd.gp.plugin.package.v1.tar+gzip","digest":"{digest}","size":{}}}],"annotations":{{"org.opencontainers.image.version":"1.0.0"}}}}"#,
+        sha256(b"{}"),
+        package.len()
+    );
+    let by_digest = format!(
+        "/v2/team/counter/manifests/sha256:{}",
+        sha256(manifest.as_bytes())
+    );
+    let files: HashMap<String, Reply> = [
+        (
+            "/v2/team/counter/manifests/stable".to_owned(),
+            manifest.clone(),
+        ),
+        (by_digest, manifest),
+    ]
+    .into_iter()
+    .map(|(path, body)| (path, Reply::Body(body.into_bytes())))
+    .collect();
+    let url = http_server(files);
+    let host = url.trim_start_matches("http://");
+    let base = base_dir();
+    let manager = Manager::new(base.path());
+    let client = Client::new(ClientOptions {
+        credentials: Credentials::Anonymous,
+        ..ClientOptions::default()
+    });
+    let stable =
+        gp_host::hub::Reference::parse(&format!("oci://{host}/team/counter:stable")).unwrap();
+    let ((), log) = crate::harness::with_captured_log(|| {
+        let following = manager.follow(
+            gp_host::Follow::Tag(stable),
+            client,
+            Duration::from_millis(50),
+        );
+        wait_for("four checks", || following.status().checks >= 4);
+        let status = following.status();
+        assert!(status.refused.is_empty(), "{status:?}");
+        assert!(
+            status
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.ends_with("the registry answered HTTP 404")),
+            "{status:?}"
+        );
+    });
+    assert_eq!(
+        log.matches("cannot install it now; the next check tries again")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(entries(base.path()), Vec::<String>::new());
+}
