@@ -41,7 +41,7 @@ fn in_process(
     ctx: &mut Context,
     body: fn(&mut gp_sdk::Context<'_>) -> gp_sdk::Result,
 ) -> gp_sdk::Result {
-    gp_host::__with_host_context(ctx, "bench", |host| {
+    gp_host::__private::with_host_context(ctx, "bench", |host| {
         let mut ctx = gp_sdk::Context::__new(host);
         body(&mut ctx)
     })
@@ -74,16 +74,16 @@ fn execute(c: &mut Criterion) {
     // As a Manager does when it loads a library: the plugin then keeps no per-call state of
     // its own (see gp_core::HostServices), so the raw calls measure what the executor's do.
     for path in [&library_path, &noop_path] {
-        gp_host::__bind_host(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        gp_host::__private::bind_host(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 
     // Each way of calling the body must really run it once per call.
     let mut check = host_context();
     getset_executor.execute(&mut check).expect("bench-getset");
     in_process(&mut check, body::getset).expect("in-process getset");
-    let outcome = gp_host::__with_host_context(&mut check, "bench", |host| raw(host));
+    let outcome = gp_host::__private::with_host_context(&mut check, "bench", |host| raw(host));
     assert!(outcome.is_ok(), "raw getset failed");
-    let outcome = gp_host::__with_host_context(&mut check, "bench", |host| {
+    let outcome = gp_host::__private::with_host_context(&mut check, "bench", |host| {
         gp_sdk::__private::execute(host, body::getset)
     });
     assert!(outcome.is_ok(), "guarded in-process getset failed");
@@ -105,7 +105,7 @@ fn execute(c: &mut Criterion) {
     let mut ctx = host_context();
     group.bench_function("noop/raw_fn_pointer", |b| {
         b.iter(|| {
-            gp_host::__with_host_context(black_box(&mut ctx), "bench", |host| {
+            gp_host::__private::with_host_context(black_box(&mut ctx), "bench", |host| {
                 raw_noop(host).is_ok()
             })
         })
@@ -126,7 +126,9 @@ fn execute(c: &mut Criterion) {
         // `.is_ok()`: black-boxing the whole 48-byte `RResult` compiles to byte-by-byte
         // copies (~12 ns) that the executor does not pay (it matches on the result in place).
         b.iter(|| {
-            gp_host::__with_host_context(black_box(&mut ctx), "bench", |host| raw(host).is_ok())
+            gp_host::__private::with_host_context(black_box(&mut ctx), "bench", |host| {
+                raw(host).is_ok()
+            })
         })
     });
 
@@ -135,7 +137,7 @@ fn execute(c: &mut Criterion) {
     let mut ctx = host_context();
     group.bench_function("getset/in_process_guarded", |b| {
         b.iter(|| {
-            gp_host::__with_host_context(black_box(&mut ctx), "bench", |host| {
+            gp_host::__private::with_host_context(black_box(&mut ctx), "bench", |host| {
                 gp_sdk::__private::execute(host, body::getset).is_ok()
             })
         })

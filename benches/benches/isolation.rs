@@ -72,7 +72,7 @@ fn calls(c: &mut Criterion) {
     let mut group = c.benchmark_group("isolation");
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("ping/bare_channel", |b| {
-        b.iter(|| noop.__ping_runner().unwrap().unwrap())
+        b.iter(|| gp_host::__private::ping_runner(&noop).unwrap().unwrap())
     });
     group.bench_function("noop/isolated", |b| {
         let mut ctx = Context::new();
@@ -84,7 +84,11 @@ fn calls(c: &mut Criterion) {
         b.iter(|| getset.execute(black_box(&mut ctx)).unwrap())
     });
     group.bench_function("ping/bare_channel_spinning", |b| {
-        b.iter(|| spinning_noop.__ping_runner().unwrap().unwrap())
+        b.iter(|| {
+            gp_host::__private::ping_runner(&spinning_noop)
+                .unwrap()
+                .unwrap()
+        })
     });
     group.bench_function("getset/isolated_spinning", |b| {
         let mut ctx = Context::new();

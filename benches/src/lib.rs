@@ -140,7 +140,8 @@ pub fn build_plugins() -> Result<Vec<(String, PathBuf)>, gp_host::Error> {
         if !built.iter().any(|(n, _)| n == name) {
             return Err(gp_host::Error::Build {
                 path: workspace.join("Cargo.toml"),
-                message: format!("cargo built no library for {name}"),
+                reason: format!("cargo built no library for {name}"),
+                source: None,
             });
         }
     }

@@ -14,7 +14,7 @@ use gp_core::manifest::{Manifest, SourceMode};
 
 use crate::error::Error;
 use crate::library::{self, LibraryInfo};
-use crate::util::sha256_hex;
+use crate::util::{lock, sha256_hex};
 
 /// The name of a plugin's manifest file inside its folder.
 pub const MANIFEST_FILE: &str = "plugin.json";
@@ -235,10 +235,7 @@ struct Cache {
 
 fn cache() -> std::sync::MutexGuard<'static, Cache> {
     static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
-    CACHE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    lock(CACHE.get_or_init(Default::default))
 }
 
 /// Checks a library as a file ([`library::inspect`]) and, given its folder, against the

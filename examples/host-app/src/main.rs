@@ -26,6 +26,9 @@ use std::time::Duration;
 use gp_host::build::{cargo_build, install_library, BuildOptions};
 use gp_host::http::PluginServer;
 use gp_host::{Context, Error, Event, Manager, Upgrade};
+
+/// What this host reports when it stops: gp-host's errors and its own, as `?` makes them.
+type Failure = Box<dyn std::error::Error>;
 use serde::Serialize;
 
 /// The seed's `Hello` struct, stored in the context under `sample`.
@@ -59,7 +62,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), Error> {
+fn run() -> Result<(), Failure> {
     let serve_at: Option<SocketAddr> = match std::env::args().nth(1).as_deref() {
         None => None,
         Some("serve") => Some(
@@ -67,18 +70,13 @@ fn run() -> Result<(), Error> {
                 .nth(2)
                 .unwrap_or_else(|| "127.0.0.1:8080".into())
                 .parse()
-                .map_err(|e| Error::Io {
-                    path: "serve ADDR".into(),
-                    source: std::io::Error::other(format!("not an address: {e}")),
-                })?,
+                .map_err(|e| format!("serve ADDR: not an address: {e}"))?,
         ),
         Some(other) => {
-            return Err(Error::Io {
-                path: other.into(),
-                source: std::io::Error::other(
-                    "unknown argument: run with no argument, or `serve [ADDR]`",
-                ),
-            })
+            return Err(format!(
+                "{other}: unknown argument: run with no argument, or `serve [ADDR]`"
+            )
+            .into())
         }
     };
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -168,7 +166,7 @@ fn run() -> Result<(), Error> {
 
 /// Serves the plugins' routes on a loopback port and calls each of sample's; with `forever`,
 /// keeps serving there until Ctrl-C.
-fn serve(server: &PluginServer, forever: Option<SocketAddr>) -> Result<(), Error> {
+fn serve(server: &PluginServer, forever: Option<SocketAddr>) -> Result<(), Failure> {
     let io = |e: std::io::Error| Error::Io {
         path: "127.0.0.1".into(),
         source: e,
@@ -243,7 +241,7 @@ fn request(addr: SocketAddr, line: &str, json: &str) -> std::io::Result<String> 
 }
 
 /// Upgrades under load, a refused upgrade, an unload while a call runs, and the metrics.
-fn lifecycle(manager: &Manager, greeter_next: &Path) -> Result<(), Error> {
+fn lifecycle(manager: &Manager, greeter_next: &Path) -> Result<(), Failure> {
     manager.subscribe_lifecycle(|event| match event {
         Event::Upgraded { from, to } => println!(
             "[EVENT]: {} upgraded {} -> {}",
@@ -378,7 +376,7 @@ fn short(d: Duration) -> String {
 
 /// Builds the example plugin crates and installs them into `base_dir`, except
 /// `greeter-next`, the 2.0.0 release of greeter, whose library it returns.
-fn build_plugins(workspace: &Path, base_dir: &Path) -> Result<PathBuf, Error> {
+fn build_plugins(workspace: &Path, base_dir: &Path) -> Result<PathBuf, Failure> {
     println!("[INFO]: building the example plugins from source");
     let libraries: Vec<PathBuf> = cargo_build(
         &workspace.join("Cargo.toml"),
@@ -402,8 +400,11 @@ fn build_plugins(workspace: &Path, base_dir: &Path) -> Result<PathBuf, Error> {
             installed.path.display()
         );
     }
-    greeter_next.ok_or_else(|| Error::Build {
-        path: workspace.join("examples/greeter-next"),
-        message: "cargo built no greeter-next library".into(),
+    greeter_next.ok_or_else(|| {
+        format!(
+            "building {} failed: cargo built no greeter-next library",
+            workspace.join("examples/greeter-next").display()
+        )
+        .into()
     })
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use crate::error::HubFailure;
+use crate::util::lock;
 use ureq::http::{self, Method, StatusCode};
 
 /// Who the registry is told the user is.
@@ -181,7 +182,7 @@ impl Transport {
             return self.once(&method, url, headers, body, None);
         }
         let key = (registry.to_owned(), scope.to_owned());
-        let known = self.authorizations.lock().unwrap().get(&key).cloned();
+        let known = lock(&self.authorizations).get(&key).cloned();
         let response = self.once(&method, url, headers, body, known.as_deref())?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
@@ -228,10 +229,7 @@ impl Transport {
         if response.status() == StatusCode::UNAUTHORIZED {
             return Err(HubFailure::Unauthorized { username });
         }
-        self.authorizations
-            .lock()
-            .unwrap()
-            .insert(key, authorization);
+        lock(&self.authorizations).insert(key, authorization);
         Ok(response)
     }
 

@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::hub::{Client, Namespace, Reference, Resolved};
 use crate::manager::install::InstallOptions;
 use crate::manager::Manager;
+use crate::util::{lock, wait_timeout_while};
 
 /// What to follow.
 #[derive(Debug, Clone)]
@@ -135,10 +136,7 @@ impl Manager {
                     loop {
                         follower.check(&inner);
                         let stop = lock(&inner.stop);
-                        let (stop, _) = inner
-                            .wake
-                            .wait_timeout_while(stop, interval, |stop| !*stop)
-                            .unwrap_or_else(|p| p.into_inner());
+                        let stop = wait_timeout_while(&inner.wake, stop, interval, |stop| !*stop);
                         if *stop {
                             return;
                         }
@@ -348,9 +346,4 @@ impl Follower {
             }
         }
     }
-}
-
-/// `mutex`, locked, whether or not a holder panicked.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -19,7 +19,7 @@ use crate::folder::MANIFEST_FILE;
 use crate::manager::{Inner, Manager};
 use crate::runtime::spec::Spec;
 use crate::source;
-use crate::util::sha256_hex;
+use crate::util::{lock, sha256_hex};
 
 /// When and what a manager collects in its runtime directory. See [`Manager::gc`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,11 +143,7 @@ type Scheduled = Vec<(Weak<Inner>, Duration, Instant)>;
 pub(crate) fn schedule(inner: Weak<Inner>, interval: Duration) {
     static SCHEDULED: Mutex<Scheduled> = Mutex::new(Vec::new());
     static STARTED: OnceLock<()> = OnceLock::new();
-    SCHEDULED.lock().unwrap_or_else(|p| p.into_inner()).push((
-        inner,
-        interval,
-        Instant::now() + interval,
-    ));
+    lock(&SCHEDULED).push((inner, interval, Instant::now() + interval));
     STARTED.get_or_init(|| {
         let spawned = std::thread::Builder::new()
             .name("gp-gc".into())
@@ -155,9 +151,7 @@ pub(crate) fn schedule(inner: Weak<Inner>, interval: Duration) {
                 std::thread::sleep(Duration::from_secs(1));
                 let now = Instant::now();
                 let mut due = Vec::new();
-                SCHEDULED
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                lock(&SCHEDULED)
                     .retain_mut(|(inner, interval, next)| {
                         let Some(inner) = inner.upgrade() else {
                             return false;

@@ -5,6 +5,7 @@ use crate::manager::Manager;
 use crate::runtime::spec::Spec;
 use crate::source::download::{copy_hashed, fetch, CopyFailure};
 use crate::source::package::{self, Trust};
+use crate::util::lock;
 
 /// How [`Manager::install`] checks what it downloads.
 #[derive(Default)]
@@ -38,11 +39,7 @@ impl Manager {
     /// If anything fails, nothing is left in the base directory (a package it replaced is put
     /// back) and the registry is as it was.
     pub fn install(&self, url: &str, options: &InstallOptions<'_>) -> Result<Spec, Error> {
-        let _one_at_a_time = self
-            .inner
-            .installs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = lock(&self.inner.installs);
         let limits = self.package_limits();
         let trust = options.trust.as_ref().unwrap_or(self.trust());
         let base = self.base_dir().to_owned();

@@ -20,7 +20,7 @@ use crate::runtime::spec::Spec;
 #[cfg(feature = "package")]
 use crate::source::package::{Limits, Trust};
 use crate::source::Settings;
-use crate::util::short_hash;
+use crate::util::{lock, read, short_hash, write};
 
 pub(crate) mod admission;
 pub(crate) mod builder;
@@ -163,7 +163,7 @@ impl Manager {
 
     /// The specs of every loaded plugin, by name.
     pub fn list(&self) -> Vec<Spec> {
-        let slots = self.inner.slots.read().expect("registry lock");
+        let slots = read(&self.inner.slots);
         slots
             .values()
             .filter_map(|slot| slot.spec())
@@ -199,14 +199,7 @@ impl Manager {
 
     /// A snapshot of every plugin's metrics (plugins unloaded included), by name.
     pub fn stats(&self) -> Vec<PluginStats> {
-        let slots: Vec<Arc<Slot>> = self
-            .inner
-            .slots
-            .read()
-            .expect("registry lock")
-            .values()
-            .cloned()
-            .collect();
+        let slots: Vec<Arc<Slot>> = read(&self.inner.slots).values().cloned().collect();
         slots
             .iter()
             .map(|slot| {
@@ -290,7 +283,7 @@ impl Manager {
 
     /// The plugin loaded from the folder or package `origin`, if any.
     pub(crate) fn name_loaded_from(&self, origin: &Path) -> Option<String> {
-        let slots = self.inner.slots.read().expect("registry lock");
+        let slots = read(&self.inner.slots);
         slots
             .values()
             .find(|slot| slot.spec().is_some_and(|s| s.origin == origin))
@@ -298,7 +291,7 @@ impl Manager {
     }
 
     pub(crate) fn existing_slot(&self, name: &str) -> Option<Arc<Slot>> {
-        let slots = self.inner.slots.read().expect("registry lock");
+        let slots = read(&self.inner.slots);
         slots.get(name).cloned()
     }
 
@@ -307,7 +300,7 @@ impl Manager {
         if let Some(slot) = self.existing_slot(name) {
             return slot;
         }
-        let mut slots = self.inner.slots.write().expect("registry lock");
+        let mut slots = write(&self.inner.slots);
         Arc::clone(slots.entry(name.to_owned()).or_insert_with(|| {
             Arc::new(Slot::new(
                 name.to_owned(),
@@ -319,10 +312,7 @@ impl Manager {
     }
 
     pub(crate) fn lock_changes(&self) -> MutexGuard<'_, ()> {
-        self.inner
-            .changes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.inner.changes)
     }
 }
 

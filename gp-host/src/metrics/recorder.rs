@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use crate::error::Error;
 use crate::metrics::histogram::{bucket_of, BUCKETS};
 use crate::metrics::stats::{LastError, Latency, PluginStats};
+use crate::util::lock;
 
 #[repr(align(128))]
 pub(crate) struct Shard {
@@ -268,7 +269,7 @@ impl PluginMetrics {
     /// Remembers the last failed call's message (off the fast path: only failed calls).
     #[cold]
     fn record_error(&self, message: String) {
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(LastError {
+        *lock(&self.last_error) = Some(LastError {
             at: SystemTime::now(),
             message,
         });
@@ -327,11 +328,7 @@ impl PluginMetrics {
             loads: self.loads.load(Relaxed),
             upgrades: self.upgrades.load(Relaxed),
             unloads: self.unloads.load(Relaxed),
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            last_error: lock(&self.last_error).clone(),
             latency: Latency {
                 buckets,
                 sum: Duration::from_nanos(sum_ns),

@@ -12,6 +12,7 @@ use gp_core::{HostContext, LogLevel, Value};
 use serde::Serialize;
 
 use crate::runtime::values::Values;
+use crate::util::lock;
 
 /// The context of one call: the values a plugin reads and writes, the call's label, its
 /// cancellation token and deadline.
@@ -383,7 +384,7 @@ impl PluginName {
     pub(crate) fn intern(name: &str) -> &'static PluginName {
         static NAMES: Mutex<BTreeMap<&'static str, &'static PluginName>> =
             Mutex::new(BTreeMap::new());
-        let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names = lock(&NAMES);
         if let Some(interned) = names.get(name) {
             return interned;
         }

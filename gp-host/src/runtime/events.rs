@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::runtime::context::Context;
 use crate::runtime::reaper::UnloadReport;
 use crate::runtime::spec::Spec;
+use crate::util::lock;
 
 /// Something that happened in a [`Manager`](crate::Manager). Subscribers receive it by
 /// reference, in the thread where it happened.
@@ -103,7 +104,7 @@ pub(crate) struct Hub {
 
 impl Hub {
     pub(crate) fn subscribe(&self, calls: bool, handler: Handler) -> SubscriptionId {
-        let mut next = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = lock(&self.next_id);
         *next += 1;
         let id = *next;
         let mut list = Vec::clone(&self.subscribers.load());
@@ -116,7 +117,7 @@ impl Hub {
     }
 
     pub(crate) fn unsubscribe(&self, id: SubscriptionId) -> bool {
-        let _edit = self.next_id.lock().unwrap_or_else(|p| p.into_inner());
+        let _edit = lock(&self.next_id);
         let mut list = Vec::clone(&self.subscribers.load());
         let Some(at) = list.iter().position(|s| s.id == id.0) else {
             return false;

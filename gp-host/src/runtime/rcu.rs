@@ -48,6 +48,7 @@ use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::runtime::loaded::Loaded;
+use crate::util::lock;
 
 /// Hazard slots per thread: calls nested this deep run on a counted reference instead.
 pub(crate) const SLOTS: usize = 4;
@@ -135,7 +136,7 @@ pub(crate) fn thread() -> &'static Record {
 #[cold]
 #[inline(never)]
 fn claim() -> &'static Record {
-    let mut records = RECORDS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut records = lock(&RECORDS);
     let free = records.iter().copied().find(|r| {
         r.claimed
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -160,7 +161,7 @@ fn claim() -> &'static Record {
 
 /// How many hazards of any thread point at `version`.
 fn hazards_on(version: *const Loaded) -> usize {
-    let records = RECORDS.lock().unwrap_or_else(|p| p.into_inner());
+    let records = lock(&RECORDS);
     records
         .iter()
         .flat_map(|r| r.hazards.iter())

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::runtime::loaded::UnloadHookRun;
 use crate::runtime::rcu::Retired;
 use crate::runtime::spec::Spec;
+use crate::util::lock;
 
 /// Holds versions that stopped serving until their last call returns, then drops them (which
 /// runs their `on_unload` hook), on a thread of its own, so that no caller pays for a hook.
@@ -56,7 +57,7 @@ impl Reaper {
     }
 
     pub(crate) fn retire(&self, loaded: Retired) {
-        let sender = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = lock(&self.retired);
         // Without the thread (it could not start), the version is dropped here: let go if no
         // call runs on it, else leaked and logged rather than freed under a call.
         let _ = sender.send(loaded);

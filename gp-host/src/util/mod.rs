@@ -11,7 +11,7 @@ use crate::error::Error;
 
 mod sync;
 
-pub(crate) use sync::{lock, read, wait, wait_timeout, write};
+pub(crate) use sync::{lock, read, wait, wait_timeout, wait_timeout_while, write};
 
 /// Writes `path` by writing a sibling temporary file with `write` and renaming it over `path`,
 /// so that a host reading the directory never sees a half-written file.

@@ -38,6 +38,20 @@ pub(crate) fn wait_timeout<'a, T>(
         .0
 }
 
+/// Waits on `condvar` for at most `timeout` while `condition` holds, recovering the guard if
+/// a panic poisoned it.
+pub(crate) fn wait_timeout_while<'a, T>(
+    condvar: &Condvar,
+    guard: MutexGuard<'a, T>,
+    timeout: Duration,
+    condition: impl FnMut(&mut T) -> bool,
+) -> MutexGuard<'a, T> {
+    condvar
+        .wait_timeout_while(guard, timeout, condition)
+        .unwrap_or_else(|p| p.into_inner())
+        .0
+}
+
 /// Waits on `condvar`, recovering the guard if a panic poisoned it.
 pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
     condvar.wait(guard).unwrap_or_else(|p| p.into_inner())

@@ -179,7 +179,7 @@ fn surfaces() -> Surfaces {
     Surfaces {
         plugins: Running::start(&server),
         admin: Running::serve(admin.router()),
-        open: Running::serve(gp_host::http::admin_router(manager, Some(server))),
+        open: Running::serve(gp_host::http::metrics_router(manager, Some(server))),
         base,
         token,
         read_only,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gp_host::package;
-use gp_host::{Context, GcOptions, Manager, UpgradeOptions};
+use gp_host::{Context, GcMode, GcOptions, Manager, UpgradeOptions};
 
 use crate::harness::{base_dir, install_lifecycle};
 
@@ -118,7 +118,7 @@ fn symbolic_links_are_never_followed_young_things_stay_and_a_dry_run_removes_not
     let link = runtime.join("packages").join("evil");
     std::os::unix::fs::symlink(outside.path(), &link).unwrap();
 
-    let dry = manager.gc(true).unwrap();
+    let dry = manager.gc(GcMode::DryRun).unwrap();
     assert_eq!(dry.removed, std::slice::from_ref(&leftover));
     assert_eq!(dry.bytes, 20);
     assert!(leftover.exists(), "a dry run removed it");
@@ -136,10 +136,10 @@ fn symbolic_links_are_never_followed_young_things_stay_and_a_dry_run_removes_not
             ..GcOptions::default()
         }))
         .build();
-    assert!(young.gc(false).unwrap().removed.is_empty());
+    assert!(young.gc(GcMode::Remove).unwrap().removed.is_empty());
     assert!(leftover.exists());
 
-    let report = manager.gc(false).unwrap();
+    let report = manager.gc(GcMode::Remove).unwrap();
     assert_eq!(report.removed, std::slice::from_ref(&leftover));
     assert!(!leftover.exists());
     assert!(link.exists() && outside.path().join("precious").exists());

@@ -37,7 +37,7 @@ fn a_rebuild_of_the_running_version_is_refused_by_default_naming_the_setting() {
     );
     assert!(matches!(
         &error,
-        Error::UpgradeRefused { reason, .. } if matches!(**reason, Error::SameVersion { .. })
+        Error::UpgradeRefused { source, .. } if matches!(**source, Error::SameVersion { .. })
     ));
     // Forcing still works, as for a downgrade.
     let forced = manager

@@ -14,7 +14,7 @@ use crate::harness::{base_dir, install_lifecycle, lifecycle, with_captured_log};
 /// version released too early) fails, and the hook counts the calls it found in flight.
 #[test]
 fn a_version_is_never_released_while_a_call_runs_on_it() {
-    println!("barrier: {}", gp_host::__call_barrier());
+    println!("barrier: {}", gp_host::__private::call_barrier());
     let base = base_dir();
     install_lifecycle(base.path(), "guarded-v1", "guarded");
     let manager = Manager::new(base.path());
@@ -95,7 +95,7 @@ fn without_membarrier_calls_are_protected_by_fences() {
     assert!(stdout.contains("test result: ok. 2 passed"), "{stdout}");
     // And this process uses membarrier where the kernel has it (Linux 4.14 and later).
     if cfg!(target_os = "linux") {
-        assert_eq!(gp_host::__call_barrier(), "membarrier");
+        assert_eq!(gp_host::__private::call_barrier(), "membarrier");
     }
 }
 

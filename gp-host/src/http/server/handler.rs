@@ -39,11 +39,18 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     response
 }
 
+/// A request that ends before its call, with gp's own answer (boxed: the common path
+/// returns the small `Ok`).
+type Early<T> = Result<T, Box<Answer>>;
+
+/// Where a request goes: its method, its route and the route's parameters.
+type Routed = (HttpMethod, Arc<RouteEntry>, Vec<(String, String)>);
+
 /// Everything between the request and its answer.
 async fn answer(shared: &Arc<Shared>, request: Request, id: &str) -> Answer {
     let (method, entry, params) = match route(shared, &request, id) {
         Ok(found) => found,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     if let Some(reason) = &entry.disabled {
         return Answer::gp(
@@ -59,11 +66,11 @@ async fn answer(shared: &Arc<Shared>, request: Request, id: &str) -> Answer {
     let (parts, body) = request.into_parts();
     let (body, json) = match request::read_body(&parts, body, body_limit, &entry, id).await {
         Ok(read) => read,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let permit = match slot(shared, &entry, id) {
         Ok(permit) => permit,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let incoming = Incoming {
         parts: &parts,
@@ -78,18 +85,14 @@ async fn answer(shared: &Arc<Shared>, request: Request, id: &str) -> Answer {
 }
 
 /// The route `request` goes to, with its parameters; or the 404 or 405 that says why none.
-fn route(
-    shared: &Shared,
-    request: &Request,
-    id: &str,
-) -> Result<(HttpMethod, Arc<RouteEntry>, Vec<(String, String)>), Answer> {
+fn route(shared: &Shared, request: &Request, id: &str) -> Early<Routed> {
     let Some(method) = request::http_method(request.method()) else {
-        return Err(Answer::gp(
+        return Err(Box::new(Answer::gp(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("method {} is not served", request.method()),
             None,
             id,
-        ));
+        )));
     };
     let path = request.uri().path();
     let table = shared.table.load();
@@ -108,19 +111,19 @@ fn route(
             if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
                 answer.response.headers_mut().insert(header::ALLOW, value);
             }
-            Err(answer)
+            Err(Box::new(answer))
         }
-        Lookup::NotFound => Err(Answer::gp(
+        Lookup::NotFound => Err(Box::new(Answer::gp(
             StatusCode::NOT_FOUND,
             format!("no route for {method} {path}"),
             None,
             id,
-        )),
+        ))),
     }
 }
 
 /// One of the plugin's concurrency slots, or 503 with `Retry-After`.
-fn slot(shared: &Shared, entry: &RouteEntry, id: &str) -> Result<OwnedSemaphorePermit, Answer> {
+fn slot(shared: &Shared, entry: &RouteEntry, id: &str) -> Early<OwnedSemaphorePermit> {
     shared
         .slots(&entry.plugin)
         .try_acquire_owned()
@@ -138,7 +141,7 @@ fn slot(shared: &Shared, entry: &RouteEntry, id: &str) -> Result<OwnedSemaphoreP
                 .response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            answer
+            Box::new(answer)
         })
 }
 

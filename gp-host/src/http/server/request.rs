@@ -73,19 +73,19 @@ pub(super) async fn read_body(
     limit: usize,
     entry: &RouteEntry,
     id: &str,
-) -> Result<(Bytes, Option<Value>), Answer> {
+) -> Result<(Bytes, Option<Value>), Box<Answer>> {
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let too_large = || {
-        Answer::gp(
+        Box::new(Answer::gp(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the request body is larger than this route's limit of {limit} bytes"),
             Some(entry),
             id,
-        )
+        ))
     };
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
@@ -98,22 +98,22 @@ pub(super) async fn read_body(
             if over {
                 return Err(too_large());
             }
-            return Err(Answer::gp(
+            return Err(Box::new(Answer::gp(
                 StatusCode::BAD_REQUEST,
                 format!("the request body could not be read: {error}"),
                 Some(entry),
                 id,
-            ));
+            )));
         }
     };
     match parse_json(&parts.headers, &body) {
         Ok(json) => Ok((body, json)),
-        Err(error) => Err(Answer::gp(
+        Err(error) => Err(Box::new(Answer::gp(
             StatusCode::BAD_REQUEST,
             format!("the request body is not valid JSON: {error}"),
             Some(entry),
             id,
-        )),
+        ))),
     }
 }
 

@@ -352,7 +352,7 @@ fn run_call(
         ctx = ctx.with_timeout(Duration::from_millis(ms));
     }
     {
-        let mut running = lock(&running);
+        let mut running = lock(running);
         let state = running.entry(conn).or_default();
         let token = ctx.cancel_token();
         if state.pending.take() == Some(call.seq) {
@@ -375,7 +375,7 @@ fn run_call(
         },
     };
     {
-        let mut running = lock(&running);
+        let mut running = lock(running);
         if let Some(state) = running.get_mut(&conn) {
             state.token = None;
         }

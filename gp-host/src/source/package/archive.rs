@@ -29,6 +29,11 @@ impl<R: Read> Read for Limited<R> {
 }
 
 /// Writes every entry of the archive `data` into `dir`; returns the file names written.
+///
+/// The gzip stream is read to its end whatever the entries hold, so that its CRC-32 is
+/// checked: the tar reader stops at the first all-zero block, and a corrupted stream can
+/// decompress into one, which would make the entries after it vanish (and the package be
+/// refused for a missing file rather than as corrupt).
 pub(super) fn extract(data: &[u8], dir: &Path, limits: &Limits) -> Result<Vec<String>, Refusal> {
     let hit = Arc::new(AtomicBool::new(false));
     let reader = Limited {
@@ -36,27 +41,48 @@ pub(super) fn extract(data: &[u8], dir: &Path, limits: &Limits) -> Result<Vec<St
         left: limits.max_bytes,
         hit: Arc::clone(&hit),
     };
-    let too_big = || {
-        refused!(
-            "it holds more than {} bytes once decompressed (the limit)",
-            limits.max_bytes
-        )
-    };
-    let corrupt = |e: io::Error, hit: &AtomicBool| {
-        if hit.load(Ordering::Relaxed) {
-            too_big()
-        } else {
-            refused!(e => "not a gzip-compressed tar archive, or a corrupt one ({e})")
-        }
-    };
     let mut archive = tar::Archive::new(reader);
+    let written = write_entries(&mut archive, dir, limits, &hit);
+    let mut rest = archive.into_inner();
+    match std::io::copy(&mut rest, &mut std::io::sink()) {
+        Ok(_) => written,
+        Err(e) => Err(corrupt(e, &hit, limits)),
+    }
+}
+
+/// The refusal for a read error of the decompressed stream: the limit, or corruption.
+fn corrupt(e: io::Error, hit: &AtomicBool, limits: &Limits) -> Refusal {
+    if hit.load(Ordering::Relaxed) {
+        too_big(limits)
+    } else {
+        refused!(e => "not a gzip-compressed tar archive, or a corrupt one ({e})")
+    }
+}
+
+fn too_big(limits: &Limits) -> Refusal {
+    refused!(
+        "it holds more than {} bytes once decompressed (the limit)",
+        limits.max_bytes
+    )
+}
+
+/// Checks and writes the archive's entries one by one.
+fn write_entries<R: Read>(
+    archive: &mut tar::Archive<R>,
+    dir: &Path,
+    limits: &Limits,
+    hit: &AtomicBool,
+) -> Result<Vec<String>, Refusal> {
     let mut names: Vec<String> = Vec::new();
     // Raw: GNU long-name and PAX records come through as entries of their own (and are
     // refused below) instead of being buffered whole, up to the byte limit, by the tar crate.
     // `gp pack` writes plain ustar headers.
-    let entries = archive.entries().map_err(|e| corrupt(e, &hit))?.raw(true);
+    let entries = archive
+        .entries()
+        .map_err(|e| corrupt(e, hit, limits))?
+        .raw(true);
     for entry in entries {
-        let mut entry = entry.map_err(|e| corrupt(e, &hit))?;
+        let mut entry = entry.map_err(|e| corrupt(e, hit, limits))?;
         let path = entry
             .path()
             .map_err(|e| refused!(e => "an entry has an unreadable name ({e})"))?
@@ -93,7 +119,7 @@ pub(super) fn extract(data: &[u8], dir: &Path, limits: &Limits) -> Result<Vec<St
             return Err(refused!("entry `{shown}` appears twice"));
         }
         if entry.size() > limits.max_bytes {
-            return Err(too_big());
+            return Err(too_big(limits));
         }
         let target = dir.join(&name);
         let mut file = std::fs::OpenOptions::new()
@@ -103,7 +129,9 @@ pub(super) fn extract(data: &[u8], dir: &Path, limits: &Limits) -> Result<Vec<St
             .map_err(|e| refused!(e => "cannot write entry `{shown}` ({e})"))?;
         let mut buffer = [0u8; 64 * 1024];
         loop {
-            let n = entry.read(&mut buffer).map_err(|e| corrupt(e, &hit))?;
+            let n = entry
+                .read(&mut buffer)
+                .map_err(|e| corrupt(e, hit, limits))?;
             if n == 0 {
                 break;
             }

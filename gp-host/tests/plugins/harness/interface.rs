@@ -122,11 +122,22 @@ gp-sdk = {{ path = {sdk:?} }}
 }
 
 fn copy_crate(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to.join("src")).unwrap();
+    std::fs::create_dir_all(to).unwrap();
     std::fs::copy(from.join("Cargo.toml"), to.join("Cargo.toml")).unwrap();
-    for entry in std::fs::read_dir(from.join("src")).unwrap() {
+    copy_tree(&from.join("src"), &to.join("src"));
+}
+
+/// Copies the folder `from` to `to`, subfolders included (a crate's modules may be folders).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join("src").join(entry.file_name())).unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }
 
