@@ -47,6 +47,7 @@ fn in_process(
     })
 }
 
+// Long: the call benchmark table, one case after another, each with its reason.
 fn execute(c: &mut Criterion) {
     let plugins = BenchPlugins::get();
     let noop_executor = plugins.executor(NOOP);

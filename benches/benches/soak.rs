@@ -15,6 +15,7 @@ use gp_host::{Context, GcOptions, Manager, UpgradeOptions};
 
 const UPGRADES: usize = 1000;
 
+// Long: one soak run from set-up to the figures it prints, in order.
 fn main() {
     let plugins = BenchPlugins::get();
     let installed = plugins.plugin_dir(NOOP);

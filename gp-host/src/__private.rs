@@ -3,7 +3,6 @@
 //! Everything here may change in any release.
 
 use crate::error::Error;
-use crate::runtime::executor::Executor;
 
 /// Runs `f` with `ctx` seen as a plugin sees it (the ABI trait object), tagged with `plugin`:
 /// for benchmarks that compare a plugin call with the same code run in-process. The thread is
@@ -35,6 +34,6 @@ pub fn call_barrier() -> &'static str {
 /// One message to an isolated version's runner and its answer, with no call: the bare
 /// channel's round trip, for benchmarks. `None` if the version is not isolated.
 #[cfg(feature = "isolate")]
-pub fn ping_runner(executor: &Executor) -> Option<Result<(), Error>> {
+pub fn ping_runner(executor: &crate::Executor) -> Option<Result<(), Error>> {
     executor.ping_runner()
 }

@@ -347,6 +347,106 @@ fn describe(circle: &[Edge]) -> String {
         .join("\n")
 }
 
+/// The module tree `docs/architecture.md` documents under "gp-host's layers", siblings from
+/// the bottom up: each module's path, and its place among its siblings.
+struct Documented {
+    order: BTreeMap<ModPath, usize>,
+}
+
+impl Documented {
+    /// Reads the first fenced block after the heading: a line `name/` or `name` starts an
+    /// entry (two spaces of indentation per level), whatever follows it is its description.
+    fn parse(doc: &str) -> Documented {
+        let section = doc
+            .split_once("## gp-host's layers")
+            .expect("docs/architecture.md has a section \"gp-host's layers\"")
+            .1;
+        let block = section
+            .split_once("```")
+            .and_then(|(_, rest)| rest.split_once('\n'))
+            .and_then(|(_, rest)| rest.split_once("```"))
+            .expect("the section holds a fenced block")
+            .0;
+        let mut order = BTreeMap::new();
+        let mut stack: Vec<String> = Vec::new();
+        let mut counts: BTreeMap<ModPath, usize> = BTreeMap::new();
+        for line in block.lines().filter(|l| !l.trim().is_empty()) {
+            let indent = line.len() - line.trim_start().len();
+            assert!(
+                indent % 2 == 0,
+                "odd indentation in the layers block: {line:?}"
+            );
+            let name = line
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/');
+            stack.truncate(indent / 2);
+            let parent = stack.clone();
+            stack.push(name.to_owned());
+            let place = counts.entry(parent).or_default();
+            order.insert(stack.clone(), *place);
+            *place += 1;
+        }
+        Documented { order }
+    }
+
+    /// Edges that go up the documented order (or sideways to a sibling listed later).
+    fn upward<'e>(&self, edges: &'e [Edge]) -> Vec<&'e Edge> {
+        edges
+            .iter()
+            .filter(|edge| {
+                let common = edge
+                    .from
+                    .iter()
+                    .zip(&edge.to)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                if common == edge.from.len() || common == edge.to.len() {
+                    return false; // parent and child
+                }
+                let place = |path: &[String]| self.order.get(&path[..=common]).copied();
+                match (place(&edge.from), place(&edge.to)) {
+                    (Some(from), Some(to)) => to > from,
+                    _ => false, // undocumented: reported by the tree check
+                }
+            })
+            .collect()
+    }
+}
+
+fn architecture_doc() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/architecture.md");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_documented_tree_names_every_module_and_nothing_else() {
+    let krate = Crate::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let documented = Documented::parse(&architecture_doc());
+    let real: BTreeSet<ModPath> = krate
+        .modules
+        .keys()
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .collect();
+    let listed: BTreeSet<ModPath> = documented.order.keys().cloned().collect();
+    let show = |set: BTreeSet<&ModPath>| {
+        set.iter()
+            .map(|m| m.join("::"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let missing: BTreeSet<&ModPath> = real.difference(&listed).collect();
+    let stale: BTreeSet<&ModPath> = listed.difference(&real).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "docs/architecture.md's layers and src/ disagree; in src/ only: [{}]; in the doc only: [{}]",
+        show(missing),
+        show(stale)
+    );
+}
+
 #[test]
 fn gp_host_modules_import_only_downwards() {
     let krate = Crate::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
@@ -361,9 +461,9 @@ fn gp_host_modules_import_only_downwards() {
         e.from[0] == from && e.to.first().map(String::as_str) == Some(to)
     };
     for (from, to) in [
-        ("registry", "runtime"),
+        ("manager", "runtime"),
         ("runtime", "metrics"),
-        ("watch", "registry"),
+        ("watch", "manager"),
         ("source", "folder"),
     ] {
         assert!(
@@ -377,6 +477,44 @@ fn gp_host_modules_import_only_downwards() {
         "gp-host's modules import each other in a circle; move what the lower module needs down:\n{}",
         circles.iter().map(|c| describe(c)).collect::<Vec<_>>().join("\n\n")
     );
+    let documented = Documented::parse(&architecture_doc());
+    let upward = documented.upward(&edges);
+    assert!(
+        upward.is_empty(),
+        "these imports go up the order docs/architecture.md gives (bottom up); move what the lower module needs down, or change the documented order if the design changed:\n{}",
+        upward
+            .iter()
+            .map(|e| describe(std::slice::from_ref(*e)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn the_documented_order_is_read_and_enforced() {
+    let documented = Documented::parse(
+        "## gp-host's layers\n\ntext\n\n```text\nlow     the bottom\nhigh/   above it\n  a     one\n  b     two\n```\n",
+    );
+    let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<ModPath>();
+    assert_eq!(documented.order[&path(&["low"])], 0);
+    assert_eq!(documented.order[&path(&["high", "b"])], 1);
+    let edge = |from: &[&str], to: &[&str]| Edge {
+        from: path(from),
+        to: path(to),
+        evidence: String::new(),
+    };
+    let edges = [
+        edge(&["high", "b"], &["high", "a"]),
+        edge(&["high", "a"], &["high", "b"]),
+        edge(&["high", "a"], &["low"]),
+        edge(&["low"], &["high", "b"]),
+    ];
+    let upward: Vec<String> = documented
+        .upward(&edges)
+        .iter()
+        .map(|e| format!("{} -> {}", e.from.join("::"), e.to.join("::")))
+        .collect();
+    assert_eq!(upward, ["high::a -> high::b", "low -> high::b"]);
 }
 
 fn synthetic(files: &[(&str, &str)]) -> Crate {

@@ -62,6 +62,7 @@ fn main() -> ExitCode {
     }
 }
 
+// Long: the tour itself, read top to bottom as the module documentation lists it.
 fn run() -> Result<(), Failure> {
     let serve_at: Option<SocketAddr> = match std::env::args().nth(1).as_deref() {
         None => None,
@@ -241,6 +242,7 @@ fn request(addr: SocketAddr, line: &str, json: &str) -> std::io::Result<String> 
 }
 
 /// Upgrades under load, a refused upgrade, an unload while a call runs, and the metrics.
+// Long: one scenario (upgrade under calls, a refused upgrade, an unload mid-call), read in order.
 fn lifecycle(manager: &Manager, greeter_next: &Path) -> Result<(), Failure> {
     manager.subscribe_lifecycle(|event| match event {
         Event::Upgraded { from, to } => println!(

@@ -49,7 +49,7 @@ impl ParamType {
 /// as a catch-all named `splat`, as beego does; beego's regular-expression parameters
 /// (`:id([0-9]+)`) and `*.*` are refused with a message saying what to write instead. Routes
 /// under [`RESERVED_PREFIX`] are refused.
-// About 100 lines on purpose: the `if` chain is the grammar, one branch per form a segment may
+// Long: about 100 lines on purpose: the `if` chain is the grammar, one branch per form a segment may
 // take, and the order they are tried in decides between them (`{*x}` before `{x}`, `*` and
 // `*.*` before `*rest`); split over several functions, that order would be hard to see.
 pub fn parse_route(route: &str, driver: HttpDriver) -> Result<Vec<Segment<'_>>, ManifestError> {

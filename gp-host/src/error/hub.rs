@@ -49,6 +49,7 @@ pub enum HubFailure {
 
 impl HubFailure {
     /// The registry could not be reached: `error` is the HTTP client's.
+    #[cfg(feature = "hub")]
     pub(crate) fn unreachable(error: impl std::error::Error + Send + Sync + 'static) -> HubFailure {
         HubFailure::Unreachable {
             reason: error.to_string(),
@@ -57,6 +58,7 @@ impl HubFailure {
     }
 
     /// An answer that is not what gp needs, for people.
+    #[cfg(feature = "hub")]
     pub(crate) fn answer(reason: impl Into<String>) -> HubFailure {
         HubFailure::Answer {
             reason: reason.into(),

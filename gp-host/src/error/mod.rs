@@ -411,6 +411,9 @@ pub enum Error {
     Artifact {
         /// The reference, with the manifest's digest when it is known.
         reference: String,
+        /// The manifest's digest (`sha256:…`), when it is known: what a follower remembers
+        /// as refused.
+        digest: Option<String>,
         /// Why.
         reason: String,
     },

@@ -84,6 +84,16 @@ pub(super) fn answer(reference: &impl Display, reason: impl Into<String>) -> Err
     hub_error(reference, HubFailure::answer(reason))
 }
 
+/// An [`Error::Artifact`] about `reference`: what it holds or sent is refused (said of its
+/// digest when the reference is pinned).
+pub(super) fn refused(reference: &Reference, reason: impl Into<String>) -> Error {
+    Error::Artifact {
+        reference: reference.to_string(),
+        digest: reference.digest.clone(),
+        reason: reason.into(),
+    }
+}
+
 /// A status the request did not expect, with the registry's error codes.
 pub(super) fn status_failure(response: transport::Response) -> HubFailure {
     let status = response.status().as_u16();

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ureq::http::Method;
 
-use super::client::{answer, hub_error, status_failure, Client};
+use super::client::{answer, hub_error, refused, status_failure, Client};
 use super::reference::{version_of, Reference};
 use crate::error::Error;
 use crate::source::download::{copy_hashed, CopyFailure};
@@ -31,10 +31,7 @@ impl Pulled {
     /// is a version. (A registry is written by more than `gp push`: an artifact under
     /// `team/counter` holding plugin `dispatch` would otherwise replace `dispatch`.)
     pub fn check_holds(&self, plugin: &gp_core::manifest::Manifest) -> Result<(), Error> {
-        let refused = |reason: String| Error::Artifact {
-            reference: self.reference.to_string(),
-            reason,
-        };
+        let refused = |reason: String| refused(&self.reference, reason);
         if plugin.name != self.reference.name() {
             return Err(refused(format!(
                 "the package holds the plugin `{}`, not `{}` as the repository's name says; nothing was installed",
@@ -80,10 +77,7 @@ impl Client {
         let (digest, (manifest, layer)) = self.manifest(reference)?;
         let pinned = reference.with_digest(&digest);
         let fail = |reason: String| answer(&pinned, reason);
-        let refused = |reason: String| Error::Artifact {
-            reference: pinned.to_string(),
-            reason,
-        };
+        let refused = |reason: String| refused(&pinned, reason);
         if layer.size > self.limits.max_bytes {
             return Err(refused(format!(
                 "its package is {} bytes, more than the limit of {} bytes; nothing was installed",
@@ -149,10 +143,10 @@ pub fn pull_verified(
 ) -> Result<(Pulled, package::Unpacked), Error> {
     let pulled = client.pull(reference, file, progress)?;
     let unpacked = package::verify(path, trust, &client.limits).map_err(|e| match e {
-        Error::Package { reason, .. } => Error::Artifact {
-            reference: pulled.reference.to_string(),
-            reason: format!("the package it holds is refused: {reason}"),
-        },
+        Error::Package { reason, .. } => refused(
+            &pulled.reference,
+            format!("the package it holds is refused: {reason}"),
+        ),
         other => other,
     })?;
     pulled.check_holds(&unpacked.manifest)?;

@@ -5,7 +5,7 @@ use semver::{Version, VersionReq};
 use ureq::http::Method;
 
 use super::artifact;
-use super::client::{answer, header, hub_error, next_page, status_failure, Client};
+use super::client::{answer, header, hub_error, next_page, refused, status_failure, Client};
 use super::reference::{self, version_of, Namespace, Reference};
 use super::transport::read_limited;
 use super::{MAX_DOCUMENT, MAX_ENTRIES, MAX_PAGES};
@@ -79,9 +79,8 @@ impl Client {
             .annotations
             .get("org.opencontainers.image.version")
             .and_then(|v| Version::parse(v).ok())
-            .ok_or_else(|| Error::Artifact {
-                reference: pinned.to_string(),
-                reason: "its manifest has no semver org.opencontainers.image.version annotation (gp push writes one)".into(),
+            .ok_or_else(|| {
+                refused(&pinned, "its manifest has no semver org.opencontainers.image.version annotation (gp push writes one)")
             })?;
         Ok(Resolved {
             reference: pinned,
@@ -167,10 +166,7 @@ impl Client {
         reference: &Reference,
     ) -> Result<(String, (artifact::ImageManifest, artifact::Descriptor)), Error> {
         let fail = |reason: String| answer(&reference, reason);
-        let refused = |reason: String| Error::Artifact {
-            reference: reference.to_string(),
-            reason,
-        };
+        let refuse = |reason: String| refused(reference, reason);
         let Some(wanted) = reference.manifest_reference() else {
             return Err(fail(
                 "it names no tag and no digest: add :TAG (a version) or @sha256:…".into(),
@@ -209,24 +205,21 @@ impl Client {
         let digest = artifact::digest(&bytes);
         if let Some(asked) = &reference.digest {
             if *asked != digest {
-                return Err(refused(format!(
+                return Err(refuse(format!(
                     "the manifest the registry sent has the digest {digest}, not the {asked} asked for; nothing was installed"
                 )));
             }
         }
         if let Some(claimed) = claimed {
             if claimed != digest {
-                return Err(refused(format!(
+                return Err(refuse(format!(
                     "the registry says the manifest's digest is {claimed}, but what it sent is {digest}; nothing was installed"
                 )));
             }
         }
         // What is wrong with the artifact itself is said of its digest.
-        let checked =
-            artifact::check(&bytes, &content_type).map_err(|refusal| Error::Artifact {
-                reference: reference.with_digest(&digest).to_string(),
-                reason: refusal.to_string(),
-            })?;
+        let checked = artifact::check(&bytes, &content_type)
+            .map_err(|refusal| refused(&reference.with_digest(&digest), refusal.to_string()))?;
         Ok((digest, checked))
     }
 }

@@ -48,6 +48,35 @@ impl Client {
     /// repository's tags, and the highest version's manifest and config. Registries without
     /// a catalog endpoint are named as such.
     pub fn search(&self, namespace: &Namespace, query: &str) -> Result<SearchResult, Error> {
+        let repositories = self.catalog(namespace)?;
+        let query = query.to_lowercase();
+        let mut result = SearchResult::default();
+        for repository in &repositories {
+            let Some(name) = namespace.contains(repository) else {
+                continue;
+            };
+            let named = name.to_lowercase().contains(&query);
+            match self.found(namespace, name, &query) {
+                Ok(Some(found)) => result.plugins.push(found),
+                Ok(None) => {}
+                // One repository that cannot be read is reported, not the end of the search;
+                // a registry that cannot be reached is.
+                Err(
+                    error @ Error::Hub {
+                        reason: HubFailure::Unreachable { .. },
+                        ..
+                    },
+                ) => return Err(error),
+                Err(error) if named => result.skipped.push((repository.clone(), reason_of(&error))),
+                Err(_) => {}
+            }
+        }
+        result.plugins.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(result)
+    }
+
+    /// Every repository the registry's catalog lists (every page, within the limits).
+    fn catalog(&self, namespace: &Namespace) -> Result<Vec<String>, Error> {
         #[derive(serde::Deserialize)]
         struct Catalog {
             repositories: Option<Vec<String>>,
@@ -94,95 +123,65 @@ impl Client {
                 None => break,
             }
         }
-        let query = query.to_lowercase();
-        let mut result = SearchResult::default();
-        for repository in &repositories {
-            let Some(name) = namespace.contains(repository) else {
-                continue;
-            };
-            let reference = namespace.reference(name);
-            let named = name.to_lowercase().contains(&query);
-            // One repository that cannot be read is reported, not the end of the search.
-            let mut skip = |error: Error| {
-                if matches!(
-                    error,
-                    Error::Hub {
-                        reason: HubFailure::Unreachable { .. },
-                        ..
-                    }
-                ) {
-                    return Err(error);
-                }
-                if named {
-                    result.skipped.push((repository.clone(), reason_of(&error)));
-                }
-                Ok(())
-            };
-            let tags = match self.tags(&reference) {
-                Ok(tags) => tags,
-                Err(error) => {
-                    skip(error)?;
-                    continue;
-                }
-            };
-            let mut versions: Vec<(Version, String)> = tags
-                .iter()
-                .filter_map(|t| version_of(t).map(|v| (v, t.clone())))
-                .collect();
-            versions.sort_by(|a, b| b.0.cmp(&a.0));
-            let other_tags: Vec<String> = tags
-                .iter()
-                .filter(|t| version_of(t).is_none())
-                .cloned()
-                .collect();
-            // The newest release, as `gp install NAME` picks it; a pre-release only when there
-            // is nothing else.
-            let release = versions
-                .iter()
-                .find(|(v, _)| v.pre.is_empty())
-                .or(versions.first());
-            let newest_version = release.map(|(v, _)| v.to_string());
-            let Some(newest) = release
-                .map(|(_, t)| t.clone())
-                .or_else(|| other_tags.first().cloned())
-            else {
-                continue;
-            };
-            let tagged = Reference {
-                tag: Some(newest),
-                ..reference.clone()
-            };
-            let (description, newest) = match self.manifest(&tagged) {
-                Ok((digest, (manifest, _))) => (
-                    manifest
-                        .annotations
-                        .get("org.opencontainers.image.description")
-                        .cloned(),
-                    tagged.with_digest(&digest).to_string(),
-                ),
-                Err(error) => {
-                    skip(error)?;
-                    continue;
-                }
-            };
-            let matches = named
-                || description
-                    .as_deref()
-                    .is_some_and(|d| d.to_lowercase().contains(&query));
-            if matches {
-                result.plugins.push(Found {
-                    name: name.to_owned(),
-                    reference: reference.to_string(),
-                    versions: versions.into_iter().map(|(v, _)| v.to_string()).collect(),
-                    other_tags,
-                    description,
-                    newest_version,
-                    newest,
-                });
-            }
-        }
-        result.plugins.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(result)
+        Ok(repositories)
+    }
+
+    /// The plugin `name` in `namespace`, if its name or its newest version's description
+    /// holds `query` (lower case): its versions and other tags, and its newest version pinned
+    /// to its digest. `None` when it does not match, or has no tag.
+    fn found(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+        query: &str,
+    ) -> Result<Option<Found>, Error> {
+        let reference = namespace.reference(name);
+        let tags = self.tags(&reference)?;
+        let mut versions: Vec<(Version, String)> = tags
+            .iter()
+            .filter_map(|t| version_of(t).map(|v| (v, t.clone())))
+            .collect();
+        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        let other_tags: Vec<String> = tags
+            .iter()
+            .filter(|t| version_of(t).is_none())
+            .cloned()
+            .collect();
+        // The newest release, as `gp install NAME` picks it; a pre-release only when there
+        // is nothing else.
+        let release = versions
+            .iter()
+            .find(|(v, _)| v.pre.is_empty())
+            .or(versions.first());
+        let newest_version = release.map(|(v, _)| v.to_string());
+        let Some(newest) = release
+            .map(|(_, t)| t.clone())
+            .or_else(|| other_tags.first().cloned())
+        else {
+            return Ok(None);
+        };
+        let tagged = Reference {
+            tag: Some(newest),
+            ..reference.clone()
+        };
+        let (digest, (manifest, _)) = self.manifest(&tagged)?;
+        let description = manifest
+            .annotations
+            .get("org.opencontainers.image.description")
+            .cloned();
+        let matches = name.to_lowercase().contains(query)
+            || description
+                .as_deref()
+                .is_some_and(|d| d.to_lowercase().contains(query));
+        Ok(matches.then(|| Found {
+            name: name.to_owned(),
+            reference: reference.to_string(),
+            versions: versions.into_iter().map(|(v, _)| v.to_string()).collect(),
+            other_tags,
+            description,
+            newest_version,
+            newest: tagged.with_digest(&digest).to_string(),
+        }))
     }
 }
 

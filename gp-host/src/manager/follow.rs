@@ -251,6 +251,22 @@ impl Follower {
                 }
             }
         }
+        let Some(resolved) = self.resolve(status) else {
+            return;
+        };
+        let digest = resolved.reference.digest.clone().unwrap_or_default();
+        if self.settled(status, &digest) || self.loaded_is_current(status, &resolved, &digest) {
+            return;
+        }
+        // Stopped while asking the registry: install nothing.
+        if *lock(&shared.stop) {
+            return;
+        }
+        self.install(status, resolved, digest);
+    }
+
+    /// The version the target names now, or `None` with the failure recorded.
+    fn resolve(&mut self, status: &Mutex<FollowStatus>) -> Option<Resolved> {
         let resolved = match &self.target {
             Follow::Tag(reference) => self.client.inspect(reference),
             Follow::Range {
@@ -259,32 +275,41 @@ impl Follower {
                 range,
             } => self.client.resolve(namespace, name, range),
         };
-        let resolved = match resolved {
-            Ok(resolved) => resolved,
-            Err(Error::Artifact { reference, reason }) => {
-                match Reference::parse(&reference).ok().and_then(|r| r.digest) {
+        match resolved {
+            Ok(resolved) => Some(resolved),
+            Err(Error::Artifact {
+                reference,
+                digest,
+                reason,
+            }) => {
+                match digest {
                     // The registry holds something refused (not a gp plugin, not what its
                     // digest says): said of its digest, refused like a version that does not
                     // verify.
                     Some(digest) => self.refuse(status, digest, &reference, reason),
                     None => self.failed(status, Stage::Check, format!("{reference}: {reason}")),
                 }
-                return;
+                None
             }
             Err(error) => {
                 self.failed(status, Stage::Check, error.to_string());
-                return;
+                None
             }
-        };
-        let digest = resolved.reference.digest.clone().unwrap_or_default();
-        if self.settled(status, &digest) {
-            return;
         }
+    }
+
+    /// Whether the plugin loaded already is what the target names (at the first look) or
+    /// newer (refused: a follower never downgrades).
+    fn loaded_is_current(
+        &mut self,
+        status: &Mutex<FollowStatus>,
+        resolved: &Resolved,
+        digest: &str,
+    ) -> bool {
         let first_look = lock(status).current.is_none();
-        let name = self.target.name().to_owned();
         let loaded = self
             .manager
-            .get_plugin(&name)
+            .get_plugin(self.target.name())
             .ok()
             .map(|(spec, _)| spec.version().clone());
         match loaded {
@@ -292,23 +317,24 @@ impl Follower {
             Some(version) if first_look && version == resolved.version => {
                 tracing::info!(target: "gp", follow = %self.target, version = %version, "following; the version loaded is current");
                 self.succeeded(status);
-                lock(status).current = Some(resolved);
-                return;
+                lock(status).current = Some(resolved.clone());
+                true
             }
             Some(version) if version > resolved.version => {
                 let why = format!(
                     "it is version {}, older than the {version} loaded",
                     resolved.version
                 );
-                self.refuse(status, digest, &resolved.reference, why);
-                return;
+                self.refuse(status, digest.to_owned(), &resolved.reference, why);
+                true
             }
-            _ => {}
+            _ => false,
         }
-        // Stopped while asking the registry: install nothing.
-        if *lock(&shared.stop) {
-            return;
-        }
+    }
+
+    /// Installs what the target names, unless the plugin is disabled.
+    fn install(&mut self, status: &Mutex<FollowStatus>, resolved: Resolved, digest: String) {
+        let name = self.target.name().to_owned();
         // Disabled by an operator: nothing is downloaded until it is enabled again.
         if let Some(disabled) = self.manager.disabled_plugin(&name) {
             let why = format!(

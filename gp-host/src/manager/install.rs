@@ -49,34 +49,7 @@ impl Manager {
             .suffix(".plg")
             .tempfile_in(&base)
             .map_err(|e| Error::io(&base, e))?;
-        let mut pulled = None;
-        let sha256 = match local_path(url) {
-            Some(path) => copy_local(url, &path, download.as_file(), &limits)?,
-            None if url.starts_with("oci://") => {
-                let (sha256, from) = pull(url, download.as_file(), &limits, options)?;
-                pulled = Some(from);
-                sha256
-            }
-            None => fetch(
-                url,
-                download.path(),
-                download.as_file(),
-                &limits,
-                options.progress,
-            )?,
-        };
-        if let Some(expected) = &options.sha256 {
-            if !sha256.eq_ignore_ascii_case(expected.trim()) {
-                return Err(Error::Download {
-                    url: url.to_owned(),
-                    reason: format!(
-                        "its SHA-256 is {sha256}, not the {} expected; the file was not installed",
-                        expected.trim()
-                    ),
-                    source: None,
-                });
-            }
-        }
+        let pulled = download_into(url, &download, &limits, options)?;
         let scratch = tempfile::Builder::new()
             .prefix(".verify-")
             .tempdir_in(&base)
@@ -143,6 +116,45 @@ impl Manager {
             }
         }
     }
+}
+
+/// Downloads (or copies, or pulls) `url` into `download`, checking the SHA-256 the caller
+/// expects; returns what the registry said of it, for a pull.
+fn download_into(
+    url: &str,
+    download: &tempfile::NamedTempFile,
+    limits: &package::Limits,
+    options: &InstallOptions<'_>,
+) -> Result<Option<Pulled>, Error> {
+    let mut pulled = None;
+    let sha256 = match local_path(url) {
+        Some(path) => copy_local(url, &path, download.as_file(), limits)?,
+        None if url.starts_with("oci://") => {
+            let (sha256, from) = pull(url, download.as_file(), limits, options)?;
+            pulled = Some(from);
+            sha256
+        }
+        None => fetch(
+            url,
+            download.path(),
+            download.as_file(),
+            limits,
+            options.progress,
+        )?,
+    };
+    if let Some(expected) = &options.sha256 {
+        if !sha256.eq_ignore_ascii_case(expected.trim()) {
+            return Err(Error::Download {
+                url: url.to_owned(),
+                reason: format!(
+                    "its SHA-256 is {sha256}, not the {} expected; the file was not installed",
+                    expected.trim()
+                ),
+                source: None,
+            });
+        }
+    }
+    Ok(pulled)
 }
 
 /// What a registry said a pulled package is.

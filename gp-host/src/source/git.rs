@@ -71,65 +71,7 @@ fn build(source: &GitSource, cache: &Path, options: &BuildOptions) -> Result<Pat
     let key = hex(&Sha256::digest(source.url.as_bytes())[..8]);
     let root = cache.join(key);
     let repo = root.join("repo");
-    let fail = |reason: String| Error::Git {
-        repository: source.url.clone(),
-        reason,
-        source: None,
-    };
-    // What a git command said (or why it could not run) after `what`, its cause kept.
-    let failed = |what: String, e: GitFailure| Error::Git {
-        repository: source.url.clone(),
-        reason: format!("{what}: {}", e.message),
-        source: e.not_run,
-    };
-    if !repo.join(".git").exists() {
-        std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-        let _ = std::fs::remove_dir_all(&repo);
-        git(
-            &root,
-            &[
-                "clone",
-                "--quiet",
-                "--no-checkout",
-                "--",
-                &source.url,
-                "repo",
-            ],
-        )
-        .map_err(|e| failed("cannot clone it".into(), e))?;
-    }
-    // A full commit hash that is here already cannot have moved; a branch or tag may have.
-    let pinned = source
-        .revision
-        .as_deref()
-        .filter(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()))
-        .and_then(|r| resolve(&repo, Some(r)));
-    let commit = match pinned {
-        Some(commit) => commit,
-        None => {
-            git(
-                &repo,
-                &[
-                    "fetch",
-                    "--quiet",
-                    "--force",
-                    "--tags",
-                    "origin",
-                    "+refs/heads/*:refs/remotes/origin/*",
-                ],
-            )
-            .map_err(|e| failed("cannot fetch it".into(), e))?;
-            resolve(&repo, source.revision.as_deref()).ok_or_else(|| {
-                fail(match &source.revision {
-                    Some(revision) => format!(
-                        "revision `{revision}` is not in the repository (not a branch, tag or commit)"
-                    ),
-                    None => "it has no default branch to build".into(),
-                })
-            })?
-        }
-    };
-
+    let commit = fetch(source, &root, &repo)?;
     let built = root.join("builds").join(&commit);
     if let Some(folder) = plugin_folder_in(&built) {
         tracing::debug!(target: "gp", repository = source.url, commit, "already built");
@@ -139,7 +81,7 @@ fn build(source: &GitSource, cache: &Path, options: &BuildOptions) -> Result<Pat
         &repo,
         &["checkout", "--quiet", "--force", "--detach", &commit],
     )
-    .map_err(|e| failed(format!("cannot check out {commit}"), e))?;
+    .map_err(|e| git_error(source, format!("cannot check out {commit}"), e))?;
     tracing::info!(target: "gp", repository = source.url, commit, "building plugin from git");
     let options = BuildOptions {
         target_dir: Some(
@@ -150,24 +92,101 @@ fn build(source: &GitSource, cache: &Path, options: &BuildOptions) -> Result<Pat
         ),
         ..options.clone()
     };
+    // Name what was built, not the cache folder it was built in.
+    let what = PathBuf::from(format!("{}@{commit}", source.url));
     let libraries = cargo_build(&repo.join("Cargo.toml"), &[], &options).map_err(|e| match e {
-        // Name what was built, not the cache folder it was built in.
         Error::Build {
             reason,
             source: cause,
             ..
         } => Error::Build {
-            path: PathBuf::from(format!("{}@{commit}", source.url)),
+            path: what.clone(),
             reason,
             source: cause,
         },
         other => other,
     })?;
+    let library = the_plugin(&libraries, &what)?;
+    // Lay the folder out beside, then rename it into place: a half-written build is never
+    // taken for a finished one.
+    let staging = root.join("builds").join(format!(".{commit}.partial"));
+    let _ = std::fs::remove_dir_all(&staging);
+    install_library(library, &staging)?;
+    if let Some(parent) = built.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::rename(&staging, &built).map_err(|e| Error::io(&built, e))?;
+    plugin_folder_in(&built).ok_or_else(|| Error::MissingManifest { path: built })
+}
+
+/// Clones the repository into `repo` (once) and fetches it unless the revision is a commit
+/// that is here already; returns the commit to build.
+fn fetch(source: &GitSource, root: &Path, repo: &Path) -> Result<String, Error> {
+    if !repo.join(".git").exists() {
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let _ = std::fs::remove_dir_all(repo);
+        git(
+            root,
+            &[
+                "clone",
+                "--quiet",
+                "--no-checkout",
+                "--",
+                &source.url,
+                "repo",
+            ],
+        )
+        .map_err(|e| git_error(source, "cannot clone it".into(), e))?;
+    }
+    // A full commit hash that is here already cannot have moved; a branch or tag may have.
+    let pinned = source
+        .revision
+        .as_deref()
+        .filter(|r| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|r| resolve(repo, Some(r)));
+    if let Some(commit) = pinned {
+        return Ok(commit);
+    }
+    git(
+        repo,
+        &[
+            "fetch",
+            "--quiet",
+            "--force",
+            "--tags",
+            "origin",
+            "+refs/heads/*:refs/remotes/origin/*",
+        ],
+    )
+    .map_err(|e| git_error(source, "cannot fetch it".into(), e))?;
+    resolve(repo, source.revision.as_deref()).ok_or_else(|| Error::Git {
+        repository: source.url.clone(),
+        reason: match &source.revision {
+            Some(revision) => format!(
+                "revision `{revision}` is not in the repository (not a branch, tag or commit)"
+            ),
+            None => "it has no default branch to build".into(),
+        },
+        source: None,
+    })
+}
+
+/// What a git command said (or why it could not run) after `what`, its cause kept.
+fn git_error(source: &GitSource, what: String, e: GitFailure) -> Error {
+    Error::Git {
+        repository: source.url.clone(),
+        reason: format!("{what}: {}", e.message),
+        source: e.not_run,
+    }
+}
+
+/// The one library a plugin repository builds, checked as a file to be a gp plugin.
+fn the_plugin<'a>(libraries: &'a [PathBuf], what: &Path) -> Result<&'a PathBuf, Error> {
     let not_a_plugin = |reason: String| Error::NotAPlugin {
-        path: PathBuf::from(format!("{}@{commit}", source.url)),
+        path: what.to_owned(),
         reason,
     };
-    let library = match libraries.as_slice() {
+    let library = match libraries {
         [] => {
             return Err(not_a_plugin(
                 "it builds no cdylib: a gp plugin crate has `[lib] crate-type = [\"cdylib\"]` and a #[plugin_entry] function".into(),
@@ -185,16 +204,7 @@ fn build(source: &GitSource, cache: &Path, options: &BuildOptions) -> Result<Pat
         Error::NotAPlugin { reason, .. } => not_a_plugin(reason),
         other => other,
     })?;
-    // Lay the folder out beside, then rename it into place: a half-written build is never
-    // taken for a finished one.
-    let staging = root.join("builds").join(format!(".{commit}.partial"));
-    let _ = std::fs::remove_dir_all(&staging);
-    install_library(library, &staging)?;
-    if let Some(parent) = built.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
-    std::fs::rename(&staging, &built).map_err(|e| Error::io(&built, e))?;
-    plugin_folder_in(&built).ok_or_else(|| Error::MissingManifest { path: built })
+    Ok(library)
 }
 
 /// The commit `revision` (or the default branch) names in `repo`, if it is there.

@@ -106,5 +106,6 @@ fn unpack(path: &Path, _: &Settings<'_>) -> Result<Folder, Error> {
     Err(Error::Package {
         path: path.to_owned(),
         reason: "this host was built without gp-host's `package` feature; enable it to load .plg packages, or unpack the package into a plugin folder".into(),
+        source: None,
     })
 }

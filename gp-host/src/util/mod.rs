@@ -11,7 +11,11 @@ use crate::error::Error;
 
 mod sync;
 
-pub(crate) use sync::{lock, read, wait, wait_timeout, wait_timeout_while, write};
+#[cfg(feature = "hub")]
+pub(crate) use sync::wait_timeout_while;
+pub(crate) use sync::{lock, read, write};
+#[cfg(feature = "isolate")]
+pub(crate) use sync::{wait, wait_timeout};
 
 /// Writes `path` by writing a sibling temporary file with `write` and renaming it over `path`,
 /// so that a host reading the directory never sees a half-written file.

@@ -8,7 +8,10 @@
 //! or unload anything: the opposite of what gp promises. So every lock goes through these
 //! helpers, and no code in the crate calls `lock().unwrap()` or `expect` on a lock.
 
-use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+#[cfg(any(feature = "isolate", feature = "hub"))]
+use std::sync::Condvar;
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+#[cfg(any(feature = "isolate", feature = "hub"))]
 use std::time::Duration;
 
 /// Locks `mutex`, recovering it if a panic poisoned it.
@@ -27,6 +30,7 @@ pub(crate) fn write<T: ?Sized>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 /// Waits on `condvar` for at most `timeout`, recovering the guard if a panic poisoned it.
+#[cfg(feature = "isolate")]
 pub(crate) fn wait_timeout<'a, T>(
     condvar: &Condvar,
     guard: MutexGuard<'a, T>,
@@ -40,6 +44,7 @@ pub(crate) fn wait_timeout<'a, T>(
 
 /// Waits on `condvar` for at most `timeout` while `condition` holds, recovering the guard if
 /// a panic poisoned it.
+#[cfg(feature = "hub")]
 pub(crate) fn wait_timeout_while<'a, T>(
     condvar: &Condvar,
     guard: MutexGuard<'a, T>,
@@ -53,6 +58,7 @@ pub(crate) fn wait_timeout_while<'a, T>(
 }
 
 /// Waits on `condvar`, recovering the guard if a panic poisoned it.
+#[cfg(feature = "isolate")]
 pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
     condvar.wait(guard).unwrap_or_else(|p| p.into_inner())
 }

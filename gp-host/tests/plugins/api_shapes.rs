@@ -187,6 +187,7 @@ fn surfaces() -> Surfaces {
     }
 }
 
+// Long: one scenario, read top to bottom: each step starts from the state the last one left.
 #[test]
 fn every_http_body_keeps_its_shape() {
     let mut s = surfaces();

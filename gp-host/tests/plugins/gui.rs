@@ -90,6 +90,7 @@ fn the_gui_signs_in_lists_unloads_and_tries_plugins_in_a_real_browser() {
     eprintln!("the GUI browser test took {:?}", started.elapsed());
 }
 
+// Long: one scenario, read top to bottom: each step starts from the state the last one left.
 async fn scenario(client: Client, scene: Scene) {
     let Scene {
         manager,
@@ -308,6 +309,7 @@ async fn scenario(client: Client, scene: Scene) {
 /// Issue 17, item 6: the Hub page searches the registry `gp serve --registry` names, and
 /// installs, then upgrades, a plugin with one confirmed click each, through the same
 /// verification as `gp install`; what it installed serves calls.
+// Long: one scenario, read top to bottom: each step starts from the state the last one left.
 #[test]
 fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
     use gp_host::hub::{Client as Hub, ClientOptions, Credentials, Namespace};

@@ -221,6 +221,7 @@ fn a_changed_folder_upgrades_on_reload_and_load_plugins() {
     ));
 }
 
+// Long: one scenario, read top to bottom: each step starts from the state the last one left.
 #[test]
 fn refused_upgrades_say_why_and_leave_the_old_version_serving() {
     let (manager, base) = counter_manager("counter-v2");

@@ -24,7 +24,7 @@
 //! | `GET /api/v1/events` | lifecycle events as server-sent events |
 //! | `GET /api/v1/healthz`, `/readyz`, `/metrics`, `/openapi.json` | probes, Prometheus text, the API's description |
 //!
-//! Inside: `auth` (the guard), `state` (what the plane remembers of the manager's events),
+//! Inside: `token` (the bearer token), `auth` (the guard), `state` (what the plane remembers of the manager's events),
 //! `error` (an [`Error`](crate::Error) as an HTTP answer, and request bodies), `views` (the
 //! JSON bodies), `plugins` (the plugin endpoints), `hub`, `events` (the event stream),
 //! `probes` (health, readiness, metrics, routes, the API's description), `gui` (the GUI's
@@ -48,13 +48,14 @@ mod hub;
 mod plugins;
 mod probes;
 mod state;
+mod token;
 mod views;
 
 use auth::refuse;
-pub use auth::{AdminToken, InvalidToken};
 use error::UploadLimit;
 pub(crate) use state::AdminShared;
 use state::{Hub, Settings};
+pub use token::{AdminToken, InvalidToken};
 
 /// The largest `.plg` the upgrade endpoint accepts unless configured otherwise: 256 MiB.
 pub const DEFAULT_UPLOAD_LIMIT: usize = 256 << 20;

@@ -173,6 +173,7 @@ pub(super) enum ChangeView {
     /// Nothing there, nothing loaded.
     Nothing,
     /// A plugin installed from a URL or a registry.
+    #[cfg_attr(not(feature = "install"), allow(dead_code))]
     Installed { plugin: String, version: String },
 }
 

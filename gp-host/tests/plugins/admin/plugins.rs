@@ -12,6 +12,7 @@ use super::{package_of, plane};
 use crate::http::get;
 use crate::web_fixture::web;
 
+// Long: a table of cases, each with the exact message a user sees, in one place.
 #[test]
 fn plugins_are_listed_and_each_failure_has_its_status_and_message() {
     let plane = plane();
@@ -133,6 +134,7 @@ fn plugins_are_listed_and_each_failure_has_its_status_and_message() {
     assert_eq!(openapi["openapi"], "3.1.0");
 }
 
+// Long: one scenario, read top to bottom: each step starts from the state the last one left.
 #[test]
 fn invoke_unload_disable_and_enable_through_the_api() {
     let plane = plane();

@@ -17,6 +17,7 @@ fn gp_in(dir: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
         .expect("run gp")
 }
 
+// Long: one scenario, read top to bottom: each step starts from the state the last one left.
 #[test]
 fn new_build_pack_sign_serve_install_call_round_trip() {
     let work = crate::harness::base_dir();

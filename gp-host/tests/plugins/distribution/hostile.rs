@@ -89,6 +89,7 @@ fn tree(dir: &Path) -> Vec<String> {
     out
 }
 
+// Long: a table of cases, each with the exact message a user sees, in one place.
 #[test]
 fn hostile_and_broken_packages_are_refused_naming_the_entry_and_leave_nothing_behind() {
     let key = SecretKey::generate().unwrap();

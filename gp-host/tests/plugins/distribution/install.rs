@@ -39,6 +39,7 @@ fn install_into_fresh(
     (manager, result, left, base)
 }
 
+// Long: a table of cases, each with the exact message a user sees, in one place.
 #[test]
 fn install_downloads_verifies_and_loads_and_refuses_every_bad_download() {
     use crate::harness::{http_server, Reply};

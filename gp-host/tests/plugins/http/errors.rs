@@ -3,6 +3,7 @@
 
 use super::{get, post_json, send, web_server, Running};
 
+// Long: a table of cases, each with the exact message a user sees, in one place.
 #[test]
 fn every_error_has_its_status_and_exact_body() {
     let (_base, _manager, server) = web_server(|b| b.body_limit(64));

@@ -22,6 +22,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 /// Item 4: following a tag that moves. The plugin is installed, upgraded when the tag moves
 /// to a newer version, and kept when the tag moves to something refused (a container image,
 /// an older version): each refusal logged once, never retried, the loaded version serving.
+// Long: one scenario, read top to bottom: each step starts from the state the last one left.
 #[test]
 fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
     let Some(registry) = start_registry(Auth::None, false) else {

@@ -12,6 +12,7 @@ use crate::harness::{base_dir, http_server, Reply};
 
 /// Item 5: what bad registries get, through `Manager::install` (the library's door): each a
 /// clear error, nothing left in the base directory, the plugins already there still loaded.
+// Long: a table of cases, each with the exact message a user sees, in one place.
 #[test]
 fn bad_registries_are_refused_by_name_and_nothing_is_installed() {
     let Some(registry) = start_registry(Auth::None, false) else {

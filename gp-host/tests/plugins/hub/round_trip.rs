@@ -7,6 +7,7 @@ use crate::harness::base_dir;
 /// Item 1 and the "done when": push → search → install by name and range on a clean
 /// GP_HOME → call; an upgrade by name; a pull pinned by digest gives the pushed bytes back;
 /// a delete.
+// Long: one scenario, read top to bottom: each step starts from the state the last one left.
 #[test]
 fn push_search_install_by_range_call_pull_and_delete() {
     let Some(registry) = start_registry(Auth::None, true) else {

@@ -9,6 +9,7 @@ use crate::harness::{base_dir, base_dir_with};
 
 /// Items 6 and 8: a package is installed from a local path or a file:// URL with the checks a
 /// download gets, and `gp verify` ends with a verdict.
+// Long: one scenario, read top to bottom: each step starts from the state the last one left.
 #[test]
 fn install_takes_a_local_path_or_file_url_and_verify_ends_with_a_verdict() {
     let work = base_dir();

@@ -82,23 +82,9 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         isolate,
         no_preflight,
     } = args;
-    let (dir, name) = match second {
-        Some(name) => (PathBuf::from(first), name),
-        // A path alone: the name was forgotten, this is not a plugin of GP_HOME's. (A folder
-        // of the current directory that shares its name with an installed plugin, such as
-        // the plugin's own crate, is the plugin.)
-        None if first.contains(std::path::MAIN_SEPARATOR)
-            || (Path::new(&first).is_dir() && !installed_in_home(&first)) =>
-        {
-            eprintln!(
-                "error: which plugin? give its name after the directory: gp call {first} NAME"
-            );
-            return Ok(ExitCode::FAILURE);
-        }
-        None => match super::shared::base_dir_or_home(None) {
-            Ok(dir) => (dir, first),
-            Err(code) => return Ok(code),
-        },
+    let (dir, name) = match base_dir_and_name(first, second) {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
     };
     // A build that crashes the loader is refused, not fatal (a throwaway runner loads it first).
     let mut builder = Manager::builder(&dir).preflight(!no_preflight);
@@ -132,6 +118,54 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     for (key, value) in values {
         ctx.set(key, value);
     }
+    let (result, ctx) = match call_bounded(executor, ctx, &name, &dir, timeout, grace)? {
+        Ok(answered) => answered,
+        Err(code) => return Ok(code),
+    };
+    result?;
+    let json = one_line_json(&ctx.to_json());
+    match output {
+        Some(path) => {
+            let text = format!("{json}\n");
+            gp_host::build::write_atomically(&path, |tmp| std::fs::write(tmp, &text))?;
+        }
+        None => println!("{json}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The base directory and the plugin's name, from `gp call DIR NAME` or `gp call NAME` (under
+/// GP_HOME); the exit code when they cannot be had (the message is printed).
+fn base_dir_and_name(first: String, second: Option<String>) -> Result<(PathBuf, String), ExitCode> {
+    match second {
+        Some(name) => Ok((PathBuf::from(first), name)),
+        // A path alone: the name was forgotten, this is not a plugin of GP_HOME's. (A folder
+        // of the current directory that shares its name with an installed plugin, such as
+        // the plugin's own crate, is the plugin.)
+        None if first.contains(std::path::MAIN_SEPARATOR)
+            || (Path::new(&first).is_dir() && !installed_in_home(&first)) =>
+        {
+            eprintln!(
+                "error: which plugin? give its name after the directory: gp call {first} NAME"
+            );
+            Err(ExitCode::FAILURE)
+        }
+        None => super::shared::base_dir_or_home(None).map(|dir| (dir, first)),
+    }
+}
+
+/// Runs the call on a thread of its own, so that a plugin ignoring its deadline cannot keep
+/// this command waiting forever: past the deadline and `grace`, gp exits without waiting for
+/// it. The call's outcome and context, or the exit code when it ended without one.
+#[allow(clippy::type_complexity)] // the call's outcome, or how the command ends instead
+fn call_bounded(
+    executor: gp_host::Executor,
+    mut ctx: Context,
+    name: &str,
+    dir: &Path,
+    timeout: Option<Duration>,
+    grace: Duration,
+) -> Result<Result<(Result<(), Error>, Context), ExitCode>, Failure> {
     // The call runs on a thread of its own, so that a plugin ignoring its deadline cannot
     // keep this command waiting forever.
     let give_up_at = ctx.deadline().map(|deadline| deadline + grace);
@@ -143,7 +177,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
             let _ = done.send((result, ctx));
         })
         .map_err(|e| Error::Io {
-            path: dir.clone(),
+            path: dir.to_owned(),
             source: e,
         })?;
     let received = match give_up_at {
@@ -171,19 +205,10 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
             // caught inside the plugin and come back as errors).
             let _ = call.join();
             eprintln!("error: the call to plugin `{name}` ended without a result");
-            return Ok(ExitCode::FAILURE);
+            return Ok(Err(ExitCode::FAILURE));
         }
     };
-    result?;
-    let json = one_line_json(&ctx.to_json());
-    match output {
-        Some(path) => {
-            let text = format!("{json}\n");
-            gp_host::build::write_atomically(&path, |tmp| std::fs::write(tmp, &text))?;
-        }
-        None => println!("{json}"),
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(Ok((result, ctx)))
 }
 
 /// `value` as JSON on one line, with a space after each `,` and `:` (as Python's `json.dumps`

@@ -119,18 +119,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
         (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
         _ => None,
     };
-    let mut manager = Manager::builder(&dir)
-        .reload_same_version(args.dev)
-        .preflight(!args.no_preflight);
-    if let Some(trust) = trust {
-        manager = manager.trust(trust);
-    }
-    if args.isolate.iter().any(|name| name == "all") {
-        manager = manager.isolation(gp_host::isolation::Isolation::all());
-    } else if !args.isolate.is_empty() {
-        manager = manager.isolation(gp_host::isolation::Isolation::named(args.isolate.clone()));
-    }
-    let manager = manager.build();
+    let manager = manager(&args, &dir, trust);
     // Before loading: the server checks every plugin's routes against the others'.
     let server = PluginServer::builder(manager.clone())
         .timeout(args.timeout)
@@ -146,34 +135,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     for host in &args.admin_hosts {
         admin = admin.allow_host(host);
     }
-    let configured = args.registry.registry.is_some() || std::env::var_os("GP_REGISTRY").is_some();
-    let follows = args
-        .follow
-        .iter()
-        .map(|target| super::hub::follow_target(&args.registry, target))
-        .collect::<Result<Vec<_>, _>>()?;
-    if !follows.is_empty() && args.follow_every < Duration::from_secs(1) {
-        return Err(Failure::usage(format!(
-            "--follow-every {}: check a registry at most once a second",
-            humantime::format_duration(args.follow_every)
-        )));
-    }
-    // --username's credentials are for the --registry host, or else the first followed one.
-    let hub_namespace = configured
-        .then(|| args.registry.namespace("the Hub page"))
-        .transpose()?;
-    let home_registry = if let Some(namespace) = &hub_namespace {
-        Some(namespace.registry.clone())
-    } else {
-        follows.first().map(|f| match f {
-            gp_host::Follow::Tag(reference) => reference.registry.clone(),
-            gp_host::Follow::Range { namespace, .. } => namespace.registry.clone(),
-        })
-    };
-    let hub_client = match &home_registry {
-        Some(registry) => Some(args.registry.client(registry)?),
-        None => None,
-    };
+    let (follows, hub_namespace, hub_client) = registry(&args)?;
     if let (Some(namespace), Some(client)) = (hub_namespace, &hub_client) {
         admin = admin.hub(namespace, client.clone());
     }
@@ -229,6 +191,66 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The manager `args` ask for, over `dir`.
+fn manager(args: &Args, dir: &std::path::Path, trust: Option<gp_host::package::Trust>) -> Manager {
+    let mut manager = Manager::builder(dir)
+        .reload_same_version(args.dev)
+        .preflight(!args.no_preflight);
+    if let Some(trust) = trust {
+        manager = manager.trust(trust);
+    }
+    if args.isolate.iter().any(|name| name == "all") {
+        manager = manager.isolation(gp_host::isolation::Isolation::all());
+    } else if !args.isolate.is_empty() {
+        manager = manager.isolation(gp_host::isolation::Isolation::named(args.isolate.clone()));
+    }
+    manager.build()
+}
+
+/// What `args` say about registries: the plugins to follow, the namespace the Hub page
+/// searches, and the client both use (`--username`'s credentials are for the --registry host,
+/// or else the first followed one).
+#[allow(clippy::type_complexity)] // three things, named where they are used
+fn registry(
+    args: &Args,
+) -> Result<
+    (
+        Vec<gp_host::Follow>,
+        Option<gp_host::hub::Namespace>,
+        Option<gp_host::hub::Client>,
+    ),
+    Failure,
+> {
+    let configured = args.registry.registry.is_some() || std::env::var_os("GP_REGISTRY").is_some();
+    let follows = args
+        .follow
+        .iter()
+        .map(|target| super::hub::follow_target(&args.registry, target))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !follows.is_empty() && args.follow_every < Duration::from_secs(1) {
+        return Err(Failure::usage(format!(
+            "--follow-every {}: check a registry at most once a second",
+            humantime::format_duration(args.follow_every)
+        )));
+    }
+    let hub_namespace = configured
+        .then(|| args.registry.namespace("the Hub page"))
+        .transpose()?;
+    let home_registry = if let Some(namespace) = &hub_namespace {
+        Some(namespace.registry.clone())
+    } else {
+        follows.first().map(|f| match f {
+            gp_host::Follow::Tag(reference) => reference.registry.clone(),
+            gp_host::Follow::Range { namespace, .. } => namespace.registry.clone(),
+        })
+    };
+    let hub_client = match &home_registry {
+        Some(registry) => Some(args.registry.client(registry)?),
+        None => None,
+    };
+    Ok((follows, hub_namespace, hub_client))
 }
 
 /// The admin token: from `--token-file`, else `$GP_ADMIN_TOKEN`, else a new one written to

@@ -16,7 +16,6 @@
 //! thread: each connection is a task sending one request at a time, with a minimal HTTP/1.1
 //! client of its own (a fixed request, the response parsed with `httparse`).
 
-use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,9 +26,12 @@ use axum::{Json, Router};
 use gp_host::build::{cargo_build, install_library, BuildOptions};
 use gp_host::http::PluginServer;
 use gp_host::Manager;
-use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
+
+mod client;
+
+use client::Connection;
 
 /// The plugin served through gp, and its route.
 const PLUGIN: &str = "sample";
@@ -94,29 +96,13 @@ fn main() {
     let bench = args.iter().any(|a| a == "--bench");
     let quick_env = std::env::var("GP_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
     let quick = !bench || quick_env || args.iter().any(|a| a == "--test");
-    let (warm_up, measure) = if quick {
-        (QUICK_WARM_UP, QUICK_MEASURE)
-    } else {
-        (WARM_UP, MEASURE)
-    };
+    let (warm_up, measure) = [(WARM_UP, MEASURE), (QUICK_WARM_UP, QUICK_MEASURE)][quick as usize];
     let rounds = std::env::var("GP_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(if quick { 1 } else { ROUNDS })
         .clamp(1, 20);
-    let filters: Vec<&str> = args
-        .iter()
-        .filter(|a| !a.starts_with('-'))
-        .map(String::as_str)
-        .collect();
-    let cases: Vec<(usize, Server)> = CONCURRENCY
-        .iter()
-        .flat_map(|&c| [(c, Server::Axum), (c, Server::Gp)])
-        .filter(|&(c, server)| {
-            let id = format!("serve/{}/c{c}", server.name());
-            filters.is_empty() || filters.iter().any(|f| id.contains(f))
-        })
-        .collect();
+    let cases = cases(&args);
     if cases.is_empty() {
         return;
     }
@@ -194,13 +180,41 @@ fn main() {
             print_result(&median(rounds_results.iter().map(|r| &r[i])));
         }
     }
-    // gp against axum in the same round (the two ran back to back), then the median over
-    // the rounds of those differences and ratios.
+    print_comparison(&rounds_results);
+    drop(client);
+    server_runtime.shutdown_timeout(Duration::from_secs(1));
+    if failed > 0 {
+        eprintln!("serve: {failed} requests failed");
+        std::process::exit(1);
+    }
+}
+
+/// The cases the positional arguments select (every case without one), in running order.
+fn cases(args: &[String]) -> Vec<(usize, Server)> {
+    let filters: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    CONCURRENCY
+        .iter()
+        .flat_map(|&c| [(c, Server::Axum), (c, Server::Gp)])
+        .filter(|&(c, server)| {
+            let id = format!("serve/{}/c{c}", server.name());
+            filters.is_empty() || filters.iter().any(|f| id.contains(f))
+        })
+        .collect()
+}
+
+/// gp against axum in the same round (the two ran back to back), then the median over the
+/// rounds of those differences and ratios.
+fn print_comparison(rounds_results: &[Vec<CaseResult>]) {
+    let rounds = rounds_results.len();
     for concurrency in CONCURRENCY {
         let mut p50 = Vec::new();
         let mut p99 = Vec::new();
         let mut rps = Vec::new();
-        for results in &rounds_results {
+        for results in rounds_results {
             let find = |server| {
                 results
                     .iter()
@@ -237,13 +251,6 @@ fn main() {
             middle(p99),
             middle(rps),
         );
-    }
-
-    drop(client);
-    server_runtime.shutdown_timeout(Duration::from_secs(1));
-    if failed > 0 {
-        eprintln!("serve: {failed} requests failed");
-        std::process::exit(1);
     }
 }
 
@@ -321,116 +328,6 @@ async fn fetch_json(addr: SocketAddr, id: &str) -> serde_json::Value {
     let text = String::from_utf8_lossy(&body);
     assert_eq!(status, 200, "GET on {addr}: {text}");
     serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET on {addr}: {e}: {text}"))
-}
-
-/// A keep-alive HTTP/1.1 connection sending one request at a time. It understands responses
-/// framed by `Content-Length`, which is what both servers send for these bodies.
-struct Connection {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    filled: usize,
-}
-
-impl Connection {
-    async fn open(addr: SocketAddr) -> io::Result<Connection> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Connection {
-            stream,
-            buf: vec![0; 4096],
-            filled: 0,
-        })
-    }
-
-    /// Sends `request` and reads the whole response; returns its status, and its body into
-    /// `body` if given.
-    async fn get(&mut self, request: &[u8], body: Option<&mut Vec<u8>>) -> io::Result<u16> {
-        self.write_all(request).await?;
-        let (status, head, length) = loop {
-            if let Some(parsed) = self.parse_head()? {
-                break parsed;
-            }
-            self.read_more().await?;
-        };
-        let end = head + length;
-        if end > MAX_RESPONSE {
-            return Err(invalid(format!("a response of {end} bytes")));
-        }
-        while self.filled < end {
-            self.read_more().await?;
-        }
-        if let Some(body) = body {
-            body.clear();
-            body.extend_from_slice(&self.buf[head..end]);
-        }
-        // Nothing is pipelined, so normally nothing is left; keep whatever is.
-        self.buf.copy_within(end..self.filled, 0);
-        self.filled -= end;
-        Ok(status)
-    }
-
-    /// The status, head length and body length of the response in the buffer, once its head
-    /// is complete.
-    fn parse_head(&self) -> io::Result<Option<(u16, usize, usize)>> {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        let head = match response.parse(&self.buf[..self.filled]) {
-            Ok(httparse::Status::Complete(head)) => head,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(error) => return Err(invalid(format!("malformed response: {error}"))),
-        };
-        let status = response.code.unwrap_or_default();
-        let mut length = None;
-        for header in response.headers.iter() {
-            if header.name.eq_ignore_ascii_case("transfer-encoding") {
-                return Err(invalid("a response without Content-Length".into()));
-            }
-            if header.name.eq_ignore_ascii_case("content-length") {
-                let value = std::str::from_utf8(header.value).ok();
-                length = value.and_then(|v| v.trim().parse::<usize>().ok());
-            }
-        }
-        let length = length.ok_or_else(|| invalid("no Content-Length".into()))?;
-        Ok(Some((status, head, length)))
-    }
-
-    async fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            self.stream.writable().await?;
-            match self.stream.try_write(bytes) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    async fn read_more(&mut self) -> io::Result<()> {
-        if self.filled == self.buf.len() {
-            if self.buf.len() >= MAX_RESPONSE {
-                return Err(invalid("a response head over 1 MiB".into()));
-            }
-            self.buf.resize(self.buf.len() * 2, 0);
-        }
-        loop {
-            self.stream.readable().await?;
-            match self.stream.try_read(&mut self.buf[self.filled..]) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => {
-                    self.filled += n;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-fn invalid(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
 /// What one connection measured.
