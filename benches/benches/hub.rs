@@ -144,10 +144,9 @@ fn hub(c: &mut Criterion) {
         bytes.len(),
         registry.host
     );
-    let client = Client::new(ClientOptions {
-        credentials: Credentials::Anonymous,
-        ..ClientOptions::default()
-    });
+    let mut client_options = ClientOptions::default();
+    client_options.credentials = Credentials::Anonymous;
+    let client = Client::new(client_options);
     let namespace = Namespace::parse(&format!("{}/bench", registry.host)).expect("namespace");
     let pinned = client
         .push(&plg, &namespace.reference(GETSET), &Default::default())
@@ -155,10 +154,8 @@ fn hub(c: &mut Criterion) {
         .reference
         .to_string();
     let http = format!("{}/{GETSET}.plg", static_server(bytes));
-    let options = InstallOptions {
-        hub: Some(&client),
-        ..Default::default()
-    };
+    let mut options = InstallOptions::default();
+    options.hub = Some(&client);
 
     let mut group = c.benchmark_group("hub");
     group.sample_size(20);

@@ -243,7 +243,7 @@ impl UpgradeRig {
             .upgrade_with(NOOP, &self.builds[i], UpgradeOptions { force: true })
         {
             Ok(Upgrade::Upgraded(_)) => {}
-            Ok(Upgrade::Unchanged(_)) => panic!("upgrade to build {i}: unchanged"),
+            Ok(other) => panic!("upgrade to build {i}: {other:?}"),
             Err(e) => panic!("upgrade to build {i}: {e}"),
         }
     }

@@ -19,6 +19,7 @@ use crate::Error;
 
 /// What a library file says about itself, read without loading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LibraryInfo {
     /// The library file.
     pub path: PathBuf,

@@ -37,7 +37,7 @@ impl Default for WatchOptions {
 }
 
 impl Manager {
-    /// Watches the base directory and keeps the registry in line with it: a new plugin
+    /// Watches the base directory and keeps the manager in line with it: a new plugin
     /// folder loads, a changed library or `plugin.json` upgrades (newer versions only), a
     /// removed folder unloads. See [`watch_with`](Self::watch_with).
     pub fn watch(&self) -> Result<Watcher, Error> {
@@ -62,6 +62,7 @@ enum Message {
 }
 
 /// A running watch over a manager's base directory; stops when dropped.
+#[must_use = "dropping the Watcher stops watching: keep it for as long as the base directory should be followed"]
 pub struct Watcher {
     messages: mpsc::Sender<Message>,
     thread: Option<JoinHandle<()>>,

@@ -17,6 +17,7 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Limits for [`serve`].
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct ListenLimits {
     /// How long a client may take to send a request's line and headers; past it the
     /// connection is closed.

@@ -19,7 +19,7 @@
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! let manager = gp_host::Manager::new("plugins");
-//! manager.load_plugins();
+//! print!("{}", manager.load_plugins());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9464").await?;
 //! axum::serve(listener, gp_host::http::router(manager)).await
 //! # }

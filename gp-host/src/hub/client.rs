@@ -11,6 +11,7 @@ use crate::source::package::Limits;
 
 /// How a [`Client`] talks to registries.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// Who to say the user is (default: the Docker configuration's credentials).
     pub credentials: Credentials,

@@ -28,8 +28,8 @@
 //! verified as any `.plg` (checksums, signature per the trust in force, the plugin inside),
 //! and last it must hold the plugin its repository names, at the version its tag and
 //! annotation say ([`Pulled::check_holds`]). What a registry holds and is refused is an
-//! [`Error::Artifact`]; a registry that failed to answer is an
-//! [`Error::Hub`], worth asking again later.
+//! [`Error::Artifact`](crate::Error::Artifact); a registry that failed to answer is an
+//! [`Error::Hub`](crate::Error::Hub), worth asking again later.
 //!
 //! Credentials ([`Credentials`]) never appear in gp's errors or logs. One thing is the
 //! embedder's to do: ureq's transport (`ureq_proto`) logs every byte it sends at `trace`

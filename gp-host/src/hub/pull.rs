@@ -14,6 +14,7 @@ use crate::source::package::{self, Trust};
 
 /// What [`Client::pull`] downloaded.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Pulled {
     /// The reference, with the manifest's digest.
     pub reference: Reference,

@@ -13,6 +13,7 @@ use crate::source::package::{self, Trust};
 
 /// What [`Client::push`] published.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Pushed {
     /// Where: the reference with its tag and the manifest's digest.
     pub reference: Reference,

@@ -13,6 +13,7 @@ use crate::error::Error;
 
 /// A plugin version found in a registry ([`Client::resolve`]).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Resolved {
     /// The reference, with its tag and the manifest's digest: pinning it (`…@sha256:…`)
     /// installs exactly these bytes again.

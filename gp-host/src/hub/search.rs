@@ -13,6 +13,7 @@ use crate::error::{Error, HubFailure};
 
 /// A plugin in a registry's catalog ([`Client::search`]).
 #[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
 pub struct Found {
     /// The plugin's name (the repository's last component).
     pub name: String,
@@ -34,6 +35,7 @@ pub struct Found {
 
 /// What a search found: plugins, and repositories that matched but are something else.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct SearchResult {
     /// The gp plugins, by name.
     pub plugins: Vec<Found>,

@@ -32,6 +32,24 @@ pub(crate) struct Admissions {
 struct Checks(u64, Vec<(u64, Arc<Admission>)>);
 
 impl Manager {
+    /// The disabled plugins as specs of their manifests (an empty `library` and `sha256`):
+    /// they keep their place (their routes stay reserved), so checks count them too.
+    fn disabled_specs(&self) -> Vec<Spec> {
+        self.disabled()
+            .into_iter()
+            .map(|d| Spec {
+                manifest: d.manifest,
+                dir: d.origin.clone(),
+                origin: d.origin,
+                library: PathBuf::new(),
+                sha256: String::new(),
+                abi_version: String::new(),
+                has_on_load: false,
+                has_on_unload: false,
+            })
+            .collect()
+    }
+
     /// Registers `check`, run (with the change lock held, so checks see a settled set of
     /// plugins) before every load and upgrade, after the library was verified and before its
     /// `on_load` runs. `check` gets the candidate and every other plugin serving or disabled;
@@ -39,7 +57,14 @@ impl Manager {
     /// is that error (a `String` or `&str` converts with `.into()`); an upgrade fails with
     /// [`Error::UpgradeRefused`], and the running version keeps serving.
     ///
-    /// Plugins already loaded are not checked again.
+    /// Plugins already loaded when the check is registered are checked now, in name order,
+    /// each against the ones before it that the check let stay (and the disabled ones), as a
+    /// `load_plugins` would have checked them: one it refuses is unloaded and reported as a
+    /// load failure ([`Event::LoadFailed`](crate::Event::LoadFailed) with [`Error::Refused`]).
+    /// So a check registered after the first load leaves the plugins as if it had been
+    /// registered before: an application need not order the two (a
+    /// [`PluginServer`](crate::http::PluginServer), which registers its route check, may be
+    /// built before or after `load_plugins`).
     ///
     /// ```
     /// let manager = gp_host::Manager::new("plugins");
@@ -57,11 +82,44 @@ impl Manager {
             + Sync
             + 'static,
     ) -> AdmissionId {
-        let mut checks = write(&self.inner.admissions.checks);
-        checks.0 += 1;
-        let id = checks.0;
-        checks.1.push((id, Arc::new(check)));
+        let check: Arc<Admission> = Arc::new(check);
+        let (id, refused) = {
+            let _changes = self.lock_changes();
+            let mut checks = write(&self.inner.admissions.checks);
+            checks.0 += 1;
+            let id = checks.0;
+            checks.1.push((id, Arc::clone(&check)));
+            drop(checks);
+            (id, self.refused_by(&*check))
+        };
+        for (spec, error) in refused {
+            // Gone already if another change unloaded it meanwhile: nothing left to do.
+            let _ = self.unload(spec.name());
+            self.report_failure(&spec.origin, &error);
+        }
         AdmissionId(id)
+    }
+
+    /// The plugins loaded now that `check` refuses, in name order, each checked against the
+    /// disabled plugins and the ones before it that it lets stay. Called with the change lock
+    /// held.
+    fn refused_by(&self, check: &Admission) -> Vec<(Spec, Error)> {
+        let mut kept: Vec<Spec> = self.disabled_specs();
+        let mut refused = Vec::new();
+        for spec in self.list() {
+            match check(&spec, &kept) {
+                Ok(()) => kept.push(spec),
+                Err(reason) => {
+                    let error = Error::Refused {
+                        plugin: spec.name().to_owned(),
+                        path: spec.origin.clone(),
+                        reason,
+                    };
+                    refused.push((spec, error));
+                }
+            }
+        }
+        refused
     }
 
     /// Removes a check registered with [`admit`](Self::admit); `false` if it was gone.
@@ -81,21 +139,10 @@ impl Manager {
         if checks.is_empty() {
             return Ok(());
         }
-        // Disabled plugins keep their place (their routes stay reserved): they count too.
-        let disabled = self.disabled().into_iter().map(|d| Spec {
-            manifest: d.manifest,
-            dir: d.origin.clone(),
-            origin: d.origin,
-            library: PathBuf::new(),
-            sha256: String::new(),
-            abi_version: String::new(),
-            has_on_load: false,
-            has_on_unload: false,
-        });
         let serving: Vec<Spec> = self
             .list()
             .into_iter()
-            .chain(disabled)
+            .chain(self.disabled_specs())
             .filter(|s| s.name() != candidate.name())
             .collect();
         for check in checks {

@@ -8,7 +8,7 @@ use crate::build::BuildOptions;
 use crate::manager::gc::{self, GcOptions};
 use crate::manager::{Inner, Manager};
 use crate::metrics::recorder::DEFAULT_LATENCY_SAMPLING;
-use crate::runtime::events::Hub;
+use crate::runtime::events::Subscribers;
 use crate::runtime::reaper::Reaper;
 #[cfg(feature = "package")]
 use crate::source::package::{Limits, Trust};
@@ -32,6 +32,7 @@ pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Configures a [`Manager`].
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` makes the manager"]
 pub struct ManagerBuilder {
     pub(crate) base_dir: PathBuf,
     pub(crate) runtime_dir: Option<PathBuf>,
@@ -102,22 +103,24 @@ impl Default for Manager {
 }
 
 impl ManagerBuilder {
-    /// Whether to build `remote_git` plugins (default: yes when gp-host is compiled with its
-    /// `git` feature, which it must be for `true` to matter). Off, such a plugin is reported
-    /// as [`Error::NeedsBuild`](crate::Error::NeedsBuild): building runs the repository's code
-    /// with the host's rights.
+    /// Whether to build `remote_git` plugins (default: yes; feature `git`). Off, such a
+    /// plugin is reported as [`Error::NeedsBuild`](crate::Error::NeedsBuild): building runs
+    /// the repository's code with the host's rights. Without the feature, a host never builds
+    /// them.
+    #[cfg(feature = "git")]
     pub fn remote_git(mut self, build: bool) -> Self {
         self.remote_git = build;
         self
     }
 
     /// How `remote_git` plugins are built (default: release, cargo's output captured, a
-    /// target dir per repository in the runtime directory). Needs the `git` feature to matter.
+    /// target dir per repository in the runtime directory; feature `git`).
     ///
     /// A `target_dir` shared between repositories is faster but only safe if their plugin
     /// crates have different package names: cargo identifies a workspace's root package by
     /// its name and its path relative to the workspace, so two repositories holding a package
     /// of the same name would share, and silently reuse, one build.
+    #[cfg(feature = "git")]
     pub fn git_build(mut self, options: BuildOptions) -> Self {
         self.git_build = options;
         self
@@ -263,7 +266,7 @@ impl ManagerBuilder {
             config: self,
             runtime_dir,
             slots: RwLock::new(Default::default()),
-            hub: Arc::new(Hub::default()),
+            subscribers: Arc::new(Subscribers::default()),
             changes: Mutex::new(()),
             installs: Mutex::new(()),
             reaper: Reaper::start(),

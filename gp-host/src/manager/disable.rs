@@ -20,6 +20,7 @@ pub const DISABLED_DIR: &str = ".gp-disabled";
 
 /// A disabled plugin, as its marker records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Disabled {
     /// The plugin's name.
     pub name: String,

@@ -62,6 +62,7 @@ impl fmt::Display for Follow {
 
 /// What a [`Following`] has seen so far.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct FollowStatus {
     /// Checks made.
     pub checks: u64,
@@ -74,6 +75,7 @@ pub struct FollowStatus {
 }
 
 /// A plugin being followed; stops (and waits for its thread) when dropped.
+#[must_use = "dropping Following stops following: keep it for as long as the plugin should follow its target"]
 pub struct Following {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,

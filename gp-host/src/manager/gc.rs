@@ -46,6 +46,7 @@ impl Default for GcOptions {
 
 /// What [`Manager::gc`] removed, or would remove.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GcReport {
     /// The files and folders removed (or, for a dry run, that would be).
     pub removed: Vec<PathBuf>,

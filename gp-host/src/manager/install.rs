@@ -9,6 +9,7 @@ use crate::util::lock;
 
 /// How [`Manager::install`] checks what it downloads.
 #[derive(Default)]
+#[non_exhaustive]
 pub struct InstallOptions<'a> {
     /// The SHA-256 the package file must have, in hex (as `gp pack` prints it).
     pub sha256: Option<String>,
@@ -37,7 +38,7 @@ impl Manager {
     /// plugin is loaded from a package of the same name).
     ///
     /// If anything fails, nothing is left in the base directory (a package it replaced is put
-    /// back) and the registry is as it was.
+    /// back) and the plugins loaded are as they were.
     pub fn install(&self, url: &str, options: &InstallOptions<'_>) -> Result<Spec, Error> {
         let _one_at_a_time = lock(&self.inner.installs);
         let limits = self.package_limits();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::error::Error;
 use crate::metrics::PluginStats;
-use crate::runtime::events::{Event, Hub, SubscriptionId};
+use crate::runtime::events::{Event, Subscribers, SubscriptionId};
 use crate::runtime::executor::Executor;
 use crate::runtime::reaper::Reaper;
 use crate::runtime::slot::Slot;
@@ -95,8 +95,8 @@ pub(crate) struct Inner {
     /// `config.runtime_dir`, or its default.
     pub(crate) runtime_dir: PathBuf,
     pub(crate) slots: RwLock<BTreeMap<String, Arc<Slot>>>,
-    pub(crate) hub: Arc<Hub>,
-    /// Held by every change to the registry (load, upgrade, unload), never by calls.
+    pub(crate) subscribers: Arc<Subscribers>,
+    /// Held by every change to the set of plugins (load, upgrade, unload), never by calls.
     pub(crate) changes: Mutex<()>,
     /// Held by [`Manager::install`] from download to load: two installs of one plugin (a
     /// follower and the GUI) would otherwise swap each other's files.
@@ -181,7 +181,7 @@ impl Manager {
         &self,
         handler: impl Fn(&Event<'_>) + Send + Sync + 'static,
     ) -> SubscriptionId {
-        self.inner.hub.subscribe(true, Arc::new(handler))
+        self.inner.subscribers.subscribe(true, Arc::new(handler))
     }
 
     /// Calls `handler` with lifecycle events only (not call events): no cost on calls.
@@ -189,12 +189,12 @@ impl Manager {
         &self,
         handler: impl Fn(&Event<'_>) + Send + Sync + 'static,
     ) -> SubscriptionId {
-        self.inner.hub.subscribe(false, Arc::new(handler))
+        self.inner.subscribers.subscribe(false, Arc::new(handler))
     }
 
     /// Ends a subscription; `false` if it had ended already.
     pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
-        self.inner.hub.unsubscribe(id)
+        self.inner.subscribers.unsubscribe(id)
     }
 
     /// A snapshot of every plugin's metrics (plugins unloaded included), by name.
@@ -243,16 +243,16 @@ impl Manager {
     }
 
     /// Logs a load or an upgrade and sends it to subscribers, once the change lock is released
-    /// (so that a subscriber may change the registry itself).
+    /// (so that a subscriber may change the plugins itself).
     pub(crate) fn announce(&self, synced: &Synced) {
         match synced {
             Synced::Loaded(spec) => {
                 tracing::info!(target: "gp", plugin = spec.name(), version = %spec.version(), build = short_hash(&spec.sha256), dir = %spec.dir.display(), "plugin loaded");
-                self.inner.hub.emit(&Event::Loaded { spec });
+                self.inner.subscribers.emit(&Event::Loaded { spec });
             }
             Synced::Upgraded(Upgraded { from, to }) => {
                 tracing::info!(target: "gp", plugin = to.name(), from = %from.version(), to = %to.version(), from_build = short_hash(&from.sha256), to_build = short_hash(&to.sha256), "plugin upgraded");
-                self.inner.hub.emit(&Event::Upgraded { from, to });
+                self.inner.subscribers.emit(&Event::Upgraded { from, to });
             }
             Synced::Unchanged(_) | Synced::Unloaded | Synced::Nothing => {}
         }
@@ -262,14 +262,16 @@ impl Manager {
     pub(crate) fn report_failure(&self, path: &Path, error: &Error) {
         match error {
             Error::UpgradeRefused { plugin, .. } => {
-                self.inner.hub.emit(&Event::UpgradeRefused {
+                self.inner.subscribers.emit(&Event::UpgradeRefused {
                     name: plugin,
                     error,
                 });
             }
             _ => {
                 tracing::warn!(target: "gp", path = %path.display(), "plugin not loaded: {error}");
-                self.inner.hub.emit(&Event::LoadFailed { path, error });
+                self.inner
+                    .subscribers
+                    .emit(&Event::LoadFailed { path, error });
             }
         }
     }
@@ -306,7 +308,7 @@ impl Manager {
                 name.to_owned(),
                 self.inner.config.metrics,
                 self.inner.config.latency_sampling,
-                Arc::clone(&self.inner.hub),
+                Arc::clone(&self.inner.subscribers),
             ))
         }))
     }

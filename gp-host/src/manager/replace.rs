@@ -131,7 +131,7 @@ impl Manager {
     }
 
     /// Puts back what the last [`replace_with_package`](Self::replace_with_package) of plugin
-    /// `name` replaced, on disk and in the registry (a forced upgrade, verified like any
+    /// `name` replaced, on disk and in the manager (a forced upgrade, verified like any
     /// other); what it swapped out becomes the one kept, so a second roll-back goes forward
     /// again. Fails with [`Error::NothingToRollBack`] when nothing was kept.
     pub fn roll_back(&self, name: &str) -> Result<crate::Upgrade, Error> {

@@ -1,4 +1,4 @@
-//! What the registry's changes report: loads, upgrades, syncs, and the load report table.
+//! What the manager's changes report: loads, upgrades, syncs, and the load report table.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,8 @@ use crate::runtime::spec::Spec;
 
 /// What [`Manager::load_plugins`](crate::Manager::load_plugins) did: every plugin folder, loaded or not.
 #[derive(Debug, Default)]
+#[non_exhaustive]
+#[must_use = "the report lists every folder that failed to load, and why"]
 pub struct LoadReport {
     /// Plugins loaded by this call.
     pub loaded: Vec<Spec>,
@@ -26,6 +28,7 @@ pub struct LoadReport {
 
 /// A plugin folder that could not be loaded.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct LoadFailure {
     /// The plugin folder (or the base directory, if it could not be read).
     pub dir: PathBuf,
@@ -35,6 +38,7 @@ pub struct LoadFailure {
 
 /// An upgrade that happened: `from` stopped serving, `to` serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Upgraded {
     /// The version that served before.
     pub from: Spec,
@@ -46,6 +50,7 @@ pub struct Upgraded {
 // One per upgrade, never on a call path: boxing would only make matching clumsier.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Upgrade {
     /// The new version serves.
     Upgraded(Upgraded),

@@ -1,4 +1,4 @@
-//! Bringing the registry in line with the base directory: discovery, and loading, upgrading or
+//! Bringing the manager in line with the base directory: discovery, and loading, upgrading or
 //! unloading the plugin of one folder or package.
 
 use std::path::{Path, PathBuf};
@@ -94,7 +94,7 @@ impl Manager {
         }
     }
 
-    /// Brings the registry in line with one plugin folder or package (`origin`): loads a new
+    /// Brings the manager in line with one plugin folder or package (`origin`): loads a new
     /// plugin, upgrades a changed one (newer versions only), leaves an unchanged one, unloads
     /// the plugin of a folder or package that is gone.
     ///

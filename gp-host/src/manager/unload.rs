@@ -1,4 +1,4 @@
-//! Unloading a plugin: it leaves the registry at once, its calls in flight drain, and its
+//! Unloading a plugin: it leaves the manager at once, its calls in flight drain, and its
 //! `on_unload` runs after the last of them.
 
 use std::time::Duration;
@@ -15,7 +15,7 @@ impl Manager {
         self.unload_with_timeout(name, self.inner.config.drain_timeout)
     }
 
-    /// Unloads plugin `name`: it leaves the registry at once (new calls get
+    /// Unloads plugin `name`: it leaves the manager at once (new calls get
     /// [`Error::NotFound`]), its calls in flight are cancelled (the plugin sees
     /// `ctx.is_cancelled()`; a call that stops for it returns [`Error::Unloaded`]), the
     /// unload waits up to `timeout` for them to return, then runs the plugin's `on_unload`.
@@ -47,7 +47,9 @@ impl Manager {
         } else {
             tracing::info!(target: "gp", plugin = name, "plugin unloaded");
         }
-        self.inner.hub.emit(&Event::Unloaded { report: &report });
+        self.inner
+            .subscribers
+            .emit(&Event::Unloaded { report: &report });
         Ok(report)
     }
 }

@@ -11,6 +11,7 @@ use crate::util::short_hash;
 
 /// The last failed call of a plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LastError {
     /// When it returned.
     pub at: SystemTime,
@@ -23,6 +24,7 @@ pub struct LastError {
 /// Counters cover every version of the plugin since the manager first loaded it, and survive
 /// upgrades and unloads.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PluginStats {
     /// The plugin's name.
     pub name: String,
@@ -95,6 +97,7 @@ impl PluginStats {
 /// One plugin's metrics as JSON: the wire form of [`PluginStats`] (latency as a few quantiles
 /// instead of the whole histogram).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PluginSummary {
     /// The plugin's name.
     pub name: String,
@@ -125,6 +128,7 @@ pub struct PluginSummary {
 
 /// The last failed call, as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LastErrorSummary {
     /// When it returned, in milliseconds since the Unix epoch.
     pub at_unix_ms: u64,
@@ -134,6 +138,7 @@ pub struct LastErrorSummary {
 
 /// A latency distribution as JSON, in nanoseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LatencySummary {
     /// How many calls were timed.
     pub count: u64,
@@ -149,6 +154,7 @@ pub struct LatencySummary {
 
 /// A latency distribution: a histogram with 8 buckets per power of two of nanoseconds.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Latency {
     pub(crate) buckets: Vec<u64>,
     pub(crate) sum: Duration,

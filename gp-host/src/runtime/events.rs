@@ -1,7 +1,7 @@
 //! Lifecycle and call events, delivered to the subscribers of a [`Manager`](crate::Manager).
 //!
-//! Here, in the runtime, because calls emit them: the registry emits lifecycle events through
-//! the same hub.
+//! Here, in the runtime, because calls emit them: the manager emits lifecycle events to the
+//! same [`Subscribers`].
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
@@ -96,13 +96,13 @@ struct Subscriber {
 /// The subscribers of one manager. Reading the list takes no lock; calls check one counter
 /// to learn that nobody watches them.
 #[derive(Default)]
-pub(crate) struct Hub {
+pub(crate) struct Subscribers {
     subscribers: ArcSwap<Vec<Subscriber>>,
     next_id: Mutex<u64>,
     call_subscribers: AtomicUsize,
 }
 
-impl Hub {
+impl Subscribers {
     pub(crate) fn subscribe(&self, calls: bool, handler: Handler) -> SubscriptionId {
         let mut next = lock(&self.next_id);
         *next += 1;

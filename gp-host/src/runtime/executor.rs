@@ -26,7 +26,7 @@ use crate::runtime::spec::Spec;
 /// ```no_run
 /// # fn main() -> Result<(), gp_host::Error> {
 /// let manager = gp_host::Manager::new("plugins");
-/// manager.load_plugins();
+/// print!("{}", manager.load_plugins());
 /// let (_spec, executor) = manager.get_plugin("sample")?;
 /// let mut ctx = gp_host::Context::new();
 /// ctx.set("sample", "hello");
@@ -120,7 +120,7 @@ impl Executor {
     #[inline(always)]
     fn run(&self, plugin: &Loaded, thread: &Record, ctx: &mut Context) -> Result<(), Box<Error>> {
         let slot = &*self.slot;
-        if !slot.hub.watches_calls() {
+        if !slot.subscribers.watches_calls() {
             if !slot.record_calls {
                 return plugin.call(ctx);
             }
@@ -147,7 +147,7 @@ impl Executor {
         ctx: &mut Context,
     ) -> Result<(), Box<Error>> {
         let slot = &*self.slot;
-        if slot.hub.watches_calls() {
+        if slot.subscribers.watches_calls() {
             return self.execute_observed(plugin, thread, ctx);
         }
         // Read again: the last subscriber may have gone since `run` looked.
@@ -171,7 +171,7 @@ impl Executor {
         ctx: &mut Context,
     ) -> Result<(), Box<Error>> {
         let slot = &*self.slot;
-        slot.hub.emit(&Event::BeforeCall {
+        slot.subscribers.emit(&Event::BeforeCall {
             spec: &plugin.spec,
             ctx,
         });
@@ -188,7 +188,7 @@ impl Executor {
         let duration = timed
             .or_else(|| clock.map(|c| c.elapsed()))
             .unwrap_or_default();
-        slot.hub.emit(&Event::AfterCall {
+        slot.subscribers.emit(&Event::AfterCall {
             spec: &plugin.spec,
             ctx,
             outcome: &outcome,

@@ -66,6 +66,7 @@ impl Reaper {
 
 /// What [`Manager::unload`](crate::Manager::unload) did.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct UnloadReport {
     /// The version that was unloaded.
     pub spec: Spec,
@@ -84,6 +85,7 @@ pub struct UnloadReport {
 
 /// What became of a plugin's `on_unload` hook during an unload.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum UnloadHook {
     /// The plugin has none.
     Absent,

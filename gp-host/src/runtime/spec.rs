@@ -9,6 +9,7 @@ use crate::folder::{self, Folder, LibraryFile};
 
 /// What a host knows about a loaded plugin version: its manifest and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Spec {
     /// The plugin's `plugin.json`, verified against the manifest embedded in its library.
     pub manifest: Manifest,

@@ -1,7 +1,7 @@
 //! Downloading a package over HTTP(S): streamed to a file, bounded, hashed as it arrives.
 //!
 //! Only the transfer: checking what arrived is the package source's business, and putting it
-//! in a base directory the registry's.
+//! in a base directory the manager's.
 
 use std::io::{Read, Write};
 use std::path::Path;

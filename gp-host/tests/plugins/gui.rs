@@ -312,19 +312,14 @@ async fn scenario(client: Client, scene: Scene) {
 // Long: one scenario, read top to bottom: each step starts from the state the last one left.
 #[test]
 fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
-    use gp_host::hub::{Client as Hub, ClientOptions, Credentials, Namespace};
+    use gp_host::hub::{Client as Hub, Namespace};
     if !browser_installed() {
         return;
     }
     let Some(registry) = crate::hub::start_registry(crate::hub::Auth::None, false) else {
         return;
     };
-    let hub = || {
-        Hub::new(ClientOptions {
-            credentials: Credentials::Anonymous,
-            ..ClientOptions::default()
-        })
-    };
+    let hub = || Hub::new(crate::hub::anonymous());
     let namespace = Namespace::parse(&format!("{}/team", registry.host)).unwrap();
     let scratch = base_dir();
     for fixture in ["counter-v1", "sample"] {

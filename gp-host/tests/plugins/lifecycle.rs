@@ -168,7 +168,7 @@ fn an_upgrade_swaps_the_version_under_every_executor() {
     assert_eq!(version_of(&executor), "1.0.0");
 
     let upgraded = manager.upgrade("counter", lifecycle("counter-v2")).unwrap();
-    let Upgrade::Upgraded(Upgraded { from, to }) = upgraded else {
+    let Upgrade::Upgraded(Upgraded { from, to, .. }) = upgraded else {
         panic!("expected an upgrade, got {upgraded:?}");
     };
     assert_eq!(

@@ -19,7 +19,7 @@ fn loads_every_example_and_reports_each() {
 fn get_plugin_returns_the_verified_spec() {
     let base = base_dir_with(&["sample"]);
     let manager = Manager::new(base.path());
-    manager.load_plugins();
+    assert_eq!(manager.load_plugins().loaded.len(), 1);
     let (spec, _) = manager.get_plugin("sample").unwrap();
     assert_eq!(spec.name(), "sample");
     assert_eq!(spec.version().to_string(), "0.1.0");
@@ -46,8 +46,9 @@ fn loading_twice_leaves_loaded_plugins_unchanged() {
 
 #[test]
 fn unknown_plugin_is_not_found() {
-    let manager = Manager::new(base_dir_with(&["sample"]).path());
-    manager.load_plugins();
+    let base = base_dir_with(&["sample"]);
+    let manager = Manager::new(base.path());
+    assert_eq!(manager.load_plugins().loaded.len(), 1);
     let error = manager.get_plugin("nope").unwrap_err();
     assert!(matches!(error, Error::NotFound { .. }));
     assert_eq!(error.to_string(), "no plugin named `nope` is loaded");

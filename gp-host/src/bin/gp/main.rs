@@ -100,7 +100,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| default_filter.into())
         .add_directive("ureq_proto=off".parse().expect("a valid directive"));
     // One-shot commands print every load failure themselves (a table row or an error): the
-    // registry's own "plugin not loaded" warning would say it a second time.
+    // manager's own "plugin not loaded" warning would say it a second time.
     let one_shot = !matches!(cli.command, Command::Serve(_));
     let not_loaded_twice = tracing_subscriber::filter::filter_fn(move |meta| {
         !(one_shot

@@ -139,7 +139,7 @@ impl AdminBuilder {
 /// let token = AdminToken::generate();
 /// token.write_to("admin-token".as_ref()).expect("token file");
 /// let admin = Admin::builder(manager.clone(), token).server(server.clone()).build();
-/// manager.load_plugins();
+/// print!("{}", manager.load_plugins());
 /// admin.mark_ready();
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:9464").await?;
 /// axum::serve(listener, admin.router()).await

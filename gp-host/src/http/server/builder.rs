@@ -21,6 +21,7 @@ pub const DEFAULT_CONCURRENCY: usize = 64;
 
 /// Limits for one route, overriding the server's.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct RouteLimits {
     /// The call's timeout (capped by the server's maximum).
     pub timeout: Option<Duration>,

@@ -52,7 +52,7 @@ pub use builder::{
 /// use std::net::SocketAddr;
 /// let manager = gp_host::Manager::new("plugins");
 /// let server = gp_host::http::PluginServer::new(manager.clone());
-/// manager.load_plugins();
+/// print!("{}", manager.load_plugins());
 /// let app = axum::Router::new().merge(server.router());
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 /// axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
@@ -103,6 +103,7 @@ impl Drop for Shared {
 
 /// A route being served, as [`PluginServer::routes`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct ServedRoute {
     /// The plugin.
     pub plugin: String,
@@ -187,7 +188,7 @@ impl Shared {
     }
 
     /// Rebuilds the route table from the plugins serving now. Serialised, and always reading
-    /// the registry afresh, so the last rebuild after a burst of changes sees all of them.
+    /// the manager afresh, so the last rebuild after a burst of changes sees all of them.
     pub(super) fn rebuild(&self) {
         let _one_at_a_time = lock(&self.rebuilding);
         let specs = self.manager.list();

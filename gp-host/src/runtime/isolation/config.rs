@@ -62,6 +62,7 @@ pub struct Isolation {
 
 /// How an isolated plugin's runner is doing ([`Executor::isolation`](crate::Executor::isolation)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct IsolationStatus {
     /// The runner's process id, if one runs now (none between a crash and the next call).
     pub runner_pid: Option<u32>,
@@ -117,6 +118,7 @@ impl Default for Isolation {
 
 impl Isolation {
     /// Every plugin isolated, with the default settings.
+    #[must_use]
     pub fn all() -> Isolation {
         Isolation {
             plugins: Isolated::All,
@@ -125,6 +127,7 @@ impl Isolation {
     }
 
     /// The plugins named isolated, with the default settings.
+    #[must_use]
     pub fn named<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Isolation {
         Isolation {
             plugins: Isolated::Named(names.into_iter().map(Into::into).collect()),
@@ -133,6 +136,7 @@ impl Isolation {
     }
 
     /// The same, with `program` as the runner.
+    #[must_use]
     pub fn program(mut self, program: impl Into<PathBuf>) -> Isolation {
         self.program = Some(program.into());
         self

@@ -16,7 +16,8 @@
 //!     let manager = gp_host::Manager::builder("plugins")
 //!         .isolation(gp_host::isolation::Isolation::named(["untrusted"]))
 //!         .build();
-//!     manager.load_plugins();
+//!     let report = manager.load_plugins();
+//!     print!("{report}");
 //! }
 //! ```
 //!

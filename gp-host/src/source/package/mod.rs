@@ -141,6 +141,7 @@ impl Refusal {
 
 /// A package written by [`pack`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Packed {
     /// The package file.
     pub path: PathBuf,
@@ -217,6 +218,7 @@ pub fn pack(dir: &Path, output: &Path, key: Option<&SecretKey>) -> Result<Packed
 
 /// A package that passed every check, unpacked.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Unpacked {
     /// The package file.
     pub package: PathBuf,

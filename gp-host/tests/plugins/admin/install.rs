@@ -54,7 +54,8 @@ fn an_uploaded_upgrade_serves_at_once_outlasts_a_restart_and_rolls_back_under_lo
     assert_eq!(get(addr, "/web/version").text(), "2.0.0");
     // Written into the plugin's folder: a restart serves 2.0.0.
     let restarted = Manager::new(plane.base.path());
-    restarted.load_plugins();
+    let report = restarted.load_plugins();
+    assert!(report.failed.is_empty(), "{report}");
     assert_eq!(
         restarted.get_plugin("web").unwrap().0.version().to_string(),
         "2.0.0"
@@ -69,7 +70,8 @@ fn an_uploaded_upgrade_serves_at_once_outlasts_a_restart_and_rolls_back_under_lo
     );
     assert_eq!(get(addr, "/web/version").text(), "1.0.0");
     let restarted = Manager::new(plane.base.path());
-    restarted.load_plugins();
+    let report = restarted.load_plugins();
+    assert!(report.failed.is_empty(), "{report}");
     assert_eq!(
         restarted.get_plugin("web").unwrap().0.version().to_string(),
         "1.0.0"
@@ -94,7 +96,7 @@ fn install_from_a_url_and_an_upload_over_the_limit() {
     let admin = Admin::builder(manager.clone(), token.clone())
         .upload_limit(1024)
         .build();
-    manager.load_plugins();
+    assert_eq!(manager.load_plugins().loaded.len(), 1);
     let running = Running::serve(admin.router());
     let plane = |method: &str, path: &str, content_type: &str, body: &[u8]| {
         let addr = running.addr;

@@ -23,14 +23,10 @@ fn install_into_fresh(
     let base = base_dir_with(&["sample"]);
     let manager = Manager::builder(base.path()).package_limits(limits).build();
     assert!(manager.load_plugins().is_ok());
-    let result = manager.install(
-        url,
-        &gp_host::InstallOptions {
-            sha256,
-            trust,
-            ..Default::default()
-        },
-    );
+    let mut options = gp_host::InstallOptions::default();
+    options.sha256 = sha256;
+    options.trust = trust;
+    let result = manager.install(url, &options);
     let left: Vec<String> = std::fs::read_dir(base.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -16,14 +16,9 @@ use crate::web_fixture::web;
 #[test]
 fn a_slow_call_times_out_with_504_and_a_client_that_leaves_cancels_the_call() {
     let (base, _manager, server) = web_server(|b| {
-        b.route(
-            "web",
-            "slow",
-            RouteLimits {
-                timeout: Some(Duration::from_millis(300)),
-                body_limit: None,
-            },
-        )
+        let mut limits = RouteLimits::default();
+        limits.timeout = Some(Duration::from_millis(300));
+        b.route("web", "slow", limits)
     });
     let running = Running::start(&server);
     let marker = base.path().join("timed-out");

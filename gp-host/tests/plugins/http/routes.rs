@@ -57,6 +57,55 @@ fn a_conflicting_plugin_is_refused_naming_both_and_the_others_keep_serving() {
 }
 
 #[test]
+fn a_server_built_after_the_load_refuses_what_one_built_before_would() {
+    let base = crate::harness::base_dir();
+    gp_host::build::install_library(web("web-v1"), base.path()).unwrap();
+    gp_host::build::install_library(web("web-clash"), base.path()).unwrap();
+    let manager = gp_host::Manager::new(base.path());
+    let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&failed);
+    manager.subscribe_lifecycle(move |event| {
+        if let gp_host::Event::LoadFailed { path, error } = event {
+            seen.lock()
+                .unwrap()
+                .push((path.to_path_buf(), error.to_string()));
+        }
+    });
+    // Without a server both load: nothing checks routes yet.
+    let report = manager.load_plugins();
+    assert_eq!(report.loaded.len(), 2, "{report}");
+    let server = gp_host::http::PluginServer::new(manager.clone());
+    // Checked now, in name order: `web` stays, `web-clash` is refused and unloaded, as a
+    // server built before the load would have refused it.
+    let names: Vec<String> = manager.list().iter().map(|s| s.name().to_owned()).collect();
+    assert_eq!(names, ["web"]);
+    assert_eq!(
+        *failed.lock().unwrap(),
+        [(
+            base.path().join("web-clash"),
+            format!(
+                "plugin `web-clash` ({}) refused: route GET /web/items/:num:int (label \"clash.items\") conflicts with route GET /web/items/:id:int (label \"item\") of plugin `web`, which is serving: the two match the same requests; change one of them, or unload `web` first",
+                base.path().join("web-clash").display()
+            )
+        )]
+    );
+    let running = Running::start(&server);
+    assert_eq!(
+        get(running.addr, "/web/items/1").json(),
+        serde_json::json!({"id": 1})
+    );
+    assert_eq!(
+        send(
+            running.addr,
+            "POST /clash/ok HTTP/1.1\r\nContent-Length: 0",
+            b""
+        )
+        .status,
+        404
+    );
+}
+
+#[test]
 fn routes_follow_upgrades_under_load_without_losing_a_request() {
     let (_base, manager, server) = web_server(|b| b);
     let running = Running::start(&server);

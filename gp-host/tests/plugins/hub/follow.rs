@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use gp_host::hub::{Client, ClientOptions, Credentials, Namespace};
+use gp_host::hub::{Client, Namespace};
 use gp_host::Manager;
 
-use super::{entries, packed, push_image, retag, sha256, start_registry, Auth};
+use super::{anonymous, entries, packed, push_image, retag, sha256, start_registry, Auth};
 use crate::harness::{base_dir, http_server, Reply};
 
 /// Waits (at most 20 s) until `done` holds, checking every 50 ms; panics with `what`.
@@ -30,10 +30,7 @@ fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
     };
     let host = registry.host.clone();
     let scratch = base_dir();
-    let client = Client::new(ClientOptions {
-        credentials: Credentials::Anonymous,
-        ..ClientOptions::default()
-    });
+    let client = Client::new(anonymous());
     let ns = Namespace::parse(&format!("{host}/team")).unwrap();
     for fixture in ["counter-v1", "counter-v2"] {
         let (package, _) = packed(fixture, scratch.path());
@@ -214,10 +211,7 @@ fn following_retries_what_failed_on_the_way() {
     let host = url.trim_start_matches("http://");
     let base = base_dir();
     let manager = Manager::new(base.path());
-    let client = Client::new(ClientOptions {
-        credentials: Credentials::Anonymous,
-        ..ClientOptions::default()
-    });
+    let client = Client::new(anonymous());
     let stable =
         gp_host::hub::Reference::parse(&format!("oci://{host}/team/counter:stable")).unwrap();
     let ((), log) = crate::harness::with_captured_log(|| {

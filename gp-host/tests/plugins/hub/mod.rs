@@ -240,6 +240,13 @@ impl Env {
 /// A plugin packed, unsigned: `sample` (the example) or a lifecycle fixture (`counter-v1`,
 /// `counter-v2`: plugin `counter` 1.0.0 and 2.0.0, which sets `version`). Returns the package
 /// file and its bytes.
+/// Options for a client that talks to the test registries anonymously.
+pub fn anonymous() -> gp_host::hub::ClientOptions {
+    let mut options = gp_host::hub::ClientOptions::default();
+    options.credentials = gp_host::hub::Credentials::Anonymous;
+    options
+}
+
 pub fn packed(what: &str, into: &Path) -> (PathBuf, Vec<u8>) {
     let staging = base_dir();
     let folder = if what == "sample" {

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use gp_host::hub::{Client, ClientOptions, Credentials, Namespace};
+use gp_host::hub::{Client, Namespace};
 use gp_host::package::Limits;
 use gp_host::{Error, Manager};
 
-use super::{entries, packed, push_image, retag, sha256, start_registry, Auth};
+use super::{anonymous, entries, packed, push_image, retag, sha256, start_registry, Auth};
 use crate::harness::{base_dir, http_server, Reply};
 
 /// Item 5: what bad registries get, through `Manager::install` (the library's door): each a
@@ -21,10 +21,7 @@ fn bad_registries_are_refused_by_name_and_nothing_is_installed() {
     let host = registry.host.clone();
     let scratch = base_dir();
     let (sample, sample_bytes) = packed("sample", scratch.path());
-    let client = Client::new(ClientOptions {
-        credentials: Credentials::Anonymous,
-        ..ClientOptions::default()
-    });
+    let client = Client::new(anonymous());
     let ns = Namespace::parse(&format!("{host}/team")).unwrap();
     let pushed = client
         .push(&sample, &ns.reference("sample"), &Default::default())
@@ -172,13 +169,11 @@ fn bad_registries_are_refused_by_name_and_nothing_is_installed() {
     let base = base_dir();
     let manager = Manager::builder(base.path()).build();
     let spec = manager
-        .install(
-            &resolved.reference.to_string(),
-            &gp_host::InstallOptions {
-                hub: Some(&client),
-                ..Default::default()
-            },
-        )
+        .install(&resolved.reference.to_string(), &{
+            let mut options = gp_host::InstallOptions::default();
+            options.hub = Some(&client);
+            options
+        })
         .unwrap();
     assert_eq!(
         (spec.name(), spec.version().to_string()),
@@ -270,10 +265,7 @@ fn a_lying_registry_is_caught_and_nothing_is_installed() {
         assert_eq!(error.to_string(), expected);
         assert_eq!(entries(base.path()), Vec::<String>::new(), "{reference}");
     }
-    let client = Client::new(ClientOptions {
-        credentials: Credentials::Anonymous,
-        ..ClientOptions::default()
-    });
+    let client = Client::new(anonymous());
     let error = client
         .search(&Namespace::parse(&format!("{host}/team")).unwrap(), "")
         .unwrap_err();

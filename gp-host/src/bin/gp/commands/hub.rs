@@ -57,11 +57,10 @@ impl RegistryArgs {
             }
             None => Credentials::DockerConfig,
         };
-        Ok(Client::new(ClientOptions {
-            credentials,
-            plain_http: self.plain_http,
-            ..ClientOptions::default()
-        }))
+        let mut options = ClientOptions::default();
+        options.credentials = credentials;
+        options.plain_http = self.plain_http;
+        Ok(Client::new(options))
     }
 
     /// `--registry`, or `$GP_REGISTRY`; `what` says what it is needed for.

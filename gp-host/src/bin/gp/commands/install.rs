@@ -67,15 +67,12 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
             }
         }
     };
-    let installed = manager.install(
-        &url,
-        &gp_host::InstallOptions {
-            sha256: args.sha256,
-            trust,
-            progress: Some(&progress),
-            hub: client.as_ref(),
-        },
-    );
+    let mut options = gp_host::InstallOptions::default();
+    options.sha256 = args.sha256;
+    options.trust = trust;
+    options.progress = Some(&progress);
+    options.hub = client.as_ref();
+    let installed = manager.install(&url, &options);
     if terminal {
         eprintln!();
     }

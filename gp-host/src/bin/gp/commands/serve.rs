@@ -169,16 +169,16 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
             path: dir.clone(),
             source: e,
         })?;
+    let mut limits = ListenLimits::default();
+    limits.header_timeout = args.header_timeout;
+    limits.grace = args.grace;
     runtime.block_on(serve(
         server,
         admin,
         token_file,
         args.listen,
         (args.admin, tls),
-        ListenLimits {
-            header_timeout: args.header_timeout,
-            grace: args.grace,
-        },
+        limits,
     ))?;
     // Everything stopped serving. No follower may install anything from here on (each
     // finishes the check it is in, bounded by the registry client's timeouts), then unload,
