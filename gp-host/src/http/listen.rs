@@ -27,6 +27,22 @@ pub struct ListenLimits {
     pub grace: Duration,
 }
 
+impl ListenLimits {
+    /// The same limits, with the header timeout `timeout`.
+    #[must_use]
+    pub fn with_header_timeout(mut self, timeout: Duration) -> ListenLimits {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// The same limits, with the shutdown grace period `grace`.
+    #[must_use]
+    pub fn with_grace(mut self, grace: Duration) -> ListenLimits {
+        self.grace = grace;
+        self
+    }
+}
+
 impl Default for ListenLimits {
     fn default() -> Self {
         ListenLimits {

@@ -65,6 +65,15 @@ pub enum GcMode {
     DryRun,
 }
 
+/// Whether a collection counts the base directory's packages as in use (hashing each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BasePackages {
+    /// Counted: what their next load would unpack again is kept (`gp gc`, `Manager::gc`).
+    InUse,
+    /// Not read (the collections a manager runs on its own, after loads and on a timer).
+    NotCounted,
+}
+
 impl Manager {
     /// Removes what the runtime directory holds and no loaded version uses (see the module
     /// documentation of `manager::gc` in the repository: in use, kept per plugin, too young,
@@ -78,14 +87,14 @@ impl Manager {
     /// read and hashed to find its folder), so that an operator's `gp gc DIR`, which loads
     /// nothing, keeps what the next load of DIR would unpack again.
     pub fn gc(&self, mode: GcMode) -> Result<GcReport, Error> {
-        self.collect(mode, true)
+        self.collect(mode, BasePackages::InUse)
     }
 
-    fn collect(&self, mode: GcMode, base_packages: bool) -> Result<GcReport, Error> {
+    fn collect(&self, mode: GcMode, packages: BasePackages) -> Result<GcReport, Error> {
         let dry_run = mode == GcMode::DryRun;
         let options = self.inner.config.gc.unwrap_or_default();
         let mut in_use: Vec<PathBuf> = self.list().iter().map(|s| s.dir.clone()).collect();
-        if base_packages {
+        if packages == BasePackages::InUse {
             in_use.extend(self.packages_in_base_dir());
         }
         let in_use: BTreeSet<PathBuf> = in_use
@@ -114,7 +123,7 @@ impl Manager {
 
     /// [`gc`](Self::gc) without the base directory's packages, a failure logged.
     fn collect_logged(&self) {
-        if let Err(error) = self.collect(GcMode::Remove, false) {
+        if let Err(error) = self.collect(GcMode::Remove, BasePackages::NotCounted) {
             tracing::warn!(target: "gp", "collecting the runtime directory: {error}");
         }
     }

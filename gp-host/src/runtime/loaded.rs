@@ -139,7 +139,8 @@ impl Loaded {
         hook_timeout: Duration,
         isolation: Arc<super::isolation::Isolation>,
     ) -> Result<Loaded, Error> {
-        use super::isolation::{protocol::Open, remote::Remote};
+        use super::isolation::protocol::{Open, Purpose};
+        use super::isolation::remote::Remote;
         std::fs::create_dir_all(runtime_dir).map_err(|e| Error::io(runtime_dir, e))?;
         // Its own name: an in-process load of the same build deletes its copy once mapped.
         static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -149,7 +150,11 @@ impl Loaded {
             COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         let copy = write_copy(library, runtime_dir, &tag)?;
-        let open = Open::new(&spec, &copy, hook_timeout, false, isolation.spin);
+        let purpose = Purpose::Serve {
+            hook_timeout,
+            spin: isolation.spin,
+        };
+        let open = Open::new(&spec, &copy, purpose);
         let (remote, opened) = match Remote::start(&spec, open, isolation) {
             Ok(started) => started,
             Err(error) => {

@@ -29,6 +29,22 @@ pub struct RouteLimits {
     pub body_limit: Option<usize>,
 }
 
+impl RouteLimits {
+    /// The same limits, with the call's timeout `timeout`.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> RouteLimits {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The same limits, with the largest body `bytes`.
+    #[must_use]
+    pub fn with_body_limit(mut self, bytes: usize) -> RouteLimits {
+        self.body_limit = Some(bytes);
+        self
+    }
+}
+
 /// Configures a [`PluginServer`].
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build` makes the server"]

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::config::Isolation;
 use super::process::RunnerProcess;
-use super::protocol::Open;
+use super::protocol::{Open, Purpose};
 use crate::error::{Error, RunnerFailure};
 use crate::runtime::spec::Spec;
 use crate::util::lock;
@@ -36,7 +36,7 @@ pub(crate) fn preflight(spec: &Spec, copy: &Path, config: &Arc<Isolation>) -> Re
             .clone()
             .map_or(Ok(()), |reason| Err(refused(reason)));
     }
-    let open = Open::new(spec, copy, Duration::ZERO, true, Duration::ZERO);
+    let open = Open::new(spec, copy, Purpose::Preflight);
     let started = Instant::now();
     let verdict = match RunnerProcess::start(spec.name(), &open, config) {
         Ok((runner, _)) => {

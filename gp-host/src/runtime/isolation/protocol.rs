@@ -72,13 +72,13 @@ pub(crate) struct Open {
 
 impl Open {
     /// What a runner needs to load the version `spec` from its private copy `copy`.
-    pub(crate) fn new(
-        spec: &Spec,
-        copy: &Path,
-        hook_timeout: Duration,
-        check_only: bool,
-        spin: Duration,
-    ) -> Open {
+    /// What a runner opening `copy` for `spec` needs: a pre-flight's check (no hook, no
+    /// timeout), or a runner to serve calls, with its hook timeout and spin.
+    pub(crate) fn new(spec: &Spec, copy: &Path, purpose: Purpose) -> Open {
+        let (hook_timeout, check_only, spin) = match purpose {
+            Purpose::Preflight => (Duration::ZERO, true, Duration::ZERO),
+            Purpose::Serve { hook_timeout, spin } => (hook_timeout, false, spin),
+        };
         Open {
             library: copy.to_owned(),
             origin: spec.origin.clone(),
@@ -111,6 +111,17 @@ impl Open {
             has_on_unload: false,
         })
     }
+}
+
+/// What a runner is started for.
+pub(crate) enum Purpose {
+    /// The pre-flight: load the library (the loader, abi_stable's checks), say so, exit.
+    Preflight,
+    /// Serve the plugin: load it, run `on_load` within `hook_timeout`, serve calls.
+    Serve {
+        hook_timeout: Duration,
+        spin: Duration,
+    },
 }
 
 /// One call.

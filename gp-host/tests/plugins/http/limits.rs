@@ -16,9 +16,11 @@ use crate::web_fixture::web;
 #[test]
 fn a_slow_call_times_out_with_504_and_a_client_that_leaves_cancels_the_call() {
     let (base, _manager, server) = web_server(|b| {
-        let mut limits = RouteLimits::default();
-        limits.timeout = Some(Duration::from_millis(300));
-        b.route("web", "slow", limits)
+        b.route(
+            "web",
+            "slow",
+            RouteLimits::default().with_timeout(Duration::from_millis(300)),
+        )
     });
     let running = Running::start(&server);
     let marker = base.path().join("timed-out");

@@ -169,9 +169,9 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
             path: dir.clone(),
             source: e,
         })?;
-    let mut limits = ListenLimits::default();
-    limits.header_timeout = args.header_timeout;
-    limits.grace = args.grace;
+    let limits = ListenLimits::default()
+        .with_header_timeout(args.header_timeout)
+        .with_grace(args.grace);
     runtime.block_on(serve(
         server,
         admin,
