@@ -30,6 +30,20 @@ struct Edge {
     evidence: String,
 }
 
+impl Edge {
+    /// The depth of the parent the edge's ends share, when they are siblings (or below
+    /// siblings); `None` for a parent and its child, which is not an edge between layers.
+    fn between_siblings(&self) -> Option<usize> {
+        let common = self
+            .from
+            .iter()
+            .zip(&self.to)
+            .take_while(|(a, b)| a == b)
+            .count();
+        (common < self.from.len() && common < self.to.len()).then_some(common)
+    }
+}
+
 impl Crate {
     /// Reads `src/` (without `src/bin`).
     fn read(src: &Path) -> Crate {
@@ -157,15 +171,9 @@ impl Crate {
         let mut graphs: BTreeMap<ModPath, BTreeMap<String, BTreeMap<String, Edge>>> =
             BTreeMap::new();
         for edge in self.edges() {
-            let common = edge
-                .from
-                .iter()
-                .zip(&edge.to)
-                .take_while(|(a, b)| a == b)
-                .count();
-            if common == edge.from.len() || common == edge.to.len() {
-                continue; // parent and child
-            }
+            let Some(common) = edge.between_siblings() else {
+                continue;
+            };
             let parent = edge.from[..common].to_vec();
             graphs
                 .entry(parent)
@@ -396,15 +404,9 @@ impl Documented {
         edges
             .iter()
             .filter(|edge| {
-                let common = edge
-                    .from
-                    .iter()
-                    .zip(&edge.to)
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                if common == edge.from.len() || common == edge.to.len() {
-                    return false; // parent and child
-                }
+                let Some(common) = edge.between_siblings() else {
+                    return false;
+                };
                 let place = |path: &[String]| self.order.get(&path[..=common]).copied();
                 match (place(&edge.from), place(&edge.to)) {
                     (Some(from), Some(to)) => to > from,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use gp_host::http::{Admin, AdminToken, PluginServer};
 use gp_host::Manager;
 
+use crate::admin::package_of;
 use crate::harness::{base_dir, example};
 use crate::http::{send, Reply, Running};
 use crate::web_fixture::web;
@@ -151,13 +152,6 @@ fn backlog(addr: SocketAddr, token: &AdminToken) -> Vec<serde_json::Value> {
         .filter_map(|l| l.strip_prefix("data: "))
         .map(|d| serde_json::from_str(d).unwrap())
         .collect()
-}
-
-fn package_of(library: &Path, dir: &Path) -> Vec<u8> {
-    let info = gp_host::build::install_library(library, dir).unwrap();
-    let output = dir.join("out.plg");
-    gp_host::package::pack(&dir.join(&info.manifest.name), &output, None).unwrap();
-    std::fs::read(output).unwrap()
 }
 
 fn surfaces() -> Surfaces {

@@ -112,7 +112,7 @@ impl Plane {
 }
 
 /// A `.plg` of the library `library`, in `dir`.
-fn package_of(library: &Path, dir: &Path) -> Vec<u8> {
+pub(crate) fn package_of(library: &Path, dir: &Path) -> Vec<u8> {
     let folder = dir.join("folder");
     let info = gp_host::build::install_library(library, &folder).unwrap();
     let plugin = folder.join(&info.manifest.name);

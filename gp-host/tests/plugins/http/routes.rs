@@ -10,6 +10,14 @@ use gp_host::{Error, UpgradeOptions};
 use super::{get, send, web_server, Running};
 use crate::web_fixture::web;
 
+/// What `web-clash`, in `base`, is refused with while `web` serves.
+fn clash_refused(base: &std::path::Path) -> String {
+    format!(
+        "plugin `web-clash` ({}) refused: route GET /web/items/:num:int (label \"clash.items\") conflicts with route GET /web/items/:id:int (label \"item\") of plugin `web`, which is serving: the two match the same requests; change one of them, or unload `web` first",
+        base.join("web-clash").display()
+    )
+}
+
 #[test]
 fn a_conflicting_plugin_is_refused_naming_both_and_the_others_keep_serving() {
     let (base, manager, server) = web_server(|b| b);
@@ -19,13 +27,7 @@ fn a_conflicting_plugin_is_refused_naming_both_and_the_others_keep_serving() {
         .load_plugin(base.path().join("web-clash"))
         .unwrap_err();
     assert!(matches!(error, Error::Refused { .. }));
-    assert_eq!(
-        error.to_string(),
-        format!(
-            "plugin `web-clash` ({}) refused: route GET /web/items/:num:int (label \"clash.items\") conflicts with route GET /web/items/:id:int (label \"item\") of plugin `web`, which is serving: the two match the same requests; change one of them, or unload `web` first",
-            base.path().join("web-clash").display()
-        )
-    );
+    assert_eq!(error.to_string(), clash_refused(base.path()));
     assert!(
         manager.get_plugin("web-clash").is_err(),
         "a refused plugin is not loaded"
@@ -81,13 +83,7 @@ fn a_server_built_after_the_load_refuses_what_one_built_before_would() {
     assert_eq!(names, ["web"]);
     assert_eq!(
         *failed.lock().unwrap(),
-        [(
-            base.path().join("web-clash"),
-            format!(
-                "plugin `web-clash` ({}) refused: route GET /web/items/:num:int (label \"clash.items\") conflicts with route GET /web/items/:id:int (label \"item\") of plugin `web`, which is serving: the two match the same requests; change one of them, or unload `web` first",
-                base.path().join("web-clash").display()
-            )
-        )]
+        [(base.path().join("web-clash"), clash_refused(base.path()))]
     );
     let running = Running::start(&server);
     assert_eq!(
