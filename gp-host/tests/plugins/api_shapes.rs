@@ -7,8 +7,8 @@
 //! `GP_UPDATE_API_SHAPES=1 cargo test -p gp-host --all-features --test plugins api_shapes`
 //! and review its diff.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -130,16 +130,7 @@ fn admin_request(
 /// The events `GET /api/v1/events` sends first (its backlog), read until it has been quiet
 /// for half a second (bounded by ten).
 fn backlog(addr: SocketAddr, token: &AdminToken) -> Vec<serde_json::Value> {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
-        token.secret()
-    )
-    .unwrap();
+    let mut stream = crate::admin::open_events(addr, token, Duration::from_millis(500));
     let (mut text, mut buffer) = (String::new(), [0u8; 4096]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

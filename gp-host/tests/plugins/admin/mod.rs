@@ -111,6 +111,19 @@ impl Plane {
     }
 }
 
+/// `GET /api/v1/events` sent on a new connection whose reads time out after `timeout`.
+pub(crate) fn open_events(addr: SocketAddr, token: &AdminToken, timeout: Duration) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    write!(
+        stream,
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+        token.secret()
+    )
+    .unwrap();
+    stream
+}
+
 /// A `.plg` of the library `library`, in `dir`.
 pub(crate) fn package_of(library: &Path, dir: &Path) -> Vec<u8> {
     let folder = dir.join("folder");

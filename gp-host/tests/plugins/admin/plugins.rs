@@ -1,8 +1,8 @@
 //! The plugins through the API: listed, invoked, unloaded (waiting for calls in flight),
 //! disabled and enabled, each failure with its status and message, and the events on the way.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use gp_host::http::AdminToken;
@@ -245,16 +245,7 @@ fn invoke_unload_disable_and_enable_through_the_api() {
 
 /// Reads `count` events from `GET /api/v1/events` (bounded by time).
 fn sse(addr: SocketAddr, token: &AdminToken, count: usize) -> Vec<serde_json::Value> {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
-        token.secret()
-    )
-    .unwrap();
+    let mut stream = super::open_events(addr, token, Duration::from_secs(10));
     let mut seen = String::new();
     let mut buffer = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -10,6 +10,18 @@ use gp_host::{Error, UpgradeOptions};
 use super::{get, send, web_server, Running};
 use crate::web_fixture::web;
 
+/// `web`'s route answers; `web-clash`'s own route does not exist.
+fn web_serves_and_clash_does_not(addr: std::net::SocketAddr) {
+    assert_eq!(
+        get(addr, "/web/items/1").json(),
+        serde_json::json!({"id": 1})
+    );
+    assert_eq!(
+        send(addr, "POST /clash/ok HTTP/1.1\r\nContent-Length: 0", b"").status,
+        404
+    );
+}
+
 /// What `web-clash`, in `base`, is refused with while `web` serves.
 fn clash_refused(base: &std::path::Path) -> String {
     format!(
@@ -32,19 +44,7 @@ fn a_conflicting_plugin_is_refused_naming_both_and_the_others_keep_serving() {
         manager.get_plugin("web-clash").is_err(),
         "a refused plugin is not loaded"
     );
-    assert_eq!(
-        get(running.addr, "/web/items/1").json(),
-        serde_json::json!({"id": 1})
-    );
-    assert_eq!(
-        send(
-            running.addr,
-            "POST /clash/ok HTTP/1.1\r\nContent-Length: 0",
-            b""
-        )
-        .status,
-        404
-    );
+    web_serves_and_clash_does_not(running.addr);
     // Once web is gone, the same plugin loads and its routes answer.
     manager.unload("web").unwrap();
     assert_eq!(get(running.addr, "/web/items/1").status, 404);
@@ -86,19 +86,7 @@ fn a_server_built_after_the_load_refuses_what_one_built_before_would() {
         [(base.path().join("web-clash"), clash_refused(base.path()))]
     );
     let running = Running::start(&server);
-    assert_eq!(
-        get(running.addr, "/web/items/1").json(),
-        serde_json::json!({"id": 1})
-    );
-    assert_eq!(
-        send(
-            running.addr,
-            "POST /clash/ok HTTP/1.1\r\nContent-Length: 0",
-            b""
-        )
-        .status,
-        404
-    );
+    web_serves_and_clash_does_not(running.addr);
 }
 
 #[test]
