@@ -65,6 +65,7 @@
 //! This crate is not for plugin authors; they use `gp-sdk`.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod build;

@@ -1,6 +1,6 @@
 //! Keeping a manager in line with its base directory as files change (feature `watch`).
 //!
-//! Above the registry: the watcher maps changed paths to plugin folders and calls
+//! Above the manager: the watcher maps changed paths to plugin folders and calls
 //! [`Manager::sync`] for each, retrying while files settle.
 
 use std::collections::BTreeMap;

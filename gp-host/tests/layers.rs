@@ -2,7 +2,7 @@
 //!
 //! Every `crate::…` and `super::…` path in `src/` counts, not only `use` lines (an inline
 //! `crate::manager::Manager::new()` is as much a dependency as an import), and a path through
-//! a re-export (`crate::Manager`, re-exported by `lib.rs` from `registry`) counts as a
+//! a re-export (`crate::Manager`, re-exported by `lib.rs` from `manager`) counts as a
 //! dependency on the module that defines the item. Dependencies are compared between
 //! siblings: `runtime::executor` using `metrics::recorder` is an edge `runtime → metrics` among
 //! the crate's top-level modules; `runtime::executor` using `runtime::slot` is an edge

@@ -244,7 +244,7 @@ impl ManagerBuilder {
     /// layout check run the library's start-up code and read its data before any check of
     /// gp's can: a corrupted or hostile library can crash there, and in process that is the
     /// host. With pre-flight on, such a build is refused with
-    /// [`Error::Runner`](crate::Error::Runner) naming the signal, and the plugins beside it load
+    /// [`Error::Preflight`](crate::Error::Preflight) naming the signal, and the plugins beside it load
     /// as usual. Each build (by SHA-256) is checked once per process; it costs a process
     /// start and a `dlopen` (a few milliseconds, see `benches/README.md`). The runner is
     /// [`Isolation::program`](crate::isolation::Isolation::program) (default: this program,

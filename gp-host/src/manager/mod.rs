@@ -262,10 +262,9 @@ impl Manager {
     pub(crate) fn report_failure(&self, path: &Path, error: &Error) {
         match error {
             Error::UpgradeRefused { plugin, .. } => {
-                self.inner.subscribers.emit(&Event::UpgradeRefused {
-                    name: plugin,
-                    error,
-                });
+                self.inner
+                    .subscribers
+                    .emit(&Event::UpgradeRefused { plugin, error });
             }
             _ => {
                 tracing::warn!(target: "gp", path = %path.display(), "plugin not loaded: {error}");

@@ -44,7 +44,7 @@ pub enum Event<'a> {
     /// An upgrade was refused; `running` keeps serving.
     UpgradeRefused {
         /// The plugin.
-        name: &'a str,
+        plugin: &'a str,
         /// Why: an [`Error::UpgradeRefused`], which names the version that keeps serving.
         error: &'a Error,
     },

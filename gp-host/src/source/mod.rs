@@ -2,7 +2,7 @@
 //! package unpacked and verified ([`package`], feature `package`), a `remote_git` repository
 //! built ([`git`], feature `git`), a package downloaded ([`download`], feature `install`).
 //!
-//! A source never names the registry: it turns a path into a [`Folder`] and leaves what to do
+//! A source never names the manager: it turns a path into a [`Folder`] and leaves what to do
 //! with it to the caller.
 
 use std::path::{Path, PathBuf};

@@ -28,6 +28,9 @@ impl From<Error> for ApiError {
                 StatusCode::GATEWAY_TIMEOUT
             }
             (Error::Download { .. } | Error::Hub { .. }, _) => StatusCode::BAD_GATEWAY,
+            // Its kind became `Call` when it was split from `Runner` (0.2.0); the API answers
+            // it as it answered `Runner`.
+            (Error::Restart { .. }, _) => StatusCode::UNPROCESSABLE_ENTITY,
             (_, ErrorKind::Manager) => StatusCode::CONFLICT,
             (
                 _,
@@ -102,4 +105,26 @@ pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
 /// Logs a change with the token that asked for it.
 pub(super) fn log_change(caller: &Caller, action: &str, plugin: &str) {
     tracing::info!(target: "gp::admin", token = caller.token_id, action, plugin, "management change");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ApiError, StatusCode};
+    use crate::error::{Error, RunnerFailure};
+
+    #[test]
+    fn a_failed_runner_restart_answers_as_a_runner_failure_did() {
+        let restart = Error::Restart {
+            plugin: "p".into(),
+            reason: RunnerFailure::NoPong,
+        };
+        let runner = Error::Runner {
+            plugin: "p".into(),
+            reason: RunnerFailure::NoPong,
+        };
+        assert_eq!(ApiError::from(restart).0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(ApiError::from(runner).0, StatusCode::UNPROCESSABLE_ENTITY);
+        let cancelled = Error::Cancelled { plugin: "p".into() };
+        assert_eq!(ApiError::from(cancelled).0, StatusCode::GATEWAY_TIMEOUT);
+    }
 }

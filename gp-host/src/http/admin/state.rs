@@ -182,14 +182,14 @@ impl AdminShared {
                     to: to.version().to_string(),
                 }
             }
-            Event::UpgradeRefused { name, error } => {
+            Event::UpgradeRefused { plugin, error } => {
                 if let Error::UpgradeRefused { source, .. } = error {
                     if let Error::Refused { path, reason, .. } = &**source {
                         lock(&self.refused).insert(path.clone(), reason.to_string());
                     }
                 }
                 EventView::UpgradeRefused {
-                    plugin: name,
+                    plugin,
                     error: error.to_string(),
                 }
             }

@@ -71,7 +71,6 @@ pub(crate) struct Open {
 }
 
 impl Open {
-    /// What a runner needs to load the version `spec` from its private copy `copy`.
     /// What a runner opening `copy` for `spec` needs: a pre-flight's check (no hook, no
     /// timeout), or a runner to serve calls, with its hook timeout and spin.
     pub(crate) fn new(spec: &Spec, copy: &Path, purpose: Purpose) -> Open {

@@ -26,7 +26,8 @@ pub(super) struct Stderr {
 }
 
 impl Stderr {
-    /// Starts reading `pipe` (`None`: nothing to read, as if it had ended at once).
+    /// Starts reading `pipe` (`None`: nothing to read; the last lines are empty at once, and
+    /// the runner is seen to exit only when a call or `end` finds it gone).
     pub(super) fn forward(pipe: Option<impl Read + Send + 'static>, plugin: &str) -> Stderr {
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let exited = Arc::new(AtomicBool::new(false));

@@ -1,11 +1,10 @@
 //! `gp stats`: print the per-plugin metrics of a running `gp serve` as a table (or its JSON).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::failure::Failure;
-use gp_host::{Error, PluginSummary};
+use gp_host::PluginSummary;
 
 use super::shared::DEFAULT_ADMIN;
 
@@ -22,9 +21,11 @@ pub struct Args {
 pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let Args { addr, json } = args;
     let url = format!("http://{addr}/stats");
-    let unreachable = |reason: String| Error::Io {
-        path: PathBuf::from(&url),
-        source: std::io::Error::other(format!("{reason}; is `gp serve --admin {addr}` running?")),
+    let unreachable = |reason: String| {
+        Failure::unusable(
+            &url,
+            format!("{reason}; is `gp serve --admin {addr}` running?"),
+        )
     };
     let body = ureq::get(&url)
         .call()

@@ -77,6 +77,16 @@ impl Loaded {
     }
 }
 
+/// A runner that stops serving without an `Unload` (the host went away) still ends its
+/// instance, as an in-process host's version does when it goes: `on_unload` runs if it has not.
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        if let UnloadHookRun::Ran(Err(error)) = self.instance.run_unload_hook(&self.spec) {
+            tracing::warn!(target: "gp", plugin = self.spec.name(), "{error}");
+        }
+    }
+}
+
 /// Turns this process into a plugin runner if the host started it as one, and never returns
 /// then; does nothing otherwise. Call it first thing in `main` of any program whose
 /// [`Manager`](crate::Manager) isolates plugins: the host starts runners by executing its own
