@@ -90,11 +90,16 @@ impl Manager {
             let id = checks.0;
             checks.1.push((id, Arc::clone(&check)));
             drop(checks);
-            (id, self.refused_by(&*check))
+            // Taken out while the lock is held, so that what leaves is the version refused.
+            let refused: Vec<_> = self
+                .refused_by(&*check)
+                .into_iter()
+                .filter_map(|(spec, error)| Some((self.take_out(spec.name())?, spec, error)))
+                .collect();
+            (id, refused)
         };
-        for (spec, error) in refused {
-            // Gone already if another change unloaded it meanwhile: nothing left to do.
-            let _ = self.unload(spec.name());
+        for (old, spec, error) in refused {
+            self.drain_unloaded(spec.name(), old, self.inner.config.drain_timeout);
             self.report_failure(&spec.origin, &error);
         }
         AdmissionId(id)
@@ -104,17 +109,17 @@ impl Manager {
     /// disabled plugins and the ones before it that it lets stay. Called with the change lock
     /// held.
     fn refused_by(&self, check: &Admission) -> Vec<(Spec, Error)> {
+        let loaded = self.list();
+        if loaded.is_empty() {
+            return Vec::new();
+        }
         let mut kept: Vec<Spec> = self.disabled_specs();
         let mut refused = Vec::new();
-        for spec in self.list() {
+        for spec in loaded {
             match check(&spec, &kept) {
                 Ok(()) => kept.push(spec),
                 Err(reason) => {
-                    let error = Error::Refused {
-                        plugin: spec.name().to_owned(),
-                        path: spec.origin.clone(),
-                        reason,
-                    };
+                    let error = refusal(&spec, reason);
                     refused.push((spec, error));
                 }
             }
@@ -146,12 +151,17 @@ impl Manager {
             .filter(|s| s.name() != candidate.name())
             .collect();
         for check in checks {
-            check(candidate, &serving).map_err(|reason| Error::Refused {
-                plugin: candidate.name().to_owned(),
-                path: candidate.origin.clone(),
-                reason,
-            })?;
+            check(candidate, &serving).map_err(|reason| refusal(candidate, reason))?;
         }
         Ok(())
+    }
+}
+
+/// `spec` refused by a check, for `reason`.
+fn refusal(spec: &Spec, reason: Cause) -> Error {
+    Error::Refused {
+        plugin: spec.name().to_owned(),
+        path: spec.origin.clone(),
+        reason,
     }
 }

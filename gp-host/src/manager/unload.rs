@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::manager::Manager;
 use crate::runtime::events::Event;
+use crate::runtime::rcu::Retired;
 use crate::runtime::reaper::{self, UnloadReport};
 
 impl Manager {
@@ -30,16 +31,32 @@ impl Manager {
     ) -> Result<UnloadReport, Error> {
         let old = {
             let _changes = self.lock_changes();
-            self.existing_slot(name)
-                .and_then(|slot| {
-                    let old = slot.current.swap(None)?;
-                    slot.metrics.unloaded();
-                    Some(old)
-                })
-                .ok_or_else(|| Error::NotFound {
-                    plugin: name.to_owned(),
-                })?
-        };
+            self.take_out(name)
+        }
+        .ok_or_else(|| Error::NotFound {
+            plugin: name.to_owned(),
+        })?;
+        Ok(self.drain_unloaded(name, old, timeout))
+    }
+
+    /// Takes plugin `name`'s version out of the manager: new calls get [`Error::NotFound`].
+    /// Called with the change lock held; `None` if no version of it is loaded.
+    pub(crate) fn take_out(&self, name: &str) -> Option<Retired> {
+        self.existing_slot(name).and_then(|slot| {
+            let old = slot.current.swap(None)?;
+            slot.metrics.unloaded();
+            Some(old)
+        })
+    }
+
+    /// Drains a version [`take_out`](Self::take_out) took out, up to `timeout`, and reports
+    /// its unload. Called without the change lock: the drain waits for calls.
+    pub(crate) fn drain_unloaded(
+        &self,
+        name: &str,
+        old: Retired,
+        timeout: Duration,
+    ) -> UnloadReport {
         let report = reaper::drain(old, timeout, &self.inner.reaper);
         let still_running = report.still_running;
         if still_running > 0 {
@@ -50,6 +67,6 @@ impl Manager {
         self.inner
             .subscribers
             .emit(&Event::Unloaded { report: &report });
-        Ok(report)
+        report
     }
 }
