@@ -30,10 +30,11 @@ impl<R: Read> Read for Limited<R> {
 
 /// Writes every entry of the archive `data` into `dir`; returns the file names written.
 ///
-/// The gzip stream is read to its end whatever the entries hold, so that its CRC-32 is
+/// Once the entries are written, the gzip stream is read to its end, so that its CRC-32 is
 /// checked: the tar reader stops at the first all-zero block, and a corrupted stream can
 /// decompress into one, which would make the entries after it vanish (and the package be
-/// refused for a missing file rather than as corrupt).
+/// refused for a missing file rather than as corrupt). An archive already refused is not
+/// read further.
 pub(super) fn extract(data: &[u8], dir: &Path, limits: &Limits) -> Result<Vec<String>, Refusal> {
     let hit = Arc::new(AtomicBool::new(false));
     let reader = Limited {
@@ -42,10 +43,10 @@ pub(super) fn extract(data: &[u8], dir: &Path, limits: &Limits) -> Result<Vec<St
         hit: Arc::clone(&hit),
     };
     let mut archive = tar::Archive::new(reader);
-    let written = write_entries(&mut archive, dir, limits, &hit);
+    let written = write_entries(&mut archive, dir, limits, &hit)?;
     let mut rest = archive.into_inner();
     match std::io::copy(&mut rest, &mut std::io::sink()) {
-        Ok(_) => written,
+        Ok(_) => Ok(written),
         Err(e) => Err(corrupt(e, &hit, limits)),
     }
 }
