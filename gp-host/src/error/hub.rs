@@ -5,8 +5,7 @@
 //! message. Here, beside [`Error`](super::Error), because the error carries it whatever
 //! features are on.
 
-/// A cause carried for code that inspects it; its message is already in the failure's.
-pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+use super::Cause;
 
 /// What went wrong talking to an OCI registry, carried by [`Error::Hub`](crate::Error::Hub).
 #[derive(Debug, thiserror::Error)]

@@ -16,10 +16,13 @@ mod hub;
 mod kind;
 mod runner;
 
-pub(crate) use hub::Cause;
 pub use hub::HubFailure;
 pub use kind::ErrorKind;
 pub use runner::RunnerFailure;
+
+/// A cause carried for code that inspects it (`source()`); its message is already in the
+/// error's.
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in a host: loading a plugin, finding one, calling one.
 ///

@@ -58,7 +58,7 @@ impl Client {
                 continue;
             };
             let named = name.to_lowercase().contains(&query);
-            match self.found(namespace, name, &query) {
+            match self.found(namespace, name, named, &query) {
                 Ok(Some(found)) => result.plugins.push(found),
                 Ok(None) => {}
                 // One repository that cannot be read is reported, not the end of the search;
@@ -128,13 +128,14 @@ impl Client {
         Ok(repositories)
     }
 
-    /// The plugin `name` in `namespace`, if its name or its newest version's description
-    /// holds `query` (lower case): its versions and other tags, and its newest version pinned
-    /// to its digest. `None` when it does not match, or has no tag.
+    /// The plugin `name` in `namespace`, if its name holds the query (`named`) or its newest
+    /// version's description holds `query` (lower case): its versions and other tags, and its
+    /// newest version pinned to its digest. `None` when it does not match, or has no tag.
     fn found(
         &self,
         namespace: &Namespace,
         name: &str,
+        named: bool,
         query: &str,
     ) -> Result<Option<Found>, Error> {
         let reference = namespace.reference(name);
@@ -171,7 +172,7 @@ impl Client {
             .annotations
             .get("org.opencontainers.image.description")
             .cloned();
-        let matches = name.to_lowercase().contains(query)
+        let matches = named
             || description
                 .as_deref()
                 .is_some_and(|d| d.to_lowercase().contains(query));

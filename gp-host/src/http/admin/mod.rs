@@ -54,7 +54,7 @@ mod views;
 use auth::refuse;
 use error::UploadLimit;
 pub(crate) use state::AdminShared;
-use state::{Hub, Settings};
+use state::Hub;
 pub use token::{AdminToken, InvalidToken};
 
 /// The largest `.plg` the upgrade endpoint accepts unless configured otherwise: 256 MiB.
@@ -114,15 +114,7 @@ impl AdminBuilder {
     /// failures of the first load are listed.
     #[must_use = "an Admin that is dropped stops following its manager"]
     pub fn build(self) -> Admin {
-        let shared = Arc::new(AdminShared::new(Settings {
-            manager: self.manager,
-            server: self.server,
-            token: self.token,
-            read_only: self.read_only,
-            allowed_hosts: self.hosts,
-            upload_limit: self.upload_limit,
-            hub: self.hub,
-        }));
+        let shared = Arc::new(AdminShared::new(self));
         AdminShared::follow(&shared);
         Admin { shared }
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::AdminToken;
+use super::{AdminBuilder, AdminToken};
 use crate::error::Error;
 use crate::http::PluginServer;
 use crate::manager::Manager;
@@ -26,17 +26,6 @@ pub(crate) struct Hub {
     pub(super) namespace: crate::hub::Namespace,
     #[cfg(feature = "hub")]
     pub(super) client: crate::hub::Client,
-}
-
-/// What an [`AdminBuilder`](super::AdminBuilder) was given.
-pub(super) struct Settings {
-    pub(super) manager: Manager,
-    pub(super) server: Option<PluginServer>,
-    pub(super) token: AdminToken,
-    pub(super) read_only: Option<AdminToken>,
-    pub(super) allowed_hosts: Vec<String>,
-    pub(super) upload_limit: usize,
-    pub(super) hub: Option<Arc<Hub>>,
 }
 
 /// The management plane's state, shared by its handlers and its lifecycle subscription.
@@ -112,16 +101,16 @@ fn now_ms() -> u64 {
 }
 
 impl AdminShared {
-    pub(super) fn new(settings: Settings) -> AdminShared {
+    pub(super) fn new(built: AdminBuilder) -> AdminShared {
         let (events, _) = tokio::sync::broadcast::channel(256);
         AdminShared {
-            manager: settings.manager,
-            server: settings.server,
-            token: settings.token,
-            read_only: settings.read_only,
-            allowed_hosts: settings.allowed_hosts,
-            upload_limit: settings.upload_limit,
-            hub: settings.hub,
+            manager: built.manager,
+            server: built.server,
+            token: built.token,
+            read_only: built.read_only,
+            allowed_hosts: built.hosts,
+            upload_limit: built.upload_limit,
+            hub: built.hub,
             failures: Mutex::new(BTreeMap::new()),
             previous: Mutex::new(HashMap::new()),
             unloaded_from: Mutex::new(HashMap::new()),

@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
 use super::config::{Isolation, IsolationStatus};
 use super::process::{Opened, RunnerProcess};
 use super::protocol::{self, Call, FromRunner, Lost, Open, Outcome, ToRunner};
@@ -103,7 +101,7 @@ impl Remote {
     fn start_runner(&self, as_error: AsError) -> Result<(RunnerProcess, Opened), Error> {
         if !self.open.library.exists() {
             let data = std::fs::read(&self.source).map_err(|e| Error::io(&self.source, e))?;
-            if format!("{:x}", Sha256::digest(&data)) != self.open.sha256 {
+            if crate::util::sha256_hex(&data) != self.open.sha256 {
                 return Err(as_error(
                     self.plugin.clone(),
                     RunnerFailure::LibraryChanged {

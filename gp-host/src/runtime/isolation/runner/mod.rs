@@ -77,8 +77,10 @@ impl Loaded {
     }
 }
 
-/// A runner that stops serving without an `Unload` (the host went away) still ends its
-/// instance, as an in-process host's version does when it goes: `on_unload` runs if it has not.
+/// The last holder of the plugin ends its instance, as an in-process host's version ends:
+/// `on_unload` runs if it has not. A runner whose host goes away without an `Unload` gets
+/// here only if no call connection was opened: the process exits without waiting for the
+/// connections' threads, which hold the plugin too.
 impl Drop for Loaded {
     fn drop(&mut self) {
         if let UnloadHookRun::Ran(Err(error)) = self.instance.run_unload_hook(&self.spec) {
@@ -136,7 +138,7 @@ fn serve() -> Result<(), Exit> {
                 has_on_unload: loaded.spec.has_on_unload,
             };
             answer(&control, &opened)?;
-            serve_control(&control, &open, Arc::from(loaded))
+            serve_control(&control, &open, loaded)
         }
         Opening::AnswerAndExit(last) => answer(&control, &last),
     }
@@ -170,7 +172,7 @@ fn answer(control: &UnixStream, message: &impl serde::Serialize) -> Result<(), E
 /// What the runner does once it has opened the library.
 enum Opening {
     /// Serve the plugin, loaded with its `on_load`.
-    Serve(Box<Loaded>),
+    Serve(Arc<Loaded>),
     /// Send this and exit: a refusal, or a pre-flight's verdict (the library loads; no hook
     /// ran).
     AnswerAndExit(FromRunner),
@@ -193,7 +195,7 @@ fn open_as_asked(open: &Open) -> Opening {
         };
     }
     match open_library(open) {
-        Ok(loaded) => Opening::Serve(Box::new(loaded)),
+        Ok(loaded) => Opening::Serve(Arc::new(loaded)),
         Err(error) => refused(error),
     }
 }
