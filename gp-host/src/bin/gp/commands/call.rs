@@ -118,9 +118,8 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     for (key, value) in values {
         ctx.set(key, value);
     }
-    let (result, ctx) = match call_bounded(executor, ctx, &name, &dir, timeout, grace)? {
-        Ok(answered) => answered,
-        Err(code) => return Ok(code),
+    let Some((result, ctx)) = call_bounded(executor, ctx, &name, &dir, timeout, grace)? else {
+        return Ok(ExitCode::FAILURE);
     };
     result?;
     let json = one_line_json(&ctx.to_json());
@@ -154,10 +153,12 @@ fn base_dir_and_name(first: String, second: Option<String>) -> Result<(PathBuf, 
     }
 }
 
+/// A call's outcome, and the context it left.
+type Answered = (Result<(), Error>, Context);
+
 /// Runs the call on a thread of its own, so that a plugin ignoring its deadline cannot keep
 /// this command waiting forever: past the deadline and `grace`, gp exits without waiting for
-/// it. The call's outcome and context, or the exit code when it ended without one.
-#[allow(clippy::type_complexity)] // the call's outcome, or how the command ends instead
+/// it. The call's outcome and context; `None` when it ended without one (said on stderr).
 fn call_bounded(
     executor: gp_host::Executor,
     mut ctx: Context,
@@ -165,9 +166,7 @@ fn call_bounded(
     dir: &Path,
     timeout: Option<Duration>,
     grace: Duration,
-) -> Result<Result<(Result<(), Error>, Context), ExitCode>, Failure> {
-    // The call runs on a thread of its own, so that a plugin ignoring its deadline cannot
-    // keep this command waiting forever.
+) -> Result<Option<Answered>, Failure> {
     let give_up_at = ctx.deadline().map(|deadline| deadline + grace);
     let (done, outcome) = mpsc::channel();
     let call = std::thread::Builder::new()
@@ -205,10 +204,10 @@ fn call_bounded(
             // caught inside the plugin and come back as errors).
             let _ = call.join();
             eprintln!("error: the call to plugin `{name}` ended without a result");
-            return Ok(Err(ExitCode::FAILURE));
+            return Ok(None);
         }
     };
-    Ok(Ok((result, ctx)))
+    Ok(Some((result, ctx)))
 }
 
 /// `value` as JSON on one line, with a space after each `,` and `:` (as Python's `json.dumps`

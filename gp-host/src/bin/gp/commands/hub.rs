@@ -36,7 +36,7 @@ impl RegistryArgs {
         let credentials = match &self.username {
             Some(username) => {
                 if !self.password_stdin {
-                    return Err(usage(
+                    return Err(Failure::usage(
                         "--username needs --password-stdin (the password is read from standard input, never from the command line)",
                     ));
                 }
@@ -45,9 +45,7 @@ impl RegistryArgs {
                     .take(64 << 10)
                     .read_to_string(&mut password)
                     .map_err(|e| {
-                        usage(&format!(
-                            "cannot read the password from standard input: {e}"
-                        ))
+                        Failure::usage(format!("cannot read the password from standard input: {e}"))
                     })?;
                 Credentials::Basic {
                     registry: registry.to_owned(),
@@ -70,11 +68,11 @@ impl RegistryArgs {
             .clone()
             .or_else(|| std::env::var("GP_REGISTRY").ok().filter(|s| !s.is_empty()))
             .ok_or_else(|| {
-                usage(&format!(
+                Failure::usage(format!(
                     "{what} needs a registry: pass --registry HOST[:PORT]/NAMESPACE or set GP_REGISTRY"
                 ))
             })?;
-        Namespace::parse(&text).map_err(|e| usage(&e.to_string()))
+        Namespace::parse(&text).map_err(|e| Failure::usage(e.to_string()))
     }
 
     /// The reference `target` stands for, and a client for its registry: an `oci://`
@@ -86,9 +84,9 @@ impl RegistryArgs {
             return Ok((self.client(&reference.registry)?, reference));
         }
         let (name, range) = match hub::parse_name_range(target) {
-            Some(parsed) => parsed.map_err(|e| usage(&e.to_string()))?,
+            Some(parsed) => parsed.map_err(|e| Failure::usage(e.to_string()))?,
             None => {
-                return Err(usage(&format!(
+                return Err(Failure::usage(format!(
                     "`{target}` is neither an oci:// reference nor NAME@RANGE (for example sample@^1.2)"
                 )))
             }
@@ -110,7 +108,7 @@ pub fn follow_target(registry: &RegistryArgs, target: &str) -> Result<gp_host::F
     if target.starts_with(hub::SCHEME) {
         let reference = reference(target)?;
         if reference.tag.is_none() || reference.digest.is_some() {
-            return Err(usage(&format!(
+            return Err(Failure::usage(format!(
                 "--follow {target}: follow a tag (oci://HOST/NAMESPACE/NAME:TAG, such as :stable), not a digest, which never moves"
             )));
         }
@@ -118,21 +116,17 @@ pub fn follow_target(registry: &RegistryArgs, target: &str) -> Result<gp_host::F
     }
     match hub::parse_name_range(target) {
         Some(parsed) => {
-            let (name, range) = parsed.map_err(|e| usage(&e.to_string()))?;
+            let (name, range) = parsed.map_err(|e| Failure::usage(e.to_string()))?;
             Ok(gp_host::Follow::Range {
                 namespace: registry.namespace(&format!("--follow {target}"))?,
                 name,
                 range,
             })
         }
-        None => Err(usage(&format!(
+        None => Err(Failure::usage(format!(
             "--follow {target}: give an oci://…:TAG reference or NAME@RANGE (for example sample@^1)"
         ))),
     }
-}
-
-fn usage(message: &str) -> Failure {
-    Failure::usage(message)
 }
 
 /// `text`, which should have been an `oci://` reference.
@@ -346,7 +340,7 @@ pub fn delete(args: DeleteArgs) -> Result<ExitCode, Failure> {
     let reference = reference(&args.reference)?;
     if !args.yes {
         if !std::io::stdin().is_terminal() {
-            return Err(usage(&format!(
+            return Err(Failure::usage(format!(
                 "deleting {reference} removes it for everyone: pass --yes to delete without being asked"
             )));
         }
