@@ -4,7 +4,7 @@
 
 import { api, ApiError, errorText, pluginPath } from './api.js';
 import { ask } from './confirm.js';
-import { bytes, dash, h } from './dom.js';
+import { bytes, dash, h, replaceChildren } from './dom.js';
 import { refreshNow, setBusy } from './refresh.js';
 import { describe, status } from './status.js';
 import { currentPlugin } from './store.js';
@@ -124,7 +124,13 @@ export function actionsFor(state) {
   return ['load', 'upgrade'];
 }
 
-// The buttons for `list` (names from `actionsFor`) on plugin `p`.
-export function actionButtons(list, p) {
-  return list.map((a) => (a === 'upgrade' ? upgradeButton(p.name) : actionButton(a, p)));
+// Shows the buttons for `list` (names from `actionsFor`) on plugin `p` in `holder`, rebuilt
+// only when the list differs from the one shown (`shown`, what this returned last time), so
+// that a file being chosen survives a refresh. Returns the list shown, for the next call.
+export function showActions(holder, list, p, shown) {
+  const key = list.join(',');
+  if (key !== shown) {
+    replaceChildren(holder, list.map((a) => (a === 'upgrade' ? upgradeButton(p.name) : actionButton(a, p))));
+  }
+  return key;
 }

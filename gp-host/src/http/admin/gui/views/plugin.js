@@ -1,7 +1,7 @@
 // One plugin's page (#/plugins/NAME): its manifest, metrics, latency histogram and routes,
 // the actions it offers, and the "Try it" form.
 
-import { actionButtons, actionsFor } from '../actions.js';
+import { actionsFor, showActions } from '../actions.js';
 import { api, pluginPath } from '../api.js';
 import { clear, dash, dateTime, duration, h, number, replaceChildren } from '../dom.js';
 import { rememberPlugin } from '../store.js';
@@ -46,11 +46,7 @@ export function pluginPage(app, name) {
     drawFacts(facts, p);
     const list = actionsFor(p.state).slice();
     if (p.rollback_to && p.state === 'serving') list.splice(1, 0, 'rollback');
-    const key = list.join(',');
-    if (key !== actionsKey) {
-      actionsKey = key;
-      replaceChildren(actions, actionButtons(list, p));
-    }
+    actionsKey = showActions(actions, list, p, actionsKey);
     drawMetrics(metrics, lastError, p.metrics);
     chart.draw(p.histogram);
     const routes = p.routes || [];

@@ -2,7 +2,7 @@
 // move only when out of order, so a file being chosen for an upgrade survives a refresh),
 // with the actions each offers.
 
-import { actionButtons, actionsFor } from '../actions.js';
+import { actionsFor, showActions } from '../actions.js';
 import { dash, duration, h, number, pluginHref, replaceChildren, setText, time } from '../dom.js';
 import { loadPlugins } from '../store.js';
 import { emptyRow, errorBox, failuresCard, loadShown, section, stateBadge, table } from './parts.js';
@@ -99,10 +99,5 @@ function drawRow(r, p) {
   setText(c.error, lastText || '—');
   if (lastText) c.error.setAttribute('title', lastText);
   else c.error.removeAttribute('title');
-  // Rebuild the buttons only when the choice changes: a file being chosen survives.
-  const key = actionsFor(p.state).join(',');
-  if (r.actionsKey !== key) {
-    r.actionsKey = key;
-    replaceChildren(c.actions, actionButtons(actionsFor(p.state), p));
-  }
+  r.actionsKey = showActions(c.actions, actionsFor(p.state), p, r.actionsKey);
 }
