@@ -96,7 +96,11 @@ fn main() {
     let bench = args.iter().any(|a| a == "--bench");
     let quick_env = std::env::var("GP_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
     let quick = !bench || quick_env || args.iter().any(|a| a == "--test");
-    let (warm_up, measure) = [(WARM_UP, MEASURE), (QUICK_WARM_UP, QUICK_MEASURE)][quick as usize];
+    let (warm_up, measure) = if quick {
+        (QUICK_WARM_UP, QUICK_MEASURE)
+    } else {
+        (WARM_UP, MEASURE)
+    };
     let rounds = std::env::var("GP_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -107,24 +111,7 @@ fn main() {
         return;
     }
 
-    let base_dir = install_sample();
-    let manager = Manager::new(&base_dir);
-    // Built before loading, so the plugin's routes are checked and served.
-    let plugin_server = PluginServer::new(manager.clone());
-    let report = manager.load_plugins();
-    assert!(
-        report.failed.is_empty(),
-        "loading {}: {report}",
-        base_dir.display()
-    );
-    assert!(
-        plugin_server
-            .routes()
-            .iter()
-            .any(|r| r.plugin == PLUGIN && r.method == "GET"),
-        "{PLUGIN} serves no GET route"
-    );
-
+    let plugin_server = loaded_server();
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("serve-server")
@@ -187,6 +174,27 @@ fn main() {
         eprintln!("serve: {failed} requests failed");
         std::process::exit(1);
     }
+}
+
+/// A plugin server over a manager that loaded the example plugin, which serves a GET route.
+fn loaded_server() -> PluginServer {
+    let base_dir = install_sample();
+    let manager = Manager::new(&base_dir);
+    let plugin_server = PluginServer::new(manager.clone());
+    let report = manager.load_plugins();
+    assert!(
+        report.failed.is_empty(),
+        "loading {}: {report}",
+        base_dir.display()
+    );
+    assert!(
+        plugin_server
+            .routes()
+            .iter()
+            .any(|r| r.plugin == PLUGIN && r.method == "GET"),
+        "{PLUGIN} serves no GET route"
+    );
+    plugin_server
 }
 
 /// The cases the positional arguments select (every case without one), in running order.

@@ -83,17 +83,15 @@ fn run() -> Result<(), Failure> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .canonicalize()
-        .map_err(|e| Error::Io {
-            path: env!("CARGO_MANIFEST_DIR").into(),
-            source: e,
-        })?;
+        .map_err(|e| format!("{}: {e}", env!("CARGO_MANIFEST_DIR")))?;
     let base_dir = workspace.join("target/gp-example/plugins");
     let greeter_next = build_plugins(&workspace, &base_dir)?;
 
     // The seed's main: a manager over the base dir, load, get "sample", call it.
     println!("[INFO]: Plugin base dir: {}", base_dir.display());
     let manager = Manager::new(&base_dir);
-    // Before loading, so that every plugin's routes are checked against the others'.
+    // Every plugin's routes are checked against the others', whether the server is made
+    // before or after the load.
     let server = PluginServer::new(manager.clone());
     let report = manager.load_plugins();
     print!("{report}");
@@ -168,10 +166,7 @@ fn run() -> Result<(), Failure> {
 /// Serves the plugins' routes on a loopback port and calls each of sample's; with `forever`,
 /// keeps serving there until Ctrl-C.
 fn serve(server: &PluginServer, forever: Option<SocketAddr>) -> Result<(), Failure> {
-    let io = |e: std::io::Error| Error::Io {
-        path: "127.0.0.1".into(),
-        source: e,
-    };
+    let io = |e: std::io::Error| format!("127.0.0.1: {e}");
     let runtime = tokio::runtime::Runtime::new().map_err(io)?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(
