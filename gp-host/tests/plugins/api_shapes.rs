@@ -12,11 +12,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use gp_host::http::{Admin, AdminToken, PluginServer};
-use gp_host::Manager;
+use gp_host::http::AdminToken;
 
-use crate::admin::package_of;
-use crate::harness::{base_dir, example};
+use crate::admin::{package_of, plane_with, Plane};
 use crate::http::{send, Reply, Running};
 use crate::web_fixture::web;
 
@@ -65,20 +63,26 @@ fn record(reply: &Reply) -> serde_json::Value {
 }
 
 struct Surfaces {
-    base: tempfile::TempDir,
-    token: AdminToken,
-    read_only: AdminToken,
-    plugins: Running,
-    admin: Running,
+    plane: Plane,
     open: Running,
     recorded: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Surfaces {
     fn admin(&mut self, what: &str, method: &str, path: &str, body: &str) -> Reply {
-        let reply = admin_request(self.admin.addr, &self.token, method, path, body.as_bytes());
+        let reply = self.request(&self.plane.token, method, path, body.as_bytes());
         self.keep(what, &reply);
         reply
+    }
+
+    /// A management API request as `token`, its body JSON, or a package when it is not.
+    fn request(&self, token: &AdminToken, method: &str, path: &str, body: &[u8]) -> Reply {
+        let content_type = if body.starts_with(b"{") || body.is_empty() {
+            "application/json"
+        } else {
+            "application/octet-stream"
+        };
+        self.plane.call_as(token, method, path, content_type, body)
     }
 
     /// Records `reply` as `what`, whose "(NNN" names the status expected (2xx otherwise), so
@@ -104,29 +108,6 @@ impl Surfaces {
     }
 }
 
-fn admin_request(
-    addr: SocketAddr,
-    token: &AdminToken,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> Reply {
-    let content_type = if body.starts_with(b"{") || body.is_empty() {
-        "application/json"
-    } else {
-        "application/octet-stream"
-    };
-    send(
-        addr,
-        &format!(
-            "{method} /api/v1{path} HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}\r\nContent-Length: {}",
-            token.secret(),
-            body.len()
-        ),
-        body,
-    )
-}
-
 /// The events `GET /api/v1/events` sends first (its backlog), read until it has been quiet
 /// for half a second (bounded by ten).
 fn backlog(addr: SocketAddr, token: &AdminToken) -> Vec<serde_json::Value> {
@@ -146,28 +127,16 @@ fn backlog(addr: SocketAddr, token: &AdminToken) -> Vec<serde_json::Value> {
 }
 
 fn surfaces() -> Surfaces {
-    let base = base_dir();
-    gp_host::build::install_library(web("web-v1"), base.path()).unwrap();
-    gp_host::build::install_library(example("sample"), base.path()).unwrap();
     // A folder that fails to load, so the failures list has an entry.
-    std::fs::create_dir(base.path().join("broken")).unwrap();
-    std::fs::write(base.path().join("broken/plugin.json"), "{ not json").unwrap();
-    let manager = Manager::new(base.path());
-    let server = PluginServer::new(manager.clone());
-    let (token, read_only) = (AdminToken::generate(), AdminToken::generate());
-    let admin = Admin::builder(manager.clone(), token.clone())
-        .server(server.clone())
-        .read_only_token(read_only.clone())
-        .build();
-    assert_eq!(manager.load_plugins().failed.len(), 1);
-    admin.mark_ready();
+    let broken = |base: &Path| {
+        std::fs::create_dir(base.join("broken")).unwrap();
+        std::fs::write(base.join("broken/plugin.json"), "{ not json").unwrap();
+    };
+    let plane = plane_with(broken, 1);
+    let open = gp_host::http::metrics_router(plane.manager.clone(), Some(plane.server.clone()));
     Surfaces {
-        plugins: Running::start(&server),
-        admin: Running::serve(admin.router()),
-        open: Running::serve(gp_host::http::metrics_router(manager, Some(server))),
-        base,
-        token,
-        read_only,
+        open: Running::serve(open),
+        plane,
         recorded: serde_json::Map::new(),
     }
 }
@@ -180,7 +149,7 @@ fn every_http_body_keeps_its_shape() {
     let v2 = package_of(web("web-v2"), scratch.path());
 
     // The plugin listener's own answers.
-    let addr = s.plugins.addr;
+    let addr = s.plane.plugins.addr;
     let replies = [
         (
             "plugins GET /-/healthz",
@@ -216,7 +185,7 @@ fn every_http_body_keeps_its_shape() {
     s.admin("GET /healthz", "GET", "/healthz", "");
     s.admin("GET /readyz", "GET", "/readyz", "");
     s.admin("GET /metrics", "GET", "/metrics", "");
-    let openapi = admin_request(s.admin.addr, &s.token, "GET", "/openapi.json", b"");
+    let openapi = s.request(&s.plane.token, "GET", "/openapi.json", b"");
     let openapi_json = openapi.json();
     let mut paths: Vec<&String> = openapi_json["paths"]
         .as_object()
@@ -253,7 +222,7 @@ fn every_http_body_keeps_its_shape() {
         "/plugins/web/rollback",
         "{}",
     );
-    let upgraded = admin_request(s.admin.addr, &s.token, "POST", "/plugins/web/upgrade", &v2);
+    let upgraded = s.request(&s.plane.token, "POST", "/plugins/web/upgrade", &v2);
     s.keep("POST /plugins/web/upgrade", &upgraded);
     s.admin("GET /plugins/web (upgraded)", "GET", "/plugins/web", "");
     s.admin(
@@ -313,20 +282,13 @@ fn every_http_body_keeps_its_shape() {
         r#"{"url": "http://127.0.0.1:9/nothing.plg"}"#,
     );
     s.admin("GET /nothing (404)", "GET", "/nothing", "");
-    let read_only = s.read_only.clone();
-    let forbidden = admin_request(
-        s.admin.addr,
-        &read_only,
-        "POST",
-        "/plugins/web/reload",
-        b"{}",
-    );
+    let forbidden = s.request(&s.plane.read_only, "POST", "/plugins/web/reload", b"{}");
     s.keep("POST /plugins/web/reload (403, read-only)", &forbidden);
-    let anonymous = send(s.admin.addr, "GET /api/v1/plugins HTTP/1.1", b"");
+    let anonymous = send(s.plane.admin.addr, "GET /api/v1/plugins HTTP/1.1", b"");
     s.keep("GET /plugins (401)", &anonymous);
 
     // The event stream's backlog: one shape per kind of event, in order of appearance.
-    let events = backlog(s.admin.addr, &s.token);
+    let events = backlog(s.plane.admin.addr, &s.plane.token);
     let mut kinds: Vec<serde_json::Value> = Vec::new();
     for event in &events {
         let event = shape(event, None);
@@ -336,10 +298,11 @@ fn every_http_body_keeps_its_shape() {
     }
     s.recorded
         .insert("GET /events (backlog)".into(), kinds.into());
-    drop(s.base);
+    drop(s.plane);
 
-    let actual =
-        serde_json::to_string_pretty(&serde_json::Value::Object(s.recorded)).unwrap() + "\n";
+    let actual = serde_json::to_string_pretty(&serde_json::Value::Object(s.recorded.clone()))
+        .unwrap()
+        + "\n";
     let pinned = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins/api_shapes.json");
     if std::env::var_os("GP_UPDATE_API_SHAPES").is_some() {
         std::fs::write(&pinned, &actual).unwrap();
@@ -347,7 +310,7 @@ fn every_http_body_keeps_its_shape() {
     }
     let expected = std::fs::read_to_string(&pinned).unwrap_or_default();
     if actual != expected {
-        let changed: Vec<String> = diff_lines(&expected, &actual);
+        let changed = changes(&expected, &s.recorded);
         panic!(
             "the HTTP bodies' shapes changed ({}): a client parsing them would break. If this is deliberate, regenerate with GP_UPDATE_API_SHAPES=1 and review the diff:\n{}",
             pinned.display(),
@@ -356,16 +319,27 @@ fn every_http_body_keeps_its_shape() {
     }
 }
 
-/// The lines of `actual` not in `expected` (`+`) and the reverse (`-`), for the failure.
-fn diff_lines(expected: &str, actual: &str) -> Vec<String> {
-    let (old, new): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    let removed = old
-        .iter()
-        .filter(|l| !new.contains(l))
-        .map(|l| format!("- {l}"));
-    let added = new
-        .iter()
-        .filter(|l| !old.contains(l))
-        .map(|l| format!("+ {l}"));
-    removed.chain(added).collect()
+/// What differs between the pinned file's text and what was recorded, an entry per line:
+/// `- what` pinned only, `+ what` recorded only, `~ what` changed (pinned, then recorded).
+fn changes(pinned: &str, recorded: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    let pinned: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(pinned).unwrap_or_default();
+    let mut changes = Vec::new();
+    for (what, old) in &pinned {
+        match recorded.get(what) {
+            None => changes.push(format!("- {what}: {old}")),
+            Some(new) if new != old => changes.push(format!("~ {what}: {old}\n    now {new}")),
+            Some(_) => {}
+        }
+    }
+    for (what, new) in recorded {
+        if !pinned.contains_key(what) {
+            changes.push(format!("+ {what}: {new}"));
+        }
+    }
+    if changes.is_empty() {
+        changes
+            .push("(the same entries: only their order or the file's formatting differs)".into());
+    }
+    changes
 }

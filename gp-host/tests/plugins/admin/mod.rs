@@ -22,19 +22,27 @@ use crate::web_fixture::web;
 
 /// A base dir with `web` 1.0.0 (a folder) and `sample`, a manager, its plugin server (on a
 /// port of its own) and its admin API (on another), both running.
-struct Plane {
-    base: tempfile::TempDir,
-    manager: Manager,
-    token: AdminToken,
-    read_only: AdminToken,
-    plugins: Running,
-    admin: Running,
+pub struct Plane {
+    pub base: tempfile::TempDir,
+    pub manager: Manager,
+    pub server: PluginServer,
+    pub token: AdminToken,
+    pub read_only: AdminToken,
+    pub plugins: Running,
+    pub admin: Running,
 }
 
 fn plane() -> Plane {
+    plane_with(|_| {}, 0)
+}
+
+/// A [`Plane`] whose base dir `prepare` adds to before the load, which `failures` folders of
+/// fail.
+pub fn plane_with(prepare: impl FnOnce(&Path), failures: usize) -> Plane {
     let base = base_dir();
     gp_host::build::install_library(web("web-v1"), base.path()).unwrap();
     gp_host::build::install_library(example("sample"), base.path()).unwrap();
+    prepare(base.path());
     let manager = Manager::new(base.path());
     let server = PluginServer::new(manager.clone());
     let token = AdminToken::generate();
@@ -44,13 +52,14 @@ fn plane() -> Plane {
         .read_only_token(read_only.clone())
         .build();
     let report = manager.load_plugins();
-    assert!(report.failed.is_empty(), "{report}");
+    assert_eq!(report.failed.len(), failures, "{report}");
     admin.mark_ready();
     Plane {
         plugins: Running::start(&server),
         admin: Running::serve(admin.router()),
         base,
         manager,
+        server,
         token,
         read_only,
     }
@@ -85,7 +94,7 @@ impl Plane {
         )
     }
 
-    fn call_as(
+    pub fn call_as(
         &self,
         token: &AdminToken,
         method: &str,

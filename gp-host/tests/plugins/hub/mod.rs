@@ -237,9 +237,6 @@ impl Env {
     }
 }
 
-/// A plugin packed, unsigned: `sample` (the example) or a lifecycle fixture (`counter-v1`,
-/// `counter-v2`: plugin `counter` 1.0.0 and 2.0.0, which sets `version`). Returns the package
-/// file and its bytes.
 /// Options for a client that talks to the test registries anonymously.
 pub fn anonymous() -> gp_host::hub::ClientOptions {
     let mut options = gp_host::hub::ClientOptions::default();
@@ -247,6 +244,9 @@ pub fn anonymous() -> gp_host::hub::ClientOptions {
     options
 }
 
+/// A plugin packed, unsigned: `sample` (the example) or a lifecycle fixture (`counter-v1`,
+/// `counter-v2`: plugin `counter` 1.0.0 and 2.0.0, which sets `version`). Returns the package
+/// file and its bytes.
 pub fn packed(what: &str, into: &Path) -> (PathBuf, Vec<u8>) {
     let staging = base_dir();
     let folder = if what == "sample" {
