@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use gp_host::http::{Admin, AdminToken};
 use gp_host::Manager;
 
-use super::{package_of, plane, raw};
+use super::{api, package_of, plane};
 use crate::harness::{base_dir, example};
 use crate::http::{get, Running};
 use crate::web_fixture::web;
@@ -99,15 +99,7 @@ fn install_from_a_url_and_an_upload_over_the_limit() {
     assert_eq!(manager.load_plugins().loaded.len(), 1);
     let running = Running::serve(admin.router());
     let plane = |method: &str, path: &str, content_type: &str, body: &[u8]| {
-        let addr = running.addr;
-        raw(
-            addr,
-            &format!(
-                "{method} /api/v1{path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}",
-                token.secret()
-            ),
-            body,
-        )
+        api(running.addr, &token, method, path, content_type, body)
     };
     let scratch = tempfile::tempdir().unwrap();
     let package = package_of(web("web-v1"), scratch.path());

@@ -83,6 +83,25 @@ fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
     crate::http::parse_reply(&bytes)
 }
 
+/// One request to the management API at `addr`, as `token`.
+fn api(
+    addr: SocketAddr,
+    token: &AdminToken,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Reply {
+    raw(
+        addr,
+        &format!(
+            "{method} /api/v1{path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}",
+            token.secret()
+        ),
+        body,
+    )
+}
+
 impl Plane {
     fn call(&self, method: &str, path: &str, body: &str) -> Reply {
         self.call_as(
@@ -102,15 +121,7 @@ impl Plane {
         content_type: &str,
         body: &[u8],
     ) -> Reply {
-        let addr = self.admin.addr;
-        raw(
-            addr,
-            &format!(
-                "{method} /api/v1{path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: {content_type}",
-                token.secret()
-            ),
-            body,
-        )
+        api(self.admin.addr, token, method, path, content_type, body)
     }
 
     fn plugin(&self, name: &str) -> serde_json::Value {
