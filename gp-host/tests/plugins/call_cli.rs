@@ -258,7 +258,8 @@ fn call_writes_its_result_to_output_and_leaves_stdout_to_the_plugin() {
     assert_eq!(left, ["result.json"], "no temporary file is left behind");
 }
 
-fn sample_lines(status: &str) -> String {
+/// What `gp inspect` prints for the example `sample`, whose status is `status`.
+pub fn sample_lines(status: &str) -> String {
     format!(
         "name:        sample\n\
          version:     0.1.0\n\

@@ -6,10 +6,11 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use gp_host::{Context, Error, Manager};
 
+use crate::cli::gp;
 use crate::harness::{base_dir, custom_fixture, Interface};
 
 const CRASHY: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
@@ -82,14 +83,6 @@ fn installed(library: &Path) -> tempfile::TempDir {
     let base = base_dir();
     gp_host::build::install_library(library, base.path()).unwrap();
     base
-}
-
-fn gp(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gp"))
-        .args(args.iter().map(|a| a.as_ref()))
-        .env_remove("GP_LOG")
-        .output()
-        .expect("run gp")
 }
 
 /// A plugin whose library crashes in its start-up code, inside `dlopen`.

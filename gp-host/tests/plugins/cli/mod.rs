@@ -10,7 +10,8 @@ mod serve;
 
 use std::process::{Command, Output};
 
-fn gp(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+/// `gp` with `args`, its log off, run to its end.
+pub fn gp(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gp"))
         .args(args.iter().map(|a| a.as_ref()))
         .env_remove("GP_LOG")
