@@ -78,6 +78,7 @@ pub mod hub;
 mod library;
 mod manager;
 mod metrics;
+mod name;
 mod runtime;
 mod source;
 mod util;
@@ -100,12 +101,13 @@ pub use manager::install::InstallOptions;
 pub use manager::report::{LoadFailure, LoadReport, Synced, Upgrade, UpgradeOptions, Upgraded};
 pub use manager::{
     builder::{DEFAULT_BASE_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HOOK_TIMEOUT, DEFAULT_RUNTIME_DIR},
-    AdmissionId, Disabled, Manager, ManagerBuilder, DISABLED_DIR,
+    AdmissionId, Disabled, Manager, ManagerBuilder, DISABLED_DIR, MAX_REASON,
 };
 pub use metrics::recorder::DEFAULT_LATENCY_SAMPLING;
 pub use metrics::{
     LastError, LastErrorSummary, Latency, LatencySummary, PluginStats, PluginSummary,
 };
+pub use name::PluginName;
 pub use runtime::context::{CancelToken, Context};
 pub use runtime::events::{Event, SubscriptionId};
 pub use runtime::executor::Executor;

@@ -62,6 +62,7 @@ impl Error {
             | E::Refused { .. }
             | E::Disabled { .. }
             | E::NotDisabled { .. }
+            | E::InvalidName { .. }
             | E::NothingToRollBack { .. }
             | E::NotFound { .. }
             | E::UpgradeRefused { .. }

@@ -162,6 +162,15 @@ pub enum Error {
         /// The plugin's name.
         plugin: String,
     },
+    /// A plugin name (from a URL, a marker file, a command line) that is not one: see
+    /// [`PluginName`](crate::PluginName). Nothing was looked up with it.
+    #[error("{reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it is not a plugin name.
+        reason: String,
+    },
     /// [`Manager::enable`](crate::Manager::enable) on a plugin that is not disabled.
     #[error("plugin `{plugin}` is not disabled")]
     NotDisabled {
@@ -533,6 +542,7 @@ impl Error {
             | E::Hub { .. }
             | E::Artifact { .. }
             | E::Watch { .. }
+            | E::InvalidName { .. }
             | E::Build { .. } => None,
         }
     }

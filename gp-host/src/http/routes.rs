@@ -13,6 +13,9 @@ use gp_core::manifest::{parse_route, HttpMethod, Manifest, ParamType, Route, Seg
 use crate::runtime::executor::Executor;
 use crate::runtime::spec::Spec;
 
+/// How much of a disable reason a disabled plugin's routes answer with, in bytes.
+pub(crate) const PUBLIC_REASON: usize = 200;
+
 /// One route of one plugin, as the table serves it.
 #[derive(Debug)]
 pub(crate) struct RouteEntry {
@@ -153,13 +156,16 @@ impl RouteTable {
         self.insert_manifest(&spec.manifest, executor, None)
     }
 
-    /// Reserves the routes of a disabled plugin: they answer 503 with `reason`.
+    /// Reserves the routes of a disabled plugin: they answer 503 with `reason`, cut to its
+    /// first [`PUBLIC_REASON`] bytes (anyone may send a request; the whole reason is for the
+    /// management API).
     pub(crate) fn insert_disabled(
         &mut self,
         manifest: &Manifest,
         reason: &str,
     ) -> Result<(), Vec<Conflict>> {
-        self.insert_manifest(manifest, None, Some(reason))
+        let reason = crate::util::truncated(reason, PUBLIC_REASON);
+        self.insert_manifest(manifest, None, Some(&reason))
     }
 
     fn insert_manifest(

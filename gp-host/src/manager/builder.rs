@@ -269,6 +269,9 @@ impl ManagerBuilder {
             subscribers: Arc::new(Subscribers::default()),
             changes: Mutex::new(()),
             installs: Mutex::new(()),
+            turns: Default::default(),
+            origins: Mutex::new(Default::default()),
+            kept_versions: Mutex::new(Default::default()),
             reaper: Reaper::start(),
             admissions: Default::default(),
         });

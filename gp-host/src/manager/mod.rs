@@ -33,14 +33,21 @@ pub(crate) mod install;
 #[cfg(feature = "package")]
 pub(crate) mod replace;
 pub(crate) mod report;
+pub(crate) mod serial;
 pub(crate) mod sync;
 pub(crate) mod unload;
 pub(crate) mod upgrade;
 
 pub use admission::AdmissionId;
 pub use builder::ManagerBuilder;
-pub use disable::{Disabled, DISABLED_DIR};
+pub use disable::{Disabled, DISABLED_DIR, MAX_REASON};
 use report::{Synced, Upgraded};
+
+/// A kept package's size and modification time, and the version it holds, if it verified.
+pub(crate) type KeptVersion = (
+    (u64, Option<std::time::SystemTime>),
+    Option<semver::Version>,
+);
 
 /// Discovers, verifies, loads, upgrades, unloads and hands out plugins.
 ///
@@ -102,6 +109,15 @@ pub(crate) struct Inner {
     /// follower and the GUI) would otherwise swap each other's files.
     #[cfg_attr(not(feature = "install"), allow(dead_code))]
     pub(crate) installs: Mutex<()>,
+    /// One change at a time per plugin.
+    pub(crate) turns: serial::Turns,
+    /// Where each plugin was last loaded from, kept after it unloads: a change to an unloaded
+    /// plugin (an upgrade, a load) writes and reads there, as it would if it were loaded.
+    pub(crate) origins: Mutex<std::collections::HashMap<String, PathBuf>>,
+    /// The version each kept package holds (what a roll-back would load), by its size and
+    /// modification time when it was read: verifying a package on every look is too slow.
+    #[cfg_attr(not(feature = "package"), allow(dead_code))]
+    pub(crate) kept_versions: Mutex<std::collections::HashMap<PathBuf, KeptVersion>>,
     pub(crate) reaper: Reaper,
     /// Checks the application registered with [`Manager::admit`].
     pub(crate) admissions: admission::Admissions,
@@ -247,10 +263,12 @@ impl Manager {
     pub(crate) fn announce(&self, synced: &Synced) {
         match synced {
             Synced::Loaded(spec) => {
+                self.remember_origin(spec);
                 tracing::info!(target: "gp", plugin = spec.name(), version = %spec.version(), build = short_hash(&spec.sha256), dir = %spec.dir.display(), "plugin loaded");
                 self.inner.subscribers.emit(&Event::Loaded { spec });
             }
             Synced::Upgraded(Upgraded { from, to }) => {
+                self.remember_origin(to);
                 tracing::info!(target: "gp", plugin = to.name(), from = %from.version(), to = %to.version(), from_build = short_hash(&from.sha256), to_build = short_hash(&to.sha256), "plugin upgraded");
                 self.inner.subscribers.emit(&Event::Upgraded { from, to });
             }
@@ -314,6 +332,34 @@ impl Manager {
 
     pub(crate) fn lock_changes(&self) -> MutexGuard<'_, ()> {
         lock(&self.inner.changes)
+    }
+
+    /// Waits for plugin `name`'s turn: one change at a time per plugin (see [`serial`]).
+    /// Taken before the change lock, never while holding it.
+    pub(crate) fn turn(&self, name: &str) -> serial::Turn<'_> {
+        self.inner.turns.take(name)
+    }
+
+    /// Where plugin `name` lives: the folder or package it serves from, the one its disabled
+    /// marker names, or the one it was last loaded from if it was unloaded since. `None` for
+    /// a plugin this manager never loaded, or whose place now holds another plugin or is gone.
+    pub fn origin_of(&self, name: &str) -> Option<PathBuf> {
+        if let Ok((spec, _)) = self.get_plugin(name) {
+            return Some(spec.origin);
+        }
+        if let Some(disabled) = self.disabled_plugin(name) {
+            return Some(disabled.origin);
+        }
+        let origin = lock(&self.inner.origins).get(name).cloned()?;
+        let taken = self
+            .name_loaded_from(&origin)
+            .is_some_and(|other| other != name);
+        (origin.exists() && !taken).then_some(origin)
+    }
+
+    /// Remembers where plugin `name` was loaded from (see [`origin_of`](Self::origin_of)).
+    pub(crate) fn remember_origin(&self, spec: &Spec) {
+        lock(&self.inner.origins).insert(spec.name().to_owned(), spec.origin.clone());
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::folder::{self, LibraryFile};
 use crate::manager::report::{LoadFailure, LoadReport, Synced, UpgradeOptions};
+use crate::manager::serial::Turn;
 use crate::manager::Manager;
 use crate::runtime::loaded::Loaded;
 use crate::runtime::spec::{examine, Spec};
@@ -101,23 +102,37 @@ impl Manager {
     /// Emits events for what it did, not for failures: the caller decides when a failure is
     /// final (the watcher, for one, tries a folder again while its files settle).
     pub fn sync(&self, origin: impl AsRef<Path>) -> Result<Synced, Error> {
-        let synced = self.sync_with(origin.as_ref(), &self.settings())?;
+        self.sync_source(origin.as_ref(), &self.settings())
+    }
+
+    /// [`sync`](Self::sync), resolving the source with `settings`.
+    pub(crate) fn sync_source(
+        &self,
+        origin: &Path,
+        settings: &Settings<'_>,
+    ) -> Result<Synced, Error> {
+        let synced = self.sync_with(origin, settings)?;
         self.gc_after(synced.serving());
         Ok(synced)
     }
 
     fn sync_with(&self, origin: &Path, settings: &Settings<'_>) -> Result<Synced, Error> {
         let origin = &normalize(origin);
+        if !origin.exists() {
+            let Some(name) = self.name_loaded_from(origin) else {
+                return Ok(Synced::Nothing);
+            };
+            let _turn = self.turn(&name);
+            // Looked at again in the plugin's turn: a change that held it may have put it back.
+            if origin.exists() || self.name_loaded_from(origin).as_deref() != Some(&name) {
+                drop(_turn);
+                return self.sync_with(origin, settings);
+            }
+            return self.unload(&name).map(|_| Synced::Unloaded);
+        }
+        let (folder, turn) = self.resolve_in_turn(origin, settings)?;
         let changes = self.lock_changes();
         let loaded_here = self.name_loaded_from(origin);
-        if !origin.exists() {
-            drop(changes);
-            return match loaded_here {
-                Some(name) => self.unload(&name).map(|_| Synced::Unloaded),
-                None => Ok(Synced::Nothing),
-            };
-        }
-        let folder = source::resolve(origin, settings)?;
         let library = folder::read_library(&folder.library)?;
         let name = folder.manifest.name.clone();
         if let Some(disabled) = self.disabled_plugin(&name) {
@@ -167,6 +182,7 @@ impl Manager {
         };
         drop(changes);
         self.announce(&synced);
+        drop(turn);
         // The folder now declares another plugin than the one loaded from it: that one goes.
         if let Some(old) = loaded_here.filter(|old| *old != name) {
             if let Err(error) = self.unload(&old) {
@@ -174,6 +190,33 @@ impl Manager {
             }
         }
         Ok(synced)
+    }
+
+    /// Resolves `origin` and takes the turn of the plugin it holds. Which plugin that is shows
+    /// only once it is read, so it is read before the turn; if a change ended meanwhile (it
+    /// may have written what was read), it is read again in the turn, where no change of
+    /// gp's can write it.
+    fn resolve_in_turn(
+        &self,
+        origin: &Path,
+        settings: &Settings<'_>,
+    ) -> Result<(folder::Folder, Turn<'_>), Error> {
+        let seen = self.inner.turns.ended();
+        let mut folder = source::resolve(origin, settings)?;
+        for _ in 0..3 {
+            let turn = self.turn(&folder.manifest.name);
+            if self.inner.turns.ended() == seen {
+                return Ok((folder, turn));
+            }
+            let again = source::resolve(origin, settings)?;
+            if again.manifest.name == folder.manifest.name {
+                return Ok((again, turn));
+            }
+            folder = again;
+        }
+        // The folder changed plugins three times while this waited: take the last reading.
+        let turn = self.turn(&folder.manifest.name);
+        Ok((folder, turn))
     }
 
     /// Opens a checked library as a version of this manager's (in its runtime directory).

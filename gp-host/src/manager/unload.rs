@@ -29,6 +29,7 @@ impl Manager {
         name: &str,
         timeout: Duration,
     ) -> Result<UnloadReport, Error> {
+        let _turn = self.turn(name);
         let old = {
             let _changes = self.lock_changes();
             self.take_out(name)

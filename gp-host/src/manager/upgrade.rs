@@ -18,6 +18,7 @@ impl Manager {
     /// Re-reads the folder (or package) plugin `name` was loaded from and upgrades to what it
     /// holds now (newer versions only), or returns [`Upgrade::Unchanged`].
     pub fn reload(&self, name: &str) -> Result<Upgrade, Error> {
+        let _turn = self.turn(name);
         let (spec, _) = self.get_plugin(name)?;
         self.upgrade(name, &spec.origin)
     }
@@ -54,6 +55,7 @@ impl Manager {
         path: &Path,
         options: UpgradeOptions,
     ) -> Result<Upgrade, Error> {
+        let _turn = self.turn(name);
         let changes = self.lock_changes();
         let slot = self.existing_slot(name);
         let Some(running) = slot.as_ref().and_then(|s| s.current.load_full()) else {

@@ -23,8 +23,11 @@ pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> Result<(), Error> {
+    // Unique per write, not only per process: two threads may write one path at once.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp-{}", std::process::id()));
+    tmp.push(format!(".tmp-{}-{n}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     write(&tmp)
         .and_then(|()| std::fs::rename(&tmp, path))
@@ -51,6 +54,28 @@ pub(crate) fn bounded(mut message: String, max: usize) -> String {
     message.truncate(end);
     message.push_str(&format!("… ({cut} more bytes cut)"));
     message
+}
+
+/// `text` cut to at most `max` bytes (at a character boundary), ending in `…` if it was cut.
+pub(crate) fn truncated(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Whether `path` is inside the folder `base` (or is it), once both are normalised (see
+/// [`normalize`]): no `..` or symbolic link leads out of it.
+pub(crate) fn inside(base: &Path, path: &Path) -> bool {
+    let path = normalize(path);
+    !path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+        && path.starts_with(normalize(base))
 }
 
 /// `bytes` in lowercase hex: how gp writes every SHA-256.

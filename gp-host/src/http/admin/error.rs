@@ -8,8 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::auth::{refuse, Caller};
-use super::JSON_LIMIT;
+use super::{AdminShared, JSON_LIMIT};
 use crate::error::{Error, ErrorKind};
+use crate::name::PluginName;
 
 /// An error as the API answers it: the library's message, and the status its kind means.
 pub(super) struct ApiError(pub(super) StatusCode, pub(super) String);
@@ -24,6 +25,7 @@ impl From<Error> for ApiError {
     fn from(error: Error) -> ApiError {
         let status = match (&error, error.kind()) {
             (Error::NotFound { .. }, _) => StatusCode::NOT_FOUND,
+            (Error::InvalidName { .. }, _) => StatusCode::BAD_REQUEST,
             (Error::Cancelled { .. } | Error::DeadlineExceeded { .. }, _) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -45,6 +47,55 @@ impl From<Error> for ApiError {
         };
         ApiError(status, error.to_string())
     }
+}
+
+/// A plugin name from the URL's `{name}`, checked: a path, `..` or an empty name is refused
+/// (400) before any handler looks anything up with it.
+pub(super) struct Named(pub(super) PluginName);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Named {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Named, ApiError> {
+        let axum::extract::Path(name) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| ApiError(rejection.status(), rejection.body_text()))?;
+        PluginName::new(name).map(Named).map_err(ApiError::from)
+    }
+}
+
+/// Takes the host's own paths out of an error's message before it leaves: the base and
+/// runtime directories become relative (`greeter/plugin.json`, `.gp-runtime/…`). A client
+/// holding a token learns where a plugin's files are from its `origin`; an error needs no
+/// more, and an anonymous one (a refused request) none at all.
+pub(super) async fn without_paths(
+    axum::extract::State(shared): axum::extract::State<std::sync::Arc<AdminShared>>,
+    response: Response,
+) -> Response {
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !response.status().is_client_error() && !response.status().is_server_error() || !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, JSON_LIMIT).await else {
+        return refuse(parts.status, "the error could not be read back");
+    };
+    let mut json: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(json) => json,
+        Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    if let Some(serde_json::Value::String(message)) = json.get_mut("error") {
+        *message = shared.relative(message);
+    }
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(json.to_string()))
 }
 
 /// What a JSON endpoint answers.

@@ -201,6 +201,10 @@ impl Admin {
                 )
             })
             .layer(DefaultBodyLimit::max(JSON_LIMIT))
+            .layer(axum::middleware::map_response_with_state(
+                Arc::clone(&shared),
+                error::without_paths,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 Arc::clone(&shared),
                 auth::guard,

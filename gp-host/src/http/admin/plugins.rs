@@ -1,21 +1,21 @@
 //! The plugin endpoints: list and show, the lifecycle changes (reload, load, upgrade,
 //! rollback, unload, disable, enable), a test call, and install.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::error::{blocking, log_change, parse_json, ApiError, ApiResult, Body};
+use super::error::{blocking, log_change, parse_json, ApiError, ApiResult, Body, Named};
 use super::views::{views, ChangeView, UnloadView};
 use super::AdminShared;
 use crate::error::Error;
 use crate::manager::Manager;
+use crate::name::PluginName;
 use crate::runtime::context::Context;
 use crate::util::lock;
 
@@ -35,15 +35,12 @@ pub(super) async fn list(State(shared): State<Arc<AdminShared>>) -> ApiResult {
 }
 
 /// `GET /plugins/{name}`.
-pub(super) async fn one(
-    State(shared): State<Arc<AdminShared>>,
-    Path(name): Path<String>,
-) -> ApiResult {
+pub(super) async fn one(State(shared): State<Arc<AdminShared>>, Named(name): Named) -> ApiResult {
     let view = blocking(move || {
         views(&shared)
             .into_iter()
-            .find(|v| v.name == name)
-            .ok_or(name)
+            .find(|v| v.name == *name)
+            .ok_or_else(|| name.to_string())
     })
     .await;
     match view {
@@ -57,7 +54,7 @@ async fn change<T: Send + 'static>(
     shared: Arc<AdminShared>,
     caller: &Caller,
     action: &str,
-    name: String,
+    name: PluginName,
     change: impl FnOnce(&Manager, &str) -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
     log_change(caller, action, &name);
@@ -68,7 +65,7 @@ async fn change<T: Send + 'static>(
 pub(super) async fn reload(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Named(name): Named,
 ) -> ApiResult<Json<ChangeView>> {
     let upgrade = change(shared, &caller, "reload", name, Manager::reload).await?;
     Ok(Json(ChangeView::from(&upgrade)))
@@ -78,7 +75,7 @@ pub(super) async fn reload(
 pub(super) async fn rollback(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Named(name): Named,
 ) -> ApiResult<Json<ChangeView>> {
     let upgrade = change(shared, &caller, "rollback", name, Manager::roll_back).await?;
     Ok(Json(ChangeView::from(&upgrade)))
@@ -88,7 +85,7 @@ pub(super) async fn rollback(
 pub(super) async fn unload(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Named(name): Named,
 ) -> ApiResult {
     let report = change(shared, &caller, "unload", name, Manager::unload).await?;
     Ok(Json(unloaded(&report)))
@@ -98,7 +95,7 @@ pub(super) async fn unload(
 pub(super) async fn enable(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Named(name): Named,
 ) -> ApiResult<Json<ChangeView>> {
     let synced = change(shared, &caller, "enable", name, Manager::enable).await?;
     Ok(Json(ChangeView::from(&synced)))
@@ -115,7 +112,7 @@ struct DisableBody {
 pub(super) async fn disable(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Named(name): Named,
     Body(body): Body,
 ) -> ApiResult {
     let body: DisableBody = parse_json(&body)?;
@@ -139,11 +136,12 @@ fn unloaded(report: &crate::runtime::reaper::UnloadReport) -> serde_json::Value 
 pub(super) async fn load(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Named(name): Named,
 ) -> ApiResult<Json<ChangeView>> {
-    let origin: Option<PathBuf> = lock(&shared.unloaded_from).get(&name).cloned();
+    let serving = shared.manager.get_plugin(&name).is_ok();
+    let origin = shared.manager.origin_of(&name).filter(|_| !serving);
     let Some(origin) = origin else {
-        let (status, message) = if shared.manager.get_plugin(&name).is_ok() {
+        let (status, message) = if serving {
             (
                 StatusCode::CONFLICT,
                 format!("plugin `{name}` is loaded already"),
@@ -151,7 +149,7 @@ pub(super) async fn load(
         } else {
             (
                 StatusCode::NOT_FOUND,
-                format!("plugin `{name}` was not unloaded by this server, so where it came from is not known: put it in the plugin directory"),
+                format!("plugin `{name}` was never loaded by this server, so where it comes from is not known: put it in the plugin directory"),
             )
         };
         return Err(ApiError(status, message));
@@ -166,7 +164,7 @@ pub(super) async fn load(
 pub(super) async fn upgrade(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Named(name): Named,
     Body(body): Body,
 ) -> ApiResult<Json<ChangeView>> {
     let replace = move |manager: &Manager, name: &str| {
@@ -187,6 +185,10 @@ pub(super) async fn upgrade(
             Error::Package { reason, .. } => ApiError(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("package refused: {reason}"),
+            ),
+            Error::NameMismatch { plugin, found, .. } => ApiError(
+                StatusCode::CONFLICT,
+                format!("the package is plugin `{found}`, not `{plugin}`: upload it to /api/v1/plugins/{found}/upgrade"),
             ),
             other => other.into(),
         })?;
@@ -209,7 +211,7 @@ struct InvokeBody {
 pub(super) async fn invoke(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    Named(name): Named,
     Body(body): Body,
 ) -> ApiResult {
     let body: InvokeBody = parse_json(&body)?;

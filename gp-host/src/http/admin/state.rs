@@ -2,7 +2,7 @@
 //! lifecycle events (the last load failure of each folder, each plugin's previous version,
 //! where unloaded plugins came from, routes refused, the recent events for newcomers).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,6 @@ use crate::error::Error;
 use crate::http::PluginServer;
 use crate::manager::Manager;
 use crate::runtime::events::{Event, SubscriptionId};
-use crate::runtime::spec::Spec;
 use crate::util::lock;
 
 /// How many lifecycle events the API remembers for `GET /api/v1/events` newcomers.
@@ -39,10 +38,9 @@ pub(crate) struct AdminShared {
     pub(super) hub: Option<Arc<Hub>>,
     /// The last load failure of each folder or package that has no plugin loaded from it.
     pub(super) failures: Mutex<BTreeMap<PathBuf, String>>,
-    /// Each plugin's version before its last upgrade.
-    pub(super) previous: Mutex<HashMap<String, Spec>>,
-    /// Where each unloaded plugin was loaded from, to load it again.
-    pub(super) unloaded_from: Mutex<HashMap<String, PathBuf>>,
+    /// The host's own folders (base and runtime directories, absolute, longest first), which
+    /// an error's message shows relative to them.
+    roots: Vec<String>,
     /// Plugins refused for their routes (an admission check), by origin, with why.
     pub(super) refused: Mutex<BTreeMap<PathBuf, String>>,
     pub(super) recent: Mutex<VecDeque<serde_json::Value>>,
@@ -103,6 +101,7 @@ fn now_ms() -> u64 {
 impl AdminShared {
     pub(super) fn new(built: AdminBuilder) -> AdminShared {
         let (events, _) = tokio::sync::broadcast::channel(256);
+        let roots = roots(&built.manager);
         AdminShared {
             manager: built.manager,
             server: built.server,
@@ -112,8 +111,7 @@ impl AdminShared {
             upload_limit: built.upload_limit,
             hub: built.hub,
             failures: Mutex::new(BTreeMap::new()),
-            previous: Mutex::new(HashMap::new()),
-            unloaded_from: Mutex::new(HashMap::new()),
+            roots,
             refused: Mutex::new(BTreeMap::new()),
             recent: Mutex::new(VecDeque::new()),
             events,
@@ -139,13 +137,40 @@ impl AdminShared {
         self.ready.store(true, Ordering::Release);
     }
 
+    /// `message` with this host's base and runtime directories made relative: `BASE/x` →
+    /// `x`, `BASE` alone → `.`; a longer name that only starts like one is left alone.
+    pub(super) fn relative(&self, message: &str) -> String {
+        let mut out = message.to_owned();
+        for root in &self.roots {
+            let mut done = String::with_capacity(out.len());
+            let mut rest = out.as_str();
+            while let Some(at) = rest.find(root.as_str()) {
+                done.push_str(&rest[..at]);
+                let after = &rest[at + root.len()..];
+                match after.chars().next() {
+                    Some('/') => rest = &after[1..],
+                    Some(c) if c.is_alphanumeric() || "-_.~".contains(c) => {
+                        done.push_str(root);
+                        rest = after;
+                    }
+                    _ => {
+                        done.push('.');
+                        rest = after;
+                    }
+                }
+            }
+            done.push_str(rest);
+            out = done;
+        }
+        out
+    }
+
     /// Remembers what `event` says, and sends it to the event stream.
     fn record(&self, event: &Event<'_>) {
         let view = match event {
             Event::Loaded { spec } => {
                 lock(&self.failures).remove(&spec.origin);
                 lock(&self.refused).remove(&spec.origin);
-                lock(&self.unloaded_from).remove(spec.name());
                 EventView::Loaded {
                     plugin: spec.name(),
                     version: spec.version().to_string(),
@@ -164,7 +189,6 @@ impl AdminShared {
             Event::Upgraded { from, to } => {
                 lock(&self.failures).remove(&to.origin);
                 lock(&self.refused).remove(&to.origin);
-                lock(&self.previous).insert(to.name().to_owned(), Spec::clone(from));
                 EventView::Upgraded {
                     plugin: to.name(),
                     from: from.version().to_string(),
@@ -182,14 +206,10 @@ impl AdminShared {
                     error: error.to_string(),
                 }
             }
-            Event::Unloaded { report } => {
-                lock(&self.unloaded_from)
-                    .insert(report.spec.name().to_owned(), report.spec.origin.clone());
-                EventView::Unloaded {
-                    plugin: report.spec.name(),
-                    version: report.spec.version().to_string(),
-                }
-            }
+            Event::Unloaded { report } => EventView::Unloaded {
+                plugin: report.spec.name(),
+                version: report.spec.version().to_string(),
+            },
             _ => return,
         };
         let stamped = Stamped {
@@ -206,4 +226,18 @@ impl AdminShared {
         }
         let _ = self.events.send(json);
     }
+}
+
+/// The folders [`AdminShared::relative`] takes out of messages: the manager's base and
+/// runtime directories, as given and normalised, absolute only, longest first.
+fn roots(manager: &Manager) -> Vec<String> {
+    let mut roots: Vec<String> = [manager.base_dir(), manager.runtime_dir()]
+        .into_iter()
+        .flat_map(|dir| [dir.to_owned(), crate::util::normalize(dir)])
+        .filter(|dir| dir.is_absolute() && dir.parent().is_some())
+        .map(|dir| dir.to_string_lossy().trim_end_matches('/').to_owned())
+        .collect();
+    roots.sort_by_key(|root| std::cmp::Reverse(root.len()));
+    roots.dedup();
+    roots
 }

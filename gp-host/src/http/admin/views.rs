@@ -10,7 +10,6 @@ use super::AdminShared;
 use crate::manager::report::{Synced, Upgrade};
 use crate::metrics::PluginSummary;
 use crate::runtime::reaper::{UnloadHook, UnloadReport};
-use crate::util::lock;
 
 /// Where a plugin is in its life, as the API names it.
 #[derive(Serialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -87,7 +86,6 @@ fn routes_of(manifest: &gp_core::manifest::Manifest) -> Vec<RouteView> {
 pub(super) fn views(shared: &AdminShared) -> Vec<PluginView> {
     let manager = &shared.manager;
     let stats = manager.stats();
-    let previous = lock(&shared.previous).clone();
     let mut views: BTreeMap<String, PluginView> = BTreeMap::new();
     for stat in &stats {
         let spec = manager.get_plugin(&stat.name).ok().map(|(s, _)| s);
@@ -115,7 +113,10 @@ pub(super) fn views(shared: &AdminShared) -> Vec<PluginView> {
                 metrics: Some(stat.summary()),
                 histogram: stat.latency.buckets().collect(),
                 disabled: None,
-                rollback_to: previous.get(&stat.name).map(|p| p.version().to_string()),
+                rollback_to: spec
+                    .as_ref()
+                    .and_then(|_| manager.rollback_version(&stat.name))
+                    .map(|v| v.to_string()),
                 #[cfg(feature = "isolate")]
                 isolation: manager
                     .executor(&stat.name)

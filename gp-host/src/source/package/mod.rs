@@ -252,6 +252,43 @@ pub fn verify(package: &Path, trust: &Trust, limits: &Limits) -> Result<Unpacked
     Ok(unpacked)
 }
 
+/// Puts the checked, unpacked `scratch` at `dir`. A folder already there is the same package
+/// unpacked before (by this process or another, perhaps at this moment, perhaps being loaded
+/// from): kept if its files are the ones just checked, so that nothing reading it ever finds
+/// it gone; otherwise (tampered with, half removed) moved aside and replaced.
+fn place(scratch: tempfile::TempDir, dir: &Path, files: &[String]) -> Result<(), Error> {
+    let same = |a: &Path, b: &Path| {
+        files
+            .iter()
+            .all(|f| matches!((std::fs::read(a.join(f)), std::fs::read(b.join(f))), (Ok(x), Ok(y)) if x == y))
+    };
+    for _ in 0..3 {
+        if dir.exists() {
+            if same(scratch.path(), dir) {
+                return Ok(());
+            }
+            let aside = dir.with_extension(format!("stale-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&aside);
+            if std::fs::rename(dir, &aside).is_ok() {
+                let _ = std::fs::remove_dir_all(&aside);
+            }
+        }
+        match std::fs::rename(scratch.path(), dir) {
+            Ok(()) => {
+                let _ = scratch.keep();
+                return Ok(());
+            }
+            // Another unpack placed it first: look again.
+            Err(_) if dir.exists() => continue,
+            Err(e) => return Err(Error::io(dir, e)),
+        }
+    }
+    Err(Error::io(
+        dir,
+        std::io::Error::other("other processes kept replacing it"),
+    ))
+}
+
 /// Unpacks `package` into `cache/<first 16 hex digits of its SHA-256>/` after checking it
 /// completely. On any refusal nothing is left in `cache`.
 pub fn unpack(
@@ -284,14 +321,7 @@ pub fn unpack(
     let manifest = checks::plugin_in(scratch.path(), &files).map_err(refuse)?;
 
     let dir = super::unpacked_dir(cache, &sha256);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    }
-    let kept = scratch.keep();
-    std::fs::rename(&kept, &dir).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&kept);
-        Error::io(&dir, e)
-    })?;
+    place(scratch, &dir, &files)?;
     Ok(Unpacked {
         package: package.to_owned(),
         dir,

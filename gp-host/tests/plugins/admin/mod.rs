@@ -5,6 +5,7 @@
 //! one manager), raw requests to it, and packages to upload.
 
 mod access;
+mod consistency;
 mod install;
 mod plugins;
 
