@@ -95,6 +95,16 @@ pub(super) fn refused(reference: &Reference, reason: impl Into<String>) -> Error
     }
 }
 
+/// An [`Error::Transfer`] about `reference`: what the registry sent is not the bytes its
+/// digests or sizes name (said of the manifest's digest when the reference is pinned).
+pub(super) fn garbled(reference: &Reference, reason: impl Into<String>) -> Error {
+    Error::Transfer {
+        reference: reference.to_string(),
+        digest: reference.digest.clone(),
+        reason: reason.into(),
+    }
+}
+
 /// A status the request did not expect, with the registry's error codes.
 pub(super) fn status_failure(response: transport::Response) -> HubFailure {
     let status = response.status().as_u16();

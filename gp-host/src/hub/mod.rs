@@ -56,8 +56,9 @@ mod transport;
 
 pub use artifact::{ARTIFACT_TYPE, CONFIG_MEDIA_TYPE, PACKAGE_MEDIA_TYPE};
 pub use client::{Client, ClientOptions};
+pub use delete::Deleted;
 pub use pull::{pull_verified, Pulled};
-pub use push::Pushed;
+pub use push::{PushOptions, Pushed};
 pub use reference::{
     parse_name_range, tag_of, version_of, InvalidRange, InvalidReference, Namespace, Reference,
     SCHEME,

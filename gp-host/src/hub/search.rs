@@ -192,7 +192,7 @@ impl Client {
 fn reason_of(error: &Error) -> String {
     match error {
         Error::Hub { reason, .. } => reason.to_string(),
-        Error::Artifact { reason, .. } => reason.clone(),
+        Error::Artifact { reason, .. } | Error::Transfer { reason, .. } => reason.clone(),
         other => other.to_string(),
     }
 }
