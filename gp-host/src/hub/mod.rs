@@ -46,6 +46,7 @@
 
 mod artifact;
 mod client;
+mod credentials;
 mod delete;
 mod pull;
 mod push;
@@ -65,7 +66,7 @@ pub use reference::{
 };
 pub use resolve::Resolved;
 pub use search::{Found, SearchResult};
-pub use transport::Credentials;
+pub use credentials::Credentials;
 
 /// The largest manifest, tag list or catalog page read (4 MiB: a manifest is about 1 KiB).
 const MAX_DOCUMENT: u64 = 4 << 20;
