@@ -89,40 +89,8 @@ impl Client {
         force: bool,
     ) -> Result<Pushed, Error> {
         let plugin = unpacked.manifest;
-        if to.name() != plugin.name {
-            return Err(answer(&to, format!(
-                    "the repository's last component is `{}` but the package holds the plugin `{}`: push it to a repository named after the plugin (`gp install {}@…` looks for it there)",
-                    to.name(),
-                    plugin.name,
-                    plugin.name
-                )));
-        }
-        // A Namespace's reference is not checked when it is made: the plugin's name is.
-        if let Err(reason) = reference::check_repository(&to.repository) {
-            return Err(answer(
-                &to,
-                if plugin.name.chars().any(|c| c.is_ascii_uppercase()) {
-                    format!(
-                        "OCI repository names are lowercase, so the plugin `{}` cannot be published under its name; rename it in lowercase",
-                        plugin.name
-                    )
-                } else {
-                    reason.to_string()
-                },
-            ));
-        }
-        let mut to = to.clone();
-        let tag = to.tag.clone().unwrap_or_else(|| tag_of(&plugin.version));
-        if let Some(version) = version_of(&tag).filter(|v| *v != plugin.version) {
-            return Err(answer(&to, format!(
-                    "the tag `{tag}` names version {version}, but the package holds {} {}: a version tag must be the plugin's own version (gp install NAME@RANGE trusts it); tag it {} or give a tag that is not a version, such as `stable`",
-                    plugin.name,
-                    plugin.version,
-                    tag_of(&plugin.version)
-                )));
-        }
-        to.tag = Some(tag.clone());
-        to.digest = None;
+        let to = place(to, &plugin)?;
+        let tag = to.tag.clone().expect("place gives a tag");
         let fail = |failure: HubFailure| hub_error(&to, failure);
         let data = std::fs::read(plg).map_err(|e| Error::io(plg, e))?;
         let config = plugin.to_json_pretty().into_bytes();
@@ -283,4 +251,45 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// Where `plugin` is published when `to` is asked for: `to` with its tag (the version by
+/// default), after checking the repository is named after the plugin and a version tag is
+/// the plugin's own version.
+fn place(to: &Reference, plugin: &gp_core::manifest::Manifest) -> Result<Reference, Error> {
+        if to.name() != plugin.name {
+            return Err(answer(&to, format!(
+                    "the repository's last component is `{}` but the package holds the plugin `{}`: push it to a repository named after the plugin (`gp install {}@…` looks for it there)",
+                    to.name(),
+                    plugin.name,
+                    plugin.name
+                )));
+        }
+        // A Namespace's reference is not checked when it is made: the plugin's name is.
+        if let Err(reason) = reference::check_repository(&to.repository) {
+            return Err(answer(
+                &to,
+                if plugin.name.chars().any(|c| c.is_ascii_uppercase()) {
+                    format!(
+                        "OCI repository names are lowercase, so the plugin `{}` cannot be published under its name; rename it in lowercase",
+                        plugin.name
+                    )
+                } else {
+                    reason.to_string()
+                },
+            ));
+        }
+        let mut to = to.clone();
+        let tag = to.tag.clone().unwrap_or_else(|| tag_of(&plugin.version));
+        if let Some(version) = version_of(&tag).filter(|v| *v != plugin.version) {
+            return Err(answer(&to, format!(
+                    "the tag `{tag}` names version {version}, but the package holds {} {}: a version tag must be the plugin's own version (gp install NAME@RANGE trusts it); tag it {} or give a tag that is not a version, such as `stable`",
+                    plugin.name,
+                    plugin.version,
+                    tag_of(&plugin.version)
+                )));
+        }
+        to.tag = Some(tag);
+        to.digest = None;
+        Ok(to)
 }

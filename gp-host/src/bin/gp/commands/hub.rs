@@ -317,12 +317,17 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, Failure> {
         "NAME", "NEWEST"
     );
     for found in &result.plugins {
+        // What install would refuse is marked where the description would be.
+        let description = match &found.refused {
+            Some(why) => format!("(gp install refuses it: {why})"),
+            None => found.description.clone().unwrap_or_default(),
+        };
         println!(
             "{:name_width$}  {:version_width$}  {:<8}  {}",
             found.name,
             found.newest_version.as_deref().unwrap_or("-"),
             found.versions.len(),
-            printable(found.description.as_deref().unwrap_or(""))
+            printable(&description)
         );
     }
     Ok(ExitCode::SUCCESS)
