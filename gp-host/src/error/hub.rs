@@ -60,7 +60,7 @@ pub enum HubFailure {
     },
     /// `gp delete` of a tag whose manifest carries other tags too, on a registry that
     /// deletes manifests, not tags: every tag would go.
-    #[error("its manifest {digest} carries the tags {}: deleting it removes all of them (the registry cannot delete one tag alone); pass --all-tags (delete_all_tags) to delete them all", tags.join(", "))]
+    #[error("its manifest {digest} carries the tags {}: deleting it removes all of them (the registry cannot delete one tag alone); pass --all-tags to delete them all", tags.join(", "))]
     SharedDigest {
         /// The manifest's digest.
         digest: String,

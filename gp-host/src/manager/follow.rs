@@ -192,6 +192,16 @@ fn retry_later(error: &Error) -> bool {
     }
 }
 
+/// How long to wait for the next check after `failures` checks failed in a row on the way:
+/// the interval, or after a failure [`FIRST_RETRY`], doubling with each one, up to the
+/// interval.
+fn backoff(failures: u32, interval: Duration) -> Duration {
+    match failures {
+        0 => interval,
+        n => interval.min(FIRST_RETRY.saturating_mul(1u32 << (n - 1).min(16))),
+    }
+}
+
 /// Where a check failed.
 enum Stage<'a> {
     /// Asking the registry what the target names now.
@@ -201,13 +211,9 @@ enum Stage<'a> {
 }
 
 impl Follower {
-    /// How long to wait for the next check: the interval, or less after failures on the
-    /// way, backing off.
+    /// How long to wait for the next check (see [`backoff`]).
     fn next_check(&self, interval: Duration) -> Duration {
-        match self.failures {
-            0 => interval,
-            n => interval.min(FIRST_RETRY.saturating_mul(1u32 << (n - 1).min(16))),
-        }
+        backoff(self.failures, interval)
     }
 
     /// The check failed at `stage` and may succeed later: remembered, and said once per
@@ -396,5 +402,20 @@ impl Follower {
                 self.refuse(status, digest, &resolved.reference, why);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_on_the_way_are_retried_sooner_backing_off_to_the_interval() {
+        let minute = Duration::from_secs(60);
+        let waits: Vec<u64> = (0..9).map(|n| backoff(n, minute).as_secs()).collect();
+        assert_eq!(waits, [60, 1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(backoff(u32::MAX, minute), minute);
+        let short = Duration::from_millis(100);
+        assert_eq!(backoff(1, short), short);
     }
 }

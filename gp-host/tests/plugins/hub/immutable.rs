@@ -1,0 +1,163 @@
+//! Nothing in a registry is lost or swapped by accident: a version tag names one package for
+//! good (`gp push --force` replaces it, and says so), a moving tag moves, and `gp delete`
+//! names every tag it would take along, refusing unless `--all-tags`.
+
+use std::path::{Path, PathBuf};
+
+use gp_host::hub::{Client, Reference};
+use gp_host::package::{self, SecretKey};
+
+use super::{anonymous, packed, pushed_digest, retag, start_registry, Auth, Env};
+use crate::harness::base_dir;
+
+/// `counter-v1` (counter 1.0.0) packed and signed: the same version as [`packed`]'s, other
+/// bytes.
+fn packed_signed(into: &Path) -> PathBuf {
+    let staging = base_dir();
+    let folder = crate::harness::install_lifecycle(staging.path(), "counter-v1", "counter-v1");
+    let path = into.join("counter-v1-signed.plg");
+    package::pack(&folder, &path, Some(&SecretKey::generate().unwrap())).unwrap();
+    path
+}
+
+/// What `tag` of `team/counter` names now.
+fn tagged(host: &str, tag: &str) -> Option<String> {
+    let reference = Reference::parse(&format!("oci://{host}/team/counter:{tag}")).unwrap();
+    Client::new(anonymous()).digest(&reference).unwrap()
+}
+
+/// Item 3: a version tag is immutable. Other bytes under it are refused, naming both
+/// manifests; the same bytes again are fine; `--force` replaces and says what it replaced;
+/// a moving tag moves without `--force`, and says so too.
+// Long: one scenario, read top to bottom: each step starts from the state the last one left.
+#[test]
+fn a_version_tag_keeps_its_package_unless_forced() {
+    let Some(registry) = start_registry(Auth::None, false) else {
+        return;
+    };
+    let host = &registry.host;
+    let env = Env::new();
+    let scratch = base_dir();
+    let (unsigned, unsigned_bytes) = packed("counter-v1", scratch.path());
+    let signed = packed_signed(scratch.path());
+    let signed_size = std::fs::metadata(&signed).unwrap().len();
+    let ns = format!("{host}/team");
+    let push = |package: &Path, extra: &[&str]| {
+        let mut args = vec!["push", package.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        env.gp(&args, "")
+    };
+
+    let first = pushed_digest(&push(&unsigned, &["--registry", &ns]));
+    // The signed package's manifest digest, from a namespace of its own (a manifest does not
+    // name its repository).
+    let other = pushed_digest(&push(&signed, &["--registry", &format!("{host}/elsewhere")]));
+    assert_ne!(first, other);
+
+    let run = push(&signed, &["--registry", &ns]);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr),
+        (
+            1,
+            "",
+            format!("error: oci://{ns}/counter:1.0.0: the version tag `1.0.0` already holds another package (manifest {first}); this one's manifest is {other}: a published version is immutable, so publish this one as a new version, or replace it for everyone with --force (PushOptions::force)\n")
+        )
+    );
+    assert_eq!(tagged(host, "1.0.0"), Some(first.clone()));
+
+    // The same bytes again: nothing to replace, nothing said of it.
+    let run = push(&unsigned, &["--registry", &ns]);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "pushed counter 1.0.0 ({} bytes, not signed) to oci://{ns}/counter:1.0.0\ndigest {first}\n",
+            unsigned_bytes.len()
+        ),
+        "{}",
+        run.stderr
+    );
+
+    let run = push(&signed, &["--registry", &ns, "--force"]);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "pushed counter 1.0.0 ({signed_size} bytes, signed) to oci://{ns}/counter:1.0.0\ndigest {other}\nreplaced version 1.0.0: {first} -> {other}\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tagged(host, "1.0.0"), Some(other.clone()));
+
+    // A tag that is not a version moves freely, and says where from.
+    let stable = format!("oci://{ns}/counter:stable");
+    pushed_digest(&push(&unsigned, &[&stable]));
+    let run = push(&signed, &[&stable]);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "pushed counter 1.0.0 ({signed_size} bytes, signed) to {stable}\ndigest {other}\nmoved tag stable: {first} -> {other}\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tagged(host, "stable"), Some(other));
+}
+
+/// Item 3: `gp delete` of a tag whose manifest other tags name too is refused, naming every
+/// one (Docker Distribution cannot delete a tag alone: it answers 400), and nothing goes;
+/// `--all-tags` deletes the manifest and names every tag removed.
+#[test]
+fn deleting_a_shared_digest_names_every_tag_and_needs_all_tags() {
+    let Some(registry) = start_registry(Auth::None, true) else {
+        return;
+    };
+    let host = &registry.host;
+    let env = Env::new();
+    let scratch = base_dir();
+    let ns = format!("{host}/team");
+    let mut digests = Vec::new();
+    for fixture in ["counter-v1", "counter-v2"] {
+        let (package, _) = packed(fixture, scratch.path());
+        digests.push(pushed_digest(&env.gp(
+            &["push", package.to_str().unwrap(), "--registry", &ns],
+            "",
+        )));
+    }
+    retag(host, "team/counter", "2.0.0", "stable");
+    let two = &digests[1];
+    let tags = || {
+        let mut tags = Client::new(anonymous())
+            .tags(&Reference::parse(&format!("oci://{ns}/counter")).unwrap())
+            .unwrap();
+        tags.sort();
+        tags
+    };
+
+    let run = env.gp(&["delete", &format!("oci://{ns}/counter:stable"), "--yes"], "");
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr),
+        (
+            1,
+            "",
+            format!("error: oci://{ns}/counter:stable@{two}: its manifest {two} carries the tags 2.0.0, stable: deleting it removes all of them (the registry cannot delete one tag alone); pass --all-tags to delete them all\n")
+        )
+    );
+    assert_eq!(tags(), ["1.0.0", "2.0.0", "stable"]);
+
+    let run = env.gp(
+        &[
+            "delete",
+            &format!("oci://{ns}/counter:stable"),
+            "--yes",
+            "--all-tags",
+        ],
+        "",
+    );
+    assert_eq!(
+        run.stdout,
+        format!("deleted oci://{ns}/counter:stable@{two}\ntags removed: 2.0.0, stable\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tags(), ["1.0.0"]);
+}
