@@ -4,8 +4,8 @@
 use std::fmt::Display;
 use std::time::Duration;
 
-use super::reference::Reference;
 use super::credentials::Credentials;
+use super::reference::Reference;
 use super::transport::{self, error_detail, Transport};
 use crate::error::{Error, HubFailure};
 use crate::source::package::Limits;

@@ -56,12 +56,7 @@ impl Client {
     /// `gp verify` does, signature checked against `options.trust`); blobs the registry
     /// already has are not uploaded again. Another package under a version tag that exists
     /// is refused unless `options.force` (see the module's documentation).
-    pub fn push(
-        &self,
-        plg: &Path,
-        to: &Reference,
-        options: &PushOptions,
-    ) -> Result<Pushed, Error> {
+    pub fn push(&self, plg: &Path, to: &Reference, options: &PushOptions) -> Result<Pushed, Error> {
         let unpacked = package::verify(plg, &options.trust, &self.limits)?;
         self.publish(plg, unpacked, to, options.force)
     }
@@ -167,7 +162,10 @@ impl Client {
     /// `Docker-Content-Digest`, or the manifest itself, hashed, from a registry that does
     /// not send one.
     fn tagged(&self, to: &Reference, scope: &str) -> Result<Option<String>, HubFailure> {
-        let url = self.url(to, &format!("manifests/{}", to.tag.as_deref().unwrap_or("")));
+        let url = self.url(
+            to,
+            &format!("manifests/{}", to.tag.as_deref().unwrap_or("")),
+        );
         let accept = [("accept", artifact::ACCEPT)];
         let head = self
             .transport
@@ -177,8 +175,8 @@ impl Client {
             404 => return Ok(None),
             _ => return Err(status_failure(head)),
         }
-        if let Some(digest) = header(&head, "docker-content-digest")
-            .filter(|d| reference::check_digest(d).is_ok())
+        if let Some(digest) =
+            header(&head, "docker-content-digest").filter(|d| reference::check_digest(d).is_ok())
         {
             return Ok(Some(digest));
         }
@@ -257,39 +255,39 @@ impl Client {
 /// default), after checking the repository is named after the plugin and a version tag is
 /// the plugin's own version.
 fn place(to: &Reference, plugin: &gp_core::manifest::Manifest) -> Result<Reference, Error> {
-        if to.name() != plugin.name {
-            return Err(answer(&to, format!(
+    if to.name() != plugin.name {
+        return Err(answer(&to, format!(
                     "the repository's last component is `{}` but the package holds the plugin `{}`: push it to a repository named after the plugin (`gp install {}@…` looks for it there)",
                     to.name(),
                     plugin.name,
                     plugin.name
                 )));
-        }
-        // A Namespace's reference is not checked when it is made: the plugin's name is.
-        if let Err(reason) = reference::check_repository(&to.repository) {
-            return Err(answer(
-                &to,
-                if plugin.name.chars().any(|c| c.is_ascii_uppercase()) {
-                    format!(
+    }
+    // A Namespace's reference is not checked when it is made: the plugin's name is.
+    if let Err(reason) = reference::check_repository(&to.repository) {
+        return Err(answer(
+            &to,
+            if plugin.name.chars().any(|c| c.is_ascii_uppercase()) {
+                format!(
                         "OCI repository names are lowercase, so the plugin `{}` cannot be published under its name; rename it in lowercase",
                         plugin.name
                     )
-                } else {
-                    reason.to_string()
-                },
-            ));
-        }
-        let mut to = to.clone();
-        let tag = to.tag.clone().unwrap_or_else(|| tag_of(&plugin.version));
-        if let Some(version) = version_of(&tag).filter(|v| *v != plugin.version) {
-            return Err(answer(&to, format!(
+            } else {
+                reason.to_string()
+            },
+        ));
+    }
+    let mut to = to.clone();
+    let tag = to.tag.clone().unwrap_or_else(|| tag_of(&plugin.version));
+    if let Some(version) = version_of(&tag).filter(|v| *v != plugin.version) {
+        return Err(answer(&to, format!(
                     "the tag `{tag}` names version {version}, but the package holds {} {}: a version tag must be the plugin's own version (gp install NAME@RANGE trusts it); tag it {} or give a tag that is not a version, such as `stable`",
                     plugin.name,
                     plugin.version,
                     tag_of(&plugin.version)
                 )));
-        }
-        to.tag = Some(tag);
-        to.digest = None;
-        Ok(to)
+    }
+    to.tag = Some(tag);
+    to.digest = None;
+    Ok(to)
 }

@@ -215,9 +215,7 @@ impl Client {
         }
         let tag = tagged.tag.as_deref().unwrap_or_default();
         let tag_version = version_of(tag);
-        let annotated = manifest
-            .annotations
-            .get("org.opencontainers.image.version");
+        let annotated = manifest.annotations.get("org.opencontainers.image.version");
         if let (Some(annotated), Some(version)) = (annotated, &tag_version) {
             if *annotated != version.to_string() {
                 return Ok(Some(format!(
@@ -247,7 +245,11 @@ impl Client {
             .and_then(|text| Manifest::from_plugin_json(text).map_err(|e| e.to_string()))
         {
             Ok(plugin) => plugin,
-            Err(e) => return Ok(Some(format!("its config is not a plugin.json gp reads: {e}"))),
+            Err(e) => {
+                return Ok(Some(format!(
+                    "its config is not a plugin.json gp reads: {e}"
+                )))
+            }
         };
         if plugin.name != tagged.name() {
             return Ok(Some(format!(

@@ -323,7 +323,10 @@ fn an_unusable_docker_config_is_named_not_ignored() {
         let run = env.gp(&["search", "--registry", &ns], "");
         assert_eq!(
             (run.code, run.stderr),
-            (1, format!("error: oci://{ns}: {}: {why}\n", config.display())),
+            (
+                1,
+                format!("error: oci://{ns}: {}: {why}\n", config.display())
+            ),
             "{text}"
         );
     }

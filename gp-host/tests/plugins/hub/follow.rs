@@ -295,10 +295,16 @@ fn following_heals_after_a_transient_digest_failure() {
         });
         let checks = following.status().checks;
         wait_for("two retries", || following.status().checks >= checks + 2);
-        assert!(following.status().refused.is_empty(), "{:?}", following.status());
+        assert!(
+            following.status().refused.is_empty(),
+            "{:?}",
+            following.status()
+        );
         assert_eq!(version().as_deref(), Some("1.0.0"));
         std::fs::write(&blob, &packages[1]).unwrap();
-        wait_for("the upgrade to 2.0.0", || version().as_deref() == Some("2.0.0"));
+        wait_for("the upgrade to 2.0.0", || {
+            version().as_deref() == Some("2.0.0")
+        });
         let status = following.status();
         assert!(status.refused.is_empty(), "{status:?}");
         assert_eq!(status.last_error, None);

@@ -51,7 +51,10 @@ fn a_version_tag_keeps_its_package_unless_forced() {
     let first = pushed_digest(&push(&unsigned, &["--registry", &ns]));
     // The signed package's manifest digest, from a namespace of its own (a manifest does not
     // name its repository).
-    let other = pushed_digest(&push(&signed, &["--registry", &format!("{host}/elsewhere")]));
+    let other = pushed_digest(&push(
+        &signed,
+        &["--registry", &format!("{host}/elsewhere")],
+    ));
     assert_ne!(first, other);
 
     let run = push(&signed, &["--registry", &ns]);
@@ -118,10 +121,9 @@ fn deleting_a_shared_digest_names_every_tag_and_needs_all_tags() {
     let mut digests = Vec::new();
     for fixture in ["counter-v1", "counter-v2"] {
         let (package, _) = packed(fixture, scratch.path());
-        digests.push(pushed_digest(&env.gp(
-            &["push", package.to_str().unwrap(), "--registry", &ns],
-            "",
-        )));
+        digests.push(pushed_digest(
+            &env.gp(&["push", package.to_str().unwrap(), "--registry", &ns], ""),
+        ));
     }
     retag(host, "team/counter", "2.0.0", "stable");
     let two = &digests[1];
@@ -133,7 +135,10 @@ fn deleting_a_shared_digest_names_every_tag_and_needs_all_tags() {
         tags
     };
 
-    let run = env.gp(&["delete", &format!("oci://{ns}/counter:stable"), "--yes"], "");
+    let run = env.gp(
+        &["delete", &format!("oci://{ns}/counter:stable"), "--yes"],
+        "",
+    );
     assert_eq!(
         (run.code, run.stdout.as_str(), run.stderr),
         (

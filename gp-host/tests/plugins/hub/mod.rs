@@ -367,13 +367,15 @@ fn push_image(host: &str, repository: &str, tag: &str) -> String {
 
 /// The manifest `reference` (a tag or a digest) of `repository` names, as it is stored.
 fn manifest_bytes(host: &str, repository: &str, reference: &str) -> Vec<u8> {
-    ureq::get(format!("http://{host}/v2/{repository}/manifests/{reference}"))
-        .header("accept", "application/vnd.oci.image.manifest.v1+json")
-        .call()
-        .unwrap()
-        .into_body()
-        .read_to_vec()
-        .unwrap()
+    ureq::get(format!(
+        "http://{host}/v2/{repository}/manifests/{reference}"
+    ))
+    .header("accept", "application/vnd.oci.image.manifest.v1+json")
+    .call()
+    .unwrap()
+    .into_body()
+    .read_to_vec()
+    .unwrap()
 }
 
 /// Copies the manifest `from:tag` to `to:tag`, its blobs mounted across (as registries do),
