@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use gp_host::hub::{Client, Namespace};
 use gp_host::Manager;
 
-use super::{anonymous, entries, packed, push_image, retag, sha256, start_registry, Auth};
+use super::{anonymous, entries, push_counters, push_image, retag, sha256, start_registry, Auth};
 use crate::harness::{base_dir, http_server, Reply};
 
 /// Waits (at most 20 s) until `done` holds, checking every 50 ms; panics with `what`.
@@ -29,15 +29,9 @@ fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
         return;
     };
     let host = registry.host.clone();
-    let scratch = base_dir();
     let client = Client::new(anonymous());
     let ns = Namespace::parse(&format!("{host}/team")).unwrap();
-    for fixture in ["counter-v1", "counter-v2"] {
-        let (package, _) = packed(fixture, scratch.path());
-        client
-            .push(&package, &ns.reference("counter"), &Default::default())
-            .unwrap();
-    }
+    push_counters(&host);
     // A container image in the same repository, under `image`.
     push_image(&host, "team/counter", "image");
     retag(&host, "team/counter", "1.0.0", "stable");
@@ -250,17 +244,8 @@ fn following_heals_after_a_transient_digest_failure() {
         return;
     };
     let host = registry.host.clone();
-    let scratch = base_dir();
     let client = Client::new(anonymous());
-    let ns = Namespace::parse(&format!("{host}/team")).unwrap();
-    let mut packages = Vec::new();
-    for fixture in ["counter-v1", "counter-v2"] {
-        let (package, bytes) = packed(fixture, scratch.path());
-        client
-            .push(&package, &ns.reference("counter"), &Default::default())
-            .unwrap();
-        packages.push(bytes);
-    }
+    let packages: Vec<Vec<u8>> = push_counters(&host).into_iter().map(|(b, _)| b).collect();
     retag(&host, "team/counter", "1.0.0", "stable");
     let base = base_dir();
     let manager = Manager::new(base.path());

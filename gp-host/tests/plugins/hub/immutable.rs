@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use gp_host::hub::{Client, Reference};
 use gp_host::package::{self, SecretKey};
 
-use super::{anonymous, packed, pushed_digest, retag, start_registry, Auth, Env};
+use super::{anonymous, packed, push_counters, pushed_digest, retag, start_registry, Auth, Env};
 use crate::harness::base_dir;
 
 /// `counter-v1` (counter 1.0.0) packed and signed: the same version as [`packed`]'s, other
@@ -116,17 +116,9 @@ fn deleting_a_shared_digest_names_every_tag_and_needs_all_tags() {
     };
     let host = &registry.host;
     let env = Env::new();
-    let scratch = base_dir();
     let ns = format!("{host}/team");
-    let mut digests = Vec::new();
-    for fixture in ["counter-v1", "counter-v2"] {
-        let (package, _) = packed(fixture, scratch.path());
-        digests.push(pushed_digest(
-            &env.gp(&["push", package.to_str().unwrap(), "--registry", &ns], ""),
-        ));
-    }
+    let two = &push_counters(host)[1].1;
     retag(host, "team/counter", "2.0.0", "stable");
-    let two = &digests[1];
     let tags = || {
         let mut tags = Client::new(anonymous())
             .tags(&Reference::parse(&format!("oci://{ns}/counter")).unwrap())

@@ -6,7 +6,8 @@ use gp_host::hub::{Client, Namespace};
 use gp_host::Manager;
 
 use super::{
-    anonymous, copy_across, entries, packed, pushed_digest, retag, start_registry, Auth, Env,
+    anonymous, copy_across, entries, packed, push_counters, pushed_digest, retag, start_registry,
+    Auth, Env,
 };
 use crate::harness::base_dir;
 
@@ -61,14 +62,11 @@ fn a_downgrade_says_so_and_needs_allow_downgrade() {
         return;
     };
     let env = Env::new();
-    let scratch = base_dir();
     let ns = format!("{}/team", registry.host);
-    let mut bytes = Vec::new();
-    for fixture in ["counter-v1", "counter-v2"] {
-        let (package, packed_bytes) = packed(fixture, scratch.path());
-        pushed_digest(&env.gp(&["push", package.to_str().unwrap(), "--registry", &ns], ""));
-        bytes.push(packed_bytes);
-    }
+    let bytes: Vec<Vec<u8>> = push_counters(&registry.host)
+        .into_iter()
+        .map(|(b, _)| b)
+        .collect();
     let installed = env.plugins().join("counter.plg");
     let install = |extra: &[&str]| {
         let mut args = vec!["install", "--registry", &ns, "--no-preflight"];

@@ -288,6 +288,24 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Pushes `counter` 1.0.0 and 2.0.0 (the `counter-v1` and `counter-v2` fixtures) to
+/// `team/counter` at `host`, anonymously; returns each package's bytes and manifest digest.
+fn push_counters(host: &str) -> Vec<(Vec<u8>, String)> {
+    let scratch = base_dir();
+    let client = gp_host::hub::Client::new(anonymous());
+    let ns = gp_host::hub::Namespace::parse(&format!("{host}/team")).unwrap();
+    ["counter-v1", "counter-v2"]
+        .into_iter()
+        .map(|fixture| {
+            let (package, bytes) = packed(fixture, scratch.path());
+            let pushed = client
+                .push(&package, &ns.reference("counter"), &Default::default())
+                .unwrap();
+            (bytes, pushed.reference.digest.unwrap())
+        })
+        .collect()
+}
+
 /// `gp push PACKAGE --registry NS` as alice (`--password-stdin`), logging everything.
 fn push_as_alice(env: &Env, package: &Path, ns: &str) -> Run {
     env.gp_with_log(
