@@ -2,12 +2,16 @@
 //! good (`gp push --force` replaces it, and says so), a moving tag moves, and `gp delete`
 //! names every tag it would take along, refusing unless `--all-tags`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use gp_host::hub::{Client, Reference};
 use gp_host::package::{self, SecretKey};
 
-use super::{anonymous, packed, push_counters, pushed_digest, retag, start_registry, Auth, Env};
+use super::{
+    anonymous, packed, push_counters, pushed_digest, retag, sha256, start_registry, Auth, Env,
+};
 use crate::harness::base_dir;
 
 /// `counter-v1` (counter 1.0.0) packed and signed: the same version as [`packed`]'s, other
@@ -157,4 +161,118 @@ fn deleting_a_shared_digest_names_every_tag_and_needs_all_tags() {
         run.stderr
     );
     assert_eq!(tags(), ["1.0.0"]);
+}
+
+/// One canned answer of [`fake_registry`]: status, headers, body.
+type Answer = (u16, Vec<(&'static str, String)>, Vec<u8>);
+
+/// A registry on 127.0.0.1 answering `routes` (`"METHOD /path"`; 404 otherwise), for what
+/// Docker Distribution does not do. Returns its `HOST:PORT` and the requests it saw.
+fn fake_registry(routes: HashMap<String, Answer>) -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let request = request
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            log.lock().unwrap().push(request.clone());
+            let (status, headers, body) =
+                routes
+                    .get(&request)
+                    .cloned()
+                    .unwrap_or((404, Vec::new(), Vec::new()));
+            let mut head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
+            for (name, value) in headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            let mut reply = head.into_bytes();
+            if !request.starts_with("HEAD ") {
+                reply.extend_from_slice(&body);
+            }
+            let _ = stream.write_all(&reply);
+        }
+    });
+    (host, seen)
+}
+
+/// Item 3: where the registry can delete a tag alone (OCI distribution 1.1), `gp delete` of a
+/// tag that shares its manifest deletes that tag only, and says so; the manifest stays.
+#[test]
+fn a_tag_is_deleted_alone_where_the_registry_can() {
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.gp.plugin.v1","config":{{"mediaType":"application/vnd.gp.plugin.config.v1+json","digest":"sha256:{}","size":2}},"layers":[{{"mediaType":"application/vnd.gp.plugin.package.v1.tar+gzip","digest":"sha256:{}","size":1}}]}}"#,
+        sha256(b"{}"),
+        sha256(b"x")
+    );
+    let digest = format!("sha256:{}", sha256(manifest.as_bytes()));
+    let named = || vec![("Docker-Content-Digest", digest.clone())];
+    let path = "/v2/team/counter";
+    let routes: HashMap<String, Answer> = [
+        (
+            format!("GET {path}/manifests/stable"),
+            (200, named(), manifest.clone().into_bytes()),
+        ),
+        (
+            format!("GET {path}/tags/list?n=1000"),
+            (200, Vec::new(), br#"{"tags":["2.0.0","stable"]}"#.to_vec()),
+        ),
+        (
+            format!("HEAD {path}/manifests/2.0.0"),
+            (200, named(), Vec::new()),
+        ),
+        (
+            format!("HEAD {path}/manifests/stable"),
+            (200, named(), Vec::new()),
+        ),
+        (
+            format!("DELETE {path}/manifests/stable"),
+            (202, Vec::new(), Vec::new()),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let (host, seen) = fake_registry(routes);
+    let env = Env::new();
+    let run = env.gp(
+        &[
+            "delete",
+            &format!("oci://{host}/team/counter:stable"),
+            "--yes",
+        ],
+        "",
+    );
+    assert_eq!(
+        run.stdout,
+        format!("deleted the tag oci://{host}/team/counter:stable@{digest} (the manifest stays under its other tags)\ntags removed: stable\n"),
+        "{}",
+        run.stderr
+    );
+    let deletes: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("DELETE"))
+        .cloned()
+        .collect();
+    assert_eq!(deletes, [format!("DELETE {path}/manifests/stable")]);
 }
