@@ -132,6 +132,32 @@ mod tests {
                 ErrorKind::Call,
             ),
             (Error::NotFound { plugin: "p".into() }, ErrorKind::Manager),
+            (
+                Error::Downgrade {
+                    plugin: "p".into(),
+                    installed: semver::Version::new(0, 2, 0),
+                    offered: semver::Version::new(0, 1, 0),
+                },
+                ErrorKind::Manager,
+            ),
+            // Bytes that miss their digest: the transfer's fault, like a failed download;
+            // what a registry holds and is refused stays `Verify`.
+            (
+                Error::Transfer {
+                    reference: "r".into(),
+                    digest: None,
+                    reason: "m".into(),
+                },
+                ErrorKind::Source,
+            ),
+            (
+                Error::Artifact {
+                    reference: "r".into(),
+                    digest: None,
+                    reason: "m".into(),
+                },
+                ErrorKind::Verify,
+            ),
             (Error::Cancelled { plugin: "p".into() }, ErrorKind::Call),
             (
                 Error::Build {
