@@ -37,6 +37,36 @@ pub enum HubFailure {
         /// The registry's error codes and messages, if it sent any.
         detail: String,
     },
+    /// The user's Docker configuration cannot be used: the file is not valid, or the
+    /// credential helper it names (`credsStore`, `credHelpers`) cannot be run or failed. gp
+    /// does not go on anonymously: the user meant to log in.
+    #[error("{}: {reason}", path.display())]
+    Credentials {
+        /// The Docker configuration file (`$DOCKER_CONFIG/config.json`).
+        path: std::path::PathBuf,
+        /// What is wrong, naming the helper where there is one, and what to do.
+        reason: String,
+    },
+    /// `gp push` of another package under a version tag that already names one: a version
+    /// is immutable (a moving tag such as `stable` is not).
+    #[error("the version tag `{tag}` already holds another package (manifest {existing}); this one's manifest is {pushed}: a published version is immutable, so publish this one as a new version, or replace it for everyone with --force (PushOptions::force)")]
+    VersionExists {
+        /// The tag.
+        tag: String,
+        /// The digest of the manifest the tag names now.
+        existing: String,
+        /// The digest of the manifest pushed.
+        pushed: String,
+    },
+    /// `gp delete` of a tag whose manifest carries other tags too, on a registry that
+    /// deletes manifests, not tags: every tag would go.
+    #[error("its manifest {digest} carries the tags {}: deleting it removes all of them (the registry cannot delete one tag alone); pass --all-tags to delete them all", tags.join(", "))]
+    SharedDigest {
+        /// The manifest's digest.
+        digest: String,
+        /// Every tag on it, sorted.
+        tags: Vec<String>,
+    },
     /// The registry answered, but not with what gp needs: no such repository or tag, no
     /// catalog, deleting not allowed, a document that does not parse. Why, for people.
     #[error("{reason}")]

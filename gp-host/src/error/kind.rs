@@ -11,8 +11,8 @@ pub enum ErrorKind {
     /// A file or folder could not be read or written, or a directory could not be watched.
     Io,
     /// Where a plugin comes from is wrong or unreachable: a missing base directory or
-    /// `plugin.json`, an invalid manifest, a refused package or key, a git repository or a
-    /// download that failed, a plugin that must be built first.
+    /// `plugin.json`, an invalid manifest, a refused package or key, a git repository, a
+    /// download or a registry's transfer that failed, a plugin that must be built first.
     Source,
     /// Building a plugin crate failed.
     Build,
@@ -22,8 +22,9 @@ pub enum ErrorKind {
     /// process, in its runner, or in the pre-flight's).
     Abi,
     /// The manager refused a change or a lookup: a duplicate name, an unknown plugin, an
-    /// upgrade that is not newer or names another plugin. (Called `Registry` before 0.2.0; a
-    /// registry is an OCI registry now, whose failures are [`Source`](Self::Source).)
+    /// upgrade that is not newer or names another plugin, an install that would downgrade.
+    /// (Called `Registry` before 0.2.0; a registry is an OCI registry now, whose failures
+    /// are [`Source`](Self::Source).)
     Manager,
     /// A call returned an error, panicked, was cancelled, passed its deadline, was cut short
     /// by an unload, or found no runner it could use.
@@ -48,7 +49,8 @@ impl Error {
             | E::Key { .. }
             | E::Git { .. }
             | E::Download { .. }
-            | E::Hub { .. } => ErrorKind::Source,
+            | E::Hub { .. }
+            | E::Transfer { .. } => ErrorKind::Source,
             E::Build { .. } => ErrorKind::Build,
             E::InvalidLibrary { .. }
             | E::NotAPlugin { .. }
@@ -68,7 +70,8 @@ impl Error {
             | E::UpgradeRefused { .. }
             | E::NameMismatch { .. }
             | E::NotNewer { .. }
-            | E::SameVersion { .. } => ErrorKind::Manager,
+            | E::SameVersion { .. }
+            | E::Downgrade { .. } => ErrorKind::Manager,
             E::Failed { .. }
             | E::Crashed { .. }
             | E::CircuitOpen { .. }
@@ -130,6 +133,32 @@ mod tests {
                 ErrorKind::Call,
             ),
             (Error::NotFound { plugin: "p".into() }, ErrorKind::Manager),
+            (
+                Error::Downgrade {
+                    plugin: "p".into(),
+                    installed: semver::Version::new(0, 2, 0),
+                    offered: semver::Version::new(0, 1, 0),
+                },
+                ErrorKind::Manager,
+            ),
+            // Bytes that miss their digest: the transfer's fault, like a failed download;
+            // what a registry holds and is refused stays `Verify`.
+            (
+                Error::Transfer {
+                    reference: "r".into(),
+                    digest: None,
+                    reason: "m".into(),
+                },
+                ErrorKind::Source,
+            ),
+            (
+                Error::Artifact {
+                    reference: "r".into(),
+                    digest: None,
+                    reason: "m".into(),
+                },
+                ErrorKind::Verify,
+            ),
             (Error::Cancelled { plugin: "p".into() }, ErrorKind::Call),
             (
                 Error::Build {

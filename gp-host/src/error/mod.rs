@@ -416,9 +416,10 @@ pub enum Error {
         #[source]
         reason: HubFailure,
     },
-    /// What an OCI registry holds or sent under a reference is refused: not a gp plugin, not
-    /// the bytes its digests name, larger than the limit, or another plugin or version than
-    /// its name and tag say (feature `hub`). Asking again gets the same answer.
+    /// What an OCI registry holds under a reference is refused: not a gp plugin, larger than
+    /// the limit, a package that does not verify, or another plugin or version than its name,
+    /// tag and annotations say (feature `hub`). Asking again gets the same answer: what
+    /// the registry holds is at fault, not the transfer (that is [`Error::Transfer`]).
     #[error("{reference}: {reason}")]
     Artifact {
         /// The reference, with the manifest's digest when it is known.
@@ -428,6 +429,30 @@ pub enum Error {
         digest: Option<String>,
         /// Why.
         reason: String,
+    },
+    /// What an OCI registry sent is not the bytes its digests and sizes name: a manifest or
+    /// a package that does not hash to its digest, or is longer or shorter than declared
+    /// (feature `hub`). Nothing was installed. The transfer or the registry's storage is at
+    /// fault, not the artifact: asking again may get the right bytes, so a follower retries.
+    #[error("{reference}: {reason}")]
+    Transfer {
+        /// The reference, with the manifest's digest when it is known.
+        reference: String,
+        /// The manifest's digest (`sha256:…`), when it is known.
+        digest: Option<String>,
+        /// What was sent, and what was expected.
+        reason: String,
+    },
+    /// [`Manager::install`](crate::Manager::install) of an older version than the one
+    /// installed, without [`InstallOptions::allow_downgrade`](crate::InstallOptions).
+    #[error("installing {plugin} {offered} over the installed {installed} is a downgrade: pass --allow-downgrade (InstallOptions::allow_downgrade) to install it anyway")]
+    Downgrade {
+        /// The plugin's name.
+        plugin: String,
+        /// The version installed (loaded, or in the package it would replace).
+        installed: semver::Version,
+        /// The version offered.
+        offered: semver::Version,
     },
     /// Watching the plugin base directory failed.
     #[error("{}: cannot watch for changes: {reason}", path.display())]
@@ -527,7 +552,8 @@ impl Error {
             | E::UpgradeRefused { plugin, .. }
             | E::NameMismatch { plugin, .. }
             | E::NotNewer { plugin, .. }
-            | E::SameVersion { plugin, .. } => Some(plugin),
+            | E::SameVersion { plugin, .. }
+            | E::Downgrade { plugin, .. } => Some(plugin),
             E::Io { .. }
             | E::MissingBaseDir { .. }
             | E::MissingManifest { .. }
@@ -541,6 +567,7 @@ impl Error {
             | E::Download { .. }
             | E::Hub { .. }
             | E::Artifact { .. }
+            | E::Transfer { .. }
             | E::Watch { .. }
             | E::InvalidName { .. }
             | E::Build { .. } => None,

@@ -4,8 +4,9 @@
 use std::fmt::Display;
 use std::time::Duration;
 
+use super::credentials::Credentials;
 use super::reference::Reference;
-use super::transport::{self, error_detail, Credentials, Transport};
+use super::transport::{self, error_detail, Transport};
 use crate::error::{Error, HubFailure};
 use crate::source::package::Limits;
 
@@ -89,6 +90,16 @@ pub(super) fn answer(reference: &impl Display, reason: impl Into<String>) -> Err
 /// digest when the reference is pinned).
 pub(super) fn refused(reference: &Reference, reason: impl Into<String>) -> Error {
     Error::Artifact {
+        reference: reference.to_string(),
+        digest: reference.digest.clone(),
+        reason: reason.into(),
+    }
+}
+
+/// An [`Error::Transfer`] about `reference`: what the registry sent is not the bytes its
+/// digests or sizes name (said of the manifest's digest when the reference is pinned).
+pub(super) fn garbled(reference: &Reference, reason: impl Into<String>) -> Error {
+    Error::Transfer {
         reference: reference.to_string(),
         digest: reference.digest.clone(),
         reason: reason.into(),

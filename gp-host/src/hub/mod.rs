@@ -28,8 +28,13 @@
 //! verified as any `.plg` (checksums, signature per the trust in force, the plugin inside),
 //! and last it must hold the plugin its repository names, at the version its tag and
 //! annotation say ([`Pulled::check_holds`]). What a registry holds and is refused is an
-//! [`Error::Artifact`](crate::Error::Artifact); a registry that failed to answer is an
-//! [`Error::Hub`](crate::Error::Hub), worth asking again later.
+//! [`Error::Artifact`](crate::Error::Artifact); bytes that are not what their digest or size
+//! names are an [`Error::Transfer`](crate::Error::Transfer), and a registry that failed to
+//! answer is an [`Error::Hub`](crate::Error::Hub): both worth asking again later.
+//!
+//! A version tag is immutable ([`Client::push`] refuses another package under one unless
+//! [`PushOptions::force`]); [`Client::delete`] names every tag a delete takes along, and
+//! refuses to take tags other than the one named unless told to.
 //!
 //! Credentials ([`Credentials`]) never appear in gp's errors or logs. One thing is the
 //! embedder's to do: ureq's transport (`ureq_proto`) logs every byte it sends at `trace`
@@ -46,6 +51,7 @@
 
 mod artifact;
 mod client;
+mod credentials;
 mod delete;
 mod pull;
 mod push;
@@ -56,15 +62,16 @@ mod transport;
 
 pub use artifact::{ARTIFACT_TYPE, CONFIG_MEDIA_TYPE, PACKAGE_MEDIA_TYPE};
 pub use client::{Client, ClientOptions};
+pub use credentials::Credentials;
+pub use delete::Deleted;
 pub use pull::{pull_verified, Pulled};
-pub use push::Pushed;
+pub use push::{PushOptions, Pushed};
 pub use reference::{
     parse_name_range, tag_of, version_of, InvalidRange, InvalidReference, Namespace, Reference,
     SCHEME,
 };
 pub use resolve::Resolved;
 pub use search::{Found, SearchResult};
-pub use transport::Credentials;
 
 /// The largest manifest, tag list or catalog page read (4 MiB: a manifest is about 1 KiB).
 const MAX_DOCUMENT: u64 = 4 << 20;

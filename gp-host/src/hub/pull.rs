@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ureq::http::Method;
 
-use super::client::{answer, hub_error, refused, status_failure, Client};
+use super::client::{answer, garbled, hub_error, refused, status_failure, Client};
 use super::reference::{version_of, Reference};
 use crate::error::Error;
 use crate::source::download::{copy_hashed, CopyFailure};
@@ -79,6 +79,7 @@ impl Client {
         let pinned = reference.with_digest(&digest);
         let fail = |reason: String| answer(&pinned, reason);
         let refused = |reason: String| refused(&pinned, reason);
+        let garbled = |reason: String| garbled(&pinned, reason);
         if layer.size > self.limits.max_bytes {
             return Err(refused(format!(
                 "its package is {} bytes, more than the limit of {} bytes; nothing was installed",
@@ -107,7 +108,7 @@ impl Client {
                 return Err(fail(format!("cannot write the download: {e}")))
             }
             Err(CopyFailure::TooLarge) => {
-                return Err(refused(format!(
+                return Err(garbled(format!(
                     "the registry sent more than the {} bytes its manifest declares for the package; nothing was installed",
                     layer.size
                 )))
@@ -115,7 +116,7 @@ impl Client {
         };
         let got = format!("sha256:{sha256}");
         if received != layer.size || got != layer.digest {
-            return Err(refused(format!(
+            return Err(garbled(format!(
                 "the package the registry sent ({received} bytes, {got}) is not the one its manifest declares ({} bytes, {}); nothing was installed",
                 layer.size, layer.digest
             )));

@@ -1,5 +1,13 @@
 //! `gp push`: a verified package published as an artifact, its blobs uploaded unless the
 //! registry has them, its manifest put under the plugin's version (or the tag given).
+//!
+//! A version tag is immutable: `gp install NAME@RANGE` and every lock pinned by a version
+//! trust it to name one package forever. Pushing the same package again is a no-op (the
+//! artifact has nothing time-dependent in it, so its digest is the same); another package
+//! under an existing version tag is refused, naming both manifests' digests, unless
+//! [`PushOptions::force`] says to replace it. A tag that is not a version (`stable`,
+//! `canary`) moves freely. (Two pushes racing to one new version tag are not told apart: the
+//! registry has no compare-and-swap on tags.)
 
 use std::path::Path;
 
@@ -8,8 +16,22 @@ use ureq::http::Method;
 use super::artifact;
 use super::client::{answer, header, hub_error, status_failure, Client};
 use super::reference::{self, tag_of, version_of, Namespace, Reference};
+use super::transport::read_limited;
+use super::MAX_DOCUMENT;
 use crate::error::{Error, HubFailure};
 use crate::source::package::{self, Trust};
+
+/// How [`Client::push`] publishes.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PushOptions {
+    /// The signatures the package is verified against before anything is sent (as `gp
+    /// verify` does).
+    pub trust: Trust,
+    /// Replace the package a version tag names already, if it is another one. Without it
+    /// such a push is refused ([`HubFailure::VersionExists`]).
+    pub force: bool,
+}
 
 /// What [`Client::push`] published.
 #[derive(Debug, Clone)]
@@ -23,16 +45,20 @@ pub struct Pushed {
     pub size: u64,
     /// Whether the package is signed.
     pub signed: bool,
+    /// The digest of the manifest the tag named before, when it named another one: a
+    /// moving tag moved, or a version replaced with [`PushOptions::force`].
+    pub replaced: Option<String>,
 }
 
 impl Client {
     /// Publishes the package `plg` at `to`: the repository must be named after the plugin,
     /// and without a tag the plugin's version is the tag. The package is verified first (as
-    /// `gp verify` does, signature checked against `trust`); blobs the registry already has
-    /// are not uploaded again.
-    pub fn push(&self, plg: &Path, to: &Reference, trust: &Trust) -> Result<Pushed, Error> {
-        let unpacked = package::verify(plg, trust, &self.limits)?;
-        self.publish(plg, unpacked, to)
+    /// `gp verify` does, signature checked against `options.trust`); blobs the registry
+    /// already has are not uploaded again. Another package under a version tag that exists
+    /// is refused unless `options.force` (see the module's documentation).
+    pub fn push(&self, plg: &Path, to: &Reference, options: &PushOptions) -> Result<Pushed, Error> {
+        let unpacked = package::verify(plg, &options.trust, &self.limits)?;
+        self.publish(plg, unpacked, to, options.force)
     }
 
     /// [`push`](Self::push) into `namespace`, in the repository named after the plugin the
@@ -41,55 +67,25 @@ impl Client {
         &self,
         plg: &Path,
         namespace: &Namespace,
-        trust: &Trust,
+        options: &PushOptions,
     ) -> Result<Pushed, Error> {
-        let unpacked = package::verify(plg, trust, &self.limits)?;
+        let unpacked = package::verify(plg, &options.trust, &self.limits)?;
         let to = namespace.reference(&unpacked.manifest.name);
-        self.publish(plg, unpacked, &to)
+        self.publish(plg, unpacked, &to, options.force)
     }
 
-    /// Publishes the verified package `plg` at `to`.
+    /// Publishes the verified package `plg` at `to`, replacing another package under a
+    /// version tag only if `force`.
     fn publish(
         &self,
         plg: &Path,
         unpacked: package::Unpacked,
         to: &Reference,
+        force: bool,
     ) -> Result<Pushed, Error> {
         let plugin = unpacked.manifest;
-        if to.name() != plugin.name {
-            return Err(answer(&to, format!(
-                    "the repository's last component is `{}` but the package holds the plugin `{}`: push it to a repository named after the plugin (`gp install {}@…` looks for it there)",
-                    to.name(),
-                    plugin.name,
-                    plugin.name
-                )));
-        }
-        // A Namespace's reference is not checked when it is made: the plugin's name is.
-        if let Err(reason) = reference::check_repository(&to.repository) {
-            return Err(answer(
-                &to,
-                if plugin.name.chars().any(|c| c.is_ascii_uppercase()) {
-                    format!(
-                        "OCI repository names are lowercase, so the plugin `{}` cannot be published under its name; rename it in lowercase",
-                        plugin.name
-                    )
-                } else {
-                    reason.to_string()
-                },
-            ));
-        }
-        let mut to = to.clone();
-        let tag = to.tag.clone().unwrap_or_else(|| tag_of(&plugin.version));
-        if let Some(version) = version_of(&tag).filter(|v| *v != plugin.version) {
-            return Err(answer(&to, format!(
-                    "the tag `{tag}` names version {version}, but the package holds {} {}: a version tag must be the plugin's own version (gp install NAME@RANGE trusts it); tag it {} or give a tag that is not a version, such as `stable`",
-                    plugin.name,
-                    plugin.version,
-                    tag_of(&plugin.version)
-                )));
-        }
-        to.tag = Some(tag.clone());
-        to.digest = None;
+        let to = place(to, &plugin)?;
+        let tag = to.tag.clone().expect("place gives a tag");
         let fail = |failure: HubFailure| hub_error(&to, failure);
         let data = std::fs::read(plg).map_err(|e| Error::io(plg, e))?;
         let config = plugin.to_json_pretty().into_bytes();
@@ -111,6 +107,17 @@ impl Client {
         }
         let body = serde_json::to_vec(&manifest).expect("a manifest serialises");
         let digest = artifact::digest(&body);
+        let before = self.tagged(&to, &scope).map_err(fail)?;
+        let replaced = before.filter(|before| *before != digest);
+        if let Some(existing) = &replaced {
+            if version_of(&tag).is_some() && !force {
+                return Err(fail(HubFailure::VersionExists {
+                    tag,
+                    existing: existing.clone(),
+                    pushed: digest,
+                }));
+            }
+        }
         let url = self.url(&to, &format!("manifests/{tag}"));
         let response = self
             .transport
@@ -136,13 +143,51 @@ impl Client {
                 }));
             }
         }
-        tracing::info!(target: "gp", reference = %to, digest, "plugin pushed");
+        match &replaced {
+            Some(before) => {
+                tracing::info!(target: "gp", reference = %to, digest, replaced = before, "plugin pushed, replacing what the tag named")
+            }
+            None => tracing::info!(target: "gp", reference = %to, digest, "plugin pushed"),
+        }
         Ok(Pushed {
             reference: to.with_digest(&digest),
             plugin,
             size: data.len() as u64,
             signed,
+            replaced,
         })
+    }
+
+    /// The digest of the manifest `to`'s tag names now, if it names one: a `HEAD` for the
+    /// `Docker-Content-Digest`, or the manifest itself, hashed, from a registry that does
+    /// not send one.
+    fn tagged(&self, to: &Reference, scope: &str) -> Result<Option<String>, HubFailure> {
+        let url = self.url(
+            to,
+            &format!("manifests/{}", to.tag.as_deref().unwrap_or("")),
+        );
+        let accept = [("accept", artifact::ACCEPT)];
+        let head = self
+            .transport
+            .send(&to.registry, scope, Method::HEAD, &url, &accept, &[])?;
+        match head.status().as_u16() {
+            200 => {}
+            404 => return Ok(None),
+            _ => return Err(status_failure(head)),
+        }
+        if let Some(digest) =
+            header(&head, "docker-content-digest").filter(|d| reference::check_digest(d).is_ok())
+        {
+            return Ok(Some(digest));
+        }
+        let got = self
+            .transport
+            .send(&to.registry, scope, Method::GET, &url, &accept, &[])?;
+        if got.status().as_u16() != 200 {
+            return Err(status_failure(got));
+        }
+        let body = read_limited(got, MAX_DOCUMENT)?;
+        Ok(Some(artifact::digest(&body)))
     }
 
     /// Uploads one blob unless the repository has it: `POST …/blobs/uploads/`, then one `PUT`
@@ -204,4 +249,45 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// Where `plugin` is published when `to` is asked for: `to` with its tag (the version by
+/// default), after checking the repository is named after the plugin and a version tag is
+/// the plugin's own version.
+fn place(to: &Reference, plugin: &gp_core::manifest::Manifest) -> Result<Reference, Error> {
+    if to.name() != plugin.name {
+        return Err(answer(&to, format!(
+                    "the repository's last component is `{}` but the package holds the plugin `{}`: push it to a repository named after the plugin (`gp install {}@…` looks for it there)",
+                    to.name(),
+                    plugin.name,
+                    plugin.name
+                )));
+    }
+    // A Namespace's reference is not checked when it is made: the plugin's name is.
+    if let Err(reason) = reference::check_repository(&to.repository) {
+        return Err(answer(
+            &to,
+            if plugin.name.chars().any(|c| c.is_ascii_uppercase()) {
+                format!(
+                        "OCI repository names are lowercase, so the plugin `{}` cannot be published under its name; rename it in lowercase",
+                        plugin.name
+                    )
+            } else {
+                reason.to_string()
+            },
+        ));
+    }
+    let mut to = to.clone();
+    let tag = to.tag.clone().unwrap_or_else(|| tag_of(&plugin.version));
+    if let Some(version) = version_of(&tag).filter(|v| *v != plugin.version) {
+        return Err(answer(&to, format!(
+                    "the tag `{tag}` names version {version}, but the package holds {} {}: a version tag must be the plugin's own version (gp install NAME@RANGE trusts it); tag it {} or give a tag that is not a version, such as `stable`",
+                    plugin.name,
+                    plugin.version,
+                    tag_of(&plugin.version)
+                )));
+    }
+    to.tag = Some(tag);
+    to.digest = None;
+    Ok(to)
 }

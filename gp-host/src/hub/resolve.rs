@@ -5,7 +5,9 @@ use semver::{Version, VersionReq};
 use ureq::http::Method;
 
 use super::artifact;
-use super::client::{answer, header, hub_error, next_page, refused, status_failure, Client};
+use super::client::{
+    answer, garbled, header, hub_error, next_page, refused, status_failure, Client,
+};
 use super::reference::{self, version_of, Namespace, Reference};
 use super::transport::read_limited;
 use super::{MAX_DOCUMENT, MAX_ENTRIES, MAX_PAGES};
@@ -167,7 +169,7 @@ impl Client {
         reference: &Reference,
     ) -> Result<(String, (artifact::ImageManifest, artifact::Descriptor)), Error> {
         let fail = |reason: String| answer(&reference, reason);
-        let refuse = |reason: String| refused(reference, reason);
+        let garbled = |reason: String| garbled(reference, reason);
         let Some(wanted) = reference.manifest_reference() else {
             return Err(fail(
                 "it names no tag and no digest: add :TAG (a version) or @sha256:…".into(),
@@ -206,14 +208,14 @@ impl Client {
         let digest = artifact::digest(&bytes);
         if let Some(asked) = &reference.digest {
             if *asked != digest {
-                return Err(refuse(format!(
+                return Err(garbled(format!(
                     "the manifest the registry sent has the digest {digest}, not the {asked} asked for; nothing was installed"
                 )));
             }
         }
         if let Some(claimed) = claimed {
             if claimed != digest {
-                return Err(refuse(format!(
+                return Err(garbled(format!(
                     "the registry says the manifest's digest is {claimed}, but what it sent is {digest}; nothing was installed"
                 )));
             }

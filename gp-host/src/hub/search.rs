@@ -5,7 +5,10 @@
 use semver::Version;
 use ureq::http::Method;
 
-use super::client::{answer, hub_error, next_page, status_failure, Client};
+use gp_core::manifest::Manifest;
+
+use super::artifact;
+use super::client::{answer, garbled, hub_error, next_page, status_failure, Client};
 use super::reference::{version_of, Namespace, Reference, SCHEME};
 use super::transport::read_limited;
 use super::{MAX_DOCUMENT, MAX_ENTRIES, MAX_PAGES};
@@ -31,6 +34,11 @@ pub struct Found {
     /// The newest version's reference (or the first other tag's), pinned to its manifest's
     /// digest: what installing it from this search gets.
     pub newest: String,
+    /// Why `gp install` would refuse the newest version, if it would: its manifest or its
+    /// config (the plugin.json) names another plugin or version than its repository and
+    /// tag, or its package is larger than the limit. Left out of the JSON when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// What a search found: plugins, and repositories that matched but are something else.
@@ -167,7 +175,8 @@ impl Client {
             tag: Some(newest),
             ..reference.clone()
         };
-        let (digest, (manifest, _)) = self.manifest(&tagged)?;
+        let (digest, (manifest, layer)) = self.manifest(&tagged)?;
+        let refused = self.vet(&tagged, &manifest, &layer)?;
         let description = manifest
             .annotations
             .get("org.opencontainers.image.description")
@@ -184,7 +193,92 @@ impl Client {
             description,
             newest_version,
             newest: tagged.with_digest(&digest).to_string(),
+            refused,
         }))
+    }
+
+    /// Why `gp install` would refuse what `tagged` names (its checked manifest and package
+    /// layer), as far as the manifest and the config blob (the plugin.json, a few hundred
+    /// bytes) tell without downloading the package: the checks of
+    /// [`Pulled::check_holds`](super::Pulled::check_holds) and the size limit.
+    fn vet(
+        &self,
+        tagged: &Reference,
+        manifest: &artifact::ImageManifest,
+        layer: &artifact::Descriptor,
+    ) -> Result<Option<String>, Error> {
+        if layer.size > self.limits.max_bytes {
+            return Ok(Some(format!(
+                "its package is {} bytes, more than the limit of {} bytes",
+                layer.size, self.limits.max_bytes
+            )));
+        }
+        let tag = tagged.tag.as_deref().unwrap_or_default();
+        let tag_version = version_of(tag);
+        let annotated = manifest.annotations.get("org.opencontainers.image.version");
+        if let (Some(annotated), Some(version)) = (annotated, &tag_version) {
+            if *annotated != version.to_string() {
+                return Ok(Some(format!(
+                    "its tag says {version}, but its manifest's version annotation says {annotated}"
+                )));
+            }
+        }
+        let Some(config) = manifest
+            .config
+            .as_ref()
+            .filter(|c| c.media_type == artifact::CONFIG_MEDIA_TYPE)
+        else {
+            return Ok(None);
+        };
+        let bytes = self.blob(tagged, &config.digest)?;
+        if artifact::digest(&bytes) != config.digest {
+            return Err(garbled(
+                tagged,
+                format!(
+                    "the config the registry sent is not the {} its manifest declares",
+                    config.digest
+                ),
+            ));
+        }
+        let plugin = match std::str::from_utf8(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|text| Manifest::from_plugin_json(text).map_err(|e| e.to_string()))
+        {
+            Ok(plugin) => plugin,
+            Err(e) => {
+                return Ok(Some(format!(
+                    "its config is not a plugin.json gp reads: {e}"
+                )))
+            }
+        };
+        if plugin.name != tagged.name() {
+            return Ok(Some(format!(
+                "it holds the plugin `{}`, not `{}` as the repository's name says",
+                plugin.name,
+                tagged.name()
+            )));
+        }
+        if let Some(version) = tag_version.filter(|v| *v != plugin.version) {
+            return Ok(Some(format!(
+                "it holds {} {}, but its tag says {version}",
+                plugin.name, plugin.version
+            )));
+        }
+        Ok(None)
+    }
+
+    /// A small blob of `reference`'s repository (at most a manifest's size).
+    fn blob(&self, reference: &Reference, digest: &str) -> Result<Vec<u8>, Error> {
+        let scope = format!("repository:{}:pull", reference.repository);
+        let url = self.url(reference, &format!("blobs/{digest}"));
+        let response = self
+            .transport
+            .send(&reference.registry, &scope, Method::GET, &url, &[], &[])
+            .map_err(|f| hub_error(reference, f))?;
+        if response.status().as_u16() != 200 {
+            return Err(hub_error(reference, status_failure(response)));
+        }
+        read_limited(response, MAX_DOCUMENT).map_err(|f| hub_error(reference, f))
     }
 }
 
@@ -192,7 +286,7 @@ impl Client {
 fn reason_of(error: &Error) -> String {
     match error {
         Error::Hub { reason, .. } => reason.to_string(),
-        Error::Artifact { reason, .. } => reason.clone(),
+        Error::Artifact { reason, .. } | Error::Transfer { reason, .. } => reason.clone(),
         other => other.to_string(),
     }
 }

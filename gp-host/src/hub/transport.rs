@@ -4,107 +4,20 @@
 //! `Bearer` (a token fetched from the realm it names, with the credentials if there are any,
 //! for the scope the request needs) and the request is sent once more.
 //!
-//! Secrets never leave this module in a message: errors carry statuses, the registry's own
-//! error codes and the user name at most.
+//! Secrets never leave this module (and `credentials`, where they come from) in a message:
+//! errors carry statuses, the registry's own error codes and the user name at most.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io::Read;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
 
+use super::credentials::{Credentials, Secret};
 use crate::error::HubFailure;
 use crate::util::lock;
 use ureq::http::{self, Method, StatusCode};
-
-/// Who the registry is told the user is.
-#[derive(Clone, Default)]
-pub enum Credentials {
-    /// The user's Docker configuration (`$DOCKER_CONFIG/config.json` or
-    /// `~/.docker/config.json`, its `auths` and credential helpers, as `docker login` wrote
-    /// them), anonymous for registries it has nothing for.
-    #[default]
-    DockerConfig,
-    /// No credentials.
-    Anonymous,
-    /// A user name and password (or token) for one registry; others get the Docker
-    /// configuration's (a password given for one registry is never sent to another, whatever
-    /// a reference or a token realm names).
-    Basic {
-        /// The registry they are for: `HOST[:PORT]`.
-        registry: String,
-        /// The user name.
-        username: String,
-        /// The password; never printed.
-        password: String,
-    },
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credentials::DockerConfig => f.write_str("DockerConfig"),
-            Credentials::Anonymous => f.write_str("Anonymous"),
-            Credentials::Basic {
-                registry, username, ..
-            } => f
-                .debug_struct("Basic")
-                .field("registry", registry)
-                .field("username", username)
-                .field("password", &"<redacted>")
-                .finish(),
-        }
-    }
-}
-
-/// A user name and secret for one registry, from [`Credentials`].
-#[derive(Clone)]
-enum Secret {
-    Basic {
-        username: String,
-        password: String,
-    },
-    /// A Docker identity token: exchanged at the token realm, never sent as Basic.
-    IdentityToken(String),
-}
-
-impl Credentials {
-    fn for_registry(&self, registry: &str) -> Option<Secret> {
-        match self {
-            Credentials::Anonymous => None,
-            Credentials::Basic {
-                registry: theirs,
-                username,
-                password,
-            } if theirs == registry => Some(Secret::Basic {
-                username: username.clone(),
-                password: password.clone(),
-            }),
-            Credentials::Basic { .. } | Credentials::DockerConfig => {
-                // docker login writes Docker Hub's entry under its old URL.
-                let key = if registry == "docker.io" {
-                    "https://index.docker.io/v1/"
-                } else {
-                    registry
-                };
-                match docker_credential::get_credential(key) {
-                    Ok(docker_credential::DockerCredential::UsernamePassword(u, p)) => {
-                        Some(Secret::Basic {
-                            username: u,
-                            password: p,
-                        })
-                    }
-                    Ok(docker_credential::DockerCredential::IdentityToken(t)) => {
-                        Some(Secret::IdentityToken(t))
-                    }
-                    Err(_) => None,
-                }
-            }
-        }
-    }
-}
 
 /// A response: status, headers, and the body not yet read.
 pub(crate) type Response = http::Response<ureq::Body>;
@@ -193,7 +106,7 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let secret = self.credentials.for_registry(registry);
+        let secret = self.credentials.for_registry(registry)?;
         let username = match &secret {
             Some(Secret::Basic { username, .. }) => Some(username.clone()),
             Some(Secret::IdentityToken(_)) => Some("<identity token>".to_owned()),
@@ -486,38 +399,6 @@ mod tests {
         );
         assert_eq!(parse_challenge("Negotiate"), None);
         assert_eq!(parse_challenge(""), None);
-    }
-
-    #[test]
-    fn passwords_are_not_printed() {
-        let credentials = Credentials::Basic {
-            registry: "localhost:5000".into(),
-            username: "alice".into(),
-            password: "hunter2".into(),
-        };
-        let shown = format!("{credentials:?}");
-        assert!(
-            shown.contains("alice") && !shown.contains("hunter2"),
-            "{shown}"
-        );
-    }
-
-    #[test]
-    fn a_password_given_for_one_registry_is_for_that_registry_only() {
-        let credentials = Credentials::Basic {
-            registry: "registry.example:5000".into(),
-            username: "alice".into(),
-            password: "hunter2".into(),
-        };
-        assert!(matches!(
-            credentials.for_registry("registry.example:5000"),
-            Some(Secret::Basic { username, .. }) if username == "alice"
-        ));
-        // Elsewhere: the Docker configuration's, if it has any, never alice's.
-        assert!(!matches!(
-            credentials.for_registry("attacker.example"),
-            Some(Secret::Basic { username, .. }) if username == "alice"
-        ));
     }
 
     #[test]

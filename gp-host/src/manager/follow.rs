@@ -2,11 +2,13 @@
 //! (`oci://…/sample:stable`) or a semver range (`sample@^1`) names, checked every interval,
 //! verified and upgraded like any install.
 //!
-//! Robust by construction: a check that fails (the registry down, a 401) is logged once per
-//! distinct error and retried at the next interval; a version that is refused (it does not
-//! verify, it is not a gp plugin, it is older than what is loaded) is logged once and not
-//! tried again until the tag or range points elsewhere; what is loaded keeps serving
-//! throughout.
+//! Robust by construction: a check that fails on the way (the registry down, a 401, bytes
+//! that do not match their digest, a full disk) is logged once per distinct error and retried
+//! with back-off (after 1 s, 2 s, 4 s… up to the interval); a version that is refused (it does
+//! not verify, it is not a gp plugin, its version lies, it is older than what is loaded) is
+//! logged once and not tried again until the tag or range points elsewhere; what is loaded
+//! keeps serving throughout. Which is which is read from the error's variant
+//! ([`Error::Transfer`] is retried, [`Error::Artifact`] is a verdict), never its text.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -134,11 +136,13 @@ impl Manager {
                         client,
                         refused: HashSet::new(),
                         last_error: None,
+                        failures: 0,
                     };
                     loop {
                         follower.check(&inner);
+                        let wait = follower.next_check(interval);
                         let stop = lock(&inner.stop);
-                        let stop = wait_timeout_while(&inner.wake, stop, interval, |stop| !*stop);
+                        let stop = wait_timeout_while(&inner.wake, stop, wait, |stop| !*stop);
                         if *stop {
                             return;
                         }
@@ -159,7 +163,13 @@ struct Follower {
     client: Client,
     refused: HashSet<String>,
     last_error: Option<String>,
+    /// Checks failed in a row on the way (reset by one that succeeds or reaches a verdict).
+    failures: u32,
 }
+
+/// The first retry after a check failed on the way; each further one waits twice as long, up
+/// to the interval.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// Whether an install that failed with `error` may succeed at a later check: the registry,
 /// the disk, a runner or a hook failed, or the plugin is disabled. Everything else is about
@@ -168,6 +178,7 @@ fn retry_later(error: &Error) -> bool {
     match error {
         Error::UpgradeRefused { source, .. } => retry_later(source),
         Error::Hub { .. }
+        | Error::Transfer { .. }
         | Error::Download { .. }
         | Error::Io { .. }
         | Error::Disabled { .. }
@@ -181,6 +192,16 @@ fn retry_later(error: &Error) -> bool {
     }
 }
 
+/// How long to wait for the next check after `failures` checks failed in a row on the way:
+/// the interval, or after a failure [`FIRST_RETRY`], doubling with each one, up to the
+/// interval.
+fn backoff(failures: u32, interval: Duration) -> Duration {
+    match failures {
+        0 => interval,
+        n => interval.min(FIRST_RETRY.saturating_mul(1u32 << (n - 1).min(16))),
+    }
+}
+
 /// Where a check failed.
 enum Stage<'a> {
     /// Asking the registry what the target names now.
@@ -190,6 +211,11 @@ enum Stage<'a> {
 }
 
 impl Follower {
+    /// How long to wait for the next check (see [`backoff`]).
+    fn next_check(&self, interval: Duration) -> Duration {
+        backoff(self.failures, interval)
+    }
+
     /// The check failed at `stage` and may succeed later: remembered, and said once per
     /// distinct reason.
     fn failed(&mut self, status: &Mutex<FollowStatus>, stage: Stage<'_>, why: String) {
@@ -204,12 +230,14 @@ impl Follower {
             }
         }
         self.last_error = Some(why.clone());
+        self.failures = self.failures.saturating_add(1);
         lock(status).last_error = Some(why);
     }
 
     /// The check succeeded: no error stands.
     fn succeeded(&mut self, status: &Mutex<FollowStatus>) {
         self.last_error = None;
+        self.failures = 0;
         lock(status).last_error = None;
     }
 
@@ -285,9 +313,10 @@ impl Follower {
                 reason,
             }) => {
                 match digest {
-                    // The registry holds something refused (not a gp plugin, not what its
-                    // digest says): said of its digest, refused like a version that does not
-                    // verify.
+                    // The registry holds something refused (not a gp plugin, no version):
+                    // said of its digest, refused like a version that does not verify. (Bytes
+                    // that are not what their digest says are an `Error::Transfer`, below:
+                    // retried.)
                     Some(digest) => self.refuse(status, digest, &reference, reason),
                     None => self.failed(status, Stage::Check, format!("{reference}: {reason}")),
                 }
@@ -373,5 +402,20 @@ impl Follower {
                 self.refuse(status, digest, &resolved.reference, why);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_on_the_way_are_retried_sooner_backing_off_to_the_interval() {
+        let minute = Duration::from_secs(60);
+        let waits: Vec<u64> = (0..9).map(|n| backoff(n, minute).as_secs()).collect();
+        assert_eq!(waits, [60, 1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(backoff(u32::MAX, minute), minute);
+        let short = Duration::from_millis(100);
+        assert_eq!(backoff(1, short), short);
     }
 }

@@ -1,11 +1,12 @@
 //! Installing a package from a URL: download, verify, move into the base directory, load.
 
 use crate::error::Error;
+use crate::manager::report::{Upgrade, UpgradeOptions};
 use crate::manager::Manager;
 use crate::runtime::spec::Spec;
 use crate::source::download::{copy_hashed, fetch, CopyFailure};
 use crate::source::package::{self, Trust};
-use crate::util::lock;
+use crate::util::{lock, normalize};
 
 /// How [`Manager::install`] checks what it downloads.
 #[derive(Default)]
@@ -24,6 +25,9 @@ pub struct InstallOptions<'a> {
     /// bound the download; the manager's still bound the package when it is unpacked.
     #[cfg(feature = "hub")]
     pub hub: Option<&'a crate::hub::Client>,
+    /// Install an older version than the one installed (loaded, or in the package it
+    /// replaces). Without it, that is refused with [`Error::Downgrade`].
+    pub allow_downgrade: bool,
 }
 
 impl Manager {
@@ -36,6 +40,9 @@ impl Manager {
     /// completely (checksums, signature per the trust in force, contents), then moved into the
     /// base directory as `<plugin name>.plg` in one rename and loaded (or upgraded to, if that
     /// plugin is loaded from a package of the same name).
+    ///
+    /// An older version than the one installed (loaded, or in the package it would replace)
+    /// is refused with [`Error::Downgrade`] unless `options.allow_downgrade`.
     ///
     /// If anything fails, nothing is left in the base directory (a package it replaced is put
     /// back) and the plugins loaded are as they were.
@@ -65,13 +72,16 @@ impl Manager {
                 other => other,
             },
         )?;
-        drop(scratch);
         // From a registry: the package must be the plugin and version its place names.
         if let Some(pulled) = &pulled {
             check_holds(pulled, &unpacked.manifest)?;
         }
+        let plugin = &unpacked.manifest;
+        let target = base.join(format!("{}.{}", plugin.name, package::EXTENSION));
+        let downgrade =
+            self.check_downgrade(plugin, &target, scratch.path(), options.allow_downgrade)?;
+        drop(scratch);
 
-        let target = base.join(format!("{}.{}", unpacked.manifest.name, package::EXTENSION));
         let backup = base.join(format!(".{}.previous", unpacked.manifest.name));
         let replaced = target.exists();
         if replaced {
@@ -103,7 +113,7 @@ impl Manager {
             trust,
             ..self.settings()
         };
-        match self.load_source(&target, &settings) {
+        match self.load_installed(&plugin.name, &target, downgrade, &settings) {
             Ok(spec) => {
                 if replaced {
                     let _ = std::fs::remove_file(&backup);
@@ -116,6 +126,76 @@ impl Manager {
                 Err(error)
             }
         }
+    }
+}
+
+impl Manager {
+    /// Refuses to install `plugin` over a newer version of it (loaded, or in `package`) unless
+    /// `allow`; returns whether it is a downgrade.
+    fn check_downgrade(
+        &self,
+        plugin: &gp_core::manifest::Manifest,
+        package: &std::path::Path,
+        scratch: &std::path::Path,
+        allow: bool,
+    ) -> Result<bool, Error> {
+        match self.installed_version(&plugin.name, package, scratch) {
+            Some(installed) if plugin.version < installed => {
+                if allow {
+                    Ok(true)
+                } else {
+                    Err(Error::Downgrade {
+                        plugin: plugin.name.clone(),
+                        installed,
+                        offered: plugin.version.clone(),
+                    })
+                }
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Loads the package installed at `target`, or upgrades to it; a downgrade (allowed) of
+    /// the version loaded from it is forced.
+    fn load_installed(
+        &self,
+        name: &str,
+        target: &std::path::Path,
+        downgrade: bool,
+        settings: &crate::source::Settings<'_>,
+    ) -> Result<Spec, Error> {
+        let from_target = self
+            .get_plugin(name)
+            .is_ok_and(|(spec, _)| normalize(&spec.origin) == normalize(target));
+        if downgrade && from_target {
+            return self
+                .upgrade_with(name, target, UpgradeOptions { force: true })
+                .map(|upgrade| match upgrade {
+                    Upgrade::Upgraded(upgraded) => upgraded.to,
+                    Upgrade::Unchanged(spec) => spec,
+                });
+        }
+        self.load_source(target, settings)
+    }
+
+    /// The version of `name` installed: the one loaded, or the one in `package` (which
+    /// `scratch` unpacks it into, trusting it as it was trusted when it was installed);
+    /// `None` when there is none, or it cannot be read (then it is not a version to keep).
+    fn installed_version(
+        &self,
+        name: &str,
+        package: &std::path::Path,
+        scratch: &std::path::Path,
+    ) -> Option<semver::Version> {
+        if let Ok((spec, _)) = self.get_plugin(name) {
+            return Some(spec.version().clone());
+        }
+        if !package.exists() {
+            return None;
+        }
+        let unpacked =
+            package::unpack(package, scratch, &Trust::default(), &self.package_limits()).ok()?;
+        (unpacked.manifest.name == name).then_some(unpacked.manifest.version)
     }
 }
 

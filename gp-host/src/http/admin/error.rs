@@ -29,7 +29,9 @@ impl From<Error> for ApiError {
             (Error::Cancelled { .. } | Error::DeadlineExceeded { .. }, _) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
-            (Error::Download { .. } | Error::Hub { .. }, _) => StatusCode::BAD_GATEWAY,
+            (Error::Download { .. } | Error::Hub { .. } | Error::Transfer { .. }, _) => {
+                StatusCode::BAD_GATEWAY
+            }
             // Its kind became `Call` when it was split from `Runner` (0.2.0); the API answers
             // it as it answered `Runner`.
             (Error::Restart { .. }, _) => StatusCode::UNPROCESSABLE_ENTITY,

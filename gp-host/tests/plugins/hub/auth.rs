@@ -291,3 +291,43 @@ fn a_registry_with_bearer_tokens_gets_them_from_its_realm() {
     );
     assert_eq!(entries(&env.plugins()), ["sample.plg"]);
 }
+
+/// Item 6: a Docker configuration that cannot be used is an error naming the file and the
+/// helper, not a silent fall back to anonymous (which answered "the registry wants
+/// credentials" to a user who had logged in).
+#[test]
+fn an_unusable_docker_config_is_named_not_ignored() {
+    let Some(registry) = start_registry(Auth::Basic, false) else {
+        return;
+    };
+    let host = &registry.host;
+    let env = Env::new();
+    let ns = format!("{host}/team");
+    let config = env.docker.path().join("config.json");
+    let cases = [
+        (
+            r#"{"credsStore":"gp-test-missing"}"#.to_owned(),
+            format!("its credsStore names the credential helper `docker-credential-gp-test-missing`, which cannot be run: install it (it must be on the PATH), or remove credsStore from the file and log in again with `docker login {host}`"),
+        ),
+        (
+            format!(r#"{{"credHelpers":{{"{host}":"gp-test-missing"}}}}"#),
+            format!("its credHelpers names the credential helper `docker-credential-gp-test-missing`, which cannot be run: install it (it must be on the PATH), or remove credHelpers from the file and log in again with `docker login {host}`"),
+        ),
+        (
+            "{\"auths\": {".to_owned(),
+            format!("the Docker configuration is not valid JSON (EOF while parsing an object at line 1 column 11): fix it, or remove it and log in again with `docker login {host}`"),
+        ),
+    ];
+    for (text, why) in cases {
+        std::fs::write(&config, &text).unwrap();
+        let run = env.gp(&["search", "--registry", &ns], "");
+        assert_eq!(
+            (run.code, run.stderr),
+            (
+                1,
+                format!("error: oci://{ns}: {}: {why}\n", config.display())
+            ),
+            "{text}"
+        );
+    }
+}

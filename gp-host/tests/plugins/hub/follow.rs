@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use gp_host::hub::{Client, Namespace};
 use gp_host::Manager;
 
-use super::{anonymous, entries, packed, push_image, retag, sha256, start_registry, Auth};
+use super::{anonymous, entries, push_counters, push_image, retag, sha256, start_registry, Auth};
 use crate::harness::{base_dir, http_server, Reply};
 
 /// Waits (at most 20 s) until `done` holds, checking every 50 ms; panics with `what`.
@@ -29,15 +29,9 @@ fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
         return;
     };
     let host = registry.host.clone();
-    let scratch = base_dir();
     let client = Client::new(anonymous());
     let ns = Namespace::parse(&format!("{host}/team")).unwrap();
-    for fixture in ["counter-v1", "counter-v2"] {
-        let (package, _) = packed(fixture, scratch.path());
-        client
-            .push(&package, &ns.reference("counter"), &Default::default())
-            .unwrap();
-    }
+    push_counters(&host);
     // A container image in the same repository, under `image`.
     push_image(&host, "team/counter", "image");
     retag(&host, "team/counter", "1.0.0", "stable");
@@ -238,4 +232,77 @@ fn following_retries_what_failed_on_the_way() {
         "{log}"
     );
     assert_eq!(entries(base.path()), Vec::<String>::new());
+}
+
+/// Item 4: a package that fails its digest check once (here the registry's stored blob,
+/// tampered with, then put back) is the transfer's fault, not a verdict: the follower retries
+/// with back-off, refuses nothing, and reaches the version once the registry serves the right
+/// bytes again.
+#[test]
+fn following_heals_after_a_transient_digest_failure() {
+    let Some(registry) = start_registry(Auth::None, false) else {
+        return;
+    };
+    let host = registry.host.clone();
+    let client = Client::new(anonymous());
+    let packages: Vec<Vec<u8>> = push_counters(&host).into_iter().map(|(b, _)| b).collect();
+    retag(&host, "team/counter", "1.0.0", "stable");
+    let base = base_dir();
+    let manager = Manager::new(base.path());
+    let version = || {
+        manager
+            .get_plugin("counter")
+            .ok()
+            .map(|(spec, _)| spec.version().to_string())
+    };
+    let stable =
+        gp_host::hub::Reference::parse(&format!("oci://{host}/team/counter:stable")).unwrap();
+    let blob = registry.blob_file(&format!("sha256:{}", sha256(&packages[1])));
+    let ((), log) = crate::harness::with_captured_log(|| {
+        let following = manager.follow(
+            gp_host::Follow::Tag(stable),
+            client.clone(),
+            Duration::from_millis(100),
+        );
+        wait_for("1.0.0 installed", || version().as_deref() == Some("1.0.0"));
+        // 2.0.0's package, one bit flipped where the registry stores it: same size, another
+        // digest.
+        let mut tampered = packages[1].clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        std::fs::write(&blob, &tampered).unwrap();
+        retag(&host, "team/counter", "2.0.0", "stable");
+        wait_for("the digest failure", || {
+            following
+                .status()
+                .last_error
+                .is_some_and(|e| e.contains("is not the one its manifest declares"))
+        });
+        let checks = following.status().checks;
+        wait_for("two retries", || following.status().checks >= checks + 2);
+        assert!(
+            following.status().refused.is_empty(),
+            "{:?}",
+            following.status()
+        );
+        assert_eq!(version().as_deref(), Some("1.0.0"));
+        std::fs::write(&blob, &packages[1]).unwrap();
+        wait_for("the upgrade to 2.0.0", || {
+            version().as_deref() == Some("2.0.0")
+        });
+        let status = following.status();
+        assert!(status.refused.is_empty(), "{status:?}");
+        assert_eq!(status.last_error, None);
+    });
+    assert_eq!(
+        log.matches("cannot install it now; the next check tries again")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(entries(base.path()), ["counter.plg"]);
+    assert_eq!(
+        std::fs::read(base.path().join("counter.plg")).unwrap(),
+        packages[1]
+    );
 }

@@ -14,6 +14,8 @@
 
 mod auth;
 mod follow;
+mod immutable;
+mod install_edges;
 mod refusals;
 mod round_trip;
 mod signatures;
@@ -40,7 +42,21 @@ pub struct Registry {
     child: Child,
     /// `127.0.0.1:PORT`.
     pub host: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// The file the registry stores the blob `digest` in (`sha256:…`): what a test tampers
+    /// with to make it serve other bytes than the digest names.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
 }
 
 impl Drop for Registry {
@@ -152,11 +168,7 @@ pub fn start_registry(auth: Auth, delete: bool) -> Option<Registry> {
                     .get("x-gp-test")
                     .is_some_and(|v| v.as_bytes() == marker.as_bytes());
                 if ours && matches!(response.status().as_u16(), 200 | 401) {
-                    return Some(Registry {
-                        child,
-                        host,
-                        _dir: dir,
-                    });
+                    return Some(Registry { child, host, dir });
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -201,8 +213,16 @@ impl Env {
     }
 
     fn gp_logging(&self, args: &[&str], stdin: &str, log: &str) -> Run {
+        self.gp_in(None, args, stdin, log)
+    }
+
+    /// `gp` run in the folder `cwd` (default: the test's), logging at `log` (none if empty).
+    fn gp_in(&self, cwd: Option<&Path>, args: &[&str], stdin: &str, log: &str) -> Run {
         use std::io::Write;
         let mut command = Command::new(env!("CARGO_BIN_EXE_gp"));
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
         if log.is_empty() {
             command.env_remove("GP_LOG");
         } else {
@@ -265,6 +285,24 @@ fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Pushes `counter` 1.0.0 and 2.0.0 (the `counter-v1` and `counter-v2` fixtures) to
+/// `team/counter` at `host`, anonymously; returns each package's bytes and manifest digest.
+fn push_counters(host: &str) -> Vec<(Vec<u8>, String)> {
+    let scratch = base_dir();
+    let client = gp_host::hub::Client::new(anonymous());
+    let ns = gp_host::hub::Namespace::parse(&format!("{host}/team")).unwrap();
+    ["counter-v1", "counter-v2"]
+        .into_iter()
+        .map(|fixture| {
+            let (package, bytes) = packed(fixture, scratch.path());
+            let pushed = client
+                .push(&package, &ns.reference("counter"), &Default::default())
+                .unwrap();
+            (bytes, pushed.reference.digest.unwrap())
+        })
         .collect()
 }
 
@@ -345,17 +383,46 @@ fn push_image(host: &str, repository: &str, tag: &str) -> String {
     image
 }
 
+/// The manifest `reference` (a tag or a digest) of `repository` names, as it is stored.
+fn manifest_bytes(host: &str, repository: &str, reference: &str) -> Vec<u8> {
+    ureq::get(format!(
+        "http://{host}/v2/{repository}/manifests/{reference}"
+    ))
+    .header("accept", "application/vnd.oci.image.manifest.v1+json")
+    .call()
+    .unwrap()
+    .into_body()
+    .read_to_vec()
+    .unwrap()
+}
+
+/// Copies the manifest `from:tag` to `to:tag`, its blobs mounted across (as registries do),
+/// as a tool other than `gp push` could: the same package under another plugin's name.
+/// Returns the manifest.
+fn copy_across(host: &str, from: &str, tag: &str, to: &str) -> Vec<u8> {
+    let manifest = manifest_bytes(host, from, tag);
+    let parsed: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    for blob in [&parsed["config"], &parsed["layers"][0]] {
+        let digest = blob["digest"].as_str().unwrap();
+        let mounted = ureq::post(format!(
+            "http://{host}/v2/{to}/blobs/uploads/?mount={digest}&from={from}"
+        ))
+        .send_empty()
+        .unwrap();
+        assert_eq!(mounted.status().as_u16(), 201);
+    }
+    ureq::put(format!("http://{host}/v2/{to}/manifests/{tag}"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .send(&manifest[..])
+        .unwrap();
+    manifest
+}
+
 /// Puts the manifest `tag` of `repository` pointing at what `from` (a tag of the same
 /// repository) points at, as `docker tag` + push or `oras tag` do.
 fn retag(host: &str, repository: &str, from: &str, tag: &str) {
     let accept = "application/vnd.oci.image.manifest.v1+json";
-    let manifest = ureq::get(format!("http://{host}/v2/{repository}/manifests/{from}"))
-        .header("accept", accept)
-        .call()
-        .unwrap()
-        .into_body()
-        .read_to_vec()
-        .unwrap();
+    let manifest = manifest_bytes(host, repository, from);
     ureq::put(format!("http://{host}/v2/{repository}/manifests/{tag}"))
         .header("content-type", accept)
         .send(&manifest[..])

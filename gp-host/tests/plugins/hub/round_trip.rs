@@ -191,7 +191,7 @@ fn push_search_install_by_range_call_pull_and_delete() {
     );
     assert_eq!(
         run.stdout,
-        format!("deleted oci://{ns}/sample:0.1.0@{sample_digest}\n"),
+        format!("deleted oci://{ns}/sample:0.1.0@{sample_digest}\ntags removed: 0.1.0\n"),
         "{}",
         run.stderr
     );

@@ -142,24 +142,31 @@ pub struct PushArgs {
     /// Where: oci://HOST[:PORT]/NAMESPACE/NAME[:TAG] (the tag defaults to the plugin's version);
     /// without it, NAME under --registry
     reference: Option<String>,
+    /// Replace the package a version tag already names, for everyone (a version is immutable
+    /// without it; pushing the same package again is always fine, and a tag that is not a
+    /// version, such as `stable`, always moves)
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     registry: RegistryArgs,
 }
 
-/// Publishes a package; prints where, with the digest.
+/// Publishes a package; prints where, with the digest, and what it replaced.
 pub fn push(args: PushArgs) -> Result<ExitCode, Failure> {
+    let mut options = hub::PushOptions::default();
+    options.force = args.force;
     let pushed = match &args.reference {
         Some(text) => {
             let reference = reference(text)?;
             let client = args.registry.client(&reference.registry)?;
-            client.push(&args.package, &reference, &Default::default())?
+            client.push(&args.package, &reference, &options)?
         }
         None => {
             let namespace = args
                 .registry
                 .namespace("`gp push` without an oci:// reference")?;
             let client = args.registry.client(&namespace.registry)?;
-            client.push_into(&args.package, &namespace, &Default::default())?
+            client.push_into(&args.package, &namespace, &options)?
         }
     };
     println!(
@@ -177,10 +184,16 @@ pub fn push(args: PushArgs) -> Result<ExitCode, Failure> {
             ..pushed.reference.clone()
         }
     );
-    println!(
-        "digest {}",
-        pushed.reference.digest.as_deref().unwrap_or_default()
-    );
+    let digest = pushed.reference.digest.as_deref().unwrap_or_default();
+    println!("digest {digest}");
+    if let Some(before) = &pushed.replaced {
+        let tag = pushed.reference.tag.as_deref().unwrap_or_default();
+        if hub::version_of(tag).is_some() {
+            println!("replaced version {tag}: {before} -> {digest}");
+        } else {
+            println!("moved tag {tag}: {before} -> {digest}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -304,12 +317,17 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, Failure> {
         "NAME", "NEWEST"
     );
     for found in &result.plugins {
+        // What install would refuse is marked where the description would be.
+        let description = match &found.refused {
+            Some(why) => format!("(gp install refuses it: {why})"),
+            None => found.description.clone().unwrap_or_default(),
+        };
         println!(
             "{:name_width$}  {:version_width$}  {:<8}  {}",
             found.name,
             found.newest_version.as_deref().unwrap_or("-"),
             found.versions.len(),
-            printable(found.description.as_deref().unwrap_or(""))
+            printable(&description)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -331,11 +349,16 @@ pub struct DeleteArgs {
     /// Do not ask (needed when standard input is not a terminal)
     #[arg(long)]
     yes: bool,
+    /// Delete the manifest even when other tags name it too, and every one of them with it
+    /// (without it, only the tag is deleted where the registry can, and the delete is
+    /// refused, naming the tags, where it cannot)
+    #[arg(long)]
+    all_tags: bool,
     #[command(flatten)]
     registry: RegistryArgs,
 }
 
-/// Deletes one version (by digest) where the registry allows it.
+/// Deletes one version where the registry allows it; names every tag removed.
 pub fn delete(args: DeleteArgs) -> Result<ExitCode, Failure> {
     let reference = reference(&args.reference)?;
     if !args.yes {
@@ -344,7 +367,14 @@ pub fn delete(args: DeleteArgs) -> Result<ExitCode, Failure> {
                 "deleting {reference} removes it for everyone: pass --yes to delete without being asked"
             )));
         }
-        eprint!("delete {reference} (and every tag on the same digest)? [y/N] ");
+        eprint!(
+            "delete {reference}{}? [y/N] ",
+            if args.all_tags {
+                " and every tag on its digest"
+            } else {
+                ""
+            }
+        );
         let mut answer = String::new();
         let _ = std::io::stdin().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
@@ -353,7 +383,22 @@ pub fn delete(args: DeleteArgs) -> Result<ExitCode, Failure> {
         }
     }
     let client = args.registry.client(&reference.registry)?;
-    let digest = client.delete(&reference)?;
-    println!("deleted {}", reference.with_digest(&digest));
+    let deleted = client.delete(&reference, args.all_tags)?;
+    if deleted.tag_only {
+        println!(
+            "deleted the tag {} (the manifest stays under its other tags)",
+            deleted.reference
+        );
+    } else {
+        println!("deleted {}", deleted.reference);
+    }
+    println!(
+        "tags removed: {}",
+        if deleted.tags.is_empty() {
+            "none".to_owned()
+        } else {
+            deleted.tags.join(", ")
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }

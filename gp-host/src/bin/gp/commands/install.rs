@@ -14,7 +14,9 @@ use super::shared::required_signers;
 pub struct Args {
     /// The package: an http://, https:// or file:// URL, a local path, an
     /// oci://HOST[:PORT]/REPOSITORY:TAG (or @sha256:DIGEST) reference, or NAME@RANGE (for
-    /// example sample@^1.2; a bare NAME is any version) looked up under --registry
+    /// example sample@^1.2; a bare NAME is any version) looked up under --registry. A NAME is
+    /// always a registry name, whatever is in the current folder, unless it contains `/`,
+    /// ends in `.plg` or starts with `./`: write ./NAME for a local file
     url: String,
     /// The SHA-256 the package must have (as `gp pack` prints it)
     #[arg(long)]
@@ -29,6 +31,9 @@ pub struct Args {
     /// runner (which turns a library that crashes the loader into an error instead of a crash)
     #[arg(long)]
     no_preflight: bool,
+    /// Install an older version than the one installed (refused without it)
+    #[arg(long)]
+    allow_downgrade: bool,
     #[command(flatten)]
     registry: super::hub::RegistryArgs,
 }
@@ -46,11 +51,11 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
             dir
         }
     };
-    // A registry reference, or NAME@RANGE (unless a file of that name is there), is resolved
-    // first: the install then names the exact digest it fetched.
+    // A registry reference, or NAME@RANGE, is resolved first: the install then names the
+    // exact digest it fetched. A NAME is a name whatever the current folder holds (`gp new`
+    // makes a folder of the plugin's name); a path says it is one (`/`, `.plg`, `./`).
     let from_registry = args.url.starts_with(gp_host::hub::SCHEME)
-        || (!std::path::Path::new(&args.url).exists()
-            && gp_host::hub::parse_name_range(&args.url).is_some());
+        || gp_host::hub::parse_name_range(&args.url).is_some();
     let (url, client) = if from_registry {
         let (client, reference) = args.registry.resolve(&args.url)?;
         (reference.to_string(), Some(client))
@@ -72,6 +77,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     options.trust = trust;
     options.progress = Some(&progress);
     options.hub = client.as_ref();
+    options.allow_downgrade = args.allow_downgrade;
     let installed = manager.install(&url, &options);
     if terminal {
         eprintln!();
