@@ -1,12 +1,12 @@
 //! Installing a package from a URL: download, verify, move into the base directory, load.
 
 use crate::error::Error;
-use crate::manager::report::{Upgrade, UpgradeOptions};
+use crate::manager::report::{Synced, UpgradeOptions};
 use crate::manager::Manager;
 use crate::runtime::spec::Spec;
 use crate::source::download::{copy_hashed, fetch, CopyFailure};
 use crate::source::package::{self, Trust};
-use crate::util::{lock, normalize};
+use crate::util::lock;
 
 /// How [`Manager::install`] checks what it downloads.
 #[derive(Default)]
@@ -77,69 +77,45 @@ impl Manager {
             check_holds(pulled, &unpacked.manifest)?;
         }
         let plugin = &unpacked.manifest;
-        let target = base.join(format!("{}.{}", plugin.name, package::EXTENSION));
-        let downgrade =
-            self.check_downgrade(plugin, &target, scratch.path(), options.allow_downgrade)?;
+        // In the plugin's turn from here: what is installed cannot change under the check.
+        let _turn = self.turn(&plugin.name);
+        let downgrade = self.check_downgrade(plugin, scratch.path(), options.allow_downgrade)?;
         drop(scratch);
-
-        let backup = base.join(format!(".{}.previous", unpacked.manifest.name));
-        let replaced = target.exists();
-        if replaced {
-            std::fs::rename(&target, &backup).map_err(|e| Error::io(&target, e))?;
-        }
-        // Put back what was there: one rename over the target (never a moment without it), or
-        // remove the new file if there was nothing.
-        let restore = || {
-            if replaced {
-                let _ = std::fs::rename(&backup, &target);
-            } else {
-                let _ = std::fs::remove_file(&target);
-            }
-        };
-        // A temporary file is created readable by its owner only; an installed package is an
-        // ordinary file.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = download
-                .as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644));
-        }
-        if let Err((_, e)) = download.persist(&target).map_err(|e| (e.file, e.error)) {
-            restore();
-            return Err(Error::io(&target, e));
-        }
         let settings = crate::source::Settings {
             trust,
             ..self.settings()
         };
-        match self.load_installed(&plugin.name, &target, downgrade, &settings) {
-            Ok(spec) => {
-                if replaced {
-                    let _ = std::fs::remove_file(&backup);
-                }
-                tracing::info!(target: "gp", plugin = spec.name(), version = %spec.version(), url, "plugin installed");
-                Ok(spec)
+        // Written where the plugin lives (its folder, its package, or BASE/<name>.plg for a
+        // new one), the replaced version kept for a roll-back, as an upload through the API.
+        let options = UpgradeOptions { force: downgrade };
+        let spec = match self.replace_verified(&plugin.name, download.path(), &settings, options) {
+            Ok(Synced::Loaded(spec) | Synced::Unchanged(spec)) => spec,
+            Ok(Synced::Upgraded(upgraded)) => upgraded.to,
+            Ok(Synced::Unloaded | Synced::Nothing) => {
+                return Err(Error::MissingManifest {
+                    path: self.origin_of(&plugin.name).unwrap_or_default(),
+                })
             }
             Err(error) => {
-                restore();
-                Err(error)
+                self.report_failure(&self.origin_of(&plugin.name).unwrap_or_default(), &error);
+                return Err(error);
             }
-        }
+        };
+        tracing::info!(target: "gp", plugin = spec.name(), version = %spec.version(), url, "plugin installed");
+        Ok(spec)
     }
 }
 
 impl Manager {
-    /// Refuses to install `plugin` over a newer version of it (loaded, or in `package`) unless
+    /// Refuses to install `plugin` over a newer version of it (loaded, or where it lives) unless
     /// `allow`; returns whether it is a downgrade.
     fn check_downgrade(
         &self,
         plugin: &gp_core::manifest::Manifest,
-        package: &std::path::Path,
         scratch: &std::path::Path,
         allow: bool,
     ) -> Result<bool, Error> {
-        match self.installed_version(&plugin.name, package, scratch) {
+        match self.installed_version(&plugin.name, scratch) {
             Some(installed) if plugin.version < installed => {
                 if allow {
                     Ok(true)
@@ -155,47 +131,26 @@ impl Manager {
         }
     }
 
-    /// Loads the package installed at `target`, or upgrades to it; a downgrade (allowed) of
-    /// the version loaded from it is forced.
-    fn load_installed(
-        &self,
-        name: &str,
-        target: &std::path::Path,
-        downgrade: bool,
-        settings: &crate::source::Settings<'_>,
-    ) -> Result<Spec, Error> {
-        let from_target = self
-            .get_plugin(name)
-            .is_ok_and(|(spec, _)| normalize(&spec.origin) == normalize(target));
-        if downgrade && from_target {
-            return self
-                .upgrade_with(name, target, UpgradeOptions { force: true })
-                .map(|upgrade| match upgrade {
-                    Upgrade::Upgraded(upgraded) => upgraded.to,
-                    Upgrade::Unchanged(spec) => spec,
-                });
-        }
-        self.load_source(target, settings)
-    }
-
-    /// The version of `name` installed: the one loaded, or the one in `package` (which
-    /// `scratch` unpacks it into, trusting it as it was trusted when it was installed);
-    /// `None` when there is none, or it cannot be read (then it is not a version to keep).
-    fn installed_version(
-        &self,
-        name: &str,
-        package: &std::path::Path,
-        scratch: &std::path::Path,
-    ) -> Option<semver::Version> {
+    /// The version of `name` installed: the one loaded, or the one where it lives (its
+    /// folder, or its package, which `scratch` unpacks, trusting it as it was trusted when it
+    /// was installed; `BASE/<name>.plg` for a plugin this manager never loaded); `None` when
+    /// there is none, or it cannot be read (then it is not a version to keep).
+    fn installed_version(&self, name: &str, scratch: &std::path::Path) -> Option<semver::Version> {
         if let Ok((spec, _)) = self.get_plugin(name) {
             return Some(spec.version().clone());
         }
-        if !package.exists() {
-            return None;
-        }
-        let unpacked =
-            package::unpack(package, scratch, &Trust::default(), &self.package_limits()).ok()?;
-        (unpacked.manifest.name == name).then_some(unpacked.manifest.version)
+        let place = self.origin_of(name).unwrap_or_else(|| {
+            self.base_dir()
+                .join(format!("{name}.{}", package::EXTENSION))
+        });
+        let manifest = if place.is_dir() {
+            crate::folder::read(&place).ok()?.manifest
+        } else {
+            package::unpack(&place, scratch, &Trust::default(), &self.package_limits())
+                .ok()?
+                .manifest
+        };
+        (manifest.name == name).then_some(manifest.version)
     }
 }
 

@@ -15,7 +15,7 @@ use gp_core::manifest::Manifest;
 
 use crate::error::Error;
 use crate::folder::MANIFEST_FILE;
-use crate::manager::report::Synced;
+use crate::manager::report::{Synced, UpgradeOptions};
 use crate::manager::Manager;
 use crate::source::{package, Settings};
 use crate::util::{lock, write_atomically};
@@ -31,7 +31,7 @@ impl Manager {
     /// never loaded becomes `BASE/<name>.plg`) and synced from there. If the sync refuses it,
     /// what was there is put back. Returns what the sync did.
     pub fn replace_with_package(&self, name: &str, file: &Path) -> Result<Synced, Error> {
-        self.replace_verified(name, file, &self.settings())
+        self.replace_verified(name, file, &self.settings(), UpgradeOptions::default())
     }
 
     /// [`replace_with_package`](Self::replace_with_package), verified with `settings`.
@@ -40,6 +40,7 @@ impl Manager {
         name: &str,
         file: &Path,
         settings: &Settings<'_>,
+        options: UpgradeOptions,
     ) -> Result<Synced, Error> {
         let _turn = self.turn(name);
         let base = self.base_dir().to_owned();
@@ -58,12 +59,18 @@ impl Manager {
         let target = self.place_of(name);
         if unchanged(&target, file, &unpacked.dir) {
             // The same files again: synced as they are, and what is kept stays kept.
-            return self.sync_source(&target, settings);
+            return self.sync_source(&target, settings, options);
         }
         if target.is_dir() {
-            self.replace_folder(&target, &unpacked.dir, &unpacked.manifest, settings)
+            self.replace_folder(
+                &target,
+                &unpacked.dir,
+                &unpacked.manifest,
+                settings,
+                options,
+            )
         } else {
-            self.replace_file(&target, file, settings)
+            self.replace_file(&target, file, settings, options)
         }
     }
 
@@ -87,6 +94,7 @@ impl Manager {
         target: &Path,
         file: &Path,
         settings: &Settings<'_>,
+        options: UpgradeOptions,
     ) -> Result<Synced, Error> {
         let backup = kept_package(target);
         let replaced = target.exists();
@@ -109,7 +117,7 @@ impl Manager {
             return Err(e);
         }
         // The replaced package stays as the backup: what a roll-back goes back to.
-        self.sync_or_restore(target, settings, restore, || {})
+        self.sync_or_restore(target, settings, options, restore, || {})
     }
 
     /// Writes the unpacked plugin folder `from`'s `plugin.json` and library over plugin folder
@@ -121,6 +129,7 @@ impl Manager {
         from: &Path,
         manifest: &Manifest,
         settings: &Settings<'_>,
+        options: UpgradeOptions,
     ) -> Result<Synced, Error> {
         let before = FolderPair::read(folder);
         let new = FolderPair::read(from).ok_or_else(|| Error::MissingManifest {
@@ -131,6 +140,7 @@ impl Manager {
         self.sync_or_restore(
             folder,
             settings,
+            options,
             || written.restore(),
             || {
                 if let Some(before) = &before {
@@ -232,10 +242,11 @@ impl Manager {
         &self,
         target: &Path,
         settings: &Settings<'_>,
+        options: UpgradeOptions,
         restore: impl FnOnce(),
         done: impl FnOnce(),
     ) -> Result<Synced, Error> {
-        match self.sync_source(target, settings) {
+        match self.sync_source(target, settings, options) {
             Ok(synced) => {
                 done();
                 Ok(synced)

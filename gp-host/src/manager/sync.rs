@@ -36,7 +36,7 @@ impl Manager {
             }
         };
         for dir in dirs {
-            match self.sync_with(&dir, &self.settings()) {
+            match self.sync_with(&dir, &self.settings(), UpgradeOptions::default()) {
                 Ok(Synced::Loaded(spec)) => report.loaded.push(spec),
                 Ok(Synced::Unchanged(spec)) => report.unchanged.push(spec),
                 Ok(Synced::Upgraded(upgraded)) => report.upgraded.push(upgraded),
@@ -75,7 +75,7 @@ impl Manager {
             self.report_failure(dir, &error);
             return Err(error);
         }
-        match self.sync_with(dir, settings) {
+        match self.sync_with(dir, settings, UpgradeOptions::default()) {
             Ok(Synced::Loaded(spec)) => {
                 self.gc_after([&spec]);
                 Ok(spec)
@@ -102,21 +102,28 @@ impl Manager {
     /// Emits events for what it did, not for failures: the caller decides when a failure is
     /// final (the watcher, for one, tries a folder again while its files settle).
     pub fn sync(&self, origin: impl AsRef<Path>) -> Result<Synced, Error> {
-        self.sync_source(origin.as_ref(), &self.settings())
+        self.sync_source(origin.as_ref(), &self.settings(), UpgradeOptions::default())
     }
 
-    /// [`sync`](Self::sync), resolving the source with `settings`.
+    /// [`sync`](Self::sync), resolving the source with `settings`, upgrading with `options`
+    /// (a forced one may go back a version).
     pub(crate) fn sync_source(
         &self,
         origin: &Path,
         settings: &Settings<'_>,
+        options: UpgradeOptions,
     ) -> Result<Synced, Error> {
-        let synced = self.sync_with(origin, settings)?;
+        let synced = self.sync_with(origin, settings, options)?;
         self.gc_after(synced.serving());
         Ok(synced)
     }
 
-    fn sync_with(&self, origin: &Path, settings: &Settings<'_>) -> Result<Synced, Error> {
+    fn sync_with(
+        &self,
+        origin: &Path,
+        settings: &Settings<'_>,
+        options: UpgradeOptions,
+    ) -> Result<Synced, Error> {
         let origin = &normalize(origin);
         if !origin.exists() {
             let Some(name) = self.name_loaded_from(origin) else {
@@ -126,7 +133,7 @@ impl Manager {
             // Looked at again in the plugin's turn: a change that held it may have put it back.
             if origin.exists() || self.name_loaded_from(origin).as_deref() != Some(&name) {
                 drop(_turn);
-                return self.sync_with(origin, settings);
+                return self.sync_with(origin, settings, options);
             }
             return self.unload(&name).map(|_| Synced::Unloaded);
         }
@@ -147,13 +154,8 @@ impl Manager {
         let synced = match running {
             Some(running) if running.spec.origin == folder.origin => {
                 let slot = existing.expect("a running plugin has a slot");
-                let synced = self.upgrade_locked(
-                    &slot,
-                    &running,
-                    Some(folder),
-                    library,
-                    UpgradeOptions::default(),
-                )?;
+                let synced =
+                    self.upgrade_locked(&slot, &running, Some(folder), library, options)?;
                 drop(changes);
                 self.announce(&synced);
                 return Ok(synced);
