@@ -126,9 +126,10 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     match output {
         Some(path) => {
             let text = format!("{json}\n");
+            super::shared::parent_created(&path)?;
             gp_host::build::write_atomically(&path, |tmp| std::fs::write(tmp, &text))?;
         }
-        None => println!("{json}"),
+        None => outln!("{json}")?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -162,7 +162,7 @@ pub fn push(args: PushArgs) -> Result<ExitCode, Failure> {
             client.push_into(&args.package, &namespace, &Default::default())?
         }
     };
-    println!(
+    outln!(
         "pushed {} {} ({} bytes, {}) to {}",
         pushed.plugin.name,
         pushed.plugin.version,
@@ -176,11 +176,11 @@ pub fn push(args: PushArgs) -> Result<ExitCode, Failure> {
             digest: None,
             ..pushed.reference.clone()
         }
-    );
-    println!(
+    )?;
+    outln!(
         "digest {}",
         pushed.reference.digest.as_deref().unwrap_or_default()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -275,10 +275,10 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, Failure> {
         eprintln!("skipped {}: {}", printable(repository), printable(why));
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&result.plugins).expect("search results serialise")
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     if result.plugins.is_empty() {
@@ -299,18 +299,18 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, Failure> {
         .max()
         .unwrap_or(7)
         .max(7);
-    println!(
+    outln!(
         "{:name_width$}  {:version_width$}  VERSIONS  DESCRIPTION",
         "NAME", "NEWEST"
-    );
+    )?;
     for found in &result.plugins {
-        println!(
+        outln!(
             "{:name_width$}  {:version_width$}  {:<8}  {}",
             found.name,
             found.newest_version.as_deref().unwrap_or("-"),
             found.versions.len(),
             printable(found.description.as_deref().unwrap_or(""))
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -354,6 +354,6 @@ pub fn delete(args: DeleteArgs) -> Result<ExitCode, Failure> {
     }
     let client = args.registry.client(&reference.registry)?;
     let digest = client.delete(&reference)?;
-    println!("deleted {}", reference.with_digest(&digest));
+    outln!("deleted {}", reference.with_digest(&digest))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -77,11 +77,11 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         eprintln!();
     }
     let spec = installed?;
-    println!(
+    outln!(
         "installed {} {} -> {}",
         spec.name(),
         spec.version(),
         spec.origin.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
