@@ -30,14 +30,22 @@ fn commands_whose_output_is_closed_exit_quietly_with_141() {
         &[&"list", &base.path()],
         &[&"manifest", &library],
         &[&"inspect", &"--no-load", &library],
-        &[&"call", &base.path(), &"sample", &"--set", &r#"sample={"name":"x"}"#],
+        &[
+            &"call",
+            &base.path(),
+            &"sample",
+            &"--set",
+            &r#"sample={"name":"x"}"#,
+        ],
         &[&"gc", &base.path()],
     ];
     for args in commands {
         let output = gp_into_closed_pipe(args);
         let said = stderr(&output);
         // Only what the plugin itself logs (`sample` says what it got).
-        let quiet = said.lines().all(|l| l.starts_with(" INFO gp::plugin: sample got"));
+        let quiet = said
+            .lines()
+            .all(|l| l.starts_with(" INFO gp::plugin: sample got"));
         assert!(
             output.status.code() == Some(141) && quiet,
             "gp {:?}: {:?}\n{said}",
@@ -54,7 +62,13 @@ fn keygen_pack_and_manifest_make_the_folder_they_write_into() {
     let keys = ok(gp(&[&"keygen", &w.join("keys/team/k1")]));
     assert_eq!(
         keys.lines().next(),
-        Some(format!("secret key: {} (keep it private)", w.join("keys/team/k1.key").display()).as_str())
+        Some(
+            format!(
+                "secret key: {} (keep it private)",
+                w.join("keys/team/k1.key").display()
+            )
+            .as_str()
+        )
     );
     assert!(w.join("keys/team/k1.pub").is_file());
 

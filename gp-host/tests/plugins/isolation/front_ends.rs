@@ -114,7 +114,11 @@ fn two_hundred_isolated_calls_leave_no_private_copy() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        assert_eq!(files_in(&runtime), Vec::<String>::new(), "after call {call}");
+        assert_eq!(
+            files_in(&runtime),
+            Vec::<String>::new(),
+            "after call {call}"
+        );
         assert!(
             started.elapsed() < std::time::Duration::from_secs(300),
             "200 calls took over 5 minutes (at call {call})"

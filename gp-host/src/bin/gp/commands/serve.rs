@@ -294,7 +294,10 @@ async fn serve(
     for route in server.routes() {
         outln!(
             "route {} http://{plugins_addr}{} -> {} ({})",
-            route.method, route.route, route.plugin, route.label
+            route.method,
+            route.route,
+            route.plugin,
+            route.label
         )?;
     }
     outln!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz)")?;

@@ -84,13 +84,14 @@ pub fn pack_folder(
 /// `gp pack -o pkgs/x.plg`): a command given a path to write makes its way there.
 pub fn parent_created(path: &Path) -> Result<(), Failure> {
     match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
-            .map_err(|e| {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(|e| {
                 Failure::from(Error::Io {
                     path: parent.to_owned(),
                     source: e,
                 })
-            }),
+            })
+        }
         _ => Ok(()),
     }
 }
