@@ -24,10 +24,7 @@ impl Manager {
     /// back. Returns what the sync did.
     pub fn replace_with_package(&self, name: &str, file: &Path) -> Result<Synced, Error> {
         let base = self.base_dir().to_owned();
-        let scratch = tempfile::Builder::new()
-            .prefix(".verify-")
-            .tempdir_in(&base)
-            .map_err(|e| Error::io(&base, e))?;
+        let scratch = crate::util::scratch::folder(self.runtime_dir(), "verify")?;
         let unpacked = package::unpack(file, scratch.path(), self.trust(), &self.package_limits())?;
         if unpacked.manifest.name != name {
             return Err(Error::NameMismatch {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use crate::failure::Failure;
 use gp_host::hub::{self, Client, ClientOptions, Credentials, Namespace, Reference};
+use gp_host::package::ScratchFile;
 use gp_host::Error;
 
 use super::shared::required_signers;
@@ -207,50 +208,38 @@ pub fn pull(args: PullArgs) -> Result<ExitCode, Failure> {
         path: args.output.clone(),
         source: e,
     })?;
-    let download = tempfile_in(&args.output)?;
-    let (pulled, unpacked) = hub::pull_verified(
+    // In the output folder's runtime directory, named for this process: what an interrupted
+    // pull leaves there, `gp gc` (and a manager over the folder) removes.
+    let runtime = args.output.join(gp_host::DEFAULT_RUNTIME_DIR);
+    let download = ScratchFile::create(&runtime, "pull", ".plg")?;
+    let verified = hub::pull_verified(
         &client,
         &reference,
-        download.as_file(),
+        download.file(),
         download.path(),
         &trust,
         None,
-    )?;
-    let target = args
-        .output
-        .join(super::shared::package_file_name(&unpacked.manifest));
-    download.persist(&target).map_err(|e| Error::Io {
-        path: target.clone(),
-        source: e.error,
-    })?;
-    println!(
+    );
+    let written = verified.and_then(|(pulled, unpacked)| {
+        let target = args
+            .output
+            .join(super::shared::package_file_name(&unpacked.manifest));
+        download.persist(&target)?;
+        Ok((pulled, unpacked, target))
+    });
+    // Folders it made for nothing else go (each only if empty: another pull may be using it).
+    let _ = std::fs::remove_dir(ScratchFile::dir(&runtime));
+    let _ = std::fs::remove_dir(&runtime);
+    let (pulled, unpacked, target) = written?;
+    outln!(
         "pulled {} {} -> {}",
         unpacked.manifest.name,
         unpacked.manifest.version,
         target.display()
-    );
-    println!("from {}", pulled.reference);
-    println!("sha256 {}", pulled.sha256);
+    )?;
+    outln!("from {}", pulled.reference)?;
+    outln!("sha256 {}", pulled.sha256)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn tempfile_in(dir: &std::path::Path) -> Result<tempfile::NamedTempFile, Failure> {
-    let file = tempfile::Builder::new()
-        .prefix(".pull-")
-        .suffix(".plg")
-        .tempfile_in(dir)
-        .map_err(|e| Error::Io {
-            path: dir.to_owned(),
-            source: e,
-        })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = file
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    Ok(file)
 }
 
 /// `gp search`.
@@ -301,7 +290,8 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, Failure> {
         .max(7);
     outln!(
         "{:name_width$}  {:version_width$}  VERSIONS  DESCRIPTION",
-        "NAME", "NEWEST"
+        "NAME",
+        "NEWEST"
     )?;
     for found in &result.plugins {
         outln!(
