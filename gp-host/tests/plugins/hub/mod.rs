@@ -14,6 +14,7 @@
 
 mod auth;
 mod follow;
+mod leftovers;
 mod refusals;
 mod round_trip;
 mod signatures;
