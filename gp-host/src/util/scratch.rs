@@ -85,9 +85,13 @@ mod file {
             made.map(ScratchFile).map_err(|e| Error::io(&dir, e))
         }
 
-        /// The scratch folder of the runtime directory `runtime_dir`, where these files go.
-        pub fn dir(runtime_dir: &Path) -> std::path::PathBuf {
-            super::dir(runtime_dir)
+        /// Removes `runtime_dir`'s scratch folder, then `runtime_dir`, each only if it is
+        /// empty: a command that made them for one file it no longer has (a refused
+        /// `gp install`, any `gp pull`) leaves the folder it was given as it found it. Another
+        /// process's file keeps them; a [`create`](Self::create) racing this makes them again.
+        pub fn tidy(runtime_dir: &Path) {
+            let _ = std::fs::remove_dir(super::dir(runtime_dir));
+            let _ = std::fs::remove_dir(runtime_dir);
         }
 
         /// The file, to write.

@@ -227,9 +227,7 @@ pub fn pull(args: PullArgs) -> Result<ExitCode, Failure> {
         download.persist(&target)?;
         Ok((pulled, unpacked, target))
     });
-    // Folders it made for nothing else go (each only if empty: another pull may be using it).
-    let _ = std::fs::remove_dir(ScratchFile::dir(&runtime));
-    let _ = std::fs::remove_dir(&runtime);
+    ScratchFile::tidy(&runtime);
     let (pulled, unpacked, target) = written?;
     outln!(
         "pulled {} {} -> {}",

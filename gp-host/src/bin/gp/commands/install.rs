@@ -76,6 +76,10 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     if terminal {
         eprintln!();
     }
+    if installed.is_err() {
+        // A refused install leaves DIR as it found it, without an empty runtime folder.
+        gp_host::package::ScratchFile::tidy(manager.runtime_dir());
+    }
     let spec = installed?;
     outln!(
         "installed {} {} -> {}",
