@@ -1,13 +1,16 @@
 //! Collecting what a manager's runtime directory accumulates: unpacked packages
 //! (`packages/<sha>/`), `remote_git` builds (`git/<url>/builds/<commit>/`), private library
-//! copies left by a process that died while loading, and scratch folders of interrupted
-//! unpacks and builds.
+//! copies left by a process that died while loading, scratch folders of interrupted unpacks
+//! and builds, and what interrupted downloads, pulls and uploads left in `tmp/`.
 //!
 //! What a loaded version of this manager lives in is never removed. Of the rest, the newest
 //! [`GcOptions::keep`] unpacked packages and builds of each plugin stay (a reload or a rollback
 //! finds them at hand), and nothing younger than [`GcOptions::min_age`] is touched (another
-//! process sharing the runtime directory may be unpacking or loading it). Symbolic links are
-//! never followed, and never removed.
+//! process sharing the runtime directory may be unpacking or loading it), except what is
+//! named for a process that is gone (`util::scratch`): the files in `tmp/`, isolated
+//! versions' private copies (`…-isolated-<pid>-<n>.so`) and half-written files
+//! (`….tmp-<pid>`) go at once. What is in `tmp/` for a process still running stays, however
+//! old. Symbolic links are never followed, and never removed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,8 +20,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::error::Error;
 use crate::folder::MANIFEST_FILE;
 use crate::manager::{Inner, Manager};
+use crate::runtime::loaded::isolated_copy_owner;
 use crate::runtime::spec::Spec;
 use crate::source;
+use crate::util::scratch;
 use crate::util::{lock, sha256_hex};
 
 /// When and what a manager collects in its runtime directory. See [`Manager::gc`].
@@ -112,11 +117,15 @@ impl Manager {
     /// versions now serving lives in the runtime directory (an unpacked package or a git
     /// build): such a change adds there, and may leave a predecessor to collect. A version
     /// loaded from a plain folder adds nothing there; the timer collects what it leaves.
+    ///
+    /// What a process that is gone left (see the module documentation) is collected then too,
+    /// whatever was loaded: so the first load of a new manager, at its start, removes what an
+    /// interrupted `gp install` or a killed host left.
     pub(crate) fn gc_after<'a>(&self, serving: impl IntoIterator<Item = &'a Spec>) {
         let adds = serving
             .into_iter()
             .any(|spec| spec.dir.starts_with(self.runtime_dir()));
-        if adds && self.inner.config.gc.is_some() {
+        if self.inner.config.gc.is_some() && (adds || left_over(self.runtime_dir())) {
             self.collect_logged();
         }
     }
@@ -188,6 +197,31 @@ struct Candidate {
     /// The plugin it holds, for [`GcOptions::keep`] (none for copies and scratch folders).
     plugin: Option<String>,
     modified: SystemTime,
+    /// Named for a process that is gone: removed whatever its age.
+    orphan: bool,
+}
+
+/// Whether the top-level entry `name` of a runtime directory is named for a process that is
+/// gone: an isolated version's private copy, or a file half-written by `write_atomically`.
+fn orphan_at_top(name: &str) -> bool {
+    let owner = isolated_copy_owner(name).or_else(|| {
+        let (_, pid) = name.rsplit_once(".tmp-")?;
+        pid.parse().ok()
+    });
+    owner.is_some_and(scratch::process_gone)
+}
+
+/// Whether `runtime` holds anything named for a process that is gone (a cheap look, for
+/// [`Manager::gc_after`]: two directory listings).
+fn left_over(runtime: &Path) -> bool {
+    let orphans = |dir: &Path, orphan: fn(&str) -> bool| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| orphan(&e.file_name().to_string_lossy()))
+        })
+    };
+    orphans(&scratch::dir(runtime), scratch::owner_gone) || orphans(runtime, orphan_at_top)
 }
 
 fn collect(
@@ -204,10 +238,22 @@ fn collect(
     // Private copies and scratch folders at the top, unpacked packages, git builds.
     for path in entries(runtime, &mut report) {
         let name = file_name(&path);
-        let scratch = name.starts_with(".tmp") || name.contains(".tmp-");
+        let unfinished = name.starts_with(".tmp") || name.contains(".tmp-");
         let copy = is_library(&path);
-        if copy || scratch {
-            candidates.push(candidate(path, None, &mut report));
+        if copy || unfinished {
+            let orphan = orphan_at_top(&name);
+            candidates.push(candidate(path, None, orphan, &mut report));
+        }
+    }
+    // Interrupted downloads, pulls and uploads.
+    for path in entries(&scratch::dir(runtime), &mut report) {
+        match scratch::owner(&file_name(&path)) {
+            // In use: a download in progress may be older than any minimum age.
+            Some(pid) if !scratch::process_gone(pid) => {}
+            owner => {
+                let orphan = owner.is_some();
+                candidates.push(candidate(path, None, orphan, &mut report));
+            }
         }
     }
     for path in entries(&source::packages_dir(runtime), &mut report) {
@@ -232,7 +278,7 @@ fn collect(
             continue;
         }
         let age = now.duration_since(candidate.modified).unwrap_or_default();
-        if age < options.min_age {
+        if age < options.min_age && !candidate.orphan {
             continue;
         }
         match &candidate.plugin {
@@ -287,12 +333,18 @@ fn entries(dir: &Path, report: &mut GcReport) -> Vec<PathBuf> {
     paths
 }
 
-fn candidate(path: PathBuf, plugin: Option<String>, report: &mut GcReport) -> Option<Candidate> {
+fn candidate(
+    path: PathBuf,
+    plugin: Option<String>,
+    orphan: bool,
+    report: &mut GcReport,
+) -> Option<Candidate> {
     match std::fs::symlink_metadata(&path).and_then(|m| m.modified()) {
         Ok(modified) => Some(Candidate {
             path,
             plugin,
             modified,
+            orphan,
         }),
         Err(e) => {
             report.skipped.push((path, e.to_string()));
@@ -311,7 +363,7 @@ fn folder_candidate(path: PathBuf, report: &mut GcReport) -> Option<Candidate> {
             .filter_map(Result::ok)
             .find_map(|e| plugin_in(&e.path()))
     });
-    candidate(path, plugin, report)
+    candidate(path, plugin, false, report)
 }
 
 fn plugin_in(dir: &Path) -> Option<String> {

@@ -7,6 +7,7 @@ use crate::runtime::spec::Spec;
 use crate::source::download::{copy_hashed, fetch, CopyFailure};
 use crate::source::package::{self, Trust};
 use crate::util::lock;
+use crate::util::scratch::{self, ScratchFile};
 
 /// How [`Manager::install`] checks what it downloads.
 #[derive(Default)]
@@ -35,33 +36,32 @@ impl Manager {
     /// copied instead, with the same checks; with the `hub` feature, an `oci://` reference is
     /// pulled from its registry, its manifest and digests checked, see [`crate::hub`]) and
     /// installs it: the body is streamed to
-    /// a hidden temporary file in the base directory (at most the manager's package size
-    /// limit), its SHA-256 checked against `options.sha256` if given, the package checked
-    /// completely (checksums, signature per the trust in force, contents), then moved into the
-    /// base directory as `<plugin name>.plg` in one rename and loaded (or upgraded to, if that
-    /// plugin is loaded from a package of the same name).
+    /// a temporary file in the runtime directory's scratch folder, `tmp/` (at most the
+    /// manager's package size limit), its SHA-256 checked against `options.sha256` if given,
+    /// the package checked completely (checksums, signature per the trust in force,
+    /// contents), then written where the plugin lives, as an upload through the management
+    /// API is ([`Manager::replace_with_package`]: into its plugin folder, over its package, or
+    /// as `BASE/<plugin name>.plg` for a new one; the replaced version kept for
+    /// [`Manager::roll_back`]) and loaded, or upgraded to.
     ///
     /// An older version than the one installed (loaded, or in the package it would replace)
     /// is refused with [`Error::Downgrade`] unless `options.allow_downgrade`.
     ///
     /// If anything fails, nothing is left in the base directory (a package it replaced is put
-    /// back) and the plugins loaded are as they were.
+    /// back) and the plugins loaded are as they were. If the process is interrupted, the
+    /// temporary file, named for the process, is removed by the next collection of the
+    /// runtime directory ([`Manager::gc`], and each manager after its loads).
     pub fn install(&self, url: &str, options: &InstallOptions<'_>) -> Result<Spec, Error> {
         let _one_at_a_time = lock(&self.inner.installs);
         let limits = self.package_limits();
         let trust = options.trust.as_ref().unwrap_or(self.trust());
         let base = self.base_dir().to_owned();
         std::fs::create_dir_all(&base).map_err(|e| Error::io(&base, e))?;
-        let download = tempfile::Builder::new()
-            .prefix(".download-")
-            .suffix(".plg")
-            .tempfile_in(&base)
-            .map_err(|e| Error::io(&base, e))?;
+        // In the runtime directory's scratch folder, named for this process: what an
+        // interrupted install leaves there, the next collection removes.
+        let download = ScratchFile::create(self.runtime_dir(), "download", ".plg")?;
         let pulled = download_into(url, &download, &limits, options)?;
-        let scratch = tempfile::Builder::new()
-            .prefix(".verify-")
-            .tempdir_in(&base)
-            .map_err(|e| Error::io(&base, e))?;
+        let scratch = scratch::folder(self.runtime_dir(), "verify")?;
         let unpacked = package::unpack(download.path(), scratch.path(), trust, &limits).map_err(
             |e| match e {
                 Error::Package { reason, source, .. } => Error::Package {
@@ -158,22 +158,22 @@ impl Manager {
 /// expects; returns what the registry said of it, for a pull.
 fn download_into(
     url: &str,
-    download: &tempfile::NamedTempFile,
+    download: &ScratchFile,
     limits: &package::Limits,
     options: &InstallOptions<'_>,
 ) -> Result<Option<Pulled>, Error> {
     let mut pulled = None;
     let sha256 = match local_path(url) {
-        Some(path) => copy_local(url, &path, download.as_file(), limits)?,
+        Some(path) => copy_local(url, &path, download.file(), limits)?,
         None if url.starts_with("oci://") => {
-            let (sha256, from) = pull(url, download.as_file(), limits, options)?;
+            let (sha256, from) = pull(url, download.file(), limits, options)?;
             pulled = Some(from);
             sha256
         }
         None => fetch(
             url,
             download.path(),
-            download.as_file(),
+            download.file(),
             limits,
             options.progress,
         )?,

@@ -43,11 +43,7 @@ impl Manager {
         options: UpgradeOptions,
     ) -> Result<Synced, Error> {
         let _turn = self.turn(name);
-        let base = self.base_dir().to_owned();
-        let scratch = tempfile::Builder::new()
-            .prefix(".verify-")
-            .tempdir_in(&base)
-            .map_err(|e| Error::io(&base, e))?;
+        let scratch = crate::util::scratch::folder(self.runtime_dir(), "verify")?;
         let unpacked = package::unpack(file, scratch.path(), settings.trust, settings.limits)?;
         if unpacked.manifest.name != name {
             return Err(Error::NameMismatch {

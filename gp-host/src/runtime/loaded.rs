@@ -54,6 +54,18 @@ fn write_copy(library: &LibraryFile, runtime_dir: &Path, tag: &str) -> Result<Pa
     Ok(copy)
 }
 
+/// What names an isolated version's private copy, `<stem>-<short hash>-isolated-<pid>-<n>`:
+/// the process that wrote it (and removes it when the version goes), and a count of its own.
+const ISOLATED_TAG: &str = "-isolated-";
+
+/// The process that wrote the isolated version's private copy named `name`, if it is one: a
+/// collection removes the copy once that process is gone (one killed, or that exited without
+/// dropping its manager, could not remove it).
+pub(crate) fn isolated_copy_owner(name: &str) -> Option<u32> {
+    let (_, rest) = name.rsplit_once(ISOLATED_TAG)?;
+    rest.split('-').next()?.parse().ok()
+}
+
 /// Writes the library's private copy, loads it through abi_stable's checks, deletes the copy.
 fn load_copy(
     spec: &Spec,
@@ -145,7 +157,7 @@ impl Loaded {
         // Its own name: an in-process load of the same build deletes its copy once mapped.
         static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let tag = format!(
-            "-isolated-{}-{}",
+            "{ISOLATED_TAG}{}-{}",
             std::process::id(),
             COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );

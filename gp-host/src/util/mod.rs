@@ -1,7 +1,8 @@
 //! Small helpers every layer may use: atomic file writes, hex, path normalisation.
 //!
 //! Nothing here knows what a plugin is. A helper that needs to is in the wrong place.
-//! [`sync`] holds the lock helpers and the crate's one policy on poisoned locks.
+//! [`sync`] holds the lock helpers and the crate's one policy on poisoned locks; [`scratch`]
+//! the temporary files an interrupted process may leave, named so that a later one can tell.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 
+pub(crate) mod scratch;
 mod sync;
 
 #[cfg(feature = "hub")]

@@ -189,6 +189,50 @@ fn gp_gc_reports_what_it_would_remove_then_removes_it() {
 }
 
 #[test]
+fn gp_gc_removes_at_once_what_a_process_that_is_gone_left_and_keeps_a_live_one_s() {
+    let base = base_dir();
+    let runtime = base.path().join(".gp-runtime");
+    std::fs::create_dir_all(runtime.join("tmp")).unwrap();
+    let mut ended = Command::new("true").spawn().unwrap();
+    let gone = ended.id();
+    ended.wait().unwrap();
+    let live = std::process::id();
+    let so = std::env::consts::DLL_EXTENSION;
+    let copy = |pid: u32| runtime.join(format!("libx-0123456789abcdef-isolated-{pid}-0.{so}"));
+    let download = |pid: u32| {
+        runtime
+            .join("tmp")
+            .join(format!("download-{pid}-Ab12Cd.plg"))
+    };
+    let half_written = runtime.join(format!("liby-0123456789abcdef.{so}.tmp-{gone}"));
+    for path in [copy(gone), copy(live), download(gone), download(live)] {
+        std::fs::write(&path, b"12345").unwrap();
+    }
+    std::fs::write(&half_written, b"12345").unwrap();
+    // The default minimum age: all of them are younger.
+    let output = Command::new(env!("CARGO_BIN_EXE_gp"))
+        .arg("gc")
+        .arg(base.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let mut removed = [copy(gone), download(gone), half_written.clone()];
+    removed.sort();
+    let lines: String = removed
+        .iter()
+        .map(|p| format!("removed {}\n", p.display()))
+        .collect();
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!(
+            "{lines}removed 3 item(s), 15 bytes, from {}\n",
+            runtime.display()
+        )
+    );
+    assert!(copy(live).exists() && download(live).exists());
+}
+
+#[test]
 fn a_manager_collects_on_its_timer_and_stops_when_dropped() {
     let base = base_dir();
     let manager = Manager::builder(base.path())

@@ -249,6 +249,23 @@ async fn scenario(client: Client, scene: Scene) {
     })
     .await;
     wait_text(&client, "plugin-routes", "/api/plugin/samples").await;
+    // The Label field offers the labels of the plugin's routes, as its manifest declares them.
+    let (spec, _) = manager.get_plugin("sample").unwrap();
+    let declared: Vec<String> = spec
+        .manifest
+        .http_services
+        .as_ref()
+        .map(|http| http.routes.iter().map(|r| r.label.clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(declared, ["plugin.get", "plugin.post"]);
+    let offered = client
+        .execute(
+            "const input = document.querySelector('[data-testid=\"try-label\"]'); return [...input.list.options].map((o) => o.value);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(offered, serde_json::json!(declared));
     client
         .execute("window.scrollTo(0, 0);", vec![])
         .await
@@ -263,6 +280,28 @@ async fn scenario(client: Client, scene: Scene) {
     // The routes page.
     click(&client, "nav-routes").await;
     wait_text(&client, "routes-table", "/api/plugin/sample/:id").await;
+
+    // Disabled, sample cannot be called: its page hides "Try it" and says why.
+    manager
+        .disable("sample", "checked in the GUI test")
+        .unwrap();
+    click(&client, "nav-plugins").await;
+    wait_text(&client, "state-sample", "disabled").await;
+    click(&client, "plugin-link-sample").await;
+    wait_text(
+        &client,
+        "try-not-serving",
+        "sample is disabled: enable it to try it.",
+    )
+    .await;
+    let form_shown = client
+        .find(Locator::Css(&css("try-form")))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap();
+    assert!(!form_shown, "no Try it form for a disabled plugin");
 
     let violations = client
         .execute("return window.gpViolations;", vec![])

@@ -19,7 +19,17 @@ pub enum Failure {
         /// Why, and what to do.
         reason: String,
     },
+    /// Standard output was closed by its reader (`gp search | head -1`): nothing is printed,
+    /// and gp exits with [`CLOSED_EXIT_CODE`].
+    #[error("standard output was closed")]
+    Closed,
 }
+
+/// The exit code of a command whose standard output was closed under it: 141, the status a
+/// shell reports for a program killed by SIGPIPE (128 + 13), as `seq 1 100000 | head -1`'s
+/// `seq` is. Not 0: the command stopped before it was done, and a script running with
+/// `set -o pipefail` sees the same as with coreutils.
+pub const CLOSED_EXIT_CODE: u8 = 141;
 
 impl Failure {
     /// A command line gp cannot act on.

@@ -7,6 +7,8 @@
 // notation, not intra-doc links or HTML.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+#[macro_use]
+mod output;
 mod commands;
 mod failure;
 
@@ -121,6 +123,8 @@ fn main() -> ExitCode {
         .init();
     match run(cli.command) {
         Ok(code) => code,
+        // Whoever read the output has all they wanted: no message.
+        Err(Failure::Closed) => ExitCode::from(failure::CLOSED_EXIT_CODE),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE

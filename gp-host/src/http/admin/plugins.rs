@@ -18,6 +18,7 @@ use crate::manager::Manager;
 use crate::name::PluginName;
 use crate::runtime::context::Context;
 use crate::util::lock;
+use crate::util::scratch::ScratchFile;
 
 /// `GET /plugins`: every plugin, and every folder that failed to load.
 pub(super) async fn list(State(shared): State<Arc<AdminShared>>) -> ApiResult {
@@ -170,11 +171,8 @@ pub(super) async fn upgrade(
     let replace = move |manager: &Manager, name: &str| {
         let base = manager.base_dir();
         std::fs::create_dir_all(base).map_err(|e| Error::io(base, e))?;
-        let upload = tempfile::Builder::new()
-            .prefix(".upload-")
-            .suffix(".plg")
-            .tempfile_in(base)
-            .map_err(|e| Error::io(base, e))?;
+        // Named for this process: what an interrupted upgrade leaves, a collection removes.
+        let upload = ScratchFile::create(manager.runtime_dir(), "upload", ".plg")?;
         std::fs::write(upload.path(), &body).map_err(|e| Error::io(upload.path(), e))?;
         manager.replace_with_package(name, upload.path())
     };

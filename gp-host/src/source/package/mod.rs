@@ -30,6 +30,8 @@ use crate::error::{Cause, Error};
 use crate::folder::{self, MANIFEST_FILE};
 use crate::util::{sha256_hex, write_atomically};
 
+pub use crate::util::scratch::ScratchFile;
+
 /// `Refusal::new(format!(…))`, or with `source =>` first, `Refusal::because(format!(…), source)`.
 macro_rules! refused {
     ($source:ident => $($format:tt)*) => {

@@ -6,6 +6,7 @@
 mod call;
 mod inspect;
 mod new;
+mod output;
 mod serve;
 
 use std::process::{Command, Output};

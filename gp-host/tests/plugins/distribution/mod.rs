@@ -7,6 +7,7 @@
 mod git;
 mod hostile;
 mod install;
+mod interrupted;
 mod packages;
 
 use std::path::PathBuf;

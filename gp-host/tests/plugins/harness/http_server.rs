@@ -10,6 +10,9 @@ pub enum Reply {
     Body(Vec<u8>),
     /// 200 with this body, no Content-Length: the connection's end ends it.
     Unsized(Vec<u8>),
+    /// 200 with this body and its Content-Length, 64 KiB every 50 ms: a download that takes
+    /// long enough to be interrupted.
+    Trickle(Vec<u8>),
 }
 
 /// A real HTTP server on 127.0.0.1 serving `files` (404 for anything else), for as long as
@@ -45,6 +48,23 @@ pub fn http_server(files: HashMap<String, Reply>) -> String {
                             .as_bytes(),
                         )
                         .and_then(|()| stream.write_all(body)),
+                    Some(Reply::Trickle(body)) => stream
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|()| {
+                            // Ends when the body does, or at the first write the client
+                            // is no longer there for.
+                            for chunk in body.chunks(64 * 1024) {
+                                stream.write_all(chunk)?;
+                                std::thread::sleep(std::time::Duration::from_millis(50));
+                            }
+                            Ok(())
+                        }),
                     Some(Reply::Unsized(body)) => stream
                         .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
                         .and_then(|()| stream.write_all(body)),

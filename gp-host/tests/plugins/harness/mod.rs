@@ -1,13 +1,14 @@
 //! What the tests share, one idea a file: building the real plugins they load (`build`),
 //! fixtures built against altered copies of the interface crates (`interface`), the plugins of
 //! the lifecycle tests (`lifecycle`), base directories (`base`), a small HTTP server
-//! (`http_server`) and a captured host log (`log`). Everything is re-exported here, so that a
+//! (`http_server`), a child `gp` interrupted (`interrupt`) and a captured host log (`log`). Everything is re-exported here, so that a
 //! test names `harness::...` whichever file holds it.
 
 mod base;
 mod build;
 mod http_server;
 mod interface;
+mod interrupt;
 mod lifecycle;
 mod log;
 
@@ -18,5 +19,6 @@ pub use build::{
 };
 pub use http_server::{http_server, Reply};
 pub use interface::{custom_fixture, fixture, Interface};
+pub use interrupt::{interrupt, names, temporary_file_of};
 pub use lifecycle::{hook_log, install_lifecycle, lifecycle};
 pub use log::with_captured_log;

@@ -100,7 +100,11 @@ fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
         2,
         "{log}"
     );
-    assert_eq!(entries(base.path()), ["counter.plg"]);
+    // What the upgrade replaced is kept, for a roll-back.
+    assert_eq!(
+        entries(base.path()),
+        [".counter.plg.previous", "counter.plg"]
+    );
 
     // A range: the highest version it accepts, not the highest there is.
     let other = base_dir();
@@ -287,8 +291,9 @@ fn following_heals_after_a_transient_digest_failure() {
         );
         assert_eq!(version().as_deref(), Some("1.0.0"));
         std::fs::write(&blob, &packages[1]).unwrap();
+        // The follower records its success just after the swap it waits for.
         wait_for("the upgrade to 2.0.0", || {
-            version().as_deref() == Some("2.0.0")
+            version().as_deref() == Some("2.0.0") && following.status().last_error.is_none()
         });
         let status = following.status();
         assert!(status.refused.is_empty(), "{status:?}");
@@ -300,7 +305,11 @@ fn following_heals_after_a_transient_digest_failure() {
         1,
         "{log}"
     );
-    assert_eq!(entries(base.path()), ["counter.plg"]);
+    // What the upgrade replaced is kept, for a roll-back.
+    assert_eq!(
+        entries(base.path()),
+        [".counter.plg.previous", "counter.plg"]
+    );
     assert_eq!(
         std::fs::read(base.path().join("counter.plg")).unwrap(),
         packages[1]

@@ -16,6 +16,7 @@ mod auth;
 mod follow;
 mod immutable;
 mod install_edges;
+mod leftovers;
 mod refusals;
 mod round_trip;
 mod signatures;

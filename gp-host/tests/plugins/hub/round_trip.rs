@@ -148,7 +148,11 @@ fn push_search_install_by_range_call_pull_and_delete() {
         "{}",
         run.stderr
     );
-    assert_eq!(entries(&env.plugins()), ["counter.plg"]);
+    // What the upgrade replaced is kept, for a roll-back.
+    assert_eq!(
+        entries(&env.plugins()),
+        [".counter.plg.previous", "counter.plg"]
+    );
     assert_eq!(
         std::fs::read(env.plugins().join("counter.plg")).unwrap(),
         counter2_bytes

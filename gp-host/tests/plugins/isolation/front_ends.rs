@@ -77,3 +77,51 @@ fn a_megabyte_on_stdout_reaches_the_host_stdout_and_the_result_its_file() {
         serde_json::from_slice(&std::fs::read(&result).unwrap()).unwrap();
     assert_eq!(printed["n"], 1);
 }
+
+/// The files in `dir` (not recursing), by name.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn two_hundred_isolated_calls_leave_no_private_copy() {
+    let base = base_dir();
+    gp_host::build::install_library(unruly(), base.path()).unwrap();
+    let runtime = base.path().join(gp_host::DEFAULT_RUNTIME_DIR);
+    // Each is a process of its own that exits as soon as it has printed: before the fix, 3
+    // to 12 calls in 100 left their copy (the call thread still held the version at exit).
+    let started = std::time::Instant::now();
+    for call in 0..200 {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gp"))
+            .args(["call", "--isolate", "--label", "ok"])
+            .arg(base.path())
+            .arg("unruly")
+            .env_remove("GP_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            files_in(&runtime),
+            Vec::<String>::new(),
+            "after call {call}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "200 calls took over 5 minutes (at call {call})"
+        );
+    }
+}

@@ -41,12 +41,12 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     if !(args.pack || args.sign.is_some()) {
         for info in gp_host::build::build_plugin(krate, out, &options)? {
             let folder = info.path.parent().unwrap_or(out);
-            println!(
+            outln!(
                 "built {} {} -> {}",
                 info.manifest.name,
                 info.manifest.version,
                 folder.display()
-            );
+            )?;
             remove_packages_of(out, &info.manifest.name, folder)?;
         }
         return Ok(ExitCode::SUCCESS);
@@ -63,7 +63,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         })?;
         let output = out.join(package_file_name(&info.manifest));
         let packed = pack_folder(&scratch.path().join(name), Some(output), key.as_ref())?;
-        print_packed(&packed);
+        print_packed(&packed)?;
         // A base directory holding both the folder an earlier `gp build` wrote and this
         // package would hold plugin `name` twice, and a manager loads only one of them.
         let folder = out.join(name);

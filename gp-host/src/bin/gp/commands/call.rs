@@ -126,9 +126,10 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     match output {
         Some(path) => {
             let text = format!("{json}\n");
+            super::shared::parent_created(&path)?;
             gp_host::build::write_atomically(&path, |tmp| std::fs::write(tmp, &text))?;
         }
-        None => println!("{json}"),
+        None => outln!("{json}")?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -173,6 +174,12 @@ fn call_bounded(
         .name(format!("gp call {name}"))
         .spawn(move || {
             let result = executor.execute(&mut ctx);
+            // Let go of the plugin before answering. Dropped after the answer, the executor
+            // could be the last holder of the version (the main thread drops the manager as
+            // soon as it has printed), and the process could exit before this thread dropped
+            // it: an isolated version's runner then never heard it was unloaded and its
+            // private copy stayed in the runtime directory (a few calls in a hundred).
+            drop(executor);
             let _ = done.send((result, ctx));
         })
         .map_err(|e| Error::Io {

@@ -44,16 +44,16 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         "removed"
     };
     for path in &report.removed {
-        println!("{verb} {}", path.display());
+        outln!("{verb} {}", path.display())?;
     }
     for (path, why) in &report.skipped {
-        println!("left {}: {why}", path.display());
+        outln!("left {}: {why}", path.display())?;
     }
-    println!(
+    outln!(
         "{verb} {} item(s), {} bytes, from {}",
         report.removed.len(),
         report.bytes,
         manager.runtime_dir().display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use crate::failure::Failure;
 use gp_host::hub::{self, Client, ClientOptions, Credentials, Namespace, Reference};
+use gp_host::package::ScratchFile;
 use gp_host::Error;
 
 use super::shared::required_signers;
@@ -169,7 +170,7 @@ pub fn push(args: PushArgs) -> Result<ExitCode, Failure> {
             client.push_into(&args.package, &namespace, &options)?
         }
     };
-    println!(
+    outln!(
         "pushed {} {} ({} bytes, {}) to {}",
         pushed.plugin.name,
         pushed.plugin.version,
@@ -183,15 +184,15 @@ pub fn push(args: PushArgs) -> Result<ExitCode, Failure> {
             digest: None,
             ..pushed.reference.clone()
         }
-    );
+    )?;
     let digest = pushed.reference.digest.as_deref().unwrap_or_default();
-    println!("digest {digest}");
+    outln!("digest {digest}")?;
     if let Some(before) = &pushed.replaced {
         let tag = pushed.reference.tag.as_deref().unwrap_or_default();
         if hub::version_of(tag).is_some() {
-            println!("replaced version {tag}: {before} -> {digest}");
+            outln!("replaced version {tag}: {before} -> {digest}")?;
         } else {
-            println!("moved tag {tag}: {before} -> {digest}");
+            outln!("moved tag {tag}: {before} -> {digest}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -220,50 +221,36 @@ pub fn pull(args: PullArgs) -> Result<ExitCode, Failure> {
         path: args.output.clone(),
         source: e,
     })?;
-    let download = tempfile_in(&args.output)?;
-    let (pulled, unpacked) = hub::pull_verified(
+    // In the output folder's runtime directory, named for this process: what an interrupted
+    // pull leaves there, `gp gc` (and a manager over the folder) removes.
+    let runtime = args.output.join(gp_host::DEFAULT_RUNTIME_DIR);
+    let download = ScratchFile::create(&runtime, "pull", ".plg")?;
+    let verified = hub::pull_verified(
         &client,
         &reference,
-        download.as_file(),
+        download.file(),
         download.path(),
         &trust,
         None,
-    )?;
-    let target = args
-        .output
-        .join(super::shared::package_file_name(&unpacked.manifest));
-    download.persist(&target).map_err(|e| Error::Io {
-        path: target.clone(),
-        source: e.error,
-    })?;
-    println!(
+    );
+    let written = verified.and_then(|(pulled, unpacked)| {
+        let target = args
+            .output
+            .join(super::shared::package_file_name(&unpacked.manifest));
+        download.persist(&target)?;
+        Ok((pulled, unpacked, target))
+    });
+    ScratchFile::tidy(&runtime);
+    let (pulled, unpacked, target) = written?;
+    outln!(
         "pulled {} {} -> {}",
         unpacked.manifest.name,
         unpacked.manifest.version,
         target.display()
-    );
-    println!("from {}", pulled.reference);
-    println!("sha256 {}", pulled.sha256);
+    )?;
+    outln!("from {}", pulled.reference)?;
+    outln!("sha256 {}", pulled.sha256)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn tempfile_in(dir: &std::path::Path) -> Result<tempfile::NamedTempFile, Failure> {
-    let file = tempfile::Builder::new()
-        .prefix(".pull-")
-        .suffix(".plg")
-        .tempfile_in(dir)
-        .map_err(|e| Error::Io {
-            path: dir.to_owned(),
-            source: e,
-        })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = file
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    Ok(file)
 }
 
 /// `gp search`.
@@ -288,10 +275,10 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, Failure> {
         eprintln!("skipped {}: {}", printable(repository), printable(why));
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&result.plugins).expect("search results serialise")
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     if result.plugins.is_empty() {
@@ -312,23 +299,24 @@ pub fn search(args: SearchArgs) -> Result<ExitCode, Failure> {
         .max()
         .unwrap_or(7)
         .max(7);
-    println!(
+    outln!(
         "{:name_width$}  {:version_width$}  VERSIONS  DESCRIPTION",
-        "NAME", "NEWEST"
-    );
+        "NAME",
+        "NEWEST"
+    )?;
     for found in &result.plugins {
         // What install would refuse is marked where the description would be.
         let description = match &found.refused {
             Some(why) => format!("(gp install refuses it: {why})"),
             None => found.description.clone().unwrap_or_default(),
         };
-        println!(
+        outln!(
             "{:name_width$}  {:version_width$}  {:<8}  {}",
             found.name,
             found.newest_version.as_deref().unwrap_or("-"),
             found.versions.len(),
             printable(&description)
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -385,20 +373,20 @@ pub fn delete(args: DeleteArgs) -> Result<ExitCode, Failure> {
     let client = args.registry.client(&reference.registry)?;
     let deleted = client.delete(&reference, args.all_tags)?;
     if deleted.tag_only {
-        println!(
+        outln!(
             "deleted the tag {} (the manifest stays under its other tags)",
             deleted.reference
-        );
+        )?;
     } else {
-        println!("deleted {}", deleted.reference);
+        outln!("deleted {}", deleted.reference)?;
     }
-    println!(
+    outln!(
         "tags removed: {}",
         if deleted.tags.is_empty() {
             "none".to_owned()
         } else {
             deleted.tags.join(", ")
         }
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -23,15 +23,15 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     }
     if args.no_load {
         let info = gp_host::inspect(&args.library)?;
-        print!("{info}");
-        println!(
+        out!("{info}")?;
+        outln!(
             "status:      read from the file, not loaded: the type layout was not checked (run without --no-load to check it)"
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     // Loading runs the library's initialisers and abi_stable's root-module constructor.
     let info = gp_host::verify(&args.library)?;
-    print!("{info}");
-    println!("status:      loadable");
+    out!("{info}")?;
+    outln!("status:      loadable")?;
     Ok(ExitCode::SUCCESS)
 }

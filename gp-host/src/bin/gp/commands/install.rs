@@ -82,12 +82,16 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     if terminal {
         eprintln!();
     }
+    if installed.is_err() {
+        // A refused install leaves DIR as it found it, without an empty runtime folder.
+        gp_host::package::ScratchFile::tidy(manager.runtime_dir());
+    }
     let spec = installed?;
-    println!(
+    outln!(
         "installed {} {} -> {}",
         spec.name(),
         spec.version(),
         spec.origin.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use crate::failure::Failure;
 use gp_host::package::SecretKey;
 use gp_host::Error;
 
-use super::shared::already_exists;
+use super::shared::{already_exists, parent_created};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,13 +22,14 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     if public.exists() {
         return Err(already_exists(public, "choose another name"));
     }
+    parent_created(&secret)?;
     key.write(&secret)?;
     let public_key = key.public_key();
     std::fs::write(&public, format!("{public_key}\n")).map_err(|e| Error::Io {
         path: public.clone(),
         source: e,
     })?;
-    println!("secret key: {} (keep it private)", secret.display());
-    println!("public key: {} = {public_key}", public.display());
+    outln!("secret key: {} (keep it private)", secret.display())?;
+    outln!("public key: {} = {public_key}", public.display())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -33,7 +33,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         manager = manager.trust(trust);
     }
     let report = manager.build().load_plugins();
-    print!("{report}");
+    out!("{report}")?;
     if !checked {
         warn_unchecked_packages(report.loaded.iter().chain(&report.unchanged));
     }

@@ -19,8 +19,11 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         .plugin_json()
         .to_json_pretty();
     match args.output {
-        Some(path) => gp_host::build::write_atomically(&path, |tmp| std::fs::write(tmp, &json))?,
-        None => print!("{json}"),
+        Some(path) => {
+            super::shared::parent_created(&path)?;
+            gp_host::build::write_atomically(&path, |tmp| std::fs::write(tmp, &json))?;
+        }
+        None => out!("{json}")?,
     }
     Ok(ExitCode::SUCCESS)
 }

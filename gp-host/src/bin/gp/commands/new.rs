@@ -78,9 +78,9 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         }
         std::fs::write(&path, text).map_err(|e| Error::Io { path, source: e })?;
     }
-    println!("created plugin crate {name}/ ({dependency})");
-    println!(
+    outln!("created plugin crate {name}/ ({dependency})")?;
+    outln!(
         "next: cd {name} && cargo test && gp build && gp call plugins {name} --set 'name=\"you\"'"
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

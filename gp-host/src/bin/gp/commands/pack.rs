@@ -44,6 +44,6 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         scratch.path().join(&built[0].manifest.name)
     };
     let packed = pack_folder(&folder, output, key.as_ref())?;
-    print_packed(&packed);
+    print_packed(&packed)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -142,7 +142,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     let admin = admin.build();
     let report = manager.load_plugins();
     admin.mark_ready();
-    print!("{report}");
+    out!("{report}")?;
     if !checked {
         super::shared::warn_unchecked_packages(report.loaded.iter().chain(&report.unchanged));
     }
@@ -292,21 +292,24 @@ async fn serve(
     let (plugins, plugins_addr) = bind(listen, "--listen").await?;
     let (ops, ops_addr) = bind(admin_addr, "--admin").await?;
     for route in server.routes() {
-        println!(
+        outln!(
             "route {} http://{plugins_addr}{} -> {} ({})",
-            route.method, route.route, route.plugin, route.label
-        );
+            route.method,
+            route.route,
+            route.plugin,
+            route.label
+        )?;
     }
-    println!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz)");
+    outln!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz)")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("serving metrics on {scheme}://{ops_addr}/metrics and {scheme}://{ops_addr}/stats");
+    outln!("serving metrics on {scheme}://{ops_addr}/metrics and {scheme}://{ops_addr}/stats")?;
     let token = token_file.map_or_else(
         || "the token in $GP_ADMIN_TOKEN".to_owned(),
         |f| format!("the token in {}", f.display()),
     );
-    println!(
+    outln!(
         "managing plugins at {scheme}://{ops_addr}/ui/ and {scheme}://{ops_addr}/api/v1 with {token}"
-    );
+    )?;
     let _ = std::io::stdout().flush();
 
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -348,7 +351,7 @@ async fn serve(
         }
     };
     shutdown_signal().await;
-    println!("shutting down: finishing requests in flight (up to {grace:?}), then unloading");
+    outln!("shutting down: finishing requests in flight (up to {grace:?}), then unloading")?;
     let _ = std::io::stdout().flush();
     let _ = stop.send(());
     let finished = async {

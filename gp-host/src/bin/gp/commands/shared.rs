@@ -76,22 +76,40 @@ pub fn pack_folder(
             PathBuf::from(package_file_name(&manifest))
         }
     };
+    parent_created(&output)?;
     Ok(package::pack(folder, &output, key)?)
 }
 
+/// Creates the folder `path` is to be written into, if it is missing (`gp keygen keys/k1`,
+/// `gp pack -o pkgs/x.plg`): a command given a path to write makes its way there.
+pub fn parent_created(path: &Path) -> Result<(), Failure> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Failure::from(Error::Io {
+                    path: parent.to_owned(),
+                    source: e,
+                })
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What `gp pack` and `gp build --pack` print about a package they wrote.
-pub fn print_packed(packed: &Packed) {
-    println!(
+pub fn print_packed(packed: &Packed) -> Result<(), Failure> {
+    outln!(
         "packed {} {} -> {}",
         packed.manifest.name,
         packed.manifest.version,
         packed.path.display()
-    );
-    println!("sha256 {}", packed.sha256);
+    )?;
+    outln!("sha256 {}", packed.sha256)?;
     match &packed.signed_by {
-        Some(key) => println!("signed by {key}"),
-        None => println!("not signed"),
+        Some(key) => outln!("signed by {key}")?,
+        None => outln!("not signed")?,
     }
+    Ok(())
 }
 
 /// The error for a file or folder a command will not overwrite.

@@ -36,12 +36,12 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let stats: Vec<PluginSummary> = serde_json::from_str(&body)
         .map_err(|e| unreachable(format!("the answer is not gp stats ({e})")))?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&stats).expect("stats serialise")
-        );
+        )?;
     } else {
-        print!("{}", stats_table(&stats));
+        out!("{}", stats_table(&stats))?;
     }
     Ok(ExitCode::SUCCESS)
 }

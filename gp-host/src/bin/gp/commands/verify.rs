@@ -21,19 +21,19 @@ pub struct Args {
 pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let trust = required_signers(&args.public_keys)?.unwrap_or_default();
     let verified = package::verify(&args.package, &trust, &Limits::default())?;
-    println!(
+    outln!(
         "{}: {} {}, sha256 {}",
         args.package.display(),
         verified.manifest.name,
         verified.manifest.version,
         verified.sha256
-    );
+    )?;
     let signed = verified.signed_by.is_some();
     match verified.signed_by {
-        Some(key) => println!("signed by {key}"),
-        None => println!("not signed (checksums hold)"),
+        Some(key) => outln!("signed by {key}")?,
+        None => outln!("not signed (checksums hold)")?,
     }
-    println!(
+    outln!(
         "verified: {} passes every check a host makes before loading it{}",
         args.package.display(),
         if signed {
@@ -41,6 +41,6 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         } else {
             " (unsigned: a host that requires signatures refuses it)"
         }
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,10 @@
 // One plugin's page (#/plugins/NAME): its manifest, metrics, latency histogram and routes,
-// the actions it offers, and the "Try it" form.
+// the actions it offers, and the "Try it" form (only while it serves: a disabled or unloaded
+// plugin cannot be called, and says so instead).
 
 import { actionsFor, showActions } from '../actions.js';
 import { api, pluginPath } from '../api.js';
-import { clear, dash, dateTime, duration, h, number, replaceChildren } from '../dom.js';
+import { clear, dash, dateTime, duration, h, number, replaceChildren, setText } from '../dom.js';
 import { rememberPlugin } from '../store.js';
 import { histogramChart } from './histogram.js';
 import { emptyRow, errorBox, loadShown, section, stat, stateBadge, table } from './parts.js';
@@ -21,6 +22,8 @@ export function pluginPage(app, name) {
   const chart = histogramChart();
   const lastError = h('div', { 'data-testid': 'last-error' });
   const tryIt = tryForm(name);
+  const tryAbout = h('p', { class: 'muted small', 'data-testid': 'try-about', text: 'Calls the plugin directly, with this label and these values, and shows the values it leaves in the context.' });
+  const notServing = h('p', { class: 'muted', 'data-testid': 'try-not-serving', hidden: true });
   let actionsKey = null;
 
   app.append(
@@ -35,7 +38,7 @@ export function pluginPage(app, name) {
     ),
     section('Latency histogram', h('p', { class: 'muted small', text: 'How many of the timed calls took up to each bucket\u2019s upper bound (gp times a sample of the calls: one in 64 unless the host says otherwise).' }), chart.el),
     section('Routes', routesTable.el),
-    section('Try it', h('p', { class: 'muted small', text: 'Calls the plugin directly, with this label and these values, and shows the values it leaves in the context.' }), tryIt.el)
+    section('Try it', tryAbout, tryIt.el, notServing)
   );
 
   async function refresh() {
@@ -53,9 +56,21 @@ export function pluginPage(app, name) {
     if (!routes.length) emptyRow(routesTable.tbody, 3, 'No HTTP routes.');
     else replaceChildren(routesTable.tbody, routes.map((r) => h('tr', {}, h('td', {}, h('span', { class: 'method', text: r.method })), h('td', { class: 'mono', text: r.route }), h('td', { class: 'mono', text: r.label }))));
     tryIt.showLabels(routes);
+    const serving = p.state === 'serving';
+    tryAbout.hidden = !serving;
+    tryIt.el.hidden = !serving;
+    notServing.hidden = serving;
+    if (!serving) setText(notServing, notServingText(name, p.state));
   }
 
   return { refresh };
+}
+
+// Why plugin `name` in `state` cannot be tried, and what makes it callable.
+function notServingText(name, state) {
+  if (state === 'disabled') return name + ' is disabled: enable it to try it.';
+  if (state === 'draining') return name + ' is being unloaded: load it again to try it.';
+  return name + ' is not loaded: load it to try it.';
 }
 
 function drawFacts(facts, p) {

@@ -1,0 +1,68 @@
+//! A child `gp` stopped as Ctrl-C stops it, and the temporary file it was writing.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The files in `dir`, by name (none if it is missing).
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Waits (at most 30 s) until `child` has written some of its temporary file, named
+/// `<kind>-<its pid>-….plg`, in `scratch`; returns its path.
+pub fn temporary_file_of(child: &mut Child, scratch: &Path, kind: &str) -> PathBuf {
+    let prefix = format!("{kind}-{}-", child.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = names(scratch).into_iter().find(|n| n.starts_with(&prefix));
+        if let Some(name) = found {
+            let path = scratch.join(name);
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+                assert!(path.extension().is_some_and(|e| e == "plg"), "{path:?}");
+                return path;
+            }
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "gp ended before writing {prefix}*.plg in {}",
+            scratch.display()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no {prefix}*.plg in {} after 30 s: {:?}",
+            scratch.display(),
+            names(scratch)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGINT to `child` (what Ctrl-C does) and waits for it, at most 30 s.
+pub fn interrupt(child: &mut Child) {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gp still running 30 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.signal(), Some(2), "{status:?}");
+}
