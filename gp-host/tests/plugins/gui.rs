@@ -372,6 +372,8 @@ fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
             .push(&package, &namespace.reference(name), &Default::default())
             .unwrap();
     }
+    // A repository whose name lies about the plugin it holds: gp install would refuse it.
+    crate::hub::copy_across(&registry.host, "team/sample", "0.1.0", "team/liar");
     let (v2, _) = crate::hub::packed("counter-v2", scratch.path());
 
     let base = base_dir();
@@ -395,6 +397,17 @@ fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
         wait_text(&client, "hub-row-counter", "1.0.0").await;
         wait_text(&client, "hub-row-sample", "The seed's sample plugin").await;
         wait_text(&client, "hub-here-counter", "—").await;
+        // What install would refuse is marked, with why, and offers no install.
+        wait_text(
+            &client,
+            "hub-refused-liar",
+            "refused: it holds the plugin `sample`, not `liar` as the repository's name says",
+        )
+        .await;
+        assert!(client
+            .find(Locator::Css("[data-testid=hub-install-liar]"))
+            .await
+            .is_err());
 
         // Install: one click, confirmed in the page, naming the exact digest.
         click(&client, "hub-install-counter").await;

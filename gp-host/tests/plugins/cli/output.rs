@@ -7,19 +7,20 @@ use std::process::{Command, Output, Stdio};
 use super::{gp, ok, stderr};
 use crate::harness::{base_dir, base_dir_with, example};
 
-/// `gp` with `args`, its standard output closed by the reader as soon as it started (as
-/// `gp … | head -0` does).
+/// `gp` with `args`, its standard output a pipe whose reader is gone before gp starts (as
+/// `gp … | head -0` does, once head has exited): closed before the spawn, so that a command
+/// quick enough to write before the reader could close cannot slip its output into the pipe.
 pub fn gp_into_closed_pipe(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gp"))
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_gp"))
         .args(args.iter().map(|a| a.as_ref()))
         .env_remove("GP_LOG")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("run gp");
-    drop(child.stdout.take());
-    child.wait_with_output().expect("gp ends")
+        .output()
+        .expect("run gp")
 }
 
 #[test]

@@ -299,12 +299,16 @@ fn following_heals_after_a_transient_digest_failure() {
         assert!(status.refused.is_empty(), "{status:?}");
         assert_eq!(status.last_error, None);
     });
-    assert_eq!(
-        log.matches("cannot install it now; the next check tries again")
-            .count(),
-        1,
-        "{log}"
-    );
+    // The digest failure is logged once, however many checks met it. (Rewriting the blob
+    // while the registry streams it may break one transfer off: a failure of its own.)
+    let digest_failures = log
+        .lines()
+        .filter(|l| {
+            l.contains("cannot install it now; the next check tries again")
+                && l.contains("is not the one its manifest declares")
+        })
+        .count();
+    assert_eq!(digest_failures, 1, "{log}");
     // What the upgrade replaced is kept, for a roll-back.
     assert_eq!(
         entries(base.path()),

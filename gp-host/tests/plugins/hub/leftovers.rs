@@ -121,17 +121,18 @@ fn gp_search_into_a_closed_pipe_exits_quietly() {
         if json {
             search.arg("--json");
         }
-        let mut child = search
+        // The reader is gone before gp starts, as once `head -0` has exited.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = search
             .env("GP_HOME", env.home.path())
             .env("DOCKER_CONFIG", env.docker.path())
             .env_remove("GP_LOG")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(writer)
             .stderr(Stdio::piped())
-            .spawn()
+            .output()
             .unwrap();
-        drop(child.stdout.take());
-        let output = child.wait_with_output().unwrap();
         assert_eq!(
             (
                 output.status.code(),

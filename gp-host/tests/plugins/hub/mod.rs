@@ -400,7 +400,7 @@ fn manifest_bytes(host: &str, repository: &str, reference: &str) -> Vec<u8> {
 /// Copies the manifest `from:tag` to `to:tag`, its blobs mounted across (as registries do),
 /// as a tool other than `gp push` could: the same package under another plugin's name.
 /// Returns the manifest.
-fn copy_across(host: &str, from: &str, tag: &str, to: &str) -> Vec<u8> {
+pub fn copy_across(host: &str, from: &str, tag: &str, to: &str) -> Vec<u8> {
     let manifest = manifest_bytes(host, from, tag);
     let parsed: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     for blob in [&parsed["config"], &parsed["layers"][0]] {

@@ -96,6 +96,8 @@ function hubRow(p) {
   const here = currentPlugin(p.name);
   let action;
   if (!newest) action = h('span', { class: 'muted', text: 'no version tag' });
+  // What gp install would refuse is not offered: the search says why.
+  else if (p.refused) action = h('span', { class: 'muted', 'data-testid': 'hub-refused-' + p.name, text: 'refused: ' + p.refused });
   else if (!here) action = hubButton('install', p, newest, null);
   else if (compareVersions(here.version, newest) < 0) action = hubButton('upgrade', p, newest, here.version);
   else action = h('span', { class: 'muted', 'data-testid': 'hub-current-' + p.name, text: compareVersions(here.version, newest) === 0 ? 'up to date' : 'newer here' });
