@@ -6,7 +6,7 @@
 mod call;
 mod inspect;
 mod new;
-mod output;
+pub mod output;
 mod serve;
 
 use std::process::{Command, Output};

@@ -11,8 +11,7 @@ use crate::harness::{base_dir, base_dir_with, example};
 /// `gp … | head -0` does, once head has exited): closed before the spawn, so that a command
 /// quick enough to write before the reader could close cannot slip its output into the pipe.
 pub fn gp_into_closed_pipe(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let (reader, writer) = std::io::pipe().expect("a pipe");
-    drop(reader);
+    let writer = closed_reader();
     Command::new(env!("CARGO_BIN_EXE_gp"))
         .args(args.iter().map(|a| a.as_ref()))
         .env_remove("GP_LOG")
@@ -21,6 +20,15 @@ pub fn gp_into_closed_pipe(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
         .stderr(Stdio::piped())
         .output()
         .expect("run gp")
+}
+
+/// A standard output whose reader is gone: one end of a connected socket pair, the other
+/// closed (a write fails with EPIPE, as into a pipe with no reader; `std::io::pipe` is
+/// newer than the workspace's minimum Rust).
+pub fn closed_reader() -> Stdio {
+    let (writer, reader) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+    drop(reader);
+    Stdio::from(std::os::fd::OwnedFd::from(writer))
 }
 
 #[test]

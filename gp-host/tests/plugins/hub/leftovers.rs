@@ -122,8 +122,7 @@ fn gp_search_into_a_closed_pipe_exits_quietly() {
             search.arg("--json");
         }
         // The reader is gone before gp starts, as once `head -0` has exited.
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
+        let writer = crate::cli::output::closed_reader();
         let output = search
             .env("GP_HOME", env.home.path())
             .env("DOCKER_CONFIG", env.docker.path())
