@@ -46,7 +46,8 @@ pub use admin::{gui_url, Admin, AdminBuilder, AdminToken, InvalidToken, DEFAULT_
 
 pub use server::{
     PluginServer, PluginServerBuilder, RouteLimits, ServedRoute, DEFAULT_BODY_LIMIT,
-    DEFAULT_CONCURRENCY, DEFAULT_MAX_TIMEOUT, DEFAULT_TIMEOUT,
+    DEFAULT_CONCURRENCY, DEFAULT_INLINE_BUDGET, DEFAULT_MAX_TIMEOUT, DEFAULT_QUEUE,
+    DEFAULT_QUEUE_WAIT, DEFAULT_TIMEOUT, PROMOTE_AFTER,
 };
 
 /// A request's or response's media type: its `Content-Type` without parameters, lower-cased

@@ -36,6 +36,9 @@ fn latency_histogram() -> Histogram {
 pub(crate) struct HttpMetrics {
     requests: Family<StatusLabels, Counter>,
     latency: Latency,
+    /// Calls run on the async workers, and on the blocking pool.
+    pub(crate) inline: Counter,
+    pub(crate) pool: Counter,
 }
 
 impl Default for HttpMetrics {
@@ -43,6 +46,8 @@ impl Default for HttpMetrics {
         HttpMetrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            inline: Counter::default(),
+            pool: Counter::default(),
         }
     }
 }
@@ -76,6 +81,16 @@ impl HttpMetrics {
             "Time from receiving a request to its response, by plugin and route label",
             prometheus_client::registry::Unit::Seconds,
             self.latency.clone(),
+        );
+        http.register(
+            "calls_inline",
+            "Plugin calls run on the async workers (plugins whose recent calls were all fast)",
+            self.inline.clone(),
+        );
+        http.register(
+            "calls_pool",
+            "Plugin calls run on tokio's blocking pool",
+            self.pool.clone(),
         );
     }
 }

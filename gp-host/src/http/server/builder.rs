@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use super::lane::{DEFAULT_INLINE_BUDGET, DEFAULT_QUEUE, DEFAULT_QUEUE_WAIT};
 use super::{PluginServer, Shared};
 use crate::http::routes;
 use crate::manager::Manager;
@@ -56,6 +57,10 @@ pub struct PluginServerBuilder {
     pub(super) concurrency: usize,
     pub(super) plugin_concurrency: HashMap<String, usize>,
     pub(super) routes: HashMap<(String, String), RouteLimits>,
+    pub(super) queue: usize,
+    pub(super) queue_wait: Duration,
+    pub(super) inline_budget: Option<Duration>,
+    pub(super) access_log: bool,
 }
 
 impl PluginServerBuilder {
@@ -68,6 +73,10 @@ impl PluginServerBuilder {
             concurrency: DEFAULT_CONCURRENCY,
             plugin_concurrency: HashMap::new(),
             routes: HashMap::new(),
+            queue: DEFAULT_QUEUE,
+            queue_wait: DEFAULT_QUEUE_WAIT,
+            inline_budget: Some(DEFAULT_INLINE_BUDGET),
+            access_log: true,
         }
     }
 
@@ -97,9 +106,36 @@ impl PluginServerBuilder {
     }
 
     /// How many calls each plugin may run at once (default [`DEFAULT_CONCURRENCY`]); a
-    /// request beyond it gets 503 with `Retry-After`.
+    /// request beyond it waits in the plugin's queue (see [`queue`](Self::queue)).
     pub fn concurrency(mut self, calls: usize) -> Self {
         self.concurrency = calls.max(1);
+        self
+    }
+
+    /// How many requests may wait for one plugin's slots (default [`DEFAULT_QUEUE`]), and
+    /// for how long each (default [`DEFAULT_QUEUE_WAIT`]; never past its deadline, which
+    /// answers 504). A request that finds the queue full, or waits its time out, gets 503
+    /// with `Retry-After`. A queue of 0 refuses at once.
+    pub fn queue(mut self, requests: usize, wait: Duration) -> Self {
+        self.queue = requests;
+        self.queue_wait = wait;
+        self
+    }
+
+    /// How fast a plugin's calls must be to run on the async workers rather than tokio's
+    /// blocking pool (default [`DEFAULT_INLINE_BUDGET`]; `None`: always on the pool). A
+    /// plugin moves there after a run of calls within it, and back at the first call over
+    /// it; at most all workers but one run such calls at once (see the module
+    /// documentation of `http::server`).
+    pub fn inline_budget(mut self, budget: Option<Duration>) -> Self {
+        self.inline_budget = budget;
+        self
+    }
+
+    /// Whether every request is logged (target `gp::access`, level INFO; default on). The
+    /// line is written by a thread of its own, off the request's path.
+    pub fn access_log(mut self, on: bool) -> Self {
+        self.access_log = on;
         self
     }
 

@@ -1,5 +1,6 @@
-//! A request's way through the server: its route, its limits, a concurrency slot, the call on
-//! the blocking pool under the route's deadline, and the answer, counted and logged.
+//! A request's way through the server: its route, its limits, a concurrency slot (after a
+//! wait in the plugin's queue), the call (on the async workers or the blocking pool, as the
+//! plugin's lane says) under the route's deadline, and the answer, counted and logged.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +11,8 @@ use axum::response::Response;
 use gp_core::manifest::HttpMethod;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::access::{AccessLog, Line};
+use super::lane::{Lane, NoSlot, Placement};
 use super::request::{self, Incoming};
 use super::response::{respond, Answer};
 use super::Shared;
@@ -21,8 +24,11 @@ use crate::runtime::context::{CancelToken, Context};
 pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let started = Instant::now();
     let id = shared.request_id(request.headers());
-    let method_text = request.method().as_str().to_owned();
-    let path = request.uri().path().to_owned();
+    let logged = shared
+        .access
+        .as_ref()
+        .filter(|_| AccessLog::enabled())
+        .map(|_| (request.method().clone(), request.uri().path().to_owned()));
     let answer = answer(&shared, request, &id).await;
     let Answer {
         mut response,
@@ -35,7 +41,17 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     shared.metrics.observe(&plugin, &label, status, elapsed);
-    tracing::info!(target: "gp::access", method = method_text, path, status, plugin, label, request_id = id, micros = elapsed.as_micros() as u64, "request");
+    if let (Some(log), Some((method, path))) = (&shared.access, logged) {
+        log.log(Line {
+            method,
+            path,
+            status,
+            plugin,
+            label,
+            request_id: id,
+            micros: elapsed.as_micros() as u64,
+        });
+    }
     response
 }
 
@@ -68,9 +84,14 @@ async fn answer(shared: &Arc<Shared>, request: Request, id: &str) -> Answer {
         Ok(read) => read,
         Err(answer) => return *answer,
     };
-    let permit = match slot(shared, &entry, id) {
+    let lane = shared.lane(&entry.plugin);
+    let permit = match lane
+        .slot(shared.config.queue, shared.config.queue_wait, deadline)
+        .await
+    {
         Ok(permit) => permit,
-        Err(answer) => return *answer,
+        Err(NoSlot::Deadline) => return Answer::timed_out(&entry, id, timeout),
+        Err(NoSlot::Busy) => return busy(&entry, id),
     };
     let incoming = Incoming {
         parts: &parts,
@@ -81,7 +102,14 @@ async fn answer(shared: &Arc<Shared>, request: Request, id: &str) -> Answer {
         id,
     };
     let ctx = request::context(incoming, body, json, deadline);
-    run(shared, ctx, permit, method, path, entry, timeout, id).await
+    let call = Call {
+        method,
+        path,
+        entry,
+        permit,
+        lane,
+    };
+    run(shared, ctx, call, timeout, id).await
 }
 
 /// The route `request` goes to, with its parameters; or the 404 or 405 that says why none.
@@ -122,53 +150,81 @@ fn route(shared: &Shared, request: &Request, id: &str) -> Early<Routed> {
     }
 }
 
-/// One of the plugin's concurrency slots, or 503 with `Retry-After`.
-fn slot(shared: &Shared, entry: &RouteEntry, id: &str) -> Early<OwnedSemaphorePermit> {
-    shared
-        .slots(&entry.plugin)
-        .try_acquire_owned()
-        .map_err(|_| {
-            let mut answer = Answer::gp(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "plugin `{}` is running as many calls as it may; retry shortly",
-                    entry.plugin
-                ),
-                Some(entry),
-                id,
-            );
-            answer
-                .response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            Box::new(answer)
-        })
+/// 503 with `Retry-After`: the plugin's slots are taken and its queue is full, or the wait
+/// for a slot ran out.
+fn busy(entry: &RouteEntry, id: &str) -> Answer {
+    let mut answer = Answer::gp(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "plugin `{}` is running as many calls as it may; retry shortly",
+            entry.plugin
+        ),
+        Some(entry),
+        id,
+    );
+    answer
+        .response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    answer
 }
 
-/// Runs the call on the blocking pool, holding `permit` until it returns (even after a
-/// 504), and answers at the deadline at the latest; a client that goes away cancels it.
-#[allow(clippy::too_many_arguments)] // one request's facts, each used once
-async fn run(
-    shared: &Arc<Shared>,
-    mut ctx: Context,
-    permit: OwnedSemaphorePermit,
+/// A call about to run: where it goes, and the slot it holds until it returns.
+struct Call {
     method: HttpMethod,
     path: String,
     entry: Arc<RouteEntry>,
+    permit: OwnedSemaphorePermit,
+    lane: Arc<Lane>,
+}
+
+/// Runs the call in a task of its own (on the async workers, or the blocking pool: see
+/// `lane`), holding its slot until it returns (even after a 504), and answers at the
+/// deadline at the latest, whatever the call is doing; a client that goes away cancels it.
+async fn run(
+    shared: &Arc<Shared>,
+    mut ctx: Context,
+    call: Call,
     timeout: Duration,
     id: &str,
 ) -> Answer {
     let deadline = ctx.deadline().expect("a route's call has a deadline");
     // Cancels the call if this future is dropped before it finishes: the client went away.
     let mut cancel = CancelOnDrop(Some(ctx.cancel_token()));
-    let worker = {
+    let entry = Arc::clone(&call.entry);
+    let placement = call.lane.place(&shared.inline);
+    let budget = shared.inline.budget();
+    let work = {
         let shared = Arc::clone(shared);
-        let entry = Arc::clone(&entry);
-        tokio::task::spawn_blocking(move || {
+        move || {
+            let Call {
+                method,
+                path,
+                entry,
+                permit,
+                lane,
+            } = call;
             let _permit = permit;
-            let outcome = call(&shared, method, &path, &entry, &mut ctx);
+            let started = Instant::now();
+            let outcome = resolve_and_call(&shared, method, &path, &entry, &mut ctx);
+            if let Some(budget) = budget {
+                lane.record(started.elapsed(), budget);
+            }
             (ctx, outcome)
-        })
+        }
+    };
+    let worker = match placement {
+        Placement::Inline(guard) => {
+            shared.metrics.inline.inc();
+            tokio::spawn(async move {
+                let _inline = guard;
+                work()
+            })
+        }
+        Placement::Pool => {
+            shared.metrics.pool.inc();
+            tokio::task::spawn_blocking(work)
+        }
     };
     let outcome = tokio::time::timeout_at(deadline.into(), worker).await;
     let answer = match outcome {
@@ -192,9 +248,9 @@ async fn run(
     answer
 }
 
-/// Runs on the blocking pool: resolves the route again and pins the version that declares
+/// Runs in the call's task: resolves the route again and pins the version that declares
 /// it. `None` when the route is gone (unloaded or upgraded away meanwhile).
-fn call(
+fn resolve_and_call(
     shared: &Shared,
     method: HttpMethod,
     path: &str,
@@ -202,7 +258,7 @@ fn call(
     ctx: &mut Context,
 ) -> Option<Result<(), Error>> {
     if ctx.is_cancelled() || ctx.is_past_deadline() {
-        // Waited for a pool thread past the deadline (the client has its 504), or the
+        // Waited for a thread past the deadline (the client has its 504), or the
         // client left: the call would only burn a thread.
         return Some(Err(Error::DeadlineExceeded {
             plugin: first.plugin.clone(),

@@ -19,16 +19,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::sync::Semaphore;
 
 use crate::http::routes::{RouteEntry, RouteTable};
 use crate::http::stats::HttpMetrics;
 use crate::manager::{AdmissionId, Manager};
 use crate::runtime::events::SubscriptionId;
 use crate::util::lock;
+use lane::{InlineCalls, Lane};
 
+mod access;
 mod builder;
 mod handler;
+mod lane;
 mod request;
 mod response;
 
@@ -36,6 +38,7 @@ pub use builder::{
     PluginServerBuilder, RouteLimits, DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY, DEFAULT_MAX_TIMEOUT,
     DEFAULT_TIMEOUT,
 };
+pub use lane::{DEFAULT_INLINE_BUDGET, DEFAULT_QUEUE, DEFAULT_QUEUE_WAIT, PROMOTE_AFTER};
 
 /// Serves the HTTP routes that a manager's plugins declare (`http_services` in plugin.json).
 ///
@@ -83,8 +86,12 @@ pub(super) struct Shared {
     /// The routes served now; swapped whole on every lifecycle change.
     pub(super) table: ArcSwap<RouteTable>,
     rebuilding: Mutex<()>,
-    /// Each plugin's concurrency slots, kept across upgrades.
-    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Each plugin's lane (slots, queue, where its calls run), kept across upgrades.
+    lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    /// The calls running on the async workers, across plugins.
+    pub(super) inline: Arc<InlineCalls>,
+    /// The access log's writer, if requests are logged.
+    access: Option<access::AccessLog>,
     pub(super) metrics: HttpMetrics,
     pub(super) requests: AtomicU64,
     pub(super) id_prefix: u32,
@@ -168,12 +175,16 @@ impl PluginServer {
 
 impl Shared {
     fn new(config: PluginServerBuilder, admission: AdmissionId) -> Shared {
+        let inline = Arc::new(InlineCalls::new(config.inline_budget));
+        let access = config.access_log.then(access::AccessLog::start);
         Shared {
             manager: config.manager().clone(),
             config,
             table: ArcSwap::from_pointee(RouteTable::default()),
             rebuilding: Mutex::new(()),
-            slots: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(HashMap::new()),
+            inline,
+            access,
             metrics: HttpMetrics::default(),
             requests: AtomicU64::new(0),
             id_prefix: request::id_prefix(),
@@ -207,30 +218,34 @@ impl Shared {
         self.table.store(Arc::new(table));
     }
 
-    /// `plugin`'s concurrency slots.
-    pub(super) fn slots(&self, plugin: &str) -> Arc<Semaphore> {
-        let mut slots = lock(&self.slots);
+    /// `plugin`'s lane.
+    pub(super) fn lane(&self, plugin: &str) -> Arc<Lane> {
+        let mut lanes = lock(&self.lanes);
+        if let Some(lane) = lanes.get(plugin) {
+            return Arc::clone(lane);
+        }
         let limit = self
             .config
             .plugin_concurrency
             .get(plugin)
             .copied()
             .unwrap_or(self.config.concurrency);
-        Arc::clone(
-            slots
-                .entry(plugin.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(limit))),
-        )
+        let lane = Arc::new(Lane::new(limit));
+        lanes.insert(plugin.to_owned(), Arc::clone(&lane));
+        lane
     }
 
     /// The timeout and body limit of `entry`'s route.
     pub(super) fn limits(&self, entry: &RouteEntry) -> (Duration, usize) {
-        let route = self
-            .config
-            .routes
-            .get(&(entry.plugin.clone(), entry.label.clone()))
-            .copied()
-            .unwrap_or_default();
+        let routes = &self.config.routes;
+        let route = if routes.is_empty() {
+            RouteLimits::default()
+        } else {
+            routes
+                .get(&(entry.plugin.clone(), entry.label.clone()))
+                .copied()
+                .unwrap_or_default()
+        };
         let timeout = route
             .timeout
             .unwrap_or(self.config.timeout)

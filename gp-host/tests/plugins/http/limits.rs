@@ -72,6 +72,8 @@ fn a_hanging_plugin_exhausts_only_its_own_slots() {
     let manager = Manager::new(base.path());
     let server = PluginServer::builder(manager.clone())
         .plugin_concurrency("web", 2)
+        // No queue: a request beyond the slots is refused at once.
+        .queue(0, Duration::ZERO)
         .build();
     assert!(manager.load_plugins().failed.is_empty());
     let running = Running::start(&server);

@@ -7,6 +7,7 @@
 
 mod errors;
 mod limits;
+mod queue;
 mod requests;
 mod routes;
 
@@ -200,7 +201,7 @@ pub fn parse_reply(raw: &[u8]) -> Reply {
 }
 
 /// A manager over a fresh base dir with `web` 1.0.0 in it, and a server built before loading.
-fn web_server(
+pub fn web_server(
     configure: impl FnOnce(gp_host::http::PluginServerBuilder) -> gp_host::http::PluginServerBuilder,
 ) -> (tempfile::TempDir, Manager, PluginServer) {
     let base = base_dir();

@@ -69,9 +69,24 @@ pub struct Args {
     /// The largest request body a route accepts, in bytes
     #[arg(long, default_value_t = gp_host::http::DEFAULT_BODY_LIMIT)]
     body_limit: usize,
-    /// How many calls each plugin may run at once; beyond it requests get 503
+    /// How many calls each plugin may run at once; beyond it requests wait in the plugin's
+    /// queue
     #[arg(long, default_value_t = gp_host::http::DEFAULT_CONCURRENCY)]
     concurrency: usize,
+    /// How many requests may wait for one plugin's slots; beyond it, 503 with Retry-After
+    #[arg(long, default_value_t = gp_host::http::DEFAULT_QUEUE)]
+    queue: usize,
+    /// How long a request waits for a slot before 503 (never past its timeout: 504)
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    queue_wait: Duration,
+    /// Calls of a plugin whose recent calls all took less than this run on the async workers
+    /// rather than the blocking pool (saves two thread hand-offs); 0 keeps every call on the
+    /// pool
+    #[arg(long, default_value = "50us", value_parser = humantime::parse_duration)]
+    inline_budget: Duration,
+    /// Log no line per request (target gp::access; written by a thread of its own)
+    #[arg(long)]
+    no_access_log: bool,
     /// On Ctrl-C or SIGTERM, how long to let requests in flight finish before unloading
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     grace: Duration,
@@ -121,12 +136,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     };
     let manager = manager(&args, &dir, trust);
     // Before loading: the server checks every plugin's routes against the others'.
-    let server = PluginServer::builder(manager.clone())
-        .timeout(args.timeout)
-        .max_timeout(args.timeout.max(gp_host::http::DEFAULT_MAX_TIMEOUT))
-        .body_limit(args.body_limit)
-        .concurrency(args.concurrency)
-        .build();
+    let server = plugin_server(&args, &manager);
     let (token, token_file) = admin_token(&manager, args.token_file.as_deref())?;
     let mut admin = Admin::builder(manager.clone(), token).server(server.clone());
     if let Some(path) = &args.read_only_token_file {
@@ -191,6 +201,19 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The plugin server, with the limits the flags give.
+fn plugin_server(args: &Args, manager: &Manager) -> PluginServer {
+    PluginServer::builder(manager.clone())
+        .timeout(args.timeout)
+        .max_timeout(args.timeout.max(gp_host::http::DEFAULT_MAX_TIMEOUT))
+        .body_limit(args.body_limit)
+        .concurrency(args.concurrency)
+        .queue(args.queue, args.queue_wait)
+        .inline_budget((!args.inline_budget.is_zero()).then_some(args.inline_budget))
+        .access_log(!args.no_access_log)
+        .build()
 }
 
 /// The manager `args` ask for, over `dir`.

@@ -1,0 +1,349 @@
+//! A plugin's lane through the server: its concurrency slots, the bounded queue in front of
+//! them, and where its calls run.
+//!
+//! **Where calls run.** A call on tokio's blocking pool costs two thread hand-offs (worker →
+//! pool thread → worker), which on a fast plugin is most of a request's time. So a plugin
+//! whose recent calls were all fast runs its calls as tasks of their own on the async
+//! workers ("inline": a spawn, no hand-off to another thread), and every other plugin on the
+//! pool. The rules, which keep every serving guarantee:
+//!
+//! - a plugin starts on the pool; after [`PROMOTE_AFTER`] calls in a row each within the
+//!   budget ([`DEFAULT_INLINE_BUDGET`], 50 µs by default) it runs inline;
+//! - it goes back to the pool (and its streak starts again) at one call over
+//!   [`HARD_FACTOR`] × the budget, at an inline call of it still running past that when the
+//!   next request comes, or when calls over the budget become more than about one in
+//!   [`STRIKE`] (a leaky bucket: a thread preempted mid-call now and then is not a slow
+//!   plugin);
+//! - at most `workers − 1` calls run inline at once across the server, so a plugin that was
+//!   fast and then hangs can hold at most all workers but one: that one keeps accepting,
+//!   answering `/-/healthz`, other plugins (which then go to the pool) and the 504s;
+//! - the call always runs in a task other than the request's, so the request's deadline
+//!   fires (504) even while its call is stuck; a current-thread runtime (one worker) never
+//!   runs a call inline.
+//!
+//! **Queue, then refuse.** A request that finds all of its plugin's slots taken waits for
+//! one, in a queue of at most [`DEFAULT_QUEUE`] requests per plugin for at most
+//! [`DEFAULT_QUEUE_WAIT`] (or its deadline, if sooner); past either, 503 with `Retry-After`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How many requests may wait for one plugin's slots unless configured otherwise.
+pub const DEFAULT_QUEUE: usize = 1024;
+/// How long a request waits for a slot unless configured otherwise (its deadline, if sooner).
+pub const DEFAULT_QUEUE_WAIT: Duration = Duration::from_secs(2);
+/// The longest a call may take and still count as fast, unless configured otherwise.
+pub const DEFAULT_INLINE_BUDGET: Duration = Duration::from_micros(50);
+/// How many fast calls in a row move a plugin's calls onto the async workers.
+pub const PROMOTE_AFTER: u32 = 64;
+/// A call over this many times the budget sends its plugin back to the pool at once.
+pub(crate) const HARD_FACTOR: u32 = 20;
+/// A call over the budget adds this many strikes, a call within it takes one away; past
+/// [`STRIKES_OUT`] the plugin goes back to the pool.
+pub(crate) const STRIKE: u32 = 16;
+const STRIKES_OUT: u32 = 3 * STRIKE;
+
+/// One plugin's lane.
+pub(crate) struct Lane {
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    /// Fast calls in a row (up to [`PROMOTE_AFTER`]).
+    streak: AtomicU32,
+    /// Slow calls lately (see [`STRIKE`]).
+    strikes: AtomicU32,
+    /// When the inline call started last (ns since [`anchor`], `+ 1`; 0: none running).
+    inline_since: AtomicU64,
+}
+
+/// Why a request got no slot.
+pub(crate) enum NoSlot {
+    /// The queue was full, or the wait ran out: 503.
+    Busy,
+    /// The request's deadline came first: 504.
+    Deadline,
+}
+
+/// Where a call runs.
+pub(crate) enum Placement {
+    /// On tokio's blocking pool.
+    Pool,
+    /// As a task of its own on the async workers; the guard counts it.
+    Inline(InlineGuard),
+}
+
+/// The server-wide count of calls running inline.
+pub(crate) struct InlineCalls {
+    running: AtomicUsize,
+    budget: Option<Duration>,
+}
+
+/// One inline call, counted until dropped.
+pub(crate) struct InlineGuard {
+    calls: Arc<InlineCalls>,
+    lane: Arc<Lane>,
+    since: u64,
+}
+
+impl InlineCalls {
+    /// A count with calls within `budget` running inline (`None`: never).
+    pub(crate) fn new(budget: Option<Duration>) -> InlineCalls {
+        InlineCalls {
+            running: AtomicUsize::new(0),
+            budget,
+        }
+    }
+
+    /// The budget, if calls may run inline.
+    pub(crate) fn budget(&self) -> Option<Duration> {
+        self.budget
+    }
+}
+
+/// The instant lanes measure from.
+fn anchor() -> Instant {
+    static ANCHOR: OnceLock<Instant> = OnceLock::new();
+    *ANCHOR.get_or_init(Instant::now)
+}
+
+fn now_ns() -> u64 {
+    anchor().elapsed().as_nanos() as u64 + 1
+}
+
+impl Lane {
+    /// A lane of `slots` concurrent calls.
+    pub(crate) fn new(slots: usize) -> Lane {
+        Lane {
+            slots: Arc::new(Semaphore::new(slots)),
+            waiting: AtomicUsize::new(0),
+            streak: AtomicU32::new(0),
+            strikes: AtomicU32::new(0),
+            inline_since: AtomicU64::new(0),
+        }
+    }
+
+    /// A slot: at once if one is free, else after waiting in the queue (at most `queue`
+    /// waiting, each at most `wait` and never past `deadline`).
+    pub(crate) async fn slot(
+        &self,
+        queue: usize,
+        wait: Duration,
+        deadline: Instant,
+    ) -> Result<OwnedSemaphorePermit, NoSlot> {
+        if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(NoSlot::Busy);
+        }
+        let until = (Instant::now() + wait).min(deadline);
+        let acquired =
+            tokio::time::timeout_at(until.into(), Arc::clone(&self.slots).acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        match acquired {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed; a timeout is the queue's wait or the deadline.
+            _ if until >= deadline => Err(NoSlot::Deadline),
+            _ => Err(NoSlot::Busy),
+        }
+    }
+
+    /// Where this lane's next call runs (see the module documentation).
+    pub(crate) fn place(self: &Arc<Lane>, calls: &Arc<InlineCalls>) -> Placement {
+        let Some(budget) = calls.budget else {
+            return Placement::Pool;
+        };
+        if self.streak.load(Ordering::Relaxed) < PROMOTE_AFTER {
+            return Placement::Pool;
+        }
+        let since = self.inline_since.load(Ordering::Relaxed);
+        let now = now_ns();
+        if since != 0 && now.saturating_sub(since) > (budget * HARD_FACTOR).as_nanos() as u64 {
+            // An inline call of this plugin is running far past the budget: stuck, or slow now.
+            self.demote();
+            return Placement::Pool;
+        }
+        let workers = tokio::runtime::Handle::try_current()
+            .map(|h| h.metrics().num_workers())
+            .unwrap_or(1);
+        let max = workers.saturating_sub(1);
+        let taken = calls
+            .running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            });
+        if taken.is_err() {
+            return Placement::Pool;
+        }
+        self.inline_since.store(now, Ordering::Relaxed);
+        Placement::Inline(InlineGuard {
+            calls: Arc::clone(calls),
+            lane: Arc::clone(self),
+            since: now,
+        })
+    }
+
+    /// Records how long a call took (see the module documentation).
+    pub(crate) fn record(&self, took: Duration, budget: Duration) {
+        if took <= budget {
+            let streak = self.streak.load(Ordering::Relaxed);
+            if streak < PROMOTE_AFTER {
+                self.streak.store(streak + 1, Ordering::Relaxed);
+            }
+            let strikes = self.strikes.load(Ordering::Relaxed);
+            if strikes > 0 {
+                self.strikes.store(strikes - 1, Ordering::Relaxed);
+            }
+        } else if took > budget * HARD_FACTOR
+            || self.strikes.fetch_add(STRIKE, Ordering::Relaxed) + STRIKE >= STRIKES_OUT
+        {
+            self.demote();
+        }
+    }
+
+    /// Back to the pool, until a new streak of fast calls.
+    fn demote(&self) {
+        self.streak.store(0, Ordering::Relaxed);
+        self.strikes.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether this lane's calls run inline now.
+    #[cfg(test)]
+    fn promoted(&self) -> bool {
+        self.streak.load(Ordering::Relaxed) >= PROMOTE_AFTER
+    }
+}
+
+impl Drop for InlineGuard {
+    fn drop(&mut self) {
+        self.calls.running.fetch_sub(1, Ordering::AcqRel);
+        let _ = self.lane.inline_since.compare_exchange(
+            self.since,
+            0,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{InlineCalls, Lane, NoSlot, Placement, HARD_FACTOR, PROMOTE_AFTER, STRIKE};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn fast_calls_promote_a_plugin_and_slow_ones_demote_it() {
+        let budget = Duration::from_micros(50);
+        let lane = Lane::new(4);
+        for _ in 0..PROMOTE_AFTER - 1 {
+            lane.record(Duration::from_micros(3), budget);
+        }
+        assert!(!lane.promoted());
+        lane.record(Duration::from_micros(3), budget);
+        assert!(lane.promoted());
+        // A slow call now and then is noise...
+        for _ in 0..10 {
+            lane.record(Duration::from_micros(51), budget);
+            for _ in 0..STRIKE {
+                lane.record(Duration::from_micros(3), budget);
+            }
+        }
+        assert!(lane.promoted());
+        // ...slow calls in a row are not,
+        for _ in 0..3 {
+            lane.record(Duration::from_micros(51), budget);
+        }
+        assert!(!lane.promoted());
+        // and one very slow call demotes at once.
+        for _ in 0..PROMOTE_AFTER {
+            lane.record(Duration::from_micros(3), budget);
+        }
+        assert!(lane.promoted());
+        lane.record(budget * HARD_FACTOR + Duration::from_micros(1), budget);
+        assert!(!lane.promoted());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+    async fn at_most_all_workers_but_one_run_calls_inline() {
+        let budget = Duration::from_secs(10);
+        let calls = Arc::new(InlineCalls::new(Some(budget)));
+        let lanes: Vec<Arc<Lane>> = (0..3).map(|_| Arc::new(Lane::new(4))).collect();
+        for lane in &lanes {
+            for _ in 0..PROMOTE_AFTER {
+                lane.record(Duration::ZERO, budget);
+            }
+        }
+        let first = lanes[0].place(&calls);
+        let second = lanes[1].place(&calls);
+        let third = lanes[2].place(&calls);
+        assert!(matches!(first, Placement::Inline(_)));
+        assert!(matches!(second, Placement::Inline(_)));
+        assert!(
+            matches!(third, Placement::Pool),
+            "3 workers: 2 inline at most"
+        );
+        drop(first);
+        assert!(matches!(lanes[2].place(&calls), Placement::Inline(_)));
+        // Never inline on a server that does not allow it.
+        let never = Arc::new(InlineCalls::new(None));
+        assert!(matches!(lanes[0].place(&never), Placement::Pool));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn one_worker_never_runs_a_call_inline() {
+        let budget = Duration::from_secs(10);
+        let calls = Arc::new(InlineCalls::new(Some(budget)));
+        let lane = Arc::new(Lane::new(4));
+        for _ in 0..PROMOTE_AFTER {
+            lane.record(Duration::ZERO, budget);
+        }
+        assert!(matches!(lane.place(&calls), Placement::Pool));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_inline_call_past_the_budget_sends_the_next_ones_to_the_pool() {
+        let budget = Duration::from_millis(1);
+        let calls = Arc::new(InlineCalls::new(Some(budget)));
+        let lane = Arc::new(Lane::new(4));
+        for _ in 0..PROMOTE_AFTER {
+            lane.record(Duration::ZERO, budget);
+        }
+        let stuck = lane.place(&calls);
+        assert!(matches!(stuck, Placement::Inline(_)));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(matches!(lane.place(&calls), Placement::Pool));
+        drop(stuck);
+        assert!(!lane.promoted(), "demoted until it is fast again");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_queue_waits_then_refuses() {
+        let lane = Lane::new(1);
+        let far = Instant::now() + Duration::from_secs(60);
+        let held = lane.slot(0, Duration::ZERO, far).await.ok().unwrap();
+        // No queue: refused at once.
+        let start = Instant::now();
+        assert!(matches!(
+            lane.slot(0, Duration::from_secs(10), far).await,
+            Err(NoSlot::Busy)
+        ));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // A queue: waits its time, then refused.
+        assert!(matches!(
+            lane.slot(4, Duration::from_millis(30), far).await,
+            Err(NoSlot::Busy)
+        ));
+        // The deadline first: a timeout.
+        let soon = Instant::now() + Duration::from_millis(10);
+        assert!(matches!(
+            lane.slot(4, Duration::from_secs(10), soon).await,
+            Err(NoSlot::Deadline)
+        ));
+        drop(held);
+        assert!(lane.slot(0, Duration::ZERO, far).await.is_ok());
+    }
+}

@@ -1,0 +1,184 @@
+//! Queue, then refuse; and where calls run: a fast plugin under 256 concurrent requests gets
+//! no 503, a full queue or a wait that runs out does, and a plugin that was fast (its calls on
+//! the async workers) and then hangs holds at most all workers but one, so every request still
+//! gets its 504 on time while the health check and other plugins answer.
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use gp_host::http::{PluginServer, RouteLimits, PROMOTE_AFTER};
+use gp_host::Manager;
+
+use super::{get, web_server, Running};
+use crate::harness::{base_dir, example};
+use crate::web_fixture::web;
+
+/// Waits (at most 10 s) until `web` runs `calls` calls.
+fn wait_in_flight(manager: &Manager, calls: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let in_flight = || {
+        manager
+            .stats()
+            .iter()
+            .find(|s| s.name == "web")
+            .map_or(0, |s| s.in_flight)
+    };
+    while in_flight() < calls && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(in_flight(), calls);
+}
+
+#[test]
+fn a_full_queue_or_a_wait_that_runs_out_answers_503_and_a_queued_request_waits_its_turn() {
+    let (base, manager, server) = web_server(|b| {
+        b.plugin_concurrency("web", 1)
+            .queue(1, Duration::from_secs(10))
+    });
+    let running = Running::start(&server);
+    let addr = running.addr;
+    let release = base.path().join("release");
+    let hang = format!("/web/hang?until={}", release.display());
+    let hanging = std::thread::spawn(move || get(addr, &hang));
+    wait_in_flight(&manager, 1);
+    // The slot is taken: the next request waits in the queue...
+    let queued = std::thread::spawn(move || get(addr, "/web/version"));
+    std::thread::sleep(Duration::from_millis(200));
+    // ...and the one after finds the queue full.
+    let refused = get(addr, "/web/empty");
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(
+        refused.error_body(),
+        serde_json::json!({"error": "plugin `web` is running as many calls as it may; retry shortly", "plugin": "web", "label": "empty"})
+    );
+    std::fs::write(&release, "").unwrap();
+    assert_eq!(hanging.join().unwrap().text(), "woke up");
+    let served = queued.join().unwrap();
+    assert_eq!((served.status, served.text()), (200, "1.0.0"));
+
+    // A queue whose wait runs out: 503 after it.
+    let (base, manager, server) = web_server(|b| {
+        b.plugin_concurrency("web", 1)
+            .queue(8, Duration::from_millis(300))
+    });
+    let running = Running::start(&server);
+    let addr = running.addr;
+    let release = base.path().join("release");
+    let hang = format!("/web/hang?until={}", release.display());
+    let hanging = std::thread::spawn(move || get(addr, &hang));
+    wait_in_flight(&manager, 1);
+    let started = Instant::now();
+    let refused = get(addr, "/web/empty");
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    std::fs::write(&release, "").unwrap();
+    hanging.join().unwrap();
+}
+
+#[test]
+fn a_fast_plugin_gets_no_503_at_256_concurrent_requests() {
+    let base = base_dir();
+    gp_host::build::install_library(example("sample"), base.path()).unwrap();
+    let manager = Manager::new(base.path());
+    let server = PluginServer::new(manager.clone());
+    assert!(manager.load_plugins().failed.is_empty());
+    let running = Running::start(&server);
+    let addr = running.addr;
+    let start = Arc::new(Barrier::new(256));
+    let clients: Vec<_> = (0..256)
+        .map(|i| {
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                (0..4)
+                    .map(|_| get(addr, &format!("/api/plugin/sample/{i}")).status)
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let mut statuses: Vec<u16> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    statuses.dedup();
+    assert_eq!(statuses, [200], "every request answered 200");
+}
+
+// Long: one scenario, read top to bottom: fast calls, then a hang, then the checks.
+#[test]
+fn a_plugin_fast_then_stuck_holds_at_most_all_workers_but_one() {
+    let base = base_dir();
+    gp_host::build::install_library(web("web-v1"), base.path()).unwrap();
+    gp_host::build::install_library(example("sample"), base.path()).unwrap();
+    let manager = Manager::new(base.path());
+    let timeout = Duration::from_millis(500);
+    let server = PluginServer::builder(manager.clone())
+        .route("web", "hang", RouteLimits::default().with_timeout(timeout))
+        .build();
+    assert!(manager.load_plugins().failed.is_empty());
+    // The test server's runtime has 2 workers: at most 1 call inline.
+    let running = Running::start(&server);
+    let addr = running.addr;
+    // Fast calls: `web` runs its calls on the async workers from now on.
+    for _ in 0..(PROMOTE_AFTER * 16) {
+        assert_eq!(get(addr, "/web/empty").status, 204);
+    }
+    let placed = calls_placed(&server);
+    assert!(placed.0 > PROMOTE_AFTER * 8, "inline, pool: {placed:?}");
+    let release = base.path().join("release");
+    let hang = format!("/web/hang?until={}", release.display());
+    // Then it hangs, ignoring cancellation: 2 × workers requests at once.
+    let stuck: Vec<_> = (0..4)
+        .map(|_| {
+            let hang = hang.clone();
+            std::thread::spawn(move || {
+                let sent = Instant::now();
+                let reply = get(addr, &hang);
+                (reply.status, sent.elapsed())
+            })
+        })
+        .collect();
+    // Meanwhile the health check and another plugin answer, each within 100 ms.
+    let watched = Instant::now();
+    let mut slowest = Duration::ZERO;
+    while watched.elapsed() < timeout + Duration::from_millis(500) {
+        for path in ["/-/healthz", "/api/plugin/sample/7"] {
+            let sent = Instant::now();
+            assert_eq!(get(addr, path).status, 200, "{path}");
+            slowest = slowest.max(sent.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        slowest < Duration::from_millis(100),
+        "the health check or sample took {slowest:?} while web hung"
+    );
+    for request in stuck {
+        let (status, took) = request.join().unwrap();
+        assert_eq!(status, 504);
+        assert!(
+            took < timeout + Duration::from_millis(100),
+            "a hung call's 504 came after {took:?}"
+        );
+    }
+    std::fs::write(&release, "").unwrap();
+}
+
+/// The calls run on the async workers and on the blocking pool, as `/metrics` counts them.
+fn calls_placed(server: &PluginServer) -> (u32, u32) {
+    let mut registry = prometheus_client::registry::Registry::default();
+    server.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let count = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    (
+        count("gp_http_calls_inline_total "),
+        count("gp_http_calls_pool_total "),
+    )
+}
