@@ -12,7 +12,7 @@ use gp_core::manifest::HttpMethod;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::access::{AccessLog, Line};
-use super::lane::{Lane, NoSlot, Placement};
+use super::lane::{Lane, NoSlot};
 use super::request::{self, Incoming};
 use super::response::{respond, Answer};
 use super::Shared;
@@ -192,7 +192,8 @@ async fn run(
     // Cancels the call if this future is dropped before it finishes: the client went away.
     let mut cancel = CancelOnDrop(Some(ctx.cancel_token()));
     let entry = Arc::clone(&call.entry);
-    let placement = call.lane.place(&shared.inline);
+    let eligible = call.lane.eligible(&shared.inline);
+    let lane = Arc::clone(&call.lane);
     let budget = shared.inline.budget();
     let work = {
         let shared = Arc::clone(shared);
@@ -213,18 +214,27 @@ async fn run(
             (ctx, outcome)
         }
     };
-    let worker = match placement {
-        Placement::Inline(guard) => {
-            shared.metrics.inline.inc();
-            tokio::spawn(async move {
-                let _inline = guard;
-                work()
-            })
-        }
-        Placement::Pool => {
-            shared.metrics.pool.inc();
-            tokio::task::spawn_blocking(work)
-        }
+    let worker = if eligible {
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            // The inline place is taken when the call starts: see `lane`.
+            match shared.inline.enter(&lane) {
+                Some(_inline) => {
+                    shared.metrics.inline.inc();
+                    work()
+                }
+                None => {
+                    shared.metrics.pool.inc();
+                    match tokio::task::spawn_blocking(work).await {
+                        Ok(done) => done,
+                        Err(join) => std::panic::resume_unwind(join.into_panic()),
+                    }
+                }
+            }
+        })
+    } else {
+        shared.metrics.pool.inc();
+        tokio::task::spawn_blocking(work)
     };
     let outcome = tokio::time::timeout_at(deadline.into(), worker).await;
     let answer = match outcome {

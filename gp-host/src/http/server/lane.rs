@@ -66,14 +66,6 @@ pub(crate) enum NoSlot {
     Deadline,
 }
 
-/// Where a call runs.
-pub(crate) enum Placement {
-    /// On tokio's blocking pool.
-    Pool,
-    /// As a task of its own on the async workers; the guard counts it.
-    Inline(InlineGuard),
-}
-
 /// The server-wide count of calls running inline.
 pub(crate) struct InlineCalls {
     running: AtomicUsize,
@@ -99,6 +91,29 @@ impl InlineCalls {
     /// The budget, if calls may run inline.
     pub(crate) fn budget(&self) -> Option<Duration> {
         self.budget
+    }
+
+    /// An inline place for a call of `lane` starting now on a worker of the current runtime,
+    /// if fewer than all workers but one run one: counted while it runs, not while it waits
+    /// to start (under load a spawned call waits behind other tasks, and counting it then
+    /// would send every other call to the pool).
+    pub(crate) fn enter(self: &Arc<Self>, lane: &Arc<Lane>) -> Option<InlineGuard> {
+        let workers = tokio::runtime::Handle::try_current()
+            .map(|h| h.metrics().num_workers())
+            .unwrap_or(1);
+        let max = workers.saturating_sub(1);
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        let since = now_ns();
+        lane.inline_since.store(since, Ordering::Relaxed);
+        Some(InlineGuard {
+            calls: Arc::clone(self),
+            lane: Arc::clone(lane),
+            since,
+        })
     }
 }
 
@@ -151,39 +166,22 @@ impl Lane {
         }
     }
 
-    /// Where this lane's next call runs (see the module documentation).
-    pub(crate) fn place(self: &Arc<Lane>, calls: &Arc<InlineCalls>) -> Placement {
+    /// Whether this lane's next call may run inline (see the module documentation): its
+    /// task then takes an inline place with [`InlineCalls::enter`] when it starts.
+    pub(crate) fn eligible(&self, calls: &InlineCalls) -> bool {
         let Some(budget) = calls.budget else {
-            return Placement::Pool;
+            return false;
         };
         if self.streak.load(Ordering::Relaxed) < PROMOTE_AFTER {
-            return Placement::Pool;
+            return false;
         }
         let since = self.inline_since.load(Ordering::Relaxed);
-        let now = now_ns();
-        if since != 0 && now.saturating_sub(since) > (budget * HARD_FACTOR).as_nanos() as u64 {
+        if since != 0 && now_ns().saturating_sub(since) > (budget * HARD_FACTOR).as_nanos() as u64 {
             // An inline call of this plugin is running far past the budget: stuck, or slow now.
             self.demote();
-            return Placement::Pool;
+            return false;
         }
-        let workers = tokio::runtime::Handle::try_current()
-            .map(|h| h.metrics().num_workers())
-            .unwrap_or(1);
-        let max = workers.saturating_sub(1);
-        let taken = calls
-            .running
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            });
-        if taken.is_err() {
-            return Placement::Pool;
-        }
-        self.inline_since.store(now, Ordering::Relaxed);
-        Placement::Inline(InlineGuard {
-            calls: Arc::clone(calls),
-            lane: Arc::clone(self),
-            since: now,
-        })
+        true
     }
 
     /// Records how long a call took (see the module documentation).
@@ -231,7 +229,7 @@ impl Drop for InlineGuard {
 
 #[cfg(test)]
 mod tests {
-    use super::{InlineCalls, Lane, NoSlot, Placement, HARD_FACTOR, PROMOTE_AFTER, STRIKE};
+    use super::{InlineCalls, Lane, NoSlot, HARD_FACTOR, PROMOTE_AFTER, STRIKE};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
@@ -276,32 +274,26 @@ mod tests {
             for _ in 0..PROMOTE_AFTER {
                 lane.record(Duration::ZERO, budget);
             }
+            assert!(lane.eligible(&calls));
         }
-        let first = lanes[0].place(&calls);
-        let second = lanes[1].place(&calls);
-        let third = lanes[2].place(&calls);
-        assert!(matches!(first, Placement::Inline(_)));
-        assert!(matches!(second, Placement::Inline(_)));
+        let first = calls.enter(&lanes[0]);
+        let second = calls.enter(&lanes[1]);
+        assert!(first.is_some() && second.is_some());
         assert!(
-            matches!(third, Placement::Pool),
+            calls.enter(&lanes[2]).is_none(),
             "3 workers: 2 inline at most"
         );
         drop(first);
-        assert!(matches!(lanes[2].place(&calls), Placement::Inline(_)));
+        assert!(calls.enter(&lanes[2]).is_some());
         // Never inline on a server that does not allow it.
-        let never = Arc::new(InlineCalls::new(None));
-        assert!(matches!(lanes[0].place(&never), Placement::Pool));
+        assert!(!lanes[0].eligible(&InlineCalls::new(None)));
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn one_worker_never_runs_a_call_inline() {
-        let budget = Duration::from_secs(10);
-        let calls = Arc::new(InlineCalls::new(Some(budget)));
+        let calls = Arc::new(InlineCalls::new(Some(Duration::from_secs(10))));
         let lane = Arc::new(Lane::new(4));
-        for _ in 0..PROMOTE_AFTER {
-            lane.record(Duration::ZERO, budget);
-        }
-        assert!(matches!(lane.place(&calls), Placement::Pool));
+        assert!(calls.enter(&lane).is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,10 +304,10 @@ mod tests {
         for _ in 0..PROMOTE_AFTER {
             lane.record(Duration::ZERO, budget);
         }
-        let stuck = lane.place(&calls);
-        assert!(matches!(stuck, Placement::Inline(_)));
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(matches!(lane.place(&calls), Placement::Pool));
+        let stuck = calls.enter(&lane);
+        assert!(stuck.is_some());
+        std::thread::sleep(budget * HARD_FACTOR + Duration::from_millis(10));
+        assert!(!lane.eligible(&calls));
         drop(stuck);
         assert!(!lane.promoted(), "demoted until it is fast again");
     }
