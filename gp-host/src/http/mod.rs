@@ -39,7 +39,10 @@ mod routes;
 mod server;
 mod stats;
 
-pub use listen::{serve as serve_listener, ListenLimits, DEFAULT_HEADER_TIMEOUT};
+pub use listen::{
+    default_max_connections, serve as serve_listener, ListenLimits, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+};
 
 #[cfg(feature = "admin")]
 pub use admin::{gui_url, Admin, AdminBuilder, AdminToken, InvalidToken, DEFAULT_UPLOAD_LIMIT};
@@ -68,6 +71,7 @@ pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
 pub(crate) fn metrics_text(manager: &Manager, server: Option<&PluginServer>) -> String {
     let mut registry = prometheus_client::registry::Registry::default();
     manager.register_metrics(&mut registry);
+    listen::register_metrics(&mut registry);
     if let Some(server) = server {
         server.register_metrics(&mut registry);
     }

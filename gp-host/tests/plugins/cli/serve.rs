@@ -360,3 +360,36 @@ fn serve_closes_connections_that_do_not_finish_their_request_head_in_time() {
         );
     }
 }
+
+#[test]
+fn serve_closes_connections_that_send_nothing_within_the_idle_timeout() {
+    use std::io::Read;
+
+    let base = crate::harness::base_dir();
+    let (server, admin, _) = Server::start(base.path(), &["--idle-timeout", "300ms"]);
+    for addr in [server.plugins.clone(), admin] {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        // Connected, then nothing at all.
+        let started = std::time::Instant::now();
+        let mut reply = Vec::new();
+        let read = stream.read_to_end(&mut reply);
+        let waited = started.elapsed();
+        assert!(
+            read.is_ok(),
+            "{addr}: the connection was not closed: {read:?}"
+        );
+        assert!(
+            waited >= std::time::Duration::from_millis(250)
+                && waited < std::time::Duration::from_secs(5),
+            "{addr}: closed after {waited:?}"
+        );
+        assert!(
+            reply.is_empty(),
+            "{addr}: {}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+}

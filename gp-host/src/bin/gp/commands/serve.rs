@@ -78,6 +78,15 @@ pub struct Args {
     /// How long a client may take to send a request's line and headers (both listeners)
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     header_timeout: Duration,
+    /// How long a connection may stay open with no request in flight: from accept to its
+    /// first request, then between requests (both listeners)
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// How many connections each listener keeps open (default: a quarter of the descriptor
+    /// limit, RLIMIT_NOFILE, at most 10000); past it the connection idle the longest is
+    /// closed, and a new one is refused only when none is idle
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     /// Keep a plugin at what a registry names: an oci://…:TAG reference (a tag that moves, such
     /// as `stable`) or NAME@RANGE under --registry; checked every --follow-every, verified and
     /// upgraded like `gp install` (into DIR as NAME.plg); repeatable
@@ -171,6 +180,11 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
         })?;
     let limits = ListenLimits::default()
         .with_header_timeout(args.header_timeout)
+        .with_idle_timeout(args.idle_timeout)
+        .with_max_connections(
+            args.max_connections
+                .unwrap_or_else(gp_host::http::default_max_connections),
+        )
         .with_grace(args.grace);
     runtime.block_on(serve(
         server,
