@@ -48,8 +48,9 @@ pub use listen::{
 pub use admin::{gui_url, Admin, AdminBuilder, AdminToken, InvalidToken, DEFAULT_UPLOAD_LIMIT};
 
 pub use server::{
-    PluginServer, PluginServerBuilder, RouteLimits, ServedRoute, DEFAULT_BODY_LIMIT,
-    DEFAULT_CONCURRENCY, DEFAULT_MAX_TIMEOUT, DEFAULT_TIMEOUT,
+    PluginServer, PluginServerBuilder, RouteLimits, ServedRoute, DEFAULT_BODY_BUDGET,
+    DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_MAX_TIMEOUT,
+    DEFAULT_TIMEOUT,
 };
 
 /// A request's or response's media type: its `Content-Type` without parameters, lower-cased

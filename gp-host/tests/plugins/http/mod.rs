@@ -5,6 +5,7 @@
 //! This file holds what the tests share (the admin, isolation and GUI tests too): a running
 //! server, requests written by hand, and replies as they came off the socket.
 
+mod bodies;
 mod connections;
 mod errors;
 mod limits;

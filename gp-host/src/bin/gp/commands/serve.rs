@@ -87,6 +87,13 @@ pub struct Args {
     /// closed, and a new one is refused only when none is idle
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// How long a client may take to send a request's body to a plugin route; past it 408
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    body_timeout: Duration,
+    /// How many bytes of request bodies the plugin listener holds at once, across all
+    /// requests; a body past it gets 503
+    #[arg(long, default_value_t = gp_host::http::DEFAULT_BODY_BUDGET, value_name = "BYTES")]
+    body_budget: usize,
     /// Keep a plugin at what a registry names: an oci://…:TAG reference (a tag that moves, such
     /// as `stable`) or NAME@RANGE under --registry; checked every --follow-every, verified and
     /// upgraded like `gp install` (into DIR as NAME.plg); repeatable
@@ -134,6 +141,8 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
         .timeout(args.timeout)
         .max_timeout(args.timeout.max(gp_host::http::DEFAULT_MAX_TIMEOUT))
         .body_limit(args.body_limit)
+        .body_timeout(args.body_timeout)
+        .body_budget(args.body_budget)
         .concurrency(args.concurrency)
         .build();
     let (token, token_file) = admin_token(&manager, args.token_file.as_deref())?;
