@@ -58,9 +58,10 @@ fn a_body_sent_too_slowly_gets_408_at_the_body_timeout() {
 // Long: one scenario read top to bottom: the budget filled, refusals, then given back.
 #[test]
 fn bodies_past_the_servers_budget_get_503_and_the_bytes_held_stay_within_it() {
-    let (_base, _manager, server) = web_server(|b| b.body_budget(1000));
+    let (_base, manager, server) = web_server(|b| b.body_budget(1000));
     let running = Running::start(&server);
     let addr = running.addr;
+    let metrics = Running::serve(gp_host::http::metrics_router(manager, Some(server.clone())));
     let held = || server.body_bytes_in_flight();
     let wait_until_held = |bytes: u64| {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -91,6 +92,14 @@ fn bodies_past_the_servers_budget_get_503_and_the_bytes_held_stay_within_it() {
     assert_eq!(refused.status, 503, "{}", refused.text());
     assert_eq!(refused.error_body(), refused_body);
     assert_eq!(held(), 1000);
+    let scraped = super::get(metrics.addr, "/metrics");
+    assert!(
+        scraped
+            .text()
+            .contains("\ngp_http_request_body_in_flight_bytes 1000\n"),
+        "{}",
+        scraped.text()
+    );
 
     // The bodies finished, answered: the bytes are given back, and bodies fit again.
     for mut stream in waiting {
