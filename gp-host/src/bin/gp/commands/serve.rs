@@ -137,14 +137,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     };
     let manager = manager(&args, &dir, trust);
     // Before loading: the server checks every plugin's routes against the others'.
-    let server = PluginServer::builder(manager.clone())
-        .timeout(args.timeout)
-        .max_timeout(args.timeout.max(gp_host::http::DEFAULT_MAX_TIMEOUT))
-        .body_limit(args.body_limit)
-        .body_timeout(args.body_timeout)
-        .body_budget(args.body_budget)
-        .concurrency(args.concurrency)
-        .build();
+    let server = plugin_server(&args, &manager);
     let (token, token_file) = admin_token(&manager, args.token_file.as_deref())?;
     let mut admin = Admin::builder(manager.clone(), token).server(server.clone());
     if let Some(path) = &args.read_only_token_file {
@@ -187,14 +180,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
             path: dir.clone(),
             source: e,
         })?;
-    let limits = ListenLimits::default()
-        .with_header_timeout(args.header_timeout)
-        .with_idle_timeout(args.idle_timeout)
-        .with_max_connections(
-            args.max_connections
-                .unwrap_or_else(gp_host::http::default_max_connections),
-        )
-        .with_grace(args.grace);
+    let limits = listen_limits(&args);
     runtime.block_on(serve(
         server,
         admin,
@@ -214,6 +200,30 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The plugin server `args` configure, over `manager`.
+fn plugin_server(args: &Args, manager: &Manager) -> PluginServer {
+    PluginServer::builder(manager.clone())
+        .timeout(args.timeout)
+        .max_timeout(args.timeout.max(gp_host::http::DEFAULT_MAX_TIMEOUT))
+        .body_limit(args.body_limit)
+        .body_timeout(args.body_timeout)
+        .body_budget(args.body_budget)
+        .concurrency(args.concurrency)
+        .build()
+}
+
+/// The limits of both listeners, as `args` set them.
+fn listen_limits(args: &Args) -> ListenLimits {
+    ListenLimits::default()
+        .with_header_timeout(args.header_timeout)
+        .with_idle_timeout(args.idle_timeout)
+        .with_max_connections(
+            args.max_connections
+                .unwrap_or_else(gp_host::http::default_max_connections),
+        )
+        .with_grace(args.grace)
 }
 
 /// The manager `args` ask for, over `dir`.
