@@ -66,7 +66,8 @@ pub struct ListenLimits {
     /// then after each response. Past it the connection is closed.
     pub idle_timeout: Duration,
     /// How many connections may be open at once. A connection past it closes the one idle
-    /// the longest, or is refused (closed at once) when none is idle.
+    /// the longest, or is refused when none is idle: sent a 503 (`Retry-After: 1`) and
+    /// closed at once.
     pub max_connections: usize,
     /// After shutdown begins, how long to wait for requests in flight before dropping their
     /// connections.
@@ -151,7 +152,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Some((id, conn)) = tracker.admit() else {
-            // Dropping the stream closes it: every open connection has a request in flight.
+            // Every open connection has a request in flight: a 503 if the socket takes it at
+            // once (never waiting on this client), then closed.
+            let _ = stream.try_write(tracker.refusal.as_bytes());
             continue;
         };
         let app = app.clone();
@@ -220,6 +223,8 @@ struct Tracker {
     open: Mutex<Open>,
     /// When a refusal was last logged: at most one line a minute.
     logged: Mutex<Option<Instant>>,
+    /// What a refused connection is sent: an HTTP/1.1 503.
+    refusal: String,
 }
 
 #[derive(Default)]
@@ -276,9 +281,19 @@ impl Drop for Busy {
 
 impl Tracker {
     fn new(name: String, max: usize) -> Tracker {
+        let max = max.max(1);
+        let body = serde_json::json!({
+            "error": format!("the server has as many connections open as it may ({max}), each with a request in flight; retry shortly")
+        })
+        .to_string();
+        let refusal = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
         Tracker {
+            refusal,
             name,
-            max: max.max(1),
+            max,
             epoch: Instant::now(),
             open: Mutex::new(Open::default()),
             logged: Mutex::new(None),

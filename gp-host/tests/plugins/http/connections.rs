@@ -144,12 +144,18 @@ fn past_the_connection_limit_the_longest_idle_makes_room_and_healthz_answers() {
         .collect();
     assert_eq!(in_flight(), 3);
     let mut refused = TcpStream::connect(addr).unwrap();
-    write!(
-        refused,
-        "GET /-/healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap_or_default();
-    assert!(is_closed(&mut refused), "refused without an answer");
+    refused
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut raw = Vec::new();
+    refused.read_to_end(&mut raw).unwrap();
+    let refused = super::parse_reply(&raw);
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(
+        refused.json(),
+        serde_json::json!({"error": "the server has as many connections open as it may (3), each with a request in flight; retry shortly"})
+    );
 
     std::fs::write(&release, "").unwrap();
     for call in hanging {
