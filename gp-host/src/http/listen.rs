@@ -125,6 +125,39 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     limits: ListenLimits,
 ) {
+    let plain = |stream: tokio::net::TcpStream| std::future::ready(Ok(stream));
+    serve_with(listener, app, shutdown, limits, plain, true).await;
+}
+
+/// [`serve`] over TLS (feature `tls`): each connection's handshake first, within the idle
+/// timeout; HTTP/1.1 only, as `config` says through ALPN.
+#[cfg(feature = "tls")]
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+    limits: ListenLimits,
+    config: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let handshake = move |stream: tokio::net::TcpStream| acceptor.accept(stream);
+    serve_with(listener, app, shutdown, limits, handshake, false).await;
+}
+
+/// The accept loop: `handshake` turns an accepted stream into the one HTTP is spoken on
+/// (`plain`: the stream itself, to which a refusal may be written as it is).
+async fn serve_with<H, F, S>(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+    limits: ListenLimits,
+    handshake: H,
+    plain: bool,
+) where
+    H: Fn(tokio::net::TcpStream) -> F + Clone + Send + 'static,
+    F: Future<Output = std::io::Result<S>> + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -154,50 +187,34 @@ pub async fn serve(
         let Some((id, conn)) = tracker.admit() else {
             // Every open connection has a request in flight: a 503 if the socket takes it at
             // once (never waiting on this client), then closed.
-            let _ = stream.try_write(tracker.refusal.as_bytes());
+            if plain {
+                let _ = stream.try_write(tracker.refusal.as_bytes());
+            }
             continue;
         };
-        let app = app.clone();
-        let service = {
-            let conn = Arc::clone(&conn);
-            hyper::service::service_fn(
-                move |mut request: axum::extract::Request<hyper::body::Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(ConnectInfo::<SocketAddr>(peer));
-                    let busy = Busy::start(&conn);
-                    let mut app = app.clone();
-                    async move {
-                        let response = tower_service::Service::call(&mut app, request).await?;
-                        // The request counts until its response body is sent (or dropped):
-                        // a server-sent event stream is never idle.
-                        Ok::<_, std::convert::Infallible>(response.map(|body| {
-                            axum::body::Body::new(body.map_frame(move |frame| {
-                                let _ = &busy;
-                                frame
-                            }))
-                        }))
-                    }
-                },
-            )
-        };
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let service = service(app.clone(), peer, Arc::clone(&conn));
+        let (builder, handshake) = (builder.clone(), handshake.clone());
+        let watcher = graceful.watcher();
         let tracker = Arc::clone(&tracker);
         let idle_timeout = limits.idle_timeout;
         tokio::spawn(async move {
-            tokio::pin!(connection);
-            loop {
-                let wait = conn.until_idle_for(idle_timeout);
-                tokio::select! {
-                    _ = &mut connection => break,
-                    () = conn.evict.notified() => break,
-                    () = tokio::time::sleep(wait) => {
-                        if conn.until_idle_for(idle_timeout).is_zero() {
-                            // Dropping the connection closes it.
-                            break;
+            // A TLS client that connects and sends nothing is closed at the idle timeout too.
+            if let Ok(Ok(stream)) = tokio::time::timeout(idle_timeout, handshake(stream)).await {
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = watcher.watch(connection);
+                tokio::pin!(connection);
+                loop {
+                    let wait = conn.until_idle_for(idle_timeout);
+                    tokio::select! {
+                        _ = &mut connection => break,
+                        () = conn.evict.notified() => break,
+                        () = tokio::time::sleep(wait) => {
+                            if conn.until_idle_for(idle_timeout).is_zero() {
+                                // Dropping the connection closes it.
+                                break;
+                            }
                         }
                     }
                 }
@@ -212,6 +229,41 @@ pub async fn serve(
             tracing::warn!(target: "gp::http", "requests still in flight after {:?}; closing their connections", limits.grace);
         },
     }
+}
+
+/// `app` as a connection's service: each request carries the client's address, and counts
+/// as in flight on `conn` until its response body is sent (or dropped), so that a
+/// server-sent event stream is never idle.
+fn service(
+    app: axum::Router,
+    peer: SocketAddr,
+    conn: Arc<Connection>,
+) -> impl hyper::service::Service<
+    axum::extract::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone
+       + Send
+       + 'static {
+    hyper::service::service_fn(
+        move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(peer));
+            let busy = Busy::start(&conn);
+            let mut app = app.clone();
+            async move {
+                let response = tower_service::Service::call(&mut app, request).await?;
+                Ok(response.map(|body| {
+                    axum::body::Body::new(body.map_frame(move |frame| {
+                        let _ = &busy;
+                        frame
+                    }))
+                }))
+            }
+        },
+    )
 }
 
 /// The connections a listener has open.

@@ -8,7 +8,7 @@
 //!   scrapers; no token.
 //! - `Admin` (feature `admin`): the management API and GUI, behind a token.
 //! - [`serve_listener`]: serving any of them on a listener with the limits `axum::serve`
-//!   leaves out.
+//!   leaves out (`serve_listener_tls` over TLS, feature `tls`).
 //!
 //! The top layer of the crate: it uses the manager's public face, and registers its route
 //! check with the manager ([`Manager::admit`]) rather than being imported by it.
@@ -39,6 +39,8 @@ mod routes;
 mod server;
 mod stats;
 
+#[cfg(feature = "tls")]
+pub use listen::serve_tls as serve_listener_tls;
 pub use listen::{
     default_max_connections, serve as serve_listener, ListenLimits, DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,

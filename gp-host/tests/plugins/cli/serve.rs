@@ -296,7 +296,14 @@ fn serve_refuses_a_remote_admin_without_tls_and_signatures_and_serves_it_over_tl
     // On loopback with a certificate: the API answers over TLS, to a client that trusts it.
     let (_server, admin, _) = Server::start(
         base.path(),
-        &["--admin-tls-cert", &cert_arg, "--admin-tls-key", &key_arg],
+        &[
+            "--admin-tls-cert",
+            &cert_arg,
+            "--admin-tls-key",
+            &key_arg,
+            "--idle-timeout",
+            "500ms",
+        ],
     );
     let token = std::fs::read_to_string(base.path().join(".gp-runtime/admin-token")).unwrap();
     let mut roots = rustls::RootCertStore::empty();
@@ -325,6 +332,22 @@ fn serve_refuses_a_remote_admin_without_tls_and_signatures_and_serves_it_over_tl
     let _ = tls.read_to_string(&mut reply);
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     assert!(reply.ends_with(r#"{"status":"ok"}"#), "{reply}");
+
+    // A client that connects and never starts its handshake is closed at the idle timeout.
+    let mut silent = std::net::TcpStream::connect(&admin).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut sink = Vec::new();
+    let read = silent.read_to_end(&mut sink);
+    let waited = started.elapsed();
+    assert!(read.is_ok(), "the connection was not closed: {read:?}");
+    assert!(
+        waited >= std::time::Duration::from_millis(400)
+            && waited < std::time::Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
 }
 
 #[test]

@@ -5,11 +5,13 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::failure::Failure;
-use axum_server::tls_rustls::RustlsConfig;
-use gp_host::http::{serve_listener, Admin, AdminToken, ListenLimits, PluginServer};
+use gp_host::http::{
+    serve_listener, serve_listener_tls, Admin, AdminToken, ListenLimits, PluginServer,
+};
 use gp_host::{Error, Manager};
 
 use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
@@ -311,7 +313,7 @@ async fn serve(
     admin: Admin,
     token_file: Option<PathBuf>,
     listen: SocketAddr,
-    (admin_addr, tls): (SocketAddr, Option<RustlsConfig>),
+    (admin_addr, tls): (SocketAddr, Option<Arc<rustls::ServerConfig>>),
     limits: ListenLimits,
 ) -> Result<(), Failure> {
     let grace = limits.grace;
@@ -360,28 +362,13 @@ async fn serve(
     ));
     let admin_task = match tls {
         None => tokio::spawn(serve_listener(ops, admin.router(), stopped(&stop), limits)),
-        Some(config) => {
-            let handle = axum_server::Handle::new();
-            let listener = ops.into_std().map_err(|e| cannot_listen(ops_addr, e))?;
-            let mut server = axum_server::from_tcp_rustls(listener, config)
-                .map_err(|e| cannot_listen(ops_addr, e))?
-                .handle(handle.clone());
-            server
-                .http_builder()
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
-            let stopping = stopped(&stop);
-            tokio::spawn(async move {
-                stopping.await;
-                handle.graceful_shutdown(Some(grace));
-            });
-            tokio::spawn(async move {
-                if let Err(error) = server.serve(admin.router().into_make_service()).await {
-                    eprintln!("error: the admin listener stopped: {error}");
-                }
-            })
-        }
+        Some(config) => tokio::spawn(serve_listener_tls(
+            ops,
+            admin.router(),
+            stopped(&stop),
+            limits,
+            config,
+        )),
     };
     shutdown_signal().await;
     outln!("shutting down: finishing requests in flight (up to {grace:?}), then unloading")?;
@@ -420,7 +407,10 @@ async fn shutdown_signal() {
 }
 
 /// The admin listener's TLS settings: a certificate chain and its key, in PEM files.
-fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<RustlsConfig, Failure> {
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, Failure> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let refuse = |path: &std::path::Path, reason: String| Failure::unusable(path.display(), reason);
@@ -443,7 +433,7 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<RustlsCon
         .with_single_cert(certs, key_der)
         .map_err(|e| refuse(key, format!("does not fit the certificate: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(RustlsConfig::from_config(std::sync::Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 /// A listener that cannot bind `addr`: which one (`flag`), and how to choose another port.
