@@ -1,19 +1,58 @@
-//! Serving a router on a listener with the limits `axum::serve` leaves out: how long a client
-//! may take to send a request's head (a slow-loris client otherwise holds a connection and a
-//! task forever), and how long shutdown waits for connections to finish.
+//! Serving a router on a listener with the limits `axum::serve` leaves out: how long a
+//! connection may stay open with no request (a client that connects and sends nothing, or
+//! only an HTTP/2 preface, otherwise holds a descriptor and a task forever), how long a client
+//! may take to send a request's head (slow-loris), how many connections may be open at once,
+//! and how long shutdown waits for connections to finish.
+//!
+//! Every connection is tracked: the requests it has in flight (a request counts until its
+//! response body is sent or dropped) and since when it has had none. A connection with none
+//! for `idle_timeout` (counted from accept, then from its last response) is closed. At
+//! `max_connections`, a new connection closes the one idle the longest; only when every
+//! open connection has a request in flight is the new one refused, so that a flood of idle
+//! connections cannot keep `/-/healthz` or the admin API from answering.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tokio::sync::Notify;
+
+use crate::util::lock;
 
 /// How long a client may take to send a request's line and headers, unless configured
 /// otherwise.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may stay open with no request in flight (from accept to its first
+/// request, then between requests), unless configured otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most connections a listener keeps open unless configured otherwise: a quarter of the
+/// process's descriptor limit (`RLIMIT_NOFILE`, leaving the rest to plugins, files and the
+/// other listener), at most 10,000.
+pub fn default_max_connections() -> usize {
+    const CAP: u64 = 10_000;
+    #[cfg(unix)]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        if let Some(limit) = limit {
+            return (limit / 4).clamp(1, CAP) as usize;
+        }
+    }
+    CAP as usize
+}
 
 /// Limits for [`serve`].
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +61,14 @@ pub struct ListenLimits {
     /// How long a client may take to send a request's line and headers; past it the
     /// connection is closed.
     pub header_timeout: Duration,
+    /// How long a connection may stay open with no request in flight: from accept until its
+    /// first request (a client that sends nothing, or an HTTP/2 preface and nothing more),
+    /// then after each response. Past it the connection is closed.
+    pub idle_timeout: Duration,
+    /// How many connections may be open at once. A connection past it closes the one idle
+    /// the longest, or is refused when none is idle: sent a 503 (`Retry-After: 1`) and
+    /// closed at once.
+    pub max_connections: usize,
     /// After shutdown begins, how long to wait for requests in flight before dropping their
     /// connections.
     pub grace: Duration,
@@ -32,6 +79,20 @@ impl ListenLimits {
     #[must_use]
     pub fn with_header_timeout(mut self, timeout: Duration) -> ListenLimits {
         self.header_timeout = timeout;
+        self
+    }
+
+    /// The same limits, with the idle timeout `timeout`.
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> ListenLimits {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The same limits, with at most `connections` open at once (at least 1).
+    #[must_use]
+    pub fn with_max_connections(mut self, connections: usize) -> ListenLimits {
+        self.max_connections = connections.max(1);
         self
     }
 
@@ -47,6 +108,8 @@ impl Default for ListenLimits {
     fn default() -> Self {
         ListenLimits {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: default_max_connections(),
             grace: Duration::from_secs(10),
         }
     }
@@ -54,20 +117,57 @@ impl Default for ListenLimits {
 
 /// Serves `app` on `listener` (HTTP/1.1 and HTTP/2) until `shutdown` resolves, then stops
 /// accepting and lets requests in flight finish for up to `limits.grace`. Handlers see the
-/// client's address as `ConnectInfo<SocketAddr>`. `axum::serve` with a header timeout:
-/// what `gp serve` runs on both its listeners.
+/// client's address as `ConnectInfo<SocketAddr>`. `axum::serve` with the limits of
+/// [`ListenLimits`]: what `gp serve` runs on both its listeners.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     shutdown: impl Future<Output = ()>,
     limits: ListenLimits,
 ) {
+    let plain = |stream: tokio::net::TcpStream| std::future::ready(Ok(stream));
+    serve_with(listener, app, shutdown, limits, plain, true).await;
+}
+
+/// [`serve`] over TLS (feature `tls`): each connection's handshake first, within the idle
+/// timeout; HTTP/1.1 only, as `config` says through ALPN.
+#[cfg(feature = "tls")]
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+    limits: ListenLimits,
+    config: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let handshake = move |stream: tokio::net::TcpStream| acceptor.accept(stream);
+    serve_with(listener, app, shutdown, limits, handshake, false).await;
+}
+
+/// The accept loop: `handshake` turns an accepted stream into the one HTTP is spoken on
+/// (`plain`: the stream itself, to which a refusal may be written as it is).
+async fn serve_with<H, F, S>(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+    limits: ListenLimits,
+    handshake: H,
+    plain: bool,
+) where
+    H: Fn(tokio::net::TcpStream) -> F + Clone + Send + 'static,
+    F: Future<Output = std::io::Result<S>> + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     builder.http2().timer(TokioTimer::new());
+    let name = listener
+        .local_addr()
+        .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
+    let tracker = Arc::new(Tracker::new(name, limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -84,22 +184,42 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let app = app.clone();
-        let service = hyper::service::service_fn(
-            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(ConnectInfo::<SocketAddr>(peer));
-                let mut app = app.clone();
-                async move { tower_service::Service::call(&mut app, request).await }
-            },
-        );
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let Some((id, conn)) = tracker.admit() else {
+            // Every open connection has a request in flight: a 503 if the socket takes it at
+            // once (never waiting on this client), then closed.
+            if plain {
+                let _ = stream.try_write(tracker.refusal.as_bytes());
+            }
+            continue;
+        };
+        let service = service(app.clone(), peer, Arc::clone(&conn));
+        let (builder, handshake) = (builder.clone(), handshake.clone());
+        let watcher = graceful.watcher();
+        let tracker = Arc::clone(&tracker);
+        let idle_timeout = limits.idle_timeout;
         tokio::spawn(async move {
-            let _ = connection.await;
+            // A TLS client that connects and sends nothing is closed at the idle timeout too.
+            if let Ok(Ok(stream)) = tokio::time::timeout(idle_timeout, handshake(stream)).await {
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = watcher.watch(connection);
+                tokio::pin!(connection);
+                loop {
+                    let wait = conn.until_idle_for(idle_timeout);
+                    tokio::select! {
+                        _ = &mut connection => break,
+                        () = conn.evict.notified() => break,
+                        () = tokio::time::sleep(wait) => {
+                            if conn.until_idle_for(idle_timeout).is_zero() {
+                                // Dropping the connection closes it.
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            tracker.release(id);
         });
     }
     drop(listener);
@@ -109,4 +229,216 @@ pub async fn serve(
             tracing::warn!(target: "gp::http", "requests still in flight after {:?}; closing their connections", limits.grace);
         },
     }
+}
+
+/// `app` as a connection's service: each request carries the client's address, and counts
+/// as in flight on `conn` until its response body is sent (or dropped), so that a
+/// server-sent event stream is never idle.
+fn service(
+    app: axum::Router,
+    peer: SocketAddr,
+    conn: Arc<Connection>,
+) -> impl hyper::service::Service<
+    axum::extract::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone
+       + Send
+       + 'static {
+    hyper::service::service_fn(
+        move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(peer));
+            let busy = Busy::start(&conn);
+            let mut app = app.clone();
+            async move {
+                let response = tower_service::Service::call(&mut app, request).await?;
+                Ok(response.map(|body| {
+                    axum::body::Body::new(body.map_frame(move |frame| {
+                        let _ = &busy;
+                        frame
+                    }))
+                }))
+            }
+        },
+    )
+}
+
+/// The connections a listener has open.
+struct Tracker {
+    /// The listener's address, for the log and the metrics.
+    name: String,
+    max: usize,
+    epoch: Instant,
+    open: Mutex<Open>,
+    /// When a refusal was last logged: at most one line a minute.
+    logged: Mutex<Option<Instant>>,
+    /// What a refused connection is sent: an HTTP/1.1 503.
+    refusal: String,
+}
+
+#[derive(Default)]
+struct Open {
+    next: u64,
+    connections: HashMap<u64, Arc<Connection>>,
+}
+
+/// One open connection: its requests in flight, and since when it has had none.
+struct Connection {
+    epoch: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds from `epoch` to accept, or to the end of the last response.
+    idle_since: AtomicU64,
+    /// Told to close: a newer connection needed its place.
+    evict: Notify,
+}
+
+impl Connection {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// How long until it has been idle for `timeout`: zero if it has; `timeout` while it has
+    /// a request in flight (checked again then).
+    fn until_idle_for(&self, timeout: Duration) -> Duration {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return timeout;
+        }
+        let idle = Duration::from_millis(
+            self.now()
+                .saturating_sub(self.idle_since.load(Ordering::Acquire)),
+        );
+        timeout.saturating_sub(idle)
+    }
+}
+
+/// A request in flight on a connection, until dropped.
+struct Busy(Arc<Connection>);
+
+impl Busy {
+    fn start(conn: &Arc<Connection>) -> Busy {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(conn))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.idle_since.store(self.0.now(), Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Tracker {
+    fn new(name: String, max: usize) -> Tracker {
+        let max = max.max(1);
+        let body = serde_json::json!({
+            "error": format!("the server has as many connections open as it may ({max}), each with a request in flight; retry shortly")
+        })
+        .to_string();
+        let refusal = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        Tracker {
+            refusal,
+            name,
+            max,
+            epoch: Instant::now(),
+            open: Mutex::new(Open::default()),
+            logged: Mutex::new(None),
+        }
+    }
+
+    /// A place for a new connection: closes the one idle the longest when all places are
+    /// taken; `None` (refused) when none is idle.
+    fn admit(&self) -> Option<(u64, Arc<Connection>)> {
+        let mut open = lock(&self.open);
+        if open.connections.len() >= self.max {
+            let oldest = open
+                .connections
+                .iter()
+                .filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
+                .min_by_key(|(_, c)| c.idle_since.load(Ordering::Acquire))
+                .map(|(id, _)| *id);
+            match oldest.and_then(|id| open.connections.remove(&id)) {
+                Some(idle) => {
+                    idle.evict.notify_one();
+                    metrics().evicted.get_or_create(&self.label()).inc();
+                }
+                None => {
+                    drop(open);
+                    self.refused();
+                    return None;
+                }
+            }
+        }
+        let conn = Arc::new(Connection {
+            epoch: self.epoch,
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
+            evict: Notify::new(),
+        });
+        let id = open.next;
+        open.next += 1;
+        open.connections.insert(id, Arc::clone(&conn));
+        Some((id, conn))
+    }
+
+    fn release(&self, id: u64) {
+        lock(&self.open).connections.remove(&id);
+    }
+
+    fn refused(&self) {
+        metrics().refused.get_or_create(&self.label()).inc();
+        let mut logged = lock(&self.logged);
+        if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            *logged = Some(Instant::now());
+            tracing::warn!(target: "gp::http", listener = self.name, "{} connections are open on {}, each with a request in flight: refusing new ones (counted in gp_http_connections_refused_total; logged at most once a minute; raise the limit with --max-connections)", self.max, self.name);
+        }
+    }
+
+    fn label(&self) -> ListenerLabels {
+        ListenerLabels {
+            listener: self.name.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: String,
+}
+
+/// What the listeners of this process did at their connection limit. Process-wide: a
+/// listener is served by a function, with no server to hold its counters.
+struct ConnectionMetrics {
+    refused: Family<ListenerLabels, Counter>,
+    evicted: Family<ListenerLabels, Counter>,
+}
+
+fn metrics() -> &'static ConnectionMetrics {
+    static METRICS: OnceLock<ConnectionMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| ConnectionMetrics {
+        refused: Family::default(),
+        evicted: Family::default(),
+    })
+}
+
+/// Registers `gp_http_connections_refused_total` and `gp_http_connections_evicted_total`,
+/// by listener, in `registry`.
+pub(crate) fn register_metrics(registry: &mut Registry) {
+    let http = registry.sub_registry_with_prefix("gp_http");
+    http.register(
+        "connections_refused",
+        "Connections closed at accept: the listener had as many open as it may, none idle",
+        metrics().refused.clone(),
+    );
+    http.register(
+        "connections_evicted",
+        "Idle connections closed to make room for a new one at the listener's limit",
+        metrics().evicted.clone(),
+    );
 }

@@ -8,7 +8,7 @@
 //!   scrapers; no token.
 //! - `Admin` (feature `admin`): the management API and GUI, behind a token.
 //! - [`serve_listener`]: serving any of them on a listener with the limits `axum::serve`
-//!   leaves out.
+//!   leaves out (`serve_listener_tls` over TLS, feature `tls`).
 //!
 //! The top layer of the crate: it uses the manager's public face, and registers its route
 //! check with the manager ([`Manager::admit`]) rather than being imported by it.
@@ -39,15 +39,20 @@ mod routes;
 mod server;
 mod stats;
 
-pub use listen::{serve as serve_listener, ListenLimits, DEFAULT_HEADER_TIMEOUT};
+#[cfg(feature = "tls")]
+pub use listen::serve_tls as serve_listener_tls;
+pub use listen::{
+    default_max_connections, serve as serve_listener, ListenLimits, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+};
 
 #[cfg(feature = "admin")]
 pub use admin::{gui_url, Admin, AdminBuilder, AdminToken, InvalidToken, DEFAULT_UPLOAD_LIMIT};
 
 pub use server::{
-    PluginServer, PluginServerBuilder, RouteLimits, ServedRoute, DEFAULT_BODY_LIMIT,
-    DEFAULT_CONCURRENCY, DEFAULT_INLINE_BUDGET, DEFAULT_MAX_TIMEOUT, DEFAULT_QUEUE,
-    DEFAULT_QUEUE_WAIT, DEFAULT_TIMEOUT, PROMOTE_AFTER,
+    PluginServer, PluginServerBuilder, RouteLimits, ServedRoute, DEFAULT_BODY_BUDGET,
+    DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_INLINE_BUDGET,
+    DEFAULT_MAX_TIMEOUT, DEFAULT_QUEUE, DEFAULT_QUEUE_WAIT, DEFAULT_TIMEOUT, PROMOTE_AFTER,
 };
 
 /// A request's or response's media type: its `Content-Type` without parameters, lower-cased
@@ -69,6 +74,7 @@ pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
 pub(crate) fn metrics_text(manager: &Manager, server: Option<&PluginServer>) -> String {
     let mut registry = prometheus_client::registry::Registry::default();
     manager.register_metrics(&mut registry);
+    listen::register_metrics(&mut registry);
     if let Some(server) = server {
         server.register_metrics(&mut registry);
     }

@@ -1,16 +1,22 @@
 //! An [`Error`] as the API answers it (the status its kind means, the message as the body's
-//! `error`), request bodies read with a JSON error for every refusal, and running a change
-//! off the async workers.
+//! `error`), request bodies read with a JSON error for every refusal (uploads streamed to a
+//! scratch file), and running a change off the async workers.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use http_body_util::BodyExt;
 
 use super::auth::{refuse, Caller};
 use super::{AdminShared, JSON_LIMIT};
 use crate::error::{Error, ErrorKind};
 use crate::name::PluginName;
+use crate::util::scratch::ScratchFile;
 
 /// An error as the API answers it: the library's message, and the status its kind means.
 pub(super) struct ApiError(pub(super) StatusCode, pub(super) String);
@@ -103,35 +109,119 @@ pub(super) async fn without_paths(
 /// What a JSON endpoint answers.
 pub(super) type ApiResult<T = Json<serde_json::Value>> = Result<T, ApiError>;
 
-/// A request's body, refused (too large, unreadable) with a JSON error like every other one.
+/// How long a client may take to send a JSON body, or may pause in an upload.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A request's JSON body (at most [`JSON_LIMIT`]), refused (too large, unreadable, not sent
+/// within [`BODY_TIMEOUT`]) with a JSON error like every other one.
 pub(super) struct Body(pub(super) Bytes);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Body, ApiError> {
-        let limit = request
-            .extensions()
-            .get::<UploadLimit>()
-            .map_or(JSON_LIMIT, |l| l.0);
-        Bytes::from_request(request, state)
-            .await
-            .map(Body)
-            .map_err(|rejection| match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "the request body is larger than this endpoint accepts ({limit} bytes)"
-                    ),
+        let read = tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(request, state));
+        let Ok(read) = read.await else {
+            return Err(ApiError(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body was not received within {} s",
+                    BODY_TIMEOUT.as_secs()
                 ),
+            ));
+        };
+        read.map(Body)
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => too_large(JSON_LIMIT),
                 status => ApiError(status, rejection.body_text()),
             })
     }
 }
 
-/// The body limit of the route a request is for, for [`Body`]'s message.
-#[derive(Clone, Copy)]
-pub(super) struct UploadLimit(pub(super) usize);
+fn too_large(limit: usize) -> ApiError {
+    ApiError(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is larger than this endpoint accepts ({limit} bytes)"),
+    )
+}
+
+/// An uploaded package: the request body written to a scratch file as it arrives, never held
+/// in memory whole. A declared `Content-Length` over the upload limit is refused before a
+/// byte is read; a body that grows past it, or that stops for [`BODY_TIMEOUT`], while it is
+/// read.
+pub(super) struct Upload(pub(super) ScratchFile);
+
+/// Chunks on their way from the socket to the file: what an upload holds in memory.
+const UPLOAD_CHUNKS: usize = 4;
+
+impl axum::extract::FromRequest<Arc<AdminShared>> for Upload {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        shared: &Arc<AdminShared>,
+    ) -> Result<Upload, ApiError> {
+        let limit = shared.upload_limit;
+        let declared = request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large(limit));
+        }
+        let runtime_dir = shared.manager.runtime_dir().to_owned();
+        // Named for this process: what an interrupted upload leaves, a collection removes.
+        let upload = blocking(move || ScratchFile::create(&runtime_dir, "upload", ".plg")).await?;
+        let mut file = upload
+            .file()
+            .try_clone()
+            .map_err(|e| Error::io(upload.path(), e))?;
+        let (chunks, mut received) = tokio::sync::mpsc::channel::<Bytes>(UPLOAD_CHUNKS);
+        let writer = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = received.blocking_recv() {
+                file.write_all(&chunk)?;
+            }
+            file.flush()
+        });
+        let mut body = request.into_body();
+        let mut read = 0usize;
+        loop {
+            let frame = match tokio::time::timeout(BODY_TIMEOUT, body.frame()).await {
+                Err(_elapsed) => {
+                    return Err(ApiError(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "the upload stopped: no byte arrived for {} s",
+                            BODY_TIMEOUT.as_secs()
+                        ),
+                    ))
+                }
+                Ok(None) => break,
+                Ok(Some(frame)) => frame.map_err(|e| {
+                    ApiError(
+                        StatusCode::BAD_REQUEST,
+                        format!("the request body could not be read: {e}"),
+                    )
+                })?,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            read += data.len();
+            if read > limit {
+                return Err(too_large(limit));
+            }
+            if chunks.send(data).await.is_err() {
+                break; // the writer failed: its error is below
+            }
+        }
+        drop(chunks);
+        let written = writer.await.expect("writing an upload does not panic");
+        written.map_err(|e| Error::io(upload.path(), e))?;
+        Ok(Upload(upload))
+    }
+}
 
 /// The body, parsed; an empty body reads as `{}`.
 pub(super) fn parse_json<T: serde::de::DeserializeOwned + Default>(

@@ -52,7 +52,6 @@ mod token;
 mod views;
 
 use auth::refuse;
-use error::UploadLimit;
 pub(crate) use state::AdminShared;
 use state::Hub;
 pub use token::{AdminToken, InvalidToken};
@@ -172,16 +171,7 @@ impl Admin {
             .route("/plugins/{name}", delete(plugins::unload))
             .route("/plugins/{name}/reload", post(plugins::reload))
             .route("/plugins/{name}/load", post(plugins::load))
-            .route(
-                "/plugins/{name}/upgrade",
-                post(plugins::upgrade)
-                    .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(
-                        self.shared.upload_limit,
-                    ))
-                    .layer::<_, std::convert::Infallible>(axum::Extension(UploadLimit(
-                        self.shared.upload_limit,
-                    ))),
-            )
+            .route("/plugins/{name}/upgrade", post(plugins::upgrade))
             .route("/plugins/{name}/rollback", post(plugins::rollback))
             .route("/plugins/{name}/disable", post(plugins::disable))
             .route("/plugins/{name}/enable", post(plugins::enable))

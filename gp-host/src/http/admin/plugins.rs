@@ -10,7 +10,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::error::{blocking, log_change, parse_json, ApiError, ApiResult, Body, Named};
+use super::error::{blocking, log_change, parse_json, ApiError, ApiResult, Body, Named, Upload};
 use super::views::{views, ChangeView, UnloadView};
 use super::AdminShared;
 use crate::error::Error;
@@ -18,7 +18,6 @@ use crate::manager::Manager;
 use crate::name::PluginName;
 use crate::runtime::context::Context;
 use crate::util::lock;
-use crate::util::scratch::ScratchFile;
 
 /// `GET /plugins`: every plugin, and every folder that failed to load.
 pub(super) async fn list(State(shared): State<Arc<AdminShared>>) -> ApiResult {
@@ -160,20 +159,17 @@ pub(super) async fn load(
     Ok(Json(ChangeView::from(&synced)))
 }
 
-/// `POST /plugins/{name}/upgrade`: a `.plg` in the body, verified, written where the plugin
-/// comes from, swapped in.
+/// `POST /plugins/{name}/upgrade`: a `.plg` in the body (streamed to a scratch file),
+/// verified, written where the plugin comes from, swapped in.
 pub(super) async fn upgrade(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
     Named(name): Named,
-    Body(body): Body,
+    Upload(upload): Upload,
 ) -> ApiResult<Json<ChangeView>> {
     let replace = move |manager: &Manager, name: &str| {
         let base = manager.base_dir();
         std::fs::create_dir_all(base).map_err(|e| Error::io(base, e))?;
-        // Named for this process: what an interrupted upgrade leaves, a collection removes.
-        let upload = ScratchFile::create(manager.runtime_dir(), "upload", ".plg")?;
-        std::fs::write(upload.path(), &body).map_err(|e| Error::io(upload.path(), e))?;
         manager.replace_with_package(name, upload.path())
     };
     let synced = change(shared, &caller, "upgrade", name, replace)

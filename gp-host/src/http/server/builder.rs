@@ -12,6 +12,13 @@ use crate::runtime::events::Event;
 
 /// The largest request body a route accepts unless configured otherwise: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+/// How long a client may take to send a request's body unless configured otherwise: past
+/// it the request gets 408 (a body sent a byte at a time cannot hold a connection and its
+/// memory for longer).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many bytes of request bodies the server holds at once, across all requests, unless
+/// configured otherwise: 128 MiB. A body that would take it past gets 503.
+pub const DEFAULT_BODY_BUDGET: usize = 128 << 20;
 /// How long a call may take unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest timeout any route may be given.
@@ -52,6 +59,8 @@ impl RouteLimits {
 pub struct PluginServerBuilder {
     manager: Manager,
     pub(super) body_limit: usize,
+    pub(super) body_timeout: Duration,
+    pub(super) body_budget: usize,
     pub(super) timeout: Duration,
     pub(super) max_timeout: Duration,
     pub(super) concurrency: usize,
@@ -68,6 +77,8 @@ impl PluginServerBuilder {
         PluginServerBuilder {
             manager,
             body_limit: DEFAULT_BODY_LIMIT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            body_budget: DEFAULT_BODY_BUDGET,
             timeout: DEFAULT_TIMEOUT,
             max_timeout: DEFAULT_MAX_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
@@ -89,6 +100,24 @@ impl PluginServerBuilder {
     /// get 413 before the plugin runs.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
+        self
+    }
+
+    /// How long a client may take to send a request's body, from the end of its head
+    /// (default [`DEFAULT_BODY_TIMEOUT`]); past it the request gets 408 and the plugin does
+    /// not run.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// How many bytes of request bodies the server may hold at once, across all requests
+    /// (default [`DEFAULT_BODY_BUDGET`]). A body is counted from the moment it is read (its
+    /// whole `Content-Length` at once, when it declares one) until its request is answered;
+    /// one that would take the total past the budget gets 503 with `Retry-After`. A route
+    /// whose body limit is over the budget can still take bodies up to the budget.
+    pub fn body_budget(mut self, bytes: usize) -> Self {
+        self.body_budget = bytes;
         self
     }
 

@@ -80,7 +80,8 @@ async fn answer(shared: &Arc<Shared>, request: Request, id: &str) -> Answer {
     let deadline = Instant::now() + timeout;
     let path = request.uri().path().to_owned();
     let (parts, body) = request.into_parts();
-    let (body, json) = match request::read_body(&parts, body, body_limit, &entry, id).await {
+    // `_held` counts the body against the server's budget until the request is answered.
+    let (body, json, _held) = match shared.read_body(&parts, body, body_limit, &entry, id).await {
         Ok(read) => read,
         Err(answer) => return *answer,
     };

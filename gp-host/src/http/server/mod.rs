@@ -35,8 +35,8 @@ mod request;
 mod response;
 
 pub use builder::{
-    PluginServerBuilder, RouteLimits, DEFAULT_BODY_LIMIT, DEFAULT_CONCURRENCY, DEFAULT_MAX_TIMEOUT,
-    DEFAULT_TIMEOUT,
+    PluginServerBuilder, RouteLimits, DEFAULT_BODY_BUDGET, DEFAULT_BODY_LIMIT,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_MAX_TIMEOUT, DEFAULT_TIMEOUT,
 };
 pub use lane::{DEFAULT_INLINE_BUDGET, DEFAULT_QUEUE, DEFAULT_QUEUE_WAIT, PROMOTE_AFTER};
 
@@ -70,10 +70,12 @@ pub use lane::{DEFAULT_INLINE_BUDGET, DEFAULT_QUEUE, DEFAULT_QUEUE_WAIT, PROMOTE
 ///   else as JSON, or as JSON whatever the plugin set a JSON content type for); hop-by-hop
 ///   headers and `content-length` are dropped;
 /// - 404 no route (or its plugin is gone), 405 another method (with `Allow`), 400 malformed
-///   JSON, 413 body over the limit, 500 plugin error or panic (`{error, plugin, label,
-///   request_id}`, unless the plugin chose a 4xx or 5xx itself), 503 plugin at its concurrency
-///   limit (`Retry-After: 1`) or unloaded mid-call, 504 timeout. Every response carries
-///   `x-request-id`. Error bodies never hold paths; the log has the whole error.
+///   JSON, 408 body not received within its timeout, 413 body over the limit, 500 plugin
+///   error or panic (`{error, plugin, label, request_id}`, unless the plugin chose a 4xx or
+///   5xx itself), 503 plugin at its concurrency limit (`Retry-After: 1`), request bodies in
+///   flight at the server's budget (`Retry-After: 1`) or plugin unloaded mid-call, 504
+///   timeout. Every response carries `x-request-id`. Error bodies never hold paths; the log
+///   has the whole error.
 #[derive(Clone)]
 pub struct PluginServer {
     shared: Arc<Shared>,
@@ -93,6 +95,8 @@ pub(super) struct Shared {
     /// The access log's writer, if requests are logged.
     access: Option<access::AccessLog>,
     pub(super) metrics: HttpMetrics,
+    /// The bytes of request bodies held now, across all requests.
+    bodies: request::BodyBudget,
     pub(super) requests: AtomicU64,
     pub(super) id_prefix: u32,
     subscription: Mutex<Option<SubscriptionId>>,
@@ -170,6 +174,13 @@ impl PluginServer {
     /// `gp_http_request_duration_seconds`, by plugin, label and status) in `registry`.
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         self.shared.metrics.register(registry);
+        self.shared.bodies.register(registry);
+    }
+
+    /// The bytes of request bodies the server holds now (see
+    /// [`PluginServerBuilder::body_budget`]).
+    pub fn body_bytes_in_flight(&self) -> u64 {
+        self.shared.bodies.in_flight()
     }
 }
 
@@ -179,6 +190,7 @@ impl Shared {
         let access = config.access_log.then(access::AccessLog::start);
         Shared {
             manager: config.manager().clone(),
+            bodies: request::BodyBudget::new(config.body_budget),
             config,
             table: ArcSwap::from_pointee(RouteTable::default()),
             rebuilding: Mutex::new(()),

@@ -1,17 +1,20 @@
 //! A request turned into a call's context: its id, its body read within the route's limit,
-//! and the request under the context keys of [`gp_core::http`].
+//! the body timeout and the server's budget for bodies in flight, and the request under the
+//! context keys of [`gp_core::http`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use gp_core::http as keys;
 use gp_core::manifest::HttpMethod;
 use gp_core::Value;
+use http_body_util::BodyExt;
+use prometheus_client::metrics::gauge::Gauge;
 
 use super::response::Answer;
 use super::Shared;
@@ -65,56 +68,184 @@ pub(super) struct Incoming<'a> {
     pub(super) id: &'a str,
 }
 
-/// The body, bounded by `limit`: refused from its `Content-Length` when that says too much,
-/// else cut off while reading; parsed as JSON when its content type says JSON.
-pub(super) async fn read_body(
-    parts: &Parts,
+/// The bytes of request bodies a server holds, against its budget.
+pub(super) struct BodyBudget {
+    budget: u64,
+    held: Gauge<u64, AtomicU64>,
+}
+
+impl BodyBudget {
+    pub(super) fn new(budget: usize) -> BodyBudget {
+        BodyBudget {
+            budget: budget as u64,
+            held: Gauge::default(),
+        }
+    }
+
+    pub(super) fn in_flight(&self) -> u64 {
+        self.held.get()
+    }
+
+    pub(super) fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry
+            .sub_registry_with_prefix("gp_http")
+            .register_with_unit(
+                "request_body_in_flight",
+                "Request bodies the plugin server holds now, read or being read",
+                prometheus_client::registry::Unit::Bytes,
+                self.held.clone(),
+            );
+    }
+}
+
+/// Bytes of a request's body counted against the budget; given back when dropped (once the
+/// request is answered).
+#[must_use = "the bytes are given back when this is dropped"]
+pub(super) struct Reserved<'a> {
+    budget: &'a BodyBudget,
+    bytes: u64,
+}
+
+impl Reserved<'_> {
+    /// Counts the body as `total` bytes, if the budget has room for the difference.
+    fn grow_to(&mut self, total: u64) -> Result<(), OverBudget> {
+        let more = total.saturating_sub(self.bytes);
+        if more == 0 {
+            return Ok(());
+        }
+        self.budget
+            .held
+            .inner()
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(more).filter(|n| *n <= self.budget.budget)
+            })
+            .map_err(|_| OverBudget)?;
+        self.bytes = total;
+        Ok(())
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.budget.held.dec_by(self.bytes);
+    }
+}
+
+struct OverBudget;
+
+/// Why a body was not read.
+enum Unread {
+    TooLarge,
+    OverBudget,
+    Failed(axum::Error),
+}
+
+impl Shared {
+    /// The body, bounded by `limit`, the server's body timeout and its budget for bodies in
+    /// flight: refused from its `Content-Length` when that says too much, else cut off while
+    /// reading; parsed as JSON when its content type says JSON. The [`Reserved`] bytes are
+    /// counted until it is dropped.
+    pub(super) async fn read_body(
+        &self,
+        parts: &Parts,
+        body: Body,
+        limit: usize,
+        entry: &RouteEntry,
+        id: &str,
+    ) -> Result<(Bytes, Option<Value>, Reserved<'_>), Box<Answer>> {
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let refuse =
+            |status, message: String| Box::new(Answer::gp(status, message, Some(entry), id));
+        let too_large = || {
+            refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than this route's limit of {limit} bytes"),
+            )
+        };
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut reserved = Reserved {
+            budget: &self.bodies,
+            bytes: 0,
+        };
+        let timeout = self.config.body_timeout;
+        let read = tokio::time::timeout(timeout, read_within(body, limit, declared, &mut reserved));
+        let body = match read.await {
+            Ok(Ok(body)) => body,
+            Ok(Err(Unread::TooLarge)) => return Err(too_large()),
+            Ok(Err(Unread::OverBudget)) => {
+                let mut answer = refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the server holds as many request bodies as it may ({} bytes); retry shortly",
+                        self.bodies.budget
+                    ),
+                );
+                answer
+                    .response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return Err(answer);
+            }
+            Ok(Err(Unread::Failed(error))) => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("the request body could not be read: {error}"),
+                ))
+            }
+            Err(_elapsed) => {
+                return Err(refuse(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body was not received within {} ms",
+                        timeout.as_millis()
+                    ),
+                ))
+            }
+        };
+        match parse_json(&parts.headers, &body) {
+            Ok(json) => Ok((body, json, reserved)),
+            Err(error) => Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!("the request body is not valid JSON: {error}"),
+            )),
+        }
+    }
+}
+
+/// Reads `body` up to `limit` bytes, counting it in `reserved` (its declared length at once,
+/// else as it arrives).
+async fn read_within(
     body: Body,
     limit: usize,
-    entry: &RouteEntry,
-    id: &str,
-) -> Result<(Bytes, Option<Value>), Box<Answer>> {
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || {
-        Box::new(Answer::gp(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than this route's limit of {limit} bytes"),
-            Some(entry),
-            id,
-        ))
-    };
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+    declared: Option<u64>,
+    reserved: &mut Reserved<'_>,
+) -> Result<Bytes, Unread> {
+    if let Some(declared) = declared {
+        reserved
+            .grow_to(declared)
+            .map_err(|OverBudget| Unread::OverBudget)?;
     }
-    let body = match axum::body::to_bytes(body, limit).await {
-        Ok(body) => body,
-        Err(error) => {
-            let over = std::error::Error::source(&error)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if over {
-                return Err(too_large());
-            }
-            return Err(Box::new(Answer::gp(
-                StatusCode::BAD_REQUEST,
-                format!("the request body could not be read: {error}"),
-                Some(entry),
-                id,
-            )));
+    let mut body = body;
+    let mut read = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(Unread::Failed)?.into_data() else {
+            continue;
+        };
+        if read.len() + data.len() > limit {
+            return Err(Unread::TooLarge);
         }
-    };
-    match parse_json(&parts.headers, &body) {
-        Ok(json) => Ok((body, json)),
-        Err(error) => Err(Box::new(Answer::gp(
-            StatusCode::BAD_REQUEST,
-            format!("the request body is not valid JSON: {error}"),
-            Some(entry),
-            id,
-        ))),
+        reserved
+            .grow_to((read.len() + data.len()) as u64)
+            .map_err(|OverBudget| Unread::OverBudget)?;
+        read.extend_from_slice(&data);
     }
+    Ok(Bytes::from(read))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

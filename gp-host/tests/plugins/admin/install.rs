@@ -1,5 +1,6 @@
 //! Installing and upgrading through the API: an uploaded upgrade under load, kept across a
-//! restart and rolled back; an install from a URL; an upload over the limit.
+//! restart and rolled back; an install from a URL; an upload over the limit, refused before
+//! its body when it says its length.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -158,4 +159,68 @@ fn install_from_a_url_and_an_upload_over_the_limit() {
         too_big.json(),
         serde_json::json!({"error": "the request body is larger than this endpoint accepts (1024 bytes)"})
     );
+}
+
+#[test]
+fn an_upload_declared_over_the_limit_is_refused_before_its_body_and_none_is_kept() {
+    use std::io::{Read, Write};
+
+    let base = base_dir();
+    gp_host::build::install_library(example("sample"), base.path()).unwrap();
+    let manager = Manager::new(base.path());
+    let token = AdminToken::generate();
+    let admin = Admin::builder(manager.clone(), token.clone())
+        .upload_limit(1024)
+        .build();
+    assert_eq!(manager.load_plugins().loaded.len(), 1);
+    let running = Running::serve(admin.router());
+    let addr = running.addr;
+    let over = serde_json::json!({"error": "the request body is larger than this endpoint accepts (1024 bytes)"});
+    let upload = |framing: &str, body: &[u8]| {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /api/v1/plugins/sample/upgrade HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n{framing}\r\n\r\n",
+            token.secret()
+        )
+        .unwrap();
+        // The server may answer and close before it has all of it.
+        let _ = stream.write_all(body);
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        crate::http::parse_reply(&raw)
+    };
+
+    // 300 MB declared: refused at once, before a byte of it is sent.
+    let started = Instant::now();
+    let declared = upload("Content-Length: 314572800", b"");
+    assert_eq!(declared.status, 413, "{}", declared.text());
+    assert_eq!(declared.json(), over);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Without a length, the body is refused once it grows past the limit.
+    let mut chunked = Vec::new();
+    for _ in 0..3 {
+        chunked.extend_from_slice(b"200\r\n");
+        chunked.extend_from_slice(&[0u8; 0x200]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let grown = upload("Transfer-Encoding: chunked", &chunked);
+    assert_eq!(grown.status, 413, "{}", grown.text());
+    assert_eq!(grown.json(), over);
+
+    // Neither left a file in the scratch folder.
+    let scratch = manager.runtime_dir().join("tmp");
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }

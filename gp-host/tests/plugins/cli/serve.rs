@@ -296,7 +296,14 @@ fn serve_refuses_a_remote_admin_without_tls_and_signatures_and_serves_it_over_tl
     // On loopback with a certificate: the API answers over TLS, to a client that trusts it.
     let (_server, admin, _) = Server::start(
         base.path(),
-        &["--admin-tls-cert", &cert_arg, "--admin-tls-key", &key_arg],
+        &[
+            "--admin-tls-cert",
+            &cert_arg,
+            "--admin-tls-key",
+            &key_arg,
+            "--idle-timeout",
+            "500ms",
+        ],
     );
     let token = std::fs::read_to_string(base.path().join(".gp-runtime/admin-token")).unwrap();
     let mut roots = rustls::RootCertStore::empty();
@@ -325,6 +332,22 @@ fn serve_refuses_a_remote_admin_without_tls_and_signatures_and_serves_it_over_tl
     let _ = tls.read_to_string(&mut reply);
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     assert!(reply.ends_with(r#"{"status":"ok"}"#), "{reply}");
+
+    // A client that connects and never starts its handshake is closed at the idle timeout.
+    let mut silent = std::net::TcpStream::connect(&admin).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut sink = Vec::new();
+    let read = silent.read_to_end(&mut sink);
+    let waited = started.elapsed();
+    assert!(read.is_ok(), "the connection was not closed: {read:?}");
+    assert!(
+        waited >= std::time::Duration::from_millis(400)
+            && waited < std::time::Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
 }
 
 #[test]
@@ -357,6 +380,39 @@ fn serve_closes_connections_that_do_not_finish_their_request_head_in_time() {
         assert!(
             reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
             "{addr}: {reply}"
+        );
+    }
+}
+
+#[test]
+fn serve_closes_connections_that_send_nothing_within_the_idle_timeout() {
+    use std::io::Read;
+
+    let base = crate::harness::base_dir();
+    let (server, admin, _) = Server::start(base.path(), &["--idle-timeout", "300ms"]);
+    for addr in [server.plugins.clone(), admin] {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        // Connected, then nothing at all.
+        let started = std::time::Instant::now();
+        let mut reply = Vec::new();
+        let read = stream.read_to_end(&mut reply);
+        let waited = started.elapsed();
+        assert!(
+            read.is_ok(),
+            "{addr}: the connection was not closed: {read:?}"
+        );
+        assert!(
+            waited >= std::time::Duration::from_millis(250)
+                && waited < std::time::Duration::from_secs(5),
+            "{addr}: closed after {waited:?}"
+        );
+        assert!(
+            reply.is_empty(),
+            "{addr}: {}",
+            String::from_utf8_lossy(&reply)
         );
     }
 }

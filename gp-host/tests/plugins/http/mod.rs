@@ -5,6 +5,8 @@
 //! This file holds what the tests share (the admin, isolation and GUI tests too): a running
 //! server, requests written by hand, and replies as they came off the socket.
 
+mod bodies;
+mod connections;
 mod errors;
 mod limits;
 mod queue;
@@ -33,8 +35,19 @@ impl Running {
         Running::serve(server.router())
     }
 
-    /// Serves `app` on 127.0.0.1 with an ephemeral port.
+    /// Serves `app` on 127.0.0.1 with an ephemeral port, with `axum::serve` (as an
+    /// application that mounts the router would).
     pub fn serve(app: axum::Router) -> Running {
+        Running::spawn(app, None)
+    }
+
+    /// Serves `app` on 127.0.0.1 with an ephemeral port, with gp's listener and `limits`
+    /// (as `gp serve` does).
+    pub fn serve_limited(app: axum::Router, limits: gp_host::http::ListenLimits) -> Running {
+        Running::spawn(app, Some(limits))
+    }
+
+    fn spawn(app: axum::Router, limits: Option<gp_host::http::ListenLimits>) -> Running {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -46,15 +59,21 @@ impl Running {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(async {
+                let stopped = async {
                     let _ = stopped.await;
-                })
-                .await
-                .unwrap();
+                };
+                match limits {
+                    Some(limits) => {
+                        gp_host::http::serve_listener(listener, app, stopped, limits).await;
+                    }
+                    None => axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(stopped)
+                    .await
+                    .unwrap(),
+                }
             });
             // Calls still running on the blocking pool (a hanging plugin) are not waited for.
             runtime.shutdown_timeout(Duration::from_millis(100));

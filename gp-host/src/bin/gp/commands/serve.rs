@@ -5,11 +5,13 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::failure::Failure;
-use axum_server::tls_rustls::RustlsConfig;
-use gp_host::http::{serve_listener, Admin, AdminToken, ListenLimits, PluginServer};
+use gp_host::http::{
+    serve_listener, serve_listener_tls, Admin, AdminToken, ListenLimits, PluginServer,
+};
 use gp_host::{Error, Manager};
 
 use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
@@ -93,6 +95,22 @@ pub struct Args {
     /// How long a client may take to send a request's line and headers (both listeners)
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     header_timeout: Duration,
+    /// How long a connection may stay open with no request in flight: from accept to its
+    /// first request, then between requests (both listeners)
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// How many connections each listener keeps open (default: a quarter of the descriptor
+    /// limit, RLIMIT_NOFILE, at most 10000); past it the connection idle the longest is
+    /// closed, and a new one is refused only when none is idle
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// How long a client may take to send a request's body to a plugin route; past it 408
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    body_timeout: Duration,
+    /// How many bytes of request bodies the plugin listener holds at once, across all
+    /// requests; a body past it gets 503
+    #[arg(long, default_value_t = gp_host::http::DEFAULT_BODY_BUDGET, value_name = "BYTES")]
+    body_budget: usize,
     /// Keep a plugin at what a registry names: an oci://…:TAG reference (a tag that moves, such
     /// as `stable`) or NAME@RANGE under --registry; checked every --follow-every, verified and
     /// upgraded like `gp install` (into DIR as NAME.plg); repeatable
@@ -179,9 +197,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
             path: dir.clone(),
             source: e,
         })?;
-    let limits = ListenLimits::default()
-        .with_header_timeout(args.header_timeout)
-        .with_grace(args.grace);
+    let limits = listen_limits(&args);
     runtime.block_on(serve(
         server,
         admin,
@@ -203,17 +219,31 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The plugin server, with the limits the flags give.
+/// The plugin server `args` configure, over `manager`.
 fn plugin_server(args: &Args, manager: &Manager) -> PluginServer {
     PluginServer::builder(manager.clone())
         .timeout(args.timeout)
         .max_timeout(args.timeout.max(gp_host::http::DEFAULT_MAX_TIMEOUT))
         .body_limit(args.body_limit)
+        .body_timeout(args.body_timeout)
+        .body_budget(args.body_budget)
         .concurrency(args.concurrency)
         .queue(args.queue, args.queue_wait)
         .inline_budget((!args.inline_budget.is_zero()).then_some(args.inline_budget))
         .access_log(!args.no_access_log)
         .build()
+}
+
+/// The limits of both listeners, as `args` set them.
+fn listen_limits(args: &Args) -> ListenLimits {
+    ListenLimits::default()
+        .with_header_timeout(args.header_timeout)
+        .with_idle_timeout(args.idle_timeout)
+        .with_max_connections(
+            args.max_connections
+                .unwrap_or_else(gp_host::http::default_max_connections),
+        )
+        .with_grace(args.grace)
 }
 
 /// The manager `args` ask for, over `dir`.
@@ -301,7 +331,7 @@ async fn serve(
     admin: Admin,
     token_file: Option<PathBuf>,
     listen: SocketAddr,
-    (admin_addr, tls): (SocketAddr, Option<RustlsConfig>),
+    (admin_addr, tls): (SocketAddr, Option<Arc<rustls::ServerConfig>>),
     limits: ListenLimits,
 ) -> Result<(), Failure> {
     let grace = limits.grace;
@@ -350,28 +380,13 @@ async fn serve(
     ));
     let admin_task = match tls {
         None => tokio::spawn(serve_listener(ops, admin.router(), stopped(&stop), limits)),
-        Some(config) => {
-            let handle = axum_server::Handle::new();
-            let listener = ops.into_std().map_err(|e| cannot_listen(ops_addr, e))?;
-            let mut server = axum_server::from_tcp_rustls(listener, config)
-                .map_err(|e| cannot_listen(ops_addr, e))?
-                .handle(handle.clone());
-            server
-                .http_builder()
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
-            let stopping = stopped(&stop);
-            tokio::spawn(async move {
-                stopping.await;
-                handle.graceful_shutdown(Some(grace));
-            });
-            tokio::spawn(async move {
-                if let Err(error) = server.serve(admin.router().into_make_service()).await {
-                    eprintln!("error: the admin listener stopped: {error}");
-                }
-            })
-        }
+        Some(config) => tokio::spawn(serve_listener_tls(
+            ops,
+            admin.router(),
+            stopped(&stop),
+            limits,
+            config,
+        )),
     };
     shutdown_signal().await;
     outln!("shutting down: finishing requests in flight (up to {grace:?}), then unloading")?;
@@ -410,7 +425,10 @@ async fn shutdown_signal() {
 }
 
 /// The admin listener's TLS settings: a certificate chain and its key, in PEM files.
-fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<RustlsConfig, Failure> {
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, Failure> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let refuse = |path: &std::path::Path, reason: String| Failure::unusable(path.display(), reason);
@@ -433,7 +451,7 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<RustlsCon
         .with_single_cert(certs, key_der)
         .map_err(|e| refuse(key, format!("does not fit the certificate: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(RustlsConfig::from_config(std::sync::Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 /// A listener that cannot bind `addr`: which one (`flag`), and how to choose another port.

@@ -1,0 +1,182 @@
+//! gp's listener (`serve_listener`, what `gp serve` runs) and its connections: one that sends
+//! nothing, or only an HTTP/2 preface, is closed at the idle timeout; at the connection limit
+//! the connection idle the longest makes room, and a new one is refused only when every
+//! open one has a request in flight.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use gp_host::http::ListenLimits;
+
+use super::{get, web_server, Running};
+
+/// The HTTP/2 connection preface and an empty SETTINGS frame: what an h2c client with prior
+/// knowledge sends first.
+const H2C_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// Reads `stream` until the server closes it (at most 10 s); returns how long that took.
+fn closed_after(stream: &mut TcpStream) -> Duration {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    match stream.read_to_end(&mut sink) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the connection was not closed within 10 s: {e}"),
+    }
+    started.elapsed()
+}
+
+#[test]
+fn connections_that_send_nothing_or_only_an_h2c_preface_are_closed_at_the_idle_timeout() {
+    let (base, _manager, server) = web_server(|b| b);
+    let limits = ListenLimits::default().with_idle_timeout(Duration::from_millis(400));
+    let running = Running::serve_limited(server.router(), limits);
+    let addr = running.addr;
+
+    let mut silent = TcpStream::connect(addr).unwrap();
+    let waited = closed_after(&mut silent);
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "a silent connection closed after {waited:?}"
+    );
+
+    let mut h2c = TcpStream::connect(addr).unwrap();
+    h2c.write_all(H2C_PREFACE).unwrap();
+    let waited = closed_after(&mut h2c);
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "an h2c connection with no stream closed after {waited:?}"
+    );
+
+    // A connection with a request in flight is not idle, however long the call takes.
+    let release = base.path().join("release");
+    let hang = format!("/web/hang?until={}", release.display());
+    let call = std::thread::spawn(move || get(addr, &hang));
+    std::thread::sleep(Duration::from_millis(900));
+    std::fs::write(&release, "").unwrap();
+    assert_eq!(call.join().unwrap().text(), "woke up");
+
+    // After its response, a kept-alive connection is idle again, from then on.
+    let mut kept = TcpStream::connect(addr).unwrap();
+    write!(kept, "GET /-/healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let waited = closed_after(&mut kept);
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "a kept-alive connection closed {waited:?} after its request"
+    );
+}
+
+/// Opens a connection that sends nothing.
+fn idle(addr: SocketAddr) -> TcpStream {
+    TcpStream::connect(addr).unwrap()
+}
+
+/// Whether the server closed `stream` (within 5 s).
+fn is_closed(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+        _ => false,
+    }
+}
+
+// Long: one scenario read top to bottom: idle connections make room, then busy ones refuse.
+#[test]
+fn past_the_connection_limit_the_longest_idle_makes_room_and_healthz_answers() {
+    let (base, manager, server) = web_server(|b| b);
+    let app = server
+        .router()
+        .merge(gp_host::http::metrics_router(manager.clone(), None));
+    let limits = ListenLimits::default()
+        .with_max_connections(3)
+        .with_idle_timeout(Duration::from_secs(60));
+    let running = Running::serve_limited(app, limits);
+    let addr = running.addr;
+
+    // Three idle connections fill the listener; each new request closes the oldest idle one.
+    let mut first = idle(addr);
+    std::thread::sleep(Duration::from_millis(50));
+    let mut second = idle(addr);
+    std::thread::sleep(Duration::from_millis(50));
+    let _third = idle(addr);
+    std::thread::sleep(Duration::from_millis(50));
+    let health = get(addr, "/-/healthz");
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert!(
+        is_closed(&mut first),
+        "the oldest idle connection is closed"
+    );
+    let _fourth = idle(addr);
+    std::thread::sleep(Duration::from_millis(50));
+    let health = get(addr, "/-/healthz");
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert!(is_closed(&mut second), "then the next oldest");
+
+    // Three calls in flight take every place: a fourth connection is refused at once.
+    let release = base.path().join("release");
+    let in_flight = || {
+        manager
+            .stats()
+            .iter()
+            .find(|s| s.name == "web")
+            .map_or(0, |s| s.in_flight)
+    };
+    let hanging: Vec<_> = (0..3)
+        .map(|_| {
+            let hang = format!("/web/hang?until={}", release.display());
+            let call = std::thread::spawn(move || get(addr, &hang));
+            // One at a time, so that each finds an idle one (if any) to close, not another call.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let before = in_flight();
+            while in_flight() == before && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            call
+        })
+        .collect();
+    assert_eq!(in_flight(), 3);
+    let mut refused = TcpStream::connect(addr).unwrap();
+    refused
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut raw = Vec::new();
+    refused.read_to_end(&mut raw).unwrap();
+    let refused = super::parse_reply(&raw);
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(
+        refused.json(),
+        serde_json::json!({"error": "the server has as many connections open as it may (3), each with a request in flight; retry shortly"})
+    );
+
+    std::fs::write(&release, "").unwrap();
+    for call in hanging {
+        assert_eq!(call.join().unwrap().text(), "woke up");
+    }
+    let health = get(addr, "/-/healthz");
+    assert_eq!(health.status, 200, "{}", health.text());
+    let metrics = get(addr, "/metrics");
+    let text = metrics.text();
+    assert!(
+        text.contains(&format!(
+            "gp_http_connections_refused_total{{listener=\"{addr}\"}} 1\n"
+        )),
+        "{text}"
+    );
+    // The first two, for the health checks; the third and fourth, for the second and third
+    // calls.
+    assert!(
+        text.contains(&format!(
+            "gp_http_connections_evicted_total{{listener=\"{addr}\"}} 4\n"
+        )),
+        "{text}"
+    );
+}
