@@ -258,11 +258,12 @@ fn serve_answers_plugin_routes_counts_them_on_the_admin_listener_and_stops_on_si
 }
 
 #[test]
-fn serve_exits_on_sigterm_within_its_bounds_naming_a_plugin_that_ignores_cancellation() {
+fn serve_exits_on_sigterm_within_its_bounds_naming_the_plugins_that_ignore_cancellation() {
     use std::io::{Read, Write};
 
     let base = crate::harness::base_dir();
     gp_host::build::install_library(crate::web_fixture::web("web-v1"), base.path()).unwrap();
+    crate::harness::install_lifecycle(base.path(), "counter-v1", "counter");
     let logs = crate::harness::base_dir();
     let log = logs.path().join("stderr");
     let bounds = [
@@ -286,11 +287,33 @@ fn serve_exits_on_sigterm_within_its_bounds_naming_a_plugin_that_ignores_cancell
         let mut reply = Vec::new();
         let _ = stream.read_to_end(&mut reply);
     });
+    // And a test call through the management API that sleeps 20 s, ignoring cancellation, in
+    // `counter`, which has an on_unload: answered 504 at its timeout, it keeps running.
+    let token = std::fs::read_to_string(base.path().join(".gp-runtime/admin-token")).unwrap();
+    let body = r#"{"label": "stubborn", "values": {"ms": 20000}, "timeout_ms": 300}"#;
+    let mut stream = std::net::TcpStream::connect(&admin).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/v1/plugins/counter/invoke HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        token.trim(),
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 504 ")
+            && reply.ends_with(r#"{"error":"plugin `counter` did not return within 300 ms and is still running: its call was cancelled, but the plugin has not stopped (its thread stays busy until it does)"}"#),
+        "{reply}"
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let json = gp(&[&"stats", &"--addr", &admin, &"--json"]);
         let stats: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-        if stats[0]["in_flight"] == 1 {
+        if stats[0]["in_flight"] == 1 && stats[1]["in_flight"] == 1 {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "no call: {stats}");
@@ -323,6 +346,10 @@ fn serve_exits_on_sigterm_within_its_bounds_naming_a_plugin_that_ignores_cancell
     );
     assert_eq!(status.code(), Some(3), "{status}");
     let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("error: plugin `counter` 1.0.0 still runs 1 call(s) 1s after they were cancelled (--drain-timeout): exiting without waiting for them, and without running its on_unload\n"),
+        "{log}"
+    );
     assert!(
         log.contains("error: plugin `web` 1.0.0 still runs 1 call(s) 1s after they were cancelled (--drain-timeout): exiting without waiting for them\n"),
         "{log}"
