@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::manager::Manager;
 use crate::runtime::events::Event;
 use crate::runtime::rcu::Retired;
-use crate::runtime::reaper::{self, UnloadReport};
+use crate::runtime::reaper::{self, StillRunning, UnloadReport};
 
 impl Manager {
     /// Unloads plugin `name`, waiting up to the manager's drain timeout for its calls in
@@ -58,7 +58,8 @@ impl Manager {
     /// not run ([`UnloadHook::Deferred`](crate::UnloadHook::Deferred) if it has one): it runs
     /// when the last of those calls returns, if the process lives that long. A process that
     /// exits after this (a server shutting down) should name those versions: their calls end
-    /// with it, and their `on_unload` never runs.
+    /// with it, and their `on_unload` never runs. [`still_running`](Self::still_running) names
+    /// them, and the versions replaced earlier whose calls still run.
     ///
     /// ```no_run
     /// let manager = gp_host::Manager::new("plugins");
@@ -98,6 +99,14 @@ impl Manager {
                 })
                 .collect()
         })
+    }
+
+    /// The versions that stopped serving (unloaded, or replaced by an upgrade) while calls
+    /// still ran on them, and still run some, oldest first: each runs its `on_unload` when its
+    /// last call returns. What a process that exits now leaves behind: their calls end with
+    /// it, and their `on_unload` never runs (see [`unload_all`](Self::unload_all)).
+    pub fn still_running(&self) -> Vec<StillRunning> {
+        self.inner.reaper.still_running()
     }
 
     /// Takes plugin `name`'s version out of the manager: new calls get [`Error::NotFound`].

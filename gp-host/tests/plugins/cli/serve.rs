@@ -347,11 +347,11 @@ fn serve_exits_on_sigterm_within_its_bounds_naming_the_plugins_that_ignore_cance
     assert_eq!(status.code(), Some(3), "{status}");
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(
-        log.contains("error: plugin `counter` 1.0.0 still runs 1 call(s) 1s after they were cancelled (--drain-timeout): exiting without waiting for them, and without running its on_unload\n"),
+        log.contains("error: plugin `counter` 1.0.0 still runs 1 call(s) at the end of --drain-timeout (1s): exiting without waiting for them, and without running its on_unload\n"),
         "{log}"
     );
     assert!(
-        log.contains("error: plugin `web` 1.0.0 still runs 1 call(s) 1s after they were cancelled (--drain-timeout): exiting without waiting for them\n"),
+        log.contains("error: plugin `web` 1.0.0 still runs 1 call(s) at the end of --drain-timeout (1s): exiting without waiting for them\n"),
         "{log}"
     );
     client.join().unwrap();

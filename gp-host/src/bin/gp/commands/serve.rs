@@ -239,33 +239,31 @@ fn shut_down(
 }
 
 /// Unloads every plugin in parallel, each waiting up to `drain_timeout` for its calls; names
-/// each version that still runs calls after it, and each `on_unload` that failed. `true` if
-/// a version still runs calls.
+/// each `on_unload` that failed, and each version that still runs calls (one just unloaded,
+/// or one an upgrade replaced earlier). `true` if there is such a version.
 fn unload_all(manager: &Manager, drain_timeout: Duration) -> bool {
-    let mut stuck = false;
     for report in manager.unload_all() {
         if let gp_host::UnloadHook::Failed(error) = &report.on_unload {
             // Failed, or did not return within --hook-timeout.
             eprintln!("error: {error}");
         }
-        if report.still_running == 0 {
-            continue;
-        }
-        stuck = true;
-        let hook = if matches!(report.on_unload, gp_host::UnloadHook::Deferred) {
+    }
+    let stuck = manager.still_running();
+    for version in &stuck {
+        let hook = if version.spec.has_on_unload {
             ", and without running its on_unload"
         } else {
             ""
         };
         eprintln!(
-            "error: plugin `{}` {} still runs {} call(s) {} after they were cancelled (--drain-timeout): exiting without waiting for them{hook}",
-            report.spec.name(),
-            report.spec.version(),
-            report.still_running,
+            "error: plugin `{}` {} still runs {} call(s) at the end of --drain-timeout ({}): exiting without waiting for them{hook}",
+            version.spec.name(),
+            version.spec.version(),
+            version.calls,
             humantime::format_duration(drain_timeout),
         );
     }
-    stuck
+    !stuck.is_empty()
 }
 
 /// The manager `args` ask for, over `dir`.
