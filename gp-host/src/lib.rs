@@ -114,7 +114,7 @@ pub use runtime::executor::Executor;
 pub use runtime::fatal;
 #[cfg(feature = "isolate")]
 pub use runtime::isolation;
-pub use runtime::reaper::{UnloadHook, UnloadReport};
+pub use runtime::reaper::{StillRunning, UnloadHook, UnloadReport};
 pub use runtime::spec::Spec;
 #[cfg(feature = "package")]
 pub use source::package;

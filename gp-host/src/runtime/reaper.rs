@@ -1,7 +1,7 @@
 //! Retiring versions that stopped serving: waiting for their calls in flight, then ending
 //! them (which runs an in-process version's `on_unload`), without making a caller wait.
 
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -13,55 +13,96 @@ use crate::util::lock;
 /// Holds versions that stopped serving until their last call returns, then drops them (which
 /// runs their `on_unload` hook), on a thread of its own, so that no caller pays for a hook.
 pub(crate) struct Reaper {
-    retired: Mutex<mpsc::Sender<Retired>>,
+    /// The versions waiting for their last call, shared with the thread, so that a shutdown
+    /// can name them ([`Reaper::still_running`]).
+    pending: Arc<Mutex<Vec<Retired>>>,
+    /// Wakes the thread when a version arrives: it sleeps while none waits.
+    wake: Mutex<mpsc::Sender<()>>,
+    /// Whether the thread started.
+    running: bool,
 }
 
 impl Reaper {
     pub(crate) fn start() -> Reaper {
-        let (sender, receiver) = mpsc::channel::<Retired>();
+        let (wake, woken) = mpsc::channel::<()>();
+        let pending: Arc<Mutex<Vec<Retired>>> = Arc::default();
+        let shared = Arc::clone(&pending);
         let spawned = std::thread::Builder::new()
             .name("gp-reaper".into())
             .spawn(move || {
-                let mut pending: Vec<Retired> = Vec::new();
+                // Until the manager is gone and the last version waiting has gone too.
                 let mut open = true;
-                while open || !pending.is_empty() {
-                    let received = if pending.is_empty() {
-                        receiver
-                            .recv()
-                            .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+                loop {
+                    let waiting = !lock(&shared).is_empty();
+                    if !open && !waiting {
+                        return;
+                    }
+                    if !open {
+                        std::thread::sleep(Duration::from_millis(2));
+                    } else if waiting {
+                        let received = woken.recv_timeout(Duration::from_millis(2));
+                        open = received != Err(mpsc::RecvTimeoutError::Disconnected);
                     } else {
-                        receiver.recv_timeout(Duration::from_millis(2))
-                    };
-                    match received {
-                        Ok(loaded) => pending.push(loaded),
-                        Err(mpsc::RecvTimeoutError::Timeout) => {}
-                        Err(mpsc::RecvTimeoutError::Disconnected) => {
-                            if open {
-                                open = false;
-                            } else {
-                                std::thread::sleep(Duration::from_millis(2));
-                            }
-                        }
+                        open = woken.recv().is_ok();
                     }
                     // Nobody can start a call on a retired version, so none in flight means
-                    // its last call has returned.
-                    pending.retain(|retired| retired.calls_in_flight() > 0);
+                    // its last call has returned. Dropped (hooks run) outside the lock.
+                    let done: Vec<Retired> = {
+                        let mut pending = lock(&shared);
+                        let (done, waiting) = std::mem::take(&mut *pending)
+                            .into_iter()
+                            .partition(|retired| retired.calls_in_flight() == 0);
+                        *pending = waiting;
+                        done
+                    };
+                    drop(done);
                 }
             });
-        if let Err(error) = spawned {
+        if let Err(error) = &spawned {
             tracing::error!(target: "gp", "cannot start the gp-reaper thread ({error}); a replaced plugin version still running calls will be leaked instead of released");
         }
         Reaper {
-            retired: Mutex::new(sender),
+            pending,
+            wake: Mutex::new(wake),
+            running: spawned.is_ok(),
         }
     }
 
     pub(crate) fn retire(&self, loaded: Retired) {
-        let sender = lock(&self.retired);
-        // Without the thread (it could not start), the version is dropped here: let go if no
-        // call runs on it, else leaked and logged rather than freed under a call.
-        let _ = sender.send(loaded);
+        if !self.running {
+            // Without the thread, the version is dropped here: let go if no call runs on it,
+            // else leaked and logged rather than freed under a call.
+            drop(loaded);
+            return;
+        }
+        lock(&self.pending).push(loaded);
+        let _ = lock(&self.wake).send(());
     }
+
+    /// The versions waiting for calls still running on them, oldest first.
+    pub(crate) fn still_running(&self) -> Vec<StillRunning> {
+        lock(&self.pending)
+            .iter()
+            .filter_map(|retired| {
+                let calls = retired.calls_in_flight();
+                (calls > 0).then(|| StillRunning {
+                    spec: Spec::clone(&retired.spec),
+                    calls,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A version that stopped serving (unloaded, or replaced by an upgrade) while calls still ran
+/// on it: see [`Manager::still_running`](crate::Manager::still_running).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StillRunning {
+    /// The version.
+    pub spec: Spec,
+    /// How many calls still run on it.
+    pub calls: usize,
 }
 
 /// What [`Manager::unload`](crate::Manager::unload) did.

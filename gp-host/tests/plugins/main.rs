@@ -25,5 +25,6 @@ mod newcomer;
 mod plugin_logs;
 mod reclaim;
 mod rejects;
+mod shutdown;
 mod watching;
 mod web_fixture;

@@ -28,6 +28,7 @@ use gp_sdk::{bail, plugin_entry, Context, Result};
     route(GET, "/web/panic", label = "panic"),
     route(GET, "/web/slow", label = "slow"),
     route(GET, "/web/hang", label = "hang"),
+    route(GET, "/web/spin", label = "spin"),
     route(GET, "/web/bad-status", label = "bad.status"),
     route(POST, "/web/json", label = "json"),
     route(GET, "/web/version", label = "version"),
@@ -107,6 +108,7 @@ fn execute(ctx: &mut Context) -> Result {
             ctx.respond_text("woke up");
             Ok(())
         }
+        "spin" => Ok(spin(ctx.get_str("until").unwrap_or_default())),
         "bad.status" => {
             ctx.set("http.response.status", 42);
             Ok(())
@@ -125,6 +127,20 @@ fn execute(ctx: &mut Context) -> Result {
             Ok(())
         }
         other => bail!("no label {other:?}"),
+    }
+}
+
+/// Busy-loops, never asking whether its call is cancelled, until the file `until` exists (at
+/// most 60 s).
+fn spin(until: &str) {
+    let start = Instant::now();
+    let mut turns = 0u64;
+    while start.elapsed() < Duration::from_secs(60) {
+        turns += 1;
+        if turns % 100_000 == 0 && std::path::Path::new(until).exists() {
+            return;
+        }
+        std::hint::spin_loop();
     }
 }
 "#;

@@ -202,6 +202,11 @@ struct InvokeBody {
 
 /// `POST /plugins/{name}/invoke`: a test call, `{"label", "values", "timeout_ms"}` → the
 /// values after it.
+///
+/// The answer comes at the timeout at the latest: 504, and the call is cancelled. A plugin
+/// that ignores cancellation keeps running on its blocking-pool thread, which stays taken
+/// until the plugin returns (a thread cannot be stopped); its result is dropped then. An
+/// unload or a shutdown names the call while it runs.
 pub(super) async fn invoke(
     State(shared): State<Arc<AdminShared>>,
     Extension(caller): Extension<Caller>,
@@ -212,15 +217,33 @@ pub(super) async fn invoke(
     log_change(&caller, "invoke", &name);
     let executor = shared.manager.executor(&name)?;
     let timeout = Duration::from_millis(body.timeout_ms.unwrap_or(10_000).min(60_000));
-    let values = blocking(move || {
-        let mut ctx = Context::new().with_timeout(timeout);
+    let mut ctx = Context::new().with_timeout(timeout);
+    let cancel = ctx.cancel_token();
+    let mut call = tokio::task::spawn_blocking(move || {
         ctx.set_label(body.label);
         for (key, value) in body.values {
             ctx.set(key, crate::Value::from(value));
         }
         executor.execute(&mut ctx).map(|()| ctx.to_json())
-    })
-    .await?;
+    });
+    let values = match tokio::time::timeout(timeout, &mut call).await {
+        Ok(joined) => joined.expect("a call does not panic: the executor catches it")?,
+        // It returned just as the timeout passed: its answer is still the best one.
+        Err(_) if call.is_finished() => call
+            .await
+            .expect("a call does not panic: the executor catches it")?,
+        Err(_) => {
+            // The plugin sees its deadline passed; the cancel makes it certain.
+            cancel.cancel();
+            return Err(ApiError(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "plugin `{name}` did not return within {} ms and is still running: its call was cancelled, but the plugin has not stopped (its thread stays busy until it does)",
+                    timeout.as_millis()
+                ),
+            ));
+        }
+    };
     Ok(Json(serde_json::json!({ "values": values })))
 }
 

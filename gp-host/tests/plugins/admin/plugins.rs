@@ -108,7 +108,7 @@ fn plugins_are_listed_and_each_failure_has_its_status_and_message() {
     let listed = plane.call("GET", "/plugins", "").json();
     assert_eq!(listed["failures"].as_array().unwrap().len(), 1);
     let routes = plane.call("GET", "/routes", "").json();
-    assert_eq!(routes["routes"].as_array().unwrap().len(), 18);
+    assert_eq!(routes["routes"].as_array().unwrap().len(), 19);
     assert_eq!(
         routes["refused"],
         serde_json::json!([{
@@ -298,4 +298,37 @@ fn an_unload_waits_for_calls_in_flight_and_the_plugin_shows_as_draining_meanwhil
         "the call in flight finished"
     );
     assert_eq!(plane.plugin("web")["state"], "unloaded");
+}
+
+#[test]
+fn invoke_answers_504_at_its_timeout_when_the_plugin_ignores_cancellation() {
+    let plane = plane();
+    let release = plane.base.path().join("release");
+    let body = serde_json::json!({
+        "label": "spin",
+        "values": {"until": release.display().to_string()},
+        "timeout_ms": 1000,
+    });
+    let started = Instant::now();
+    let answer = plane.call("POST", "/plugins/web/invoke", &body.to_string());
+    let waited = started.elapsed();
+    assert_eq!(
+        (answer.status, answer.json()),
+        (
+            504,
+            serde_json::json!({"error": "plugin `web` did not return within 1000 ms and is still running: its call was cancelled, but the plugin has not stopped (its thread stays busy until it does)"})
+        )
+    );
+    assert!(
+        waited >= Duration::from_millis(1000) && waited < Duration::from_millis(1500),
+        "answered after {waited:?}"
+    );
+    // The call runs on, and shows; once the plugin stops, it is done.
+    assert_eq!(plane.plugin("web")["metrics"]["in_flight"], 1);
+    std::fs::write(&release, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while plane.plugin("web")["metrics"]["in_flight"] != 0 {
+        assert!(Instant::now() < deadline, "the call did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -26,6 +26,15 @@ impl Server {
     /// Runs `gp serve BASE --watch EXTRA.. --listen 127.0.0.1:0 --admin 127.0.0.1:0`; returns
     /// the server, the admin address and what it printed before the addresses.
     pub fn start(base: &Path, extra: &[&str]) -> (Server, String, Vec<String>) {
+        Server::start_logging(base, extra, std::process::Stdio::null())
+    }
+
+    /// [`Server::start`], its standard error going to `stderr`.
+    pub fn start_logging(
+        base: &Path,
+        extra: &[&str],
+        stderr: std::process::Stdio,
+    ) -> (Server, String, Vec<String>) {
         use std::io::BufRead;
 
         let mut child = Command::new(env!("CARGO_BIN_EXE_gp"))
@@ -36,7 +45,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
             .env_remove("GP_LOG")
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("run gp serve");
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
@@ -246,6 +255,106 @@ fn serve_answers_plugin_routes_counts_them_on_the_admin_listener_and_stops_on_si
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn serve_exits_on_sigterm_within_its_bounds_naming_the_plugins_that_ignore_cancellation() {
+    use std::io::{Read, Write};
+
+    let base = crate::harness::base_dir();
+    gp_host::build::install_library(crate::web_fixture::web("web-v1"), base.path()).unwrap();
+    crate::harness::install_lifecycle(base.path(), "counter-v1", "counter");
+    let logs = crate::harness::base_dir();
+    let log = logs.path().join("stderr");
+    let bounds = [
+        "--grace",
+        "1s",
+        "--drain-timeout",
+        "1s",
+        "--hook-timeout",
+        "1s",
+    ];
+    let stderr = std::fs::File::create(&log).unwrap();
+    let (mut server, admin, _) = Server::start_logging(base.path(), &bounds, stderr.into());
+    // A call that busy-loops, ignoring cancellation (for 60 s, unless the process ends).
+    let plugins = server.plugins.clone();
+    let client = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(&plugins).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        write!(stream, "GET /web/spin HTTP/1.1\r\nHost: {plugins}\r\n\r\n").unwrap();
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+    });
+    // And a test call through the management API that sleeps 20 s, ignoring cancellation, in
+    // `counter`, which has an on_unload: answered 504 at its timeout, it keeps running.
+    let token = std::fs::read_to_string(base.path().join(".gp-runtime/admin-token")).unwrap();
+    let body = r#"{"label": "stubborn", "values": {"ms": 20000}, "timeout_ms": 300}"#;
+    let mut stream = std::net::TcpStream::connect(&admin).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/v1/plugins/counter/invoke HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        token.trim(),
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 504 ")
+            && reply.ends_with(r#"{"error":"plugin `counter` did not return within 300 ms and is still running: its call was cancelled, but the plugin has not stopped (its thread stays busy until it does)"}"#),
+        "{reply}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let json = gp(&[&"stats", &"--addr", &admin, &"--json"]);
+        let stats: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        if stats[0]["in_flight"] == 1 && stats[1]["in_flight"] == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no call: {stats}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let pid = server.child.id().to_string();
+    let signalled = std::time::Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = signalled + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gp serve did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let took = signalled.elapsed();
+    // --grace + --drain-timeout + --hook-timeout, and a little for the rest.
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "gp serve stopped {took:?} after SIGTERM"
+    );
+    assert_eq!(status.code(), Some(3), "{status}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("error: plugin `counter` 1.0.0 still runs 1 call(s) at the end of --drain-timeout (1s): exiting without waiting for them, and without running its on_unload\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains("error: plugin `web` 1.0.0 still runs 1 call(s) at the end of --drain-timeout (1s): exiting without waiting for them\n"),
+        "{log}"
+    );
+    client.join().unwrap();
 }
 
 #[test]

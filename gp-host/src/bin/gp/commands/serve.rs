@@ -17,6 +17,7 @@ use gp_host::{Error, Manager};
 use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
 
 #[derive(clap::Args)]
+#[command(after_help = EXIT_CODES)]
 pub struct Args {
     /// The plugin base directory (default: $GP_HOME/plugins)
     dir: Option<PathBuf>,
@@ -92,6 +93,13 @@ pub struct Args {
     /// On Ctrl-C or SIGTERM, how long to let requests in flight finish before unloading
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     grace: Duration,
+    /// How long an unload (every plugin at once, on shutdown) waits for calls still running
+    /// before it gives up on them
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+    /// How long a plugin's on_load or on_unload hook may run
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    hook_timeout: Duration,
     /// How long a client may take to send a request's line and headers (both listeners)
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     header_timeout: Duration,
@@ -185,7 +193,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
             .collect(),
         None => Vec::new(),
     };
-    let _watcher = if args.watch {
+    let watcher = if args.watch {
         Some(manager.watch()?)
     } else {
         None
@@ -198,25 +206,90 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
             source: e,
         })?;
     let limits = listen_limits(&args);
-    runtime.block_on(serve(
+    let served = runtime.block_on(serve(
         server,
         admin,
         token_file,
         args.listen,
         (args.admin, tls),
         limits,
-    ))?;
-    // Everything stopped serving. No follower may install anything from here on (each
-    // finishes the check it is in, bounded by the registry client's timeouts), then unload,
-    // so that every plugin's on_unload runs.
+    ));
+    let stuck = shut_down(&manager, following, watcher, runtime, args.drain_timeout);
+    served?;
+    Ok(if stuck {
+        ExitCode::from(STUCK_EXIT_CODE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What `gp serve --help` says of how it ends.
+const EXIT_CODES: &str = "\
+Shutdown: on Ctrl-C or SIGTERM, requests in flight get --grace to finish, then every plugin
+unloads at once: calls still running are cancelled and get --drain-timeout to return, then each
+plugin's on_unload gets --hook-timeout. gp serve exits within the sum of the three, even when a
+plugin ignores cancellation.
+
+Exit status: 0 after a clean shutdown; 1 on an error (a listener that cannot bind, a base
+directory that is missing); 2 for arguments it does not take; 3 if calls were still running at
+the end of --drain-timeout: each such plugin is named on stderr with its version, its on_unload
+is not run, and its calls end with the process.";
+
+/// The exit code of a shutdown that left calls running: a version still in a call after
+/// `--drain-timeout` was unloaded without its `on_unload`, and its calls end with the process.
+pub const STUCK_EXIT_CODE: u8 = 3;
+
+/// How long a shutdown waits for the runtime's last tasks once every plugin is unloaded (its
+/// calls have returned by then; what is left is gp's own work, quick).
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// Once everything stopped serving: nothing may load or install from here on (a follower
+/// finishes the check it is in, bounded by the registry client's timeouts; the watcher the
+/// change it is handling), then every plugin unloads at once, so that their on_unload run,
+/// and the runtime goes. `true` if a version still ran calls after `drain_timeout`.
+fn shut_down(
+    manager: &Manager,
+    following: Vec<gp_host::Following>,
+    watcher: Option<gp_host::Watcher>,
+    runtime: tokio::runtime::Runtime,
+    drain_timeout: Duration,
+) -> bool {
     following.iter().for_each(gp_host::Following::stop);
     drop(following);
-    for spec in manager.list() {
-        if let Err(error) = manager.unload(spec.name()) {
+    drop(watcher);
+    let stuck = unload_all(manager, drain_timeout);
+    // A call that ignores cancellation holds its blocking-pool thread for as long as it runs,
+    // and dropping the runtime would wait for it: left behind, it ends with the process.
+    runtime.shutdown_timeout(if stuck { Duration::ZERO } else { SETTLE });
+    stuck
+}
+
+/// Unloads every plugin in parallel, each waiting up to `drain_timeout` for its calls; names
+/// each `on_unload` that failed, and each version that still runs calls (one just unloaded,
+/// or one an upgrade replaced earlier). `true` if there is such a version.
+fn unload_all(manager: &Manager, drain_timeout: Duration) -> bool {
+    for report in manager.unload_all() {
+        if let gp_host::UnloadHook::Failed(error) = &report.on_unload {
+            // Failed, or did not return within --hook-timeout.
             eprintln!("error: {error}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    let stuck = manager.still_running();
+    for version in &stuck {
+        let hook = if version.spec.has_on_unload {
+            ", and without running its on_unload"
+        } else {
+            ""
+        };
+        eprintln!(
+            "error: plugin `{}` {} still runs {} call(s) at the end of --drain-timeout ({}): exiting without waiting for them{hook}",
+            version.spec.name(),
+            version.spec.version(),
+            version.calls,
+            humantime::format_duration(drain_timeout),
+        );
+    }
+    !stuck.is_empty()
 }
 
 /// The plugin server `args` configure, over `manager`.
@@ -249,6 +322,8 @@ fn listen_limits(args: &Args) -> ListenLimits {
 /// The manager `args` ask for, over `dir`.
 fn manager(args: &Args, dir: &std::path::Path, trust: Option<gp_host::package::Trust>) -> Manager {
     let mut manager = Manager::builder(dir)
+        .drain_timeout(args.drain_timeout)
+        .hook_timeout(args.hook_timeout)
         .reload_same_version(args.dev)
         .preflight(!args.no_preflight);
     if let Some(trust) = trust {
