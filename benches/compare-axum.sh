@@ -36,12 +36,12 @@ if [ "$cpus" -ge 2 ]; then
     half=$((cpus / 2))
     SERVER_CPUS="0-$((half - 1))"
     CLIENT_CPUS="$half-$((cpus - 1))"
-    pin_server() { taskset -c "$SERVER_CPUS" "$@"; }
-    pin_client() { taskset -c "$CLIENT_CPUS" "$@"; }
+    PIN_SERVER=(taskset -c "$SERVER_CPUS")
+    PIN_CLIENT=(taskset -c "$CLIENT_CPUS")
 else
     SERVER_CPUS=all CLIENT_CPUS=all
-    pin_server() { "$@"; }
-    pin_client() { "$@"; }
+    PIN_SERVER=(env)
+    PIN_CLIENT=(env)
 fi
 export TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-2}
 
@@ -70,12 +70,12 @@ start_gp() { # ADDR ADMIN [ARGS...]
     local addr=$1 admin=$2
     shift 2
     # shellcheck disable=SC2086
-    pin_server "$GP" serve "$WORK/plugins" --listen "$addr" --admin "$admin" --no-preflight \
+    "${PIN_SERVER[@]}" "$GP" serve "$WORK/plugins" --listen "$addr" --admin "$admin" --no-preflight \
         ${GP_SERVE_ARGS:-} "$@" >"$WORK/gp-$addr.log" 2>&1 &
     PIDS+=($!)
     wait_up "$addr"
 }
-pin_server "$AXUM" 127.0.0.1:18081 >"$WORK/axum.log" 2>&1 &
+"${PIN_SERVER[@]}" "$AXUM" 127.0.0.1:18081 >"$WORK/axum.log" 2>&1 &
 PIDS+=($!)
 wait_up 127.0.0.1:18081
 start_gp 127.0.0.1:18080 127.0.0.1:19464
@@ -84,7 +84,7 @@ echo "axum answers: $(curl -fs http://127.0.0.1:18081/api/plugin/sample/7)"
 
 # One wrk run: prints "rps p50_us p99_us non2xx".
 load() { # ADDR CONNECTIONS
-    pin_client wrk -t1 -c"$2" -d"$DURATION" --latency "http://$1/api/plugin/sample/7" |
+    "${PIN_CLIENT[@]}" wrk -t1 -c"$2" -d"$DURATION" --latency "http://$1/api/plugin/sample/7" |
         awk '
             function us(v) {
                 if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000

@@ -11,6 +11,7 @@
 mod output;
 mod commands;
 mod failure;
+mod log;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -115,13 +116,18 @@ fn main() -> ExitCode {
     use tracing_subscriber::util::SubscriberInitExt;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(log::Log)
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .finish()
         .with(not_loaded_twice)
         .init();
-    match run(cli.command) {
+    if !one_shot {
+        log::flush_periodically();
+    }
+    let ran = run(cli.command);
+    log::flush();
+    match ran {
         Ok(code) => code,
         // Whoever read the output has all they wanted: no message.
         Err(Failure::Closed) => ExitCode::from(failure::CLOSED_EXIT_CODE),

@@ -1,0 +1,88 @@
+//! Where gp's log lines go: standard error, with the access log's lines (`gp::access`, one
+//! per request under `gp serve`) gathered in a buffer rather than written one `write` each.
+//!
+//! A line of any other target is written at once, after what is buffered, so lines keep their
+//! order and a warning is never held back; the buffer is also written every
+//! [`FLUSH_EVERY`] by a thread of its own, and when `gp` ends. Under load this turns thousands
+//! of small writes a second into a few large ones.
+
+use std::io::{BufWriter, Stderr, Write};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// How long an access line may wait in the buffer.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+static OUT: Mutex<Option<BufWriter<Stderr>>> = Mutex::new(None);
+
+fn out() -> MutexGuard<'static, Option<BufWriter<Stderr>>> {
+    let mut out = OUT.lock().unwrap_or_else(|p| p.into_inner());
+    if out.is_none() {
+        *out = Some(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    }
+    out
+}
+
+/// The log's writer, for `tracing_subscriber::fmt().with_writer(..)`.
+pub struct Log;
+
+/// One line's writer: buffered, written out when dropped unless it is an access line.
+pub struct Line {
+    write_through: bool,
+}
+
+impl<'a> MakeWriter<'a> for Log {
+    type Writer = Line;
+
+    fn make_writer(&self) -> Line {
+        Line {
+            write_through: true,
+        }
+    }
+
+    fn make_writer_for(&self, meta: &tracing::Metadata<'_>) -> Line {
+        Line {
+            write_through: meta.target() != "gp::access",
+        }
+    }
+}
+
+impl Write for Line {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match out().as_mut() {
+            Some(out) => out.write(buf),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        if self.write_through {
+            flush();
+        }
+    }
+}
+
+/// Writes out what is buffered.
+pub fn flush() {
+    if let Some(out) = out().as_mut() {
+        let _ = out.flush();
+    }
+}
+
+/// Starts the thread that writes the buffer out every [`FLUSH_EVERY`].
+pub fn flush_periodically() {
+    let _ = std::thread::Builder::new()
+        .name("gp-log-flush".into())
+        .spawn(|| loop {
+            std::thread::sleep(FLUSH_EVERY);
+            flush();
+        });
+}
