@@ -14,7 +14,8 @@
 //! - printed before criterion starts, `whole-table rebuilds`: the same start-up done the way
 //!   gp did before (every change built the check's table and the served table from all
 //!   plugins), timed once at 16, 64 and 256 plugins, for comparison; and, outside the route
-//!   tables, what the manager's copies of the specs it hands the check cost over a start-up.
+//!   tables, what the manager's copies of the specs it hands the check cost over a start-up;
+//!   and one upgrade done the old way, with 16 and 256 others.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -152,10 +153,35 @@ fn whole_table_rebuilds() {
     }
 }
 
+/// Times one upgrade done the old way (the check's table and the served table built from
+/// every plugin), with 16 and 256 others, averaged over a few, and prints it.
+fn whole_table_upgrades() {
+    let all = plugins(PLUGINS);
+    let upgraded = spec(manifest(PLUGINS, 2), "upgraded-2");
+    for others in [16, PLUGINS] {
+        let serving = &all[..others];
+        let mut everyone = serving.to_vec();
+        everyone.push(upgraded.clone());
+        let runs = 5;
+        let started = Instant::now();
+        for _ in 0..runs {
+            RouteTables::new()
+                .load(&upgraded, serving)
+                .expect("no conflict");
+            RouteTables::new().serve(&everyone);
+        }
+        println!(
+            "  one upgrade with {others:>3} others, rebuilding whole: {:>8.1?}",
+            started.elapsed() / runs
+        );
+    }
+}
+
 criterion_group!(benches, routes);
 
 fn main() {
     whole_table_rebuilds();
+    whole_table_upgrades();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }
