@@ -292,7 +292,8 @@ impl RouteTable {
     pub(crate) fn disabled_plugins(&self) -> Vec<String> {
         self.plugins
             .iter()
-            .filter(|(_, entries)| entries.iter().any(|e| e.disabled.is_some()))
+            // A plugin's routes are all served or all reserved: its first one says which.
+            .filter(|(_, entries)| entries.first().is_some_and(|e| e.disabled.is_some()))
             .map(|(plugin, _)| plugin.clone())
             .collect()
     }
