@@ -37,3 +37,98 @@ pub fn call_barrier() -> &'static str {
 pub fn ping_runner(executor: &crate::Executor) -> Option<Result<(), Error>> {
     executor.ping_runner()
 }
+
+/// The HTTP route tables as a [`PluginServer`](crate::http::PluginServer) keeps them, without
+/// plugins, sockets or a manager: for the route-table benchmark.
+#[cfg(feature = "http")]
+pub mod routes {
+    use crate::http::routes::check::RouteCheck;
+    use crate::http::routes::live::LiveTable;
+    use crate::http::routes::{Lookup, PluginRoutes};
+    use crate::runtime::spec::Spec;
+    use gp_core::manifest::{HttpMethod, Manifest};
+
+    /// A loaded plugin known by its manifest and its build (any text that differs between
+    /// builds, as a SHA-256 does).
+    pub fn spec(manifest: Manifest, build: &str) -> Spec {
+        Spec {
+            dir: manifest.name.clone().into(),
+            origin: manifest.name.clone().into(),
+            manifest,
+            library: "lib.so".into(),
+            sha256: build.to_owned(),
+            abi_version: gp_core::ABI_VERSION.to_owned(),
+            has_on_load: false,
+            has_on_unload: false,
+        }
+    }
+
+    /// The admission check's table and the served table of one server.
+    #[derive(Default)]
+    pub struct RouteTables {
+        check: RouteCheck,
+        served: LiveTable,
+    }
+
+    impl RouteTables {
+        /// Tables with no routes.
+        pub fn new() -> RouteTables {
+            RouteTables::default()
+        }
+
+        /// What a server pays for a load or an upgrade of `candidate` while `serving` are the
+        /// other plugins (as the manager hands them to the check): the admission check, then,
+        /// if it admits, the served table's change (as on the lifecycle event). The refusal's
+        /// message otherwise.
+        pub fn load(&mut self, candidate: &Spec, serving: &[Spec]) -> Result<(), String> {
+            self.check
+                .check(candidate, serving)
+                .map_err(|e| e.to_string())?;
+            self.served
+                .change(vec![PluginRoutes::serving(&candidate.manifest, None)]);
+            Ok(())
+        }
+
+        /// Puts the routes of `specs` in the served table in one change, unchecked, as a
+        /// server does when it starts following a manager.
+        pub fn serve(&mut self, specs: &[Spec]) {
+            let changes = specs
+                .iter()
+                .map(|s| PluginRoutes::serving(&s.manifest, None))
+                .collect();
+            self.served.change(changes);
+        }
+
+        /// What a server pays for an unload of `plugin` (the served table's change).
+        pub fn unload(&mut self, plugin: &str) {
+            self.served.change(vec![PluginRoutes::none(plugin)]);
+        }
+
+        /// The label of the route `method path` goes to, as a request looks it up.
+        pub fn lookup(&self, method: HttpMethod, path: &str) -> Option<String> {
+            match self.served.load().lookup(method, path) {
+                Lookup::Found { entry, .. } => Some(entry.label.clone()),
+                _ => None,
+            }
+        }
+
+        /// Whether `method path` has a route, looked up as a request does (the table loaded,
+        /// the route and its parameters found), without copying its label.
+        pub fn serves(&self, method: HttpMethod, path: &str) -> bool {
+            matches!(
+                self.served.load().lookup(method, path),
+                Lookup::Found { .. }
+            )
+        }
+
+        /// How many routes are served.
+        pub fn len(&self) -> usize {
+            self.served.load().entries().count()
+        }
+
+        /// Whether no route is served.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+    }
+}

@@ -35,7 +35,7 @@ use crate::metrics::PluginSummary;
 #[cfg(feature = "admin")]
 mod admin;
 mod listen;
-mod routes;
+pub(crate) mod routes;
 mod server;
 mod stats;
 

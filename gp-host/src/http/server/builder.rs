@@ -1,14 +1,14 @@
 //! [`PluginServerBuilder`]: a plugin server's limits and their defaults.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::lane::{DEFAULT_INLINE_BUDGET, DEFAULT_QUEUE, DEFAULT_QUEUE_WAIT};
 use super::{PluginServer, Shared};
-use crate::http::routes;
+use crate::http::routes::check::RouteCheck;
 use crate::manager::Manager;
-use crate::runtime::events::Event;
+use crate::util::lock;
 
 /// The largest request body a route accepts unless configured otherwise: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -191,18 +191,17 @@ impl PluginServerBuilder {
     #[must_use = "a server that is dropped stops following its manager and serves nothing"]
     pub fn build(self) -> PluginServer {
         let manager = self.manager.clone();
-        let admission = manager
-            .admit(|candidate, serving| routes::admit(candidate, serving).map_err(Into::into));
+        // The manager runs it under its change lock, so the lock on the check's own table is
+        // never contended; the check follows what the manager gives it, not the served table.
+        let check = Mutex::new(RouteCheck::default());
+        let admission = manager.admit(move |candidate, serving| {
+            lock(&check).check(candidate, serving).map_err(Into::into)
+        });
         let shared = Arc::new(Shared::new(self, admission));
         let weak: Weak<Shared> = Arc::downgrade(&shared);
         let subscription = manager.subscribe_lifecycle(move |event| {
-            if matches!(
-                event,
-                Event::Loaded { .. } | Event::Upgraded { .. } | Event::Unloaded { .. }
-            ) {
-                if let Some(shared) = weak.upgrade() {
-                    shared.rebuild();
-                }
+            if let Some(shared) = weak.upgrade() {
+                shared.follow_event(event);
             }
         });
         shared.follow(subscription);

@@ -275,9 +275,10 @@ fn resolve_and_call(
             plugin: first.plugin.clone(),
         }));
     }
-    let table = shared.table.load();
-    let entry = match table.lookup(method, path) {
-        Lookup::Found { entry, .. } if entry.plugin == first.plugin => entry,
+    // The entry is taken out of the table, which is not held across the call: a change
+    // waits for the last reader of a table copy (see `routes::live`).
+    let entry = match shared.table.load().lookup(method, path) {
+        Lookup::Found { entry, .. } if entry.plugin == first.plugin => Arc::clone(entry),
         _ => return None,
     };
     let executor = entry.executor.as_ref()?;

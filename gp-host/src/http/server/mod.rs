@@ -1,13 +1,14 @@
 //! Serving plugins' routes: [`PluginServer`], the request path from socket to plugin call and
 //! back.
 //!
-//! A request is matched against the live [`RouteTable`] on the async side only to find its
+//! A request is matched against the live route table on the async side only to find its
 //! plugin's limits (body size, timeout, concurrency). The call itself runs on tokio's
 //! blocking pool, where the route is looked up again and the plugin version is pinned with
 //! it ([`Executor::execute_if`](crate::Executor::execute_if)), so a request that waited never
 //! runs a version that no longer declares its route.
 //!
-//! - this file: the server, its state, and keeping its route table in step with the manager;
+//! - this file: the server, its state, and keeping its route table in step with the manager
+//!   (one plugin's routes per change, from the manager's state when the change is applied);
 //! - `builder`: its settings and their defaults;
 //! - `handler`: a request, from its route to the call's outcome;
 //! - `request`: a request turned into a call's context;
@@ -18,12 +19,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-
-use crate::http::routes::{RouteEntry, RouteTable};
+use crate::http::routes::live::LiveTable;
+use crate::http::routes::{PluginRoutes, RouteEntry};
 use crate::http::stats::HttpMetrics;
 use crate::manager::{AdmissionId, Manager};
-use crate::runtime::events::SubscriptionId;
+use crate::runtime::events::{Event, SubscriptionId};
 use crate::util::lock;
 use lane::{InlineCalls, Lane};
 
@@ -85,9 +85,11 @@ pub struct PluginServer {
 pub(super) struct Shared {
     pub(super) manager: Manager,
     pub(super) config: PluginServerBuilder,
-    /// The routes served now; swapped whole on every lifecycle change.
-    pub(super) table: ArcSwap<RouteTable>,
-    rebuilding: Mutex<()>,
+    /// The routes served now, changed a plugin at a time as the manager's events arrive.
+    pub(super) table: LiveTable,
+    /// Held while the manager's state is read and put in the table, so that the last change
+    /// applied read the newest state.
+    changing: Mutex<()>,
     /// Each plugin's lane (slots, queue, where its calls run), kept across upgrades.
     lanes: Mutex<HashMap<String, Arc<Lane>>>,
     /// The calls running on the async workers, across plugins.
@@ -154,13 +156,13 @@ impl PluginServer {
             .with_state(Arc::clone(&self.shared))
     }
 
-    /// Every route being served, in the order they were added (plugins by name).
+    /// Every route being served, plugins by name, each plugin's routes in the order it
+    /// declares them.
     pub fn routes(&self) -> Vec<ServedRoute> {
         self.shared
             .table
             .load()
             .entries()
-            .iter()
             .map(|e| ServedRoute {
                 plugin: e.plugin.clone(),
                 method: e.method.as_str().to_owned(),
@@ -192,8 +194,8 @@ impl Shared {
             manager: config.manager().clone(),
             bodies: request::BodyBudget::new(config.body_budget),
             config,
-            table: ArcSwap::from_pointee(RouteTable::default()),
-            rebuilding: Mutex::new(()),
+            table: LiveTable::default(),
+            changing: Mutex::new(()),
             lanes: Mutex::new(HashMap::new()),
             inline,
             access,
@@ -205,29 +207,84 @@ impl Shared {
         }
     }
 
-    /// Keeps the lifecycle subscription that rebuilds the table, to end it with the server.
+    /// Keeps the lifecycle subscription that changes the table, to end it with the server.
     fn follow(&self, subscription: SubscriptionId) {
         *lock(&self.subscription) = Some(subscription);
     }
 
-    /// Rebuilds the route table from the plugins serving now. Serialised, and always reading
-    /// the manager afresh, so the last rebuild after a burst of changes sees all of them.
+    /// Puts the routes of every plugin serving or disabled now in the table, and takes out
+    /// any others: when the server starts following the manager (the only change that costs
+    /// every plugin's routes).
     pub(super) fn rebuild(&self) {
-        let _one_at_a_time = lock(&self.rebuilding);
-        let specs = self.manager.list();
-        let (mut table, mut conflicts) =
-            RouteTable::build(&specs, |name| self.manager.executor(name).ok());
-        for disabled in self.manager.disabled() {
-            if let Err(mut found) = table.insert_disabled(&disabled.manifest, &disabled.reason) {
-                conflicts.append(&mut found);
+        let _one_at_a_time = lock(&self.changing);
+        let mut changes: Vec<PluginRoutes> = self
+            .manager
+            .list()
+            .iter()
+            .map(|spec| {
+                PluginRoutes::serving(&spec.manifest, self.manager.executor(spec.name()).ok())
+            })
+            .collect();
+        changes.extend(
+            self.manager
+                .disabled()
+                .iter()
+                .map(|d| PluginRoutes::disabled(&d.manifest, &d.reason)),
+        );
+        let stale: Vec<PluginRoutes> = self
+            .table
+            .load()
+            .plugin_names()
+            .filter(|name| !changes.iter().any(|c| c.plugin == *name))
+            .map(PluginRoutes::none)
+            .collect();
+        changes.extend(stale);
+        self.change(changes);
+    }
+
+    /// Follows one of the manager's lifecycle events: the plugin it is about gets the routes
+    /// the manager has for it now (so events applied late or out of order still leave the
+    /// table as the manager is). Costs that plugin's routes.
+    pub(super) fn follow_event(&self, event: &Event<'_>) {
+        let plugin = match event {
+            Event::Loaded { spec } | Event::Upgraded { to: spec, .. } => spec.name(),
+            Event::Unloaded { report } => report.spec.name(),
+            Event::LoadFailed { .. } => {
+                // An enable whose load failed leaves a reservation whose marker is gone: look
+                // again at the disabled plugins the table reserves routes for (a few, if any).
+                let _one_at_a_time = lock(&self.changing);
+                let reserved = self.table.load().disabled_plugins();
+                if !reserved.is_empty() {
+                    let changes = reserved.iter().map(|name| self.routes_of(name)).collect();
+                    self.change(changes);
+                }
+                return;
             }
+            _ => return,
+        };
+        let _one_at_a_time = lock(&self.changing);
+        let routes = self.routes_of(plugin);
+        self.change(vec![routes]);
+    }
+
+    /// The routes the manager has for `plugin` now: its serving version's, its reservation
+    /// if it is disabled, or none.
+    fn routes_of(&self, plugin: &str) -> PluginRoutes {
+        if let Ok((spec, executor)) = self.manager.get_plugin(plugin) {
+            return PluginRoutes::serving(&spec.manifest, Some(executor));
         }
-        for conflict in conflicts {
+        match self.manager.disabled_plugin(plugin) {
+            Some(disabled) => PluginRoutes::disabled(&disabled.manifest, &disabled.reason),
+            None => PluginRoutes::none(plugin),
+        }
+    }
+
+    fn change(&self, changes: Vec<PluginRoutes>) {
+        for conflict in self.table.change(changes) {
             // Only a plugin that admission could not refuse gets here (a disabled plugin
             // whose reserved routes clash with one loaded meanwhile, say).
             tracing::warn!(target: "gp::http", plugin = conflict.refused.plugin, "route not served: {}", conflict.message());
         }
-        self.table.store(Arc::new(table));
     }
 
     /// `plugin`'s lane.

@@ -1,17 +1,25 @@
 //! The route table: every serving plugin's routes in one matcher per method, checked for
-//! conflicts, and looked up per request.
+//! conflicts, changed one plugin at a time, and looked up per request.
 //!
 //! One [matchit] router per method, so that two routes conflict only when they share a method
 //! and their patterns are identical or ambiguous (`/a/:id` and `/a/:name`), which is matchit's
 //! rule. Static segments take priority over parameters, parameters over catch-alls.
+//!
+//! A change replaces one plugin's routes ([`RouteTable::set`]): it removes that plugin's
+//! routes from the routers and inserts its new ones, so it costs the routes of that plugin,
+//! whatever the others hold. [`live`] publishes the table to requests; [`check`] is the
+//! admission check, with a table of its own kept in step with what the manager gives it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use gp_core::manifest::{parse_route, HttpMethod, Manifest, ParamType, Route, Segment};
 
 use crate::runtime::executor::Executor;
 use crate::runtime::spec::Spec;
+
+pub(crate) mod check;
+pub(crate) mod live;
 
 /// How much of a disable reason a disabled plugin's routes answer with, in bytes.
 pub(crate) const PUBLIC_REASON: usize = 200;
@@ -24,6 +32,8 @@ pub(crate) struct RouteEntry {
     /// The route as declared (`/items/:id`).
     pub(crate) route: String,
     pub(crate) label: String,
+    /// The route in matchit's syntax: what it is inserted and removed under.
+    pattern: String,
     /// Parameters whose values must have a type (beego's `:id:int`).
     typed: Vec<(String, ParamType)>,
     pub(crate) executor: Option<Executor>,
@@ -88,13 +98,73 @@ pub(crate) enum Lookup<'t> {
     NotFound,
 }
 
+/// A plugin's routes as the table will hold them: what [`RouteTable::set`] puts in place.
+#[derive(Debug, Clone)]
+pub(crate) struct PluginRoutes {
+    pub(crate) plugin: String,
+    pub(crate) entries: Vec<Arc<RouteEntry>>,
+}
+
+impl PluginRoutes {
+    /// The routes of a loaded plugin, called through `executor`.
+    pub(crate) fn serving(manifest: &Manifest, executor: Option<Executor>) -> PluginRoutes {
+        PluginRoutes::of(manifest, executor, None)
+    }
+
+    /// The routes of a disabled plugin, kept reserved: they answer 503 with `reason`, cut to
+    /// its first [`PUBLIC_REASON`] bytes (anyone may send a request; the whole reason is for
+    /// the management API).
+    pub(crate) fn disabled(manifest: &Manifest, reason: &str) -> PluginRoutes {
+        let reason = crate::util::truncated(reason, PUBLIC_REASON);
+        PluginRoutes::of(manifest, None, Some(reason))
+    }
+
+    /// No routes: the plugin is gone.
+    pub(crate) fn none(plugin: &str) -> PluginRoutes {
+        PluginRoutes {
+            plugin: plugin.to_owned(),
+            entries: Vec::new(),
+        }
+    }
+
+    fn of(manifest: &Manifest, executor: Option<Executor>, disabled: Option<String>) -> Self {
+        let entries = manifest.http_services.as_ref().map(|http| {
+            http.routes
+                .iter()
+                .map(|route| {
+                    let (pattern, typed) = pattern(route, http.driver);
+                    Arc::new(RouteEntry {
+                        plugin: manifest.name.clone(),
+                        method: route.method,
+                        route: route.route.clone(),
+                        label: route.label.clone(),
+                        pattern,
+                        typed,
+                        executor: executor.clone(),
+                        disabled: disabled.clone(),
+                    })
+                })
+                .collect()
+        });
+        PluginRoutes {
+            plugin: manifest.name.clone(),
+            entries: entries.unwrap_or_default(),
+        }
+    }
+}
+
 /// Every route being served.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct RouteTable {
-    by_method: HashMap<HttpMethod, matchit::Router<usize>>,
-    /// matchit's pattern → the entry, per method: to name the route a conflict is with.
-    patterns: HashMap<(HttpMethod, String), usize>,
-    entries: Vec<Arc<RouteEntry>>,
+    by_method: HashMap<HttpMethod, matchit::Router<Arc<RouteEntry>>>,
+    /// matchit's pattern → the entry it holds, per method: to name the route a conflict is with.
+    patterns: HashMap<(HttpMethod, String), Arc<RouteEntry>>,
+    /// Each plugin's routes in the routers, in the order declared, by plugin name: what a
+    /// change removes, and the order [`entries`](Self::entries) lists.
+    plugins: BTreeMap<String, Vec<Arc<RouteEntry>>>,
+    /// Routes left out for a conflict (none, unless admission could not refuse them), in the
+    /// order they were refused: tried again whenever routes leave.
+    blocked: Vec<Arc<RouteEntry>>,
 }
 
 /// `route` in matchit's syntax, with the typed parameters it declares.
@@ -132,6 +202,7 @@ pub(crate) fn matchit_path(segments: &[Segment<'_>]) -> String {
 impl RouteTable {
     /// The table serving `specs` (in this order), with `executor` giving each plugin's
     /// executor. A route that conflicts with one inserted before it is left out and reported.
+    #[cfg(test)]
     pub(crate) fn build<'s>(
         specs: impl IntoIterator<Item = &'s Spec>,
         executor: impl Fn(&str) -> Option<Executor>,
@@ -139,86 +210,100 @@ impl RouteTable {
         let mut table = RouteTable::default();
         let mut conflicts = Vec::new();
         for spec in specs {
-            let executor = executor(spec.name());
-            if let Err(mut found) = table.insert_spec(spec, executor.as_ref()) {
-                conflicts.append(&mut found);
-            }
+            let routes = PluginRoutes::serving(&spec.manifest, executor(spec.name()));
+            conflicts.append(&mut table.set(&routes));
         }
         (table, conflicts)
     }
 
-    /// Inserts every route of `spec`, skipping (and returning) the ones that conflict.
-    pub(crate) fn insert_spec(
-        &mut self,
-        spec: &Spec,
-        executor: Option<&Executor>,
-    ) -> Result<(), Vec<Conflict>> {
-        self.insert_manifest(&spec.manifest, executor, None)
-    }
-
-    /// Reserves the routes of a disabled plugin: they answer 503 with `reason`, cut to its
-    /// first [`PUBLIC_REASON`] bytes (anyone may send a request; the whole reason is for the
-    /// management API).
-    pub(crate) fn insert_disabled(
-        &mut self,
-        manifest: &Manifest,
-        reason: &str,
-    ) -> Result<(), Vec<Conflict>> {
-        let reason = crate::util::truncated(reason, PUBLIC_REASON);
-        self.insert_manifest(manifest, None, Some(&reason))
-    }
-
-    fn insert_manifest(
-        &mut self,
-        manifest: &Manifest,
-        executor: Option<&Executor>,
-        disabled: Option<&str>,
-    ) -> Result<(), Vec<Conflict>> {
-        let Some(http) = &manifest.http_services else {
-            return Ok(());
-        };
-        let mut conflicts = Vec::new();
-        for route in &http.routes {
-            let (path, typed) = pattern(route, http.driver);
-            let entry = Arc::new(RouteEntry {
-                plugin: manifest.name.clone(),
-                method: route.method,
-                route: route.route.clone(),
-                label: route.label.clone(),
-                typed,
-                executor: executor.cloned(),
-                disabled: disabled.map(str::to_owned),
-            });
-            let index = self.entries.len();
-            let router = self.by_method.entry(route.method).or_default();
-            match router.insert(path.clone(), index) {
-                Ok(()) => {
-                    self.patterns.insert((route.method, path), index);
-                    self.entries.push(entry);
-                }
-                Err(matchit::InsertError::Conflict { with }) => {
-                    let served = self
-                        .patterns
-                        .get(&(route.method, with))
-                        .map(|&i| Arc::clone(&self.entries[i]))
-                        // matchit names a route it holds, so this is not expected; the
-                        // message still names the refused route.
-                        .unwrap_or_else(|| Arc::clone(&entry));
-                    conflicts.push(Conflict {
-                        refused: entry,
-                        served,
-                    });
-                }
-                Err(other) => {
-                    tracing::warn!(target: "gp::http", plugin = manifest.name, route = route.route, "route not served: {other}");
+    /// Puts `routes` in place of the plugin's routes in the table, and returns the routes
+    /// left out because they conflict with others (or with each other). Costs the routes
+    /// this plugin had and has, plus those left out before (none, normally), whatever the
+    /// other plugins hold.
+    pub(crate) fn set(&mut self, routes: &PluginRoutes) -> Vec<Conflict> {
+        let removed = self.remove(&routes.plugin);
+        let conflicts: Vec<Conflict> = routes
+            .entries
+            .iter()
+            .filter_map(|entry| self.insert(entry))
+            .collect();
+        if removed && !self.blocked.is_empty() {
+            // A route that conflicted with one just removed may fit now.
+            for entry in std::mem::take(&mut self.blocked) {
+                if let Some(conflict) = self.insert(&entry) {
+                    self.blocked.push(conflict.refused);
                 }
             }
         }
-        if conflicts.is_empty() {
-            Ok(())
-        } else {
-            Err(conflicts)
+        self.blocked
+            .extend(conflicts.iter().map(|c| Arc::clone(&c.refused)));
+        conflicts
+    }
+
+    /// Removes every route of `plugin` (served or left out); whether it had any.
+    fn remove(&mut self, plugin: &str) -> bool {
+        self.blocked.retain(|e| e.plugin != plugin);
+        let Some(entries) = self.plugins.remove(plugin) else {
+            return false;
+        };
+        for entry in &entries {
+            if let Some(router) = self.by_method.get_mut(&entry.method) {
+                router.remove(entry.pattern.as_str());
+            }
+            self.patterns.remove(&(entry.method, entry.pattern.clone()));
         }
+        !entries.is_empty()
+    }
+
+    /// Inserts one route; the conflict if it cannot be served.
+    fn insert(&mut self, entry: &Arc<RouteEntry>) -> Option<Conflict> {
+        let router = self.by_method.entry(entry.method).or_default();
+        match router.insert(entry.pattern.as_str(), Arc::clone(entry)) {
+            Ok(()) => {
+                self.patterns
+                    .insert((entry.method, entry.pattern.clone()), Arc::clone(entry));
+                self.plugins
+                    .entry(entry.plugin.clone())
+                    .or_default()
+                    .push(Arc::clone(entry));
+                None
+            }
+            Err(matchit::InsertError::Conflict { with }) => {
+                let served = self
+                    .patterns
+                    .get(&(entry.method, with))
+                    .map(Arc::clone)
+                    // matchit names a route it holds, so this is not expected; the
+                    // message still names the refused route.
+                    .unwrap_or_else(|| Arc::clone(entry));
+                Some(Conflict {
+                    refused: Arc::clone(entry),
+                    served,
+                })
+            }
+            Err(other) => {
+                tracing::warn!(target: "gp::http", plugin = entry.plugin, route = entry.route, "route not served: {other}");
+                None
+            }
+        }
+    }
+
+    /// The plugins whose routes are reserved for a disabled plugin.
+    pub(crate) fn disabled_plugins(&self) -> Vec<String> {
+        self.plugins
+            .iter()
+            // A plugin's routes are all served or all reserved: its first one says which.
+            .filter(|(_, entries)| entries.first().is_some_and(|e| e.disabled.is_some()))
+            .map(|(plugin, _)| plugin.clone())
+            .collect()
+    }
+
+    /// The plugins that have routes in the table (served or left out).
+    pub(crate) fn plugin_names(&self) -> impl Iterator<Item = &str> {
+        self.plugins
+            .keys()
+            .map(String::as_str)
+            .chain(self.blocked.iter().map(|e| e.plugin.as_str()))
     }
 
     /// The route a request to `method path` goes to. A `HEAD` without a `HEAD` route goes to
@@ -248,7 +333,7 @@ impl RouteTable {
 
     fn find(&self, method: HttpMethod, path: &str) -> Option<Lookup<'_>> {
         let matched = self.by_method.get(&method)?.at(path).ok()?;
-        let entry = &self.entries[*matched.value];
+        let entry = matched.value;
         let mut params = Vec::with_capacity(matched.params.len());
         for (name, raw) in matched.params.iter() {
             let value = percent_encoding::percent_decode_str(raw)
@@ -263,36 +348,19 @@ impl RouteTable {
         Some(Lookup::Found { entry, params })
     }
 
-    /// Every route, in the order served.
-    pub(crate) fn entries(&self) -> &[Arc<RouteEntry>] {
-        &self.entries
+    /// Every route served, plugins by name, each plugin's in the order it declares them.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Arc<RouteEntry>> {
+        self.plugins.values().flatten()
     }
-}
-
-/// The routes of a plugin that conflict with those serving, or with each other: the HTTP
-/// layer's refusal at admission (the `reason` of [`Error::Refused`](crate::Error::Refused)).
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.iter().map(Conflict::message).collect::<Vec<_>>().join("; "))]
-pub(crate) struct RouteConflicts(Vec<Conflict>);
-
-/// The admission check the HTTP layer registers with a manager: refuses a plugin whose routes
-/// conflict with those of the plugins serving, or with each other.
-pub(crate) fn admit(candidate: &Spec, serving: &[Spec]) -> Result<(), RouteConflicts> {
-    if candidate.manifest.http_services.is_none() {
-        return Ok(());
-    }
-    let mut sorted: Vec<&Spec> = serving.iter().collect();
-    sorted.sort_by(|a, b| a.name().cmp(b.name()));
-    let (mut table, _) = RouteTable::build(sorted, |_| None);
-    table.insert_spec(candidate, None).map_err(RouteConflicts)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::check::admit;
     use super::*;
     use gp_core::manifest::Manifest;
 
-    fn spec(name: &str, driver: &str, routes: &[(&str, &str, &str)]) -> Spec {
+    pub(super) fn spec(name: &str, driver: &str, routes: &[(&str, &str, &str)]) -> Spec {
         let routes: Vec<serde_json::Value> = routes
             .iter()
             .map(|(m, r, l)| serde_json::json!({"method": m, "route": r, "label": l}))

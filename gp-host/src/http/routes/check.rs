@@ -1,0 +1,178 @@
+//! The admission check the HTTP layer registers with a manager: refuses a plugin whose routes
+//! conflict with those of the plugins serving, or with each other.
+//!
+//! The check keeps a route table of its own, which follows what the manager gives it rather
+//! than the served table: the manager runs checks under its change lock with every plugin
+//! serving or disabled (`serving`), while the served table learns of a change from an event
+//! sent after that lock is released, and may not have caught up. Each check first brings its
+//! table in step with `serving`, which costs a look at each plugin's build and the routes of
+//! the plugins that changed since the last check, then tries the candidate's routes in it and
+//! takes them out again. Nothing is built whole per check.
+
+use std::collections::{HashMap, HashSet};
+
+use gp_core::manifest::HttpServices;
+
+use super::{Conflict, PluginRoutes, RouteTable};
+use crate::runtime::spec::Spec;
+
+/// The routes of a plugin that conflict with those serving, or with each other: the HTTP
+/// layer's refusal at admission (the `reason` of [`Error::Refused`](crate::Error::Refused)).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(Conflict::message).collect::<Vec<_>>().join("; "))]
+pub(crate) struct RouteConflicts(Vec<Conflict>);
+
+/// The admission check's state: the routes of the plugins the last check was given.
+#[derive(Default)]
+pub(crate) struct RouteCheck {
+    table: RouteTable,
+    /// What each plugin in `table` is, to tell whether the next check's spec is the same.
+    known: HashMap<String, Known>,
+}
+
+/// What a plugin in the check's table is.
+#[derive(Debug, PartialEq)]
+enum Known {
+    /// A loaded build, by its SHA-256: its embedded manifest, and so its routes, are checked
+    /// against its `plugin.json` at load, so the same build declares the same routes.
+    Build(String),
+    /// A disabled plugin (the manager gives it no build): its routes themselves.
+    Routes(Option<HttpServices>),
+}
+
+impl Known {
+    fn of(spec: &Spec) -> Known {
+        if spec.sha256.is_empty() {
+            Known::Routes(spec.manifest.http_services.clone())
+        } else {
+            Known::Build(spec.sha256.clone())
+        }
+    }
+
+    fn is(&self, spec: &Spec) -> bool {
+        match self {
+            Known::Build(sha256) => !spec.sha256.is_empty() && *sha256 == spec.sha256,
+            Known::Routes(http) => spec.sha256.is_empty() && *http == spec.manifest.http_services,
+        }
+    }
+}
+
+impl RouteCheck {
+    /// Refuses `candidate` if one of its routes conflicts with a route of `serving` (every
+    /// other plugin serving or disabled, as [`Manager::admit`](crate::Manager::admit) gives
+    /// them) or with another of its own.
+    pub(crate) fn check(
+        &mut self,
+        candidate: &Spec,
+        serving: &[Spec],
+    ) -> Result<(), RouteConflicts> {
+        if candidate.manifest.http_services.is_none() {
+            return Ok(());
+        }
+        self.follow(serving);
+        let conflicts = self
+            .table
+            .set(&PluginRoutes::serving(&candidate.manifest, None));
+        // Tried, not kept: the next check learns from `serving` whether it loaded.
+        self.table.set(&PluginRoutes::none(candidate.name()));
+        self.known.remove(candidate.name());
+        if conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(RouteConflicts(conflicts))
+        }
+    }
+
+    /// Brings the table in step with `serving`: takes out the plugins no longer there, puts
+    /// in (in name order) those new or changed since the last check. Costs a look-up per
+    /// plugin (no allocation unless one left) and the routes of those that changed.
+    fn follow(&mut self, serving: &[Spec]) {
+        let mut still_there = 0;
+        let mut changed: Vec<&Spec> = Vec::new();
+        for spec in serving {
+            match self.known.get(spec.name()) {
+                Some(known) => {
+                    still_there += 1;
+                    if !known.is(spec) {
+                        changed.push(spec);
+                    }
+                }
+                None => changed.push(spec),
+            }
+        }
+        if still_there < self.known.len() {
+            let present: HashSet<&str> = serving.iter().map(Spec::name).collect();
+            let gone: Vec<String> = self
+                .known
+                .keys()
+                .filter(|name| !present.contains(name.as_str()))
+                .cloned()
+                .collect();
+            for name in gone {
+                self.known.remove(&name);
+                self.table.set(&PluginRoutes::none(&name));
+            }
+        }
+        changed.sort_by(|a, b| a.name().cmp(b.name()));
+        for spec in changed {
+            self.table.set(&PluginRoutes::serving(&spec.manifest, None));
+            self.known.insert(spec.name().to_owned(), Known::of(spec));
+        }
+    }
+}
+
+/// A check with nothing learnt yet: what a fresh table would say.
+#[cfg(test)]
+pub(crate) fn admit(candidate: &Spec, serving: &[Spec]) -> Result<(), RouteConflicts> {
+    RouteCheck::default().check(candidate, serving)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::routes::tests::spec;
+
+    /// `spec` as a loaded build: known by its SHA-256.
+    fn build(name: &str, sha256: &str, routes: &[(&str, &str, &str)]) -> Spec {
+        let mut spec = spec(name, "beego", routes);
+        spec.sha256 = sha256.into();
+        spec
+    }
+
+    /// The check that followed every change answers as a fresh one would.
+    fn agrees(check: &mut RouteCheck, candidate: &Spec, serving: &[Spec]) -> Result<(), String> {
+        let followed = check.check(candidate, serving).map_err(|e| e.to_string());
+        let fresh = admit(candidate, serving).map_err(|e| e.to_string());
+        assert_eq!(followed, fresh, "{} against {serving:?}", candidate.name());
+        followed
+    }
+
+    #[test]
+    fn follows_loads_upgrades_unloads_and_disabled_plugins_as_given() {
+        let mut check = RouteCheck::default();
+        let a1 = build("a", "a1", &[("GET", "/x/:id", "a.x")]);
+        let a2 = build("a", "a2", &[("GET", "/z/:id", "a.z")]);
+        let b = build("b", "b1", &[("GET", "/x/:name", "b.x")]);
+        let c = build("c", "c1", &[("GET", "/z/:key", "c.z")]);
+        agrees(&mut check, &a1, &[]).unwrap();
+        // `b` clashes with `a` 1.0 while it serves.
+        agrees(&mut check, &b, std::slice::from_ref(&a1)).unwrap_err();
+        // `a` upgrades away from `/x`: the check drops the version it replaces.
+        agrees(&mut check, &a2, &[]).unwrap();
+        agrees(&mut check, &b, std::slice::from_ref(&a2)).unwrap();
+        agrees(&mut check, &c, &[a2.clone(), b.clone()]).unwrap_err();
+        // `a` unloaded: `c` fits.
+        agrees(&mut check, &c, std::slice::from_ref(&b)).unwrap();
+        // `c` disabled (no build, its routes reserved), then with other routes.
+        let mut off = c.clone();
+        off.sha256.clear();
+        agrees(&mut check, &a2, &[b.clone(), off.clone()]).unwrap_err();
+        off.manifest = spec("c", "beego", &[("GET", "/w", "c.w")]).manifest;
+        agrees(&mut check, &a2, &[b.clone(), off]).unwrap();
+        // A plugin with no routes is not checked, and changes nothing.
+        let mut plain = build("plain", "p1", &[("GET", "/x/:other", "plain.x")]);
+        plain.manifest.http_services = None;
+        agrees(&mut check, &plain, std::slice::from_ref(&b)).unwrap();
+        agrees(&mut check, &a1, std::slice::from_ref(&b)).unwrap_err();
+    }
+}
