@@ -4,6 +4,7 @@
 #   benches/compare-axum.sh                          # c=1, 32, 256 and --isolate at c=32; 5 pairs of 10 s
 #   PAIRS=3 DURATION=5s benches/compare-axum.sh      # shorter
 #   GP_SERVE_ARGS="--inline-budget 0" benches/compare-axum.sh   # every call on the blocking pool
+#   GP=../old/target/release/gp benches/compare-axum.sh        # another build of gp
 #
 # Both servers answer `GET /api/plugin/sample/7` with the same JSON: gp through the `sample`
 # example plugin (built in release), axum through `benches/examples/bare_axum.rs`. Both run
@@ -54,7 +55,8 @@ echo "== build (release): gp, the bare axum server, the sample plugin"
 cargo build -q --release -p gp-host --features cli --bin gp
 cargo build -q --release -p gp-benches --example bare_axum
 target=$(cargo metadata --format-version 1 --no-deps | sed 's/.*"target_directory":"\([^"]*\)".*/\1/')
-GP="$target/release/gp"
+# GP=/path/to/another/gp compares another build (an older commit's, say) against the same axum.
+GP=${GP:-"$target/release/gp"}
 AXUM="$target/release/examples/bare_axum"
 "$GP" build examples/sample -o "$WORK/plugins" >/dev/null
 
