@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use gp_host::{Context, Manager, UnloadHook};
 
-use crate::harness::{base_dir, example, install_lifecycle};
+use crate::harness::{base_dir, example, in_flight, install_lifecycle};
 
 #[test]
 fn unload_all_unloads_in_parallel_and_names_the_versions_still_in_a_call() {
@@ -28,13 +28,7 @@ fn unload_all_unloads_in_parallel_and_names_the_versions_still_in_a_call() {
             })
         })
         .collect();
-    let in_flight = |name: &str| {
-        manager
-            .stats()
-            .iter()
-            .find(|s| s.name == name)
-            .map_or(0, |s| s.in_flight)
-    };
+    let in_flight = |name: &str| in_flight(&manager, name);
     let deadline = Instant::now() + Duration::from_secs(10);
     while (in_flight("counter") == 0 || in_flight("other") == 0) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));

@@ -65,13 +65,9 @@ fn churn(plane: &Plane, packages: &[Vec<u8>; 2], count: usize) -> (Vec<Ack>, Vec
                     let change = CHANGES[i % CHANGES.len()];
                     barrier.wait();
                     let reply = match change {
-                        "upgrade-v2" | "upgrade-v1" => plane.call_as(
-                            &plane.token,
-                            "POST",
-                            "/plugins/web/upgrade",
-                            "application/octet-stream",
-                            &packages[usize::from(change == "upgrade-v2")],
-                        ),
+                        "upgrade-v2" | "upgrade-v1" => {
+                            plane.upload("web", &packages[usize::from(change == "upgrade-v2")])
+                        }
                         "unload" => plane.call("DELETE", "/plugins/web", ""),
                         "disable" => {
                             plane.call("POST", "/plugins/web/disable", r#"{"reason": "churn"}"#)
@@ -251,13 +247,7 @@ fn an_unloaded_folder_plugin_is_upgraded_in_its_folder_and_a_restart_agrees() {
     let scratch = tempfile::tempdir().unwrap();
     let v2 = package_of(web("web-v2"), scratch.path());
     assert_eq!(plane.call("DELETE", "/plugins/web", "").status, 200);
-    let upgraded = plane.call_as(
-        &plane.token,
-        "POST",
-        "/plugins/web/upgrade",
-        "application/octet-stream",
-        &v2,
-    );
+    let upgraded = plane.upload("web", &v2);
     assert_eq!(
         (upgraded.status, upgraded.json()),
         (
@@ -353,13 +343,7 @@ fn api_errors_show_no_host_path_and_a_long_reason_is_cut() {
     let plane = plane_with(|_| {}, 0);
     let scratch = tempfile::tempdir().unwrap();
     let sample = package_of(crate::harness::example("sample"), scratch.path());
-    let mismatch = plane.call_as(
-        &plane.token,
-        "POST",
-        "/plugins/web/upgrade",
-        "application/octet-stream",
-        &sample,
-    );
+    let mismatch = plane.upload("web", &sample);
     assert_eq!(
         (mismatch.status, mismatch.json()),
         (

@@ -40,13 +40,7 @@ fn an_uploaded_upgrade_serves_at_once_outlasts_a_restart_and_rolls_back_under_lo
             })
         })
         .collect();
-    let upgraded = plane.call_as(
-        &plane.token,
-        "POST",
-        "/plugins/web/upgrade",
-        "application/octet-stream",
-        &v2,
-    );
+    let upgraded = plane.upload("web", &v2);
     assert_eq!(upgraded.status, 200, "{}", upgraded.text());
     assert_eq!(
         upgraded.json(),

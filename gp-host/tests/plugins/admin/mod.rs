@@ -114,6 +114,17 @@ impl Plane {
         )
     }
 
+    /// `POST /plugins/{plugin}/upgrade` with `package` (a `.plg`) as the body.
+    fn upload(&self, plugin: &str, package: &[u8]) -> Reply {
+        self.call_as(
+            &self.token,
+            "POST",
+            &format!("/plugins/{plugin}/upgrade"),
+            "application/octet-stream",
+            package,
+        )
+    }
+
     pub fn call_as(
         &self,
         token: &AdminToken,

@@ -72,13 +72,7 @@ fn plugins_are_listed_and_each_failure_has_its_status_and_message() {
     let mut package = package_of(web("web-v2"), scratch.path());
     let middle = package.len() / 2;
     package[middle] ^= 0xff;
-    let tampered = plane.call_as(
-        &plane.token,
-        "POST",
-        "/plugins/web/upgrade",
-        "application/octet-stream",
-        &package,
-    );
+    let tampered = plane.upload("web", &package);
     assert_eq!(tampered.status, 422, "{}", tampered.text());
     assert!(
         tampered.json()["error"]

@@ -1,5 +1,8 @@
-//! Plugin base directories for a test: fresh ones, ones holding example plugins, and the
-//! check that a manager still serves `sample` after whatever the test did to it.
+//! Plugin base directories for a test: fresh ones, ones holding example plugins, the check
+//! that a manager still serves `sample` after whatever the test did to it, and how many calls
+//! a plugin runs.
+
+use std::time::{Duration, Instant};
 
 use gp_host::build::install_library;
 use gp_host::{Context, Manager};
@@ -34,4 +37,22 @@ pub fn assert_sample_serves(manager: &Manager) {
         ctx.get("greeting").and_then(|v| v.as_str()),
         Some("sample plugin says: still here")
     );
+}
+
+/// How many calls `manager`'s plugin `plugin` runs now (0 if it has no metrics).
+pub fn in_flight(manager: &Manager, plugin: &str) -> u64 {
+    manager
+        .stats()
+        .iter()
+        .find(|s| s.name == plugin)
+        .map_or(0, |s| s.in_flight)
+}
+
+/// Waits (at most 10 s) until `manager`'s plugin `plugin` runs `calls` calls; asserts it does.
+pub fn wait_in_flight(manager: &Manager, plugin: &str, calls: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while in_flight(manager, plugin) < calls && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(in_flight(manager, plugin), calls, "calls of `{plugin}`");
 }

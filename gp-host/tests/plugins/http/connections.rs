@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use gp_host::http::ListenLimits;
 
 use super::{get, web_server, Running};
+use crate::harness::in_flight;
 
 /// The HTTP/2 connection preface and an empty SETTINGS frame: what an h2c client with prior
 /// knowledge sends first.
@@ -122,13 +123,7 @@ fn past_the_connection_limit_the_longest_idle_makes_room_and_healthz_answers() {
 
     // Three calls in flight take every place: a fourth connection is refused at once.
     let release = base.path().join("release");
-    let in_flight = || {
-        manager
-            .stats()
-            .iter()
-            .find(|s| s.name == "web")
-            .map_or(0, |s| s.in_flight)
-    };
+    let in_flight = || in_flight(&manager, "web");
     let hanging: Vec<_> = (0..3)
         .map(|_| {
             let hang = format!("/web/hang?until={}", release.display());

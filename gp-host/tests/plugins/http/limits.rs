@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use gp_host::http::{PluginServer, RouteLimits};
 use gp_host::Manager;
 
-use super::{get, web_server, Running};
-use crate::harness::base_dir;
+use super::{assert_busy, get, web_server, Running};
+use crate::harness::{base_dir, wait_in_flight};
 use crate::web_fixture::web;
 
 #[test]
@@ -87,25 +87,9 @@ fn a_hanging_plugin_exhausts_only_its_own_slots() {
         })
         .collect();
     // Both slots taken (waiting at most 10 s for both calls to be in the plugin)...
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let in_flight = || {
-        manager
-            .stats()
-            .iter()
-            .find(|s| s.name == "web")
-            .map_or(0, |s| s.in_flight)
-    };
-    while in_flight() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_in_flight(&manager, "web", 2);
     // ...so the third call to web gets 503 at once...
-    let refused = get(addr, "/web/empty");
-    assert_eq!(refused.status, 503, "{}", refused.text());
-    assert_eq!(refused.header("retry-after"), Some("1"));
-    assert_eq!(
-        refused.error_body(),
-        serde_json::json!({"error": "plugin `web` is running as many calls as it may; retry shortly", "plugin": "web", "label": "empty"})
-    );
+    assert_busy(&get(addr, "/web/empty"), "web", "empty");
     // ...while another plugin answers as usual.
     let sample = get(addr, "/api/plugin/sample/7");
     assert_eq!(sample.status, 200);

@@ -157,6 +157,17 @@ pub fn send(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
     parse_reply(&raw)
 }
 
+/// Asserts that `reply` is the 503 of plugin `plugin`, whose slots (and queue) are full, for
+/// the route labelled `label`.
+pub fn assert_busy(reply: &Reply, plugin: &str, label: &str) {
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert_eq!(
+        reply.error_body(),
+        serde_json::json!({"error": format!("plugin `{plugin}` is running as many calls as it may; retry shortly"), "plugin": plugin, "label": label})
+    );
+}
+
 pub fn get(addr: SocketAddr, path: &str) -> Reply {
     send(addr, &format!("GET {path} HTTP/1.1"), b"")
 }

@@ -9,71 +9,59 @@ use std::time::{Duration, Instant};
 use gp_host::http::{PluginServer, RouteLimits, PROMOTE_AFTER};
 use gp_host::Manager;
 
-use super::{get, web_server, Running};
-use crate::harness::{base_dir, example};
+use super::{assert_busy, get, web_server, Running};
+use crate::harness::{base_dir, example, wait_in_flight};
 use crate::web_fixture::web;
 
-/// Waits (at most 10 s) until `web` runs `calls` calls.
-fn wait_in_flight(manager: &Manager, calls: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let in_flight = || {
-        manager
-            .stats()
-            .iter()
-            .find(|s| s.name == "web")
-            .map_or(0, |s| s.in_flight)
-    };
-    while in_flight() < calls && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+/// `web` with 1 slot and a queue of `queue` requests waiting at most `wait`, served, its slot
+/// taken by a call that hangs until the file `release` (in the base dir) exists: the server,
+/// its address, the file, and the hanging call (which answers "woke up").
+struct OneSlotTaken {
+    _running: Running,
+    addr: std::net::SocketAddr,
+    release: std::path::PathBuf,
+    hanging: std::thread::JoinHandle<super::Reply>,
+    _base: tempfile::TempDir,
+}
+
+fn one_slot_taken(queue: usize, wait: Duration) -> OneSlotTaken {
+    let (base, manager, server) = web_server(|b| b.plugin_concurrency("web", 1).queue(queue, wait));
+    let running = Running::start(&server);
+    let addr = running.addr;
+    let release = base.path().join("release");
+    let hang = format!("/web/hang?until={}", release.display());
+    let hanging = std::thread::spawn(move || get(addr, &hang));
+    wait_in_flight(&manager, "web", 1);
+    OneSlotTaken {
+        _running: running,
+        addr,
+        release,
+        hanging,
+        _base: base,
     }
-    assert_eq!(in_flight(), calls);
 }
 
 #[test]
 fn a_full_queue_or_a_wait_that_runs_out_answers_503_and_a_queued_request_waits_its_turn() {
-    let (base, manager, server) = web_server(|b| {
-        b.plugin_concurrency("web", 1)
-            .queue(1, Duration::from_secs(10))
-    });
-    let running = Running::start(&server);
-    let addr = running.addr;
-    let release = base.path().join("release");
-    let hang = format!("/web/hang?until={}", release.display());
-    let hanging = std::thread::spawn(move || get(addr, &hang));
-    wait_in_flight(&manager, 1);
+    let taken = one_slot_taken(1, Duration::from_secs(10));
+    let addr = taken.addr;
     // The slot is taken: the next request waits in the queue...
     let queued = std::thread::spawn(move || get(addr, "/web/version"));
     std::thread::sleep(Duration::from_millis(200));
     // ...and the one after finds the queue full.
-    let refused = get(addr, "/web/empty");
-    assert_eq!(refused.status, 503, "{}", refused.text());
-    assert_eq!(refused.header("retry-after"), Some("1"));
-    assert_eq!(
-        refused.error_body(),
-        serde_json::json!({"error": "plugin `web` is running as many calls as it may; retry shortly", "plugin": "web", "label": "empty"})
-    );
-    std::fs::write(&release, "").unwrap();
-    assert_eq!(hanging.join().unwrap().text(), "woke up");
+    assert_busy(&get(addr, "/web/empty"), "web", "empty");
+    std::fs::write(&taken.release, "").unwrap();
+    assert_eq!(taken.hanging.join().unwrap().text(), "woke up");
     let served = queued.join().unwrap();
     assert_eq!((served.status, served.text()), (200, "1.0.0"));
 
     // A queue whose wait runs out: 503 after it.
-    let (base, manager, server) = web_server(|b| {
-        b.plugin_concurrency("web", 1)
-            .queue(8, Duration::from_millis(300))
-    });
-    let running = Running::start(&server);
-    let addr = running.addr;
-    let release = base.path().join("release");
-    let hang = format!("/web/hang?until={}", release.display());
-    let hanging = std::thread::spawn(move || get(addr, &hang));
-    wait_in_flight(&manager, 1);
+    let taken = one_slot_taken(8, Duration::from_millis(300));
     let started = Instant::now();
-    let refused = get(addr, "/web/empty");
-    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_busy(&get(taken.addr, "/web/empty"), "web", "empty");
     assert!(started.elapsed() >= Duration::from_millis(300));
-    std::fs::write(&release, "").unwrap();
-    hanging.join().unwrap();
+    std::fs::write(&taken.release, "").unwrap();
+    taken.hanging.join().unwrap();
 }
 
 #[test]
