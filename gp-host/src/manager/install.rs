@@ -131,18 +131,15 @@ impl Manager {
         }
     }
 
-    /// The version of `name` installed: the one loaded, or the one where it lives (its
-    /// folder, or its package, which `scratch` unpacks, trusting it as it was trusted when it
-    /// was installed; `BASE/<name>.plg` for a plugin this manager never loaded); `None` when
-    /// there is none, or it cannot be read (then it is not a version to keep).
+    /// The version of `name` installed: the one loaded, or the one where an install would
+    /// write ([`Manager::place_of`]: its folder, or its package, which `scratch` unpacks,
+    /// trusting it as it was trusted when it was installed); `None` when there is none, or it
+    /// cannot be read (then it is not a version to keep).
     fn installed_version(&self, name: &str, scratch: &std::path::Path) -> Option<semver::Version> {
         if let Ok((spec, _)) = self.get_plugin(name) {
             return Some(spec.version().clone());
         }
-        let place = self.origin_of(name).unwrap_or_else(|| {
-            self.base_dir()
-                .join(format!("{name}.{}", package::EXTENSION))
-        });
+        let place = self.place_of(name);
         let manifest = if place.is_dir() {
             crate::folder::read(&place).ok()?.manifest
         } else {

@@ -105,8 +105,9 @@ pub(crate) struct Inner {
     pub(crate) subscribers: Arc<Subscribers>,
     /// Held by every change to the set of plugins (load, upgrade, unload), never by calls.
     pub(crate) changes: Mutex<()>,
-    /// Held by [`Manager::install`] from download to load: two installs of one plugin (a
-    /// follower and the GUI) would otherwise swap each other's files.
+    /// Held by [`Manager::install`] from download to load: installs run one at a time,
+    /// downloads included. (What keeps one plugin's files from being swapped by two changes
+    /// is its turn, [`Manager::turn`]; this lock only keeps installs from downloading at once.)
     #[cfg_attr(not(feature = "install"), allow(dead_code))]
     pub(crate) installs: Mutex<()>,
     /// One change at a time per plugin.

@@ -72,7 +72,7 @@ impl Manager {
 
     /// Where a change to plugin `name` writes: where it lives, or, for a plugin never loaded,
     /// `BASE/<name>` if that is a folder, else `BASE/<name>.plg`.
-    fn place_of(&self, name: &str) -> PathBuf {
+    pub(crate) fn place_of(&self, name: &str) -> PathBuf {
         self.origin_of(name).unwrap_or_else(|| {
             let folder = self.base_dir().join(name);
             if folder.is_dir() {
@@ -263,6 +263,10 @@ fn unchanged(target: &Path, file: &Path, unpacked: &Path) -> bool {
             return false;
         };
         return now.manifest_bytes == new.manifest_bytes && now.library == new.library;
+    }
+    let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).ok();
+    if size(target).is_none() || size(target) != size(file) {
+        return false;
     }
     match (std::fs::read(target), std::fs::read(file)) {
         (Ok(now), Ok(new)) => now == new,
