@@ -82,8 +82,9 @@ fn an_uploaded_upgrade_serves_at_once_outlasts_a_restart_and_rolls_back_under_lo
     assert!(ok > 0);
 }
 
-#[test]
-fn install_from_a_url_and_an_upload_over_the_limit() {
+/// `sample` loaded, behind an admin API whose uploads may be 1,024 bytes at most: the base
+/// dir, the manager, the admin token, and the API running.
+fn sample_with_upload_limit_1024() -> (tempfile::TempDir, Manager, AdminToken, Running) {
     let base = base_dir();
     gp_host::build::install_library(example("sample"), base.path()).unwrap();
     let manager = Manager::new(base.path());
@@ -93,6 +94,12 @@ fn install_from_a_url_and_an_upload_over_the_limit() {
         .build();
     assert_eq!(manager.load_plugins().loaded.len(), 1);
     let running = Running::serve(admin.router());
+    (base, manager, token, running)
+}
+
+#[test]
+fn install_from_a_url_and_an_upload_over_the_limit() {
+    let (_base, manager, token, running) = sample_with_upload_limit_1024();
     let plane = |method: &str, path: &str, content_type: &str, body: &[u8]| {
         api(running.addr, &token, method, path, content_type, body)
     };
@@ -159,15 +166,7 @@ fn install_from_a_url_and_an_upload_over_the_limit() {
 fn an_upload_declared_over_the_limit_is_refused_before_its_body_and_none_is_kept() {
     use std::io::{Read, Write};
 
-    let base = base_dir();
-    gp_host::build::install_library(example("sample"), base.path()).unwrap();
-    let manager = Manager::new(base.path());
-    let token = AdminToken::generate();
-    let admin = Admin::builder(manager.clone(), token.clone())
-        .upload_limit(1024)
-        .build();
-    assert_eq!(manager.load_plugins().loaded.len(), 1);
-    let running = Running::serve(admin.router());
+    let (_base, manager, token, running) = sample_with_upload_limit_1024();
     let addr = running.addr;
     let over = serde_json::json!({"error": "the request body is larger than this endpoint accepts (1024 bytes)"});
     let upload = |framing: &str, body: &[u8]| {

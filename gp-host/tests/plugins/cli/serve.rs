@@ -461,7 +461,7 @@ fn serve_refuses_a_remote_admin_without_tls_and_signatures_and_serves_it_over_tl
 
 #[test]
 fn serve_closes_connections_that_do_not_finish_their_request_head_in_time() {
-    use std::io::{Read, Write};
+    use std::io::Write;
 
     let base = crate::harness::base_dir();
     let (server, admin, _) = Server::start(base.path(), &["--header-timeout", "300ms"]);
@@ -472,19 +472,7 @@ fn serve_closes_connections_that_do_not_finish_their_request_head_in_time() {
             .unwrap();
         // A slow-loris client: a request line and one header, then nothing.
         write!(stream, "GET /-/healthz HTTP/1.1\r\nHost: {addr}\r\n").unwrap();
-        let started = std::time::Instant::now();
-        let mut reply = Vec::new();
-        let read = stream.read_to_end(&mut reply);
-        let waited = started.elapsed();
-        assert!(
-            read.is_ok(),
-            "{addr}: the connection was not closed: {read:?}"
-        );
-        assert!(
-            waited >= std::time::Duration::from_millis(250)
-                && waited < std::time::Duration::from_secs(5),
-            "{addr}: closed after {waited:?}"
-        );
+        let reply = closed_after_300ms(&mut stream, &addr);
         let reply = String::from_utf8_lossy(&reply);
         assert!(
             reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
@@ -495,8 +483,6 @@ fn serve_closes_connections_that_do_not_finish_their_request_head_in_time() {
 
 #[test]
 fn serve_closes_connections_that_send_nothing_within_the_idle_timeout() {
-    use std::io::Read;
-
     let base = crate::harness::base_dir();
     let (server, admin, _) = Server::start(base.path(), &["--idle-timeout", "300ms"]);
     for addr in [server.plugins.clone(), admin] {
@@ -505,23 +491,32 @@ fn serve_closes_connections_that_send_nothing_within_the_idle_timeout() {
             .set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .unwrap();
         // Connected, then nothing at all.
-        let started = std::time::Instant::now();
-        let mut reply = Vec::new();
-        let read = stream.read_to_end(&mut reply);
-        let waited = started.elapsed();
-        assert!(
-            read.is_ok(),
-            "{addr}: the connection was not closed: {read:?}"
-        );
-        assert!(
-            waited >= std::time::Duration::from_millis(250)
-                && waited < std::time::Duration::from_secs(5),
-            "{addr}: closed after {waited:?}"
-        );
+        let reply = closed_after_300ms(&mut stream, &addr);
         assert!(
             reply.is_empty(),
             "{addr}: {}",
             String::from_utf8_lossy(&reply)
         );
     }
+}
+
+/// Reads `stream` (from `addr`) to its end: what the server sent before closing it, having
+/// asserted that it closed it, after a timeout of 300 ms (between 250 ms and 5 s).
+fn closed_after_300ms(stream: &mut std::net::TcpStream, addr: &str) -> Vec<u8> {
+    use std::io::Read;
+
+    let started = std::time::Instant::now();
+    let mut reply = Vec::new();
+    let read = stream.read_to_end(&mut reply);
+    let waited = started.elapsed();
+    assert!(
+        read.is_ok(),
+        "{addr}: the connection was not closed: {read:?}"
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(250)
+            && waited < std::time::Duration::from_secs(5),
+        "{addr}: closed after {waited:?}"
+    );
+    reply
 }
