@@ -102,13 +102,14 @@ fn two_hundred_isolated_calls_leave_no_private_copy() {
     // to 12 calls in 100 left their copy (the call thread still held the version at exit).
     let started = std::time::Instant::now();
     for call in 0..200 {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gp"))
-            .args(["call", "--isolate", "--label", "ok"])
-            .arg(base.path())
-            .arg("unruly")
-            .env_remove("GP_LOG")
-            .output()
-            .unwrap();
+        let output = crate::cli::gp(&[
+            &"call",
+            &"--isolate",
+            &"--label",
+            &"ok",
+            &base.path(),
+            &"unruly",
+        ]);
         assert!(
             output.status.success(),
             "{}",
