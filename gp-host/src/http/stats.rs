@@ -1,6 +1,7 @@
 //! Per-route request metrics: how many requests each route answered with each status, and
 //! how long they took.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -52,7 +53,59 @@ impl Default for HttpMetrics {
     }
 }
 
+/// A route's own handles on its metrics, taken from the families at its first request and
+/// kept with the route: a request then counts itself with no label strings built, hashed or
+/// looked up (which was two allocations and two lookups a request).
+#[derive(Default, Debug)]
+pub(crate) struct RouteStats {
+    latency: OnceLock<Histogram>,
+    /// The counters of the first statuses the route answered; the rare others are looked up.
+    statuses: [OnceLock<(u16, Counter)>; 4],
+}
+
 impl HttpMetrics {
+    /// Counts a request of a route (`plugin`, `label`, and the route's `stats`).
+    pub(crate) fn observe_route(
+        &self,
+        plugin: &str,
+        label: &str,
+        stats: &RouteStats,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        stats
+            .latency
+            .get_or_init(|| {
+                self.latency
+                    .get_or_create(&RouteLabels {
+                        plugin: plugin.to_owned(),
+                        label: label.to_owned(),
+                    })
+                    .clone()
+            })
+            .observe(elapsed.as_secs_f64());
+        for slot in &stats.statuses {
+            let (answered, counter) =
+                slot.get_or_init(|| (status, self.counter(plugin, label, status)));
+            if *answered == status {
+                counter.inc();
+                return;
+            }
+        }
+        self.counter(plugin, label, status).inc();
+    }
+
+    fn counter(&self, plugin: &str, label: &str, status: u16) -> Counter {
+        self.requests
+            .get_or_create(&StatusLabels {
+                plugin: plugin.to_owned(),
+                label: label.to_owned(),
+                status,
+            })
+            .clone()
+    }
+
+    /// Counts a request that reached no route (`plugin` and `label` empty).
     pub(crate) fn observe(&self, plugin: &str, label: &str, status: u16, elapsed: Duration) {
         self.requests
             .get_or_create(&StatusLabels {

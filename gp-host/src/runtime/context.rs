@@ -63,6 +63,19 @@ impl Context {
         self.values.insert(key.into(), value.into());
     }
 
+    /// [`set`](Self::set) for one of gp's own keys: the key is not copied.
+    pub(crate) fn set_static(&mut self, key: &'static str, value: impl Into<Value>) {
+        self.values.insert(key, value.into());
+    }
+
+    /// An empty context with room for `n` values before its map grows.
+    pub(crate) fn with_capacity(n: usize) -> Context {
+        Context {
+            values: Values::with_capacity(n),
+            ..Context::default()
+        }
+    }
+
     /// Serialises `value` (through JSON) and stores it under `key`.
     pub fn set_as<T: Serialize + ?Sized>(
         &mut self,

@@ -1,7 +1,13 @@
 //! The map behind a call's context.
 
+use std::borrow::Cow;
+
 use gp_core::Value;
 use rustc_hash::FxHashMap;
+
+/// A key: borrowed when it is one of gp's own (`http.request.method`: no allocation per
+/// call), owned when a plugin or a host made it.
+pub(crate) type Key = Cow<'static, str>;
 
 /// How many values a context keeps in a plain vector before it switches to a hash map.
 const SMALL: usize = 16;
@@ -11,8 +17,8 @@ const SMALL: usize = 16;
 /// map beyond [`SMALL`] entries.
 #[derive(Debug)]
 pub(crate) enum Values {
-    Small(Vec<(String, Value)>),
-    Large(FxHashMap<String, Value>),
+    Small(Vec<(Key, Value)>),
+    Large(FxHashMap<Key, Value>),
 }
 
 impl Default for Values {
@@ -29,6 +35,11 @@ fn same_key(a: &str, b: &str) -> bool {
 }
 
 impl Values {
+    /// An empty map with room for `n` values before it grows.
+    pub(crate) fn with_capacity(n: usize) -> Values {
+        Values::Small(Vec::with_capacity(n.min(SMALL)))
+    }
+
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         match self {
@@ -52,15 +63,15 @@ impl Values {
     }
 
     /// Stores `value` under `key`, returning the value it replaces.
-    pub(crate) fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+    pub(crate) fn insert(&mut self, key: impl Into<Key>, value: Value) -> Option<Value> {
+        let key = key.into();
         if let Some(slot) = self.get_mut(&key) {
             return Some(std::mem::replace(slot, value));
         }
         match self {
             Values::Small(entries) if entries.len() < SMALL => entries.push((key, value)),
             Values::Small(entries) => {
-                let mut map: FxHashMap<String, Value> =
-                    std::mem::take(entries).into_iter().collect();
+                let mut map: FxHashMap<Key, Value> = std::mem::take(entries).into_iter().collect();
                 map.insert(key, value);
                 *self = Values::Large(map);
             }
@@ -83,8 +94,8 @@ impl Values {
 
     pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = (&str, &Value)> + '_> {
         match self {
-            Values::Small(entries) => Box::new(entries.iter().map(|(k, v)| (k.as_str(), v))),
-            Values::Large(map) => Box::new(map.iter().map(|(k, v)| (k.as_str(), v))),
+            Values::Small(entries) => Box::new(entries.iter().map(|(k, v)| (k.as_ref(), v))),
+            Values::Large(map) => Box::new(map.iter().map(|(k, v)| (k.as_ref(), v))),
         }
     }
 }
@@ -100,10 +111,7 @@ mod tests {
             assert_eq!(values.insert(format!("k{i}"), Value::Int(i)), None);
             assert!(matches!(values, Values::Small(_)) == (i < SMALL as i64));
         }
-        assert_eq!(
-            values.insert("k3".into(), Value::Int(-3)),
-            Some(Value::Int(3))
-        );
+        assert_eq!(values.insert("k3", Value::Int(-3)), Some(Value::Int(3)));
         assert_eq!(values.get("k3"), Some(&Value::Int(-3)));
         assert_eq!(values.get("k39"), Some(&Value::Int(39)));
         assert_eq!(values.remove("k39"), Some(Value::Int(39)));
@@ -111,8 +119,8 @@ mod tests {
         assert_eq!(values.iter().count(), 39);
 
         let mut small = Values::default();
-        small.insert("a".into(), Value::Int(1));
-        small.insert("b".into(), Value::Int(2));
+        small.insert("a", Value::Int(1));
+        small.insert(String::from("b"), Value::Int(2));
         assert_eq!(small.remove("a"), Some(Value::Int(1)));
         assert_eq!(small.get("b"), Some(&Value::Int(2)));
         assert_eq!(small.get("a"), None);

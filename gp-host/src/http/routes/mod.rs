@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use gp_core::manifest::{parse_route, HttpMethod, Manifest, ParamType, Route, Segment};
 
+use crate::http::stats::RouteStats;
 use crate::runtime::executor::Executor;
 use crate::runtime::spec::Spec;
 
@@ -39,6 +40,8 @@ pub(crate) struct RouteEntry {
     pub(crate) executor: Option<Executor>,
     /// Why the plugin is disabled, if it is: its routes stay reserved and answer 503.
     pub(crate) disabled: Option<String>,
+    /// The route's metrics, found once.
+    pub(crate) stats: RouteStats,
 }
 
 impl RouteEntry {
@@ -142,6 +145,7 @@ impl PluginRoutes {
                         typed,
                         executor: executor.clone(),
                         disabled: disabled.clone(),
+                        stats: RouteStats::default(),
                     })
                 })
                 .collect()

@@ -11,6 +11,10 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendE
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::builder::AccessWriter;
+use super::request::RequestId;
+use crate::http::routes::RouteEntry;
+
 /// How many lines may wait for the writer.
 const QUEUE: usize = 16384;
 
@@ -19,9 +23,9 @@ pub(crate) struct Line {
     pub(super) method: axum::http::Method,
     pub(super) path: String,
     pub(super) status: u16,
-    pub(super) plugin: String,
-    pub(super) label: String,
-    pub(super) request_id: String,
+    /// The route the request reached, if any: its plugin and label.
+    pub(super) route: Option<Arc<RouteEntry>>,
+    pub(super) request_id: RequestId,
     pub(super) micros: u64,
 }
 
@@ -29,26 +33,35 @@ pub(crate) struct Line {
 pub(crate) struct AccessLog {
     lines: SyncSender<Line>,
     dropped: Arc<AtomicU64>,
+    /// Whether lines go to a writer rather than to `tracing`.
+    to_writer: bool,
 }
 
 impl AccessLog {
-    /// Starts the writer thread; it ends when the log is dropped, after writing what is queued.
-    pub(super) fn start() -> AccessLog {
+    /// Starts the writer thread, writing to `writer` if given, else as `tracing` events; it
+    /// ends when the log is dropped, after writing what is queued.
+    pub(super) fn start(writer: Option<AccessWriter>) -> AccessLog {
         let (lines, queued) = sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&dropped);
+        let to_writer = writer.is_some();
         let spawned = std::thread::Builder::new()
             .name("gp-access-log".into())
-            .spawn(move || write(queued, &counted));
+            .spawn(move || write(queued, writer, &counted));
         if let Err(error) = spawned {
             tracing::warn!(target: "gp::http", "no access log: its thread did not start: {error}");
         }
-        AccessLog { lines, dropped }
+        AccessLog {
+            lines,
+            dropped,
+            to_writer,
+        }
     }
 
-    /// Whether a line would be written at all (the subscriber wants `gp::access` at INFO).
-    pub(super) fn enabled() -> bool {
-        tracing::enabled!(target: "gp::access", tracing::Level::INFO)
+    /// Whether a line would be written at all: always to a writer; as an event, if the
+    /// subscriber wants `gp::access` at INFO.
+    pub(super) fn enabled(&self) -> bool {
+        self.to_writer || tracing::enabled!(target: "gp::access", tracing::Level::INFO)
     }
 
     /// Queues `line`; counts it as dropped if the writer is that far behind.
@@ -65,17 +78,56 @@ impl AccessLog {
 /// wake-up per request would cost more than the line).
 const DRAIN_EVERY: Duration = Duration::from_millis(20);
 
-fn write(queued: Receiver<Line>, dropped: &AtomicU64) {
+impl Line {
+    fn plugin_and_label(&self) -> (&str, &str) {
+        self.route
+            .as_deref()
+            .map_or(("", ""), |r| (r.plugin.as_str(), r.label.as_str()))
+    }
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (plugin, label) = self.plugin_and_label();
+        write!(
+            f,
+            "method={} path={} status={} plugin={plugin} label={label} request_id={} micros={}",
+            self.method, self.path, self.status, self.request_id, self.micros
+        )
+    }
+}
+
+fn write(queued: Receiver<Line>, writer: Option<AccessWriter>, dropped: &AtomicU64) {
     let mut said = Instant::now();
+    let mut batch = String::new();
     loop {
-        loop {
+        let ended = loop {
             match queued.try_recv() {
-                Ok(line) => {
-                    tracing::info!(target: "gp::access", method = line.method.as_str(), path = line.path, status = line.status, plugin = line.plugin, label = line.label, request_id = line.request_id, micros = line.micros, "request");
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return,
+                Ok(line) => match &writer {
+                    Some(_) => {
+                        use std::fmt::Write as _;
+                        let _ = writeln!(batch, "{line}");
+                    }
+                    None => {
+                        let (plugin, label) = line.plugin_and_label();
+                        // Displayed, not debug-quoted: none of these can hold a space or a
+                        // control character (a path is URI characters; names, labels and ids
+                        // are checked), and escaping each string was most of a line's cost.
+                        tracing::info!(target: "gp::access", method = %line.method, path = %line.path, status = line.status, plugin = %plugin, label = %label, request_id = %line.request_id, micros = line.micros, "request");
+                    }
+                },
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
             }
+        };
+        if let (Some(writer), false) = (&writer, batch.is_empty()) {
+            let mut out = writer.0.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = out.write_all(batch.as_bytes());
+            let _ = out.flush();
+            batch.clear();
+        }
+        if ended {
+            return;
         }
         if said.elapsed() >= Duration::from_secs(1) {
             let lost = dropped.swap(0, Ordering::Relaxed);

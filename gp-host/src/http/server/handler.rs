@@ -11,9 +11,9 @@ use axum::response::Response;
 use gp_core::manifest::HttpMethod;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::access::{AccessLog, Line};
+use super::access::Line;
 use super::lane::{Lane, NoSlot};
-use super::request::{self, Incoming};
+use super::request::{self, Incoming, RequestId};
 use super::response::{respond, Answer};
 use super::Shared;
 use crate::error::Error;
@@ -27,27 +27,29 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let logged = shared
         .access
         .as_ref()
-        .filter(|_| AccessLog::enabled())
+        .filter(|log| log.enabled())
         .map(|_| (request.method().clone(), request.uri().path().to_owned()));
-    let answer = answer(&shared, request, &id).await;
     let Answer {
         mut response,
-        plugin,
-        label,
-    } = answer;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
+        route,
+    } = answer(&shared, request, &id).await;
+    response.headers_mut().insert("x-request-id", id.header());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    shared.metrics.observe(&plugin, &label, status, elapsed);
+    match &route {
+        Some(entry) => {
+            shared
+                .metrics
+                .observe_route(&entry.plugin, &entry.label, &entry.stats, status, elapsed)
+        }
+        None => shared.metrics.observe("", "", status, elapsed),
+    }
     if let (Some(log), Some((method, path))) = (&shared.access, logged) {
         log.log(Line {
             method,
             path,
             status,
-            plugin,
-            label,
+            route,
             request_id: id,
             micros: elapsed.as_micros() as u64,
         });
@@ -63,7 +65,7 @@ type Early<T> = Result<T, Box<Answer>>;
 type Routed = (HttpMethod, Arc<RouteEntry>, Vec<(String, String)>);
 
 /// Everything between the request and its answer.
-async fn answer(shared: &Arc<Shared>, request: Request, id: &str) -> Answer {
+async fn answer(shared: &Arc<Shared>, request: Request, id: &RequestId) -> Answer {
     let (method, entry, params) = match route(shared, &request, id) {
         Ok(found) => found,
         Err(answer) => return *answer,
@@ -114,7 +116,7 @@ async fn answer(shared: &Arc<Shared>, request: Request, id: &str) -> Answer {
 }
 
 /// The route `request` goes to, with its parameters; or the 404 or 405 that says why none.
-fn route(shared: &Shared, request: &Request, id: &str) -> Early<Routed> {
+fn route(shared: &Shared, request: &Request, id: &RequestId) -> Early<Routed> {
     let Some(method) = request::http_method(request.method()) else {
         return Err(Box::new(Answer::gp(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -153,7 +155,7 @@ fn route(shared: &Shared, request: &Request, id: &str) -> Early<Routed> {
 
 /// 503 with `Retry-After`: the plugin's slots are taken and its queue is full, or the wait
 /// for a slot ran out.
-fn busy(entry: &RouteEntry, id: &str) -> Answer {
+fn busy(entry: &Arc<RouteEntry>, id: &RequestId) -> Answer {
     let mut answer = Answer::gp(
         StatusCode::SERVICE_UNAVAILABLE,
         format!(
@@ -187,7 +189,7 @@ async fn run(
     mut ctx: Context,
     call: Call,
     timeout: Duration,
-    id: &str,
+    id: &RequestId,
 ) -> Answer {
     let deadline = ctx.deadline().expect("a route's call has a deadline");
     // Cancels the call if this future is dropped before it finishes: the client went away.

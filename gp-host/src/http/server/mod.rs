@@ -189,7 +189,9 @@ impl PluginServer {
 impl Shared {
     fn new(config: PluginServerBuilder, admission: AdmissionId) -> Shared {
         let inline = Arc::new(InlineCalls::new(config.inline_budget));
-        let access = config.access_log.then(access::AccessLog::start);
+        let access = config
+            .access_log
+            .then(|| access::AccessLog::start(config.access_writer.clone()));
         Shared {
             manager: config.manager().clone(),
             bodies: request::BodyBudget::new(config.body_budget),

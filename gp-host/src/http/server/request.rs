@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -22,25 +23,61 @@ use crate::http::media_type;
 use crate::http::routes::RouteEntry;
 use crate::runtime::context::Context;
 
+/// A request's id, as its `x-request-id` header value: the client's, shared rather than
+/// copied, or one of this process's, formatted without `format!`.
+#[derive(Clone)]
+pub(crate) struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// The id as text (it is ASCII by construction).
+    pub(super) fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The id as a header value.
+    pub(super) fn header(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Shared {
     /// The request's id: the client's `x-request-id` if it is a sensible one, else one of
     /// this process's.
-    pub(super) fn request_id(&self, headers: &HeaderMap) -> String {
-        let given = headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| {
-                (1..=128).contains(&v.len())
-                    && v.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-            });
-        match given {
-            Some(id) => id.to_owned(),
-            None => {
-                let n = self.requests.fetch_add(1, Ordering::Relaxed);
-                format!("{:08x}-{:08x}", self.id_prefix, n)
-            }
+    pub(super) fn request_id(&self, headers: &HeaderMap) -> RequestId {
+        let given = headers.get("x-request-id").filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+        });
+        if let Some(id) = given {
+            return RequestId(id.clone());
         }
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        // `{prefix:08x}-{n:08x}`, wider when `n` outgrows 32 bits.
+        let mut text = [0u8; 8 + 1 + 16];
+        hex(u64::from(self.id_prefix), 8, &mut text[..8]);
+        text[8] = b'-';
+        let digits = (16 - (n.leading_zeros() as usize) / 4).max(8);
+        hex(n, digits, &mut text[9..9 + digits]);
+        RequestId(
+            HeaderValue::from_bytes(&text[..9 + digits])
+                .expect("hex digits and a dash are a header value"),
+        )
+    }
+}
+
+/// Writes the low `digits` hex digits of `n` into `out`, most significant first.
+fn hex(mut n: u64, digits: usize, out: &mut [u8]) {
+    for slot in out[..digits].iter_mut().rev() {
+        *slot = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
     }
 }
 
@@ -65,7 +102,7 @@ pub(super) struct Incoming<'a> {
     pub(super) path: &'a str,
     pub(super) entry: &'a RouteEntry,
     pub(super) params: Vec<(String, String)>,
-    pub(super) id: &'a str,
+    pub(super) id: &'a RequestId,
 }
 
 /// The bytes of request bodies a server holds, against its budget.
@@ -150,8 +187,8 @@ impl Shared {
         parts: &Parts,
         body: Body,
         limit: usize,
-        entry: &RouteEntry,
-        id: &str,
+        entry: &Arc<RouteEntry>,
+        id: &RequestId,
     ) -> Result<(Bytes, Option<Value>, Reserved<'_>), Box<Answer>> {
         let declared = parts
             .headers
@@ -280,22 +317,23 @@ pub(super) fn context(
     let remote = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
+        .map(|c| address(&c.0))
         .unwrap_or_default();
-    let mut ctx = Context::new().with_label(entry.label.clone());
+    // The request's keys, and room for the response's three.
+    let mut ctx = Context::with_capacity(13).with_label(entry.label.clone());
     ctx.set_deadline(Some(deadline));
-    ctx.set(keys::METHOD, method.as_str());
-    ctx.set(keys::PATH, path);
-    ctx.set(keys::ROUTE, entry.route.as_str());
-    ctx.set(keys::PARAMS, string_map(params.into_iter()));
+    ctx.set_static(keys::METHOD, method.as_str());
+    ctx.set_static(keys::PATH, path);
+    ctx.set_static(keys::ROUTE, entry.route.as_str());
+    ctx.set_static(keys::PARAMS, string_map(params.into_iter()));
     let query = parts.uri.query().unwrap_or_default();
-    ctx.set(
+    ctx.set_static(
         keys::QUERY,
         list_map(
             form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())),
         ),
     );
-    ctx.set(
+    ctx.set_static(
         keys::HEADERS,
         list_map(parts.headers.iter().map(|(name, value)| {
             (
@@ -304,13 +342,46 @@ pub(super) fn context(
             )
         })),
     );
-    ctx.set(keys::BODY, Value::Bytes(body.to_vec().into()));
+    ctx.set_static(keys::BODY, Value::Bytes(body.to_vec().into()));
     if let Some(json) = json {
-        ctx.set(keys::JSON, json);
+        ctx.set_static(keys::JSON, json);
     }
-    ctx.set(keys::REMOTE_ADDR, remote);
-    ctx.set(keys::REQUEST_ID, id);
+    ctx.set_static(keys::REMOTE_ADDR, remote);
+    ctx.set_static(keys::REQUEST_ID, id.as_str());
     ctx
+}
+
+/// `addr` as text, as `Display` writes it; an IPv4 one without the formatting machinery
+/// (which cost more than the rest of the context).
+fn address(addr: &SocketAddr) -> String {
+    let SocketAddr::V4(v4) = addr else {
+        return addr.to_string();
+    };
+    let mut text = String::with_capacity(21);
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        decimal(&mut text, u32::from(octet));
+    }
+    text.push(':');
+    decimal(&mut text, u32::from(v4.port()));
+    text
+}
+
+fn decimal(text: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    text.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 fn string_map(pairs: impl Iterator<Item = (String, String)>) -> Value {
@@ -334,4 +405,33 @@ fn list_map(pairs: impl Iterator<Item = (String, String)>) -> Value {
         }
     }
     Value::Map(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{address, hex};
+    use std::net::SocketAddr;
+
+    #[test]
+    fn hex_digits_are_written_most_significant_first() {
+        let mut out = [0u8; 16];
+        hex(0xab, 8, &mut out);
+        assert_eq!(&out[..8], b"000000ab");
+        hex(0x1_2345_6789, 9, &mut out);
+        assert_eq!(&out[..9], b"123456789");
+    }
+
+    #[test]
+    fn an_address_reads_as_display_writes_it() {
+        for text in [
+            "127.0.0.1:8080",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.0.12.3:9",
+            "[::1]:443",
+        ] {
+            let addr: SocketAddr = text.parse().unwrap();
+            assert_eq!(address(&addr), addr.to_string());
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! A call's outcome turned into a response: the status, headers and body the plugin set, or
 //! the JSON error gp answers for it (never a host path; the log has the whole error).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -9,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use gp_core::http as keys;
 use gp_core::Value;
 
+use super::request::RequestId;
 use crate::error::Error;
 use crate::http::media_type;
 use crate::http::routes::RouteEntry;
@@ -21,8 +23,8 @@ const MAX_CLIENT_MESSAGE: usize = 1024;
 /// What a request is answered with, before the request id and metrics are added.
 pub(super) struct Answer {
     pub(super) response: Response,
-    pub(super) plugin: String,
-    pub(super) label: String,
+    /// The route the request reached, if it reached one.
+    pub(super) route: Option<Arc<RouteEntry>>,
 }
 
 impl Answer {
@@ -31,26 +33,22 @@ impl Answer {
     pub(super) fn gp(
         status: StatusCode,
         error: String,
-        entry: Option<&RouteEntry>,
-        id: &str,
+        entry: Option<&Arc<RouteEntry>>,
+        id: &RequestId,
     ) -> Answer {
-        let (plugin, label) = entry.map_or((String::new(), String::new()), |e| {
-            (e.plugin.clone(), e.label.clone())
-        });
-        let mut body = serde_json::json!({ "error": error, "request_id": id });
-        if entry.is_some() {
-            body["plugin"] = plugin.clone().into();
-            body["label"] = label.clone().into();
+        let mut body = serde_json::json!({ "error": error, "request_id": id.as_str() });
+        if let Some(entry) = entry {
+            body["plugin"] = entry.plugin.as_str().into();
+            body["label"] = entry.label.as_str().into();
         }
         Answer {
             response: (status, axum::Json(body)).into_response(),
-            plugin,
-            label,
+            route: entry.cloned(),
         }
     }
 
     /// 504: the route's timeout passed.
-    pub(super) fn timed_out(entry: &RouteEntry, id: &str, timeout: Duration) -> Answer {
+    pub(super) fn timed_out(entry: &Arc<RouteEntry>, id: &RequestId, timeout: Duration) -> Answer {
         Answer::gp(
             StatusCode::GATEWAY_TIMEOUT,
             format!(
@@ -86,8 +84,8 @@ enum InvalidResponse {
 pub(super) fn respond(
     ctx: &mut Context,
     outcome: Option<Result<(), Error>>,
-    entry: &RouteEntry,
-    id: &str,
+    entry: &Arc<RouteEntry>,
+    id: &RequestId,
     timeout: Duration,
 ) -> Answer {
     let chosen_status = ctx.get(keys::STATUS).and_then(Value::as_i64);
@@ -107,7 +105,7 @@ pub(super) fn respond(
         Some(Err(error)) => Some(error),
     };
     if let Some(error) = error {
-        tracing::warn!(target: "gp::http", plugin = entry.plugin, label = entry.label, request_id = id, "{error}");
+        tracing::warn!(target: "gp::http", plugin = entry.plugin, label = entry.label, request_id = id.as_str(), "{error}");
         if matches!(error, Error::DeadlineExceeded { .. }) {
             // The plugin noticed its deadline before the timer did: the same answer.
             return Answer::timed_out(entry, id, timeout);
@@ -121,11 +119,10 @@ pub(super) fn respond(
     match build_response(ctx, chosen_status) {
         Ok(response) => Answer {
             response,
-            plugin: entry.plugin.clone(),
-            label: entry.label.clone(),
+            route: Some(Arc::clone(entry)),
         },
         Err(problem) => {
-            tracing::warn!(target: "gp::http", plugin = entry.plugin, label = entry.label, request_id = id, "invalid response: {problem}");
+            tracing::warn!(target: "gp::http", plugin = entry.plugin, label = entry.label, request_id = id.as_str(), "invalid response: {problem}");
             Answer::gp(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("the plugin's response is invalid: {problem}"),
@@ -199,29 +196,28 @@ fn headers<'v>(
 ) -> Result<HeaderMap, InvalidResponse> {
     let mut headers = HeaderMap::new();
     for (name, value) in set {
-        let lower = name.to_ascii_lowercase();
-        if dropped_header(&lower) {
+        // `from_bytes` lowercases the name as it checks it.
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| InvalidResponse::HeaderName(name.to_owned()))?;
+        if dropped_header(header_name.as_str()) {
             continue;
         }
-        let header_name = HeaderName::from_bytes(lower.as_bytes())
-            .map_err(|_| InvalidResponse::HeaderName(name.to_owned()))?;
-        let values: Vec<&Value> = match value {
-            Value::List(list) => list.iter().collect(),
-            other => vec![other],
+        let values: &[Value] = match value {
+            Value::List(list) => list.as_slice(),
+            other => std::slice::from_ref(other),
         };
         for value in values {
-            let text = match value {
-                Value::String(s) => s.to_string(),
-                Value::Int(i) => i.to_string(),
+            let value = match value {
+                Value::String(s) => HeaderValue::from_str(s.as_str()),
+                Value::Int(i) => HeaderValue::from_str(&i.to_string()),
                 other => {
                     return Err(InvalidResponse::HeaderType {
                         name: name.to_owned(),
                         kind: other.kind(),
                     })
                 }
-            };
-            let value = HeaderValue::from_str(&text)
-                .map_err(|_| InvalidResponse::HeaderValue(name.to_owned()))?;
+            }
+            .map_err(|_| InvalidResponse::HeaderValue(name.to_owned()))?;
             headers.append(header_name.clone(), value);
         }
     }

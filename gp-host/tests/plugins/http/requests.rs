@@ -123,3 +123,59 @@ fn the_seed_plugin_json_with_the_beego_driver_is_served_unchanged() {
         )
     );
 }
+
+/// A writer the test reads back.
+#[derive(Clone, Default)]
+struct Written(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Written {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn every_request_is_one_access_line_with_its_request_id() {
+    let written = Written::default();
+    let (_base, _manager, server) = web_server(|b| b.access_log_to(written.clone()));
+    let running = Running::start(&server);
+    for n in 0..3 {
+        let head = format!("GET /web/echo/{n}?q=1 HTTP/1.1\r\nX-Request-Id: line-{n}");
+        assert_eq!(send(running.addr, &head, b"").status, 200);
+    }
+    assert_eq!(get(running.addr, "/web/nowhere").status, 404);
+    // Lines are written by the log's thread every 20 ms or so: wait for all four, 5 s at most.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let text = loop {
+        let text = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
+        if text.lines().count() >= 4 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    for (n, line) in lines[..3].iter().enumerate() {
+        let expected = format!(
+            "method=GET path=/web/echo/{n} status=200 plugin=web label=echo request_id=line-{n} micros="
+        );
+        assert!(
+            line.starts_with(&expected),
+            "{line:?} does not start with {expected:?}"
+        );
+        assert!(line[expected.len()..].parse::<u64>().is_ok(), "{line}");
+    }
+    let generated = lines[3]
+        .strip_prefix("method=GET path=/web/nowhere status=404 plugin= label= request_id=")
+        .unwrap_or_else(|| panic!("{:?}", lines[3]));
+    assert_eq!(
+        generated.split(' ').next().map(str::len),
+        Some(17),
+        "{generated}"
+    );
+}
