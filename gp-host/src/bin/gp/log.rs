@@ -77,6 +77,30 @@ pub fn flush() {
     }
 }
 
+/// The plugin server's access lines (`PluginServerBuilder::access_log_to`), into the same
+/// buffer, each as the `tracing` line it replaces would read: ` INFO gp::access: request
+/// method=GET …`.
+pub struct AccessLines;
+
+impl Write for AccessLines {
+    fn write(&mut self, lines: &[u8]) -> std::io::Result<usize> {
+        let mut guard = out();
+        let Some(out) = guard.as_mut() else {
+            return Ok(lines.len());
+        };
+        for line in lines.split_inclusive(|&b| b == b'\n') {
+            out.write_all(b" INFO gp::access: request ")?;
+            out.write_all(line)?;
+        }
+        Ok(lines.len())
+    }
+
+    /// The buffer is written out by [`flush_periodically`] and before any other line.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Starts the thread that writes the buffer out every [`FLUSH_EVERY`].
 pub fn flush_periodically() {
     let _ = std::thread::Builder::new()

@@ -276,6 +276,16 @@ fn serve_exits_on_sigterm_within_its_bounds_naming_the_plugins_that_ignore_cance
     ];
     let stderr = std::fs::File::create(&log).unwrap();
     let (mut server, admin, _) = Server::start_logging(base.path(), &bounds, stderr.into());
+    // One request answered, for the access log.
+    let mut stream = std::net::TcpStream::connect(&server.plugins).unwrap();
+    write!(
+        stream,
+        "GET /web/empty HTTP/1.1\r\nHost: x\r\nX-Request-Id: logged-1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 204 "), "{reply}");
     // A call that busy-loops, ignoring cancellation (for 60 s, unless the process ends).
     let plugins = server.plugins.clone();
     let client = std::thread::spawn(move || {
@@ -346,6 +356,11 @@ fn serve_exits_on_sigterm_within_its_bounds_naming_the_plugins_that_ignore_cance
     );
     assert_eq!(status.code(), Some(3), "{status}");
     let log = std::fs::read_to_string(&log).unwrap();
+    // The access line, as the text the log's other lines are.
+    assert!(
+        log.contains(" INFO gp::access: request method=GET path=/web/empty status=204 plugin=web label=empty request_id=logged-1 micros="),
+        "{log}"
+    );
     assert!(
         log.contains("error: plugin `counter` 1.0.0 still runs 1 call(s) at the end of --drain-timeout (1s): exiting without waiting for them, and without running its on_unload\n"),
         "{log}"

@@ -294,7 +294,7 @@ fn unload_all(manager: &Manager, drain_timeout: Duration) -> bool {
 
 /// The plugin server `args` configure, over `manager`.
 fn plugin_server(args: &Args, manager: &Manager) -> PluginServer {
-    PluginServer::builder(manager.clone())
+    let mut builder = PluginServer::builder(manager.clone())
         .timeout(args.timeout)
         .max_timeout(args.timeout.max(gp_host::http::DEFAULT_MAX_TIMEOUT))
         .body_limit(args.body_limit)
@@ -303,8 +303,13 @@ fn plugin_server(args: &Args, manager: &Manager) -> PluginServer {
         .concurrency(args.concurrency)
         .queue(args.queue, args.queue_wait)
         .inline_budget((!args.inline_budget.is_zero()).then_some(args.inline_budget))
-        .access_log(!args.no_access_log)
-        .build()
+        .access_log(!args.no_access_log);
+    // Lines written as text into the log's buffer, not formatted as events, when the log
+    // would show them at all.
+    if !args.no_access_log && tracing::enabled!(target: "gp::access", tracing::Level::INFO) {
+        builder = builder.access_log_to(crate::log::AccessLines);
+    }
+    builder.build()
 }
 
 /// The limits of both listeners, as `args` set them.
