@@ -198,11 +198,14 @@ impl<'a> Context<'a> {
     }
 
     /// Sets the response's body to `body` as JSON (`content-type: application/json`).
+    ///
+    /// The body is serialised here, once, and handed to the host as bytes it sends as they
+    /// are (rather than as a tree of values the host serialises again).
     pub fn respond_json<T: Serialize + ?Sized>(&mut self, body: &T) -> Result<()> {
-        let json = serde_json::to_value(body)
+        let json = serde_json::to_vec(body)
             .map_err(|e| Error::msg(format!("cannot send the response as JSON: {e}")))?;
         self.set_header("content-type", "application/json");
-        self.set(keys::RESPONSE_BODY, Value::from(json));
+        self.set(keys::RESPONSE_BODY, Value::Bytes(json.into()));
         Ok(())
     }
 
