@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Instructions a request costs, gp serve against the bare axum server, counted by callgrind.
+#
+#   benches/serve-instructions.sh                 # 10 s of wrk -c32 on each, under valgrind
+#   DURATION=5s benches/serve-instructions.sh
+#   GP=../old/target/release/gp benches/serve-instructions.sh   # another build of gp
+#
+# Requests per second move with the machine, its CPU and whatever else runs on it; the user-
+# space instructions a request costs barely move (a few percent from run to run), so
+# this is how a change to the request path is measured on a busy or shared machine. Both
+# servers answer `GET /api/plugin/sample/7` (as in compare-axum.sh) under callgrind, are
+# warmed up for 3 s, then their counters are zeroed, loaded with `wrk -t1 -c32` for
+# DURATION and dumped: instructions / requests. Under valgrind a call takes far longer than
+# gp's inline budget, so gp runs every call on the blocking pool here (a few hundred
+# instructions more than inline). Kernel time is not counted: compare-axum.sh has the whole.
+# Needs valgrind and wrk; skips, saying so, without them. Not part of .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for tool in valgrind callgrind_control callgrind_annotate wrk curl; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "serve-instructions: skipped, no \`$tool\` on PATH (Debian: apt-get install valgrind wrk curl)"
+        exit 0
+    fi
+done
+DURATION=${DURATION:-10s}
+WORK=$(mktemp -d)
+VG=""
+cleanup() {
+    if [ -n "$VG" ]; then kill "$VG" 2>/dev/null || true; fi
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+export TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-2}
+
+echo "== build (release): gp, the bare axum server, the sample plugin"
+cargo build -q --release -p gp-host --features cli --bin gp
+cargo build -q --release -p gp-benches --example bare_axum
+target=$(cargo metadata --format-version 1 --no-deps | sed 's/.*"target_directory":"\([^"]*\)".*/\1/')
+GP=${GP:-"$target/release/gp"}
+"$GP" build examples/sample -o "$WORK/plugins" >/dev/null
+
+# One server under callgrind: prints "requests instructions".
+count() { # NAME COMMAND...
+    local name=$1
+    shift
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p" "$@" >"$WORK/$name.log" 2>&1 &
+    VG=$!
+    local up=""
+    for _ in $(seq 1 600); do
+        if curl -fs http://127.0.0.1:18090/api/plugin/sample/7 >/dev/null 2>&1; then up=1; break; fi
+        sleep 0.2
+    done
+    if [ -z "$up" ]; then
+        echo "serve-instructions: $name did not answer under valgrind" >&2
+        cat "$WORK/$name.log" >&2
+        exit 1
+    fi
+    wrk -t1 -c32 -d3s http://127.0.0.1:18090/api/plugin/sample/7 >/dev/null
+    callgrind_control -z "$VG" >/dev/null
+    local requests
+    requests=$(wrk -t1 -c32 -d"$DURATION" http://127.0.0.1:18090/api/plugin/sample/7 |
+        awk '/requests in/ { print $1 }')
+    callgrind_control -d "$VG" >/dev/null
+    kill "$VG"
+    wait "$VG" 2>/dev/null || true
+    VG=""
+    local dump
+    dump=$(ls "$WORK/$name".*.1)
+    local instructions
+    instructions=$(callgrind_annotate "$dump" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+    echo "$requests $instructions"
+    if [ -n "${KEEP:-}" ]; then cp "$dump" "$KEEP.$name.callgrind"; fi
+}
+
+read -r axum_requests axum_ir < <(count axum "$target/release/examples/bare_axum" 127.0.0.1:18090)
+read -r gp_requests gp_ir < <(count gp "$GP" serve "$WORK/plugins" --listen 127.0.0.1:18090 \
+    --admin 127.0.0.1:19490 --no-preflight)
+
+echo
+echo "== user-space instructions a request (wrk -c32 for $DURATION under callgrind)"
+echo "| server | requests | instructions / request |"
+echo "|---|---|---|"
+printf '| bare axum | %d | %d |\n' "$axum_requests" $((axum_ir / axum_requests))
+printf '| gp serve | %d | %d |\n' "$gp_requests" $((gp_ir / gp_requests))
+printf 'gp / axum: %.2f×\n' "$(echo "$gp_ir / $gp_requests / ($axum_ir / $axum_requests)" | bc -l)"
+echo "(KEEP=/path/prefix keeps both profiles for callgrind_annotate --inclusive=yes)"
