@@ -45,18 +45,38 @@ type Map = abi_stable::std_types::RHashMap<abi_stable::std_types::RString, Value
 
 /// The HTTP request a call serves, borrowed from the call's context (no copies).
 ///
-/// Get it with [`Context::request`].
+/// Get it with [`Context::request`]. Each accessor reads its own key when called, so a
+/// plugin pays only for the parts of the request it looks at.
 pub struct Request<'c> {
+    ctx: &'c (dyn Lookup + 'c),
     method: &'c str,
-    path: &'c str,
-    route: &'c str,
-    params: Option<&'c Map>,
-    query: Option<&'c Map>,
-    headers: Option<&'c Map>,
-    body: &'c [u8],
-    json: Option<&'c Value>,
-    remote_addr: &'c str,
-    id: &'c str,
+}
+
+/// Reads a context value, for [`Request`] (which cannot name the context's own lifetime).
+trait Lookup {
+    fn value(&self, key: &str) -> Option<&Value>;
+}
+
+impl Lookup for Context<'_> {
+    fn value(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
+impl<'c> Request<'c> {
+    fn string(&self, key: &str) -> &'c str {
+        self.ctx
+            .value(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    fn map(&self, key: &str) -> Option<&'c Map> {
+        match self.ctx.value(key) {
+            Some(Value::Map(map)) => Some(map),
+            _ => None,
+        }
+    }
 }
 
 fn list<'c>(map: Option<&'c Map>, name: &str) -> impl Iterator<Item = &'c str> {
@@ -75,42 +95,45 @@ impl<'c> Request<'c> {
 
     /// The path as requested (percent-encoded, without the query).
     pub fn path(&self) -> &'c str {
-        self.path
+        self.string(keys::PATH)
     }
 
     /// The route that matched, as the plugin declared it (`/items/:id`).
     pub fn route(&self) -> &'c str {
-        self.route
+        self.string(keys::ROUTE)
     }
 
     /// The path parameter `name` (percent-decoded), such as `id` for `/items/:id`.
     pub fn param(&self, name: &str) -> Option<&'c str> {
-        self.params?.get(name)?.as_str()
+        self.map(keys::PARAMS)?.get(name)?.as_str()
     }
 
     /// The first value of query parameter `name` (`?name=value`), decoded.
     pub fn query(&self, name: &str) -> Option<&'c str> {
-        list(self.query, name).next()
+        list(self.map(keys::QUERY), name).next()
     }
 
     /// Every value of query parameter `name`, in the order they were sent.
     pub fn query_all(&self, name: &str) -> Vec<&'c str> {
-        list(self.query, name).collect()
+        list(self.map(keys::QUERY), name).collect()
     }
 
     /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&'c str> {
-        list(self.headers, &name.to_ascii_lowercase()).next()
+        list(self.map(keys::HEADERS), &name.to_ascii_lowercase()).next()
     }
 
     /// Every value of header `name` (any case).
     pub fn header_all(&self, name: &str) -> Vec<&'c str> {
-        list(self.headers, &name.to_ascii_lowercase()).collect()
+        list(self.map(keys::HEADERS), &name.to_ascii_lowercase()).collect()
     }
 
     /// The body's bytes (empty when there is none).
     pub fn body(&self) -> &'c [u8] {
-        self.body
+        self.ctx
+            .value(keys::BODY)
+            .and_then(Value::as_bytes)
+            .unwrap_or_default()
     }
 
     /// The body as UTF-8 text.
@@ -123,7 +146,7 @@ impl<'c> Request<'c> {
     /// is JSON (and answered 400 itself if it was malformed); otherwise the bytes are parsed.
     /// [`Context::request_json`] also answers 400 when the body does not fit `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        let parsed = match self.json {
+        let parsed = match self.ctx.value(keys::JSON) {
             Some(value) => serde_json::from_value(value.to_json()),
             None if self.body().is_empty() => {
                 return Err(Error::msg("the request has no body: send a JSON document"))
@@ -140,12 +163,12 @@ impl<'c> Request<'c> {
 
     /// The client's address (`ip:port`) as the server's socket sees it.
     pub fn remote_addr(&self) -> &'c str {
-        self.remote_addr
+        self.string(keys::REMOTE_ADDR)
     }
 
     /// The request id, which the host also sends back as `x-request-id`.
     pub fn id(&self) -> &'c str {
-        self.id
+        self.string(keys::REQUEST_ID)
     }
 }
 
@@ -157,26 +180,7 @@ impl<'a> Context<'a> {
                 "this call did not come from an HTTP route (the context has no http.request.method)",
             ));
         };
-        let text = |key| self.get_str(key).unwrap_or_default();
-        let map = |key| match self.get(key) {
-            Some(Value::Map(map)) => Some(map),
-            _ => None,
-        };
-        Ok(Request {
-            method,
-            path: text(keys::PATH),
-            route: text(keys::ROUTE),
-            params: map(keys::PARAMS),
-            query: map(keys::QUERY),
-            headers: map(keys::HEADERS),
-            body: self
-                .get(keys::BODY)
-                .and_then(Value::as_bytes)
-                .unwrap_or_default(),
-            json: self.get(keys::JSON),
-            remote_addr: text(keys::REMOTE_ADDR),
-            id: text(keys::REQUEST_ID),
-        })
+        Ok(Request { ctx: self, method })
     }
 
     /// The request's JSON body as a `T`; when it does not fit, sets the response to 400 with

@@ -184,6 +184,17 @@ pub(crate) struct CallScope<'a> {
     pub(crate) retiring: Option<&'a AtomicBool>,
 }
 
+/// `key` to keep: gp's own response keys, which every HTTP call sets, are not copied.
+fn own_key(key: &str) -> crate::runtime::values::Key {
+    use gp_core::http as keys;
+    match key {
+        keys::STATUS => keys::STATUS.into(),
+        keys::RESPONSE_HEADERS => keys::RESPONSE_HEADERS.into(),
+        keys::RESPONSE_BODY => keys::RESPONSE_BODY.into(),
+        other => other.to_owned().into(),
+    }
+}
+
 impl CallScope<'_> {
     /// Stores `value` under `key`. Overwriting an existing key allocates nothing.
     #[inline]
@@ -191,7 +202,7 @@ impl CallScope<'_> {
         match self.ctx.values.get_mut(key.as_str()) {
             Some(slot) => *slot = value,
             None => {
-                self.ctx.values.insert(key.as_str().to_owned(), value);
+                self.ctx.values.insert(own_key(key.as_str()), value);
             }
         }
     }
