@@ -81,8 +81,9 @@ pub mod routes {
         /// if it admits, the served table's change (as on the lifecycle event). The refusal's
         /// message otherwise.
         pub fn load(&mut self, candidate: &Spec, serving: &[Spec]) -> Result<(), String> {
+            let serving: Vec<&Spec> = serving.iter().collect();
             self.check
-                .check(candidate, serving)
+                .check(candidate, &serving)
                 .map_err(|e| e.to_string())?;
             self.served
                 .change(vec![PluginRoutes::serving(&candidate.manifest, None)]);

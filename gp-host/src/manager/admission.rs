@@ -15,7 +15,10 @@ use crate::util::{read, write};
 /// replaces), and every disabled one (with its manifest, an empty `library` and `sha256`).
 /// `Err(reason)` refuses the candidate: the check's own error, which becomes
 /// [`Error::Refused`]'s `reason` (and its `source()`).
-pub(crate) type Admission = dyn Fn(&Spec, &[Spec]) -> Result<(), Cause> + Send + Sync;
+///
+/// The specs are borrowed from the manager's own: a load costs the checks a pointer per
+/// plugin, not a copy of every manifest (which made a 256-plugin start-up quadratic).
+pub(crate) type Admission = dyn Fn(&Spec, &[&Spec]) -> Result<(), Cause> + Send + Sync;
 
 /// Identifies a check registered with [`Manager::admit`], to remove it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,6 +85,18 @@ impl Manager {
             + Sync
             + 'static,
     ) -> AdmissionId {
+        // An application's check gets the specs as its own (a copy of each, on each load).
+        self.admit_borrowing(move |candidate: &Spec, serving: &[&Spec]| {
+            let serving: Vec<Spec> = serving.iter().map(|s| Spec::clone(s)).collect();
+            check(candidate, &serving)
+        })
+    }
+
+    /// [`admit`](Self::admit) for gp's own checks, which borrow the specs.
+    pub(crate) fn admit_borrowing(
+        &self,
+        check: impl Fn(&Spec, &[&Spec]) -> Result<(), Cause> + Send + Sync + 'static,
+    ) -> AdmissionId {
         let check: Arc<Admission> = Arc::new(check);
         let (id, refused) = {
             let _changes = self.lock_changes();
@@ -109,18 +124,20 @@ impl Manager {
     /// disabled plugins and the ones before it that it lets stay. Called with the change lock
     /// held.
     fn refused_by(&self, check: &Admission) -> Vec<(Spec, Error)> {
-        let loaded = self.list();
+        let mut loaded = self.serving_specs();
         if loaded.is_empty() {
             return Vec::new();
         }
-        let mut kept: Vec<Spec> = self.disabled_specs();
+        loaded.sort_by(|a, b| a.name().cmp(b.name()));
+        let disabled = self.disabled_specs();
+        let mut kept: Vec<&Spec> = disabled.iter().collect();
         let mut refused = Vec::new();
-        for spec in loaded {
-            match check(&spec, &kept) {
+        for spec in &loaded {
+            match check(spec, &kept) {
                 Ok(()) => kept.push(spec),
                 Err(reason) => {
-                    let error = refusal(&spec, reason);
-                    refused.push((spec, error));
+                    let error = refusal(spec, reason);
+                    refused.push((Spec::clone(spec), error));
                 }
             }
         }
@@ -144,10 +161,12 @@ impl Manager {
         if checks.is_empty() {
             return Ok(());
         }
-        let serving: Vec<Spec> = self
-            .list()
-            .into_iter()
-            .chain(self.disabled_specs())
+        let loaded = self.serving_specs();
+        let disabled = self.disabled_specs();
+        let serving: Vec<&Spec> = loaded
+            .iter()
+            .map(|s| &**s)
+            .chain(&disabled)
             .filter(|s| s.name() != candidate.name())
             .collect();
         for check in checks {

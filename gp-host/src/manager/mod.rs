@@ -178,6 +178,14 @@ impl Manager {
         self.get_plugin(name).map(|(_, executor)| executor)
     }
 
+    /// The specs of the versions serving now, shared rather than copied, in no order.
+    pub(crate) fn serving_specs(&self) -> Vec<Arc<Spec>> {
+        read(&self.inner.slots)
+            .values()
+            .filter_map(|slot| slot.spec())
+            .collect()
+    }
+
     /// The specs of every loaded plugin, by name.
     pub fn list(&self) -> Vec<Spec> {
         let slots = read(&self.inner.slots);

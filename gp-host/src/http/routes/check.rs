@@ -64,7 +64,7 @@ impl RouteCheck {
     pub(crate) fn check(
         &mut self,
         candidate: &Spec,
-        serving: &[Spec],
+        serving: &[&Spec],
     ) -> Result<(), RouteConflicts> {
         if candidate.manifest.http_services.is_none() {
             return Ok(());
@@ -86,7 +86,7 @@ impl RouteCheck {
     /// Brings the table in step with `serving`: takes out the plugins no longer there, puts
     /// in (in name order) those new or changed since the last check. Costs a look-up per
     /// plugin (no allocation unless one left) and the routes of those that changed.
-    fn follow(&mut self, serving: &[Spec]) {
+    fn follow(&mut self, serving: &[&Spec]) {
         let mut still_there = 0;
         let mut changed: Vec<&Spec> = Vec::new();
         for spec in serving {
@@ -101,7 +101,7 @@ impl RouteCheck {
             }
         }
         if still_there < self.known.len() {
-            let present: HashSet<&str> = serving.iter().map(Spec::name).collect();
+            let present: HashSet<&str> = serving.iter().map(|s| s.name()).collect();
             let gone: Vec<String> = self
                 .known
                 .keys()
@@ -124,7 +124,8 @@ impl RouteCheck {
 /// A check with nothing learnt yet: what a fresh table would say.
 #[cfg(test)]
 pub(crate) fn admit(candidate: &Spec, serving: &[Spec]) -> Result<(), RouteConflicts> {
-    RouteCheck::default().check(candidate, serving)
+    let serving: Vec<&Spec> = serving.iter().collect();
+    RouteCheck::default().check(candidate, &serving)
 }
 
 #[cfg(test)]
@@ -141,7 +142,8 @@ mod tests {
 
     /// The check that followed every change answers as a fresh one would.
     fn agrees(check: &mut RouteCheck, candidate: &Spec, serving: &[Spec]) -> Result<(), String> {
-        let followed = check.check(candidate, serving).map_err(|e| e.to_string());
+        let refs: Vec<&Spec> = serving.iter().collect();
+        let followed = check.check(candidate, &refs).map_err(|e| e.to_string());
         let fresh = admit(candidate, serving).map_err(|e| e.to_string());
         assert_eq!(followed, fresh, "{} against {serving:?}", candidate.name());
         followed
