@@ -8,6 +8,7 @@
 mod messages;
 mod packages;
 mod readme;
+mod readme_runs;
 mod serve;
 
 use std::ffi::OsStr;
