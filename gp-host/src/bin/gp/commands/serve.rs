@@ -21,6 +21,16 @@ use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
 pub struct Args {
     /// The plugin base directory (default: $GP_HOME/plugins)
     dir: Option<PathBuf>,
+    /// Create the base directory if it does not exist (without it, a missing directory is an
+    /// error: a mistyped path would otherwise serve nothing); $GP_HOME/plugins, the default,
+    /// is always created
+    #[arg(long)]
+    create: bool,
+    /// Print the GUI's sign-in link (it carries the admin token) even when standard output is
+    /// not a terminal; without it, the link is printed only to a terminal, never into a
+    /// service's collected logs
+    #[arg(long)]
+    print_signin_link: bool,
     /// Follow the directory: load new plugin folders, upgrade changed ones (newer versions
     /// only), unload removed ones
     #[arg(long)]
@@ -134,9 +144,13 @@ pub struct Args {
 }
 
 pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
-    let dir = match super::shared::base_dir_or_home(args.dir.take()) {
+    // Checked before anything is written there (the admin token is, before the plugins load).
+    let dir = match base_dir(args.dir.take(), args.create)? {
         Ok(dir) => dir,
-        Err(code) => return Ok(code),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::FAILURE);
+        }
     };
     let trust = super::shared::required_signers(&args.public_keys)?;
     let checked = trust.is_some();
@@ -185,6 +199,14 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     if matches!(report.failed.first(), Some(f) if matches!(f.error, Error::MissingBaseDir { .. })) {
         return Ok(ExitCode::FAILURE);
     }
+    if report.loaded.is_empty()
+        && report.unchanged.is_empty()
+        && report.upgraded.is_empty()
+        && report.failed.is_empty()
+        && report.disabled.is_empty()
+    {
+        eprintln!("{}", no_plugins_warning(&dir, args.watch));
+    }
     // Following starts once the directory is loaded: the first check sees what is there.
     let following: Vec<gp_host::Following> = match &hub_client {
         Some(client) => follows
@@ -221,6 +243,57 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The base directory to serve: `dir`, which must exist unless `create` (then it is made, and
+/// said so), or `$GP_HOME/plugins`, made if missing (and said so). `Err` inside: why not.
+fn base_dir(dir: Option<PathBuf>, create: bool) -> Result<Result<PathBuf, String>, Failure> {
+    let (dir, explicit) = match dir {
+        Some(dir) => (dir, true),
+        None => (super::shared::gp_home().join("plugins"), false),
+    };
+    if let Some(why) = super::shared::file_not_base_dir(&dir, "gp serve {}") {
+        return Ok(Err(why));
+    }
+    if dir.is_dir() {
+        return Ok(Ok(dir));
+    }
+    if explicit && !create {
+        return Ok(Err(format!(
+            "{}: no such directory: give the plugin base directory (the directory that holds one folder per plugin, or .plg packages), or add --create to start serving an empty one",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+        path: dir.clone(),
+        source: e,
+    })?;
+    if explicit {
+        eprintln!(
+            "created {} (--create): an empty base directory",
+            dir.display()
+        );
+    } else {
+        eprintln!(
+            "created {} (the plugins of GP_HOME, {}): install plugins there with `gp install`",
+            dir.display(),
+            super::shared::gp_home().display()
+        );
+    }
+    Ok(Ok(dir))
+}
+
+/// The line `gp serve` prints when the base directory holds no plugin.
+pub fn no_plugins_warning(dir: &std::path::Path, watching: bool) -> String {
+    let until = if watching {
+        "until a plugin folder or .plg package is added (--watch loads it)"
+    } else {
+        "(add a plugin folder or .plg package and restart, serve with --watch, or install one through the management API)"
+    };
+    format!(
+        "warning: no plugins in {}: every plugin route answers 404 {until}",
+        dir.display()
+    )
 }
 
 /// What `gp serve --help` says of how it ends.
