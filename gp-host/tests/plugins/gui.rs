@@ -2,8 +2,9 @@
 //! chromedriver (WebDriver) on loopback, against the admin API serving real plugins.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`apt-get install chromium
-//! chromium-driver`). Without them the test says so loudly and passes, unless
-//! `GP_BROWSER_TESTS=required` (as CI sets it), where it fails. Every wait is bounded.
+//! chromium-driver`). Without them the tests fail, saying what to install, unless
+//! `GP_BROWSER_TESTS=skip` (then they are skipped, and the skip is said on stderr). Every wait
+//! is bounded.
 //!
 //! This file holds what the GUI must do; driving the browser (chromedriver, waits, clicks,
 //! screenshots) is in `gui/browser.rs`.
