@@ -419,6 +419,19 @@ fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
             &format!("oci://{host}/team/counter:1.0.0@sha256:"),
         )
         .await;
+        // The long reference wraps inside the dialog instead of running past its edge.
+        let fits = client
+            .execute(
+                "const e = document.querySelector('[data-testid=confirm-text]'); return e.scrollWidth <= e.clientWidth + 1 && e.getBoundingClientRect().right <= document.querySelector('.dialog').getBoundingClientRect().right;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            fits,
+            serde_json::Value::Bool(true),
+            "the install dialog wraps its reference"
+        );
         click(&client, "confirm-yes").await;
         wait_text(
             &client,
@@ -460,5 +473,116 @@ fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
         wait_text(&client, "hub-here-counter", "2.0.0 (serving)").await;
         assert_eq!(crate::watching::version(&calls), "2.0.0");
         save_page(&client, "gui-hub.png").await;
+    });
+}
+
+/// Issue 30, item 6: `gp serve --print-signin-link` prints a link that signs the browser in
+/// (the token in the fragment, read by the page, then taken out of the address bar), and the
+/// overview's charts of the last 15 minutes move after calls, fed by the event stream.
+#[test]
+fn the_printed_signin_link_signs_in_and_the_charts_move_after_calls() {
+    use std::io::BufRead;
+    if !browser_installed() {
+        return;
+    }
+    let base = base_dir();
+    gp_host::build::install_library(example("sample"), base.path()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gp"))
+        .arg("serve")
+        .arg(base.path())
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--print-signin-link", "--history-interval", "300ms"])
+        .env_remove("GP_ADMIN_TOKEN")
+        .env_remove("GP_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let _serving = Killed(child);
+    let (mut routes, mut link) = (None, None);
+    while link.is_none() {
+        let line = lines
+            .next()
+            .expect("gp serve printed its sign-in link")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("serving plugin routes on ") {
+            let url = rest.split_whitespace().next().unwrap();
+            let addr = url.trim_start_matches("http://").trim_end_matches('/');
+            routes = Some(addr.parse::<std::net::SocketAddr>().unwrap());
+        }
+        if let Some(rest) = line.strip_prefix("sign in to the GUI: ") {
+            link = Some(rest.to_owned());
+        }
+    }
+    let (routes, link) = (routes.unwrap(), link.unwrap());
+    let token = std::fs::read_to_string(base.path().join(".gp-runtime/admin-token")).unwrap();
+    let token = token.trim().to_owned();
+    assert!(link.ends_with(&format!("/ui/#token={token}")), "{link}");
+    // Drain the rest of its output, so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+
+    in_browser(move |client| async move {
+        client.goto(&link).await.unwrap();
+        // Signed in by the link alone: the overview, and no token in the address bar.
+        wait_text(&client, "count-serving", "1").await;
+        let url = client.current_url().await.unwrap();
+        assert!(url.as_str().ends_with("/ui/#/"), "{url}");
+        assert!(!url.as_str().contains(&token), "{url}");
+        let stored = client
+            .execute("return sessionStorage.getItem('gp.admin.token');", vec![])
+            .await
+            .unwrap();
+        assert_eq!(stored, serde_json::Value::String(token.clone()));
+
+        // The charts, before and after calls.
+        until("the charts to show sample", || async {
+            let series = client
+                .find(Locator::Css(
+                    "[data-testid=chart-calls] [data-plugin=sample]",
+                ))
+                .await
+                .map_err(|e| e.to_string())?;
+            series.attr("data-last").await.map_err(|e| e.to_string())
+        })
+        .await;
+        let moved = |testid: &'static str| {
+            let client = client.clone();
+            async move {
+                until(&format!("{testid} of sample to move"), || async {
+                    let series = client
+                        .find(Locator::Css(&format!(
+                            "[data-testid={testid}] [data-plugin=sample]"
+                        )))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let last = series.attr("data-last").await.map_err(|e| e.to_string())?;
+                    match last.as_deref().map(str::parse::<f64>) {
+                        Some(Ok(value)) if value > 0.0 => Ok(value),
+                        other => Err(format!("data-last {other:?}")),
+                    }
+                })
+                .await
+            }
+        };
+        let calls = tokio::task::spawn_blocking(move || {
+            for i in 0..40 {
+                let reply = crate::http::get(routes, &format!("/api/plugin/sample/{i}"));
+                assert_eq!(reply.status, 200);
+            }
+        });
+        calls.await.unwrap();
+        let rate = moved("chart-calls").await;
+        assert!(rate > 0.0);
+        moved("chart-p99").await;
+        wait_text(&client, "history-charts", "sample").await;
     });
 }

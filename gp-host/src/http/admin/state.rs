@@ -47,6 +47,8 @@ pub(crate) struct AdminShared {
     pub(super) events: tokio::sync::broadcast::Sender<serde_json::Value>,
     pub(super) ready: AtomicBool,
     subscription: Mutex<Option<SubscriptionId>>,
+    /// The last 15 minutes of each plugin's rates and p99 (`GET /api/v1/history`).
+    pub(super) history: super::history::History,
 }
 
 impl Drop for AdminShared {
@@ -92,7 +94,7 @@ struct Stamped<'a> {
     at_unix_ms: u64,
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -117,6 +119,7 @@ impl AdminShared {
             events,
             ready: AtomicBool::new(false),
             subscription: Mutex::new(None),
+            history: super::history::History::new(built.history_interval),
         }
     }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use super::{gp, pack_sample, read_all, LIMIT};
 use crate::harness::{base_dir, base_dir_with, example, fixture, workspace, Interface};
 
-/// Starts `gp serve ARGS` (on free ports) in `dir` with `envs`, waits until its stderr holds
-/// `until`, stops it (SIGTERM) and returns its stdout and stderr.
+/// Starts `gp serve ARGS` (on free ports) in `dir` with `envs`, waits until its stdout or
+/// stderr holds `until`, stops it (SIGTERM) and returns its stdout and stderr.
 fn serve_until(
     dir: &Path,
     args: &[&dyn AsRef<OsStr>],
@@ -35,12 +35,16 @@ fn serve_until(
         .spawn()
         .unwrap();
     let deadline = Instant::now() + LIMIT;
-    let mut reader = err.try_clone().unwrap();
-    loop {
+    let read = |file: &std::fs::File| {
         use std::io::{Read, Seek};
+        let mut reader = file.try_clone().unwrap();
         reader.rewind().unwrap();
         let mut text = String::new();
         reader.read_to_string(&mut text).unwrap();
+        text
+    };
+    loop {
+        let text = read(&out) + &read(&err);
         if text.contains(until) {
             break;
         }
@@ -266,5 +270,42 @@ fn an_unknown_label_is_named_by_the_example_plugins() {
     assert_eq!(
         called.stderr,
         "error: plugin `panicky` failed: label `bom` is not one of panicky's: boom (it panics), or no label\n"
+    );
+}
+
+/// Item 6: `gp serve` whose output is not a terminal (a service's collected logs) never
+/// prints the admin token: no sign-in link unless `--print-signin-link` asks for it.
+#[test]
+fn serve_prints_no_token_into_piped_output() {
+    let base = base_dir_with(&["sample"]);
+    let token_file = base.path().join(".gp-runtime/admin-token");
+    let (stdout, stderr) = serve_until(base.path(), &[&"."], &[], "managing plugins at");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let token = token.trim();
+    assert!(token.len() >= 16);
+    assert!(
+        !stdout.contains(token) && !stderr.contains(token),
+        "{stdout}{stderr}"
+    );
+    assert!(!stdout.contains("#token="), "{stdout}");
+
+    let (stdout, _) = serve_until(
+        base.path(),
+        &[&".", &"--print-signin-link"],
+        &[],
+        "sign in to the GUI",
+    );
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("sign in to the GUI: "))
+        .unwrap();
+    assert!(
+        line.starts_with("sign in to the GUI: http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(&format!("/ui/#token={}", token.trim())),
+        "{line}"
     );
 }

@@ -1,7 +1,7 @@
 //! `gp serve`: keep the plugins of a base directory loaded, serve their HTTP routes on one
 //! listener and their metrics on another, until Ctrl-C or SIGTERM.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +31,10 @@ pub struct Args {
     /// service's collected logs
     #[arg(long)]
     print_signin_link: bool,
+    /// How often the GUI's charts sample each plugin's rates and p99 (GET
+    /// /api/v1/history; 15 minutes are kept)
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    history_interval: Duration,
     /// Follow the directory: load new plugin folders, upgrade changed ones (newer versions
     /// only), unload removed ones
     #[arg(long)]
@@ -178,7 +182,13 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     // Before loading: the server checks every plugin's routes against the others'.
     let server = plugin_server(&args, &manager);
     let (token, token_file) = admin_token(&manager, args.token_file.as_deref())?;
-    let mut admin = Admin::builder(manager.clone(), token).server(server.clone());
+    // The sign-in link carries the token: only to a terminal (a person), never into logs a
+    // service manager collects, unless asked for.
+    let signin = (std::io::stdout().is_terminal() || args.print_signin_link)
+        .then(|| token.secret().to_owned());
+    let mut admin = Admin::builder(manager.clone(), token)
+        .server(server.clone())
+        .history_interval(args.history_interval);
     if let Some(path) = &args.read_only_token_file {
         admin = admin.read_only_token(AdminToken::from_file(path)?);
     }
@@ -231,7 +241,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     let served = runtime.block_on(serve(
         server,
         admin,
-        token_file,
+        (token_file, signin),
         args.listen,
         (args.admin, tls),
         limits,
@@ -294,6 +304,18 @@ pub fn no_plugins_warning(dir: &std::path::Path, watching: bool) -> String {
         "warning: no plugins in {}: every plugin route answers 404 {until}",
         dir.display()
     )
+}
+
+/// `text` with everything but unreserved URL characters percent-encoded, for a fragment.
+fn fragment_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// What `gp serve --help` says of how it ends.
@@ -477,7 +499,7 @@ fn admin_token(
 async fn serve(
     server: PluginServer,
     admin: Admin,
-    token_file: Option<PathBuf>,
+    (token_file, signin): (Option<PathBuf>, Option<String>),
     listen: SocketAddr,
     (admin_addr, tls): (SocketAddr, Option<Arc<rustls::ServerConfig>>),
     limits: ListenLimits,
@@ -511,6 +533,14 @@ async fn serve(
     outln!(
         "managing plugins at {scheme}://{ops_addr}/ui/ and {scheme}://{ops_addr}/api/v1 with {token}"
     )?;
+    if let Some(secret) = signin {
+        // In the fragment, which a browser never sends: the page reads it, keeps it and
+        // takes it out of the address bar.
+        outln!(
+            "sign in to the GUI: {scheme}://{ops_addr}/ui/#token={}",
+            fragment_encoded(&secret)
+        )?;
+    }
     let _ = std::io::stdout().flush();
 
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
