@@ -481,54 +481,15 @@ fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
 /// overview's charts of the last 15 minutes move after calls, fed by the event stream.
 #[test]
 fn the_printed_signin_link_signs_in_and_the_charts_move_after_calls() {
-    use std::io::BufRead;
     if !browser_installed() {
         return;
     }
     let base = base_dir();
     gp_host::build::install_library(example("sample"), base.path()).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gp"))
-        .arg("serve")
-        .arg(base.path())
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .args(["--print-signin-link", "--history-interval", "300ms"])
-        .env_remove("GP_ADMIN_TOKEN")
-        .env_remove("GP_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let _serving = Killed(child);
-    let (mut routes, mut link) = (None, None);
-    while link.is_none() {
-        let line = lines
-            .next()
-            .expect("gp serve printed its sign-in link")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("serving plugin routes on ") {
-            let url = rest.split_whitespace().next().unwrap();
-            let addr = url.trim_start_matches("http://").trim_end_matches('/');
-            routes = Some(addr.parse::<std::net::SocketAddr>().unwrap());
-        }
-        if let Some(rest) = line.strip_prefix("sign in to the GUI: ") {
-            link = Some(rest.to_owned());
-        }
-    }
-    let (routes, link) = (routes.unwrap(), link.unwrap());
+    let (_serving, routes, link) = serve_with_signin_link(base.path());
     let token = std::fs::read_to_string(base.path().join(".gp-runtime/admin-token")).unwrap();
     let token = token.trim().to_owned();
     assert!(link.ends_with(&format!("/ui/#token={token}")), "{link}");
-    // Drain the rest of its output, so that it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
 
     in_browser(move |client| async move {
         client.goto(&link).await.unwrap();
@@ -585,4 +546,53 @@ fn the_printed_signin_link_signs_in_and_the_charts_move_after_calls() {
         moved("chart-p99").await;
         wait_text(&client, "history-charts", "sample").await;
     });
+}
+
+/// A child process, killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `gp serve BASE --print-signin-link` on free ports, sampling its history every 300 ms: the
+/// process, its plugin listener's address, and the sign-in link it printed.
+fn serve_with_signin_link(base: &std::path::Path) -> (Killed, std::net::SocketAddr, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gp"))
+        .arg("serve")
+        .arg(base)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--print-signin-link", "--history-interval", "300ms"])
+        .env_remove("GP_ADMIN_TOKEN")
+        .env_remove("GP_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let serving = Killed(child);
+    let (mut routes, mut link) = (None, None);
+    while link.is_none() {
+        let line = lines
+            .next()
+            .expect("gp serve printed its sign-in link")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("serving plugin routes on ") {
+            let url = rest.split_whitespace().next().unwrap();
+            let addr = url.trim_start_matches("http://").trim_end_matches('/');
+            routes = Some(addr.parse::<std::net::SocketAddr>().unwrap());
+        }
+        if let Some(rest) = line.strip_prefix("sign in to the GUI: ") {
+            link = Some(rest.to_owned());
+        }
+    }
+    let (routes, link) = (routes.unwrap(), link.unwrap());
+    // Drain the rest of its output, so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (serving, routes, link)
 }

@@ -1,18 +1,15 @@
-//! `GET /history`: the last 15 minutes of each plugin's call rate, error rate and p99, from a
-//! ring buffer the plane fills every interval (10 s) on a thread of its own, reading the
-//! manager's counters (no work on the call path). Each new sample is also sent on the event
+//! What `GET /history` answers: the last 15 minutes of each plugin's call rate, error rate and
+//! p99, from a ring buffer the plane fills every interval (10 s) on a thread of its own
+//! (`AdminShared::sample_history`), reading the manager's counters (no work on the call path). Each new sample is also sent on the event
 //! stream to those that ask for it (`GET /events?history=true`), so the GUI's charts move
 //! without polling.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::Json;
 use serde::Serialize;
 
-use super::AdminShared;
 use crate::util::lock;
 
 /// How much history is kept.
@@ -71,8 +68,13 @@ impl History {
         (HISTORY_WINDOW.as_millis() / self.interval.as_millis().max(1)).max(1) as usize
     }
 
+    /// Forgets the samples (not the counters they are measured against).
+    pub(super) fn clear(&self) {
+        lock(&self.samples).clear();
+    }
+
     /// Takes a sample of `manager`'s counters: the change since the last one, per second.
-    fn take(&self, manager: &crate::manager::Manager, elapsed: Duration) {
+    pub(super) fn take(&self, manager: &crate::manager::Manager, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64().max(1e-3);
         let mut last = lock(&self.last);
         let mut plugins = BTreeMap::new();
@@ -107,7 +109,9 @@ impl History {
         }
         drop(last);
         let sample = Sample {
-            at_unix_ms: super::state::now_ms(),
+            at_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
             plugins,
         };
         let mut samples = lock(&self.samples);
@@ -122,7 +126,7 @@ impl History {
     }
 
     /// What `GET /history` answers.
-    fn view(&self) -> serde_json::Value {
+    pub(super) fn view(&self) -> serde_json::Value {
         let samples: Vec<Sample> = lock(&self.samples).iter().cloned().collect();
         serde_json::json!({
             "interval_ms": self.interval.as_millis() as u64,
@@ -147,36 +151,6 @@ fn p99(buckets: &[(u64, u64)]) -> Option<u64> {
         }
     }
     buckets.last().map(|(bound, _)| *bound)
-}
-
-/// Samples every `history.interval` on a thread of its own until the plane is dropped.
-pub(super) fn start(shared: &Arc<AdminShared>) {
-    let weak: Weak<AdminShared> = Arc::downgrade(shared);
-    let interval = shared.history.interval;
-    let _ = std::thread::Builder::new()
-        .name("gp-admin-history".into())
-        .spawn(move || {
-            // The first sample is measured against the counters now.
-            if let Some(shared) = weak.upgrade() {
-                shared.history.take(&shared.manager, interval);
-                lock(&shared.history.samples).clear();
-            }
-            let mut last = std::time::Instant::now();
-            loop {
-                std::thread::sleep(interval);
-                let Some(shared) = weak.upgrade() else {
-                    return;
-                };
-                let now = std::time::Instant::now();
-                shared.history.take(&shared.manager, now - last);
-                last = now;
-            }
-        });
-}
-
-/// `GET /history`.
-pub(super) async fn get(State(shared): State<Arc<AdminShared>>) -> Json<serde_json::Value> {
-    Json(shared.history.view())
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ impl AdminBuilder {
     pub fn build(self) -> Admin {
         let shared = Arc::new(AdminShared::new(self));
         AdminShared::follow(&shared);
-        history::start(&shared);
+        AdminShared::sample_history(&shared);
         Admin { shared }
     }
 }
@@ -193,7 +193,7 @@ impl Admin {
             .route("/hub", get(hub::info))
             .route("/hub/search", get(hub::search))
             .route("/events", get(events::stream))
-            .route("/history", get(history::get))
+            .route("/history", get(probes::history))
             .route("/healthz", get(probes::healthz))
             .route("/readyz", get(probes::readyz))
             .route("/metrics", get(probes::metrics))

@@ -94,7 +94,7 @@ struct Stamped<'a> {
     at_unix_ms: u64,
 }
 
-pub(super) fn now_ms() -> u64 {
+fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -133,6 +133,32 @@ impl AdminShared {
             }
         });
         *lock(&shared.subscription) = Some(id);
+    }
+
+    /// Samples the plugins' rates into `history` every interval, on a thread of its own that
+    /// ends once the plane is dropped (it holds it weakly).
+    pub(super) fn sample_history(shared: &Arc<AdminShared>) {
+        let weak = Arc::downgrade(shared);
+        let interval = shared.history.interval;
+        let _ = std::thread::Builder::new()
+            .name("gp-admin-history".into())
+            .spawn(move || {
+                // The first sample is measured against the counters as they are now.
+                if let Some(shared) = weak.upgrade() {
+                    shared.history.take(&shared.manager, interval);
+                    shared.history.clear();
+                }
+                let mut last = std::time::Instant::now();
+                loop {
+                    std::thread::sleep(interval);
+                    let Some(shared) = weak.upgrade() else {
+                        return;
+                    };
+                    let now = std::time::Instant::now();
+                    shared.history.take(&shared.manager, now - last);
+                    last = now;
+                }
+            });
     }
 
     /// The first load is done: `GET /api/v1/readyz` answers 200 from now on.

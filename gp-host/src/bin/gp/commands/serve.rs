@@ -21,18 +21,15 @@ use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
 pub struct Args {
     /// The plugin base directory (default: $GP_HOME/plugins)
     dir: Option<PathBuf>,
-    /// Create the base directory if it does not exist (without it, a missing directory is an
-    /// error: a mistyped path would otherwise serve nothing); $GP_HOME/plugins, the default,
-    /// is always created
+    /// Create the base directory if missing (else a mistyped path is an error, not an empty
+    /// server); $GP_HOME/plugins, the default, is always created
     #[arg(long)]
     create: bool,
-    /// Print the GUI's sign-in link (it carries the admin token) even when standard output is
-    /// not a terminal; without it, the link is printed only to a terminal, never into a
-    /// service's collected logs
+    /// Print the GUI's sign-in link (it holds the admin token) even when standard output is
+    /// not a terminal, where it is otherwise left out (a service's collected logs)
     #[arg(long)]
     print_signin_link: bool,
-    /// How often the GUI's charts sample each plugin's rates and p99 (GET
-    /// /api/v1/history; 15 minutes are kept)
+    /// How often the GUI's charts sample each plugin's rates and p99 (15 minutes are kept)
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     history_interval: Duration,
     /// Follow the directory: load new plugin folders, upgrade changed ones (newer versions
@@ -149,12 +146,8 @@ pub struct Args {
 
 pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     // Checked before anything is written there (the admin token is, before the plugins load).
-    let dir = match base_dir(args.dir.take(), args.create)? {
-        Ok(dir) => dir,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(dir) = super::serve_start::base_dir(args.dir.take(), args.create)? else {
+        return Ok(ExitCode::FAILURE);
     };
     let trust = super::shared::required_signers(&args.public_keys)?;
     let checked = trust.is_some();
@@ -209,14 +202,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     if matches!(report.failed.first(), Some(f) if matches!(f.error, Error::MissingBaseDir { .. })) {
         return Ok(ExitCode::FAILURE);
     }
-    if report.loaded.is_empty()
-        && report.unchanged.is_empty()
-        && report.upgraded.is_empty()
-        && report.failed.is_empty()
-        && report.disabled.is_empty()
-    {
-        eprintln!("{}", no_plugins_warning(&dir, args.watch));
-    }
+    super::serve_start::warn_if_empty(&report, &dir, args.watch);
     // Following starts once the directory is loaded: the first check sees what is there.
     let following: Vec<gp_host::Following> = match &hub_client {
         Some(client) => follows
@@ -253,69 +239,6 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The base directory to serve: `dir`, which must exist unless `create` (then it is made, and
-/// said so), or `$GP_HOME/plugins`, made if missing (and said so). `Err` inside: why not.
-fn base_dir(dir: Option<PathBuf>, create: bool) -> Result<Result<PathBuf, String>, Failure> {
-    let (dir, explicit) = match dir {
-        Some(dir) => (dir, true),
-        None => (super::shared::gp_home().join("plugins"), false),
-    };
-    if let Some(why) = super::shared::file_not_base_dir(&dir, "gp serve {}") {
-        return Ok(Err(why));
-    }
-    if dir.is_dir() {
-        return Ok(Ok(dir));
-    }
-    if explicit && !create {
-        return Ok(Err(format!(
-            "{}: no such directory: give the plugin base directory (the directory that holds one folder per plugin, or .plg packages), or add --create to start serving an empty one",
-            dir.display()
-        )));
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
-        path: dir.clone(),
-        source: e,
-    })?;
-    if explicit {
-        eprintln!(
-            "created {} (--create): an empty base directory",
-            dir.display()
-        );
-    } else {
-        eprintln!(
-            "created {} (the plugins of GP_HOME, {}): install plugins there with `gp install`",
-            dir.display(),
-            super::shared::gp_home().display()
-        );
-    }
-    Ok(Ok(dir))
-}
-
-/// The line `gp serve` prints when the base directory holds no plugin.
-pub fn no_plugins_warning(dir: &std::path::Path, watching: bool) -> String {
-    let until = if watching {
-        "until a plugin folder or .plg package is added (--watch loads it)"
-    } else {
-        "(add a plugin folder or .plg package and restart, serve with --watch, or install one through the management API)"
-    };
-    format!(
-        "warning: no plugins in {}: every plugin route answers 404 {until}",
-        dir.display()
-    )
-}
-
-/// `text` with everything but unreserved URL characters percent-encoded, for a fragment.
-fn fragment_encoded(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// What `gp serve --help` says of how it ends.
@@ -538,7 +461,7 @@ async fn serve(
         // takes it out of the address bar.
         outln!(
             "sign in to the GUI: {scheme}://{ops_addr}/ui/#token={}",
-            fragment_encoded(&secret)
+            super::serve_start::fragment_encoded(&secret)
         )?;
     }
     let _ = std::io::stdout().flush();
