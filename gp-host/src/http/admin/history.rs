@@ -1,8 +1,8 @@
 //! What `GET /history` answers: the last 15 minutes of each plugin's call rate, error rate and
 //! p99, from a ring buffer the plane fills every interval (10 s) on a thread of its own
-//! (`AdminShared::sample_history`), reading the manager's counters (no work on the call path). Each new sample is also sent on the event
-//! stream to those that ask for it (`GET /events?history=true`), so the GUI's charts move
-//! without polling.
+//! (`AdminShared::sample_history`), reading the manager's counters (no work on the call
+//! path). Each new sample is also sent on the event stream to those that ask for it (`GET
+//! /events?history=true`), so the GUI's charts move without polling.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;

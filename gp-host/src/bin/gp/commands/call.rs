@@ -137,9 +137,20 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
 /// The base directory and the plugin's name, from `gp call DIR NAME` or `gp call NAME` (under
 /// GP_HOME); the exit code when they cannot be had (the message is printed).
 fn base_dir_and_name(first: String, second: Option<String>) -> Result<(PathBuf, String), ExitCode> {
-    if let Some(why) = super::shared::file_not_base_dir(Path::new(&first), "gp call {} NAME") {
-        eprintln!("error: {why}");
-        return Err(ExitCode::FAILURE);
+    // A file given where the base directory goes (`gp call NAME` alone is a plugin of
+    // GP_HOME's, whatever files the current directory holds, unless it names a library).
+    let looks_like_a_path = second.is_some()
+        || first.contains(std::path::MAIN_SEPARATOR)
+        || Path::new(&first).extension().is_some_and(|e| {
+            ["so", "dylib", "dll", package::EXTENSION]
+                .iter()
+                .any(|x| e == *x)
+        });
+    if looks_like_a_path {
+        if let Some(why) = super::shared::file_not_base_dir(Path::new(&first), "gp call {} NAME") {
+            eprintln!("error: {why}");
+            return Err(ExitCode::FAILURE);
+        }
     }
     match second {
         Some(name) => Ok((PathBuf::from(first), name)),
