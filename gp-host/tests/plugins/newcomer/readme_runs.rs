@@ -284,6 +284,12 @@ fn the_readme_marked_blocks_run_as_written() {
         "the README marks {} blocks",
         blocks.len()
     );
+    // The blocks serve on `gp serve`'s default ports, as a reader's would.
+    for port in [8080, 9464] {
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            panic!("127.0.0.1:{port} is taken ({e}): the README's blocks run `gp serve` on its default ports; stop what listens there");
+        }
+    }
     let root = tempfile::Builder::new()
         .prefix("gp-readme-")
         .tempdir()
