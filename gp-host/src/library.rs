@@ -197,10 +197,25 @@ fn check_abi_version(path: &Path, embedded: &Embedded) -> Result<(), Error> {
     }
 }
 
+/// The one line for a plugin built against a gp-core release this host cannot use: which
+/// release it was, which this host speaks, and the gp-sdk to rebuild it with.
 fn version_mismatch(host: &dyn fmt::Display, plugin: &dyn fmt::Display) -> String {
-    format!(
-        "the plugin uses gp-core {plugin}, this host uses gp-core {host}; rebuild the plugin against the host's gp-sdk"
-    )
+    let host = host.to_string();
+    let speaks = match semver::Version::parse(&host) {
+        Ok(v) if v.major == 0 => format!("{}.{}", v.major, v.minor),
+        Ok(v) => v.major.to_string(),
+        Err(_) => host.clone(),
+    };
+    format!("{plugin}, where this host speaks {speaks}.x; rebuild it with gp-sdk {speaks}")
+}
+
+/// Whether gp-core releases `a` and `b` differ in what abi_stable compares: the major
+/// version, and for 0.x the minor.
+fn another_release(a: &str, b: &str) -> bool {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a.major != b.major || (a.major == 0 && a.minor != b.minor),
+        _ => a != b,
+    }
 }
 
 fn host_architecture() -> Option<object::Architecture> {
@@ -255,8 +270,18 @@ pub(crate) fn load(
         } => incompatible(version_mismatch(&expected_version, &actual_version)),
         LibraryError::AbiInstability(report) => {
             let report = report.to_string();
-            tracing::debug!(plugin, path = %path.display(), "layout check report:\n{report}");
-            incompatible(summarize_layout_report(&report))
+            tracing::trace!(plugin, path = %path.display(), "layout check report:\n{report}");
+            let summary = summarize_layout_report(&report);
+            if another_release(abi_version, gp_core::ABI_VERSION) {
+                // Every shared type differs by its release: one line says it all.
+                tracing::debug!(target: "gp", plugin, path = %path.display(), "the types that differ: {summary}");
+                incompatible(format!(
+                    "{} (the types that differ are logged at debug level: `gp -v`)",
+                    version_mismatch(&gp_core::ABI_VERSION, &abi_version)
+                ))
+            } else {
+                incompatible(summary)
+            }
         }
         LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => incompatible(
             "it was built with an abi_stable release this host cannot read; rebuild it against the host's gp-sdk".into(),
@@ -381,7 +406,7 @@ fn summarize_layout_report(report: &str) -> String {
     }
     mismatches.dedup();
     let advice =
-        "rebuild it against the host's gp-sdk (the full layout report is logged at debug level)";
+        "rebuild it against the host's gp-sdk (the full layout report is logged at trace level)";
     if mismatches.is_empty() {
         format!("the layout of the types it shares with the host differs; {advice}")
     } else {

@@ -9,6 +9,9 @@ fn execute(ctx: &mut Context) -> Result {
         let items: Vec<i64> = Vec::new();
         panic!("boom: asked for item 3 of {} items", items.len());
     }
+    if let Some(other) = ctx.label() {
+        gp_sdk::bail!("label `{other}` is not one of panicky's: boom (it panics), or no label");
+    }
     ctx.set("status", "still alive");
     Ok(())
 }

@@ -37,7 +37,10 @@ fn execute(ctx: &mut Context) -> Result {
                 "greeting": format!("sample plugin says: {}", hello.name),
             }))
         }
-        _ => {
+        Some(other) => gp_sdk::bail!(
+            "label `{other}` is not one of sample's: plugin.get and plugin.post (its HTTP routes), or no label for a direct call"
+        ),
+        None => {
             let hello: Hello = ctx.get_as("sample")?;
             ctx.info(format!("sample got {:?}", hello.name));
             ctx.set("greeting", format!("sample plugin says: {}", hello.name));

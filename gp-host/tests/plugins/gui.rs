@@ -2,8 +2,9 @@
 //! chromedriver (WebDriver) on loopback, against the admin API serving real plugins.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`apt-get install chromium
-//! chromium-driver`). Without them the test says so loudly and passes, unless
-//! `GP_BROWSER_TESTS=required` (as CI sets it), where it fails. Every wait is bounded.
+//! chromium-driver`). Without them the tests fail, saying what to install, unless
+//! `GP_BROWSER_TESTS=skip` (then they are skipped, and the skip is said on stderr). Every wait
+//! is bounded.
 //!
 //! This file holds what the GUI must do; driving the browser (chromedriver, waits, clicks,
 //! screenshots) is in `gui/browser.rs`.
@@ -18,6 +19,7 @@ use crate::harness::{base_dir, example};
 use crate::http::Running;
 
 mod browser;
+mod signin;
 
 use browser::{
     browser_installed, click, css, in_browser, save_page, save_screenshot, type_into, until,
@@ -418,6 +420,19 @@ fn the_hub_page_installs_and_upgrades_from_a_real_registry_in_a_real_browser() {
             &format!("oci://{host}/team/counter:1.0.0@sha256:"),
         )
         .await;
+        // The long reference wraps inside the dialog instead of running past its edge.
+        let fits = client
+            .execute(
+                "const e = document.querySelector('[data-testid=confirm-text]'); return e.scrollWidth <= e.clientWidth + 1 && e.getBoundingClientRect().right <= document.querySelector('.dialog').getBoundingClientRect().right;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            fits,
+            serde_json::Value::Bool(true),
+            "the install dialog wraps its reference"
+        );
         click(&client, "confirm-yes").await;
         wait_text(
             &client,

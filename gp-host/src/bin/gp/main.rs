@@ -24,6 +24,10 @@ use failure::Failure;
 #[derive(Parser)]
 #[command(name = "gp", version)]
 struct Cli {
+    /// Log more: gp's debug messages (such as the types that differ in a plugin built against
+    /// another gp-core); GP_LOG, when set, decides instead
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,8 +51,9 @@ enum Command {
     /// Call a plugin and print the context's values afterwards, as JSON (only that plugin is
     /// loaded: its folder is found by the name its plugin.json declares)
     Call(commands::call::Args),
-    /// Load the plugins of a base directory and keep them loaded, serving their metrics over
-    /// HTTP (GET /metrics in Prometheus text format, GET /stats as JSON) until Ctrl-C
+    /// Load the plugins of a base directory and keep them loaded, serving their HTTP routes,
+    /// the management API and web GUI, and their metrics (GET /metrics, GET /stats), until
+    /// Ctrl-C or SIGTERM
     Serve(Box<commands::serve::Args>),
     /// Build a plugin crate with cargo (release) and write `OUT/<name>/plugin.json` + library,
     /// ready for a plugin base directory (or `OUT/<name>-<version>.plg` with --pack); either
@@ -93,9 +98,10 @@ fn main() -> ExitCode {
     gp_host::fatal::install();
     let cli = Cli::parse();
     // A server reports what happens to its plugins; one-shot commands only what goes wrong.
-    let default_filter = match cli.command {
-        Command::Serve(_) => "warn,gp=info",
-        _ => "warn,gp::plugin=info",
+    let default_filter = match (&cli.command, cli.verbose) {
+        (_, true) => "warn,gp=debug",
+        (Command::Serve(_), false) => "warn,gp=info",
+        (_, false) => "warn,gp::plugin=info",
     };
     // ureq's transport traces every byte it sends, registry credentials included: never
     // shown, whatever GP_LOG asks for.

@@ -1,6 +1,9 @@
 //! The GUI: static files compiled into the binary (no build step, nothing fetched at run
 //! time), served with a strict content security policy. The page talks to `/api/v1` with the
-//! token the operator enters once (kept in session storage, never in a URL).
+//! token from `gp serve`'s sign-in link (`/ui/#token=…`: in the fragment, which a browser
+//! never sends to a server, read by the page before it routes and then removed from the
+//! address bar with `history.replaceState`) or entered by hand, kept in the tab's session
+//! storage.
 //!
 //! Every file the page is made of is one line of [`FILES`], which is all the router serves
 //! (besides the redirects to `/ui/`), each answer with the same security headers. A unit
@@ -59,6 +62,7 @@ const FILES: &[(&str, &str, &str)] = &[
     gui_file!("views/plugins.js", JS),
     gui_file!("views/plugin.js", JS),
     gui_file!("views/histogram.js", JS),
+    gui_file!("views/charts.js", JS),
     gui_file!("views/try.js", JS),
     gui_file!("views/routes.js", JS),
     gui_file!("views/hub.js", JS),

@@ -4,8 +4,9 @@
 //! Secure by default: every API request needs a bearer token (loopback included: other local
 //! users, and any web page in the operator's browser, can reach loopback), a `Host` from an
 //! allowlist (DNS rebinding), no foreign `Origin`, and JSON for every change, which is never a
-//! `GET`. CORS stays off. The GUI's static files need no token; the page asks for it once and
-//! keeps it in session storage.
+//! `GET`. CORS stays off. The GUI's static files need no token; the page takes it from `gp serve`'s
+//! sign-in link (`/ui/#token=…`, a fragment, which browsers never send) or asks for it, and
+//! keeps it in the tab's session storage.
 //!
 //! | method and path | what it does |
 //! |---|---|
@@ -21,12 +22,13 @@
 //! | `POST /api/v1/plugins` | install from `{"url", "sha256"}` (feature `install`; an `oci://` reference with feature `hub`) |
 //! | `GET /api/v1/hub`, `/hub/search?q=` | the registry the Hub page searches, and a search there (feature `hub`) |
 //! | `GET /api/v1/routes` | the route table and the routes refused, with why |
-//! | `GET /api/v1/events` | lifecycle events as server-sent events |
+//! | `GET /api/v1/events` | lifecycle events as server-sent events (`?history=true`: and each new `/history` sample) |
+//! | `GET /api/v1/history` | the last 15 minutes of each plugin's call rate, error rate and p99, a sample every 10 s |
 //! | `GET /api/v1/healthz`, `/readyz`, `/metrics`, `/openapi.json` | probes, Prometheus text, the API's description |
 //!
 //! Inside: `token` (the bearer token), `auth` (the guard), `state` (what the plane remembers of the manager's events),
 //! `error` (an [`Error`](crate::Error) as an HTTP answer, and request bodies), `views` (the
-//! JSON bodies), `plugins` (the plugin endpoints), `hub`, `events` (the event stream),
+//! JSON bodies), `plugins` (the plugin endpoints), `hub`, `events` (the event stream), `history` (the charts' ring buffer),
 //! `probes` (health, readiness, metrics, routes, the API's description), `gui` (the GUI's
 //! static files).
 
@@ -44,6 +46,7 @@ mod auth;
 mod error;
 mod events;
 mod gui;
+mod history;
 mod hub;
 mod plugins;
 mod probes;
@@ -71,6 +74,7 @@ pub struct AdminBuilder {
     hosts: Vec<String>,
     upload_limit: usize,
     hub: Option<Arc<Hub>>,
+    history_interval: std::time::Duration,
 }
 
 impl AdminBuilder {
@@ -109,12 +113,20 @@ impl AdminBuilder {
         self
     }
 
+    /// How often the plugins' rates and p99 are sampled for `GET /api/v1/history` and the
+    /// GUI's charts (default 10 s; 15 minutes are kept).
+    pub fn history_interval(mut self, interval: std::time::Duration) -> Self {
+        self.history_interval = interval;
+        self
+    }
+
     /// Starts following the manager's events. Build it before loading plugins, so that the
     /// failures of the first load are listed.
     #[must_use = "an Admin that is dropped stops following its manager"]
     pub fn build(self) -> Admin {
         let shared = Arc::new(AdminShared::new(self));
         AdminShared::follow(&shared);
+        AdminShared::sample_history(&shared);
         Admin { shared }
     }
 }
@@ -152,6 +164,7 @@ impl Admin {
             hosts: vec!["127.0.0.1".into(), "localhost".into(), "[::1]".into()],
             upload_limit: DEFAULT_UPLOAD_LIMIT,
             hub: None,
+            history_interval: history::DEFAULT_HISTORY_INTERVAL,
         }
     }
 
@@ -180,6 +193,7 @@ impl Admin {
             .route("/hub", get(hub::info))
             .route("/hub/search", get(hub::search))
             .route("/events", get(events::stream))
+            .route("/history", get(probes::history))
             .route("/healthz", get(probes::healthz))
             .route("/readyz", get(probes::readyz))
             .route("/metrics", get(probes::metrics))

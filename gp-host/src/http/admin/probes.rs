@@ -1,5 +1,5 @@
 //! The probes and what describes the plane: liveness, readiness, Prometheus metrics, the
-//! route table, the API's OpenAPI document.
+//! route table, the last 15 minutes' history, the API's OpenAPI document.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -62,4 +62,9 @@ pub(super) async fn openapi() -> Response {
         include_str!("openapi.json"),
     )
         .into_response()
+}
+
+/// `GET /history`: the last 15 minutes of each plugin's rates and p99 (see `history`).
+pub(super) async fn history(State(shared): State<Arc<AdminShared>>) -> Json<serde_json::Value> {
+    Json(shared.history.view())
 }

@@ -47,6 +47,8 @@ pub(crate) struct AdminShared {
     pub(super) events: tokio::sync::broadcast::Sender<serde_json::Value>,
     pub(super) ready: AtomicBool,
     subscription: Mutex<Option<SubscriptionId>>,
+    /// The last 15 minutes of each plugin's rates and p99 (`GET /api/v1/history`).
+    pub(super) history: super::history::History,
 }
 
 impl Drop for AdminShared {
@@ -117,6 +119,7 @@ impl AdminShared {
             events,
             ready: AtomicBool::new(false),
             subscription: Mutex::new(None),
+            history: super::history::History::new(built.history_interval),
         }
     }
 
@@ -130,6 +133,32 @@ impl AdminShared {
             }
         });
         *lock(&shared.subscription) = Some(id);
+    }
+
+    /// Samples the plugins' rates into `history` every interval, on a thread of its own that
+    /// ends once the plane is dropped (it holds it weakly).
+    pub(super) fn sample_history(shared: &Arc<AdminShared>) {
+        let weak = Arc::downgrade(shared);
+        let interval = shared.history.interval;
+        let _ = std::thread::Builder::new()
+            .name("gp-admin-history".into())
+            .spawn(move || {
+                // The first sample is measured against the counters as they are now.
+                if let Some(shared) = weak.upgrade() {
+                    shared.history.take(&shared.manager, interval);
+                    shared.history.clear();
+                }
+                let mut last = std::time::Instant::now();
+                loop {
+                    std::thread::sleep(interval);
+                    let Some(shared) = weak.upgrade() else {
+                        return;
+                    };
+                    let now = std::time::Instant::now();
+                    shared.history.take(&shared.manager, now - last);
+                    last = now;
+                }
+            });
     }
 
     /// The first load is done: `GET /api/v1/readyz` answers 200 from now on.

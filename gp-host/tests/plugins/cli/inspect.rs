@@ -47,9 +47,8 @@ fn inspect_says_exactly_why_a_library_is_refused() {
     assert_eq!(
         stderr(&output),
         format!(
-            "error: plugin `version-mismatch` ({}) was built against an incompatible gp-core: the plugin uses gp-core 0.0.1, this host uses gp-core {}; rebuild the plugin against the host's gp-sdk\n",
+            "error: plugin `version-mismatch` ({}) was built against an incompatible gp-core: 0.0.1, where this host speaks 0.1.x; rebuild it with gp-sdk 0.1\n",
             fixture(Interface::OlderVersion).display(),
-            gp_host::ABI_VERSION
         )
     );
 }

@@ -19,6 +19,9 @@ pub enum Interface {
     WiderErrorKind,
     /// `gp-core` released as 0.0.1.
     OlderVersion,
+    /// `gp-core` released as 0.2.0: a version check before loading lets it through (a later
+    /// minor), abi_stable's layout check then finds every shared type from another release.
+    NewerVersion,
     /// `gp-core` and `gp-sdk` as they were before lifecycle hooks: `PluginMod` ends at
     /// `execute`, as in a plugin built before hooks existed.
     WithoutHooks,
@@ -45,6 +48,7 @@ pub fn fixture(interface: Interface) -> &'static Path {
         Interface::Real => "outside",
         Interface::WiderErrorKind => "layout-mismatch",
         Interface::OlderVersion => "version-mismatch",
+        Interface::NewerVersion => "newer-core",
         Interface::WithoutHooks => "before-hooks",
         Interface::WithoutHostServices => "before-services",
     };
@@ -178,6 +182,7 @@ fn patch_interface(root: &Path, interface: Interface) {
             set_interface_version(root, "0.1.1");
         }
         Interface::OlderVersion => set_interface_version(root, "0.0.1"),
+        Interface::NewerVersion => set_interface_version(root, "0.2.0"),
     }
 }
 

@@ -1,7 +1,7 @@
 //! What the tests share, one idea a file: building the real plugins they load (`build`),
 //! fixtures built against altered copies of the interface crates (`interface`), the plugins of
 //! the lifecycle tests (`lifecycle`), base directories (`base`), a small HTTP server
-//! (`http_server`), a child `gp` interrupted (`interrupt`) and a captured host log (`log`). Everything is re-exported here, so that a
+//! (`http_server`), a child `gp` interrupted (`interrupt`) a captured host log (`log`), and what a test that needs a browser or a registry does without it (`tools`). Everything is re-exported here, so that a
 //! test names `harness::...` whichever file holds it.
 
 mod base;
@@ -11,6 +11,7 @@ mod interface;
 mod interrupt;
 mod lifecycle;
 mod log;
+mod tools;
 
 pub use base::{assert_sample_serves, base_dir, base_dir_with, in_flight, wait_in_flight};
 pub use build::{
@@ -22,3 +23,4 @@ pub use interface::{custom_fixture, fixture, Interface};
 pub use interrupt::{interrupt, names, temporary_file_of};
 pub use lifecycle::{hook_log, install_lifecycle, lifecycle};
 pub use log::with_captured_log;
+pub use tools::tool_present;

@@ -5,9 +5,11 @@
 //!
 //! This file holds what the tests share: the bounded run of `gp`, and a packed `sample`.
 
+mod first_hour;
 mod messages;
 mod packages;
 mod readme;
+mod readme_runs;
 mod serve;
 
 use std::ffi::OsStr;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::harness::base_dir_with;
 
 /// How long a run of `gp` that loads or checks plugins may take.
-const LIMIT: Duration = Duration::from_secs(30);
+pub(super) const LIMIT: Duration = Duration::from_secs(30);
 
 /// How long a run of `gp` that builds a crate may take.
 const BUILD_LIMIT: Duration = Duration::from_secs(600);

@@ -25,8 +25,15 @@ fn serve_on_a_busy_port_names_the_listener_and_how_to_pick_another() {
         ],
     );
     assert_eq!(ran.code, Some(1));
+    // After the line for an empty base directory.
+    let (_, stderr) = ran.stderr.split_once('\n').unwrap();
+    assert!(
+        ran.stderr.starts_with("warning: no plugins in "),
+        "{}",
+        ran.stderr
+    );
     assert_eq!(
-        ran.stderr,
+        stderr,
         format!(
             "error: {addr}: the admin listener (--admin) cannot listen here: Address already in use (os error 98); another program (another `gp serve`?) listens there: choose another port with --admin 127.0.0.1:PORT, or --admin 127.0.0.1:0 for any free one\n"
         )
@@ -43,8 +50,9 @@ fn serve_on_a_busy_port_names_the_listener_and_how_to_pick_another() {
         ],
     );
     assert_eq!(ran.code, Some(1));
+    let (_, stderr) = ran.stderr.split_once('\n').unwrap();
     assert_eq!(
-        ran.stderr,
+        stderr,
         format!(
             "error: {addr}: the plugin routes' listener (--listen) cannot listen here: Address already in use (os error 98); another program (another `gp serve`?) listens there: choose another port with --listen 127.0.0.1:PORT, or --listen 127.0.0.1:0 for any free one\n"
         )

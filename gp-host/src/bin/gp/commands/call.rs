@@ -137,6 +137,21 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
 /// The base directory and the plugin's name, from `gp call DIR NAME` or `gp call NAME` (under
 /// GP_HOME); the exit code when they cannot be had (the message is printed).
 fn base_dir_and_name(first: String, second: Option<String>) -> Result<(PathBuf, String), ExitCode> {
+    // A file given where the base directory goes (`gp call NAME` alone is a plugin of
+    // GP_HOME's, whatever files the current directory holds, unless it names a library).
+    let looks_like_a_path = second.is_some()
+        || first.contains(std::path::MAIN_SEPARATOR)
+        || Path::new(&first).extension().is_some_and(|e| {
+            ["so", "dylib", "dll", package::EXTENSION]
+                .iter()
+                .any(|x| e == *x)
+        });
+    if looks_like_a_path {
+        if let Some(why) = super::shared::file_not_base_dir(Path::new(&first), "gp call {} NAME") {
+            eprintln!("error: {why}");
+            return Err(ExitCode::FAILURE);
+        }
+    }
     match second {
         Some(name) => Ok((PathBuf::from(first), name)),
         // A path alone: the name was forgotten, this is not a plugin of GP_HOME's. (A folder
@@ -262,7 +277,8 @@ enum Found {
     /// No readable plugin.json declares the name, but a folder (or package) whose plugin.json
     /// could not be read is called after it.
     Unreadable(PathBuf),
-    /// Nothing: a one-line message naming the plugins there are.
+    /// Nothing to call: a one-line message naming the plugins there are, or the two folders
+    /// (or packages) that declare the name.
     Nothing(String),
 }
 
@@ -293,6 +309,7 @@ fn find_plugin(manager: &Manager, name: &str) -> Result<Found, Failure> {
     let mut scratch: Option<tempfile::TempDir> = None;
     let mut names: Vec<String> = Vec::new();
     let mut unreadable: Vec<PathBuf> = Vec::new();
+    let mut declaring: Vec<PathBuf> = Vec::new();
     for origin in origins {
         let declared = if is_package(&origin) {
             package_name(manager, &origin, &mut scratch)?
@@ -300,10 +317,24 @@ fn find_plugin(manager: &Manager, name: &str) -> Result<Found, Failure> {
             folder_name(&origin)
         };
         match declared {
-            Some(declared) if declared == name => return Ok(Found::Declared(origin)),
+            Some(declared) if declared == name => declaring.push(origin),
             Some(declared) => names.push(declared),
             None => unreadable.push(origin),
         }
+    }
+    // Two of them (a folder and a package, say): `gp list` and a manager refuse the second,
+    // and so does a call, rather than pick one.
+    match declaring.as_slice() {
+        [origin] => return Ok(Found::Declared(origin.clone())),
+        [first, second, ..] => {
+            return Ok(Found::Nothing(format!(
+                "plugin `{name}` is both in {} and in {}: plugin names must be unique in a base directory, remove or rename one (`gp list {}` shows both)",
+                first.display(),
+                second.display(),
+                base.display()
+            )))
+        }
+        [] => {}
     }
     if let Some(origin) = unreadable.iter().find(|o| called(o, name)) {
         return Ok(Found::Unreadable(origin.clone()));

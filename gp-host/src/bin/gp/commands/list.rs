@@ -28,6 +28,10 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         Ok(dir) => dir,
         Err(code) => return Ok(code),
     };
+    if let Some(why) = super::shared::file_not_base_dir(&dir, "gp list {}") {
+        eprintln!("error: {why}");
+        return Ok(ExitCode::FAILURE);
+    }
     let mut manager = Manager::builder(&dir).preflight(!args.no_preflight);
     if let Some(trust) = trust {
         manager = manager.trust(trust);
@@ -42,6 +46,12 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         && report.upgraded.is_empty()
         && report.disabled.is_empty();
     let mistakes = base_dir_mistakes(&dir);
+    if nothing && report.failed.is_empty() && mistakes.is_empty() {
+        outln!(
+            "no plugins in {}: a base directory holds one folder per plugin (its plugin.json and library) or .plg packages",
+            dir.display()
+        )?;
+    }
     for mistake in &mistakes {
         eprintln!("{}: {mistake}", if nothing { "error" } else { "warning" });
     }

@@ -34,6 +34,34 @@ fn default_sdk() -> Option<PathBuf> {
         .flatten()
 }
 
+/// The `version` of the package whose crate is at `sdk` (its Cargo.toml's `[package]` table).
+fn sdk_version(sdk: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(sdk.join("Cargo.toml")).ok()?;
+    let mut in_package = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if let Some(value) = line.strip_prefix("version").map(str::trim_start) {
+            if in_package {
+                let value = value.strip_prefix('=')?.trim();
+                return Some(value.trim_matches('"').to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// The gp-sdk releases this host loads plugins of: those of its gp-core's minor (for 0.x),
+/// such as `0.1`, as a Cargo requirement.
+fn sdk_requirement() -> String {
+    let core = semver::Version::parse(gp_host::ABI_VERSION).expect("gp-core's own version");
+    if core.major == 0 {
+        format!("{}.{}", core.major, core.minor)
+    } else {
+        core.major.to_string()
+    }
+}
+
 pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let Args { name, sdk } = args;
     if let Err(e) = gp_host::manifest::validate_name(&name) {
@@ -50,13 +78,14 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
                 path: path.clone(),
                 source: e,
             })?;
+            // The version of the gp-sdk depended on, as its Cargo.toml says, not gp-host's.
+            let published = sdk_version(&path).unwrap_or_else(sdk_requirement);
             format!(
-                "gp-sdk = {{ path = {:?} }}\n# To depend on the published gp-sdk instead, once it is on crates.io:\n# gp-sdk = \"{}\"",
+                "gp-sdk = {{ path = {:?} }}\n# To depend on the published gp-sdk instead, once it is on crates.io:\n# gp-sdk = \"{published}\"",
                 path.display().to_string(),
-                env!("CARGO_PKG_VERSION")
             )
         }
-        None => format!("gp-sdk = \"{}\"", env!("CARGO_PKG_VERSION")),
+        None => format!("gp-sdk = \"{}\"", sdk_requirement()),
     };
     // The name first: it is checked to be letters, digits, '-' and '_', so it cannot bring in
     // a placeholder, while the dependency's path could.
@@ -78,7 +107,8 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
         }
         std::fs::write(&path, text).map_err(|e| Error::Io { path, source: e })?;
     }
-    outln!("created plugin crate {name}/ ({dependency})")?;
+    let line = dependency.lines().next().unwrap_or_default();
+    outln!("created plugin crate {name}/ ({line})")?;
     outln!(
         "next: cd {name} && cargo test && gp build && gp call plugins {name} --set 'name=\"you\"'"
     )?;

@@ -1,7 +1,7 @@
 //! `gp serve`: keep the plugins of a base directory loaded, serve their HTTP routes on one
 //! listener and their metrics on another, until Ctrl-C or SIGTERM.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +21,17 @@ use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
 pub struct Args {
     /// The plugin base directory (default: $GP_HOME/plugins)
     dir: Option<PathBuf>,
+    /// Create the base directory if missing (else a mistyped path is an error, not an empty
+    /// server); $GP_HOME/plugins, the default, is always created
+    #[arg(long)]
+    create: bool,
+    /// Print the GUI's sign-in link (it holds the admin token) even when standard output is
+    /// not a terminal, where it is otherwise left out (a service's collected logs)
+    #[arg(long)]
+    print_signin_link: bool,
+    /// How often the GUI's charts sample each plugin's rates and p99 (15 minutes are kept)
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    history_interval: Duration,
     /// Follow the directory: load new plugin folders, upgrade changed ones (newer versions
     /// only), unload removed ones
     #[arg(long)]
@@ -134,9 +145,9 @@ pub struct Args {
 }
 
 pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
-    let dir = match super::shared::base_dir_or_home(args.dir.take()) {
-        Ok(dir) => dir,
-        Err(code) => return Ok(code),
+    // Checked before anything is written there (the admin token is, before the plugins load).
+    let Some(dir) = super::serve_start::base_dir(args.dir.take(), args.create)? else {
+        return Ok(ExitCode::FAILURE);
     };
     let trust = super::shared::required_signers(&args.public_keys)?;
     let checked = trust.is_some();
@@ -164,7 +175,13 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     // Before loading: the server checks every plugin's routes against the others'.
     let server = plugin_server(&args, &manager);
     let (token, token_file) = admin_token(&manager, args.token_file.as_deref())?;
-    let mut admin = Admin::builder(manager.clone(), token).server(server.clone());
+    // The sign-in link carries the token: only to a terminal (a person), never into logs a
+    // service manager collects, unless asked for.
+    let signin = (std::io::stdout().is_terminal() || args.print_signin_link)
+        .then(|| token.secret().to_owned());
+    let mut admin = Admin::builder(manager.clone(), token)
+        .server(server.clone())
+        .history_interval(args.history_interval);
     if let Some(path) = &args.read_only_token_file {
         admin = admin.read_only_token(AdminToken::from_file(path)?);
     }
@@ -185,6 +202,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     if matches!(report.failed.first(), Some(f) if matches!(f.error, Error::MissingBaseDir { .. })) {
         return Ok(ExitCode::FAILURE);
     }
+    super::serve_start::warn_if_empty(&report, &dir, args.watch);
     // Following starts once the directory is loaded: the first check sees what is there.
     let following: Vec<gp_host::Following> = match &hub_client {
         Some(client) => follows
@@ -209,7 +227,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
     let served = runtime.block_on(serve(
         server,
         admin,
-        token_file,
+        (token_file, signin),
         args.listen,
         (args.admin, tls),
         limits,
@@ -409,7 +427,7 @@ fn admin_token(
 async fn serve(
     server: PluginServer,
     admin: Admin,
-    token_file: Option<PathBuf>,
+    (token_file, signin): (Option<PathBuf>, Option<String>),
     listen: SocketAddr,
     (admin_addr, tls): (SocketAddr, Option<Arc<rustls::ServerConfig>>),
     limits: ListenLimits,
@@ -443,6 +461,14 @@ async fn serve(
     outln!(
         "managing plugins at {scheme}://{ops_addr}/ui/ and {scheme}://{ops_addr}/api/v1 with {token}"
     )?;
+    if let Some(secret) = signin {
+        // In the fragment, which a browser never sends: the page reads it, keeps it and
+        // takes it out of the address bar.
+        outln!(
+            "sign in to the GUI: {scheme}://{ops_addr}/ui/#token={}",
+            super::serve_start::fragment_encoded(&secret)
+        )?;
+    }
     let _ = std::io::stdout().flush();
 
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);

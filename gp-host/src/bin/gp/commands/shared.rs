@@ -42,6 +42,42 @@ pub fn base_dir_or_home(dir: Option<PathBuf>) -> Result<PathBuf, std::process::E
     Err(std::process::ExitCode::FAILURE)
 }
 
+/// Why `path`, a file, cannot be a base directory, with what to give instead: for a plugin's
+/// library, the folder that holds its plugin folder (in `retry`, `{}` stands for it) and `gp
+/// inspect` for the library itself. `None` if `path` is not a file.
+pub fn file_not_base_dir(path: &Path, retry: &str) -> Option<String> {
+    if !path.is_file() {
+        return None;
+    }
+    let shown = path.display();
+    let parent = |p: &Path| match p.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => Some(parent.to_owned()),
+        _ => None,
+    };
+    let is_library = path
+        .extension()
+        .is_some_and(|e| e == "so" || e == "dylib" || e == "dll");
+    if is_library {
+        let base = parent(path)
+            .and_then(|folder| parent(&folder))
+            .unwrap_or_else(|| PathBuf::from(".."));
+        return Some(format!(
+            "{shown} is a plugin library, not a base directory: give the directory that holds the plugin's folder, `{}`; to check the library itself, `gp inspect {shown}`",
+            retry.replace("{}", &base.display().to_string())
+        ));
+    }
+    if path.extension().is_some_and(|e| e == package::EXTENSION) {
+        let base = parent(path).unwrap_or_else(|| PathBuf::from("."));
+        return Some(format!(
+            "{shown} is a package, not a base directory: give the directory that holds it, `{}`; to check the package itself, `gp verify {shown}`",
+            retry.replace("{}", &base.display().to_string())
+        ));
+    }
+    Some(format!(
+        "{shown} is a file, not a plugin base directory (a directory of plugin folders and .plg packages)"
+    ))
+}
+
 /// `--public-key` arguments: if there are any, a signature by one of them is required.
 pub fn required_signers(keys: &[String]) -> Result<Option<Trust>, Failure> {
     let keys = keys

@@ -1,5 +1,6 @@
-// The token and the management API: the token the operator entered (session storage, never
-// a URL), `api` for one call to /api/v1, and what happens when the server refuses the token.
+// The token and the management API: the token (from the sign-in link or entered by hand; kept
+// in the tab's session storage), `api` for one call to /api/v1, and what happens when the
+// server refuses the token.
 
 export const API = '/api/v1';
 const TOKEN_KEY = 'gp.admin.token';

@@ -1,14 +1,16 @@
 // The gp management GUI: plain JavaScript modules, no build step, nothing fetched from
-// elsewhere. It talks to /api/v1 with the token the operator enters once (kept in session
-// storage, never in a URL). Every piece of data goes into the page as text (textContent),
-// never as markup, and the content security policy forbids inline scripts and styles.
+// elsewhere. It talks to /api/v1 with the token from `gp serve`'s sign-in link
+// (/ui/#token=…: a fragment, never sent to a server; read here before routing, kept in the
+// tab's session storage, and taken out of the address bar) or entered by hand. Every piece
+// of data goes into the page as text (textContent), never as markup, and the content
+// security policy forbids inline scripts and styles.
 //
 // This module is the entry point (index.html loads it): signing in and out, and drawing the
 // page the location hash names. The modules it imports never import it back.
 
 import { api, ApiError, errorText, setToken, token, whenTokenRefused } from './api.js';
 import { cancelAsking } from './confirm.js';
-import { clear, h, setText } from './dom.js';
+import { clear, h, setText, withCode } from './dom.js';
 import { eventsStarted, forgetEvents, startEvents, stopEvents } from './events.js';
 import { leaveView, showView, stopRefreshing } from './refresh.js';
 import { route } from './router.js';
@@ -62,7 +64,11 @@ function showPrompt() {
     'form',
     { class: 'card login', 'data-testid': 'token-form', novalidate: true },
     h('h1', { text: 'Sign in' }),
-    h('p', { class: 'muted', text: 'The management API needs its token. `gp serve --admin` prints where the token file is; the page keeps it for this browser tab only.' }),
+    h(
+      'p',
+      { class: 'muted', 'data-testid': 'token-help' },
+      withCode('The management API needs its token. `gp serve` prints a sign-in link that carries it when it runs in a terminal (or with `--print-signin-link`), and names the file the token is in. The page keeps it for this browser tab only: open the link again in another tab.')
+    ),
     message,
     h('label', { class: 'field' }, h('span', { text: 'Admin token' }), input),
     h('div', { class: 'try-row' }, button)
@@ -95,7 +101,29 @@ function showPrompt() {
   input.focus();
 }
 
+// The sign-in link: `#token=…` (percent-encoded) is taken before routing (the page routes
+// on the hash), kept like an entered token, and replaced in the address bar and this
+// history entry by the overview's `#/`, so the token is neither shown nor bookmarked.
+// Session storage, not local storage: a token kept for good would outlive this server and be
+// readable by whatever serves this origin (this host and port) next.
+function signInFromLink() {
+  const match = /^#token=([^&]*)$/.exec(location.hash);
+  if (!match) return;
+  let value = '';
+  try {
+    value = decodeURIComponent(match[1]);
+  } catch (e) {
+    value = '';
+  }
+  history.replaceState(null, '', location.pathname + location.search + '#/');
+  if (value) setToken(value);
+}
+
+signInFromLink();
 whenTokenRefused(signOut);
 document.getElementById('signout').addEventListener('click', () => signOut(''));
-window.addEventListener('hashchange', render);
+window.addEventListener('hashchange', () => {
+  signInFromLink(); // a link pasted into a tab already open
+  render();
+});
 render();

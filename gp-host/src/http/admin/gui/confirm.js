@@ -1,6 +1,6 @@
 // The confirmation dialog: every action that changes something asks here first.
 
-import { setText } from './dom.js';
+import { setCodeText, setText } from './dom.js';
 
 const confirmBox = document.getElementById('confirm');
 const confirmTitle = document.getElementById('confirm-title');
@@ -15,7 +15,7 @@ let confirmDone = null;
 export function ask({ title, text, yes, danger, reason }) {
   if (confirmDone) confirmDone(null);
   setText(confirmTitle, title);
-  setText(confirmText, text);
+  setCodeText(confirmText, text);
   setText(confirmYes, yes || 'Confirm');
   confirmYes.className = 'btn ' + (danger ? 'btn-danger' : 'btn-primary');
   reasonField.hidden = !reason;

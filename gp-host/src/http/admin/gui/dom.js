@@ -56,6 +56,24 @@ export function setText(el, text) {
   if (el.textContent !== value) el.textContent = value;
 }
 
+// `text` with each `quoted` part (between backticks, as gp's messages quote names and
+// commands) as a <code> element, the rest as text: nodes to append, never markup.
+export function withCode(text) {
+  const value = text === null || text === undefined ? '' : String(text);
+  const parts = value.split('`');
+  // An odd backtick out is left as it is.
+  if (parts.length % 2 === 0) return [value];
+  return parts.map((part, i) => (i % 2 === 1 ? h('code', { text: part }) : part)).filter((p) => p !== '');
+}
+
+// Sets `el`'s content to `text`, backtick-quoted parts as code (see `withCode`).
+export function setCodeText(el, text) {
+  const value = text === null || text === undefined ? '' : String(text);
+  if (el.getAttribute('data-text') === value && el.childNodes.length) return;
+  replaceChildren(el, withCode(value));
+  el.setAttribute('data-text', value);
+}
+
 export function dash(value) {
   return value === null || value === undefined || value === '' ? '—' : String(value);
 }

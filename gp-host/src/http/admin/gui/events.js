@@ -1,5 +1,5 @@
-// The lifecycle event stream (GET /api/v1/events, server-sent events read with fetch so that
-// the token goes in a header): the recent events, the "events: live" indicator, reconnecting
+// The lifecycle event stream (GET /api/v1/events?history=true, server-sent events read with
+// fetch so that the token goes in a header): the recent events, the charts' samples, the "events: live" indicator, reconnecting
 // with backoff, and a refresh of the view soon after each change.
 
 import { API, token, tokenRefused } from './api.js';
@@ -11,6 +11,7 @@ const MAX_EVENTS = 100;
 const live = document.getElementById('live');
 const events = []; // newest first
 const eventListeners = new Set();
+const historyListeners = new Set();
 let stream = null; // { controller, timer, stopped }
 let backoff = 1000;
 
@@ -50,6 +51,13 @@ export function listenToEvents(listener) {
   return () => eventListeners.delete(listener);
 }
 
+// Calls `listener` with each new sample of GET /history the stream brings; returns what
+// stops it.
+export function listenToHistory(listener) {
+  historyListeners.add(listener);
+  return () => historyListeners.delete(listener);
+}
+
 function setLive(kind, text) {
   live.className = 'live live-' + kind;
   setText(live, text);
@@ -60,7 +68,7 @@ async function connectEvents(handle) {
   const used = token();
   let response;
   try {
-    response = await fetch(API + '/events', {
+    response = await fetch(API + '/events?history=true', {
       headers: { Authorization: 'Bearer ' + used, Accept: 'text/event-stream' },
       cache: 'no-store',
       credentials: 'omit',
@@ -121,6 +129,11 @@ function handleBlock(block) {
   try {
     event = JSON.parse(data);
   } catch (e) {
+    return;
+  }
+  if (event && event.event === 'history') {
+    // A sample for the charts, not a lifecycle event: no list entry, no refresh.
+    for (const listener of historyListeners) listener(event);
     return;
   }
   events.unshift(event);

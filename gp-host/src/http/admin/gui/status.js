@@ -1,6 +1,6 @@
 // The status area under the top bar: what an action is doing, did, or why it failed.
 
-import { setText, time } from './dom.js';
+import { setCodeText, time } from './dom.js';
 
 const statusBox = document.getElementById('status');
 const statusText = document.getElementById('status-text');
@@ -16,7 +16,7 @@ export function status(kind, message) {
   clearTimeout(statusTimer);
   statusBox.className = 'status status-' + kind;
   statusBox.setAttribute('data-kind', kind);
-  setText(statusText, '[' + time(Date.now()) + '] ' + message);
+  setCodeText(statusText, '[' + time(Date.now()) + '] ' + message);
   statusBox.hidden = false;
   if (kind === 'ok') {
     statusTimer = setTimeout(() => {

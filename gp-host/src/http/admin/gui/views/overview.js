@@ -1,9 +1,11 @@
-// The overview page (#/): counts and rates across all plugins, latency by plugin, what failed
-// to load, and the recent lifecycle events as they arrive.
+// The overview page (#/): counts and rates across all plugins, charts of the last 15 minutes
+// (charts.js), latency by plugin, what failed to load, and the recent lifecycle events as they
+// arrive.
 
 import { dash, dateTime, duration, h, number, pluginHref, replaceChildren, time } from '../dom.js';
 import { listenToEvents, recentEvents } from '../events.js';
 import { loadPlugins } from '../store.js';
+import { historyCharts } from './charts.js';
 import { emptyRow, errorBox, failuresCard, loadShown, section, stat, stateBadge, table } from './parts.js';
 
 export function overview(app) {
@@ -12,11 +14,13 @@ export function overview(app) {
   const eventList = h('ol', { class: 'events', 'data-testid': 'events' });
   const failures = h('div', { class: 'failures' });
   const problem = errorBox('overview-error');
+  const charts = historyCharts();
 
   app.append(
     h('h1', { text: 'Overview' }),
     problem,
     counts,
+    section('Last 15 minutes', charts.el),
     failures,
     h('div', { class: 'columns' }, section('Latency by plugin', latency.el), section('Recent events', h('p', { class: 'muted small', text: 'Loads, upgrades and unloads as they happen, newest first.' }), eventList))
   );
@@ -31,6 +35,7 @@ export function overview(app) {
   }
   const stopListening = listenToEvents(() => drawEvents());
   drawEvents();
+  charts.start();
 
   // Rates come from the difference between two refreshes.
   let previous = null; // { at, calls, errors }
@@ -75,7 +80,10 @@ export function overview(app) {
 
   return {
     refresh,
-    leave: stopListening,
+    leave: () => {
+      stopListening();
+      charts.stop();
+    },
   };
 }
 
