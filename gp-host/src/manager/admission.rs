@@ -87,7 +87,7 @@ impl Manager {
     ) -> AdmissionId {
         // An application's check gets the specs as its own (a copy of each, on each load).
         self.admit_borrowing(move |candidate: &Spec, serving: &[&Spec]| {
-            let serving: Vec<Spec> = serving.iter().map(|s| Spec::clone(s)).collect();
+            let serving: Vec<Spec> = serving.iter().copied().cloned().collect();
             check(candidate, &serving)
         })
     }
