@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::builder::AccessWriter;
-use super::request::RequestId;
+use super::id::RequestId;
 use crate::http::routes::RouteEntry;
 
 /// How many lines may wait for the writer.

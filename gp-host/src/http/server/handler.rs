@@ -12,8 +12,9 @@ use gp_core::manifest::HttpMethod;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::access::Line;
+use super::id::RequestId;
 use super::lane::{Lane, NoSlot};
-use super::request::{self, Incoming, RequestId};
+use super::request::{self, Incoming};
 use super::response::{respond, Answer};
 use super::Shared;
 use crate::error::Error;

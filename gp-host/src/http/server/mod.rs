@@ -30,6 +30,7 @@ use lane::{InlineCalls, Lane};
 mod access;
 mod builder;
 mod handler;
+mod id;
 mod lane;
 mod request;
 mod response;
@@ -203,7 +204,7 @@ impl Shared {
             access,
             metrics: HttpMetrics::default(),
             requests: AtomicU64::new(0),
-            id_prefix: request::id_prefix(),
+            id_prefix: id::id_prefix(),
             subscription: Mutex::new(None),
             admission,
         }

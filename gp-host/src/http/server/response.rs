@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use gp_core::http as keys;
 use gp_core::Value;
 
-use super::request::RequestId;
+use super::id::RequestId;
 use crate::error::Error;
 use crate::http::media_type;
 use crate::http::routes::RouteEntry;

@@ -257,6 +257,8 @@ fn serve_answers_plugin_routes_counts_them_on_the_admin_listener_and_stops_on_si
     assert!(status.success(), "{status}");
 }
 
+// Long: one server's life read top to bottom: a request logged, two calls that will not stop,
+// SIGTERM, and what the log says at the end.
 #[test]
 fn serve_exits_on_sigterm_within_its_bounds_naming_the_plugins_that_ignore_cancellation() {
     use std::io::{Read, Write};
