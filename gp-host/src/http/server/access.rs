@@ -11,9 +11,18 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendE
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::builder::AccessWriter;
 use super::id::RequestId;
 use crate::http::routes::RouteEntry;
+
+/// Where a server writes its access lines instead of `tracing` events.
+#[derive(Clone)]
+pub(crate) struct AccessWriter(pub(crate) Arc<std::sync::Mutex<dyn std::io::Write + Send>>);
+
+impl std::fmt::Debug for AccessWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessWriter")
+    }
+}
 
 /// How many lines may wait for the writer.
 const QUEUE: usize = 16384;

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use super::access::AccessWriter;
 use super::lane::{DEFAULT_INLINE_BUDGET, DEFAULT_QUEUE, DEFAULT_QUEUE_WAIT};
 use super::{PluginServer, Shared};
 use crate::http::routes::check::RouteCheck;
@@ -72,16 +73,6 @@ pub struct PluginServerBuilder {
     pub(super) inline_budget: Option<Duration>,
     pub(super) access_log: bool,
     pub(super) access_writer: Option<AccessWriter>,
-}
-
-/// Where a server writes its access lines instead of `tracing` events.
-#[derive(Clone)]
-pub(super) struct AccessWriter(pub(super) Arc<Mutex<dyn Write + Send>>);
-
-impl std::fmt::Debug for AccessWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AccessWriter")
-    }
 }
 
 impl PluginServerBuilder {
