@@ -357,13 +357,28 @@ impl<T: Version> std::ops::Deref for Retired<T> {
 
 impl<T: Version> Drop for Retired<T> {
     fn drop(&mut self) {
-        if self.calls_in_flight() > 0 {
+        // A reader that loaded the cell just before the swap may publish a hazard on this
+        // version for a moment, see the cell's new value and move on without using it: a
+        // hazard that is not a call. It clears within the reader's next step, so look again a
+        // few times before calling it a call (found by Miri's scheduler, which preempts there).
+        let mut in_flight = self.calls_in_flight();
+        for _ in 0..TRANSIENT_LOOKS {
+            if in_flight == 0 {
+                break;
+            }
+            std::thread::yield_now();
+            in_flight = self.calls_in_flight();
+        }
+        if in_flight > 0 {
             let version = self.0.take().expect("dropped once");
             tracing::error!(target: "gp", plugin = version.plugin_name(), "a version was let go while calls still ran on it; it is leaked instead");
             std::mem::forget(version);
         }
     }
 }
+
+/// How many times a dropped [`Retired`] looks again at its hazards before it is leaked.
+const TRANSIENT_LOOKS: usize = 64;
 
 /// How the two sides of the protocol order their accesses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
