@@ -7,8 +7,8 @@
 //! A verdict on the library (its runner refused it, died loading it, or did not exit cleanly)
 //! is kept per SHA-256 for the process's life; a runner that could not be asked at all (it
 //! could not start, or is not a runner) gives no verdict, and the next load asks again. A
-//! pass is also kept in the runtime directory (`preflight/<sha256>-gp-<version>`), so that a
-//! restart pre-flights only new builds: it is trusted only for the same file (the same
+//! pass is also kept in the runtime directory (`preflight/<sha256>-gp-<version>-<protocol>`), so
+//! that a restart pre-flights only new builds: it is trusted only for the same file (the same
 //! SHA-256) and the same gp-host version. Refusals are not kept across restarts: they are
 //! rare, and asked again.
 
