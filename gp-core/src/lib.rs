@@ -23,6 +23,7 @@
 //! time with the same code the host runs at load time).
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod http;
 pub mod manifest;

@@ -85,8 +85,11 @@ pub fn entry(entry: Entry) -> TokenStream {
             // abi_stable's loader looks this symbol up; the header it points to carries the
             // gp-core version and type layout the host checks before calling anything.
             #[unsafe(no_mangle)]
+            #[allow(unsafe_code)]
             static #symbol: ::gp_sdk::__private::LibHeader =
-                ::gp_sdk::__private::lib_header(#root_module_result);
+                // SAFETY: `#root_module_result` returns the `PluginModRef` that
+                // `root_module` builds, the root module type `lib_header` declares.
+                unsafe { ::gp_sdk::__private::lib_header(#root_module_result) };
         };
     }
 }

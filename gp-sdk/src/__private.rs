@@ -25,10 +25,15 @@ pub type ExecuteResult = RResult<(), CallError>;
 pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 
 /// The header the generated `#[no_mangle]` static holds.
-pub const fn lib_header(constructor: extern "C" fn() -> RootModuleResult) -> LibHeader {
+///
+/// # Safety
+///
+/// `constructor` must return a root module of type [`PluginModRef`] (abi_stable's loader
+/// reads it as one): `#[plugin_entry]`'s generated `root_module_result`, which returns what
+/// [`root_module`] builds, through [`root_module_result`].
+pub const unsafe fn lib_header(constructor: extern "C" fn() -> RootModuleResult) -> LibHeader {
     // SAFETY: `from_constructor::<M>` requires that `constructor` returns a root module of
-    // type `M`. The only caller is the code `#[plugin_entry]` generates, whose constructor is
-    // `root_module_result`, which returns a `PluginModRef` built by `root_module`.
+    // type `M`, `PluginModRef` here: this function's own contract, passed on to its caller.
     unsafe { LibHeader::from_constructor::<PluginModRef>(constructor, CheckTypeLayout::Yes) }
 }
 

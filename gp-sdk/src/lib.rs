@@ -29,10 +29,16 @@
 //! This crate is not for hosts (use `gp-host`), and a plugin author never needs `unsafe` or
 //! abi_stable: both stay behind [`Context`] and the macro.
 #![deny(missing_docs)]
+// The crate's `unsafe` code is in two modules, each allowed where it is declared, each block
+// with its argument: `logging` (the call's host context, reached through a thread-local
+// pointer) and `__private` (the header abi_stable's loader reads).
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod context;
 mod error;
 pub mod http;
+#[allow(unsafe_code)] // one dereference of the current call's context: see `forward`
 mod logging;
 pub mod testing;
 
@@ -135,4 +141,5 @@ macro_rules! bail {
 }
 
 #[doc(hidden)]
+#[allow(unsafe_code)] // the library header's contract: see `lib_header`
 pub mod __private;

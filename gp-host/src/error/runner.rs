@@ -75,6 +75,22 @@ pub enum RunnerFailure {
         /// Its last lines on standard error.
         stderr: String,
     },
+    /// The pre-flight's runner loaded the library and answered, then did not exit cleanly: a
+    /// finaliser of the library (`.fini_array`, a static's destructor) or an exit handler it
+    /// registered crashed, exited with a status of its own, or hung. The host would do the
+    /// same at its own exit. A verdict on the library.
+    #[error("it {} at exit ({status}): its finalisers or exit handlers{}",
+        if *signal { "crashed" } else { "failed" },
+        if stderr.is_empty() { String::new() } else { format!("; its runner's last lines on stderr:\n{stderr}") })]
+    FailedAtExit {
+        /// How the runner ended: "killed by signal 11 (SIGSEGV)", "exited with status 7",
+        /// "did not exit within 10s (killed)".
+        status: String,
+        /// Whether a signal ended it (a crash), rather than an exit status or a hang.
+        signal: bool,
+        /// Its last lines on standard error.
+        stderr: String,
+    },
     /// A new runner needs the library again, and it is no longer the build that was loaded.
     #[error("its library {} changed since it was loaded, and its runner needs to load it again: load the plugin again", path.display())]
     LibraryChanged {
@@ -125,7 +141,9 @@ impl RunnerFailure {
     pub fn is_verdict(&self) -> bool {
         matches!(
             self,
-            RunnerFailure::Refused { .. } | RunnerFailure::DiedLoading { .. }
+            RunnerFailure::Refused { .. }
+                | RunnerFailure::DiedLoading { .. }
+                | RunnerFailure::FailedAtExit { .. }
         )
     }
 }

@@ -50,8 +50,9 @@ pub struct ManagerBuilder {
     pub(crate) gc: Option<GcOptions>,
     #[cfg(feature = "isolate")]
     pub(crate) isolation: Arc<crate::runtime::isolation::Isolation>,
+    /// Set by [`ManagerBuilder::preflight`]; else decided by [`ManagerBuilder::build`].
     #[cfg(feature = "isolate")]
-    pub(crate) preflight: bool,
+    pub(crate) preflight: Option<bool>,
     #[cfg(feature = "isolate")]
     pub(crate) isolated:
         std::collections::BTreeMap<String, Arc<crate::runtime::isolation::Isolation>>,
@@ -88,7 +89,7 @@ impl Manager {
             #[cfg(feature = "isolate")]
             isolation: Arc::default(),
             #[cfg(feature = "isolate")]
-            preflight: false,
+            preflight: None,
             #[cfg(feature = "isolate")]
             isolated: Default::default(),
         }
@@ -240,7 +241,13 @@ impl ManagerBuilder {
     }
 
     /// Whether a build this process has not loaded yet is first loaded in a throwaway runner
-    /// process before this one maps it (default: no). The dynamic loader and abi_stable's
+    /// process before this one maps it. Default: yes where a runner can be had, that is when
+    /// this process called [`run_if_runner`](crate::isolation::run_if_runner) (before building
+    /// the manager) or the isolation names a runner with
+    /// [`Isolation::program`](crate::isolation::Isolation::program); no otherwise (a test
+    /// binary compiled with the feature is no runner). `preflight(false)` opts out. The
+    /// runner exits through the library's finalisers as this process would at its exit, so
+    /// a library that crashes at exit is refused too. The dynamic loader and abi_stable's
     /// layout check run the library's start-up code and read its data before any check of
     /// gp's can: a corrupted or hostile library can crash there, and in process that is the
     /// host. With pre-flight on, such a build is refused with
@@ -248,15 +255,23 @@ impl ManagerBuilder {
     /// as usual. Each build (by SHA-256) is checked once per process; it costs a process
     /// start and a `dlopen` (a few milliseconds, see `benches/README.md`). The runner is
     /// [`Isolation::program`](crate::isolation::Isolation::program) (default: this program,
-    /// which must call [`run_if_runner`](crate::isolation::run_if_runner)). `gp` turns it on.
+    /// which must call [`run_if_runner`](crate::isolation::run_if_runner)). `gp` has it on
+    /// unless `--no-preflight`.
     #[cfg(feature = "isolate")]
     pub fn preflight(mut self, on: bool) -> Self {
-        self.preflight = on;
+        self.preflight = Some(on);
         self
     }
 
     /// The manager. Nothing is read until [`Manager::load_plugins`].
-    pub fn build(self) -> Manager {
+    #[cfg_attr(not(feature = "isolate"), allow(unused_mut))]
+    pub fn build(mut self) -> Manager {
+        #[cfg(feature = "isolate")]
+        if self.preflight.is_none() {
+            self.preflight = Some(
+                crate::runtime::isolation::runner::called() || self.isolation.program.is_some(),
+            );
+        }
         let runtime_dir = self
             .runtime_dir
             .clone()

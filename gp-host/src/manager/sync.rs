@@ -35,6 +35,8 @@ impl Manager {
                 return report;
             }
         };
+        #[cfg(feature = "isolate")]
+        self.preflight_ahead(&dirs);
         for dir in dirs {
             match self.sync_with(&dir, &self.settings(), UpgradeOptions::default()) {
                 Ok(Synced::Loaded(spec)) => report.loaded.push(spec),
@@ -57,6 +59,62 @@ impl Manager {
                 .chain(report.upgraded.iter().map(|u| &u.to)),
         );
         report
+    }
+
+    /// With pre-flight on, pre-flights the new builds of the plain folders among `dirs`
+    /// concurrently (a few at a time), ahead of their loads, which then find their verdicts:
+    /// a start with many new builds waits for the slowest runners rather than for each in
+    /// turn. Packages and git sources are pre-flighted as they load. Failures wait for the
+    /// load to report them.
+    #[cfg(feature = "isolate")]
+    fn preflight_ahead(&self, dirs: &[PathBuf]) {
+        use crate::runtime::isolation::preflight;
+        let config = &self.inner.config;
+        if config.preflight != Some(true) {
+            return;
+        }
+        let todo: Vec<&PathBuf> = dirs.iter().filter(|d| !source::is_package(d)).collect();
+        if todo.len() < 2 {
+            return; // one is as quick in its load
+        }
+        let workers = preflight::AHEAD.min(todo.len());
+        let todo = std::sync::Mutex::new(todo);
+        let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+        let copies = std::sync::atomic::AtomicUsize::new(0);
+        let runtime_dir = self.runtime_dir();
+        let one = |dir: &Path| -> Option<()> {
+            let folder = folder::read(dir).ok()?;
+            let name = &folder.manifest.name;
+            if config.isolated.contains_key(name)
+                || config.isolation.covers(name)
+                || self.disabled_plugin(name).is_some()
+            {
+                return None;
+            }
+            let library = folder::read_library(&folder.library).ok()?;
+            if crate::runtime::loaded::is_mapped(&library.sha256)
+                || !preflight::needed(&library.sha256, runtime_dir)
+                || !crate::util::lock(&seen).insert(library.sha256.clone())
+            {
+                return None;
+            }
+            let spec = examine(Some(&folder), &library, &folder.dir, &folder.origin).ok()?;
+            let n = copies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let copy = crate::runtime::loaded::preflight_copy(&library, runtime_dir, n).ok()?;
+            let _ = preflight::preflight(&spec, &copy, &config.isolation, runtime_dir);
+            let _ = std::fs::remove_file(&copy);
+            Some(())
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let Some(dir) = crate::util::lock(&todo).pop() else {
+                        return;
+                    };
+                    one(dir);
+                });
+            }
+        });
     }
 
     /// Loads the plugin in one folder (`dir/plugin.json` and its library). If it is loaded
@@ -245,18 +303,20 @@ impl Manager {
         }
         #[cfg(feature = "isolate")]
         let preflight = |spec: &Spec, copy: &std::path::Path| {
-            if self.inner.config.preflight {
+            if self.inner.config.preflight == Some(true) {
                 crate::runtime::isolation::preflight::preflight(
                     spec,
                     copy,
                     &self.inner.config.isolation,
+                    self.runtime_dir(),
                 )
+                .map(|()| true)
             } else {
-                Ok(())
+                Ok(false)
             }
         };
         #[cfg(not(feature = "isolate"))]
-        let preflight = |_: &Spec, _: &std::path::Path| Ok(());
+        let preflight = |_: &Spec, _: &std::path::Path| Ok(false);
         Loaded::open(
             spec,
             library,

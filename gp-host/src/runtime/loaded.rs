@@ -28,9 +28,32 @@ fn loaded_modules() -> std::sync::MutexGuard<'static, HashMap<String, Module>> {
     lock(MODULES.get_or_init(Default::default))
 }
 
+/// Whether this process has loaded build `sha256` (its code stays mapped).
+#[cfg(feature = "isolate")]
+pub(crate) fn is_mapped(sha256: &str) -> bool {
+    loaded_modules().contains_key(sha256)
+}
+
+/// A private copy of `library` for a pre-flight ahead of its load (number `n` of this
+/// process's), named for this process as a load's copy is; the caller deletes it.
+#[cfg(feature = "isolate")]
+pub(crate) fn preflight_copy(
+    library: &LibraryFile,
+    runtime_dir: &Path,
+    n: usize,
+) -> Result<PathBuf, Error> {
+    std::fs::create_dir_all(runtime_dir).map_err(|e| Error::io(runtime_dir, e))?;
+    write_copy(
+        library,
+        runtime_dir,
+        &format!("{LOADING_TAG}{}-{n}", std::process::id()),
+    )
+}
+
 /// A check of a library's private copy before this process maps it (the pre-flight in a
-/// throwaway runner, when the manager asks for one).
-pub(crate) type Preflight<'a> = &'a dyn Fn(&Spec, &Path) -> Result<(), Error>;
+/// throwaway runner, when the manager asks for one): `Ok(true)` if it ran and passed,
+/// `Ok(false)` if there was none.
+pub(crate) type Preflight<'a> = &'a dyn Fn(&Spec, &Path) -> Result<bool, Error>;
 
 /// Writes `library`'s private copy into `runtime_dir` as `<stem>-<short hash><tag>.<ext>`
 /// (content-addressed, so that the dynamic loader, which caches libraries by path, maps each
@@ -58,12 +81,19 @@ fn write_copy(library: &LibraryFile, runtime_dir: &Path, tag: &str) -> Result<Pa
 /// the process that wrote it (and removes it when the version goes), and a count of its own.
 const ISOLATED_TAG: &str = "-isolated-";
 
-/// The process that wrote the isolated version's private copy named `name`, if it is one: a
-/// collection removes the copy once that process is gone (one killed, or that exited without
-/// dropping its manager, could not remove it).
+/// What names an in-process load's private copy, `<stem>-<short hash>-loading-<pid>`: the
+/// process that is loading it (and deletes it once mapped, unless the load took it down).
+const LOADING_TAG: &str = "-loading-";
+
+/// The process that wrote the private copy named `name` (an isolated version's, or an
+/// in-process load's), if it is one: a collection removes the copy once that process is gone
+/// (one killed, one a library crashed while loading, or one that exited without dropping its
+/// manager, could not remove it), at the next start's first load.
 pub(crate) fn isolated_copy_owner(name: &str) -> Option<u32> {
-    let (_, rest) = name.rsplit_once(ISOLATED_TAG)?;
-    rest.split('-').next()?.parse().ok()
+    let (_, rest) = name
+        .rsplit_once(ISOLATED_TAG)
+        .or_else(|| name.rsplit_once(LOADING_TAG))?;
+    rest.split(['-', '.']).next()?.parse().ok()
 }
 
 /// Writes the library's private copy, loads it through abi_stable's checks, deletes the copy.
@@ -73,9 +103,23 @@ fn load_copy(
     runtime_dir: &Path,
     preflight: Preflight<'_>,
 ) -> Result<Module, Error> {
-    let copy = write_copy(library, runtime_dir, "")?;
-    let module = preflight(spec, &copy)
-        .and_then(|()| library::load(&copy, &library.path, spec.name(), &spec.abi_version));
+    let copy = write_copy(
+        library,
+        runtime_dir,
+        &format!("{LOADING_TAG}{}", std::process::id()),
+    )?;
+    let module = preflight(spec, &copy).and_then(|passed| {
+        // A crash here after a clean pre-flight says so: the two loads differed.
+        let _passed = passed.then(|| {
+            activity::doing(format!(
+                "loading the plugin at {}, which passed pre-flight (its library's start-up code)",
+                spec.origin.display()
+            ))
+        });
+        let module = library::load(&copy, &library.path, spec.name(), &spec.abi_version);
+        activity::mapped(spec.name());
+        module
+    });
     // The loader keeps what it mapped; the copy is no longer needed either way.
     let _ = std::fs::remove_file(&copy);
     module

@@ -43,12 +43,35 @@
 //! reused by the next new thread.
 
 use std::cell::Cell;
+use std::marker::PhantomData;
 use std::ptr;
-use std::sync::atomic::{compiler_fence, fence, AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::runtime::loaded::Loaded;
 use crate::util::lock;
+
+mod protocol;
+
+/// The atomics [`protocol`] runs on: std's here, loom's in the model (`gp-host/loom`).
+mod sync {
+    pub(super) use std::sync::atomic::{compiler_fence, fence, AtomicPtr, Ordering};
+}
+
+/// What a [`VersionCell`] may hold: [`Loaded`], and in unit tests, test types.
+///
+/// Hazards are type-erased (`*mut ()`), and the fatal reporter reads the innermost one of
+/// its thread as a `Loaded`: so implement it for nothing else outside `#[cfg(test)]`.
+pub(crate) trait Version: Send + Sync + 'static {
+    /// The plugin's name, for the log line of a version leaked while calls ran on it.
+    fn plugin_name(&self) -> &str;
+}
+
+impl Version for Loaded {
+    fn plugin_name(&self) -> &str {
+        self.spec.name()
+    }
+}
 
 /// Hazard slots per thread: calls nested this deep run on a counted reference instead.
 pub(crate) const SLOTS: usize = 4;
@@ -57,7 +80,8 @@ pub(crate) const SLOTS: usize = 4;
 #[repr(align(128))]
 pub(crate) struct Record {
     /// Null when free. A call uses the first free one: the first, unless calls nest.
-    hazards: [AtomicPtr<Loaded>; SLOTS],
+    /// Type-erased: each points at a `T` of some `VersionCell<T>` (outside tests, `Loaded`).
+    hazards: [AtomicPtr<()>; SLOTS],
     /// Small and unique among the records: the thread's metrics shard.
     index: usize,
     /// Whether a live thread owns the record.
@@ -99,7 +123,7 @@ impl Drop for Owner {
 /// The innermost version the calling thread is running a call in, if any: read by the fatal
 /// reporter, from a signal handler (a const thread-local and relaxed loads: nothing that
 /// allocates or locks).
-fn current_version() -> Option<*const Loaded> {
+fn current_version() -> Option<*const ()> {
     let record = CURRENT
         .with(Cell::get)
         .or_else(|| CLAIMED.try_with(Cell::get).ok().flatten())?;
@@ -115,10 +139,11 @@ fn current_version() -> Option<*const Loaded> {
 /// reporter, in a signal handler (no allocation, no lock).
 pub(crate) fn current_plugin_name() -> Option<&'static [u8]> {
     let version = current_version()?;
-    // SAFETY: a non-null hazard of the current thread points at a live `Loaded` while the
+    // SAFETY: a non-null hazard of the current thread points at a live version while the
     // hazard is set, and it is set because this thread is inside that call (the handler
-    // runs on the faulting thread, in the middle of it, or in its `exit`).
-    let loaded: &Loaded = unsafe { &*version };
+    // runs on the faulting thread, in the middle of it, or in its `exit`). The version is a
+    // `Loaded`: outside unit tests, no other type implements `Version`.
+    let loaded: &Loaded = unsafe { &*version.cast::<Loaded>() };
     let name = &loaded.spec.manifest.name;
     // SAFETY: as above: the version, and so its name, outlives the reporter's use of it.
     Some(unsafe { std::slice::from_raw_parts(name.as_ptr(), name.len()) })
@@ -160,44 +185,39 @@ fn claim() -> &'static Record {
 }
 
 /// How many hazards of any thread point at `version`.
-fn hazards_on(version: *const Loaded) -> usize {
+fn hazards_on(version: *const ()) -> usize {
     let records = lock(&RECORDS);
-    records
-        .iter()
-        .flat_map(|r| r.hazards.iter())
-        .filter(|h| ptr::eq(h.load(Ordering::Acquire), version))
-        .count()
+    protocol::hazards_on(records.iter().flat_map(|r| r.hazards.iter()), version)
 }
 
 /// The pointer a cell holds for `version`.
-fn raw(version: Option<Arc<Loaded>>) -> *mut Loaded {
-    version.map_or(ptr::null_mut(), |v| Arc::into_raw(v).cast_mut())
+fn raw<T>(version: Option<Arc<T>>) -> *mut () {
+    version.map_or(ptr::null_mut(), |v| Arc::into_raw(v).cast_mut().cast())
 }
 
 /// The version a plugin serves now, if any: what slots hold.
-pub(crate) struct VersionCell {
-    /// Null, or `Arc::into_raw` of the version serving, whose strong count the cell owns.
-    current: AtomicPtr<Loaded>,
+pub(crate) struct VersionCell<T: Version = Loaded> {
+    /// Null, or `Arc::into_raw` of the version serving (a `T`), whose strong count the cell
+    /// owns. Type-erased, as the hazards that protect it are.
+    current: AtomicPtr<()>,
+    /// The cell owns an `Arc<T>`: it is `Send` and `Sync` when `Arc<T>` is, which `Version`
+    /// requires.
+    owns: PhantomData<Arc<T>>,
 }
 
-// The cell owns an `Arc<Loaded>`: it is `Send` and `Sync` when `Arc<Loaded>` is, and it is.
-const _: fn() = || {
-    fn shareable<T: Send + Sync>() {}
-    shareable::<Arc<Loaded>>();
-};
-
-impl VersionCell {
+impl<T: Version> VersionCell<T> {
     /// A cell with no version.
-    pub(crate) const fn empty() -> VersionCell {
+    pub(crate) const fn empty() -> VersionCell<T> {
         VersionCell {
             current: AtomicPtr::new(ptr::null_mut()),
+            owns: PhantomData,
         }
     }
 
     /// Runs `f` with the version serving now (`None` if there is none), which stays alive and
     /// unreleased until `f` returns, even if the cell is swapped meanwhile.
     #[inline]
-    pub(crate) fn with<R>(&self, thread: &Record, f: impl FnOnce(Option<&Loaded>) -> R) -> R {
+    pub(crate) fn with<R>(&self, thread: &Record, f: impl FnOnce(Option<&T>) -> R) -> R {
         // Only this thread writes its hazards: a relaxed load sees its own last store.
         let hazard = &thread.hazards[0];
         if !hazard.load(Ordering::Relaxed).is_null() {
@@ -209,20 +229,17 @@ impl VersionCell {
     /// Runs `f` with the version serving now, protected by `hazard` (a free slot of the
     /// calling thread) until `f` returns or unwinds.
     #[inline(always)]
-    fn with_hazard<R>(
-        &self,
-        hazard: &AtomicPtr<Loaded>,
-        f: impl FnOnce(Option<&Loaded>) -> R,
-    ) -> R {
+    fn with_hazard<R>(&self, hazard: &AtomicPtr<()>, f: impl FnOnce(Option<&T>) -> R) -> R {
         let version = self.protect(hazard);
         if version.is_null() {
             return f(None);
         }
         let _release = Release(hazard);
-        // SAFETY: `version` came from `Arc::into_raw` and is protected by `hazard`, published
-        // and validated by `protect`: no writer frees a version that a hazard points at (see
-        // the module documentation), and `_release` clears the hazard only after `f` returns.
-        f(Some(unsafe { &*version }))
+        // SAFETY: `version` came from `Arc::into_raw` of an `Arc<T>` (the cell holds only
+        // those) and is protected by `hazard`, published and validated by `protect`: no
+        // writer frees a version that a hazard points at (see the module documentation), and
+        // `_release` clears the hazard only after `f` returns.
+        f(Some(unsafe { &*version.cast::<T>() }))
     }
 
     /// [`with`](Self::with) for a call nested in another on this thread (an event subscriber
@@ -230,7 +247,7 @@ impl VersionCell {
     /// count taken under the last one.
     #[cold]
     #[inline(never)]
-    fn with_nested<R>(&self, thread: &Record, f: impl FnOnce(Option<&Loaded>) -> R) -> R {
+    fn with_nested<R>(&self, thread: &Record, f: impl FnOnce(Option<&T>) -> R) -> R {
         let free = thread.hazards[1..SLOTS - 1]
             .iter()
             .find(|h| h.load(Ordering::Relaxed).is_null());
@@ -244,82 +261,65 @@ impl VersionCell {
     }
 
     /// A strong reference to the version serving now.
-    pub(crate) fn load_full(&self) -> Option<Arc<Loaded>> {
+    pub(crate) fn load_full(&self) -> Option<Arc<T>> {
         // The last slot is only ever held for the moment it takes to count a reference.
         self.load_full_with(&thread().hazards[SLOTS - 1])
     }
 
-    fn load_full_with(&self, hazard: &AtomicPtr<Loaded>) -> Option<Arc<Loaded>> {
-        let version = self.protect(hazard);
+    fn load_full_with(&self, hazard: &AtomicPtr<()>) -> Option<Arc<T>> {
+        let version = self.protect(hazard).cast::<T>();
         if version.is_null() {
             return None;
         }
-        // SAFETY: `version` came from `Arc::into_raw` and is alive: the hazard protects it
-        // until the count is taken, and the count then keeps it alive on its own.
+        // SAFETY: `version` came from `Arc::into_raw` of an `Arc<T>` and is alive: the hazard
+        // protects it until the count is taken, and the count then keeps it alive on its own.
         let counted = unsafe {
             Arc::increment_strong_count(version);
             Arc::from_raw(version)
         };
-        hazard.store(ptr::null_mut(), Ordering::Release);
+        protocol::release(hazard);
         Some(counted)
     }
 
     /// Publishes in `hazard` the pointer the cell holds, until the cell is seen to still hold
     /// it after publication. Returns it (null: no version, and nothing published).
     #[inline(always)]
-    fn protect(&self, hazard: &AtomicPtr<Loaded>) -> *mut Loaded {
-        let mut version = self.current.load(Ordering::Relaxed);
-        loop {
-            if version.is_null() {
-                hazard.store(ptr::null_mut(), Ordering::Relaxed);
-                return version;
-            }
-            hazard.store(version, Ordering::Relaxed);
-            light_barrier();
-            // Acquire: the version was fully built before the release that published it.
-            let again = self.current.load(Ordering::Acquire);
-            if again == version {
-                return version;
-            }
-            version = again;
-        }
+    fn protect(&self, hazard: &AtomicPtr<()>) -> *mut () {
+        protocol::protect(&self.current, hazard, LIGHT_READERS.load(Ordering::Relaxed))
     }
 
     /// Puts `new` in the cell and returns what it held, as a version that may still be running
     /// calls (see [`Retired`]).
-    pub(crate) fn swap(&self, new: Option<Arc<Loaded>>) -> Option<Retired> {
+    pub(crate) fn swap(&self, new: Option<Arc<T>>) -> Option<Retired<T>> {
         barrier_kind(); // decided before anything is published
-        let old = self.current.swap(raw(new), Ordering::SeqCst);
+        let old = protocol::replace(&self.current, raw(new), heavy_barrier);
         if old.is_null() {
             return None;
         }
-        heavy_barrier();
-        // SAFETY: `old` came from `Arc::into_raw` (by `raw`) and the cell owned its count,
-        // which passes to the `Retired`.
-        Some(Retired(Some(unsafe { Arc::from_raw(old) })))
+        // SAFETY: `old` came from `Arc::into_raw` of an `Arc<T>` (by `raw`) and the cell
+        // owned its count, which passes to the `Retired`.
+        Some(Retired(Some(unsafe { Arc::from_raw(old.cast::<T>()) })))
     }
 }
 
-impl Drop for VersionCell {
+impl<T: Version> Drop for VersionCell<T> {
     fn drop(&mut self) {
         let version = *self.current.get_mut();
         if !version.is_null() {
-            // SAFETY: the cell owned this count; being dropped, it has no readers (a reader
-            // borrows the cell for the whole call).
-            drop(unsafe { Arc::from_raw(version) });
+            // SAFETY: the cell owned this count of an `Arc<T>`; being dropped, it has no
+            // readers (a reader borrows the cell for the whole call).
+            drop(unsafe { Arc::from_raw(version.cast::<T>()) });
         }
     }
 }
 
 /// Clears a hazard when a call returns (or unwinds).
-struct Release<'a>(&'a AtomicPtr<Loaded>);
+struct Release<'a>(&'a AtomicPtr<()>);
 
 impl Drop for Release<'_> {
     #[inline]
     fn drop(&mut self) {
-        // Release: the call's accesses to the version come before a writer's scan that reads
-        // this null, and so before the version is freed.
-        self.0.store(ptr::null_mut(), Ordering::Release);
+        protocol::release(self.0);
     }
 }
 
@@ -327,43 +327,58 @@ impl Drop for Release<'_> {
 /// it; [`calls_in_flight`](Self::calls_in_flight) says how many, and only when it is zero may
 /// the version go (dropping a `Retired` that still runs calls leaks the version rather than
 /// freeing memory in use).
-pub(crate) struct Retired(Option<Arc<Loaded>>);
+pub(crate) struct Retired<T: Version = Loaded>(Option<Arc<T>>);
 
-impl Retired {
+impl<T: Version> Retired<T> {
     /// Calls still running on this version: hazards on it, plus strong references other than
     /// this one (counted references are taken by calls nested deeper than the hazard slots).
     pub(crate) fn calls_in_flight(&self) -> usize {
         let version = self.version();
         let counted = Arc::strong_count(version) - 1;
-        let in_flight = hazards_on(Arc::as_ptr(version)) + counted;
+        let in_flight = hazards_on(Arc::as_ptr(version).cast()) + counted;
         // `strong_count` promises no ordering: make the last call's writes visible to what
         // follows (dropping an `Arc` would have fenced; reading the count does not).
         fence(Ordering::Acquire);
         in_flight
     }
 
-    fn version(&self) -> &Arc<Loaded> {
+    fn version(&self) -> &Arc<T> {
         self.0.as_ref().expect("a retired version until dropped")
     }
 }
 
-impl std::ops::Deref for Retired {
-    type Target = Loaded;
+impl<T: Version> std::ops::Deref for Retired<T> {
+    type Target = T;
 
-    fn deref(&self) -> &Loaded {
+    fn deref(&self) -> &T {
         self.version()
     }
 }
 
-impl Drop for Retired {
+impl<T: Version> Drop for Retired<T> {
     fn drop(&mut self) {
-        if self.calls_in_flight() > 0 {
+        // A reader that loaded the cell just before the swap may publish a hazard on this
+        // version for a moment, see the cell's new value and move on without using it: a
+        // hazard that is not a call. It clears within the reader's next step, so look again a
+        // few times before calling it a call (found by Miri's scheduler, which preempts there).
+        let mut in_flight = self.calls_in_flight();
+        for _ in 0..TRANSIENT_LOOKS {
+            if in_flight == 0 {
+                break;
+            }
+            std::thread::yield_now();
+            in_flight = self.calls_in_flight();
+        }
+        if in_flight > 0 {
             let version = self.0.take().expect("dropped once");
-            tracing::error!(target: "gp", plugin = version.spec.name(), "a version was let go while calls still ran on it; it is leaked instead");
+            tracing::error!(target: "gp", plugin = version.plugin_name(), "a version was let go while calls still ran on it; it is leaked instead");
             std::mem::forget(version);
         }
     }
 }
+
+/// How many times a dropped [`Retired`] looks again at its hazards before it is leaked.
+const TRANSIENT_LOOKS: usize = 64;
 
 /// How the two sides of the protocol order their accesses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,15 +408,6 @@ fn barrier_kind() -> BarrierKind {
         tracing::debug!(target: "gp", "call protection: {kind:?}");
         kind
     })
-}
-
-#[inline(always)]
-fn light_barrier() {
-    if LIGHT_READERS.load(Ordering::Relaxed) {
-        compiler_fence(Ordering::SeqCst);
-    } else {
-        fence(Ordering::SeqCst);
-    }
 }
 
 fn heavy_barrier() {
@@ -467,3 +473,6 @@ mod membarrier {
         unreachable!("never registered")
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -26,8 +26,11 @@ pub struct Isolation {
     pub plugins: Isolated,
     /// The runner program (default: this process's executable, `std::env::current_exe`).
     pub program: Option<PathBuf>,
-    /// The environment variables passed on to runners; all others are cleared (default:
-    /// `PATH`, `HOME`, `LANG`, `LC_ALL`, `TZ`, `RUST_BACKTRACE`, `GP_PLUGIN_LOG`).
+    /// The environment variables passed on to isolated plugins' runners; all others are
+    /// cleared (default: `PATH`, `HOME`, `LANG`, `LC_ALL`, `TZ`, `RUST_BACKTRACE`,
+    /// `GP_PLUGIN_LOG`), so that what is meant for the host does not reach them. A
+    /// pre-flight's runner gets the host's whole environment instead, as the in-process load it
+    /// stands for does.
     pub env: Vec<String>,
     /// The address space a runner may use, in bytes (`RLIMIT_AS`; default: no limit). An
     /// allocation past it fails, which aborts a Rust plugin: one call's error.

@@ -46,7 +46,7 @@ pub(crate) mod preflight;
 mod process;
 pub(crate) mod protocol;
 pub(crate) mod remote;
-mod runner;
+pub(crate) mod runner;
 mod spawner;
 mod stderr;
 mod watchdog;

@@ -39,6 +39,8 @@ pub(super) struct RunnerProcess {
     stderr: Stderr,
     /// How it ended, once someone saw it end: (status, last stderr lines).
     ended: Mutex<Option<(String, String)>>,
+    /// Its exit status, once reaped, and whether the host had to kill it first.
+    exit: Mutex<Option<(Option<ExitStatus>, bool)>>,
     /// Set once its end has been counted as a crash, or ruled not to be one (every call that
     /// was in flight sees the same end).
     counted: AtomicBool,
@@ -74,10 +76,16 @@ impl RunnerProcess {
             source: Arc::new(e),
         })?;
         let mut command = Command::new(&program);
-        command.env_clear();
-        for key in &config.env {
-            if let Some(value) = std::env::var_os(key) {
-                command.env(key, value);
+        // A pre-flight's runner sees the host's environment, as the in-process load it
+        // stands for will (start-up code that reads it must behave the same); an isolated
+        // plugin's runner sees only `Isolation::env`, so that what is meant for the host
+        // never reaches it.
+        if !open.check_only {
+            command.env_clear();
+            for key in &config.env {
+                if let Some(value) = std::env::var_os(key) {
+                    command.env(key, value);
+                }
             }
         }
         command
@@ -107,6 +115,7 @@ impl RunnerProcess {
             made: AtomicU32::new(0),
             stderr,
             ended: Mutex::default(),
+            exit: Mutex::default(),
             counted: AtomicBool::new(false),
         };
         let opened = runner.open(&program, open)?;
@@ -263,6 +272,11 @@ impl RunnerProcess {
     /// Waits for the process to end (killing it if it has not within a second) and returns
     /// how it ended and its last standard-error lines; the same to every caller.
     pub(super) fn end(&self) -> (String, String) {
+        self.end_within(Duration::from_secs(1))
+    }
+
+    /// [`end`](Self::end), waiting up to `limit` before killing it.
+    pub(super) fn end_within(&self, limit: Duration) -> (String, String) {
         let mut ended = lock(&self.ended);
         if let Some(ended) = &*ended {
             return ended.clone();
@@ -270,18 +284,19 @@ impl RunnerProcess {
         let _ = lock(&self.control).shutdown(std::net::Shutdown::Both);
         let mut child = lock(&self.child);
         let started = Instant::now();
-        let status = loop {
+        let (status, killed) = loop {
             match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if started.elapsed() < Duration::from_secs(1) => {
+                Ok(Some(status)) => break (Some(status), false),
+                Ok(None) if started.elapsed() < limit => {
                     std::thread::sleep(Duration::from_millis(2))
                 }
                 _ => {
                     let _ = child.kill();
-                    break child.wait().ok();
+                    break (child.wait().ok(), true);
                 }
             }
         };
+        *lock(&self.exit) = Some((status, killed));
         // Whatever the plugin started goes with it.
         self.kill_group();
         let outcome = (
@@ -291,6 +306,12 @@ impl RunnerProcess {
         *ended = Some(outcome.clone());
         self.returned.notify_all();
         outcome
+    }
+
+    /// Its exit status once [`end`](Self::end) reaped it (`None` before, or if it could not be
+    /// read), and whether the host killed it because it had not exited in time.
+    pub(super) fn exit_status(&self) -> (Option<ExitStatus>, bool) {
+        lock(&self.exit).unwrap_or((None, false))
     }
 
     /// Kills the runner's process group (the runner, and what the plugin started).

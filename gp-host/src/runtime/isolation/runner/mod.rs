@@ -89,6 +89,15 @@ impl Drop for Loaded {
     }
 }
 
+/// Set once [`run_if_runner`] was called: this program can be started again as a runner, so a
+/// manager pre-flights by default.
+static CALLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process called [`run_if_runner`] (so it can serve as its own runner).
+pub(crate) fn called() -> bool {
+    CALLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Turns this process into a plugin runner if the host started it as one, and never returns
 /// then; does nothing otherwise. Call it first thing in `main` of any program whose
 /// [`Manager`](crate::Manager) isolates plugins: the host starts runners by executing its own
@@ -102,6 +111,7 @@ impl Drop for Loaded {
 /// }
 /// ```
 pub fn run_if_runner() {
+    CALLED.store(true, std::sync::atomic::Ordering::Relaxed);
     let Some(protocol) = std::env::var_os(RUNNER_ENV) else {
         return;
     };
