@@ -64,11 +64,13 @@ impl Context {
     }
 
     /// [`set`](Self::set) for one of gp's own keys: the key is not copied.
+    #[cfg(feature = "http")]
     pub(crate) fn set_static(&mut self, key: &'static str, value: impl Into<Value>) {
         self.values.insert(key, value.into());
     }
 
     /// An empty context with room for `n` values before its map grows.
+    #[cfg(feature = "http")]
     pub(crate) fn with_capacity(n: usize) -> Context {
         Context {
             values: Values::with_capacity(n),

@@ -36,6 +36,7 @@ fn same_key(a: &str, b: &str) -> bool {
 
 impl Values {
     /// An empty map with room for `n` values before it grows.
+    #[cfg(feature = "http")]
     pub(crate) fn with_capacity(n: usize) -> Values {
         Values::Small(Vec::with_capacity(n.min(SMALL)))
     }
