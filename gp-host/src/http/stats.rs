@@ -75,14 +75,7 @@ impl HttpMetrics {
     ) {
         stats
             .latency
-            .get_or_init(|| {
-                self.latency
-                    .get_or_create(&RouteLabels {
-                        plugin: plugin.to_owned(),
-                        label: label.to_owned(),
-                    })
-                    .clone()
-            })
+            .get_or_init(|| self.histogram(plugin, label))
             .observe(elapsed.as_secs_f64());
         for slot in &stats.statuses {
             let (answered, counter) =
@@ -105,21 +98,19 @@ impl HttpMetrics {
             .clone()
     }
 
-    /// Counts a request that reached no route (`plugin` and `label` empty).
-    pub(crate) fn observe(&self, plugin: &str, label: &str, status: u16, elapsed: Duration) {
-        self.requests
-            .get_or_create(&StatusLabels {
-                plugin: plugin.to_owned(),
-                label: label.to_owned(),
-                status,
-            })
-            .inc();
+    fn histogram(&self, plugin: &str, label: &str) -> Histogram {
         self.latency
             .get_or_create(&RouteLabels {
                 plugin: plugin.to_owned(),
                 label: label.to_owned(),
             })
-            .observe(elapsed.as_secs_f64());
+            .clone()
+    }
+
+    /// Counts a request that reached no route (under empty `plugin` and `label`).
+    pub(crate) fn observe_unrouted(&self, status: u16, elapsed: Duration) {
+        self.counter("", "", status).inc();
+        self.histogram("", "").observe(elapsed.as_secs_f64());
     }
 
     pub(crate) fn register(&self, registry: &mut Registry) {

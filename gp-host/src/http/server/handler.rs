@@ -43,7 +43,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
                 .metrics
                 .observe_route(&entry.plugin, &entry.label, &entry.stats, status, elapsed)
         }
-        None => shared.metrics.observe("", "", status, elapsed),
+        None => shared.metrics.observe_unrouted(status, elapsed),
     }
     if let (Some(log), Some((method, path))) = (&shared.access, logged) {
         log.log(Line {
