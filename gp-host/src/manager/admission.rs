@@ -124,11 +124,10 @@ impl Manager {
     /// disabled plugins and the ones before it that it lets stay. Called with the change lock
     /// held.
     fn refused_by(&self, check: &Admission) -> Vec<(Spec, Error)> {
-        let mut loaded = self.serving_specs();
+        let loaded = self.serving_specs();
         if loaded.is_empty() {
             return Vec::new();
         }
-        loaded.sort_by(|a, b| a.name().cmp(b.name()));
         let disabled = self.disabled_specs();
         let mut kept: Vec<&Spec> = disabled.iter().collect();
         let mut refused = Vec::new();

@@ -178,7 +178,7 @@ impl Manager {
         self.get_plugin(name).map(|(_, executor)| executor)
     }
 
-    /// The specs of the versions serving now, shared rather than copied, in no order.
+    /// The specs of the versions serving now, shared rather than copied, by name.
     pub(crate) fn serving_specs(&self) -> Vec<Arc<Spec>> {
         read(&self.inner.slots)
             .values()
@@ -188,11 +188,9 @@ impl Manager {
 
     /// The specs of every loaded plugin, by name.
     pub fn list(&self) -> Vec<Spec> {
-        let slots = read(&self.inner.slots);
-        slots
-            .values()
-            .filter_map(|slot| slot.spec())
-            .map(|spec| Spec::clone(&spec))
+        self.serving_specs()
+            .iter()
+            .map(|spec| Spec::clone(spec))
             .collect()
     }
 
