@@ -291,31 +291,17 @@ fn address(addr: &SocketAddr) -> String {
     let SocketAddr::V4(v4) = addr else {
         return addr.to_string();
     };
+    let mut digits = itoa::Buffer::new();
     let mut text = String::with_capacity(21);
     for (i, octet) in v4.ip().octets().into_iter().enumerate() {
         if i > 0 {
             text.push('.');
         }
-        decimal(&mut text, u32::from(octet));
+        text.push_str(digits.format(octet));
     }
     text.push(':');
-    decimal(&mut text, u32::from(v4.port()));
+    text.push_str(digits.format(v4.port()));
     text
-}
-
-fn decimal(text: &mut String, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    text.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 fn string_map(pairs: impl Iterator<Item = (String, String)>) -> Value {
