@@ -243,17 +243,11 @@ fn serve_answers_plugin_routes_counts_them_on_the_admin_listener_and_stops_on_si
         line,
         "shutting down: finishing requests in flight (up to 10s), then unloading"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gp serve did not stop"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = crate::harness::exit_status(
+        &mut server.child,
+        std::time::Instant::now() + std::time::Duration::from_secs(20),
+        "gp serve did not stop",
+    );
     assert!(status.success(), "{status}");
 }
 
@@ -339,17 +333,11 @@ fn serve_exits_on_sigterm_within_its_bounds_naming_the_plugins_that_ignore_cance
         .status()
         .unwrap()
         .success());
-    let deadline = signalled + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gp serve did not stop"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = crate::harness::exit_status(
+        &mut server.child,
+        signalled + std::time::Duration::from_secs(20),
+        "gp serve did not stop",
+    );
     let took = signalled.elapsed();
     // --grace + --drain-timeout + --hook-timeout, and a little for the rest.
     assert!(

@@ -2,7 +2,7 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// The files in `dir`, by name (none if it is missing).
@@ -53,16 +53,21 @@ pub fn interrupt(child: &mut Child) {
         .status()
         .unwrap();
     assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gp still running 30 s after SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exit_status(
+        child,
+        Instant::now() + Duration::from_secs(30),
+        "gp still running 30 s after SIGINT",
+    );
     assert_eq!(status.signal(), Some(2), "{status:?}");
+}
+
+/// How `child` ended, once it has; fails with `still_running` if it runs past `deadline`.
+pub fn exit_status(child: &mut Child, deadline: Instant, still_running: &str) -> ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{still_running}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
