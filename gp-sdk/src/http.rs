@@ -148,10 +148,10 @@ impl<'c> Request<'c> {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         let parsed = match self.ctx.value(keys::JSON) {
             Some(value) => serde_json::from_value(value.to_json()),
-            None if self.body().is_empty() => {
-                return Err(Error::msg("the request has no body: send a JSON document"))
-            }
-            None => serde_json::from_slice(self.body()),
+            None => match self.body() {
+                [] => return Err(Error::msg("the request has no body: send a JSON document")),
+                body => serde_json::from_slice(body),
+            },
         };
         parsed.map_err(|e| {
             Error::msg(format!(
