@@ -53,7 +53,12 @@ echo "servers on CPU $SERVER_CPUS (TOKIO_WORKER_THREADS=$TOKIO_WORKER_THREADS), 
 
 echo "== build (release): gp, the bare axum server, the sample plugin"
 cargo build -q --release -p gp-host --features cli --bin gp
-cargo build -q --release -p gp-benches --example bare_axum
+# AXUM_ALLOC=mimalloc: the baseline on the allocator the gp binary uses.
+if [ "${AXUM_ALLOC:-system}" = mimalloc ]; then
+    cargo build -q --release -p gp-benches --features mimalloc --example bare_axum
+else
+    cargo build -q --release -p gp-benches --example bare_axum
+fi
 target=$(cargo metadata --format-version 1 --no-deps | sed 's/.*"target_directory":"\([^"]*\)".*/\1/')
 # GP=/path/to/another/gp compares another build (an older commit's, say) against the same axum.
 GP=${GP:-"$target/release/gp"}

@@ -10,6 +10,11 @@ use axum::extract::Path;
 use axum::routing::get;
 use axum::{Json, Router};
 
+/// With `--features mimalloc`: the allocator of the `gp` binary.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn sample(Path(id): Path<String>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "id": id,
