@@ -335,27 +335,57 @@ impl RouteTable {
         Lookup::WrongMethod { allow }
     }
 
+    /// The entry serving `method path`, as [`lookup`](Self::lookup) finds it, without
+    /// copying out its parameters: what a call checks again just before it runs.
+    pub(crate) fn resolve(&self, method: HttpMethod, path: &str) -> Option<&Arc<RouteEntry>> {
+        let matched = match self.matched(method, path) {
+            None if method == HttpMethod::Head => self.matched(HttpMethod::Get, path),
+            found => found,
+        };
+        matched.map(|m| m.value)
+    }
+
     fn find(&self, method: HttpMethod, path: &str) -> Option<Lookup<'_>> {
+        let matched = self.matched(method, path)?;
+        let params = matched
+            .params
+            .iter()
+            .map(|(name, raw)| (name.to_owned(), decode(raw).into_owned()))
+            .collect();
+        Some(Lookup::Found {
+            entry: matched.value,
+            params,
+        })
+    }
+
+    /// matchit's match for `method path`, if every typed parameter accepts its value.
+    fn matched<'t, 'p>(
+        &'t self,
+        method: HttpMethod,
+        path: &'p str,
+    ) -> Option<matchit::Match<'t, 'p, &'t Arc<RouteEntry>>> {
         let matched = self.by_method.get(&method)?.at(path).ok()?;
         let entry = matched.value;
-        let mut params = Vec::with_capacity(matched.params.len());
-        for (name, raw) in matched.params.iter() {
-            let value = percent_encoding::percent_decode_str(raw)
-                .decode_utf8_lossy()
-                .into_owned();
-            let typed = entry.typed.iter().find(|(n, _)| n == name);
-            if typed.is_some_and(|(_, kind)| !kind.accepts(&value)) {
-                return None;
-            }
-            params.push((name.to_owned(), value));
-        }
-        Some(Lookup::Found { entry, params })
+        let accepted = entry.typed.is_empty()
+            || matched.params.iter().all(|(name, raw)| {
+                entry
+                    .typed
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .is_none_or(|(_, kind)| kind.accepts(&decode(raw)))
+            });
+        accepted.then_some(matched)
     }
 
     /// Every route served, plugins by name, each plugin's in the order it declares them.
     pub(crate) fn entries(&self) -> impl Iterator<Item = &Arc<RouteEntry>> {
         self.plugins.values().flatten()
     }
+}
+
+/// A path parameter percent-decoded (borrowed unless it had escapes).
+fn decode(raw: &str) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_decode_str(raw).decode_utf8_lossy()
 }
 
 #[cfg(test)]
@@ -391,6 +421,13 @@ mod tests {
         method: HttpMethod,
         path: &str,
     ) -> Option<(String, Vec<(String, String)>)> {
+        // The call's second look, without parameters, finds what the first found.
+        let resolved = table.resolve(method, path).map(|e| e.label.clone());
+        let looked = match table.lookup(method, path) {
+            Lookup::Found { entry, .. } => Some(entry.label.clone()),
+            _ => None,
+        };
+        assert_eq!(resolved, looked, "{method} {path}");
         match table.lookup(method, path) {
             Lookup::Found { entry, params } => Some((entry.label.clone(), params)),
             _ => None,
@@ -463,6 +500,7 @@ mod tests {
             table.lookup(HttpMethod::Get, "/items/4x"),
             Lookup::NotFound
         ));
+        assert!(found(&table, HttpMethod::Head, "/items/4x").is_none());
         assert_eq!(
             found(&table, HttpMethod::Head, "/items/42").unwrap().0,
             "get"

@@ -280,8 +280,8 @@ fn resolve_and_call(
     }
     // The entry is taken out of the table, which is not held across the call: a change
     // waits for the last reader of a table copy (see `routes::live`).
-    let entry = match shared.table.load().lookup(method, path) {
-        Lookup::Found { entry, .. } if entry.plugin == first.plugin => Arc::clone(entry),
+    let entry = match shared.table.load().resolve(method, path) {
+        Some(entry) if entry.plugin == first.plugin => Arc::clone(entry),
         _ => return None,
     };
     let executor = entry.executor.as_ref()?;
