@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
-use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -115,13 +114,46 @@ impl Default for ListenLimits {
     }
 }
 
+/// What a listener answers requests with: an axum router (an application's, the admin's), or
+/// a [`PluginServer`](crate::http::PluginServer) on its own, with no router in front (what
+/// `gp serve`'s plugin listener runs: a router's layers cost a request about a tenth of its
+/// user-space instructions, for one `/-/healthz` route beside the fallback).
+pub trait App: Clone + Send + Sync + 'static {
+    /// Answers `request`, sent by the client at `peer` (on a clone of the app: a router and
+    /// a plugin server are handles).
+    fn answer(
+        self,
+        request: axum::extract::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = axum::response::Response> + Send + 'static;
+}
+
+/// A router sees the client's address as `ConnectInfo<SocketAddr>`.
+impl App for axum::Router {
+    fn answer(
+        self,
+        mut request: axum::extract::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = axum::response::Response> + Send + 'static {
+        request
+            .extensions_mut()
+            .insert(ConnectInfo::<SocketAddr>(peer));
+        let mut router = self;
+        async move {
+            match tower_service::Service::call(&mut router, request).await {
+                Ok(response) => response,
+                Err(infallible) => match infallible {},
+            }
+        }
+    }
+}
+
 /// Serves `app` on `listener` (HTTP/1.1 and HTTP/2) until `shutdown` resolves, then stops
-/// accepting and lets requests in flight finish for up to `limits.grace`. Handlers see the
-/// client's address as `ConnectInfo<SocketAddr>`. `axum::serve` with the limits of
-/// [`ListenLimits`]: what `gp serve` runs on both its listeners.
+/// accepting and lets requests in flight finish for up to `limits.grace`. `axum::serve` with
+/// the limits of [`ListenLimits`]: what `gp serve` runs on both its listeners.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    app: axum::Router,
+    app: impl App,
     shutdown: impl Future<Output = ()>,
     limits: ListenLimits,
 ) {
@@ -134,7 +166,7 @@ pub async fn serve(
 #[cfg(feature = "tls")]
 pub async fn serve_tls(
     listener: tokio::net::TcpListener,
-    app: axum::Router,
+    app: impl App,
     shutdown: impl Future<Output = ()>,
     limits: ListenLimits,
     config: Arc<rustls::ServerConfig>,
@@ -146,14 +178,15 @@ pub async fn serve_tls(
 
 /// The accept loop: `handshake` turns an accepted stream into the one HTTP is spoken on
 /// (`plain`: the stream itself, to which a refusal may be written as it is).
-async fn serve_with<H, F, S>(
+async fn serve_with<A, H, F, S>(
     listener: tokio::net::TcpListener,
-    app: axum::Router,
+    app: A,
     shutdown: impl Future<Output = ()>,
     limits: ListenLimits,
     handshake: H,
     plain: bool,
 ) where
+    A: App,
     H: Fn(tokio::net::TcpStream) -> F + Clone + Send + 'static,
     F: Future<Output = std::io::Result<S>> + Send + 'static,
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -231,39 +264,58 @@ async fn serve_with<H, F, S>(
     }
 }
 
-/// `app` as a connection's service: each request carries the client's address, and counts
-/// as in flight on `conn` until its response body is sent (or dropped), so that a
-/// server-sent event stream is never idle.
+/// `app` as a connection's service: each request counts as in flight on `conn` until its
+/// response body is sent (or dropped), so that a server-sent event stream is never idle.
 fn service(
-    app: axum::Router,
+    app: impl App,
     peer: SocketAddr,
     conn: Arc<Connection>,
 ) -> impl hyper::service::Service<
     axum::extract::Request<hyper::body::Incoming>,
-    Response = axum::response::Response,
+    Response = hyper::Response<Tracked>,
     Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+    Future = impl Future<Output = Result<hyper::Response<Tracked>, std::convert::Infallible>> + Send,
 > + Clone
        + Send
        + 'static {
     hyper::service::service_fn(
-        move |mut request: axum::extract::Request<hyper::body::Incoming>| {
-            request
-                .extensions_mut()
-                .insert(ConnectInfo::<SocketAddr>(peer));
+        move |request: axum::extract::Request<hyper::body::Incoming>| {
             let busy = Busy::start(&conn);
-            let mut app = app.clone();
+            let answer = app.clone().answer(request, peer);
             async move {
-                let response = tower_service::Service::call(&mut app, request).await?;
-                Ok(response.map(|body| {
-                    axum::body::Body::new(body.map_frame(move |frame| {
-                        let _ = &busy;
-                        frame
-                    }))
-                }))
+                let response = answer.await;
+                Ok(response.map(|body| Tracked { body, _busy: busy }))
             }
         },
     )
+}
+
+/// A response body that keeps its request counted as in flight until it is sent or dropped.
+/// Its size is the body's (a wrapper that hid it made hyper send every response chunked,
+/// without a `Content-Length`).
+struct Tracked {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// The connections a listener has open.

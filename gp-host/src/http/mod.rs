@@ -42,7 +42,7 @@ mod stats;
 #[cfg(feature = "tls")]
 pub use listen::serve_tls as serve_listener_tls;
 pub use listen::{
-    default_max_connections, serve as serve_listener, ListenLimits, DEFAULT_HEADER_TIMEOUT,
+    default_max_connections, serve as serve_listener, App, ListenLimits, DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
 };
 

@@ -2,10 +2,11 @@
 //! wait in the plugin's queue), the call (on the async workers or the blocking pool, as the
 //! plugin's lane says) under the route's deadline, and the answer, counted and logged.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use gp_core::manifest::HttpMethod;
@@ -21,8 +22,22 @@ use crate::error::Error;
 use crate::http::routes::{Lookup, RouteEntry};
 use crate::runtime::context::{CancelToken, Context};
 
-/// The fallback handler: every request that is not one of gp's own.
+/// The router's fallback handler: every request that is not one of gp's own, with the
+/// client's address if the router was served with connect info.
 pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    answer_from(&shared, request, peer).await
+}
+
+/// A request from the client at `peer`, answered, counted and logged.
+pub(super) async fn answer_from(
+    shared: &Arc<Shared>,
+    request: Request,
+    peer: Option<SocketAddr>,
+) -> Response {
     let started = Instant::now();
     let id = shared.request_id(request.headers());
     let logged = shared
@@ -33,7 +48,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     let Answer {
         mut response,
         route,
-    } = answer(&shared, request, &id).await;
+    } = answer(shared, request, peer, &id).await;
     response.headers_mut().insert("x-request-id", id.header());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
@@ -66,7 +81,12 @@ type Early<T> = Result<T, Box<Answer>>;
 type Routed = (HttpMethod, Arc<RouteEntry>, Vec<(String, String)>);
 
 /// Everything between the request and its answer.
-async fn answer(shared: &Arc<Shared>, request: Request, id: &RequestId) -> Answer {
+async fn answer(
+    shared: &Arc<Shared>,
+    request: Request,
+    peer: Option<SocketAddr>,
+    id: &RequestId,
+) -> Answer {
     let (method, entry, params) = match route(shared, &request, id) {
         Ok(found) => found,
         Err(answer) => return *answer,
@@ -103,6 +123,7 @@ async fn answer(shared: &Arc<Shared>, request: Request, id: &RequestId) -> Answe
         path: &path,
         entry: &entry,
         params,
+        peer,
         id,
     };
     let ctx = request::context(incoming, body, json, deadline);

@@ -1,11 +1,15 @@
 //! Serving plugins' routes: [`PluginServer`], the request path from socket to plugin call and
 //! back.
 //!
-//! A request is matched against the live route table on the async side only to find its
-//! plugin's limits (body size, timeout, concurrency). The call itself runs on tokio's
-//! blocking pool, where the route is looked up again and the plugin version is pinned with
-//! it ([`Executor::execute_if`](crate::Executor::execute_if)), so a request that waited never
+//! A request is matched against the live route table on the async side to find its plugin's
+//! limits (body size, timeout, concurrency). The call itself runs in a task of its own (on
+//! the async workers or tokio's blocking pool, as the plugin's `lane` says), where the route
+//! is looked up again and the plugin version is pinned with it
+//! ([`Executor::execute_if`](crate::Executor::execute_if)), so a request that waited never
 //! runs a version that no longer declares its route.
+//!
+//! The server answers through an axum router ([`PluginServer::router`], for applications
+//! that mount it) or on its own as a listener's [`App`](crate::http::App) (`gp serve`).
 //!
 //! - this file: the server, its state, and keeping its route table in step with the manager
 //!   (one plugin's routes per change, from the manager's state when the change is applied);
@@ -146,10 +150,7 @@ impl PluginServer {
     pub fn router(&self) -> axum::Router {
         let healthz = {
             let shared = Arc::clone(&self.shared);
-            move || async move {
-                let plugins = shared.manager.list().len();
-                axum::Json(serde_json::json!({ "status": "ok", "plugins": plugins }))
-            }
+            move || async move { healthz(&shared) }
         };
         axum::Router::new()
             .route("/-/healthz", axum::routing::get(healthz))
@@ -184,6 +185,44 @@ impl PluginServer {
     /// [`PluginServerBuilder::body_budget`]).
     pub fn body_bytes_in_flight(&self) -> u64 {
         self.shared.bodies.in_flight()
+    }
+}
+
+/// `GET /-/healthz`: alive, and how many plugins are loaded.
+fn healthz(shared: &Shared) -> axum::response::Response {
+    let plugins = shared.manager.list().len();
+    axum::response::IntoResponse::into_response(axum::Json(
+        serde_json::json!({ "status": "ok", "plugins": plugins }),
+    ))
+}
+
+/// The server on a listener of its own (`gp serve`'s plugin listener), answering as
+/// [`router`](PluginServer::router) does without a router's layers in front: `/-/healthz`
+/// (`GET` and `HEAD`, 405 otherwise), and every other path through the route table.
+impl crate::http::App for PluginServer {
+    fn answer(
+        self,
+        request: axum::extract::Request<hyper::body::Incoming>,
+        peer: std::net::SocketAddr,
+    ) -> impl std::future::Future<Output = axum::response::Response> + Send + 'static {
+        let shared = self.shared;
+        async move {
+            if request.uri().path() == "/-/healthz" {
+                let method = request.method();
+                if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+                    return healthz(&shared);
+                }
+                let mut refused = axum::response::IntoResponse::into_response(
+                    axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                );
+                refused.headers_mut().insert(
+                    axum::http::header::ALLOW,
+                    axum::http::HeaderValue::from_static("GET,HEAD"),
+                );
+                return refused;
+            }
+            handler::answer_from(&shared, request.map(axum::body::Body::new), Some(peer)).await
+        }
     }
 }
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use gp_core::http as keys;
@@ -36,6 +35,8 @@ pub(super) struct Incoming<'a> {
     pub(super) path: &'a str,
     pub(super) entry: &'a RouteEntry,
     pub(super) params: Vec<(String, String)>,
+    /// The client's address, when the server knows it.
+    pub(super) peer: Option<SocketAddr>,
     pub(super) id: &'a RequestId,
 }
 
@@ -246,13 +247,10 @@ pub(super) fn context(
         path,
         entry,
         params,
+        peer,
         id,
     } = request;
-    let remote = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| address(&c.0))
-        .unwrap_or_default();
+    let remote = peer.map(|p| address(&p)).unwrap_or_default();
     // The request's keys, and room for the response's three.
     let mut ctx = Context::with_capacity(13).with_label(entry.label.clone());
     ctx.set_deadline(Some(deadline));

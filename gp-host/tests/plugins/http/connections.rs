@@ -35,7 +35,7 @@ fn closed_after(stream: &mut TcpStream) -> Duration {
 fn connections_that_send_nothing_or_only_an_h2c_preface_are_closed_at_the_idle_timeout() {
     let (base, _manager, server) = web_server(|b| b);
     let limits = ListenLimits::default().with_idle_timeout(Duration::from_millis(400));
-    let running = Running::serve_limited(server.router(), limits);
+    let running = Running::serve_limited(server.clone(), limits);
     let addr = running.addr;
 
     let mut silent = TcpStream::connect(addr).unwrap();

@@ -31,23 +31,38 @@ pub struct Running {
 }
 
 impl Running {
+    /// Serves `server` on 127.0.0.1 with an ephemeral port as `gp serve` does: on gp's
+    /// listener with its default limits, with no router in front.
     pub fn start(server: &PluginServer) -> Running {
+        Running::serve_limited(server.clone(), gp_host::http::ListenLimits::default())
+    }
+
+    /// Serves `server`'s router with `axum::serve`, as an application that mounts it would.
+    pub fn start_router(server: &PluginServer) -> Running {
         Running::serve(server.router())
     }
 
     /// Serves `app` on 127.0.0.1 with an ephemeral port, with `axum::serve` (as an
     /// application that mounts the router would).
     pub fn serve(app: axum::Router) -> Running {
-        Running::spawn(app, None)
+        Running::spawn(Served::Axum(app))
     }
 
     /// Serves `app` on 127.0.0.1 with an ephemeral port, with gp's listener and `limits`
     /// (as `gp serve` does).
-    pub fn serve_limited(app: axum::Router, limits: gp_host::http::ListenLimits) -> Running {
-        Running::spawn(app, Some(limits))
+    pub fn serve_limited(
+        app: impl gp_host::http::App,
+        limits: gp_host::http::ListenLimits,
+    ) -> Running {
+        let serve: Served = Served::Listener(Box::new(move |listener, stopped| {
+            Box::pin(gp_host::http::serve_listener(
+                listener, app, stopped, limits,
+            ))
+        }));
+        Running::spawn(serve)
     }
 
-    fn spawn(app: axum::Router, limits: Option<gp_host::http::ListenLimits>) -> Running {
+    fn spawn(served: Served) -> Running {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -62,11 +77,9 @@ impl Running {
                 let stopped = async {
                     let _ = stopped.await;
                 };
-                match limits {
-                    Some(limits) => {
-                        gp_host::http::serve_listener(listener, app, stopped, limits).await;
-                    }
-                    None => axum::serve(
+                match served {
+                    Served::Listener(serve) => serve(listener, Box::pin(stopped)).await,
+                    Served::Axum(app) => axum::serve(
                         listener,
                         app.into_make_service_with_connect_info::<SocketAddr>(),
                     )
@@ -86,6 +99,14 @@ impl Running {
         }
     }
 }
+
+/// How a test server serves: gp's listener over some [`gp_host::http::App`], or `axum::serve`.
+enum Served {
+    Listener(Box<dyn FnOnce(tokio::net::TcpListener, Stopped) -> Stopped + Send>),
+    Axum(axum::Router),
+}
+
+type Stopped = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl Drop for Running {
     fn drop(&mut self) {

@@ -11,7 +11,13 @@ use crate::harness::base_dir;
 #[test]
 fn a_request_reaches_the_plugin_with_its_label_and_the_documented_context() {
     let (_base, _manager, server) = web_server(|b| b);
-    let running = Running::start(&server);
+    // As `gp serve` serves it (no router in front), and as an application mounting the router.
+    for running in [Running::start(&server), Running::start_router(&server)] {
+        same_context_either_way(&running);
+    }
+}
+
+fn same_context_either_way(running: &Running) {
     let reply = send(
         running.addr,
         "GET /web/echo/a%20b?tag=x&tag=y&q=hello%20world HTTP/1.1\r\nAccept: text/x-test\r\nX-Request-Id: test-42",

@@ -56,6 +56,15 @@ fn a_conflicting_plugin_is_refused_naming_both_and_the_others_keep_serving() {
         health.json(),
         serde_json::json!({"status": "ok", "plugins": 1})
     );
+    // GET and HEAD only: the same answers on gp's listener and through the router.
+    let router = Running::start_router(&server);
+    for addr in [running.addr, router.addr] {
+        let head = send(addr, "HEAD /-/healthz HTTP/1.1", b"");
+        assert_eq!((head.status, head.body.len()), (200, 0));
+        let post = send(addr, "POST /-/healthz HTTP/1.1", b"");
+        assert_eq!(post.status, 405);
+        assert_eq!(post.header("allow"), Some("GET,HEAD"));
+    }
 }
 
 #[test]

@@ -478,9 +478,10 @@ async fn serve(
             let _ = receiver.recv().await;
         }
     };
+    // The plugin server on its own, without a router's layers in front.
     let plugin_task = tokio::spawn(serve_listener(
         plugins,
-        server.router(),
+        server.clone(),
         stopped(&stop),
         limits,
     ));
