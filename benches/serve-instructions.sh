@@ -4,6 +4,8 @@
 #   benches/serve-instructions.sh                 # 10 s of wrk -c32 on each, under valgrind
 #   DURATION=5s benches/serve-instructions.sh
 #   GP=../old/target/release/gp benches/serve-instructions.sh   # another build of gp
+#   GP_ARGS=--no-access-log benches/serve-instructions.sh         # more gp serve flags
+#   AXUM_ALLOC=mimalloc benches/serve-instructions.sh             # axum on gp's allocator
 #
 # Requests per second move with the machine, its CPU and whatever else runs on it; the user-
 # space instructions a request costs barely move (a few percent from run to run), so
@@ -80,7 +82,7 @@ count() { # NAME COMMAND...
 
 read -r axum_requests axum_ir < <(count axum "$target/release/examples/bare_axum" 127.0.0.1:18090)
 read -r gp_requests gp_ir < <(count gp "$GP" serve "$WORK/plugins" --listen 127.0.0.1:18090 \
-    --admin 127.0.0.1:19490 --no-preflight)
+    --admin 127.0.0.1:19490 --no-preflight ${GP_ARGS:-})
 
 echo
 echo "== user-space instructions a request (wrk -c32 for $DURATION under callgrind)"

@@ -57,16 +57,15 @@ pub use server::{
 
 /// A request's or response's media type: its `Content-Type` without parameters, lower-cased
 /// (`Application/JSON; charset=utf-8` → `application/json`).
-pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
     let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
-    Some(
-        value
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase(),
-    )
+    let media = value.split(';').next().unwrap_or_default().trim();
+    // Borrowed as it usually comes: already lower-case.
+    Some(if media.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(media.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(media)
+    })
 }
 
 /// `manager`'s metrics and, given a `server`, its per-route request metrics, in the
@@ -149,5 +148,22 @@ mod tests {
             paths,
             ["/api/plugin/sample/{id}", "/files/{*rest}", "/"].map(String::from)
         );
+    }
+
+    #[test]
+    fn a_media_type_is_lower_case_without_parameters() {
+        use axum::http::{header::CONTENT_TYPE, HeaderMap, HeaderValue};
+        let of = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(value));
+            super::media_type(&headers).map(|t| t.into_owned())
+        };
+        assert_eq!(of("application/json").as_deref(), Some("application/json"));
+        assert_eq!(
+            of("Application/JSON; charset=utf-8").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(of(" text/plain ;q=1").as_deref(), Some("text/plain"));
+        assert_eq!(super::media_type(&HeaderMap::new()), None);
     }
 }

@@ -95,14 +95,30 @@ impl Line {
     }
 }
 
-impl std::fmt::Display for Line {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Line {
+    /// Appends the line and its newline to `out`, with no formatting machinery (which cost
+    /// as much as the rest of writing it).
+    fn push_to(&self, out: &mut String) {
         let (plugin, label) = self.plugin_and_label();
-        write!(
-            f,
-            "method={} path={} status={} plugin={plugin} label={label} request_id={} micros={}",
-            self.method, self.path, self.status, self.request_id, self.micros
-        )
+        let mut number = itoa::Buffer::new();
+        for (name, value) in [
+            ("method=", self.method.as_str()),
+            (" path=", &self.path),
+            (" status=", number.format(self.status)),
+        ] {
+            out.push_str(name);
+            out.push_str(value);
+        }
+        for (name, value) in [
+            (" plugin=", plugin),
+            (" label=", label),
+            (" request_id=", self.request_id.as_str()),
+            (" micros=", number.format(self.micros)),
+        ] {
+            out.push_str(name);
+            out.push_str(value);
+        }
+        out.push('\n');
     }
 }
 
@@ -113,10 +129,7 @@ fn write(queued: Receiver<Line>, writer: Option<AccessWriter>, dropped: &AtomicU
         let ended = loop {
             match queued.try_recv() {
                 Ok(line) => match &writer {
-                    Some(_) => {
-                        use std::fmt::Write as _;
-                        let _ = writeln!(batch, "{line}");
-                    }
+                    Some(_) => line.push_to(&mut batch),
                     None => {
                         let (plugin, label) = line.plugin_and_label();
                         // Displayed, not debug-quoted: none of these can hold a space or a
