@@ -49,7 +49,9 @@ pub(super) async fn answer_from(
         mut response,
         route,
     } = answer(shared, request, peer, &id).await;
-    response.headers_mut().insert("x-request-id", id.header());
+    response
+        .headers_mut()
+        .insert(super::id::X_REQUEST_ID, id.header());
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     match &route {

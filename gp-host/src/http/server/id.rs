@@ -3,9 +3,12 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Shared;
+
+/// The header's name, made once: a `&str` name is parsed again at every use.
+pub(super) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A request's id, as its `x-request-id` header value: the client's, shared rather than
 /// copied, or one of this process's, formatted without `format!`.
@@ -34,7 +37,7 @@ impl Shared {
     /// The request's id: the client's `x-request-id` if it is a sensible one, else one of
     /// this process's.
     pub(super) fn request_id(&self, headers: &HeaderMap) -> RequestId {
-        let given = headers.get("x-request-id").filter(|v| {
+        let given = headers.get(&X_REQUEST_ID).filter(|v| {
             (1..=128).contains(&v.len())
                 && v.as_bytes()
                     .iter()
