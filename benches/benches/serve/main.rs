@@ -11,8 +11,9 @@
 //! argument filters the cases by name (`serve/gp/c1`, `serve/axum/c32`, ...).
 //!
 //! Both servers run in one multi-thread tokio runtime (the default worker count, one per
-//! core), each on its own ephemeral port of 127.0.0.1, served the same way
-//! (`axum::serve` with connect info). The client is a current-thread runtime on the main
+//! core), each on its own ephemeral port of 127.0.0.1: axum with `axum::serve` (with connect
+//! info), gp as `gp serve` serves it (gp's listener, the plugin server with no router in
+//! front). The client is a current-thread runtime on the main
 //! thread: each connection is a task sending one request at a time, with a minimal HTTP/1.1
 //! client of its own (a fixed request, the response parsed with `httparse`).
 
@@ -118,7 +119,7 @@ fn main() {
         .build()
         .expect("server runtime");
     let axum_addr = serve(&server_runtime, axum_router());
-    let gp_addr = serve(&server_runtime, plugin_server.router());
+    let gp_addr = serve_gp(&server_runtime, plugin_server.clone());
     let client = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -300,7 +301,23 @@ fn axum_router() -> Router {
     Router::new().route("/api/plugin/sample/{id}", get(sample))
 }
 
-/// Serves `router` on an ephemeral port of 127.0.0.1 in `runtime`, as `gp serve` does.
+/// Serves `server` on an ephemeral port of 127.0.0.1 in `runtime`, as `gp serve` does.
+fn serve_gp(runtime: &Runtime, server: PluginServer) -> SocketAddr {
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let limits = gp_host::http::ListenLimits::default();
+    runtime.spawn(gp_host::http::serve_listener(
+        listener,
+        server,
+        std::future::pending::<()>(),
+        limits,
+    ));
+    addr
+}
+
+/// Serves `router` on an ephemeral port of 127.0.0.1 in `runtime`, with `axum::serve`.
 fn serve(runtime: &Runtime, router: Router) -> SocketAddr {
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
