@@ -96,6 +96,11 @@ impl RunnerProcess {
             .stderr(Stdio::piped());
         if let Some(bytes) = config.memory_limit {
             command.env(MEMORY_ENV, bytes.to_string());
+            // The limit is on address space (RLIMIT_AS), and mimalloc (the `gp` binary's
+            // allocator, when it is the runner) reserves 1 GiB of it up front by default;
+            // reserving 16 MiB at a time leaves the limit to what is used. Other programs
+            // ignore the variable.
+            command.env("MIMALLOC_ARENA_RESERVE", "16MiB");
         }
         // A group of its own: ending the runner ends whatever processes the plugin started.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
