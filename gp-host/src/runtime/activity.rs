@@ -2,73 +2,116 @@
 //! "running plugin `x`'s on_unload"), kept where a signal handler can read it: the fatal
 //! reporter names it when a library's start-up code or a hook crashes the process.
 //!
-//! A fixed buffer of atomics, so that writing needs no lock and reading no allocation. Best
-//! effort: a reader racing a writer may see a mix of two texts.
+//! Plugins load concurrently (`Manager::load_plugins`), so each thread keeps a record of its
+//! own, and a fault or an `exit()` on a loading thread is named by that thread's load. A
+//! process-wide record, the last one any thread wrote, is the fallback for a fault on a
+//! thread that records nothing (one a library's start-up code or hook spawned); with loads
+//! running at once it may name another of them, which the message cannot tell.
+//!
+//! Fixed buffers of atomics (the thread's in a const thread-local without a destructor), so
+//! that writing needs no lock and reading no allocation. Best effort: a reader racing a
+//! writer of the process-wide record may see a mix of two texts.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 const CAPACITY: usize = 512;
 
-static TEXT: [AtomicU8; CAPACITY] = [const { AtomicU8::new(0) }; CAPACITY];
-static LEN: AtomicUsize = AtomicUsize::new(0);
-/// Which thread wrote the record (see [`thread_mark`]; 0: none).
+/// A record: a text of at most [`CAPACITY`] bytes.
+struct Record {
+    text: [AtomicU8; CAPACITY],
+    len: AtomicUsize,
+}
+
+impl Record {
+    const fn new() -> Record {
+        Record {
+            text: [const { AtomicU8::new(0) }; CAPACITY],
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    fn store(&self, text: &[u8]) {
+        let len = text.len().min(CAPACITY);
+        self.len.store(0, Ordering::Release);
+        for (slot, byte) in self.text.iter().zip(&text[..len]) {
+            slot.store(*byte, Ordering::Relaxed);
+        }
+        self.len.store(len, Ordering::Release);
+    }
+
+    fn read(&self, out: &mut [u8]) -> usize {
+        let len = self.len.load(Ordering::Acquire).min(out.len());
+        for (byte, slot) in out.iter_mut().zip(&self.text[..len]) {
+            *byte = slot.load(Ordering::Relaxed);
+        }
+        len
+    }
+}
+
+/// The last record any thread wrote.
+static LAST: Record = Record::new();
+/// Which thread wrote [`LAST`] (see [`thread_mark`]; 0: none).
 static WRITER: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
-    /// Its address tells threads apart, in a signal handler or in `exit` too (a const
-    /// thread-local without a destructor: reading it never fails).
-    static MARK: u8 = const { 0 };
+    /// The calling thread's record (const, no destructor: a signal handler or `exit` may read
+    /// it, and it is never gone while its thread runs).
+    static MINE: Record = const { Record::new() };
 }
 
-/// The calling thread, as a number unique among live threads.
+/// The calling thread, as a number unique among live threads (its record's address).
 fn thread_mark() -> usize {
-    MARK.with(|mark| std::ptr::from_ref(mark) as usize)
+    MINE.with(|mine| std::ptr::from_ref(mine) as usize)
 }
 
-/// Whether the record was written by the calling thread: `exit()` is blamed on a load only
-/// when the loading thread called it.
+/// Whether the calling thread is doing something it recorded: `exit()` is blamed on a load
+/// only when the loading thread called it.
 pub(crate) fn mine() -> bool {
-    WRITER.load(Ordering::Acquire) == thread_mark()
+    MINE.with(|mine| mine.len.load(Ordering::Acquire) > 0)
 }
 
 fn store(text: &[u8]) {
-    let len = text.len().min(CAPACITY);
-    LEN.store(0, Ordering::Release);
-    WRITER.store(if len == 0 { 0 } else { thread_mark() }, Ordering::Release);
-    for (slot, byte) in TEXT.iter().zip(&text[..len]) {
-        slot.store(*byte, Ordering::Relaxed);
-    }
-    LEN.store(len, Ordering::Release);
+    MINE.with(|mine| mine.store(text));
+    WRITER.store(0, Ordering::Release);
+    LAST.store(text);
+    WRITER.store(
+        if text.is_empty() { 0 } else { thread_mark() },
+        Ordering::Release,
+    );
 }
 
-/// Copies what the host is doing into `out`; returns how many bytes (0: nothing).
+/// Copies what the calling thread is doing into `out`, or else what the host last recorded
+/// doing on any thread; returns how many bytes (0: nothing).
 pub(crate) fn read(out: &mut [u8]) -> usize {
-    let len = LEN.load(Ordering::Acquire).min(out.len());
-    for (byte, slot) in out.iter_mut().zip(&TEXT[..len]) {
-        *byte = slot.load(Ordering::Relaxed);
+    match MINE.with(|mine| mine.read(out)) {
+        0 => LAST.read(out),
+        len => len,
     }
-    len
 }
 
-/// Records that the host is `what` until the guard drops, when the previous record returns
-/// (loads nest: a hook inside a load).
+/// Records that the calling thread is `what` until the guard drops, when its previous record
+/// returns (loads nest: a hook inside a load).
 pub(crate) fn doing(what: String) -> Doing {
     let mut previous = vec![0; CAPACITY];
-    let len = read(&mut previous);
+    let len = MINE.with(|mine| mine.read(&mut previous));
     previous.truncate(len);
     store(what.as_bytes());
     Doing { previous }
 }
 
-/// Restores the previous record when dropped.
+/// Restores the thread's previous record when dropped.
 pub(crate) struct Doing {
     previous: Vec<u8>,
 }
 
 impl Drop for Doing {
     fn drop(&mut self) {
-        store(&self.previous);
+        MINE.with(|mine| mine.store(&self.previous));
+        // The process-wide record goes back only if no other thread wrote it since.
+        if WRITER.load(Ordering::Acquire) == thread_mark() {
+            store(&self.previous);
+        }
     }
 }
 
@@ -99,5 +142,6 @@ pub(crate) fn exiting() {
         "the process was exiting: in a library's finaliser (in-process plugins: {}; the pre-flight, on by default, tells which)",
         names.join(", ")
     );
-    store(text.as_bytes());
+    WRITER.store(0, Ordering::Release);
+    LAST.store(text.as_bytes());
 }
