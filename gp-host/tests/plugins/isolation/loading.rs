@@ -6,7 +6,7 @@ use gp_host::isolation::Isolation;
 use gp_host::Manager;
 
 use super::{isolation, unruly};
-use crate::harness::{base_dir, custom_fixture, example, Interface};
+use crate::harness::{base_dir, custom_fixture, example, fixture, Interface};
 
 #[test]
 fn a_crash_while_loading_refuses_that_plugin_only() {
@@ -473,4 +473,27 @@ fn larger_corpus() {
     }
     eprintln!("seeds {from}..={to}: refused at exit: {at_exit:?}; deaths: {deaths:?}");
     assert_eq!(deaths, Vec::<u64>::new());
+}
+
+#[test]
+fn the_preflight_runs_bind_host_as_the_host_does_and_refuses_a_library_whose_bind_host_dies() {
+    // The two loads differed: the host binds its services (the plugin's `bind_host`) right
+    // after mapping the library, the pre-flight did not, so a library whose `bind_host` dies
+    // passed pre-flight and took the host down with it.
+    let library = fixture(Interface::BindHostAborts);
+    let (output, _base) = gp_list(library, &[], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.code().is_some(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("plugin `bind-host-aborts`: pre-flight: its runner died while loading it (killed by signal 6 (SIGABRT)); it was not loaded into this process"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("sample ") && l.contains(" loaded ")),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("passed pre-flight"), "{stderr}");
 }

@@ -264,9 +264,13 @@ fn load(open: &Open) -> Result<(Spec, library::Module), Error> {
     Ok((spec, module))
 }
 
-/// Loads the library and says which hooks it has, without running any (the pre-flight).
+/// Loads the library, binds the host's services, and says which hooks it has, without running
+/// any (the pre-flight).
 fn check_library(open: &Open) -> Result<(bool, bool), Error> {
     let (_, module) = load(open)?;
+    // The plugin's code a host runs next, before any hook (`InProcess::activate`): run here
+    // too, so that the two loads differ only by the hook, which a pre-flight never runs.
+    module.bind_host(context::SERVICES);
     Ok((module.on_load().is_some(), module.on_unload().is_some()))
 }
 
