@@ -208,11 +208,30 @@ fn a_plugin_loading_keeps_its_routes_until_its_load_fails() {
     use gp_host::Manager;
 
     let base = base_with_slow_load(false);
+    // Built before the slow load starts: building takes longer than its 2 s.
+    let others = base_dir();
+    let clashes = custom_fixture("wants-slow-routes", "1.0.0", CLASHES, Interface::Real);
+    gp_host::build::install_library(clashes, others.path()).unwrap();
+    let folder = others.path().join("wants-slow-routes");
     let manager = Manager::builder(base.path())
         .hook_timeout(Duration::from_secs(2))
         .build();
     // Registers the route check, as gp serve does.
     let _server = PluginServer::builder(manager.clone()).build();
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&events);
+    manager.subscribe_lifecycle(move |event| {
+        let line = match event {
+            gp_host::Event::Loading { spec } => format!("loading {}", spec.name()),
+            gp_host::Event::LoadAbandoned { plugin } => format!("abandoned {plugin}"),
+            gp_host::Event::Loaded { spec } => format!("loaded {}", spec.name()),
+            gp_host::Event::LoadFailed { path, .. } => {
+                format!("failed {}", path.file_name().unwrap().to_string_lossy())
+            }
+            other => format!("{other:?}"),
+        };
+        sink.lock().unwrap().push(line);
+    });
     let loading = std::thread::spawn({
         let manager = manager.clone();
         let folder = base.path().join("loads-slowly");
@@ -233,10 +252,6 @@ fn a_plugin_loading_keeps_its_routes_until_its_load_fails() {
     assert_eq!(names, ["loads-slowly"]);
 
     // While it loads, its route is taken: the other plugin is refused, naming it.
-    let others = base_dir();
-    let clashes = custom_fixture("wants-slow-routes", "1.0.0", CLASHES, Interface::Real);
-    gp_host::build::install_library(clashes, others.path()).unwrap();
-    let folder = others.path().join("wants-slow-routes");
     let error = manager.load_plugin(&folder).unwrap_err();
     assert_eq!(
         error.to_string(),
@@ -252,4 +267,17 @@ fn a_plugin_loading_keeps_its_routes_until_its_load_fails() {
     assert!(manager.loading().is_empty());
     let loaded = manager.load_plugin(&folder).unwrap();
     assert_eq!(loaded.name(), "wants-slow-routes");
+    // The refused plugin never reserved anything; the slow one's reservation ended before
+    // its failure was reported.
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            "loading loads-slowly",
+            "failed wants-slow-routes",
+            "abandoned loads-slowly",
+            "failed loads-slowly",
+            "loading wants-slow-routes",
+            "loaded wants-slow-routes"
+        ]
+    );
 }
