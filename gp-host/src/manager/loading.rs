@@ -10,8 +10,9 @@
 //! on a failed load. Subscribers hear of both ends: [`Event::Loading`] when it starts, and
 //! [`Event::Loaded`] or [`Event::LoadAbandoned`] when it ends.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::manager::Manager;
 use crate::runtime::events::Event;
@@ -71,5 +72,71 @@ impl Manager {
         self.inner.subscribers.emit(&Event::LoadAbandoned {
             plugin: spec.name(),
         });
+    }
+}
+
+/// The order in which `load_plugins`' concurrent loads are admitted: folder by folder, in
+/// name order, as when they loaded one after another. So when two folders' routes conflict,
+/// the later name is refused on every start, whichever thread got further first. Only
+/// admission is in order: the slow part of a load (mapping the library, the pre-flight, the
+/// `on_load` hook) runs after it, concurrently.
+pub(crate) struct AdmissionOrder {
+    /// Which folders passed, and the first that has not.
+    passed: Mutex<(usize, Vec<bool>)>,
+    changed: Condvar,
+}
+
+/// A folder's place in an [`AdmissionOrder`]. It passes (lets the next folder be admitted)
+/// when its load reserved its place, or, whatever happened, when dropped.
+pub(crate) struct Ticket<'a> {
+    order: &'a AdmissionOrder,
+    at: usize,
+    passed: Cell<bool>,
+}
+
+impl AdmissionOrder {
+    /// An order for `folders` folders.
+    pub(crate) fn new(folders: usize) -> AdmissionOrder {
+        AdmissionOrder {
+            passed: Mutex::new((0, vec![false; folders])),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The ticket of folder `at`, once every folder before it passed. Taken holding no lock
+    /// and no plugin's turn: a folder before it never waits for one after it.
+    pub(crate) fn wait(&self, at: usize) -> Ticket<'_> {
+        let mut passed = lock(&self.passed);
+        while passed.0 < at {
+            passed = self.changed.wait(passed).unwrap_or_else(|p| p.into_inner());
+        }
+        Ticket {
+            order: self,
+            at,
+            passed: Cell::new(false),
+        }
+    }
+}
+
+impl Ticket<'_> {
+    /// Lets the next folder be admitted (once; later calls do nothing).
+    pub(crate) fn pass(&self) {
+        if self.passed.replace(true) {
+            return;
+        }
+        let mut passed = lock(&self.order.passed);
+        let (first, done) = &mut *passed;
+        done[self.at] = true;
+        while done.get(*first) == Some(&true) {
+            *first += 1;
+        }
+        drop(passed);
+        self.order.changed.notify_all();
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        self.pass();
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, MutexGuard};
 
 use crate::error::Error;
 use crate::folder::{self, LibraryFile};
+use crate::manager::loading::{AdmissionOrder, Ticket};
 use crate::manager::report::{LoadFailure, LoadReport, Synced, UpgradeOptions};
 use crate::manager::serial::Turn;
 use crate::manager::Manager;
@@ -18,11 +19,13 @@ impl Manager {
     /// Loads every plugin folder in the base directory that is not loaded yet, and upgrades
     /// the plugins whose folder changed since they were loaded (newer versions only).
     ///
-    /// Hidden folders (`.name`) are skipped. Up to 8 folders load at once, taken in
-    /// name order, so that a plugin whose `on_load` is slow holds back no other: while one
-    /// loads, its routes are reserved ([`loading`](Self::loading)). A folder that fails is
-    /// reported (as it fails) and changes nothing: the others load, and plugins already
-    /// loaded keep serving. The report lists them all, whatever the order they ended in.
+    /// Hidden folders (`.name`) are skipped. Up to 8 folders load at once, so that a plugin
+    /// whose `on_load` is slow holds back no other: while one loads, its routes are reserved
+    /// ([`loading`](Self::loading)). They are admitted (the checks of [`admit`](Self::admit),
+    /// such as route conflicts) one at a time in name order, as if they loaded one after
+    /// another: of two folders whose routes conflict, the later is refused on every start. A
+    /// folder that fails is reported (as it fails) and changes nothing: the others load, and
+    /// plugins already loaded keep serving. The report lists them all.
     pub fn load_plugins(&self) -> LoadReport {
         let mut report = LoadReport::default();
         let base = self.base_dir();
@@ -64,8 +67,9 @@ impl Manager {
     /// (a disabled plugin is not a failure); returns each folder with what its sync did, in
     /// the order of `dirs`.
     fn sync_each(&self, dirs: Vec<PathBuf>) -> Vec<(PathBuf, Result<Synced, Error>)> {
-        let one = |dir: &Path| {
-            let synced = self.sync_with(dir, &self.settings(), UpgradeOptions::default());
+        let one = |dir: &Path, ticket: Option<&Ticket<'_>>| {
+            let options = UpgradeOptions::default();
+            let synced = self.sync_with(dir, &self.settings(), options, ticket);
             if let Err(error) = &synced {
                 if !matches!(error, Error::Disabled { .. }) {
                     self.report_failure(dir, error);
@@ -78,12 +82,13 @@ impl Manager {
             return dirs
                 .into_iter()
                 .map(|dir| {
-                    let synced = one(&dir);
+                    let synced = one(&dir, None);
                     (dir, synced)
                 })
                 .collect();
         }
         let next = std::sync::atomic::AtomicUsize::new(0);
+        let order = AdmissionOrder::new(dirs.len());
         let done: Vec<std::sync::Mutex<Option<Result<Synced, Error>>>> =
             dirs.iter().map(|_| std::sync::Mutex::new(None)).collect();
         std::thread::scope(|scope| {
@@ -93,7 +98,9 @@ impl Manager {
                     let Some(dir) = dirs.get(at) else {
                         return;
                     };
-                    let synced = one(dir);
+                    let ticket = order.wait(at);
+                    let synced = one(dir, Some(&ticket));
+                    drop(ticket);
                     *crate::util::lock(&done[at]) = Some(synced);
                 };
                 let spawned = std::thread::Builder::new()
@@ -190,7 +197,7 @@ impl Manager {
             self.report_failure(dir, &error);
             return Err(error);
         }
-        match self.sync_with(dir, settings, UpgradeOptions::default()) {
+        match self.sync_with(dir, settings, UpgradeOptions::default(), None) {
             Ok(Synced::Loaded(spec)) => {
                 self.gc_after([&spec]);
                 Ok(spec)
@@ -228,16 +235,19 @@ impl Manager {
         settings: &Settings<'_>,
         options: UpgradeOptions,
     ) -> Result<Synced, Error> {
-        let synced = self.sync_with(origin, settings, options)?;
+        let synced = self.sync_with(origin, settings, options, None)?;
         self.gc_after(synced.serving());
         Ok(synced)
     }
 
+    /// [`sync_source`](Self::sync_source) without the collection after it; `ticket`, for a
+    /// folder of `load_plugins`, is its place in the order of admissions.
     fn sync_with(
         &self,
         origin: &Path,
         settings: &Settings<'_>,
         options: UpgradeOptions,
+        ticket: Option<&Ticket<'_>>,
     ) -> Result<Synced, Error> {
         let origin = &normalize(origin);
         if !origin.exists() {
@@ -248,7 +258,7 @@ impl Manager {
             // Looked at again in the plugin's turn: a change that held it may have put it back.
             if origin.exists() || self.name_loaded_from(origin).as_deref() != Some(&name) {
                 drop(_turn);
-                return self.sync_with(origin, settings, options);
+                return self.sync_with(origin, settings, options, ticket);
             }
             return self.unload(&name).map(|_| Synced::Unloaded);
         }
@@ -284,7 +294,7 @@ impl Manager {
             }
             None => {
                 let spec = examine(Some(&folder), &library, &folder.dir, &folder.origin)?;
-                self.load_new(changes, spec, &library)?
+                self.load_new(changes, spec, &library, ticket)?
             }
         };
         self.announce(&synced);
@@ -307,10 +317,15 @@ impl Manager {
         changes: MutexGuard<'_, ()>,
         spec: Spec,
         library: &LibraryFile,
+        ticket: Option<&Ticket<'_>>,
     ) -> Result<Synced, Error> {
         self.run_admissions(&spec)?;
         self.reserve(&spec, &changes);
         drop(changes);
+        // Admitted: the next folder of `load_plugins` may be, while this one maps and hooks.
+        if let Some(ticket) = ticket {
+            ticket.pass();
+        }
         self.announce_loading(&spec);
         let name = spec.name().to_owned();
         let opened = self.open(spec.clone(), library);
