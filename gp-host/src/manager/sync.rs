@@ -439,10 +439,10 @@ impl Manager {
 /// 8 slow hooks at once still hold the rest back, 7 do not.
 pub(crate) const LOADERS: usize = 8;
 
-/// The stack of each loading thread: a library's start-up code (its constructors, and the
-/// root module's initialisation in abi_stable's checks) ran on the main thread (8 MiB, the
-/// usual limit) before loads were concurrent, so it gets as much as before, not a spawned
-/// thread's 2 MiB. (`on_load` always ran on a thread of its own, see `runtime::inprocess`.)
+/// The stack of each loading thread: what it runs (resolving a source, unpacking a package,
+/// the checks) ran on the main thread (8 MiB, the usual limit) before loads were concurrent, so
+/// it gets as much as before, not a spawned thread's 2 MiB. (A library's start-up code runs on
+/// a thread of its own, `activity::on_a_thread_of_its_own`, and `on_load` on another.)
 const LOADER_STACK: usize = 8 << 20;
 
 /// The plugin folders and packages in `base`, in name order.

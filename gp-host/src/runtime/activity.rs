@@ -100,6 +100,50 @@ pub(crate) fn doing(what: String) -> Doing {
     Doing { previous }
 }
 
+/// The stack of the thread [`on_a_thread_of_its_own`] starts: a main thread's usual limit.
+const STACK: usize = 8 << 20;
+
+/// Runs `f` on a thread started for it (named `name`, with a main thread's 8 MiB of stack),
+/// recording there what the calling thread records, and waits for it; on the calling thread
+/// if no thread can be started.
+///
+/// Why: a library's start-up code and abi_stable's checks of it run the library's code, and
+/// a damaged library's code can depend on what the loading thread's stack held before it (a
+/// corrupted-library corpus found one that crashed on a loading thread of `load_plugins` and
+/// not on the pre-flight runner's main thread, whose stack had held other things). The host and
+/// the pre-flight runner both load this way, so both run that code from the same state: a
+/// fresh stack, at the same depth.
+pub(crate) fn on_a_thread_of_its_own<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    let mut record = vec![0; CAPACITY];
+    let len = MINE.with(|mine| mine.read(&mut record));
+    record.truncate(len);
+    let work = Mutex::new(Some(f));
+    let run = || {
+        let f = work.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let _same = (!record.is_empty()).then(|| doing(String::from_utf8_lossy(&record).into()));
+        f.map(|f| f())
+    };
+    let ran = std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .stack_size(STACK)
+            .spawn_scoped(scope, run)
+            .ok()?;
+        match thread.join() {
+            Ok(ran) => ran,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    match ran {
+        Some(value) => value,
+        // No thread to be had: here, rather than not at all.
+        None => {
+            let f = work.lock().unwrap_or_else(|p| p.into_inner()).take();
+            f.expect("not run: no thread started")()
+        }
+    }
+}
+
 /// Restores the thread's previous record when dropped.
 pub(crate) struct Doing {
     previous: Vec<u8>,

@@ -504,3 +504,57 @@ fn the_preflight_runs_bind_host_as_the_host_does_and_refuses_a_library_whose_bin
     );
     assert!(!stderr.contains("passed pre-flight"), "{stderr}");
 }
+
+/// Start-up code that crashes unless the process's main thread runs it: it stands for a
+/// damaged library whose code reads what the loading thread's stack held before (found in the
+/// corpus with `.text` damaged: deterministic, and different between a process's main thread
+/// and a thread started for the load).
+const CRASH_OFF_THE_MAIN_THREAD: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
+
+extern "C" fn crash_off_the_main_thread() {
+    // `/proc/thread-self` is `PID/task/TID`; the main thread's TID is the PID.
+    let me = std::fs::read_link("/proc/thread-self").unwrap_or_default();
+    let main = me.file_name().and_then(|t| t.to_str()) == Some(&std::process::id().to_string());
+    if !main {
+        // SAFETY: none; the point is the crash, on any thread but the main one.
+        unsafe { std::ptr::null_mut::<u8>().write_volatile(1) }
+    }
+}
+
+#[used]
+#[link_section = ".init_array"]
+static CRASH_WHEN_LOADED: extern "C" fn() = crash_off_the_main_thread;
+
+#[plugin_entry]
+fn execute(_ctx: &mut Context) -> Result {
+    Ok(())
+}
+"#;
+
+#[test]
+fn the_preflight_and_the_host_run_a_library_s_start_up_code_on_a_thread_of_its_own() {
+    // The host loads plugins on threads of its own (several at once), the runner did on its
+    // main thread: start-up code that behaves by thread passed pre-flight, then killed the
+    // host. Both now run it on a thread started for it, so the pre-flight sees what the host
+    // would.
+    let library = custom_fixture(
+        "crash-off-the-main-thread",
+        "1.0.0",
+        CRASH_OFF_THE_MAIN_THREAD,
+        Interface::Real,
+    );
+    let (output, _base) = gp_list(library, &[], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.code().is_some(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("plugin `crash-off-the-main-thread`: pre-flight: its runner died while loading it (killed by signal 11 (SIGSEGV)); it was not loaded into this process"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("sample ") && l.contains(" loaded ")),
+        "{stdout}"
+    );
+}
