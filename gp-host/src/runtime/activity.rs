@@ -160,14 +160,14 @@ impl Drop for Doing {
 }
 
 /// The plugins whose libraries this process mapped (never unmapped: their finalisers run at
-/// its exit), by name, in load order.
+/// its exit), in name order (loads run at once: their order says nothing).
 static MAPPED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Records that the library of plugin `name` is mapped into this process.
 pub(crate) fn mapped(name: &str) {
     let mut mapped = MAPPED.lock().unwrap_or_else(|e| e.into_inner());
-    if !mapped.iter().any(|n| n == name) {
-        mapped.push(name.to_owned());
+    if let Err(at) = mapped.binary_search_by(|n| n.as_str().cmp(name)) {
+        mapped.insert(at, name.to_owned());
     }
 }
 
