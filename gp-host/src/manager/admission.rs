@@ -12,8 +12,9 @@ use crate::util::{read, write};
 
 /// A check run before a plugin version is loaded or swapped in: `candidate` is the version
 /// about to serve, `serving` every other plugin serving now (not the version `candidate`
-/// replaces), and every disabled one (with its manifest, an empty `library` and `sha256`).
-/// `Err(reason)` refuses the candidate: the check's own error, which becomes
+/// replaces), every one whose load is under way (its place reserved: see
+/// [`loading`](super::loading)), and every disabled one (with its manifest, an empty `library`
+/// and `sha256`). `Err(reason)` refuses the candidate: the check's own error, which becomes
 /// [`Error::Refused`]'s `reason` (and its `source()`).
 ///
 /// The specs are borrowed from the manager's own: a load costs the checks a pointer per
@@ -55,10 +56,11 @@ impl Manager {
 
     /// Registers `check`, run (with the change lock held, so checks see a settled set of
     /// plugins) before every load and upgrade, after the library was verified and before its
-    /// `on_load` runs. `check` gets the candidate and every other plugin serving or disabled;
-    /// its error refuses the candidate: a load fails with [`Error::Refused`], whose `reason`
-    /// is that error (a `String` or `&str` converts with `.into()`); an upgrade fails with
-    /// [`Error::UpgradeRefused`], and the running version keeps serving.
+    /// `on_load` runs. `check` gets the candidate and every other plugin serving, loading or
+    /// disabled; its error refuses the candidate: a load fails with [`Error::Refused`], whose
+    /// `reason` is that error (a `String` or `&str` converts with `.into()`); an upgrade fails
+    /// with [`Error::UpgradeRefused`], and the running version keeps serving. A plugin whose
+    /// load is under way when the check is registered meets it before it starts serving.
     ///
     /// Plugins already loaded when the check is registered are checked now, in name order,
     /// each against the ones before it that the check let stay (and the disabled ones), as a
@@ -129,7 +131,12 @@ impl Manager {
             return Vec::new();
         }
         let disabled = self.disabled_specs();
-        let mut kept: Vec<&Spec> = disabled.iter().collect();
+        // A plugin loading holds its place; it meets `check` when it goes into its slot.
+        let loading = self.loading_specs();
+        let mut kept: Vec<&Spec> = disabled
+            .iter()
+            .chain(loading.iter().map(|s| &**s))
+            .collect();
         let mut refused = Vec::new();
         for spec in &loaded {
             match check(spec, &kept) {
@@ -161,9 +168,11 @@ impl Manager {
             return Ok(());
         }
         let loaded = self.serving_specs();
+        let loading = self.loading_specs();
         let disabled = self.disabled_specs();
         let serving: Vec<&Spec> = loaded
             .iter()
+            .chain(&loading)
             .map(|s| &**s)
             .chain(&disabled)
             .filter(|s| s.name() != candidate.name())

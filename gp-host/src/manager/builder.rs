@@ -289,6 +289,7 @@ impl ManagerBuilder {
             kept_versions: Mutex::new(Default::default()),
             reaper: Reaper::start(),
             admissions: Default::default(),
+            loading: Default::default(),
         });
         if let Some(interval) = interval {
             gc::schedule(Arc::downgrade(&inner), interval);

@@ -30,6 +30,7 @@ pub(crate) mod follow;
 pub(crate) mod gc;
 #[cfg(feature = "install")]
 pub(crate) mod install;
+pub(crate) mod loading;
 #[cfg(feature = "package")]
 pub(crate) mod replace;
 pub(crate) mod report;
@@ -122,6 +123,8 @@ pub(crate) struct Inner {
     pub(crate) reaper: Reaper,
     /// Checks the application registered with [`Manager::admit`].
     pub(crate) admissions: admission::Admissions,
+    /// The plugins loading now, their places reserved.
+    pub(crate) loading: loading::Reservations,
 }
 
 impl Manager {

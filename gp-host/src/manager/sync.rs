@@ -2,10 +2,11 @@
 //! unloading the plugin of one folder or package.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use crate::error::Error;
 use crate::folder::{self, LibraryFile};
+use crate::manager::loading::{AdmissionOrder, Ticket};
 use crate::manager::report::{LoadFailure, LoadReport, Synced, UpgradeOptions};
 use crate::manager::serial::Turn;
 use crate::manager::Manager;
@@ -18,9 +19,13 @@ impl Manager {
     /// Loads every plugin folder in the base directory that is not loaded yet, and upgrades
     /// the plugins whose folder changed since they were loaded (newer versions only).
     ///
-    /// Folders are visited in name order; hidden folders (`.name`) are skipped. A folder
-    /// that fails is reported and changes nothing: the others load, and plugins already
-    /// loaded keep serving.
+    /// Hidden folders (`.name`) are skipped. Up to 8 folders load at once, so that a plugin
+    /// whose `on_load` is slow holds back no other: while one loads, its routes are reserved
+    /// ([`loading`](Self::loading)). They are admitted (the checks of [`admit`](Self::admit),
+    /// such as route conflicts) one at a time in name order, as if they loaded one after
+    /// another: of two folders whose routes conflict, the later is refused on every start. A
+    /// folder that fails is reported (as it fails) and changes nothing: the others load, and
+    /// plugins already loaded keep serving. The report lists them all.
     pub fn load_plugins(&self) -> LoadReport {
         let mut report = LoadReport::default();
         let base = self.base_dir();
@@ -37,8 +42,8 @@ impl Manager {
         };
         #[cfg(feature = "isolate")]
         self.preflight_ahead(&dirs);
-        for dir in dirs {
-            match self.sync_with(&dir, &self.settings(), UpgradeOptions::default()) {
+        for (dir, synced) in self.sync_each(dirs) {
+            match synced {
                 Ok(Synced::Loaded(spec)) => report.loaded.push(spec),
                 Ok(Synced::Unchanged(spec)) => report.unchanged.push(spec),
                 Ok(Synced::Upgraded(upgraded)) => report.upgraded.push(upgraded),
@@ -46,10 +51,7 @@ impl Manager {
                 Err(error @ Error::Disabled { .. }) => {
                     report.disabled.push(LoadFailure { dir, error });
                 }
-                Err(error) => {
-                    self.report_failure(&dir, &error);
-                    report.failed.push(LoadFailure { dir, error });
-                }
+                Err(error) => report.failed.push(LoadFailure { dir, error }),
             }
         }
         self.gc_after(
@@ -59,6 +61,68 @@ impl Manager {
                 .chain(report.upgraded.iter().map(|u| &u.to)),
         );
         report
+    }
+
+    /// Syncs each of `dirs`, up to [`LOADERS`] at once, reporting each failure as it happens
+    /// (a disabled plugin is not a failure); returns each folder with what its sync did, in
+    /// the order of `dirs`.
+    fn sync_each(&self, dirs: Vec<PathBuf>) -> Vec<(PathBuf, Result<Synced, Error>)> {
+        let one = |dir: &Path, ticket: Option<&Ticket<'_>>| {
+            let options = UpgradeOptions::default();
+            let synced = self.sync_with(dir, &self.settings(), options, ticket);
+            if let Err(error) = &synced {
+                if !matches!(error, Error::Disabled { .. }) {
+                    self.report_failure(dir, error);
+                }
+            }
+            synced
+        };
+        let workers = LOADERS.min(dirs.len());
+        if workers <= 1 {
+            return dirs
+                .into_iter()
+                .map(|dir| {
+                    let synced = one(&dir, None);
+                    (dir, synced)
+                })
+                .collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let order = AdmissionOrder::new(dirs.len());
+        let done: Vec<std::sync::Mutex<Option<Result<Synced, Error>>>> =
+            dirs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for n in 0..workers {
+                let work = || loop {
+                    let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(dir) = dirs.get(at) else {
+                        return;
+                    };
+                    let ticket = order.wait(at);
+                    let synced = one(dir, Some(&ticket));
+                    drop(ticket);
+                    *crate::util::lock(&done[at]) = Some(synced);
+                };
+                let spawned = std::thread::Builder::new()
+                    .name(format!("gp-load-{n}"))
+                    .stack_size(LOADER_STACK)
+                    .spawn_scoped(scope, work);
+                if spawned.is_err() {
+                    // No thread to be had: this one works through the rest.
+                    work();
+                }
+            }
+        });
+        dirs.into_iter()
+            .zip(done)
+            .map(|(dir, synced)| {
+                let synced = synced
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .expect("every folder was taken by a worker");
+                (dir, synced)
+            })
+            .collect()
     }
 
     /// With pre-flight on, pre-flights the new builds of the plain folders among `dirs`
@@ -133,7 +197,7 @@ impl Manager {
             self.report_failure(dir, &error);
             return Err(error);
         }
-        match self.sync_with(dir, settings, UpgradeOptions::default()) {
+        match self.sync_with(dir, settings, UpgradeOptions::default(), None) {
             Ok(Synced::Loaded(spec)) => {
                 self.gc_after([&spec]);
                 Ok(spec)
@@ -171,16 +235,19 @@ impl Manager {
         settings: &Settings<'_>,
         options: UpgradeOptions,
     ) -> Result<Synced, Error> {
-        let synced = self.sync_with(origin, settings, options)?;
+        let synced = self.sync_with(origin, settings, options, None)?;
         self.gc_after(synced.serving());
         Ok(synced)
     }
 
+    /// [`sync_source`](Self::sync_source) without the collection after it; `ticket`, for a
+    /// folder of `load_plugins`, is its place in the order of admissions.
     fn sync_with(
         &self,
         origin: &Path,
         settings: &Settings<'_>,
         options: UpgradeOptions,
+        ticket: Option<&Ticket<'_>>,
     ) -> Result<Synced, Error> {
         let origin = &normalize(origin);
         if !origin.exists() {
@@ -191,7 +258,7 @@ impl Manager {
             // Looked at again in the plugin's turn: a change that held it may have put it back.
             if origin.exists() || self.name_loaded_from(origin).as_deref() != Some(&name) {
                 drop(_turn);
-                return self.sync_with(origin, settings, options);
+                return self.sync_with(origin, settings, options, ticket);
             }
             return self.unload(&name).map(|_| Synced::Unloaded);
         }
@@ -227,20 +294,9 @@ impl Manager {
             }
             None => {
                 let spec = examine(Some(&folder), &library, &folder.dir, &folder.origin)?;
-                self.run_admissions(&spec)?;
-                let loaded = Arc::new(self.open(spec, &library)?);
-                let spec = Spec::clone(&loaded.spec);
-                let slot = self.slot(&name);
-                if let Some(replaced) = slot.current.swap(Some(loaded)) {
-                    // Not expected (the change lock is held and the slot was empty), but a
-                    // version that was there must drain like any other.
-                    self.inner.reaper.retire(replaced);
-                }
-                slot.metrics.loaded();
-                Synced::Loaded(spec)
+                self.load_new(changes, spec, &library, ticket)?
             }
         };
-        drop(changes);
         self.announce(&synced);
         drop(turn);
         // The folder now declares another plugin than the one loaded from it: that one goes.
@@ -250,6 +306,54 @@ impl Manager {
             }
         }
         Ok(synced)
+    }
+
+    /// Loads `spec`, a plugin with no version serving, in its turn: admitted and reserved with
+    /// the change lock held (`changes`), mapped and its `on_load` run without it (so that a
+    /// slow hook holds back no other plugin's change), then put in its slot with the lock held
+    /// again. Returns with the lock released.
+    fn load_new(
+        &self,
+        changes: MutexGuard<'_, ()>,
+        spec: Spec,
+        library: &LibraryFile,
+        ticket: Option<&Ticket<'_>>,
+    ) -> Result<Synced, Error> {
+        self.run_admissions(&spec)?;
+        self.reserve(&spec, &changes);
+        drop(changes);
+        // Admitted: the next folder of `load_plugins` may be, while this one maps and hooks.
+        if let Some(ticket) = ticket {
+            ticket.pass();
+        }
+        self.announce_loading(&spec);
+        let name = spec.name().to_owned();
+        let opened = self.open(spec.clone(), library);
+        let changes = self.lock_changes();
+        // A check registered while it loaded has not seen it yet.
+        let loaded = opened.and_then(|loaded| {
+            self.run_admissions(&loaded.spec)?;
+            Ok(Arc::new(loaded))
+        });
+        self.release(&name, &changes);
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                drop(changes);
+                self.announce_abandoned(&spec);
+                return Err(error);
+            }
+        };
+        let spec = Spec::clone(&loaded.spec);
+        let slot = self.slot(&name);
+        if let Some(replaced) = slot.current.swap(Some(loaded)) {
+            // Not expected (the plugin's turn is held and the slot was empty), but a version
+            // that was there must drain like any other.
+            self.inner.reaper.retire(replaced);
+        }
+        slot.metrics.loaded();
+        drop(changes);
+        Ok(Synced::Loaded(spec))
     }
 
     /// Resolves `origin` and takes the turn of the plugin it holds. Which plugin that is shows
@@ -326,6 +430,20 @@ impl Manager {
         )
     }
 }
+
+/// How many plugin folders [`Manager::load_plugins`] loads at once. A constant, not the
+/// number of CPUs: what makes a load slow is mostly waiting (an `on_load` that sleeps or
+/// calls out, a pre-flight runner's start), and a server with 2 CPUs needs to get past a few
+/// slow hooks as much as one with 64. The CPU work does not scale past the CPUs anyway (the
+/// dynamic loader maps one library at a time, under its own lock), and 8 threads cost little:
+/// 8 slow hooks at once still hold the rest back, 7 do not.
+pub(crate) const LOADERS: usize = 8;
+
+/// The stack of each loading thread: what it runs (resolving a source, unpacking a package,
+/// the checks) ran on the main thread (8 MiB, the usual limit) before loads were concurrent, so
+/// it gets as much as before, not a spawned thread's 2 MiB. (A library's start-up code runs on
+/// a thread of its own, `activity::on_a_thread_of_its_own`, and `on_load` on another.)
+const LOADER_STACK: usize = 8 << 20;
 
 /// The plugin folders and packages in `base`, in name order.
 fn plugin_folders(base: &Path) -> Result<Vec<PathBuf>, Error> {

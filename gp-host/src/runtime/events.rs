@@ -27,6 +27,20 @@ pub enum Event<'a> {
         /// The plugin.
         spec: &'a Spec,
     },
+    /// A plugin's load started: its library and `plugin.json` were verified and admitted,
+    /// its routes are reserved, and its library is being mapped and its `on_load` run. Ends
+    /// with [`Loaded`](Event::Loaded) or [`LoadAbandoned`](Event::LoadAbandoned).
+    Loading {
+        /// The version loading.
+        spec: &'a Spec,
+    },
+    /// A load that had started ([`Loading`](Event::Loading)) failed: the plugin's routes are
+    /// no longer reserved. Whoever asked for the load reports why (a
+    /// [`LoadFailed`](Event::LoadFailed), for `load_plugins`).
+    LoadAbandoned {
+        /// The plugin.
+        plugin: &'a str,
+    },
     /// A plugin folder or library could not be loaded.
     LoadFailed {
         /// The plugin folder or library.

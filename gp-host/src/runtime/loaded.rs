@@ -116,7 +116,10 @@ fn load_copy(
                 spec.origin.display()
             ))
         });
-        let module = library::load(&copy, &library.path, spec.name(), &spec.abi_version);
+        let shown = &library.path;
+        let module = activity::on_a_thread_of_its_own("gp-dlopen", || {
+            library::load(&copy, shown, spec.name(), &spec.abi_version)
+        });
         activity::mapped(spec.name());
         module
     });

@@ -39,6 +39,8 @@ fn record_events(manager: &Manager) -> Arc<Mutex<Vec<String>>> {
     let sink = Arc::clone(&events);
     manager.subscribe_lifecycle(move |event| {
         let line = match event {
+            // The reservation around a load, pinned in cli/serve_loading.rs.
+            Event::Loading { .. } | Event::LoadAbandoned { .. } => return,
             Event::Loaded { spec } => format!("loaded {} {}", spec.name(), spec.version()),
             Event::LoadFailed { error, .. } => format!("load failed: {error}"),
             Event::Upgraded { from, to } => {

@@ -14,6 +14,8 @@ fn events(manager: &Manager) -> mpsc::Receiver<String> {
     let sender = std::sync::Mutex::new(sender);
     manager.subscribe_lifecycle(move |event| {
         let line = match event {
+            // The reservation around a load, pinned in cli/serve_loading.rs.
+            Event::Loading { .. } | Event::LoadAbandoned { .. } => return,
             Event::Loaded { spec } => format!("loaded {} {}", spec.name(), spec.version()),
             Event::Upgraded { from, to } => {
                 format!(

@@ -10,7 +10,7 @@
 //!
 //! | method and path | what it does |
 //! |---|---|
-//! | `GET /api/v1/plugins` | every plugin (serving, disabled or unloaded) and every folder that failed to load |
+//! | `GET /api/v1/plugins` | every plugin (serving, loading, disabled or unloaded) and every folder that failed to load |
 //! | `GET /api/v1/plugins/{name}` | one plugin |
 //! | `POST /api/v1/plugins/{name}/reload` | reload from its folder or package |
 //! | `POST /api/v1/plugins/{name}/upgrade` | a `.plg` in the body: verified, written where the plugin comes from, swapped in |

@@ -23,6 +23,9 @@ pub(super) enum PluginState {
     Unloaded,
     /// Disabled: unloaded, and kept off across restarts until enabled.
     Disabled,
+    /// Its load is under way (its library mapping or its `on_load` running): its routes are
+    /// reserved and answer 503 until it serves, or go if the load fails.
+    Loading,
 }
 
 /// One plugin as the API shows it.
@@ -82,7 +85,7 @@ fn routes_of(manifest: &gp_core::manifest::Manifest) -> Vec<RouteView> {
         })
 }
 
-/// Every plugin (serving, draining, unloaded or disabled), by name.
+/// Every plugin (serving, draining, unloaded, loading or disabled), by name.
 pub(super) fn views(shared: &AdminShared) -> Vec<PluginView> {
     let manager = &shared.manager;
     let stats = manager.stats();
@@ -125,10 +128,46 @@ pub(super) fn views(shared: &AdminShared) -> Vec<PluginView> {
             },
         );
     }
+    for loading in manager.loading() {
+        let view = views
+            .entry(loading.name().to_owned())
+            .or_insert_with(|| PluginView::bare(loading.name()));
+        view.state = PluginState::Loading;
+        view.version = Some(loading.version().to_string());
+        view.description = loading.manifest.description.clone();
+        view.origin = Some(loading.origin.clone());
+        view.sha256 = Some(loading.sha256.clone());
+        view.abi_version = Some(loading.abi_version.clone());
+        view.hooks = Hooks {
+            on_load: loading.has_on_load,
+            on_unload: loading.has_on_unload,
+        };
+        view.routes = routes_of(&loading.manifest);
+    }
     for off in manager.disabled() {
-        let view = views.entry(off.name.clone()).or_insert_with(|| PluginView {
-            name: off.name.clone(),
-            state: PluginState::Disabled,
+        let view = views
+            .entry(off.name.clone())
+            .or_insert_with(|| PluginView::bare(&off.name));
+        view.state = PluginState::Disabled;
+        view.version = Some(off.manifest.version.to_string());
+        view.description = off.manifest.description.clone();
+        view.origin = Some(off.origin.clone());
+        view.routes = routes_of(&off.manifest);
+        view.disabled = Some(DisabledView {
+            reason: off.reason,
+            since_unix: off.since,
+        });
+    }
+    views.into_values().collect()
+}
+
+impl PluginView {
+    /// A plugin with no slot yet (disabled, or loading for the first time): the caller fills
+    /// in what it knows.
+    fn bare(name: &str) -> PluginView {
+        PluginView {
+            name: name.to_owned(),
+            state: PluginState::Unloaded,
             version: None,
             description: None,
             origin: None,
@@ -145,18 +184,8 @@ pub(super) fn views(shared: &AdminShared) -> Vec<PluginView> {
             rollback_to: None,
             #[cfg(feature = "isolate")]
             isolation: None,
-        });
-        view.state = PluginState::Disabled;
-        view.version = Some(off.manifest.version.to_string());
-        view.description = off.manifest.description.clone();
-        view.origin = Some(off.origin.clone());
-        view.routes = routes_of(&off.manifest);
-        view.disabled = Some(DisabledView {
-            reason: off.reason,
-            since_unix: off.since,
-        });
+        }
     }
-    views.into_values().collect()
 }
 
 /// What a change did: `{"result": …}` with the versions concerned.

@@ -38,8 +38,8 @@ pub(crate) struct RouteEntry {
     /// Parameters whose values must have a type (beego's `:id:int`).
     typed: Vec<(String, ParamType)>,
     pub(crate) executor: Option<Executor>,
-    /// Why the plugin is disabled, if it is: its routes stay reserved and answer 503.
-    pub(crate) disabled: Option<String>,
+    /// Why the route is reserved rather than served, if it is (it answers 503).
+    pub(crate) reserved: Option<Reserved>,
     /// The route's metrics, found once.
     pub(crate) stats: RouteStats,
 }
@@ -57,6 +57,15 @@ impl RouteEntry {
     fn describe(&self) -> String {
         format!("{} {} (label {:?})", self.method, self.route, self.label)
     }
+}
+
+/// Why a plugin's routes are held for it without calling it: each answers 503.
+#[derive(Debug, Clone)]
+pub(crate) enum Reserved {
+    /// The plugin is disabled, for this reason (cut to [`PUBLIC_REASON`] bytes).
+    Disabled(String),
+    /// The plugin's load is under way: its library mapping or its `on_load` running.
+    Loading,
 }
 
 /// Two routes that cannot both be served.
@@ -119,7 +128,13 @@ impl PluginRoutes {
     /// the management API).
     pub(crate) fn disabled(manifest: &Manifest, reason: &str) -> PluginRoutes {
         let reason = crate::util::truncated(reason, PUBLIC_REASON);
-        PluginRoutes::of(manifest, None, Some(reason))
+        PluginRoutes::of(manifest, None, Some(Reserved::Disabled(reason)))
+    }
+
+    /// The routes of a plugin whose load is under way, kept reserved: they answer 503 (with
+    /// `Retry-After`) until it serves, or go if its load fails.
+    pub(crate) fn loading(manifest: &Manifest) -> PluginRoutes {
+        PluginRoutes::of(manifest, None, Some(Reserved::Loading))
     }
 
     /// No routes: the plugin is gone.
@@ -130,7 +145,7 @@ impl PluginRoutes {
         }
     }
 
-    fn of(manifest: &Manifest, executor: Option<Executor>, disabled: Option<String>) -> Self {
+    fn of(manifest: &Manifest, executor: Option<Executor>, reserved: Option<Reserved>) -> Self {
         let entries = manifest.http_services.as_ref().map(|http| {
             http.routes
                 .iter()
@@ -144,7 +159,7 @@ impl PluginRoutes {
                         pattern,
                         typed,
                         executor: executor.clone(),
-                        disabled: disabled.clone(),
+                        reserved: reserved.clone(),
                         stats: RouteStats::default(),
                     })
                 })
@@ -292,12 +307,12 @@ impl RouteTable {
         }
     }
 
-    /// The plugins whose routes are reserved for a disabled plugin.
-    pub(crate) fn disabled_plugins(&self) -> Vec<String> {
+    /// The plugins whose routes are reserved (disabled, or loading).
+    pub(crate) fn reserved_plugins(&self) -> Vec<String> {
         self.plugins
             .iter()
             // A plugin's routes are all served or all reserved: its first one says which.
-            .filter(|(_, entries)| entries.first().is_some_and(|e| e.disabled.is_some()))
+            .filter(|(_, entries)| entries.first().is_some_and(|e| e.reserved.is_some()))
             .map(|(plugin, _)| plugin.clone())
             .collect()
     }

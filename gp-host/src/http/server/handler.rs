@@ -19,7 +19,7 @@ use super::request::{self, Incoming};
 use super::response::{respond, Answer};
 use super::Shared;
 use crate::error::Error;
-use crate::http::routes::{Lookup, RouteEntry};
+use crate::http::routes::{Lookup, Reserved, RouteEntry};
 use crate::runtime::context::{CancelToken, Context};
 
 /// The router's fallback handler: every request that is not one of gp's own, with the
@@ -93,13 +93,8 @@ async fn answer(
         Ok(found) => found,
         Err(answer) => return *answer,
     };
-    if let Some(reason) = &entry.disabled {
-        return Answer::gp(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("plugin `{}` is disabled: {reason}", entry.plugin),
-            Some(&entry),
-            id,
-        );
+    if let Some(reserved) = &entry.reserved {
+        return unavailable(&entry, reserved, id);
     }
     let (timeout, body_limit) = shared.limits(&entry);
     let deadline = Instant::now() + timeout;
@@ -193,6 +188,24 @@ fn busy(entry: &Arc<RouteEntry>, id: &RequestId) -> Answer {
         .response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    answer
+}
+
+/// The 503 of a route held for its plugin: disabled (until enabled: no `Retry-After`), or
+/// loading (moments, usually: retry in a second).
+fn unavailable(entry: &Arc<RouteEntry>, reserved: &Reserved, id: &RequestId) -> Answer {
+    let plugin = &entry.plugin;
+    let message = match reserved {
+        Reserved::Disabled(reason) => format!("plugin `{plugin}` is disabled: {reason}"),
+        Reserved::Loading => format!("plugin `{plugin}` is loading; retry shortly"),
+    };
+    let mut answer = Answer::gp(StatusCode::SERVICE_UNAVAILABLE, message, Some(entry), id);
+    if matches!(reserved, Reserved::Loading) {
+        answer
+            .response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     answer
 }
 

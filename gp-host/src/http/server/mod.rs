@@ -254,9 +254,9 @@ impl Shared {
         *lock(&self.subscription) = Some(subscription);
     }
 
-    /// Puts the routes of every plugin serving or disabled now in the table, and takes out
-    /// any others: when the server starts following the manager (the only change that costs
-    /// every plugin's routes).
+    /// Puts the routes of every plugin serving, disabled or loading now in the table, and
+    /// takes out any others: when the server starts following the manager (the only change
+    /// that costs every plugin's routes).
     pub(super) fn rebuild(&self) {
         let _one_at_a_time = lock(&self.changing);
         let mut changes: Vec<PluginRoutes> = self
@@ -272,6 +272,12 @@ impl Shared {
                 .disabled()
                 .iter()
                 .map(|d| PluginRoutes::disabled(&d.manifest, &d.reason)),
+        );
+        changes.extend(
+            self.manager
+                .loading()
+                .iter()
+                .map(|spec| PluginRoutes::loading(&spec.manifest)),
         );
         let stale: Vec<PluginRoutes> = self
             .table
@@ -291,11 +297,13 @@ impl Shared {
         let plugin = match event {
             Event::Loaded { spec } | Event::Upgraded { to: spec, .. } => spec.name(),
             Event::Unloaded { report } => report.spec.name(),
+            Event::Loading { spec } => spec.name(),
+            Event::LoadAbandoned { plugin } => plugin,
             Event::LoadFailed { .. } => {
                 // An enable whose load failed leaves a reservation whose marker is gone: look
-                // again at the disabled plugins the table reserves routes for (a few, if any).
+                // again at the plugins the table reserves routes for (a few, if any).
                 let _one_at_a_time = lock(&self.changing);
-                let reserved = self.table.load().disabled_plugins();
+                let reserved = self.table.load().reserved_plugins();
                 if !reserved.is_empty() {
                     let changes = reserved.iter().map(|name| self.routes_of(name)).collect();
                     self.change(changes);
@@ -310,13 +318,16 @@ impl Shared {
     }
 
     /// The routes the manager has for `plugin` now: its serving version's, its reservation
-    /// if it is disabled, or none.
+    /// if it is disabled or loading, or none.
     fn routes_of(&self, plugin: &str) -> PluginRoutes {
         if let Ok((spec, executor)) = self.manager.get_plugin(plugin) {
             return PluginRoutes::serving(&spec.manifest, Some(executor));
         }
-        match self.manager.disabled_plugin(plugin) {
-            Some(disabled) => PluginRoutes::disabled(&disabled.manifest, &disabled.reason),
+        if let Some(disabled) = self.manager.disabled_plugin(plugin) {
+            return PluginRoutes::disabled(&disabled.manifest, &disabled.reason);
+        }
+        match self.manager.loading_plugin(plugin) {
+            Some(loading) => PluginRoutes::loading(&loading.manifest),
             None => PluginRoutes::none(plugin),
         }
     }

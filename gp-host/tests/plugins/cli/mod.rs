@@ -8,6 +8,7 @@ mod inspect;
 mod new;
 pub mod output;
 mod serve;
+mod serve_loading;
 
 use std::process::{Command, Output};
 

@@ -23,8 +23,9 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// Runs `gp serve BASE --watch EXTRA.. --listen 127.0.0.1:0 --admin 127.0.0.1:0`; returns
-    /// the server, the admin address and what it printed before the addresses.
+    /// Runs `gp serve BASE --watch EXTRA.. --listen 127.0.0.1:0 --admin 127.0.0.1:0` and waits
+    /// until every plugin folder was tried (its `ready:` line); returns the server, the admin
+    /// address and what it printed after the addresses (the load report and the routes).
     pub fn start(base: &Path, extra: &[&str]) -> (Server, String, Vec<String>) {
         Server::start_logging(base, extra, std::process::Stdio::null())
     }
@@ -35,6 +36,29 @@ impl Server {
         extra: &[&str],
         stderr: std::process::Stdio,
     ) -> (Server, String, Vec<String>) {
+        let (mut server, addr) = Server::start_listening(base, extra, stderr);
+        let mut printed = Vec::new();
+        loop {
+            let line = server
+                .lines
+                .next()
+                .expect("gp serve says when every plugin was tried")
+                .unwrap();
+            if line.starts_with("ready: ") {
+                break;
+            }
+            printed.push(line);
+        }
+        (server, addr, printed)
+    }
+
+    /// [`Server::start_logging`], returning as soon as both listeners listen (before the
+    /// plugins have loaded), with the admin address.
+    pub fn start_listening(
+        base: &Path,
+        extra: &[&str],
+        stderr: std::process::Stdio,
+    ) -> (Server, String) {
         use std::io::BufRead;
 
         let mut child = Command::new(env!("CARGO_BIN_EXE_gp"))
@@ -49,7 +73,6 @@ impl Server {
             .spawn()
             .expect("run gp serve");
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut printed = Vec::new();
         let mut plugins = String::new();
         let addr = loop {
             let line = lines.next().expect("gp serve prints its address").unwrap();
@@ -71,14 +94,14 @@ impl Server {
                 plugins = rest.split('/').next().unwrap().to_owned();
                 continue;
             }
-            printed.push(line);
+            panic!("gp serve printed {line:?} before its addresses");
         };
         let server = Server {
             child,
             plugins,
             lines,
         };
-        (server, addr, printed)
+        (server, addr)
     }
 }
 

@@ -29,6 +29,9 @@ pub enum Interface {
     /// never binds its services, so the plugin keeps its per-call state itself, as one built
     /// against 0.1.1 does, and as a 0.1.2 plugin does under a host older than 0.1.2.
     WithoutHostServices,
+    /// `gp-sdk` whose `bind_host` (the SDK's code a host runs after mapping the library and
+    /// before `on_load`) aborts the process.
+    BindHostAborts,
 }
 
 const OUTSIDE_SOURCE: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
@@ -51,6 +54,7 @@ pub fn fixture(interface: Interface) -> &'static Path {
         Interface::NewerVersion => "newer-core",
         Interface::WithoutHooks => "before-hooks",
         Interface::WithoutHostServices => "before-services",
+        Interface::BindHostAborts => "bind-host-aborts",
     };
     custom_fixture(name, "1.0.0", OUTSIDE_SOURCE, interface)
 }
@@ -181,6 +185,11 @@ fn patch_interface(root: &Path, interface: Interface) {
             );
             set_interface_version(root, "0.1.1");
         }
+        Interface::BindHostAborts => replace_in(
+            &root.join("gp-sdk/src/__private.rs"),
+            "    let _ = HOST.set(services);\n",
+            "    let _ = HOST.set(services);\n    std::process::abort();\n",
+        ),
         Interface::OlderVersion => set_interface_version(root, "0.0.1"),
         Interface::NewerVersion => set_interface_version(root, "0.2.0"),
     }

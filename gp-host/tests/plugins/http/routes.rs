@@ -146,3 +146,36 @@ fn routes_follow_upgrades_under_load_without_losing_a_request() {
     assert!(ok >= 40, "{ok}");
     assert_eq!(versions.into_iter().collect::<Vec<_>>(), ["1.0.0", "2.0.0"]);
 }
+
+#[test]
+fn with_loads_running_at_once_a_conflict_at_start_refuses_the_later_folder_every_time() {
+    // `a.plg` (web, as a package: unpacked and verified before its admission) comes first in
+    // name order and is slower to reach admission than `b` (web-clash, a plain folder). Loads
+    // run at once, but are admitted in name order, so web-clash is the one refused, as when
+    // they loaded one after another; admitted as they came, web-clash would win the race.
+    let base = crate::harness::base_dir();
+    let staging = crate::harness::base_dir();
+    let package = crate::admin::package_of(web("web-v1"), staging.path());
+    std::fs::write(base.path().join("a.plg"), package).unwrap();
+    let info = gp_host::build::install_library(web("web-clash"), staging.path()).unwrap();
+    std::fs::rename(
+        staging.path().join(&info.manifest.name),
+        base.path().join("b"),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let manager = gp_host::Manager::new(base.path());
+        let _server = gp_host::http::PluginServer::new(manager.clone());
+        let report = manager.load_plugins();
+        let loaded: Vec<&str> = report.loaded.iter().map(|s| s.name()).collect();
+        assert_eq!(loaded, ["web"], "{report}");
+        assert_eq!(report.failed.len(), 1, "{report}");
+        assert_eq!(
+            report.failed[0].error.to_string(),
+            format!(
+                "plugin `web-clash` ({}) refused: route GET /web/items/:num:int (label \"clash.items\") conflicts with route GET /web/items/:id:int (label \"item\") of plugin `web`, which is serving: the two match the same requests; change one of them, or unload `web` first",
+                base.path().join("b").display()
+            )
+        );
+    }
+}

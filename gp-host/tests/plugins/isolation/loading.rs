@@ -6,7 +6,7 @@ use gp_host::isolation::Isolation;
 use gp_host::Manager;
 
 use super::{isolation, unruly};
-use crate::harness::{base_dir, custom_fixture, example, Interface};
+use crate::harness::{base_dir, custom_fixture, example, fixture, Interface};
 
 #[test]
 fn a_crash_while_loading_refuses_that_plugin_only() {
@@ -356,7 +356,8 @@ fn a_crash_after_a_clean_preflight_names_the_plugin_and_its_copy_goes_at_the_nex
         )),
         "{stderr}"
     );
-    // Its private copy stayed behind, named for the dead process; the next start removes it.
+    // Its private copy stayed behind, named for the dead process (and sample's, if its load,
+    // running alongside, had not finished); the next start removes them.
     let runtime = base.path().join(".gp-runtime");
     let copies = || {
         std::fs::read_dir(&runtime)
@@ -365,7 +366,13 @@ fn a_crash_after_a_clean_preflight_names_the_plugin_and_its_copy_goes_at_the_nex
             .filter(|n| n.contains("-loading-"))
             .collect::<Vec<_>>()
     };
-    assert_eq!(copies().len(), 1, "{:?}", copies());
+    let left = copies();
+    let ours = |n: &String| n.starts_with("libcrash_outside_a_runner-");
+    assert_eq!(left.iter().filter(|n| ours(n)).count(), 1, "{left:?}");
+    assert!(
+        left.iter().all(|n| ours(n) || n.starts_with("libsample-")),
+        "{left:?}"
+    );
     std::fs::remove_dir_all(base.path().join("crash-outside-a-runner")).unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_gp"))
         .arg("list")
@@ -473,4 +480,81 @@ fn larger_corpus() {
     }
     eprintln!("seeds {from}..={to}: refused at exit: {at_exit:?}; deaths: {deaths:?}");
     assert_eq!(deaths, Vec::<u64>::new());
+}
+
+#[test]
+fn the_preflight_runs_bind_host_as_the_host_does_and_refuses_a_library_whose_bind_host_dies() {
+    // The two loads differed: the host binds its services (the plugin's `bind_host`) right
+    // after mapping the library, the pre-flight did not, so a library whose `bind_host` dies
+    // passed pre-flight and took the host down with it.
+    let library = fixture(Interface::BindHostAborts);
+    let (output, _base) = gp_list(library, &[], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.code().is_some(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("plugin `bind-host-aborts`: pre-flight: its runner died while loading it (killed by signal 6 (SIGABRT)); it was not loaded into this process"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("sample ") && l.contains(" loaded ")),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("passed pre-flight"), "{stderr}");
+}
+
+/// Start-up code that crashes unless the process's main thread runs it: it stands for a
+/// damaged library whose code reads what the loading thread's stack held before (found in the
+/// corpus with `.text` damaged: deterministic, and different between a process's main thread
+/// and a thread started for the load).
+const CRASH_OFF_THE_MAIN_THREAD: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
+
+extern "C" fn crash_off_the_main_thread() {
+    // `/proc/thread-self` is `PID/task/TID`; the main thread's TID is the PID.
+    let me = std::fs::read_link("/proc/thread-self").unwrap_or_default();
+    let main = me.file_name().and_then(|t| t.to_str()) == Some(&std::process::id().to_string());
+    if !main {
+        // SAFETY: none; the point is the crash, on any thread but the main one.
+        unsafe { std::ptr::null_mut::<u8>().write_volatile(1) }
+    }
+}
+
+#[used]
+#[link_section = ".init_array"]
+static CRASH_WHEN_LOADED: extern "C" fn() = crash_off_the_main_thread;
+
+#[plugin_entry]
+fn execute(_ctx: &mut Context) -> Result {
+    Ok(())
+}
+"#;
+
+#[test]
+fn the_preflight_and_the_host_run_a_library_s_start_up_code_on_a_thread_of_its_own() {
+    // The host loads plugins on threads of its own (several at once), the runner did on its
+    // main thread: start-up code that behaves by thread passed pre-flight, then killed the
+    // host. Both now run it on a thread started for it, so the pre-flight sees what the host
+    // would.
+    let library = custom_fixture(
+        "crash-off-the-main-thread",
+        "1.0.0",
+        CRASH_OFF_THE_MAIN_THREAD,
+        Interface::Real,
+    );
+    let (output, _base) = gp_list(library, &[], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.code().is_some(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("plugin `crash-off-the-main-thread`: pre-flight: its runner died while loading it (killed by signal 11 (SIGSEGV)); it was not loaded into this process"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("sample ") && l.contains(" loaded ")),
+        "{stdout}"
+    );
 }

@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod new;
 pub mod pack;
 pub mod serve;
+pub mod serve_load;
 pub mod serve_start;
 pub mod shared;
 pub mod stats;

@@ -193,29 +193,6 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
         admin = admin.hub(namespace, client.clone());
     }
     let admin = admin.build();
-    let report = manager.load_plugins();
-    admin.mark_ready();
-    out!("{report}")?;
-    if !checked {
-        super::shared::warn_unchecked_packages(report.loaded.iter().chain(&report.unchanged));
-    }
-    if matches!(report.failed.first(), Some(f) if matches!(f.error, Error::MissingBaseDir { .. })) {
-        return Ok(ExitCode::FAILURE);
-    }
-    super::serve_start::warn_if_empty(&report, &dir, args.watch);
-    // Following starts once the directory is loaded: the first check sees what is there.
-    let following: Vec<gp_host::Following> = match &hub_client {
-        Some(client) => follows
-            .into_iter()
-            .map(|target| manager.follow(target, client.clone(), args.follow_every))
-            .collect(),
-        None => Vec::new(),
-    };
-    let watcher = if args.watch {
-        Some(manager.watch()?)
-    } else {
-        None
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -224,6 +201,18 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
             source: e,
         })?;
     let limits = listen_limits(&args);
+    let loader = super::serve_load::Loader {
+        manager: manager.clone(),
+        admin: admin.clone(),
+        server: server.clone(),
+        dir,
+        checked,
+        watch: args.watch,
+        follows,
+        hub_client,
+        follow_every: args.follow_every,
+    };
+    let mut started = None;
     let served = runtime.block_on(serve(
         server,
         admin,
@@ -231,11 +220,18 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
         args.listen,
         (args.admin, tls),
         limits,
+        (loader, &mut started),
     ));
+    let (following, watcher) = started
+        .as_ref()
+        .map(|s| s.stop_starting())
+        .unwrap_or_default();
     let stuck = shut_down(&manager, following, watcher, runtime, args.drain_timeout);
     served?;
     Ok(if stuck {
         ExitCode::from(STUCK_EXIT_CODE)
+    } else if started.is_some_and(|s| s.failed()) {
+        ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
@@ -243,13 +239,19 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
 
 /// What `gp serve --help` says of how it ends.
 const EXIT_CODES: &str = "\
+Start-up: both listeners open first, then the plugins load behind them, up to 8 at once; while
+a plugin loads, its routes answer 503 with Retry-After and the management API lists it as
+loading. A plugin that fails to load is listed in the report (and the API's failures) and left
+out: gp serve serves the others. The report, the routes and a line starting with \"ready:\"
+follow once every plugin folder was tried.
+
 Shutdown: on Ctrl-C or SIGTERM, requests in flight get --grace to finish, then every plugin
 unloads at once: calls still running are cancelled and get --drain-timeout to return, then each
 plugin's on_unload gets --hook-timeout. gp serve exits within the sum of the three, even when a
 plugin ignores cancellation.
 
-Exit status: 0 after a clean shutdown; 1 on an error (a listener that cannot bind, a base
-directory that is missing); 2 for arguments it does not take; 3 if calls were still running at
+Exit status: 0 after a clean shutdown, whether or not every plugin loaded; 1 on an error (a
+listener that cannot bind, a base directory that is missing, a watcher that cannot start); 2 for arguments it does not take; 3 if calls were still running at
 the end of --drain-timeout: each such plugin is named on stderr with its version, its on_unload
 is not run, and its calls end with the process.";
 
@@ -431,6 +433,10 @@ async fn serve(
     listen: SocketAddr,
     (admin_addr, tls): (SocketAddr, Option<Arc<rustls::ServerConfig>>),
     limits: ListenLimits,
+    (loader, started): (
+        super::serve_load::Loader,
+        &mut Option<Arc<super::serve_load::Started>>,
+    ),
 ) -> Result<(), Failure> {
     let grace = limits.grace;
     let bind = |addr: SocketAddr, flag: &'static str| async move {
@@ -442,15 +448,6 @@ async fn serve(
     };
     let (plugins, plugins_addr) = bind(listen, "--listen").await?;
     let (ops, ops_addr) = bind(admin_addr, "--admin").await?;
-    for route in server.routes() {
-        outln!(
-            "route {} http://{plugins_addr}{} -> {} ({})",
-            route.method,
-            route.route,
-            route.plugin,
-            route.label
-        )?;
-    }
     outln!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz)")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     outln!("serving metrics on {scheme}://{ops_addr}/metrics and {scheme}://{ops_addr}/stats")?;
@@ -495,7 +492,13 @@ async fn serve(
             config,
         )),
     };
-    shutdown_signal().await;
+    // The listeners accept from here on; the plugins load behind them.
+    let loading = super::serve_load::start(loader, plugins_addr);
+    *started = Some(Arc::clone(&loading));
+    tokio::select! {
+        () = shutdown_signal() => {},
+        () = loading.stop.notified() => {},
+    }
     outln!("shutting down: finishing requests in flight (up to {grace:?}), then unloading")?;
     let _ = std::io::stdout().flush();
     let _ = stop.send(());

@@ -120,7 +120,7 @@ function upgradeButton(name) {
 export function actionsFor(state) {
   if (state === 'serving') return ['reload', 'upgrade', 'disable', 'unload'];
   if (state === 'disabled') return ['enable'];
-  if (state === 'draining') return [];
+  if (state === 'draining' || state === 'loading') return [];
   return ['load', 'upgrade'];
 }
 

@@ -20,6 +20,7 @@ use super::config::RUNNER_ENV;
 use super::protocol::{self, FromRunner, Hello, Open, ToRunner, PROTOCOL};
 use crate::error::Error;
 use crate::library;
+use crate::runtime::activity;
 use crate::runtime::context::{self, Context};
 use crate::runtime::inprocess::{InProcess, UnloadHookRun};
 use crate::runtime::spec::Spec;
@@ -260,13 +261,20 @@ fn serve_control(control: &UnixStream, open: &Open, loaded: Arc<Loaded>) -> Resu
 /// abi_stable's checks, the root module). No hook runs.
 fn load(open: &Open) -> Result<(Spec, library::Module), Error> {
     let spec = open.spec()?;
-    let module = library::load(&open.library, &open.origin, spec.name(), &spec.abi_version)?;
+    // On a thread started for it, as the host loads (see `activity::on_a_thread_of_its_own`).
+    let module = activity::on_a_thread_of_its_own("gp-dlopen", || {
+        library::load(&open.library, &open.origin, spec.name(), &spec.abi_version)
+    })?;
     Ok((spec, module))
 }
 
-/// Loads the library and says which hooks it has, without running any (the pre-flight).
+/// Loads the library, binds the host's services, and says which hooks it has, without running
+/// any (the pre-flight).
 fn check_library(open: &Open) -> Result<(bool, bool), Error> {
     let (_, module) = load(open)?;
+    // The plugin's code a host runs next, before any hook (`InProcess::activate`): run here
+    // too, so that the two loads differ only by the hook, which a pre-flight never runs.
+    module.bind_host(context::SERVICES);
     Ok((module.on_load().is_some(), module.on_unload().is_some()))
 }
 

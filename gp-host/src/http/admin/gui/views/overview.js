@@ -62,6 +62,7 @@ export function overview(app) {
     replaceChildren(
       counts,
       stat('serving', number(by('serving')), 'good', 'count-serving'),
+      stat('loading', number(by('loading')), '', 'count-loading'),
       stat('disabled', number(by('disabled')), by('disabled') ? 'warn' : '', 'count-disabled'),
       stat('unloaded', number(by('unloaded') + by('draining')), '', 'count-unloaded'),
       stat('failed to load', number(failed), failed ? 'bad' : '', 'count-failed'),

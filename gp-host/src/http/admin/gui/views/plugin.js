@@ -70,6 +70,7 @@ export function pluginPage(app, name) {
 function notServingText(name, state) {
   if (state === 'disabled') return name + ' is disabled: enable it to try it.';
   if (state === 'draining') return name + ' is being unloaded: load it again to try it.';
+  if (state === 'loading') return name + ' is loading (its on_load has not returned): try it once it serves.';
   return name + ' is not loaded: load it to try it.';
 }
 

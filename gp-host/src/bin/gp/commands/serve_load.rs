@@ -1,0 +1,154 @@
+//! `gp serve`'s plugins, loaded behind its open listeners: on a thread of its own, once both
+//! listeners are bound and their addresses printed, so that a slow `on_load` delays no other
+//! plugin's routes and no listener (the manager loads up to 8 plugin folders at once, and a
+//! plugin loading has its routes reserved: they answer 503 with `Retry-After`). What follows
+//! the load (the report, the routes, the watcher, the followers) starts when every folder has
+//! been tried.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gp_host::http::{Admin, PluginServer};
+use gp_host::{Error, Manager};
+
+/// What the loading thread needs, and what it starts afterwards.
+pub struct Loader {
+    /// The manager that loads them.
+    pub manager: Manager,
+    /// The management plane, ready (`readyz`) once every folder was tried.
+    pub admin: Admin,
+    /// The plugin server, whose routes are printed then.
+    pub server: PluginServer,
+    /// The base directory.
+    pub dir: PathBuf,
+    /// Whether packages must be signed (else the ones loaded unsigned are named).
+    pub checked: bool,
+    /// `--watch`.
+    pub watch: bool,
+    /// `--follow`, with the client and the interval to follow with.
+    pub follows: Vec<gp_host::Follow>,
+    /// The registry client `--follow` uses.
+    pub hub_client: Option<gp_host::hub::Client>,
+    /// `--follow-every`.
+    pub follow_every: Duration,
+}
+
+/// What the loading thread started, for the shutdown to stop; and whether start-up failed
+/// (the base directory vanished, the watcher could not start): `gp serve` then stops, exit 1.
+#[derive(Default)]
+pub struct Started {
+    state: Mutex<State>,
+    failed: AtomicBool,
+    /// Wakes the server when start-up failed.
+    pub stop: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct State {
+    /// Set by the shutdown: what the loading thread would start from then on, it does not.
+    stopping: bool,
+    following: Vec<gp_host::Following>,
+    watcher: Option<gp_host::Watcher>,
+}
+
+impl Started {
+    /// Whether start-up failed (said on stderr).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Keeps the loading thread from starting anything more, and hands over what it started.
+    pub fn stop_starting(&self) -> (Vec<gp_host::Following>, Option<gp_host::Watcher>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.stopping = true;
+        (std::mem::take(&mut state.following), state.watcher.take())
+    }
+
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+        self.stop.notify_one();
+    }
+}
+
+/// Loads the plugins on a thread of its own (`gp-start`), then prints the report and the
+/// routes, starts following and watching, and prints the `ready:` line.
+pub fn start(loader: Loader, plugins_addr: std::net::SocketAddr) -> Arc<Started> {
+    let started = Arc::new(Started::default());
+    let shared = Arc::clone(&started);
+    let spawned = std::thread::Builder::new()
+        .name("gp-start".into())
+        .spawn(move || run(loader, plugins_addr, &shared));
+    if let Err(e) = spawned {
+        eprintln!("error: cannot start a thread to load the plugins: {e}");
+        started.fail();
+    }
+    started
+}
+
+fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
+    let Loader {
+        manager,
+        admin,
+        server,
+        dir,
+        checked,
+        watch,
+        follows,
+        hub_client,
+        follow_every,
+    } = loader;
+    let report = manager.load_plugins();
+    admin.mark_ready();
+    // Nobody reading standard output is no reason to stop serving.
+    let _ = out!("{report}");
+    for route in server.routes() {
+        let _ = outln!(
+            "route {} http://{plugins_addr}{} -> {} ({})",
+            route.method,
+            route.route,
+            route.plugin,
+            route.label
+        );
+    }
+    if !checked {
+        super::shared::warn_unchecked_packages(report.loaded.iter().chain(&report.unchanged));
+    }
+    if matches!(report.failed.first(), Some(f) if matches!(f.error, Error::MissingBaseDir { .. })) {
+        // Checked before the listeners opened: it went since. The report says so.
+        started.fail();
+        return;
+    }
+    super::serve_start::warn_if_empty(&report, &dir, watch);
+    let mut state = started.state.lock().unwrap_or_else(|p| p.into_inner());
+    if state.stopping {
+        return;
+    }
+    // Following starts once the directory is loaded: the first check sees what is there.
+    if let Some(client) = &hub_client {
+        state.following = follows
+            .into_iter()
+            .map(|target| manager.follow(target, client.clone(), follow_every))
+            .collect();
+    }
+    if watch {
+        match manager.watch() {
+            Ok(watcher) => state.watcher = Some(watcher),
+            Err(error) => {
+                eprintln!("error: {error}");
+                drop(state);
+                started.fail();
+                return;
+            }
+        }
+    }
+    drop(state);
+    let _ = outln!(
+        "ready: every plugin folder tried ({} loaded, {} failed, {} disabled)",
+        report.loaded.len(),
+        report.failed.len(),
+        report.disabled.len()
+    );
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+}
