@@ -290,6 +290,7 @@ impl ManagerBuilder {
             reaper: Reaper::start(),
             admissions: Default::default(),
             loading: Default::default(),
+            loads_stopped: Default::default(),
         });
         if let Some(interval) = interval {
             gc::schedule(Arc::downgrade(&inner), interval);

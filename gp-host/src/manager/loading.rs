@@ -24,6 +24,24 @@ use crate::util::lock;
 pub(crate) struct Reservations(Mutex<BTreeMap<String, Arc<Spec>>>);
 
 impl Manager {
+    /// Stops [`load_plugins`](Self::load_plugins), in this call and every later one, from
+    /// starting the load of another folder: the loads under way finish (each `on_load` within
+    /// the hook timeout), and those calls then return with the folders they tried. For a
+    /// shutdown: once the calls in progress returned, nothing loads behind an
+    /// [`unload_all`](Self::unload_all).
+    pub fn stop_loading(&self) {
+        self.inner
+            .loads_stopped
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether [`stop_loading`](Self::stop_loading) was called.
+    pub(crate) fn loads_stopped(&self) -> bool {
+        self.inner
+            .loads_stopped
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The plugins whose load is under way (their library mapping or their `on_load`
     /// running), by name: not serving yet, their routes reserved. A load ends serving
     /// ([`Event::Loaded`]) or not at all ([`Event::LoadAbandoned`], then the failure).

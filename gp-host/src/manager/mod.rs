@@ -125,6 +125,8 @@ pub(crate) struct Inner {
     pub(crate) admissions: admission::Admissions,
     /// The plugins loading now, their places reserved.
     pub(crate) loading: loading::Reservations,
+    /// Set by [`Manager::stop_loading`]: `load_plugins` starts no further folder.
+    pub(crate) loads_stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Manager {

@@ -65,7 +65,7 @@ impl Manager {
 
     /// Syncs each of `dirs`, up to [`LOADERS`] at once, reporting each failure as it happens
     /// (a disabled plugin is not a failure); returns each folder with what its sync did, in
-    /// the order of `dirs`.
+    /// the order of `dirs`, without those left untried after [`stop_loading`](Self::stop_loading).
     fn sync_each(&self, dirs: Vec<PathBuf>) -> Vec<(PathBuf, Result<Synced, Error>)> {
         let one = |dir: &Path, ticket: Option<&Ticket<'_>>| {
             let options = UpgradeOptions::default();
@@ -81,6 +81,7 @@ impl Manager {
         if workers <= 1 {
             return dirs
                 .into_iter()
+                .take_while(|_| !self.loads_stopped())
                 .map(|dir| {
                     let synced = one(&dir, None);
                     (dir, synced)
@@ -99,6 +100,10 @@ impl Manager {
                         return;
                     };
                     let ticket = order.wait(at);
+                    if self.loads_stopped() {
+                        // Passes its turn to the next folder, which stops too.
+                        continue;
+                    }
                     let synced = one(dir, Some(&ticket));
                     drop(ticket);
                     *crate::util::lock(&done[at]) = Some(synced);
@@ -113,14 +118,12 @@ impl Manager {
                 }
             }
         });
+        // A folder left untried (loading stopped) has no result.
         dirs.into_iter()
             .zip(done)
-            .map(|(dir, synced)| {
-                let synced = synced
-                    .into_inner()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .expect("every folder was taken by a worker");
-                (dir, synced)
+            .filter_map(|(dir, synced)| {
+                let synced = synced.into_inner().unwrap_or_else(|p| p.into_inner())?;
+                Some((dir, synced))
             })
             .collect()
     }

@@ -8,7 +8,7 @@ use super::{gp, stderr, stdout};
 
 /// A `gp serve` process, killed when dropped.
 pub struct Server {
-    child: std::process::Child,
+    pub(crate) child: std::process::Child,
     /// Where it serves plugin routes.
     pub plugins: String,
     /// What it prints after its addresses, line by line.

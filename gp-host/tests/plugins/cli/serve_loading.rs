@@ -281,3 +281,68 @@ fn a_plugin_loading_keeps_its_routes_until_its_load_fails() {
         ]
     );
 }
+
+/// Plugin `loads-then-unloads`: an `on_load` of 2 s, an `on_unload` that says it ran.
+const LOADS_THEN_UNLOADS: &str = r#"use gp_sdk::{on_load, on_unload, plugin_entry, Context, Result};
+
+#[on_load]
+fn start() {
+    std::thread::sleep(std::time::Duration::from_secs(2));
+}
+
+#[on_unload]
+fn stop(_ctx: &mut Context) {
+    eprintln!("loads-then-unloads: on_unload ran");
+}
+
+#[plugin_entry(route(GET, "/then/hello", label = "hello"))]
+fn execute(_ctx: &mut Context) -> Result {
+    Ok(())
+}
+"#;
+
+#[test]
+fn a_shutdown_during_a_load_lets_it_end_and_runs_its_on_unload() {
+    let base = base_dir();
+    let plugin = custom_fixture(
+        "loads-then-unloads",
+        "1.0.0",
+        LOADS_THEN_UNLOADS,
+        Interface::Real,
+    );
+    gp_host::build::install_library(plugin, base.path()).unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("stderr");
+    let (mut server, _admin) = Server::start_listening(
+        base.path(),
+        &[],
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let plugins: SocketAddr = server.plugins.parse().unwrap();
+    // In its on_load: its route is reserved.
+    let reply = get_until(
+        plugins,
+        "/then/hello",
+        Instant::now() + Duration::from_secs(10),
+        |r| r.status != 404,
+    );
+    assert_eq!(reply.status, 503, "{}", reply.text());
+
+    let pid = server.child.id().to_string();
+    let signalled = Instant::now();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = crate::harness::exit_status(
+        &mut server.child,
+        signalled + Duration::from_secs(20),
+        "gp serve did not stop",
+    );
+    assert_eq!(status.code(), Some(0), "{status}");
+    // The load ended before the unload, which ran its on_unload (a shutdown that did not
+    // wait would have exited with the plugin still loading, its on_unload never run).
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("loads-then-unloads: on_unload ran\n"), "{log}");
+}

@@ -226,6 +226,21 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
         .as_ref()
         .map(|s| s.stop_starting())
         .unwrap_or_default();
+    // No folder starts loading from now on; a load under way ends (its on_load within the
+    // hook timeout) and unloads with the others, its on_unload run.
+    manager.stop_loading();
+    if let Some(started) = &started {
+        if !started.wait_loaded(args.hook_timeout + LOAD_SLACK) {
+            for spec in manager.loading() {
+                eprintln!(
+                    "error: plugin `{}` {} was still loading {} after the shutdown began: exiting without it",
+                    spec.name(),
+                    spec.version(),
+                    humantime::format_duration(args.hook_timeout + LOAD_SLACK),
+                );
+            }
+        }
+    }
     let stuck = shut_down(&manager, following, watcher, runtime, args.drain_timeout);
     served?;
     Ok(if stuck {
@@ -248,12 +263,17 @@ follow once every plugin folder was tried.
 Shutdown: on Ctrl-C or SIGTERM, requests in flight get --grace to finish, then every plugin
 unloads at once: calls still running are cancelled and get --drain-timeout to return, then each
 plugin's on_unload gets --hook-timeout. gp serve exits within the sum of the three, even when a
-plugin ignores cancellation.
+plugin ignores cancellation. A shutdown during start-up starts no further load; a plugin in the
+middle of its load finishes it (its on_load within --hook-timeout) and unloads with the others.
 
 Exit status: 0 after a clean shutdown, whether or not every plugin loaded; 1 on an error (a
 listener that cannot bind, a base directory that is missing, a watcher that cannot start); 2 for arguments it does not take; 3 if calls were still running at
 the end of --drain-timeout: each such plugin is named on stderr with its version, its on_unload
 is not run, and its calls end with the process.";
+
+/// How much longer than the hook timeout a shutdown waits for a plugin still loading: its
+/// library's mapping and checks, around its `on_load`.
+const LOAD_SLACK: Duration = Duration::from_secs(5);
 
 /// The exit code of a shutdown that left calls running: a version still in a call after
 /// `--drain-timeout` was unloaded without its `on_unload`, and its calls end with the process.

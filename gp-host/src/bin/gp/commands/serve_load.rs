@@ -41,6 +41,9 @@ pub struct Loader {
 pub struct Started {
     state: Mutex<State>,
     failed: AtomicBool,
+    /// Set once `load_plugins` returned.
+    loaded: Mutex<bool>,
+    loaded_now: std::sync::Condvar,
     /// Wakes the server when start-up failed.
     pub stop: tokio::sync::Notify,
 }
@@ -54,6 +57,11 @@ struct State {
 }
 
 impl Started {
+    fn mark_loaded(&self) {
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.loaded_now.notify_all();
+    }
+
     /// Whether start-up failed (said on stderr).
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
@@ -64,6 +72,17 @@ impl Started {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.stopping = true;
         (std::mem::take(&mut state.following), state.watcher.take())
+    }
+
+    /// Waits up to `limit` for the plugin folders' loads to end (after
+    /// `Manager::stop_loading`, the loads under way); whether they did.
+    pub fn wait_loaded(&self, limit: Duration) -> bool {
+        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let (loaded, _) = self
+            .loaded_now
+            .wait_timeout_while(loaded, limit, |loaded| !*loaded)
+            .unwrap_or_else(|p| p.into_inner());
+        *loaded
     }
 
     fn fail(&self) {
@@ -83,6 +102,7 @@ pub fn start(loader: Loader, plugins_addr: std::net::SocketAddr) -> Arc<Started>
     if let Err(e) = spawned {
         eprintln!("error: cannot start a thread to load the plugins: {e}");
         started.fail();
+        started.mark_loaded();
     }
     started
 }
@@ -100,6 +120,7 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
         follow_every,
     } = loader;
     let report = manager.load_plugins();
+    started.mark_loaded();
     admin.mark_ready();
     // Nobody reading standard output is no reason to stop serving.
     let _ = out!("{report}");
