@@ -83,7 +83,7 @@ pub mod routes {
         pub fn load(&mut self, candidate: &Spec, serving: &[Spec]) -> Result<(), String> {
             let serving: Vec<&Spec> = serving.iter().collect();
             self.check
-                .check(candidate, &serving)
+                .check(candidate, &serving, &|_| false)
                 .map_err(|e| e.to_string())?;
             self.served
                 .change(vec![PluginRoutes::serving(&candidate.manifest, None)]);

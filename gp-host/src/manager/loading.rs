@@ -59,6 +59,17 @@ impl Manager {
             .map(|spec| Spec::clone(spec))
     }
 
+    /// Whether a plugin is loading, asked without holding the manager (a check the manager
+    /// keeps must not keep it alive).
+    pub(crate) fn loading_probe(&self) -> impl Fn(&str) -> bool + Send + Sync + 'static {
+        let inner = std::sync::Arc::downgrade(&self.inner);
+        move |name| {
+            inner
+                .upgrade()
+                .is_some_and(|inner| lock(&inner.loading.0).contains_key(name))
+        }
+    }
+
     /// The specs of the plugins loading now, shared, by name.
     pub(crate) fn loading_specs(&self) -> Vec<Arc<Spec>> {
         lock(&self.inner.loading.0).values().cloned().collect()

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use gp_core::manifest::HttpServices;
 
-use super::{Conflict, PluginRoutes, RouteTable};
+use super::{Conflict, Holder, PluginRoutes, RouteTable};
 use crate::runtime::spec::Spec;
 
 /// The routes of a plugin that conflict with those serving, or with each other: the HTTP
@@ -65,14 +65,29 @@ impl RouteCheck {
         &mut self,
         candidate: &Spec,
         serving: &[&Spec],
+        loading: &dyn Fn(&str) -> bool,
     ) -> Result<(), RouteConflicts> {
         if candidate.manifest.http_services.is_none() {
             return Ok(());
         }
         self.follow(serving);
-        let conflicts = self
+        let mut conflicts = self
             .table
             .set(&PluginRoutes::serving(&candidate.manifest, None));
+        // Which of the others holds each route: a disabled plugin comes without a build.
+        for conflict in &mut conflicts {
+            let plugin = conflict.served.plugin.as_str();
+            conflict.held_by = if loading(plugin) {
+                Holder::Loading
+            } else if serving
+                .iter()
+                .any(|s| s.name() == plugin && s.sha256.is_empty())
+            {
+                Holder::Disabled
+            } else {
+                Holder::Serving
+            };
+        }
         // Tried, not kept: the next check learns from `serving` whether it loaded.
         self.table.set(&PluginRoutes::none(candidate.name()));
         self.known.remove(candidate.name());
@@ -125,7 +140,7 @@ impl RouteCheck {
 #[cfg(test)]
 pub(crate) fn admit(candidate: &Spec, serving: &[Spec]) -> Result<(), RouteConflicts> {
     let serving: Vec<&Spec> = serving.iter().collect();
-    RouteCheck::default().check(candidate, &serving)
+    RouteCheck::default().check(candidate, &serving, &|_| false)
 }
 
 #[cfg(test)]
@@ -143,7 +158,9 @@ mod tests {
     /// The check that followed every change answers as a fresh one would.
     fn agrees(check: &mut RouteCheck, candidate: &Spec, serving: &[Spec]) -> Result<(), String> {
         let refs: Vec<&Spec> = serving.iter().collect();
-        let followed = check.check(candidate, &refs).map_err(|e| e.to_string());
+        let followed = check
+            .check(candidate, &refs, &|_| false)
+            .map_err(|e| e.to_string());
         let fresh = admit(candidate, serving).map_err(|e| e.to_string());
         assert_eq!(followed, fresh, "{} against {serving:?}", candidate.name());
         followed
@@ -158,7 +175,20 @@ mod tests {
         let c = build("c", "c1", &[("GET", "/z/:key", "c.z")]);
         agrees(&mut check, &a1, &[]).unwrap();
         // `b` clashes with `a` 1.0 while it serves.
-        agrees(&mut check, &b, std::slice::from_ref(&a1)).unwrap_err();
+        let refused = agrees(&mut check, &b, std::slice::from_ref(&a1)).unwrap_err();
+        assert!(
+            refused.contains("of plugin `a`, which is serving: "),
+            "{refused}"
+        );
+        // The same while `a` is still loading (its routes reserved) says so.
+        let refused = RouteCheck::default()
+            .check(&b, &[&a1], &|plugin| plugin == "a")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("of plugin `a`, which is loading: "),
+            "{refused}"
+        );
         // `a` upgrades away from `/x`: the check drops the version it replaces.
         agrees(&mut check, &a2, &[]).unwrap();
         agrees(&mut check, &b, std::slice::from_ref(&a2)).unwrap();
@@ -168,7 +198,11 @@ mod tests {
         // `c` disabled (no build, its routes reserved), then with other routes.
         let mut off = c.clone();
         off.sha256.clear();
-        agrees(&mut check, &a2, &[b.clone(), off.clone()]).unwrap_err();
+        let refused = agrees(&mut check, &a2, &[b.clone(), off.clone()]).unwrap_err();
+        assert!(
+            refused.contains("of plugin `c`, which is disabled (its routes stay reserved): "),
+            "{refused}"
+        );
         off.manifest = spec("c", "beego", &[("GET", "/w", "c.w")]).manifest;
         agrees(&mut check, &a2, &[b.clone(), off]).unwrap();
         // A plugin with no routes is not checked, and changes nothing.

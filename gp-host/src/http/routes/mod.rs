@@ -73,6 +73,29 @@ pub(crate) enum Reserved {
 pub(crate) struct Conflict {
     pub(crate) refused: Arc<RouteEntry>,
     pub(crate) served: Arc<RouteEntry>,
+    /// What the plugin holding `served` is doing, as the message says it.
+    pub(crate) held_by: Holder,
+}
+
+/// Why a plugin holds a route that another conflicts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// It serves it.
+    Serving,
+    /// It is loading: its routes are reserved.
+    Loading,
+    /// It is disabled: its routes stay reserved.
+    Disabled,
+}
+
+impl Holder {
+    fn says(self) -> &'static str {
+        match self {
+            Holder::Serving => "which is serving",
+            Holder::Loading => "which is loading",
+            Holder::Disabled => "which is disabled (its routes stay reserved)",
+        }
+    }
 }
 
 impl Conflict {
@@ -87,10 +110,11 @@ impl Conflict {
             )
         } else {
             format!(
-                "route {} conflicts with route {} of plugin `{}`, which is serving: the two match the same requests; change one of them, or unload `{}` first",
+                "route {} conflicts with route {} of plugin `{}`, {}: the two match the same requests; change one of them, or unload `{}` first",
                 refused.describe(),
                 served.describe(),
                 served.plugin,
+                self.held_by.says(),
                 served.plugin
             )
         }
@@ -344,6 +368,7 @@ impl RouteTable {
                 Some(Conflict {
                     refused: Arc::clone(entry),
                     served,
+                    held_by: Holder::Serving,
                 })
             }
             Err(other) => {

@@ -210,8 +210,11 @@ impl PluginServerBuilder {
         // The manager runs it under its change lock, so the lock on the check's own table is
         // never contended; the check follows what the manager gives it, not the served table.
         let check = Mutex::new(RouteCheck::default());
+        let loading = manager.loading_probe();
         let admission = manager.admit_borrowing(move |candidate, serving| {
-            lock(&check).check(candidate, serving).map_err(Into::into)
+            lock(&check)
+                .check(candidate, serving, &loading)
+                .map_err(Into::into)
         });
         let shared = Arc::new(Shared::new(self, admission));
         let weak: Weak<Shared> = Arc::downgrade(&shared);

@@ -255,7 +255,7 @@ fn a_plugin_loading_keeps_its_routes_until_its_load_fails() {
     let error = manager.load_plugin(&folder).unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!("plugin `wants-slow-routes` ({}) refused: route GET /slow/hello (label \"mine\") conflicts with route GET /slow/hello (label \"hello\") of plugin `loads-slowly`, which is serving: the two match the same requests; change one of them, or unload `loads-slowly` first", folder.display())
+        format!("plugin `wants-slow-routes` ({}) refused: route GET /slow/hello (label \"mine\") conflicts with route GET /slow/hello (label \"hello\") of plugin `loads-slowly`, which is loading: the two match the same requests; change one of them, or unload `loads-slowly` first", folder.display())
     );
 
     // Its on_load is abandoned at 2 s: the load fails, and the routes are free again.

@@ -170,12 +170,17 @@ fn with_loads_running_at_once_a_conflict_at_start_refuses_the_later_folder_every
         let loaded: Vec<&str> = report.loaded.iter().map(|s| s.name()).collect();
         assert_eq!(loaded, ["web"], "{report}");
         assert_eq!(report.failed.len(), 1, "{report}");
-        assert_eq!(
-            report.failed[0].error.to_string(),
+        // `web` may still be in its load when `web-clash` is admitted: the message says which.
+        let refused = |held: &str| {
             format!(
-                "plugin `web-clash` ({}) refused: route GET /web/items/:num:int (label \"clash.items\") conflicts with route GET /web/items/:id:int (label \"item\") of plugin `web`, which is serving: the two match the same requests; change one of them, or unload `web` first",
+                "plugin `web-clash` ({}) refused: route GET /web/items/:num:int (label \"clash.items\") conflicts with route GET /web/items/:id:int (label \"item\") of plugin `web`, which is {held}: the two match the same requests; change one of them, or unload `web` first",
                 base.path().join("b").display()
             )
+        };
+        let error = report.failed[0].error.to_string();
+        assert!(
+            error == refused("serving") || error == refused("loading"),
+            "{error}"
         );
     }
 }
