@@ -63,6 +63,13 @@ impl Drop for AdminShared {
 #[derive(Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum EventView<'a> {
+    Loading {
+        plugin: &'a str,
+        version: String,
+    },
+    LoadAbandoned {
+        plugin: &'a str,
+    },
     Loaded {
         plugin: &'a str,
         version: String,
@@ -197,6 +204,13 @@ impl AdminShared {
     /// Remembers what `event` says, and sends it to the event stream.
     fn record(&self, event: &Event<'_>) {
         let view = match event {
+            // A load under way (its routes reserved), and one that gave up: the GUI's
+            // plugins view shows the plugin loading, then not, without waiting to refresh.
+            Event::Loading { spec } => EventView::Loading {
+                plugin: spec.name(),
+                version: spec.version().to_string(),
+            },
+            Event::LoadAbandoned { plugin } => EventView::LoadAbandoned { plugin },
             Event::Loaded { spec } => {
                 lock(&self.failures).remove(&spec.origin);
                 lock(&self.refused).remove(&spec.origin);

@@ -218,11 +218,27 @@ fn invoke_unload_disable_and_enable_through_the_api() {
         )
     );
 
-    // Every change above is in the event stream.
-    let events = sse(plane.admin.addr, &plane.token, 6);
-    let seen: Vec<(&str, &str)> = events
+    // Every change above is in the event stream, each load announced as it starts (the
+    // first two loads run at once: their `loading` events may come in either order).
+    let events = sse(plane.admin.addr, &plane.token, 10);
+    let all: Vec<(&str, &str)> = events
         .iter()
         .map(|e| (e["event"].as_str().unwrap(), e["plugin"].as_str().unwrap()))
+        .collect();
+    for (at, (event, plugin)) in all.iter().enumerate() {
+        if *event == "loaded" {
+            assert!(all[..at].contains(&("loading", *plugin)), "{all:?}");
+        }
+    }
+    assert_eq!(
+        all.iter().filter(|(e, _)| *e == "loading").count(),
+        4,
+        "{all:?}"
+    );
+    let seen: Vec<(&str, &str)> = all
+        .iter()
+        .copied()
+        .filter(|(event, _)| *event != "loading")
         .collect();
     assert_eq!(
         seen,

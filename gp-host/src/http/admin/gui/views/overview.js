@@ -112,6 +112,10 @@ function latencyRow(p) {
 
 function eventSummary(e) {
   switch (e.event) {
+    case 'loading':
+      return 'loading version ' + dash(e.version) + ' (its routes answer 503 until it serves)';
+    case 'load_abandoned':
+      return 'its load did not finish: its routes are free again';
     case 'loaded':
       return 'loaded version ' + dash(e.version);
     case 'load_failed':
