@@ -61,6 +61,7 @@ impl Manager {
 
     /// Whether a plugin is loading, asked without holding the manager (a check the manager
     /// keeps must not keep it alive).
+    #[cfg(feature = "http")]
     pub(crate) fn loading_probe(&self) -> impl Fn(&str) -> bool + Send + Sync + 'static {
         let inner = std::sync::Arc::downgrade(&self.inner);
         move |name| {
