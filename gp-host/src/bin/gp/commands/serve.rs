@@ -226,21 +226,7 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
         .as_ref()
         .map(|s| s.stop_starting())
         .unwrap_or_default();
-    // No folder starts loading from now on; a load under way ends (its on_load within the
-    // hook timeout) and unloads with the others, its on_unload run.
-    manager.stop_loading();
-    if let Some(started) = &started {
-        if !started.wait_loaded(args.hook_timeout + LOAD_SLACK) {
-            for spec in manager.loading() {
-                eprintln!(
-                    "error: plugin `{}` {} was still loading {} after the shutdown began: exiting without it",
-                    spec.name(),
-                    spec.version(),
-                    humantime::format_duration(args.hook_timeout + LOAD_SLACK),
-                );
-            }
-        }
-    }
+    super::serve_load::stop_loading(&manager, started.as_deref(), args.hook_timeout);
     let stuck = shut_down(&manager, following, watcher, runtime, args.drain_timeout);
     served?;
     Ok(if stuck {
@@ -270,10 +256,6 @@ Exit status: 0 after a clean shutdown, whether or not every plugin loaded; 1 on 
 listener that cannot bind, a base directory that is missing, a watcher that cannot start); 2 for arguments it does not take; 3 if calls were still running at
 the end of --drain-timeout: each such plugin is named on stderr with its version, its on_unload
 is not run, and its calls end with the process.";
-
-/// How much longer than the hook timeout a shutdown waits for a plugin still loading: its
-/// library's mapping and checks, around its `on_load`.
-const LOAD_SLACK: Duration = Duration::from_secs(5);
 
 /// The exit code of a shutdown that left calls running: a version still in a call after
 /// `--drain-timeout` was unloaded without its `on_unload`, and its calls end with the process.

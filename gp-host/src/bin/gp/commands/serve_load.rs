@@ -91,6 +91,31 @@ impl Started {
     }
 }
 
+/// How much longer than the hook timeout a shutdown waits for a plugin still loading: its
+/// library's mapping and checks, around its `on_load`.
+const LOAD_SLACK: Duration = Duration::from_secs(5);
+
+/// At shutdown: no folder starts loading from now on, and a load under way ends (its
+/// `on_load` within `hook_timeout`) before the unload, so that it unloads with the others and
+/// its `on_unload` runs; one still loading after that is named.
+pub fn stop_loading(manager: &Manager, started: Option<&Started>, hook_timeout: Duration) {
+    manager.stop_loading();
+    let Some(started) = started else {
+        return;
+    };
+    if started.wait_loaded(hook_timeout + LOAD_SLACK) {
+        return;
+    }
+    for spec in manager.loading() {
+        eprintln!(
+            "error: plugin `{}` {} was still loading {} after the shutdown began: exiting without it",
+            spec.name(),
+            spec.version(),
+            humantime::format_duration(hook_timeout + LOAD_SLACK),
+        );
+    }
+}
+
 /// Loads the plugins on a thread of its own (`gp-start`), then prints the report and the
 /// routes, starts following and watching, and prints the `ready:` line.
 pub fn start(loader: Loader, plugins_addr: std::net::SocketAddr) -> Arc<Started> {
