@@ -399,17 +399,20 @@ impl RouteTable {
     /// The route a request to `method path` goes to. A `HEAD` without a `HEAD` route goes to
     /// the `GET` route.
     pub(crate) fn lookup(&self, method: HttpMethod, path: &str) -> Lookup<'_> {
-        if let Some(found) = self.find(method, path) {
-            return found;
-        }
-        if method == HttpMethod::Head {
-            if let Some(found) = self.find(HttpMethod::Get, path) {
-                return found;
-            }
+        if let Some(matched) = self.served(method, path) {
+            let params = matched
+                .params
+                .iter()
+                .map(|(name, raw)| (name.to_owned(), decode(raw).into_owned()))
+                .collect();
+            return Lookup::Found {
+                entry: matched.value,
+                params,
+            };
         }
         let mut allow: Vec<&'static str> = HttpMethod::ALL
             .into_iter()
-            .filter(|&m| m != method && self.find(m, path).is_some())
+            .filter(|&m| m != method && self.matched(m, path).is_some())
             .map(HttpMethod::as_str)
             .collect();
         if allow.is_empty() {
@@ -424,24 +427,20 @@ impl RouteTable {
     /// The entry serving `method path`, as [`lookup`](Self::lookup) finds it, without
     /// copying out its parameters: what a call checks again just before it runs.
     pub(crate) fn resolve(&self, method: HttpMethod, path: &str) -> Option<&Arc<RouteEntry>> {
-        let matched = match self.matched(method, path) {
-            None if method == HttpMethod::Head => self.matched(HttpMethod::Get, path),
-            found => found,
-        };
-        matched.map(|m| m.value)
+        self.served(method, path).map(|m| m.value)
     }
 
-    fn find(&self, method: HttpMethod, path: &str) -> Option<Lookup<'_>> {
-        let matched = self.matched(method, path)?;
-        let params = matched
-            .params
-            .iter()
-            .map(|(name, raw)| (name.to_owned(), decode(raw).into_owned()))
-            .collect();
-        Some(Lookup::Found {
-            entry: matched.value,
-            params,
-        })
+    /// The match that serves `method path`: its own route, or for a `HEAD` without one, the
+    /// `GET` route.
+    fn served<'t, 'p>(
+        &'t self,
+        method: HttpMethod,
+        path: &'p str,
+    ) -> Option<matchit::Match<'t, 'p, &'t Arc<RouteEntry>>> {
+        match self.matched(method, path) {
+            None if method == HttpMethod::Head => self.matched(HttpMethod::Get, path),
+            found => found,
+        }
     }
 
     /// matchit's match for `method path`, if every typed parameter accepts its value.
