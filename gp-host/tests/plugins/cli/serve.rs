@@ -8,7 +8,7 @@ use super::{gp, stderr, stdout};
 
 /// A `gp serve` process, killed when dropped.
 pub struct Server {
-    pub(crate) child: std::process::Child,
+    child: std::process::Child,
     /// Where it serves plugin routes.
     pub plugins: String,
     /// What it prints after its addresses, line by line.
@@ -23,6 +23,20 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Sends gp serve SIGTERM.
+    pub fn terminate(&self) {
+        assert!(Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Its exit status, waited for until `deadline` at most.
+    pub fn exit_status(&mut self, deadline: std::time::Instant) -> std::process::ExitStatus {
+        crate::harness::exit_status(&mut self.child, deadline, "gp serve did not stop")
+    }
+
     /// Runs `gp serve BASE --watch EXTRA.. --listen 127.0.0.1:0 --admin 127.0.0.1:0` and waits
     /// until every plugin folder was tried (its `ready:` line); returns the server, the admin
     /// address and what it printed after the addresses (the load report and the routes).
@@ -255,22 +269,13 @@ fn serve_answers_plugin_routes_counts_them_on_the_admin_listener_and_stops_on_si
         "{metrics}"
     );
 
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    server.terminate();
     let line = server.lines.next().unwrap().unwrap();
     assert_eq!(
         line,
         "shutting down: finishing requests in flight (up to 10s), then unloading"
     );
-    let status = crate::harness::exit_status(
-        &mut server.child,
-        std::time::Instant::now() + std::time::Duration::from_secs(20),
-        "gp serve did not stop",
-    );
+    let status = server.exit_status(std::time::Instant::now() + std::time::Duration::from_secs(20));
     assert!(status.success(), "{status}");
 }
 
@@ -349,18 +354,9 @@ fn serve_exits_on_sigterm_within_its_bounds_naming_the_plugins_that_ignore_cance
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 
-    let pid = server.child.id().to_string();
     let signalled = std::time::Instant::now();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = crate::harness::exit_status(
-        &mut server.child,
-        signalled + std::time::Duration::from_secs(20),
-        "gp serve did not stop",
-    );
+    server.terminate();
+    let status = server.exit_status(signalled + std::time::Duration::from_secs(20));
     let took = signalled.elapsed();
     // --grace + --drain-timeout + --hook-timeout, and a little for the rest.
     assert!(

@@ -328,18 +328,9 @@ fn a_shutdown_during_a_load_lets_it_end_and_runs_its_on_unload() {
     );
     assert_eq!(reply.status, 503, "{}", reply.text());
 
-    let pid = server.child.id().to_string();
     let signalled = Instant::now();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = crate::harness::exit_status(
-        &mut server.child,
-        signalled + Duration::from_secs(20),
-        "gp serve did not stop",
-    );
+    server.terminate();
+    let status = server.exit_status(signalled + Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{status}");
     // The load ended before the unload, which ran its on_unload (a shutdown that did not
     // wait would have exited with the plugin still loading, its on_unload never run).

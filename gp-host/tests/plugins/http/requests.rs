@@ -6,7 +6,7 @@ use gp_host::http::PluginServer;
 use gp_host::Manager;
 
 use super::{get, post_json, send, web_server, Running};
-use crate::harness::base_dir;
+use crate::harness::{base_dir, Written};
 
 #[test]
 fn a_request_reaches_the_plugin_with_its_label_and_the_documented_context() {
@@ -130,21 +130,6 @@ fn the_seed_plugin_json_with_the_beego_driver_is_served_unchanged() {
     );
 }
 
-/// A writer the test reads back.
-#[derive(Clone, Default)]
-struct Written(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Written {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn every_request_is_one_access_line_with_its_request_id() {
     let written = Written::default();
@@ -158,7 +143,7 @@ fn every_request_is_one_access_line_with_its_request_id() {
     // Lines are written by the log's thread every 20 ms or so: wait for all four, 5 s at most.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let text = loop {
-        let text = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
+        let text = written.text();
         if text.lines().count() >= 4 || std::time::Instant::now() > deadline {
             break text;
         }
