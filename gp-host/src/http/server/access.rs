@@ -101,23 +101,20 @@ impl Line {
     fn push_to(&self, out: &mut String) {
         let (plugin, label) = self.plugin_and_label();
         let mut number = itoa::Buffer::new();
-        for (name, value) in [
-            ("method=", self.method.as_str()),
-            (" path=", &self.path),
-            (" status=", number.format(self.status)),
-        ] {
-            out.push_str(name);
-            out.push_str(value);
-        }
-        for (name, value) in [
-            (" plugin=", plugin),
-            (" label=", label),
-            (" request_id=", self.request_id.as_str()),
-            (" micros=", number.format(self.micros)),
-        ] {
-            out.push_str(name);
-            out.push_str(value);
-        }
+        out.push_str("method=");
+        out.push_str(self.method.as_str());
+        out.push_str(" path=");
+        out.push_str(&self.path);
+        out.push_str(" status=");
+        out.push_str(number.format(self.status));
+        out.push_str(" plugin=");
+        out.push_str(plugin);
+        out.push_str(" label=");
+        out.push_str(label);
+        out.push_str(" request_id=");
+        out.push_str(self.request_id.as_str());
+        out.push_str(" micros=");
+        out.push_str(number.format(self.micros));
         out.push('\n');
     }
 }
