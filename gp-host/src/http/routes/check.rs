@@ -74,7 +74,8 @@ impl RouteCheck {
         let mut conflicts = self
             .table
             .set(&PluginRoutes::serving(&candidate.manifest, None));
-        // Which of the others holds each route: a disabled plugin comes without a build.
+        // Which of the others holds each route (this table holds them all as served): a
+        // disabled plugin comes without a build.
         for conflict in &mut conflicts {
             let plugin = conflict.served.plugin.as_str();
             conflict.held_by = if loading(plugin) {

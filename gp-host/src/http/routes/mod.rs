@@ -89,6 +89,15 @@ pub(crate) enum Holder {
 }
 
 impl Holder {
+    /// What the table knows of the plugin holding `entry`: the entry's own state.
+    fn of(entry: &RouteEntry) -> Holder {
+        match entry.reserved {
+            None => Holder::Serving,
+            Some(Reserved::Loading) => Holder::Loading,
+            Some(Reserved::Disabled(_)) => Holder::Disabled,
+        }
+    }
+
     fn says(self) -> &'static str {
         match self {
             Holder::Serving => "which is serving",
@@ -367,8 +376,8 @@ impl RouteTable {
                     .unwrap_or_else(|| Arc::clone(entry));
                 Some(Conflict {
                     refused: Arc::clone(entry),
+                    held_by: Holder::of(&served),
                     served,
-                    held_by: Holder::Serving,
                 })
             }
             Err(other) => {
