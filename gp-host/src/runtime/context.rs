@@ -11,6 +11,8 @@ use abi_stable::std_types::{RDuration, ROption, RStr, RString, RVec};
 use gp_core::{HostContext, LogLevel, Value};
 use serde::Serialize;
 
+#[cfg(feature = "http")]
+use crate::runtime::values::Deferred;
 use crate::runtime::values::Values;
 use crate::util::lock;
 
@@ -76,6 +78,13 @@ impl Context {
             values: Values::with_capacity(n),
             ..Context::default()
         }
+    }
+
+    /// Offers the keys of `source`, made into values only when first read (see
+    /// [`Deferred`]): a request's parts, most of which a call never looks at.
+    #[cfg(feature = "http")]
+    pub(crate) fn defer(&mut self, source: Box<dyn Deferred>) {
+        self.values.defer(source);
     }
 
     /// Serialises `value` (through JSON) and stores it under `key`.

@@ -1,6 +1,7 @@
-//! The map behind a call's context.
+//! The map behind a call's context, and the values it makes only when asked for.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use gp_core::Value;
 use rustc_hash::FxHashMap;
@@ -12,18 +13,111 @@ pub(crate) type Key = Cow<'static, str>;
 /// How many values a context keeps in a plain vector before it switches to a hash map.
 const SMALL: usize = 16;
 
-/// A string-keyed map for call contexts, which usually hold a handful of values: a vector
-/// searched linearly while small (comparing a short key is cheaper than hashing it), a hash
-/// map beyond [`SMALL`] entries.
+/// The most keys a [`Deferred`] source may offer.
+pub(crate) const DEFERRED_MAX: usize = 12;
+
+/// Values a context makes only when they are first asked for, from a source that holds
+/// what they are made of: an HTTP request's parts, of which most calls read two or three.
+/// A plugin sees no difference: a deferred key is present, read, overwritten and removed as
+/// any other.
+pub(crate) trait Deferred: Send + Sync {
+    /// The keys it offers (at most [`DEFERRED_MAX`]), each made by [`make`](Self::make)
+    /// with its index.
+    fn keys(&self) -> &'static [&'static str];
+
+    /// The value of `self.keys()[index]`; `None` when the source has none for it.
+    fn make(&self, index: usize) -> Option<Value>;
+}
+
+/// A [`Deferred`] source and what it made so far.
+struct Later {
+    source: Box<dyn Deferred>,
+    /// What each key was made into, once asked for.
+    made: [OnceLock<Option<Value>>; DEFERRED_MAX],
+    /// A bit per key set, overwritten or removed since: the entries hold it now, or nothing.
+    gone: u32,
+}
+
+impl Later {
+    fn index(&self, key: &str) -> Option<usize> {
+        self.source.keys().iter().position(|k| same_key(k, key))
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        let i = self.index(key)?;
+        if self.gone & (1 << i) != 0 {
+            return None;
+        }
+        self.made[i].get_or_init(|| self.source.make(i)).as_ref()
+    }
+
+    /// Takes the value of `key` out (made now if it was not yet), so that it is gone from
+    /// here: it is being removed, or set in the entries.
+    fn take(&mut self, key: &str) -> Option<Value> {
+        let i = self.index(key)?;
+        let bit = 1 << i;
+        if self.gone & bit != 0 {
+            return None;
+        }
+        self.gone |= bit;
+        match self.made[i].take() {
+            Some(made) => made,
+            None => self.source.make(i),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &Value)> + '_ {
+        self.source
+            .keys()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.gone & (1 << i) == 0)
+            .filter_map(|(i, key)| {
+                let value = self.made[i].get_or_init(|| self.source.make(i)).as_ref()?;
+                Some((*key, value))
+            })
+    }
+}
+
+/// The entries of a context map: a vector searched linearly while small (comparing a short
+/// key is cheaper than hashing it), a hash map beyond [`SMALL`] entries.
 #[derive(Debug)]
-pub(crate) enum Values {
+enum Entries {
     Small(Vec<(Key, Value)>),
     Large(FxHashMap<Key, Value>),
 }
 
-impl Default for Values {
-    fn default() -> Values {
-        Values::Small(Vec::new())
+/// A string-keyed map for call contexts, which usually hold a handful of values, with the
+/// values of a [`Deferred`] source made when first asked for.
+#[derive(Default)]
+pub(crate) struct Values {
+    entries: Entries,
+    later: Option<Box<Later>>,
+}
+
+impl Default for Entries {
+    fn default() -> Entries {
+        Entries::Small(Vec::new())
+    }
+}
+
+impl std::fmt::Debug for Values {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        map.entries(self.entries.iter());
+        if let Some(later) = &self.later {
+            // Not made here: a debug print changes nothing.
+            for (i, key) in later.source.keys().iter().enumerate() {
+                if later.gone & (1 << i) == 0 {
+                    match later.made[i].get() {
+                        Some(Some(value)) => map.entry(key, value),
+                        Some(None) => continue,
+                        None => map.entry(key, &format_args!("(not made yet)")),
+                    };
+                }
+            }
+        }
+        map.finish()
     }
 }
 
@@ -34,85 +128,154 @@ fn same_key(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
+impl Entries {
+    #[inline]
+    fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Entries::Small(entries) => entries
+                .iter()
+                .find(|(k, _)| same_key(k, key))
+                .map(|(_, v)| v),
+            Entries::Large(map) => map.get(key),
+        }
+    }
+
+    #[inline]
+    fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        match self {
+            Entries::Small(entries) => entries
+                .iter_mut()
+                .find(|(k, _)| same_key(k, key))
+                .map(|(_, v)| v),
+            Entries::Large(map) => map.get_mut(key),
+        }
+    }
+
+    /// Adds `key`, which it does not hold.
+    fn push(&mut self, key: Key, value: Value) {
+        match self {
+            Entries::Small(entries) if entries.len() < SMALL => entries.push((key, value)),
+            Entries::Small(entries) => {
+                let mut map: FxHashMap<Key, Value> = std::mem::take(entries).into_iter().collect();
+                map.insert(key, value);
+                *self = Entries::Large(map);
+            }
+            Entries::Large(map) => {
+                map.insert(key, value);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Value> {
+        match self {
+            Entries::Small(entries) => {
+                let at = entries.iter().position(|(k, _)| same_key(k, key))?;
+                Some(entries.swap_remove(at).1)
+            }
+            Entries::Large(map) => map.remove(key),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = (&str, &Value)> + '_> {
+        match self {
+            Entries::Small(entries) => Box::new(entries.iter().map(|(k, v)| (k.as_ref(), v))),
+            Entries::Large(map) => Box::new(map.iter().map(|(k, v)| (k.as_ref(), v))),
+        }
+    }
+}
+
 impl Values {
     /// An empty map with room for `n` values before it grows.
     #[cfg(feature = "http")]
     pub(crate) fn with_capacity(n: usize) -> Values {
-        Values::Small(Vec::with_capacity(n.min(SMALL)))
+        Values {
+            entries: Entries::Small(Vec::with_capacity(n.min(SMALL))),
+            later: None,
+        }
+    }
+
+    /// Offers the keys of `source`, made when first asked for, replacing any source offered
+    /// before. A key the map holds already keeps its value.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn defer(&mut self, source: Box<dyn Deferred>) {
+        let keys = source.keys();
+        assert!(keys.len() <= DEFERRED_MAX, "too many deferred keys");
+        let mut gone = 0;
+        for (i, key) in keys.iter().enumerate() {
+            if self.entries.get(key).is_some() {
+                gone |= 1 << i;
+            }
+        }
+        self.later = Some(Box::new(Later {
+            source,
+            made: Default::default(),
+            gone,
+        }));
     }
 
     #[inline]
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
-        match self {
-            Values::Small(entries) => entries
-                .iter()
-                .find(|(k, _)| same_key(k, key))
-                .map(|(_, v)| v),
-            Values::Large(map) => map.get(key),
+        match self.entries.get(key) {
+            Some(value) => Some(value),
+            None => self.later.as_ref()?.get(key),
         }
     }
 
+    /// The value of `key` to change in place, if the entries hold it (a deferred key that was
+    /// never set is not in them: [`insert`](Self::insert) takes it over).
     #[inline]
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        match self {
-            Values::Small(entries) => entries
-                .iter_mut()
-                .find(|(k, _)| same_key(k, key))
-                .map(|(_, v)| v),
-            Values::Large(map) => map.get_mut(key),
-        }
+        self.entries.get_mut(key)
     }
 
-    /// Stores `value` under `key`, returning the value it replaces.
-    pub(crate) fn insert(&mut self, key: impl Into<Key>, value: Value) -> Option<Value> {
+    /// Stores `value` under `key`.
+    pub(crate) fn insert(&mut self, key: impl Into<Key>, value: Value) {
         let key = key.into();
-        if let Some(slot) = self.get_mut(&key) {
-            return Some(std::mem::replace(slot, value));
+        if let Some(slot) = self.entries.get_mut(&key) {
+            *slot = value;
+            return;
         }
-        match self {
-            Values::Small(entries) if entries.len() < SMALL => entries.push((key, value)),
-            Values::Small(entries) => {
-                let mut map: FxHashMap<Key, Value> = std::mem::take(entries).into_iter().collect();
-                map.insert(key, value);
-                *self = Values::Large(map);
-            }
-            Values::Large(map) => {
-                map.insert(key, value);
+        if let Some(later) = &mut self.later {
+            // The deferred value is replaced: never made, if it was not yet.
+            if let Some(i) = later.index(&key) {
+                later.gone |= 1 << i;
+                later.made[i] = OnceLock::new();
             }
         }
-        None
+        self.entries.push(key, value);
     }
 
     pub(crate) fn remove(&mut self, key: &str) -> Option<Value> {
-        match self {
-            Values::Small(entries) => {
-                let at = entries.iter().position(|(k, _)| same_key(k, key))?;
-                Some(entries.swap_remove(at).1)
-            }
-            Values::Large(map) => map.remove(key),
+        match self.entries.remove(key) {
+            Some(value) => Some(value),
+            None => self.later.as_mut()?.take(key),
         }
     }
 
     pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = (&str, &Value)> + '_> {
-        match self {
-            Values::Small(entries) => Box::new(entries.iter().map(|(k, v)| (k.as_ref(), v))),
-            Values::Large(map) => Box::new(map.iter().map(|(k, v)| (k.as_ref(), v))),
+        match &self.later {
+            None => self.entries.iter(),
+            Some(later) => Box::new(self.entries.iter().chain(later.iter())),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
     fn behaves_as_a_map_across_the_switch_to_hashing() {
         let mut values = Values::default();
         for i in 0..40 {
-            assert_eq!(values.insert(format!("k{i}"), Value::Int(i)), None);
-            assert!(matches!(values, Values::Small(_)) == (i < SMALL as i64));
+            assert_eq!(values.get(&format!("k{i}")), None);
+            values.insert(format!("k{i}"), Value::Int(i));
+            assert!(matches!(values.entries, Entries::Small(_)) == (i < SMALL as i64));
         }
-        assert_eq!(values.insert("k3", Value::Int(-3)), Some(Value::Int(3)));
+        values.insert("k3", Value::Int(-3));
         assert_eq!(values.get("k3"), Some(&Value::Int(-3)));
         assert_eq!(values.get("k39"), Some(&Value::Int(39)));
         assert_eq!(values.remove("k39"), Some(Value::Int(39)));
@@ -125,5 +288,102 @@ mod tests {
         assert_eq!(small.remove("a"), Some(Value::Int(1)));
         assert_eq!(small.get("b"), Some(&Value::Int(2)));
         assert_eq!(small.get("a"), None);
+    }
+
+    /// Offers `one` (made as 1), `two` (made as 2) and `none` (never has a value), counting
+    /// what it makes.
+    struct Counting(Arc<AtomicUsize>);
+
+    impl Deferred for Counting {
+        fn keys(&self) -> &'static [&'static str] {
+            &["one", "two", "none"]
+        }
+
+        fn make(&self, index: usize) -> Option<Value> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            (index < 2).then(|| Value::Int(index as i64 + 1))
+        }
+    }
+
+    fn deferred() -> (Values, Arc<AtomicUsize>) {
+        let made = Arc::new(AtomicUsize::new(0));
+        let mut values = Values::default();
+        values.insert("own", Value::Int(0));
+        values.defer(Box::new(Counting(Arc::clone(&made))));
+        (values, made)
+    }
+
+    #[test]
+    fn a_deferred_value_is_made_once_and_only_when_asked_for() {
+        let (values, made) = deferred();
+        assert_eq!(made.load(Ordering::Relaxed), 0);
+        assert_eq!(values.get("two"), Some(&Value::Int(2)));
+        assert_eq!(values.get("two"), Some(&Value::Int(2)));
+        assert_eq!(made.load(Ordering::Relaxed), 1);
+        assert_eq!(values.get("none"), None);
+        assert_eq!(values.get("three"), None);
+        assert_eq!(made.load(Ordering::Relaxed), 2);
+        let mut all: Vec<_> = values
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            all,
+            [
+                ("one".to_owned(), Value::Int(1)),
+                ("own".to_owned(), Value::Int(0)),
+                ("two".to_owned(), Value::Int(2)),
+            ]
+        );
+        assert_eq!(made.load(Ordering::Relaxed), 3, "`none` is not made again");
+    }
+
+    #[test]
+    fn a_deferred_key_is_overwritten_and_removed_as_any_other() {
+        let (mut values, made) = deferred();
+        values.insert("one", Value::Int(-1));
+        assert_eq!(values.get("one"), Some(&Value::Int(-1)));
+        assert_eq!(values.remove("one"), Some(Value::Int(-1)));
+        assert_eq!(
+            values.get("one"),
+            None,
+            "the deferred value does not come back"
+        );
+        assert_eq!(values.remove("one"), None);
+        assert_eq!(
+            made.load(Ordering::Relaxed),
+            0,
+            "an overwritten value is never made"
+        );
+
+        assert_eq!(values.remove("two"), Some(Value::Int(2)));
+        assert_eq!(values.get("two"), None);
+        assert_eq!(values.remove("two"), None);
+        values.insert("two", Value::Int(22));
+        assert_eq!(values.get("two"), Some(&Value::Int(22)));
+        assert_eq!(values.iter().count(), 2, "own and two");
+        assert_eq!(
+            made.load(Ordering::Relaxed),
+            2,
+            "two, and none while listing"
+        );
+    }
+
+    #[test]
+    fn a_key_set_before_the_source_keeps_its_value() {
+        let made = Arc::new(AtomicUsize::new(0));
+        let mut values = Values::default();
+        values.insert("one", Value::Int(7));
+        values.defer(Box::new(Counting(Arc::clone(&made))));
+        assert_eq!(values.get("one"), Some(&Value::Int(7)));
+        assert_eq!(values.remove("one"), Some(Value::Int(7)));
+        assert_eq!(values.get("one"), None);
+        assert_eq!(values.iter().count(), 1, "only two");
+        assert_eq!(
+            made.load(Ordering::Relaxed),
+            2,
+            "two, and none (which has no value)"
+        );
     }
 }

@@ -32,6 +32,7 @@ use gp_sdk::{bail, plugin_entry, Context, Result};
     route(GET, "/web/bad-status", label = "bad.status"),
     route(POST, "/web/json", label = "json"),
     route(GET, "/web/version", label = "version"),
+    route(GET, "/web/context/:id", label = "context"),
 )]
 fn execute(ctx: &mut Context) -> Result {
     let label = ctx.label().unwrap_or_default().to_owned();
@@ -53,6 +54,20 @@ fn execute(ctx: &mut Context) -> Result {
                 "json": ctx.get("http.request.json").map(|v| v.to_json()),
             });
             ctx.respond_json(&echo)
+        }
+        "context" => {
+            // The request's keys as plain context values: listed, overwritten, removed.
+            let mut keys = ctx.keys();
+            keys.sort();
+            ctx.set("http.request.path", "/rewritten");
+            let path = ctx.request()?.path().to_owned();
+            let removed = ctx.remove("http.request.params").map(|v| v.to_json());
+            let after = ctx.get("http.request.params").map(|v| v.to_json());
+            let again = ctx.remove("http.request.params").map(|v| v.to_json());
+            ctx.respond_json(&serde_json::json!({
+                "keys": keys, "path": path, "removed": removed, "after": after, "again": again,
+                "method": ctx.request()?.method(),
+            }))
         }
         "item" => {
             let id: i64 = ctx.request()?.param("id").unwrap_or_default().parse()?;

@@ -115,13 +115,12 @@ async fn answer(
         Err(NoSlot::Busy) => return busy(&entry, id),
     };
     let incoming = Incoming {
-        parts: &parts,
+        parts,
         method,
-        path: &path,
-        entry: &entry,
+        entry: Arc::clone(&entry),
         params,
         peer,
-        id,
+        id: id.clone(),
     };
     let ctx = request::context(incoming, body, json, deadline);
     let call = Call {

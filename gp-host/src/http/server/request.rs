@@ -2,6 +2,7 @@
 //! timeout and the server's budget for bodies in flight, and the request under the context
 //! keys of [`gp_core::http`].
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use super::Shared;
 use crate::http::media_type;
 use crate::http::routes::RouteEntry;
 use crate::runtime::context::Context;
+use crate::runtime::values::Deferred;
 
 /// The manifest's method for an HTTP method, if plugins can declare it.
 pub(super) fn http_method(method: &Method) -> Option<HttpMethod> {
@@ -29,15 +31,14 @@ pub(super) fn http_method(method: &Method) -> Option<HttpMethod> {
 }
 
 /// What the handler knows of a request once its route is found and its body read.
-pub(super) struct Incoming<'a> {
-    pub(super) parts: &'a Parts,
+pub(super) struct Incoming {
+    pub(super) parts: Parts,
     pub(super) method: HttpMethod,
-    pub(super) path: &'a str,
-    pub(super) entry: &'a RouteEntry,
+    pub(super) entry: Arc<RouteEntry>,
     pub(super) params: Vec<(String, String)>,
     /// The client's address, when the server knows it.
     pub(super) peer: Option<SocketAddr>,
-    pub(super) id: &'a RequestId,
+    pub(super) id: RequestId,
 }
 
 /// The bytes of request bodies a server holds, against its budget.
@@ -234,53 +235,73 @@ fn parse_json(headers: &HeaderMap, body: &Bytes) -> Result<Option<Value>, serde_
 }
 
 /// The call's context: the route's label, the deadline, and the request under the keys of
-/// [`gp_core::http`].
+/// [`gp_core::http`], each made into a value only when the call first reads it (a plugin
+/// that reads a path parameter pays for no header map): see [`RequestValues`].
 pub(super) fn context(
-    request: Incoming<'_>,
+    request: Incoming,
     body: Bytes,
     json: Option<Value>,
     deadline: Instant,
 ) -> Context {
-    let Incoming {
-        parts,
-        method,
-        path,
-        entry,
-        params,
-        peer,
-        id,
-    } = request;
-    let remote = peer.map(|p| address(&p)).unwrap_or_default();
-    // The request's keys, and room for the response's three.
-    let mut ctx = Context::with_capacity(13).with_label(entry.label.clone());
+    // Room for the parsed body and the response's three keys.
+    let mut ctx = Context::with_capacity(4).with_label(request.entry.label.clone());
     ctx.set_deadline(Some(deadline));
-    ctx.set_static(keys::METHOD, method.as_str());
-    ctx.set_static(keys::PATH, path);
-    ctx.set_static(keys::ROUTE, entry.route.as_str());
-    ctx.set_static(keys::PARAMS, string_map(params.into_iter()));
-    let query = parts.uri.query().unwrap_or_default();
-    ctx.set_static(
-        keys::QUERY,
-        list_map(
-            form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())),
-        ),
-    );
-    ctx.set_static(
-        keys::HEADERS,
-        list_map(parts.headers.iter().map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })),
-    );
-    ctx.set_static(keys::BODY, Value::Bytes(body.to_vec().into()));
     if let Some(json) = json {
+        // Parsed already (to answer 400 before the call): moved in, not deferred.
         ctx.set_static(keys::JSON, json);
     }
-    ctx.set_static(keys::REMOTE_ADDR, remote);
-    ctx.set_static(keys::REQUEST_ID, id.as_str());
+    ctx.defer(Box::new(RequestValues { request, body }));
     ctx
+}
+
+/// A request as the deferred values of its call's context.
+struct RequestValues {
+    request: Incoming,
+    body: Bytes,
+}
+
+/// The keys [`RequestValues`] offers, in the order `make` knows them.
+const REQUEST_KEYS: &[&str] = &[
+    keys::METHOD,
+    keys::PATH,
+    keys::ROUTE,
+    keys::PARAMS,
+    keys::QUERY,
+    keys::HEADERS,
+    keys::BODY,
+    keys::REMOTE_ADDR,
+    keys::REQUEST_ID,
+];
+
+impl Deferred for RequestValues {
+    fn keys(&self) -> &'static [&'static str] {
+        REQUEST_KEYS
+    }
+
+    fn make(&self, index: usize) -> Option<Value> {
+        let request = &self.request;
+        let parts = &request.parts;
+        Some(match REQUEST_KEYS[index] {
+            keys::METHOD => request.method.as_str().into(),
+            keys::PATH => parts.uri.path().into(),
+            keys::ROUTE => request.entry.route.as_str().into(),
+            keys::PARAMS => string_map(request.params.iter()),
+            keys::QUERY => {
+                let query = parts.uri.query().unwrap_or_default();
+                list_map(form_urlencoded::parse(query.as_bytes()))
+            }
+            keys::HEADERS => list_map(parts.headers.iter().map(|(name, value)| {
+                (
+                    name.as_str().into(),
+                    String::from_utf8_lossy(value.as_bytes()),
+                )
+            })),
+            keys::BODY => Value::Bytes(self.body.to_vec().into()),
+            keys::REMOTE_ADDR => request.peer.map(|p| address(&p)).unwrap_or_default().into(),
+            keys::REQUEST_ID => request.id.as_str().into(),
+            _ => return None,
+        })
+    }
 }
 
 /// `addr` as text, as `Display` writes it; an IPv4 one without the formatting machinery
@@ -302,23 +323,24 @@ fn address(addr: &SocketAddr) -> String {
     text
 }
 
-fn string_map(pairs: impl Iterator<Item = (String, String)>) -> Value {
+fn string_map<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> Value {
     let mut map = abi_stable::std_types::RHashMap::new();
     for (k, v) in pairs {
-        map.insert(k.into(), Value::from(v));
+        map.insert(k.as_str().into(), Value::from(v.as_str()));
     }
     Value::Map(map)
 }
 
-fn list_map(pairs: impl Iterator<Item = (String, String)>) -> Value {
+fn list_map<'a>(pairs: impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)>) -> Value {
     let mut map: abi_stable::std_types::RHashMap<abi_stable::std_types::RString, Value> =
         abi_stable::std_types::RHashMap::new();
     for (k, v) in pairs {
-        let key = abi_stable::std_types::RString::from(k);
+        let key = abi_stable::std_types::RString::from(k.as_ref());
+        let value = Value::from(v.as_ref());
         match map.get_mut(&key) {
-            Some(Value::List(list)) => list.push(Value::from(v)),
+            Some(Value::List(list)) => list.push(value),
             _ => {
-                map.insert(key, Value::List(vec![Value::from(v)].into()));
+                map.insert(key, Value::List(vec![value].into()));
             }
         }
     }

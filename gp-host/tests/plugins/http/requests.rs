@@ -46,6 +46,30 @@ fn same_context_either_way(running: &Running) {
     assert!(id.header("x-request-id").is_some_and(|id| id.len() == 17));
 }
 
+/// The request's keys are made only when the plugin reads them, which it cannot tell: they
+/// are listed, overwritten and removed as any other value.
+#[test]
+fn the_request_keys_behave_as_context_values() {
+    let (_base, _manager, server) = web_server(|b| b);
+    let running = Running::start(&server);
+    let reply = post_json(running.addr, "/web/context/7", "{}");
+    assert_eq!(reply.status, 405, "GET only");
+    let reply = get(running.addr, "/web/context/7");
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({
+            "keys": [
+                "http.request.body", "http.request.headers", "http.request.id",
+                "http.request.method", "http.request.params", "http.request.path",
+                "http.request.query", "http.request.remote_addr", "http.request.route",
+            ],
+            "path": "/rewritten", "removed": {"id": "7"}, "after": null, "again": null,
+            "method": "GET",
+        })
+    );
+}
+
 #[test]
 fn bodies_become_json_text_bytes_or_204_and_hop_by_hop_headers_are_dropped() {
     let (_base, _manager, server) = web_server(|b| b);
