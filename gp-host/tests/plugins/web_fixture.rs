@@ -55,20 +55,7 @@ fn execute(ctx: &mut Context) -> Result {
             });
             ctx.respond_json(&echo)
         }
-        "context" => {
-            // The request's keys as plain context values: listed, overwritten, removed.
-            let mut keys = ctx.keys();
-            keys.sort();
-            ctx.set("http.request.path", "/rewritten");
-            let path = ctx.request()?.path().to_owned();
-            let removed = ctx.remove("http.request.params").map(|v| v.to_json());
-            let after = ctx.get("http.request.params").map(|v| v.to_json());
-            let again = ctx.remove("http.request.params").map(|v| v.to_json());
-            ctx.respond_json(&serde_json::json!({
-                "keys": keys, "path": path, "removed": removed, "after": after, "again": again,
-                "method": ctx.request()?.method(),
-            }))
-        }
+        "context" => context(ctx),
         "item" => {
             let id: i64 = ctx.request()?.param("id").unwrap_or_default().parse()?;
             ctx.respond_json(&serde_json::json!({ "id": id }))
@@ -147,6 +134,21 @@ fn execute(ctx: &mut Context) -> Result {
 
 /// Busy-loops, never asking whether its call is cancelled, until the file `until` exists (at
 /// most 60 s).
+/// The request's keys as plain context values: listed, overwritten, removed.
+fn context(ctx: &mut Context) -> Result {
+    let mut keys = ctx.keys();
+    keys.sort();
+    ctx.set("http.request.path", "/rewritten");
+    let path = ctx.request()?.path().to_owned();
+    let removed = ctx.remove("http.request.params").map(|v| v.to_json());
+    let after = ctx.get("http.request.params").map(|v| v.to_json());
+    let again = ctx.remove("http.request.params").map(|v| v.to_json());
+    ctx.respond_json(&serde_json::json!({
+        "keys": keys, "path": path, "removed": removed, "after": after, "again": again,
+        "method": ctx.request()?.method(),
+    }))
+}
+
 fn spin(until: &str) {
     let start = Instant::now();
     let mut turns = 0u64;
