@@ -58,8 +58,18 @@ pub use server::{
 /// A request's or response's media type: its `Content-Type` without parameters, lower-cased
 /// (`Application/JSON; charset=utf-8` → `application/json`).
 pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
-    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
-    let media = value.split(';').next().unwrap_or_default().trim();
+    let value = headers.get(CONTENT_TYPE)?;
+    if value.as_bytes() == b"application/json" {
+        // What nearly every JSON response and request says, exactly.
+        return Some(std::borrow::Cow::Borrowed("application/json"));
+    }
+    let media = value
+        .to_str()
+        .ok()?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim();
     // Borrowed as it usually comes: already lower-case.
     Some(if media.bytes().any(|b| b.is_ascii_uppercase()) {
         std::borrow::Cow::Owned(media.to_ascii_lowercase())

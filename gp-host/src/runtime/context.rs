@@ -11,9 +11,9 @@ use abi_stable::std_types::{RDuration, ROption, RStr, RString, RVec};
 use gp_core::{HostContext, LogLevel, Value};
 use serde::Serialize;
 
-#[cfg(feature = "http")]
-use crate::runtime::values::Deferred;
 use crate::runtime::values::Values;
+#[cfg(feature = "http")]
+use crate::runtime::values::{Deferred, Later};
 use crate::util::lock;
 
 /// The context of one call: the values a plugin reads and writes, the call's label, its
@@ -83,8 +83,8 @@ impl Context {
     /// Offers the keys of `source`, made into values only when first read (see
     /// [`Deferred`]): a request's parts, most of which a call never looks at.
     #[cfg(feature = "http")]
-    pub(crate) fn defer(&mut self, source: Box<dyn Deferred>) {
-        self.values.defer(source);
+    pub(crate) fn defer(&mut self, source: impl Deferred + 'static) {
+        self.values.defer(Later::new(source));
     }
 
     /// Serialises `value` (through JSON) and stores it under `key`.

@@ -14,7 +14,7 @@ pub(crate) type Key = Cow<'static, str>;
 const SMALL: usize = 16;
 
 /// The most keys a [`Deferred`] source may offer.
-pub(crate) const DEFERRED_MAX: usize = 12;
+pub(crate) const DEFERRED_MAX: usize = 10;
 
 /// Values a context makes only when they are first asked for, from a source that holds
 /// what they are made of: an HTTP request's parts, of which most calls read two or three.
@@ -29,13 +29,30 @@ pub(crate) trait Deferred: Send + Sync {
     fn make(&self, index: usize) -> Option<Value>;
 }
 
-/// A [`Deferred`] source and what it made so far.
-struct Later {
-    source: Box<dyn Deferred>,
+/// A [`Deferred`] source and what it made so far: one allocation, the source last (unsized
+/// once boxed).
+pub(crate) struct Later<S: ?Sized = dyn Deferred> {
     /// What each key was made into, once asked for.
     made: [OnceLock<Option<Value>>; DEFERRED_MAX],
     /// A bit per key set, overwritten or removed since: the entries hold it now, or nothing.
     gone: u32,
+    source: S,
+}
+
+impl<S: Deferred + 'static> Later<S> {
+    /// `source`, none of its keys made yet.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn new(source: S) -> Box<Later> {
+        assert!(
+            source.keys().len() <= DEFERRED_MAX,
+            "too many deferred keys"
+        );
+        Box::new(Later {
+            made: Default::default(),
+            gone: 0,
+            source,
+        })
+    }
 }
 
 impl Later {
@@ -194,23 +211,16 @@ impl Values {
         }
     }
 
-    /// Offers the keys of `source`, made when first asked for, replacing any source offered
-    /// before. A key the map holds already keeps its value.
+    /// Offers the keys of a source (see [`Later::new`]), made when first asked for, replacing
+    /// any source offered before. A key the map holds already keeps its value.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
-    pub(crate) fn defer(&mut self, source: Box<dyn Deferred>) {
-        let keys = source.keys();
-        assert!(keys.len() <= DEFERRED_MAX, "too many deferred keys");
-        let mut gone = 0;
-        for (i, key) in keys.iter().enumerate() {
+    pub(crate) fn defer(&mut self, mut later: Box<Later>) {
+        for (i, key) in later.source.keys().iter().enumerate() {
             if self.entries.get(key).is_some() {
-                gone |= 1 << i;
+                later.gone |= 1 << i;
             }
         }
-        self.later = Some(Box::new(Later {
-            source,
-            made: Default::default(),
-            gone,
-        }));
+        self.later = Some(later);
     }
 
     #[inline]
@@ -309,7 +319,7 @@ mod tests {
         let made = Arc::new(AtomicUsize::new(0));
         let mut values = Values::default();
         values.insert("own", Value::Int(0));
-        values.defer(Box::new(Counting(Arc::clone(&made))));
+        values.defer(Later::new(Counting(Arc::clone(&made))));
         (values, made)
     }
 
@@ -375,7 +385,7 @@ mod tests {
         let made = Arc::new(AtomicUsize::new(0));
         let mut values = Values::default();
         values.insert("one", Value::Int(7));
-        values.defer(Box::new(Counting(Arc::clone(&made))));
+        values.defer(Later::new(Counting(Arc::clone(&made))));
         assert_eq!(values.get("one"), Some(&Value::Int(7)));
         assert_eq!(values.remove("one"), Some(Value::Int(7)));
         assert_eq!(values.get("one"), None);

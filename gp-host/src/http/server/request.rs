@@ -250,7 +250,7 @@ pub(super) fn context(
         // Parsed already (to answer 400 before the call): moved in, not deferred.
         ctx.set_static(keys::JSON, json);
     }
-    ctx.defer(Box::new(RequestValues { request, body }));
+    ctx.defer(RequestValues { request, body });
     ctx
 }
 
