@@ -30,7 +30,8 @@ const QUEUE: usize = 16384;
 /// One request, as the access log says it.
 pub(crate) struct Line {
     pub(super) method: axum::http::Method,
-    pub(super) path: String,
+    /// The request's URI, shared with the request (its path is logged).
+    pub(super) uri: axum::http::Uri,
     pub(super) status: u16,
     /// The route the request reached, if any: its plugin and label.
     pub(super) route: Option<Arc<RouteEntry>>,
@@ -104,7 +105,7 @@ impl Line {
         out.push_str("method=");
         out.push_str(self.method.as_str());
         out.push_str(" path=");
-        out.push_str(&self.path);
+        out.push_str(self.uri.path());
         out.push_str(" status=");
         out.push_str(number.format(self.status));
         out.push_str(" plugin=");
@@ -132,7 +133,7 @@ fn write(queued: Receiver<Line>, writer: Option<AccessWriter>, dropped: &AtomicU
                         // Displayed, not debug-quoted: none of these can hold a space or a
                         // control character (a path is URI characters; names, labels and ids
                         // are checked), and escaping each string was most of a line's cost.
-                        tracing::info!(target: "gp::access", method = %line.method, path = %line.path, status = line.status, plugin = %plugin, label = %label, request_id = %line.request_id, micros = line.micros, "request");
+                        tracing::info!(target: "gp::access", method = %line.method, path = %line.uri.path(), status = line.status, plugin = %plugin, label = %label, request_id = %line.request_id, micros = line.micros, "request");
                     }
                 },
                 Err(TryRecvError::Empty) => break false,

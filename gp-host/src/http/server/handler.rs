@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use gp_core::manifest::HttpMethod;
 use tokio::sync::OwnedSemaphorePermit;
@@ -44,7 +44,7 @@ pub(super) async fn answer_from(
         .access
         .as_ref()
         .filter(|log| log.enabled())
-        .map(|_| (request.method().clone(), request.uri().path().to_owned()));
+        .map(|_| (request.method().clone(), request.uri().clone()));
     let Answer {
         mut response,
         route,
@@ -62,10 +62,10 @@ pub(super) async fn answer_from(
         }
         None => shared.metrics.observe_unrouted(status, elapsed),
     }
-    if let (Some(log), Some((method, path))) = (&shared.access, logged) {
+    if let (Some(log), Some((method, uri))) = (&shared.access, logged) {
         log.log(Line {
             method,
-            path,
+            uri,
             status,
             route,
             request_id: id,
@@ -98,8 +98,9 @@ async fn answer(
     }
     let (timeout, body_limit) = shared.limits(&entry);
     let deadline = Instant::now() + timeout;
-    let path = request.uri().path().to_owned();
     let (parts, body) = request.into_parts();
+    // Shared with the request, not copied: the call's task resolves the route again by it.
+    let uri = parts.uri.clone();
     // `_held` counts the body against the server's budget until the request is answered.
     let (body, json, _held) = match shared.read_body(&parts, body, body_limit, &entry, id).await {
         Ok(read) => read,
@@ -125,7 +126,7 @@ async fn answer(
     let ctx = request::context(incoming, body, json, deadline);
     let call = Call {
         method,
-        path,
+        uri,
         entry,
         permit,
         lane,
@@ -211,7 +212,7 @@ fn unavailable(entry: &Arc<RouteEntry>, reserved: &Reserved, id: &RequestId) -> 
 /// A call about to run: where it goes, and the slot it holds until it returns.
 struct Call {
     method: HttpMethod,
-    path: String,
+    uri: Uri,
     entry: Arc<RouteEntry>,
     permit: OwnedSemaphorePermit,
     lane: Arc<Lane>,
@@ -239,14 +240,14 @@ async fn run(
         move || {
             let Call {
                 method,
-                path,
+                uri,
                 entry,
                 permit,
                 lane,
             } = call;
             let _permit = permit;
             let started = Instant::now();
-            let outcome = resolve_and_call(&shared, method, &path, &entry, &mut ctx);
+            let outcome = resolve_and_call(&shared, method, uri.path(), &entry, &mut ctx);
             if let Some(budget) = budget {
                 lane.record(started.elapsed(), budget);
             }
