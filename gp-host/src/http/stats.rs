@@ -40,6 +40,9 @@ pub(crate) struct HttpMetrics {
     /// Calls run on the async workers, and on the blocking pool.
     pub(crate) inline: Counter,
     pub(crate) pool: Counter,
+    /// Calls of isolated plugins sent to their runners in batches, and the batches.
+    pub(crate) batched: Counter,
+    pub(crate) batches: Counter,
 }
 
 impl Default for HttpMetrics {
@@ -49,6 +52,8 @@ impl Default for HttpMetrics {
             latency: Family::new_with_constructor(latency_histogram),
             inline: Counter::default(),
             pool: Counter::default(),
+            batched: Counter::default(),
+            batches: Counter::default(),
         }
     }
 }
@@ -135,6 +140,16 @@ impl HttpMetrics {
             "calls_pool",
             "Plugin calls run on tokio's blocking pool",
             self.pool.clone(),
+        );
+        http.register(
+            "calls_batched",
+            "Calls of isolated plugins sent to their runners in batches",
+            self.batched.clone(),
+        );
+        http.register(
+            "call_batches",
+            "Batches of calls sent to isolated plugins' runners",
+            self.batches.clone(),
         );
     }
 }

@@ -35,6 +35,8 @@ pub struct Context {
     label: Option<String>,
     cancel: CancelToken,
     deadline: Option<Instant>,
+    /// The keys a plugin set or removed, when they are noted (see `journal_changes`).
+    journal: Option<Vec<String>>,
 }
 
 impl Context {
@@ -103,13 +105,40 @@ impl Context {
         self.values.remove(key)
     }
 
-    /// Replaces every value with `values` (an isolated call's context, back from its runner).
+    /// Applies what an isolated call changed, back from its runner: `values` set, `removed`
+    /// gone.
     #[cfg(feature = "isolate")]
-    pub(crate) fn replace_values(&mut self, values: Vec<(String, Value)>) {
-        self.values = Values::default();
+    pub(crate) fn apply_changes(&mut self, values: Vec<(String, Value)>, removed: Vec<String>) {
+        for key in removed {
+            self.values.remove(&key);
+        }
         for (key, value) in values {
             self.values.insert(key, value);
         }
+    }
+
+    /// From now on, notes the keys the plugin sets or removes (a runner's context, which
+    /// sends only those back).
+    #[cfg(feature = "isolate")]
+    pub(crate) fn journal_changes(&mut self) {
+        self.journal = Some(Vec::new());
+    }
+
+    /// The values of the keys noted since [`journal_changes`](Self::journal_changes), moved
+    /// out, and the noted keys that hold no value now.
+    #[cfg(feature = "isolate")]
+    pub(crate) fn take_changes(&mut self) -> (Vec<(String, Value)>, Vec<String>) {
+        let mut keys = self.journal.take().unwrap_or_default();
+        keys.sort_unstable();
+        keys.dedup();
+        let (mut set, mut removed) = (Vec::new(), Vec::new());
+        for key in keys {
+            match self.values.remove(&key) {
+                Some(value) => set.push((key, value)),
+                None => removed.push(key),
+            }
+        }
+        (set, removed)
     }
 
     /// Every key and value, in no particular order.
@@ -210,6 +239,9 @@ impl CallScope<'_> {
     /// Stores `value` under `key`. Overwriting an existing key allocates nothing.
     #[inline]
     fn store(&mut self, key: RStr<'_>, value: Value) {
+        if let Some(journal) = &mut self.ctx.journal {
+            journal.push(key.as_str().to_owned());
+        }
         match self.ctx.values.get_mut(key.as_str()) {
             Some(slot) => *slot = value,
             None => {
@@ -237,6 +269,9 @@ impl HostContext for CallScope<'_> {
     }
 
     fn remove(&mut self, key: RStr<'_>) -> ROption<Value> {
+        if let Some(journal) = &mut self.ctx.journal {
+            journal.push(key.as_str().to_owned());
+        }
         self.ctx.values.remove(key.as_str()).into()
     }
 

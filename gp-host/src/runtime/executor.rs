@@ -16,6 +16,11 @@ use crate::runtime::rcu::{self, Record};
 use crate::runtime::slot::Slot;
 use crate::runtime::spec::Spec;
 
+/// One call of [`Executor::execute_batch_if`]: its context, and whether to run it on a
+/// version's spec.
+#[cfg_attr(not(all(feature = "http", feature = "isolate")), allow(dead_code))]
+pub(crate) type BatchCall<'a> = (&'a mut Context, &'a dyn Fn(&Spec) -> bool);
+
 /// Calls one plugin. Cheap to clone, `Send + Sync`, and callable from many threads at once:
 /// a call takes no lock.
 ///
@@ -195,6 +200,69 @@ impl Executor {
             duration,
         });
         outcome.map_err(Box::new)
+    }
+
+    /// [`execute_if`](Self::execute_if) for several calls at once, on one version (the one
+    /// serving now): each whose `accept` accepts the version's spec runs, the others get
+    /// `None`. An isolated version runs them as one batch on one call connection (one wake-up
+    /// each side for all of them: see `Remote::call_many`); an in-process one, one after
+    /// another. Every call is counted as [`execute`](Self::execute) counts it, and with
+    /// subscribers watching calls each runs on its own, with its events.
+    #[cfg_attr(not(all(feature = "http", feature = "isolate")), allow(dead_code))]
+    pub(crate) fn execute_batch_if(
+        &self,
+        calls: &mut [BatchCall<'_>],
+    ) -> Vec<Option<Result<(), Error>>> {
+        let slot = &*self.slot;
+        let thread = rcu::thread();
+        slot.current.with(thread, |plugin| {
+            let Some(plugin) = plugin else {
+                return calls.iter().map(|_| None).collect();
+            };
+            let accepted: Vec<bool> = calls
+                .iter()
+                .map(|(_, accept)| accept(&plugin.spec))
+                .collect();
+            if slot.subscribers.watches_calls() {
+                return calls
+                    .iter_mut()
+                    .zip(&accepted)
+                    .map(|((ctx, _), ok)| ok.then(|| self.run(plugin, thread, ctx).map_err(|e| *e)))
+                    .collect();
+            }
+            let mut ctxs: Vec<&mut Context> = calls
+                .iter_mut()
+                .zip(&accepted)
+                .filter(|(_, ok)| **ok)
+                .map(|((ctx, _), _)| &mut **ctx)
+                .collect();
+            let started: Vec<_> = match slot.record_calls {
+                true => ctxs
+                    .iter()
+                    .map(|_| slot.metrics.start(thread.index()))
+                    .collect(),
+                false => Vec::new(),
+            };
+            let outcomes = plugin.call_many(&mut ctxs);
+            let mut outcomes = outcomes.into_iter();
+            let mut started = started.into_iter();
+            accepted
+                .iter()
+                .map(|ok| {
+                    ok.then(|| {
+                        let outcome = outcomes.next().expect("an outcome for every call");
+                        if let Some((recorder, start)) = started.next() {
+                            slot.metrics.finish(
+                                recorder,
+                                start,
+                                outcome.as_ref().err().map(|e| &**e),
+                            );
+                        }
+                        outcome.map_err(|e| *e)
+                    })
+                })
+                .collect()
+        })
     }
 
     #[cold]

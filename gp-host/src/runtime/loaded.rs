@@ -275,6 +275,20 @@ impl Loaded {
         }
     }
 
+    /// Calls the plugin once for each context, in order: isolated, as one batch (see
+    /// `Remote::call_many`); in process, one call after another.
+    #[cfg_attr(not(all(feature = "http", feature = "isolate")), allow(dead_code))]
+    pub(crate) fn call_many(&self, ctxs: &mut [&mut Context]) -> Vec<Result<(), Box<Error>>> {
+        match &self.instance {
+            #[cfg(feature = "isolate")]
+            Instance::Isolated(remote) => remote.call_many(ctxs, &self.retiring),
+            Instance::InProcess(instance) => ctxs
+                .iter_mut()
+                .map(|ctx| instance.call(&self.spec, ctx, &self.retiring))
+                .collect(),
+        }
+    }
+
     /// Ends the version's instance: runs `on_unload` where it should run (in process: if this
     /// was the last live instance of its build; isolated: in the runner, which then exits).
     pub(crate) fn run_unload_hook(&self) -> UnloadHookRun {

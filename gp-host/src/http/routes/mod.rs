@@ -38,6 +38,9 @@ pub(crate) struct RouteEntry {
     /// Parameters whose values must have a type (beego's `:id:int`).
     typed: Vec<(String, ParamType)>,
     pub(crate) executor: Option<Executor>,
+    /// Whether its plugin runs isolated (its requests are then batched).
+    #[cfg_attr(not(feature = "isolate"), allow(dead_code))]
+    pub(crate) isolated: bool,
     /// Why the route is reserved rather than served, if it is (it answers 503).
     pub(crate) reserved: Option<Reserved>,
     /// The route's metrics, found once.
@@ -179,6 +182,10 @@ impl PluginRoutes {
     }
 
     fn of(manifest: &Manifest, executor: Option<Executor>, reserved: Option<Reserved>) -> Self {
+        #[cfg(feature = "isolate")]
+        let isolated = executor.as_ref().is_some_and(|e| e.isolation().is_some());
+        #[cfg(not(feature = "isolate"))]
+        let isolated = false;
         let entries = manifest.http_services.as_ref().map(|http| {
             http.routes
                 .iter()
@@ -192,6 +199,7 @@ impl PluginRoutes {
                         pattern,
                         typed,
                         executor: executor.clone(),
+                        isolated,
                         reserved: reserved.clone(),
                         stats: RouteStats::default(),
                     })

@@ -232,6 +232,10 @@ async fn run(
     // Cancels the call if this future is dropped before it finishes: the client went away.
     let mut cancel = CancelOnDrop(Some(ctx.cancel_token()));
     let entry = Arc::clone(&call.entry);
+    #[cfg(feature = "isolate")]
+    if entry.isolated {
+        return run_batched(shared, ctx, call, timeout, id, cancel).await;
+    }
     let eligible = call.lane.eligible(&shared.inline);
     let lane = Arc::clone(&call.lane);
     let budget = shared.inline.budget();
@@ -285,6 +289,56 @@ async fn run(
         }
         Ok(Err(join)) => {
             tracing::error!(target: "gp::http", plugin = entry.plugin, "call task failed: {join}");
+            Answer::gp(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the call failed in the host".into(),
+                Some(&entry),
+                id,
+            )
+        }
+        Ok(Ok((mut ctx, outcome))) => respond(&mut ctx, outcome, &entry, id, timeout),
+    };
+    cancel.disarm();
+    answer
+}
+
+/// [`run`] for an isolated plugin: the call waits in the plugin's queue for a batch (see
+/// `batch`), and the request answers at its deadline at the latest, as in [`run`].
+#[cfg(feature = "isolate")]
+async fn run_batched(
+    shared: &Arc<Shared>,
+    ctx: Context,
+    call: Call,
+    timeout: Duration,
+    id: &RequestId,
+    mut cancel: CancelOnDrop,
+) -> Answer {
+    let deadline = ctx.deadline().expect("a route's call has a deadline");
+    let Call {
+        method,
+        uri,
+        entry,
+        permit,
+        lane,
+    } = call;
+    let (done, answer) = tokio::sync::oneshot::channel();
+    let job = super::batch::Job {
+        ctx,
+        method,
+        uri,
+        entry: Arc::clone(&entry),
+        permit,
+        done,
+    };
+    lane.batches.submit(shared, job);
+    let answer = match tokio::time::timeout_at(deadline.into(), answer).await {
+        Err(_elapsed) => {
+            // The plugin sees its deadline passed too; the cancel makes it certain.
+            cancel.fire();
+            Answer::timed_out(&entry, id, timeout)
+        }
+        Ok(Err(_dropped)) => {
+            tracing::error!(target: "gp::http", plugin = entry.plugin, "a batch of calls ended without an answer for this one");
             Answer::gp(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the call failed in the host".into(),

@@ -61,6 +61,9 @@ pub(crate) struct Lane {
     strikes: AtomicU32,
     /// When the inline call started last (ns since [`anchor`], `+ 1`; 0: none running).
     inline_since: AtomicU64,
+    /// The requests of an isolated plugin waiting for a batch.
+    #[cfg(feature = "isolate")]
+    pub(crate) batches: Arc<super::batch::Batches>,
 }
 
 /// Why a request got no slot.
@@ -141,6 +144,8 @@ impl Lane {
             streak: AtomicU32::new(0),
             strikes: AtomicU32::new(0),
             inline_since: AtomicU64::new(0),
+            #[cfg(feature = "isolate")]
+            batches: Arc::default(),
         }
     }
 

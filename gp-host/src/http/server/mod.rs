@@ -32,6 +32,8 @@ use crate::util::lock;
 use lane::{InlineCalls, Lane};
 
 mod access;
+#[cfg(feature = "isolate")]
+mod batch;
 mod builder;
 mod handler;
 mod id;

@@ -20,7 +20,7 @@ use crate::runtime::spec::Spec;
 
 /// The protocol's version. Host and runner refuse each other unless they agree: the runner is
 /// normally the host's own executable, but an embedder can name another program.
-pub(crate) const PROTOCOL: u32 = 1;
+pub(crate) const PROTOCOL: u32 = 2;
 
 /// The largest frame either side accepts (a call's values, both ways, fit in it).
 pub(crate) const MAX_FRAME: usize = 256 << 20;
@@ -137,6 +137,39 @@ pub(crate) struct Call {
     pub cpu_seconds: Option<u64>,
 }
 
+/// A call as the host writes it: the encoding of [`ToRunner::Call`], from the context's values
+/// borrowed rather than copied first.
+pub(crate) struct CallFrame<'a> {
+    pub seq: u64,
+    pub label: Option<&'a str>,
+    pub remaining_ms: Option<u64>,
+    pub values: Vec<(&'a str, &'a Value)>,
+    pub cpu_seconds: Option<u64>,
+}
+
+/// [`ToRunner::Call`]'s place among [`ToRunner`]'s variants (a test checks it).
+const CALL_VARIANT: u32 = 4;
+
+impl Serialize for CallFrame<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Fields<'b, 'a>(&'b CallFrame<'a>);
+        impl Serialize for Fields<'_, '_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let call = self.0;
+                let mut fields = serializer.serialize_struct("Call", 5)?;
+                fields.serialize_field("seq", &call.seq)?;
+                fields.serialize_field("label", &call.label)?;
+                fields.serialize_field("remaining_ms", &call.remaining_ms)?;
+                fields.serialize_field("values", &call.values)?;
+                fields.serialize_field("cpu_seconds", &call.cpu_seconds)?;
+                fields.end()
+            }
+        }
+        serializer.serialize_newtype_variant("ToRunner", CALL_VARIANT, "Call", &Fields(self))
+    }
+}
+
 /// What the runner answers.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) enum FromRunner {
@@ -147,9 +180,11 @@ pub(crate) enum FromRunner {
     },
     /// It did not: the host's error message, as the runner's gp-host wrote it.
     Refused { message: String },
-    /// A call returned: the context's values after it, and how it went.
+    /// A call returned: the values the plugin set (as they are after the call) and the keys
+    /// it removed, and how it went. The host applies them to the context it sent.
     Done {
         values: Vec<(String, Value)>,
+        removed: Vec<String>,
         outcome: Outcome,
     },
     /// `on_unload` ran (or there was none); the runner exits next.
@@ -425,4 +460,33 @@ pub(crate) fn receive_answer(
 ) -> Result<FromRunner, Lost> {
     let mut input = io::BufReader::with_capacity(4096, SpinRead { socket, spin });
     receive(&mut input).map_err(|_| Lost::Gone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_frame_encodes_as_the_call_it_stands_for() {
+        let n = Value::Int(41);
+        let text = Value::from("é");
+        let frame = CallFrame {
+            seq: 7,
+            label: Some("plugin.get"),
+            remaining_ms: Some(300),
+            values: vec![("n", &n), ("text", &text)],
+            cpu_seconds: None,
+        };
+        let call = ToRunner::Call(Call {
+            seq: 7,
+            label: Some("plugin.get".into()),
+            remaining_ms: Some(300),
+            values: vec![("n".into(), n.clone()), ("text".into(), text.clone())],
+            cpu_seconds: None,
+        });
+        assert_eq!(
+            postcard::to_allocvec(&frame).unwrap(),
+            postcard::to_allocvec(&call).unwrap()
+        );
+    }
 }

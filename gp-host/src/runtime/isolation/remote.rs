@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 
 use super::config::{Isolation, IsolationStatus};
 use super::process::{Opened, RunnerProcess};
-use super::protocol::{self, Call, FromRunner, Lost, Open, Outcome, ToRunner};
+use super::protocol::{self, CallFrame, FromRunner, Lost, Open, Outcome, ToRunner};
 use super::watchdog::{self, Watched};
 use crate::error::{Error, RunnerFailure};
 use crate::runtime::context::Context;
 use crate::runtime::spec::Spec;
 use crate::util::{bounded, lock, MAX_PLUGIN_MESSAGE};
+
+mod batch;
 
 /// A plugin version running in a runner process (a new one after a crash).
 pub(crate) struct Remote {
@@ -234,18 +236,7 @@ impl Remote {
             Err(Lost::Gone) => return Err(self.crashed(&runner)),
         };
         let deadline = ctx.deadline();
-        let seq = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        let call = ToRunner::Call(Call {
-            seq,
-            label: ctx.label().map(str::to_owned),
-            remaining_ms: deadline
-                .map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
-            values: ctx
-                .values()
-                .map(|(k, v)| (k.to_owned(), v.clone()))
-                .collect(),
-            cpu_seconds: self.config.cpu_per_call.map(|d| d.as_secs().max(1)),
-        });
+        let (seq, call) = self.call_frame(ctx);
         let grace = self.config.grace;
         let watched = Arc::new(Watched::new(
             deadline,
@@ -279,9 +270,13 @@ impl Remote {
             other => other,
         };
         match answer {
-            Ok(FromRunner::Done { values, outcome }) => {
+            Ok(FromRunner::Done {
+                values,
+                removed,
+                outcome,
+            }) => {
                 runner.put_conn(conn);
-                ctx.replace_values(values);
+                ctx.apply_changes(values, removed);
                 self.outcome(ctx, outcome, retiring)
             }
             Ok(other) => {
@@ -302,6 +297,21 @@ impl Remote {
             }
             Err(Lost::Gone) => Err(self.crashed(&runner)),
         }
+    }
+
+    /// The frame of `ctx`'s call, under the next sequence number.
+    fn call_frame<'c>(&self, ctx: &'c Context) -> (u64, CallFrame<'c>) {
+        let seq = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let call = CallFrame {
+            seq,
+            label: ctx.label(),
+            remaining_ms: ctx
+                .deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64),
+            values: ctx.values().collect(),
+            cpu_seconds: self.config.cpu_per_call.map(|d| d.as_secs().max(1)),
+        };
+        (seq, call)
     }
 
     /// The runner died under a call: its error (the same for every call that was in flight),
@@ -345,6 +355,11 @@ impl Remote {
             }
             Outcome::Cancelled if retiring.load(Ordering::Relaxed) && !ctx.is_cancelled() => {
                 Error::Unloaded { plugin }
+            }
+            // Cancelled by the watchdog at its deadline (which the runner may not have seen
+            // pass yet): as an in-process call past its deadline reports it.
+            Outcome::Cancelled if !ctx.is_cancelled() && ctx.is_past_deadline() => {
+                Error::DeadlineExceeded { plugin }
             }
             Outcome::Cancelled => Error::Cancelled { plugin },
             Outcome::DeadlineExceeded => Error::DeadlineExceeded { plugin },

@@ -5,6 +5,7 @@
 //! This file holds what the tests share: the `unruly` plugin, which misbehaves in every way
 //! its call's label asks for, and the isolation, loading and calling around it.
 
+mod batches;
 mod crashes;
 mod front_ends;
 mod limits;
@@ -100,6 +101,11 @@ fn execute(ctx: &mut Context) -> Result {
             ctx.set("most", MOST.load(Ordering::SeqCst));
         }
         "panic" => panic!("an ordinary panic"),
+        "edit" => {
+            ctx.remove("gone");
+            ctx.set("added", "new");
+            ctx.remove("never-set");
+        }
         _ => {}
     }
     ctx.set("pid", std::process::id() as i64);

@@ -240,9 +240,10 @@ fn serve_control(control: &UnixStream, open: &Open, loaded: Arc<Loaded>) -> Resu
                     if let Some(token) = &state.token {
                         token.cancel();
                     }
-                } else if seq > state.seq {
-                    // Sent before the call reached its thread: cancelled as it starts.
-                    state.pending = Some(seq);
+                } else if seq > state.seq && !state.pending.contains(&seq) {
+                    // Sent before the call reached its thread (it waits behind others of its
+                    // batch): cancelled as it starts. A batch is at most a few hundred calls.
+                    state.pending.push(seq);
                 }
             }
             ToRunner::Unload => {
