@@ -102,7 +102,7 @@ fn plugins_are_listed_and_each_failure_has_its_status_and_message() {
     let listed = plane.call("GET", "/plugins", "").json();
     assert_eq!(listed["failures"].as_array().unwrap().len(), 1);
     let routes = plane.call("GET", "/routes", "").json();
-    assert_eq!(routes["routes"].as_array().unwrap().len(), 19);
+    assert_eq!(routes["routes"].as_array().unwrap().len(), 20);
     assert_eq!(
         routes["refused"],
         serde_json::json!([{
