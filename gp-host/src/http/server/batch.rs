@@ -85,11 +85,14 @@ impl Batches {
     /// [`DISPATCHERS`] run (a dispatcher busy with a batch takes the next one after it).
     pub(super) fn submit(self: &Arc<Self>, shared: &Arc<Shared>, job: Job) {
         let mut queue = lock(&self.queue);
-        let max = match self.per_batch.load(Ordering::Relaxed) {
-            1 => DISPATCHERS,
-            _ => FAST_DISPATCHERS,
-        };
-        let start = queue.jobs.is_empty() && queue.dispatchers < max;
+        // Slow calls: a dispatcher for each request, up to the limit (they run side by side).
+        // Fast calls: a dispatcher busy with a batch takes the next one after it, so one starts
+        // only for a request that finds the queue empty. None running (the last one may have
+        // died with jobs queued): one starts.
+        let slow = self.per_batch.load(Ordering::Relaxed) == 1;
+        let max = if slow { DISPATCHERS } else { FAST_DISPATCHERS };
+        let start =
+            queue.dispatchers < max && (slow || queue.jobs.is_empty() || queue.dispatchers == 0);
         queue.jobs.push(job);
         if !start {
             return;
@@ -102,11 +105,16 @@ impl Batches {
 
     /// Runs batches until the queue is empty.
     fn dispatch(&self, shared: &Shared) {
+        // Counted out however this ends, a panic included.
+        let mut counted = Dispatching(self, true);
         loop {
             let batch = {
                 let mut queue = lock(&self.queue);
                 if queue.jobs.is_empty() {
+                    // Under the lock that saw the queue empty: a job queued after this
+                    // starts a dispatcher of its own.
                     queue.dispatchers -= 1;
+                    counted.1 = false;
                     return;
                 }
                 let take = queue.jobs.len().min(self.per_batch.load(Ordering::Relaxed));
@@ -120,6 +128,17 @@ impl Batches {
             let slow = started.elapsed() > SLOW_CALL * calls as u32;
             let next = if slow { 1 } else { MAX_BATCH };
             self.per_batch.store(next, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A dispatcher running, counted until dropped (unless it counted itself out already).
+struct Dispatching<'a>(&'a Batches, bool);
+
+impl Drop for Dispatching<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            lock(&self.0.queue).dispatchers -= 1;
         }
     }
 }

@@ -130,3 +130,25 @@ fn an_isolated_call_leaves_the_context_as_an_in_process_one_would() {
         Some(&[0u8, 255][..])
     );
 }
+
+/// A plugin whose calls are slow gets batches of one, run side by side (as calls on their own
+/// connections ran before batching), not one after another in a batch.
+#[test]
+fn the_requests_of_a_slow_isolated_plugin_run_side_by_side() {
+    let (_base, manager) = super::loaded(&[super::unruly()], isolation());
+    let server = PluginServer::builder(manager.clone()).build();
+    let running = Running::start(&server);
+    let addr = running.addr;
+    // One call of 300 ms: its batch was slow, so the next ones go one a batch.
+    assert_eq!(get(addr, "/unruly/overlap").status, 200);
+    let most = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..6)
+            .map(|_| s.spawn(move || get(addr, "/unruly/overlap").json()))
+            .collect();
+        calls
+            .into_iter()
+            .map(|c| c.join().unwrap().as_i64().unwrap())
+            .max()
+    });
+    assert!(most >= Some(2), "at most {most:?} calls ran at once");
+}

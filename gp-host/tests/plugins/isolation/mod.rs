@@ -42,6 +42,7 @@ fn recurse(n: u64) -> u64 {
 #[plugin_entry(
     route(GET, "/unruly/ok", label = "ok"),
     route(GET, "/unruly/segv", label = "segv"),
+    route(GET, "/unruly/overlap", label = "overlap"),
 )]
 fn execute(ctx: &mut Context) -> Result {
     match ctx.label().unwrap_or_default() {
@@ -99,6 +100,9 @@ fn execute(ctx: &mut Context) -> Result {
             std::thread::sleep(std::time::Duration::from_millis(300));
             NOW.fetch_sub(1, Ordering::SeqCst);
             ctx.set("most", MOST.load(Ordering::SeqCst));
+            if ctx.request().is_ok() {
+                return ctx.respond_json(&MOST.load(Ordering::SeqCst));
+            }
         }
         "panic" => panic!("an ordinary panic"),
         "edit" => {

@@ -16,7 +16,7 @@ use crate::runtime::isolation::protocol::{self, FromRunner, Lost, SocketWriter};
 use crate::runtime::isolation::watchdog::{self, Watched};
 
 /// How much of a batch's answers one `read` takes.
-const READ_BUFFER: usize = 64 << 10;
+const READ_BUFFER: usize = 8 << 10;
 /// The frames one round writes before it reads their answers (its first call's, however
 /// large): well within a socket's buffers, so that a runner answering early calls is never
 /// blocked on a host still writing later ones.
