@@ -188,9 +188,10 @@ impl PluginServer {
     }
 }
 
-/// `GET /-/healthz`: alive, and how many plugins are loaded.
+/// `GET /-/healthz`: alive, and how many plugins are loaded (counted, not copied: `list`
+/// would copy every plugin's spec, all its routes, for every probe).
 fn healthz(shared: &Shared) -> axum::response::Response {
-    let plugins = shared.manager.list().len();
+    let plugins = shared.manager.serving_specs().len();
     axum::response::IntoResponse::into_response(axum::Json(
         serde_json::json!({ "status": "ok", "plugins": plugins }),
     ))
