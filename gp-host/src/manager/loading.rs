@@ -54,9 +54,12 @@ impl Manager {
 
     /// The plugin called `name`, if its load is under way.
     pub fn loading_plugin(&self, name: &str) -> Option<Spec> {
-        lock(&self.inner.loading.0)
-            .get(name)
-            .map(|spec| Spec::clone(spec))
+        self.loading_spec(name).map(|spec| Spec::clone(&spec))
+    }
+
+    /// [`loading_plugin`](Self::loading_plugin)'s spec, shared rather than copied.
+    pub(crate) fn loading_spec(&self, name: &str) -> Option<Arc<Spec>> {
+        lock(&self.inner.loading.0).get(name).cloned()
     }
 
     /// Whether a plugin is loading, asked without holding the manager (a check the manager

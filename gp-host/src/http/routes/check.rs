@@ -6,8 +6,12 @@
 //! serving or disabled (`serving`), while the served table learns of a change from an event
 //! sent after that lock is released, and may not have caught up. Each check first brings its
 //! table in step with `serving`, which costs a look at each plugin's build and the routes of
-//! the plugins that changed since the last check, then tries the candidate's routes in it and
-//! takes them out again. Nothing is built whole per check.
+//! the plugins that changed since the last check, then tries the candidate's routes in it:
+//! kept if they pass (its load reserves its place, so the next check finds it there unchanged
+//! and does nothing for it), taken out if refused. A load is checked twice, as it reserves its
+//! place and as its version goes into its slot; the second check costs nothing more than the
+//! look at each plugin when nothing came in meanwhile that was not checked against it. Nothing
+//! is built whole per check.
 
 use std::collections::{HashMap, HashSet};
 
@@ -70,7 +74,24 @@ impl RouteCheck {
         if candidate.manifest.http_services.is_none() {
             return Ok(());
         }
-        self.follow(serving);
+        let name = candidate.name();
+        let kept = self
+            .known
+            .get(name)
+            .is_some_and(|known| known.is(candidate));
+        let changed = self.follow(serving, name);
+        if kept && !changed && self.table.blocked.is_empty() {
+            // This build passed an earlier check and its routes stayed in (a load's second
+            // check, as its version goes into its slot). What came in since was checked
+            // against them, and none of the others' routes is left out, so every route of
+            // `serving` is in the routers with these and none conflicts with them.
+            return Ok(());
+        }
+        if self.known.remove(name).is_some() {
+            // Out first (a route of another's it kept out goes in), then in again last, as
+            // a fresh check would try it.
+            self.table.set(&PluginRoutes::none(name));
+        }
         let mut conflicts = self
             .table
             .set(&PluginRoutes::serving(&candidate.manifest, None));
@@ -89,20 +110,25 @@ impl RouteCheck {
                 Holder::Serving
             };
         }
-        // Tried, not kept: the next check learns from `serving` whether it loaded.
-        self.table.set(&PluginRoutes::none(candidate.name()));
-        self.known.remove(candidate.name());
         if conflicts.is_empty() {
+            // Kept, as the build it is: its load reserves its place, so the next check finds
+            // it in `serving` unchanged and has nothing to do for it (or takes it out if the
+            // load went no further, or puts in the version `serving` has instead).
+            self.known.insert(name.to_owned(), Known::of(candidate));
             Ok(())
         } else {
+            // Refused: out again; the version serving, if any, goes back in at the next check.
+            self.table.set(&PluginRoutes::none(name));
             Err(RouteConflicts(conflicts))
         }
     }
 
     /// Brings the table in step with `serving`: takes out the plugins no longer there, puts
-    /// in (in name order) those new or changed since the last check. Costs a look-up per
-    /// plugin (no allocation unless one left) and the routes of those that changed.
-    fn follow(&mut self, serving: &[&Spec]) {
+    /// in (in name order) those new or changed since the last check; leaves `candidate`'s
+    /// routes as they are (`serving` goes without it). Costs a look-up per plugin (no
+    /// allocation unless one left) and the routes of those that changed. Whether it changed
+    /// the table.
+    fn follow(&mut self, serving: &[&Spec], candidate: &str) -> bool {
         let mut still_there = 0;
         let mut changed: Vec<&Spec> = Vec::new();
         for spec in serving {
@@ -116,24 +142,29 @@ impl RouteCheck {
                 None => changed.push(spec),
             }
         }
-        if still_there < self.known.len() {
+        let others = self.known.len() - usize::from(self.known.contains_key(candidate));
+        let mut left = false;
+        if still_there < others {
             let present: HashSet<&str> = serving.iter().map(|s| s.name()).collect();
             let gone: Vec<String> = self
                 .known
                 .keys()
-                .filter(|name| !present.contains(name.as_str()))
+                .filter(|name| *name != candidate && !present.contains(name.as_str()))
                 .cloned()
                 .collect();
             for name in gone {
                 self.known.remove(&name);
                 self.table.set(&PluginRoutes::none(&name));
+                left = true;
             }
         }
         changed.sort_by(|a, b| a.name().cmp(b.name()));
+        let entered = !changed.is_empty();
         for spec in changed {
             self.table.set(&PluginRoutes::serving(&spec.manifest, None));
             self.known.insert(spec.name().to_owned(), Known::of(spec));
         }
+        left || entered
     }
 }
 
@@ -165,6 +196,35 @@ mod tests {
         let fresh = admit(candidate, serving).map_err(|e| e.to_string());
         assert_eq!(followed, fresh, "{} against {serving:?}", candidate.name());
         followed
+    }
+
+    #[test]
+    fn a_kept_candidate_is_checked_again_as_a_fresh_check_would() {
+        let mut check = RouteCheck::default();
+        let a = build("a", "a1", &[("GET", "/x/:id", "a.x")]);
+        let b = build("b", "b1", &[("GET", "/y/:id", "b.y")]);
+        let c = build("c", "c1", &[("GET", "/x/:key", "c.x")]);
+        // A load's two checks, with another load admitted in between: both pass.
+        agrees(&mut check, &a, &[]).unwrap();
+        agrees(&mut check, &b, std::slice::from_ref(&a)).unwrap();
+        agrees(&mut check, &a, std::slice::from_ref(&b)).unwrap();
+        // `d` disabled meanwhile (its routes reserved, never checked), taking `/x` from
+        // `a` kept: the next check, for another plugin, leaves d's route out of the table;
+        // a's second check, with nothing new since, still meets it.
+        let off = build("d", "", &[("GET", "/x/:name", "d.x")]);
+        agrees(&mut check, &a, &[]).unwrap();
+        let e = build("e", "e1", &[("GET", "/e", "e.e")]);
+        agrees(&mut check, &e, &[a.clone(), off.clone()]).unwrap();
+        agrees(&mut check, &a, &[e.clone(), off.clone()]).unwrap_err();
+        agrees(&mut check, &c, &[b.clone(), off.clone()]).unwrap_err();
+        agrees(&mut check, &c, std::slice::from_ref(&b)).unwrap();
+        agrees(&mut check, &a, &[b.clone(), off.clone()]).unwrap_err();
+        // `c` kept, its load given up (not in `serving`): `a` takes `/x` without it.
+        agrees(&mut check, &a, std::slice::from_ref(&b)).unwrap();
+        // `a` kept and then refused (a route another build of `c` now holds), twice over.
+        agrees(&mut check, &a, &[b.clone(), c.clone()]).unwrap_err();
+        agrees(&mut check, &a, &[b.clone(), c.clone()]).unwrap_err();
+        agrees(&mut check, &b, std::slice::from_ref(&c)).unwrap();
     }
 
     #[test]

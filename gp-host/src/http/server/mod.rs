@@ -190,9 +190,10 @@ impl PluginServer {
     }
 }
 
-/// `GET /-/healthz`: alive, and how many plugins are loaded.
+/// `GET /-/healthz`: alive, and how many plugins are loaded (counted, not copied: `list`
+/// would copy every plugin's spec, all its routes, for every probe).
 fn healthz(shared: &Shared) -> axum::response::Response {
-    let plugins = shared.manager.list().len();
+    let plugins = shared.manager.serving_specs().len();
     axum::response::IntoResponse::into_response(axum::Json(
         serde_json::json!({ "status": "ok", "plugins": plugins }),
     ))
@@ -320,15 +321,19 @@ impl Shared {
     }
 
     /// The routes the manager has for `plugin` now: its serving version's, its reservation
-    /// if it is disabled or loading, or none.
+    /// if it is disabled or loading, or none. Reads the manager's specs where they are
+    /// (`get_plugin` and `loading_plugin` copy them, manifest and all: twice per load).
     fn routes_of(&self, plugin: &str) -> PluginRoutes {
-        if let Ok((spec, executor)) = self.manager.get_plugin(plugin) {
-            return PluginRoutes::serving(&spec.manifest, Some(executor));
+        if let Some(slot) = self.manager.existing_slot(plugin) {
+            if let Some(spec) = slot.spec() {
+                let executor = crate::runtime::executor::Executor::new(slot);
+                return PluginRoutes::serving(&spec.manifest, Some(executor));
+            }
         }
         if let Some(disabled) = self.manager.disabled_plugin(plugin) {
             return PluginRoutes::disabled(&disabled.manifest, &disabled.reason);
         }
-        match self.manager.loading_plugin(plugin) {
+        match self.manager.loading_spec(plugin) {
             Some(loading) => PluginRoutes::loading(&loading.manifest),
             None => PluginRoutes::none(plugin),
         }

@@ -149,15 +149,7 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
     admin.mark_ready();
     // Nobody reading standard output is no reason to stop serving.
     let _ = out!("{report}");
-    for route in server.routes() {
-        let _ = outln!(
-            "route {} http://{plugins_addr}{} -> {} ({})",
-            route.method,
-            route.route,
-            route.plugin,
-            route.label
-        );
-    }
+    print_routes(&server, plugins_addr);
     if !checked {
         super::shared::warn_unchecked_packages(report.loaded.iter().chain(&report.unchanged));
     }
@@ -197,4 +189,24 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
         report.disabled.len()
     );
     let _ = std::io::Write::flush(&mut std::io::stdout());
+}
+
+/// Prints a line per route served, written a buffer at a time: standard output writes each
+/// line on its own otherwise, and 256 plugins of 64 routes are 16,384 lines, a system call
+/// each (a pipe's reader woken for each). Stops at the first failed write (nobody reads).
+fn print_routes(server: &PluginServer, plugins_addr: std::net::SocketAddr) {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    for route in server.routes() {
+        let line = writeln!(
+            out,
+            "route {} http://{plugins_addr}{} -> {} ({})",
+            route.method, route.route, route.plugin, route.label
+        );
+        if line.is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
 }
