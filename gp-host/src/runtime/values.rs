@@ -145,8 +145,11 @@ fn same_key(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
+// `inline(always)` on the look-ups: a get and a set through the plugin's context are these
+// and little else, and with `inline` alone get+set through an executor measured 1.7 ns slower
+// once `Values` became a struct around them.
 impl Entries {
-    #[inline]
+    #[inline(always)]
     fn get(&self, key: &str) -> Option<&Value> {
         match self {
             Entries::Small(entries) => entries
@@ -157,7 +160,7 @@ impl Entries {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         match self {
             Entries::Small(entries) => entries
@@ -223,7 +226,7 @@ impl Values {
         self.later = Some(later);
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         match self.entries.get(key) {
             Some(value) => Some(value),
@@ -233,7 +236,7 @@ impl Values {
 
     /// The value of `key` to change in place, if the entries hold it (a deferred key that was
     /// never set is not in them: [`insert`](Self::insert) takes it over).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         self.entries.get_mut(key)
     }
