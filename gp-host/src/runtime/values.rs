@@ -65,6 +65,11 @@ impl Later {
         if self.gone & (1 << i) != 0 {
             return None;
         }
+        self.value(i)
+    }
+
+    /// Key `i`'s value, made now if it was not yet.
+    fn value(&self, i: usize) -> Option<&Value> {
         self.made[i].get_or_init(|| self.source.make(i)).as_ref()
     }
 
@@ -89,10 +94,7 @@ impl Later {
             .iter()
             .enumerate()
             .filter(|(i, _)| self.gone & (1 << i) == 0)
-            .filter_map(|(i, key)| {
-                let value = self.made[i].get_or_init(|| self.source.make(i)).as_ref()?;
-                Some((*key, value))
-            })
+            .filter_map(|(i, key)| Some((*key, self.value(i)?)))
     }
 }
 

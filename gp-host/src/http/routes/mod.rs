@@ -447,6 +447,18 @@ impl RouteTable {
         self.served(method, path).map(|m| m.value)
     }
 
+    /// [`resolve`](Self::resolve), if the route is still `plugin`'s and served (it has an
+    /// executor): what a call about to run checks, since its request was routed.
+    pub(crate) fn still_served(
+        &self,
+        method: HttpMethod,
+        path: &str,
+        plugin: &str,
+    ) -> Option<&Arc<RouteEntry>> {
+        self.resolve(method, path)
+            .filter(|entry| entry.plugin == plugin && entry.executor.is_some())
+    }
+
     /// The match that serves `method path`: its own route, or for a `HEAD` without one, the
     /// `GET` route.
     fn served<'t, 'p>(

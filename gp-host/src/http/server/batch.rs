@@ -25,6 +25,7 @@ use axum::http::Uri;
 use gp_core::manifest::HttpMethod;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
+use super::response::Ran;
 use super::Shared;
 use crate::error::Error;
 use crate::http::routes::RouteEntry;
@@ -44,9 +45,6 @@ const MAX_BATCH: usize = 64;
 /// A batch whose calls took longer than this on average is followed by batches of one.
 const SLOW_CALL: Duration = Duration::from_millis(1);
 
-/// A call's context back, with its outcome (`None`: its route is gone).
-pub(super) type Done = (Context, Option<Result<(), Error>>);
-
 /// One request's call, waiting for a batch.
 pub(super) struct Job {
     pub(super) ctx: Context,
@@ -55,7 +53,7 @@ pub(super) struct Job {
     pub(super) entry: Arc<RouteEntry>,
     /// The plugin's slot, held until the call is over.
     pub(super) permit: OwnedSemaphorePermit,
-    pub(super) done: oneshot::Sender<Done>,
+    pub(super) done: oneshot::Sender<Ran>,
 }
 
 /// A plugin's queue of jobs, and how many dispatchers run its batches.
@@ -160,9 +158,9 @@ fn run(shared: &Shared, jobs: Vec<Job>) {
             resolved.push(None);
             continue;
         }
-        match table.resolve(job.method, job.uri.path()) {
-            Some(entry) if entry.plugin == job.entry.plugin && entry.executor.is_some() => {
-                executor.get_or_insert_with(|| entry.executor.clone().expect("checked"));
+        match table.still_served(job.method, job.uri.path(), &job.entry.plugin) {
+            Some(entry) => {
+                executor.get_or_insert_with(|| entry.executor.clone().expect("still served"));
                 resolved.push(Some(Arc::clone(entry)));
                 outcomes.push(None);
             }

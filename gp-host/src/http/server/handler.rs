@@ -16,7 +16,7 @@ use super::access::Line;
 use super::id::RequestId;
 use super::lane::{Lane, NoSlot};
 use super::request::{self, Incoming};
-use super::response::{respond, Answer};
+use super::response::{respond, Answer, Ran};
 use super::Shared;
 use crate::error::Error;
 use crate::http::routes::{Lookup, Reserved, RouteEntry};
@@ -230,7 +230,7 @@ async fn run(
 ) -> Answer {
     let deadline = ctx.deadline().expect("a route's call has a deadline");
     // Cancels the call if this future is dropped before it finishes: the client went away.
-    let mut cancel = CancelOnDrop(Some(ctx.cancel_token()));
+    let cancel = CancelOnDrop(Some(ctx.cancel_token()));
     let entry = Arc::clone(&call.entry);
     #[cfg(feature = "isolate")]
     if entry.isolated {
@@ -281,22 +281,36 @@ async fn run(
         tokio::task::spawn_blocking(work)
     };
     let outcome = tokio::time::timeout_at(deadline.into(), worker).await;
+    conclude(outcome, cancel, &entry, id, timeout, "call task failed")
+}
+
+/// The answer to a call awaited until its deadline: 504 at the deadline (cancelling the
+/// call), 500 if its task or batch ended without its outcome (`lost` says which, in the log),
+/// else the response from what the call set.
+fn conclude<E: std::fmt::Display>(
+    outcome: Result<Result<Ran, E>, tokio::time::error::Elapsed>,
+    mut cancel: CancelOnDrop,
+    entry: &Arc<RouteEntry>,
+    id: &RequestId,
+    timeout: Duration,
+    lost: &str,
+) -> Answer {
     let answer = match outcome {
         Err(_elapsed) => {
             // The plugin sees its deadline passed too; the cancel makes it certain.
             cancel.fire();
-            Answer::timed_out(&entry, id, timeout)
+            Answer::timed_out(entry, id, timeout)
         }
-        Ok(Err(join)) => {
-            tracing::error!(target: "gp::http", plugin = entry.plugin, "call task failed: {join}");
+        Ok(Err(error)) => {
+            tracing::error!(target: "gp::http", plugin = entry.plugin, "{lost}: {error}");
             Answer::gp(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the call failed in the host".into(),
-                Some(&entry),
+                Some(entry),
                 id,
             )
         }
-        Ok(Ok((mut ctx, outcome))) => respond(&mut ctx, outcome, &entry, id, timeout),
+        Ok(Ok((mut ctx, outcome))) => respond(&mut ctx, outcome, entry, id, timeout),
     };
     cancel.disarm();
     answer
@@ -311,7 +325,7 @@ async fn run_batched(
     call: Call,
     timeout: Duration,
     id: &RequestId,
-    mut cancel: CancelOnDrop,
+    cancel: CancelOnDrop,
 ) -> Answer {
     let deadline = ctx.deadline().expect("a route's call has a deadline");
     let Call {
@@ -331,25 +345,15 @@ async fn run_batched(
         done,
     };
     lane.batches.submit(shared, job);
-    let answer = match tokio::time::timeout_at(deadline.into(), answer).await {
-        Err(_elapsed) => {
-            // The plugin sees its deadline passed too; the cancel makes it certain.
-            cancel.fire();
-            Answer::timed_out(&entry, id, timeout)
-        }
-        Ok(Err(_dropped)) => {
-            tracing::error!(target: "gp::http", plugin = entry.plugin, "a batch of calls ended without an answer for this one");
-            Answer::gp(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the call failed in the host".into(),
-                Some(&entry),
-                id,
-            )
-        }
-        Ok(Ok((mut ctx, outcome))) => respond(&mut ctx, outcome, &entry, id, timeout),
-    };
-    cancel.disarm();
-    answer
+    let outcome = tokio::time::timeout_at(deadline.into(), answer).await;
+    conclude(
+        outcome,
+        cancel,
+        &entry,
+        id,
+        timeout,
+        "a batch of calls ended without an answer for this one",
+    )
 }
 
 /// Runs in the call's task: resolves the route again and pins the version that declares
@@ -370,10 +374,12 @@ fn resolve_and_call(
     }
     // The entry is taken out of the table, which is not held across the call: a change
     // waits for the last reader of a table copy (see `routes::live`).
-    let entry = match shared.table.load().resolve(method, path) {
-        Some(entry) if entry.plugin == first.plugin => Arc::clone(entry),
-        _ => return None,
-    };
+    let entry = Arc::clone(
+        shared
+            .table
+            .load()
+            .still_served(method, path, &first.plugin)?,
+    );
     let executor = entry.executor.as_ref()?;
     executor.execute_if(ctx, |spec| entry.declared_by(spec))
 }

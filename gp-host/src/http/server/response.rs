@@ -20,6 +20,9 @@ use crate::util::bounded;
 /// The longest error message a client is sent; the log has the whole one.
 const MAX_CLIENT_MESSAGE: usize = 1024;
 
+/// A call's context back from where it ran, with its outcome (`None`: its route was gone).
+pub(super) type Ran = (Context, Option<Result<(), Error>>);
+
 /// What a request is answered with, before the request id and metrics are added.
 pub(super) struct Answer {
     pub(super) response: Response,

@@ -235,29 +235,15 @@ impl Remote {
             Err(Lost::GaveUp) => return Err(Box::new(self.stopped(ctx, retiring))),
             Err(Lost::Gone) => return Err(self.crashed(&runner)),
         };
-        let deadline = ctx.deadline();
         let (seq, call) = self.call_frame(ctx);
-        let grace = self.config.grace;
-        let watched = Arc::new(Watched::new(
-            deadline,
-            ctx.cancel_token(),
-            Arc::clone(retiring),
-            Arc::clone(&runner),
-            conn.id,
-            seq,
-            grace,
-        ));
+        let watched = self.watched(ctx, retiring, &runner, conn.id, seq);
         let watch = watchdog::watch(&watched);
         let sent = protocol::send_to(&conn.socket, &call);
         if let Err(error) = &sent {
             if error.kind() == std::io::ErrorKind::InvalidData {
-                // Refused before anything was written: the caller's values are too large.
                 drop(watch);
                 runner.put_conn(conn);
-                return Err(Box::new(Error::Failed {
-                    plugin: self.plugin.clone(),
-                    message: format!("the call's values could not be sent to its runner: {error}"),
-                }));
+                return Err(self.unsendable(error));
             }
         }
         let answer = sent
@@ -265,38 +251,80 @@ impl Remote {
             .and_then(|()| protocol::receive_answer(&conn.socket, self.config.spin));
         watched.finish();
         drop(watch);
-        let answer = match answer {
-            Err(Lost::Gone) if watched.killed() => Err(Lost::GaveUp),
-            other => other,
-        };
-        match answer {
+        let (outcome, usable) = self.conclude(&runner, ctx, answer, &watched, retiring);
+        if usable {
+            runner.put_conn(conn);
+        }
+        outcome
+    }
+
+    /// A call on connection `conn` of `runner`, as the watchdog watches it.
+    fn watched(
+        &self,
+        ctx: &Context,
+        retiring: &Arc<AtomicBool>,
+        runner: &Arc<RunnerProcess>,
+        conn: u32,
+        seq: u64,
+    ) -> Arc<Watched> {
+        Arc::new(Watched::new(
+            ctx.deadline(),
+            ctx.cancel_token(),
+            Arc::clone(retiring),
+            Arc::clone(runner),
+            conn,
+            seq,
+            self.config.grace,
+        ))
+    }
+
+    /// The error of a call refused before anything was written: its values are too large.
+    fn unsendable(&self, error: &std::io::Error) -> Box<Error> {
+        Box::new(Error::Failed {
+            plugin: self.plugin.clone(),
+            message: format!("the call's values could not be sent to its runner: {error}"),
+        })
+    }
+
+    /// Ends a call with its answer, or with how its answer was lost: its outcome, with `ctx`
+    /// updated from the runner, and whether its connection may serve another call (only after
+    /// an answer; anything else ends the runner).
+    fn conclude(
+        &self,
+        runner: &Arc<RunnerProcess>,
+        ctx: &mut Context,
+        answer: Result<FromRunner, Lost>,
+        watched: &Watched,
+        retiring: &Arc<AtomicBool>,
+    ) -> (Result<(), Box<Error>>, bool) {
+        let failed = match answer {
             Ok(FromRunner::Done {
                 values,
                 removed,
                 outcome,
             }) => {
-                runner.put_conn(conn);
                 ctx.apply_changes(values, removed);
-                self.outcome(ctx, outcome, retiring)
+                return (self.outcome(ctx, outcome, retiring), true);
             }
             Ok(other) => {
                 let answer = format!("{other:?}");
                 runner.kill();
-                self.forget(&runner);
-                Err(self.restart_error(RunnerFailure::Unexpected {
+                self.forget(runner);
+                self.restart_error(RunnerFailure::Unexpected {
                     asked: "a call",
                     answer,
-                }))
+                })
             }
-            Err(Lost::GaveUp) => {
+            Err(_) if watched.killed() => {
                 // Killed by the watchdog (which ended the read).
                 runner.kill();
-                self.forget(&runner);
-                tracing::warn!(target: "gp", plugin = self.plugin, "a call did not stop within {grace:?} of its deadline or cancellation: its runner was killed; the next call starts a new one");
-                Err(Box::new(self.stopped(ctx, retiring)))
+                self.forget(runner);
+                tracing::warn!(target: "gp", plugin = self.plugin, "a call did not stop within {:?} of its deadline or cancellation: its runner was killed; the next call starts a new one", self.config.grace);
+                Box::new(self.stopped(ctx, retiring))
             }
-            Err(Lost::Gone) => Err(self.crashed(&runner)),
-        }
+            Err(_) => self.crashed(runner),
+        };
+        (Err(failed), false)
     }
 
     /// The frame of `ctx`'s call, under the next sequence number.

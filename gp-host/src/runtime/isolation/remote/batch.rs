@@ -9,11 +9,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::Remote;
-use crate::error::{Error, RunnerFailure};
+use crate::error::Error;
 use crate::runtime::context::Context;
 use crate::runtime::isolation::process::{Conn, RunnerProcess};
 use crate::runtime::isolation::protocol::{self, FromRunner, Lost, SocketWriter};
-use crate::runtime::isolation::watchdog::{self, Watched};
+use crate::runtime::isolation::watchdog;
 
 /// How much of a batch's answers one `read` takes.
 const READ_BUFFER: usize = 8 << 10;
@@ -96,22 +96,10 @@ impl Remote {
             let ctx = &*ctxs[i];
             let (seq, call) = self.call_frame(ctx);
             if let Err(error) = protocol::send(&mut frames, &call) {
-                // Refused before anything was written: this call's values are too large.
-                outcomes[i] = Some(Err(Box::new(Error::Failed {
-                    plugin: self.plugin.clone(),
-                    message: format!("the call's values could not be sent to its runner: {error}"),
-                })));
+                outcomes[i] = Some(Err(self.unsendable(&error)));
                 continue;
             }
-            let watched = Arc::new(Watched::new(
-                ctx.deadline(),
-                ctx.cancel_token(),
-                Arc::clone(retiring),
-                Arc::clone(runner),
-                conn.id,
-                seq,
-                self.config.grace,
-            ));
+            let watched = self.watched(ctx, retiring, runner, conn.id, seq);
             let guard = watchdog::watch(&watched);
             sent.push((i, watched, guard));
         }
@@ -134,39 +122,9 @@ impl Remote {
             };
             watched.finish();
             drop(guard);
-            let ctx = &mut *ctxs[i];
-            outcomes[i] = Some(match answer {
-                Ok(FromRunner::Done {
-                    values,
-                    removed,
-                    outcome,
-                }) => {
-                    ctx.apply_changes(values, removed);
-                    self.outcome(ctx, outcome, retiring)
-                }
-                Ok(other) => {
-                    *healthy = false;
-                    let answer = format!("{other:?}");
-                    runner.kill();
-                    self.forget(runner);
-                    Err(self.restart_error(RunnerFailure::Unexpected {
-                        asked: "a call",
-                        answer,
-                    }))
-                }
-                Err(_) if watched.killed() => {
-                    // Killed by the watchdog (which ended the read).
-                    *healthy = false;
-                    runner.kill();
-                    self.forget(runner);
-                    tracing::warn!(target: "gp", plugin = self.plugin, "a call did not stop within {:?} of its deadline or cancellation: its runner was killed; the next call starts a new one", self.config.grace);
-                    Err(Box::new(self.stopped(ctx, retiring)))
-                }
-                Err(_) => {
-                    *healthy = false;
-                    Err(self.crashed(runner))
-                }
-            });
+            let (outcome, usable) = self.conclude(runner, ctxs[i], answer, &watched, retiring);
+            *healthy &= usable;
+            outcomes[i] = Some(outcome);
         }
         next
     }
