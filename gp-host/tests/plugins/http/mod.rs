@@ -189,6 +189,18 @@ pub fn assert_busy(reply: &Reply, plugin: &str, label: &str) {
     );
 }
 
+/// The counter `name` (`gp_http_…_total`) as `server`'s `/metrics` has it now.
+pub fn counted(server: &PluginServer, name: &str) -> u64 {
+    let mut registry = prometheus_client::registry::Registry::default();
+    server.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
 pub fn get(addr: SocketAddr, path: &str) -> Reply {
     send(addr, &format!("GET {path} HTTP/1.1"), b"")
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use gp_host::http::{PluginServer, RouteLimits, PROMOTE_AFTER};
 use gp_host::Manager;
 
-use super::{assert_busy, get, web_server, Running};
+use super::{assert_busy, counted, get, web_server, Running};
 use crate::harness::{base_dir, example, wait_in_flight};
 use crate::web_fixture::web;
 
@@ -112,8 +112,15 @@ fn a_plugin_fast_then_stuck_holds_at_most_all_workers_but_one() {
     for _ in 0..(PROMOTE_AFTER * 16) {
         assert_eq!(get(addr, "/web/empty").status, 204);
     }
-    let placed = calls_placed(&server);
-    assert!(placed.0 > PROMOTE_AFTER * 8, "inline, pool: {placed:?}");
+    // The calls run on the async workers and on the blocking pool, as `/metrics` counts them.
+    let placed = (
+        counted(&server, "gp_http_calls_inline_total"),
+        counted(&server, "gp_http_calls_pool_total"),
+    );
+    assert!(
+        placed.0 > u64::from(PROMOTE_AFTER) * 8,
+        "inline, pool: {placed:?}"
+    );
     let release = base.path().join("release");
     let hang = format!("/web/hang?until={}", release.display());
     // Then it hangs, ignoring cancellation: 2 × workers requests at once.
@@ -151,22 +158,4 @@ fn a_plugin_fast_then_stuck_holds_at_most_all_workers_but_one() {
         );
     }
     std::fs::write(&release, "").unwrap();
-}
-
-/// The calls run on the async workers and on the blocking pool, as `/metrics` counts them.
-fn calls_placed(server: &PluginServer) -> (u32, u32) {
-    let mut registry = prometheus_client::registry::Registry::default();
-    server.register_metrics(&mut registry);
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    let count = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {text}"))
-    };
-    (
-        count("gp_http_calls_inline_total "),
-        count("gp_http_calls_pool_total "),
-    )
 }

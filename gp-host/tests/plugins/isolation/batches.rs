@@ -8,7 +8,7 @@ use gp_host::Manager;
 
 use super::isolation;
 use crate::harness::base_dir;
-use crate::http::{get, Running};
+use crate::http::{counted, get, Running};
 use crate::web_fixture::web;
 
 /// The web fixture, isolated, served with `configure`'s settings.
@@ -22,24 +22,6 @@ fn isolated_web(
     let report = manager.load_plugins();
     assert!(report.failed.is_empty(), "{report}");
     (base, manager, server)
-}
-
-/// Calls sent in batches, and the batches, as `/metrics` counts them.
-fn batched(server: &PluginServer) -> (u64, u64) {
-    let mut registry = prometheus_client::registry::Registry::default();
-    server.register_metrics(&mut registry);
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-    let count = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {text}"))
-    };
-    (
-        count("gp_http_calls_batched_total "),
-        count("gp_http_call_batches_total "),
-    )
 }
 
 #[test]
@@ -61,7 +43,9 @@ fn concurrent_requests_to_an_isolated_plugin_each_get_their_own_answer() {
             });
         }
     });
-    let (calls, batches) = batched(&server);
+    // Calls sent in batches, and the batches, as `/metrics` counts them.
+    let calls = counted(&server, "gp_http_calls_batched_total");
+    let batches = counted(&server, "gp_http_call_batches_total");
     assert_eq!(calls, 16 * 20, "every call went through a batch");
     assert!((1..=calls).contains(&batches), "{batches} batches");
 }
