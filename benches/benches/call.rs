@@ -9,7 +9,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use gp_benches::{BenchPlugins, GETSET, NOOP, RAW_GETSET_SYMBOL, RAW_NOOP_SYMBOL};
 use gp_host::Context;
-use gp_sdk::__private::{ExecuteResult, HostContextMut};
+use gp_sdk::__private::{CallTable, ExecuteResult, HostContextMut};
 use rustc_hash::FxHashMap;
 
 /// The body of `bench-getset`, compiled into this binary as well.
@@ -22,8 +22,8 @@ fn noop(ctx: &mut gp_sdk::Context<'_>) -> gp_sdk::Result {
     Ok(())
 }
 
-/// The type of `gp_bench_raw_getset`.
-type RawEntry = extern "C" fn(HostContextMut<'_>) -> ExecuteResult;
+/// The type of `gp_bench_raw_getset` and `gp_bench_raw_noop`: a plugin's `call` entry.
+type RawEntry = extern "C" fn(HostContextMut<'_>, CallTable) -> ExecuteResult;
 
 /// A host context holding `n = 0`.
 fn host_context() -> Context {
@@ -36,8 +36,21 @@ fn n(ctx: &Context) -> Option<i64> {
     ctx.get("n").and_then(|v| v.as_i64())
 }
 
-/// Runs `body` in-process on `ctx`, seen as a plugin sees it (the ABI trait object).
+/// Runs `body` in-process on `ctx`, seen as a plugin sees it under this host (the ABI trait
+/// object and the table of the context's values).
 fn in_process(
+    ctx: &mut Context,
+    body: fn(&mut gp_sdk::Context<'_>) -> gp_sdk::Result,
+) -> gp_sdk::Result {
+    gp_host::__private::with_call_table(ctx, "bench", |host, table| {
+        let mut ctx = gp_sdk::Context::__with_table(host, table);
+        body(&mut ctx)
+    })
+}
+
+/// Runs `body` in-process on `ctx` as a plugin sees it under a host built before gp-core
+/// 0.1.3: through the ABI trait object alone.
+fn in_process_vtable(
     ctx: &mut Context,
     body: fn(&mut gp_sdk::Context<'_>) -> gp_sdk::Result,
 ) -> gp_sdk::Result {
@@ -82,16 +95,18 @@ fn execute(c: &mut Criterion) {
     let mut check = host_context();
     getset_executor.execute(&mut check).expect("bench-getset");
     in_process(&mut check, body::getset).expect("in-process getset");
-    let outcome = gp_host::__private::with_host_context(&mut check, "bench", |host| raw(host));
+    in_process_vtable(&mut check, body::getset).expect("in-process getset, vtable");
+    let outcome =
+        gp_host::__private::with_call_table(&mut check, "bench", |host, table| raw(host, table));
     assert!(outcome.is_ok(), "raw getset failed");
-    let outcome = gp_host::__private::with_host_context(&mut check, "bench", |host| {
-        gp_sdk::__private::execute(host, body::getset)
+    let outcome = gp_host::__private::with_call_table(&mut check, "bench", |host, table| {
+        gp_sdk::__private::execute((host, table), body::getset)
     });
     assert!(outcome.is_ok(), "guarded in-process getset failed");
-    assert_eq!(n(&check), Some(4));
+    assert_eq!(n(&check), Some(5));
     noop_executor.execute(&mut check).expect("bench-noop");
     in_process(&mut check, noop).expect("in-process noop");
-    assert_eq!(n(&check), Some(4));
+    assert_eq!(n(&check), Some(5));
 
     let mut group = c.benchmark_group("execute");
     group.measurement_time(Duration::from_secs(3));
@@ -106,8 +121,8 @@ fn execute(c: &mut Criterion) {
     let mut ctx = host_context();
     group.bench_function("noop/raw_fn_pointer", |b| {
         b.iter(|| {
-            gp_host::__private::with_host_context(black_box(&mut ctx), "bench", |host| {
-                raw_noop(host).is_ok()
+            gp_host::__private::with_call_table(black_box(&mut ctx), "bench", |host, table| {
+                raw_noop(host, table).is_ok()
             })
         })
     });
@@ -127,8 +142,8 @@ fn execute(c: &mut Criterion) {
         // `.is_ok()`: black-boxing the whole 48-byte `RResult` compiles to byte-by-byte
         // copies (~12 ns) that the executor does not pay (it matches on the result in place).
         b.iter(|| {
-            gp_host::__private::with_host_context(black_box(&mut ctx), "bench", |host| {
-                raw(host).is_ok()
+            gp_host::__private::with_call_table(black_box(&mut ctx), "bench", |host, table| {
+                raw(host, table).is_ok()
             })
         })
     });
@@ -138,8 +153,8 @@ fn execute(c: &mut Criterion) {
     let mut ctx = host_context();
     group.bench_function("getset/in_process_guarded", |b| {
         b.iter(|| {
-            gp_host::__private::with_host_context(black_box(&mut ctx), "bench", |host| {
-                gp_sdk::__private::execute(host, body::getset).is_ok()
+            gp_host::__private::with_call_table(black_box(&mut ctx), "bench", |host, table| {
+                gp_sdk::__private::execute((host, table), body::getset).is_ok()
             })
         })
     });
@@ -147,6 +162,13 @@ fn execute(c: &mut Criterion) {
     let mut ctx = host_context();
     group.bench_function("getset/in_process", |b| {
         b.iter(|| in_process(black_box(&mut ctx), body::getset))
+    });
+
+    // The body as it ran before gp-core 0.1.3, and as it runs under an older host: every read
+    // and write a call through the context's vtable.
+    let mut ctx = host_context();
+    group.bench_function("getset/in_process_vtable", |b| {
+        b.iter(|| in_process_vtable(black_box(&mut ctx), body::getset))
     });
 
     // The floor: the same read and overwrite on a plain map of integers, no trait object.

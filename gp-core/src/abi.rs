@@ -4,8 +4,9 @@
 //! - [`PluginMod`] is a prefix type: fields may be *added* after its last prefix field, with
 //!   a gp-core version bump; no field before it may change. abi_stable refuses a plugin whose
 //!   root module has *fewer* fields than the host's, so each earlier layout is kept
-//!   ([`v0_1_0`], [`v0_1_1`]) and a host checks a plugin against the layout of the gp-core it
-//!   was built with (see [`HOOKS_SINCE`] and [`SERVICES_SINCE`]).
+//!   ([`v0_1_0`], [`v0_1_1`], [`v0_1_2`]) and a host checks a plugin against the layout of
+//!   the gp-core it was built with (see [`HOOKS_SINCE`], [`SERVICES_SINCE`] and
+//!   [`TABLE_SINCE`](crate::TABLE_SINCE)).
 //! - [`HostContext`]'s vtable is a prefix type too: methods may be added after [`HostContext::log`].
 //! - [`Value`], [`LogLevel`] and [`CallError`] may not change at all within a major version.
 //!   [`CallErrorKind`] is a plain code so new kinds can be added without a layout change.
@@ -23,7 +24,7 @@ use abi_stable::{
     StableAbi,
 };
 
-use crate::Value;
+use crate::{CallTable, Value};
 
 /// The root module every plugin exports: its embedded manifest and its entry point.
 ///
@@ -57,6 +58,13 @@ pub struct PluginMod {
     /// the plugin then keeps its per-call state itself.
     #[sabi(missing_field(default))]
     pub bind_host: Option<extern "C" fn(services: HostServices)>,
+    /// The plugin's entry point with the context's values as a table it reads and overwrites
+    /// itself ([`CallTable`]): what a host built from [`TABLE_SINCE`](crate::TABLE_SINCE) on calls instead of
+    /// `execute`. `None` in plugins built before it (which lack the field); a host built
+    /// before it calls `execute`, which runs the same function.
+    #[sabi(missing_field(default))]
+    pub call:
+        Option<extern "C" fn(ctx: HostContextMut<'_>, table: CallTable) -> RResult<(), CallError>>,
 }
 
 /// What a host offers a plugin outside any one call, through [`PluginMod::bind_host`]: where
@@ -89,7 +97,8 @@ impl RootModule for PluginModRef {
 /// abi_stable's layout check lets a library's prefix type have *more* fields than the host
 /// expects, never fewer. So a host checks a plugin against the root module of the gp-core
 /// version the plugin says it was built with (its embedded manifest's `gp_core`): this one
-/// for 0.1.0, [`v0_1_1`] for 0.1.1, [`PluginMod`] from [`SERVICES_SINCE`] on.
+/// for 0.1.0, [`v0_1_1`] for 0.1.1, [`v0_1_2`] for 0.1.2, [`PluginMod`] from
+/// [`TABLE_SINCE`](crate::TABLE_SINCE) on.
 pub mod v0_1_0 {
     use super::*;
 
@@ -138,6 +147,42 @@ pub mod v0_1_1 {
         /// As [`super::PluginMod::on_unload`].
         #[sabi(missing_field(default))]
         pub on_unload: Option<extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>>,
+    }
+
+    impl RootModule for PluginModRef {
+        declare_root_module_statics! {PluginModRef}
+        const BASE_NAME: &'static str = "gp_plugin";
+        const NAME: &'static str = "gp plugin";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
+}
+
+/// The root module as plugins built against gp-core 0.1.2 export it: [`PluginMod`] without
+/// [`call`](PluginMod::call). See [`v0_1_0`] for why it is kept.
+pub mod v0_1_2 {
+    use super::*;
+
+    /// The 0.1.2 root module. Same type name and package as [`super::PluginMod`], as the
+    /// layout check requires.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+    #[sabi(missing_field(panic))]
+    pub struct PluginMod {
+        /// As [`super::PluginMod::manifest`].
+        pub manifest: RStr<'static>,
+        /// As [`super::PluginMod::execute`].
+        #[sabi(last_prefix_field)]
+        pub execute: extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>,
+        /// As [`super::PluginMod::on_load`].
+        #[sabi(missing_field(default))]
+        pub on_load: Option<extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>>,
+        /// As [`super::PluginMod::on_unload`].
+        #[sabi(missing_field(default))]
+        pub on_unload: Option<extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>>,
+        /// As [`super::PluginMod::bind_host`].
+        #[sabi(missing_field(default))]
+        pub bind_host: Option<extern "C" fn(services: HostServices)>,
     }
 
     impl RootModule for PluginModRef {

@@ -14,6 +14,8 @@
 //! - [`PluginMod`], the root module every plugin exports (embedded manifest and `execute`),
 //! - [`HostContext`], the `#[sabi_trait]` through which a plugin reads and writes the call's
 //!   values, label, cancellation and deadline, and logs,
+//! - [`CallTable`], the context's values as a table a plugin reads and overwrites itself,
+//!   handed to [`PluginMod::call`] by hosts built from [`TABLE_SINCE`] on,
 //! - [`Value`], the stable value enum, and [`CallError`], what a failed call returns.
 //!
 //! [`http`] names the context keys of a call that serves an HTTP route.
@@ -33,10 +35,14 @@ pub mod manifest;
 #[allow(unsafe_code)]
 mod abi;
 #[cfg(feature = "abi")]
+mod table;
+#[cfg(feature = "abi")]
 mod value;
 
 #[cfg(feature = "abi")]
 pub use abi::*;
+#[cfg(feature = "abi")]
+pub use table::*;
 #[cfg(feature = "abi")]
 pub use value::Value;
 

@@ -13,7 +13,17 @@ pub fn with_host_context<R>(
     plugin: &str,
     f: impl FnOnce(gp_core::HostContextMut<'_>) -> R,
 ) -> R {
-    crate::runtime::context::outside_a_call(ctx, plugin, f)
+    crate::runtime::scope::outside_a_call(ctx, plugin, f)
+}
+
+/// [`with_host_context`] with the table of the context's values as well, as a host built
+/// against gp-core 0.1.3 or later hands both to a plugin's `call` entry point.
+pub fn with_call_table<R>(
+    ctx: &mut crate::Context,
+    plugin: &str,
+    f: impl FnOnce(gp_core::HostContextMut<'_>, gp_core::CallTable) -> R,
+) -> R {
+    crate::runtime::scope::outside_a_call_with_table(ctx, plugin, f)
 }
 
 /// [`verify`](crate::verify)s a library and hands it this host's services, as a
@@ -21,7 +31,7 @@ pub fn with_host_context<R>(
 /// functions directly and must measure the plugin as a host runs it.
 pub fn bind_host(path: &std::path::Path) -> Result<(), Error> {
     let (_, module) = crate::library::verified(path)?;
-    module.bind_host(crate::runtime::context::SERVICES);
+    module.bind_host(crate::runtime::scope::SERVICES);
     Ok(())
 }
 

@@ -300,10 +300,15 @@ pub(crate) fn load(
         let since = semver::Version::parse(v).expect("a semver constant");
         built_with.as_ref().is_none_or(|b| *b >= since)
     };
-    if since(gp_core::SERVICES_SINCE) {
+    if since(gp_core::TABLE_SINCE) {
         header
             .init_root_module::<PluginModRef>()
             .map(Module::Current)
+            .map_err(refused)
+    } else if since(gp_core::SERVICES_SINCE) {
+        header
+            .init_root_module::<gp_core::v0_1_2::PluginModRef>()
+            .map(Module::V0_1_2)
             .map_err(refused)
     } else if since(gp_core::HOOKS_SINCE) {
         header
@@ -321,26 +326,43 @@ pub(crate) fn load(
 /// A plugin's root module, in the layout of the gp-core version it was built against.
 #[derive(Clone, Copy)]
 pub(crate) enum Module {
-    /// Built against this host's gp-core minor, from [`gp_core::SERVICES_SINCE`] on.
+    /// Built against this host's gp-core minor, from [`gp_core::TABLE_SINCE`] on.
     Current(PluginModRef),
+    /// Built against gp-core 0.1.2: hooks and host services, no table entry point.
+    V0_1_2(gp_core::v0_1_2::PluginModRef),
     /// Built against gp-core 0.1.1: lifecycle hooks, no host services.
     V0_1_1(gp_core::v0_1_1::PluginModRef),
     /// Built against gp-core 0.1.0: no lifecycle hooks.
     V0_1_0(gp_core::v0_1_0::PluginModRef),
 }
 
+/// The entry point a host calls a plugin through.
+#[derive(Clone, Copy)]
+pub(crate) enum Entry {
+    /// With the table of the context's values (`PluginMod::call`, gp-core 0.1.3 on).
+    Table(gp_core::CallFn),
+    /// With the context alone (`PluginMod::execute`): plugins built before 0.1.3.
+    Context(gp_core::ExecuteFn),
+}
+
 impl Module {
-    pub(crate) fn execute(&self) -> gp_core::ExecuteFn {
+    /// The entry point to call: the table one when the plugin has it.
+    pub(crate) fn entry(&self) -> Entry {
         match self {
-            Module::Current(m) => m.execute(),
-            Module::V0_1_1(m) => m.execute(),
-            Module::V0_1_0(m) => m.execute(),
+            Module::Current(m) => match m.call() {
+                Some(call) => Entry::Table(call),
+                None => Entry::Context(m.execute()),
+            },
+            Module::V0_1_2(m) => Entry::Context(m.execute()),
+            Module::V0_1_1(m) => Entry::Context(m.execute()),
+            Module::V0_1_0(m) => Entry::Context(m.execute()),
         }
     }
 
     pub(crate) fn on_load(&self) -> Option<gp_core::ExecuteFn> {
         match self {
             Module::Current(m) => m.on_load(),
+            Module::V0_1_2(m) => m.on_load(),
             Module::V0_1_1(m) => m.on_load(),
             Module::V0_1_0(_) => None,
         }
@@ -349,6 +371,7 @@ impl Module {
     pub(crate) fn on_unload(&self) -> Option<gp_core::ExecuteFn> {
         match self {
             Module::Current(m) => m.on_unload(),
+            Module::V0_1_2(m) => m.on_unload(),
             Module::V0_1_1(m) => m.on_unload(),
             Module::V0_1_0(_) => None,
         }
@@ -357,10 +380,13 @@ impl Module {
     /// Hands the plugin `services` (see [`gp_core::HostServices`]), if it was built to take
     /// them. Idempotent: the plugin keeps the first.
     pub(crate) fn bind_host(&self, services: gp_core::HostServices) {
-        if let Module::Current(m) = self {
-            if let Some(bind) = m.bind_host() {
-                bind(services);
-            }
+        let bind = match self {
+            Module::Current(m) => m.bind_host(),
+            Module::V0_1_2(m) => m.bind_host(),
+            Module::V0_1_1(_) | Module::V0_1_0(_) => None,
+        };
+        if let Some(bind) = bind {
+            bind(services);
         }
     }
 }

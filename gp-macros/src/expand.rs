@@ -35,6 +35,10 @@ pub fn entry(entry: Entry) -> TokenStream {
     let host = host_context();
     let manifest_static = item_name("GP_MANIFEST", &function);
     let execute = item_name("gp_execute", &function);
+    let call_entry = item_name("gp_call", &function);
+    let enter = item_name("gp_enter", &function);
+    // Hygienic, as the context argument is: an author's `const table` is no pattern here.
+    let table = proc_macro2::Ident::new("table", proc_macro2::Span::mixed_site());
     let root_module = item_name("gp_root_module", &function);
     let root_module_result = item_name("gp_root_module_result", &function);
     // The author's function is called from a closure (see `closure_context`).
@@ -68,14 +72,32 @@ pub fn entry(entry: Entry) -> TokenStream {
             #[used]
             static #manifest_static: [u8; #len] = *#bytes;
 
-            extern "C" fn #execute(
-                #host: ::gp_sdk::__private::HostContextMut<'_>,
+            // Both entry points run the author's function through this one, so a mistake in
+            // it is reported once.
+            #[inline(always)]
+            fn #enter<'a>(
+                #host: impl ::gp_sdk::__private::Entry<'a>,
             ) -> ::gp_sdk::__private::ExecuteResult {
                 #entry_call
             }
 
+            // What every host calls.
+            extern "C" fn #execute(
+                #host: ::gp_sdk::__private::HostContextMut<'_>,
+            ) -> ::gp_sdk::__private::ExecuteResult {
+                #enter(#host)
+            }
+
+            // What a host built against gp-core 0.1.3 or later calls instead.
+            extern "C" fn #call_entry(
+                #host: ::gp_sdk::__private::HostContextMut<'_>,
+                #table: ::gp_sdk::__private::CallTable,
+            ) -> ::gp_sdk::__private::ExecuteResult {
+                #enter((#host, #table))
+            }
+
             fn #root_module() -> ::gp_sdk::__private::PluginModRef {
-                ::gp_sdk::__private::root_module(&#manifest_static, #execute)
+                ::gp_sdk::__private::root_module(&#manifest_static, #execute, #call_entry)
             }
 
             extern "C" fn #root_module_result() -> ::gp_sdk::__private::RootModuleResult {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
 pub use abi_stable::library::{LibHeader, RootModuleResult};
-pub use gp_core::{ExecuteFn, HostContextMut, PluginModRef};
+pub use gp_core::{CallTable, ExecuteFn, HostContextMut, PluginModRef};
 pub use linkme;
 
 use abi_stable::library::{__call_root_module_loader, CheckTypeLayout};
@@ -55,6 +55,7 @@ pub static ON_UNLOAD: [ExecuteFn];
 pub fn root_module(
     manifest: &'static [u8],
     execute: extern "C" fn(HostContextMut<'_>) -> ExecuteResult,
+    call: extern "C" fn(HostContextMut<'_>, CallTable) -> ExecuteResult,
 ) -> PluginModRef {
     let manifest = std::str::from_utf8(manifest).expect("#[plugin_entry] embeds UTF-8 JSON");
     if let Ok(embedded) = gp_core::manifest::Embedded::parse(manifest.as_bytes()) {
@@ -68,6 +69,7 @@ pub fn root_module(
         on_load: ON_LOAD.first().copied(),
         on_unload: ON_UNLOAD.first().copied(),
         bind_host: Some(bind_host),
+        call: Some(call),
     }
     .leak_into_prefix()
 }
@@ -183,14 +185,39 @@ fn install_panic_hook() {
     });
 }
 
-/// The body of the generated entry point: runs the author's function, turning its error or
+/// What the generated entry points hand [`execute`]: the host's context (`execute`, the entry
+/// every host calls), or the context and the table of its values (`call`, which hosts built
+/// against gp-core 0.1.3 or later call instead).
+pub trait Entry<'a> {
+    /// The plugin's view of the call.
+    fn context(self) -> Context<'a>;
+}
+
+impl<'a> Entry<'a> for HostContextMut<'a> {
+    #[inline(always)]
+    fn context(self) -> Context<'a> {
+        Context::__new(self)
+    }
+}
+
+impl<'a> Entry<'a> for (HostContextMut<'a>, CallTable) {
+    #[inline(always)]
+    fn context(self) -> Context<'a> {
+        Context::__with_table(self.0, self.1)
+    }
+}
+
+/// The body of the generated entry points: runs the author's function, turning its error or
 /// panic into a [`CallError`].
-pub fn execute<F, E>(host: HostContextMut<'_>, entry: F) -> ExecuteResult
+#[inline(always)]
+pub fn execute<'a, F, E>(host: impl Entry<'a>, entry: F) -> ExecuteResult
 where
     F: FnOnce(&mut Context<'_>) -> Result<(), E>,
     E: Display,
 {
-    run(host, |ctx| entry(ctx).map_err(|error| format!("{error:#}")))
+    run(host.context(), |ctx| {
+        entry(ctx).map_err(|error| format!("{error:#}"))
+    })
 }
 
 /// What a lifecycle hook may return: nothing, or `Result<(), E>` with `E: Display`.
@@ -221,20 +248,20 @@ where
     F: FnOnce(&mut Context<'_>) -> R,
     R: HookOutput,
 {
-    run(host, |ctx| hook(ctx).into_outcome())
+    run(Context::__new(host), |ctx| hook(ctx).into_outcome())
 }
 
 // Inline: in the entry point, the bound path is a dozen instructions, and a call and five
 // saved registers more were a third of an empty call.
 #[inline(always)]
 fn run(
-    host: HostContextMut<'_>,
+    ctx: Context<'_>,
     body: impl FnOnce(&mut Context<'_>) -> Result<(), String>,
 ) -> ExecuteResult {
     if HOST.get().is_some() {
-        run_in(None, host, body)
+        run_in(None, ctx, body)
     } else {
-        CALL.with(|state| run_in(Some(state), host, body))
+        CALL.with(|state| run_in(Some(state), ctx, body))
     }
 }
 
@@ -243,10 +270,9 @@ fn run(
 #[inline(always)]
 fn run_in(
     state: Option<&CallState>,
-    host: HostContextMut<'_>,
+    mut ctx: Context<'_>,
     body: impl FnOnce(&mut Context<'_>) -> Result<(), String>,
 ) -> ExecuteResult {
-    let mut ctx = Context::__new(host);
     // The plugin's `tracing` events and `log` records go to the host through this call's
     // context while it runs (see `logging`).
     let sink = (ctx.host() as *const HostContextMut<'_>).cast::<HostContextMut<'static>>();

@@ -2,7 +2,7 @@ use std::fmt;
 use std::time::Duration;
 
 use abi_stable::std_types::RStr;
-use gp_core::{HostContextMut, Value};
+use gp_core::{CallTable, HostContextMut, Value};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::Error;
@@ -15,16 +15,30 @@ pub use gp_core::LogLevel as Level;
 ///
 /// Values live in the host; reading one borrows it (no copy), and integers, floats and
 /// booleans are stored inline, so the typed getters ([`get_i64`](Self::get_i64), ...) never
-/// allocate.
+/// allocate. Under a host built against gp-core 0.1.3 or later, reading a value and
+/// overwriting one the context holds are done here, in the plugin, without a call into the
+/// host (see [`gp_core::CallTable`]).
 pub struct Context<'a> {
     host: HostContextMut<'a>,
+    /// The host's table of the values, when it handed one over.
+    table: Option<CallTable>,
 }
 
 impl<'a> Context<'a> {
     /// Wraps the host's context. Used by the code `#[plugin_entry]` generates.
     #[doc(hidden)]
     pub fn __new(host: HostContextMut<'a>) -> Context<'a> {
-        Context { host }
+        Context { host, table: None }
+    }
+
+    /// Wraps the host's context and the table of its values, valid for as long as `host`
+    /// (the call). Used by the code `#[plugin_entry]` generates.
+    #[doc(hidden)]
+    pub fn __with_table(host: HostContextMut<'a>, table: CallTable) -> Context<'a> {
+        Context {
+            host,
+            table: Some(table),
+        }
     }
 
     /// The host's context, for forwarding the plugin's own log events during the call.
@@ -33,26 +47,34 @@ impl<'a> Context<'a> {
     }
 
     /// The value stored under `key`.
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&Value> {
+        if let Some(value) = self.table.as_ref().and_then(|t| crate::table::find(t, key)) {
+            return Some(value);
+        }
         self.host.get(RStr::from_str(key)).into_option()
     }
 
     /// The integer stored under `key`, if there is one.
+    #[inline]
     pub fn get_i64(&self, key: &str) -> Option<i64> {
         self.get(key).and_then(Value::as_i64)
     }
 
     /// The number stored under `key` as a float, if there is one.
+    #[inline]
     pub fn get_f64(&self, key: &str) -> Option<f64> {
         self.get(key).and_then(Value::as_f64)
     }
 
     /// The boolean stored under `key`, if there is one.
+    #[inline]
     pub fn get_bool(&self, key: &str) -> Option<bool> {
         self.get(key).and_then(Value::as_bool)
     }
 
     /// The string stored under `key`, if there is one.
+    #[inline]
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.get(key).and_then(Value::as_str)
     }
@@ -75,11 +97,22 @@ impl<'a> Context<'a> {
     }
 
     /// Stores `value` under `key`.
+    #[inline]
     pub fn set(&mut self, key: &str, value: impl Into<Value>) {
+        let value = value.into();
+        if let Some(slot) = self
+            .table
+            .as_mut()
+            .and_then(|t| crate::table::find_mut(t, key))
+        {
+            // The old value is freed here, through the functions abi_stable's types carry.
+            *slot = value;
+            return;
+        }
         let key = RStr::from_str(key);
         // Numbers take the scalar methods: passing a 40-byte `Value` by value costs more than
         // the store (see benches/README.md).
-        match value.into() {
+        match value {
             Value::Int(i) => self.host.set_i64(key, i),
             Value::Float(f) => self.host.set_f64(key, f),
             value => self.host.set(key, value),

@@ -29,9 +29,10 @@
 //! This crate is not for hosts (use `gp-host`), and a plugin author never needs `unsafe` or
 //! abi_stable: both stay behind [`Context`] and the macro.
 #![deny(missing_docs)]
-// The crate's `unsafe` code is in two modules, each allowed where it is declared, each block
+// The crate's `unsafe` code is in three modules, each allowed where it is declared, each block
 // with its argument: `logging` (the call's host context, reached through a thread-local
-// pointer) and `__private` (the header abi_stable's loader reads).
+// pointer), `table` (the host's table of the call's values) and `__private` (the header
+// abi_stable's loader reads).
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -40,6 +41,8 @@ mod error;
 pub mod http;
 #[allow(unsafe_code)] // one dereference of the current call's context: see `forward`
 mod logging;
+#[allow(unsafe_code)] // the host's table of the call's values: see `CallTable`'s contract
+mod table;
 pub mod testing;
 
 pub use context::{Context, Level};

@@ -13,9 +13,10 @@ use abi_stable::std_types::RResult;
 use gp_core::{CallErrorKind, ExecuteFn};
 
 use crate::error::{Error, Hook};
-use crate::library::Module;
+use crate::library::{Entry, Module};
 use crate::runtime::activity;
-use crate::runtime::context::{self, Context};
+use crate::runtime::context::Context;
+use crate::runtime::scope;
 use crate::runtime::spec::Spec;
 use crate::util::{bounded, lock, MAX_PLUGIN_MESSAGE};
 
@@ -53,9 +54,9 @@ fn refuse_quarantined(spec: &Spec) -> Result<(), Error> {
 
 /// A version mapped into this process by the dynamic loader.
 pub(crate) struct InProcess {
-    execute: ExecuteFn,
+    entry: Entry,
     /// The plugin's name, interned: what the host's services say is calling.
-    name: &'static context::PluginName,
+    name: &'static scope::PluginName,
     on_unload: Option<ExecuteFn>,
     /// This build's instance count; decremented once, by [`InProcess::run_unload_hook`].
     build: Arc<Mutex<usize>>,
@@ -85,7 +86,7 @@ impl InProcess {
     ) -> Result<(Spec, InProcess), Error> {
         refuse_quarantined(&spec)?;
         // Before any of the plugin's code runs in a call or hook.
-        module.bind_host(context::SERVICES);
+        module.bind_host(scope::SERVICES);
         let on_load = module.on_load();
         let on_unload = module.on_unload();
         let spec = Spec {
@@ -110,9 +111,9 @@ impl InProcess {
             }
             *instances += 1;
         }
-        let name = context::PluginName::intern(spec.name());
+        let name = scope::PluginName::intern(spec.name());
         let instance = InProcess {
-            execute: module.execute(),
+            entry: module.entry(),
             name,
             on_unload,
             build,
@@ -132,8 +133,12 @@ impl InProcess {
         ctx: &mut Context,
         retiring: &AtomicBool,
     ) -> Result<(), Box<Error>> {
-        let execute = self.execute;
-        let outcome = context::with_scope(ctx, self.name, Some(retiring), |host| execute(host));
+        let entry = self.entry;
+        let outcome =
+            scope::with_scope(ctx, self.name, Some(retiring), |host, table| match entry {
+                Entry::Table(call) => call(host, table),
+                Entry::Context(execute) => execute(host),
+            });
         match outcome {
             RResult::ROk(()) => Ok(()),
             RResult::RErr(error) => Err(call_error(spec, ctx, retiring, error)),
@@ -232,8 +237,8 @@ fn run_hook_bounded(spec: &Spec, hook: Hook, f: ExecuteFn, timeout: Duration) ->
 fn run_hook(spec: &Spec, hook: Hook, f: ExecuteFn) -> Result<(), Error> {
     let _running = activity::doing(format!("running plugin `{}`'s {hook}", spec.name()));
     let mut ctx = Context::new();
-    let plugin = context::PluginName::intern(spec.name());
-    let outcome = context::with_scope(&mut ctx, plugin, None, |host| f(host));
+    let plugin = scope::PluginName::intern(spec.name());
+    let outcome = scope::with_scope(&mut ctx, plugin, None, |host, _| f(host));
     match outcome {
         RResult::ROk(()) => Ok(()),
         RResult::RErr(error) => Err(Error::HookFailed {

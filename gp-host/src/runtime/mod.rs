@@ -1,7 +1,8 @@
 //! One loaded plugin version and how it is called.
 //!
 //! - [`spec`]: what the host knows about a version;
-//! - [`context`] and [`values`]: the context of a call, host side and ABI side;
+//! - [`values`], [`context`] and [`scope`]: the context of a call, as the host holds it and as
+//!   the plugin sees it;
 //! - [`inprocess`]: a version mapped into this process, its hooks, and the call into it;
 //! - [`loaded`]: a version opened, in process or isolated (the [`loaded::Instance`] enum), as a
 //!   slot holds it;
@@ -29,6 +30,8 @@ pub(crate) mod loaded;
 #[allow(unsafe_code)] // hazard pointers: see its documentation
 pub(crate) mod rcu;
 pub(crate) mod reaper;
+#[allow(unsafe_code)] // the context shared with the plugin's table: see `CallScope`
+pub(crate) mod scope;
 pub(crate) mod slot;
 pub(crate) mod spec;
 pub(crate) mod values;

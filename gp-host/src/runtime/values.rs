@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use gp_core::Value;
+use abi_stable::std_types::{RCow, RCowStr, RStr, RVec};
+use gp_core::{Slot, Value};
 use rustc_hash::FxHashMap;
 
 /// A key: borrowed when it is one of gp's own (`http.request.method`: no allocation per
@@ -98,26 +99,25 @@ impl Later {
     }
 }
 
-/// The entries of a context map: a vector searched linearly while small (comparing a short
-/// key is cheaper than hashing it), a hash map beyond [`SMALL`] entries.
-#[derive(Debug)]
-enum Entries {
-    Small(Vec<(Key, Value)>),
-    Large(FxHashMap<Key, Value>),
+/// The entries of a context map: a table searched linearly while small (comparing a short
+/// key is cheaper than hashing it), which a plugin reads and overwrites itself
+/// ([`gp_core::CallTable`]); a hash map beyond [`SMALL`] entries, the table then empty.
+///
+/// The table is a field of its own, never replaced, so that the pointer a call hands the
+/// plugin stays valid while the host adds keys (which may move the slots, not the table).
+#[derive(Debug, Default)]
+pub(super) struct Entries {
+    /// The table a call hands the plugin (`scope` takes its address).
+    pub(super) small: RVec<Slot>,
+    large: Option<FxHashMap<Key, Value>>,
 }
 
 /// A string-keyed map for call contexts, which usually hold a handful of values, with the
 /// values of a [`Deferred`] source made when first asked for.
 #[derive(Default)]
 pub(crate) struct Values {
-    entries: Entries,
+    pub(super) entries: Entries,
     later: Option<Box<Later>>,
-}
-
-impl Default for Entries {
-    fn default() -> Entries {
-        Entries::Small(Vec::new())
-    }
 }
 
 impl std::fmt::Debug for Values {
@@ -147,61 +147,92 @@ fn same_key(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
+/// A key as a slot holds it: borrowed if it is `'static`, else the string moved in.
+fn slot_key(key: Key) -> RCowStr<'static> {
+    match key {
+        Cow::Borrowed(key) => RCow::Borrowed(RStr::from_str(key)),
+        Cow::Owned(key) => RCow::Owned(key.into()),
+    }
+}
+
+/// A slot's key as the hash map holds it.
+fn map_key(key: RCowStr<'static>) -> Key {
+    match key {
+        RCow::Borrowed(key) => Cow::Borrowed(key.as_str()),
+        RCow::Owned(key) => Cow::Owned(key.into_string()),
+    }
+}
+
 // `inline(always)` on the look-ups: a get and a set through the plugin's context are these
 // and little else, and with `inline` alone get+set through an executor measured 1.7 ns slower
 // once `Values` became a struct around them.
 impl Entries {
     #[inline(always)]
     fn get(&self, key: &str) -> Option<&Value> {
-        match self {
-            Entries::Small(entries) => entries
+        match &self.large {
+            None => self
+                .small
                 .iter()
-                .find(|(k, _)| same_key(k, key))
-                .map(|(_, v)| v),
-            Entries::Large(map) => map.get(key),
+                .find(|slot| same_key(slot.key.as_str(), key))
+                .map(|slot| &slot.value),
+            Some(map) => map.get(key),
         }
     }
 
     #[inline(always)]
     fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        match self {
-            Entries::Small(entries) => entries
+        match &mut self.large {
+            None => self
+                .small
                 .iter_mut()
-                .find(|(k, _)| same_key(k, key))
-                .map(|(_, v)| v),
-            Entries::Large(map) => map.get_mut(key),
+                .find(|slot| same_key(slot.key.as_str(), key))
+                .map(|slot| &mut slot.value),
+            Some(map) => map.get_mut(key),
         }
     }
 
     /// Adds `key`, which it does not hold.
     fn push(&mut self, key: Key, value: Value) {
-        match self {
-            Entries::Small(entries) if entries.len() < SMALL => entries.push((key, value)),
-            Entries::Small(entries) => {
-                let mut map: FxHashMap<Key, Value> = std::mem::take(entries).into_iter().collect();
+        match &mut self.large {
+            None if self.small.len() < SMALL => self.small.push(Slot {
+                key: slot_key(key),
+                value,
+            }),
+            None => {
+                let mut map: FxHashMap<Key, Value> = std::mem::take(&mut self.small)
+                    .into_iter()
+                    .map(|slot| (map_key(slot.key), slot.value))
+                    .collect();
                 map.insert(key, value);
-                *self = Entries::Large(map);
+                self.large = Some(map);
             }
-            Entries::Large(map) => {
+            Some(map) => {
                 map.insert(key, value);
             }
         }
     }
 
     fn remove(&mut self, key: &str) -> Option<Value> {
-        match self {
-            Entries::Small(entries) => {
-                let at = entries.iter().position(|(k, _)| same_key(k, key))?;
-                Some(entries.swap_remove(at).1)
+        match &mut self.large {
+            None => {
+                let at = self
+                    .small
+                    .iter()
+                    .position(|slot| same_key(slot.key.as_str(), key))?;
+                Some(self.small.swap_remove(at).value)
             }
-            Entries::Large(map) => map.remove(key),
+            Some(map) => map.remove(key),
         }
     }
 
     fn iter(&self) -> Box<dyn Iterator<Item = (&str, &Value)> + '_> {
-        match self {
-            Entries::Small(entries) => Box::new(entries.iter().map(|(k, v)| (k.as_ref(), v))),
-            Entries::Large(map) => Box::new(map.iter().map(|(k, v)| (k.as_ref(), v))),
+        match &self.large {
+            None => Box::new(
+                self.small
+                    .iter()
+                    .map(|slot| (slot.key.as_str(), &slot.value)),
+            ),
+            Some(map) => Box::new(map.iter().map(|(k, v)| (k.as_ref(), v))),
         }
     }
 }
@@ -211,7 +242,10 @@ impl Values {
     #[cfg(feature = "http")]
     pub(crate) fn with_capacity(n: usize) -> Values {
         Values {
-            entries: Entries::Small(Vec::with_capacity(n.min(SMALL))),
+            entries: Entries {
+                small: RVec::with_capacity(n.min(SMALL)),
+                large: None,
+            },
             later: None,
         }
     }
@@ -288,7 +322,11 @@ mod tests {
         for i in 0..40 {
             assert_eq!(values.get(&format!("k{i}")), None);
             values.insert(format!("k{i}"), Value::Int(i));
-            assert!(matches!(values.entries, Entries::Small(_)) == (i < SMALL as i64));
+            assert!(values.entries.large.is_none() == (i < SMALL as i64));
+            assert_eq!(
+                values.entries.small.len(),
+                if i < SMALL as i64 { i as usize + 1 } else { 0 }
+            );
         }
         values.insert("k3", Value::Int(-3));
         assert_eq!(values.get("k3"), Some(&Value::Int(-3)));

@@ -10,6 +10,7 @@ mod call_cli;
 mod calls;
 mod cli;
 mod collect;
+mod context_table;
 mod devloop;
 mod distribution;
 mod faults;

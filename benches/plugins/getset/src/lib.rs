@@ -15,10 +15,12 @@ fn execute(ctx: &mut Context) -> Result {
 }
 
 /// The plugin body behind a bare, unmangled `extern "C"` function: what a host would get by
-/// looking up a symbol with `libloading` and calling it, without gp's loader or executor.
+/// looking up a symbol with `libloading` and calling it, without gp's loader or executor. It
+/// takes what the generated `call` entry takes (the context and the table of its values).
 #[no_mangle]
 pub extern "C" fn gp_bench_raw_getset(
     ctx: gp_sdk::__private::HostContextMut<'_>,
+    table: gp_sdk::__private::CallTable,
 ) -> gp_sdk::__private::ExecuteResult {
-    gp_sdk::__private::execute(ctx, body::getset)
+    gp_sdk::__private::execute((ctx, table), body::getset)
 }

@@ -17,10 +17,11 @@ fn noop(ctx: &mut Context) -> Result {
 }
 
 /// The empty body behind a bare, unmangled `extern "C"` function, wrapped in the same guard
-/// as the `#[plugin_entry]` shim.
+/// as the `#[plugin_entry]` shim, taking what its `call` entry takes.
 #[no_mangle]
 pub extern "C" fn gp_bench_raw_noop(
     ctx: gp_sdk::__private::HostContextMut<'_>,
+    table: gp_sdk::__private::CallTable,
 ) -> gp_sdk::__private::ExecuteResult {
-    gp_sdk::__private::execute(ctx, noop)
+    gp_sdk::__private::execute((ctx, table), noop)
 }

@@ -10,7 +10,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::runtime::context::LOG_MARK;
+use crate::runtime::scope::LOG_MARK;
 use crate::util::{bounded, lock, MAX_PLUGIN_MESSAGE};
 
 /// How many of a runner's last standard-error lines a crash report carries.

@@ -29,6 +29,10 @@ pub enum Interface {
     /// never binds its services, so the plugin keeps its per-call state itself, as one built
     /// against 0.1.1 does, and as a 0.1.2 plugin does under a host older than 0.1.2.
     WithoutHostServices,
+    /// `gp-core` as 0.1.2 (no `call` entry point, so no table of the context's values) and
+    /// `gp-sdk` without the field: every read and write goes through the context's vtable,
+    /// as in a plugin built against 0.1.2, and as a 0.1.3 plugin's under a 0.1.2 host.
+    WithoutTable,
     /// `gp-sdk` whose `bind_host` (the SDK's code a host runs after mapping the library and
     /// before `on_load`) aborts the process.
     BindHostAborts,
@@ -54,6 +58,7 @@ pub fn fixture(interface: Interface) -> &'static Path {
         Interface::NewerVersion => "newer-core",
         Interface::WithoutHooks => "before-hooks",
         Interface::WithoutHostServices => "before-services",
+        Interface::WithoutTable => "before-table",
         Interface::BindHostAborts => "bind-host-aborts",
     };
     custom_fixture(name, "1.0.0", OUTSIDE_SOURCE, interface)
@@ -129,6 +134,66 @@ gp-sdk = {{ path = {sdk:?} }}
         .unwrap_or_else(|| panic!("fixture {name} builds no cdylib"))
 }
 
+/// A host program of its own, with `source` as its `main.rs`, built against `interface`'s
+/// copy of gp-core (with abi_stable and serde_json, nothing of gp-host): a host as one built
+/// from that gp-core loads a plugin, abi_stable's layout check included. Built once per test
+/// run; returns its executable.
+pub fn host_fixture(name: &str, source: &str, interface: Interface) -> &'static Path {
+    static BUILT: OnceLock<std::sync::Mutex<HashMap<String, &'static Path>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap();
+    if let Some(path) = built.get(name) {
+        return path;
+    }
+    let root = target_dir().join("fixtures").join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    // The three crates, because the patches change all three; the host uses gp-core alone.
+    let interface_dir = root.join(format!("{name}-interface"));
+    for krate in ["gp-core", "gp-macros", "gp-sdk"] {
+        copy_crate(&workspace().join(krate), &interface_dir.join(krate));
+    }
+    patch_interface(&interface_dir, interface);
+    let core = interface_dir.join("gp-core");
+    std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!(
+            r#"[package]
+name = "{name}"
+version = "0.0.0"
+edition = "2021"
+
+[dependencies]
+gp-core = {{ path = {core:?} }}
+abi_stable = {{ version = "0.11.3", default-features = false }}
+serde_json = "1"
+
+[workspace]
+{profile}"#,
+            core = core.display().to_string(),
+            profile = profile(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("src/main.rs"), source).unwrap();
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .envs(super::build::build_env())
+        .status()
+        .unwrap();
+    assert!(status.success(), "building host fixture {name}");
+    let path: &'static Path = Box::leak(
+        target_dir()
+            .join("debug")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+            .into_boxed_path(),
+    );
+    built.insert(name.to_owned(), path);
+    path
+}
+
 fn copy_crate(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     std::fs::copy(from.join("Cargo.toml"), to.join("Cargo.toml")).unwrap();
@@ -171,7 +236,7 @@ fn patch_interface(root: &Path, interface: Interface) {
             cut_root_module_from(root, "    /// The plugin's `#[on_load]` hook");
             replace_in(
                 &root.join("gp-sdk/src/__private.rs"),
-                "        on_load: ON_LOAD.first().copied(),\n        on_unload: ON_UNLOAD.first().copied(),\n        bind_host: Some(bind_host),\n",
+                "        on_load: ON_LOAD.first().copied(),\n        on_unload: ON_UNLOAD.first().copied(),\n        bind_host: Some(bind_host),\n        call: Some(call),\n",
                 "",
             );
             set_interface_version(root, "0.1.0");
@@ -180,10 +245,22 @@ fn patch_interface(root: &Path, interface: Interface) {
             cut_root_module_from(root, "    /// Hands the plugin the host's [`HostServices`]");
             replace_in(
                 &root.join("gp-sdk/src/__private.rs"),
-                "        bind_host: Some(bind_host),\n",
+                "        bind_host: Some(bind_host),\n        call: Some(call),\n",
                 "",
             );
             set_interface_version(root, "0.1.1");
+        }
+        Interface::WithoutTable => {
+            cut_root_module_from(
+                root,
+                "    /// The plugin's entry point with the context's values",
+            );
+            replace_in(
+                &root.join("gp-sdk/src/__private.rs"),
+                "        call: Some(call),\n",
+                "",
+            );
+            set_interface_version(root, "0.1.2");
         }
         Interface::BindHostAborts => replace_in(
             &root.join("gp-sdk/src/__private.rs"),
@@ -203,7 +280,12 @@ fn cut_root_module_from(root: &Path, from: &str) {
         .find(from)
         .unwrap_or_else(|| panic!("gp-core's PluginMod has no {from:?}: update the fixture"));
     let end = start + text[start..].find("\n}\n").unwrap() + 1;
-    std::fs::write(&abi, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let mut cut = format!("{}{}", &text[..start], &text[end..]);
+    if !cut.contains("table: CallTable") {
+        // The `call` field went too: its argument's type is no longer used here.
+        cut = cut.replacen("use crate::{CallTable, Value};", "use crate::Value;", 1);
+    }
+    std::fs::write(&abi, cut).unwrap();
 }
 
 /// Releases the copy of gp-core as `version`.

@@ -19,7 +19,7 @@ pub use build::{
     target_dir, workspace, DEBUG_INFO,
 };
 pub use http_server::{http_server, Reply};
-pub use interface::{custom_fixture, fixture, Interface};
+pub use interface::{custom_fixture, fixture, host_fixture, Interface};
 pub use interrupt::{exit_status, interrupt, names, temporary_file_of};
 pub use lifecycle::{hook_log, install_lifecycle, lifecycle};
 pub use log::{with_captured_log, Written};

@@ -21,8 +21,9 @@ use super::protocol::{self, FromRunner, Hello, Open, ToRunner, PROTOCOL};
 use crate::error::Error;
 use crate::library;
 use crate::runtime::activity;
-use crate::runtime::context::{self, Context};
+use crate::runtime::context::Context;
 use crate::runtime::inprocess::{InProcess, UnloadHookRun};
+use crate::runtime::scope;
 use crate::runtime::spec::Spec;
 use crate::util::lock;
 
@@ -171,7 +172,7 @@ fn connect() -> Result<UnixStream, Exit> {
         pid: std::process::id(),
     };
     answer(&control, &hello)?;
-    context::log_to_stderr();
+    scope::log_to_stderr();
     Ok(control)
 }
 
@@ -275,7 +276,7 @@ fn check_library(open: &Open) -> Result<(bool, bool), Error> {
     let (_, module) = load(open)?;
     // The plugin's code a host runs next, before any hook (`InProcess::activate`): run here
     // too, so that the two loads differ only by the hook, which a pre-flight never runs.
-    module.bind_host(context::SERVICES);
+    module.bind_host(scope::SERVICES);
     Ok((module.on_load().is_some(), module.on_unload().is_some()))
 }
 

@@ -1,0 +1,43 @@
+//! Reads and overwrites of the context's values in the table a host hands the plugin
+//! ([`gp_core::CallTable`], from gp-core 0.1.3 on), without a call into the host.
+
+use gp_core::{CallTable, Value};
+
+/// The value of `key`, if the table holds it. `None` says only that the table does not: the
+/// host may still hold a value for `key` elsewhere.
+#[inline(always)]
+pub(crate) fn find<'t>(table: &'t CallTable, key: &str) -> Option<&'t Value> {
+    // SAFETY: the host keeps `values` valid for the whole call (`CallTable`'s contract), and
+    // the slots do not move while the `&'t CallTable` (borrowed from the plugin's `Context`)
+    // lives: only a call through the context's `&mut self` methods can move them.
+    let slots = unsafe { table.values.as_ref() }.as_slice();
+    slots
+        .iter()
+        .find(|slot| same_key(slot.key.as_str(), key))
+        .map(|slot| &slot.value)
+}
+
+/// The value of `key` to overwrite in place, if the table holds `key` and the host lets the
+/// plugin overwrite (else the host stores it).
+#[inline(always)]
+pub(crate) fn find_mut<'t>(table: &'t mut CallTable, key: &str) -> Option<&'t mut Value> {
+    if !table.overwrite {
+        return None;
+    }
+    // SAFETY: as in `find`; and `overwrite` set is the host's leave to change a slot's value
+    // (never the slots themselves). The `&'t mut CallTable` comes from the context's
+    // `&mut self`, so no reference into the slots from an earlier `find` is alive, and none
+    // of the context's methods runs while this one is.
+    let slots = unsafe { table.values.as_mut() }.as_mut_slice();
+    slots
+        .iter_mut()
+        .find(|slot| same_key(slot.key.as_str(), key))
+        .map(|slot| &mut slot.value)
+}
+
+/// Key equality without a call to `memcmp`: context keys are short, and for them the call
+/// costs more than the comparison.
+#[inline(always)]
+fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
