@@ -59,17 +59,20 @@ go_getset=$(go_median BenchmarkGetsetPlugin)
 go_noop=$(go_median BenchmarkNoopPlugin)
 gp_getset=$(gp_estimate execute/getset/executor)
 gp_in_process=$(gp_estimate execute/getset/in_process)
+gp_fxhashmap=$(gp_estimate execute/getset/fxhashmap)
 gp_noop=$(gp_estimate execute/noop/executor)
 gp_noop_raw=$(gp_estimate execute/noop/raw_fn_pointer)
 gp_load=$(gp_estimate load/load_plugin/cached)
 
-echo "== side by side"
+echo "== side by side, on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') x $(nproc)"
 awk -v go_getset="$go_getset" -v go_noop="$go_noop" -v go_open="$go_open" \
     -v gp_getset="$gp_getset" -v gp_in_process="$gp_in_process" -v gp_noop="$gp_noop" \
+    -v gp_fxhashmap="$gp_fxhashmap" \
     -v gp_noop_raw="$gp_noop_raw" -v gp_load="$gp_load" 'BEGIN {
     printf "%-44s %12s %12s %10s\n", "", "gp", "reference", "gp / ref"
     printf "%-44s %9.1f ns %9.1f ns %9.2fx\n", "get+set: Executor vs Go plugin call", gp_getset, go_getset, gp_getset / go_getset
     printf "%-44s %9.1f ns %9.1f ns %9.2fx\n", "get+set: Executor vs the body in-process", gp_getset, gp_in_process, gp_getset / gp_in_process
+    printf "%-44s %9.1f ns %9.1f ns %9.2fx\n", "get+set: the body in-process vs FxHashMap", gp_in_process, gp_fxhashmap, gp_in_process / gp_fxhashmap
     printf "%-44s %9.1f ns %9.1f ns %9.2fx\n", "empty call: Executor vs Go plugin call", gp_noop, go_noop, gp_noop / go_noop
     printf "%-44s %9.1f ns %9.1f ns %+8.1f ns\n", "empty call: Executor vs raw fn pointer", gp_noop, gp_noop_raw, gp_noop - gp_noop_raw
     printf "%-44s %9.3f ms %9.3f ms %9.2fx\n", "cached load_plugin vs Go first plugin.Open", gp_load / 1e6, go_open / 1e6, gp_load / go_open
