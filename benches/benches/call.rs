@@ -9,7 +9,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use gp_benches::{BenchPlugins, GETSET, NOOP, RAW_GETSET_SYMBOL, RAW_NOOP_SYMBOL};
 use gp_host::Context;
-use gp_sdk::__private::{CallTable, ExecuteResult, HostContextMut};
+use gp_sdk::__private::{CallTable, ExecuteResult, HostContextMut, Tabled};
 use rustc_hash::FxHashMap;
 
 /// The body of `bench-getset`, compiled into this binary as well.
@@ -43,7 +43,8 @@ fn in_process(
     body: fn(&mut gp_sdk::Context<'_>) -> gp_sdk::Result,
 ) -> gp_sdk::Result {
     gp_host::__private::with_call_table(ctx, "bench", |host, table| {
-        let mut ctx = gp_sdk::Context::__with_table(host, table);
+        // SAFETY: the table came with `host`, from the host, for this call.
+        let mut ctx = unsafe { gp_sdk::Context::__with_table(host, table) };
         body(&mut ctx)
     })
 }
@@ -100,7 +101,8 @@ fn execute(c: &mut Criterion) {
         gp_host::__private::with_call_table(&mut check, "bench", |host, table| raw(host, table));
     assert!(outcome.is_ok(), "raw getset failed");
     let outcome = gp_host::__private::with_call_table(&mut check, "bench", |host, table| {
-        gp_sdk::__private::execute((host, table), body::getset)
+        // SAFETY: as in `in_process`.
+        gp_sdk::__private::execute(unsafe { Tabled::new(host, table) }, body::getset)
     });
     assert!(outcome.is_ok(), "guarded in-process getset failed");
     assert_eq!(n(&check), Some(5));
@@ -154,7 +156,9 @@ fn execute(c: &mut Criterion) {
     group.bench_function("getset/in_process_guarded", |b| {
         b.iter(|| {
             gp_host::__private::with_call_table(black_box(&mut ctx), "bench", |host, table| {
-                gp_sdk::__private::execute((host, table), body::getset).is_ok()
+                // SAFETY: as in `in_process`.
+                gp_sdk::__private::execute(unsafe { Tabled::new(host, table) }, body::getset)
+                    .is_ok()
             })
         })
     });

@@ -59,9 +59,10 @@ pub struct PluginMod {
     #[sabi(missing_field(default))]
     pub bind_host: Option<extern "C" fn(services: HostServices)>,
     /// The plugin's entry point with the context's values as a table it reads and overwrites
-    /// itself ([`CallTable`]): what a host built from [`TABLE_SINCE`](crate::TABLE_SINCE) on calls instead of
-    /// `execute`. `None` in plugins built before it (which lack the field); a host built
-    /// before it calls `execute`, which runs the same function.
+    /// itself ([`CallTable`]): what a host built from [`TABLE_SINCE`](crate::TABLE_SINCE) on
+    /// calls instead of `execute`, which must behave the same (gp-sdk's are one function
+    /// behind both). `None` in plugins built before it (which lack the field); a host built
+    /// before it calls `execute`.
     #[sabi(missing_field(default))]
     pub call:
         Option<extern "C" fn(ctx: HostContextMut<'_>, table: CallTable) -> RResult<(), CallError>>,

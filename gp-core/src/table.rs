@@ -34,23 +34,30 @@ pub struct Slot {
 /// What a host hands a plugin's [`call`](crate::PluginMod::call) besides its context, valid
 /// for that call.
 ///
-/// The contract, for the plugin:
+/// The contract:
 /// - A key found in [`values`](Self::values) holds that value. A key not found there may
 ///   still have a value (a context with many values keeps them elsewhere, and an HTTP
-///   request's keys are made only when first asked for): ask the host through the context.
+///   request's keys are made only when first asked for): the plugin asks the host through
+///   the context.
 /// - Only when [`overwrite`](Self::overwrite) is set, the plugin may replace the value of a
 ///   slot it found, in place (the old value is dropped by the plugin: abi_stable's types
 ///   carry the functions that free them). It never adds, removes or moves a slot: that is
 ///   the host's, through the context.
-/// - Any call into the host through the context may move the slots (a new key can grow the
-///   table): a reference into them does not outlive the next such call.
+/// - The host adds, removes or moves slots, or changes a value, only in the context's
+///   methods that take `&mut self` ([`set`](crate::HostContext::set),
+///   [`set_i64`](crate::HostContext::set_i64), [`set_f64`](crate::HostContext::set_f64),
+///   [`remove`](crate::HostContext::remove)); its `&self` methods leave the table as it is.
+///   So a plugin's reference into the slots stays valid until its next call to one of
+///   those, and no longer.
 ///
 /// Never changes within gp-core 0.1: anything more is a new root-module field.
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy, Debug)]
 pub struct CallTable {
     /// The context's values while they are few (at most 16): the host's own storage, read
-    /// without copying. Empty once the context holds more.
+    /// without copying. Empty once the context held more (it stays empty for the rest of
+    /// the call, even if values are removed). Values the host makes on first read (an HTTP
+    /// request's keys) are never in it.
     pub values: NonNull<RVec<Slot>>,
     /// Whether the plugin may overwrite a value it found in [`values`](Self::values). Unset
     /// when the host must see every write (an isolated runner notes the keys a call

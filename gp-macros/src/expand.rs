@@ -89,11 +89,14 @@ pub fn entry(entry: Entry) -> TokenStream {
             }
 
             // What a host built against gp-core 0.1.3 or later calls instead.
+            #[allow(unsafe_code)]
             extern "C" fn #call_entry(
                 #host: ::gp_sdk::__private::HostContextMut<'_>,
                 #table: ::gp_sdk::__private::CallTable,
             ) -> ::gp_sdk::__private::ExecuteResult {
-                #enter((#host, #table))
+                // SAFETY: the host passes the table of this call's context with it, and keeps
+                // `CallTable`'s contract for the call.
+                #enter(unsafe { ::gp_sdk::__private::Tabled::new(#host, #table) })
             }
 
             fn #root_module() -> ::gp_sdk::__private::PluginModRef {

@@ -200,10 +200,30 @@ impl<'a> Entry<'a> for HostContextMut<'a> {
     }
 }
 
-impl<'a> Entry<'a> for (HostContextMut<'a>, CallTable) {
+/// The host's context and the table of its values, as a host hands them to a plugin's `call`
+/// entry point.
+pub struct Tabled<'a> {
+    host: HostContextMut<'a>,
+    table: CallTable,
+}
+
+impl<'a> Tabled<'a> {
+    /// The two together.
+    ///
+    /// # Safety
+    ///
+    /// As [`Context::__with_table`]: `table` came with `host`, from the host, for this call.
+    #[inline(always)]
+    pub unsafe fn new(host: HostContextMut<'a>, table: CallTable) -> Tabled<'a> {
+        Tabled { host, table }
+    }
+}
+
+impl<'a> Entry<'a> for Tabled<'a> {
     #[inline(always)]
     fn context(self) -> Context<'a> {
-        Context::__with_table(self.0, self.1)
+        // SAFETY: `Tabled::new`'s contract is this function's.
+        unsafe { Context::__with_table(self.host, self.table) }
     }
 }
 

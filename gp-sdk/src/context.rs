@@ -31,10 +31,17 @@ impl<'a> Context<'a> {
         Context { host, table: None }
     }
 
-    /// Wraps the host's context and the table of its values, valid for as long as `host`
-    /// (the call). Used by the code `#[plugin_entry]` generates.
+    /// Wraps the host's context and the table of its values. Used by the code
+    /// `#[plugin_entry]` generates.
+    ///
+    /// # Safety
+    ///
+    /// `table` is the one a host handed the plugin with `host`, for the same call, and keeps
+    /// [`CallTable`]'s contract for as long as `host` lives: the context reads and writes
+    /// through its pointer.
     #[doc(hidden)]
-    pub fn __with_table(host: HostContextMut<'a>, table: CallTable) -> Context<'a> {
+    #[allow(unsafe_code)] // a contract to state, no unsafe operation
+    pub unsafe fn __with_table(host: HostContextMut<'a>, table: CallTable) -> Context<'a> {
         Context {
             host,
             table: Some(table),

@@ -22,8 +22,10 @@ use crate::util::lock;
 /// It reaches the context through a pointer, not a `&mut`: the plugin holds a second one,
 /// into the context's values ([`CallTable::values`]), and reads and writes through both in
 /// turn. Both come from the same raw pointer, so neither access invalidates the other; each
-/// method makes a reference that ends with it, and no method runs while the plugin uses
-/// its table (the plugin's own `&mut` borrow of its context orders them).
+/// method makes a reference that ends with it. The `&self` methods run while the plugin may
+/// hold references into the table, so they must not write to it (none does: a deferred
+/// value is made in its own cell, never in the table); the `&mut self` ones run only when
+/// the plugin holds none (its own `&mut` borrow of its context orders them).
 pub(crate) struct CallScope<'a> {
     ctx: NonNull<Context>,
     /// The `&'a mut Context` the pointer came from.

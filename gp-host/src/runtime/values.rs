@@ -262,6 +262,8 @@ impl Values {
         self.later = Some(later);
     }
 
+    /// The value of `key`. It makes a deferred value in its own cell, never in the entries:
+    /// a plugin may hold references into the table while this runs (see `CallTable`).
     #[inline(always)]
     pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         match self.entries.get(key) {

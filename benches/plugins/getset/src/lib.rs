@@ -22,5 +22,9 @@ pub extern "C" fn gp_bench_raw_getset(
     ctx: gp_sdk::__private::HostContextMut<'_>,
     table: gp_sdk::__private::CallTable,
 ) -> gp_sdk::__private::ExecuteResult {
-    gp_sdk::__private::execute((ctx, table), body::getset)
+    // SAFETY: the host hands the table of this call's context with it, as to `call`.
+    gp_sdk::__private::execute(
+        unsafe { gp_sdk::__private::Tabled::new(ctx, table) },
+        body::getset,
+    )
 }
