@@ -21,6 +21,7 @@
 //! | `http.request.id` | string | the request id, also sent back as `x-request-id` |
 //! | `http.response.status` | int | 100–599; default 200, or 204 without a body |
 //! | `http.response.headers` | map: name → string or list of strings | response headers |
+//! | `http.response.content_type` | string | the response's content type, in place of a `content-type` in `http.response.headers` (read by hosts built against gp-core 0.1.3 or later; gp-sdk's `set_header("content-type", ..)` and `respond_json` store it here under them) |
 //! | `http.response.body` | any | a string is sent as `text/plain`, bytes as `application/octet-stream`, anything else as JSON |
 
 /// The request's method.
@@ -49,3 +50,7 @@ pub const STATUS: &str = "http.response.status";
 pub const RESPONSE_HEADERS: &str = "http.response.headers";
 /// The response body the plugin chose.
 pub const RESPONSE_BODY: &str = "http.response.body";
+/// The response's content type the plugin chose, one string: what `set_header("content-type",
+/// ..)` and `respond_json` store under a host built against gp-core 0.1.3 or later (which
+/// reads it), rather than a map of headers built for one entry.
+pub const CONTENT_TYPE: &str = "http.response.content_type";

@@ -48,6 +48,13 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Whether the host was built against gp-core 0.1.3 or later (it handed over the table
+    /// of the values): it reads the context keys added then, such as
+    /// [`gp_core::http::CONTENT_TYPE`].
+    pub(crate) fn host_reads_0_1_3_keys(&self) -> bool {
+        self.table.is_some()
+    }
+
     /// The host's context, for forwarding the plugin's own log events during the call.
     pub(crate) fn host(&self) -> &HostContextMut<'a> {
         &self.host

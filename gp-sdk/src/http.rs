@@ -227,7 +227,15 @@ impl<'a> Context<'a> {
 
     /// Adds a response header; setting a name again adds another value (`content-type` is
     /// replaced instead). `content-length` and hop-by-hop headers are dropped by the host.
+    ///
+    /// Under a host built against gp-core 0.1.3 or later, `content-type` is stored as one
+    /// string under `http.response.content_type` rather than in the map of headers, which
+    /// costs a map built and hashed for one entry (most responses set no other header).
     pub fn set_header(&mut self, name: &str, value: &str) {
+        if name.eq_ignore_ascii_case("content-type") && self.host_reads_0_1_3_keys() {
+            self.set(keys::CONTENT_TYPE, value);
+            return;
+        }
         let name = name.to_ascii_lowercase();
         let mut headers = match self.remove(keys::RESPONSE_HEADERS) {
             Some(Value::Map(map)) => map,

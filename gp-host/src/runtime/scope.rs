@@ -42,6 +42,7 @@ fn own_key(key: &str) -> crate::runtime::values::Key {
         keys::STATUS => keys::STATUS.into(),
         keys::RESPONSE_HEADERS => keys::RESPONSE_HEADERS.into(),
         keys::RESPONSE_BODY => keys::RESPONSE_BODY.into(),
+        keys::CONTENT_TYPE => keys::CONTENT_TYPE.into(),
         other => other.to_owned().into(),
     }
 }

@@ -77,6 +77,9 @@ fn execute(ctx: &mut Context) -> Result {
             Ok(())
         }
         "headers" => {
+            // A content type set twice: the later one is sent.
+            ctx.respond_json(&"first")?;
+            ctx.set_header("Content-Type", "text/x-last");
             ctx.set_header("x-a", "1");
             ctx.set_header("x-a", "2");
             ctx.set_header("connection", "close");
@@ -112,7 +115,11 @@ fn execute(ctx: &mut Context) -> Result {
         }
         "spin" => Ok(spin(ctx.get_str("until").unwrap_or_default())),
         "bad.status" => {
-            ctx.set("http.response.status", 42);
+            match ctx.request()?.query("what") {
+                Some("content-type") => ctx.set("http.response.content_type", 7),
+                Some("content-type-value") => ctx.set("http.response.content_type", "a\nb"),
+                _ => ctx.set("http.response.status", 42),
+            }
             Ok(())
         }
         "json" => {

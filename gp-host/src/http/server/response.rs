@@ -81,6 +81,10 @@ enum InvalidResponse {
         keys::RESPONSE_HEADERS
     )]
     Headers { kind: &'static str },
+    #[error("{} is a {kind}, not a string", keys::CONTENT_TYPE)]
+    ContentType { kind: &'static str },
+    #[error("{} holds a value that is not allowed in a header", keys::CONTENT_TYPE)]
+    ContentTypeValue,
 }
 
 /// The response for a call that ran (or found its route gone).
@@ -182,11 +186,20 @@ fn build_response(ctx: &mut Context, status: Option<i64>) -> Result<Response, In
         None if body.is_none() => StatusCode::NO_CONTENT,
         None => StatusCode::OK,
     };
-    let headers = match ctx.remove(keys::RESPONSE_HEADERS) {
+    let mut headers = match ctx.remove(keys::RESPONSE_HEADERS) {
         None | Some(Value::Null) => HeaderMap::new(),
         Some(Value::Map(map)) => headers(map.iter().map(|entry| (entry.0.as_str(), entry.1)))?,
         Some(other) => return Err(InvalidResponse::Headers { kind: other.kind() }),
     };
+    match ctx.remove(keys::CONTENT_TYPE) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(value)) => {
+            let value = HeaderValue::from_str(value.as_str())
+                .map_err(|_| InvalidResponse::ContentTypeValue)?;
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        Some(other) => return Err(InvalidResponse::ContentType { kind: other.kind() }),
+    }
     let mut response = body_response(body, headers);
     *response.status_mut() = status;
     Ok(response)

@@ -59,6 +59,18 @@ fn every_error_has_its_status_and_exact_body() {
         bad.error_body(),
         serde_json::json!({"error": "the plugin's response is invalid: status 42 is not 100 to 599", "plugin": "web", "label": "bad.status"})
     );
+    let bad = get(running.addr, "/web/bad-status?what=content-type");
+    assert_eq!(bad.status, 500);
+    assert_eq!(
+        bad.error_body(),
+        serde_json::json!({"error": "the plugin's response is invalid: http.response.content_type is a int, not a string", "plugin": "web", "label": "bad.status"})
+    );
+    let bad = get(running.addr, "/web/bad-status?what=content-type-value");
+    assert_eq!(bad.status, 500);
+    assert_eq!(
+        bad.error_body(),
+        serde_json::json!({"error": "the plugin's response is invalid: http.response.content_type holds a value that is not allowed in a header", "plugin": "web", "label": "bad.status"})
+    );
 
     let malformed = post_json(running.addr, "/web/echo", "{\"n\": ");
     assert_eq!(malformed.status, 400);

@@ -94,6 +94,11 @@ fn bodies_become_json_text_bytes_or_204_and_hop_by_hop_headers_are_dropped() {
     assert_eq!(headers.status, 200);
     assert_eq!(headers.headers_named("x-a"), ["1", "2"]);
     assert_eq!(
+        headers.header("content-type"),
+        Some("text/x-last"),
+        "the later of two content types (respond_json's, then set_header's)"
+    );
+    assert_eq!(
         headers.header("content-length"),
         Some("12"),
         "the plugin's 999 is dropped"
