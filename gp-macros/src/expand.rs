@@ -36,9 +36,6 @@ pub fn entry(entry: Entry) -> TokenStream {
     let manifest_static = item_name("GP_MANIFEST", &function);
     let execute = item_name("gp_execute", &function);
     let call_entry = item_name("gp_call", &function);
-    let enter = item_name("gp_enter", &function);
-    // Hygienic, as the context argument is: an author's `const table` is no pattern here.
-    let table = proc_macro2::Ident::new("table", proc_macro2::Span::mixed_site());
     let root_module = item_name("gp_root_module", &function);
     let root_module_result = item_name("gp_root_module_result", &function);
     // The author's function is called from a closure (see `closure_context`).
@@ -51,6 +48,7 @@ pub fn entry(entry: Entry) -> TokenStream {
     // An error type that is not `Display` is reported at `execute`, spanned to underline it.
     let path = quote_spanned!(first=> ::gp_sdk::__private::);
     let entry_call = quote_spanned!(last=> #path execute(#host, #closure));
+    let entry_points = entry_points(&function, &execute, &call_entry, entry_call);
 
     quote! {
         #function
@@ -72,32 +70,7 @@ pub fn entry(entry: Entry) -> TokenStream {
             #[used]
             static #manifest_static: [u8; #len] = *#bytes;
 
-            // Both entry points run the author's function through this one, so a mistake in
-            // it is reported once.
-            #[inline(always)]
-            fn #enter<'a>(
-                #host: impl ::gp_sdk::__private::Entry<'a>,
-            ) -> ::gp_sdk::__private::ExecuteResult {
-                #entry_call
-            }
-
-            // What every host calls.
-            extern "C" fn #execute(
-                #host: ::gp_sdk::__private::HostContextMut<'_>,
-            ) -> ::gp_sdk::__private::ExecuteResult {
-                #enter(#host)
-            }
-
-            // What a host built against gp-core 0.1.3 or later calls instead.
-            #[allow(unsafe_code)]
-            extern "C" fn #call_entry(
-                #host: ::gp_sdk::__private::HostContextMut<'_>,
-                #table: ::gp_sdk::__private::CallTable,
-            ) -> ::gp_sdk::__private::ExecuteResult {
-                // SAFETY: the host passes the table of this call's context with it, and keeps
-                // `CallTable`'s contract for the call.
-                #enter(unsafe { ::gp_sdk::__private::Tabled::new(#host, #table) })
-            }
+            #entry_points
 
             fn #root_module() -> ::gp_sdk::__private::PluginModRef {
                 ::gp_sdk::__private::root_module(&#manifest_static, #execute, #call_entry)
@@ -116,5 +89,47 @@ pub fn entry(entry: Entry) -> TokenStream {
                 // `root_module` builds, the root module type `lib_header` declares.
                 unsafe { ::gp_sdk::__private::lib_header(#root_module_result) };
         };
+    }
+}
+
+/// The two `extern "C"` entry points (`execute`, which every host calls, and `call`, which a
+/// host built against gp-core 0.1.3 or later calls instead), around `entry_call`.
+fn entry_points(
+    function: &syn::ItemFn,
+    execute: &proc_macro2::Ident,
+    call_entry: &proc_macro2::Ident,
+    entry_call: TokenStream,
+) -> TokenStream {
+    let host = host_context();
+    let enter = item_name("gp_enter", function);
+    // Hygienic, as the context argument is: an author's `const table` is no pattern here.
+    let table = proc_macro2::Ident::new("table", proc_macro2::Span::mixed_site());
+    quote! {
+        // Both entry points run the author's function through this one, so a mistake in
+        // it is reported once.
+        #[inline(always)]
+        fn #enter<'a>(
+            #host: impl ::gp_sdk::__private::Entry<'a>,
+        ) -> ::gp_sdk::__private::ExecuteResult {
+            #entry_call
+        }
+
+        // What every host calls.
+        extern "C" fn #execute(
+            #host: ::gp_sdk::__private::HostContextMut<'_>,
+        ) -> ::gp_sdk::__private::ExecuteResult {
+            #enter(#host)
+        }
+
+        // What a host built against gp-core 0.1.3 or later calls instead.
+        #[allow(unsafe_code)]
+        extern "C" fn #call_entry(
+            #host: ::gp_sdk::__private::HostContextMut<'_>,
+            #table: ::gp_sdk::__private::CallTable,
+        ) -> ::gp_sdk::__private::ExecuteResult {
+            // SAFETY: the host passes the table of this call's context with it, and keeps
+            // `CallTable`'s contract for the call.
+            #enter(unsafe { ::gp_sdk::__private::Tabled::new(#host, #table) })
+        }
     }
 }

@@ -76,18 +76,7 @@ fn execute(ctx: &mut Context) -> Result {
             ctx.respond_bytes(vec![0u8, 1, 2, 255]);
             Ok(())
         }
-        "headers" => {
-            // A content type set twice: the later one is sent.
-            ctx.respond_json(&"first")?;
-            ctx.set_header("Content-Type", "text/x-last");
-            ctx.set_header("x-a", "1");
-            ctx.set_header("x-a", "2");
-            ctx.set_header("connection", "close");
-            ctx.set_header("content-length", "999");
-            ctx.set_header("transfer-encoding", "chunked");
-            ctx.respond_text("with headers");
-            Ok(())
-        }
+        "headers" => headers(ctx),
         "fail" => bail!("database unreachable"),
         "reject" => Err(ctx.reject(404, "no item 7")),
         "panic" => panic!("the web plugin panicked on purpose"),
@@ -139,8 +128,20 @@ fn execute(ctx: &mut Context) -> Result {
     }
 }
 
-/// Busy-loops, never asking whether its call is cancelled, until the file `until` exists (at
-/// most 60 s).
+/// The `headers` route: headers set twice, dropped ones, and two content types.
+fn headers(ctx: &mut Context) -> Result {
+    // A content type set twice: the later one is sent.
+    ctx.respond_json(&"first")?;
+    ctx.set_header("Content-Type", "text/x-last");
+    ctx.set_header("x-a", "1");
+    ctx.set_header("x-a", "2");
+    ctx.set_header("connection", "close");
+    ctx.set_header("content-length", "999");
+    ctx.set_header("transfer-encoding", "chunked");
+    ctx.respond_text("with headers");
+    Ok(())
+}
+
 /// The request's keys as plain context values: listed, overwritten, removed.
 fn context(ctx: &mut Context) -> Result {
     let mut keys = ctx.keys();
@@ -156,6 +157,8 @@ fn context(ctx: &mut Context) -> Result {
     }))
 }
 
+/// Busy-loops, never asking whether its call is cancelled, until the file `until` exists (at
+/// most 60 s).
 fn spin(until: &str) {
     let start = Instant::now();
     let mut turns = 0u64;
