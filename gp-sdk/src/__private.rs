@@ -2,6 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Display;
+use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
@@ -293,10 +294,23 @@ fn run_in(
     mut ctx: Context<'_>,
     body: impl FnOnce(&mut Context<'_>) -> Result<(), String>,
 ) -> ExecuteResult {
-    // The plugin's `tracing` events and `log` records go to the host through this call's
-    // context while it runs (see `logging`).
-    let sink = (ctx.host() as *const HostContextMut<'_>).cast::<HostContextMut<'static>>();
-    let previous = state.map(|state| (state.in_call.replace(true), state.sink.replace(sink)));
+    // Unbound, the plugin's `tracing` events and `log` records go to the host through this
+    // call's context while it runs (see `logging`): through a copy of the host's trait object
+    // kept here, beside the `Context`. A pointer into the `Context` would be invalidated by the
+    // `&mut` the author's function gets while the logs still use it (Stacked Borrows).
+    let sink_host = state.map(|_| {
+        // SAFETY: a bitwise copy of a trait object over `RMut` (a raw pointer to the host's
+        // call scope, and a vtable): the copy makes no reference, is used only for `log`
+        // (`&self`, between the plugin's own calls into the host, on this thread), and is
+        // never dropped (dropping an `RMut` object would do nothing anyway).
+        ManuallyDrop::new(unsafe { std::ptr::read(ctx.host()) })
+    });
+    let previous = state.map(|state| {
+        let sink = sink_host.as_deref().map_or(std::ptr::null(), |host| {
+            (host as *const HostContextMut<'_>).cast::<HostContextMut<'static>>()
+        });
+        (state.in_call.replace(true), state.sink.replace(sink))
+    });
     let marked = MARKED.load(Ordering::Relaxed);
     crate::logging::flush(ctx.host());
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| body(&mut ctx)));

@@ -88,9 +88,9 @@ fn forward(level: LogLevel, message: String) {
     }
     let current = crate::__private::CALL.with(|c| c.sink.get());
     if !current.is_null() {
-        // SAFETY: the sink is only set by `__private::run`, on this thread, to the context of
-        // the call it is running (which owns that context for longer), and put back before
-        // `run` returns. `log` takes `&self`: it only reads the host's call scope (the
+        // SAFETY: the sink is only set by `__private::run`, on this thread, to a copy of the
+        // host's context of the call it is running (which it keeps for longer), and put back
+        // before `run` returns. `log` takes `&self`: it only reads the host's call scope (the
         // plugin's name) and writes to the host's log.
         let host = unsafe { &*current };
         host.log(level, RStr::from_str(&message));
