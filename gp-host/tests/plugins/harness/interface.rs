@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use gp_host::build::cargo_build;
 
@@ -72,35 +72,56 @@ pub fn custom_fixture(
     source: &str,
     interface: Interface,
 ) -> &'static Path {
-    static BUILT: OnceLock<std::sync::Mutex<HashMap<String, &'static Path>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
+    static BUILT: Built = OnceLock::new();
+    once_per_run(&BUILT, name, || {
+        build_fixture(name, version, source, interface)
+    })
+}
+
+/// Fixtures built so far in this test run, by name.
+type Built = OnceLock<Mutex<HashMap<String, &'static Path>>>;
+
+/// The fixture called `name` in `built`, built by `build` if it is not there yet.
+fn once_per_run(built: &Built, name: &str, build: impl FnOnce() -> PathBuf) -> &'static Path {
+    let built = built.get_or_init(Default::default);
     // Held across the build: fixtures share a target dir, so cargo would serialise them anyway.
     let mut built = built.lock().unwrap();
     if let Some(path) = built.get(name) {
         return path;
     }
-    let path: &'static Path =
-        Box::leak(build_fixture(name, version, source, interface).into_boxed_path());
+    let path: &'static Path = Box::leak(build().into_boxed_path());
     built.insert(name.to_owned(), path);
     path
 }
 
-fn build_fixture(name: &str, version: &str, source: &str, interface: Interface) -> PathBuf {
+/// `target/fixtures/<name>`, emptied, with an empty `src`.
+fn fresh_root(name: &str) -> PathBuf {
     let root = target_dir().join("fixtures").join(name);
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("src")).unwrap();
+    root
+}
+
+/// Copies of gp-core, gp-macros and gp-sdk under `root`, altered as `interface` says (the
+/// patches may change all three). Returns the folder that holds them.
+fn interface_copy(root: &Path, name: &str, interface: Interface) -> PathBuf {
+    // Cargo names a path package's artifacts by its path relative to the workspace root,
+    // so copies at `gp-core` would overwrite the real gp-core's artifacts in the shared
+    // target dir (and every example plugin would then be built against the patched one).
+    let interface_dir = root.join(format!("{name}-interface"));
+    for krate in ["gp-core", "gp-macros", "gp-sdk"] {
+        copy_crate(&workspace().join(krate), &interface_dir.join(krate));
+    }
+    patch_interface(&interface_dir, interface);
+    interface_dir
+}
+
+fn build_fixture(name: &str, version: &str, source: &str, interface: Interface) -> PathBuf {
+    let root = fresh_root(name);
     let sdk = if interface == Interface::Real {
         workspace().join("gp-sdk")
     } else {
-        // Cargo names a path package's artifacts by its path relative to the workspace root,
-        // so copies at `gp-core` would overwrite the real gp-core's artifacts in the shared
-        // target dir (and every example plugin would then be built against the patched one).
-        let interface_dir = root.join(format!("{name}-interface"));
-        for krate in ["gp-core", "gp-macros", "gp-sdk"] {
-            copy_crate(&workspace().join(krate), &interface_dir.join(krate));
-        }
-        patch_interface(&interface_dir, interface);
-        interface_dir.join("gp-sdk")
+        interface_copy(&root, name, interface).join("gp-sdk")
     };
     // Resolve to the versions the workspace tested, and reuse the artifacts built for them.
     std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
@@ -139,22 +160,13 @@ gp-sdk = {{ path = {sdk:?} }}
 /// from that gp-core loads a plugin, abi_stable's layout check included. Built once per test
 /// run; returns its executable.
 pub fn host_fixture(name: &str, source: &str, interface: Interface) -> &'static Path {
-    static BUILT: OnceLock<std::sync::Mutex<HashMap<String, &'static Path>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    let mut built = built.lock().unwrap();
-    if let Some(path) = built.get(name) {
-        return path;
-    }
-    let root = target_dir().join("fixtures").join(name);
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(root.join("src")).unwrap();
-    // The three crates, because the patches change all three; the host uses gp-core alone.
-    let interface_dir = root.join(format!("{name}-interface"));
-    for krate in ["gp-core", "gp-macros", "gp-sdk"] {
-        copy_crate(&workspace().join(krate), &interface_dir.join(krate));
-    }
-    patch_interface(&interface_dir, interface);
-    let core = interface_dir.join("gp-core");
+    static BUILT: Built = OnceLock::new();
+    once_per_run(&BUILT, name, || build_host_fixture(name, source, interface))
+}
+
+fn build_host_fixture(name: &str, source: &str, interface: Interface) -> PathBuf {
+    let root = fresh_root(name);
+    let core = interface_copy(&root, name, interface).join("gp-core");
     std::fs::copy(workspace().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
     std::fs::write(
         root.join("Cargo.toml"),
@@ -184,14 +196,9 @@ serde_json = "1"
         .status()
         .unwrap();
     assert!(status.success(), "building host fixture {name}");
-    let path: &'static Path = Box::leak(
-        target_dir()
-            .join("debug")
-            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
-            .into_boxed_path(),
-    );
-    built.insert(name.to_owned(), path);
-    path
+    target_dir()
+        .join("debug")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 fn copy_crate(from: &Path, to: &Path) {

@@ -53,24 +53,27 @@ fn every_error_has_its_status_and_exact_body() {
         204,
         "the plugin keeps serving after a panic"
     );
-    let bad = get(running.addr, "/web/bad-status");
-    assert_eq!(bad.status, 500);
-    assert_eq!(
-        bad.error_body(),
-        serde_json::json!({"error": "the plugin's response is invalid: status 42 is not 100 to 599", "plugin": "web", "label": "bad.status"})
-    );
-    let bad = get(running.addr, "/web/bad-status?what=content-type");
-    assert_eq!(bad.status, 500);
-    assert_eq!(
-        bad.error_body(),
-        serde_json::json!({"error": "the plugin's response is invalid: http.response.content_type is a int, not a string", "plugin": "web", "label": "bad.status"})
-    );
-    let bad = get(running.addr, "/web/bad-status?what=content-type-value");
-    assert_eq!(bad.status, 500);
-    assert_eq!(
-        bad.error_body(),
-        serde_json::json!({"error": "the plugin's response is invalid: http.response.content_type holds a value that is not allowed in a header", "plugin": "web", "label": "bad.status"})
-    );
+    // Each way a plugin's response can be invalid, with the reason the client is sent.
+    let mut invalid = Vec::new();
+    for (query, reason) in [
+        ("", "status 42 is not 100 to 599"),
+        (
+            "?what=content-type",
+            "http.response.content_type is a int, not a string",
+        ),
+        (
+            "?what=content-type-value",
+            "http.response.content_type holds a value that is not allowed in a header",
+        ),
+    ] {
+        let bad = get(running.addr, &format!("/web/bad-status{query}"));
+        assert_eq!(bad.status, 500, "{query}");
+        assert_eq!(
+            bad.error_body(),
+            serde_json::json!({"error": format!("the plugin's response is invalid: {reason}"), "plugin": "web", "label": "bad.status"})
+        );
+        invalid.push(bad);
+    }
 
     let malformed = post_json(running.addr, "/web/echo", "{\"n\": ");
     assert_eq!(malformed.status, 400);
@@ -120,9 +123,8 @@ fn every_error_has_its_status_and_exact_body() {
     );
 
     // No error body holds a path of this machine.
-    for reply in [
-        &missing, &wrong, &failed, &panicked, &bad, &malformed, &declared,
-    ] {
+    let replies = [&missing, &wrong, &failed, &panicked, &malformed, &declared];
+    for reply in replies.into_iter().chain(&invalid) {
         let text = reply.text();
         assert!(
             !text.contains("/tmp") && !text.contains(".so") && !text.contains("/work"),
