@@ -31,6 +31,22 @@ pub struct Slot {
     pub value: Value,
 }
 
+impl Slot {
+    /// Whether this slot holds `key`: the comparison host and plugin both search the table
+    /// with.
+    #[inline(always)]
+    pub fn has_key(&self, key: &str) -> bool {
+        same_key(self.key.as_str(), key)
+    }
+}
+
+/// Key equality without a call to `memcmp`: context keys are short, and for them the call
+/// costs more than the comparison (lengths first, then bytes).
+#[inline(always)]
+pub fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
 /// What a host hands a plugin's [`call`](crate::PluginMod::call) besides its context, valid
 /// for that call.
 ///

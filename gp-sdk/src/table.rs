@@ -13,7 +13,7 @@ pub(crate) fn find<'t>(table: &'t CallTable, key: &str) -> Option<&'t Value> {
     let slots = unsafe { table.values.as_ref() }.as_slice();
     slots
         .iter()
-        .find(|slot| same_key(slot.key.as_str(), key))
+        .find(|slot| slot.has_key(key))
         .map(|slot| &slot.value)
 }
 
@@ -31,13 +31,6 @@ pub(crate) fn find_mut<'t>(table: &'t mut CallTable, key: &str) -> Option<&'t mu
     let slots = unsafe { table.values.as_mut() }.as_mut_slice();
     slots
         .iter_mut()
-        .find(|slot| same_key(slot.key.as_str(), key))
+        .find(|slot| slot.has_key(key))
         .map(|slot| &mut slot.value)
-}
-
-/// Key equality without a call to `memcmp`: context keys are short, and for them the call
-/// costs more than the comparison.
-#[inline(always)]
-fn same_key(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use abi_stable::std_types::{RCow, RCowStr, RStr, RVec};
-use gp_core::{Slot, Value};
+use gp_core::{same_key, Slot, Value};
 use rustc_hash::FxHashMap;
 
 /// A key: borrowed when it is one of gp's own (`http.request.method`: no allocation per
@@ -140,13 +140,6 @@ impl std::fmt::Debug for Values {
     }
 }
 
-/// Key equality without a call to `memcmp`: context keys are short, and for them the call
-/// costs more than the comparison.
-#[inline(always)]
-fn same_key(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
-}
-
 /// A key as a slot holds it: borrowed if it is `'static`, else the string moved in.
 fn slot_key(key: Key) -> RCowStr<'static> {
     match key {
@@ -173,7 +166,7 @@ impl Entries {
             None => self
                 .small
                 .iter()
-                .find(|slot| same_key(slot.key.as_str(), key))
+                .find(|slot| slot.has_key(key))
                 .map(|slot| &slot.value),
             Some(map) => map.get(key),
         }
@@ -185,7 +178,7 @@ impl Entries {
             None => self
                 .small
                 .iter_mut()
-                .find(|slot| same_key(slot.key.as_str(), key))
+                .find(|slot| slot.has_key(key))
                 .map(|slot| &mut slot.value),
             Some(map) => map.get_mut(key),
         }
@@ -215,10 +208,7 @@ impl Entries {
     fn remove(&mut self, key: &str) -> Option<Value> {
         match &mut self.large {
             None => {
-                let at = self
-                    .small
-                    .iter()
-                    .position(|slot| same_key(slot.key.as_str(), key))?;
+                let at = self.small.iter().position(|slot| slot.has_key(key))?;
                 Some(self.small.swap_remove(at).value)
             }
             Some(map) => map.remove(key),
