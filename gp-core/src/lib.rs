@@ -18,7 +18,8 @@
 //!   handed to [`PluginMod::call`] by hosts built from [`TABLE_SINCE`] on,
 //! - [`Value`], the stable value enum, and [`CallError`], what a failed call returns.
 //!
-//! [`http`] names the context keys of a call that serves an HTTP route.
+//! [`http`] names the context keys of a call that serves an HTTP route; [`typed`] maps a serde
+//! type to a call's values and back, for typed labels.
 //!
 //! Without it, only [`manifest`]: the `plugin.json` model and its validation, shared by the
 //! host, the CLI and the `#[plugin_entry]` macro (which checks a plugin's manifest at compile
@@ -36,6 +37,8 @@ pub mod manifest;
 mod abi;
 #[cfg(feature = "abi")]
 mod table;
+#[cfg(feature = "abi")]
+pub mod typed;
 #[cfg(feature = "abi")]
 mod value;
 
