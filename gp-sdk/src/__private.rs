@@ -11,6 +11,10 @@ pub use abi_stable::library::{LibHeader, RootModuleResult};
 pub use gp_core::{CallTable, ExecuteFn, HostContextMut, PluginModRef};
 pub use linkme;
 
+pub use crate::handlers::{
+    extract, label_input, label_result, label_value, path_param, respond, unknown_label,
+};
+
 use abi_stable::library::{__call_root_module_loader, CheckTypeLayout};
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RResult, RStr};

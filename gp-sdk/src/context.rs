@@ -105,7 +105,7 @@ impl<'a> Context<'a> {
             Some(v) => Error::msg(format!(
                 "context value `{key}` ({}) does not fit {}: {e}",
                 v.kind(),
-                std::any::type_name::<T>()
+                crate::http::short_type_name::<T>()
             )),
         })
     }

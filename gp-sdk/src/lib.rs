@@ -38,6 +38,7 @@
 
 mod context;
 mod error;
+mod handlers;
 pub mod http;
 #[allow(unsafe_code)] // one dereference of the current call's context: see `forward`
 mod logging;
@@ -88,6 +89,77 @@ pub use log;
 /// Plugins must be built with `panic = "unwind"` (the default): the generated entry point
 /// catches a panic and returns it to the host as an error.
 pub use gp_macros::plugin_entry;
+
+/// Makes the handlers of a module a plugin: each route and label its own typed function.
+///
+/// ```no_run
+/// #[gp_sdk::plugin(driver = "beego")]
+/// mod sample {
+///     use gp_sdk::http::{Json, StatusCode};
+///     use serde::{Deserialize, Serialize};
+///
+///     #[derive(Serialize)]
+///     pub struct Greeting {
+///         id: u64,
+///         greeting: String,
+///     }
+///
+///     #[derive(Deserialize)]
+///     pub struct Hello {
+///         name: String,
+///     }
+///
+///     /// `GET /api/plugin/sample/7`: `id` is the route's `:id`, parsed (400 if it is not a u64).
+///     #[route(GET, "/api/plugin/sample/:id", label = "plugin.get")]
+///     fn get(id: u64) -> Json<Greeting> {
+///         Json(Greeting { id, greeting: format!("hello, sample {id}") })
+///     }
+///
+///     /// `POST /api/plugin/samples` with `{"name": "..."}` (400 if the body does not fit).
+///     #[route(POST, "/api/plugin/samples", label = "plugin.post")]
+///     fn post(Json(hello): Json<Hello>) -> (StatusCode, String) {
+///         (StatusCode::CREATED, format!("hello, {}", hello.name))
+///     }
+///
+///     /// A call with label `greet`: `name` is read from the call's values, and the result
+///     /// stored as `result` (a struct's fields would each be a key).
+///     #[label("greet")]
+///     fn greet(name: String) -> gp_sdk::Result<String> {
+///         Ok(format!("hello, {name}"))
+///     }
+/// }
+/// ```
+///
+/// The attribute takes the arguments of [`plugin_entry`] (`name`, `description`,
+/// `maintainers`, `home`, `driver`) but not `route(...)`: each route is declared on its handler,
+/// so routes, labels and code cannot drift. It generates what `#[plugin_entry]` generates (the
+/// manifest, with the handlers' routes, and the entry point), the entry point dispatching on
+/// the call's label. One per crate; a crate has either it or `#[plugin_entry]`.
+///
+/// **Handlers.** A function of the module marked with one of:
+/// - `#[route(METHOD, "/path")]`, or `#[route(METHOD, "/path", label = "...")]`: an HTTP route,
+///   whose label is the function's name unless given. Its arguments are, in any order: each of
+///   the route's parameters, by name (`id: u64` for `:id` or `{id}`), as any type that parses
+///   from text; [`Query<T>`](http::Query), [`Json<T>`](http::Json), [`Body`](http::Body),
+///   [`HeaderMap`](http::HeaderMap), [`Request`] (the request as the context holds it), or
+///   `&mut Context` (everything else). A parameter or body that does not parse answers 400
+///   with the reason, and the handler is not called. It returns any
+///   [`IntoResponse`](http::IntoResponse): `Json<T>`, text, bytes, `()`, a status,
+///   `(StatusCode, T)`, a [`Response`](http::Response), or a `Result` of those whose error is an
+///   [`IntoErrorResponse`](http::IntoErrorResponse) (its status, 500 by default, and
+///   `{"error": message}`).
+/// - `#[label("name")]`, or `#[label]` for the function's name: a call with that label. It
+///   takes at most one input, read from the call's values, and `&mut Context`; it returns a
+///   serde type, written to the call's values, or a `Result` of one. A struct is one value per
+///   field (its fields are the keys); any other type is the one value under `input` (taken) or
+///   `result` (returned). A host calls it with `Executor::call::<In, Out>("name", &input)`.
+/// - `#[fallback]`: the calls no other handler takes (no label, or another one), as a label
+///   handler. Without one, such a call fails with the list of the labels there are.
+///
+/// Every misuse is a compile error at the token it concerns: a route parameter with no
+/// argument of its name, an argument that is not a parameter of the route, a label taken twice,
+/// two routes with the same method and path.
+pub use gp_macros::plugin;
 
 /// Marks the plugin's load hook: the host runs it once after loading the library, before the
 /// first call, and refuses the plugin (or the upgrade to it) if it returns an error.

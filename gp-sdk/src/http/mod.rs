@@ -32,8 +32,21 @@
 //! }
 //! ```
 //!
+//! That is the low-level form. In the typed form, each route has its own handler in a
+//! [`#[plugin] mod`](crate::plugin), which reads its arguments from the request with the
+//! extractors here ([`Query`], [`Json`], [`Body`], [`HeaderMap`], path parameters by name) and
+//! returns an [`IntoResponse`].
+//!
 //! The context keys behind these helpers are listed in [`gp_core::http`]; what the host does
 //! with each response (content types, 204, error statuses) is in gp-host's `http` module.
+
+mod extract;
+mod respond;
+
+pub(crate) use extract::{path_param, short_type_name};
+pub use extract::{Body, FromRequest, Json, PathParam, Query};
+pub use http::HeaderMap;
+pub use respond::{IntoErrorResponse, IntoResponse, Response, StatusCode};
 
 use gp_core::http as keys;
 use gp_core::Value;
@@ -156,7 +169,7 @@ impl<'c> Request<'c> {
         parsed.map_err(|e| {
             Error::msg(format!(
                 "the request body does not fit {}: {e}",
-                std::any::type_name::<T>()
+                short_type_name::<T>()
             ))
         })
     }
@@ -270,6 +283,6 @@ impl<'a> Context<'a> {
         // Cannot fail: 400–599 is a status and a JSON object always serialises.
         let _ = self.respond(status);
         let _ = self.respond_json(&serde_json::json!({ "error": message }));
-        Error::msg(message)
+        Error::with_status(status, message)
     }
 }

@@ -1,0 +1,86 @@
+//! What the dispatch `#[plugin] mod` generates calls: each handler's arguments read, its result
+//! turned into the response or the call's values, and the answer to a label no handler has.
+//!
+//! Each is a generic function rather than inline code, so a type that does not fit is reported
+//! once, at the author's argument or return type, with the message its trait carries.
+
+use std::fmt::Display;
+
+use gp_core::typed::{self, Values, INPUT_KEY, RESULT_KEY};
+use gp_core::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::http::{FromRequest, IntoResponse, PathParam};
+use crate::{Context, Error, Result};
+
+impl Values for Context<'_> {
+    fn value(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+    fn keys(&self) -> Vec<String> {
+        Context::keys(self)
+    }
+}
+
+/// A route handler's path parameter `name`.
+#[inline]
+pub fn path_param<T: PathParam>(ctx: &mut Context<'_>, name: &str) -> Result<T> {
+    crate::http::path_param(ctx, name)
+}
+
+/// A route handler's argument read from the request.
+#[inline]
+pub fn extract<T: FromRequest>(ctx: &mut Context<'_>) -> Result<T> {
+    T::from_request(ctx)
+}
+
+/// A route handler's return value, as the response.
+#[inline]
+pub fn respond<T: IntoResponse>(value: T, ctx: &mut Context<'_>) -> Result {
+    value.into_response(ctx)
+}
+
+/// A label handler's input, read from the call's values (see [`gp_core::typed`]).
+pub fn label_input<T: DeserializeOwned>(ctx: &mut Context<'_>) -> Result<T> {
+    typed::from_values(&*ctx, INPUT_KEY).map_err(|e| {
+        Error::msg(format!(
+            "the call's values do not fit {}: {e}",
+            crate::http::short_type_name::<T>()
+        ))
+    })
+}
+
+/// A label handler's output, written to the call's values (see [`gp_core::typed`]).
+pub fn label_value<T: Serialize>(value: T, ctx: &mut Context<'_>) -> Result {
+    let values = typed::to_values(&value, RESULT_KEY).map_err(|e| {
+        Error::msg(format!(
+            "cannot store the result ({}) in the call's values: {e}",
+            crate::http::short_type_name::<T>()
+        ))
+    })?;
+    for (key, value) in values {
+        ctx.set(&key, value);
+    }
+    Ok(())
+}
+
+/// A label handler's `Result`: its value written as [`label_value`] does, its error the call's.
+pub fn label_result<T: Serialize, E: Display>(
+    result: std::result::Result<T, E>,
+    ctx: &mut Context<'_>,
+) -> Result {
+    match result {
+        Ok(value) => label_value(value, ctx),
+        Err(error) => Err(Error::msg(error)),
+    }
+}
+
+/// The error for a call whose label no handler takes; `known` lists the labels that are.
+#[cold]
+pub fn unknown_label(label: Option<&str>, known: &str) -> Result {
+    Err(Error::msg(match label {
+        Some(label) => format!("label `{label}` is not one of this plugin's: {known}"),
+        None => format!("the call has no label: this plugin's are {known}"),
+    }))
+}
