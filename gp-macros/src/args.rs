@@ -24,6 +24,7 @@ pub(crate) struct Args {
     pub(crate) misuses: Errors,
 }
 
+#[derive(Clone)]
 pub(crate) struct RouteArg {
     pub(crate) method: Ident,
     pub(crate) path: LitStr,

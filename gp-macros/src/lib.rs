@@ -11,9 +11,11 @@ extern crate proc_macro;
 mod args;
 mod errors;
 mod expand;
+mod handler;
 mod hook;
 mod manifest;
 mod parse;
+mod plugin;
 mod signature;
 mod spans;
 
@@ -28,6 +30,15 @@ pub fn plugin_entry(
         parse::entry(attr.into(), item.clone()).map(expand::entry),
         item,
     )
+}
+
+/// Makes a module's handlers a plugin. See `gp_sdk::plugin`.
+#[proc_macro_attribute]
+pub fn plugin(
+    attr: proc_macro::TokenStream,
+    item: proc_macro::TokenStream,
+) -> proc_macro::TokenStream {
+    plugin::plugin(attr.into(), item.into()).into()
 }
 
 /// Marks a plugin's load hook. See `gp_sdk::on_load`.

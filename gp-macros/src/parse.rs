@@ -24,20 +24,7 @@ pub struct Entry {
 
 pub fn entry(attr: TokenStream, item: TokenStream) -> syn::Result<Entry> {
     let mut errors = Errors::default();
-    // Misuses the parser steps over (an unknown or repeated argument) leave the other arguments
-    // to check, so they are all reported at once; a syntax error leaves none worth checking.
-    let (args, args_complete) = match syn::parse2::<Args>(attr) {
-        Ok(mut args) => {
-            if let Some(error) = args.misuses.0.take() {
-                errors.push(error);
-            }
-            (args, true)
-        }
-        Err(error) => {
-            errors.push(error);
-            (Args::default(), false)
-        }
-    };
+    let (args, args_complete) = args(attr, &mut errors);
     let function: ItemFn = match syn::parse2(item) {
         Ok(function) => function,
         Err(e) => {
@@ -65,6 +52,24 @@ pub fn entry(attr: TokenStream, item: TokenStream) -> syn::Result<Entry> {
         },
     );
     errors.finish(Entry { function, manifest })
+}
+
+/// The attribute's arguments, and whether they parsed to the end. Misuses the parser steps over
+/// (an unknown or repeated argument) leave the other arguments to check, so they are all
+/// reported at once; a syntax error leaves none worth checking.
+pub(crate) fn args(attr: TokenStream, errors: &mut Errors) -> (Args, bool) {
+    match syn::parse2::<Args>(attr) {
+        Ok(mut args) => {
+            if let Some(error) = args.misuses.0.take() {
+                errors.push(error);
+            }
+            (args, true)
+        }
+        Err(error) => {
+            errors.push(error);
+            (Args::default(), false)
+        }
+    }
 }
 
 const SIGNATURE: &str = "fn execute(ctx: &mut gp_sdk::Context) -> gp_sdk::Result";
