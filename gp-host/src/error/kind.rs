@@ -73,6 +73,7 @@ impl Error {
             | E::SameVersion { .. }
             | E::Downgrade { .. } => ErrorKind::Manager,
             E::Failed { .. }
+            | E::Values { .. }
             | E::Crashed { .. }
             | E::CircuitOpen { .. }
             | E::Restart { .. }

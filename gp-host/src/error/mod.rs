@@ -201,6 +201,18 @@ pub enum Error {
         /// The plugin's message.
         message: String,
     },
+    /// A typed call's input could not be written as the call's values, or its output not read
+    /// back from them ([`Executor::call`](crate::Executor::call)): host and plugin disagree on
+    /// the label's types.
+    #[error("plugin `{plugin}`, label `{label}`: {message}")]
+    Values {
+        /// The plugin's name.
+        plugin: String,
+        /// The call's label.
+        label: String,
+        /// What did not fit, and where.
+        message: String,
+    },
     /// The plugin panicked. The panic was caught inside the plugin; host and plugin carry on.
     #[error("plugin `{plugin}` panicked: {message}")]
     Panicked {
@@ -537,6 +549,7 @@ impl Error {
             | E::LoadFailed { plugin, .. }
             | E::NotFound { plugin }
             | E::Failed { plugin, .. }
+            | E::Values { plugin, .. }
             | E::Panicked { plugin, .. }
             | E::Crashed { plugin, .. }
             | E::CircuitOpen { plugin, .. }

@@ -7,7 +7,8 @@
 //! - [`loaded`]: a version opened, in process or isolated (the [`loaded::Instance`] enum), as a
 //!   slot holds it;
 //! - [`slot`]: a plugin's place, pointing at the version serving now;
-//! - [`executor`]: the handle applications call through;
+//! - [`executor`]: the handle applications call through; [`typed`]: its typed call, serde
+//!   values in and out;
 //! - [`reaper`]: draining and retiring versions that stopped serving;
 //! - [`events`]: the subscribers that calls and lifecycle changes notify;
 //! - [`fatal`]: naming the plugin that took the process down (a signal handler);
@@ -34,4 +35,5 @@ pub(crate) mod reaper;
 pub(crate) mod scope;
 pub(crate) mod slot;
 pub(crate) mod spec;
+pub(crate) mod typed;
 pub(crate) mod values;

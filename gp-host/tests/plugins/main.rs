@@ -27,5 +27,6 @@ mod plugin_logs;
 mod reclaim;
 mod rejects;
 mod shutdown;
+mod typed;
 mod watching;
 mod web_fixture;

@@ -1,0 +1,156 @@
+//! The typed form (`#[gp_sdk::plugin] mod`): `examples/sample-typed` and the `typed` fixture,
+//! built once per test run, called through the host (`labels`) and over HTTP (`routes`).
+
+mod labels;
+mod routes;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::harness::{build_workspace, target_dir};
+
+/// Every form of handler `examples/sample-typed` does not show: each extractor, each kind of
+/// response and error, scalar and struct labels, and no fallback.
+const TYPED: &str = r#"
+#[gp_sdk::plugin(name = "typed", driver = "beego")]
+mod typed {
+    use gp_sdk::http::{Body, HeaderMap, IntoErrorResponse, Json, Query, Response, StatusCode};
+    use gp_sdk::{Context, Request};
+    use serde::{Deserialize, Serialize};
+
+    #[route(GET, "/t/sum/:a/:b")]
+    fn sum(b: i32, a: i32) -> Json<i64> {
+        Json(i64::from(a) + i64::from(b))
+    }
+
+    #[derive(Deserialize)]
+    pub struct Page {
+        limit: u32,
+        after: Option<String>,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    #[route(GET, "/t/page")]
+    fn page(Query(page): Query<Page>) -> Json<serde_json::Value> {
+        Json(serde_json::json!({ "limit": page.limit, "after": page.after, "tags": page.tags }))
+    }
+
+    #[route(GET, "/t/ctx/:id", label = "t.ctx")]
+    fn with_context(id: String, ctx: &mut Context) -> gp_sdk::Result<String> {
+        ctx.set_header("x-seen", &id);
+        Ok(format!("{} {id}", ctx.label().unwrap_or_default()))
+    }
+
+    #[route(GET, "/t/headers")]
+    fn headers(headers: HeaderMap) -> String {
+        let who: Vec<&str> = headers.get_all("x-who").iter().filter_map(|v| v.to_str().ok()).collect();
+        who.join("+")
+    }
+
+    #[route(POST, "/t/body")]
+    fn body(body: Body) -> Vec<u8> {
+        body.0.into_iter().rev().collect()
+    }
+
+    #[route(GET, "/t/files/*rest")]
+    fn files(rest: String, request: Request<'_>) -> Json<serde_json::Value> {
+        Json(serde_json::json!({ "rest": rest, "path": request.path(), "route": request.route() }))
+    }
+
+    #[route(POST, "/t/created")]
+    fn created() -> Response {
+        Response::new(StatusCode::CREATED)
+            .header("location", "/t/created/7")
+            .json(&serde_json::json!({ "id": 7 }))
+    }
+
+    #[route(DELETE, "/t/gone")]
+    fn gone() -> StatusCode {
+        StatusCode::NO_CONTENT
+    }
+
+    #[route(GET, "/t/nothing")]
+    fn nothing() {}
+
+    pub enum ItemError {
+        Teapot,
+        Broken(String),
+    }
+
+    impl IntoErrorResponse for ItemError {
+        fn status(&self) -> StatusCode {
+            match self {
+                ItemError::Teapot => StatusCode::IM_A_TEAPOT,
+                ItemError::Broken(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            }
+        }
+        fn message(&self) -> String {
+            match self {
+                ItemError::Teapot => "short and stout".to_owned(),
+                ItemError::Broken(why) => format!("broken: {why}"),
+            }
+        }
+    }
+
+    #[route(GET, "/t/fail/:how")]
+    fn fail(how: String) -> Result<&'static str, ItemError> {
+        match how.as_str() {
+            "teapot" => Err(ItemError::Teapot),
+            "broken" => Err(ItemError::Broken("a wire".to_owned())),
+            _ => Ok("fine"),
+        }
+    }
+
+    #[route(GET, "/t/status/:code")]
+    fn status(code: u16) -> Result<(StatusCode, String), (StatusCode, String)> {
+        match StatusCode::from_u16(code) {
+            Ok(status) => Ok((status, format!("status {code}"))),
+            Err(_) => Err((StatusCode::UNPROCESSABLE_ENTITY, format!("{code} is no status"))),
+        }
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Add {
+        a: i64,
+        b: i64,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Sum {
+        sum: i64,
+    }
+
+    #[label("add")]
+    fn add(input: Add) -> Result<Sum, String> {
+        match input.a.checked_add(input.b) {
+            Some(sum) => Ok(Sum { sum }),
+            None => Err(format!("{} + {} overflows", input.a, input.b)),
+        }
+    }
+
+    #[label]
+    fn double(n: i64) -> i64 {
+        n * 2
+    }
+
+    #[label("touch")]
+    fn touch(ctx: &mut Context) {
+        ctx.set("touched", true);
+    }
+}
+"#;
+
+/// The `typed` fixture's library.
+pub fn typed() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let crates = [("typed", "1.0.0", TYPED)];
+        let mut built = build_workspace(
+            &target_dir().join("fixtures/typed"),
+            &crates,
+            "serde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\n",
+        );
+        built.remove("typed").expect("the typed fixture was built")
+    })
+}
