@@ -13,7 +13,7 @@ use syn::{FnArg, ItemFn, LitStr, Pat, ReturnType, Token, Type};
 
 use crate::args::RouteArg;
 use crate::errors::Errors;
-use crate::signature::{check_qualifiers, last_segment};
+use crate::signature::{check_qualifiers, is_unit_result, last_segment};
 
 /// A handler, read from its function.
 pub(crate) struct Handler {
@@ -59,6 +59,8 @@ enum Arg {
 
 enum Output {
     None,
+    /// `Result<(), E>`, or `Result` alone (gp_sdk's, whose value is `()`): nothing to write.
+    UnitResult(Type),
     Result(Type),
     Value(Type),
 }
@@ -130,6 +132,7 @@ pub(crate) fn take(
     };
     let output = match &sig.output {
         ReturnType::Default => Output::None,
+        ReturnType::Type(_, ty) if is_unit_result(ty) => Output::UnitResult((**ty).clone()),
         ReturnType::Type(_, ty) if last_segment(ty).is_some_and(|s| s.ident == "Result") => {
             Output::Result((**ty).clone())
         }
@@ -348,9 +351,10 @@ impl Handler {
         };
         let (bind, finish) = match (&self.kind, &self.output) {
             (_, Output::None) => (quote!(), quote!(::core::result::Result::Ok(()))),
-            (Kind::Route(_), Output::Result(ty) | Output::Value(ty)) => {
+            (Kind::Route(_), Output::UnitResult(ty) | Output::Result(ty) | Output::Value(ty)) => {
                 (quote!(let __gp_out =), finish(ty, "respond"))
             }
+            (_, Output::UnitResult(ty)) => (quote!(let __gp_out =), finish(ty, "label_done")),
             (_, Output::Result(ty)) => (quote!(let __gp_out =), finish(ty, "label_result")),
             (_, Output::Value(ty)) => (quote!(let __gp_out =), finish(ty, "label_value")),
         };

@@ -12,7 +12,7 @@ pub use gp_core::{CallTable, ExecuteFn, HostContextMut, PluginModRef};
 pub use linkme;
 
 pub use crate::handlers::{
-    extract, label_input, label_result, label_value, path_param, respond, unknown_label,
+    extract, label_done, label_input, label_result, label_value, path_param, respond, unknown_label,
 };
 
 use abi_stable::library::{__call_root_module_loader, CheckTypeLayout};

@@ -76,6 +76,12 @@ pub fn label_result<T: Serialize, E: Display>(
     }
 }
 
+/// A label handler's `Result<(), E>`: nothing to write, its error the call's.
+#[inline]
+pub fn label_done<E: Display>(result: std::result::Result<(), E>, _: &mut Context<'_>) -> Result {
+    result.map_err(Error::msg)
+}
+
 /// The error for a call whose label no handler takes; `known` lists the labels that are.
 #[cold]
 pub fn unknown_label(label: Option<&str>, known: &str) -> Result {

@@ -156,6 +156,10 @@ pub use gp_macros::plugin_entry;
 /// - `#[fallback]`: the calls no other handler takes (no label, or another one), as a label
 ///   handler. Without one, such a call fails with the list of the labels there are.
 ///
+/// The module is an inline one (`mod api { ... }`), and a module declared inside it must be
+/// inline too: Rust does not give a macro the contents of a module in a file of its own
+/// (`mod helpers;`). Declare such modules next to it, at the crate root, and `use super::...`.
+///
 /// Every misuse is a compile error at the token it concerns: a route parameter with no
 /// argument of its name, an argument that is not a parameter of the route, a label taken twice,
 /// two routes with the same method and path.
