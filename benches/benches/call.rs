@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gp_benches::{BenchPlugins, GETSET, NOOP, RAW_GETSET_SYMBOL, RAW_NOOP_SYMBOL};
+use gp_benches::{BenchPlugins, GETSET, NOOP, RAW_GETSET_SYMBOL, RAW_NOOP_SYMBOL, TYPED};
 use gp_host::Context;
 use gp_sdk::__private::{CallTable, ExecuteResult, HostContextMut, Tabled};
 use rustc_hash::FxHashMap;
@@ -192,5 +192,49 @@ fn execute(c: &mut Criterion) {
     drop(noop_library);
 }
 
-criterion_group!(benches, execute);
+/// The typed form (`#[gp_sdk::plugin] mod`) against `getset/executor`, the hand-written entry:
+/// the same body behind the generated dispatch by label, and a typed label whose input and
+/// output go through serde, on the plugin's side and (`inc/typed_call`) on the host's too.
+fn typed(c: &mut Criterion) {
+    let plugins = BenchPlugins::get();
+    let typed = plugins.executor(TYPED);
+    let labelled = |label: &str| {
+        let mut ctx = host_context().with_label(label);
+        typed.execute(&mut ctx).expect("bench-typed");
+        assert_eq!(n(&ctx), Some(1), "label {label} runs the body");
+        ctx
+    };
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct N {
+        n: i64,
+    }
+    let out: N = typed.call("inc", &N { n: 1 }).expect("bench-typed inc");
+    assert_eq!(out.n, 2);
+
+    let mut group = c.benchmark_group("execute");
+    group.measurement_time(Duration::from_secs(3));
+    let getset = plugins.executor(GETSET);
+    let mut ctx = host_context().with_label("getset");
+    group.bench_function("getset/executor_labelled", |b| {
+        b.iter(|| getset.execute(black_box(&mut ctx)).is_ok())
+    });
+    let mut ctx = labelled("getset");
+    group.bench_function("typed/getset_executor", |b| {
+        b.iter(|| typed.execute(black_box(&mut ctx)).is_ok())
+    });
+    let mut ctx = labelled("inc");
+    group.bench_function("typed/inc_executor", |b| {
+        b.iter(|| typed.execute(black_box(&mut ctx)).is_ok())
+    });
+    let mut n = 0;
+    group.bench_function("typed/inc_typed_call", |b| {
+        b.iter(|| {
+            let out: N = typed.call("inc", black_box(&N { n })).expect("inc");
+            n = out.n;
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, execute, typed);
 criterion_main!(benches);

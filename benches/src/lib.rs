@@ -1,6 +1,6 @@
 //! Shared set-up for gp's benchmarks (`cargo bench -p gp-benches`).
 //!
-//! [`BenchPlugins::get`] builds the two benchmark plugins (`bench-noop`, `bench-getset`) in
+//! [`BenchPlugins::get`] builds the benchmark plugins (`bench-noop`, `bench-getset`, `bench-typed`) in
 //! release mode, installs them into the plugin base directory `target/bench-plugins/installed`
 //! and loads them with a [`gp_host::Manager`], once per process. See `benches/README.md` for what each benchmark
 //! measures and the figures.
@@ -19,6 +19,13 @@ pub const NOOP: &str = "bench-noop";
 /// The package (and plugin) name of the plugin that reads `n` and stores `n + 1`.
 pub const GETSET: &str = "bench-getset";
 
+/// The package (and plugin) name of the plugin with typed handlers: `getset` (the body of
+/// [`GETSET`] behind the generated dispatch by label) and `inc` (serde input and output).
+pub const TYPED: &str = "bench-typed";
+
+/// Every benchmark plugin.
+pub const ALL: [&str; 3] = [NOOP, GETSET, TYPED];
+
 /// The symbol `bench-getset` exports for calls through a raw function pointer.
 pub const RAW_GETSET_SYMBOL: &str = "gp_bench_raw_getset";
 
@@ -27,7 +34,7 @@ pub const RAW_NOOP_SYMBOL: &str = "gp_bench_raw_noop";
 
 /// The benchmark plugins, built, installed and loaded.
 pub struct BenchPlugins {
-    /// A manager over [`base_dir`](Self::base_dir) with both plugins loaded.
+    /// A manager over [`base_dir`](Self::base_dir) with every plugin loaded.
     pub manager: Manager,
     /// The plugin base directory, `target/bench-plugins/installed`: `<base>/bench-noop/`,
     /// `<base>/bench-getset/`. Reinstalled on every run (each file is replaced by a rename, so
@@ -52,7 +59,7 @@ impl BenchPlugins {
             install_library(library, &base_dir)?;
         }
         let manager = Manager::new(&base_dir);
-        for name in [NOOP, GETSET] {
+        for name in ALL {
             manager.load_plugin(base_dir.join(name))?;
         }
         Ok(BenchPlugins {
@@ -62,21 +69,21 @@ impl BenchPlugins {
         })
     }
 
-    /// The executor of the plugin `name` ([`NOOP`] or [`GETSET`]).
+    /// The executor of the plugin `name` (one of [`ALL`]).
     pub fn executor(&self, name: &str) -> Executor {
         self.manager
             .executor(name)
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// A manager of its own over the base directory, configured by `configure`, with both
-    /// plugins loaded. Panics if they do not load.
+    /// A manager of its own over the base directory, configured by `configure`, with every
+    /// plugin loaded. Panics if they do not load.
     pub fn manager_with(
         &self,
         configure: impl FnOnce(gp_host::ManagerBuilder) -> gp_host::ManagerBuilder,
     ) -> Manager {
         let manager = configure(Manager::builder(&self.base_dir)).build();
-        for name in [NOOP, GETSET] {
+        for name in ALL {
             manager
                 .load_plugin(self.plugin_dir(name))
                 .unwrap_or_else(|e| panic!("{e}"));
@@ -120,7 +127,7 @@ pub fn plugins_target_dir() -> PathBuf {
     workspace_dir().join("target").join("bench-plugins")
 }
 
-/// Builds both benchmark plugins in release mode into `target/bench-plugins` (a target
+/// Builds the benchmark plugins in release mode into `target/bench-plugins` (a target
 /// directory of their own, so the build neither waits for nor disturbs the one running the
 /// benchmarks) and returns each library with its plugin name.
 pub fn build_plugins() -> Result<Vec<(String, PathBuf)>, gp_host::Error> {
@@ -130,13 +137,13 @@ pub fn build_plugins() -> Result<Vec<(String, PathBuf)>, gp_host::Error> {
         target_dir: Some(plugins_target_dir()),
         quiet: true,
     };
-    let libraries = cargo_build(&workspace.join("Cargo.toml"), &[NOOP, GETSET], &options)?;
+    let libraries = cargo_build(&workspace.join("Cargo.toml"), &ALL, &options)?;
     let mut built = Vec::new();
     for library in libraries {
         let info = gp_host::inspect(&library)?;
         built.push((info.manifest.name, library));
     }
-    for name in [NOOP, GETSET] {
+    for name in ALL {
         if !built.iter().any(|(n, _)| n == name) {
             return Err(gp_host::Error::Build {
                 path: workspace.join("Cargo.toml"),
