@@ -87,6 +87,6 @@ pub fn label_done<E: Display>(result: std::result::Result<(), E>, _: &mut Contex
 pub fn unknown_label(label: Option<&str>, known: &str) -> Result {
     Err(Error::msg(match label {
         Some(label) => format!("label `{label}` is not one of this plugin's: {known}"),
-        None => format!("the call has no label: this plugin's are {known}"),
+        None => format!("the call has no label: call with one of this plugin's labels, {known}"),
     }))
 }

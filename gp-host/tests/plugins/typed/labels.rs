@@ -106,7 +106,7 @@ fn a_label_no_handler_takes_is_refused_with_the_labels_there_are() {
     let error = typed.execute(&mut Context::new()).unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!("plugin `typed` failed: the call has no label: this plugin's are {known}")
+        format!("plugin `typed` failed: the call has no label: call with one of this plugin's labels, {known}")
     );
     // A route's label called directly has no request to read its parameters from.
     let mut ctx = Context::new().with_label("sum");
