@@ -118,6 +118,8 @@ fn new_build_pack_sign_serve_install_call_round_trip() {
             &"call",
             &"base",
             &"hello-gp",
+            &"--label",
+            &"greet",
             &"--set",
             &"name=\"round trip\"",
         ],
@@ -164,4 +166,43 @@ fn gp_new_refuses_a_bad_name_and_an_existing_folder() {
         stderr(&taken),
         "error: taken: already exists; choose another name or remove it\n"
     );
+}
+
+/// `--template entry` is the low-level form: one `#[plugin_entry]` function, called with no
+/// label; its own unit test passes as generated, and it builds and answers.
+#[test]
+fn gp_new_template_entry_is_the_low_level_form() {
+    let work = crate::harness::base_dir();
+    let w = work.path();
+    let sdk = crate::harness::workspace().join("gp-sdk");
+    let created = ok(gp_in(
+        w,
+        &[&"new", &"low", &"--template", &"entry", &"--sdk", &sdk],
+    ));
+    assert!(
+        created.ends_with("gp call plugins low --set 'name=\"you\"'\n"),
+        "{created}"
+    );
+    let krate = w.join("low");
+    let lib = std::fs::read_to_string(krate.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("#[plugin_entry]"), "{lib}");
+    std::fs::copy(
+        crate::harness::workspace().join("Cargo.lock"),
+        krate.join("Cargo.lock"),
+    )
+    .unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let tested = Command::new(cargo)
+        .args(["test", "--quiet"])
+        .current_dir(&krate)
+        .envs(crate::harness::build_env())
+        .output()
+        .unwrap();
+    assert!(tested.status.success(), "{}", stderr(&tested));
+    ok(gp_in(&krate, &[&"build", &"--debug", &"-o", &"plugins"]));
+    let called = ok(gp_in(
+        &krate,
+        &[&"call", &"plugins", &"low", &"--set", &"name=\"gp\""],
+    ));
+    assert_eq!(called, "{\"greeting\": \"hello gp\", \"name\": \"gp\"}\n");
 }

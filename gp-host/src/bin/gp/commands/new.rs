@@ -10,10 +10,21 @@ use gp_host::Error;
 use super::shared::already_exists;
 
 /// The files of a new plugin crate. `{name}` and `{dependency}` (the gp-sdk line) are
-/// replaced in Cargo.toml; the other files are written as they are.
+/// replaced in Cargo.toml, `{plugin}` (the name) in `lib.rs`; `.gitignore` is written as it is.
 const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.in");
-const LIB_RS: &str = include_str!("../templates/lib.rs.in");
+const TYPED_RS: &str = include_str!("../templates/typed.rs.in");
+const ENTRY_RS: &str = include_str!("../templates/entry.rs.in");
 const GITIGNORE: &str = include_str!("../templates/gitignore.in");
+
+/// The form of a new plugin's `lib.rs`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Template {
+    /// A `#[gp_sdk::plugin]` module: a typed label handler and a typed route.
+    Typed,
+    /// One `#[plugin_entry]` function that reads and writes the context itself (the
+    /// low-level form).
+    Entry,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -23,6 +34,9 @@ pub struct Args {
     /// built from, if it is still there, else the published version)
     #[arg(long)]
     sdk: Option<PathBuf>,
+    /// The form of `src/lib.rs`
+    #[arg(long, value_enum, default_value = "typed")]
+    template: Template,
 }
 
 /// The gp-sdk this binary was built beside, if it is still there.
@@ -63,7 +77,11 @@ fn sdk_requirement() -> String {
 }
 
 pub fn exec(args: Args) -> Result<ExitCode, Failure> {
-    let Args { name, sdk } = args;
+    let Args {
+        name,
+        sdk,
+        template,
+    } = args;
     if let Err(e) = gp_host::manifest::validate_name(&name) {
         eprintln!("error: {e}");
         return Ok(ExitCode::FAILURE);
@@ -92,9 +110,13 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let cargo_toml = CARGO_TOML
         .replace("{name}", &name)
         .replace("{dependency}", &dependency);
+    let (lib_rs, call) = match template {
+        Template::Typed => (TYPED_RS.replace("{plugin}", &name), " --label greet"),
+        Template::Entry => (ENTRY_RS.to_owned(), ""),
+    };
     let files = [
         ("Cargo.toml", cargo_toml.as_str()),
-        ("src/lib.rs", LIB_RS),
+        ("src/lib.rs", lib_rs.as_str()),
         (".gitignore", GITIGNORE),
     ];
     for (file, text) in files {
@@ -110,7 +132,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let line = dependency.lines().next().unwrap_or_default();
     outln!("created plugin crate {name}/ ({line})")?;
     outln!(
-        "next: cd {name} && cargo test && gp build && gp call plugins {name} --set 'name=\"you\"'"
+        "next: cd {name} && cargo test && gp build && gp call plugins {name}{call} --set 'name=\"you\"'"
     )?;
     Ok(ExitCode::SUCCESS)
 }
