@@ -6,6 +6,7 @@
 //! This file holds what the tests share: the bounded run of `gp`, and a packed `sample`.
 
 mod first_hour;
+mod guide;
 mod messages;
 mod packages;
 mod readme;

@@ -8,7 +8,7 @@ use super::{gp, gp_limited, BUILD_LIMIT};
 use crate::harness::{base_dir, workspace};
 
 /// The README's section `name` (from its `## ` heading to the next).
-fn readme_section(name: &str) -> String {
+pub(super) fn readme_section(name: &str) -> String {
     let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
     let start = readme
         .find(&format!("## {name}\n"))
@@ -19,7 +19,7 @@ fn readme_section(name: &str) -> String {
 }
 
 /// The fenced blocks of `text` in language `lang`.
-fn blocks(text: &str, lang: &str) -> Vec<String> {
+pub(super) fn blocks(text: &str, lang: &str) -> Vec<String> {
     let fence = format!("```{lang}\n");
     let mut found = Vec::new();
     let mut rest = text;
@@ -153,7 +153,15 @@ fn build_then_build_pack_leaves_one_copy_and_call_prints_what_the_readme_shows()
     let shown = line.split("# prints ").nth(1).expect("a comment").trim();
     let called = gp(
         &krate,
-        &[&"call", &"plugins", &"hello", &"--set", &"name=\"gp\""],
+        &[
+            &"call",
+            &"plugins",
+            &"hello",
+            &"--label",
+            &"greet",
+            &"--set",
+            &"name=\"gp\"",
+        ],
     );
     assert_eq!(called.code, Some(0), "{}", called.stderr);
     assert_eq!(called.stdout, format!("{shown}\n"));
@@ -187,7 +195,10 @@ fn build_then_build_pack_leaves_one_copy_and_call_prints_what_the_readme_shows()
         "FOLDER           STATUS     PLUGIN / ERROR\n\
          hello-0.1.0.plg  loaded     hello 0.1.0\n"
     );
-    let called = gp(&krate, &[&"call", &"plugins", &"hello"]);
+    let called = gp(
+        &krate,
+        &[&"call", &"plugins", &"hello", &"--label", &"greet"],
+    );
     assert_eq!(called.code, Some(0), "{}", called.stderr);
     assert_eq!(
         called.stdout, "{\"greeting\": \"hello world\"}\n",
