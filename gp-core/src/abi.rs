@@ -4,9 +4,9 @@
 //! - [`PluginMod`] is a prefix type: fields may be *added* after its last prefix field, with
 //!   a gp-core version bump; no field before it may change. abi_stable refuses a plugin whose
 //!   root module has *fewer* fields than the host's, so each earlier layout is kept
-//!   ([`v0_1_0`], [`v0_1_1`], [`v0_1_2`]) and a host checks a plugin against the layout of
-//!   the gp-core it was built with (see [`HOOKS_SINCE`], [`SERVICES_SINCE`] and
-//!   [`TABLE_SINCE`](crate::TABLE_SINCE)).
+//!   ([`v0_1_0`], [`v0_1_1`], [`v0_1_2`], [`v0_1_3`]) and a host checks a plugin against the
+//!   layout of the gp-core it was built with (see [`HOOKS_SINCE`], [`SERVICES_SINCE`],
+//!   [`TABLE_SINCE`](crate::TABLE_SINCE) and [`INSTANCE_SINCE`](crate::INSTANCE_SINCE)).
 //! - [`HostContext`]'s vtable is a prefix type too: methods may be added after [`HostContext::log`].
 //! - [`Value`], [`LogLevel`] and [`CallError`] may not change at all within a major version.
 //!   [`CallErrorKind`] is a plain code so new kinds can be added without a layout change.
@@ -66,6 +66,35 @@ pub struct PluginMod {
     #[sabi(missing_field(default))]
     pub call:
         Option<extern "C" fn(ctx: HostContextMut<'_>, table: CallTable) -> RResult<(), CallError>>,
+    /// Builds the state of one instance from its configuration (JSON text, `null` when it has
+    /// none): the host calls it for each instance it makes (a load, an upgrade, a
+    /// configuration change), after `on_load`, and refuses the instance if it fails. `None`
+    /// when the plugin keeps no state, and in plugins built before
+    /// [`INSTANCE_SINCE`](crate::INSTANCE_SINCE) (which lack the field).
+    #[sabi(missing_field(default))]
+    pub open: Option<
+        extern "C" fn(
+            ctx: HostContextMut<'_>,
+            config: RStr<'_>,
+        ) -> RResult<crate::StateHandle, CallError>,
+    >,
+    /// Drops the state `open` built, once the instance stopped serving and its last call
+    /// returned (before `on_unload`, which runs for the build's last instance only).
+    #[sabi(missing_field(default))]
+    pub close: Option<
+        extern "C" fn(ctx: HostContextMut<'_>, state: crate::StateHandle) -> RResult<(), CallError>,
+    >,
+    /// The entry point a host built from [`INSTANCE_SINCE`](crate::INSTANCE_SINCE) on calls
+    /// instead of `call`: the same, with the call's label and the instance's state
+    /// ([`CallInfo`](crate::CallInfo)). `None` in plugins built before it.
+    #[sabi(missing_field(default))]
+    pub call_with: Option<
+        extern "C" fn(
+            ctx: HostContextMut<'_>,
+            table: CallTable,
+            info: crate::CallInfo<'_>,
+        ) -> RResult<(), CallError>,
+    >,
 }
 
 /// What a host offers a plugin outside any one call, through [`PluginMod::bind_host`]: where
@@ -98,8 +127,8 @@ impl RootModule for PluginModRef {
 /// abi_stable's layout check lets a library's prefix type have *more* fields than the host
 /// expects, never fewer. So a host checks a plugin against the root module of the gp-core
 /// version the plugin says it was built with (its embedded manifest's `gp_core`): this one
-/// for 0.1.0, [`v0_1_1`] for 0.1.1, [`v0_1_2`] for 0.1.2, [`PluginMod`] from
-/// [`TABLE_SINCE`](crate::TABLE_SINCE) on.
+/// for 0.1.0, [`v0_1_1`] for 0.1.1, [`v0_1_2`] for 0.1.2, [`v0_1_3`] for 0.1.3, [`PluginMod`]
+/// from [`INSTANCE_SINCE`](crate::INSTANCE_SINCE) on.
 pub mod v0_1_0 {
     use super::*;
 
@@ -184,6 +213,48 @@ pub mod v0_1_2 {
         /// As [`super::PluginMod::bind_host`].
         #[sabi(missing_field(default))]
         pub bind_host: Option<extern "C" fn(services: HostServices)>,
+    }
+
+    impl RootModule for PluginModRef {
+        declare_root_module_statics! {PluginModRef}
+        const BASE_NAME: &'static str = "gp_plugin";
+        const NAME: &'static str = "gp plugin";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
+}
+
+/// The root module as plugins built against gp-core 0.1.3 export it: [`PluginMod`] without
+/// [`open`](PluginMod::open), [`close`](PluginMod::close) and
+/// [`call_with`](PluginMod::call_with). See [`v0_1_0`] for why it is kept.
+pub mod v0_1_3 {
+    use super::*;
+
+    /// The 0.1.3 root module. Same type name and package as [`super::PluginMod`], as the
+    /// layout check requires.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+    #[sabi(missing_field(panic))]
+    pub struct PluginMod {
+        /// As [`super::PluginMod::manifest`].
+        pub manifest: RStr<'static>,
+        /// As [`super::PluginMod::execute`].
+        #[sabi(last_prefix_field)]
+        pub execute: extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>,
+        /// As [`super::PluginMod::on_load`].
+        #[sabi(missing_field(default))]
+        pub on_load: Option<extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>>,
+        /// As [`super::PluginMod::on_unload`].
+        #[sabi(missing_field(default))]
+        pub on_unload: Option<extern "C" fn(ctx: HostContextMut<'_>) -> RResult<(), CallError>>,
+        /// As [`super::PluginMod::bind_host`].
+        #[sabi(missing_field(default))]
+        pub bind_host: Option<extern "C" fn(services: HostServices)>,
+        /// As [`super::PluginMod::call`].
+        #[sabi(missing_field(default))]
+        pub call: Option<
+            extern "C" fn(ctx: HostContextMut<'_>, table: CallTable) -> RResult<(), CallError>,
+        >,
     }
 
     impl RootModule for PluginModRef {

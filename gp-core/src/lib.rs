@@ -16,6 +16,9 @@
 //!   values, label, cancellation and deadline, and logs,
 //! - [`CallTable`], the context's values as a table a plugin reads and overwrites itself,
 //!   handed to [`PluginMod::call`] by hosts built from [`TABLE_SINCE`] on,
+//! - [`StateHandle`] and [`CallInfo`]: one instance's state, built by [`PluginMod::open`] and
+//!   handed to [`PluginMod::call_with`] with the call's label, by hosts built from
+//!   [`INSTANCE_SINCE`] on,
 //! - [`Value`], the stable value enum, and [`CallError`], what a failed call returns.
 //!
 //! [`http`] names the context keys of a call that serves an HTTP route; [`typed`] maps a serde
@@ -36,6 +39,8 @@ pub mod manifest;
 #[allow(unsafe_code)]
 mod abi;
 #[cfg(feature = "abi")]
+mod instance;
+#[cfg(feature = "abi")]
 mod table;
 #[cfg(feature = "abi")]
 pub mod typed;
@@ -44,6 +49,8 @@ mod value;
 
 #[cfg(feature = "abi")]
 pub use abi::*;
+#[cfg(feature = "abi")]
+pub use instance::*;
 #[cfg(feature = "abi")]
 pub use table::*;
 #[cfg(feature = "abi")]

@@ -300,10 +300,15 @@ pub(crate) fn load(
         let since = semver::Version::parse(v).expect("a semver constant");
         built_with.as_ref().is_none_or(|b| *b >= since)
     };
-    if since(gp_core::TABLE_SINCE) {
+    if since(gp_core::INSTANCE_SINCE) {
         header
             .init_root_module::<PluginModRef>()
             .map(Module::Current)
+            .map_err(refused)
+    } else if since(gp_core::TABLE_SINCE) {
+        header
+            .init_root_module::<gp_core::v0_1_3::PluginModRef>()
+            .map(Module::V0_1_3)
             .map_err(refused)
     } else if since(gp_core::SERVICES_SINCE) {
         header
@@ -326,8 +331,10 @@ pub(crate) fn load(
 /// A plugin's root module, in the layout of the gp-core version it was built against.
 #[derive(Clone, Copy)]
 pub(crate) enum Module {
-    /// Built against this host's gp-core minor, from [`gp_core::TABLE_SINCE`] on.
+    /// Built against this host's gp-core minor, from [`gp_core::INSTANCE_SINCE`] on.
     Current(PluginModRef),
+    /// Built against gp-core 0.1.3: the table entry point, no instance state or call info.
+    V0_1_3(gp_core::v0_1_3::PluginModRef),
     /// Built against gp-core 0.1.2: hooks and host services, no table entry point.
     V0_1_2(gp_core::v0_1_2::PluginModRef),
     /// Built against gp-core 0.1.1: lifecycle hooks, no host services.
@@ -339,7 +346,10 @@ pub(crate) enum Module {
 /// The entry point a host calls a plugin through.
 #[derive(Clone, Copy)]
 pub(crate) enum Entry {
-    /// With the table of the context's values (`PluginMod::call`, gp-core 0.1.3 on).
+    /// With the table, the call's label and the instance's state (`PluginMod::call_with`,
+    /// gp-core 0.1.4 on).
+    Info(gp_core::CallWithFn),
+    /// With the table of the context's values (`PluginMod::call`, gp-core 0.1.3).
     Table(gp_core::CallFn),
     /// With the context alone (`PluginMod::execute`): plugins built before 0.1.3.
     Context(gp_core::ExecuteFn),
@@ -349,7 +359,12 @@ impl Module {
     /// The entry point to call: the table one when the plugin has it.
     pub(crate) fn entry(&self) -> Entry {
         match self {
-            Module::Current(m) => match m.call() {
+            Module::Current(m) => match (m.call_with(), m.call()) {
+                (Some(call_with), _) => Entry::Info(call_with),
+                (None, Some(call)) => Entry::Table(call),
+                (None, None) => Entry::Context(m.execute()),
+            },
+            Module::V0_1_3(m) => match m.call() {
                 Some(call) => Entry::Table(call),
                 None => Entry::Context(m.execute()),
             },
@@ -362,6 +377,7 @@ impl Module {
     pub(crate) fn on_load(&self) -> Option<gp_core::ExecuteFn> {
         match self {
             Module::Current(m) => m.on_load(),
+            Module::V0_1_3(m) => m.on_load(),
             Module::V0_1_2(m) => m.on_load(),
             Module::V0_1_1(m) => m.on_load(),
             Module::V0_1_0(_) => None,
@@ -371,9 +387,18 @@ impl Module {
     pub(crate) fn on_unload(&self) -> Option<gp_core::ExecuteFn> {
         match self {
             Module::Current(m) => m.on_unload(),
+            Module::V0_1_3(m) => m.on_unload(),
             Module::V0_1_2(m) => m.on_unload(),
             Module::V0_1_1(m) => m.on_unload(),
             Module::V0_1_0(_) => None,
+        }
+    }
+
+    /// The plugin's `open` and `close`, when it keeps state per instance (gp-core 0.1.4 on).
+    pub(crate) fn state(&self) -> Option<(gp_core::OpenFn, gp_core::CloseFn)> {
+        match self {
+            Module::Current(m) => m.open().zip(m.close()),
+            _ => None,
         }
     }
 
@@ -382,6 +407,7 @@ impl Module {
     pub(crate) fn bind_host(&self, services: gp_core::HostServices) {
         let bind = match self {
             Module::Current(m) => m.bind_host(),
+            Module::V0_1_3(m) => m.bind_host(),
             Module::V0_1_2(m) => m.bind_host(),
             Module::V0_1_1(_) | Module::V0_1_0(_) => None,
         };

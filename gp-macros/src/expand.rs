@@ -18,7 +18,11 @@ const TRACKED_ENV: [&str; 6] = [
 ];
 
 pub fn entry(entry: Entry) -> TokenStream {
-    let Entry { function, manifest } = entry;
+    let Entry {
+        function,
+        manifest,
+        state,
+    } = entry;
     let user_fn = &function.sig.ident;
     let document = Embedded {
         gp_core: gp_core::ABI_VERSION.to_owned(),
@@ -36,6 +40,7 @@ pub fn entry(entry: Entry) -> TokenStream {
     let manifest_static = item_name("GP_MANIFEST", &function);
     let execute = item_name("gp_execute", &function);
     let call_entry = item_name("gp_call", &function);
+    let call_with = item_name("gp_call_with", &function);
     let root_module = item_name("gp_root_module", &function);
     let root_module_result = item_name("gp_root_module_result", &function);
     // The author's function is called from a closure (see `closure_context`).
@@ -48,7 +53,11 @@ pub fn entry(entry: Entry) -> TokenStream {
     // An error type that is not `Display` is reported at `execute`, spanned to underline it.
     let path = quote_spanned!(first=> ::gp_sdk::__private::);
     let entry_call = quote_spanned!(last=> #path execute(#host, #closure));
-    let entry_points = entry_points(&function, &execute, &call_entry, entry_call);
+    let entry_points = entry_points(&function, [&execute, &call_entry, &call_with], entry_call);
+    let state = match state {
+        Some((open, close)) => quote!(::core::option::Option::Some((#open, #close))),
+        None => quote!(::core::option::Option::None),
+    };
 
     quote! {
         #function
@@ -73,7 +82,15 @@ pub fn entry(entry: Entry) -> TokenStream {
             #entry_points
 
             fn #root_module() -> ::gp_sdk::__private::PluginModRef {
-                ::gp_sdk::__private::root_module(&#manifest_static, #execute, #call_entry)
+                ::gp_sdk::__private::root_module(
+                    &#manifest_static,
+                    ::gp_sdk::__private::Entries {
+                        execute: #execute,
+                        call: #call_entry,
+                        call_with: #call_with,
+                        state: #state,
+                    },
+                )
             }
 
             extern "C" fn #root_module_result() -> ::gp_sdk::__private::RootModuleResult {
@@ -92,18 +109,19 @@ pub fn entry(entry: Entry) -> TokenStream {
     }
 }
 
-/// The two `extern "C"` entry points (`execute`, which every host calls, and `call`, which a
-/// host built against gp-core 0.1.3 or later calls instead), around `entry_call`.
+/// The three `extern "C"` entry points (`execute`, which every host calls; `call`, which a
+/// host built against gp-core 0.1.3 calls instead; `call_with`, which one built against 0.1.4
+/// or later calls), around `entry_call`.
 fn entry_points(
     function: &syn::ItemFn,
-    execute: &proc_macro2::Ident,
-    call_entry: &proc_macro2::Ident,
+    [execute, call_entry, call_with]: [&proc_macro2::Ident; 3],
     entry_call: TokenStream,
 ) -> TokenStream {
     let host = host_context();
     let enter = item_name("gp_enter", function);
     // Hygienic, as the context argument is: an author's `const table` is no pattern here.
     let table = proc_macro2::Ident::new("table", proc_macro2::Span::mixed_site());
+    let info = proc_macro2::Ident::new("info", proc_macro2::Span::mixed_site());
     quote! {
         // Both entry points run the author's function through this one, so a mistake in
         // it is reported once.
@@ -130,6 +148,18 @@ fn entry_points(
             // SAFETY: the host passes the table of this call's context with it, and keeps
             // `CallTable`'s contract for the call.
             #enter(unsafe { ::gp_sdk::__private::Tabled::new(#host, #table) })
+        }
+
+        // What a host built against gp-core 0.1.4 or later calls instead.
+        #[allow(unsafe_code)]
+        extern "C" fn #call_with(
+            #host: ::gp_sdk::__private::HostContextMut<'_>,
+            #table: ::gp_sdk::__private::CallTable,
+            #info: ::gp_sdk::__private::CallInfo<'_>,
+        ) -> ::gp_sdk::__private::ExecuteResult {
+            // SAFETY: the host passes the table and the call's information of this call's
+            // context with it, and keeps their contracts for the call.
+            #enter(unsafe { ::gp_sdk::__private::Informed::new(#host, #table, #info) })
         }
     }
 }

@@ -55,6 +55,9 @@ enum Arg {
     Extract(Type),
     /// A label handler's input, read from the call's values.
     Input(Type),
+    /// `&State`: the instance's state, which the module's `#[on_load]` builds; the span of
+    /// the type the handler gives it.
+    State(Span),
 }
 
 enum Output {
@@ -173,6 +176,18 @@ fn route(input: ParseStream, function: &Ident) -> syn::Result<Kind> {
     }))
 }
 
+/// Whether `ty` is `&T` for a `T` that could be the plugin's state: a path that is not the
+/// context (`&Context`) nor `str`.
+fn is_state(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) if r.mutability.is_none() => {
+            last_segment(&r.elem).is_some_and(|s| s.ident != "Context" && s.ident != "str")
+        }
+        Type::Group(group) => is_state(&group.elem),
+        _ => false,
+    }
+}
+
 fn is_context(ty: &Type) -> Option<bool> {
     match ty {
         Type::Reference(r) if last_segment(&r.elem).is_some_and(|s| s.ident == "Context") => {
@@ -226,6 +241,8 @@ fn route_args(
         let kind = last_segment(ty).map(|s| s.ident.to_string());
         if let Some(mutable) = ctx {
             args.push(Arg::Context { mutable: *mutable });
+        } else if is_state(ty) {
+            args.push(Arg::State(ty.span()));
         } else if kind.as_deref() == Some("Request") {
             request = Some(arg);
             args.push(Arg::Request);
@@ -282,6 +299,8 @@ fn label_args(sig: &syn::Signature, errors: &mut Errors) -> Vec<Arg> {
     for (arg, ctx) in typed_inputs(sig, errors) {
         if let Some(mutable) = ctx {
             args.push(Arg::Context { mutable });
+        } else if is_state(&arg.ty) {
+            args.push(Arg::State(arg.ty.span()));
         } else if let Some(first) = input {
             errors.over(
                 quote!(#first, #arg),
@@ -307,7 +326,13 @@ impl Handler {
     /// Each step is a call of a generic function in `gp_sdk::__private` whose tokens all carry
     /// the span of the author's type it is about, so that a type that does not fit is reported
     /// there, with the message of the trait it lacks.
-    pub(crate) fn call(&self, ctx: &Ident) -> TokenStream {
+    /// The first argument that takes the plugin's state, if any (for the error when the
+    /// module builds none).
+    pub(crate) fn takes_state(&self) -> bool {
+        self.args.iter().any(|arg| matches!(arg, Arg::State(_)))
+    }
+
+    pub(crate) fn call(&self, ctx: &Ident, state: Option<&Type>) -> TokenStream {
         // `name(args)`, every token at `span`; `args` is given the context's name at `span`.
         let at = |span: Span, name: &str, args: &dyn Fn(Ident) -> TokenStream| {
             let function = Ident::new(name, span);
@@ -340,6 +365,22 @@ impl Handler {
                     let read = at(ty.span(), "label_input", &|ctx| quote!(#ctx));
                     quote!(let #var: #ty = #read?;)
                 }
+                // The type `#[on_load]` returns, whatever the handler says: a handler that
+                // names another is a type mismatch at its argument, never another reading
+                // of the state's bytes. Without an `#[on_load]` the module refuses the
+                // handler before this (`plugin::check_state`).
+                Arg::State(span) => match state {
+                    Some(state) => {
+                        // Passed under the handler's type's span: a mismatch is shown there.
+                        let at_type = Ident::new(&var.to_string(), *span);
+                        reads.push(
+                            quote!(let #var = ::gp_sdk::__private::state::<#state>(&*#ctx)?;),
+                        );
+                        passed.push(quote!(#at_type));
+                        continue;
+                    }
+                    None => continue,
+                },
             };
             reads.push(read);
             passed.push(quote!(#var));

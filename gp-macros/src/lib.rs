@@ -18,6 +18,7 @@ mod parse;
 mod plugin;
 mod signature;
 mod spans;
+mod state;
 
 /// Marks a plugin's entry point. See `gp_sdk::plugin_entry`.
 #[proc_macro_attribute]

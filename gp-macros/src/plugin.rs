@@ -17,6 +17,7 @@ use crate::expand;
 use crate::handler::{self, Handler, Kind};
 use crate::manifest::build_manifest;
 use crate::parse::{self, Entry};
+use crate::state::{self, StateFn};
 
 const FORM: &str = "#[plugin] goes on an inline module holding the handlers: `#[plugin] mod api { #[route(GET, \"/items/:id\")] fn get(id: u64) -> Json<Item> { ... } }`";
 
@@ -48,13 +49,32 @@ pub fn plugin(attr: TokenStream, item: TokenStream) -> TokenStream {
         return quote!(#error #module);
     };
     let mut handlers: Vec<Handler> = Vec::new();
+    let mut state: Option<StateFn> = None;
     for item in items.iter_mut() {
         if let Item::Fn(function) = item {
+            if let Some(found) = state::take(function, &mut errors) {
+                if state.is_some() {
+                    errors.at(
+                        function.sig.ident.span(),
+                        "the module already has an `#[on_load]`: keep one",
+                    );
+                }
+                state = Some(found);
+                continue;
+            }
             let params = |route: &RouteArg| route_params(&route.path.value(), driver);
             handlers.extend(handler::take(function, params, &mut errors));
         }
     }
     check_labels(&handlers, &module.ident, &mut errors);
+    if state.is_none() {
+        for handler in handlers.iter().filter(|h| h.takes_state()) {
+            errors.at(
+                handler.ident.span(),
+                format!("`{}` takes the plugin's state (a `&` argument), but the module has no `#[on_load]` that builds it: add `#[on_load] fn open() -> Result<State>`, or take the value another way", handler.ident),
+            );
+        }
+    }
     args.routes = handlers
         .iter()
         .filter_map(|h| match &h.kind {
@@ -77,8 +97,17 @@ pub fn plugin(attr: TokenStream, item: TokenStream) -> TokenStream {
         let error = error.to_compile_error();
         return quote!(#error #[allow(dead_code)] #module);
     }
-    let function = dispatch(&handlers, items);
-    let exports = expand::entry(Entry { function, manifest });
+    let function = dispatch(&handlers, items, state.as_ref().map(|s| &s.state));
+    let state = state.map(|state| {
+        let (tokens, open, close) = state.entry_points();
+        items.push(Item::Verbatim(tokens));
+        (open, close)
+    });
+    let exports = expand::entry(Entry {
+        function,
+        manifest,
+        state,
+    });
     items.push(Item::Verbatim(exports));
     quote!(#module)
 }
@@ -135,7 +164,7 @@ fn check_labels(handlers: &[Handler], module: &Ident, errors: &mut Errors) {
 }
 
 /// The entry point: a match on the call's label, one arm per handler.
-fn dispatch(handlers: &[Handler], items: &[Item]) -> ItemFn {
+fn dispatch(handlers: &[Handler], items: &[Item], state: Option<&syn::Type>) -> ItemFn {
     let taken = |name: &str| {
         items
             .iter()
@@ -151,7 +180,7 @@ fn dispatch(handlers: &[Handler], items: &[Item]) -> ItemFn {
     let mut known = Vec::new();
     let mut fallback = None;
     for handler in handlers {
-        let call = handler.call(&ctx);
+        let call = handler.call(&ctx, state);
         match handler.kind.label() {
             Some(label) => {
                 known.push(format!("`{}`", label.value()));

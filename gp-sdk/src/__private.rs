@@ -8,22 +8,31 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
 pub use abi_stable::library::{LibHeader, RootModuleResult};
-pub use gp_core::{CallTable, ExecuteFn, HostContextMut, PluginModRef};
+pub use gp_core::{
+    CallInfo, CallTable, CloseFn, ExecuteFn, HostContextMut, OpenFn, PluginModRef, StateHandle,
+};
+
+pub use crate::instance::{close_state, open_state, state};
 pub use linkme;
 
 pub use crate::handlers::{
-    extract, label_done, label_input, label_result, label_value, path_param, respond, unknown_label,
+    config, extract, label_done, label_input, label_result, label_value, opened, path_param,
+    respond, unknown_label,
 };
+pub use abi_stable::std_types::RStr;
 
 use abi_stable::library::{__call_root_module_loader, CheckTypeLayout};
 use abi_stable::prefix_type::PrefixTypeTrait;
-use abi_stable::std_types::{RResult, RStr};
+use abi_stable::std_types::RResult;
 use gp_core::{CallError, HostServices, PluginMod};
 
 use crate::Context;
 
 /// The result type of the generated `extern "C"` entry point.
 pub type ExecuteResult = RResult<(), CallError>;
+
+/// The result type of the generated `open`.
+pub type OpenResult = RResult<StateHandle, CallError>;
 
 /// The symbol abi_stable looks up in a library to find its root module (abi_stable 0.11).
 /// The generated static must have exactly this name; a test pins it to abi_stable's constant.
@@ -56,12 +65,26 @@ pub static ON_LOAD: [ExecuteFn];
 #[linkme::distributed_slice]
 pub static ON_UNLOAD: [ExecuteFn];
 
+/// The generated entry points: one per kind of host (see [`gp_core::PluginMod`]).
+pub struct Entries {
+    /// What every host calls.
+    pub execute: extern "C" fn(HostContextMut<'_>) -> ExecuteResult,
+    /// What a host built against gp-core 0.1.3 calls.
+    pub call: extern "C" fn(HostContextMut<'_>, CallTable) -> ExecuteResult,
+    /// What a host built against gp-core 0.1.4 or later calls.
+    pub call_with: extern "C" fn(HostContextMut<'_>, CallTable, CallInfo<'_>) -> ExecuteResult,
+    /// The instance's `open` and `close`, when the plugin keeps state.
+    pub state: Option<(OpenFn, CloseFn)>,
+}
+
 /// Builds the root module. Runs once, when the host loads the library.
-pub fn root_module(
-    manifest: &'static [u8],
-    execute: extern "C" fn(HostContextMut<'_>) -> ExecuteResult,
-    call: extern "C" fn(HostContextMut<'_>, CallTable) -> ExecuteResult,
-) -> PluginModRef {
+pub fn root_module(manifest: &'static [u8], entries: Entries) -> PluginModRef {
+    let Entries {
+        execute,
+        call,
+        call_with,
+        state,
+    } = entries;
     let manifest = std::str::from_utf8(manifest).expect("#[plugin_entry] embeds UTF-8 JSON");
     if let Ok(embedded) = gp_core::manifest::Embedded::parse(manifest.as_bytes()) {
         let _ = PLUGIN_NAME.set(embedded.manifest.name);
@@ -75,6 +98,9 @@ pub fn root_module(
         on_unload: ON_UNLOAD.first().copied(),
         bind_host: Some(bind_host),
         call: Some(call),
+        open: state.map(|s| s.0),
+        close: state.map(|s| s.1),
+        call_with: Some(call_with),
     }
     .leak_into_prefix()
 }
@@ -229,6 +255,43 @@ impl<'a> Entry<'a> for Tabled<'a> {
     fn context(self) -> Context<'a> {
         // SAFETY: `Tabled::new`'s contract is this function's.
         unsafe { Context::__with_table(self.host, self.table) }
+    }
+}
+
+/// The host's context, the table of its values and the call's label and instance state, as
+/// a host hands them to a plugin's `call_with` entry point.
+pub struct Informed<'a> {
+    host: HostContextMut<'a>,
+    table: CallTable,
+    info: CallInfo<'a>,
+}
+
+impl<'a> Informed<'a> {
+    /// The three together.
+    ///
+    /// # Safety
+    ///
+    /// As [`Context::__with_info`]: all three came from the host, for this call, and `info`'s
+    /// label lives as long as `host` (the host keeps both for the whole call). The entry
+    /// point's signature cannot say so: its two lifetimes are independent.
+    #[inline(always)]
+    pub unsafe fn new(
+        host: HostContextMut<'a>,
+        table: CallTable,
+        info: CallInfo<'_>,
+    ) -> Informed<'a> {
+        // SAFETY: only the label's lifetime changes, to `host`'s, which the label outlives
+        // (this function's contract).
+        let info = unsafe { std::mem::transmute::<CallInfo<'_>, CallInfo<'a>>(info) };
+        Informed { host, table, info }
+    }
+}
+
+impl<'a> Entry<'a> for Informed<'a> {
+    #[inline(always)]
+    fn context(self) -> Context<'a> {
+        // SAFETY: `Informed::new`'s contract is this function's.
+        unsafe { Context::__with_info(self.host, self.table, self.info) }
     }
 }
 

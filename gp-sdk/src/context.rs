@@ -2,7 +2,7 @@ use std::fmt;
 use std::time::Duration;
 
 use abi_stable::std_types::RStr;
-use gp_core::{CallTable, HostContextMut, Value};
+use gp_core::{CallInfo, CallTable, HostContextMut, StateHandle, Value};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::Error;
@@ -22,13 +22,20 @@ pub struct Context<'a> {
     host: HostContextMut<'a>,
     /// The host's table of the values, when it handed one over.
     table: Option<CallTable>,
+    /// The call's label and the instance's state, when the host handed them over (gp-core
+    /// 0.1.4 and later).
+    info: Option<CallInfo<'a>>,
 }
 
 impl<'a> Context<'a> {
     /// Wraps the host's context. Used by the code `#[plugin_entry]` generates.
     #[doc(hidden)]
     pub fn __new(host: HostContextMut<'a>) -> Context<'a> {
-        Context { host, table: None }
+        Context {
+            host,
+            table: None,
+            info: None,
+        }
     }
 
     /// Wraps the host's context and the table of its values. Used by the code
@@ -45,7 +52,38 @@ impl<'a> Context<'a> {
         Context {
             host,
             table: Some(table),
+            info: None,
         }
+    }
+
+    /// Wraps the host's context, the table of its values and what came with them. Used by
+    /// the code `#[plugin_entry]` generates.
+    ///
+    /// # Safety
+    ///
+    /// As [`__with_table`](Self::__with_table), and `info` is the one the host handed the
+    /// plugin with them, for the same call: its state handle is the one this plugin's `open`
+    /// returned for the calling instance (or none).
+    #[doc(hidden)]
+    #[allow(unsafe_code)] // a contract to state, no unsafe operation
+    #[inline(always)]
+    pub unsafe fn __with_info(
+        host: HostContextMut<'a>,
+        table: CallTable,
+        info: CallInfo<'a>,
+    ) -> Context<'a> {
+        Context {
+            host,
+            table: Some(table),
+            info: Some(info),
+        }
+    }
+
+    /// The calling instance's state handle: none unless the host handed one over.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn __state(&self) -> StateHandle {
+        self.info.map_or(StateHandle::NONE, |info| info.state)
     }
 
     /// Whether the host was built against gp-core 0.1.3 or later (it handed over the table
@@ -152,8 +190,12 @@ impl<'a> Context<'a> {
     }
 
     /// The label the host called the plugin with, such as an HTTP route's label.
+    #[inline]
     pub fn label(&self) -> Option<&str> {
-        self.host.label().into_option().map(|s| s.as_str())
+        match &self.info {
+            Some(info) => info.label.as_ref().into_option().map(|s| s.as_str()),
+            None => self.host.label().into_option().map(|s| s.as_str()),
+        }
     }
 
     /// Whether the call was cancelled or is past its deadline. A long-running plugin checks

@@ -82,6 +82,25 @@ pub fn label_done<E: Display>(result: std::result::Result<(), E>, _: &mut Contex
     result.map_err(Error::msg)
 }
 
+/// An instance's configuration (the JSON text the host passed `open`) as the type the
+/// plugin's `#[on_load]` takes.
+pub fn config<T: DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
+    let name = crate::http::short_type_name::<T>();
+    serde_json::from_str(text).map_err(|e| {
+        if text == "null" {
+            format!("the plugin takes a configuration ({name}) and was given none: write it in config.json beside its plugin.json")
+        } else {
+            format!("the configuration does not fit {name}: {e}")
+        }
+    })
+}
+
+/// What a fallible `#[on_load]` returned, its error as the load's.
+#[inline]
+pub fn opened<T, E: Display>(result: std::result::Result<T, E>) -> std::result::Result<T, String> {
+    result.map_err(|error| format!("{error:#}"))
+}
+
 /// The error for a call whose label no handler takes; `known` lists the labels that are.
 #[cold]
 pub fn unknown_label(label: Option<&str>, known: &str) -> Result {

@@ -29,10 +29,10 @@
 //! This crate is not for hosts (use `gp-host`), and a plugin author never needs `unsafe` or
 //! abi_stable: both stay behind [`Context`] and the macro.
 #![deny(missing_docs)]
-// The crate's `unsafe` code is in three modules, each allowed where it is declared, each block
+// The crate's `unsafe` code is in four modules, each allowed where it is declared, each block
 // with its argument: `logging` (the call's host context, reached through a thread-local
-// pointer), `table` (the host's table of the call's values) and `__private` (the header
-// abi_stable's loader reads).
+// pointer), `table` (the host's table of the call's values), `instance` (an instance's state
+// behind the handle the host keeps) and `__private` (the header abi_stable's loader reads).
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
@@ -40,6 +40,8 @@ mod context;
 mod error;
 mod handlers;
 pub mod http;
+#[allow(unsafe_code)] // an instance's state, boxed behind its handle: see the module's contract
+mod instance;
 #[allow(unsafe_code)] // one dereference of the current call's context: see `forward`
 mod logging;
 #[allow(unsafe_code)] // the host's table of the call's values: see `CallTable`'s contract

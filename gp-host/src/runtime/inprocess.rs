@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use abi_stable::std_types::RResult;
-use gp_core::{CallErrorKind, ExecuteFn};
+use abi_stable::std_types::{RResult, RStr};
+use gp_core::{
+    CallError, CallErrorKind, CallInfo, CloseFn, ExecuteFn, HostContextMut, StateHandle,
+};
 
 use crate::error::{Error, Hook};
 use crate::library::{Entry, Module};
@@ -52,12 +54,20 @@ fn refuse_quarantined(spec: &Spec) -> Result<(), Error> {
     }
 }
 
+/// The configuration an instance without one is opened with.
+pub(crate) const NO_CONFIG: &str = "null";
+
 /// A version mapped into this process by the dynamic loader.
 pub(crate) struct InProcess {
     entry: Entry,
     /// The plugin's name, interned: what the host's services say is calling.
     name: &'static scope::PluginName,
     on_unload: Option<ExecuteFn>,
+    /// This instance's state, as the plugin's `open` made it ([`StateHandle::NONE`] if the
+    /// plugin keeps none).
+    state: StateHandle,
+    /// The plugin's `close`, which drops `state` once, in [`InProcess::run_unload_hook`].
+    close: Option<CloseFn>,
     /// This build's instance count; decremented once, by [`InProcess::run_unload_hook`].
     build: Arc<Mutex<usize>>,
     counted: AtomicBool,
@@ -77,11 +87,13 @@ pub(crate) enum UnloadHookRun {
 
 impl InProcess {
     /// Binds the host's services, runs the plugin's `on_load` hook (if any, and if no other
-    /// instance of the same build is alive) and returns the version ready to serve, with
-    /// `spec` saying which hooks it has.
+    /// instance of the same build is alive), builds this instance's state with the plugin's
+    /// `open` (if it keeps one; `config` is the instance's configuration, JSON) and returns the
+    /// version ready to serve, with `spec` saying which hooks it has.
     pub(crate) fn activate(
         spec: Spec,
         module: Module,
+        config: &str,
         hook_timeout: Duration,
     ) -> Result<(Spec, InProcess), Error> {
         refuse_quarantined(&spec)?;
@@ -102,7 +114,7 @@ impl InProcess {
             refuse_quarantined(&spec)?;
             match on_load {
                 Some(hook) if *instances == 0 => {
-                    run_hook_bounded(&spec, Hook::OnLoad, hook, hook_timeout)?
+                    run_hook_bounded(&spec, Hook::OnLoad, move |host| hook(host), hook_timeout)?
                 }
                 Some(_) => {
                     tracing::debug!(target: "gp", plugin = spec.name(), "this build is already loaded; its on_load ran then")
@@ -112,14 +124,38 @@ impl InProcess {
             *instances += 1;
         }
         let name = scope::PluginName::intern(spec.name());
-        let instance = InProcess {
+        let mut instance = InProcess {
             entry: module.entry(),
             name,
             on_unload,
+            state: StateHandle::NONE,
+            close: None,
             build,
             counted: AtomicBool::new(true),
             hook_timeout,
         };
+        if let Some((open, close)) = module.state() {
+            // The author's `#[on_load]` in the typed form: hence its name in errors.
+            let config = config.to_owned();
+            let opened = run_hook_bounded(
+                &spec,
+                Hook::OnLoad,
+                move |host| open(host, RStr::from_str(&config)),
+                hook_timeout,
+            );
+            match opened {
+                Ok(state) => {
+                    instance.state = state;
+                    instance.close = Some(close);
+                }
+                Err(error) => {
+                    // Out of the build's instance count again (and `on_unload` if it was the
+                    // only one): the version never served.
+                    instance.run_unload_hook(&spec);
+                    return Err(error);
+                }
+            }
+        }
         Ok((spec, instance))
     }
 
@@ -133,12 +169,18 @@ impl InProcess {
         ctx: &mut Context,
         retiring: &AtomicBool,
     ) -> Result<(), Box<Error>> {
-        let entry = self.entry;
+        let (entry, state) = (self.entry, self.state);
         let outcome =
-            scope::with_scope(ctx, self.name, Some(retiring), |host, table| match entry {
-                Entry::Table(call) => call(host, table),
-                Entry::Context(execute) => execute(host),
-            });
+            scope::with_scope(
+                ctx,
+                self.name,
+                Some(retiring),
+                |host, table, label| match entry {
+                    Entry::Info(call_with) => call_with(host, table, CallInfo { label, state }),
+                    Entry::Table(call) => call(host, table),
+                    Entry::Context(execute) => execute(host),
+                },
+            );
         match outcome {
             RResult::ROk(()) => Ok(()),
             RResult::RErr(error) => Err(call_error(spec, ctx, retiring, error)),
@@ -147,21 +189,40 @@ impl InProcess {
 
     /// Leaves the build's instance count, once, and runs `on_unload` if this was the last
     /// instance of the build.
+    ///
+    /// First, this instance's state is dropped with the plugin's `close` (every instance has
+    /// its own): its failure is reported as the unload hook's.
     pub(crate) fn run_unload_hook(&self, spec: &Spec) -> UnloadHookRun {
         if !self.counted.swap(false, Ordering::AcqRel) {
             return UnloadHookRun::Nothing;
         }
+        let closed = self.close.map(|close| {
+            let state = self.state;
+            run_hook_bounded(
+                spec,
+                Hook::OnUnload,
+                move |host| close(host, state),
+                self.hook_timeout,
+            )
+        });
         let mut instances = lock(&self.build);
         *instances = instances.saturating_sub(1);
-        match self.on_unload {
+        let unloaded = match self.on_unload {
             None => UnloadHookRun::Nothing,
             Some(_) if *instances > 0 => UnloadHookRun::Shared,
             Some(hook) => UnloadHookRun::Ran(run_hook_bounded(
                 spec,
                 Hook::OnUnload,
-                hook,
+                move |host| hook(host),
                 self.hook_timeout,
             )),
+        };
+        match (closed, unloaded) {
+            (None, unloaded) | (Some(Ok(())), unloaded @ UnloadHookRun::Ran(_)) => unloaded,
+            (Some(Err(error)), _) => UnloadHookRun::Ran(Err(error)),
+            (Some(Ok(())), UnloadHookRun::Nothing | UnloadHookRun::Shared) => {
+                UnloadHookRun::Ran(Ok(()))
+            }
         }
     }
 }
@@ -193,14 +254,19 @@ fn call_error(
 /// that does not return in time is abandoned (a thread cannot be stopped): the call gives
 /// [`Error::HookTimedOut`], and the build is quarantined until the hook returns, since its
 /// statics may be mid-change.
-fn run_hook_bounded(spec: &Spec, hook: Hook, f: ExecuteFn, timeout: Duration) -> Result<(), Error> {
+fn run_hook_bounded<T, F>(spec: &Spec, hook: Hook, f: F, timeout: Duration) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce(HostContextMut<'_>) -> RResult<T, CallError> + Clone + Send + 'static,
+{
     let (done, outcome) = std::sync::mpsc::channel();
     let owned = spec.clone();
+    let run = f.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("gp-{hook}"))
         .spawn(move || {
             let started = std::time::Instant::now();
-            let result = run_hook(&owned, hook, f);
+            let result = run_hook(&owned, hook, run);
             if done.send(result).is_err() {
                 // Abandoned: nobody waits for the result any more. The build may load again.
                 quarantine().remove(&owned.sha256);
@@ -234,13 +300,17 @@ fn run_hook_bounded(spec: &Spec, hook: Hook, f: ExecuteFn, timeout: Duration) ->
 }
 
 /// Runs a lifecycle hook with an empty context (the plugin can log through it).
-fn run_hook(spec: &Spec, hook: Hook, f: ExecuteFn) -> Result<(), Error> {
+fn run_hook<T>(
+    spec: &Spec,
+    hook: Hook,
+    f: impl FnOnce(HostContextMut<'_>) -> RResult<T, CallError>,
+) -> Result<T, Error> {
     let _running = activity::doing(format!("running plugin `{}`'s {hook}", spec.name()));
     let mut ctx = Context::new();
     let plugin = scope::PluginName::intern(spec.name());
-    let outcome = scope::with_scope(&mut ctx, plugin, None, |host, _| f(host));
+    let outcome = scope::with_scope(&mut ctx, plugin, None, |host, _, _| f(host));
     match outcome {
-        RResult::ROk(()) => Ok(()),
+        RResult::ROk(value) => Ok(value),
         RResult::RErr(error) => Err(Error::HookFailed {
             plugin: spec.name().to_owned(),
             version: spec.version().clone(),

@@ -186,7 +186,7 @@ pub(crate) fn outside_a_call<R>(
     plugin: &str,
     f: impl FnOnce(HostContextMut<'_>) -> R,
 ) -> R {
-    scoped(ctx, plugin, None, |host, _| f(host))
+    scoped(ctx, plugin, None, |host, _, _| f(host))
 }
 
 /// [`outside_a_call`], with the table of the context's values.
@@ -195,17 +195,18 @@ pub(crate) fn outside_a_call_with_table<R>(
     plugin: &str,
     f: impl FnOnce(HostContextMut<'_>, CallTable) -> R,
 ) -> R {
-    scoped(ctx, plugin, None, f)
+    scoped(ctx, plugin, None, |host, table, _| f(host, table))
 }
 
-/// Runs `f` as `plugin`'s call on `ctx`: with the context as the plugin sees it, and the
-/// table of its values (for a plugin's [`gp_core::PluginMod::call`]).
+/// Runs `f` as `plugin`'s call on `ctx`: with the context as the plugin sees it, the table of
+/// its values (for a plugin's [`gp_core::PluginMod::call`]) and its label (for
+/// [`gp_core::PluginMod::call_with`]).
 #[inline]
 pub(crate) fn with_scope<R>(
     ctx: &mut Context,
     plugin: &'static PluginName,
     retiring: Option<&AtomicBool>,
-    f: impl FnOnce(HostContextMut<'_>, CallTable) -> R,
+    f: impl FnOnce(HostContextMut<'_>, CallTable, ROption<RStr<'_>>) -> R,
 ) -> R {
     // `with` and a closure that only reads or writes: `replace` and `LocalKey::set` go
     // through functions the call path's inliner gives up on, a call each.
@@ -219,7 +220,7 @@ fn scoped<R>(
     ctx: &mut Context,
     plugin: &str,
     retiring: Option<&AtomicBool>,
-    f: impl FnOnce(HostContextMut<'_>, CallTable) -> R,
+    f: impl FnOnce(HostContextMut<'_>, CallTable, ROption<RStr<'_>>) -> R,
 ) -> R {
     // The plugin may overwrite values in place unless every write must be noted.
     let overwrite = ctx.journal.is_none();
@@ -228,6 +229,7 @@ fn scoped<R>(
         values: table_of(ctx),
         overwrite,
     };
+    let label = label_of(ctx);
     let mut scope = CallScope {
         ctx,
         borrowed: PhantomData,
@@ -240,7 +242,19 @@ fn scoped<R>(
             abi_stable::sabi_trait::TD_Opaque,
         ),
         table,
+        label,
     )
+}
+
+/// The call's label, read through the same pointer as the table, before the call.
+#[inline(always)]
+fn label_of<'a>(ctx: NonNull<Context>) -> ROption<RStr<'a>> {
+    // SAFETY: `ctx` points to a live `Context` (it comes from a `&mut`), and no other
+    // reference to it is in use yet. The `RStr` points into the label's own heap buffer,
+    // not into the `Context`, and nothing changes the label during a call (no `HostContext`
+    // method does): it stays valid for the call, which is all `'a` is used for.
+    let label: Option<&'a str> = unsafe { (*ctx.as_ptr()).label() };
+    label.map(RStr::from_str).into()
 }
 
 /// The table of the values of the context `ctx` points to, as a pointer of the same

@@ -1,0 +1,64 @@
+//! One instance's state: built by the plugin's `open` from its configuration, handed back by
+//! the host with each of the instance's calls, dropped by `close` after the last one.
+//!
+//! The state is a `Box<S>` whose address is the [`StateHandle`] the host keeps. The `unsafe`
+//! here is the one assumption that makes that sound: the host hands back, with a call or to
+//! `close`, only a handle this plugin's `open` returned, and to `close` once, after the
+//! instance's last call returned (gp-core's contract for `PluginMod::open`). The generated code
+//! names one `S` for a plugin's `open`, its handlers and its `close`.
+
+use abi_stable::std_types::{RResult, RStr};
+use gp_core::{CallError, HostContextMut, StateHandle};
+
+use crate::{Context, Error, Result};
+
+/// The body of a generated `open`: runs `build` (the author's `#[on_load]`) with the
+/// configuration's JSON text, and boxes what it returns as the instance's state.
+pub fn open_state<S, F>(
+    host: HostContextMut<'_>,
+    config: RStr<'_>,
+    build: F,
+) -> RResult<StateHandle, CallError>
+where
+    S: Send + Sync + 'static,
+    F: FnOnce(&str, &mut Context<'_>) -> std::result::Result<S, String>,
+{
+    let mut made: Option<Box<S>> = None;
+    let outcome = crate::__private::hook(host, |ctx| {
+        build(config.as_str(), ctx).map(|state| made = Some(Box::new(state)))
+    });
+    match (outcome, made) {
+        (RResult::ROk(()), Some(state)) => RResult::ROk(StateHandle(Box::into_raw(state) as usize)),
+        (RResult::RErr(error), _) => RResult::RErr(error),
+        (RResult::ROk(()), None) => RResult::RErr(CallError::failed("open returned no state")),
+    }
+}
+
+/// The body of a generated `close`: drops the state `open_state::<S>` made.
+pub fn close_state<S: Send + Sync + 'static>(
+    host: HostContextMut<'_>,
+    state: StateHandle,
+) -> RResult<(), CallError> {
+    crate::__private::hook(host, |_| {
+        if state != StateHandle::NONE {
+            // SAFETY: the host hands `close` a handle `open_state::<S>` returned (a
+            // `Box<S>` leaked as its address), once, after the instance's last call: the box
+            // is ours to take back, and nothing borrows it any more.
+            drop(unsafe { Box::from_raw(state.0 as *mut S) });
+        }
+    })
+}
+
+/// The calling instance's state, for a handler's `&S` argument: borrowed for the call.
+pub fn state<'a, S: Send + Sync + 'static>(ctx: &Context<'a>) -> Result<&'a S> {
+    let handle = ctx.__state();
+    if handle == StateHandle::NONE {
+        return Err(Error::msg(
+            "this call carries no state: the plugin keeps its state per instance, which hosts built against gp-core 0.1.4 or later give it; upgrade the host",
+        ));
+    }
+    // SAFETY: a handle that comes with a call is one `open_state::<S>` returned for the
+    // calling instance (the host's contract), and the host closes it only after the
+    // instance's last call returned: the `S` lives, unchanged, for the whole call `'a`.
+    Ok(unsafe { &*(handle.0 as *const S) })
+}
