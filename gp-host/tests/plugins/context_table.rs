@@ -1,6 +1,7 @@
 //! The context's values across the boundary, in each way a plugin reaches them: the table it
-//! reads and overwrites itself (a gp-core 0.1.3 plugin under this host), the vtable alone (a
-//! 0.1.2 plugin under this host; a 0.1.3 plugin under a host built from gp-core 0.1.2), and
+//! reads and overwrites itself (a gp-core 0.1.4 plugin under this host, through `call_with`;
+//! a 0.1.3 plugin, through `call`), the vtable alone (a 0.1.2 plugin under this host; a 0.1.4
+//! plugin under a host built from gp-core 0.1.2), and
 //! the table with every write sent to the host (an isolated runner, which notes what a call
 //! changed). One plugin body, the same values in, the same values out.
 
@@ -221,6 +222,11 @@ fn a_plugin_built_before_the_table_goes_through_the_host_with_the_same_outcome()
 }
 
 #[test]
+fn a_plugin_built_against_0_1_3_reads_the_table_without_the_calls_information() {
+    check_in_this_host("table-0-1-3-semantics", Interface::WithoutInstance, None);
+}
+
+#[test]
 fn an_isolated_plugin_has_every_write_noted_and_the_same_outcome() {
     let isolation = Isolation {
         backoff: Duration::from_millis(10),
@@ -230,7 +236,7 @@ fn an_isolated_plugin_has_every_write_noted_and_the_same_outcome() {
 }
 
 #[test]
-fn a_plugin_built_against_0_1_3_runs_under_a_host_built_from_0_1_2() {
+fn a_plugin_built_against_0_1_4_runs_under_a_host_built_from_0_1_2() {
     let host = host_fixture("host-0-1-2", OLDER_HOST, Interface::WithoutTable);
     let plugin = custom_fixture("table-semantics", "1.0.0", SEMANTICS, Interface::Real);
     let output = std::process::Command::new(host)

@@ -33,6 +33,10 @@ pub enum Interface {
     /// `gp-sdk` without the field: every read and write goes through the context's vtable,
     /// as in a plugin built against 0.1.2, and as a 0.1.3 plugin's under a 0.1.2 host.
     WithoutTable,
+    /// `gp-core` as 0.1.3 (no `open`, `close` or `call_with`) and `gp-sdk` without the
+    /// fields: the plugin is called through `call`, with the table but without the call's
+    /// label or an instance state, as one built against 0.1.3.
+    WithoutInstance,
     /// `gp-sdk` whose `bind_host` (the SDK's code a host runs after mapping the library and
     /// before `on_load`) aborts the process.
     BindHostAborts,
@@ -59,6 +63,7 @@ pub fn fixture(interface: Interface) -> &'static Path {
         Interface::WithoutHooks => "before-hooks",
         Interface::WithoutHostServices => "before-services",
         Interface::WithoutTable => "before-table",
+        Interface::WithoutInstance => "before-instance",
         Interface::BindHostAborts => "bind-host-aborts",
     };
     custom_fixture(name, "1.0.0", OUTSIDE_SOURCE, interface)
@@ -243,7 +248,7 @@ fn patch_interface(root: &Path, interface: Interface) {
             cut_root_module_from(root, "    /// The plugin's `#[on_load]` hook");
             replace_in(
                 &root.join("gp-sdk/src/__private.rs"),
-                "        on_load: ON_LOAD.first().copied(),\n        on_unload: ON_UNLOAD.first().copied(),\n        bind_host: Some(bind_host),\n        call: Some(call),\n",
+                "        on_load: ON_LOAD.first().copied(),\n        on_unload: ON_UNLOAD.first().copied(),\n        bind_host: Some(bind_host),\n        call: Some(call),\n        open: state.map(|s| s.0),\n        close: state.map(|s| s.1),\n        call_with: Some(call_with),\n",
                 "",
             );
             set_interface_version(root, "0.1.0");
@@ -252,7 +257,7 @@ fn patch_interface(root: &Path, interface: Interface) {
             cut_root_module_from(root, "    /// Hands the plugin the host's [`HostServices`]");
             replace_in(
                 &root.join("gp-sdk/src/__private.rs"),
-                "        bind_host: Some(bind_host),\n        call: Some(call),\n",
+                "        bind_host: Some(bind_host),\n        call: Some(call),\n        open: state.map(|s| s.0),\n        close: state.map(|s| s.1),\n        call_with: Some(call_with),\n",
                 "",
             );
             set_interface_version(root, "0.1.1");
@@ -264,10 +269,15 @@ fn patch_interface(root: &Path, interface: Interface) {
             );
             replace_in(
                 &root.join("gp-sdk/src/__private.rs"),
-                "        call: Some(call),\n",
+                "        call: Some(call),\n        open: state.map(|s| s.0),\n        close: state.map(|s| s.1),\n        call_with: Some(call_with),\n",
                 "",
             );
             set_interface_version(root, "0.1.2");
+        }
+        Interface::WithoutInstance => {
+            cut_root_module_from(root, "    /// Builds the state of one instance");
+            replace_in(&root.join("gp-sdk/src/__private.rs"), "        open: state.map(|s| s.0),\n        close: state.map(|s| s.1),\n        call_with: Some(call_with),\n", "");
+            set_interface_version(root, "0.1.3");
         }
         Interface::BindHostAborts => replace_in(
             &root.join("gp-sdk/src/__private.rs"),

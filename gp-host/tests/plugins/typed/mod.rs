@@ -3,6 +3,7 @@
 
 mod labels;
 mod routes;
+mod state;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -15,6 +16,8 @@ const TYPED: &str = r#"
 #[gp_sdk::plugin(name = "typed", driver = "beego")]
 mod typed {
     use gp_sdk::http::{Body, HeaderMap, IntoErrorResponse, Json, Query, Response, StatusCode};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use gp_sdk::{Context, Request};
     use serde::{Deserialize, Serialize};
 
@@ -137,6 +140,59 @@ mod typed {
     #[label("touch")]
     fn touch(ctx: &mut Context) {
         ctx.set("touched", true);
+    }
+
+    /// How many states were built and dropped: statics outlive an instance (the build stays
+    /// mapped), so a test sees the ones before.
+    static OPENED: AtomicUsize = AtomicUsize::new(0);
+    static CLOSED: AtomicUsize = AtomicUsize::new(0);
+
+    pub struct State {
+        id: usize,
+        greeting: String,
+    }
+
+    impl Drop for State {
+        fn drop(&mut self) {
+            CLOSED.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub struct Config {
+        greeting: String,
+    }
+
+    #[on_load]
+    fn open(config: Option<Config>, ctx: &mut Context) -> Result<State, String> {
+        let greeting = config.map_or_else(|| "hello".to_owned(), |c| c.greeting);
+        if greeting.is_empty() {
+            return Err("the greeting is empty".to_owned());
+        }
+        ctx.info(format!("opening with {greeting:?}"));
+        let id = OPENED.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(State { id, greeting })
+    }
+
+    #[derive(Serialize)]
+    pub struct Counts {
+        id: usize,
+        opened: usize,
+        closed: usize,
+    }
+
+    #[label("counts")]
+    fn counts(state: &State) -> Counts {
+        Counts {
+            id: state.id,
+            opened: OPENED.load(Ordering::SeqCst),
+            closed: CLOSED.load(Ordering::SeqCst),
+        }
+    }
+
+    #[route(GET, "/t/greet/:name")]
+    fn greet(name: String, state: &State) -> String {
+        format!("{} {name} (instance {})", state.greeting, state.id)
     }
 }
 "#;
