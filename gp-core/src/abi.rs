@@ -92,7 +92,7 @@ pub struct PluginMod {
         extern "C" fn(
             ctx: HostContextMut<'_>,
             table: CallTable,
-            info: crate::CallInfo<'_>,
+            info: &crate::CallInfo<'_>,
         ) -> RResult<(), CallError>,
     >,
 }
@@ -374,4 +374,7 @@ impl CallErrorKind {
     pub const FAILED: CallErrorKind = CallErrorKind(0);
     /// The plugin's function panicked.
     pub const PANICKED: CallErrorKind = CallErrorKind(1);
+    /// The instance's configuration does not fit the type the plugin's `open` takes (from
+    /// gp-core 0.1.4 on): the message says which field, and what it expected.
+    pub const CONFIG: CallErrorKind = CallErrorKind(2);
 }

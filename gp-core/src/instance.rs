@@ -52,8 +52,11 @@ pub type CloseFn =
     extern "C" fn(ctx: HostContextMut<'_>, state: StateHandle) -> RResult<(), CallError>;
 
 /// The signature of [`PluginMod::call_with`](crate::PluginMod::call_with).
+///
+/// `info` is passed by reference: one register, where the struct itself would be copied to
+/// the stack on every call.
 pub type CallWithFn = extern "C" fn(
     ctx: HostContextMut<'_>,
     table: CallTable,
-    info: CallInfo<'_>,
+    info: &CallInfo<'_>,
 ) -> RResult<(), CallError>;

@@ -155,7 +155,7 @@ fn entry_points(
         extern "C" fn #call_with(
             #host: ::gp_sdk::__private::HostContextMut<'_>,
             #table: ::gp_sdk::__private::CallTable,
-            #info: ::gp_sdk::__private::CallInfo<'_>,
+            #info: &::gp_sdk::__private::CallInfo<'_>,
         ) -> ::gp_sdk::__private::ExecuteResult {
             // SAFETY: the host passes the table and the call's information of this call's
             // context with it, and keeps their contracts for the call.

@@ -17,7 +17,7 @@ pub use linkme;
 
 pub use crate::handlers::{
     config, extract, label_done, label_input, label_result, label_value, opened, path_param,
-    respond, unknown_label,
+    respond, unknown_label, OpenError,
 };
 pub use abi_stable::std_types::RStr;
 
@@ -72,7 +72,7 @@ pub struct Entries {
     /// What a host built against gp-core 0.1.3 calls.
     pub call: extern "C" fn(HostContextMut<'_>, CallTable) -> ExecuteResult,
     /// What a host built against gp-core 0.1.4 or later calls.
-    pub call_with: extern "C" fn(HostContextMut<'_>, CallTable, CallInfo<'_>) -> ExecuteResult,
+    pub call_with: extern "C" fn(HostContextMut<'_>, CallTable, &CallInfo<'_>) -> ExecuteResult,
     /// The instance's `open` and `close`, when the plugin keeps state.
     pub state: Option<(OpenFn, CloseFn)>,
 }
@@ -263,7 +263,7 @@ impl<'a> Entry<'a> for Tabled<'a> {
 pub struct Informed<'a> {
     host: HostContextMut<'a>,
     table: CallTable,
-    info: CallInfo<'a>,
+    info: &'a CallInfo<'a>,
 }
 
 impl<'a> Informed<'a> {
@@ -278,11 +278,11 @@ impl<'a> Informed<'a> {
     pub unsafe fn new(
         host: HostContextMut<'a>,
         table: CallTable,
-        info: CallInfo<'_>,
+        info: &CallInfo<'_>,
     ) -> Informed<'a> {
-        // SAFETY: only the label's lifetime changes, to `host`'s, which the label outlives
-        // (this function's contract).
-        let info = unsafe { std::mem::transmute::<CallInfo<'_>, CallInfo<'a>>(info) };
+        // SAFETY: only the lifetimes change, to `host`'s, which the information and its label
+        // outlive (this function's contract).
+        let info = unsafe { std::mem::transmute::<&CallInfo<'_>, &'a CallInfo<'a>>(info) };
         Informed { host, table, info }
     }
 }

@@ -23,8 +23,8 @@ pub struct Context<'a> {
     /// The host's table of the values, when it handed one over.
     table: Option<CallTable>,
     /// The call's label and the instance's state, when the host handed them over (gp-core
-    /// 0.1.4 and later).
-    info: Option<CallInfo<'a>>,
+    /// 0.1.4 and later): a pointer, so that the context grows by one word.
+    info: Option<&'a CallInfo<'a>>,
 }
 
 impl<'a> Context<'a> {
@@ -70,7 +70,7 @@ impl<'a> Context<'a> {
     pub unsafe fn __with_info(
         host: HostContextMut<'a>,
         table: CallTable,
-        info: CallInfo<'a>,
+        info: &'a CallInfo<'a>,
     ) -> Context<'a> {
         Context {
             host,
@@ -192,7 +192,7 @@ impl<'a> Context<'a> {
     /// The label the host called the plugin with, such as an HTTP route's label.
     #[inline]
     pub fn label(&self) -> Option<&str> {
-        match &self.info {
+        match self.info {
             Some(info) => info.label.as_ref().into_option().map(|s| s.as_str()),
             None => self.host.label().into_option().map(|s| s.as_str()),
         }

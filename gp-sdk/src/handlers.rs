@@ -83,22 +83,46 @@ pub fn label_done<E: Display>(result: std::result::Result<(), E>, _: &mut Contex
 }
 
 /// An instance's configuration (the JSON text the host passed `open`) as the type the
-/// plugin's `#[on_load]` takes.
-pub fn config<T: DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
+/// plugin's `#[on_load]` takes; an error names the field and what it expected.
+pub fn config<T: DeserializeOwned>(text: &str) -> std::result::Result<T, OpenError> {
     let name = crate::http::short_type_name::<T>();
-    serde_json::from_str(text).map_err(|e| {
-        if text == "null" {
-            format!("the plugin takes a configuration ({name}) and was given none: write it in config.json beside its plugin.json")
-        } else {
-            format!("the configuration does not fit {name}: {e}")
+    let refused = |message: String| OpenError {
+        config: true,
+        message,
+    };
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        refused(format!(
+            "the host passed a configuration that is not JSON: {e}"
+        ))
+    })?;
+    let none = json.is_null();
+    serde_path_to_error::deserialize::<_, T>(json).map_err(|e| {
+        if none {
+            return refused(format!("the plugin takes a configuration ({name}) and was given none: write it in config.json beside its plugin.json"));
         }
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { format!("`{path}`: ") };
+        refused(format!("it does not fit {name}: {field}{}", e.inner()))
     })
 }
 
 /// What a fallible `#[on_load]` returned, its error as the load's.
 #[inline]
-pub fn opened<T, E: Display>(result: std::result::Result<T, E>) -> std::result::Result<T, String> {
-    result.map_err(|error| format!("{error:#}"))
+pub fn opened<T, E: Display>(
+    result: std::result::Result<T, E>,
+) -> std::result::Result<T, OpenError> {
+    result.map_err(|error| OpenError {
+        config: false,
+        message: format!("{error:#}"),
+    })
+}
+
+/// Why an instance's `open` failed: its configuration, or the author's `#[on_load]`.
+pub struct OpenError {
+    /// Whether the configuration did not fit (the host then names its file).
+    pub config: bool,
+    /// What went wrong.
+    pub message: String,
 }
 
 /// The error for a call whose label no handler takes; `known` lists the labels that are.

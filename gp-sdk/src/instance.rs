@@ -8,8 +8,9 @@
 //! names one `S` for a plugin's `open`, its handlers and its `close`.
 
 use abi_stable::std_types::{RResult, RStr};
-use gp_core::{CallError, HostContextMut, StateHandle};
+use gp_core::{CallError, CallErrorKind, HostContextMut, StateHandle};
 
+use crate::handlers::OpenError;
 use crate::{Context, Error, Result};
 
 /// The body of a generated `open`: runs `build` (the author's `#[on_load]`) with the
@@ -21,15 +22,28 @@ pub fn open_state<S, F>(
 ) -> RResult<StateHandle, CallError>
 where
     S: Send + Sync + 'static,
-    F: FnOnce(&str, &mut Context<'_>) -> std::result::Result<S, String>,
+    F: FnOnce(&str, &mut Context<'_>) -> std::result::Result<S, OpenError>,
 {
     let mut made: Option<Box<S>> = None;
-    let outcome = crate::__private::hook(host, |ctx| {
-        build(config.as_str(), ctx).map(|state| made = Some(Box::new(state)))
+    let mut config_refused = false;
+    let outcome = crate::__private::hook(host, |ctx| match build(config.as_str(), ctx) {
+        Ok(state) => {
+            made = Some(Box::new(state));
+            Ok(())
+        }
+        Err(error) => {
+            config_refused = error.config;
+            Err(error.message)
+        }
     });
     match (outcome, made) {
         (RResult::ROk(()), Some(state)) => RResult::ROk(StateHandle(Box::into_raw(state) as usize)),
-        (RResult::RErr(error), _) => RResult::RErr(error),
+        (RResult::RErr(mut error), _) => {
+            if config_refused {
+                error.kind = CallErrorKind::CONFIG;
+            }
+            RResult::RErr(error)
+        }
         (RResult::ROk(()), None) => RResult::RErr(CallError::failed("open returned no state")),
     }
 }

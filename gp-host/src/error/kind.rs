@@ -50,6 +50,7 @@ impl Error {
             | E::Git { .. }
             | E::Download { .. }
             | E::Hub { .. }
+            | E::Config { .. }
             | E::Transfer { .. } => ErrorKind::Source,
             E::Build { .. } => ErrorKind::Build,
             E::InvalidLibrary { .. }

@@ -4,6 +4,7 @@
 //! At the bottom of the crate: every layer returns [`Error`], so it imports nothing of gp-host.
 //!
 //! - [`kind`]: [`ErrorKind`] and the variant → kind table;
+//! - [`hook`]: [`Hook`], which lifecycle hook an error is about;
 //! - [`runner`]: [`RunnerFailure`], why a runner process failed;
 //! - [`hub`]: [`HubFailure`], why talking to an OCI registry failed.
 
@@ -12,10 +13,13 @@ use std::time::Duration;
 
 use gp_core::manifest::ManifestError;
 
+mod hook;
 mod hub;
 mod kind;
 mod runner;
 
+use hook::humantime_short;
+pub use hook::Hook;
 pub use hub::HubFailure;
 pub use kind::ErrorKind;
 pub use runner::RunnerFailure;
@@ -309,6 +313,19 @@ pub enum Error {
         /// The hook's message.
         message: String,
     },
+    /// The plugin's configuration (`config.json` beside its `plugin.json`) was refused: it is
+    /// not JSON, a secret it names cannot be read, or it does not fit the type the plugin's
+    /// `#[on_load]` takes (the field and the type it expected are in `reason`). Secret values
+    /// never appear in the message.
+    #[error("plugin `{plugin}`: its configuration {} was refused: {reason}", path.display())]
+    Config {
+        /// The plugin's name.
+        plugin: String,
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        reason: String,
+    },
     /// A lifecycle hook did not return within the manager's hook timeout: abandoned on its
     /// thread, and its build quarantined until it returns.
     #[error("plugin `{plugin}` {version}: its {hook} hook did not return within {}: it was abandoned (still running on its own thread), and this build is refused until it returns or the process restarts", humantime_short(*timeout))]
@@ -490,43 +507,6 @@ pub enum Error {
     },
 }
 
-/// A plugin's lifecycle hook, as errors and reports name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Hook {
-    /// `#[on_load]`: runs before the version serves; an error refuses the load.
-    OnLoad,
-    /// `#[on_unload]`: runs when the version's last call has returned.
-    OnUnload,
-}
-
-impl Hook {
-    /// `on_load`, `on_unload`: the name the plugin's attribute has.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Hook::OnLoad => "on_load",
-            Hook::OnUnload => "on_unload",
-        }
-    }
-}
-
-impl std::fmt::Display for Hook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// `1.5s`, `200ms`: a duration as messages show it.
-fn humantime_short(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else if d.as_secs() == 0 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {
@@ -550,6 +530,7 @@ impl Error {
             | E::NotFound { plugin }
             | E::Failed { plugin, .. }
             | E::Values { plugin, .. }
+            | E::Config { plugin, .. }
             | E::Panicked { plugin, .. }
             | E::Crashed { plugin, .. }
             | E::CircuitOpen { plugin, .. }

@@ -17,6 +17,7 @@ use gp_core::{
 use crate::error::{Error, Hook};
 use crate::library::{Entry, Module};
 use crate::runtime::activity;
+use crate::runtime::config::{Config, CONFIG_FILE};
 use crate::runtime::context::Context;
 use crate::runtime::scope;
 use crate::runtime::spec::Spec;
@@ -54,9 +55,6 @@ fn refuse_quarantined(spec: &Spec) -> Result<(), Error> {
     }
 }
 
-/// The configuration an instance without one is opened with.
-pub(crate) const NO_CONFIG: &str = "null";
-
 /// A version mapped into this process by the dynamic loader.
 pub(crate) struct InProcess {
     entry: Entry,
@@ -88,14 +86,19 @@ pub(crate) enum UnloadHookRun {
 impl InProcess {
     /// Binds the host's services, runs the plugin's `on_load` hook (if any, and if no other
     /// instance of the same build is alive), builds this instance's state with the plugin's
-    /// `open` (if it keeps one; `config` is the instance's configuration, JSON) and returns the
+    /// `open` (if it keeps one) from the configuration in the plugin's folder, and returns the
     /// version ready to serve, with `spec` saying which hooks it has.
     pub(crate) fn activate(
         spec: Spec,
         module: Module,
-        config: &str,
         hook_timeout: Duration,
     ) -> Result<(Spec, InProcess), Error> {
+        // Before any of the plugin's code runs: a configuration that cannot be read is
+        // refused without loading anything.
+        let config = match module.state() {
+            Some(_) => Some(Config::read(spec.name(), &spec.dir)?),
+            None => None,
+        };
         refuse_quarantined(&spec)?;
         // Before any of the plugin's code runs in a call or hook.
         module.bind_host(scope::SERVICES);
@@ -134,15 +137,16 @@ impl InProcess {
             counted: AtomicBool::new(true),
             hook_timeout,
         };
-        if let Some((open, close)) = module.state() {
+        if let (Some((open, close)), Some(config)) = (module.state(), config) {
             // The author's `#[on_load]` in the typed form: hence its name in errors.
-            let config = config.to_owned();
+            let text = config.text.clone();
             let opened = run_hook_bounded(
                 &spec,
                 Hook::OnLoad,
-                move |host| open(host, RStr::from_str(&config)),
+                move |host| open(host, RStr::from_str(&text)),
                 hook_timeout,
-            );
+            )
+            .map_err(|error| redacted(error, &config));
             match opened {
                 Ok(state) => {
                     instance.state = state;
@@ -176,7 +180,7 @@ impl InProcess {
                 self.name,
                 Some(retiring),
                 |host, table, label| match entry {
-                    Entry::Info(call_with) => call_with(host, table, CallInfo { label, state }),
+                    Entry::Info(call_with) => call_with(host, table, &CallInfo { label, state }),
                     Entry::Table(call) => call(host, table),
                     Entry::Context(execute) => execute(host),
                 },
@@ -224,6 +228,35 @@ impl InProcess {
                 UnloadHookRun::Ran(Ok(()))
             }
         }
+    }
+}
+
+/// `error` with the configuration's secrets scrubbed from what the plugin said.
+fn redacted(error: Error, config: &Config) -> Error {
+    match error {
+        Error::HookFailed {
+            plugin,
+            version,
+            hook,
+            panicked,
+            message,
+        } => Error::HookFailed {
+            plugin,
+            version,
+            hook,
+            panicked,
+            message: config.redact(&message),
+        },
+        Error::Config {
+            plugin,
+            path,
+            reason,
+        } => Error::Config {
+            plugin,
+            path,
+            reason: config.redact(&reason),
+        },
+        other => other,
     }
 }
 
@@ -311,6 +344,11 @@ fn run_hook<T>(
     let outcome = scope::with_scope(&mut ctx, plugin, None, |host, _, _| f(host));
     match outcome {
         RResult::ROk(value) => Ok(value),
+        RResult::RErr(error) if error.kind == CallErrorKind::CONFIG => Err(Error::Config {
+            plugin: spec.name().to_owned(),
+            path: spec.dir.join(CONFIG_FILE),
+            reason: bounded(error.message.into_string(), MAX_PLUGIN_MESSAGE),
+        }),
         RResult::RErr(error) => Err(Error::HookFailed {
             plugin: spec.name().to_owned(),
             version: spec.version().clone(),

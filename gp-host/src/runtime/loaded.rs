@@ -17,8 +17,8 @@ use crate::folder::LibraryFile;
 use crate::library::{self, Module};
 use crate::runtime::activity;
 use crate::runtime::context::Context;
+use crate::runtime::inprocess::InProcess;
 pub(crate) use crate::runtime::inprocess::UnloadHookRun;
-use crate::runtime::inprocess::{InProcess, NO_CONFIG};
 use crate::runtime::spec::Spec;
 use crate::util::{lock, short_hash, write_atomically};
 
@@ -254,7 +254,7 @@ impl Loaded {
     /// Runs the plugin's `on_load` hook (if any, and if no other instance of the same build is
     /// alive) and returns the version ready to serve.
     fn activate(spec: Spec, module: Module, hook_timeout: Duration) -> Result<Loaded, Error> {
-        let (spec, instance) = InProcess::activate(spec, module, NO_CONFIG, hook_timeout)?;
+        let (spec, instance) = InProcess::activate(spec, module, hook_timeout)?;
         Ok(Loaded {
             spec: Arc::new(spec),
             instance: Instance::InProcess(instance),

@@ -1,6 +1,7 @@
 //! One loaded plugin version and how it is called.
 //!
-//! - [`spec`]: what the host knows about a version;
+//! - [`spec`]: what the host knows about a version; [`config`]: an instance's configuration,
+//!   its secrets resolved;
 //! - [`values`], [`context`] and [`scope`]: the context of a call, as the host holds it and as
 //!   the plugin sees it;
 //! - [`inprocess`]: a version mapped into this process, its hooks, and the call into it;
@@ -19,6 +20,7 @@
 //! decides which version a slot holds, the runtime runs it.
 
 pub(crate) mod activity;
+pub(crate) mod config;
 pub(crate) mod context;
 pub(crate) mod events;
 pub(crate) mod executor;

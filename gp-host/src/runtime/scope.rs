@@ -201,7 +201,10 @@ pub(crate) fn outside_a_call_with_table<R>(
 /// Runs `f` as `plugin`'s call on `ctx`: with the context as the plugin sees it, the table of
 /// its values (for a plugin's [`gp_core::PluginMod::call`]) and its label (for
 /// [`gp_core::PluginMod::call_with`]).
-#[inline]
+///
+/// Always inlined: on the call path, the inliner otherwise keeps it out of line (a call, and
+/// the table and label spilled to memory), ~1.5 ns an empty call on a 2-vCPU EPYC.
+#[inline(always)]
 pub(crate) fn with_scope<R>(
     ctx: &mut Context,
     plugin: &'static PluginName,
@@ -215,7 +218,7 @@ pub(crate) fn with_scope<R>(
     scoped(ctx, plugin.as_str(), retiring, f)
 }
 
-#[inline]
+#[inline(always)]
 fn scoped<R>(
     ctx: &mut Context,
     plugin: &str,

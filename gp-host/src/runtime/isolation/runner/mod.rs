@@ -283,12 +283,8 @@ fn check_library(open: &Open) -> Result<(bool, bool), Error> {
 /// Loads the library and runs its `on_load`.
 fn open_library(open: &Open) -> Result<Loaded, Error> {
     let (spec, module) = load(open)?;
-    let (spec, instance) = InProcess::activate(
-        spec,
-        module,
-        crate::runtime::inprocess::NO_CONFIG,
-        Duration::from_millis(open.hook_timeout_ms),
-    )?;
+    let (spec, instance) =
+        InProcess::activate(spec, module, Duration::from_millis(open.hook_timeout_ms))?;
     Ok(Loaded {
         spec,
         instance,

@@ -1,0 +1,138 @@
+//! An instance's configuration: `config.json` beside the plugin's `plugin.json`, read when
+//! the instance opens, its secrets resolved by the host, handed to the plugin's `open` as
+//! JSON text; and the secret values kept, to be scrubbed from whatever the plugin says back.
+//!
+//! A secret is a reference, never a value in the file: `{"secret": "env:NAME"}` (an
+//! environment variable of the host process) or `{"secret": "file:PATH"}` (a file's contents,
+//! without a trailing newline; `PATH` relative to the plugin's folder). gp writes neither
+//! anywhere.
+
+use std::path::Path;
+
+use crate::error::Error;
+
+/// The configuration's file name, in the plugin's folder.
+pub(crate) const CONFIG_FILE: &str = "config.json";
+
+/// The largest configuration gp reads: 1 MiB.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// What replaces a secret's value in a message.
+const REDACTED: &str = "[secret]";
+
+/// One instance's configuration, ready for the plugin.
+#[derive(Debug, Default)]
+pub(crate) struct Config {
+    /// The JSON text handed to the plugin's `open`: `null` without a file.
+    pub(crate) text: String,
+    /// The secrets' values, longest first, to scrub from messages.
+    secrets: Vec<String>,
+}
+
+impl Config {
+    /// Reads `dir/config.json` for plugin `plugin`; `null` when there is no such file.
+    pub(crate) fn read(plugin: &str, dir: &Path) -> Result<Config, Error> {
+        let path = dir.join(CONFIG_FILE);
+        let refused = |reason: String| Error::Config {
+            plugin: plugin.to_owned(),
+            path: path.clone(),
+            reason,
+        };
+        let text = match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config {
+                    text: "null".to_owned(),
+                    ..Config::default()
+                })
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+            Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
+                return Err(refused(format!(
+                    "it is {} bytes, more than the {MAX_CONFIG_BYTES} gp reads",
+                    meta.len()
+                )))
+            }
+            Ok(_) => std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?,
+        };
+        let mut json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| refused(format!("it is not JSON: {e}")))?;
+        let mut secrets = Vec::new();
+        resolve(&mut json, &mut Vec::new(), dir, &mut secrets).map_err(refused)?;
+        secrets.retain(|s| !s.is_empty());
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Ok(Config {
+            text: json.to_string(),
+            secrets,
+        })
+    }
+
+    /// `message` with every secret's value replaced.
+    pub(crate) fn redact(&self, message: &str) -> String {
+        let mut message = message.to_owned();
+        for secret in &self.secrets {
+            message = message.replace(secret.as_str(), REDACTED);
+        }
+        message
+    }
+}
+
+/// Replaces each secret reference in `value` (at `at`, a path of field names) by the secret's
+/// value, noting the values in `secrets`.
+fn resolve(
+    value: &mut serde_json::Value,
+    at: &mut Vec<String>,
+    dir: &Path,
+    secrets: &mut Vec<String>,
+) -> Result<(), String> {
+    use serde_json::Value as J;
+    match value {
+        J::Object(map) if map.len() == 1 && map.contains_key("secret") => {
+            let field = if at.is_empty() {
+                "the configuration".to_owned()
+            } else {
+                format!("`{}`", at.join("."))
+            };
+            let Some(J::String(reference)) = map.get("secret") else {
+                return Err(format!("{field}: a secret is {{\"secret\": \"env:NAME\"}} or {{\"secret\": \"file:PATH\"}}"));
+            };
+            let secret = read_secret(reference, dir)
+                .map_err(|why| format!("{field}: secret {reference}: {why}"))?;
+            secrets.push(secret.clone());
+            *value = J::String(secret);
+        }
+        J::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                at.push(key.clone());
+                resolve(field, at, dir, secrets)?;
+                at.pop();
+            }
+        }
+        J::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                at.push(i.to_string());
+                resolve(item, at, dir, secrets)?;
+                at.pop();
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The value `reference` (`env:NAME` or `file:PATH`) names.
+fn read_secret(reference: &str, dir: &Path) -> Result<String, String> {
+    if let Some(name) = reference.strip_prefix("env:") {
+        return std::env::var(name).map_err(|e| match e {
+            std::env::VarError::NotPresent => "the environment variable is not set".to_owned(),
+            std::env::VarError::NotUnicode(_) => "the environment variable is not UTF-8".to_owned(),
+        });
+    }
+    if let Some(file) = reference.strip_prefix("file:") {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        return Ok(text.strip_suffix('\r').unwrap_or(text).to_owned());
+    }
+    Err("a secret reference is env:NAME or file:PATH".to_owned())
+}
