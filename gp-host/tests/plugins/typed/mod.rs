@@ -1,6 +1,7 @@
 //! The typed form (`#[gp_sdk::plugin] mod`): `examples/sample-typed` and the `typed` fixture,
 //! built once per test run, called through the host (`labels`) and over HTTP (`routes`).
 
+mod config;
 mod labels;
 mod routes;
 mod state;
@@ -166,8 +167,8 @@ mod typed {
     #[on_load]
     fn open(config: Option<Config>, ctx: &mut Context) -> Result<State, String> {
         let greeting = config.map_or_else(|| "hello".to_owned(), |c| c.greeting);
-        if greeting.is_empty() {
-            return Err("the greeting is empty".to_owned());
+        if greeting.starts_with("fail:") {
+            return Err(format!("cannot greet with {greeting:?}"));
         }
         ctx.info(format!("opening with {greeting:?}"));
         let id = OPENED.fetch_add(1, Ordering::SeqCst) + 1;
@@ -188,6 +189,11 @@ mod typed {
             opened: OPENED.load(Ordering::SeqCst),
             closed: CLOSED.load(Ordering::SeqCst),
         }
+    }
+
+    #[label("greeting")]
+    fn greeting(state: &State) -> String {
+        state.greeting.clone()
     }
 
     #[route(GET, "/t/greet/:name")]
