@@ -133,3 +133,33 @@ fn the_authors_guide_runs_as_written() {
     }
     assert_eq!(requests, 4, "the guide's requests were all sent");
 }
+
+/// Section 4 as written: its handlers built, its `config.json` beside them with the secret it
+/// names in the environment, and the route answering with both.
+#[test]
+fn the_authors_guide_state_and_configuration_run_as_written() {
+    let guide = std::fs::read_to_string(workspace().join("docs/authors-guide.md")).unwrap();
+    let section = section(&guide, "4. State and configuration");
+    let handlers = &blocks(&section, "rust")[0];
+    let config = &blocks(&section, "json")[0];
+    let work = base_dir();
+    let sdk = workspace().join("gp-sdk");
+    // A name of its own: the test above builds `items` into the same target directory.
+    let created = gp(work.path(), &[&"new", &"items-state", &"--sdk", &sdk]);
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    let krate = work.path().join("items-state");
+    std::fs::copy(workspace().join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+    std::fs::write(krate.join("src/lib.rs"), handlers).unwrap();
+    let built = gp_limited(&krate, &[&"build", &"--debug"], BUILD_LIMIT);
+    assert_eq!(built.code, Some(0), "{}", built.stderr);
+    std::fs::write(krate.join("plugins/items-state/config.json"), config).unwrap();
+    // The secret the guide's configuration names, in this process's environment (the host's).
+    std::env::set_var("ITEMS_TOKEN", "t0ken");
+    let manager = Manager::new(krate.join("plugins"));
+    let server = PluginServer::builder(manager.clone()).build();
+    let report = manager.load_plugins();
+    assert!(report.failed.is_empty(), "{report}");
+    let running = Running::start(&server);
+    let reply = send(running.addr, "GET /items/7 HTTP/1.1", b"");
+    assert_eq!(reply.text(), "item-7 (token of 5 bytes)");
+}
