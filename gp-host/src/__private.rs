@@ -70,6 +70,7 @@ pub mod routes {
             abi_version: gp_core::ABI_VERSION.to_owned(),
             has_on_load: false,
             has_on_unload: false,
+            config_sha256: None,
         }
     }
 

@@ -50,6 +50,7 @@ impl Manager {
                 abi_version: String::new(),
                 has_on_load: false,
                 has_on_unload: false,
+                config_sha256: None,
             })
             .collect()
     }

@@ -54,7 +54,8 @@ pub struct Upgraded {
 pub enum Upgrade {
     /// The new version serves.
     Upgraded(Upgraded),
-    /// The library and manifest offered are those already serving: nothing changed.
+    /// The library, manifest and configuration offered are those already serving: nothing
+    /// changed.
     Unchanged(Spec),
 }
 

@@ -17,6 +17,13 @@ use crate::util::normalize;
 impl Manager {
     /// Re-reads the folder (or package) plugin `name` was loaded from and upgrades to what it
     /// holds now (newer versions only), or returns [`Upgrade::Unchanged`].
+    ///
+    /// The same build with a changed `config.json` is reconfigured: a new instance of the
+    /// running version opens with the new configuration (its `#[on_load]` runs with it) and
+    /// replaces the old one as an upgrade does, so no call fails; calls in flight finish on
+    /// the old instance, whose state is dropped after the last. A configuration the plugin
+    /// refuses leaves the old one serving ([`Error::UpgradeRefused`] with the
+    /// [`Error::Config`]). The watcher does the same when the file changes.
     pub fn reload(&self, name: &str) -> Result<Upgrade, Error> {
         let _turn = self.turn(name);
         let (spec, _) = self.get_plugin(name)?;
@@ -96,14 +103,22 @@ impl Manager {
         let same_manifest = folder
             .as_ref()
             .is_none_or(|f| f.manifest == running.spec.manifest);
-        if library.sha256 == running.spec.sha256 && same_manifest {
-            return Ok(Synced::Unchanged(Spec::clone(&running.spec)));
-        }
         // A bare library keeps the plugin's folder and origin; a folder or package brings its own.
         let (dir, origin) = folder.as_ref().map_or_else(
             || (&running.spec.dir, &running.spec.origin),
             |f| (&f.dir, &f.origin),
         );
+        // The same build and manifest with another configuration is a new instance of the
+        // running version (no version rule applies): its `#[on_load]` builds a state from the
+        // new configuration, and it replaces the old one as an upgrade does.
+        let same_build = library.sha256 == running.spec.sha256 && same_manifest;
+        if same_build {
+            let config = crate::runtime::config::file_sha256(dir).map_err(refuse)?;
+            if config == running.spec.config_sha256 {
+                return Ok(Synced::Unchanged(Spec::clone(&running.spec)));
+            }
+            tracing::info!(target: "gp", plugin = slot.name, "its configuration changed: opening a new instance with it");
+        }
         let spec = examine(folder.as_ref(), &library, dir, origin).map_err(refuse)?;
         if spec.name() != slot.name {
             return Err(refuse(Error::NameMismatch {
@@ -112,14 +127,15 @@ impl Manager {
                 path: folder.map_or(library.path, |f| f.origin),
             }));
         }
-        if !options.force && spec.version() < running.spec.version() {
+        if !same_build && !options.force && spec.version() < running.spec.version() {
             return Err(refuse(Error::NotNewer {
                 plugin: slot.name.clone(),
                 running: running.spec.version().clone(),
                 offered: spec.version().clone(),
             }));
         }
-        if !options.force
+        if !same_build
+            && !options.force
             && spec.version() == running.spec.version()
             && !self.inner.config.reload_same_version
         {

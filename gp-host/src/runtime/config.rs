@@ -76,6 +76,17 @@ impl Config {
     }
 }
 
+/// The SHA-256 (hex) of `dir/config.json`, `None` without one: what says whether a loaded
+/// instance's configuration is still the folder's.
+pub(crate) fn file_sha256(dir: &Path) -> Result<Option<String>, Error> {
+    let path = dir.join(CONFIG_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(crate::util::sha256_hex(&bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
 /// Replaces each secret reference in `value` (at `at`, a path of field names) by the secret's
 /// value, noting the values in `secrets`.
 fn resolve(

@@ -30,6 +30,10 @@ pub struct Spec {
     pub has_on_load: bool,
     /// Whether the plugin has an `#[on_unload]` hook.
     pub has_on_unload: bool,
+    /// The SHA-256 of the `config.json` beside its `plugin.json` when it was loaded, in hex;
+    /// `None` without one. A change of it alone is a new instance of the same build with the
+    /// new configuration (see [`Manager::reload`](crate::Manager::reload)).
+    pub config_sha256: Option<String>,
 }
 
 impl Spec {
@@ -62,5 +66,6 @@ pub(crate) fn examine(
         abi_version: checked.abi_version,
         has_on_load: false,
         has_on_unload: false,
+        config_sha256: crate::runtime::config::file_sha256(dir)?,
     })
 }

@@ -24,6 +24,7 @@ pub(super) fn spec(name: &str, driver: &str, routes: &[(&str, &str, &str)]) -> S
         abi_version: "0.1.1".into(),
         has_on_load: false,
         has_on_unload: false,
+        config_sha256: None,
     }
 }
 

@@ -108,6 +108,7 @@ impl Open {
             abi_version: self.abi_version.clone(),
             has_on_load: false,
             has_on_unload: false,
+            config_sha256: None,
         })
     }
 }

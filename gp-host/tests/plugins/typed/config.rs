@@ -150,3 +150,69 @@ fn an_isolated_instance_opens_with_its_configuration_in_its_runner() {
         8
     );
 }
+
+/// A changed `config.json` is a new instance of the same build, opened with it, swapped in as
+/// an upgrade is: a thread calling all along sees no failure, and each answer is one of the
+/// configurations written. One the plugin refuses leaves the last one serving.
+#[test]
+fn a_configuration_change_opens_a_new_instance_and_no_call_fails() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let (base, manager) = load_with(Some(r#"{"greeting": "one"}"#), &[]);
+    let manager = manager.unwrap();
+    let file = base.path().join("typed/config.json");
+    assert!(matches!(
+        manager.reload("typed").unwrap(),
+        gp_host::Upgrade::Unchanged(_)
+    ));
+    let greetings = ["one", "two", "three", "four", "five", "six"];
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, failures) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let caller = {
+        let executor = manager.executor("typed").unwrap();
+        let (stop, calls, failures) = (stop.clone(), calls.clone(), failures.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            // Bounded in count and time, whatever the reloads do.
+            while !stop.load(Ordering::SeqCst)
+                && calls.load(Ordering::SeqCst) < 2_000_000
+                && started.elapsed() < Duration::from_secs(30)
+            {
+                match executor.call::<_, String>("greeting", &()) {
+                    Ok(greeting) => assert!(greetings.contains(&greeting.as_str()), "{greeting}"),
+                    Err(error) => {
+                        eprintln!("a call failed: {error}");
+                        failures.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                calls.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    for written in &greetings[1..] {
+        std::fs::write(&file, format!(r#"{{"greeting": "{written}"}}"#)).unwrap();
+        let upgraded = manager.reload("typed").unwrap();
+        let gp_host::Upgrade::Upgraded(upgraded) = upgraded else {
+            panic!("{upgraded:?}");
+        };
+        assert_eq!(upgraded.from.version(), upgraded.to.version());
+        assert_eq!(greeting(&manager), *written);
+    }
+    std::fs::write(&file, r#"{"greeting": 6}"#).unwrap();
+    let refused = manager.reload("typed").unwrap_err();
+    let Error::UpgradeRefused { source, .. } = &refused else {
+        panic!("{refused:?}");
+    };
+    assert!(matches!(**source, Error::Config { .. }), "{source:?}");
+    assert_eq!(
+        greeting(&manager),
+        "six",
+        "the last configuration keeps serving"
+    );
+    stop.store(true, Ordering::SeqCst);
+    caller.join().unwrap();
+    assert!(calls.load(Ordering::SeqCst) > 0);
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "no call failed");
+}
