@@ -1,10 +1,10 @@
 //! `gp new` and the round trip it starts: new, build, pack, sign, serve, install, call; and the
-//! names and folders it refuses.
+//! names and folders it refuses; the templates (typed, config, entry).
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use super::{ok, stderr};
+use super::{ok, stderr, stdout};
 
 /// Runs `gp args` in `dir`, with cargo's target dir shared with the other test builds.
 fn gp_in(dir: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
@@ -205,4 +205,78 @@ fn gp_new_template_entry_is_the_low_level_form() {
         &[&"call", &"plugins", &"low", &"--set", &"name=\"gp\""],
     ));
     assert_eq!(called, "{\"greeting\": \"hello gp\", \"name\": \"gp\"}\n");
+}
+
+/// `--template config`: configuration, a secret and state. Its unit test passes as generated;
+/// built, it loads with the `config.json` its comment shows and the secret in the environment,
+/// and without the secret the load is refused saying which.
+#[test]
+fn gp_new_template_config_loads_with_its_configuration_and_secret() {
+    let work = crate::harness::base_dir();
+    let w = work.path();
+    let sdk = crate::harness::workspace().join("gp-sdk");
+    let created = ok(gp_in(
+        w,
+        &[&"new", &"cfg-gp", &"--template", &"config", &"--sdk", &sdk],
+    ));
+    let config = r#"{"greeting": "hello", "token": {"secret": "env:CFG_GP_TOKEN"}}"#;
+    assert!(
+        created.contains(&format!(
+            "write plugins/cfg-gp/config.json: {config} and set CFG_GP_TOKEN"
+        )),
+        "{created}"
+    );
+    let krate = w.join("cfg-gp");
+    let lib = std::fs::read_to_string(krate.join("src/lib.rs")).unwrap();
+    assert!(lib.contains(config), "the comment shows the same: {lib}");
+    std::fs::copy(
+        crate::harness::workspace().join("Cargo.lock"),
+        krate.join("Cargo.lock"),
+    )
+    .unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let tested = Command::new(cargo)
+        .args(["test", "--quiet"])
+        .current_dir(&krate)
+        .envs(crate::harness::build_env())
+        .output()
+        .unwrap();
+    assert!(tested.status.success(), "{}", stderr(&tested));
+    ok(gp_in(&krate, &[&"build", &"--debug", &"-o", &"plugins"]));
+    std::fs::write(krate.join("plugins/cfg-gp/config.json"), config).unwrap();
+    let call = |token: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gp"));
+        command
+            .args([
+                "call",
+                "plugins",
+                "cfg-gp",
+                "--label",
+                "greet",
+                "--set",
+                "name=\"gp\"",
+            ])
+            .current_dir(&krate)
+            .env_remove("GP_LOG")
+            .env_remove("CFG_GP_TOKEN");
+        if let Some(token) = token {
+            command.env("CFG_GP_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let called = call(Some("s3cret"));
+    assert!(called.status.success(), "{}", stderr(&called));
+    assert_eq!(
+        stdout(&called),
+        "{\"authorized\": true, \"greeting\": \"hello gp\", \"name\": \"gp\"}\n"
+    );
+    let refused = call(None);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains(
+            "was refused: `token`: secret env:CFG_GP_TOKEN: the environment variable is not set"
+        ),
+        "{}",
+        stderr(&refused)
+    );
 }

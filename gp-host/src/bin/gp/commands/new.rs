@@ -10,10 +10,12 @@ use gp_host::Error;
 use super::shared::already_exists;
 
 /// The files of a new plugin crate. `{name}` and `{dependency}` (the gp-sdk line) are
-/// replaced in Cargo.toml, `{plugin}` (the name) in `lib.rs`; `.gitignore` is written as it is.
+/// replaced in Cargo.toml, `{plugin}` (the name) and `{PLUGIN}` (it as an environment
+/// variable's prefix) in `lib.rs`; `.gitignore` is written as it is.
 const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.in");
 const TYPED_RS: &str = include_str!("../templates/typed.rs.in");
 const ENTRY_RS: &str = include_str!("../templates/entry.rs.in");
+const CONFIG_RS: &str = include_str!("../templates/config.rs.in");
 const GITIGNORE: &str = include_str!("../templates/gitignore.in");
 
 /// The form of a new plugin's `lib.rs`.
@@ -21,6 +23,9 @@ const GITIGNORE: &str = include_str!("../templates/gitignore.in");
 pub enum Template {
     /// A `#[gp_sdk::plugin]` module: a typed label handler and a typed route.
     Typed,
+    /// The typed form with a configuration (`config.json`), a secret and state built by
+    /// `#[on_load]`.
+    Config,
     /// One `#[plugin_entry]` function that reads and writes the context itself (the
     /// low-level form).
     Entry,
@@ -110,8 +115,15 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     let cargo_toml = CARGO_TOML
         .replace("{name}", &name)
         .replace("{dependency}", &dependency);
+    let prefix = name.to_ascii_uppercase().replace('-', "_");
     let (lib_rs, call) = match template {
         Template::Typed => (TYPED_RS.replace("{plugin}", &name), " --label greet"),
+        Template::Config => (
+            CONFIG_RS
+                .replace("{plugin}", &name)
+                .replace("{PLUGIN}", &prefix),
+            " --label greet",
+        ),
         Template::Entry => (ENTRY_RS.to_owned(), ""),
     };
     let files = [
@@ -131,6 +143,11 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     }
     let line = dependency.lines().next().unwrap_or_default();
     outln!("created plugin crate {name}/ ({line})")?;
+    if let Template::Config = template {
+        outln!(
+            "then, after `gp build`, write plugins/{name}/config.json: {{\"greeting\": \"hello\", \"token\": {{\"secret\": \"env:{prefix}_TOKEN\"}}}} and set {prefix}_TOKEN"
+        )?;
+    }
     outln!(
         "next: cd {name} && cargo test && gp build && gp call plugins {name}{call} --set 'name=\"you\"'"
     )?;
