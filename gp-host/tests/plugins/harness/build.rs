@@ -63,7 +63,14 @@ pub fn options() -> BuildOptions {
 pub fn examples() -> &'static HashMap<String, PathBuf> {
     static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let names = ["sample", "sample-typed", "dispatch", "panicky", "slow"];
+        let names = [
+            "sample",
+            "sample-typed",
+            "dispatch",
+            "dispatch-typed",
+            "panicky",
+            "slow",
+        ];
         let libraries = cargo_build(&workspace().join("Cargo.toml"), &names, &options())
             .unwrap_or_else(|e| panic!("building the example plugins: {e}"));
         libraries

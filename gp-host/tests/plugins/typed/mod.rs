@@ -1,7 +1,9 @@
-//! The typed form (`#[gp_sdk::plugin] mod`): `examples/sample-typed` and the `typed` fixture,
-//! built once per test run, called through the host (`labels`) and over HTTP (`routes`).
+//! The typed form (`#[gp_sdk::plugin] mod`): `examples/sample-typed`, `examples/dispatch-typed`
+//! and the `typed` fixture, built once per test run, called through the host (`labels`,
+//! `state`, `config`, `dispatch`) and over HTTP (`routes`, `dispatch`).
 
 mod config;
+mod dispatch;
 mod labels;
 mod routes;
 mod state;
