@@ -6,9 +6,15 @@
 //! mapping:
 //!
 //! - a struct (or a map) is its fields (entries), each under its own key;
-//! - anything else (a number, a string, a list, an enum) is one value under a key the caller
-//!   names (`input` for what a call is given, `result` for what it gives back);
+//! - anything else (a number, a string, a list, a unit enum variant) is one value under a key
+//!   the caller names (`input` for what a call is given, `result` for what it gives back);
 //! - `()` and `None` are no value at all.
+//!
+//! What serialises to a JSON object is written as keys, but only a struct or a map is read
+//! back from keys: an enum variant with data, a `serde_json::Value` holding an object, or an
+//! `Option` of a struct does not round-trip at the top level. Wrap such a type in a struct
+//! (`struct Out { choice: Choice }`). A key the output does not write (a field skipped when
+//! serialised) keeps whatever the context held, such as the input's value of that name.
 //!
 //! It is not part of the ABI: nothing here crosses the boundary but [`Value`]s, through the
 //! context both sides already share.

@@ -1,11 +1,15 @@
 //! An instance's configuration: `config.json` beside the plugin's `plugin.json`, read when
-//! the instance opens, its secrets resolved by the host, handed to the plugin's `open` as
-//! JSON text; and the secret values kept, to be scrubbed from whatever the plugin says back.
+//! the instance opens, its secrets resolved, handed to the plugin's `open` as JSON text; and
+//! the secret values kept, to be scrubbed from the errors the plugin returns (of its
+//! `#[on_load]`, its calls and its state's drop). The plugin's own log lines are not
+//! scrubbed: a plugin that logs a secret logs it.
 //!
 //! A secret is a reference, never a value in the file: `{"secret": "env:NAME"}` (an
-//! environment variable of the host process) or `{"secret": "file:PATH"}` (a file's contents,
-//! without a trailing newline; `PATH` relative to the plugin's folder). gp writes neither
-//! anywhere.
+//! environment variable of the process that opens the instance: the host, or an isolated
+//! plugin's runner, which only has the variables `Isolation::env` passes on) or
+//! `{"secret": "file:PATH"}` (a file's contents, without a trailing newline; `PATH` relative
+//! to the plugin's folder). gp writes neither anywhere. A secret shorter than
+//! [`MIN_SECRET_BYTES`] is refused: scrubbing it would garble messages and give it away.
 
 use std::path::Path;
 
@@ -20,13 +24,67 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// What replaces a secret's value in a message.
 const REDACTED: &str = "[secret]";
 
+/// The shortest secret gp accepts.
+pub(crate) const MIN_SECRET_BYTES: usize = 4;
+
 /// One instance's configuration, ready for the plugin.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Config {
     /// The JSON text handed to the plugin's `open`: `null` without a file.
     pub(crate) text: String,
-    /// The secrets' values, longest first, to scrub from messages.
-    secrets: Vec<String>,
+    /// What scrubs the secrets from messages.
+    pub(crate) scrub: Scrub,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("text", &self.scrub.apply(&self.text))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The forms a configuration's secrets may take in a message, longest first: each value as it
+/// is, escaped as Rust's `{:?}` prints it, and escaped as JSON (serde's messages quote strings
+/// one of those ways). Cheap to clone; empty when there are no secrets.
+#[derive(Clone, Default)]
+pub(crate) struct Scrub(std::sync::Arc<[String]>);
+
+impl Scrub {
+    fn new(secrets: &[String]) -> Scrub {
+        let mut forms: Vec<String> = Vec::new();
+        for secret in secrets {
+            let debug = format!("{secret:?}");
+            let json = serde_json::to_string(secret).unwrap_or_default();
+            for form in [
+                secret.clone(),
+                debug[1..debug.len() - 1].to_owned(),
+                json.get(1..json.len().saturating_sub(1))
+                    .unwrap_or_default()
+                    .to_owned(),
+            ] {
+                if !form.is_empty() && !forms.contains(&form) {
+                    forms.push(form);
+                }
+            }
+        }
+        forms.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Scrub(forms.into())
+    }
+
+    /// `message` with every form of every secret replaced.
+    pub(crate) fn apply(&self, message: &str) -> String {
+        let mut message = message.to_owned();
+        for secret in self.0.iter() {
+            message = message.replace(secret.as_str(), REDACTED);
+        }
+        message
+    }
+
+    /// Whether there is nothing to scrub.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl Config {
@@ -46,6 +104,9 @@ impl Config {
                 })
             }
             Err(e) => return Err(Error::io(&path, e)),
+            Ok(meta) if !meta.is_file() => {
+                return Err(refused("it is not a regular file".to_owned()))
+            }
             Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
                 return Err(refused(format!(
                     "it is {} bytes, more than the {MAX_CONFIG_BYTES} gp reads",
@@ -58,21 +119,10 @@ impl Config {
             serde_json::from_str(&text).map_err(|e| refused(format!("it is not JSON: {e}")))?;
         let mut secrets = Vec::new();
         resolve(&mut json, &mut Vec::new(), dir, &mut secrets).map_err(refused)?;
-        secrets.retain(|s| !s.is_empty());
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Ok(Config {
             text: json.to_string(),
-            secrets,
+            scrub: Scrub::new(&secrets),
         })
-    }
-
-    /// `message` with every secret's value replaced.
-    pub(crate) fn redact(&self, message: &str) -> String {
-        let mut message = message.to_owned();
-        for secret in &self.secrets {
-            message = message.replace(secret.as_str(), REDACTED);
-        }
-        message
     }
 }
 
@@ -80,6 +130,13 @@ impl Config {
 /// instance's configuration is still the folder's.
 pub(crate) fn file_sha256(dir: &Path) -> Result<Option<String>, Error> {
     let path = dir.join(CONFIG_FILE);
+    match std::fs::metadata(&path) {
+        // Not read: `Config::read` refuses it, with the reason, when the instance opens.
+        Ok(meta) if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES => {
+            return Ok(Some(format!("unreadable:{}", meta.len())))
+        }
+        _ => {}
+    }
     match std::fs::read(&path) {
         Ok(bytes) => Ok(Some(crate::util::sha256_hex(&bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -108,6 +165,9 @@ fn resolve(
             };
             let secret = read_secret(reference, dir)
                 .map_err(|why| format!("{field}: secret {reference}: {why}"))?;
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(format!("{field}: secret {reference} is {} bytes: gp scrubs secrets from messages and cannot tell one under {MIN_SECRET_BYTES} bytes from ordinary text; use a longer one", secret.len()));
+            }
             secrets.push(secret.clone());
             *value = J::String(secret);
         }
@@ -134,12 +194,26 @@ fn resolve(
 fn read_secret(reference: &str, dir: &Path) -> Result<String, String> {
     if let Some(name) = reference.strip_prefix("env:") {
         return std::env::var(name).map_err(|e| match e {
-            std::env::VarError::NotPresent => "the environment variable is not set".to_owned(),
+            std::env::VarError::NotPresent => {
+                "the environment variable is not set (an isolated plugin's runner has only those `Isolation::env` passes on)".to_owned()
+            }
             std::env::VarError::NotUnicode(_) => "the environment variable is not UTF-8".to_owned(),
         });
     }
     if let Some(file) = reference.strip_prefix("file:") {
         let path = dir.join(file);
+        match std::fs::metadata(&path) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(format!("{} is not a regular file", path.display()))
+            }
+            Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
+                return Err(format!(
+                    "{} is more than {MAX_CONFIG_BYTES} bytes",
+                    path.display()
+                ))
+            }
+            _ => {}
+        }
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let text = text.strip_suffix('\n').unwrap_or(&text);

@@ -17,7 +17,7 @@ use gp_core::{
 use crate::error::{Error, Hook};
 use crate::library::{Entry, Module};
 use crate::runtime::activity;
-use crate::runtime::config::{Config, CONFIG_FILE};
+use crate::runtime::config::{Config, Scrub, CONFIG_FILE};
 use crate::runtime::context::Context;
 use crate::runtime::scope;
 use crate::runtime::spec::Spec;
@@ -66,6 +66,8 @@ pub(crate) struct InProcess {
     state: StateHandle,
     /// The plugin's `close`, which drops `state` once, in [`InProcess::run_unload_hook`].
     close: Option<CloseFn>,
+    /// The configuration's secrets, scrubbed from the plugin's errors.
+    scrub: Scrub,
     /// This build's instance count; decremented once, by [`InProcess::run_unload_hook`].
     build: Arc<Mutex<usize>>,
     counted: AtomicBool,
@@ -133,24 +135,33 @@ impl InProcess {
             on_unload,
             state: StateHandle::NONE,
             close: None,
+            scrub: Scrub::default(),
             build,
             counted: AtomicBool::new(true),
             hook_timeout,
         };
         if let (Some((open, close)), Some(config)) = (module.state(), config) {
             // The author's `#[on_load]` in the typed form: hence its name in errors.
-            let text = config.text.clone();
+            let Config { text, scrub } = config;
+            let scrubbing = scrub.clone();
             let opened = run_hook_bounded(
                 &spec,
                 Hook::OnLoad,
-                move |host| open(host, RStr::from_str(&text)),
+                move |host| scrubbed(open(host, RStr::from_str(&text)), &scrubbing),
                 hook_timeout,
-            )
-            .map_err(|error| redacted(error, &config));
+            );
             match opened {
                 Ok(state) => {
                     instance.state = state;
                     instance.close = Some(close);
+                    instance.scrub = scrub;
+                }
+                Err(error @ Error::HookTimedOut { .. }) => {
+                    // `open` still runs on its thread: the build is quarantined, and
+                    // `on_unload` must not run under it. Out of the instance count only. A
+                    // state it returns later is never closed (leaked, as a hook's effects are).
+                    instance.leave_count();
+                    return Err(error);
                 }
                 Err(error) => {
                     // Out of the build's instance count again (and `on_unload` if it was the
@@ -187,7 +198,15 @@ impl InProcess {
             );
         match outcome {
             RResult::ROk(()) => Ok(()),
-            RResult::RErr(error) => Err(call_error(spec, ctx, retiring, error)),
+            RResult::RErr(error) => Err(call_error(spec, ctx, retiring, error, &self.scrub)),
+        }
+    }
+
+    /// Leaves the build's instance count, once, without running any hook.
+    fn leave_count(&self) {
+        if self.counted.swap(false, Ordering::AcqRel) {
+            let mut instances = lock(&self.build);
+            *instances = instances.saturating_sub(1);
         }
     }
 
@@ -201,11 +220,11 @@ impl InProcess {
             return UnloadHookRun::Nothing;
         }
         let closed = self.close.map(|close| {
-            let state = self.state;
+            let (state, scrub) = (self.state, self.scrub.clone());
             run_hook_bounded(
                 spec,
                 Hook::OnUnload,
-                move |host| close(host, state),
+                move |host| scrubbed(close(host, state), &scrub),
                 self.hook_timeout,
             )
         });
@@ -231,32 +250,15 @@ impl InProcess {
     }
 }
 
-/// `error` with the configuration's secrets scrubbed from what the plugin said.
-fn redacted(error: Error, config: &Config) -> Error {
-    match error {
-        Error::HookFailed {
-            plugin,
-            version,
-            hook,
-            panicked,
-            message,
-        } => Error::HookFailed {
-            plugin,
-            version,
-            hook,
-            panicked,
-            message: config.redact(&message),
-        },
-        Error::Config {
-            plugin,
-            path,
-            reason,
-        } => Error::Config {
-            plugin,
-            path,
-            reason: config.redact(&reason),
-        },
-        other => other,
+/// `outcome` with the configuration's secrets scrubbed from its error, before anything cuts
+/// or copies the message.
+fn scrubbed<T>(outcome: RResult<T, CallError>, scrub: &Scrub) -> RResult<T, CallError> {
+    match outcome {
+        RResult::RErr(mut error) if !scrub.is_empty() => {
+            error.message = scrub.apply(error.message.as_str()).into();
+            RResult::RErr(error)
+        }
+        outcome => outcome,
     }
 }
 
@@ -266,9 +268,11 @@ fn call_error(
     ctx: &Context,
     retiring: &AtomicBool,
     error: gp_core::CallError,
+    scrub: &Scrub,
 ) -> Box<Error> {
     let plugin = spec.manifest.name.clone();
-    let message = bounded(error.message.into_string(), MAX_PLUGIN_MESSAGE);
+    let message = scrub.apply(error.message.as_str());
+    let message = bounded(message, MAX_PLUGIN_MESSAGE);
     if error.kind == CallErrorKind::PANICKED {
         tracing::error!(target: "gp::plugin", plugin = %plugin, "plugin panicked: {message}");
         Box::new(Error::Panicked { plugin, message })
