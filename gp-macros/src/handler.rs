@@ -7,6 +7,7 @@
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::parse::ParseStream;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, LitStr, Pat, ReturnType, Token, Type};
@@ -91,7 +92,7 @@ pub(crate) fn take(
             }
             Some("label") => match &attr.meta {
                 syn::Meta::Path(_) => Ok(Kind::Label(LitStr::new(
-                    &function.sig.ident.to_string(),
+                    &function.sig.ident.unraw().to_string(),
                     function.sig.ident.span(),
                 ))),
                 _ => attr.parse_args::<LitStr>().map(Kind::Label).map_err(|e| {
@@ -156,7 +157,7 @@ fn route(input: ParseStream, function: &Ident) -> syn::Result<Kind> {
     let method: Ident = input.parse().map_err(form)?;
     input.parse::<Token![,]>().map_err(form)?;
     let path: LitStr = input.parse().map_err(form)?;
-    let mut label = LitStr::new(&function.to_string(), function.span());
+    let mut label = LitStr::new(&function.unraw().to_string(), function.span());
     if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
         let key: Ident = input.parse().map_err(form)?;
         if key != "label" {
@@ -341,6 +342,7 @@ impl Handler {
         };
         let mut reads = Vec::new();
         let mut passed = Vec::new();
+        let mut request = None;
         for (i, arg) in self.args.iter().enumerate() {
             let var = format_ident!("__gp_arg{i}");
             let read = match arg {
@@ -352,7 +354,12 @@ impl Handler {
                     passed.push(quote!(&*#ctx));
                     continue;
                 }
-                Arg::Request => quote!(let #var = #ctx.request()?;),
+                Arg::Request => {
+                    // Last: it borrows the context, which the other reads take mutably.
+                    request = Some(quote!(let #var = #ctx.request()?;));
+                    passed.push(quote!(#var));
+                    continue;
+                }
                 Arg::Param { name, ty } => {
                     let read = at(ty.span(), "path_param", &|ctx| quote!(#ctx, #name));
                     quote!(let #var: #ty = #read?;)
@@ -368,14 +375,17 @@ impl Handler {
                 // The type `#[on_load]` returns, whatever the handler says: a handler that
                 // names another is a type mismatch at its argument, never another reading
                 // of the state's bytes. Without an `#[on_load]` the module refuses the
-                // handler before this (`plugin::check_state`).
+                // handler before this.
                 Arg::State(span) => match state {
                     Some(state) => {
                         // Passed under the handler's type's span: a mismatch is shown there.
                         let at_type = Ident::new(&var.to_string(), *span);
-                        reads.push(
-                            quote!(let #var = ::gp_sdk::__private::state::<#state>(&*#ctx)?;),
-                        );
+                        reads.push(quote! {
+                            // SAFETY: `#state` is the type this module's `#[on_load]` returns,
+                            // which `open_state` boxed behind the handle the host passes.
+                            #[allow(unsafe_code)]
+                            let #var = unsafe { ::gp_sdk::__private::state::<#state>(&*#ctx) }?;
+                        });
                         passed.push(quote!(#at_type));
                         continue;
                     }
@@ -385,6 +395,7 @@ impl Handler {
             reads.push(read);
             passed.push(quote!(#var));
         }
+        reads.extend(request);
         let ident = &self.ident;
         let finish = |ty: &Type, name: &str| {
             let out = Ident::new("__gp_out", ty.span());

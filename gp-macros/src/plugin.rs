@@ -175,7 +175,8 @@ fn dispatch(handlers: &[Handler], items: &[Item], state: Option<&syn::Type>) -> 
         .find(|n| !taken(n))
         .unwrap_or("__gp_dispatch__");
     let name = Ident::new(name, Span::call_site());
-    let ctx = Ident::new("ctx", Span::call_site());
+    // Not `ctx`: a handler of that name would be shadowed by the argument.
+    let ctx = Ident::new("__gp_ctx", Span::call_site());
     let mut arms = Vec::new();
     let mut known = Vec::new();
     let mut fallback = None;

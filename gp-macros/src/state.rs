@@ -105,8 +105,9 @@ fn ok_type(ty: &Type) -> Option<Option<&Type>> {
 impl StateFn {
     /// The `open` and `close` entry points, and their names.
     pub(crate) fn entry_points(&self) -> (TokenStream, Ident, Ident) {
-        let open = Ident::new("gp_open", Span::call_site());
-        let close = Ident::new("gp_close", Span::call_site());
+        // Module items, beside the author's: names an author would not give a function.
+        let open = Ident::new("__gp_open", Span::call_site());
+        let close = Ident::new("__gp_close", Span::call_site());
         let host = Ident::new("host", Span::mixed_site());
         let config = Ident::new("config", Span::mixed_site());
         let ctx = Ident::new("ctx", Span::mixed_site());
@@ -141,11 +142,14 @@ impl StateFn {
                 })
             }
 
+            #[allow(unsafe_code)]
             extern "C" fn #close(
                 #host: ::gp_sdk::__private::HostContextMut<'_>,
-                state: ::gp_sdk::__private::StateHandle,
+                __gp_state: ::gp_sdk::__private::StateHandle,
             ) -> ::gp_sdk::__private::ExecuteResult {
-                ::gp_sdk::__private::close_state::<#state>(#host, state)
+                // SAFETY: the host hands `close` the handle this plugin's `open` returned,
+                // which `open_state::<#state>` made, once, after the instance's last call.
+                unsafe { ::gp_sdk::__private::close_state::<#state>(#host, __gp_state) }
             }
         };
         (tokens, open, close)

@@ -49,22 +49,32 @@ where
 }
 
 /// The body of a generated `close`: drops the state `open_state::<S>` made.
-pub fn close_state<S: Send + Sync + 'static>(
+///
+/// # Safety
+///
+/// `state` is a handle `open_state::<S>` returned, with this same `S`, not closed before, and
+/// no call of its instance runs any more: what the host guarantees the `close` it calls.
+pub unsafe fn close_state<S: Send + Sync + 'static>(
     host: HostContextMut<'_>,
     state: StateHandle,
 ) -> RResult<(), CallError> {
     crate::__private::hook(host, |_| {
         if state != StateHandle::NONE {
-            // SAFETY: the host hands `close` a handle `open_state::<S>` returned (a
-            // `Box<S>` leaked as its address), once, after the instance's last call: the box
-            // is ours to take back, and nothing borrows it any more.
+            // SAFETY: by this function's contract, the handle is a `Box<S>` leaked as its
+            // address by `open_state::<S>`, ours to take back once, borrowed by no call.
             drop(unsafe { Box::from_raw(state.0 as *mut S) });
         }
     })
 }
 
 /// The calling instance's state, for a handler's `&S` argument: borrowed for the call.
-pub fn state<'a, S: Send + Sync + 'static>(ctx: &Context<'a>) -> Result<&'a S> {
+///
+/// # Safety
+///
+/// `S` is the type the plugin's `open_state` was given: the host hands a call a handle that
+/// `open_state::<S>` returned for the calling instance, so the generated code, which names
+/// one `S` for both, calls this soundly.
+pub unsafe fn state<'a, S: Send + Sync + 'static>(ctx: &Context<'a>) -> Result<&'a S> {
     let handle = ctx.__state();
     if handle == StateHandle::NONE {
         return Err(Error::msg(
@@ -72,7 +82,8 @@ pub fn state<'a, S: Send + Sync + 'static>(ctx: &Context<'a>) -> Result<&'a S> {
         ));
     }
     // SAFETY: a handle that comes with a call is one `open_state::<S>` returned for the
-    // calling instance (the host's contract), and the host closes it only after the
-    // instance's last call returned: the `S` lives, unchanged, for the whole call `'a`.
+    // calling instance (the host's contract), of this `S` (this function's), and the host
+    // closes it only after the instance's last call returned: the `S` lives, unchanged, for
+    // the whole call `'a`.
     Ok(unsafe { &*(handle.0 as *const S) })
 }
