@@ -106,11 +106,12 @@ fn secrets_come_from_the_environment_or_a_file_and_never_show() {
     assert_eq!(
         error.err().unwrap().to_string(),
         format!(
-            "plugin `typed`: its configuration {} was refused: `greeting`: secret env:GP_TEST_TYPED_UNSET: the environment variable is not set",
+            "plugin `typed`: its configuration {} was refused: `greeting`: secret env:GP_TEST_TYPED_UNSET: the environment variable is not set (an isolated plugin's runner has only those `Isolation::env` passes on)",
             config_path(base.path())
         )
     );
-    // What the plugin says back is scrubbed of every secret's value.
+    // What the plugin says back is scrubbed of every secret's value, also where it is quoted
+    // with escapes (the plugin's message prints it with `{:?}`).
     std::env::set_var("GP_TEST_TYPED_LEAK", "fail:hunter2");
     let (_base, error) = load_with(
         Some(r#"{"greeting": {"secret": "env:GP_TEST_TYPED_LEAK"}}"#),
@@ -121,6 +122,26 @@ fn secrets_come_from_the_environment_or_a_file_and_never_show() {
     assert_eq!(
         error.to_string(),
         "plugin `typed` 1.0.0: its on_load hook failed: cannot greet with \"[secret]\""
+    );
+    let (_base, error) = load_with(
+        Some(r#"{"greeting": {"secret": "file:leak.txt"}}"#),
+        &[("leak.txt", "fail:\"two\"\nlines\n")],
+    );
+    assert_eq!(
+        error.err().unwrap().to_string(),
+        "plugin `typed` 1.0.0: its on_load hook failed: cannot greet with \"[secret]\""
+    );
+    // A secret too short to be told from ordinary text is refused.
+    let (base, error) = load_with(
+        Some(r#"{"greeting": {"secret": "file:short.txt"}}"#),
+        &[("short.txt", "abc\n")],
+    );
+    assert_eq!(
+        error.err().unwrap().to_string(),
+        format!(
+            "plugin `typed`: its configuration {} was refused: `greeting`: secret file:short.txt is 3 bytes: gp scrubs secrets from messages and cannot tell one under 4 bytes from ordinary text; use a longer one",
+            config_path(base.path())
+        )
     );
 }
 

@@ -59,8 +59,10 @@ mod typed {
         body.0.into_iter().rev().collect()
     }
 
+    // The request first: the generated code reads it last, after the arguments that need
+    // the context mutably.
     #[route(GET, "/t/files/*rest")]
-    fn files(rest: String, request: Request<'_>) -> Json<serde_json::Value> {
+    fn files(request: Request<'_>, rest: String) -> Json<serde_json::Value> {
         Json(serde_json::json!({ "rest": rest, "path": request.path(), "route": request.route() }))
     }
 
