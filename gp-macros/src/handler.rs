@@ -14,7 +14,7 @@ use syn::{FnArg, ItemFn, LitStr, Pat, ReturnType, Token, Type};
 
 use crate::args::RouteArg;
 use crate::errors::Errors;
-use crate::signature::{check_qualifiers, is_unit_result, last_segment};
+use crate::signature::{check_qualifiers, context_ref, is_unit_result, last_segment};
 
 /// A handler, read from its function.
 pub(crate) struct Handler {
@@ -189,16 +189,6 @@ fn is_state(ty: &Type) -> bool {
     }
 }
 
-fn is_context(ty: &Type) -> Option<bool> {
-    match ty {
-        Type::Reference(r) if last_segment(&r.elem).is_some_and(|s| s.ident == "Context") => {
-            Some(r.mutability.is_some())
-        }
-        Type::Group(group) => is_context(&group.elem),
-        _ => None,
-    }
-}
-
 fn typed_inputs<'a>(
     sig: &'a syn::Signature,
     errors: &mut Errors,
@@ -212,7 +202,7 @@ fn typed_inputs<'a>(
                 "a handler is a free function, not a method: move it out of the `impl` block",
             ),
             FnArg::Typed(arg) => {
-                let ctx = is_context(&arg.ty);
+                let ctx = context_ref(&arg.ty);
                 if ctx.is_some() {
                     if context.is_some() {
                         errors.over(arg, "the handler takes the context twice: keep one");

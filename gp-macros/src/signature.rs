@@ -83,7 +83,7 @@ pub(crate) fn check_context(
     signature: &str,
     errors: &mut Errors,
 ) {
-    if !is_mut_ref_to_context(ty) {
+    if context_ref(ty) != Some(true) {
         errors.over(ty, not_context);
     } else if let Some(lifetime) = static_lifetime(ty) {
         errors.at(
@@ -93,13 +93,15 @@ pub(crate) fn check_context(
     }
 }
 
-fn is_mut_ref_to_context(ty: &Type) -> bool {
+/// For a reference to a `Context` (`&Context` or `&mut Context`), whether it is `&mut`;
+/// `None` for any other type.
+pub(crate) fn context_ref(ty: &Type) -> Option<bool> {
     match ty {
-        Type::Reference(r) if r.mutability.is_some() => {
-            last_segment(&r.elem).is_some_and(|s| s.ident == "Context")
+        Type::Reference(r) if last_segment(&r.elem).is_some_and(|s| s.ident == "Context") => {
+            Some(r.mutability.is_some())
         }
-        Type::Group(group) => is_mut_ref_to_context(&group.elem),
-        _ => false,
+        Type::Group(group) => context_ref(&group.elem),
+        _ => None,
     }
 }
 

@@ -11,7 +11,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type};
 
 use crate::errors::Errors;
-use crate::signature::{check_qualifiers, last_segment};
+use crate::signature::{check_qualifiers, context_ref, last_segment};
 
 const FORM: &str = "`#[on_load] fn open(config: Config) -> Result<State>` (the configuration argument is optional, and so is `ctx: &mut Context`)";
 
@@ -48,7 +48,7 @@ pub(crate) fn take(function: &mut ItemFn, errors: &mut Errors) -> Option<StateFn
                 errors.over(receiver, format!("`#[on_load]` is a free function: {FORM}"))
             }
             FnArg::Typed(arg) => {
-                if is_context(&arg.ty) {
+                if context_ref(&arg.ty).is_some() {
                     context = true;
                 } else if context || config.is_some() {
                     errors.over(arg, format!("`#[on_load]` takes the configuration, then the context, and nothing else: {FORM}"));
@@ -79,14 +79,6 @@ pub(crate) fn take(function: &mut ItemFn, errors: &mut Errors) -> Option<StateFn
         state,
         fallible,
     })
-}
-
-fn is_context(ty: &Type) -> bool {
-    match ty {
-        Type::Reference(r) => last_segment(&r.elem).is_some_and(|s| s.ident == "Context"),
-        Type::Group(group) => is_context(&group.elem),
-        _ => false,
-    }
 }
 
 /// For a `Result<T, ...>`, `Some(Some(T))`; for a `Result` that names no `T`, `Some(None)`;
