@@ -45,15 +45,7 @@ pub fn entry(attr: TokenStream, item: TokenStream) -> syn::Result<Entry> {
         }
     };
     check_signature(&function, &mut errors);
-    let mut unchecked = Errors::default();
-    let manifest = build_manifest(
-        args,
-        if args_complete {
-            &mut errors
-        } else {
-            &mut unchecked
-        },
-    );
+    let manifest = manifest(args, args_complete, &mut errors);
     errors.finish(Entry {
         function,
         manifest,
@@ -77,6 +69,20 @@ pub(crate) fn args(attr: TokenStream, errors: &mut Errors) -> (Args, bool) {
             (Args::default(), false)
         }
     }
+}
+
+/// The manifest the arguments say. Its errors are reported only if the arguments parsed to
+/// the end: after a syntax error, what is missing would be reported as wrong.
+pub(crate) fn manifest(args: Args, args_complete: bool, errors: &mut Errors) -> Manifest {
+    let mut unchecked = Errors::default();
+    build_manifest(
+        args,
+        if args_complete {
+            errors
+        } else {
+            &mut unchecked
+        },
+    )
 }
 
 const SIGNATURE: &str = "fn execute(ctx: &mut gp_sdk::Context) -> gp_sdk::Result";

@@ -15,7 +15,6 @@ use crate::args::RouteArg;
 use crate::errors::Errors;
 use crate::expand;
 use crate::handler::{self, Handler, Kind};
-use crate::manifest::build_manifest;
 use crate::parse::{self, Entry};
 use crate::state::{self, StateFn};
 
@@ -82,15 +81,7 @@ pub fn plugin(attr: TokenStream, item: TokenStream) -> TokenStream {
             _ => None,
         })
         .collect();
-    let mut unchecked = Errors::default();
-    let manifest = build_manifest(
-        args,
-        if args_complete {
-            &mut errors
-        } else {
-            &mut unchecked
-        },
-    );
+    let manifest = parse::manifest(args, args_complete, &mut errors);
     if let Some(error) = errors.0 {
         // The module as the author wrote it, less the attributes read here (which would be
         // unknown attributes to the compiler): the only errors are ours.
