@@ -96,7 +96,18 @@ impl Config {
             path: path.clone(),
             reason,
         };
-        let text = match std::fs::metadata(&path) {
+        match unfit(&path) {
+            Some(Unfit::NotRegular { .. }) => {
+                return Err(refused("it is not a regular file".to_owned()))
+            }
+            Some(Unfit::TooLarge { len }) => {
+                return Err(refused(format!(
+                    "it is {len} bytes, more than the {MAX_CONFIG_BYTES} gp reads"
+                )))
+            }
+            None => {}
+        }
+        let text = match std::fs::read_to_string(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Config {
                     text: "null".to_owned(),
@@ -104,16 +115,7 @@ impl Config {
                 })
             }
             Err(e) => return Err(Error::io(&path, e)),
-            Ok(meta) if !meta.is_file() => {
-                return Err(refused("it is not a regular file".to_owned()))
-            }
-            Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
-                return Err(refused(format!(
-                    "it is {} bytes, more than the {MAX_CONFIG_BYTES} gp reads",
-                    meta.len()
-                )))
-            }
-            Ok(_) => std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?,
+            Ok(text) => text,
         };
         let mut json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| refused(format!("it is not JSON: {e}")))?;
@@ -126,16 +128,35 @@ impl Config {
     }
 }
 
+/// Why a file gp reads whole (the configuration, a secret's file) is refused before reading.
+enum Unfit {
+    /// Not a regular file: a FIFO or a device would block the read, or never end it.
+    NotRegular { len: u64 },
+    /// Larger than [`MAX_CONFIG_BYTES`].
+    TooLarge { len: u64 },
+}
+
+/// Whether `path` is unfit to be read whole; `None` when it is fit, or when it cannot be told
+/// (no such file, no permission: reading it then says so).
+fn unfit(path: &Path) -> Option<Unfit> {
+    let meta = std::fs::metadata(path).ok()?;
+    let len = meta.len();
+    if !meta.is_file() {
+        Some(Unfit::NotRegular { len })
+    } else if len > MAX_CONFIG_BYTES {
+        Some(Unfit::TooLarge { len })
+    } else {
+        None
+    }
+}
+
 /// The SHA-256 (hex) of `dir/config.json`, `None` without one: what says whether a loaded
 /// instance's configuration is still the folder's.
 pub(crate) fn file_sha256(dir: &Path) -> Result<Option<String>, Error> {
     let path = dir.join(CONFIG_FILE);
-    match std::fs::metadata(&path) {
+    if let Some(Unfit::NotRegular { len } | Unfit::TooLarge { len }) = unfit(&path) {
         // Not read: `Config::read` refuses it, with the reason, when the instance opens.
-        Ok(meta) if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES => {
-            return Ok(Some(format!("unreadable:{}", meta.len())))
-        }
-        _ => {}
+        return Ok(Some(format!("unreadable:{len}")));
     }
     match std::fs::read(&path) {
         Ok(bytes) => Ok(Some(crate::util::sha256_hex(&bytes))),
@@ -202,17 +223,17 @@ fn read_secret(reference: &str, dir: &Path) -> Result<String, String> {
     }
     if let Some(file) = reference.strip_prefix("file:") {
         let path = dir.join(file);
-        match std::fs::metadata(&path) {
-            Ok(meta) if !meta.is_file() => {
+        match unfit(&path) {
+            Some(Unfit::NotRegular { .. }) => {
                 return Err(format!("{} is not a regular file", path.display()))
             }
-            Ok(meta) if meta.len() > MAX_CONFIG_BYTES => {
+            Some(Unfit::TooLarge { .. }) => {
                 return Err(format!(
                     "{} is more than {MAX_CONFIG_BYTES} bytes",
                     path.display()
                 ))
             }
-            _ => {}
+            None => {}
         }
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
