@@ -17,6 +17,24 @@ fn gp_in(dir: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
         .expect("run gp")
 }
 
+/// Asserts that the crate `gp new` made at `krate` passes its own unit tests as generated,
+/// built with the workspace's lock file (so it reuses the dependencies the tests built).
+fn passes_its_own_tests(krate: &Path) {
+    std::fs::copy(
+        crate::harness::workspace().join("Cargo.lock"),
+        krate.join("Cargo.lock"),
+    )
+    .unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let tested = Command::new(cargo)
+        .args(["test", "--quiet"])
+        .current_dir(krate)
+        .envs(crate::harness::build_env())
+        .output()
+        .unwrap();
+    assert!(tested.status.success(), "{}", stderr(&tested));
+}
+
 // Long: one scenario, read top to bottom: each step starts from the state the last one left.
 #[test]
 fn new_build_pack_sign_serve_install_call_round_trip() {
@@ -30,21 +48,7 @@ fn new_build_pack_sign_serve_install_call_round_trip() {
         "{created}"
     );
     let krate = w.join("hello-gp");
-    // The workspace's lock file, so the build reuses the dependencies the tests built.
-    std::fs::copy(
-        crate::harness::workspace().join("Cargo.lock"),
-        krate.join("Cargo.lock"),
-    )
-    .unwrap();
-    // The scaffold's own unit test passes as generated.
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let tested = Command::new(cargo)
-        .args(["test", "--quiet"])
-        .current_dir(&krate)
-        .envs(crate::harness::build_env())
-        .output()
-        .unwrap();
-    assert!(tested.status.success(), "{}", stderr(&tested));
+    passes_its_own_tests(&krate);
 
     let built = ok(gp_in(&krate, &[&"build", &"--debug", &"-o", &"plugins"]));
     assert_eq!(built, "built hello-gp 0.1.0 -> plugins/hello-gp\n");
@@ -186,19 +190,7 @@ fn gp_new_template_entry_is_the_low_level_form() {
     let krate = w.join("low");
     let lib = std::fs::read_to_string(krate.join("src/lib.rs")).unwrap();
     assert!(lib.contains("#[plugin_entry]"), "{lib}");
-    std::fs::copy(
-        crate::harness::workspace().join("Cargo.lock"),
-        krate.join("Cargo.lock"),
-    )
-    .unwrap();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let tested = Command::new(cargo)
-        .args(["test", "--quiet"])
-        .current_dir(&krate)
-        .envs(crate::harness::build_env())
-        .output()
-        .unwrap();
-    assert!(tested.status.success(), "{}", stderr(&tested));
+    passes_its_own_tests(&krate);
     ok(gp_in(&krate, &[&"build", &"--debug", &"-o", &"plugins"]));
     let called = ok(gp_in(
         &krate,
@@ -229,19 +221,7 @@ fn gp_new_template_config_loads_with_its_configuration_and_secret() {
     let krate = w.join("cfg-gp");
     let lib = std::fs::read_to_string(krate.join("src/lib.rs")).unwrap();
     assert!(lib.contains(config), "the comment shows the same: {lib}");
-    std::fs::copy(
-        crate::harness::workspace().join("Cargo.lock"),
-        krate.join("Cargo.lock"),
-    )
-    .unwrap();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let tested = Command::new(cargo)
-        .args(["test", "--quiet"])
-        .current_dir(&krate)
-        .envs(crate::harness::build_env())
-        .output()
-        .unwrap();
-    assert!(tested.status.success(), "{}", stderr(&tested));
+    passes_its_own_tests(&krate);
     ok(gp_in(&krate, &[&"build", &"--debug", &"-o", &"plugins"]));
     std::fs::write(krate.join("plugins/cfg-gp/config.json"), config).unwrap();
     let call = |token: Option<&str>| {
