@@ -68,3 +68,11 @@ pub const MANIFEST_SECTION: &str = "gp_manifest";
 
 /// [`MANIFEST_SECTION`] as Mach-O spells it (segment, section).
 pub const MANIFEST_SECTION_MACHO: &str = "__DATA,__gp_manifest";
+
+/// The name of the link section that holds a plugin's [`manifest::Details`]: what `#[plugin]`
+/// records about its handlers (which are `async`) beside the manifest. Optional: a library
+/// without it has the default details.
+pub const DETAILS_SECTION: &str = "gp_details";
+
+/// [`DETAILS_SECTION`] as Mach-O spells it (segment, section).
+pub const DETAILS_SECTION_MACHO: &str = "__DATA,__gp_details";

@@ -29,10 +29,11 @@
 //! This file holds the model (the types `plugin.json` is read into) and its reading and
 //! writing ([`Manifest::from_plugin_json`], [`Manifest::to_json_pretty`]); the pieces these
 //! use each have their own file: the errors (`error`), the rules of the table above and
-//! [`Manifest::validate`], which applies them (`rules`), the route grammar (`route`) and the
-//! embedded document (`embedded`). Everything is re-exported here, so every item keeps its path
+//! [`Manifest::validate`], which applies them (`rules`), the route grammar (`route`), the
+//! embedded document (`embedded`) and the handlers' details beside it (`details`). Everything is re-exported here, so every item keeps its path
 //! `gp_core::manifest::…`.
 
+mod details;
 mod embedded;
 mod error;
 #[cfg(test)]
@@ -45,6 +46,7 @@ use std::fmt;
 use semver::Version;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use details::Details;
 pub use embedded::Embedded;
 pub use error::ManifestError;
 pub use route::{parse_route, ParamType, Segment, RESERVED_PREFIX};
