@@ -1,6 +1,6 @@
 //! [`Entry`] → the plugin's exports.
 
-use gp_core::manifest::Embedded;
+use gp_core::manifest::{Details, Embedded};
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
@@ -22,6 +22,7 @@ pub fn entry(entry: Entry) -> TokenStream {
         function,
         manifest,
         state,
+        details,
     } = entry;
     let user_fn = &function.sig.ident;
     let document = Embedded {
@@ -38,6 +39,7 @@ pub fn entry(entry: Entry) -> TokenStream {
     let symbol = format_ident!("_1as_0lib_1header_0root_bmodule_bloader");
     let host = host_context();
     let manifest_static = item_name("GP_MANIFEST", &function);
+    let details = details_section(&details, &item_name("GP_DETAILS", &function));
     let execute = item_name("gp_execute", &function);
     let call_entry = item_name("gp_call", &function);
     let call_with = item_name("gp_call_with", &function);
@@ -79,6 +81,8 @@ pub fn entry(entry: Entry) -> TokenStream {
             #[used]
             static #manifest_static: [u8; #len] = *#bytes;
 
+            #details
+
             #entry_points
 
             fn #root_module() -> ::gp_sdk::__private::PluginModRef {
@@ -106,6 +110,25 @@ pub fn entry(entry: Entry) -> TokenStream {
                 // `root_module` builds, the root module type `lib_header` declares.
                 unsafe { ::gp_sdk::__private::lib_header(#root_module_result) };
         };
+    }
+}
+
+/// The static that holds `details` in its link section, read by the host before it loads the
+/// library; nothing when there is nothing to record.
+fn details_section(details: &Details, name: &proc_macro2::Ident) -> TokenStream {
+    if *details == Details::default() {
+        return TokenStream::new();
+    }
+    let document = details.to_json();
+    let bytes = Literal::byte_string(document.as_bytes());
+    let len = document.len();
+    quote! {
+        // What the host needs to know of the handlers beyond the manifest (which are async),
+        // readable, like the manifest, before the library is loaded.
+        #[cfg_attr(target_vendor = "apple", link_section = "__DATA,__gp_details")]
+        #[cfg_attr(not(target_vendor = "apple"), link_section = "gp_details")]
+        #[used]
+        static #name: [u8; #len] = *#bytes;
     }
 }
 

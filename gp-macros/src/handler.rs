@@ -10,7 +10,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::ParseStream;
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, LitStr, Pat, ReturnType, Token, Type};
+use syn::{FnArg, ItemFn, LitStr, Pat, PathArguments, ReturnType, Token, Type};
 
 use crate::args::RouteArg;
 use crate::errors::Errors;
@@ -21,6 +21,10 @@ pub(crate) struct Handler {
     pub(crate) kind: Kind,
     /// The function's name.
     pub(crate) ident: Ident,
+    /// Whether it is an `async fn`: its call then runs its future on the instance's runtime.
+    pub(crate) asynchronous: bool,
+    /// The span of its `async` (or of its name): where a missing `async` feature is shown.
+    async_span: Span,
     args: Vec<Arg>,
     output: Output,
 }
@@ -128,12 +132,29 @@ pub(crate) fn take(
             format!("`{}` already has a handler attribute: a function handles one route or label; write another function for this one", function.sig.ident),
         );
     }
+    if function.sig.asyncness.is_some() {
+        for arg in &function.sig.inputs {
+            if matches!(arg, FnArg::Typed(arg) if context_ref(&arg.ty) == Some(true)) {
+                errors.over(
+                    arg,
+                    "an `async fn` handler takes `&Context`, not `&mut Context`: its future shares the context with the check for the call's cancellation; return what you would have set",
+                );
+            }
+        }
+        elide_lifetimes(&mut function.sig);
+    }
     let sig = &function.sig;
-    check_qualifiers(sig, "a handler", "#[plugin]", errors);
+    // `async fn` is a handler's to choose; every other qualifier is checked as for any export.
+    let asynchronous = sig.asyncness.is_some();
+    let async_span = sig.asyncness.map_or(sig.ident.span(), |a| a.span);
+    let mut unqualified = sig.clone();
+    unqualified.asyncness = None;
+    check_qualifiers(&unqualified, "a handler", "#[plugin]", errors);
     let args = match &kind {
         Kind::Route(route) => route_args(sig, route, params(route), errors),
         Kind::Label(_) | Kind::Fallback(_) => label_args(sig, errors),
     };
+
     let output = match &sig.output {
         ReturnType::Default => Output::None,
         ReturnType::Type(_, ty) if is_unit_result(ty) => Output::UnitResult((**ty).clone()),
@@ -145,9 +166,30 @@ pub(crate) fn take(
     Some(Handler {
         kind,
         ident: sig.ident.clone(),
+        asynchronous,
+        async_span,
         args,
         output,
     })
+}
+
+/// In an `async fn`, rustc wants the lifetime of `&Context` and `Request` spelt (`'_`, E0726),
+/// which a sync handler elides: the handler's signature gets it, so both read the same.
+fn elide_lifetimes(sig: &mut syn::Signature) {
+    for input in sig.inputs.iter_mut() {
+        let FnArg::Typed(arg) = input else { continue };
+        let mut ty = &mut *arg.ty;
+        while let Type::Reference(reference) = ty {
+            ty = &mut *reference.elem;
+        }
+        let Type::Path(path) = ty else { continue };
+        let Some(last) = path.path.segments.last_mut() else {
+            continue;
+        };
+        if (last.ident == "Context" || last.ident == "Request") && last.arguments.is_none() {
+            last.arguments = PathArguments::AngleBracketed(syn::parse_quote!(<'_>));
+        }
+    }
 }
 
 /// `#[route(GET, "/path")]` or `#[route(GET, "/path", label = "...")]`.
@@ -400,9 +442,23 @@ impl Handler {
             (_, Output::Result(ty)) => (quote!(let __gp_out =), finish(ty, "label_result")),
             (_, Output::Value(ty)) => (quote!(let __gp_out =), finish(ty, "label_value")),
         };
+        let called = quote!(#ident(#(#passed),*));
+        // At the `async`: without gp-sdk's `async` feature, its bound fails there.
+        let block_on = quote_spanned!(self.async_span=> ::gp_sdk::__private::block_on);
+        let runtime = Ident::new("__gp_runtime", self.async_span);
+        let called = match (self.asynchronous, state) {
+            (true, Some(state)) => quote! {{
+                // SAFETY: `#state` is the type this module's `open` boxed behind the handle
+                // the host passes; with async handlers, `open` started the runtime beside it.
+                #[allow(unsafe_code)]
+                let #runtime = unsafe { ::gp_sdk::__private::runtime::<#state>(&*#ctx) }?;
+                #block_on(#runtime, &*#ctx, #called)?
+            }},
+            _ => called,
+        };
         quote!({
             #(#reads)*
-            #bind #ident(#(#passed),*);
+            #bind #called;
             #finish
         })
     }

@@ -6,7 +6,7 @@
 //! checked at once, and a label or route declared twice is found here. The exports are those
 //! of `#[plugin_entry]` (`expand::entry`) around the generated dispatch.
 
-use gp_core::manifest::{parse_route, HttpDriver, Segment};
+use gp_core::manifest::{parse_route, Details, HttpDriver, Segment};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
 use syn::{Item, ItemFn, ItemMod, LitStr};
@@ -88,9 +88,15 @@ pub fn plugin(attr: TokenStream, item: TokenStream) -> TokenStream {
         let error = error.to_compile_error();
         return quote!(#error #[allow(dead_code)] #module);
     }
+    let details = details(&handlers);
+    let asynchronous = details.has_async();
+    if asynchronous && state.is_none() {
+        // The instance that holds the async handlers' runtime, with no state of the author's.
+        state = Some(StateFn::unit());
+    }
     let function = dispatch(&handlers, items, state.as_ref().map(|s| &s.state));
     let state = state.map(|state| {
-        let (tokens, open, close) = state.entry_points();
+        let (tokens, open, close) = state.entry_points(asynchronous);
         items.push(Item::Verbatim(tokens));
         (open, close)
     });
@@ -98,9 +104,27 @@ pub fn plugin(attr: TokenStream, item: TokenStream) -> TokenStream {
         function,
         manifest,
         state,
+        details,
     });
     items.push(Item::Verbatim(exports));
     quote!(#module)
+}
+
+/// Which handlers are `async fn`, for the host (see `gp_core::manifest::Details`).
+fn details(handlers: &[Handler]) -> Details {
+    let mut details = Details::default();
+    let mut sync = Vec::new();
+    for handler in handlers {
+        match (handler.kind.label(), handler.asynchronous) {
+            (Some(label), true) => details.async_labels.push(label.value()),
+            (Some(label), false) => sync.push(label.value()),
+            (None, asynchronous) => details.async_fallback = asynchronous,
+        }
+    }
+    if details.async_fallback {
+        details.sync_labels = sync;
+    }
+    details
 }
 
 /// The names of `route`'s parameters, `None` if it does not parse (the manifest says why).

@@ -17,7 +17,9 @@ const FORM: &str = "`#[on_load] fn open(config: Config) -> Result<State>` (the c
 
 /// The module's `#[on_load]`, read from its function.
 pub(crate) struct StateFn {
-    ident: Ident,
+    /// The function; `None` for the state of a module without one, `()`, which a module
+    /// with async handlers has for their runtime.
+    ident: Option<Ident>,
     /// The configuration's type, when it takes one.
     config: Option<Type>,
     /// Whether it takes the context (`&mut Context`), after the configuration.
@@ -73,7 +75,7 @@ pub(crate) fn take(function: &mut ItemFn, errors: &mut Errors) -> Option<StateFn
         }
     };
     Some(StateFn {
-        ident: sig.ident.clone(),
+        ident: Some(sig.ident.clone()),
         config,
         context,
         state,
@@ -95,8 +97,20 @@ fn ok_type(ty: &Type) -> Option<Option<&Type>> {
 }
 
 impl StateFn {
-    /// The `open` and `close` entry points, and their names.
-    pub(crate) fn entry_points(&self) -> (TokenStream, Ident, Ident) {
+    /// The state of a module with no `#[on_load]`: `()`, built by nothing.
+    pub(crate) fn unit() -> StateFn {
+        StateFn {
+            ident: None,
+            config: None,
+            context: false,
+            state: syn::parse_quote!(()),
+            fallible: false,
+        }
+    }
+
+    /// The `open` and `close` entry points, and their names. `asynchronous`: the module has
+    /// async handlers, whose runtime `open` starts and `close` stops.
+    pub(crate) fn entry_points(&self, asynchronous: bool) -> (TokenStream, Ident, Ident) {
         // Module items, beside the author's: names an author would not give a function.
         let open = Ident::new("__gp_open", Span::call_site());
         let close = Ident::new("__gp_close", Span::call_site());
@@ -116,7 +130,10 @@ impl StateFn {
         if self.context {
             args.push(quote!(#ctx));
         }
-        let built = quote!(#ident(#(#args),*));
+        let built = match ident {
+            Some(ident) => quote!(#ident(#(#args),*)),
+            None => quote!(()),
+        };
         let built = if self.fallible {
             quote_spanned!(self.state.span()=> ::gp_sdk::__private::opened(#built))
         } else {
@@ -127,8 +144,8 @@ impl StateFn {
                 #host: ::gp_sdk::__private::HostContextMut<'_>,
                 #config: ::gp_sdk::__private::RStr<'_>,
             ) -> ::gp_sdk::__private::OpenResult {
-                ::gp_sdk::__private::open_state::<#state, _>(#host, #config, |#config, #ctx| {
-                    let _ = &#ctx;
+                ::gp_sdk::__private::open_state::<#state, _>(#host, #config, #asynchronous, |#config, #ctx| {
+                    let _ = (&#config, &#ctx);
                     #(#reads)*
                     #built
                 })

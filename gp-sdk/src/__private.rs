@@ -12,7 +12,8 @@ pub use gp_core::{
     CallInfo, CallTable, CloseFn, ExecuteFn, HostContextMut, OpenFn, PluginModRef, StateHandle,
 };
 
-pub use crate::instance::{close_state, open_state, state};
+pub use crate::asynchronous::block_on;
+pub use crate::instance::{close_state, open_state, runtime, state};
 pub use linkme;
 
 pub use crate::handlers::{

@@ -36,6 +36,8 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[doc(hidden)]
+pub mod asynchronous;
 mod context;
 mod error;
 mod handlers;
@@ -63,6 +65,11 @@ pub use tracing;
 /// The `log` crate gp-sdk forwards: `log::info!(...)` records reach the host's log like
 /// [`tracing`] events.
 pub use log;
+
+/// The tokio gp-sdk runs `async fn` handlers on (with its `async` feature): the plugin's
+/// futures may use its timers, and any client built on it (such as reqwest).
+#[cfg(feature = "async")]
+pub use tokio;
 
 /// Marks a plugin's entry point.
 ///
