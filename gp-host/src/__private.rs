@@ -71,6 +71,7 @@ pub mod routes {
             has_on_load: false,
             has_on_unload: false,
             config_sha256: None,
+            details: Default::default(),
         }
     }
 

@@ -67,6 +67,7 @@ impl LibraryFile {
 pub(crate) struct Checked {
     pub(crate) manifest: Manifest,
     pub(crate) abi_version: String,
+    pub(crate) details: gp_core::manifest::Details,
 }
 
 /// What a plugin folder holds, read and checked without loading anything.
@@ -263,6 +264,7 @@ pub(crate) fn check(folder: Option<&Folder>, library: &LibraryFile) -> Result<Ch
     Ok(Checked {
         manifest,
         abi_version: info.abi_version,
+        details: info.details,
     })
 }
 

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
-use gp_core::manifest::{Embedded, Manifest, Source, SourceMode};
+use gp_core::manifest::{Details, Embedded, Manifest, Source, SourceMode};
 use gp_core::PluginModRef;
 use object::{Object, ObjectSection, ObjectSegment};
 
@@ -27,6 +27,9 @@ pub struct LibraryInfo {
     pub abi_version: String,
     /// The manifest embedded by `#[plugin_entry]` (without `source`).
     pub manifest: Manifest,
+    /// What `#[plugin]` recorded about the handlers beside the manifest (which are async);
+    /// the default for a library without the section.
+    pub details: Details,
 }
 
 impl LibraryInfo {
@@ -71,14 +74,31 @@ impl fmt::Display for LibraryInfo {
         if let Some(http) = &m.http_services {
             writeln!(f, "routes:")?;
             for r in &http.routes {
+                let asynchronous = match self.details.is_async(&r.label) {
+                    true => " (async)",
+                    false => "",
+                };
                 writeln!(
                     f,
-                    "  {:<7} {:<32} -> {}",
+                    "  {:<7} {:<32} -> {}{asynchronous}",
                     r.method.as_str(),
                     r.route,
                     r.label
                 )?;
             }
+        }
+        let d = &self.details;
+        if d.has_async() {
+            let mut labels = d.async_labels.join(", ");
+            if d.async_fallback {
+                let fallback = "every other label (the fallback)";
+                labels = if labels.is_empty() {
+                    fallback.into()
+                } else {
+                    format!("{labels}, {fallback}")
+                };
+            }
+            writeln!(f, "async:       {labels}")?;
         }
         Ok(())
     }
@@ -167,10 +187,26 @@ pub(crate) fn inspect_bytes(path: &Path, data: &[u8]) -> Result<LibraryInfo, Err
     let embedded = Embedded::parse(bytes).map_err(|e| not_a_plugin(&format!("{e}")))?;
 
     check_abi_version(path, &embedded)?;
+    let details = match file
+        .section_by_name(gp_core::DETAILS_SECTION)
+        .or_else(|| file.section_by_name("__gp_details"))
+    {
+        None => Details::default(),
+        Some(section) => section
+            .data()
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| Details::parse(bytes).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                not_a_plugin(&format!(
+                    "its handlers' details (section gp_details) are unreadable ({e}); build it again with gp-sdk"
+                ))
+            })?,
+    };
     Ok(LibraryInfo {
         path: path.to_owned(),
         abi_version: embedded.gp_core,
         manifest: embedded.manifest,
+        details,
     })
 }
 

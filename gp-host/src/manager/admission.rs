@@ -51,6 +51,7 @@ impl Manager {
                 has_on_load: false,
                 has_on_unload: false,
                 config_sha256: None,
+                details: Default::default(),
             })
             .collect()
     }

@@ -34,6 +34,9 @@ pub struct Spec {
     /// `None` without one. A change of it alone is a new instance of the same build with the
     /// new configuration (see [`Manager::reload`](crate::Manager::reload)).
     pub config_sha256: Option<String>,
+    /// What `#[plugin]` recorded about its handlers beside the manifest: which are `async`
+    /// (a server never runs their calls on its connections' threads).
+    pub details: gp_core::manifest::Details,
 }
 
 impl Spec {
@@ -67,5 +70,6 @@ pub(crate) fn examine(
         has_on_load: false,
         has_on_unload: false,
         config_sha256: crate::runtime::config::file_sha256(dir)?,
+        details: checked.details,
     })
 }

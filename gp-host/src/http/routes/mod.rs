@@ -41,6 +41,10 @@ pub(crate) struct RouteEntry {
     /// Whether its plugin runs isolated (its requests are then batched).
     #[cfg_attr(not(feature = "isolate"), allow(dead_code))]
     pub(crate) isolated: bool,
+    /// Whether its handler is an `async fn` (the plugin's details say): its calls never run
+    /// inline on the async workers, since the plugin blocks the calling thread on its own
+    /// runtime until the future ends.
+    pub(crate) asynchronous: bool,
     /// Why the route is reserved rather than served, if it is (it answers 503).
     pub(crate) reserved: Option<Reserved>,
     /// The route's metrics, found once.
@@ -186,6 +190,7 @@ impl PluginRoutes {
         let isolated = executor.as_ref().is_some_and(|e| e.isolation().is_some());
         #[cfg(not(feature = "isolate"))]
         let isolated = false;
+        let details = executor.as_ref().and_then(Executor::spec);
         let entries = manifest.http_services.as_ref().map(|http| {
             http.routes
                 .iter()
@@ -200,6 +205,9 @@ impl PluginRoutes {
                         typed,
                         executor: executor.clone(),
                         isolated,
+                        asynchronous: details
+                            .as_ref()
+                            .is_some_and(|spec| spec.details.is_async(&route.label)),
                         reserved: reserved.clone(),
                         stats: RouteStats::default(),
                     })

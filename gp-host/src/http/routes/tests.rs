@@ -25,6 +25,7 @@ pub(super) fn spec(name: &str, driver: &str, routes: &[(&str, &str, &str)]) -> S
         has_on_load: false,
         has_on_unload: false,
         config_sha256: None,
+        details: Default::default(),
     }
 }
 

@@ -236,7 +236,8 @@ async fn run(
     if entry.isolated {
         return run_batched(shared, ctx, call, timeout, id, cancel).await;
     }
-    let eligible = call.lane.eligible(&shared.inline);
+    // An async handler's call blocks its thread on the plugin's runtime: never inline.
+    let eligible = !entry.asynchronous && call.lane.eligible(&shared.inline);
     let lane = Arc::clone(&call.lane);
     let budget = shared.inline.budget();
     let work = {

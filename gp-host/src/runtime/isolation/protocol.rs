@@ -109,6 +109,7 @@ impl Open {
             has_on_load: false,
             has_on_unload: false,
             config_sha256: None,
+            details: Default::default(),
         })
     }
 }

@@ -16,6 +16,7 @@ const CARGO_TOML: &str = include_str!("../templates/Cargo.toml.in");
 const TYPED_RS: &str = include_str!("../templates/typed.rs.in");
 const ENTRY_RS: &str = include_str!("../templates/entry.rs.in");
 const CONFIG_RS: &str = include_str!("../templates/config.rs.in");
+const ASYNC_RS: &str = include_str!("../templates/async.rs.in");
 const GITIGNORE: &str = include_str!("../templates/gitignore.in");
 
 /// The form of a new plugin's `lib.rs`.
@@ -26,6 +27,8 @@ pub enum Template {
     /// The typed form with a configuration (`config.json`), a secret and state built by
     /// `#[on_load]`.
     Config,
+    /// The typed form with `async fn` handlers (gp-sdk's `async` feature).
+    Async,
     /// One `#[plugin_entry]` function that reads and writes the context itself (the
     /// low-level form).
     Entry,
@@ -95,6 +98,15 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
     if dir.exists() {
         return Err(already_exists(dir, "choose another name or remove it"));
     }
+    // gp-sdk's features: `async fn` handlers need its runtime.
+    let features = match template {
+        Template::Async => ", features = [\"async\"]",
+        _ => "",
+    };
+    let published = |version: &str| match features {
+        "" => format!("gp-sdk = \"{version}\""),
+        features => format!("gp-sdk = {{ version = \"{version}\"{features} }}"),
+    };
     let dependency = match sdk.or_else(default_sdk) {
         Some(path) => {
             let path = path.canonicalize().map_err(|e| Error::Io {
@@ -102,13 +114,14 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
                 source: e,
             })?;
             // The version of the gp-sdk depended on, as its Cargo.toml says, not gp-host's.
-            let published = sdk_version(&path).unwrap_or_else(sdk_requirement);
+            let version = sdk_version(&path).unwrap_or_else(sdk_requirement);
             format!(
-                "gp-sdk = {{ path = {:?} }}\n# To depend on the published gp-sdk instead, once it is on crates.io:\n# gp-sdk = \"{published}\"",
+                "gp-sdk = {{ path = {:?}{features} }}\n# To depend on the published gp-sdk instead, once it is on crates.io:\n# {}",
                 path.display().to_string(),
+                published(&version),
             )
         }
-        None => format!("gp-sdk = \"{}\"", sdk_requirement()),
+        None => published(&sdk_requirement()),
     };
     // The name first: it is checked to be letters, digits, '-' and '_', so it cannot bring in
     // a placeholder, while the dependency's path could.
@@ -124,6 +137,7 @@ pub fn exec(args: Args) -> Result<ExitCode, Failure> {
                 .replace("{PLUGIN}", &prefix),
             " --label greet",
         ),
+        Template::Async => (ASYNC_RS.replace("{plugin}", &name), " --label greet"),
         Template::Entry => (ENTRY_RS.to_owned(), ""),
     };
     let files = [
