@@ -1,5 +1,5 @@
 //! `gp new` and the round trip it starts: new, build, pack, sign, serve, install, call; and the
-//! names and folders it refuses; the templates (typed, config, entry).
+//! names and folders it refuses; the templates (typed, config, async, entry).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -195,6 +195,64 @@ fn gp_new_template_entry_is_the_low_level_form() {
     let called = ok(gp_in(
         &krate,
         &[&"call", &"plugins", &"low", &"--set", &"name=\"gp\""],
+    ));
+    assert_eq!(called, "{\"greeting\": \"hello gp\", \"name\": \"gp\"}\n");
+}
+
+/// `--template async`: `async fn` handlers, with gp-sdk's `async` feature in Cargo.toml (and
+/// in the published line); its own unit test passes as generated, and it builds and answers.
+#[test]
+fn gp_new_template_async_has_async_handlers_and_the_feature_they_need() {
+    let work = crate::harness::base_dir();
+    let w = work.path();
+    let sdk = crate::harness::workspace().join("gp-sdk");
+    let created = ok(gp_in(
+        w,
+        &[&"new", &"waiter", &"--template", &"async", &"--sdk", &sdk],
+    ));
+    assert!(
+        created.ends_with("gp call plugins waiter --label greet --set 'name=\"you\"'\n"),
+        "{created}"
+    );
+    let krate = w.join("waiter");
+    let toml = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+    let path = format!("{:?}", sdk.canonicalize().unwrap().display().to_string());
+    assert!(
+        toml.contains(&format!(
+            "gp-sdk = {{ path = {path}, features = [\"async\"] }}\n"
+        )),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("# gp-sdk = { version = \"0.1.")
+            && toml.contains("\", features = [\"async\"] }\n"),
+        "{toml}"
+    );
+    let lib = std::fs::read_to_string(krate.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("async fn greet(who: Who)"), "{lib}");
+    passes_its_own_tests(&krate);
+    ok(gp_in(&krate, &[&"build", &"--debug", &"-o", &"plugins"]));
+    let library = format!(
+        "plugins/waiter/{}waiter{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let inspected = ok(gp_in(&krate, &[&"inspect", &library]));
+    assert!(
+        inspected.contains("async:       greet, greet_route\n"),
+        "{inspected}"
+    );
+    let called = ok(gp_in(
+        &krate,
+        &[
+            &"call",
+            &"plugins",
+            &"waiter",
+            &"--label",
+            &"greet",
+            &"--set",
+            &"name=\"gp\"",
+        ],
     ));
     assert_eq!(called, "{\"greeting\": \"hello gp\", \"name\": \"gp\"}\n");
 }

@@ -68,6 +68,7 @@ pub fn examples() -> &'static HashMap<String, PathBuf> {
             "sample-typed",
             "dispatch",
             "dispatch-typed",
+            "sample-async",
             "panicky",
             "slow",
         ];
@@ -85,8 +86,9 @@ pub fn example(name: &str) -> &'static Path {
 }
 
 /// Writes the plugin crates `crates` (package, version, `lib.rs`; each depending on gp-sdk,
-/// plus the `[dependencies]` lines of `extra`) as one workspace at `root` and builds them
-/// together. Returns package → library.
+/// plus the `[dependencies]` lines of `extra`, where a `gp-sdk = ...` line replaces the
+/// default one, to name features) as one workspace at `root` and builds them together.
+/// Returns package → library.
 pub fn build_workspace<S: AsRef<str>>(
     root: &Path,
     crates: &[(&str, &str, S)],
@@ -96,11 +98,18 @@ pub fn build_workspace<S: AsRef<str>>(
     for (package, version, source) in crates {
         let dir = root.join(package);
         std::fs::create_dir_all(dir.join("src")).unwrap();
-        std::fs::write(
-            dir.join("Cargo.toml"),
-            plugin_manifest(package, version, false) + extra,
-        )
-        .unwrap();
+        let mut manifest = plugin_manifest(package, version, false);
+        let mut extra = extra.to_owned();
+        if let Some(sdk) = extra.lines().find(|l| l.starts_with("gp-sdk =")) {
+            let sdk = sdk.to_owned();
+            let default = manifest
+                .lines()
+                .find(|l| l.starts_with("gp-sdk ="))
+                .unwrap();
+            manifest = manifest.replace(default, &sdk);
+            extra = extra.replace(&format!("{sdk}\n"), "");
+        }
+        std::fs::write(dir.join("Cargo.toml"), manifest + &extra).unwrap();
         std::fs::write(dir.join("src/lib.rs"), source.as_ref()).unwrap();
     }
     let members: Vec<String> = crates.iter().map(|c| format!("{:?}", c.0)).collect();

@@ -163,3 +163,62 @@ fn the_authors_guide_state_and_configuration_run_as_written() {
     let reply = send(running.addr, "GET /items/7 HTTP/1.1", b"");
     assert_eq!(reply.text(), "item-7 (token of 5 bytes)");
 }
+
+/// Section 5 as written: `gp new --template async` (for the feature), its handler pasted over
+/// `src/lib.rs`, built, and the request answering what its comment says.
+#[test]
+fn the_authors_guide_async_handlers_run_as_written() {
+    let guide = std::fs::read_to_string(workspace().join("docs/authors-guide.md")).unwrap();
+    let section = section(&guide, "5. Async handlers");
+    let toml = &blocks(&section, "toml")[0];
+    let handlers = &blocks(&section, "rust")[0];
+    let request = &blocks(&section, "sh")[0];
+    let work = base_dir();
+    let sdk = workspace().join("gp-sdk");
+    let created = gp(
+        work.path(),
+        &[
+            &"new",
+            &"items-async",
+            &"--template",
+            &"async",
+            &"--sdk",
+            &sdk,
+        ],
+    );
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    let krate = work.path().join("items-async");
+    let cargo_toml = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+    // The template writes the line the guide shows, as a comment beside the path it uses, with
+    // the SDK's whole version where the guide has its minor.
+    let published = cargo_toml
+        .lines()
+        .find_map(|l| l.strip_prefix("# gp-sdk = "))
+        .expect("the published line");
+    let version = published
+        .split('"')
+        .nth(1)
+        .expect("a version in the published line");
+    assert!(version.starts_with("0.1."), "{published}");
+    assert_eq!(
+        format!("gp-sdk = {}", published.replace(version, "0.1")),
+        toml.trim()
+    );
+    std::fs::copy(workspace().join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+    std::fs::write(krate.join("src/lib.rs"), handlers).unwrap();
+    let built = gp_limited(&krate, &[&"build", &"--debug"], BUILD_LIMIT);
+    assert_eq!(built.code, Some(0), "{}", built.stderr);
+    let manager = Manager::new(krate.join("plugins"));
+    let server = PluginServer::builder(manager.clone()).build();
+    let report = manager.load_plugins();
+    assert!(report.failed.is_empty(), "{report}");
+    let running = Running::start(&server);
+    let curl = curl(request.trim());
+    let reply = send(
+        running.addr,
+        &format!("{} {} HTTP/1.1", curl.method, curl.path),
+        b"",
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.text(), curl.expected);
+}

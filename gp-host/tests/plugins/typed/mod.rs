@@ -1,7 +1,9 @@
-//! The typed form (`#[gp_sdk::plugin] mod`): `examples/sample-typed`, `examples/dispatch-typed`
-//! and the `typed` fixture, built once per test run, called through the host (`labels`,
-//! `state`, `config`, `dispatch`) and over HTTP (`routes`, `dispatch`).
+//! The typed form (`#[gp_sdk::plugin] mod`): `examples/sample-typed`, `examples/dispatch-typed`,
+//! `examples/sample-async` and the `typed` and `waits` fixtures, built once per test run,
+//! called through the host (`labels`, `state`, `config`, `dispatch`, `asynchronous`) and over
+//! HTTP (`routes`, `dispatch`, `asynchronous`).
 
+mod asynchronous;
 mod config;
 mod dispatch;
 mod labels;
