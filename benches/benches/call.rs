@@ -194,7 +194,8 @@ fn execute(c: &mut Criterion) {
 
 /// The typed form (`#[gp_sdk::plugin] mod`) against `getset/executor`, the hand-written entry:
 /// the same body behind the generated dispatch by label, and a typed label whose input and
-/// output go through serde, on the plugin's side and (`inc/typed_call`) on the host's too.
+/// output go through serde, on the plugin's side and (`inc/typed_call`) on the host's too; and
+/// that label as an `async fn`, ready at once (`inc_async`) or after one wake (`inc_yield`).
 fn typed(c: &mut Criterion) {
     let plugins = BenchPlugins::get();
     let typed = plugins.executor(TYPED);
@@ -224,6 +225,14 @@ fn typed(c: &mut Criterion) {
     });
     let mut ctx = labelled("inc");
     group.bench_function("typed/inc_executor", |b| {
+        b.iter(|| typed.execute(black_box(&mut ctx)).is_ok())
+    });
+    let mut ctx = labelled("inc_async");
+    group.bench_function("typed/inc_async_executor", |b| {
+        b.iter(|| typed.execute(black_box(&mut ctx)).is_ok())
+    });
+    let mut ctx = labelled("inc_yield");
+    group.bench_function("typed/inc_yield_executor", |b| {
         b.iter(|| typed.execute(black_box(&mut ctx)).is_ok())
     });
     let mut n = 0;
