@@ -23,6 +23,7 @@ pub fn entry(entry: Entry) -> TokenStream {
         manifest,
         state,
         details,
+        config,
     } = entry;
     let user_fn = &function.sig.ident;
     let document = Embedded {
@@ -39,7 +40,11 @@ pub fn entry(entry: Entry) -> TokenStream {
     let symbol = format_ident!("_1as_0lib_1header_0root_bmodule_bloader");
     let host = host_context();
     let manifest_static = item_name("GP_MANIFEST", &function);
-    let details = details_section(&details, &item_name("GP_DETAILS", &function));
+    let details = details_section(
+        &details,
+        config.as_ref(),
+        &item_name("GP_DETAILS", &function),
+    );
     let execute = item_name("gp_execute", &function);
     let call_entry = item_name("gp_call", &function);
     let call_with = item_name("gp_call_with", &function);
@@ -114,12 +119,36 @@ pub fn entry(entry: Entry) -> TokenStream {
 }
 
 /// The static that holds `details` in its link section, read by the host before it loads the
-/// library; nothing when there is nothing to record.
-fn details_section(details: &Details, name: &proc_macro2::Ident) -> TokenStream {
+/// library; nothing when there is nothing to record. With a configuration type, its schema
+/// joins the document as `config`, written by const fns when the static is evaluated (the
+/// type's `ConfigSchema` is only known to the compiler).
+fn details_section(
+    details: &Details,
+    config: Option<&syn::Type>,
+    name: &proc_macro2::Ident,
+) -> TokenStream {
+    let document = details.to_json();
+    if let Some(config) = config {
+        let prefix = match document.strip_suffix('}') {
+            Some("{") | None => "{\"config\":".to_owned(),
+            Some(start) => format!("{start},\"config\":"),
+        };
+        let span = syn::spanned::Spanned::span(config);
+        let schema = quote_spanned!(span=> <#config as ::gp_sdk::schema::ConfigSchema>::SCHEMA);
+        return quote! {
+            // What the host needs to know of the handlers and the configuration beyond the
+            // manifest, readable, like the manifest, before the library is loaded.
+            const GP_DETAILS_LEN: usize = ::gp_sdk::schema::details_len(#prefix, &#schema, "}");
+            #[cfg_attr(target_vendor = "apple", link_section = "__DATA,__gp_details")]
+            #[cfg_attr(not(target_vendor = "apple"), link_section = "gp_details")]
+            #[used]
+            static #name: [u8; GP_DETAILS_LEN] =
+                ::gp_sdk::schema::details_json::<GP_DETAILS_LEN>(#prefix, &#schema, "}");
+        };
+    }
     if *details == Details::default() {
         return TokenStream::new();
     }
-    let document = details.to_json();
     let bytes = Literal::byte_string(document.as_bytes());
     let len = document.len();
     quote! {

@@ -16,6 +16,7 @@ mod hook;
 mod manifest;
 mod parse;
 mod plugin;
+mod schema;
 mod signature;
 mod spans;
 mod state;
@@ -40,6 +41,12 @@ pub fn plugin(
     item: proc_macro::TokenStream,
 ) -> proc_macro::TokenStream {
     plugin::plugin(attr.into(), item.into()).into()
+}
+
+/// Derives a configuration's JSON Schema. See `gp_sdk::schema::ConfigSchema`.
+#[proc_macro_derive(ConfigSchema, attributes(serde))]
+pub fn config_schema(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    schema::derive(input.into()).into()
 }
 
 /// Marks a plugin's load hook. See `gp_sdk::on_load`.

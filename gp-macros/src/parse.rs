@@ -26,6 +26,8 @@ pub struct Entry {
     /// What `#[plugin]` records about the handlers beside the manifest (which are async);
     /// the default (nothing to record) embeds no details section.
     pub details: Details,
+    /// The configuration type `#[on_load]` takes, whose schema joins the details.
+    pub config: Option<syn::Type>,
 }
 
 pub fn entry(attr: TokenStream, item: TokenStream) -> syn::Result<Entry> {
@@ -54,6 +56,7 @@ pub fn entry(attr: TokenStream, item: TokenStream) -> syn::Result<Entry> {
         manifest,
         state: None,
         details: Details::default(),
+        config: None,
     })
 }
 

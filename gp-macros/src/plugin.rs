@@ -89,6 +89,7 @@ pub fn plugin(attr: TokenStream, item: TokenStream) -> TokenStream {
         return quote!(#error #[allow(dead_code)] #module);
     }
     let details = details(&handlers);
+    let config = state.as_ref().and_then(|s| s.config.clone());
     let asynchronous = details.has_async();
     if asynchronous && state.is_none() {
         // The instance that holds the async handlers' runtime, with no state of the author's.
@@ -105,6 +106,7 @@ pub fn plugin(attr: TokenStream, item: TokenStream) -> TokenStream {
         manifest,
         state,
         details,
+        config,
     });
     items.push(Item::Verbatim(exports));
     quote!(#module)

@@ -21,7 +21,7 @@ pub(crate) struct StateFn {
     /// with async handlers has for their runtime.
     ident: Option<Ident>,
     /// The configuration's type, when it takes one.
-    config: Option<Type>,
+    pub(crate) config: Option<Type>,
     /// Whether it takes the context (`&mut Context`), after the configuration.
     context: bool,
     /// The state's type: what it returns, or returns in `Ok`; `()` when it returns nothing.

@@ -46,6 +46,7 @@ pub mod http;
 mod instance;
 #[allow(unsafe_code)] // one dereference of the current call's context: see `forward`
 mod logging;
+pub mod schema;
 #[allow(unsafe_code)] // the host's table of the call's values: see `CallTable`'s contract
 mod table;
 pub mod testing;

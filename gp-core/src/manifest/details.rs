@@ -27,6 +27,11 @@ pub struct Details {
     /// label not in `async` is sync, and this is empty).
     #[serde(rename = "sync", skip_serializing_if = "Vec::is_empty")]
     pub sync_labels: Vec<String>,
+    /// The JSON Schema of the configuration the plugin's `#[on_load]` takes (the value its
+    /// `config.json` must be, after the host resolves secret references), as the type's
+    /// `ConfigSchema` derives it; `None` when it takes none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
 }
 
 impl Details {
@@ -61,7 +66,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_read_past_and_known_ones_checked() {
-        let details = Details::parse(br#"{"async":["slow"],"later":{"x":1}}"#).unwrap();
+        let details =
+            Details::parse(br#"{"async":["slow"],"later":{"x":1},"config":{"type":"null"}}"#)
+                .unwrap();
+        assert_eq!(details.config, Some(serde_json::json!({"type": "null"})));
         assert_eq!(details.async_labels, ["slow"]);
         assert!(details.is_async("slow"));
         assert!(!details.is_async("fast"));
@@ -76,6 +84,7 @@ mod tests {
             async_labels: vec![],
             async_fallback: true,
             sync_labels: vec!["fast".into()],
+            config: None,
         };
         assert!(details.is_async("anything"));
         assert!(!details.is_async("fast"));
