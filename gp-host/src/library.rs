@@ -100,6 +100,16 @@ impl fmt::Display for LibraryInfo {
             }
             writeln!(f, "async:       {labels}")?;
         }
+        if let Some(schema) = &d.config {
+            writeln!(
+                f,
+                "config:      config.json beside plugin.json, of this JSON Schema (a string may be a secret reference):"
+            )?;
+            let pretty = serde_json::to_string_pretty(schema).unwrap_or_default();
+            for line in pretty.lines() {
+                writeln!(f, "  {line}")?;
+            }
+        }
         Ok(())
     }
 }

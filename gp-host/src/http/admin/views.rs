@@ -39,6 +39,9 @@ pub(super) struct PluginView {
     sha256: Option<String>,
     abi_version: Option<String>,
     hooks: Hooks,
+    /// Its configuration: the schema its library carries, and the hash of the `config.json`
+    /// its instance opened with (never the values: a value may be a secret).
+    config: Option<ConfigView>,
     routes: Vec<RouteView>,
     metrics: Option<PluginSummary>,
     /// The latency histogram: upper bound (ns) and count of each non-empty bucket.
@@ -57,10 +60,30 @@ struct Hooks {
 }
 
 #[derive(Serialize)]
+struct ConfigView {
+    /// The configuration type's JSON Schema, if the plugin takes one.
+    schema: Option<serde_json::Value>,
+    /// The SHA-256 of the `config.json` it was loaded with, if there was one.
+    sha256: Option<String>,
+}
+
+impl ConfigView {
+    /// `spec`'s configuration; `None` when it takes none and has no `config.json`.
+    fn of(spec: &crate::runtime::spec::Spec) -> Option<ConfigView> {
+        let schema = spec.details.config.clone();
+        let sha256 = spec.config_sha256.clone();
+        (schema.is_some() || sha256.is_some()).then_some(ConfigView { schema, sha256 })
+    }
+}
+
+#[derive(Serialize)]
 struct RouteView {
     method: String,
     route: String,
     label: String,
+    /// Whether its handler is an `async fn`.
+    #[serde(rename = "async")]
+    asynchronous: bool,
 }
 
 #[derive(Serialize)]
@@ -69,7 +92,12 @@ struct DisabledView {
     since_unix: u64,
 }
 
-fn routes_of(manifest: &gp_core::manifest::Manifest) -> Vec<RouteView> {
+/// The routes `manifest` declares, marked async as `details` say (the default details for a
+/// disabled plugin, whose library is not read).
+fn routes_of(
+    manifest: &gp_core::manifest::Manifest,
+    details: &gp_core::manifest::Details,
+) -> Vec<RouteView> {
     manifest
         .http_services
         .as_ref()
@@ -80,6 +108,7 @@ fn routes_of(manifest: &gp_core::manifest::Manifest) -> Vec<RouteView> {
                     method: r.method.as_str().to_owned(),
                     route: r.route.clone(),
                     label: r.label.clone(),
+                    asynchronous: details.is_async(&r.label),
                 })
                 .collect()
         })
@@ -110,9 +139,10 @@ pub(super) fn views(shared: &AdminShared) -> Vec<PluginView> {
                     on_load: spec.as_ref().is_some_and(|s| s.has_on_load),
                     on_unload: spec.as_ref().is_some_and(|s| s.has_on_unload),
                 },
+                config: spec.as_ref().and_then(ConfigView::of),
                 routes: spec
                     .as_ref()
-                    .map_or_else(Vec::new, |s| routes_of(&s.manifest)),
+                    .map_or_else(Vec::new, |s| routes_of(&s.manifest, &s.details)),
                 metrics: Some(stat.summary()),
                 histogram: stat.latency.buckets().collect(),
                 disabled: None,
@@ -142,7 +172,8 @@ pub(super) fn views(shared: &AdminShared) -> Vec<PluginView> {
             on_load: loading.has_on_load,
             on_unload: loading.has_on_unload,
         };
-        view.routes = routes_of(&loading.manifest);
+        view.config = ConfigView::of(&loading);
+        view.routes = routes_of(&loading.manifest, &loading.details);
     }
     for off in manager.disabled() {
         let view = views
@@ -152,7 +183,7 @@ pub(super) fn views(shared: &AdminShared) -> Vec<PluginView> {
         view.version = Some(off.manifest.version.to_string());
         view.description = off.manifest.description.clone();
         view.origin = Some(off.origin.clone());
-        view.routes = routes_of(&off.manifest);
+        view.routes = routes_of(&off.manifest, &Default::default());
         view.disabled = Some(DisabledView {
             reason: off.reason,
             since_unix: off.since,
@@ -177,6 +208,7 @@ impl PluginView {
                 on_load: false,
                 on_unload: false,
             },
+            config: None,
             routes: Vec::new(),
             metrics: None,
             histogram: Vec::new(),
