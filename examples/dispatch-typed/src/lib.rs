@@ -18,8 +18,9 @@ mod dispatch_typed {
     use serde::{Deserialize, Serialize};
 
     /// The optional configuration.
-    #[derive(Deserialize)]
+    #[derive(Deserialize, gp_sdk::schema::ConfigSchema)]
     pub struct Config {
+        /// What a POST without a body adds (not 0).
         step: i64,
     }
 

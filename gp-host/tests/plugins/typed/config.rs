@@ -237,3 +237,79 @@ fn a_configuration_change_opens_a_new_instance_and_no_call_fails() {
     assert!(calls.load(Ordering::SeqCst) > 0);
     assert_eq!(failures.load(Ordering::SeqCst), 0, "no call failed");
 }
+
+/// The schema `#[derive(ConfigSchema)]` made a constant: what the library carries, read before
+/// it loads; what `gp inspect` prints.
+fn typed_schema() -> serde_json::Value {
+    serde_json::json!({
+        "anyOf": [
+            {
+                "title": "Config",
+                "description": "The typed fixture's configuration.",
+                "type": "object",
+                "properties": {
+                    "greeting": {"description": "What it greets with.", "type": "string"}
+                },
+                "required": ["greeting"]
+            },
+            {"type": "null"}
+        ]
+    })
+}
+
+#[test]
+fn the_schema_is_read_from_the_library_before_it_loads() {
+    let info = gp_host::inspect(typed()).unwrap();
+    assert_eq!(info.details.config, Some(typed_schema()));
+    let shown = info.to_string();
+    assert!(
+        shown.contains("config:      config.json beside plugin.json, of this JSON Schema (a string may be a secret reference):\n  {\n    \"anyOf\": [\n"),
+        "{shown}"
+    );
+    // A plugin whose `#[on_load]` takes no configuration has none.
+    let sample = gp_host::inspect(crate::harness::example("sample-typed")).unwrap();
+    assert_eq!(sample.details.config, None);
+}
+
+#[test]
+fn the_api_shows_the_schema_and_the_files_hash_never_its_values() {
+    std::env::set_var("GP_TEST_TYPED_API_GREETING", "guten tag");
+    let config = r#"{"greeting": {"secret": "env:GP_TEST_TYPED_API_GREETING"}}"#;
+    let plane = crate::admin::plane_with(
+        |base| {
+            gp_host::build::install_library(typed(), base).unwrap();
+            std::fs::write(base.join("typed/config.json"), config).unwrap();
+        },
+        0,
+    );
+    let reply = crate::http::send(
+        plane.admin.addr,
+        &format!(
+            "GET /api/v1/plugins/typed HTTP/1.1\r\nAuthorization: Bearer {}",
+            plane.token.secret()
+        ),
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let view = reply.json();
+    assert_eq!(view["config"]["schema"], typed_schema());
+    let sha256: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(config.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(view["config"]["sha256"], sha256.as_str());
+    assert!(!reply.text().contains("guten tag"), "{}", reply.text());
+    // The sample plugin has neither schema nor file.
+    let reply = crate::http::send(
+        plane.admin.addr,
+        &format!(
+            "GET /api/v1/plugins/sample HTTP/1.1\r\nAuthorization: Bearer {}",
+            plane.token.secret()
+        ),
+        b"",
+    );
+    assert_eq!(reply.json()["config"], serde_json::Value::Null);
+}

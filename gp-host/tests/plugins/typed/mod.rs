@@ -165,8 +165,10 @@ mod typed {
         }
     }
 
-    #[derive(Deserialize)]
+    /// The typed fixture's configuration.
+    #[derive(Deserialize, gp_sdk::schema::ConfigSchema)]
     pub struct Config {
+        /// What it greets with.
         greeting: String,
     }
 
