@@ -1,8 +1,7 @@
 //! An instance's configuration: `config.json` beside the plugin's `plugin.json`, read when
 //! the instance opens, its secrets resolved, handed to the plugin's `open` as JSON text; and
-//! the secret values kept, to be scrubbed from the errors the plugin returns (of its
-//! `#[on_load]`, its calls and its state's drop). The plugin's own log lines are not
-//! scrubbed: a plugin that logs a secret logs it.
+//! the secret values kept, to be scrubbed from what the plugin says (`runtime::redact`): the
+//! errors it returns (of its `#[on_load]`, its calls and its state's drop) and its log lines.
 //!
 //! A secret is a reference, never a value in the file: `{"secret": "env:NAME"}` (an
 //! environment variable of the process that opens the instance: the host, or an isolated
@@ -14,15 +13,13 @@
 use std::path::Path;
 
 use crate::error::Error;
+pub(crate) use crate::runtime::redact::Scrub;
 
 /// The configuration's file name, in the plugin's folder.
 pub(crate) const CONFIG_FILE: &str = "config.json";
 
 /// The largest configuration gp reads: 1 MiB.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
-/// What replaces a secret's value in a message.
-const REDACTED: &str = "[secret]";
 
 /// The shortest secret gp accepts.
 pub(crate) const MIN_SECRET_BYTES: usize = 4;
@@ -41,49 +38,6 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("text", &self.scrub.apply(&self.text))
             .finish_non_exhaustive()
-    }
-}
-
-/// The forms a configuration's secrets may take in a message, longest first: each value as it
-/// is, escaped as Rust's `{:?}` prints it, and escaped as JSON (serde's messages quote strings
-/// one of those ways). Cheap to clone; empty when there are no secrets.
-#[derive(Clone, Default)]
-pub(crate) struct Scrub(std::sync::Arc<[String]>);
-
-impl Scrub {
-    fn new(secrets: &[String]) -> Scrub {
-        let mut forms: Vec<String> = Vec::new();
-        for secret in secrets {
-            let debug = format!("{secret:?}");
-            let json = serde_json::to_string(secret).unwrap_or_default();
-            for form in [
-                secret.clone(),
-                debug[1..debug.len() - 1].to_owned(),
-                json.get(1..json.len().saturating_sub(1))
-                    .unwrap_or_default()
-                    .to_owned(),
-            ] {
-                if !form.is_empty() && !forms.contains(&form) {
-                    forms.push(form);
-                }
-            }
-        }
-        forms.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Scrub(forms.into())
-    }
-
-    /// `message` with every form of every secret replaced.
-    pub(crate) fn apply(&self, message: &str) -> String {
-        let mut message = message.to_owned();
-        for secret in self.0.iter() {
-            message = message.replace(secret.as_str(), REDACTED);
-        }
-        message
-    }
-
-    /// Whether there is nothing to scrub.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 

@@ -19,6 +19,7 @@ use crate::library::{Entry, Module};
 use crate::runtime::activity;
 use crate::runtime::config::{Config, Scrub, CONFIG_FILE};
 use crate::runtime::context::Context;
+use crate::runtime::redact::Redacting;
 use crate::runtime::scope;
 use crate::runtime::spec::Spec;
 use crate::util::{bounded, lock, MAX_PLUGIN_MESSAGE};
@@ -68,6 +69,8 @@ pub(crate) struct InProcess {
     close: Option<CloseFn>,
     /// The configuration's secrets, scrubbed from the plugin's errors.
     scrub: Scrub,
+    /// Keeps them scrubbed from the plugin's log lines while this instance lives.
+    _redacting: Option<Redacting>,
     /// This build's instance count; decremented once, by [`InProcess::run_unload_hook`].
     build: Arc<Mutex<usize>>,
     counted: AtomicBool,
@@ -136,6 +139,7 @@ impl InProcess {
             state: StateHandle::NONE,
             close: None,
             scrub: Scrub::default(),
+            _redacting: None,
             build,
             counted: AtomicBool::new(true),
             hook_timeout,
@@ -143,6 +147,8 @@ impl InProcess {
         if let (Some((open, close)), Some(config)) = (module.state(), config) {
             // The author's `#[on_load]` in the typed form: hence its name in errors.
             let Config { text, scrub } = config;
+            // Before `open` runs: it may log what it was given.
+            instance._redacting = scrub.for_logs_of(spec.name());
             let scrubbing = scrub.clone();
             let opened = run_hook_bounded(
                 &spec,

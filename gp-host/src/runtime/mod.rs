@@ -33,6 +33,7 @@ pub(crate) mod loaded;
 #[allow(unsafe_code)] // hazard pointers: see its documentation
 pub(crate) mod rcu;
 pub(crate) mod reaper;
+pub(crate) mod redact;
 #[allow(unsafe_code)] // the context shared with the plugin's table: see `CallScope`
 pub(crate) mod scope;
 pub(crate) mod slot;

@@ -133,8 +133,11 @@ impl HostContext for CallScope<'_> {
     }
 }
 
-/// Logs `message` from plugin `plugin` (target `gp::plugin`, field `plugin`).
+/// Logs `message` from plugin `plugin` (target `gp::plugin`, field `plugin`), the secrets of
+/// its live instances scrubbed.
 fn log_for(plugin: &str, level: LogLevel, message: &str) {
+    let message = crate::runtime::redact::log_line(plugin, message);
+    let message = message.as_ref();
     if LOG_TO_STDERR.load(Ordering::Relaxed) {
         return log_line(level, message);
     }

@@ -87,9 +87,27 @@ function drawFacts(facts, p) {
     fact('SHA-256', p.sha256, 'mono hash'),
     fact('ABI version', p.abi_version),
     fact('Hooks', p.state === 'serving' ? hooks : null),
+    p.config ? fact('Configuration', configText(p.config)) : null,
     p.state === 'serving' ? fact('Runs', isolationText(p.isolation)) : null,
     p.rollback_to ? fact('Rolls back to', p.rollback_to) : null
   );
+}
+
+// What the API says of a plugin's configuration: the keys its schema names (never values:
+// any may be a secret) and the hash of the config.json it was loaded with.
+function configText(config) {
+  const parts = [];
+  const schema = config.schema;
+  if (schema) {
+    // An optional configuration is `anyOf: [the type, null]`.
+    const object = (schema.anyOf || [schema]).find((s) => s && s.properties) || schema;
+    const required = object.required || [];
+    const keys = Object.keys(object.properties || {}).map((k) => (required.includes(k) ? k : k + '?'));
+    parts.push((object.title || 'schema') + (keys.length ? ' {' + keys.join(', ') + '}' : ''));
+    if (schema.anyOf) parts.push('optional');
+  }
+  parts.push(config.sha256 ? 'config.json ' + config.sha256.slice(0, 12) : 'no config.json');
+  return parts.join(', ');
 }
 
 function fact(term, value, cls) {
