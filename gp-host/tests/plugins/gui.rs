@@ -61,9 +61,15 @@ fn the_gui_signs_in_lists_unloads_and_tries_plugins_in_a_real_browser() {
     }
     let started = Instant::now();
     let base = base_dir();
-    for name in ["sample", "dispatch"] {
+    for name in ["sample", "dispatch", "dispatch-typed"] {
         gp_host::build::install_library(example(name), base.path()).unwrap();
     }
+    // A configuration: the page shows its schema's keys and its hash, never its values.
+    std::fs::write(
+        base.path().join("dispatch-typed/config.json"),
+        r#"{"step": 5}"#,
+    )
+    .unwrap();
     // Every call timed, so that the histogram shows them all.
     // `sample` runs isolated (the test build's gp is its runner): the page says so.
     let manager = Manager::builder(base.path())
@@ -122,7 +128,7 @@ async fn scenario(client: Client, scene: Scene) {
     // The right token: signed in, on the overview.
     type_into(&client, "token", token.secret()).await;
     click(&client, "token-submit").await;
-    wait_text(&client, "count-serving", "2").await;
+    wait_text(&client, "count-serving", "3").await;
     let url = client.current_url().await.unwrap();
     assert!(
         !url.as_str().contains(token.secret()),
@@ -282,6 +288,21 @@ async fn scenario(client: Client, scene: Scene) {
     // The routes page.
     click(&client, "nav-routes").await;
     wait_text(&client, "routes-table", "/api/plugin/sample/:id").await;
+
+    // A plugin with a configuration: its schema's keys (`?` if optional) and the file's hash.
+    let (typed, _) = manager.get_plugin("dispatch-typed").unwrap();
+    let hash = typed
+        .config_sha256
+        .clone()
+        .expect("dispatch-typed has a config.json");
+    click(&client, "nav-plugins").await;
+    click(&client, "plugin-link-dispatch-typed").await;
+    wait_text(
+        &client,
+        "facts",
+        &format!("Config {{step}}, optional, config.json {}", &hash[..12]),
+    )
+    .await;
 
     // Disabled, sample cannot be called: its page hides "Try it" and says why.
     manager

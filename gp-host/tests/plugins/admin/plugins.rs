@@ -32,7 +32,7 @@ fn plugins_are_listed_and_each_failure_has_its_status_and_message() {
     assert_eq!(listed["version"], "1.0.0");
     assert_eq!(
         listed["routes"][0],
-        serde_json::json!({"method": "GET", "route": "/web/echo/:id", "label": "echo"})
+        serde_json::json!({"method": "GET", "route": "/web/echo/:id", "label": "echo", "async": false})
     );
     assert_eq!(listed["metrics"]["calls"], 0);
 

@@ -146,6 +146,27 @@ fn secrets_come_from_the_environment_or_a_file_and_never_show() {
 }
 
 #[test]
+fn a_secret_the_plugin_logs_is_scrubbed_from_its_log_lines() {
+    std::env::set_var("GP_TEST_TYPED_LOGGED", "gruezi mitenand");
+    let (_base, manager) = load_with(
+        Some(r#"{"greeting": {"secret": "env:GP_TEST_TYPED_LOGGED"}}"#),
+        &[],
+    );
+    let manager = manager.unwrap();
+    let typed = manager.executor("typed").unwrap();
+    let ((), log) = crate::harness::with_captured_log(|| {
+        typed.call::<_, ()>("announce", &()).unwrap();
+    });
+    assert!(
+        log.contains("gp::plugin: the greeting is \"[secret]\" plugin=\"typed\""),
+        "{log}"
+    );
+    assert!(!log.contains("gruezi"), "{log}");
+    // Once the instance is gone, its secrets are no longer looked for.
+    manager.unload("typed").unwrap();
+}
+
+#[test]
 fn an_isolated_instance_opens_with_its_configuration_in_its_runner() {
     let base = base_dir();
     gp_host::build::install_library(typed(), base.path()).unwrap();

@@ -96,7 +96,7 @@ fn typed_call_errors_say_which_side_and_what_did_not_fit() {
 fn a_label_no_handler_takes_is_refused_with_the_labels_there_are() {
     let (_base, manager) = loaded();
     let typed = manager.executor("typed").unwrap();
-    let known = "`sum`, `page`, `t.ctx`, `headers`, `body`, `files`, `created`, `gone`, `nothing`, `fail`, `status`, `add`, `double`, `touch`, `counts`, `greeting`, `greet`";
+    let known = "`sum`, `page`, `t.ctx`, `headers`, `body`, `files`, `created`, `gone`, `nothing`, `fail`, `status`, `add`, `double`, `touch`, `counts`, `greeting`, `announce`, `greet`";
     let mut ctx = Context::new().with_label("subtract");
     let error = typed.execute(&mut ctx).unwrap_err();
     assert_eq!(

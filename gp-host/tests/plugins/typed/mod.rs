@@ -204,6 +204,12 @@ mod typed {
         state.greeting.clone()
     }
 
+    /// Logs the greeting, as a careless plugin might log a secret it was given.
+    #[label("announce")]
+    fn announce(state: &State, ctx: &mut Context) {
+        ctx.info(format!("the greeting is {:?}", state.greeting));
+    }
+
     #[route(GET, "/t/greet/:name")]
     fn greet(name: String, state: &State) -> String {
         format!("{} {name} (instance {})", state.greeting, state.id)
