@@ -150,6 +150,7 @@ fn run(manager: &Manager, options: WatchOptions, messages: &mpsc::Receiver<Messa
                     .paths
                     .iter()
                     .filter_map(|path| plugin_folder(manager.base_dir(), path))
+                    .map(|folder| package_configured(manager, &folder).unwrap_or(folder))
                 {
                     pending.insert(folder, (0, due));
                 }
@@ -231,6 +232,15 @@ fn is_transient(error: &Error) -> bool {
         | Error::Package { .. } => true,
         _ => false,
     }
+}
+
+/// For `base/<name>.config.json`, the configuration of a plugin loaded from a package (or a
+/// bare library) beside it: that package, whose sync then reconfigures the plugin.
+fn package_configured(manager: &Manager, changed: &Path) -> Option<PathBuf> {
+    let file = changed.file_name()?.to_str()?;
+    let name = file.strip_suffix(".config.json")?;
+    let (spec, _) = manager.get_plugin(name).ok()?;
+    (spec.config_path() == changed).then(|| spec.origin.clone())
 }
 
 /// The plugin folder (`base/<name>`) a changed path belongs to; `None` for the base

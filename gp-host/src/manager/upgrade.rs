@@ -113,7 +113,8 @@ impl Manager {
         // new configuration, and it replaces the old one as an upgrade does.
         let same_build = library.sha256 == running.spec.sha256 && same_manifest;
         if same_build {
-            let config = crate::runtime::config::file_sha256(dir).map_err(refuse)?;
+            let path = crate::runtime::config::location(&slot.name, dir, origin);
+            let config = crate::runtime::config::file_sha256(&path).map_err(refuse)?;
             if config == running.spec.config_sha256 {
                 return Ok(Synced::Unchanged(Spec::clone(&running.spec)));
             }

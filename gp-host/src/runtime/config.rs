@@ -1,4 +1,5 @@
-//! An instance's configuration: `config.json` beside the plugin's `plugin.json`, read when
+//! An instance's configuration: `config.json` beside the plugin's `plugin.json` (or
+//! `<name>.config.json` beside its package: [`location`]), read when
 //! the instance opens, its secrets resolved, handed to the plugin's `open` as JSON text; and
 //! the secret values kept, to be scrubbed from what the plugin says (`runtime::redact`): the
 //! errors it returns (of its `#[on_load]`, its calls and its state's drop) and its log lines.
@@ -10,7 +11,7 @@
 //! to the plugin's folder). gp writes neither anywhere. A secret shorter than
 //! [`MIN_SECRET_BYTES`] is refused: scrubbing it would garble messages and give it away.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 pub(crate) use crate::runtime::redact::Scrub;
@@ -41,10 +42,30 @@ impl std::fmt::Debug for Config {
     }
 }
 
+/// Where plugin `plugin`'s configuration is, for a plugin read from `dir` and followed at
+/// `origin` (see [`Spec`](crate::Spec)): `config.json` in the plugin's folder (`origin`, which
+/// for a `remote_git` plugin is the folder of its `plugin.json`); for a plugin loaded from a
+/// package or a bare library, `<name>.config.json` beside that file, since the folder a package
+/// is unpacked to is gp's, not the deployment's, and a package is not edited in place.
+pub(crate) fn location(plugin: &str, dir: &Path, origin: &Path) -> PathBuf {
+    if origin.is_dir() {
+        origin.join(CONFIG_FILE)
+    } else {
+        match origin.parent() {
+            Some(beside) if !origin.as_os_str().is_empty() => {
+                beside.join(format!("{plugin}.{CONFIG_FILE}"))
+            }
+            _ => dir.join(CONFIG_FILE),
+        }
+    }
+}
+
 impl Config {
-    /// Reads `dir/config.json` for plugin `plugin`; `null` when there is no such file.
-    pub(crate) fn read(plugin: &str, dir: &Path) -> Result<Config, Error> {
-        let path = dir.join(CONFIG_FILE);
+    /// Reads the configuration file at `path` (see [`location`]) for plugin `plugin`; `null`
+    /// when there is no such file. A secret's `file:` path is relative to `path`'s folder.
+    pub(crate) fn read(plugin: &str, path: &Path) -> Result<Config, Error> {
+        let path = path.to_owned();
+        let dir = path.parent().unwrap_or(Path::new("."));
         let refused = |reason: String| Error::Config {
             plugin: plugin.to_owned(),
             path: path.clone(),
@@ -104,18 +125,17 @@ fn unfit(path: &Path) -> Option<Unfit> {
     }
 }
 
-/// The SHA-256 (hex) of `dir/config.json`, `None` without one: what says whether a loaded
-/// instance's configuration is still the folder's.
-pub(crate) fn file_sha256(dir: &Path) -> Result<Option<String>, Error> {
-    let path = dir.join(CONFIG_FILE);
-    if let Some(Unfit::NotRegular { len } | Unfit::TooLarge { len }) = unfit(&path) {
+/// The SHA-256 (hex) of the configuration file at `path` (see [`location`]), `None` without
+/// one: what says whether a loaded instance's configuration is still the deployment's.
+pub(crate) fn file_sha256(path: &Path) -> Result<Option<String>, Error> {
+    if let Some(Unfit::NotRegular { len } | Unfit::TooLarge { len }) = unfit(path) {
         // Not read: `Config::read` refuses it, with the reason, when the instance opens.
         return Ok(Some(format!("unreadable:{len}")));
     }
-    match std::fs::read(&path) {
+    match std::fs::read(path) {
         Ok(bytes) => Ok(Some(crate::util::sha256_hex(&bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(&path, e)),
+        Err(e) => Err(Error::io(path, e)),
     }
 }
 

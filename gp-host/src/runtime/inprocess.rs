@@ -101,7 +101,7 @@ impl InProcess {
         // Before any of the plugin's code runs: a configuration that cannot be read is
         // refused without loading anything.
         let config = match module.state() {
-            Some(_) => Some(Config::read(spec.name(), &spec.dir)?),
+            Some(_) => Some(Config::read(spec.name(), &spec.config_path())?),
             None => None,
         };
         refuse_quarantined(&spec)?;

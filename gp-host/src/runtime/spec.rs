@@ -6,6 +6,7 @@ use gp_core::manifest::Manifest;
 
 use crate::error::Error;
 use crate::folder::{self, Folder, LibraryFile};
+use crate::runtime::config;
 
 /// What a host knows about a loaded plugin version: its manifest and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,12 @@ impl Spec {
     pub fn version(&self) -> &semver::Version {
         &self.manifest.version
     }
+
+    /// Where its configuration is read from: `config.json` in its folder, or
+    /// `<name>.config.json` beside its package (or bare library).
+    pub fn config_path(&self) -> PathBuf {
+        config::location(self.name(), &self.dir, &self.origin)
+    }
 }
 
 /// Checks a library as a file and against its folder's `plugin.json` (if it came with one);
@@ -60,6 +67,7 @@ pub(crate) fn examine(
     origin: &Path,
 ) -> Result<Spec, Error> {
     let checked = folder::check(folder, library)?;
+    let config = config::location(&checked.manifest.name, dir, origin);
     Ok(Spec {
         manifest: checked.manifest,
         dir: dir.to_owned(),
@@ -69,7 +77,7 @@ pub(crate) fn examine(
         abi_version: checked.abi_version,
         has_on_load: false,
         has_on_unload: false,
-        config_sha256: crate::runtime::config::file_sha256(dir)?,
+        config_sha256: config::file_sha256(&config)?,
         details: checked.details,
     })
 }

@@ -146,6 +146,47 @@ fn secrets_come_from_the_environment_or_a_file_and_never_show() {
 }
 
 #[test]
+fn a_packaged_plugin_reads_its_configuration_beside_its_package() {
+    let base = base_dir();
+    let scratch = tempfile::tempdir().unwrap();
+    let package = crate::admin::package_of(typed(), scratch.path());
+    std::fs::write(base.path().join("typed-1.0.0.plg"), package).unwrap();
+    // Beside the package, by the plugin's name; its secrets' files relative to it.
+    std::fs::write(
+        base.path().join("typed.config.json"),
+        r#"{"greeting": {"secret": "file:typed-greeting.txt"}}"#,
+    )
+    .unwrap();
+    std::fs::write(base.path().join("typed-greeting.txt"), "ahoj\n").unwrap();
+    let manager = Manager::new(base.path());
+    let report = manager.load_plugins();
+    assert!(report.failed.is_empty(), "{report}");
+    assert_eq!(greeting(&manager), "ahoj");
+    let (spec, _) = manager.get_plugin("typed").unwrap();
+    assert_eq!(spec.config_path(), base.path().join("typed.config.json"));
+    // A change of it is a reconfiguration, as for a folder's config.json.
+    std::fs::write(
+        base.path().join("typed.config.json"),
+        r#"{"greeting": "nazdar"}"#,
+    )
+    .unwrap();
+    manager.reload("typed").unwrap();
+    assert_eq!(greeting(&manager), "nazdar");
+    // And a watching manager sees it change by itself.
+    let _watcher = manager.watch().unwrap();
+    std::fs::write(
+        base.path().join("typed.config.json"),
+        r#"{"greeting": "servus"}"#,
+    )
+    .unwrap();
+    let seen = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        greeting(&manager) == "servus"
+    });
+    assert!(seen, "the watcher reconfigured the packaged plugin");
+}
+
+#[test]
 fn a_secret_the_plugin_logs_is_scrubbed_from_its_log_lines() {
     std::env::set_var("GP_TEST_TYPED_LOGGED", "gruezi mitenand");
     let (_base, manager) = load_with(
