@@ -133,17 +133,19 @@ fn details_section(
             Some("{") | None => "{\"config\":".to_owned(),
             Some(start) => format!("{start},\"config\":"),
         };
-        let span = syn::spanned::Spanned::span(config);
-        let schema = quote_spanned!(span=> <#config as ::gp_sdk::schema::ConfigSchema>::SCHEMA);
         return quote! {
             // What the host needs to know of the handlers and the configuration beyond the
-            // manifest, readable, like the manifest, before the library is loaded.
-            const GP_DETAILS_LEN: usize = ::gp_sdk::schema::details_len(#prefix, &#schema, "}");
+            // manifest, readable, like the manifest, before the library is loaded. The
+            // configuration's schema if its type has one (`null` if not: `Probe`).
+            use ::gp_sdk::schema::NoSchema as _;
+            const GP_SCHEMA: ::core::option::Option<&'static ::gp_sdk::schema::Schema> =
+                ::gp_sdk::schema::Probe::<#config>::SCHEMA;
+            const GP_DETAILS_LEN: usize = ::gp_sdk::schema::details_len(#prefix, GP_SCHEMA, "}");
             #[cfg_attr(target_vendor = "apple", link_section = "__DATA,__gp_details")]
             #[cfg_attr(not(target_vendor = "apple"), link_section = "gp_details")]
             #[used]
             static #name: [u8; GP_DETAILS_LEN] =
-                ::gp_sdk::schema::details_json::<GP_DETAILS_LEN>(#prefix, &#schema, "}");
+                ::gp_sdk::schema::details_json::<GP_DETAILS_LEN>(#prefix, GP_SCHEMA, "}");
         };
     }
     if *details == Details::default() {

@@ -141,7 +141,7 @@ pub(crate) fn take(
                 );
             }
         }
-        elide_lifetimes(&mut function.sig);
+        elide_lifetimes(&mut function.sig, matches!(kind, Kind::Route(_)));
     }
     let sig = &function.sig;
     // `async fn` is a handler's to choose; every other qualifier is checked as for any export.
@@ -174,10 +174,17 @@ pub(crate) fn take(
 }
 
 /// In an `async fn`, rustc wants the lifetime of `&Context` and `Request` spelt (`'_`, E0726),
-/// which a sync handler elides: the handler's signature gets it, so both read the same.
-fn elide_lifetimes(sig: &mut syn::Signature) {
+/// which a sync handler elides: the handler's signature gets it, so both read the same. Only
+/// for the arguments the dispatch reads as those (`Request` is the request in a route only;
+/// in a label it is the author's own input type).
+fn elide_lifetimes(sig: &mut syn::Signature, route: bool) {
     for input in sig.inputs.iter_mut() {
         let FnArg::Typed(arg) = input else { continue };
+        let context = context_ref(&arg.ty).is_some();
+        let request = route && last_segment(&arg.ty).is_some_and(|s| s.ident == "Request");
+        if !(context || request) {
+            continue;
+        }
         let mut ty = &mut *arg.ty;
         while let Type::Reference(reference) = ty {
             ty = &mut *reference.elem;

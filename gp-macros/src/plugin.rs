@@ -88,13 +88,16 @@ pub fn plugin(attr: TokenStream, item: TokenStream) -> TokenStream {
         let error = error.to_compile_error();
         return quote!(#error #[allow(dead_code)] #module);
     }
-    let details = details(&handlers);
+    let mut details = details(&handlers);
     let config = state.as_ref().and_then(|s| s.config.clone());
     let asynchronous = details.has_async();
     if asynchronous && state.is_none() {
         // The instance that holds the async handlers' runtime, with no state of the author's.
         state = Some(StateFn::unit());
     }
+    // With an instance, whether it takes a configuration: a host reads none for one that
+    // does not (a stale file, a secret it cannot resolve, would refuse it for nothing).
+    details.configured = state.as_ref().map(|_| config.is_some());
     let function = dispatch(&handlers, items, state.as_ref().map(|s| &s.state));
     let state = state.map(|state| {
         let (tokens, open, close) = state.entry_points(asynchronous);

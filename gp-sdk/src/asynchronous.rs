@@ -69,6 +69,18 @@ pub(crate) fn start() -> std::result::Result<Runtime, String> {
     Err("this plugin has async handlers but gp-sdk was built without its `async` feature".into())
 }
 
+/// Enters `runtime`'s context until the guard is dropped: `tokio::spawn` and clients that
+/// need a runtime work in `#[on_load]` too.
+#[cfg(feature = "async")]
+pub(crate) fn enter(runtime: &Runtime) -> tokio::runtime::EnterGuard<'_> {
+    runtime.enter()
+}
+
+#[cfg(not(feature = "async"))]
+pub(crate) fn enter(runtime: &Runtime) {
+    match *runtime {}
+}
+
 /// Ends an instance's runtime, waiting at most `wait` for the tasks it still runs.
 #[cfg(feature = "async")]
 pub(crate) fn stop(runtime: Runtime, wait: Duration) {
@@ -106,18 +118,26 @@ impl Runs for tokio::runtime::Runtime {
             let check = Instant::now() + CANCEL_CHECK;
             deadline.map_or(check, |deadline| deadline.min(check))
         };
+        // Past its deadline whatever the host says (a host whose cancellation does not
+        // include the deadline would otherwise have the watch fire again and again).
+        let ended = || ctx.is_cancelled() || deadline.is_some_and(|d| Instant::now() >= d);
         self.block_on(async {
             let mut future = pin!(future);
             // Made when the future first waits: a handler that does not costs no timer.
             let mut watch: Option<Pin<Box<Sleep>>> = None;
             std::future::poll_fn(|cx| {
+                // On every poll after the first, not only when the watch fires: a future that
+                // spends the task's budget on each poll keeps tokio's timer from firing.
+                if watch.is_some() && ended() {
+                    return Poll::Ready(Err(Error::cancelled()));
+                }
                 if let Poll::Ready(out) = future.as_mut().poll(cx) {
                     return Poll::Ready(Ok(out));
                 }
                 let watch =
                     watch.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(next_check())));
                 while watch.as_mut().poll(cx).is_ready() {
-                    if ctx.is_cancelled() {
+                    if ended() {
                         return Poll::Ready(Err(Error::cancelled()));
                     }
                     watch.as_mut().reset(next_check());

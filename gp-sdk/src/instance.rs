@@ -18,7 +18,7 @@ use crate::handlers::OpenError;
 use crate::{Context, Error, Result};
 
 /// How long `close` waits for the tasks an async plugin's runtime still runs, when the host
-/// gives the hook no deadline.
+/// gives the hook no deadline (gp-host gives none: its hook timeout is kept on its side).
 const STOP_WAIT: Duration = Duration::from_secs(1);
 
 /// What a handle points to.
@@ -48,7 +48,12 @@ where
             true => Some(asynchronous::start()?),
             false => None,
         };
-        match build(config.as_str(), ctx) {
+        // In the runtime's context: `#[on_load]` may build a client that needs one.
+        let built = {
+            let _entered = runtime.as_ref().map(asynchronous::enter);
+            build(config.as_str(), ctx)
+        };
+        match built {
             Ok(state) => {
                 made = Some(Box::new(Instance { state, runtime }));
                 Ok(())

@@ -11,8 +11,8 @@ use serde_json::json;
 /// details static is.
 macro_rules! schema_json {
     ($ty:ty) => {{
-        const LEN: usize = details_len("", &<$ty as ConfigSchema>::SCHEMA, "");
-        const JSON: [u8; LEN] = details_json::<LEN>("", &<$ty as ConfigSchema>::SCHEMA, "");
+        const LEN: usize = details_len("", Some(&<$ty as ConfigSchema>::SCHEMA), "");
+        const JSON: [u8; LEN] = details_json::<LEN>("", Some(&<$ty as ConfigSchema>::SCHEMA), "");
         serde_json::from_slice::<serde_json::Value>(&JSON).expect("the schema is JSON")
     }};
 }
@@ -136,10 +136,98 @@ fn what_serde_reads_in_ways_the_schema_cannot_say_is_any_value_described() {
 #[test]
 fn the_details_document_wraps_the_schema() {
     const PREFIX: &str = "{\"async\":[\"a\"],\"config\":";
-    const LEN: usize = details_len(PREFIX, &<bool as ConfigSchema>::SCHEMA, "}");
-    const JSON: [u8; LEN] = details_json::<LEN>(PREFIX, &<bool as ConfigSchema>::SCHEMA, "}");
+    const LEN: usize = details_len(PREFIX, Some(&<bool as ConfigSchema>::SCHEMA), "}");
+    const JSON: [u8; LEN] = details_json::<LEN>(PREFIX, Some(&<bool as ConfigSchema>::SCHEMA), "}");
     assert_eq!(
         std::str::from_utf8(&JSON).unwrap(),
         r#"{"async":["a"],"config":{"type":"boolean"}}"#
     );
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize, ConfigSchema)]
+#[serde(transparent)]
+struct Wrapped {
+    port: u16,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize, ConfigSchema)]
+#[serde(from = "String")]
+struct Parsed(String);
+
+impl From<String> for Parsed {
+    fn from(text: String) -> Parsed {
+        Parsed(text)
+    }
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize, ConfigSchema)]
+enum Level {
+    Low,
+    #[serde(other)]
+    Unknown,
+}
+
+fn maybe_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    Option::<u8>::deserialize(d)
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize, ConfigSchema)]
+#[serde(deny_unknown_fields)]
+struct Lenient {
+    #[serde(alias = "host_name")]
+    host: String,
+    #[serde(deserialize_with = "maybe_number")]
+    level: Option<u8>,
+    #[serde(rename(serialize = "out"))]
+    kept: bool,
+}
+
+#[test]
+fn the_schema_follows_serde_where_a_type_is_read_as_something_else() {
+    assert_eq!(
+        schema_json!(Wrapped),
+        json!({"type": "integer", "minimum": 0, "maximum": 65535})
+    );
+    assert_eq!(
+        schema_json!(Parsed),
+        json!({"description": "Parsed: read as String, then converted"})
+    );
+    // `other` takes any name: any string.
+    assert_eq!(schema_json!(Level), json!({"type": "string"}));
+    assert_eq!(
+        schema_json!(Lenient),
+        json!({
+            "title": "Lenient",
+            "type": "object",
+            "properties": {
+                "host": {"type": "string"},
+                "level": {"description": "read by maybe_number"},
+                "kept": {"type": "boolean"},
+            },
+            // `deserialize_with` drops serde's leniency for a missing `Option`.
+            "required": ["host", "level", "kept"],
+            // An alias is a key the schema does not list: not closed.
+        })
+    );
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct Undescribed {
+    any: String,
+}
+
+#[test]
+fn a_configuration_without_a_schema_has_none_and_still_builds() {
+    use gp_sdk::schema::{NoSchema as _, Probe};
+    assert!(Probe::<Undescribed>::SCHEMA.is_none());
+    assert!(Probe::<Option<Undescribed>>::SCHEMA.is_none());
+    assert!(matches!(Probe::<Config>::SCHEMA, Some(Schema::Object(_))));
+    const LEN: usize = details_len("{\"config\":", Probe::<Undescribed>::SCHEMA, "}");
+    const JSON: [u8; LEN] = details_json::<LEN>("{\"config\":", Probe::<Undescribed>::SCHEMA, "}");
+    assert_eq!(std::str::from_utf8(&JSON).unwrap(), r#"{"config":null}"#);
 }

@@ -32,6 +32,11 @@ pub struct Details {
     /// `ConfigSchema` derives it; `None` when it takes none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Value>,
+    /// Whether the plugin's instance takes a configuration (its `#[on_load]` has a
+    /// configuration argument): with `Some(false)` a host does not read `config.json` at all.
+    /// `None` when unknown (a library without details): read it, as before details existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub configured: Option<bool>,
 }
 
 impl Details {
@@ -85,6 +90,7 @@ mod tests {
             async_fallback: true,
             sync_labels: vec!["fast".into()],
             config: None,
+            configured: None,
         };
         assert!(details.is_async("anything"));
         assert!(!details.is_async("fast"));

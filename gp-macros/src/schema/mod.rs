@@ -47,8 +47,24 @@ fn schema(input: &DeriveInput) -> syn::Result<TokenStream> {
     if let Some(how) = container.tagged() {
         return Ok(any(&format!("{name}: {how} (see the type)")));
     }
+    if let Some(from) = &container.from {
+        return Ok(any(&format!("{name}: read as {from}, then converted")));
+    }
     match &input.data {
         Data::Struct(data) => match &data.fields {
+            Fields::Named(fields) if container.transparent => {
+                // Read as its one field that is not skipped.
+                let mut read = Vec::new();
+                for field in &fields.named {
+                    if !FieldAttrs::read(&field.attrs)?.skip {
+                        read.push(&field.ty);
+                    }
+                }
+                match read.as_slice() {
+                    [ty] => Ok(of_type(ty)),
+                    _ => Ok(any(&format!("{name}: transparent (see the type)"))),
+                }
+            }
             Fields::Named(fields) => object(&name, &container, fields, &input.attrs),
             Fields::Unnamed(fields) if fields.unnamed.len() == 1 => {
                 Ok(of_type(&fields.unnamed[0].ty))
@@ -62,6 +78,10 @@ fn schema(input: &DeriveInput) -> syn::Result<TokenStream> {
                 let attrs = VariantAttrs::read(&variant.attrs)?;
                 if attrs.skip {
                     continue;
+                }
+                if attrs.other {
+                    // Any other name reads as this variant: any string.
+                    return Ok(quote!(::gp_sdk::schema::Schema::String));
                 }
                 if !matches!(variant.fields, Fields::Unit) {
                     return Ok(any(&format!("{name}: an enum with data (see the type)")));
@@ -98,11 +118,13 @@ fn object(
 ) -> syn::Result<TokenStream> {
     let mut properties = Vec::new();
     let mut flattened = Vec::new();
+    let mut aliased = false;
     for field in &fields.named {
         let attrs = FieldAttrs::read(&field.attrs)?;
         if attrs.skip {
             continue;
         }
+        aliased |= attrs.alias;
         let ident = field.ident.as_ref().expect("a named field");
         let ty = &field.ty;
         if attrs.flatten {
@@ -114,7 +136,9 @@ fn object(
             None => container.rename_field(ident),
         };
         let description = doc(&field.attrs);
-        let optional = last_segment(ty).is_some_and(|s| s.ident == "Option");
+        // serde's own leniency for a missing `Option`, which a `deserialize_with` drops.
+        let optional =
+            attrs.read_by.is_none() && last_segment(ty).is_some_and(|s| s.ident == "Option");
         let required = !(optional || attrs.default || container.default);
         let schema = match attrs.read_by {
             Some(function) => any(&format!("read by {function}")),
@@ -137,8 +161,9 @@ fn object(
             false => format!("{description} ({also})"),
         };
     }
-    // Keys of a flattened field are unknown here: the object cannot be closed.
-    let closed = container.deny_unknown_fields && flattened.is_empty();
+    // Keys of a flattened field are unknown here, and an alias is a key the schema does not
+    // list: the object cannot be closed.
+    let closed = container.deny_unknown_fields && flattened.is_empty() && !aliased;
     Ok(quote! {
         ::gp_sdk::schema::Schema::Object(&::gp_sdk::schema::Object {
             name: #name,

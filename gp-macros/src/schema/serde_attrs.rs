@@ -96,6 +96,10 @@ pub(super) struct Container {
     pub(super) default: bool,
     tag: bool,
     untagged: bool,
+    /// `transparent`: read as its one field.
+    pub(super) transparent: bool,
+    /// `from = "T"` or `try_from = "T"`: read as `T`, then converted.
+    pub(super) from: Option<String>,
 }
 
 impl Container {
@@ -103,7 +107,7 @@ impl Container {
         let mut container = Container::default();
         each(attrs, |meta| {
             if meta.path.is_ident("rename_all") {
-                container.rename_all = Rule::parse(&deserialize_name(&meta)?);
+                container.rename_all = deserialize_name(&meta)?.and_then(|n| Rule::parse(&n));
             } else if meta.path.is_ident("deny_unknown_fields") {
                 container.deny_unknown_fields = true;
             } else if meta.path.is_ident("default") {
@@ -114,6 +118,10 @@ impl Container {
                 skip_value(&meta)?;
             } else if meta.path.is_ident("untagged") {
                 container.untagged = true;
+            } else if meta.path.is_ident("transparent") {
+                container.transparent = true;
+            } else if meta.path.is_ident("from") || meta.path.is_ident("try_from") {
+                container.from = Some(meta.value()?.parse::<LitStr>()?.value());
             } else {
                 skip_value(&meta)?;
             }
@@ -152,6 +160,8 @@ pub(super) struct FieldAttrs {
     pub(super) flatten: bool,
     /// The function that reads it (`with`, `deserialize_with`): its schema is that function's.
     pub(super) read_by: Option<String>,
+    /// Whether it has an `alias`: a key the schema does not list is then read too.
+    pub(super) alias: bool,
 }
 
 impl FieldAttrs {
@@ -159,7 +169,7 @@ impl FieldAttrs {
         let mut field = FieldAttrs::default();
         each(attrs, |meta| {
             if meta.path.is_ident("rename") {
-                field.rename = Some(deserialize_name(&meta)?.value());
+                field.rename = deserialize_name(&meta)?.map(|n| n.value());
             } else if meta.path.is_ident("default") {
                 field.default = true;
                 skip_value(&meta)?;
@@ -169,6 +179,9 @@ impl FieldAttrs {
                 field.flatten = true;
             } else if meta.path.is_ident("with") || meta.path.is_ident("deserialize_with") {
                 field.read_by = Some(meta.value()?.parse::<LitStr>()?.value());
+            } else if meta.path.is_ident("alias") {
+                field.alias = true;
+                skip_value(&meta)?;
             } else {
                 skip_value(&meta)?;
             }
@@ -183,6 +196,8 @@ impl FieldAttrs {
 pub(super) struct VariantAttrs {
     pub(super) rename: Option<String>,
     pub(super) skip: bool,
+    /// `other`: the variant any unknown name reads as.
+    pub(super) other: bool,
 }
 
 impl VariantAttrs {
@@ -190,9 +205,11 @@ impl VariantAttrs {
         let mut variant = VariantAttrs::default();
         each(attrs, |meta| {
             if meta.path.is_ident("rename") {
-                variant.rename = Some(deserialize_name(&meta)?.value());
+                variant.rename = deserialize_name(&meta)?.map(|n| n.value());
             } else if meta.path.is_ident("skip") || meta.path.is_ident("skip_deserializing") {
                 variant.skip = true;
+            } else if meta.path.is_ident("other") {
+                variant.other = true;
             } else {
                 skip_value(&meta)?;
             }
@@ -214,10 +231,11 @@ fn each(
 }
 
 /// `name = "..."`, or the `deserialize` of `name(serialize = "...", deserialize = "...")`
-/// (the name a configuration is read by).
-fn deserialize_name(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
+/// (the name a configuration is read by); `None` for `name(serialize = "...")` alone, which
+/// leaves the name it is read by as it was.
+fn deserialize_name(meta: &ParseNestedMeta) -> syn::Result<Option<LitStr>> {
     if meta.input.peek(syn::Token![=]) {
-        return meta.value()?.parse();
+        return meta.value()?.parse().map(Some);
     }
     let mut found = None;
     meta.parse_nested_meta(|inner| {
@@ -228,9 +246,7 @@ fn deserialize_name(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
         }
         Ok(())
     })?;
-    found.ok_or_else(|| {
-        meta.error("ConfigSchema reads the `deserialize` name here: add `deserialize = \"...\"`")
-    })
+    Ok(found)
 }
 
 /// Reads past an item's value (`= ...` or `(...)`), if it has one.

@@ -6,8 +6,8 @@
 
 use super::{Object, Schema};
 
-/// The length of `prefix`, the JSON of `schema`, then `suffix`.
-pub const fn details_len(prefix: &str, schema: &Schema, suffix: &str) -> usize {
+/// The length of `prefix`, the JSON of `schema` (`null` for none), then `suffix`.
+pub const fn details_len(prefix: &str, schema: Option<&Schema>, suffix: &str) -> usize {
     let mut writer = Writer {
         buf: &mut [],
         pos: 0,
@@ -16,9 +16,14 @@ pub const fn details_len(prefix: &str, schema: &Schema, suffix: &str) -> usize {
     writer.pos
 }
 
-/// `prefix`, the JSON of `schema`, then `suffix`, in `N` bytes: `N` is [`details_len`] of
-/// the same (a compile error otherwise, when the generated static is evaluated).
-pub const fn details_json<const N: usize>(prefix: &str, schema: &Schema, suffix: &str) -> [u8; N] {
+/// `prefix`, the JSON of `schema` (`null` for none), then `suffix`, in `N` bytes: `N` is
+/// [`details_len`] of the same (a compile error otherwise, when the generated static is
+/// evaluated).
+pub const fn details_json<const N: usize>(
+    prefix: &str,
+    schema: Option<&Schema>,
+    suffix: &str,
+) -> [u8; N] {
     let mut buf = [0u8; N];
     let mut writer = Writer {
         buf: &mut buf,
@@ -35,9 +40,12 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    const fn document(&mut self, prefix: &str, schema: &Schema, suffix: &str) {
+    const fn document(&mut self, prefix: &str, schema: Option<&Schema>, suffix: &str) {
         self.raw(prefix);
-        self.schema(schema, "");
+        match schema {
+            Some(schema) => self.schema(schema, ""),
+            None => self.raw("null"),
+        }
         self.raw(suffix);
     }
 

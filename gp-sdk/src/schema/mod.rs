@@ -20,18 +20,41 @@ mod json;
 
 pub use json::{details_json, details_len};
 
+use std::marker::PhantomData;
+
 /// Derives [`ConfigSchema`] from a configuration type and its `#[serde(...)]` attributes.
 pub use gp_macros::ConfigSchema;
 
 /// A configuration type whose JSON Schema is known at compile time.
 #[diagnostic::on_unimplemented(
-    message = "the configuration `{Self}` has no schema",
-    label = "the configuration `#[on_load]` takes",
+    message = "`{Self}` has no configuration schema",
+    label = "a field of a configuration that derives `ConfigSchema`",
     note = "derive it beside Deserialize: `#[derive(serde::Deserialize, gp_sdk::schema::ConfigSchema)]`"
 )]
 pub trait ConfigSchema {
     /// The type's schema.
     const SCHEMA: Schema;
+}
+
+/// `Probe::<T>::SCHEMA`: `Some` of `T`'s schema when `T` has one, else `None` (through
+/// [`NoSchema`], which must be in scope): what `#[plugin]` embeds, so that a configuration type
+/// without [`ConfigSchema`] still compiles (as it did before gp-sdk had schemas) and is shown
+/// as having none. Not for plugin code.
+#[doc(hidden)]
+pub struct Probe<T: ?Sized>(PhantomData<T>);
+
+/// [`Probe`]'s fallback: no schema.
+#[doc(hidden)]
+pub trait NoSchema {
+    /// No schema.
+    const SCHEMA: Option<&'static Schema> = None;
+}
+
+impl<T: ?Sized> NoSchema for Probe<T> {}
+
+impl<T: ConfigSchema + ?Sized> Probe<T> {
+    /// `T`'s schema.
+    pub const SCHEMA: Option<&'static Schema> = Some(&T::SCHEMA);
 }
 
 /// A JSON Schema, as constant data: what [`ConfigSchema`] gives.

@@ -1,24 +1,15 @@
-// The configuration `#[on_load]` takes carries its schema: a type without `ConfigSchema` is
-// refused at its name, saying what to derive; and a rename rule serde refuses is serde's one
-// error, not a second from the derive that reads the same attribute.
-mod without {
-    #[gp_sdk::plugin]
-    mod api {
-        #[derive(serde::Deserialize)]
-        pub struct Config {
-            pub greeting: String,
-        }
+// A configuration whose type has no `ConfigSchema` still builds (the library then carries no
+// schema); one that derives it needs it of every field's type, refused at the field's type
+// saying what to derive. A rename rule serde refuses is serde's one error, not a second from
+// the derive that reads the same attribute.
+#[derive(serde::Deserialize)]
+pub struct Endpoint {
+    pub url: String,
+}
 
-        #[on_load]
-        fn open(config: Config) -> String {
-            config.greeting
-        }
-
-        #[label]
-        fn greet(greeting: &String) -> String {
-            greeting.clone()
-        }
-    }
+#[derive(serde::Deserialize, gp_sdk::schema::ConfigSchema)]
+pub struct Config {
+    pub endpoint: Endpoint,
 }
 
 #[derive(serde::Deserialize, gp_sdk::schema::ConfigSchema)]
