@@ -100,10 +100,16 @@ impl fmt::Display for LibraryInfo {
             }
             writeln!(f, "async:       {labels}")?;
         }
+        if d.config.is_none() && d.configured == Some(true) {
+            writeln!(
+                f,
+                "config:      config.json beside plugin.json (or <name>.config.json beside a package); its type has no schema to show (derive gp_sdk::schema::ConfigSchema)"
+            )?;
+        }
         if let Some(schema) = &d.config {
             writeln!(
                 f,
-                "config:      config.json beside plugin.json, of this JSON Schema (a string may be a secret reference):"
+                "config:      config.json beside plugin.json (or <name>.config.json beside a package), of this JSON Schema (a string may be a secret reference):"
             )?;
             let pretty = serde_json::to_string_pretty(schema).unwrap_or_default();
             for line in pretty.lines() {

@@ -150,7 +150,7 @@ fn run(manager: &Manager, options: WatchOptions, messages: &mpsc::Receiver<Messa
                     .paths
                     .iter()
                     .filter_map(|path| plugin_folder(manager.base_dir(), path))
-                    .map(|folder| package_configured(manager, &folder).unwrap_or(folder))
+                    .flat_map(|folder| package_configured(manager, &folder).unwrap_or(vec![folder]))
                 {
                     pending.insert(folder, (0, due));
                 }
@@ -235,12 +235,22 @@ fn is_transient(error: &Error) -> bool {
 }
 
 /// For `base/<name>.config.json`, the configuration of a plugin loaded from a package (or a
-/// bare library) beside it: that package, whose sync then reconfigures the plugin.
-fn package_configured(manager: &Manager, changed: &Path) -> Option<PathBuf> {
+/// bare library) beside it: that package, whose sync then reconfigures the plugin. With no
+/// such plugin loaded (its load may have failed on this very file), every package beside it:
+/// a sync loads the one that was not loaded and leaves the others unchanged.
+fn package_configured(manager: &Manager, changed: &Path) -> Option<Vec<PathBuf>> {
     let file = changed.file_name()?.to_str()?;
     let name = file.strip_suffix(".config.json")?;
-    let (spec, _) = manager.get_plugin(name).ok()?;
-    (spec.config_path() == changed).then(|| spec.origin.clone())
+    if let Ok((spec, _)) = manager.get_plugin(name) {
+        return (spec.config_path() == changed).then(|| vec![spec.origin.clone()]);
+    }
+    let beside = std::fs::read_dir(changed.parent()?).ok()?;
+    Some(
+        beside
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| source::is_package(path))
+            .collect(),
+    )
 }
 
 /// The plugin folder (`base/<name>`) a changed path belongs to; `None` for the base

@@ -114,7 +114,11 @@ impl Manager {
         let same_build = library.sha256 == running.spec.sha256 && same_manifest;
         if same_build {
             let path = crate::runtime::config::location(&slot.name, dir, origin);
-            let config = crate::runtime::config::file_sha256(&path).map_err(refuse)?;
+            let config = match running.spec.details.configured {
+                // It takes none: whatever file lies there changes nothing.
+                Some(false) => None,
+                _ => crate::runtime::config::file_sha256(&path).map_err(refuse)?,
+            };
             if config == running.spec.config_sha256 {
                 return Ok(Synced::Unchanged(Spec::clone(&running.spec)));
             }

@@ -61,6 +61,14 @@ pub(crate) fn location(plugin: &str, dir: &Path, origin: &Path) -> PathBuf {
 }
 
 impl Config {
+    /// No configuration: `null`, with no secrets.
+    pub(crate) fn none() -> Config {
+        Config {
+            text: "null".to_owned(),
+            ..Config::default()
+        }
+    }
+
     /// Reads the configuration file at `path` (see [`location`]) for plugin `plugin`; `null`
     /// when there is no such file. A secret's `file:` path is relative to `path`'s folder.
     pub(crate) fn read(plugin: &str, path: &Path) -> Result<Config, Error> {
@@ -83,12 +91,7 @@ impl Config {
             None => {}
         }
         let text = match std::fs::read_to_string(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Config {
-                    text: "null".to_owned(),
-                    ..Config::default()
-                })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::none()),
             Err(e) => return Err(Error::io(&path, e)),
             Ok(text) => text,
         };

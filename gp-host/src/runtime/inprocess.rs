@@ -17,7 +17,7 @@ use gp_core::{
 use crate::error::{Error, Hook};
 use crate::library::{Entry, Module};
 use crate::runtime::activity;
-use crate::runtime::config::{Config, Scrub, CONFIG_FILE};
+use crate::runtime::config::{Config, Scrub};
 use crate::runtime::context::Context;
 use crate::runtime::redact::Redacting;
 use crate::runtime::scope;
@@ -100,9 +100,11 @@ impl InProcess {
     ) -> Result<(Spec, InProcess), Error> {
         // Before any of the plugin's code runs: a configuration that cannot be read is
         // refused without loading anything.
-        let config = match module.state() {
-            Some(_) => Some(Config::read(spec.name(), &spec.config_path())?),
-            None => None,
+        // Not read at all for an instance that takes none (its details say so).
+        let config = match (module.state(), spec.details.configured) {
+            (Some(_), Some(false)) => Some(Config::none()),
+            (Some(_), _) => Some(Config::read(spec.name(), &spec.config_path())?),
+            (None, _) => None,
         };
         refuse_quarantined(&spec)?;
         // Before any of the plugin's code runs in a call or hook.
@@ -356,7 +358,7 @@ fn run_hook<T>(
         RResult::ROk(value) => Ok(value),
         RResult::RErr(error) if error.kind == CallErrorKind::CONFIG => Err(Error::Config {
             plugin: spec.name().to_owned(),
-            path: spec.dir.join(CONFIG_FILE),
+            path: spec.config_path(),
             reason: bounded(error.message.into_string(), MAX_PLUGIN_MESSAGE),
         }),
         RResult::RErr(error) => Err(Error::HookFailed {

@@ -99,11 +99,23 @@ pub(crate) fn log_line<'a>(plugin: &str, message: &'a str) -> Cow<'a, str> {
         return Cow::Borrowed(message);
     }
     let live = LIVE.read().unwrap_or_else(|e| e.into_inner());
-    let mut line = Cow::Borrowed(message);
-    for (_, _, scrub) in live.iter().filter(|(_, p, _)| p == plugin) {
-        line = Cow::Owned(scrub.apply(&line));
+    // Every live instance's forms together, longest first: a secret of one instance that
+    // starts with another's (a rotated token) is replaced whole.
+    let mut forms: Vec<&str> = live
+        .iter()
+        .filter(|(_, p, _)| p == plugin)
+        .flat_map(|(_, _, scrub)| scrub.0.iter().map(String::as_str))
+        .collect();
+    if forms.is_empty() {
+        return Cow::Borrowed(message);
     }
-    line
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms.dedup();
+    let mut line = message.to_owned();
+    for form in forms {
+        line = line.replace(form, REDACTED);
+    }
+    Cow::Owned(line)
 }
 
 #[cfg(test)]
@@ -132,5 +144,17 @@ mod tests {
             "the instance is gone"
         );
         assert!(Scrub::new(&[]).for_logs_of("redact-test-a").is_none());
+    }
+
+    #[test]
+    fn two_instances_secrets_are_replaced_longest_first() {
+        let old = Scrub::new(&["token-1".to_owned()]);
+        let new = Scrub::new(&["token-1-rotated".to_owned()]);
+        let _old = old.for_logs_of("redact-test-c");
+        let _new = new.for_logs_of("redact-test-c");
+        assert_eq!(
+            log_line("redact-test-c", "using token-1-rotated"),
+            "using [secret]"
+        );
     }
 }

@@ -67,7 +67,11 @@ pub(crate) fn examine(
     origin: &Path,
 ) -> Result<Spec, Error> {
     let checked = folder::check(folder, library)?;
-    let config = config::location(&checked.manifest.name, dir, origin);
+    // A plugin that takes no configuration has none, whatever file lies there.
+    let config_sha256 = match checked.details.configured {
+        Some(false) => None,
+        _ => config::file_sha256(&config::location(&checked.manifest.name, dir, origin))?,
+    };
     Ok(Spec {
         manifest: checked.manifest,
         dir: dir.to_owned(),
@@ -77,7 +81,7 @@ pub(crate) fn examine(
         abi_version: checked.abi_version,
         has_on_load: false,
         has_on_unload: false,
-        config_sha256: config::file_sha256(&config)?,
+        config_sha256,
         details: checked.details,
     })
 }
