@@ -66,6 +66,27 @@ mod waits {
         "never"
     }
 
+    /// Spends the task's whole budget on every poll and never ends: tokio's timers cannot
+    /// fire in such a task, so its deadline must be seen another way.
+    #[label]
+    async fn starve(id: String) -> &'static str {
+        let _guard = Guard(id);
+        loop {
+            gp_sdk::tokio::task::coop::consume_budget().await;
+        }
+    }
+
+    /// The author's own type named `Request`: a label's input, not the HTTP request.
+    #[derive(serde::Deserialize)]
+    pub struct Request {
+        q: String,
+    }
+
+    #[label]
+    async fn search(request: Request) -> String {
+        format!("searched {}", request.q)
+    }
+
     /// How many futures with this id were dropped.
     #[label]
     fn dropped(id: String) -> usize {
@@ -98,7 +119,7 @@ fn waits() -> &'static Path {
     BUILT.get_or_init(|| {
         let sdk = workspace().join("gp-sdk");
         let extra = format!(
-            "gp-sdk = {{ path = {:?}, features = [\"async\"] }}\nbytes = \"1\"\nhttp-body-util = \"0.1\"\nhyper-util = {{ version = \"0.1\", features = [\"client-legacy\", \"http1\", \"tokio\"] }}\n",
+            "gp-sdk = {{ path = {:?}, features = [\"async\"] }}\nbytes = \"1\"\nserde = {{ version = \"1\", features = [\"derive\"] }}\nhttp-body-util = \"0.1\"\nhyper-util = {{ version = \"0.1\", features = [\"client-legacy\", \"http1\", \"tokio\"] }}\n",
             sdk.display().to_string()
         );
         let crates = [("waits", "1.0.0", WAITS)];
@@ -164,7 +185,10 @@ fn the_library_says_which_handlers_are_async_before_it_loads() {
     let info = gp_host::inspect(waits()).unwrap();
     let mut labels = info.details.async_labels.clone();
     labels.sort();
-    assert_eq!(labels, ["fetch", "forever", "next", "now", "park"]);
+    assert_eq!(
+        labels,
+        ["fetch", "forever", "next", "now", "park", "search", "starve"]
+    );
     assert!(!info.details.is_async("sync") && !info.details.is_async("dropped"));
     let shown = info.to_string();
     assert!(
@@ -176,7 +200,7 @@ fn the_library_says_which_handlers_are_async_before_it_loads() {
         "{shown}"
     );
     assert!(
-        shown.contains("async:       now, forever, park, next, fetch\n"),
+        shown.contains("async:       now, forever, park, starve, search, next, fetch\n"),
         "{shown}"
     );
     // A plugin without async handlers has no details to show.
@@ -244,6 +268,19 @@ fn the_deadline_drops_the_future_where_it_waits() {
     assert!(waits.execute(&mut ctx).is_err());
     canceller.join().unwrap();
     assert_eq!(waits.call::<_, usize>("dropped", &"cancelled").unwrap(), 1);
+    // A future that spends its whole budget on every poll ends at its deadline too.
+    let mut ctx = Context::new()
+        .with_label("starve")
+        .with_timeout(Duration::from_millis(200));
+    ctx.set("input", "starved");
+    let error = waits.execute(&mut ctx).unwrap_err();
+    assert!(matches!(error, Error::DeadlineExceeded { .. }), "{error:?}");
+    assert_eq!(waits.call::<_, usize>("dropped", &"starved").unwrap(), 1);
+    // An input type of the author's named `Request` is theirs, async or not.
+    let found: String = waits
+        .call("search", &serde_json::json!({"q": "gp"}))
+        .unwrap();
+    assert_eq!(found, "searched gp");
 }
 
 #[test]

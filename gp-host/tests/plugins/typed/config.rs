@@ -184,6 +184,42 @@ fn a_packaged_plugin_reads_its_configuration_beside_its_package() {
         greeting(&manager) == "servus"
     });
     assert!(seen, "the watcher reconfigured the packaged plugin");
+    // One that does not fit is refused naming that file, and the old one keeps serving.
+    let config = base.path().join("typed.config.json");
+    std::fs::write(&config, r#"{"greeting": 5}"#).unwrap();
+    let refused = manager.reload("typed").unwrap_err().to_string();
+    assert!(
+        refused.contains(&format!(
+            "its configuration {} was refused: it does not fit",
+            config.display()
+        )),
+        "{refused}"
+    );
+    assert_eq!(greeting(&manager), "servus");
+}
+
+#[test]
+fn a_watcher_loads_a_packaged_plugin_once_its_configuration_is_fixed() {
+    let base = base_dir();
+    let scratch = tempfile::tempdir().unwrap();
+    let package = crate::admin::package_of(typed(), scratch.path());
+    std::fs::write(base.path().join("typed-1.0.0.plg"), package).unwrap();
+    let config = base.path().join("typed.config.json");
+    std::fs::write(&config, r#"{"greeting": "fail:at first"}"#).unwrap();
+    let manager = Manager::new(base.path());
+    let report = manager.load_plugins();
+    assert_eq!(report.failed.len(), 1, "{report}");
+    let _watcher = manager.watch().unwrap();
+    std::fs::write(&config, r#"{"greeting": "fixed"}"#).unwrap();
+    let loaded = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        manager.executor("typed").is_ok()
+    });
+    assert!(
+        loaded,
+        "the watcher loaded the plugin its fixed configuration allows"
+    );
+    assert_eq!(greeting(&manager), "fixed");
 }
 
 #[test]
@@ -203,8 +239,6 @@ fn a_secret_the_plugin_logs_is_scrubbed_from_its_log_lines() {
         "{log}"
     );
     assert!(!log.contains("gruezi"), "{log}");
-    // Once the instance is gone, its secrets are no longer looked for.
-    manager.unload("typed").unwrap();
 }
 
 #[test]
@@ -325,7 +359,7 @@ fn the_schema_is_read_from_the_library_before_it_loads() {
     assert_eq!(info.details.config, Some(typed_schema()));
     let shown = info.to_string();
     assert!(
-        shown.contains("config:      config.json beside plugin.json, of this JSON Schema (a string may be a secret reference):\n  {\n    \"anyOf\": [\n"),
+        shown.contains("config:      config.json beside plugin.json (or <name>.config.json beside a package), of this JSON Schema (a string may be a secret reference):\n  {\n    \"anyOf\": [\n"),
         "{shown}"
     );
     // A plugin whose `#[on_load]` takes no configuration has none.
