@@ -210,6 +210,26 @@ fn the_library_says_which_handlers_are_async_before_it_loads() {
 }
 
 #[test]
+fn a_plugin_that_takes_no_configuration_ignores_a_config_json() {
+    // `waits` keeps an instance (its runtime) but takes no configuration: a file beside it,
+    // even one naming a secret nobody set, is neither read nor hashed.
+    let base = base_dir();
+    gp_host::build::install_library(waits(), base.path()).unwrap();
+    std::fs::write(
+        base.path().join("waits/config.json"),
+        r#"{"token": {"secret": "env:GP_TEST_WAITS_NEVER_SET"}}"#,
+    )
+    .unwrap();
+    let manager = Manager::new(base.path());
+    let report = manager.load_plugins();
+    assert!(report.failed.is_empty(), "{report}");
+    let (spec, executor) = manager.get_plugin("waits").unwrap();
+    assert_eq!(spec.details.configured, Some(false));
+    assert_eq!(spec.config_sha256, None);
+    assert_eq!(executor.call::<_, i64>("next", &1).unwrap(), 2);
+}
+
+#[test]
 fn an_async_label_reads_its_input_and_writes_its_output() {
     let (_base, manager) = loaded();
     let waits = manager.executor("waits").unwrap();
