@@ -51,6 +51,10 @@ impl LibraryInfo {
     }
 }
 
+/// Where a plugin's configuration is, as `gp inspect` says it.
+const CONFIG_FILES: &str =
+    "config.json beside plugin.json (or <name>.config.json beside a package)";
+
 impl fmt::Display for LibraryInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = &self.manifest;
@@ -103,13 +107,13 @@ impl fmt::Display for LibraryInfo {
         if d.config.is_none() && d.configured == Some(true) {
             writeln!(
                 f,
-                "config:      config.json beside plugin.json (or <name>.config.json beside a package); its type has no schema to show (derive gp_sdk::schema::ConfigSchema)"
+                "config:      {CONFIG_FILES}; its type has no schema to show (derive gp_sdk::schema::ConfigSchema)"
             )?;
         }
         if let Some(schema) = &d.config {
             writeln!(
                 f,
-                "config:      config.json beside plugin.json (or <name>.config.json beside a package), of this JSON Schema (a string may be a secret reference):"
+                "config:      {CONFIG_FILES}, of this JSON Schema (a string may be a secret reference):"
             )?;
             let pretty = serde_json::to_string_pretty(schema).unwrap_or_default();
             for line in pretty.lines() {

@@ -113,12 +113,9 @@ impl Manager {
         // new configuration, and it replaces the old one as an upgrade does.
         let same_build = library.sha256 == running.spec.sha256 && same_manifest;
         if same_build {
-            let path = crate::runtime::config::location(&slot.name, dir, origin);
-            let config = match running.spec.details.configured {
-                // It takes none: whatever file lies there changes nothing.
-                Some(false) => None,
-                _ => crate::runtime::config::file_sha256(&path).map_err(refuse)?,
-            };
+            let configured = running.spec.details.configured;
+            let config = crate::runtime::config::sha256(&slot.name, dir, origin, configured)
+                .map_err(refuse)?;
             if config == running.spec.config_sha256 {
                 return Ok(Synced::Unchanged(Spec::clone(&running.spec)));
             }

@@ -8,7 +8,7 @@
 //! environment variable of the process that opens the instance: the host, or an isolated
 //! plugin's runner, which only has the variables `Isolation::env` passes on) or
 //! `{"secret": "file:PATH"}` (a file's contents, without a trailing newline; `PATH` relative
-//! to the plugin's folder). gp writes neither anywhere. A secret shorter than
+//! to the configuration file's folder). gp writes neither anywhere. A secret shorter than
 //! [`MIN_SECRET_BYTES`] is refused: scrubbing it would garble messages and give it away.
 
 use std::path::{Path, PathBuf};
@@ -128,9 +128,22 @@ fn unfit(path: &Path) -> Option<Unfit> {
     }
 }
 
-/// The SHA-256 (hex) of the configuration file at `path` (see [`location`]), `None` without
-/// one: what says whether a loaded instance's configuration is still the deployment's.
-pub(crate) fn file_sha256(path: &Path) -> Result<Option<String>, Error> {
+/// The SHA-256 (hex) of plugin `plugin`'s configuration file (see [`location`]), `None`
+/// without one, or when the plugin takes none (`configured`, from its details), whatever file
+/// lies there: what says whether a loaded instance's configuration is still the deployment's.
+pub(crate) fn sha256(
+    plugin: &str,
+    dir: &Path,
+    origin: &Path,
+    configured: Option<bool>,
+) -> Result<Option<String>, Error> {
+    match configured {
+        Some(false) => Ok(None),
+        _ => file_sha256(&location(plugin, dir, origin)),
+    }
+}
+
+fn file_sha256(path: &Path) -> Result<Option<String>, Error> {
     if let Some(Unfit::NotRegular { len } | Unfit::TooLarge { len }) = unfit(path) {
         // Not read: `Config::read` refuses it, with the reason, when the instance opens.
         return Ok(Some(format!("unreadable:{len}")));

@@ -45,20 +45,14 @@ impl Scrub {
 
     /// `message` with every form of every secret replaced.
     pub(crate) fn apply(&self, message: &str) -> String {
-        let mut message = message.to_owned();
-        for secret in self.0.iter() {
-            message = message.replace(secret.as_str(), REDACTED);
-        }
-        message
+        replaced(message, self.0.iter().map(String::as_str))
     }
 
     /// Whether there is nothing to scrub.
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-}
 
-impl Scrub {
     /// Scrubs this instance's secrets from every log line of `plugin` until the returned
     /// guard is dropped; `None` when there are none.
     pub(crate) fn for_logs_of(&self, plugin: &str) -> Option<Redacting> {
@@ -109,13 +103,20 @@ pub(crate) fn log_line<'a>(plugin: &str, message: &'a str) -> Cow<'a, str> {
     if forms.is_empty() {
         return Cow::Borrowed(message);
     }
-    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    // Equal forms end up side by side, for `dedup`.
+    forms.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
     forms.dedup();
-    let mut line = message.to_owned();
+    Cow::Owned(replaced(message, forms))
+}
+
+/// `message` with each of `forms` (longest first, so that none leaves a longer one's tail)
+/// replaced, in that order.
+fn replaced<'a>(message: &str, forms: impl IntoIterator<Item = &'a str>) -> String {
+    let mut message = message.to_owned();
     for form in forms {
-        line = line.replace(form, REDACTED);
+        message = message.replace(form, REDACTED);
     }
-    Cow::Owned(line)
+    message
 }
 
 #[cfg(test)]

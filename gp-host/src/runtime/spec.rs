@@ -67,11 +67,8 @@ pub(crate) fn examine(
     origin: &Path,
 ) -> Result<Spec, Error> {
     let checked = folder::check(folder, library)?;
-    // A plugin that takes no configuration has none, whatever file lies there.
-    let config_sha256 = match checked.details.configured {
-        Some(false) => None,
-        _ => config::file_sha256(&config::location(&checked.manifest.name, dir, origin))?,
-    };
+    let configured = checked.details.configured;
+    let config_sha256 = config::sha256(&checked.manifest.name, dir, origin, configured)?;
     Ok(Spec {
         manifest: checked.manifest,
         dir: dir.to_owned(),

@@ -44,10 +44,7 @@ impl Rule {
             Rule::Pascal => words.map(capitalised).collect(),
             Rule::Camel => {
                 let pascal: String = words.map(capitalised).collect();
-                let mut chars = pascal.chars();
-                chars.next().map_or(String::new(), |first| {
-                    first.to_ascii_lowercase().to_string() + chars.as_str()
-                })
+                first_with(&pascal, char::to_ascii_lowercase)
             }
             Rule::Kebab => name.replace('_', "-"),
             Rule::ScreamingKebab => name.replace('_', "-").to_ascii_uppercase(),
@@ -67,12 +64,7 @@ impl Rule {
             Rule::Lower => name.to_ascii_lowercase(),
             Rule::Upper => name.to_ascii_uppercase(),
             Rule::Pascal => name.to_owned(),
-            Rule::Camel => {
-                let mut chars = name.chars();
-                chars.next().map_or(String::new(), |first| {
-                    first.to_ascii_lowercase().to_string() + chars.as_str()
-                })
-            }
+            Rule::Camel => first_with(name, char::to_ascii_lowercase),
             Rule::Snake => snake,
             Rule::ScreamingSnake => snake.to_ascii_uppercase(),
             Rule::Kebab => snake.replace('_', "-"),
@@ -82,9 +74,14 @@ impl Rule {
 }
 
 fn capitalised(word: &str) -> String {
+    first_with(word, char::to_ascii_uppercase)
+}
+
+/// `word` with its first character mapped by `case`.
+fn first_with(word: &str, case: fn(&char) -> char) -> String {
     let mut chars = word.chars();
     chars.next().map_or(String::new(), |first| {
-        first.to_ascii_uppercase().to_string() + chars.as_str()
+        case(&first).to_string() + chars.as_str()
     })
 }
 
