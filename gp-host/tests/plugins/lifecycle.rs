@@ -3,14 +3,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gp_host::{
     Context, Error, Event, Executor, Manager, UnloadHook, Upgrade, UpgradeOptions, Upgraded,
 };
 
 use crate::harness::{
-    base_dir, fixture, hook_log, install_lifecycle, lifecycle, plain_cdylib, Interface,
+    base_dir, eventually, fixture, hook_log, install_lifecycle, lifecycle, plain_cdylib, Interface,
 };
 
 /// A manager over a fresh base directory holding `package` as folder `counter`.
@@ -62,15 +62,6 @@ fn record_events(manager: &Manager) -> Arc<Mutex<Vec<String>>> {
     events
 }
 
-/// Waits (up to 10 s) until `condition` holds.
-fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn a_plugin_built_before_hooks_existed_loads_and_serves() {
     let base = base_dir();
@@ -105,7 +96,9 @@ fn hooks_run_in_order_across_load_upgrade_and_unload() {
     let upgrade = manager.upgrade("hooks", lifecycle("hooks-v2")).unwrap();
     assert!(matches!(upgrade, Upgrade::Upgraded(_)));
     // The old version's on_unload runs on the reaper thread once its last call returned.
-    eventually("1.0.0's on_unload", || log().contains("1.0.0 on_unload"));
+    eventually("1.0.0's on_unload", Duration::from_secs(10), || {
+        log().contains("1.0.0 on_unload")
+    });
     executor.execute(&mut Context::new()).unwrap();
 
     let report = manager.unload("hooks").unwrap();
@@ -131,7 +124,9 @@ fn hooks_run_in_order_across_load_upgrade_and_unload() {
         ctx.set("sleep_ms", 300);
         executor.execute(&mut ctx)
     });
-    eventually("the slow call to start", || log().contains("execute"));
+    eventually("the slow call to start", Duration::from_secs(10), || {
+        log().contains("execute")
+    });
     let report = manager
         .unload_with_timeout("hooks", Duration::from_millis(20))
         .unwrap();

@@ -50,9 +50,20 @@ pub fn in_flight(manager: &Manager, plugin: &str) -> u64 {
 
 /// Waits (at most 10 s) until `manager`'s plugin `plugin` runs `calls` calls; asserts it does.
 pub fn wait_in_flight(manager: &Manager, plugin: &str, calls: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while in_flight(manager, plugin) < calls && Instant::now() < deadline {
+    eventually(
+        &format!("{calls} calls of `{plugin}`"),
+        Duration::from_secs(10),
+        || in_flight(manager, plugin) >= calls,
+    );
+    assert_eq!(in_flight(manager, plugin), calls, "calls of `{plugin}`");
+}
+
+/// Waits until `condition` holds, checking every 5 ms; fails the test, naming `what`, once
+/// `within` has passed.
+pub fn eventually(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "waited {within:?} for {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(in_flight(manager, plugin), calls, "calls of `{plugin}`");
 }

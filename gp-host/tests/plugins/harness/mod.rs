@@ -13,7 +13,9 @@ mod lifecycle;
 mod log;
 mod tools;
 
-pub use base::{assert_sample_serves, base_dir, base_dir_with, in_flight, wait_in_flight};
+pub use base::{
+    assert_sample_serves, base_dir, base_dir_with, eventually, in_flight, wait_in_flight,
+};
 pub use build::{
     build_env, build_workspace, example, options, plain_cdylib, plugin_manifest, profile,
     target_dir, workspace, DEBUG_INFO,

@@ -2,21 +2,17 @@
 //! once and never retried, failures on the way retried at each check.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gp_host::hub::{Client, Namespace};
 use gp_host::Manager;
 
 use super::{anonymous, entries, push_counters, push_image, retag, sha256, start_registry, Auth};
-use crate::harness::{base_dir, http_server, Reply};
+use crate::harness::{base_dir, eventually, http_server, Reply};
 
-/// Waits (at most 20 s) until `done` holds, checking every 50 ms; panics with `what`.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "waited 20 s for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Waits (at most 20 s) until `done` holds; panics with `what`.
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    eventually(what, Duration::from_secs(20), done);
 }
 
 /// Item 4: following a tag that moves. The plugin is installed, upgraded when the tag moves

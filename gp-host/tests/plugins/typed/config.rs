@@ -3,11 +3,12 @@
 //! every refusal naming the file and the field, never a secret's value.
 
 use std::path::Path;
+use std::time::Duration;
 
 use gp_host::{Error, ErrorKind, Manager};
 
 use super::typed;
-use crate::harness::base_dir;
+use crate::harness::{base_dir, eventually};
 
 /// A base directory holding `typed` with `config` (none if `None`) as its `config.json`, and
 /// what loading it gives: the manager, or the error.
@@ -179,11 +180,11 @@ fn a_packaged_plugin_reads_its_configuration_beside_its_package() {
         r#"{"greeting": "servus"}"#,
     )
     .unwrap();
-    let seen = (0..200).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        greeting(&manager) == "servus"
-    });
-    assert!(seen, "the watcher reconfigured the packaged plugin");
+    eventually(
+        "the watcher to reconfigure the packaged plugin",
+        Duration::from_secs(10),
+        || greeting(&manager) == "servus",
+    );
     // One that does not fit is refused naming that file, and the old one keeps serving.
     let config = base.path().join("typed.config.json");
     std::fs::write(&config, r#"{"greeting": 5}"#).unwrap();
@@ -211,13 +212,10 @@ fn a_watcher_loads_a_packaged_plugin_once_its_configuration_is_fixed() {
     assert_eq!(report.failed.len(), 1, "{report}");
     let _watcher = manager.watch().unwrap();
     std::fs::write(&config, r#"{"greeting": "fixed"}"#).unwrap();
-    let loaded = (0..200).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        manager.executor("typed").is_ok()
-    });
-    assert!(
-        loaded,
-        "the watcher loaded the plugin its fixed configuration allows"
+    eventually(
+        "the watcher to load the plugin its fixed configuration allows",
+        Duration::from_secs(10),
+        || manager.executor("typed").is_ok(),
     );
     assert_eq!(greeting(&manager), "fixed");
 }
