@@ -96,14 +96,14 @@ pub use gp_core::manifest::{self, Manifest};
 pub use gp_core::{Value, ABI_VERSION};
 pub use library::{inspect, verify, LibraryInfo};
 #[cfg(feature = "hub")]
-pub use manager::follow::{Follow, FollowStatus, Following};
+pub use manager::follow::{Follow, FollowOptions, FollowStatus, Following};
 pub use manager::gc::{GcMode, GcOptions, GcReport};
 #[cfg(feature = "install")]
 pub use manager::install::InstallOptions;
 pub use manager::report::{LoadFailure, LoadReport, Synced, Upgrade, UpgradeOptions, Upgraded};
 pub use manager::{
     builder::{DEFAULT_BASE_DIR, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HOOK_TIMEOUT, DEFAULT_RUNTIME_DIR},
-    AdmissionId, Disabled, Manager, ManagerBuilder, DISABLED_DIR, MAX_REASON,
+    AdmissionId, Disabled, Manager, ManagerBuilder, Readiness, Refusal, DISABLED_DIR, MAX_REASON,
 };
 pub use metrics::recorder::DEFAULT_LATENCY_SAMPLING;
 pub use metrics::{

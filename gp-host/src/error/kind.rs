@@ -72,7 +72,8 @@ impl Error {
             | E::NameMismatch { .. }
             | E::NotNewer { .. }
             | E::SameVersion { .. }
-            | E::Downgrade { .. } => ErrorKind::Manager,
+            | E::Downgrade { .. }
+            | E::RequiredNotLoaded { .. } => ErrorKind::Manager,
             E::Failed { .. }
             | E::Values { .. }
             | E::Crashed { .. }

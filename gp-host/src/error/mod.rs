@@ -483,6 +483,14 @@ pub enum Error {
         /// The version offered.
         offered: semver::Version,
     },
+    /// [`Manager::init`](crate::Manager::init): plugins the host requires
+    /// ([`ManagerBuilder::require`](crate::ManagerBuilder::require)) do not serve after the
+    /// first load.
+    #[error("required plugin(s) not loaded: {}", required_list(plugins))]
+    RequiredNotLoaded {
+        /// Each required plugin that does not serve, with why.
+        plugins: Vec<(String, String)>,
+    },
     /// Watching the plugin base directory failed.
     #[error("{}: cannot watch for changes: {reason}", path.display())]
     Watch {
@@ -549,6 +557,7 @@ impl Error {
             | E::SameVersion { plugin, .. }
             | E::Downgrade { plugin, .. } => Some(plugin),
             E::Io { .. }
+            | E::RequiredNotLoaded { .. }
             | E::MissingBaseDir { .. }
             | E::MissingManifest { .. }
             | E::InvalidManifest { .. }
@@ -567,4 +576,13 @@ impl Error {
             | E::Build { .. } => None,
         }
     }
+}
+
+/// `` `a` (why), `b` (why) `` for [`Error::RequiredNotLoaded`].
+fn required_list(plugins: &[(String, String)]) -> String {
+    plugins
+        .iter()
+        .map(|(name, why)| format!("`{name}` ({why})"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

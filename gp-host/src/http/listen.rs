@@ -38,6 +38,9 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// request, then between requests), unless configured otherwise.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// After shutdown begins, how long requests in flight may take, unless configured otherwise.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
 /// The most connections a listener keeps open unless configured otherwise: a quarter of the
 /// process's descriptor limit (`RLIMIT_NOFILE`, leaving the rest to plugins, files and the
 /// other listener), at most 10,000.
@@ -109,7 +112,7 @@ impl Default for ListenLimits {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: default_max_connections(),
-            grace: Duration::from_secs(10),
+            grace: DEFAULT_GRACE,
         }
     }
 }

@@ -7,6 +7,7 @@
 //!   server) and `GET /stats` (JSON, one [`PluginSummary`] per plugin). For operators and
 //!   scrapers; no token.
 //! - `Admin` (feature `admin`): the management API and GUI, behind a token.
+//! - [`ServeConfig`]: every setting of `gp serve` (`gp.toml`), and the builders it configures.
 //! - [`serve_listener`]: serving any of them on a listener with the limits `axum::serve`
 //!   leaves out (`serve_listener_tls` over TLS, feature `tls`).
 //!
@@ -34,16 +35,21 @@ use crate::metrics::PluginSummary;
 
 #[cfg(feature = "admin")]
 mod admin;
+mod config;
 mod listen;
 pub(crate) mod routes;
 mod server;
 mod stats;
 
+pub use config::{
+    LogFormat, ServeConfig, DEFAULT_ADMIN, DEFAULT_FOLLOW_EVERY, DEFAULT_FOLLOW_JITTER,
+    DEFAULT_LISTEN,
+};
 #[cfg(feature = "tls")]
 pub use listen::serve_tls as serve_listener_tls;
 pub use listen::{
-    default_max_connections, serve as serve_listener, App, ListenLimits, DEFAULT_HEADER_TIMEOUT,
-    DEFAULT_IDLE_TIMEOUT,
+    default_max_connections, serve as serve_listener, App, ListenLimits, DEFAULT_GRACE,
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
 };
 
 #[cfg(feature = "admin")]

@@ -56,6 +56,8 @@ pub struct ManagerBuilder {
     #[cfg(feature = "isolate")]
     pub(crate) isolated:
         std::collections::BTreeMap<String, Arc<crate::runtime::isolation::Isolation>>,
+    /// Plugins the host cannot do without (`require`).
+    pub(crate) required: Vec<String>,
 }
 
 impl Manager {
@@ -86,6 +88,7 @@ impl Manager {
             remote_git: cfg!(feature = "git"),
             reload_same_version: false,
             gc: Some(GcOptions::default()),
+            required: Vec::new(),
             #[cfg(feature = "isolate")]
             isolation: Arc::default(),
             #[cfg(feature = "isolate")]
@@ -291,6 +294,8 @@ impl ManagerBuilder {
             admissions: Default::default(),
             loading: Default::default(),
             loads_stopped: Default::default(),
+            first_load_done: Default::default(),
+            refusals: Default::default(),
         });
         if let Some(interval) = interval {
             gc::schedule(Arc::downgrade(&inner), interval);

@@ -20,6 +20,7 @@ use semver::VersionReq;
 use crate::error::Error;
 use crate::hub::{Client, Namespace, Reference, Resolved};
 use crate::manager::install::InstallOptions;
+use crate::manager::readiness::{Refusal, RefusalProbe};
 use crate::manager::Manager;
 use crate::util::{lock, wait_timeout_while};
 
@@ -74,6 +75,49 @@ pub struct FollowStatus {
     pub last_error: Option<String>,
     /// Versions refused (digest and why), not tried again.
     pub refused: Vec<(String, String)>,
+    /// The refused version the target names now (digest and why), if it names one: what is
+    /// loaded keeps serving, and [`Manager::readiness`] lists it.
+    pub refusing: Option<(String, String)>,
+}
+
+/// How a [`Following`] checks: how often, with how much jitter, and whether a tag that moves
+/// back to an older version is followed there.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FollowOptions {
+    /// How long from one check to the next.
+    pub interval: Duration,
+    /// Up to this much more, chosen at random for each wait, so that a fleet of followers
+    /// does not ask the registry at the same moment (default: none).
+    pub jitter: Duration,
+    /// Follow a tag that moves to an older version than the one loaded (a rollback by
+    /// moving the tag back). Without it, that version is refused: a follower never
+    /// downgrades unless told to. A range always names its highest version, so this is
+    /// for tags only.
+    pub allow_downgrade: bool,
+}
+
+impl FollowOptions {
+    /// Checks every `interval`, no jitter, no downgrades.
+    pub fn every(interval: Duration) -> FollowOptions {
+        FollowOptions {
+            interval,
+            jitter: Duration::ZERO,
+            allow_downgrade: false,
+        }
+    }
+
+    /// With up to `jitter` more before each check.
+    pub fn jitter(mut self, jitter: Duration) -> FollowOptions {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Whether a tag moved back to an older version is followed there.
+    pub fn allow_downgrade(mut self, allow: bool) -> FollowOptions {
+        self.allow_downgrade = allow;
+        self
+    }
 }
 
 /// A plugin being followed; stops (and waits for its thread) when dropped.
@@ -81,9 +125,14 @@ pub struct FollowStatus {
 pub struct Following {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// What `Manager::readiness` asks for this follower's refusal; gone with it.
+    _probe: Arc<RefusalProbe>,
 }
 
 struct Shared {
+    /// The plugin followed, and the target as it is shown.
+    plugin: String,
+    target: String,
     stop: Mutex<bool>,
     wake: Condvar,
     status: Mutex<FollowStatus>,
@@ -118,14 +167,38 @@ impl Manager {
     /// `interval`, and installs what it names when that changes ([`Manager::install`], so `<name>.plg` in the base directory, verified
     /// completely, upgraded in place). Logs through the `tracing` subscriber current here.
     pub fn follow(&self, target: Follow, client: Client, interval: Duration) -> Following {
+        self.follow_with(target, client, FollowOptions::every(interval))
+    }
+
+    /// [`follow`](Self::follow), with options: jitter, downgrades.
+    pub fn follow_with(&self, target: Follow, client: Client, options: FollowOptions) -> Following {
         let shared = Arc::new(Shared {
+            plugin: target.name().to_owned(),
+            target: target.to_string(),
             stop: Mutex::new(false),
             wake: Condvar::new(),
             status: Mutex::new(FollowStatus::default()),
         });
+        let probe: Arc<RefusalProbe> = {
+            let shared = Arc::clone(&shared);
+            Arc::new(move || {
+                let (digest, reason) = lock(&shared.status).refusing.clone()?;
+                Some(Refusal {
+                    plugin: shared.plugin.clone(),
+                    target: shared.target.clone(),
+                    digest,
+                    reason,
+                })
+            })
+        };
+        self.inner.refusals.add(&probe);
         let manager = self.clone();
         let inner = Arc::clone(&shared);
         let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+        let target_kind = match target {
+            Follow::Tag(_) => TargetKind::Tag,
+            Follow::Range { .. } => TargetKind::Range,
+        };
         let thread = std::thread::Builder::new()
             .name(format!("gp-follow-{}", target.name()))
             .spawn(move || {
@@ -137,10 +210,12 @@ impl Manager {
                         refused: HashSet::new(),
                         last_error: None,
                         failures: 0,
+                        allow_downgrade: options.allow_downgrade
+                            && matches!(target_kind, TargetKind::Tag),
                     };
                     loop {
                         follower.check(&inner);
-                        let wait = follower.next_check(interval);
+                        let wait = follower.next_check(options.interval) + jitter(options.jitter);
                         let stop = lock(&inner.stop);
                         let stop = wait_timeout_while(&inner.wake, stop, wait, |stop| !*stop);
                         if *stop {
@@ -153,8 +228,23 @@ impl Manager {
         Following {
             shared,
             thread: Some(thread),
+            _probe: probe,
         }
     }
+}
+
+enum TargetKind {
+    Tag,
+    Range,
+}
+
+/// A random wait between zero and `most`.
+fn jitter(most: Duration) -> Duration {
+    if most.is_zero() {
+        return Duration::ZERO;
+    }
+    let nanos = u64::try_from(most.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(fastrand::u64(0..=nanos))
 }
 
 struct Follower {
@@ -165,6 +255,8 @@ struct Follower {
     last_error: Option<String>,
     /// Checks failed in a row on the way (reset by one that succeeds or reaches a verdict).
     failures: u32,
+    /// A tag moved back to an older version is installed (`FollowOptions::allow_downgrade`).
+    allow_downgrade: bool,
 }
 
 /// The first retry after a check failed on the way; each further one waits twice as long, up
@@ -250,9 +342,11 @@ impl Follower {
         why: String,
     ) {
         self.succeeded(status);
+        let mut status = lock(status);
+        status.refusing = Some((digest.clone(), why.clone()));
         if self.refused.insert(digest.clone()) {
             tracing::warn!(target: "gp", follow = %self.target, %reference, reason = %why, "not installed; what is loaded keeps serving");
-            lock(status).refused.push((digest, why));
+            status.refused.push((digest, why));
         }
     }
 
@@ -267,6 +361,12 @@ impl Follower {
             return false;
         }
         self.succeeded(status);
+        let mut status = lock(status);
+        status.refusing = if current {
+            None
+        } else {
+            status.refused.iter().find(|(d, _)| d == digest).cloned()
+        };
         true
     }
 
@@ -348,10 +448,12 @@ impl Follower {
             Some(version) if first_look && version == resolved.version => {
                 tracing::info!(target: "gp", follow = %self.target, version = %version, "following; the version loaded is current");
                 self.succeeded(status);
-                lock(status).current = Some(resolved.clone());
+                let mut status = lock(status);
+                status.current = Some(resolved.clone());
+                status.refusing = None;
                 true
             }
-            Some(version) if version > resolved.version => {
+            Some(version) if version > resolved.version && !self.allow_downgrade => {
                 let why = format!(
                     "it is version {}, older than the {version} loaded",
                     resolved.version
@@ -379,6 +481,7 @@ impl Follower {
             &resolved.reference.to_string(),
             &InstallOptions {
                 hub: Some(&self.client),
+                allow_downgrade: self.allow_downgrade,
                 ..Default::default()
             },
         );
@@ -386,7 +489,9 @@ impl Follower {
             Ok(spec) => {
                 tracing::info!(target: "gp", follow = %self.target, plugin = spec.name(), version = %spec.version(), reference = %resolved.reference, "following: installed");
                 self.succeeded(status);
-                lock(status).current = Some(resolved);
+                let mut status = lock(status);
+                status.current = Some(resolved);
+                status.refusing = None;
             }
             // The registry, the disk or a hook failed on the way: the next check tries again.
             Err(error) if retry_later(&error) => {
@@ -417,5 +522,14 @@ mod tests {
         assert_eq!(backoff(u32::MAX, minute), minute);
         let short = Duration::from_millis(100);
         assert_eq!(backoff(1, short), short);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bound_and_varies() {
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+        let most = Duration::from_secs(5);
+        let waits: Vec<Duration> = (0..100).map(|_| jitter(most)).collect();
+        assert!(waits.iter().all(|w| *w <= most));
+        assert!(waits.iter().any(|w| *w != waits[0]), "{waits:?}");
     }
 }

@@ -31,6 +31,7 @@ pub(crate) mod gc;
 #[cfg(feature = "install")]
 pub(crate) mod install;
 pub(crate) mod loading;
+pub(crate) mod readiness;
 #[cfg(feature = "package")]
 pub(crate) mod replace;
 pub(crate) mod report;
@@ -42,6 +43,7 @@ pub(crate) mod upgrade;
 pub use admission::AdmissionId;
 pub use builder::ManagerBuilder;
 pub use disable::{Disabled, DISABLED_DIR, MAX_REASON};
+pub use readiness::{Readiness, Refusal};
 use report::{Synced, Upgraded};
 
 /// A kept package's size and modification time, and the version it holds, if it verified.
@@ -127,6 +129,10 @@ pub(crate) struct Inner {
     pub(crate) loading: loading::Reservations,
     /// Set by [`Manager::stop_loading`]: `load_plugins` starts no further folder.
     pub(crate) loads_stopped: std::sync::atomic::AtomicBool,
+    /// Set when [`Manager::load_plugins`] first returns (see `readiness`).
+    pub(crate) first_load_done: std::sync::atomic::AtomicBool,
+    /// What the followers started here refuse (see `readiness`).
+    pub(crate) refusals: readiness::Refusals,
 }
 
 impl Manager {
@@ -256,6 +262,7 @@ impl Manager {
             .register_collector(Box::new(crate::metrics::prometheus::ManagerCollector {
                 stats,
             }));
+        self.register_readiness(registry);
     }
 
     /// This manager's metrics in the Prometheus text exposition format (OpenMetrics;

@@ -60,6 +60,9 @@ impl Manager {
                 .iter()
                 .chain(report.upgraded.iter().map(|u| &u.to)),
         );
+        self.inner
+            .first_load_done
+            .store(true, std::sync::atomic::Ordering::Release);
         report
     }
 

@@ -14,6 +14,7 @@ mod context_table;
 mod devloop;
 mod distribution;
 mod faults;
+mod fleet;
 mod gui;
 mod http;
 mod hub;

@@ -16,7 +16,7 @@ mod log;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 use failure::Failure;
 
 /// The allocator of the `gp` binary (and of its runner processes): mimalloc, which costs a
@@ -29,7 +29,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The gp command: make, build, pack, sign, publish, find, install, inspect, list, call and
 /// serve gp plugins
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "gp", version)]
 struct Cli {
     /// Log more: gp's debug messages (such as the types that differ in a plugin built against
@@ -104,7 +104,32 @@ fn main() -> ExitCode {
     gp_host::isolation::run_if_runner();
     // A plugin that crashes the process is named on stderr before it goes.
     gp_host::fatal::install();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `gp serve`'s settings come from a file and the environment too: resolved before the log
+    // starts, since they say how it is written.
+    let serve = match &cli.command {
+        Command::Serve(args) => {
+            let (_, flags) = matches.subcommand().expect("a subcommand");
+            let resolved =
+                commands::serve_config::resolve(args.config.as_deref(), flags, std::env::vars());
+            match resolved {
+                Ok(config) if args.print_config => {
+                    print!("{}", commands::serve_config::printed(&config));
+                    return ExitCode::SUCCESS;
+                }
+                Ok(config) => Some(config),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
+    };
+    let json = serve
+        .as_ref()
+        .is_some_and(|c| c.log_format == gp_host::http::LogFormat::Json);
     // A server reports what happens to its plugins; one-shot commands only what goes wrong.
     let default_filter = match (&cli.command, cli.verbose) {
         (_, true) => "warn,gp=debug",
@@ -128,18 +153,32 @@ fn main() -> ExitCode {
     });
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(log::Log)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .finish()
-        .with(not_loaded_twice)
-        .init();
+    if json {
+        // For collectors: each event a JSON object with its time, level, target and fields.
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(log::Log)
+            .finish()
+            .with(not_loaded_twice)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(log::Log)
+            .with_ansi(std::io::stderr().is_terminal())
+            .without_time()
+            .finish()
+            .with(not_loaded_twice)
+            .init();
+    }
     if !one_shot {
         log::flush_periodically();
     }
-    let ran = run(cli.command);
+    let ran = match serve {
+        Some(config) => commands::serve::exec(config),
+        None => run(cli.command),
+    };
     log::flush();
     match ran {
         Ok(code) => code,
@@ -159,7 +198,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Manifest(args) => manifest::exec(args),
         Command::List(args) => list::exec(args),
         Command::Call(args) => call::exec(args),
-        Command::Serve(args) => serve::exec(*args),
+        Command::Serve(_) => unreachable!("gp serve runs with its resolved settings"),
         Command::Build(args) => build::exec(args),
         Command::Pack(args) => pack::exec(args),
         Command::Verify(args) => verify::exec(args),

@@ -36,11 +36,12 @@ pub(super) async fn routes(State(shared): State<Arc<AdminShared>>) -> ApiResult 
     ))
 }
 
-/// `GET /readyz`: 200 once the first load is done.
+/// `GET /readyz`: what the plugin listener's `/-/readyz` says (the first load done, every
+/// required plugin serving, followers' refusals), behind the token; 503 until the
+/// application said the first load is done ([`Admin::mark_ready`](crate::http::Admin::mark_ready)).
 pub(super) async fn readyz(State(shared): State<Arc<AdminShared>>) -> Response {
     if shared.ready.load(Ordering::Acquire) {
-        Json(serde_json::json!({"ready": true, "plugins": shared.manager.list().len()}))
-            .into_response()
+        crate::http::server::readiness_response(&shared.manager)
     } else {
         refuse(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -146,7 +146,8 @@ impl PluginServer {
         PluginServerBuilder::new(manager)
     }
 
-    /// The router: every plugin route, and `GET /-/healthz`. Serve it with
+    /// The router: every plugin route, `GET /-/healthz` (alive) and `GET /-/readyz` (ready:
+    /// see [`Manager::readiness`](crate::Manager::readiness)). Serve it with
     /// `into_make_service_with_connect_info::<SocketAddr>()` to give plugins the client's
     /// address.
     pub fn router(&self) -> axum::Router {
@@ -154,8 +155,13 @@ impl PluginServer {
             let shared = Arc::clone(&self.shared);
             move || async move { healthz(&shared) }
         };
+        let readyz = {
+            let shared = Arc::clone(&self.shared);
+            move || async move { readyz(&shared) }
+        };
         axum::Router::new()
             .route("/-/healthz", axum::routing::get(healthz))
+            .route("/-/readyz", axum::routing::get(readyz))
             .fallback(handler::handle)
             .with_state(Arc::clone(&self.shared))
     }
@@ -199,9 +205,38 @@ fn healthz(shared: &Shared) -> axum::response::Response {
     ))
 }
 
+/// `GET /-/readyz`: 200 while the first load is done and every required plugin serves, 503
+/// otherwise (with `Retry-After`); the body is [`Manager::readiness`](crate::Manager::readiness),
+/// refusals by followers included. No token: what it says is for load balancers and
+/// orchestrators, and holds no secret.
+pub(crate) fn readiness_response(manager: &crate::Manager) -> axum::response::Response {
+    let readiness = manager.readiness();
+    let status = if readiness.ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut body = serde_json::to_value(&readiness).expect("readiness is JSON");
+    if let Some(reason) = readiness.reason() {
+        body["reason"] = reason.into();
+    }
+    let mut response = axum::response::IntoResponse::into_response((status, axum::Json(body)));
+    if !readiness.ready {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    response
+}
+
+fn readyz(shared: &Shared) -> axum::response::Response {
+    readiness_response(&shared.manager)
+}
+
 /// The server on a listener of its own (`gp serve`'s plugin listener), answering as
-/// [`router`](PluginServer::router) does without a router's layers in front: `/-/healthz`
-/// (`GET` and `HEAD`, 405 otherwise), and every other path through the route table.
+/// [`router`](PluginServer::router) does without a router's layers in front: `/-/healthz` and
+/// `/-/readyz` (`GET` and `HEAD`, 405 otherwise), and every other path through the route table.
 impl crate::http::App for PluginServer {
     fn answer(
         self,
@@ -210,10 +245,15 @@ impl crate::http::App for PluginServer {
     ) -> impl std::future::Future<Output = axum::response::Response> + Send + 'static {
         let shared = self.shared;
         async move {
-            if request.uri().path() == "/-/healthz" {
+            let path = request.uri().path();
+            if path == "/-/healthz" || path == "/-/readyz" {
                 let method = request.method();
                 if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
-                    return healthz(&shared);
+                    return if path == "/-/healthz" {
+                        healthz(&shared)
+                    } else {
+                        readyz(&shared)
+                    };
                 }
                 let mut refused = axum::response::IntoResponse::into_response(
                     axum::http::StatusCode::METHOD_NOT_ALLOWED,

@@ -118,7 +118,7 @@ fn plugins_are_listed_and_each_failure_has_its_status_and_message() {
     );
     assert_eq!(
         plane.call("GET", "/readyz", "").json(),
-        serde_json::json!({"ready": true, "plugins": 2})
+        serde_json::json!({"ready": true, "loaded": true, "plugins": 2, "required": [], "missing": [], "refusing": []})
     );
     assert!(plane
         .call("GET", "/metrics", "")

@@ -7,7 +7,7 @@ mod call;
 mod inspect;
 mod new;
 pub mod output;
-mod serve;
+pub mod serve;
 mod serve_loading;
 
 use std::process::{Command, Output};

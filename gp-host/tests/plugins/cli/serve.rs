@@ -11,6 +11,8 @@ pub struct Server {
     child: std::process::Child,
     /// Where it serves plugin routes.
     pub plugins: String,
+    /// Where it serves metrics read-only (`--metrics`), if it does.
+    pub scrape: Option<String>,
     /// What it prints after its addresses, line by line.
     pub lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
 }
@@ -88,16 +90,24 @@ impl Server {
             .expect("run gp serve");
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let mut plugins = String::new();
+        let mut scrape = None;
         let addr = loop {
             let line = lines.next().expect("gp serve prints its address").unwrap();
             let metrics = line
                 .strip_prefix("serving metrics on http://")
                 .or_else(|| line.strip_prefix("serving metrics on https://"));
             if let Some(rest) = metrics {
-                let managing = lines
+                let mut managing = lines
                     .next()
                     .expect("gp serve says where to manage")
                     .unwrap();
+                if let Some(at) = managing.strip_prefix("serving metrics read-only on http://") {
+                    scrape = Some(at.split('/').next().unwrap().to_owned());
+                    managing = lines
+                        .next()
+                        .expect("gp serve says where to manage")
+                        .unwrap();
+                }
                 assert!(
                     managing.starts_with("managing plugins at http"),
                     "{managing}"
@@ -113,6 +123,7 @@ impl Server {
         let server = Server {
             child,
             plugins,
+            scrape,
             lines,
         };
         (server, addr)
@@ -176,7 +187,7 @@ fn stats_says_what_to_do_when_no_server_runs() {
 }
 
 /// A plain HTTP GET, as a scraper would do it.
-fn http_get(url: &str) -> String {
+pub fn http_get(url: &str) -> String {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();

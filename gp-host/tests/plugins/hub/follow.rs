@@ -175,6 +175,79 @@ fn following_a_moving_tag_upgrades_and_shrugs_off_bad_moves() {
     assert_eq!(version(&manager).as_deref(), Some("2.0.0"));
 }
 
+/// A fleet rolls back by moving its tag back: a follower allowed to downgrade follows it
+/// there; one that is not keeps serving what it has, ready, with the refusal in its readiness
+/// (what `/-/readyz` and `gp_follow_refusing` show), until the tag names something it takes.
+#[test]
+fn a_tag_moved_back_is_followed_only_where_downgrades_are_allowed() {
+    let Some(registry) = start_registry(Auth::None, false) else {
+        return;
+    };
+    let host = registry.host.clone();
+    let client = Client::new(anonymous());
+    push_counters(&host);
+    retag(&host, "team/counter", "2.0.0", "stable");
+    let stable =
+        gp_host::hub::Reference::parse(&format!("oci://{host}/team/counter:stable")).unwrap();
+    let version = |manager: &Manager| {
+        manager
+            .get_plugin("counter")
+            .ok()
+            .map(|(spec, _)| spec.version().to_string())
+    };
+    let (strict_base, rolling_base) = (base_dir(), base_dir());
+    let strict = Manager::new(strict_base.path());
+    let rolling = Manager::new(rolling_base.path());
+    // As gp serve does: the base directory loaded (empty here), then followed.
+    let _ = (strict.load_plugins(), rolling.load_plugins());
+    let every =
+        gp_host::FollowOptions::every(Duration::from_millis(100)).jitter(Duration::from_millis(50));
+    let follow = |manager: &Manager, allow: bool| {
+        manager.follow_with(
+            gp_host::Follow::Tag(stable.clone()),
+            client.clone(),
+            every.clone().allow_downgrade(allow),
+        )
+    };
+    let (_strict, _rolling) = (follow(&strict, false), follow(&rolling, true));
+    for manager in [&strict, &rolling] {
+        wait_for("2.0.0 installed", || {
+            version(manager).as_deref() == Some("2.0.0")
+        });
+    }
+    retag(&host, "team/counter", "1.0.0", "stable");
+    wait_for("the rollback to 1.0.0", || {
+        version(&rolling).as_deref() == Some("1.0.0")
+    });
+    wait_for("1.0.0 refused", || !strict.readiness().refusing.is_empty());
+    let readiness = strict.readiness();
+    assert!(
+        readiness.ready,
+        "a refusal leaves the loaded version serving"
+    );
+    let refusal = &readiness.refusing[0];
+    assert_eq!(refusal.plugin, "counter");
+    assert_eq!(refusal.target, format!("oci://{host}/team/counter:stable"));
+    assert!(refusal.digest.starts_with("sha256:"), "{refusal:?}");
+    assert_eq!(
+        refusal.reason,
+        "it is version 1.0.0, older than the 2.0.0 loaded"
+    );
+    assert!(strict
+        .prometheus()
+        .contains(&format!("gp_follow_refusing{{plugin=\"counter\",target=\"oci://{host}/team/counter:stable\",digest=\"{}\"}} 1", refusal.digest)));
+    assert_eq!(version(&strict).as_deref(), Some("2.0.0"));
+    assert!(rolling.readiness().refusing.is_empty());
+    // The tag moves forward again: nothing is refused any more.
+    retag(&host, "team/counter", "2.0.0", "stable");
+    wait_for("the refusal cleared", || {
+        strict.readiness().refusing.is_empty()
+    });
+    wait_for("2.0.0 again", || {
+        version(&rolling).as_deref() == Some("2.0.0")
+    });
+}
+
 /// Item 4: what fails on the way (here a registry whose manifest names a package it cannot
 /// serve: 404) is not a verdict on the version: the follower keeps trying at each check and
 /// refuses nothing, and it says so once.

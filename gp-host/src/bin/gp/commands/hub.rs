@@ -23,8 +23,11 @@ pub struct RegistryArgs {
     #[arg(long)]
     pub username: Option<String>,
     /// Read the password or token for --username from standard input
-    #[arg(long, requires = "username")]
+    #[arg(long, requires = "username", conflicts_with = "password_file")]
     pub password_stdin: bool,
+    /// Read the password or token for --username from this file (a mounted secret)
+    #[arg(long, requires = "username", value_name = "FILE")]
+    pub password_file: Option<std::path::PathBuf>,
     /// Talk plain HTTP to the registry (loopback registries always are)
     #[arg(long)]
     pub plain_http: bool,
@@ -36,18 +39,30 @@ impl RegistryArgs {
     pub fn client(&self, registry: &str) -> Result<Client, Failure> {
         let credentials = match &self.username {
             Some(username) => {
-                if !self.password_stdin {
+                let mut password = String::new();
+                if let Some(file) = &self.password_file {
+                    std::fs::File::open(file)
+                        .and_then(|f| f.take(64 << 10).read_to_string(&mut password))
+                        .map_err(|e| {
+                            Failure::unusable(
+                                file.display(),
+                                format!("cannot read the password: {e}"),
+                            )
+                        })?;
+                } else if self.password_stdin {
+                    std::io::stdin()
+                        .take(64 << 10)
+                        .read_to_string(&mut password)
+                        .map_err(|e| {
+                            Failure::usage(format!(
+                                "cannot read the password from standard input: {e}"
+                            ))
+                        })?;
+                } else {
                     return Err(Failure::usage(
-                        "--username needs --password-stdin (the password is read from standard input, never from the command line)",
+                        "--username needs --password-stdin or --password-file (a password is never read from the command line)",
                     ));
                 }
-                let mut password = String::new();
-                std::io::stdin()
-                    .take(64 << 10)
-                    .read_to_string(&mut password)
-                    .map_err(|e| {
-                        Failure::usage(format!("cannot read the password from standard input: {e}"))
-                    })?;
                 Credentials::Basic {
                     registry: registry.to_owned(),
                     username: username.clone(),

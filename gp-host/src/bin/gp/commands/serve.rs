@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::failure::Failure;
 use gp_host::http::{
-    serve_listener, serve_listener_tls, Admin, AdminToken, ListenLimits, PluginServer,
+    serve_listener, serve_listener_tls, Admin, AdminToken, ListenLimits, PluginServer, ServeConfig,
 };
 use gp_host::{Error, Manager};
 
@@ -19,6 +19,14 @@ use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
 #[derive(clap::Args)]
 #[command(after_help = EXIT_CODES)]
 pub struct Args {
+    /// Read the settings from this TOML file (default: $GP_SERVE_CONFIG, if set): one key per
+    /// flag (--body-limit is body-limit), each also settable as GP_SERVE_<KEY>; flags win over
+    /// the environment, which wins over the file
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective settings as TOML (what --config reads) and exit
+    #[arg(long)]
+    pub print_config: bool,
     /// The plugin base directory (default: $GP_HOME/plugins)
     dir: Option<PathBuf>,
     /// Create the base directory if missing (else a mistyped path is an error, not an empty
@@ -51,6 +59,17 @@ pub struct Args {
     /// Where to serve the plugins' routes, and GET /-/healthz (port 0 picks a free port)
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
+    /// Also serve GET /metrics and GET /stats here, read-only and without a token, for
+    /// scrapers inside a cluster (the admin listener stays loopback)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// A plugin this server cannot do without: start-up fails (exit 1) unless it loads, and
+    /// GET /-/readyz answers 503 while it does not serve; repeatable
+    #[arg(long, value_name = "NAME")]
+    required: Vec<String>,
+    /// How to write the log: text, or json (one object per line, for log collectors)
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// Where to serve the management API (/api/v1), its GUI (/ui/), GET /metrics and GET
     /// /stats, for operators (port 0 picks a free port). Loopback only
     #[arg(long, default_value = DEFAULT_ADMIN)]
@@ -138,57 +157,54 @@ pub struct Args {
     /// How often --follow checks the registry
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     follow_every: Duration,
+    /// Up to this much more before each --follow check, at random, so that replicas do not
+    /// all ask the registry at once
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    follow_jitter: Duration,
+    /// Follow a tag that moves back to an older version (a rollback by moving the tag);
+    /// without it, such a version is refused and what is loaded keeps serving
+    #[arg(long)]
+    allow_downgrade: bool,
     /// The registry the GUI's Hub page searches and installs from (with --registry
     /// HOST[:PORT]/NAMESPACE, or GP_REGISTRY), and --follow's
     #[command(flatten)]
     registry: super::hub::RegistryArgs,
 }
 
-pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
+/// `gp serve` with `config`, the settings resolved from the file, the environment and the
+/// flags (`serve_config`).
+pub fn exec(config: ServeConfig) -> Result<ExitCode, Failure> {
     // Checked before anything is written there (the admin token is, before the plugins load).
-    let Some(dir) = super::serve_start::base_dir(args.dir.take(), args.create)? else {
+    let Some(dir) = super::serve_start::base_dir(config.dir.clone(), config.create)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let trust = super::shared::required_signers(&args.public_keys)?;
+    let trust = super::shared::required_signers(&config.public_keys)?;
     let checked = trust.is_some();
-    if !args.admin.ip().is_loopback() {
-        // Anyone who reaches it with the token runs code here (upgrade, install): it must be
-        // encrypted, and what it installs must be signed.
-        let missing = match (args.admin_tls_cert.is_some(), trust.is_some()) {
-            (false, _) => Some("TLS (--admin-tls-cert and --admin-tls-key)"),
-            (true, false) => Some("signed packages (--public-key)"),
-            (true, true) => None,
-        };
-        if let Some(missing) = missing {
-            eprintln!(
-                "error: --admin {} is not a loopback address, which needs {missing}: the management API can upgrade plugins, so a leaked token means running code on this machine",
-                args.admin
-            );
-            return Ok(ExitCode::FAILURE);
-        }
-    }
-    let tls = match (&args.admin_tls_cert, &args.admin_tls_key) {
-        (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
-        _ => None,
+    let Some(tls) = admin_tls(&config, checked)? else {
+        return Ok(ExitCode::FAILURE);
     };
-    let manager = manager(&args, &dir, trust);
+    let mut manager = config.manager(&dir);
+    if let Some(trust) = trust {
+        manager = manager.trust(trust);
+    }
+    let manager = manager.build();
     // Before loading: the server checks every plugin's routes against the others'.
-    let server = plugin_server(&args, &manager);
-    let (token, token_file) = admin_token(&manager, args.token_file.as_deref())?;
+    let server = plugin_server(&config, &manager);
+    let (token, token_file) = admin_token(&manager, config.token_file.as_deref())?;
     // The sign-in link carries the token: only to a terminal (a person), never into logs a
     // service manager collects, unless asked for.
-    let signin = (std::io::stdout().is_terminal() || args.print_signin_link)
+    let signin = (std::io::stdout().is_terminal() || config.print_signin_link)
         .then(|| token.secret().to_owned());
     let mut admin = Admin::builder(manager.clone(), token)
         .server(server.clone())
-        .history_interval(args.history_interval);
-    if let Some(path) = &args.read_only_token_file {
+        .history_interval(config.history_interval);
+    if let Some(path) = &config.read_only_token_file {
         admin = admin.read_only_token(AdminToken::from_file(path)?);
     }
-    for host in &args.admin_hosts {
+    for host in &config.admin_hosts {
         admin = admin.allow_host(host);
     }
-    let (follows, hub_namespace, hub_client) = registry(&args)?;
+    let (follows, hub_namespace, hub_client) = registry(&config)?;
     if let (Some(namespace), Some(client)) = (hub_namespace, &hub_client) {
         admin = admin.hub(namespace, client.clone());
     }
@@ -200,42 +216,86 @@ pub fn exec(mut args: Args) -> Result<ExitCode, Failure> {
             path: dir.clone(),
             source: e,
         })?;
-    let limits = listen_limits(&args);
+    let limits = config.listen_limits();
     let loader = super::serve_load::Loader {
         manager: manager.clone(),
         admin: admin.clone(),
         server: server.clone(),
         dir,
         checked,
-        watch: args.watch,
+        watch: config.watch,
         follows,
         hub_client,
-        follow_every: args.follow_every,
+        follow: gp_host::FollowOptions::every(config.follow_every)
+            .jitter(config.follow_jitter)
+            .allow_downgrade(config.allow_downgrade),
     };
     let mut started = None;
     let served = runtime.block_on(serve(
-        server,
-        admin,
+        (server, admin),
         (token_file, signin),
-        args.listen,
-        (args.admin, tls),
-        limits,
+        Listeners {
+            plugins: config.listen,
+            admin: config.admin,
+            metrics: config.metrics,
+        },
+        (tls, limits),
         (loader, &mut started),
     ));
     let (following, watcher) = started
         .as_ref()
         .map(|s| s.stop_starting())
         .unwrap_or_default();
-    super::serve_load::stop_loading(&manager, started.as_deref(), args.hook_timeout);
-    let stuck = shut_down(&manager, following, watcher, runtime, args.drain_timeout);
+    super::serve_load::stop_loading(&manager, started.as_deref(), config.hook_timeout);
+    let stuck =
+        super::serve_stop::shut_down(&manager, following, watcher, runtime, config.drain_timeout);
     served?;
     Ok(if stuck {
-        ExitCode::from(STUCK_EXIT_CODE)
+        ExitCode::from(super::serve_stop::STUCK_EXIT_CODE)
     } else if started.is_some_and(|s| s.failed()) {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The admin listener's TLS, if configured; `None` (said on stderr) when a non-loopback
+/// admin listener lacks TLS or signed packages (`signed`).
+#[allow(clippy::option_option)] // None: refused; Some(None): plain HTTP on loopback
+fn admin_tls(
+    config: &ServeConfig,
+    signed: bool,
+) -> Result<Option<Option<Arc<rustls::ServerConfig>>>, Failure> {
+    if !config.admin.ip().is_loopback() {
+        // Anyone who reaches it with the token runs code here (upgrade, install): it must be
+        // encrypted, and what it installs must be signed.
+        let missing = match (config.admin_tls_cert.is_some(), signed) {
+            (false, _) => Some("TLS (--admin-tls-cert and --admin-tls-key)"),
+            (true, false) => Some("signed packages (--public-key)"),
+            (true, true) => None,
+        };
+        if let Some(missing) = missing {
+            eprintln!(
+                "error: --admin {} is not a loopback address, which needs {missing}: the management API can upgrade plugins, so a leaked token means running code on this machine",
+                config.admin
+            );
+            return Ok(None);
+        }
+    }
+    match (&config.admin_tls_cert, &config.admin_tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(Some(super::serve_start::tls_config(cert, key)?))),
+        (None, None) => Ok(Some(None)),
+        _ => Err(Failure::usage(
+            "admin-tls-cert and admin-tls-key go together: give both, or neither",
+        )),
+    }
+}
+
+/// The addresses `gp serve` listens on.
+struct Listeners {
+    plugins: SocketAddr,
+    admin: SocketAddr,
+    metrics: Option<SocketAddr>,
 }
 
 /// What `gp serve --help` says of how it ends.
@@ -257,119 +317,26 @@ listener that cannot bind, a base directory that is missing, a watcher that cann
 the end of --drain-timeout: each such plugin is named on stderr with its version, its on_unload
 is not run, and its calls end with the process.";
 
-/// The exit code of a shutdown that left calls running: a version still in a call after
-/// `--drain-timeout` was unloaded without its `on_unload`, and its calls end with the process.
-pub const STUCK_EXIT_CODE: u8 = 3;
-
-/// How long a shutdown waits for the runtime's last tasks once every plugin is unloaded (its
-/// calls have returned by then; what is left is gp's own work, quick).
-const SETTLE: Duration = Duration::from_secs(1);
-
-/// Once everything stopped serving: nothing may load or install from here on (a follower
-/// finishes the check it is in, bounded by the registry client's timeouts; the watcher the
-/// change it is handling), then every plugin unloads at once, so that their on_unload run,
-/// and the runtime goes. `true` if a version still ran calls after `drain_timeout`.
-fn shut_down(
-    manager: &Manager,
-    following: Vec<gp_host::Following>,
-    watcher: Option<gp_host::Watcher>,
-    runtime: tokio::runtime::Runtime,
-    drain_timeout: Duration,
-) -> bool {
-    following.iter().for_each(gp_host::Following::stop);
-    drop(following);
-    drop(watcher);
-    let stuck = unload_all(manager, drain_timeout);
-    // A call that ignores cancellation holds its blocking-pool thread for as long as it runs,
-    // and dropping the runtime would wait for it: left behind, it ends with the process.
-    runtime.shutdown_timeout(if stuck { Duration::ZERO } else { SETTLE });
-    stuck
-}
-
-/// Unloads every plugin in parallel, each waiting up to `drain_timeout` for its calls; names
-/// each `on_unload` that failed, and each version that still runs calls (one just unloaded,
-/// or one an upgrade replaced earlier). `true` if there is such a version.
-fn unload_all(manager: &Manager, drain_timeout: Duration) -> bool {
-    for report in manager.unload_all() {
-        if let gp_host::UnloadHook::Failed(error) = &report.on_unload {
-            // Failed, or did not return within --hook-timeout.
-            eprintln!("error: {error}");
-        }
-    }
-    let stuck = manager.still_running();
-    for version in &stuck {
-        let hook = if version.spec.has_on_unload {
-            ", and without running its on_unload"
-        } else {
-            ""
-        };
-        eprintln!(
-            "error: plugin `{}` {} still runs {} call(s) at the end of --drain-timeout ({}): exiting without waiting for them{hook}",
-            version.spec.name(),
-            version.spec.version(),
-            version.calls,
-            humantime::format_duration(drain_timeout),
-        );
-    }
-    !stuck.is_empty()
-}
-
-/// The plugin server `args` configure, over `manager`.
-fn plugin_server(args: &Args, manager: &Manager) -> PluginServer {
-    let mut builder = PluginServer::builder(manager.clone())
-        .timeout(args.timeout)
-        .max_timeout(args.timeout.max(gp_host::http::DEFAULT_MAX_TIMEOUT))
-        .body_limit(args.body_limit)
-        .body_timeout(args.body_timeout)
-        .body_budget(args.body_budget)
-        .concurrency(args.concurrency)
-        .queue(args.queue, args.queue_wait)
-        .inline_budget((!args.inline_budget.is_zero()).then_some(args.inline_budget))
-        .access_log(!args.no_access_log);
+/// The plugin server `config` configures, over `manager`.
+fn plugin_server(config: &ServeConfig, manager: &Manager) -> PluginServer {
+    let mut builder = config.plugin_server(manager.clone());
     // Lines written as text into the log's buffer, not formatted as events, when the log
-    // would show them at all.
-    if !args.no_access_log && tracing::enabled!(target: "gp::access", tracing::Level::INFO) {
+    // would show them at all (as JSON, they are events like any other).
+    if config.access_log
+        && config.log_format == gp_host::http::LogFormat::Text
+        && tracing::enabled!(target: "gp::access", tracing::Level::INFO)
+    {
         builder = builder.access_log_to(crate::log::AccessLines);
     }
     builder.build()
 }
 
-/// The limits of both listeners, as `args` set them.
-fn listen_limits(args: &Args) -> ListenLimits {
-    ListenLimits::default()
-        .with_header_timeout(args.header_timeout)
-        .with_idle_timeout(args.idle_timeout)
-        .with_max_connections(
-            args.max_connections
-                .unwrap_or_else(gp_host::http::default_max_connections),
-        )
-        .with_grace(args.grace)
-}
-
-/// The manager `args` ask for, over `dir`.
-fn manager(args: &Args, dir: &std::path::Path, trust: Option<gp_host::package::Trust>) -> Manager {
-    let mut manager = Manager::builder(dir)
-        .drain_timeout(args.drain_timeout)
-        .hook_timeout(args.hook_timeout)
-        .reload_same_version(args.dev)
-        .preflight(!args.no_preflight);
-    if let Some(trust) = trust {
-        manager = manager.trust(trust);
-    }
-    if args.isolate.iter().any(|name| name == "all") {
-        manager = manager.isolation(gp_host::isolation::Isolation::all());
-    } else if !args.isolate.is_empty() {
-        manager = manager.isolation(gp_host::isolation::Isolation::named(args.isolate.clone()));
-    }
-    manager.build()
-}
-
-/// What `args` say about registries: the plugins to follow, the namespace the Hub page
+/// What `config` says about registries: the plugins to follow, the namespace the Hub page
 /// searches, and the client both use (`--username`'s credentials are for the --registry host,
 /// or else the first followed one).
 #[allow(clippy::type_complexity)] // three things, named where they are used
 fn registry(
-    args: &Args,
+    config: &ServeConfig,
 ) -> Result<
     (
         Vec<gp_host::Follow>,
@@ -378,20 +345,27 @@ fn registry(
     ),
     Failure,
 > {
-    let configured = args.registry.registry.is_some() || std::env::var_os("GP_REGISTRY").is_some();
-    let follows = args
+    let args = super::hub::RegistryArgs {
+        registry: config.registry.clone(),
+        username: config.username.clone(),
+        password_stdin: config.password_stdin,
+        password_file: config.password_file.clone(),
+        plain_http: config.plain_http,
+    };
+    let configured = args.registry.is_some() || std::env::var_os("GP_REGISTRY").is_some();
+    let follows = config
         .follow
         .iter()
-        .map(|target| super::hub::follow_target(&args.registry, target))
+        .map(|target| super::hub::follow_target(&args, target))
         .collect::<Result<Vec<_>, _>>()?;
-    if !follows.is_empty() && args.follow_every < Duration::from_secs(1) {
+    if !follows.is_empty() && config.follow_every < Duration::from_secs(1) {
         return Err(Failure::usage(format!(
             "--follow-every {}: check a registry at most once a second",
-            humantime::format_duration(args.follow_every)
+            humantime::format_duration(config.follow_every)
         )));
     }
     let hub_namespace = configured
-        .then(|| args.registry.namespace("the Hub page"))
+        .then(|| args.namespace("the Hub page"))
         .transpose()?;
     let home_registry = if let Some(namespace) = &hub_namespace {
         Some(namespace.registry.clone())
@@ -402,7 +376,7 @@ fn registry(
         })
     };
     let hub_client = match &home_registry {
-        Some(registry) => Some(args.registry.client(registry)?),
+        Some(registry) => Some(args.client(registry)?),
         None => None,
     };
     Ok((follows, hub_namespace, hub_client))
@@ -429,12 +403,10 @@ fn admin_token(
 }
 
 async fn serve(
-    server: PluginServer,
-    admin: Admin,
+    (server, admin): (PluginServer, Admin),
     (token_file, signin): (Option<PathBuf>, Option<String>),
-    listen: SocketAddr,
-    (admin_addr, tls): (SocketAddr, Option<Arc<rustls::ServerConfig>>),
-    limits: ListenLimits,
+    listeners: Listeners,
+    (tls, limits): (Option<Arc<rustls::ServerConfig>>, ListenLimits),
     (loader, started): (
         super::serve_load::Loader,
         &mut Option<Arc<super::serve_load::Started>>,
@@ -444,15 +416,24 @@ async fn serve(
     let bind = |addr: SocketAddr, flag: &'static str| async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| cannot_bind(addr, flag, e))?;
-        let local = listener.local_addr().map_err(|e| cannot_listen(addr, e))?;
+            .map_err(|e| super::serve_start::cannot_bind(addr, flag, e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| super::serve_start::cannot_listen(addr, e))?;
         Ok::<_, Failure>((listener, local))
     };
-    let (plugins, plugins_addr) = bind(listen, "--listen").await?;
-    let (ops, ops_addr) = bind(admin_addr, "--admin").await?;
-    outln!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz)")?;
+    let (plugins, plugins_addr) = bind(listeners.plugins, "--listen").await?;
+    let (ops, ops_addr) = bind(listeners.admin, "--admin").await?;
+    let scrape = match listeners.metrics {
+        Some(addr) => Some(bind(addr, "--metrics").await?),
+        None => None,
+    };
+    outln!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz, readiness: /-/readyz)")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     outln!("serving metrics on {scheme}://{ops_addr}/metrics and {scheme}://{ops_addr}/stats")?;
+    if let Some((_, addr)) = &scrape {
+        outln!("serving metrics read-only on http://{addr}/metrics and http://{addr}/stats")?;
+    }
     let token = token_file.map_or_else(
         || "the token in $GP_ADMIN_TOKEN".to_owned(),
         |f| format!("the token in {}", f.display()),
@@ -494,6 +475,11 @@ async fn serve(
             config,
         )),
     };
+    // Read-only: the metrics router has no route that changes anything, and no token.
+    let scrape_task = scrape.map(|(listener, _)| {
+        let router = gp_host::http::metrics_router(loader.manager.clone(), Some(server.clone()));
+        tokio::spawn(serve_listener(listener, router, stopped(&stop), limits))
+    });
     // The listeners accept from here on; the plugins load behind them.
     let loading = super::serve_load::start(loader, plugins_addr);
     *started = Some(Arc::clone(&loading));
@@ -507,6 +493,9 @@ async fn serve(
     let finished = async {
         let _ = plugin_task.await;
         let _ = admin_task.await;
+        if let Some(task) = scrape_task {
+            let _ = task.await;
+        }
     };
     if tokio::time::timeout(grace, finished).await.is_err() {
         eprintln!("warning: requests still in flight after {grace:?}; unloading anyway");
@@ -533,64 +522,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
-    }
-}
-
-/// The admin listener's TLS settings: a certificate chain and its key, in PEM files.
-fn tls_config(
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> Result<Arc<rustls::ServerConfig>, Failure> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let refuse = |path: &std::path::Path, reason: String| Failure::unusable(path.display(), reason);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect())
-        .map_err(|e| refuse(cert, format!("not a PEM certificate chain: {e}")))?;
-    if certs.is_empty() {
-        return Err(refuse(
-            cert,
-            "holds no certificate (-----BEGIN CERTIFICATE-----)".into(),
-        ));
-    }
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| refuse(key, format!("not a PEM private key: {e}")))?;
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| refuse(cert, e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key_der)
-        .map_err(|e| refuse(key, format!("does not fit the certificate: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// A listener that cannot bind `addr`: which one (`flag`), and how to choose another port.
-fn cannot_bind(addr: SocketAddr, flag: &str, e: std::io::Error) -> Failure {
-    let which = if flag == "--listen" {
-        "the plugin routes' listener"
-    } else {
-        "the admin listener"
-    };
-    let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
-        format!(
-            "; another program (another `gp serve`?) listens there: choose another port with {flag} {}:PORT, or {flag} {}:0 for any free one",
-            addr.ip(),
-            addr.ip()
-        )
-    } else {
-        String::new()
-    };
-    Failure::unusable(
-        addr,
-        format!("{which} ({flag}) cannot listen here: {e}{hint}"),
-    )
-}
-
-fn cannot_listen(addr: SocketAddr, e: std::io::Error) -> Error {
-    Error::Io {
-        path: PathBuf::from(addr.to_string()),
-        source: e,
     }
 }

@@ -31,8 +31,8 @@ pub struct Loader {
     pub follows: Vec<gp_host::Follow>,
     /// The registry client `--follow` uses.
     pub hub_client: Option<gp_host::hub::Client>,
-    /// `--follow-every`.
-    pub follow_every: Duration,
+    /// `--follow-every`, `--follow-jitter`, `--allow-downgrade`.
+    pub follow: gp_host::FollowOptions,
 }
 
 /// What the loading thread started, for the shutdown to stop; and whether start-up failed
@@ -142,10 +142,18 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
         watch,
         follows,
         hub_client,
-        follow_every,
+        follow,
     } = loader;
     let report = manager.load_plugins();
     started.mark_loaded();
+    if let Err(error) = manager.check_required(&report) {
+        // The seed's Init(required): a server without them is no use; its orchestrator
+        // restarts it, or an operator reads why.
+        let _ = out!("{report}");
+        eprintln!("error: {error}");
+        started.fail();
+        return;
+    }
     admin.mark_ready();
     // Nobody reading standard output is no reason to stop serving.
     let _ = out!("{report}");
@@ -167,7 +175,7 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
     if let Some(client) = &hub_client {
         state.following = follows
             .into_iter()
-            .map(|target| manager.follow(target, client.clone(), follow_every))
+            .map(|target| manager.follow_with(target, client.clone(), follow.clone()))
             .collect();
     }
     if watch {

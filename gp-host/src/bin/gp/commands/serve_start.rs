@@ -1,8 +1,11 @@
-//! What `gp serve` checks and says as it starts, apart from serving: the base directory (a
+//! What `gp serve` checks and says as it starts, apart from serving: the admin listener's TLS
+//! settings, why a listener cannot bind, the base directory (a
 //! missing one is refused unless `--create`, or made for the `$GP_HOME` default), the line for
 //! a base directory without plugins, and the sign-in link's encoding.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::failure::Failure;
 use gp_host::Error;
@@ -95,4 +98,63 @@ pub fn fragment_encoded(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The admin listener's TLS settings: a certificate chain and its key, in PEM files.
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, Failure> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let refuse = |path: &std::path::Path, reason: String| Failure::unusable(path.display(), reason);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| refuse(cert, format!("not a PEM certificate chain: {e}")))?;
+    if certs.is_empty() {
+        return Err(refuse(
+            cert,
+            "holds no certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| refuse(key, format!("not a PEM private key: {e}")))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| refuse(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| refuse(key, format!("does not fit the certificate: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A listener that cannot bind `addr`: which one (`flag`), and how to choose another port.
+pub fn cannot_bind(addr: SocketAddr, flag: &str, e: std::io::Error) -> Failure {
+    let which = if flag == "--listen" {
+        "the plugin routes' listener"
+    } else {
+        "the admin listener"
+    };
+    let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+        format!(
+            "; another program (another `gp serve`?) listens there: choose another port with {flag} {}:PORT, or {flag} {}:0 for any free one",
+            addr.ip(),
+            addr.ip()
+        )
+    } else {
+        String::new()
+    };
+    Failure::unusable(
+        addr,
+        format!("{which} ({flag}) cannot listen here: {e}{hint}"),
+    )
+}
+
+pub fn cannot_listen(addr: SocketAddr, e: std::io::Error) -> Error {
+    Error::Io {
+        path: PathBuf::from(addr.to_string()),
+        source: e,
+    }
 }

@@ -7,12 +7,9 @@ use crate::failure::Failure;
 use gp_host::package::{self, Packed, PublicKey, SecretKey, Trust};
 use gp_host::Error;
 
-/// Where `gp serve` serves metrics and `gp stats` reads them (9464: the port OpenTelemetry's
-/// Prometheus exporter uses by default).
-pub const DEFAULT_ADMIN: &str = "127.0.0.1:9464";
-
-/// Where `gp serve` serves plugin routes by default.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Where `gp serve` serves metrics and `gp stats` reads them, and where it serves plugin
+/// routes, by default: `ServeConfig`'s.
+pub use gp_host::http::{DEFAULT_ADMIN, DEFAULT_LISTEN};
 
 /// The local plugin repository (the seed's `$GO_PLUG_HOME`): `$GP_HOME` if set, else `gp` in
 /// the platform's data directory (`~/.local/share/gp` on Linux). Its `plugins` folder is the

@@ -1,0 +1,397 @@
+//! `gp serve`'s settings from three places, later ones winning: `--config gp.toml` (or
+//! `$GP_SERVE_CONFIG`), `GP_SERVE_<KEY>` environment variables, then flags. Each flag is the
+//! key of the same name (`--body-limit` → `body-limit`, `GP_SERVE_BODY_LIMIT`; `--no-preflight`
+//! → `preflight = false`), so the three cannot disagree about what a setting is called.
+//!
+//! The keys are [`ServeConfig`]'s. Values from the environment and from flags are laid over
+//! the file's as TOML values, of the kind the key holds (a list from repeated flags or a
+//! comma-separated variable), and the whole is then read as one `ServeConfig`: every value is
+//! checked by the same code, whichever place it came from.
+
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use gp_host::http::ServeConfig;
+use toml::{Table, Value};
+
+use crate::failure::Failure;
+
+/// The prefix of the environment variables that set `gp serve`'s keys. (Not `GP_`: `GP_HOME`,
+/// `GP_LOG`, `GP_RUNNER`, `GP_ADMIN_TOKEN`, `GP_REGISTRY`, ... mean other things.)
+pub const ENV_PREFIX: &str = "GP_SERVE_";
+
+/// The variable naming the configuration file when `--config` is not given.
+pub const ENV_CONFIG: &str = "GP_SERVE_CONFIG";
+
+/// The arguments of `gp serve` that are not settings.
+const NOT_SETTINGS: [&str; 3] = ["config", "print_config", "verbose"];
+
+/// The effective configuration: the file's, the environment's over it, the flags' over both.
+pub fn resolve(
+    file: Option<&Path>,
+    matches: &clap::ArgMatches,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<ServeConfig, Failure> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let named = file.map(Path::to_owned).or_else(|| {
+        env.iter()
+            .find(|(name, _)| name == ENV_CONFIG)
+            .map(|(_, path)| PathBuf::from(path))
+    });
+    let base = match &named {
+        Some(path) => read_file(path)?,
+        None => ServeConfig::default(),
+    };
+    let mut table = Table::try_from(&base).expect("a ServeConfig is a TOML table");
+    let kinds = kinds();
+    for (name, raw) in &env {
+        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if name == ENV_CONFIG {
+            continue;
+        }
+        let key = key.to_ascii_lowercase().replace('_', "-");
+        let Some(kind) = kinds.get(&key) else {
+            return Err(Failure::unusable(name, unknown(&key, &kinds)));
+        };
+        let items: Vec<&str> = match kind {
+            Value::Array(_) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect(),
+            _ => vec![raw.as_str()],
+        };
+        let refuse = |why: String| Failure::unusable(format!("{name}={raw}"), why);
+        let value = typed(kind, &items).map_err(refuse)?;
+        check(&key, &value).map_err(refuse)?;
+        table.insert(key, value);
+    }
+    for id in matches.ids() {
+        let id = id.as_str();
+        if NOT_SETTINGS.contains(&id) || matches.value_source(id) != Some(ValueSource::CommandLine)
+        {
+            continue;
+        }
+        let (key, negated) = match id.strip_prefix("no_") {
+            Some(rest) => (rest.replace('_', "-"), true),
+            None => (id.replace('_', "-"), false),
+        };
+        let kind = kinds
+            .get(&key)
+            .unwrap_or_else(|| panic!("the flag `{id}` has no key `{key}` in ServeConfig"));
+        let raw: Vec<&str> = matches
+            .get_raw(id)
+            .into_iter()
+            .flatten()
+            .map(|v| v.to_str().unwrap_or_default())
+            .collect();
+        let mut value = typed(kind, &raw).map_err(Failure::usage)?;
+        if negated {
+            value = Value::Boolean(!value.as_bool().unwrap_or(false));
+        }
+        table.insert(key, value);
+    }
+    table
+        .try_into::<ServeConfig>()
+        .map_err(|e| Failure::usage(format!("the settings of gp serve: {e}")))
+}
+
+/// The configuration file, read and checked whole: an unknown key, or a value of the wrong
+/// kind, is refused with its line.
+pub fn read_file(path: &Path) -> Result<ServeConfig, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::unusable(path.display(), format!("cannot read it: {e}")))?;
+    toml::from_str(&text).map_err(|e| {
+        Failure::unusable(
+            path.display(),
+            format!(
+                "not a gp serve configuration:\n{}",
+                e.to_string().trim_end()
+            ),
+        )
+    })
+}
+
+/// The effective configuration as `--print-config` prints it: TOML that `--config` reads
+/// back. It holds no secret by construction (tokens and passwords are files it names); where
+/// the admin token comes from `$GP_ADMIN_TOKEN`, a comment says so without the value.
+pub fn printed(config: &ServeConfig) -> String {
+    let mut text = String::from(
+        "# gp serve: the effective configuration (gp serve --config FILE reads it back)\n",
+    );
+    if config.token_file.is_none() && std::env::var_os("GP_ADMIN_TOKEN").is_some() {
+        text.push_str("# admin token: from $GP_ADMIN_TOKEN (not shown)\n");
+    }
+    let table = Table::try_from(config).expect("a ServeConfig is a TOML table");
+    let kinds = kinds();
+    let unset: Vec<&str> = kinds
+        .keys()
+        .filter(|key| !table.contains_key(*key))
+        .map(String::as_str)
+        .collect();
+    if !unset.is_empty() {
+        text.push_str(&format!("# unset (their defaults): {}\n", unset.join(", ")));
+    }
+    text.push_str(&toml::to_string(&table).expect("a table is TOML"));
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// Every key, with a value of the kind it holds: the defaults, and an example for the keys
+/// that are unset by default (a TOML table has no null).
+pub fn kinds() -> Table {
+    let mut example = ServeConfig::default();
+    example.dir = Some("/plugins".into());
+    example.metrics = Some(example.listen);
+    example.token_file = Some("/token".into());
+    example.read_only_token_file = Some("/token".into());
+    example.admin_tls_cert = Some("/cert.pem".into());
+    example.admin_tls_key = Some("/key.pem".into());
+    example.max_connections = Some(1);
+    example.registry = Some("localhost/plugins".into());
+    example.username = Some("user".into());
+    example.password_file = Some("/password".into());
+    Table::try_from(&example).expect("a ServeConfig is a TOML table")
+}
+
+/// Why `key` (from `GP_SERVE_<KEY>`) is refused: the key it may have meant, and every key.
+fn unknown(key: &str, kinds: &Table) -> String {
+    let closest = kinds
+        .keys()
+        .map(|k| (strsim::jaro_winkler(key, k), k))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.8)
+        .map(|(_, k)| {
+            format!(
+                " (did you mean {ENV_PREFIX}{}?)",
+                k.to_ascii_uppercase().replace('-', "_")
+            )
+        })
+        .unwrap_or_default();
+    let keys = kinds
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("not a setting of gp serve{closest}; the settings are {keys}, each as {ENV_PREFIX}<KEY> in upper case with `_` for `-`")
+}
+
+/// `raw` as a value of `kind`'s kind: a list for a list, else its one item.
+fn typed(kind: &Value, raw: &[&str]) -> Result<Value, String> {
+    let one = |item: &str, kind: &Value| -> Result<Value, String> {
+        Ok(match kind {
+            Value::Boolean(_) => Value::Boolean(match item {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => return Err(format!("`{item}` is not true or false")),
+            }),
+            Value::Integer(_) => Value::Integer(
+                item.parse()
+                    .map_err(|_| format!("`{item}` is not a whole number"))?,
+            ),
+            _ => Value::String(item.to_owned()),
+        })
+    };
+    match kind {
+        Value::Array(items) => {
+            let of = items
+                .first()
+                .cloned()
+                .unwrap_or(Value::String(String::new()));
+            raw.iter()
+                .map(|item| one(item, &of))
+                .collect::<Result<_, _>>()
+                .map(Value::Array)
+        }
+        _ => one(raw.first().copied().unwrap_or_default(), kind),
+    }
+}
+
+/// Whether `value` is a valid value of `key`, on its own: so that a bad environment variable
+/// is named, rather than found later in the whole.
+fn check(key: &str, value: &Value) -> Result<(), String> {
+    let mut alone = Table::new();
+    alone.insert(key.to_owned(), value.clone());
+    alone
+        .try_into::<ServeConfig>()
+        .map(drop)
+        // Its first line: the rest says `in <key>`, which the variable's name already does.
+        .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn serve_matches(args: &[&str]) -> clap::ArgMatches {
+        let matches = crate::Cli::command()
+            .try_get_matches_from(
+                std::iter::once("gp")
+                    .chain(std::iter::once("serve"))
+                    .chain(args.iter().copied()),
+            )
+            .unwrap();
+        let (_, serve) = matches.subcommand().unwrap();
+        serve.clone()
+    }
+
+    #[test]
+    fn every_flag_is_a_key_and_no_variable_means_something_else() {
+        let kinds = kinds();
+        let command = crate::Cli::command();
+        let serve = command.find_subcommand("serve").unwrap();
+        for arg in serve.get_arguments() {
+            let id = arg.get_id().as_str();
+            if NOT_SETTINGS.contains(&id) || id == "help" {
+                continue;
+            }
+            let key = id.strip_prefix("no_").unwrap_or(id).replace('_', "-");
+            assert!(
+                kinds.contains_key(&key),
+                "--{id}: no key `{key}` in ServeConfig"
+            );
+        }
+        // And every key has a flag.
+        let ids: Vec<String> = serve
+            .get_arguments()
+            .map(|a| {
+                a.get_id()
+                    .as_str()
+                    .trim_start_matches("no_")
+                    .replace('_', "-")
+            })
+            .collect();
+        for key in kinds.keys() {
+            assert!(ids.contains(key), "the key `{key}` has no flag");
+            let var = format!("{ENV_PREFIX}{}", key.to_ascii_uppercase().replace('-', "_"));
+            for taken in [
+                "GP_RUNNER",
+                "GP_ADMIN_TOKEN",
+                "GP_HOME",
+                "GP_MEMBARRIER",
+                "GP_PLUGIN_LOG",
+                "GP_REGISTRY",
+                "GP_LOG",
+                ENV_CONFIG,
+            ] {
+                assert_ne!(var, taken);
+            }
+        }
+    }
+
+    #[test]
+    fn the_flags_defaults_are_the_configurations() {
+        // Every default a flag shows in --help is ServeConfig's own.
+        let matches = serve_matches(&[]);
+        let kinds = kinds();
+        let defaults = Table::try_from(ServeConfig::default()).unwrap();
+        for id in matches.ids() {
+            let id = id.as_str();
+            if matches.value_source(id) != Some(ValueSource::DefaultValue)
+                || NOT_SETTINGS.contains(&id)
+            {
+                continue;
+            }
+            let key = id.trim_start_matches("no_").replace('_', "-");
+            let raw: Vec<&str> = matches
+                .get_raw(id)
+                .into_iter()
+                .flatten()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            let mut value = typed(&kinds[&key], &raw).unwrap();
+            if id.starts_with("no_") {
+                value = Value::Boolean(!value.as_bool().unwrap());
+            }
+            let mut one = Table::new();
+            one.insert(key.clone(), value);
+            let read: ServeConfig = one.try_into().unwrap();
+            assert_eq!(
+                Table::try_from(read).unwrap().get(&key),
+                defaults.get(&key),
+                "--{id}'s default"
+            );
+        }
+        let _ =
+            crate::Cli::from_arg_matches(&crate::Cli::command().get_matches_from(["gp", "serve"]))
+                .unwrap();
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_which_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gp.toml");
+        std::fs::write(
+            &file,
+            "timeout = \"5s\"\nqueue = 7\nisolate = [\"a\"]\npreflight = false\n",
+        )
+        .unwrap();
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let config = resolve(Some(&file), &serve_matches(&[]), env(&[])).unwrap();
+        assert_eq!(
+            (config.timeout.as_secs(), config.queue, config.preflight),
+            (5, 7, false)
+        );
+        let config = resolve(
+            Some(&file),
+            &serve_matches(&["--queue", "9"]),
+            env(&[
+                ("GP_SERVE_QUEUE", "8"),
+                ("GP_SERVE_ISOLATE", "b, c"),
+                ("GP_SERVE_TIMEOUT", "6s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.queue, 9);
+        assert_eq!(config.isolate, ["b", "c"]);
+        assert_eq!(config.timeout.as_secs(), 6);
+        let config = resolve(Some(&file), &serve_matches(&["--no-access-log"]), env(&[])).unwrap();
+        assert!(!config.access_log);
+        let refused =
+            resolve(None, &serve_matches(&[]), env(&[("GP_SERVE_LISTN", "x")])).unwrap_err();
+        assert!(
+            refused.to_string().starts_with("GP_SERVE_LISTN: not a setting of gp serve (did you mean GP_SERVE_LISTEN?); the settings are access-log, admin, "),
+            "{refused}"
+        );
+        let refused = resolve(
+            None,
+            &serve_matches(&[]),
+            env(&[("GP_SERVE_QUEUE", "many")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "GP_SERVE_QUEUE=many: `many` is not a whole number"
+        );
+        let refused = resolve(
+            None,
+            &serve_matches(&[]),
+            env(&[("GP_SERVE_LISTEN", "8080")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "GP_SERVE_LISTEN=8080: invalid socket address syntax"
+        );
+        let refused = resolve(
+            None,
+            &serve_matches(&[]),
+            env(&[("GP_SERVE_TIMEOUT", "soon")]),
+        )
+        .unwrap_err();
+        assert!(
+            refused.to_string().starts_with("GP_SERVE_TIMEOUT=soon: "),
+            "{refused}"
+        );
+    }
+}
