@@ -2,4 +2,6 @@
 //! that means "my required plugins serve" and metrics a cluster can scrape (`readiness`).
 
 mod config;
+mod image;
+mod manifests;
 mod readiness;

@@ -209,43 +209,52 @@ fn a_tag_moved_back_is_followed_only_where_downgrades_are_allowed() {
             every.clone().allow_downgrade(allow),
         )
     };
-    let (_strict, _rolling) = (follow(&strict, false), follow(&rolling, true));
-    for manager in [&strict, &rolling] {
-        wait_for("2.0.0 installed", || {
-            version(manager).as_deref() == Some("2.0.0")
+    // Logged as a fleet's operator reads it: the refusal once, however many checks see it.
+    let ((), log) = crate::harness::with_captured_log(|| {
+        let (_strict, _rolling) = (follow(&strict, false), follow(&rolling, true));
+        for manager in [&strict, &rolling] {
+            wait_for("2.0.0 installed", || {
+                version(manager).as_deref() == Some("2.0.0")
+            });
+        }
+        retag(&host, "team/counter", "1.0.0", "stable");
+        wait_for("the rollback to 1.0.0", || {
+            version(&rolling).as_deref() == Some("1.0.0")
         });
-    }
-    retag(&host, "team/counter", "1.0.0", "stable");
-    wait_for("the rollback to 1.0.0", || {
-        version(&rolling).as_deref() == Some("1.0.0")
+        wait_for("1.0.0 refused", || !strict.readiness().refusing.is_empty());
+        let readiness = strict.readiness();
+        assert!(
+            readiness.ready,
+            "a refusal leaves the loaded version serving"
+        );
+        let refusal = &readiness.refusing[0];
+        assert_eq!(refusal.plugin, "counter");
+        assert_eq!(refusal.target, format!("oci://{host}/team/counter:stable"));
+        assert!(refusal.digest.starts_with("sha256:"), "{refusal:?}");
+        assert_eq!(
+            refusal.reason,
+            "it is version 1.0.0, older than the 2.0.0 loaded"
+        );
+        assert!(strict
+            .prometheus()
+            .contains(&format!("gp_follow_refusing{{plugin=\"counter\",target=\"oci://{host}/team/counter:stable\",digest=\"{}\"}} 1", refusal.digest)));
+        assert_eq!(version(&strict).as_deref(), Some("2.0.0"));
+        assert!(rolling.readiness().refusing.is_empty());
+        // The tag moves forward again: nothing is refused any more.
+        retag(&host, "team/counter", "2.0.0", "stable");
+        wait_for("the refusal cleared", || {
+            strict.readiness().refusing.is_empty()
+        });
+        wait_for("2.0.0 again", || {
+            version(&rolling).as_deref() == Some("2.0.0")
+        });
     });
-    wait_for("1.0.0 refused", || !strict.readiness().refusing.is_empty());
-    let readiness = strict.readiness();
-    assert!(
-        readiness.ready,
-        "a refusal leaves the loaded version serving"
-    );
-    let refusal = &readiness.refusing[0];
-    assert_eq!(refusal.plugin, "counter");
-    assert_eq!(refusal.target, format!("oci://{host}/team/counter:stable"));
-    assert!(refusal.digest.starts_with("sha256:"), "{refusal:?}");
     assert_eq!(
-        refusal.reason,
-        "it is version 1.0.0, older than the 2.0.0 loaded"
+        log.matches("not installed; what is loaded keeps serving")
+            .count(),
+        1,
+        "{log}"
     );
-    assert!(strict
-        .prometheus()
-        .contains(&format!("gp_follow_refusing{{plugin=\"counter\",target=\"oci://{host}/team/counter:stable\",digest=\"{}\"}} 1", refusal.digest)));
-    assert_eq!(version(&strict).as_deref(), Some("2.0.0"));
-    assert!(rolling.readiness().refusing.is_empty());
-    // The tag moves forward again: nothing is refused any more.
-    retag(&host, "team/counter", "2.0.0", "stable");
-    wait_for("the refusal cleared", || {
-        strict.readiness().refusing.is_empty()
-    });
-    wait_for("2.0.0 again", || {
-        version(&rolling).as_deref() == Some("2.0.0")
-    });
 }
 
 /// Item 4: what fails on the way (here a registry whose manifest names a package it cannot

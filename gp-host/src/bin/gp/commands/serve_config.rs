@@ -68,7 +68,8 @@ pub fn resolve(
         check(&key, &value).map_err(refuse)?;
         table.insert(key, value);
     }
-    for id in matches.ids() {
+    // The arguments, not `matches.ids()`, which has the groups of flattened structs too.
+    for id in argument_ids() {
         let id = id.as_str();
         if NOT_SETTINGS.contains(&id) || matches.value_source(id) != Some(ValueSource::CommandLine)
         {
@@ -96,6 +97,19 @@ pub fn resolve(
     table
         .try_into::<ServeConfig>()
         .map_err(|e| Failure::usage(format!("the settings of gp serve: {e}")))
+}
+
+/// The ids of `gp serve`'s arguments.
+fn argument_ids() -> Vec<String> {
+    use clap::CommandFactory;
+    let command = crate::Cli::command();
+    let serve = command
+        .find_subcommand("serve")
+        .expect("gp has a serve command");
+    serve
+        .get_arguments()
+        .map(|arg| arg.get_id().as_str().to_owned())
+        .collect()
 }
 
 /// The configuration file, read and checked whole: an unknown key, or a value of the wrong
@@ -290,7 +304,7 @@ mod tests {
         let matches = serve_matches(&[]);
         let kinds = kinds();
         let defaults = Table::try_from(ServeConfig::default()).unwrap();
-        for id in matches.ids() {
+        for id in argument_ids() {
             let id = id.as_str();
             if matches.value_source(id) != Some(ValueSource::DefaultValue)
                 || NOT_SETTINGS.contains(&id)
@@ -357,6 +371,15 @@ mod tests {
         assert_eq!(config.timeout.as_secs(), 6);
         let config = resolve(Some(&file), &serve_matches(&["--no-access-log"]), env(&[])).unwrap();
         assert!(!config.access_log);
+        // Flags of a flattened struct (the registry's) are keys too.
+        let config = resolve(
+            None,
+            &serve_matches(&["--registry", "localhost:5000/team", "--plain-http"]),
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(config.registry.as_deref(), Some("localhost:5000/team"));
+        assert!(config.plain_http);
         let refused =
             resolve(None, &serve_matches(&[]), env(&[("GP_SERVE_LISTN", "x")])).unwrap_err();
         assert!(
