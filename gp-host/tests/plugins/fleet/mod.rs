@@ -5,3 +5,4 @@ mod config;
 mod image;
 mod manifests;
 mod readiness;
+mod rollout;

@@ -422,7 +422,7 @@ pub fn copy_across(host: &str, from: &str, tag: &str, to: &str) -> Vec<u8> {
 
 /// Puts the manifest `tag` of `repository` pointing at what `from` (a tag of the same
 /// repository) points at, as `docker tag` + push or `oras tag` do.
-fn retag(host: &str, repository: &str, from: &str, tag: &str) {
+pub fn retag(host: &str, repository: &str, from: &str, tag: &str) {
     let accept = "application/vnd.oci.image.manifest.v1+json";
     let manifest = manifest_bytes(host, repository, from);
     ureq::put(format!("http://{host}/v2/{repository}/manifests/{tag}"))

@@ -146,7 +146,7 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
     } = loader;
     let report = manager.load_plugins();
     started.mark_loaded();
-    if let Err(error) = manager.check_required(&report) {
+    if let Some(error) = required_not_loaded(&manager, &report, &follows) {
         // The seed's Init(required): a server without them is no use; its orchestrator
         // restarts it, or an operator reads why.
         let _ = out!("{report}");
@@ -197,6 +197,27 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
         report.disabled.len()
     );
     let _ = std::io::Write::flush(&mut std::io::stdout());
+}
+
+/// The required plugins that did not load, as an error, but those a follower will install (a
+/// fleet's replica starts with an empty base directory: `/-/readyz` answers 503 until its
+/// followers have installed them).
+fn required_not_loaded(
+    manager: &Manager,
+    report: &gp_host::LoadReport,
+    follows: &[gp_host::Follow],
+) -> Option<Error> {
+    match manager.check_required(report) {
+        Err(Error::RequiredNotLoaded { plugins }) => {
+            let plugins: Vec<(String, String)> = plugins
+                .into_iter()
+                .filter(|(name, _)| !follows.iter().any(|f| f.name() == name))
+                .collect();
+            (!plugins.is_empty()).then_some(Error::RequiredNotLoaded { plugins })
+        }
+        Err(other) => Some(other),
+        Ok(()) => None,
+    }
 }
 
 /// Prints a line per route served, written a buffer at a time: standard output writes each
