@@ -23,7 +23,9 @@ use crate::hub::{anonymous, start_registry, Auth};
 const EVERY: Duration = Duration::from_secs(1);
 const JITTER: Duration = Duration::from_millis(500);
 /// What the issue allows a replica to take to serve a version once the tag names it.
-const CONVERGED_WITHIN: Duration = Duration::from_millis(1000 + 500 + 2000);
+const CONVERGED_WITHIN: Duration = EVERY
+    .saturating_add(JITTER)
+    .saturating_add(Duration::from_secs(2));
 
 /// The versions of plugin `rollout`: a route that answers with its version.
 const ROLLOUT: &str = r#"use gp_sdk::{plugin_entry, Context, Result};
@@ -95,7 +97,10 @@ fn replica(reference: &str, public_key: &Path) -> Replica {
             "--required",
             "rollout",
         ])
-        .args(["--follow-every", "1s", "--follow-jitter", "500ms"])
+        .arg("--follow-every")
+        .arg(format!("{}ms", EVERY.as_millis()))
+        .arg("--follow-jitter")
+        .arg(format!("{}ms", JITTER.as_millis()))
         .arg("--public-key")
         .arg(public_key)
         .args([
