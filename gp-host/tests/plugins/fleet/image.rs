@@ -51,61 +51,8 @@ fn the_image_serves_a_plugin_route_from_its_root_filesystem() {
         return;
     }
     let work = base_dir();
-    let context = work.path().join("context");
-    run(
-        "stage.sh",
-        Command::new(workspace().join("deploy/container/stage.sh"))
-            .arg(env!("CARGO_BIN_EXE_gp"))
-            .arg(&context),
-    );
-    let storage = work.path().join("storage");
-    let buildah = || {
-        let mut command = Command::new("buildah");
-        command
-            .arg("--root")
-            .arg(storage.join("root"))
-            .arg("--runroot")
-            .arg(storage.join("run"))
-            .args(["--storage-driver", "vfs"]);
-        command
-    };
-    let image = "localhost/gp:fleet-test";
-    run(
-        "buildah build",
-        buildah()
-            .args(["build", "-q", "-f"])
-            .arg(context.join("Containerfile.local"))
-            .args(["-t", image])
-            .arg(&context),
-    );
-    let inspected: serde_json::Value = serde_json::from_str(&run(
-        "buildah inspect",
-        buildah().args(["inspect", "--type", "image", image]),
-    ))
-    .unwrap();
-    let config = &inspected["OCIv1"]["config"];
-    assert_eq!(config["User"], USER);
-    assert_eq!(
-        config["Entrypoint"],
-        serde_json::json!(["/usr/local/bin/gp", "serve"])
-    );
-    assert_eq!(config["StopSignal"], "SIGTERM");
-    assert!(config["Volumes"]["/var/lib/gp"].is_object(), "{config}");
-
-    // The root filesystem, exported: the image's one layer, as a container sees it.
-    let container = run("buildah from", buildah().args(["from", "-q", image]));
-    let container = container.trim();
-    let mounted = run("buildah mount", buildah().args(["mount", container]));
-    let rootfs = work.path().join("rootfs");
-    run(
-        "copy the root filesystem",
-        Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", mounted.trim()))
-            .arg(&rootfs),
-    );
-    run("buildah rm", buildah().args(["rm", container]));
-
+    let (rootfs, config) = built_and_exported(work.path());
+    let config = &config;
     // The volume: the sample plugin, owned by the image's user.
     let volume = work.path().join("volume");
     std::fs::create_dir_all(volume.join("plugins")).unwrap();
@@ -155,6 +102,68 @@ fn the_image_serves_a_plugin_route_from_its_root_filesystem() {
         "gp serve in the chroot did not stop",
     );
     assert!(status.success(), "{status:?}");
+}
+
+/// The image built from this run's `gp` (stage.sh, Containerfile.local) in buildah storage
+/// under `work`, checked to say what it should (user, entrypoint, stop signal, volume), and
+/// its root filesystem exported to `work/rootfs`; returns that and the image's configuration.
+fn built_and_exported(work: &Path) -> (std::path::PathBuf, serde_json::Value) {
+    let context = work.join("context");
+    run(
+        "stage.sh",
+        Command::new(workspace().join("deploy/container/stage.sh"))
+            .arg(env!("CARGO_BIN_EXE_gp"))
+            .arg(&context),
+    );
+    let storage = work.join("storage");
+    let buildah = || {
+        let mut command = Command::new("buildah");
+        command
+            .arg("--root")
+            .arg(storage.join("root"))
+            .arg("--runroot")
+            .arg(storage.join("run"))
+            .args(["--storage-driver", "vfs"]);
+        command
+    };
+    let image = "localhost/gp:fleet-test";
+    run(
+        "buildah build",
+        buildah()
+            .args(["build", "-q", "-f"])
+            .arg(context.join("Containerfile.local"))
+            .args(["-t", image])
+            .arg(&context),
+    );
+    let inspected: serde_json::Value = serde_json::from_str(&run(
+        "buildah inspect",
+        buildah().args(["inspect", "--type", "image", image]),
+    ))
+    .unwrap();
+    let config = &inspected["OCIv1"]["config"];
+    assert_eq!(config["User"], USER);
+    assert_eq!(
+        config["Entrypoint"],
+        serde_json::json!(["/usr/local/bin/gp", "serve"])
+    );
+    assert_eq!(config["StopSignal"], "SIGTERM");
+    assert!(config["Volumes"]["/var/lib/gp"].is_object(), "{config}");
+
+    // The root filesystem, exported: the image's one layer, as a container sees it.
+    let container = run("buildah from", buildah().args(["from", "-q", image]));
+    let container = container.trim();
+    let mounted = run("buildah mount", buildah().args(["mount", container]));
+    let rootfs = work.join("rootfs");
+    run(
+        "copy the root filesystem",
+        Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", mounted.trim()))
+            .arg(&rootfs),
+    );
+    run("buildah rm", buildah().args(["rm", container]));
+
+    (rootfs, config.clone())
 }
 
 /// `gp serve` as the image runs it, in a chroot of `rootfs` with `volume` on /var/lib/gp:
