@@ -24,6 +24,7 @@ impl std::io::Write for Written {
 
 /// Runs `f` with the host's log captured as text.
 pub fn with_captured_log<R>(f: impl FnOnce() -> R) -> (R, String) {
+    keep_two_dispatchers();
     let buffer = Written::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -33,4 +34,15 @@ pub fn with_captured_log<R>(f: impl FnOnce() -> R) -> (R, String) {
         .finish();
     let result = tracing::subscriber::with_default(subscriber, f);
     (result, buffer.text())
+}
+
+/// Keeps a second dispatcher registered for the whole run, so that tracing never takes the
+/// shortcut it takes with exactly one: with one dispatcher registered, tracing-core (0.1.36)
+/// asks only the registering thread's current dispatcher whether a new callsite is of
+/// interest, so a callsite first reached on a thread without this test's subscriber (another
+/// test's) is cached as of no interest, and this test's capture loses its events until the
+/// next dispatcher registers. With two or more, every live dispatcher is asked.
+fn keep_two_dispatchers() {
+    static KEEPER: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    KEEPER.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
 }
