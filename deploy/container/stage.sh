@@ -38,5 +38,4 @@ if [ -e /etc/ssl/certs/ca-certificates.crt ]; then
 fi
 printf 'root:x:0:0:root:/:/sbin/nologin\ngp:x:65532:65532:gp:/var/lib/gp:/sbin/nologin\n' >"$root/etc/passwd"
 printf 'root:x:0:\ngp:x:65532:\n' >"$root/etc/group"
-chown 65532:65532 "$root/var/lib/gp" 2>/dev/null || true
 echo "staged $root ($(du -sh "$root" | cut -f1))"

@@ -73,7 +73,8 @@ impl Error {
             | E::NotNewer { .. }
             | E::SameVersion { .. }
             | E::Downgrade { .. }
-            | E::RequiredNotLoaded { .. } => ErrorKind::Manager,
+            | E::RequiredNotLoaded { .. }
+            | E::Stopping { .. } => ErrorKind::Manager,
             E::Failed { .. }
             | E::Values { .. }
             | E::Crashed { .. }

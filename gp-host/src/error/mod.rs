@@ -483,6 +483,13 @@ pub enum Error {
         /// The version offered.
         offered: semver::Version,
     },
+    /// An install whose download ended after [`Manager::stop_loading`](crate::Manager::stop_loading):
+    /// the host is shutting down, and nothing more loads.
+    #[error("plugin `{plugin}` was not installed: the host is shutting down")]
+    Stopping {
+        /// The plugin's name.
+        plugin: String,
+    },
     /// [`Manager::init`](crate::Manager::init): plugins the host requires
     /// ([`ManagerBuilder::require`](crate::ManagerBuilder::require)) do not serve after the
     /// first load.
@@ -555,6 +562,7 @@ impl Error {
             | E::NameMismatch { plugin, .. }
             | E::NotNewer { plugin, .. }
             | E::SameVersion { plugin, .. }
+            | E::Stopping { plugin }
             | E::Downgrade { plugin, .. } => Some(plugin),
             E::Io { .. }
             | E::RequiredNotLoaded { .. }

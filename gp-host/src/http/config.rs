@@ -62,8 +62,8 @@ pub struct ServeConfig {
     /// Where the management API, its GUI, `/metrics` and `/stats` are served (token;
     /// loopback unless TLS and `public-keys` are set).
     pub admin: SocketAddr,
-    /// Where `/metrics` and `/stats` are also served, read-only and without a token, for
-    /// scrapers inside a cluster (default: nowhere else).
+    /// Where `/metrics` is also served, read-only and without a token, for scrapers inside a
+    /// cluster (default: nowhere else).
     pub metrics: Option<SocketAddr>,
     /// Plugins this server cannot do without: start-up fails unless each loads, and
     /// `/-/readyz` answers 503 while one does not serve.
@@ -80,13 +80,16 @@ pub struct ServeConfig {
     pub token_file: Option<PathBuf>,
     /// A read-only token for the management API, read from this file.
     pub read_only_token_file: Option<PathBuf>,
-    /// Other host names the admin listener answers to.
+    /// Other host names the admin listener answers to (key `admin-host`, as the flag).
+    #[serde(rename = "admin-host")]
     pub admin_hosts: Vec<String>,
     /// The admin listener's TLS certificate chain (PEM).
     pub admin_tls_cert: Option<PathBuf>,
     /// The private key of `admin-tls-cert` (PEM).
     pub admin_tls_key: Option<PathBuf>,
-    /// Accept only packages signed by these public keys (base64, or `.pub` files).
+    /// Accept only packages signed by these public keys, base64 or `.pub` files (key
+    /// `public-key`, as the flag).
+    #[serde(rename = "public-key")]
     pub public_keys: Vec<String>,
     /// How long a route's call may take before 504.
     #[serde(with = "humantime_serde")]
@@ -213,11 +216,13 @@ impl Default for ServeConfig {
 const DEFAULT_HISTORY_INTERVAL: Duration = Duration::from_secs(10);
 
 impl ServeConfig {
-    /// The longest a shutdown takes: requests get `grace`, calls still running
-    /// `drain-timeout`, each `on_unload` `hook-timeout` (a container's termination grace
-    /// period must be longer).
+    /// The longest `gp serve` takes to exit after SIGTERM (a container's termination grace
+    /// period must be longer): requests in flight get `grace`; a load under way then (at
+    /// start-up, a follower's install, the watcher's change) gets `hook-timeout` + 5 s to end;
+    /// calls still running get `drain-timeout`, then each `on_unload` `hook-timeout`; the
+    /// runtime 1 s to settle. Without a load under way, it is 6 s + `hook-timeout` shorter.
     pub fn shutdown_bound(&self) -> Duration {
-        self.grace + self.drain_timeout + self.hook_timeout
+        self.grace + self.drain_timeout + self.hook_timeout * 2 + Duration::from_secs(6)
     }
 
     /// A manager over `dir` with these settings: timeouts, `dev`, `preflight`, `required`,

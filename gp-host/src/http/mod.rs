@@ -131,6 +131,18 @@ pub fn metrics_router(manager: Manager, server: Option<PluginServer>) -> axum::R
         .route("/stats", get(stats))
 }
 
+/// A router for scrapers outside the host (`gp serve --metrics`): `GET /metrics` only, with
+/// `manager`'s metrics and, given a `server`, its per-route request metrics. No `/stats`: its
+/// last errors carry what plugins said, which may hold request data. Nothing on it changes
+/// anything, and it needs no token.
+pub fn scrape_router(manager: Manager, server: Option<PluginServer>) -> axum::Router {
+    let metrics = move || async move {
+        let text = metrics_text(&manager, server.as_ref());
+        ([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text)
+    };
+    axum::Router::new().route("/metrics", get(metrics))
+}
+
 /// A plugin route in axum's path syntax (`/items/{id}`, `/files/{*rest}`), translating the
 /// seed's `:id` and `*rest` parameters.
 pub fn axum_path(route: &Route) -> Result<String, ManifestError> {

@@ -147,9 +147,36 @@ impl Following {
         self.shared.wake.notify_all();
     }
 
+    /// What it follows, as it is shown (`oci://…:stable`, `name@^1 in …`).
+    pub fn target(&self) -> &str {
+        &self.shared.target
+    }
+
     /// What it has seen so far.
     pub fn status(&self) -> FollowStatus {
         lock(&self.shared.status).clone()
+    }
+
+    /// Stops it and waits up to `limit` for its thread to end; `true` if it did. A follower
+    /// still busy after that (a download: the registry client allows it minutes) is left to
+    /// end with the process. For a shutdown, after [`Manager::stop_loading`]: from then on,
+    /// nothing a follower downloads is installed ([`Error::Stopping`]).
+    pub fn stop_within(mut self, limit: std::time::Duration) -> bool {
+        self.stop();
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
+        let deadline = std::time::Instant::now() + limit;
+        while !thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+            true
+        } else {
+            // Dropping the handle detaches the thread.
+            false
+        }
     }
 }
 
@@ -269,7 +296,8 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 fn retry_later(error: &Error) -> bool {
     match error {
         Error::UpgradeRefused { source, .. } => retry_later(source),
-        Error::Hub { .. }
+        Error::Stopping { .. }
+        | Error::Hub { .. }
         | Error::Transfer { .. }
         | Error::Download { .. }
         | Error::Io { .. }
@@ -388,6 +416,9 @@ impl Follower {
         if self.settled(status, &digest) || self.loaded_is_current(status, &resolved, &digest) {
             return;
         }
+        // The target names something new: whatever it named before and was refused, it no
+        // longer does.
+        lock(status).refusing = None;
         // Stopped while asking the registry: install nothing.
         if *lock(&shared.stop) {
             return;

@@ -79,6 +79,12 @@ impl Manager {
         let plugin = &unpacked.manifest;
         // In the plugin's turn from here: what is installed cannot change under the check.
         let _turn = self.turn(&plugin.name);
+        // A shutdown began during the download: nothing more loads (see `stop_loading`).
+        if self.loads_stopped() {
+            return Err(Error::Stopping {
+                plugin: plugin.name.clone(),
+            });
+        }
         let downgrade = self.check_downgrade(plugin, scratch.path(), options.allow_downgrade)?;
         drop(scratch);
         let settings = crate::source::Settings {

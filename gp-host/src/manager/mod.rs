@@ -246,8 +246,9 @@ impl Manager {
     }
 
     /// Registers this manager's metrics in a `prometheus_client` registry (feature
-    /// `metrics`), so that an application exposes them with its own. Names start with
-    /// `gp_plugin_`; every series has a `plugin` label.
+    /// `metrics`), so that an application exposes them with its own: each plugin's, named
+    /// `gp_plugin_…` with a `plugin` label, and the readiness, `gp_ready`,
+    /// `gp_required_missing{plugin}` and `gp_follow_refusing{plugin,target,digest}`.
     #[cfg(feature = "metrics")]
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         let manager = Arc::downgrade(&self.inner);

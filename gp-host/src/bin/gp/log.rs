@@ -7,6 +7,7 @@
 //! of small writes a second into a few large ones.
 
 use std::io::{BufWriter, Stderr, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -109,4 +110,43 @@ pub fn flush_periodically() {
             std::thread::sleep(FLUSH_EVERY);
             flush();
         });
+}
+
+/// Whether the log is JSON (`gp serve --log-format json`).
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// From now on, [`error`] and [`warning`] are log events (JSON lines), not lines of text.
+pub fn set_json() {
+    JSON.store(true, Ordering::Relaxed);
+}
+
+/// An error said to the person or the collector reading standard error: `error: <it>` as a
+/// line of text, or, with a JSON log, an `ERROR` event of target `gp`.
+pub fn error(message: std::fmt::Arguments<'_>) {
+    if JSON.load(Ordering::Relaxed) {
+        tracing::error!(target: "gp", "{message}");
+    } else {
+        flush();
+        eprintln!("error: {message}");
+    }
+}
+
+/// [`error`]'s warning: `warning: <it>`, or a `WARN` event.
+pub fn warning(message: std::fmt::Arguments<'_>) {
+    if JSON.load(Ordering::Relaxed) {
+        tracing::warn!(target: "gp", "{message}");
+    } else {
+        flush();
+        eprintln!("warning: {message}");
+    }
+}
+
+/// A note said on standard error: a line of text, or an `INFO` event.
+pub fn note(message: std::fmt::Arguments<'_>) {
+    if JSON.load(Ordering::Relaxed) {
+        tracing::info!(target: "gp", "{message}");
+    } else {
+        flush();
+        eprintln!("{message}");
+    }
 }

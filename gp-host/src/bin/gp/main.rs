@@ -154,6 +154,7 @@ fn main() -> ExitCode {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     if json {
+        log::set_json();
         // For collectors: each event a JSON object with its time, level, target and fields.
         tracing_subscriber::fmt()
             .json()

@@ -77,7 +77,12 @@ impl Server {
     ) -> (Server, String) {
         use std::io::BufRead;
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gp"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gp"));
+        // Only the flags given: no GP_SERVE_ setting of whoever runs the tests.
+        for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("GP_SERVE_")) {
+            command.env_remove(name);
+        }
+        let mut child = command
             .arg("serve")
             .arg(base)
             .arg("--watch")

@@ -192,4 +192,35 @@ fn json_logs_are_one_object_a_line() {
     assert_eq!(loaded["target"], "gp");
     assert_eq!(loaded["fields"]["plugin"], "sample");
     assert!(loaded["timestamp"].is_string());
+    // What gp serve itself says goes the same way: a required plugin missing, as an error.
+    let file = write(
+        dir.path(),
+        "gp.toml",
+        "log-format = \"json\"\nrequired = [\"ghost\"]\n",
+    );
+    let refused = serve(
+        &[
+            &base.path(),
+            &"--config",
+            &file,
+            &"--listen",
+            &"127.0.0.1:0",
+            &"--admin",
+            &"127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let events: Vec<serde_json::Value> = text(&refused.stderr)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect();
+    let error = events
+        .iter()
+        .find(|e| e["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(
+        error["fields"]["message"],
+        format!("required plugin(s) not loaded: `ghost` (no plugin folder or package in {} declares it)", base.path().display())
+    );
 }

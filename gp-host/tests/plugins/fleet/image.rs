@@ -62,11 +62,27 @@ fn the_image_serves_a_plugin_route_from_its_root_filesystem() {
         Command::new("chown").args(["-R", USER]).arg(&volume),
     );
 
-    let mut server = serve_from(&rootfs, &volume, config);
-    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let stderr = work.path().join("stderr");
+    let mut server = Killed(serve_from(&rootfs, &volume, config, &stderr));
+    let said = || std::fs::read_to_string(&stderr).unwrap_or_default();
+    // Its lines, read on a thread of their own: a server that never gets ready fails the test
+    // at a deadline instead of hanging it.
+    let (lines, printed) = std::sync::mpsc::channel();
+    let stdout = server.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if lines.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut plugins = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = printed.recv_timeout(left).unwrap_or_else(|_| {
+            panic!("gp serve in the chroot not ready within 60 s:\n{}", said())
+        });
         if let Some(rest) = line.strip_prefix("serving plugin routes on http://") {
             plugins = Some(rest.split('/').next().unwrap().parse().unwrap());
         }
@@ -76,7 +92,7 @@ fn the_image_serves_a_plugin_route_from_its_root_filesystem() {
     }
     let plugins = plugins.expect("gp serve names its plugin listener");
     let reply = crate::http::get(plugins, "/api/plugin/sample/7");
-    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.status, 200, "{}\n{}", reply.text(), said());
     assert_eq!(
         reply.json(),
         serde_json::json!({"greeting": "sample plugin says: hello, sample 7", "id": "7"})
@@ -92,16 +108,26 @@ fn the_image_serves_a_plugin_route_from_its_root_filesystem() {
 
     // SIGTERM, as a container runtime stops it.
     assert!(Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
+        .args(["-TERM", &server.0.id().to_string()])
         .status()
         .unwrap()
         .success());
     let status = crate::harness::exit_status(
-        &mut server,
+        &mut server.0,
         Instant::now() + Duration::from_secs(30),
         "gp serve in the chroot did not stop",
     );
-    assert!(status.success(), "{status:?}");
+    assert!(status.success(), "{status:?}\n{}", said());
+}
+
+/// A process killed (and waited for) when dropped: a failed assertion leaves no server behind.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The image built from this run's `gp` (stage.sh, Containerfile.local) in buildah storage
@@ -169,7 +195,12 @@ fn built_and_exported(work: &Path) -> (std::path::PathBuf, serde_json::Value) {
 /// `gp serve` as the image runs it, in a chroot of `rootfs` with `volume` on /var/lib/gp:
 /// the image's entrypoint, environment and user; its listeners moved to loopback ports of
 /// the system's choosing, and `sample` required.
-fn serve_from(rootfs: &Path, volume: &Path, config: &serde_json::Value) -> std::process::Child {
+fn serve_from(
+    rootfs: &Path,
+    volume: &Path,
+    config: &serde_json::Value,
+    stderr: &Path,
+) -> std::process::Child {
     let root = rootfs.display();
     let mounts = format!(
         "mount --bind {root} {root} && mount -o remount,bind,ro {root} \
@@ -206,6 +237,6 @@ fn serve_from(rootfs: &Path, volume: &Path, config: &serde_json::Value) -> std::
         .env("GP_SERVE_ADMIN", "127.0.0.1:0")
         .env("GP_SERVE_REQUIRED", "sample")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(stderr).unwrap());
     command.spawn().expect("run gp serve in a chroot")
 }

@@ -51,9 +51,15 @@ fn the_manifests_agree_with_gp_serve() {
         let grace: u64 = values(&deployment, "terminationGracePeriodSeconds")[0]
             .parse()
             .unwrap();
+        let pause: u64 = values(&deployment, "seconds")[0].parse().unwrap();
         assert!(
-            grace > bound,
-            "{name}: terminationGracePeriodSeconds {grace} must be above gp serve's shutdown bound, {bound} s (grace + drain-timeout + hook-timeout)"
+            grace > pause + bound,
+            "{name}: terminationGracePeriodSeconds {grace} must be above the preStop pause, {pause} s, plus gp serve's shutdown bound, {bound} s (ServeConfig::shutdown_bound)"
+        );
+        assert_eq!(
+            values(&deployment, "enableServiceLinks"),
+            ["false"],
+            "{name}"
         );
         let ports = values(&deployment, "containerPort");
         assert_eq!(

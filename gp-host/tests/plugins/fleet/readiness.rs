@@ -134,10 +134,34 @@ fn the_metrics_listener_serves_metrics_and_nothing_that_changes_anything() {
     assert!(metrics
         .text()
         .contains("gp_plugin_loaded{plugin=\"sample\",version=\"0.1.0\"} 1"));
-    assert_eq!(get(scrape, "/stats").json()[0]["name"], "sample");
-    // No management API, no GUI, no writes.
-    for path in ["/api/v1/plugins", "/ui/", "/api/v1/plugins/sample/unload"] {
+    // No management API, no GUI, no writes; no /stats (its last errors are what plugins said).
+    for path in [
+        "/stats",
+        "/api/v1/plugins",
+        "/ui/",
+        "/api/v1/plugins/sample/unload",
+    ] {
         assert_eq!(get(scrape, path).status, 404, "{path}");
     }
     assert_eq!(crate::http::post_json(scrape, "/metrics", "{}").status, 405);
+}
+
+#[test]
+fn an_install_that_ends_after_the_shutdown_began_loads_nothing() {
+    // What a follower still downloading at a shutdown meets when its download ends.
+    let scratch = crate::harness::base_dir();
+    let (package, _) = crate::hub::packed("sample", scratch.path());
+    let base = crate::harness::base_dir();
+    let manager = Manager::new(base.path());
+    manager.stop_loading();
+    let refused = manager
+        .install(package.to_str().unwrap(), &Default::default())
+        .unwrap_err();
+    assert!(matches!(refused, Error::Stopping { .. }), "{refused:?}");
+    assert_eq!(
+        refused.to_string(),
+        "plugin `sample` was not installed: the host is shutting down"
+    );
+    assert!(manager.list().is_empty());
+    assert!(!base.path().join("sample.plg").exists());
 }

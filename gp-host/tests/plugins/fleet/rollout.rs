@@ -87,7 +87,12 @@ struct Replica {
 
 fn replica(reference: &str, public_key: &Path) -> Replica {
     let base = base_dir();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gp"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gp"));
+    // Only the flags below: no GP_SERVE_ setting of whoever runs the tests.
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("GP_SERVE_")) {
+        command.env_remove(name);
+    }
+    let mut child = command
         .arg("serve")
         .arg(base.path())
         .args([
@@ -167,10 +172,19 @@ fn haproxy(dir: &Path, port: u16, replicas: &[SocketAddr]) -> Process {
         .arg("-f")
         .arg(&path)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("haproxy.log")).unwrap())
         .spawn()
         .expect("run haproxy");
     Process(child)
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// What the client loop saw.
@@ -273,11 +287,22 @@ fn a_fleet_rolls_out_five_versions_and_back_without_a_failed_request() {
     let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.plugins).collect();
     let _haproxy = haproxy(work.path(), port, &addrs);
     let front: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    crate::harness::eventually("haproxy answers", Duration::from_secs(10), || {
-        served(front).is_some()
-    });
+    let said = || std::fs::read_to_string(work.path().join("haproxy.log")).unwrap_or_default();
+    for _ in 0..100 {
+        if served(front).is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        served(front).is_some(),
+        "haproxy does not answer on {front}:\n{}",
+        said()
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
+    // However the test ends, the client loop ends with it.
+    let _stop_on_exit = StopOnDrop(Arc::clone(&stop));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let looping = {
         let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));

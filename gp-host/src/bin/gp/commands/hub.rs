@@ -23,13 +23,13 @@ pub struct RegistryArgs {
     #[arg(long)]
     pub username: Option<String>,
     /// Read the password or token for --username from standard input
-    #[arg(long, requires = "username", conflicts_with = "password_file")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_name = "BOOL")]
     pub password_stdin: bool,
     /// Read the password or token for --username from this file (a mounted secret)
-    #[arg(long, requires = "username", value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub password_file: Option<std::path::PathBuf>,
     /// Talk plain HTTP to the registry (loopback registries always are)
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_name = "BOOL")]
     pub plain_http: bool,
 }
 
@@ -37,6 +37,16 @@ impl RegistryArgs {
     /// A client with these options. `--username`'s credentials are for `registry`
     /// (`HOST[:PORT]`) only: other registries get the Docker configuration's.
     pub fn client(&self, registry: &str) -> Result<Client, Failure> {
+        if self.password_stdin && self.password_file.is_some() {
+            return Err(Failure::usage(
+                "--password-stdin and --password-file both give the password: give one",
+            ));
+        }
+        if self.username.is_none() && (self.password_stdin || self.password_file.is_some()) {
+            return Err(Failure::usage(
+                "a password (--password-stdin, --password-file) needs --username",
+            ));
+        }
         let credentials = match &self.username {
             Some(username) => {
                 let mut password = String::new();

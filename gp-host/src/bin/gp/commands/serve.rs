@@ -20,8 +20,9 @@ use super::shared::{DEFAULT_ADMIN, DEFAULT_LISTEN};
 #[command(after_help = EXIT_CODES)]
 pub struct Args {
     /// Read the settings from this TOML file (default: $GP_SERVE_CONFIG, if set): one key per
-    /// flag (--body-limit is body-limit), each also settable as GP_SERVE_<KEY>; flags win over
-    /// the environment, which wins over the file
+    /// flag (--body-limit is body-limit, --no-preflight is preflight = false), each also
+    /// settable as GP_SERVE_<KEY>; flags win over the environment, which wins over the file (a
+    /// flag that takes no value takes =true or =false: --watch=false undoes watch = true)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print the effective settings as TOML (what --config reads) and exit
@@ -31,22 +32,22 @@ pub struct Args {
     dir: Option<PathBuf>,
     /// Create the base directory if missing (else a mistyped path is an error, not an empty
     /// server); $GP_HOME/plugins, the default, is always created
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_name = "BOOL")]
     create: bool,
     /// Print the GUI's sign-in link (it holds the admin token) even when standard output is
     /// not a terminal, where it is otherwise left out (a service's collected logs)
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_name = "BOOL")]
     print_signin_link: bool,
     /// How often the GUI's charts sample each plugin's rates and p99 (15 minutes are kept)
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     history_interval: Duration,
     /// Follow the directory: load new plugin folders, upgrade changed ones (newer versions
     /// only), unload removed ones
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_name = "BOOL")]
     watch: bool,
     /// Reload a rebuild whose version did not change (another library or plugin.json under
     /// the same version), for the edit-build-reload loop while developing a plugin
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_name = "BOOL")]
     dev: bool,
     /// Run this plugin in a runner process of its own ("all": every plugin): a crash costs
     /// one request (502) and a restart, not the server; repeatable
@@ -54,13 +55,13 @@ pub struct Args {
     isolate: Vec<String>,
     /// Load new builds straight into this process, without first loading each in a throwaway
     /// runner (which turns a library that crashes the loader into an error instead of a crash)
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_name = "BOOL")]
     no_preflight: bool,
     /// Where to serve the plugins' routes, and GET /-/healthz (port 0 picks a free port)
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
-    /// Also serve GET /metrics and GET /stats here, read-only and without a token, for
-    /// scrapers inside a cluster (the admin listener stays loopback)
+    /// Also serve GET /metrics here, read-only and without a token, for scrapers inside a
+    /// cluster (the admin listener stays loopback)
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
     /// A plugin this server cannot do without: start-up fails (exit 1) unless it loads, and
@@ -86,10 +87,10 @@ pub struct Args {
     admin_hosts: Vec<String>,
     /// Serve the admin listener over TLS with this certificate chain (PEM); needs
     /// --admin-tls-key. Required for a non-loopback --admin
-    #[arg(long, requires = "admin_tls_key", value_name = "PEM")]
+    #[arg(long, value_name = "PEM")]
     admin_tls_cert: Option<PathBuf>,
     /// The private key of --admin-tls-cert (PEM)
-    #[arg(long, requires = "admin_tls_cert", value_name = "PEM")]
+    #[arg(long, value_name = "PEM")]
     admin_tls_key: Option<PathBuf>,
     /// Accept only packages signed by this public key (base64, or a .pub file): in the
     /// directory and uploaded through the management API; repeatable. Required for a
@@ -118,7 +119,7 @@ pub struct Args {
     #[arg(long, default_value = "50us", value_parser = humantime::parse_duration)]
     inline_budget: Duration,
     /// Log no line per request (target gp::access; written by a thread of its own)
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_name = "BOOL")]
     no_access_log: bool,
     /// On Ctrl-C or SIGTERM, how long to let requests in flight finish before unloading
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -163,7 +164,7 @@ pub struct Args {
     follow_jitter: Duration,
     /// Follow a tag that moves back to an older version (a rollback by moving the tag);
     /// without it, such a version is refused and what is loaded keeps serving
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_name = "BOOL")]
     allow_downgrade: bool,
     /// The registry the GUI's Hub page searches and installs from (with --registry
     /// HOST[:PORT]/NAMESPACE, or GP_REGISTRY), and --follow's
@@ -247,8 +248,16 @@ pub fn exec(config: ServeConfig) -> Result<ExitCode, Failure> {
         .map(|s| s.stop_starting())
         .unwrap_or_default();
     super::serve_load::stop_loading(&manager, started.as_deref(), config.hook_timeout);
-    let stuck =
-        super::serve_stop::shut_down(&manager, following, watcher, runtime, config.drain_timeout);
+    let stuck = super::serve_stop::shut_down(
+        &manager,
+        following,
+        watcher,
+        runtime,
+        (
+            config.drain_timeout,
+            config.hook_timeout + super::serve_load::LOAD_SLACK,
+        ),
+    );
     served?;
     Ok(if stuck {
         ExitCode::from(super::serve_stop::STUCK_EXIT_CODE)
@@ -275,10 +284,10 @@ fn admin_tls(
             (true, true) => None,
         };
         if let Some(missing) = missing {
-            eprintln!(
-                "error: --admin {} is not a loopback address, which needs {missing}: the management API can upgrade plugins, so a leaked token means running code on this machine",
+            crate::log::error(format_args!(
+                "--admin {} is not a loopback address, which needs {missing}: the management API can upgrade plugins, so a leaked token means running code on this machine",
                 config.admin
-            );
+            ));
             return Ok(None);
         }
     }
@@ -309,11 +318,19 @@ follow once every plugin folder was tried.
 Shutdown: on Ctrl-C or SIGTERM, requests in flight get --grace to finish, then every plugin
 unloads at once: calls still running are cancelled and get --drain-timeout to return, then each
 plugin's on_unload gets --hook-timeout. gp serve exits within the sum of the three, even when a
-plugin ignores cancellation. A shutdown during start-up starts no further load; a plugin in the
-middle of its load finishes it (its on_load within --hook-timeout) and unloads with the others.
+plugin ignores cancellation, plus, when a load was under way (at start-up, a follower's install,
+the watcher's change), --hook-timeout + 5 s for it to end, and 1 s to settle. A shutdown during
+start-up starts no further load; a plugin in the middle of its load finishes it (its on_load
+within --hook-timeout) and unloads with the others. A follower still downloading installs
+nothing and is left to end with the process.
+
+Required plugins (--required): one that does not load at start-up stops gp serve (exit 1), but
+one a --follow names (the last part of its repository, or its NAME@RANGE): a replica that
+starts empty answers 503 on /-/readyz until its follower has installed it.
 
 Exit status: 0 after a clean shutdown, whether or not every plugin loaded; 1 on an error (a
-listener that cannot bind, a base directory that is missing, a watcher that cannot start); 2 for arguments it does not take; 3 if calls were still running at
+listener that cannot bind, a base directory that is missing, a watcher that cannot start, a
+required plugin that did not load); 2 for arguments or settings it does not take; 3 if calls were still running at
 the end of --drain-timeout: each such plugin is named on stderr with its version, its on_unload
 is not run, and its calls end with the process.";
 
@@ -402,6 +419,36 @@ fn admin_token(
     Ok((token, Some(path)))
 }
 
+/// Says where `gp serve` listens, with which token, and (to a person) the sign-in link.
+fn announce(
+    (plugins_addr, ops_addr, scrape): (SocketAddr, SocketAddr, Option<SocketAddr>),
+    scheme: &str,
+    token_file: Option<PathBuf>,
+    signin: Option<String>,
+) -> Result<(), Failure> {
+    outln!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz, readiness: /-/readyz)")?;
+    outln!("serving metrics on {scheme}://{ops_addr}/metrics and {scheme}://{ops_addr}/stats")?;
+    if let Some(addr) = scrape {
+        outln!("serving metrics read-only on http://{addr}/metrics")?;
+    }
+    let token = token_file.map_or_else(
+        || "the token in $GP_ADMIN_TOKEN".to_owned(),
+        |f| format!("the token in {}", f.display()),
+    );
+    outln!(
+        "managing plugins at {scheme}://{ops_addr}/ui/ and {scheme}://{ops_addr}/api/v1 with {token}"
+    )?;
+    if let Some(secret) = signin {
+        // In the fragment, which a browser never sends: the page reads it, keeps it and
+        // takes it out of the address bar.
+        outln!(
+            "sign in to the GUI: {scheme}://{ops_addr}/ui/#token={}",
+            super::serve_start::fragment_encoded(&secret)
+        )?;
+    }
+    Ok(())
+}
+
 async fn serve(
     (server, admin): (PluginServer, Admin),
     (token_file, signin): (Option<PathBuf>, Option<String>),
@@ -428,27 +475,17 @@ async fn serve(
         Some(addr) => Some(bind(addr, "--metrics").await?),
         None => None,
     };
-    outln!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz, readiness: /-/readyz)")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    outln!("serving metrics on {scheme}://{ops_addr}/metrics and {scheme}://{ops_addr}/stats")?;
-    if let Some((_, addr)) = &scrape {
-        outln!("serving metrics read-only on http://{addr}/metrics and http://{addr}/stats")?;
-    }
-    let token = token_file.map_or_else(
-        || "the token in $GP_ADMIN_TOKEN".to_owned(),
-        |f| format!("the token in {}", f.display()),
-    );
-    outln!(
-        "managing plugins at {scheme}://{ops_addr}/ui/ and {scheme}://{ops_addr}/api/v1 with {token}"
+    announce(
+        (
+            plugins_addr,
+            ops_addr,
+            scrape.as_ref().map(|(_, addr)| *addr),
+        ),
+        scheme,
+        token_file,
+        signin,
     )?;
-    if let Some(secret) = signin {
-        // In the fragment, which a browser never sends: the page reads it, keeps it and
-        // takes it out of the address bar.
-        outln!(
-            "sign in to the GUI: {scheme}://{ops_addr}/ui/#token={}",
-            super::serve_start::fragment_encoded(&secret)
-        )?;
-    }
     let _ = std::io::stdout().flush();
 
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -477,7 +514,7 @@ async fn serve(
     };
     // Read-only: the metrics router has no route that changes anything, and no token.
     let scrape_task = scrape.map(|(listener, _)| {
-        let router = gp_host::http::metrics_router(loader.manager.clone(), Some(server.clone()));
+        let router = gp_host::http::scrape_router(loader.manager.clone(), Some(server.clone()));
         tokio::spawn(serve_listener(listener, router, stopped(&stop), limits))
     });
     // The listeners accept from here on; the plugins load behind them.
@@ -498,7 +535,9 @@ async fn serve(
         }
     };
     if tokio::time::timeout(grace, finished).await.is_err() {
-        eprintln!("warning: requests still in flight after {grace:?}; unloading anyway");
+        crate::log::warning(format_args!(
+            "requests still in flight after {grace:?}; unloading anyway"
+        ));
     }
     Ok(())
 }

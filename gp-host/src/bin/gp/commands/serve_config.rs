@@ -55,52 +55,82 @@ pub fn resolve(
         let Some(kind) = kinds.get(&key) else {
             return Err(Failure::unusable(name, unknown(&key, &kinds)));
         };
-        let items: Vec<&str> = match kind {
-            Value::Array(_) => raw
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect(),
-            _ => vec![raw.as_str()],
-        };
         let refuse = |why: String| Failure::unusable(format!("{name}={raw}"), why);
-        let value = typed(kind, &items).map_err(refuse)?;
+        let value = match kind {
+            // A TOML array when an item holds a comma (a range: `["sample@>=1.2, <2"]`).
+            Value::Array(_) if raw.trim_start().starts_with('[') => {
+                let parsed: Table = toml::from_str(&format!("list = {raw}"))
+                    .map_err(|e| refuse(format!("not a TOML array: {}", e.message())))?;
+                parsed["list"].clone()
+            }
+            Value::Array(_) => {
+                let items: Vec<&str> = raw
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                typed(kind, &items).map_err(refuse)?
+            }
+            _ => typed(kind, &[raw.as_str()]).map_err(refuse)?,
+        };
         check(&key, &value).map_err(refuse)?;
         table.insert(key, value);
     }
-    // The arguments, not `matches.ids()`, which has the groups of flattened structs too.
-    for id in argument_ids() {
-        let id = id.as_str();
-        if NOT_SETTINGS.contains(&id) || matches.value_source(id) != Some(ValueSource::CommandLine)
-        {
+    for setting in settings() {
+        if matches.value_source(&setting.id) != Some(ValueSource::CommandLine) {
             continue;
         }
-        let (key, negated) = match id.strip_prefix("no_") {
-            Some(rest) => (rest.replace('_', "-"), true),
-            None => (id.replace('_', "-"), false),
-        };
-        let kind = kinds
-            .get(&key)
-            .unwrap_or_else(|| panic!("the flag `{id}` has no key `{key}` in ServeConfig"));
-        let raw: Vec<&str> = matches
-            .get_raw(id)
-            .into_iter()
-            .flatten()
-            .map(|v| v.to_str().unwrap_or_default())
-            .collect();
-        let mut value = typed(kind, &raw).map_err(Failure::usage)?;
-        if negated {
-            value = Value::Boolean(!value.as_bool().unwrap_or(false));
-        }
-        table.insert(key, value);
+        let value = setting.value(matches, &kinds)?;
+        table.insert(setting.key, value);
     }
     table
         .try_into::<ServeConfig>()
         .map_err(|e| Failure::usage(format!("the settings of gp serve: {e}")))
 }
 
-/// The ids of `gp serve`'s arguments.
-fn argument_ids() -> Vec<String> {
+/// One of `gp serve`'s arguments that is a setting: its clap id, and the key it sets (its
+/// long name, `--no-` taken off: then it sets the key to the opposite of its value).
+struct Setting {
+    id: String,
+    key: String,
+    negated: bool,
+}
+
+impl Setting {
+    /// What the argument says in `matches`, as a value of its key's kind.
+    fn value(&self, matches: &clap::ArgMatches, kinds: &Table) -> Result<Value, Failure> {
+        let kind = kinds.get(&self.key).unwrap_or_else(|| {
+            panic!(
+                "the argument `{}` has no key `{}` in ServeConfig",
+                self.id, self.key
+            )
+        });
+        let raw: Vec<&str> = matches
+            .get_raw(&self.id)
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                v.to_str().ok_or_else(|| {
+                    Failure::usage(format!(
+                        "--{}: not UTF-8: {}",
+                        self.key,
+                        v.to_string_lossy()
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let value =
+            typed(kind, &raw).map_err(|why| Failure::usage(format!("--{}: {why}", self.key)))?;
+        Ok(match (self.negated, value) {
+            (true, Value::Boolean(on)) => Value::Boolean(!on),
+            (_, value) => value,
+        })
+    }
+}
+
+/// `gp serve`'s arguments that are settings. (From the command, not `matches.ids()`, which
+/// has the groups of flattened structs too.)
+fn settings() -> Vec<Setting> {
     use clap::CommandFactory;
     let command = crate::Cli::command();
     let serve = command
@@ -108,7 +138,16 @@ fn argument_ids() -> Vec<String> {
         .expect("gp has a serve command");
     serve
         .get_arguments()
-        .map(|arg| arg.get_id().as_str().to_owned())
+        .filter(|arg| !NOT_SETTINGS.contains(&arg.get_id().as_str()) && arg.get_id() != "help")
+        .map(|arg| {
+            let id = arg.get_id().as_str().to_owned();
+            let name = arg.get_long().map_or_else(|| id.clone(), str::to_owned);
+            let (key, negated) = match name.strip_prefix("no-") {
+                Some(rest) => (rest.to_owned(), true),
+                None => (name, false),
+            };
+            Setting { id, key, negated }
+        })
         .collect()
 }
 
@@ -240,7 +279,7 @@ fn check(key: &str, value: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::CommandFactory;
 
     fn serve_matches(args: &[&str]) -> clap::ArgMatches {
         let matches = crate::Cli::command()
@@ -257,31 +296,20 @@ mod tests {
     #[test]
     fn every_flag_is_a_key_and_no_variable_means_something_else() {
         let kinds = kinds();
-        let command = crate::Cli::command();
-        let serve = command.find_subcommand("serve").unwrap();
-        for arg in serve.get_arguments() {
-            let id = arg.get_id().as_str();
-            if NOT_SETTINGS.contains(&id) || id == "help" {
-                continue;
-            }
-            let key = id.strip_prefix("no_").unwrap_or(id).replace('_', "-");
+        let settings = settings();
+        for setting in &settings {
             assert!(
-                kinds.contains_key(&key),
-                "--{id}: no key `{key}` in ServeConfig"
+                kinds.contains_key(&setting.key),
+                "--{}: no key `{}` in ServeConfig",
+                setting.id,
+                setting.key
             );
         }
-        // And every key has a flag.
-        let ids: Vec<String> = serve
-            .get_arguments()
-            .map(|a| {
-                a.get_id()
-                    .as_str()
-                    .trim_start_matches("no_")
-                    .replace('_', "-")
-            })
-            .collect();
         for key in kinds.keys() {
-            assert!(ids.contains(key), "the key `{key}` has no flag");
+            assert!(
+                settings.iter().any(|s| &s.key == key),
+                "the key `{key}` has no flag"
+            );
             let var = format!("{ENV_PREFIX}{}", key.to_ascii_uppercase().replace('-', "_"));
             for taken in [
                 "GP_RUNNER",
@@ -296,6 +324,9 @@ mod tests {
                 assert_ne!(var, taken);
             }
         }
+        // A flag's key is its name: what the documentation promises.
+        assert!(settings.iter().any(|s| s.key == "public-key"));
+        assert!(settings.iter().any(|s| s.key == "preflight" && s.negated));
     }
 
     #[test]
@@ -304,36 +335,23 @@ mod tests {
         let matches = serve_matches(&[]);
         let kinds = kinds();
         let defaults = Table::try_from(ServeConfig::default()).unwrap();
-        for id in argument_ids() {
-            let id = id.as_str();
-            if matches.value_source(id) != Some(ValueSource::DefaultValue)
-                || NOT_SETTINGS.contains(&id)
-            {
+        for setting in settings() {
+            if matches.value_source(&setting.id) != Some(ValueSource::DefaultValue) {
                 continue;
             }
-            let key = id.trim_start_matches("no_").replace('_', "-");
-            let raw: Vec<&str> = matches
-                .get_raw(id)
-                .into_iter()
-                .flatten()
-                .map(|v| v.to_str().unwrap())
-                .collect();
-            let mut value = typed(&kinds[&key], &raw).unwrap();
-            if id.starts_with("no_") {
-                value = Value::Boolean(!value.as_bool().unwrap());
-            }
             let mut one = Table::new();
-            one.insert(key.clone(), value);
+            one.insert(
+                setting.key.clone(),
+                setting.value(&matches, &kinds).unwrap(),
+            );
             let read: ServeConfig = one.try_into().unwrap();
             assert_eq!(
-                Table::try_from(read).unwrap().get(&key),
-                defaults.get(&key),
-                "--{id}'s default"
+                Table::try_from(read).unwrap().get(&setting.key),
+                defaults.get(&setting.key),
+                "--{}'s default",
+                setting.key
             );
         }
-        let _ =
-            crate::Cli::from_arg_matches(&crate::Cli::command().get_matches_from(["gp", "serve"]))
-                .unwrap();
     }
 
     #[test]
@@ -380,6 +398,24 @@ mod tests {
         .unwrap();
         assert_eq!(config.registry.as_deref(), Some("localhost:5000/team"));
         assert!(config.plain_http);
+        // A boolean the file set, undone by its flag; a list with commas in an item.
+        std::fs::write(&file, "watch = true\npreflight = false\n").unwrap();
+        let config = resolve(
+            Some(&file),
+            &serve_matches(&["--watch=false", "--no-preflight=false"]),
+            env(&[("GP_SERVE_FOLLOW", r#"["sample@>=1.2, <2", "other@^1"]"#)]),
+        )
+        .unwrap();
+        assert!(!config.watch && config.preflight);
+        assert_eq!(config.follow, ["sample@>=1.2, <2", "other@^1"]);
+        let config = resolve(
+            None,
+            &serve_matches(&["--public-key", "k.pub"]),
+            env(&[("GP_SERVE_ADMIN_HOST", "a.example,b.example")]),
+        )
+        .unwrap();
+        assert_eq!(config.public_keys, ["k.pub"]);
+        assert_eq!(config.admin_hosts, ["a.example", "b.example"]);
         let refused =
             resolve(None, &serve_matches(&[]), env(&[("GP_SERVE_LISTN", "x")])).unwrap_err();
         assert!(

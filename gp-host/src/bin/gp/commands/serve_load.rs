@@ -93,7 +93,7 @@ impl Started {
 
 /// How much longer than the hook timeout a shutdown waits for a plugin still loading: its
 /// library's mapping and checks, around its `on_load`.
-const LOAD_SLACK: Duration = Duration::from_secs(5);
+pub const LOAD_SLACK: Duration = Duration::from_secs(5);
 
 /// At shutdown: no folder starts loading from now on, and a load under way ends (its
 /// `on_load` within `hook_timeout`) before the unload, so that it unloads with the others and
@@ -107,12 +107,12 @@ pub fn stop_loading(manager: &Manager, started: Option<&Started>, hook_timeout: 
         return;
     }
     for spec in manager.loading() {
-        eprintln!(
-            "error: plugin `{}` {} was still loading {} after the shutdown began: exiting without it",
+        crate::log::error(format_args!(
+            "plugin `{}` {} was still loading {} after the shutdown began: exiting without it",
             spec.name(),
             spec.version(),
             humantime::format_duration(hook_timeout + LOAD_SLACK),
-        );
+        ));
     }
 }
 
@@ -125,7 +125,9 @@ pub fn start(loader: Loader, plugins_addr: std::net::SocketAddr) -> Arc<Started>
         .name("gp-start".into())
         .spawn(move || run(loader, plugins_addr, &shared));
     if let Err(e) = spawned {
-        eprintln!("error: cannot start a thread to load the plugins: {e}");
+        crate::log::error(format_args!(
+            "cannot start a thread to load the plugins: {e}"
+        ));
         started.fail();
         started.mark_loaded();
     }
@@ -146,11 +148,20 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
     } = loader;
     let report = manager.load_plugins();
     started.mark_loaded();
-    if let Some(error) = required_not_loaded(&manager, &report, &follows) {
+    // A shutdown during the load left folders untried: what they hold is not missing.
+    let stopping = started
+        .state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .stopping;
+    let missing = (!stopping)
+        .then(|| required_not_loaded(&manager, &report, &follows))
+        .flatten();
+    if let Some(error) = missing {
         // The seed's Init(required): a server without them is no use; its orchestrator
         // restarts it, or an operator reads why.
         let _ = out!("{report}");
-        eprintln!("error: {error}");
+        crate::log::error(format_args!("{error}"));
         started.fail();
         return;
     }
@@ -182,7 +193,7 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
         match manager.watch() {
             Ok(watcher) => state.watcher = Some(watcher),
             Err(error) => {
-                eprintln!("error: {error}");
+                crate::log::error(format_args!("{error}"));
                 drop(state);
                 started.fail();
                 return;

@@ -17,7 +17,7 @@ pub fn base_dir(dir: Option<PathBuf>, create: bool) -> Result<Option<PathBuf>, F
     match checked_base_dir(dir, create)? {
         Ok(dir) => Ok(Some(dir)),
         Err(why) => {
-            eprintln!("error: {why}");
+            crate::log::error(format_args!("{why}"));
             Ok(None)
         }
     }
@@ -49,16 +49,16 @@ fn checked_base_dir(
         source: e,
     })?;
     if explicit {
-        eprintln!(
+        crate::log::note(format_args!(
             "created {} (--create): an empty base directory",
             dir.display()
-        );
+        ));
     } else {
-        eprintln!(
+        crate::log::note(format_args!(
             "created {} (the plugins of GP_HOME, {}): install plugins there with `gp install`",
             dir.display(),
             super::shared::gp_home().display()
-        );
+        ));
     }
     Ok(Ok(dir))
 }
@@ -71,7 +71,7 @@ pub fn warn_if_empty(report: &gp_host::LoadReport, dir: &std::path::Path, watchi
         && report.failed.is_empty()
         && report.disabled.is_empty()
     {
-        eprintln!("{}", no_plugins_warning(dir, watching));
+        crate::log::warning(format_args!("{}", no_plugins_warning(dir, watching)));
     }
 }
 
@@ -83,7 +83,7 @@ fn no_plugins_warning(dir: &std::path::Path, watching: bool) -> String {
         "(add a plugin folder or .plg package and restart, serve with --watch, or install one through the management API)"
     };
     format!(
-        "warning: no plugins in {}: every plugin route answers 404 {until}",
+        "no plugins in {}: every plugin route answers 404 {until}",
         dir.display()
     )
 }
@@ -132,10 +132,10 @@ pub fn tls_config(
 
 /// A listener that cannot bind `addr`: which one (`flag`), and how to choose another port.
 pub fn cannot_bind(addr: SocketAddr, flag: &str, e: std::io::Error) -> Failure {
-    let which = if flag == "--listen" {
-        "the plugin routes' listener"
-    } else {
-        "the admin listener"
+    let which = match flag {
+        "--listen" => "the plugin routes' listener",
+        "--metrics" => "the metrics listener",
+        _ => "the admin listener",
     };
     let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
         format!(

@@ -23,11 +23,21 @@ pub fn shut_down(
     following: Vec<gp_host::Following>,
     watcher: Option<gp_host::Watcher>,
     runtime: tokio::runtime::Runtime,
-    drain_timeout: Duration,
+    (drain_timeout, load_wait): (Duration, Duration),
 ) -> bool {
+    // All told to stop at once, then waited for together: a follower in the middle of an
+    // install gets `load_wait` (its on_load within the hook timeout); one still downloading
+    // then is left behind (it installs nothing: `stop_loading` was called).
     following.iter().for_each(gp_host::Following::stop);
-    drop(following);
+    let deadline = std::time::Instant::now() + load_wait;
     drop(watcher);
+    for follower in following {
+        let name = follower.target().to_owned();
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if !follower.stop_within(left) {
+            crate::log::warning(format_args!("the follower of {name} was still busy (a download) at the shutdown; it installs nothing more and ends with the process"));
+        }
+    }
     let stuck = unload_all(manager, drain_timeout);
     // A call that ignores cancellation holds its blocking-pool thread for as long as it runs,
     // and dropping the runtime would wait for it: left behind, it ends with the process.
@@ -42,7 +52,7 @@ fn unload_all(manager: &Manager, drain_timeout: Duration) -> bool {
     for report in manager.unload_all() {
         if let gp_host::UnloadHook::Failed(error) = &report.on_unload {
             // Failed, or did not return within --hook-timeout.
-            eprintln!("error: {error}");
+            crate::log::error(format_args!("{error}"));
         }
     }
     let stuck = manager.still_running();
@@ -52,13 +62,13 @@ fn unload_all(manager: &Manager, drain_timeout: Duration) -> bool {
         } else {
             ""
         };
-        eprintln!(
-            "error: plugin `{}` {} still runs {} call(s) at the end of --drain-timeout ({}): exiting without waiting for them{hook}",
+        crate::log::error(format_args!(
+            "plugin `{}` {} still runs {} call(s) at the end of --drain-timeout ({}): exiting without waiting for them{hook}",
             version.spec.name(),
             version.spec.version(),
             version.calls,
             humantime::format_duration(drain_timeout),
-        );
+        ));
     }
     !stuck.is_empty()
 }

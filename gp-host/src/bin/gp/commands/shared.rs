@@ -207,9 +207,9 @@ pub fn warn_unchecked_packages<'a>(specs: impl IntoIterator<Item = &'a gp_host::
         .map(|s| s.origin.display().to_string())
         .collect();
     if !packages.is_empty() {
-        eprintln!(
-            "warning: packages loaded without signature checks (no --public-key given): {}; pass --public-key KEY to load only packages signed by that key",
+        crate::log::warning(format_args!(
+            "packages loaded without signature checks (no --public-key given): {}; pass --public-key KEY to load only packages signed by that key",
             packages.join(", ")
-        );
+        ));
     }
 }
