@@ -1,12 +1,13 @@
-//! Where gp's log lines go: standard error, with the access log's lines (`gp::access`, one
-//! per request under `gp serve`) gathered in a buffer rather than written one `write` each.
+//! Where gp's log lines go: standard error (standard output for `gp serve --log-format json`,
+//! where a container's collector reads), with the access log's lines (`gp::access`, one per
+//! request under `gp serve`) gathered in a buffer rather than written one `write` each.
 //!
 //! A line of any other target is written at once, after what is buffered, so lines keep their
 //! order and a warning is never held back; the buffer is also written every
 //! [`FLUSH_EVERY`] by a thread of its own, and when `gp` ends. Under load this turns thousands
 //! of small writes a second into a few large ones.
 
-use std::io::{BufWriter, Stderr, Write};
+use std::io::{BufWriter, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -16,12 +17,20 @@ use tracing_subscriber::fmt::MakeWriter;
 /// How long an access line may wait in the buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
-static OUT: Mutex<Option<BufWriter<Stderr>>> = Mutex::new(None);
+/// The stream the log goes to: standard error, or standard output.
+type Stream = Box<dyn Write + Send>;
 
-fn out() -> MutexGuard<'static, Option<BufWriter<Stderr>>> {
+static OUT: Mutex<Option<BufWriter<Stream>>> = Mutex::new(None);
+
+fn out() -> MutexGuard<'static, Option<BufWriter<Stream>>> {
     let mut out = OUT.lock().unwrap_or_else(|p| p.into_inner());
     if out.is_none() {
-        *out = Some(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+        let stream: Stream = if JSON.load(Ordering::Relaxed) {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(std::io::stderr())
+        };
+        *out = Some(BufWriter::with_capacity(64 * 1024, stream));
     }
     out
 }
@@ -115,9 +124,27 @@ pub fn flush_periodically() {
 /// Whether the log is JSON (`gp serve --log-format json`).
 static JSON: AtomicBool = AtomicBool::new(false);
 
-/// From now on, [`error`] and [`warning`] are log events (JSON lines), not lines of text.
+/// The log is JSON, on standard output: [`error`], [`warning`], [`note`] and [`said`] are log
+/// events from now on, not lines of text. Called before anything is logged.
 pub fn set_json() {
     JSON.store(true, Ordering::Relaxed);
+}
+
+/// Whether the log is JSON.
+pub fn json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// A line `gp serve` prints for the person who started it (where it listens, that it is
+/// ready): on standard output, or, with a JSON log, an `INFO` event with the line as its
+/// message. Standard output closed is no reason to stop serving: not an error.
+pub fn said(line: std::fmt::Arguments<'_>) {
+    if json() {
+        tracing::info!(target: "gp", "{line}");
+        flush();
+    } else {
+        let _ = crate::output::write(format_args!("{line}\n"));
+    }
 }
 
 /// An error said to the person or the collector reading standard error: `error: <it>` as a

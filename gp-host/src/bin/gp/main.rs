@@ -130,6 +130,10 @@ fn main() -> ExitCode {
     let json = serve
         .as_ref()
         .is_some_and(|c| c.log_format == gp_host::http::LogFormat::Json);
+    if json {
+        // Before anything is logged: the log's stream is chosen at its first line.
+        log::set_json();
+    }
     // A server reports what happens to its plugins; one-shot commands only what goes wrong.
     let default_filter = match (&cli.command, cli.verbose) {
         (_, true) => "warn,gp=debug",
@@ -154,7 +158,6 @@ fn main() -> ExitCode {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     if json {
-        log::set_json();
         // For collectors: each event a JSON object with its time, level, target and fields.
         tracing_subscriber::fmt()
             .json()
@@ -186,7 +189,8 @@ fn main() -> ExitCode {
         // Whoever read the output has all they wanted: no message.
         Err(Failure::Closed) => ExitCode::from(failure::CLOSED_EXIT_CODE),
         Err(error) => {
-            eprintln!("error: {error}");
+            log::error(format_args!("{error}"));
+            log::flush();
             ExitCode::FAILURE
         }
     }

@@ -170,28 +170,51 @@ fn json_logs_are_one_object_a_line() {
         "gp.toml",
         "log-format = \"json\"\nrequired = [\"sample\"]\n",
     );
-    let log = dir.path().join("log");
-    let (mut server, _, _) = crate::cli::serve::Server::start_logging(
-        base.path(),
-        &["--config", file.to_str().unwrap()],
-        std::fs::File::create(&log).unwrap().into(),
+    let child = Command::new(env!("CARGO_BIN_EXE_gp"))
+        .arg("serve")
+        .arg(base.path())
+        .arg("--config")
+        .arg(&file)
+        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .env_remove("GP_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = super::JsonServer::new(child);
+    let plugins = server.plugins_addr();
+    server.event("ready: every plugin folder tried (1 loaded, 0 failed, 0 disabled)");
+    assert_eq!(
+        crate::http::get(plugins, "/api/plugin/sample/7").status,
+        200
     );
-    server.terminate();
-    let status = server.exit_status(std::time::Instant::now() + std::time::Duration::from_secs(30));
+    let access = server.event("request");
+    assert_eq!(access["target"], "gp::access");
+    assert_eq!(access["fields"]["status"], 200);
+    assert!(Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = crate::harness::exit_status(
+        &mut server.child,
+        std::time::Instant::now() + std::time::Duration::from_secs(30),
+        "gp serve did not stop",
+    );
     assert!(status.success());
-    let written = std::fs::read_to_string(&log).unwrap();
-    let events: Vec<serde_json::Value> = written
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-        .collect();
+    let events = server.rest().to_vec();
     let loaded = events
         .iter()
         .find(|e| e["fields"]["message"] == "plugin loaded")
-        .unwrap_or_else(|| panic!("{written}"));
+        .unwrap_or_else(|| panic!("{events:#?}"));
     assert_eq!(loaded["level"], "INFO");
     assert_eq!(loaded["target"], "gp");
     assert_eq!(loaded["fields"]["plugin"], "sample");
     assert!(loaded["timestamp"].is_string());
+    // Standard error: nothing (everything is an event on standard output).
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut server.child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(stderr, "");
     // What gp serve itself says goes the same way: a required plugin missing, as an error.
     let file = write(
         dir.path(),
@@ -211,7 +234,8 @@ fn json_logs_are_one_object_a_line() {
         &[],
     );
     assert_eq!(refused.status.code(), Some(1));
-    let events: Vec<serde_json::Value> = text(&refused.stderr)
+    assert_eq!(text(&refused.stderr), "");
+    let events: Vec<serde_json::Value> = text(&refused.stdout)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
         .collect();

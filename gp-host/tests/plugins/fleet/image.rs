@@ -5,7 +5,6 @@
 //! from `/proc/self/exe`). Containers cannot be run in this sandbox; a chroot in a mount
 //! namespace of its own is as close as it allows, and the mounts go with the process.
 
-use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,34 +62,12 @@ fn the_image_serves_a_plugin_route_from_its_root_filesystem() {
     );
 
     let stderr = work.path().join("stderr");
-    let mut server = Killed(serve_from(&rootfs, &volume, config, &stderr));
+    // The image's gp.toml logs JSON to standard output, what a container's collector reads;
+    // the server is killed when `server` drops (a failed assertion leaves nothing behind).
+    let mut server = super::JsonServer::new(serve_from(&rootfs, &volume, config, &stderr));
     let said = || std::fs::read_to_string(&stderr).unwrap_or_default();
-    // Its lines, read on a thread of their own: a server that never gets ready fails the test
-    // at a deadline instead of hanging it.
-    let (lines, printed) = std::sync::mpsc::channel();
-    let stdout = server.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            if lines.send(line.unwrap_or_default()).is_err() {
-                return;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut plugins = None;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = printed.recv_timeout(left).unwrap_or_else(|_| {
-            panic!("gp serve in the chroot not ready within 60 s:\n{}", said())
-        });
-        if let Some(rest) = line.strip_prefix("serving plugin routes on http://") {
-            plugins = Some(rest.split('/').next().unwrap().parse().unwrap());
-        }
-        if line.starts_with("ready: ") {
-            break;
-        }
-    }
-    let plugins = plugins.expect("gp serve names its plugin listener");
+    let plugins = server.plugins_addr();
+    server.event("ready: every plugin folder tried (1 loaded, 0 failed, 0 disabled)");
     let reply = crate::http::get(plugins, "/api/plugin/sample/7");
     assert_eq!(reply.status, 200, "{}\n{}", reply.text(), said());
     assert_eq!(
@@ -108,26 +85,16 @@ fn the_image_serves_a_plugin_route_from_its_root_filesystem() {
 
     // SIGTERM, as a container runtime stops it.
     assert!(Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap()
         .success());
     let status = crate::harness::exit_status(
-        &mut server.0,
+        &mut server.child,
         Instant::now() + Duration::from_secs(30),
         "gp serve in the chroot did not stop",
     );
     assert!(status.success(), "{status:?}\n{}", said());
-}
-
-/// A process killed (and waited for) when dropped: a failed assertion leaves no server behind.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The image built from this run's `gp` (stage.sh, Containerfile.local) in buildah storage

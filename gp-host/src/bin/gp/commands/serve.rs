@@ -68,7 +68,8 @@ pub struct Args {
     /// GET /-/readyz answers 503 while it does not serve; repeatable
     #[arg(long, value_name = "NAME")]
     required: Vec<String>,
-    /// How to write the log: text, or json (one object per line, for log collectors)
+    /// How to write the log: text (on standard error), or json (one object per line on
+    /// standard output, gp serve's own lines included, for log collectors)
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
     /// Where to serve the management API (/api/v1), its GUI (/ui/), GET /metrics and GET
@@ -425,28 +426,31 @@ fn announce(
     scheme: &str,
     token_file: Option<PathBuf>,
     signin: Option<String>,
-) -> Result<(), Failure> {
-    outln!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz, readiness: /-/readyz)")?;
-    outln!("serving metrics on {scheme}://{ops_addr}/metrics and {scheme}://{ops_addr}/stats")?;
+) {
+    crate::log::said(format_args!("serving plugin routes on http://{plugins_addr}/ (health: /-/healthz, readiness: /-/readyz)"));
+    crate::log::said(format_args!(
+        "serving metrics on {scheme}://{ops_addr}/metrics and {scheme}://{ops_addr}/stats"
+    ));
     if let Some(addr) = scrape {
-        outln!("serving metrics read-only on http://{addr}/metrics")?;
+        crate::log::said(format_args!(
+            "serving metrics read-only on http://{addr}/metrics"
+        ));
     }
     let token = token_file.map_or_else(
         || "the token in $GP_ADMIN_TOKEN".to_owned(),
         |f| format!("the token in {}", f.display()),
     );
-    outln!(
+    crate::log::said(format_args!(
         "managing plugins at {scheme}://{ops_addr}/ui/ and {scheme}://{ops_addr}/api/v1 with {token}"
-    )?;
+    ));
     if let Some(secret) = signin {
         // In the fragment, which a browser never sends: the page reads it, keeps it and
         // takes it out of the address bar.
-        outln!(
+        crate::log::said(format_args!(
             "sign in to the GUI: {scheme}://{ops_addr}/ui/#token={}",
             super::serve_start::fragment_encoded(&secret)
-        )?;
+        ));
     }
-    Ok(())
 }
 
 async fn serve(
@@ -485,7 +489,7 @@ async fn serve(
         scheme,
         token_file,
         signin,
-    )?;
+    );
     let _ = std::io::stdout().flush();
 
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
@@ -524,7 +528,9 @@ async fn serve(
         () = shutdown_signal() => {},
         () = loading.stop.notified() => {},
     }
-    outln!("shutting down: finishing requests in flight (up to {grace:?}), then unloading")?;
+    crate::log::said(format_args!(
+        "shutting down: finishing requests in flight (up to {grace:?}), then unloading"
+    ));
     let _ = std::io::stdout().flush();
     let _ = stop.send(());
     let finished = async {

@@ -160,15 +160,18 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
     if let Some(error) = missing {
         // The seed's Init(required): a server without them is no use; its orchestrator
         // restarts it, or an operator reads why.
-        let _ = out!("{report}");
+        report_table(&report);
         crate::log::error(format_args!("{error}"));
         started.fail();
         return;
     }
     admin.mark_ready();
-    // Nobody reading standard output is no reason to stop serving.
-    let _ = out!("{report}");
-    print_routes(&server, plugins_addr);
+    report_table(&report);
+    if !crate::log::json() {
+        // Each route an event would be 16,384 of them for 256 plugins of 64 routes; the
+        // management API lists them (GET /api/v1/routes).
+        print_routes(&server, plugins_addr);
+    }
     if !checked {
         super::shared::warn_unchecked_packages(report.loaded.iter().chain(&report.unchanged));
     }
@@ -201,13 +204,22 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
         }
     }
     drop(state);
-    let _ = outln!(
+    crate::log::said(format_args!(
         "ready: every plugin folder tried ({} loaded, {} failed, {} disabled)",
         report.loaded.len(),
         report.failed.len(),
         report.disabled.len()
-    );
+    ));
     let _ = std::io::Write::flush(&mut std::io::stdout());
+}
+
+/// The load report's table, for a person; with a JSON log, nothing: each load and each
+/// failure was an event already.
+fn report_table(report: &gp_host::LoadReport) {
+    if !crate::log::json() {
+        // Nobody reading standard output is no reason to stop serving.
+        let _ = out!("{report}");
+    }
 }
 
 /// The required plugins that did not load, as an error, but those a follower will install (a
