@@ -57,15 +57,17 @@ pub struct Args {
     /// runner (which turns a library that crashes the loader into an error instead of a crash)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_name = "BOOL")]
     no_preflight: bool,
-    /// Where to serve the plugins' routes, and GET /-/healthz (port 0 picks a free port)
+    /// Where to serve the plugins' routes, GET /-/healthz and GET /-/readyz (port 0 picks a
+    /// free port)
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// Also serve GET /metrics here, read-only and without a token, for scrapers inside a
     /// cluster (the admin listener stays loopback)
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
-    /// A plugin this server cannot do without: start-up fails (exit 1) unless it loads, and
-    /// GET /-/readyz answers 503 while it does not serve; repeatable
+    /// A plugin this server cannot do without: start-up fails (exit 1) unless it loads (or a
+    /// --follow will install it), and GET /-/readyz answers 503 while it does not serve;
+    /// repeatable
     #[arg(long, value_name = "NAME")]
     required: Vec<String>,
     /// How to write the log: text (on standard error), or json (one object per line on
