@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Assembles the build context of Containerfile.local: OUT/rootfs with the given `gp` binary,
 # the shared libraries it needs (as `ldd` finds them, at the same paths), a `gp` user (65532),
-# CA certificates (registries over HTTPS), /etc/gp/gp.toml and the mount points.
+# CA certificates (registries over HTTPS), /etc/gp/gp.toml and the mount points; OUT/volume,
+# the empty folder that becomes /var/lib/gp.
 #
 #   deploy/container/stage.sh GP_BINARY OUT
 set -euo pipefail
@@ -14,7 +15,11 @@ out=$2
 here=$(cd "$(dirname "$0")" && pwd)
 root="$out/rootfs"
 rm -rf "$root"
-mkdir -p "$root/usr/local/bin" "$root/etc/gp" "$root/var/lib/gp" "$root/proc" "$root/dev" "$root/tmp"
+mkdir -p "$root/usr/local/bin" "$root/etc/gp" "$root/proc" "$root/dev" "$root/tmp"
+# /var/lib/gp, the volume's mount point, comes from an empty folder of its own, copied with
+# the image's user as its owner (a folder in rootfs would be root's).
+rm -rf "$out/volume"
+mkdir -p "$out/volume"
 chmod 1777 "$root/tmp"
 cp "$binary" "$root/usr/local/bin/gp"
 cp "$here/gp.toml" "$root/etc/gp/gp.toml"

@@ -483,9 +483,11 @@ pub enum Error {
         /// The version offered.
         offered: semver::Version,
     },
-    /// An install whose download ended after [`Manager::stop_loading`](crate::Manager::stop_loading):
-    /// the host is shutting down, and nothing more loads.
-    #[error("plugin `{plugin}` was not installed: the host is shutting down")]
+    /// A change asked for after [`Manager::stop_loading`](crate::Manager::stop_loading) (an
+    /// install whose download ended then, a watched change, an upload): the host is shutting
+    /// down, and nothing more loads. `plugin` is the plugin's name, or its folder's or
+    /// package's where the name is not read yet.
+    #[error("plugin `{plugin}` was not loaded: the host is shutting down")]
     Stopping {
         /// The plugin's name.
         plugin: String,

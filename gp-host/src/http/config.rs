@@ -60,7 +60,7 @@ pub struct ServeConfig {
     /// Where plugin routes, `/-/healthz` and `/-/readyz` are served.
     pub listen: SocketAddr,
     /// Where the management API, its GUI, `/metrics` and `/stats` are served (token;
-    /// loopback unless TLS and `public-keys` are set).
+    /// loopback unless TLS and `public-key` are set).
     pub admin: SocketAddr,
     /// Where `/metrics` is also served, read-only and without a token, for scrapers inside a
     /// cluster (default: nowhere else).
@@ -220,13 +220,13 @@ impl ServeConfig {
     /// period must be longer): requests in flight get `grace`; a load under way then (at
     /// start-up, a follower's install, the watcher's change) gets `hook-timeout` + 5 s to end;
     /// calls still running get `drain-timeout`, then each `on_unload` `hook-timeout`; the
-    /// runtime 1 s to settle. Without a load under way, it is 6 s + `hook-timeout` shorter.
+    /// runtime 1 s to settle. Without a load under way, it is `hook-timeout` + 5 s shorter.
     pub fn shutdown_bound(&self) -> Duration {
         self.grace + self.drain_timeout + self.hook_timeout * 2 + Duration::from_secs(6)
     }
 
     /// A manager over `dir` with these settings: timeouts, `dev`, `preflight`, `required`,
-    /// `isolate` (feature `isolate`). Trust (`public-keys`) is the caller's to add.
+    /// `isolate` (feature `isolate`). Trust (`public-key`) is the caller's to add.
     pub fn manager(&self, dir: impl Into<PathBuf>) -> ManagerBuilder {
         let builder = Manager::builder(dir)
             .drain_timeout(self.drain_timeout)

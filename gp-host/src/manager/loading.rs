@@ -26,9 +26,10 @@ pub(crate) struct Reservations(Mutex<BTreeMap<String, Arc<Spec>>>);
 impl Manager {
     /// Stops [`load_plugins`](Self::load_plugins), in this call and every later one, from
     /// starting the load of another folder: the loads under way finish (each `on_load` within
-    /// the hook timeout), and those calls then return with the folders they tried. For a
-    /// shutdown: once the calls in progress returned, nothing loads behind an
-    /// [`unload_all`](Self::unload_all).
+    /// the hook timeout), and those calls then return with the folders they tried. From now
+    /// on [`sync`](Self::sync) (the watcher's changes), `install` and uploads refuse with
+    /// [`Error::Stopping`](crate::Error::Stopping) too. For a shutdown: once the changes in
+    /// progress returned, nothing loads behind an [`unload_all`](Self::unload_all).
     pub fn stop_loading(&self) {
         self.inner
             .loads_stopped

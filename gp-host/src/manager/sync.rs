@@ -241,6 +241,17 @@ impl Manager {
         settings: &Settings<'_>,
         options: UpgradeOptions,
     ) -> Result<Synced, Error> {
+        // A shutdown began (`stop_loading`): the watcher's next change, an install's load, an
+        // upload's swap, none starts now.
+        if self.loads_stopped() {
+            let file = origin
+                .file_name()
+                .map(|f| f.to_string_lossy())
+                .unwrap_or_default();
+            return Err(Error::Stopping {
+                plugin: file.strip_suffix(".plg").unwrap_or(&file).to_owned(),
+            });
+        }
         let synced = self.sync_with(origin, settings, options, None)?;
         self.gc_after(synced.serving());
         Ok(synced)

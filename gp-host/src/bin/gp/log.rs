@@ -25,10 +25,11 @@ static OUT: Mutex<Option<BufWriter<Stream>>> = Mutex::new(None);
 fn out() -> MutexGuard<'static, Option<BufWriter<Stream>>> {
     let mut out = OUT.lock().unwrap_or_else(|p| p.into_inner());
     if out.is_none() {
-        let stream: Stream = if JSON.load(Ordering::Relaxed) {
-            Box::new(std::io::stdout())
-        } else {
-            Box::new(std::io::stderr())
+        let json_out = JSON_OUT.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let stream: Stream = match json_out {
+            Some(file) => Box::new(file),
+            None if JSON.load(Ordering::Relaxed) => Box::new(std::io::stdout()),
+            None => Box::new(std::io::stderr()),
         };
         *out = Some(BufWriter::with_capacity(64 * 1024, stream));
     }
@@ -124,10 +125,27 @@ pub fn flush_periodically() {
 /// Whether the log is JSON (`gp serve --log-format json`).
 static JSON: AtomicBool = AtomicBool::new(false);
 
+/// Standard output as the JSON log keeps it (see [`set_json`]).
+static JSON_OUT: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// The target of what `gp serve` says itself ([`said`], [`error`], [`warning`], [`note`]) in a
+/// JSON log: always shown, whatever `GP_LOG` filters (see `main`).
+pub const SAID: &str = "gp::serve";
+
 /// The log is JSON, on standard output: [`error`], [`warning`], [`note`] and [`said`] are log
 /// events from now on, not lines of text. Called before anything is logged.
+///
+/// Standard output becomes the log's alone: the log keeps a copy of it (closed on exec), and
+/// descriptor 1 becomes standard error, so that whatever else writes there (a plugin's
+/// `println!`, an isolated plugin's runner, which inherits it) goes to standard error instead
+/// of between the JSON lines.
 pub fn set_json() {
     JSON.store(true, Ordering::Relaxed);
+    if let Ok(copy) = rustix::io::fcntl_dupfd_cloexec(std::io::stdout(), 3) {
+        if rustix::stdio::dup2_stdout(std::io::stderr()).is_ok() {
+            *JSON_OUT.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::fs::File::from(copy));
+        }
+    }
 }
 
 /// Whether the log is JSON.
@@ -140,7 +158,7 @@ pub fn json() -> bool {
 /// message. Standard output closed is no reason to stop serving: not an error.
 pub fn said(line: std::fmt::Arguments<'_>) {
     if json() {
-        tracing::info!(target: "gp", "{line}");
+        tracing::info!(target: SAID, "{line}");
         flush();
     } else {
         let _ = crate::output::write(format_args!("{line}\n"));
@@ -151,7 +169,7 @@ pub fn said(line: std::fmt::Arguments<'_>) {
 /// line of text, or, with a JSON log, an `ERROR` event of target `gp`.
 pub fn error(message: std::fmt::Arguments<'_>) {
     if JSON.load(Ordering::Relaxed) {
-        tracing::error!(target: "gp", "{message}");
+        tracing::error!(target: SAID, "{message}");
     } else {
         flush();
         eprintln!("error: {message}");
@@ -161,7 +179,7 @@ pub fn error(message: std::fmt::Arguments<'_>) {
 /// [`error`]'s warning: `warning: <it>`, or a `WARN` event.
 pub fn warning(message: std::fmt::Arguments<'_>) {
     if JSON.load(Ordering::Relaxed) {
-        tracing::warn!(target: "gp", "{message}");
+        tracing::warn!(target: SAID, "{message}");
     } else {
         flush();
         eprintln!("warning: {message}");
@@ -171,7 +189,7 @@ pub fn warning(message: std::fmt::Arguments<'_>) {
 /// A note said on standard error: a line of text, or an `INFO` event.
 pub fn note(message: std::fmt::Arguments<'_>) {
     if JSON.load(Ordering::Relaxed) {
-        tracing::info!(target: "gp", "{message}");
+        tracing::info!(target: SAID, "{message}");
     } else {
         flush();
         eprintln!("{message}");

@@ -111,8 +111,9 @@ fn main() -> ExitCode {
     let serve = match &cli.command {
         Command::Serve(args) => {
             let (_, flags) = matches.subcommand().expect("a subcommand");
-            let resolved =
-                commands::serve_config::resolve(args.config.as_deref(), flags, std::env::vars());
+            let resolved = commands::serve_config::environment().and_then(|env| {
+                commands::serve_config::resolve(args.config.as_deref(), flags, env)
+            });
             match resolved {
                 Ok(config) if args.print_config => {
                     print!("{}", commands::serve_config::printed(&config));
@@ -134,6 +135,31 @@ fn main() -> ExitCode {
         // Before anything is logged: the log's stream is chosen at its first line.
         log::set_json();
     }
+    let one_shot = !matches!(cli.command, Command::Serve(_));
+    init_log(&cli, json);
+    if !one_shot {
+        log::flush_periodically();
+    }
+    let ran = match serve {
+        Some(config) => commands::serve::exec(config),
+        None => run(cli.command),
+    };
+    log::flush();
+    match ran {
+        Ok(code) => code,
+        // Whoever read the output has all they wanted: no message.
+        Err(Failure::Closed) => ExitCode::from(failure::CLOSED_EXIT_CODE),
+        Err(error) => {
+            log::error(format_args!("{error}"));
+            log::flush();
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The log: its filter (`GP_LOG`, else a default per command), its format (text, or JSON for
+/// `gp serve --log-format json`), its writer (`log::Log`).
+fn init_log(cli: &Cli, json: bool) {
     // A server reports what happens to its plugins; one-shot commands only what goes wrong.
     let default_filter = match (&cli.command, cli.verbose) {
         (_, true) => "warn,gp=debug",
@@ -144,7 +170,13 @@ fn main() -> ExitCode {
     // shown, whatever GP_LOG asks for.
     let filter = tracing_subscriber::EnvFilter::try_from_env("GP_LOG")
         .unwrap_or_else(|_| default_filter.into())
-        .add_directive("ureq_proto=off".parse().expect("a valid directive"));
+        .add_directive("ureq_proto=off".parse().expect("a valid directive"))
+        // What gp serve says itself, as log events with a JSON log: never filtered out.
+        .add_directive(
+            format!("{}=info", log::SAID)
+                .parse()
+                .expect("a valid directive"),
+        );
     // One-shot commands print every load failure themselves (a table row or an error): the
     // manager's own "plugin not loaded" warning would say it a second time.
     let one_shot = !matches!(cli.command, Command::Serve(_));
@@ -175,24 +207,6 @@ fn main() -> ExitCode {
             .finish()
             .with(not_loaded_twice)
             .init();
-    }
-    if !one_shot {
-        log::flush_periodically();
-    }
-    let ran = match serve {
-        Some(config) => commands::serve::exec(config),
-        None => run(cli.command),
-    };
-    log::flush();
-    match ran {
-        Ok(code) => code,
-        // Whoever read the output has all they wanted: no message.
-        Err(Failure::Closed) => ExitCode::from(failure::CLOSED_EXIT_CODE),
-        Err(error) => {
-            log::error(format_args!("{error}"));
-            log::flush();
-            ExitCode::FAILURE
-        }
     }
 }
 

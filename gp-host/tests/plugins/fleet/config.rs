@@ -170,7 +170,12 @@ fn json_logs_are_one_object_a_line() {
         "gp.toml",
         "log-format = \"json\"\nrequired = [\"sample\"]\n",
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_gp"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gp"));
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("GP_SERVE_")) {
+        command.env_remove(name);
+    }
+    let child = command
+        .env_remove("GP_ADMIN_TOKEN")
         .arg("serve")
         .arg(base.path())
         .arg("--config")

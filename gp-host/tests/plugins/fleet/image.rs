@@ -155,6 +155,10 @@ fn built_and_exported(work: &Path) -> (std::path::PathBuf, serde_json::Value) {
             .arg(&rootfs),
     );
     run("buildah rm", buildah().args(["rm", container]));
+    // The volume's mount point is the image's user's: run with no volume, gp can still write.
+    let owner =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(rootfs.join("var/lib/gp")).unwrap());
+    assert_eq!(owner, 65532, "/var/lib/gp in the image");
 
     (rootfs, config.clone())
 }

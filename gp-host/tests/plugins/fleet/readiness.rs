@@ -160,7 +160,7 @@ fn an_install_that_ends_after_the_shutdown_began_loads_nothing() {
     assert!(matches!(refused, Error::Stopping { .. }), "{refused:?}");
     assert_eq!(
         refused.to_string(),
-        "plugin `sample` was not installed: the host is shutting down"
+        "plugin `sample` was not loaded: the host is shutting down"
     );
     assert!(manager.list().is_empty());
     assert!(!base.path().join("sample.plg").exists());

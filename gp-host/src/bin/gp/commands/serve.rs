@@ -258,6 +258,7 @@ pub fn exec(config: ServeConfig) -> Result<ExitCode, Failure> {
         runtime,
         (
             config.drain_timeout,
+            config.hook_timeout,
             config.hook_timeout + super::serve_load::LOAD_SLACK,
         ),
     );
@@ -321,11 +322,12 @@ follow once every plugin folder was tried.
 Shutdown: on Ctrl-C or SIGTERM, requests in flight get --grace to finish, then every plugin
 unloads at once: calls still running are cancelled and get --drain-timeout to return, then each
 plugin's on_unload gets --hook-timeout. gp serve exits within the sum of the three, even when a
-plugin ignores cancellation, plus, when a load was under way (at start-up, a follower's install,
-the watcher's change), --hook-timeout + 5 s for it to end, and 1 s to settle. A shutdown during
+plugin ignores cancellation, plus 1 s to settle and, when a load was under way (at start-up, a
+follower's install, the watcher's change), --hook-timeout + 5 s for it to end. A shutdown during
 start-up starts no further load; a plugin in the middle of its load finishes it (its on_load
-within --hook-timeout) and unloads with the others. A follower still downloading installs
-nothing and is left to end with the process.
+within --hook-timeout) and unloads with the others. Nothing a follower downloads or the watcher
+sees after the shutdown began is loaded; a follower or the watcher still busy after that wait
+is named and left to end with the process.
 
 Required plugins (--required): one that does not load at start-up stops gp serve (exit 1), but
 one a --follow names (the last part of its repository, or its NAME@RANGE): a replica that
@@ -333,8 +335,10 @@ starts empty answers 503 on /-/readyz until its follower has installed it.
 
 Exit status: 0 after a clean shutdown, whether or not every plugin loaded; 1 on an error (a
 listener that cannot bind, a base directory that is missing, a watcher that cannot start, a
-required plugin that did not load); 2 for arguments or settings it does not take; 3 if calls were still running at
-the end of --drain-timeout: each such plugin is named on stderr with its version, its on_unload
+required plugin that did not load); 2 for arguments or settings it cannot read (an unknown key,
+a value of the wrong kind); 3 if calls were still running at
+the end of --drain-timeout (or the unload itself did not end within --drain-timeout +
+--hook-timeout + 1 s): each such plugin is named on stderr with its version, its on_unload
 is not run, and its calls end with the process.";
 
 /// The plugin server `config` configures, over `manager`.

@@ -26,6 +26,24 @@ pub const ENV_CONFIG: &str = "GP_SERVE_CONFIG";
 /// The arguments of `gp serve` that are not settings.
 const NOT_SETTINGS: [&str; 3] = ["config", "print_config", "verbose"];
 
+/// The environment's `GP_SERVE_` variables (`GP_SERVE_CONFIG` included); a value that is not
+/// UTF-8 is refused (`std::env::vars` would panic on it).
+pub fn environment() -> Result<Vec<(String, String)>, Failure> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            name.starts_with(ENV_PREFIX).then_some((name, value))
+        })
+        .map(|(name, value)| match value.into_string() {
+            Ok(value) => Ok((name, value)),
+            Err(value) => Err(Failure::unusable(
+                &name,
+                format!("not UTF-8: {}", value.to_string_lossy()),
+            )),
+        })
+        .collect()
+}
+
 /// The effective configuration: the file's, the environment's over it, the flags' over both.
 pub fn resolve(
     file: Option<&Path>,
@@ -57,11 +75,10 @@ pub fn resolve(
         };
         let refuse = |why: String| Failure::unusable(format!("{name}={raw}"), why);
         let value = match kind {
-            // A TOML array when an item holds a comma (a range: `["sample@>=1.2, <2"]`).
-            Value::Array(_) if raw.trim_start().starts_with('[') => {
-                let parsed: Table = toml::from_str(&format!("list = {raw}"))
-                    .map_err(|e| refuse(format!("not a TOML array: {}", e.message())))?;
-                parsed["list"].clone()
+            // A TOML array when an item holds a comma (a range: `["sample@>=1.2, <2"]`); a
+            // value that only starts with `[` (an IPv6 host, `[fd00::1]`) is a list item.
+            Value::Array(_) if toml_array(raw).is_some() => {
+                toml_array(raw).expect("checked just above")
             }
             Value::Array(_) => {
                 let items: Vec<&str> = raw
@@ -209,6 +226,12 @@ pub fn kinds() -> Table {
     example.username = Some("user".into());
     example.password_file = Some("/password".into());
     Table::try_from(&example).expect("a ServeConfig is a TOML table")
+}
+
+/// `raw` as a TOML array, if it is one.
+fn toml_array(raw: &str) -> Option<Value> {
+    let parsed: Table = toml::from_str(&format!("list = {raw}")).ok()?;
+    parsed.get("list").filter(|v| v.is_array()).cloned()
 }
 
 /// Why `key` (from `GP_SERVE_<KEY>`) is refused: the key it may have meant, and every key.
@@ -398,6 +421,18 @@ mod tests {
         .unwrap();
         assert_eq!(config.registry.as_deref(), Some("localhost:5000/team"));
         assert!(config.plain_http);
+    }
+
+    #[test]
+    fn booleans_come_off_by_flag_lists_hold_commas_and_keys_are_flag_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gp.toml");
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
         // A boolean the file set, undone by its flag; a list with commas in an item.
         std::fs::write(&file, "watch = true\npreflight = false\n").unwrap();
         let config = resolve(
@@ -416,6 +451,13 @@ mod tests {
         .unwrap();
         assert_eq!(config.public_keys, ["k.pub"]);
         assert_eq!(config.admin_hosts, ["a.example", "b.example"]);
+        let config = resolve(
+            None,
+            &serve_matches(&[]),
+            env(&[("GP_SERVE_ADMIN_HOST", "[fd00::1],gp.example")]),
+        )
+        .unwrap();
+        assert_eq!(config.admin_hosts, ["[fd00::1]", "gp.example"]);
         let refused =
             resolve(None, &serve_matches(&[]), env(&[("GP_SERVE_LISTN", "x")])).unwrap_err();
         assert!(

@@ -165,6 +165,12 @@ fn run(loader: Loader, plugins_addr: std::net::SocketAddr, started: &Started) {
         started.fail();
         return;
     }
+    if stopping {
+        // Cut short by the shutdown: what was tried is reported, nothing more is said or
+        // started (no warning about an empty directory that was never read through).
+        report_table(&report);
+        return;
+    }
     admin.mark_ready();
     report_table(&report);
     if !crate::log::json() {

@@ -2,7 +2,7 @@
 //! plugin unloads at once (each within --drain-timeout, then its on_unload within
 //! --hook-timeout), and the runtime goes; a version still in a call is named, exit code 3.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gp_host::Manager;
 
@@ -14,31 +14,51 @@ pub const STUCK_EXIT_CODE: u8 = 3;
 /// calls have returned by then; what is left is gp's own work, quick).
 const SETTLE: Duration = Duration::from_secs(1);
 
-/// Once everything stopped serving: nothing may load or install from here on (a follower
-/// finishes the check it is in, bounded by the registry client's timeouts; the watcher the
-/// change it is handling), then every plugin unloads at once, so that their on_unload run,
-/// and the runtime goes. `true` if a version still ran calls after `drain_timeout`.
+/// Once everything stopped serving (and `Manager::stop_loading` was called, so that nothing
+/// loads or installs from here on): the followers and the watcher stop, together within
+/// `load_wait` (a load under way then, its on_load within the hook timeout); one still busy
+/// after it is left to end with the process, named. Then every plugin unloads at once, so
+/// that their on_unload run (the whole within `drain_timeout` + the hook timeout + 1 s, else
+/// named and abandoned), and the runtime goes. `true` if a version still ran calls after
+/// `drain_timeout`, or the unload did not end in time.
 pub fn shut_down(
     manager: &Manager,
     following: Vec<gp_host::Following>,
     watcher: Option<gp_host::Watcher>,
     runtime: tokio::runtime::Runtime,
-    (drain_timeout, load_wait): (Duration, Duration),
+    (drain_timeout, hook_timeout, load_wait): (Duration, Duration, Duration),
 ) -> bool {
-    // All told to stop at once, then waited for together: a follower in the middle of an
-    // install gets `load_wait` (its on_load within the hook timeout); one still downloading
-    // then is left behind (it installs nothing: `stop_loading` was called).
     following.iter().for_each(gp_host::Following::stop);
-    let deadline = std::time::Instant::now() + load_wait;
-    drop(watcher);
+    let deadline = Instant::now() + load_wait;
+    // The watcher finishes the change it is in (the next ones are refused: loads stopped);
+    // dropping it waits for its thread, so on a thread of its own, waited for until the
+    // deadline like the followers.
+    let watching = watcher.map(|watcher| {
+        std::thread::Builder::new()
+            .name("gp-stop-watch".into())
+            .spawn(move || drop(watcher))
+    });
     for follower in following {
         let name = follower.target().to_owned();
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if !follower.stop_within(left) {
-            crate::log::warning(format_args!("the follower of {name} was still busy (a download) at the shutdown; it installs nothing more and ends with the process"));
+        if !follower.stop_within(deadline.saturating_duration_since(Instant::now())) {
+            crate::log::warning(format_args!(
+                "the follower of {name} was still busy at the shutdown (a download, or a load that outlasted {}): left to end with the process",
+                humantime::format_duration(load_wait)
+            ));
         }
     }
-    let stuck = unload_all(manager, drain_timeout);
+    if let Some(Ok(thread)) = watching {
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !thread.is_finished() {
+            crate::log::warning(format_args!(
+                "the watcher was still applying a change at the shutdown, {} later: left to end with the process",
+                humantime::format_duration(load_wait)
+            ));
+        }
+    }
+    let stuck = unload_all(manager, drain_timeout, hook_timeout);
     // A call that ignores cancellation holds its blocking-pool thread for as long as it runs,
     // and dropping the runtime would wait for it: left behind, it ends with the process.
     runtime.shutdown_timeout(if stuck { Duration::ZERO } else { SETTLE });
@@ -48,8 +68,30 @@ pub fn shut_down(
 /// Unloads every plugin in parallel, each waiting up to `drain_timeout` for its calls; names
 /// each `on_unload` that failed, and each version that still runs calls (one just unloaded,
 /// or one an upgrade replaced earlier). `true` if there is such a version.
-fn unload_all(manager: &Manager, drain_timeout: Duration) -> bool {
-    for report in manager.unload_all() {
+fn unload_all(manager: &Manager, drain_timeout: Duration, hook_timeout: Duration) -> bool {
+    // On a thread of its own, waited for within its own bound: a plugin in the middle of a
+    // change left behind above (a load that outlasted its wait) holds its turn, and the
+    // unload would wait for it.
+    let (done, reports) = std::sync::mpsc::channel();
+    let unloading = manager.clone();
+    let spawned = std::thread::Builder::new()
+        .name("gp-unload-all".into())
+        .spawn(move || {
+            let _ = done.send(unloading.unload_all());
+        });
+    let limit = drain_timeout + hook_timeout + SETTLE;
+    let reports = match spawned.map(|_| reports.recv_timeout(limit)) {
+        Ok(Ok(reports)) => reports,
+        _ => {
+            crate::log::error(format_args!(
+                "unloading did not end within {} (--drain-timeout + --hook-timeout + 1 s): exiting; plugins still loaded: {}",
+                humantime::format_duration(limit),
+                manager.list().iter().map(|s| s.name().to_owned()).collect::<Vec<_>>().join(", ")
+            ));
+            return true;
+        }
+    };
+    for report in reports {
         if let gp_host::UnloadHook::Failed(error) = &report.on_unload {
             // Failed, or did not return within --hook-timeout.
             crate::log::error(format_args!("{error}"));
