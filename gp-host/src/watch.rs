@@ -208,6 +208,10 @@ fn sync(
             pending.remove(&folder);
             tracing::debug!(target: "gp", plugin = name, "folder changed, plugin disabled: left alone");
         }
+        Err(Error::Stopping { .. }) => {
+            // The host is shutting down: nothing more loads, and that is no failure.
+            pending.remove(&folder);
+        }
         Err(error) if attempt < options.attempts && is_transient(&error) => {
             tracing::debug!(target: "gp", dir = %folder.display(), "attempt {attempt} of {}: {error}; trying again in {:?}", options.attempts, options.settle);
             pending.insert(folder, (attempt, Instant::now() + options.settle));
