@@ -147,7 +147,7 @@ fn the_metrics_listener_serves_metrics_and_nothing_that_changes_anything() {
 }
 
 #[test]
-fn an_install_that_ends_after_the_shutdown_began_loads_nothing() {
+fn an_install_or_a_sync_after_the_shutdown_began_loads_nothing() {
     // What a follower still downloading at a shutdown meets when its download ends.
     let scratch = crate::harness::base_dir();
     let (package, _) = crate::hub::packed("sample", scratch.path());
@@ -164,4 +164,9 @@ fn an_install_that_ends_after_the_shutdown_began_loads_nothing() {
     );
     assert!(manager.list().is_empty());
     assert!(!base.path().join("sample.plg").exists());
+    // Nor does what the watcher would sync, once the shutdown began.
+    gp_host::build::install_library(crate::harness::example("sample"), base.path()).unwrap();
+    let refused = manager.sync(base.path().join("sample")).unwrap_err();
+    assert!(matches!(refused, Error::Stopping { .. }), "{refused:?}");
+    assert!(manager.list().is_empty());
 }
