@@ -14,9 +14,13 @@ use std::time::{Duration, Instant};
 use super::id::RequestId;
 use crate::http::routes::RouteEntry;
 
-/// Where a server writes its access lines instead of `tracing` events.
+/// Where a server writes its access lines instead of `tracing` events, and the text each line
+/// starts with.
 #[derive(Clone)]
-pub(crate) struct AccessWriter(pub(crate) Arc<std::sync::Mutex<dyn std::io::Write + Send>>);
+pub(crate) struct AccessWriter {
+    pub(crate) out: Arc<std::sync::Mutex<dyn std::io::Write + Send>>,
+    pub(crate) prefix: Arc<str>,
+}
 
 impl std::fmt::Debug for AccessWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,9 +103,10 @@ impl Line {
 impl Line {
     /// Appends the line and its newline to `out`, with no formatting machinery (which cost
     /// as much as the rest of writing it).
-    fn push_to(&self, out: &mut String) {
+    fn push_to(&self, prefix: &str, out: &mut String) {
         let (plugin, label) = self.plugin_and_label();
         let mut number = itoa::Buffer::new();
+        out.push_str(prefix);
         out.push_str("method=");
         out.push_str(self.method.as_str());
         out.push_str(" path=");
@@ -127,7 +132,7 @@ fn write(queued: Receiver<Line>, writer: Option<AccessWriter>, dropped: &AtomicU
         let ended = loop {
             match queued.try_recv() {
                 Ok(line) => match &writer {
-                    Some(_) => line.push_to(&mut batch),
+                    Some(writer) => line.push_to(&writer.prefix, &mut batch),
                     None => {
                         let (plugin, label) = line.plugin_and_label();
                         // Displayed, not debug-quoted: none of these can hold a space or a
@@ -141,7 +146,7 @@ fn write(queued: Receiver<Line>, writer: Option<AccessWriter>, dropped: &AtomicU
             }
         };
         if let (Some(writer), false) = (&writer, batch.is_empty()) {
-            let mut out = writer.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut out = writer.out.lock().unwrap_or_else(|p| p.into_inner());
             let _ = out.write_all(batch.as_bytes());
             let _ = out.flush();
             batch.clear();

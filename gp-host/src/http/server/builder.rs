@@ -178,9 +178,23 @@ impl PluginServerBuilder {
     /// by the access log's thread. An event through a formatting subscriber costs several
     /// times the line itself; this is for a host whose log is text anyway (`gp serve` uses
     /// it). Values are written as they are: none can hold a space or a line break.
-    pub fn access_log_to(mut self, writer: impl Write + Send + 'static) -> Self {
+    pub fn access_log_to(self, writer: impl Write + Send + 'static) -> Self {
+        self.access_log_to_prefixed(writer, "")
+    }
+
+    /// [`access_log_to`](Self::access_log_to), each line starting with `prefix` (`gp serve`
+    /// gives its log's ` INFO gp::access: request `): written with the line, so that the
+    /// writer need not look for where lines start.
+    pub fn access_log_to_prefixed(
+        mut self,
+        writer: impl Write + Send + 'static,
+        prefix: &str,
+    ) -> Self {
         self.access_log = true;
-        self.access_writer = Some(AccessWriter(Arc::new(Mutex::new(writer))));
+        self.access_writer = Some(AccessWriter {
+            out: Arc::new(Mutex::new(writer)),
+            prefix: Arc::from(prefix),
+        });
         self
     }
 

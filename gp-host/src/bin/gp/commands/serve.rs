@@ -350,7 +350,8 @@ fn plugin_server(config: &ServeConfig, manager: &Manager) -> PluginServer {
         && config.log_format == gp_host::http::LogFormat::Text
         && tracing::enabled!(target: "gp::access", tracing::Level::INFO)
     {
-        builder = builder.access_log_to(crate::log::AccessLines);
+        builder =
+            builder.access_log_to_prefixed(crate::log::AccessLines, crate::log::ACCESS_PREFIX);
     }
     builder.build()
 }
