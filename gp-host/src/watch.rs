@@ -103,6 +103,20 @@ impl Watcher {
         self.shutdown();
     }
 
+    /// Stops watching and waits up to `limit` for the change being handled, if any, to
+    /// finish; `true` if it did. A watcher still busy after that is left to end with the
+    /// process. For a shutdown, after [`Manager::stop_loading`](crate::Manager::stop_loading):
+    /// the changes it has not started are refused ([`Error::Stopping`]).
+    pub fn stop_within(mut self, limit: std::time::Duration) -> bool {
+        let _ = self.messages.send(Message::Stop);
+        match self.thread.take() {
+            // On the watch thread itself (a subscriber): it stops after this change.
+            Some(thread) if thread.thread().id() == std::thread::current().id() => true,
+            Some(thread) => crate::util::join_until(thread, Instant::now() + limit),
+            None => true,
+        }
+    }
+
     fn shutdown(&mut self) {
         let _ = self.messages.send(Message::Stop);
         if let Some(thread) = self.thread.take() {

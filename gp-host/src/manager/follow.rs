@@ -163,19 +163,9 @@ impl Following {
     /// nothing a follower downloads is installed ([`Error::Stopping`]).
     pub fn stop_within(mut self, limit: std::time::Duration) -> bool {
         self.stop();
-        let Some(thread) = self.thread.take() else {
-            return true;
-        };
-        let deadline = std::time::Instant::now() + limit;
-        while !thread.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        if thread.is_finished() {
-            let _ = thread.join();
-            true
-        } else {
-            // Dropping the handle detaches the thread.
-            false
+        match self.thread.take() {
+            Some(thread) => crate::util::join_until(thread, std::time::Instant::now() + limit),
+            None => true,
         }
     }
 }

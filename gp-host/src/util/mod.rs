@@ -13,6 +13,8 @@ use crate::error::Error;
 pub(crate) mod scratch;
 mod sync;
 
+#[cfg(any(feature = "hub", feature = "watch"))]
+pub(crate) use sync::join_until;
 #[cfg(feature = "hub")]
 pub(crate) use sync::wait_timeout_while;
 pub(crate) use sync::{lock, read, write};

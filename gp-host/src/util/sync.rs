@@ -63,6 +63,26 @@ pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexG
     condvar.wait(guard).unwrap_or_else(|p| p.into_inner())
 }
 
+/// Waits until `thread` ends or `deadline` passes, whichever is first; `true` if it ended
+/// (and was joined). A thread still running at the deadline is detached: it ends with the
+/// process. For what a shutdown stops and may not wait on forever (a follower, the watcher).
+#[cfg(any(feature = "hub", feature = "watch"))]
+pub(crate) fn join_until(
+    thread: std::thread::JoinHandle<()>,
+    deadline: std::time::Instant,
+) -> bool {
+    while !thread.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if thread.is_finished() {
+        let _ = thread.join();
+        true
+    } else {
+        // Dropping the handle detaches the thread.
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -79,5 +99,26 @@ mod tests {
         .join();
         assert!(mutex.is_poisoned());
         assert_eq!(*super::lock(&mutex), [1, 2]);
+    }
+
+    #[cfg(any(feature = "hub", feature = "watch"))]
+    #[test]
+    fn join_until_joins_a_thread_that_ends_and_leaves_one_that_does_not() {
+        use std::time::{Duration, Instant};
+        let quick = std::thread::spawn(|| {});
+        assert!(super::join_until(
+            quick,
+            Instant::now() + Duration::from_secs(10)
+        ));
+        let (_keep, held) = std::sync::mpsc::channel::<()>();
+        let stuck = std::thread::spawn(move || {
+            let _ = held.recv();
+        });
+        let started = Instant::now();
+        assert!(!super::join_until(
+            stuck,
+            started + Duration::from_millis(50)
+        ));
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

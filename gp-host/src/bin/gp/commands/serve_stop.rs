@@ -30,30 +30,21 @@ pub fn shut_down(
 ) -> bool {
     following.iter().for_each(gp_host::Following::stop);
     let deadline = Instant::now() + load_wait;
-    // The watcher finishes the change it is in (the next ones are refused: loads stopped);
-    // dropping it waits for its thread, so on a thread of its own, waited for until the
-    // deadline like the followers.
-    let watching = watcher.map(|watcher| {
-        std::thread::Builder::new()
-            .name("gp-stop-watch".into())
-            .spawn(move || drop(watcher))
-    });
+    // The watcher finishes the change it is in (the next ones are refused: loads stopped),
+    // waited for until the deadline like the followers, which run on meanwhile.
+    if let Some(watcher) = watcher {
+        if !watcher.stop_within(deadline.saturating_duration_since(Instant::now())) {
+            crate::log::warning(format_args!(
+                "the watcher was still applying a change at the shutdown, {} later: left to end with the process",
+                humantime::format_duration(load_wait)
+            ));
+        }
+    }
     for follower in following {
         let name = follower.target().to_owned();
         if !follower.stop_within(deadline.saturating_duration_since(Instant::now())) {
             crate::log::warning(format_args!(
                 "the follower of {name} was still busy at the shutdown (a download, or a load that outlasted {}): left to end with the process",
-                humantime::format_duration(load_wait)
-            ));
-        }
-    }
-    if let Some(Ok(thread)) = watching {
-        while !thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if !thread.is_finished() {
-            crate::log::warning(format_args!(
-                "the watcher was still applying a change at the shutdown, {} later: left to end with the process",
                 humantime::format_duration(load_wait)
             ));
         }
