@@ -510,9 +510,7 @@ impl Follower {
             Ok(spec) => {
                 tracing::info!(target: "gp", follow = %self.target, plugin = spec.name(), version = %spec.version(), reference = %resolved.reference, "following: installed");
                 self.succeeded(status);
-                let mut status = lock(status);
-                status.current = Some(resolved);
-                status.refusing = None;
+                lock(status).current = Some(resolved);
             }
             // The registry, the disk or a hook failed on the way: the next check tries again.
             Err(error) if retry_later(&error) => {
