@@ -167,32 +167,32 @@ pub fn said(line: std::fmt::Arguments<'_>) {
 }
 
 /// An error said to the person or the collector reading standard error: `error: <it>` as a
-/// line of text, or, with a JSON log, an `ERROR` event of target `gp`.
+/// line of text, or, with a JSON log, an `ERROR` event.
 pub fn error(message: std::fmt::Arguments<'_>) {
-    if JSON.load(Ordering::Relaxed) {
-        tracing::error!(target: SAID, "{message}");
-    } else {
-        flush();
-        eprintln!("error: {message}");
-    }
+    aside(tracing::Level::ERROR, "error: ", message);
 }
 
 /// [`error`]'s warning: `warning: <it>`, or a `WARN` event.
 pub fn warning(message: std::fmt::Arguments<'_>) {
-    if JSON.load(Ordering::Relaxed) {
-        tracing::warn!(target: SAID, "{message}");
-    } else {
-        flush();
-        eprintln!("warning: {message}");
-    }
+    aside(tracing::Level::WARN, "warning: ", message);
 }
 
 /// A note said on standard error: a line of text, or an `INFO` event.
 pub fn note(message: std::fmt::Arguments<'_>) {
-    if JSON.load(Ordering::Relaxed) {
-        tracing::info!(target: SAID, "{message}");
-    } else {
+    aside(tracing::Level::INFO, "", message);
+}
+
+/// `message` on standard error after `prefix`, after what the log holds; or, with a JSON
+/// log, an event at `level` of target [`SAID`].
+fn aside(level: tracing::Level, prefix: &str, message: std::fmt::Arguments<'_>) {
+    if !json() {
         flush();
-        eprintln!("{message}");
+        eprintln!("{prefix}{message}");
+    } else if level == tracing::Level::ERROR {
+        tracing::error!(target: SAID, "{message}");
+    } else if level == tracing::Level::WARN {
+        tracing::warn!(target: SAID, "{message}");
+    } else {
+        tracing::info!(target: SAID, "{message}");
     }
 }
