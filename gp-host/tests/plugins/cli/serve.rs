@@ -2,7 +2,6 @@
 //! the admin listener, TLS for a remote admin, slow clients, SIGTERM.
 
 use std::path::Path;
-use std::process::Command;
 
 use super::{gp, stderr, stdout};
 
@@ -27,11 +26,7 @@ impl Drop for Server {
 impl Server {
     /// Sends gp serve SIGTERM.
     pub fn terminate(&self) {
-        assert!(Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success());
+        crate::harness::send_sigterm(&self.child);
     }
 
     /// Its exit status, waited for until `deadline` at most.
@@ -77,18 +72,11 @@ impl Server {
     ) -> (Server, String) {
         use std::io::BufRead;
 
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gp"));
-        // Only the flags given: no GP_SERVE_ setting of whoever runs the tests.
-        for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("GP_SERVE_")) {
-            command.env_remove(name);
-        }
-        let mut child = command
-            .arg("serve")
+        let mut child = crate::harness::gp_serve()
             .arg(base)
             .arg("--watch")
             .args(extra)
             .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-            .env_remove("GP_LOG")
             .stdout(std::process::Stdio::piped())
             .stderr(stderr)
             .spawn()

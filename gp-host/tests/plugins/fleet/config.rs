@@ -2,21 +2,14 @@
 //! both; `--print-config` round-trips; what is refused, and how it is said.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use gp_host::http::ServeConfig;
 
 /// `gp serve ARGS` with `env` set (and no other `GP_SERVE_` variable), run to its end.
 fn serve(args: &[&dyn AsRef<std::ffi::OsStr>], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gp"));
-    command.arg("serve").args(args.iter().map(|a| a.as_ref()));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("GP_SERVE_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .env_remove("GP_LOG")
+    crate::harness::gp_serve()
+        .args(args.iter().map(|a| a.as_ref()))
         .env_remove("GP_ADMIN_TOKEN")
         .envs(env.iter().copied())
         .output()
@@ -170,18 +163,12 @@ fn json_logs_are_one_object_a_line() {
         "gp.toml",
         "log-format = \"json\"\nrequired = [\"sample\"]\n",
     );
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gp"));
-    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("GP_SERVE_")) {
-        command.env_remove(name);
-    }
-    let child = command
+    let child = crate::harness::gp_serve()
         .env_remove("GP_ADMIN_TOKEN")
-        .arg("serve")
         .arg(base.path())
         .arg("--config")
         .arg(&file)
         .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .env_remove("GP_LOG")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -196,17 +183,7 @@ fn json_logs_are_one_object_a_line() {
     let access = server.event("request");
     assert_eq!(access["target"], "gp::access");
     assert_eq!(access["fields"]["status"], 200);
-    assert!(Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = crate::harness::exit_status(
-        &mut server.child,
-        std::time::Instant::now() + std::time::Duration::from_secs(30),
-        "gp serve did not stop",
-    );
-    assert!(status.success());
+    assert!(server.terminate("gp serve did not stop").success());
     let events = server.rest().to_vec();
     let loaded = events
         .iter()

@@ -7,7 +7,6 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::harness::{base_dir, example, tool_present, workspace};
 
@@ -84,16 +83,7 @@ fn the_image_serves_a_plugin_route_from_its_root_filesystem() {
     assert_eq!(passes, 1);
 
     // SIGTERM, as a container runtime stops it.
-    assert!(Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = crate::harness::exit_status(
-        &mut server.child,
-        Instant::now() + Duration::from_secs(30),
-        "gp serve in the chroot did not stop",
-    );
+    let status = server.terminate("gp serve in the chroot did not stop");
     assert!(status.success(), "{status:?}\n{}", said());
 }
 

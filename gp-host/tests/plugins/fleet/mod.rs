@@ -80,6 +80,17 @@ impl JsonServer {
             .unwrap()
     }
 
+    /// Sends it SIGTERM, as a service manager or a container runtime does, and waits (30 s at
+    /// most, else fails with `still_running`) for how it ended.
+    pub fn terminate(&mut self, still_running: &str) -> std::process::ExitStatus {
+        crate::harness::send_sigterm(&self.child);
+        crate::harness::exit_status(
+            &mut self.child,
+            Instant::now() + Duration::from_secs(30),
+            still_running,
+        )
+    }
+
     /// Every event up to the end of its output, after the process exited.
     pub fn rest(&mut self) -> &[serde_json::Value] {
         while let Ok(event) = self.events.recv_timeout(Duration::from_secs(10)) {

@@ -87,13 +87,7 @@ struct Replica {
 
 fn replica(reference: &str, public_key: &Path) -> Replica {
     let base = base_dir();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gp"));
-    // Only the flags below: no GP_SERVE_ setting of whoever runs the tests.
-    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("GP_SERVE_")) {
-        command.env_remove(name);
-    }
-    let mut child = command
-        .arg("serve")
+    let mut child = crate::harness::gp_serve()
         .arg(base.path())
         .args([
             "--follow",
@@ -115,7 +109,6 @@ fn replica(reference: &str, public_key: &Path) -> Replica {
             "127.0.0.1:0",
             "--no-access-log",
         ])
-        .env_remove("GP_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -1,4 +1,5 @@
-//! A child `gp` stopped as Ctrl-C stops it, and the temporary file it was writing.
+//! A child `gp` started without the settings of whoever runs the tests, stopped as Ctrl-C
+//! or a service manager stops it, and the temporary file it was writing.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,28 @@ pub fn temporary_file_of(child: &mut Child, scratch: &Path, kind: &str) -> PathB
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `gp serve`, with no `GP_SERVE_` variable of whoever runs the tests (only the arguments
+/// and variables the test gives), and no `GP_LOG`.
+pub fn gp_serve() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gp"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| n.starts_with("GP_SERVE_")) {
+            command.env_remove(name);
+        }
+    }
+    command.env_remove("GP_LOG").arg("serve");
+    command
+}
+
+/// Sends `child` SIGTERM (what a service manager or a container runtime sends).
+pub fn send_sigterm(child: &Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
 }
 
 /// Sends SIGINT to `child` (what Ctrl-C does) and waits for it, at most 30 s.

@@ -22,7 +22,7 @@ pub use build::{
 };
 pub use http_server::{http_server, Reply};
 pub use interface::{custom_fixture, fixture, host_fixture, Interface};
-pub use interrupt::{exit_status, interrupt, names, temporary_file_of};
+pub use interrupt::{exit_status, gp_serve, interrupt, names, send_sigterm, temporary_file_of};
 pub use lifecycle::{hook_log, install_lifecycle, lifecycle};
 pub use log::{with_captured_log, Written};
 pub use tools::tool_present;

@@ -316,6 +316,14 @@ mod tests {
         serve.clone()
     }
 
+    /// `pairs` as the environment's variables.
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn every_flag_is_a_key_and_no_variable_means_something_else() {
         let kinds = kinds();
@@ -386,12 +394,6 @@ mod tests {
             "timeout = \"5s\"\nqueue = 7\nisolate = [\"a\"]\npreflight = false\n",
         )
         .unwrap();
-        let env = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>()
-        };
         let config = resolve(Some(&file), &serve_matches(&[]), env(&[])).unwrap();
         assert_eq!(
             (config.timeout.as_secs(), config.queue, config.preflight),
@@ -427,12 +429,6 @@ mod tests {
     fn booleans_come_off_by_flag_lists_hold_commas_and_keys_are_flag_names() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gp.toml");
-        let env = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>()
-        };
         // A boolean the file set, undone by its flag; a list with commas in an item.
         std::fs::write(&file, "watch = true\npreflight = false\n").unwrap();
         let config = resolve(
@@ -458,41 +454,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.admin_hosts, ["[fd00::1]", "gp.example"]);
-        let refused =
-            resolve(None, &serve_matches(&[]), env(&[("GP_SERVE_LISTN", "x")])).unwrap_err();
+    }
+
+    #[test]
+    fn a_bad_variable_is_refused_by_its_name_with_why() {
+        let refused = |name: &str, value: &str| {
+            resolve(None, &serve_matches(&[]), env(&[(name, value)]))
+                .unwrap_err()
+                .to_string()
+        };
+        let unknown = refused("GP_SERVE_LISTN", "x");
         assert!(
-            refused.to_string().starts_with("GP_SERVE_LISTN: not a setting of gp serve (did you mean GP_SERVE_LISTEN?); the settings are access-log, admin, "),
-            "{refused}"
+            unknown.starts_with("GP_SERVE_LISTN: not a setting of gp serve (did you mean GP_SERVE_LISTEN?); the settings are access-log, admin, "),
+            "{unknown}"
         );
-        let refused = resolve(
-            None,
-            &serve_matches(&[]),
-            env(&[("GP_SERVE_QUEUE", "many")]),
-        )
-        .unwrap_err();
         assert_eq!(
-            refused.to_string(),
+            refused("GP_SERVE_QUEUE", "many"),
             "GP_SERVE_QUEUE=many: `many` is not a whole number"
         );
-        let refused = resolve(
-            None,
-            &serve_matches(&[]),
-            env(&[("GP_SERVE_LISTEN", "8080")]),
-        )
-        .unwrap_err();
         assert_eq!(
-            refused.to_string(),
+            refused("GP_SERVE_LISTEN", "8080"),
             "GP_SERVE_LISTEN=8080: invalid socket address syntax"
         );
-        let refused = resolve(
-            None,
-            &serve_matches(&[]),
-            env(&[("GP_SERVE_TIMEOUT", "soon")]),
-        )
-        .unwrap_err();
+        let duration = refused("GP_SERVE_TIMEOUT", "soon");
         assert!(
-            refused.to_string().starts_with("GP_SERVE_TIMEOUT=soon: "),
-            "{refused}"
+            duration.starts_with("GP_SERVE_TIMEOUT=soon: "),
+            "{duration}"
         );
     }
 }
