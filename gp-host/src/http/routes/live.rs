@@ -18,6 +18,7 @@
 //! which costs the whole table once and is always correct. No `unsafe`: the type system
 //! checks the exclusive access.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,8 @@ const READER_WAIT: Duration = Duration::from_millis(5);
 pub(crate) struct LiveTable {
     published: ArcSwap<RouteTable>,
     standby: Mutex<Standby>,
+    /// Counts the copies published, twice each: odd while one is being swapped in.
+    generation: AtomicU64,
 }
 
 /// The copy not published, and the changes the published copy has that it lacks.
@@ -50,6 +53,7 @@ impl Default for LiveTable {
                 table: Arc::new(RouteTable::default()),
                 behind: Vec::new(),
             }),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -59,6 +63,20 @@ impl LiveTable {
     /// last reader of a copy before changing it).
     pub(crate) fn load(&self) -> Guard<Arc<RouteTable>> {
         self.published.load()
+    }
+
+    /// Which copy requests read now, as a number: odd while a change is being published.
+    /// Read before [`load`](Self::load), an even number that [`unchanged_since`]
+    /// (Self::unchanged_since) finds again later says that the copy loaded then is still the
+    /// one published: a look-up in it then would find what the first found.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Whether no change has begun since [`generation`](Self::generation) returned
+    /// `generation`.
+    pub(crate) fn unchanged_since(&self, generation: u64) -> bool {
+        generation % 2 == 0 && self.generation() == generation
     }
 
     /// Puts each of `changes` in place of its plugin's routes, at once for requests; returns
@@ -73,7 +91,9 @@ impl LiveTable {
         }
         let conflicts = changes.iter().flat_map(|c| copy.set(c)).collect();
         let ready = std::mem::replace(table, Arc::new(RouteTable::default()));
+        self.generation.fetch_add(1, Ordering::SeqCst);
         *table = self.published.swap(ready);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         *behind = changes;
         conflicts
     }
@@ -163,6 +183,26 @@ mod tests {
         assert!(live.change(vec![PluginRoutes::none("b")]).is_empty());
         assert_eq!(label(&live, "/b"), None);
         assert!(live.settled());
+    }
+
+    #[test]
+    fn a_generation_read_before_a_change_is_not_found_again_after_it() {
+        let live = LiveTable::default();
+        let before = live.generation();
+        assert!(live.unchanged_since(before));
+        let a = PluginRoutes::serving(&manifest("a", &["/a"]), None);
+        assert!(live.change(vec![a]).is_empty());
+        assert!(
+            !live.unchanged_since(before),
+            "a call routed before must look again"
+        );
+        let after = live.generation();
+        assert!(live.unchanged_since(after));
+        // Odd: a change under way when it was read.
+        assert!(!live.unchanged_since(after + 1));
+        // Even an empty change publishes a copy.
+        assert!(live.change(Vec::new()).is_empty());
+        assert!(!live.unchanged_since(after));
     }
 
     #[test]

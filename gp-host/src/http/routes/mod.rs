@@ -37,6 +37,8 @@ pub(crate) struct RouteEntry {
     pattern: String,
     /// Parameters whose values must have a type (beego's `:id:int`).
     typed: Vec<(String, ParamType)>,
+    /// Every parameter's name, in the route's order: what a request's [`Params`] point at.
+    params: Box<[String]>,
     pub(crate) executor: Option<Executor>,
     /// Whether its plugin runs isolated (its requests are then batched).
     #[cfg_attr(not(feature = "isolate"), allow(dead_code))]
@@ -142,7 +144,7 @@ pub(crate) enum Lookup<'t> {
     /// A route, with its parameters (names and percent-decoded values).
     Found {
         entry: &'t Arc<RouteEntry>,
-        params: Vec<(String, String)>,
+        params: Params,
     },
     /// The path exists under other methods only.
     WrongMethod { allow: Vec<&'static str> },
@@ -195,7 +197,7 @@ impl PluginRoutes {
             http.routes
                 .iter()
                 .map(|route| {
-                    let (pattern, typed) = pattern(route, http.driver);
+                    let (pattern, typed, params) = pattern(route, http.driver);
                     Arc::new(RouteEntry {
                         plugin: manifest.name.clone(),
                         method: route.method,
@@ -203,6 +205,7 @@ impl PluginRoutes {
                         label: route.label.clone(),
                         pattern,
                         typed,
+                        params,
                         executor: executor.clone(),
                         isolated,
                         asynchronous: details
@@ -224,7 +227,7 @@ impl PluginRoutes {
 /// Every route being served.
 #[derive(Default, Clone)]
 pub(crate) struct RouteTable {
-    by_method: HashMap<HttpMethod, matchit::Router<Arc<RouteEntry>>>,
+    by_method: ByMethod,
     /// matchit's pattern → the entry it holds, per method: to name the route a conflict is with.
     patterns: HashMap<(HttpMethod, String), Arc<RouteEntry>>,
     /// Each plugin's routes in the routers, in the order declared, by plugin name: what a
@@ -235,11 +238,39 @@ pub(crate) struct RouteTable {
     blocked: Vec<Arc<RouteEntry>>,
 }
 
-/// `route` in matchit's syntax, with the typed parameters it declares.
+/// One matchit router per method, found by the method's position: a request's look-up hashes
+/// nothing.
+#[derive(Default, Clone)]
+struct ByMethod([matchit::Router<Arc<RouteEntry>>; HttpMethod::ALL.len()]);
+
+impl ByMethod {
+    fn slot(method: HttpMethod) -> usize {
+        match method {
+            HttpMethod::Get => 0,
+            HttpMethod::Post => 1,
+            HttpMethod::Put => 2,
+            HttpMethod::Patch => 3,
+            HttpMethod::Delete => 4,
+            HttpMethod::Head => 5,
+            HttpMethod::Options => 6,
+        }
+    }
+
+    fn get(&self, method: HttpMethod) -> &matchit::Router<Arc<RouteEntry>> {
+        &self.0[ByMethod::slot(method)]
+    }
+
+    fn get_mut(&mut self, method: HttpMethod) -> &mut matchit::Router<Arc<RouteEntry>> {
+        &mut self.0[ByMethod::slot(method)]
+    }
+}
+
+/// `route` in matchit's syntax, with the typed parameters it declares and every parameter's
+/// name.
 fn pattern(
     route: &Route,
     driver: gp_core::manifest::HttpDriver,
-) -> (String, Vec<(String, ParamType)>) {
+) -> (String, Vec<(String, ParamType)>, Box<[String]>) {
     // The manifest was validated at load, so the route parses.
     let segments = parse_route(&route.route, driver).unwrap_or_default();
     let typed = segments
@@ -249,7 +280,85 @@ fn pattern(
             _ => None,
         })
         .collect();
-    (matchit_path(&segments), typed)
+    let names = segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Param(p) | Segment::Typed(p, _) | Segment::CatchAll(p) => {
+                Some((*p).to_owned())
+            }
+            Segment::Literal(_) => None,
+        })
+        .collect();
+    (matchit_path(&segments), typed, names)
+}
+
+/// A request's path parameters as its route matched them: which of the route's parameters
+/// each is, and where its value is in the path. Routing copies nothing; a value is
+/// percent-decoded when a call reads it ([`Params::iter`]).
+#[derive(Debug, Default)]
+pub(crate) struct Params {
+    found: smallvec::SmallVec<[Param; 4]>,
+    /// Values the matcher handed back from outside the path (none, with matchit 0.8, whose
+    /// values borrow the path), copied.
+    copied: Vec<String>,
+}
+
+/// One parameter: its place in [`RouteEntry::params`] and bytes `start..end` of the path
+/// (`start == u32::MAX`: `end` is its place in [`Params::copied`]). 12 bytes, since the
+/// request's future carries them.
+#[derive(Debug, Clone, Copy)]
+struct Param {
+    name: u32,
+    start: u32,
+    end: u32,
+}
+
+impl Params {
+    fn found(entry: &RouteEntry, path: &str, matched: &matchit::Params<'_, '_>) -> Params {
+        let base = path.as_ptr() as usize;
+        let mut params = Params::default();
+        for (name, raw) in matched.iter() {
+            let Some(index) = entry.params.iter().position(|n| n == name) else {
+                continue;
+            };
+            let start = (raw.as_ptr() as usize).wrapping_sub(base);
+            let end = start.wrapping_add(raw.len());
+            let within = path
+                .get(start..end)
+                .is_some_and(|within| std::ptr::eq(within, raw));
+            let (start, end) = match (u32::try_from(start), u32::try_from(end)) {
+                (Ok(start), Ok(end)) if within && start != u32::MAX => (start, end),
+                _ => {
+                    params.copied.push(raw.to_owned());
+                    (u32::MAX, (params.copied.len() - 1) as u32)
+                }
+            };
+            params.found.push(Param {
+                name: index as u32,
+                start,
+                end,
+            });
+        }
+        params
+    }
+
+    /// Each parameter's name and its value, percent-decoded, in the route's order: `entry`
+    /// is the route and `path` the request's path, as matched.
+    pub(crate) fn iter<'a>(
+        &'a self,
+        entry: &'a RouteEntry,
+        path: &'a str,
+    ) -> impl Iterator<Item = (&'a str, std::borrow::Cow<'a, str>)> + 'a {
+        self.found.iter().map(move |param| {
+            let raw = if param.start == u32::MAX {
+                self.copied[param.end as usize].as_str()
+            } else {
+                path.get(param.start as usize..param.end as usize)
+                    .unwrap_or_default()
+            };
+            (entry.params[param.name as usize].as_str(), decode(raw))
+        })
+    }
 }
 
 /// Route segments in matchit's (and axum's) syntax: `/items/{id}`, `/files/{*rest}`.
@@ -331,20 +440,21 @@ impl RouteTable {
         // A pattern looked up as a path finds its own route (a parameter matches its own
         // `{name}`); one that does not (escaped braces, say) takes the long way.
         let found = current.iter().all(|old| {
-            self.by_method.get(&old.method).is_some_and(|router| {
-                router
-                    .at(old.pattern.as_str())
-                    .is_ok_and(|m| Arc::ptr_eq(m.value, old))
-            })
+            self.by_method
+                .get(old.method)
+                .at(old.pattern.as_str())
+                .is_ok_and(|m| Arc::ptr_eq(m.value, old))
         });
         if !found {
             return false;
         }
         for (old, new) in current.iter().zip(&routes.entries) {
-            if let Some(router) = self.by_method.get_mut(&old.method) {
-                if let Ok(m) = router.at_mut(old.pattern.as_str()) {
-                    *m.value = Arc::clone(new);
-                }
+            if let Ok(m) = self
+                .by_method
+                .get_mut(old.method)
+                .at_mut(old.pattern.as_str())
+            {
+                *m.value = Arc::clone(new);
             }
             self.patterns
                 .insert((new.method, new.pattern.clone()), Arc::clone(new));
@@ -361,9 +471,9 @@ impl RouteTable {
             return false;
         };
         for entry in &entries {
-            if let Some(router) = self.by_method.get_mut(&entry.method) {
-                router.remove(entry.pattern.as_str());
-            }
+            self.by_method
+                .get_mut(entry.method)
+                .remove(entry.pattern.as_str());
             self.patterns.remove(&(entry.method, entry.pattern.clone()));
         }
         !entries.is_empty()
@@ -371,7 +481,7 @@ impl RouteTable {
 
     /// Inserts one route; the conflict if it cannot be served.
     fn insert(&mut self, entry: &Arc<RouteEntry>) -> Option<Conflict> {
-        let router = self.by_method.entry(entry.method).or_default();
+        let router = self.by_method.get_mut(entry.method);
         match router.insert(entry.pattern.as_str(), Arc::clone(entry)) {
             Ok(()) => {
                 self.patterns
@@ -425,14 +535,9 @@ impl RouteTable {
     /// the `GET` route.
     pub(crate) fn lookup(&self, method: HttpMethod, path: &str) -> Lookup<'_> {
         if let Some(matched) = self.served(method, path) {
-            let params = matched
-                .params
-                .iter()
-                .map(|(name, raw)| (name.to_owned(), decode(raw).into_owned()))
-                .collect();
             return Lookup::Found {
                 entry: matched.value,
-                params,
+                params: Params::found(matched.value, path, &matched.params),
             };
         }
         let mut allow: Vec<&'static str> = HttpMethod::ALL
@@ -486,7 +591,7 @@ impl RouteTable {
         method: HttpMethod,
         path: &'p str,
     ) -> Option<matchit::Match<'t, 'p, &'t Arc<RouteEntry>>> {
-        let matched = self.by_method.get(&method)?.at(path).ok()?;
+        let matched = self.by_method.get(method).at(path).ok()?;
         let entry = matched.value;
         let accepted = entry.typed.is_empty()
             || matched.params.iter().all(|(name, raw)| {

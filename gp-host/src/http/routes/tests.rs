@@ -35,7 +35,13 @@ fn found(
     path: &str,
 ) -> Option<(String, Vec<(String, String)>)> {
     let found = match table.lookup(method, path) {
-        Lookup::Found { entry, params } => Some((entry.label.clone(), params)),
+        Lookup::Found { entry, params } => Some((
+            entry.label.clone(),
+            params
+                .iter(entry, path)
+                .map(|(name, value)| (name.to_owned(), value.into_owned()))
+                .collect(),
+        )),
         _ => None,
     };
     // The call's second look, without parameters, finds what the first found.

@@ -19,7 +19,7 @@ use super::request::{self, Incoming};
 use super::response::{respond, Answer, Ran};
 use super::Shared;
 use crate::error::Error;
-use crate::http::routes::{Lookup, Reserved, RouteEntry};
+use crate::http::routes::{Lookup, Params, Reserved, RouteEntry};
 use crate::runtime::context::{CancelToken, Context};
 
 /// The router's fallback handler: every request that is not one of gp's own, with the
@@ -79,8 +79,9 @@ pub(super) async fn answer_from(
 /// returns the small `Ok`).
 type Early<T> = Result<T, Box<Answer>>;
 
-/// Where a request goes: its method, its route and the route's parameters.
-type Routed = (HttpMethod, Arc<RouteEntry>, Vec<(String, String)>);
+/// Where a request goes: its method, its route, the route's parameters, and the route
+/// table's generation it was found in.
+type Routed = (HttpMethod, Arc<RouteEntry>, Params, u64);
 
 /// Everything between the request and its answer.
 async fn answer(
@@ -89,7 +90,7 @@ async fn answer(
     peer: Option<SocketAddr>,
     id: &RequestId,
 ) -> Answer {
-    let (method, entry, params) = match route(shared, &request, id) {
+    let (method, entry, params, generation) = match route(shared, &request, id) {
         Ok(found) => found,
         Err(answer) => return *answer,
     };
@@ -128,6 +129,7 @@ async fn answer(
         method,
         uri,
         entry,
+        generation,
         permit,
         lane,
     };
@@ -145,9 +147,10 @@ fn route(shared: &Shared, request: &Request, id: &RequestId) -> Early<Routed> {
         )));
     };
     let path = request.uri().path();
+    let generation = shared.table.generation();
     let table = shared.table.load();
     match table.lookup(method, path) {
-        Lookup::Found { entry, params } => Ok((method, Arc::clone(entry), params)),
+        Lookup::Found { entry, params } => Ok((method, Arc::clone(entry), params, generation)),
         Lookup::WrongMethod { allow } => {
             let mut answer = Answer::gp(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -214,6 +217,8 @@ struct Call {
     method: HttpMethod,
     uri: Uri,
     entry: Arc<RouteEntry>,
+    /// The route table's generation the request was routed in.
+    generation: u64,
     permit: OwnedSemaphorePermit,
     lane: Arc<Lane>,
 }
@@ -247,12 +252,14 @@ async fn run(
                 method,
                 uri,
                 entry,
+                generation,
                 permit,
                 lane,
             } = call;
             let _permit = permit;
             let started = Instant::now();
-            let outcome = resolve_and_call(&shared, method, uri.path(), &entry, &mut ctx);
+            let route = (method, uri.path(), generation);
+            let outcome = resolve_and_call(&shared, route, &entry, &mut ctx);
             if let Some(budget) = budget {
                 lane.record(started.elapsed(), budget);
             }
@@ -335,6 +342,7 @@ async fn run_batched(
         entry,
         permit,
         lane,
+        ..
     } = call;
     let (done, answer) = tokio::sync::oneshot::channel();
     let job = super::batch::Job {
@@ -357,30 +365,36 @@ async fn run_batched(
     )
 }
 
-/// Runs in the call's task: resolves the route again and pins the version that declares
-/// it. `None` when the route is gone (unloaded or upgraded away meanwhile).
+/// Runs in the call's task: resolves the route again (`method`, `path`, in the table's
+/// `generation` it was routed in) and pins the version that declares it. `None` when the
+/// route is gone (unloaded or upgraded away meanwhile).
 fn resolve_and_call(
     shared: &Shared,
-    method: HttpMethod,
-    path: &str,
-    first: &RouteEntry,
+    (method, path, generation): (HttpMethod, &str, u64),
+    first: &Arc<RouteEntry>,
     ctx: &mut Context,
 ) -> Option<Result<(), Error>> {
     if ctx.is_cancelled() || ctx.is_past_deadline() {
-        // Waited for a thread past the deadline (the client has its 504), or the
-        // client left: the call would only burn a thread.
+        // Waited for a thread past the deadline (the client has its 504), or the client
+        // left: the call would only burn a thread.
         return Some(Err(Error::DeadlineExceeded {
             plugin: first.plugin.clone(),
         }));
     }
-    // The entry is taken out of the table, which is not held across the call: a change
-    // waits for the last reader of a table copy (see `routes::live`).
-    let entry = Arc::clone(
-        shared
-            .table
-            .load()
-            .still_served(method, path, &first.plugin)?,
-    );
+    let entry = if shared.table.unchanged_since(generation) {
+        // No change to the table began since the request was routed: a look-up would find
+        // `first` again.
+        Arc::clone(first)
+    } else {
+        // The entry is taken out of the table, which is not held across the call: a change
+        // waits for the last reader of a table copy (see `routes::live`).
+        Arc::clone(
+            shared
+                .table
+                .load()
+                .still_served(method, path, &first.plugin)?,
+        )
+    };
     let executor = entry.executor.as_ref()?;
     executor.execute_if(ctx, |spec| entry.declared_by(spec))
 }

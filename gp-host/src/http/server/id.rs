@@ -10,20 +10,38 @@ use super::Shared;
 /// The header's name, made once: a `&str` name is parsed again at every use.
 pub(super) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// A request's id, as its `x-request-id` header value: the client's, shared rather than
-/// copied, or one of this process's, formatted without `format!`.
+/// A request's id: the client's `x-request-id` value, shared rather than copied, or one of
+/// this process's, kept inline (cloned as bytes, made into a header value once, for the
+/// response).
 #[derive(Clone)]
-pub(crate) struct RequestId(HeaderValue);
+pub(crate) enum RequestId {
+    /// The client's.
+    Given(HeaderValue),
+    /// This process's: `text[..len]`, ASCII hex digits and a dash.
+    Ours { text: [u8; OURS], len: u8 },
+}
+
+/// The longest id of this process's: `{prefix:08x}-{n:016x}`.
+const OURS: usize = 8 + 1 + 16;
 
 impl RequestId {
     /// The id as text (it is ASCII by construction).
     pub(super) fn as_str(&self) -> &str {
-        self.0.to_str().unwrap_or_default()
+        match self {
+            RequestId::Given(value) => value.to_str().unwrap_or_default(),
+            RequestId::Ours { text, len } => {
+                std::str::from_utf8(&text[..usize::from(*len)]).unwrap_or_default()
+            }
+        }
     }
 
     /// The id as a header value.
     pub(super) fn header(&self) -> HeaderValue {
-        self.0.clone()
+        match self {
+            RequestId::Given(value) => value.clone(),
+            RequestId::Ours { text, len } => HeaderValue::from_bytes(&text[..usize::from(*len)])
+                .expect("hex digits and a dash are a header value"),
+        }
     }
 }
 
@@ -44,19 +62,19 @@ impl Shared {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
         });
         if let Some(id) = given {
-            return RequestId(id.clone());
+            return RequestId::Given(id.clone());
         }
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         // `{prefix:08x}-{n:08x}`, wider when `n` outgrows 32 bits.
-        let mut text = [0u8; 8 + 1 + 16];
+        let mut text = [0u8; OURS];
         hex(u64::from(self.id_prefix), 8, &mut text[..8]);
         text[8] = b'-';
         let digits = (16 - (n.leading_zeros() as usize) / 4).max(8);
         hex(n, digits, &mut text[9..9 + digits]);
-        RequestId(
-            HeaderValue::from_bytes(&text[..9 + digits])
-                .expect("hex digits and a dash are a header value"),
-        )
+        RequestId::Ours {
+            text,
+            len: (9 + digits) as u8,
+        }
     }
 }
 

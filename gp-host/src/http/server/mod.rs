@@ -18,7 +18,6 @@
 //! - `request`: a request turned into a call's context;
 //! - `response`: a call's context (or its error) turned into a response.
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -97,8 +96,9 @@ pub(super) struct Shared {
     /// Held while the manager's state is read and put in the table, so that the last change
     /// applied read the newest state.
     changing: Mutex<()>,
-    /// Each plugin's lane (slots, queue, where its calls run), kept across upgrades.
-    lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    /// Each plugin's lane (slots, queue, where its calls run), kept across upgrades. Found
+    /// per request: FxHash, since plugin names are not chosen by clients.
+    lanes: Mutex<rustc_hash::FxHashMap<String, Arc<Lane>>>,
     /// The calls running on the async workers, across plugins.
     pub(super) inline: Arc<InlineCalls>,
     /// The access log's writer, if requests are logged.
@@ -281,7 +281,7 @@ impl Shared {
             config,
             table: LiveTable::default(),
             changing: Mutex::new(()),
-            lanes: Mutex::new(HashMap::new()),
+            lanes: Mutex::default(),
             inline,
             access,
             metrics: HttpMetrics::default(),

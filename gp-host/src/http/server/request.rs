@@ -21,7 +21,7 @@ use super::id::RequestId;
 use super::response::Answer;
 use super::Shared;
 use crate::http::media_type;
-use crate::http::routes::RouteEntry;
+use crate::http::routes::{Params, RouteEntry};
 use crate::runtime::context::Context;
 use crate::runtime::values::Deferred;
 
@@ -35,7 +35,7 @@ pub(super) struct Incoming {
     pub(super) parts: Parts,
     pub(super) method: HttpMethod,
     pub(super) entry: Arc<RouteEntry>,
-    pub(super) params: Vec<(String, String)>,
+    pub(super) params: Params,
     /// The client's address, when the server knows it.
     pub(super) peer: Option<SocketAddr>,
     pub(super) id: RequestId,
@@ -147,6 +147,10 @@ impl Shared {
             bytes: 0,
         };
         let timeout = self.config.body_timeout;
+        if axum::body::HttpBody::is_end_stream(&body) {
+            // No body (a GET, usually): nothing to read, time or count.
+            return Ok((Bytes::new(), None, reserved));
+        }
         let read = tokio::time::timeout(timeout, read_within(body, limit, declared, &mut reserved));
         let body = match read.await {
             Ok(Ok(body)) => body,
@@ -285,7 +289,7 @@ impl Deferred for RequestValues {
             keys::METHOD => request.method.as_str().into(),
             keys::PATH => parts.uri.path().into(),
             keys::ROUTE => request.entry.route.as_str().into(),
-            keys::PARAMS => string_map(request.params.iter()),
+            keys::PARAMS => string_map(request.params.iter(&request.entry, parts.uri.path())),
             keys::QUERY => {
                 let query = parts.uri.query().unwrap_or_default();
                 list_map(form_urlencoded::parse(query.as_bytes()))
@@ -323,10 +327,10 @@ fn address(addr: &SocketAddr) -> String {
     text
 }
 
-fn string_map<'a>(pairs: impl Iterator<Item = &'a (String, String)>) -> Value {
+fn string_map<'a>(pairs: impl Iterator<Item = (&'a str, Cow<'a, str>)>) -> Value {
     let mut map = abi_stable::std_types::RHashMap::new();
     for (k, v) in pairs {
-        map.insert(k.as_str().into(), Value::from(v.as_str()));
+        map.insert(k.into(), Value::from(v.as_ref()));
     }
     Value::Map(map)
 }
