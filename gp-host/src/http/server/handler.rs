@@ -242,7 +242,7 @@ async fn run(
         return run_batched(shared, ctx, call, timeout, id, cancel).await;
     }
     // An async handler's call blocks its thread on the plugin's runtime: never inline.
-    let eligible = !entry.asynchronous && call.lane.eligible(&shared.inline);
+    let eligible = !entry.asynchronous && call.lane.promoted_in(&shared.inline);
     let lane = Arc::clone(&call.lane);
     let budget = shared.inline.budget();
     let work = {
@@ -269,8 +269,9 @@ async fn run(
     let worker = if eligible {
         let shared = Arc::clone(shared);
         tokio::spawn(async move {
-            // The inline place is taken when the call starts: see `lane`.
-            match shared.inline.enter(&lane) {
+            // The inline place is taken when the call starts, or after a short wait for one:
+            // see `lane`.
+            match shared.inline.place(&lane).await {
                 Some(_inline) => {
                     shared.metrics.inline.inc();
                     work()

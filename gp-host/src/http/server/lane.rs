@@ -15,11 +15,17 @@
 //!   after a first (one such call alone is what an inline call preempted by the kernel for a
 //!   time slice looks like; demoting on it sent 64 calls to the pool each time, 3–6 % of calls
 //!   on a busy 1-CPU server);
-//! - while an inline call of it runs past [`HARD_FACTOR`] × the budget, its next calls go to
-//!   the pool (stuck, or preempted: either way not a place to wait);
 //! - at most `workers − 1` calls run inline at once across the server, so a plugin that was
 //!   fast and then hangs can hold at most all workers but one: that one keeps accepting,
 //!   answering `/-/healthz`, other plugins (which then go to the pool) and the 504s;
+//! - a promoted plugin's call that finds the inline places taken, or an inline call of its
+//!   plugin running past [`HARD_FACTOR`] × the budget, waits up to that long (in its own
+//!   task, never the request's) for an inline call to end, then goes to the pool. With more
+//!   workers than CPUs (two workers on one CPU, say) the call in the way has usually been
+//!   preempted, not stuck: it ends as soon as its thread runs again, and sending every call
+//!   that meanwhile arrives to the pool cost two thread hand-offs each (3 % of the calls, and
+//!   eight times bare axum's context switches, at 32 connections on one CPU). A call that
+//!   is really stuck costs the calls behind it that wait, and no more;
 //! - the call always runs in a task other than the request's, so the request's deadline
 //!   fires (504) even while its call is stuck; a current-thread runtime (one worker) never
 //!   runs a call inline.
@@ -32,7 +38,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// How many requests may wait for one plugin's slots unless configured otherwise.
 pub const DEFAULT_QUEUE: usize = 1024;
@@ -78,6 +84,10 @@ pub(crate) enum NoSlot {
 pub(crate) struct InlineCalls {
     running: AtomicUsize,
     budget: Option<Duration>,
+    /// Calls waiting for an inline call to end ([`InlineCalls::place`]).
+    waiting: AtomicUsize,
+    /// Told when an inline call ends while calls wait.
+    ended: Notify,
 }
 
 /// One inline call, counted until dropped.
@@ -93,6 +103,8 @@ impl InlineCalls {
         InlineCalls {
             running: AtomicUsize::new(0),
             budget,
+            waiting: AtomicUsize::new(0),
+            ended: Notify::new(),
         }
     }
 
@@ -106,23 +118,84 @@ impl InlineCalls {
     /// to start (under load a spawned call waits behind other tasks, and counting it then
     /// would send every other call to the pool).
     pub(crate) fn enter(self: &Arc<Self>, lane: &Arc<Lane>) -> Option<InlineGuard> {
-        let workers = tokio::runtime::Handle::try_current()
-            .map(|h| h.metrics().num_workers())
-            .unwrap_or(1);
-        let max = workers.saturating_sub(1);
+        let max = workers().saturating_sub(1);
+        // SeqCst here, in `place` and in the guard's drop: a call that starts waiting as the
+        // last inline call ends either finds the place free or is told (see `place`).
         self.running
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < max).then_some(n + 1)
             })
             .ok()?;
         let since = now_ns();
-        lane.inline_since.store(since, Ordering::Relaxed);
+        lane.inline_since.store(since, Ordering::SeqCst);
         Some(InlineGuard {
             calls: Arc::clone(self),
             lane: Arc::clone(lane),
             since,
         })
     }
+
+    /// An inline place for a call of a promoted `lane` (see the module documentation): at
+    /// once if [`eligible`](Lane::eligible) and [`enter`](Self::enter) give one, else after
+    /// waiting up to [`HARD_FACTOR`] × the budget for an inline call to end. `None` (the
+    /// call goes to the pool) past that, on a runtime with one worker, or if calls never
+    /// run inline here.
+    pub(crate) async fn place(self: &Arc<Self>, lane: &Arc<Lane>) -> Option<InlineGuard> {
+        let budget = self.budget?;
+        if lane.eligible(self) {
+            if let Some(guard) = self.enter(lane) {
+                return Some(guard);
+            }
+        }
+        if workers() < 2 {
+            return None;
+        }
+        let until = tokio::time::Instant::now() + budget * HARD_FACTOR;
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            // Registered before the count and the check below, so that an inline call
+            // ending after them tells this one.
+            ended.as_mut().enable();
+            let waiting = Waiting::new(&self.waiting);
+            if !lane.promoted_in(self) {
+                // Demoted meanwhile: its calls go to the pool until a new streak.
+                return None;
+            }
+            if lane.eligible(self) {
+                if let Some(guard) = self.enter(lane) {
+                    return Some(guard);
+                }
+            }
+            if tokio::time::timeout_at(until, ended).await.is_err() {
+                return None;
+            }
+            drop(waiting);
+        }
+    }
+}
+
+/// One call counted as waiting in [`InlineCalls::place`] while this lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The current runtime's workers (1 outside a runtime).
+fn workers() -> usize {
+    tokio::runtime::Handle::try_current()
+        .map(|h| h.metrics().num_workers())
+        .unwrap_or(1)
 }
 
 /// The instant lanes measure from.
@@ -176,8 +249,15 @@ impl Lane {
         }
     }
 
-    /// Whether this lane's next call may run inline (see the module documentation): its
-    /// task then takes an inline place with [`InlineCalls::enter`] when it starts.
+    /// Whether this lane's calls run inline on a server that allows it (after a streak of
+    /// fast calls): they are then spawned as tasks that take an inline place with
+    /// [`InlineCalls::place`] when they start.
+    pub(crate) fn promoted_in(&self, calls: &InlineCalls) -> bool {
+        calls.budget.is_some() && self.streak.load(Ordering::Relaxed) >= PROMOTE_AFTER
+    }
+
+    /// Whether this lane's next call may run inline now (see the module documentation):
+    /// promoted, and no inline call of it running far past the budget.
     pub(crate) fn eligible(&self, calls: &InlineCalls) -> bool {
         let Some(budget) = calls.budget else {
             return false;
@@ -185,7 +265,7 @@ impl Lane {
         if self.streak.load(Ordering::Relaxed) < PROMOTE_AFTER {
             return false;
         }
-        let since = self.inline_since.load(Ordering::Relaxed);
+        let since = self.inline_since.load(Ordering::SeqCst);
         // An inline call of this plugin running far past the budget: stuck, slow now, or its
         // thread preempted. Not inline while it lasts; how it ends decides (`record`).
         since == 0 || now_ns().saturating_sub(since) <= (budget * HARD_FACTOR).as_nanos() as u64
@@ -229,13 +309,16 @@ impl Lane {
 
 impl Drop for InlineGuard {
     fn drop(&mut self) {
-        self.calls.running.fetch_sub(1, Ordering::AcqRel);
         let _ = self.lane.inline_since.compare_exchange(
             self.since,
             0,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
         );
+        self.calls.running.fetch_sub(1, Ordering::SeqCst);
+        if self.calls.waiting.load(Ordering::SeqCst) > 0 {
+            self.calls.ended.notify_waiters();
+        }
     }
 }
 
@@ -311,6 +394,41 @@ mod tests {
         assert!(calls.enter(&lanes[2]).is_some());
         // Never inline on a server that does not allow it.
         assert!(!lanes[0].eligible(&InlineCalls::new(None)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_waits_for_the_inline_place_a_while_then_goes_to_the_pool() {
+        let budget = Duration::from_millis(5);
+        let calls = Arc::new(InlineCalls::new(Some(budget)));
+        let lane = Arc::new(Lane::new(4));
+        for _ in 0..PROMOTE_AFTER {
+            lane.record(Duration::ZERO, budget);
+        }
+        // Two workers: one inline place, taken.
+        let held = calls.enter(&lane).expect("the one place");
+        let waiter = {
+            let (calls, lane) = (Arc::clone(&calls), Arc::clone(&lane));
+            tokio::spawn(async move { calls.place(&lane).await.is_some() })
+        };
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert!(!waiter.is_finished(), "it waits while the place is taken");
+        drop(held);
+        let placed = tokio::time::timeout(Duration::from_secs(10), waiter).await;
+        assert!(
+            placed.expect("told when the inline call ended").unwrap(),
+            "it takes the place the ended call left"
+        );
+        // Never given back: the wait ends (budget × HARD_FACTOR), and the call goes to the pool.
+        let _stuck = calls.enter(&lane).expect("the place is free again");
+        let waited = tokio::time::timeout(Duration::from_secs(10), calls.place(&lane)).await;
+        assert!(waited.expect("the wait is bounded").is_none());
+        // A plugin demoted meanwhile does not wait at all.
+        for _ in 0..3 {
+            lane.record(budget * 2, budget);
+        }
+        let start = Instant::now();
+        assert!(calls.place(&lane).await.is_none());
+        assert!(start.elapsed() < budget * HARD_FACTOR);
     }
 
     #[tokio::test(flavor = "current_thread")]
