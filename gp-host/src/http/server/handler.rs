@@ -48,7 +48,7 @@ pub(super) async fn answer_from(
     let Answer {
         mut response,
         route,
-    } = answer(shared, request, peer, &id).await;
+    } = answer(shared, request, peer, &id, started).await;
     response
         .headers_mut()
         .insert(super::id::X_REQUEST_ID, id.header());
@@ -83,12 +83,13 @@ type Early<T> = Result<T, Box<Answer>>;
 /// table's generation it was found in.
 type Routed = (HttpMethod, Arc<RouteEntry>, Params, u64);
 
-/// Everything between the request and its answer.
+/// Everything between the request, which arrived at `started`, and its answer.
 async fn answer(
     shared: &Arc<Shared>,
     request: Request,
     peer: Option<SocketAddr>,
     id: &RequestId,
+    started: Instant,
 ) -> Answer {
     let (method, entry, params, generation) = match route(shared, &request, id) {
         Ok(found) => found,
@@ -98,7 +99,8 @@ async fn answer(
         return unavailable(&entry, reserved, id);
     }
     let (timeout, body_limit) = shared.limits(&entry);
-    let deadline = Instant::now() + timeout;
+    // From the request's arrival (a clock read fewer than from here, a few µs later).
+    let deadline = started + timeout;
     let (parts, body) = request.into_parts();
     // Shared with the request, not copied: the call's task resolves the route again by it.
     let uri = parts.uri.clone();
@@ -245,9 +247,10 @@ async fn run(
     let eligible = !entry.asynchronous && call.lane.promoted_in(&shared.inline);
     let lane = Arc::clone(&call.lane);
     let budget = shared.inline.budget();
+    // The call, from `started` (when its thread took it up).
     let work = {
         let shared = Arc::clone(shared);
-        move || {
+        move |started: Instant| {
             let Call {
                 method,
                 uri,
@@ -257,9 +260,8 @@ async fn run(
                 lane,
             } = call;
             let _permit = permit;
-            let started = Instant::now();
             let route = (method, uri.path(), generation);
-            let outcome = resolve_and_call(&shared, route, &entry, &mut ctx);
+            let outcome = resolve_and_call(&shared, route, started, &entry, &mut ctx);
             if let Some(budget) = budget {
                 lane.record(started.elapsed(), budget);
             }
@@ -272,13 +274,13 @@ async fn run(
             // The inline place is taken when the call starts, or after a short wait for one:
             // see `lane`.
             match shared.inline.place(&lane).await {
-                Some(_inline) => {
+                Some(inline) => {
                     shared.metrics.inline.inc();
-                    work()
+                    work(inline.started())
                 }
                 None => {
                     shared.metrics.pool.inc();
-                    match tokio::task::spawn_blocking(work).await {
+                    match tokio::task::spawn_blocking(move || work(Instant::now())).await {
                         Ok(done) => done,
                         Err(join) => std::panic::resume_unwind(join.into_panic()),
                     }
@@ -287,7 +289,7 @@ async fn run(
         })
     } else {
         shared.metrics.pool.inc();
-        tokio::task::spawn_blocking(work)
+        tokio::task::spawn_blocking(move || work(Instant::now()))
     };
     let outcome = tokio::time::timeout_at(deadline.into(), worker).await;
     conclude(outcome, cancel, &entry, id, timeout, "call task failed")
@@ -366,16 +368,17 @@ async fn run_batched(
     )
 }
 
-/// Runs in the call's task: resolves the route again (`method`, `path`, in the table's
-/// `generation` it was routed in) and pins the version that declares it. `None` when the
-/// route is gone (unloaded or upgraded away meanwhile).
+/// Runs in the call's task, taken up at `started`: resolves the route again (`method`,
+/// `path`, in the table's `generation` it was routed in) and pins the version that declares
+/// it. `None` when the route is gone (unloaded or upgraded away meanwhile).
 fn resolve_and_call(
     shared: &Shared,
     (method, path, generation): (HttpMethod, &str, u64),
+    started: Instant,
     first: &Arc<RouteEntry>,
     ctx: &mut Context,
 ) -> Option<Result<(), Error>> {
-    if ctx.is_cancelled() || ctx.is_past_deadline() {
+    if ctx.is_cancelled() || ctx.deadline().is_some_and(|d| started >= d) {
         // Waited for a thread past the deadline (the client has its 504), or the client
         // left: the call would only burn a thread.
         return Some(Err(Error::DeadlineExceeded {

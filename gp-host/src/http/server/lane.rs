@@ -95,6 +95,7 @@ pub(crate) struct InlineGuard {
     calls: Arc<InlineCalls>,
     lane: Arc<Lane>,
     since: u64,
+    started: Instant,
 }
 
 impl InlineCalls {
@@ -126,12 +127,14 @@ impl InlineCalls {
                 (n < max).then_some(n + 1)
             })
             .ok()?;
-        let since = now_ns();
+        let started = Instant::now();
+        let since = ns_at(started);
         lane.inline_since.store(since, Ordering::SeqCst);
         Some(InlineGuard {
             calls: Arc::clone(self),
             lane: Arc::clone(lane),
             since,
+            started,
         })
     }
 
@@ -205,7 +208,11 @@ fn anchor() -> Instant {
 }
 
 fn now_ns() -> u64 {
-    anchor().elapsed().as_nanos() as u64 + 1
+    ns_at(Instant::now())
+}
+
+fn ns_at(instant: Instant) -> u64 {
+    instant.saturating_duration_since(anchor()).as_nanos() as u64 + 1
 }
 
 impl Lane {
@@ -304,6 +311,13 @@ impl Lane {
     #[cfg(test)]
     fn promoted(&self) -> bool {
         self.streak.load(Ordering::Relaxed) >= PROMOTE_AFTER
+    }
+}
+
+impl InlineGuard {
+    /// When the inline place was taken: when the call starts (the clock read once for both).
+    pub(crate) fn started(&self) -> Instant {
+        self.started
     }
 }
 
