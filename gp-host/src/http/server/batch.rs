@@ -47,7 +47,7 @@ const SLOW_CALL: Duration = Duration::from_millis(1);
 
 /// One request's call, waiting for a batch.
 pub(super) struct Job {
-    pub(super) ctx: Context,
+    pub(super) ctx: Box<Context>,
     pub(super) method: HttpMethod,
     pub(super) uri: Uri,
     pub(super) entry: Arc<RouteEntry>,
@@ -182,7 +182,7 @@ fn run(shared: &Shared, jobs: Vec<Job>) {
             .zip(&accepts)
             .zip(&outcomes)
             .filter(|(_, outcome)| outcome.is_none())
-            .map(|((job, accept), _)| (&mut job.ctx, accept as &dyn Fn(&Spec) -> bool))
+            .map(|((job, accept), _)| (&mut *job.ctx, accept as &dyn Fn(&Spec) -> bool))
             .collect();
         let mut ran = executor.execute_batch_if(&mut calls).into_iter();
         drop(calls);
@@ -195,7 +195,8 @@ fn run(shared: &Shared, jobs: Vec<Job>) {
             ctx, permit, done, ..
         } = job;
         // The request may have had its 504 and gone: nobody to tell.
-        let _ = done.send((ctx, outcome.expect("every job has an outcome")));
+        let outcome = outcome.expect("every job has an outcome");
+        let _ = done.send((ctx, outcome.map(|r| r.map_err(Box::new))));
         drop(permit);
     }
 }

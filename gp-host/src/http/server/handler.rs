@@ -230,7 +230,7 @@ struct Call {
 /// deadline at the latest, whatever the call is doing; a client that goes away cancels it.
 async fn run(
     shared: &Arc<Shared>,
-    mut ctx: Context,
+    mut ctx: Box<Context>,
     call: Call,
     timeout: Duration,
     id: &RequestId,
@@ -261,7 +261,8 @@ async fn run(
             } = call;
             let _permit = permit;
             let route = (method, uri.path(), generation);
-            let outcome = resolve_and_call(&shared, route, started, &entry, &mut ctx);
+            let outcome = resolve_and_call(&shared, route, started, &entry, &mut ctx)
+                .map(|r| r.map_err(Box::new));
             if let Some(budget) = budget {
                 lane.record(started.elapsed(), budget);
             }
@@ -271,9 +272,13 @@ async fn run(
     let worker = if eligible {
         let shared = Arc::clone(shared);
         tokio::spawn(async move {
-            // The inline place is taken when the call starts, or after a short wait for one:
-            // see `lane`.
-            match shared.inline.place(&lane).await {
+            // The inline place is taken when the call starts, or after a short wait for one
+            // (boxed: the wait's state would make every call's task larger): see `lane`.
+            let inline = match shared.inline.place_now(&lane) {
+                Some(inline) => Some(inline),
+                None => Box::pin(shared.inline.place(&lane)).await,
+            };
+            match inline {
                 Some(inline) => {
                     shared.metrics.inline.inc();
                     work(inline.started())
@@ -332,7 +337,7 @@ fn conclude<E: std::fmt::Display>(
 #[cfg(feature = "isolate")]
 async fn run_batched(
     shared: &Arc<Shared>,
-    ctx: Context,
+    ctx: Box<Context>,
     call: Call,
     timeout: Duration,
     id: &RequestId,

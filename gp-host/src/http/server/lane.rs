@@ -138,17 +138,24 @@ impl InlineCalls {
         })
     }
 
+    /// An inline place for a call of a promoted `lane` now, if [`eligible`](Lane::eligible)
+    /// and [`enter`](Self::enter) give one; else see [`place`](Self::place).
+    pub(crate) fn place_now(self: &Arc<Self>, lane: &Arc<Lane>) -> Option<InlineGuard> {
+        if lane.eligible(self) {
+            self.enter(lane)
+        } else {
+            None
+        }
+    }
+
     /// An inline place for a call of a promoted `lane` (see the module documentation): at
-    /// once if [`eligible`](Lane::eligible) and [`enter`](Self::enter) give one, else after
-    /// waiting up to [`HARD_FACTOR`] × the budget for an inline call to end. `None` (the
-    /// call goes to the pool) past that, on a runtime with one worker, or if calls never
-    /// run inline here.
+    /// once if [`place_now`](Self::place_now) gives one, else after waiting up to
+    /// [`HARD_FACTOR`] × the budget for an inline call to end. `None` (the call goes to the
+    /// pool) past that, on a runtime with one worker, or if calls never run inline here.
     pub(crate) async fn place(self: &Arc<Self>, lane: &Arc<Lane>) -> Option<InlineGuard> {
         let budget = self.budget?;
-        if lane.eligible(self) {
-            if let Some(guard) = self.enter(lane) {
-                return Some(guard);
-            }
+        if let Some(guard) = self.place_now(lane) {
+            return Some(guard);
         }
         if workers() < 2 {
             return None;
@@ -165,10 +172,8 @@ impl InlineCalls {
                 // Demoted meanwhile: its calls go to the pool until a new streak.
                 return None;
             }
-            if lane.eligible(self) {
-                if let Some(guard) = self.enter(lane) {
-                    return Some(guard);
-                }
+            if let Some(guard) = self.place_now(lane) {
+                return Some(guard);
             }
             if tokio::time::timeout_at(until, ended).await.is_err() {
                 return None;

@@ -246,9 +246,10 @@ pub(super) fn context(
     body: Bytes,
     json: Option<Value>,
     deadline: Instant,
-) -> Context {
-    // Room for the parsed body and the response's three keys.
-    let mut ctx = Context::with_capacity(4).with_label(request.entry.label.clone());
+) -> Box<Context> {
+    // Room for the parsed body and the response's three keys; boxed, since it travels
+    // through the call's task and back.
+    let mut ctx = Box::new(Context::with_capacity(4).with_label(request.entry.label.clone()));
     ctx.set_deadline(Some(deadline));
     if let Some(json) = json {
         // Parsed already (to answer 400 before the call): moved in, not deferred.

@@ -21,7 +21,8 @@ use crate::util::bounded;
 const MAX_CLIENT_MESSAGE: usize = 1024;
 
 /// A call's context back from where it ran, with its outcome (`None`: its route was gone).
-pub(super) type Ran = (Context, Option<Result<(), Error>>);
+/// Both boxed: they travel through the call's task and its output, copied at each step.
+pub(super) type Ran = (Box<Context>, Option<Result<(), Box<Error>>>);
 
 /// What a request is answered with, before the request id and metrics are added.
 pub(super) struct Answer {
@@ -90,7 +91,7 @@ enum InvalidResponse {
 /// The response for a call that ran (or found its route gone).
 pub(super) fn respond(
     ctx: &mut Context,
-    outcome: Option<Result<(), Error>>,
+    outcome: Option<Result<(), Box<Error>>>,
     entry: &Arc<RouteEntry>,
     id: &RequestId,
     timeout: Duration,
@@ -109,7 +110,7 @@ pub(super) fn respond(
             )
         }
         Some(Ok(())) => None,
-        Some(Err(error)) => Some(error),
+        Some(Err(error)) => Some(*error),
     };
     if let Some(error) = error {
         tracing::warn!(target: "gp::http", plugin = entry.plugin, label = entry.label, request_id = id.as_str(), "{error}");
