@@ -192,16 +192,26 @@ fn build_response(ctx: &mut Context, status: Option<i64>) -> Result<Response, In
         Some(Value::Map(map)) => headers(map.iter().map(|entry| (entry.0.as_str(), entry.1)))?,
         Some(other) => return Err(InvalidResponse::Headers { kind: other.kind() }),
     };
-    match ctx.remove(keys::CONTENT_TYPE) {
-        None | Some(Value::Null) => {}
+    // Whether the body is JSON, when the plugin set the content type as its own key (else
+    // `body_response` reads the headers).
+    let json_type = match ctx.remove(keys::CONTENT_TYPE) {
+        None | Some(Value::Null) => None,
         Some(Value::String(value)) => {
-            let value = HeaderValue::from_str(value.as_str())
-                .map_err(|_| InvalidResponse::ContentTypeValue)?;
-            headers.insert(header::CONTENT_TYPE, value);
+            let value = value.as_str();
+            if value == JSON {
+                // What `respond_json` sets: no copy, no check.
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+                Some(true)
+            } else {
+                let header =
+                    HeaderValue::from_str(value).map_err(|_| InvalidResponse::ContentTypeValue)?;
+                headers.insert(header::CONTENT_TYPE, header);
+                Some(is_json(media_type(&headers).as_deref()))
+            }
         }
         Some(other) => return Err(InvalidResponse::ContentType { kind: other.kind() }),
-    }
-    let mut response = body_response(body, headers);
+    };
+    let mut response = body_response(body, headers, json_type);
     *response.status_mut() = status;
     Ok(response)
 }
@@ -244,9 +254,12 @@ fn headers<'v>(
 /// The body the plugin set, with the content type it implies unless the plugin gave one: a
 /// string as `text/plain`, bytes as `application/octet-stream`, anything else as JSON (and
 /// anything at all as JSON under a JSON content type).
-fn body_response(body: Option<Value>, mut headers: HeaderMap) -> Response {
-    let json_type =
-        media_type(&headers).is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+///
+/// `json_type`: whether the content type the plugin set is JSON, if the caller knows it has
+/// one (else read from `headers`).
+fn body_response(body: Option<Value>, mut headers: HeaderMap, json_type: Option<bool>) -> Response {
+    let typed = json_type.is_some();
+    let json_type = json_type.unwrap_or_else(|| is_json(media_type(&headers).as_deref()));
     let (default_type, bytes): (&str, Vec<u8>) = match body {
         None | Some(Value::Null) if !json_type => ("", Vec::new()),
         Some(Value::String(s)) if !json_type => {
@@ -259,12 +272,20 @@ fn body_response(body: Option<Value>, mut headers: HeaderMap) -> Response {
         ),
         None => ("application/json", b"null".to_vec()),
     };
-    if !default_type.is_empty() && !headers.contains_key(header::CONTENT_TYPE) {
+    if !default_type.is_empty() && !typed && !headers.contains_key(header::CONTENT_TYPE) {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(default_type));
     }
     let mut response = Response::new(Body::from(bytes));
     *response.headers_mut() = headers;
     response
+}
+
+/// The media type gp and `respond_json` set.
+const JSON: &str = "application/json";
+
+/// Whether `media_type` (lower-case, no parameters) is JSON.
+fn is_json(media_type: Option<&str>) -> bool {
+    media_type.is_some_and(|t| t == JSON || t.ends_with("+json"))
 }
 
 /// Headers a plugin may not set: hop-by-hop ones (RFC 9110 §7.6.1) and the length, which
