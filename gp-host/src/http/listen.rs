@@ -61,7 +61,8 @@ pub fn default_max_connections() -> usize {
 #[non_exhaustive]
 pub struct ListenLimits {
     /// How long a client may take to send a request's line and headers; past it the
-    /// connection is closed.
+    /// connection is closed (checked by the connection's own timer, at most this long apart:
+    /// a head that does not finish is closed between this and twice it).
     pub header_timeout: Duration,
     /// How long a connection may stay open with no request in flight: from accept until its
     /// first request (a client that sends nothing, or an HTTP/2 preface and nothing more),
@@ -195,10 +196,12 @@ async fn serve_with<A, H, F, S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = Builder::new(TokioExecutor::new());
+    // The header timeout is the connection loop's (see `Connection::due`): hyper's made and
+    // registered a timer for every request (~830 instructions of a ~30k request).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     let name = listener
         .local_addr()
@@ -232,22 +235,26 @@ async fn serve_with<A, H, F, S>(
         let (builder, handshake) = (builder.clone(), handshake.clone());
         let watcher = graceful.watcher();
         let tracker = Arc::clone(&tracker);
-        let idle_timeout = limits.idle_timeout;
+        let (idle_timeout, header_timeout) = (limits.idle_timeout, limits.header_timeout);
         tokio::spawn(async move {
             // A TLS client that connects and sends nothing is closed at the idle timeout too.
             if let Ok(Ok(stream)) = tokio::time::timeout(idle_timeout, handshake(stream)).await {
+                let stream = Watched {
+                    inner: stream,
+                    conn: Arc::clone(&conn),
+                };
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
                 let connection = watcher.watch(connection);
                 tokio::pin!(connection);
                 loop {
-                    let wait = conn.until_idle_for(idle_timeout);
+                    let wait = conn.due(idle_timeout, header_timeout);
                     tokio::select! {
                         _ = &mut connection => break,
                         () = conn.evict.notified() => break,
                         () = tokio::time::sleep(wait) => {
-                            if conn.until_idle_for(idle_timeout).is_zero() {
+                            if conn.due(idle_timeout, header_timeout).is_zero() {
                                 // Dropping the connection closes it.
                                 break;
                             }
@@ -340,12 +347,16 @@ struct Open {
     connections: HashMap<u64, Arc<Connection>>,
 }
 
-/// One open connection: its requests in flight, and since when it has had none.
+/// One open connection: its requests in flight, since when it has had none, and since when
+/// the head of its next request has been arriving.
 struct Connection {
     epoch: Instant,
     in_flight: AtomicUsize,
     /// Milliseconds from `epoch` to accept, or to the end of the last response.
     idle_since: AtomicU64,
+    /// Milliseconds from `epoch` (plus one) to the first byte read with no request in
+    /// flight, until that request starts; 0 when no head is arriving.
+    head_since: AtomicU64,
     /// Told to close: a newer connection needed its place.
     evict: Notify,
 }
@@ -355,17 +366,90 @@ impl Connection {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// How long until it has been idle for `timeout`: zero if it has; `timeout` while it has
-    /// a request in flight (checked again then).
-    fn until_idle_for(&self, timeout: Duration) -> Duration {
+    /// How long until the connection is due to close: zero if it is, having had no request
+    /// in flight for `idle` or a request head arriving for `header`. Checked again within
+    /// `header` at most (a head may start meanwhile, unseen by the loop: so a head that
+    /// does not finish is closed between `header` and twice it), and within `idle` while a
+    /// request is in flight.
+    fn due(&self, idle: Duration, header: Duration) -> Duration {
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return timeout;
+            return idle;
         }
-        let idle = Duration::from_millis(
-            self.now()
-                .saturating_sub(self.idle_since.load(Ordering::Acquire)),
-        );
-        timeout.saturating_sub(idle)
+        let now = self.now();
+        let idle_for = now.saturating_sub(self.idle_since.load(Ordering::Acquire));
+        let idle_left = idle.saturating_sub(Duration::from_millis(idle_for));
+        let head_left = match self.head_since.load(Ordering::Acquire) {
+            0 => header,
+            since => header.saturating_sub(Duration::from_millis(now.saturating_sub(since - 1))),
+        };
+        idle_left.min(head_left)
+    }
+
+    /// Bytes were read: the head of the next request is arriving, if none is in flight.
+    fn read_some(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_since.load(Ordering::Acquire) == 0
+        {
+            self.head_since.store(self.now() + 1, Ordering::Release);
+        }
+    }
+}
+
+/// A connection's stream, noting when a request head starts to arrive (see
+/// [`Connection::due`]): a flag checked per read, the clock read once per request.
+struct Watched<S> {
+    inner: S,
+    conn: Arc<Connection>,
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.conn.read_some();
+        }
+        read
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -375,6 +459,8 @@ struct Busy(Arc<Connection>);
 impl Busy {
     fn start(conn: &Arc<Connection>) -> Busy {
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        // Its head is in.
+        conn.head_since.store(0, Ordering::Release);
         Busy(Arc::clone(conn))
     }
 }
@@ -434,6 +520,7 @@ impl Tracker {
             epoch: self.epoch,
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
+            head_since: AtomicU64::new(0),
             evict: Notify::new(),
         });
         let id = open.next;
