@@ -71,6 +71,12 @@ pub fn send_sigterm(child: &Child) {
 
 /// Sends SIGINT to `child` (what Ctrl-C does) and waits for it, at most 30 s.
 pub fn interrupt(child: &mut Child) {
+    assert!(
+        !sigint_ignored(),
+        "SIGINT is ignored in this test process, and so in the gp it started: a non-interactive \
+         shell ignores it in what it starts with `&`. Run the tests in the foreground, or under \
+         `env --default-signal=INT`"
+    );
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -82,6 +88,17 @@ pub fn interrupt(child: &mut Child) {
         "gp still running 30 s after SIGINT",
     );
     assert_eq!(status.signal(), Some(2), "{status:?}");
+}
+
+/// Whether this process ignores SIGINT (its children then inherit that): bit 2 of
+/// `SigIgn` in /proc/self/status.
+fn sigint_ignored() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (2 - 1)) != 0)
 }
 
 /// How `child` ended, once it has; fails with `still_running` if it runs past `deadline`.
