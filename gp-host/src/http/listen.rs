@@ -60,7 +60,7 @@ pub fn default_max_connections() -> usize {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct ListenLimits {
-    /// How long a client may take to send a request's line and headers; past it the
+    /// How long a client may take to send an HTTP/1 request's line and headers; past it the
     /// connection is closed (checked by the connection's own timer, at most this long apart:
     /// a head that does not finish is closed between this and twice it).
     pub header_timeout: Duration,
@@ -196,8 +196,8 @@ async fn serve_with<A, H, F, S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = Builder::new(TokioExecutor::new());
-    // The header timeout is the connection loop's (see `Connection::due`): hyper's made and
-    // registered a timer for every request (~830 instructions of a ~30k request).
+    // The header timeout is the connection loop's (`Connection::due`): hyper's made and
+    // registered a timer per request.
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -242,6 +242,7 @@ async fn serve_with<A, H, F, S>(
                 let stream = Watched {
                     inner: stream,
                     conn: Arc::clone(&conn),
+                    heads: None,
                 };
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -368,12 +369,12 @@ impl Connection {
 
     /// How long until the connection is due to close: zero if it is, having had no request
     /// in flight for `idle` or a request head arriving for `header`. Checked again within
-    /// `header` at most (a head may start meanwhile, unseen by the loop: so a head that
-    /// does not finish is closed between `header` and twice it), and within `idle` while a
-    /// request is in flight.
+    /// `header` at most (a head may start unseen meanwhile: one that does not finish is
+    /// closed between `header` and twice it).
     fn due(&self, idle: Duration, header: Duration) -> Duration {
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return idle;
+            // A head may start as soon as the request ends: look again within `header`.
+            return idle.min(header);
         }
         let now = self.now();
         let idle_for = now.saturating_sub(self.idle_since.load(Ordering::Acquire));
@@ -395,12 +396,18 @@ impl Connection {
     }
 }
 
-/// A connection's stream, noting when a request head starts to arrive (see
-/// [`Connection::due`]): a flag checked per read, the clock read once per request.
+/// A connection's stream, noting when an HTTP/1 request head starts to arrive (see
+/// [`Connection::due`]), the clock read once per request. HTTP/2 (the client preface first)
+/// is not watched: frames between its requests (pings, window updates) are not heads.
 struct Watched<S> {
     inner: S,
     conn: Arc<Connection>,
+    /// Whether reads are watched: `None` until the first bytes say which protocol.
+    heads: Option<bool>,
 }
+
+/// What an HTTP/2 client sends first (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
     fn poll_read(
@@ -410,8 +417,15 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
     ) -> std::task::Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let read = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.conn.read_some();
+        let fresh = &buf.filled()[before..];
+        if !fresh.is_empty() {
+            let heads = *self.heads.get_or_insert_with(|| {
+                let n = fresh.len().min(H2_PREFACE.len());
+                fresh[..n] != H2_PREFACE[..n]
+            });
+            if heads {
+                self.conn.read_some();
+            }
         }
         read
     }

@@ -259,7 +259,12 @@ fn write_text(buffers: &Buffers, writer: &AccessWriter, dropped: &AtomicU64) {
         } else {
             buffers.next.load(Ordering::SeqCst)
         };
-        let all: Vec<Arc<Mutex<Buffer>>> = lock(&buffers.all).clone();
+        let all: Vec<Arc<Mutex<Buffer>>> = {
+            let mut all = lock(&buffers.all);
+            // A thread that ended dropped its hold on its buffer: forget it once empty.
+            all.retain(|buffer| Arc::strong_count(buffer) > 1 || !lock(buffer).ends.is_empty());
+            all.clone()
+        };
         taken.resize_with(all.len(), Buffer::default);
         for (buffer, spare) in all.iter().zip(taken.iter_mut()) {
             std::mem::swap(&mut *lock(buffer), spare);
