@@ -79,6 +79,6 @@ impl Params {
 }
 
 /// A path parameter percent-decoded (borrowed unless it had escapes).
-pub(super) fn decode(raw: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn decode(raw: &str) -> Cow<'_, str> {
     percent_encoding::percent_decode_str(raw).decode_utf8_lossy()
 }

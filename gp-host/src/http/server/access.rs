@@ -271,7 +271,7 @@ fn write_text(buffers: &Buffers, writer: &AccessWriter, dropped: &AtomicU64) {
         }
         round(below, &mut taken, &mut kept, &mut order, &mut batch);
         if !batch.is_empty() {
-            let mut out = writer.out.lock().unwrap_or_else(|p| p.into_inner());
+            let mut out = lock(&writer.out);
             let _ = out.write_all(batch.as_bytes());
             let _ = out.flush();
             batch.clear();

@@ -148,15 +148,13 @@ impl InlineCalls {
         }
     }
 
-    /// An inline place for a call of a promoted `lane` (see the module documentation): at
-    /// once if [`place_now`](Self::place_now) gives one, else after waiting up to
-    /// [`HARD_FACTOR`] × the budget for an inline call to end. `None` (the call goes to the
-    /// pool) past that, on a runtime with one worker, or if calls never run inline here.
+    /// An inline place for a call of a promoted `lane` (see the module documentation), for
+    /// when [`place_now`](Self::place_now) gave none: tried again as it starts waiting, then
+    /// each time an inline call ends, for up to [`HARD_FACTOR`] × the budget. `None` (the call
+    /// goes to the pool) past that, on a runtime with one worker, or if calls never run inline
+    /// here.
     pub(crate) async fn place(self: &Arc<Self>, lane: &Arc<Lane>) -> Option<InlineGuard> {
         let budget = self.budget?;
-        if let Some(guard) = self.place_now(lane) {
-            return Some(guard);
-        }
         if workers() < 2 {
             return None;
         }
@@ -271,12 +269,9 @@ impl Lane {
     /// Whether this lane's next call may run inline now (see the module documentation):
     /// promoted, and no inline call of it running far past the budget.
     pub(crate) fn eligible(&self, calls: &InlineCalls) -> bool {
-        let Some(budget) = calls.budget else {
+        let (true, Some(budget)) = (self.promoted_in(calls), calls.budget) else {
             return false;
         };
-        if self.streak.load(Ordering::Relaxed) < PROMOTE_AFTER {
-            return false;
-        }
         let since = self.inline_since.load(Ordering::SeqCst);
         // An inline call of this plugin running far past the budget: stuck, slow now, or its
         // thread preempted. Not inline while it lasts; how it ends decides (`record`).

@@ -267,10 +267,10 @@ fn body_response(body: Option<Value>, mut headers: HeaderMap, json_type: Option<
         }
         Some(Value::Bytes(b)) => ("application/octet-stream", b.into_vec()),
         Some(value) => (
-            "application/json",
+            JSON,
             serde_json::to_vec(&value.to_json()).unwrap_or_default(),
         ),
-        None => ("application/json", b"null".to_vec()),
+        None => (JSON, b"null".to_vec()),
     };
     if !default_type.is_empty() && !typed && !headers.contains_key(header::CONTENT_TYPE) {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(default_type));
