@@ -342,6 +342,13 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    /// `lane` promoted: a streak of calls well within `budget`.
+    fn promote(lane: &Lane, budget: Duration) {
+        for _ in 0..PROMOTE_AFTER {
+            lane.record(Duration::ZERO, budget);
+        }
+    }
+
     #[test]
     fn fast_calls_promote_a_plugin_and_slow_ones_demote_it() {
         let budget = Duration::from_micros(50);
@@ -392,9 +399,7 @@ mod tests {
         let calls = Arc::new(InlineCalls::new(Some(budget)));
         let lanes: Vec<Arc<Lane>> = (0..3).map(|_| Arc::new(Lane::new(4))).collect();
         for lane in &lanes {
-            for _ in 0..PROMOTE_AFTER {
-                lane.record(Duration::ZERO, budget);
-            }
+            promote(lane, budget);
             assert!(lane.eligible(&calls));
         }
         let first = calls.enter(&lanes[0]);
@@ -415,9 +420,7 @@ mod tests {
         let budget = Duration::from_millis(5);
         let calls = Arc::new(InlineCalls::new(Some(budget)));
         let lane = Arc::new(Lane::new(4));
-        for _ in 0..PROMOTE_AFTER {
-            lane.record(Duration::ZERO, budget);
-        }
+        promote(&lane, budget);
         // Two workers: one inline place, taken.
         let held = calls.enter(&lane).expect("the one place");
         let waiter = {
@@ -457,9 +460,7 @@ mod tests {
         let budget = Duration::from_millis(1);
         let calls = Arc::new(InlineCalls::new(Some(budget)));
         let lane = Arc::new(Lane::new(4));
-        for _ in 0..PROMOTE_AFTER {
-            lane.record(Duration::ZERO, budget);
-        }
+        promote(&lane, budget);
         let stuck = calls.enter(&lane);
         assert!(stuck.is_some());
         std::thread::sleep(budget * HARD_FACTOR + Duration::from_millis(10));
