@@ -55,6 +55,8 @@ pub(crate) struct RouteEntry {
     pub(crate) reserved: Option<Reserved>,
     /// The route's metrics, found once.
     pub(crate) stats: RouteStats,
+    /// What the access log says of the route, made once: ` plugin=… label=… request_id=`.
+    pub(crate) log_tail: Box<str>,
 }
 
 impl RouteEntry {
@@ -217,6 +219,11 @@ impl PluginRoutes {
                             .is_some_and(|spec| spec.details.is_async(&route.label)),
                         reserved: reserved.clone(),
                         stats: RouteStats::default(),
+                        log_tail: format!(
+                            " plugin={} label={} request_id=",
+                            manifest.name, route.label
+                        )
+                        .into(),
                     })
                 })
                 .collect()

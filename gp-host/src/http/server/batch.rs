@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::Uri;
 use gp_core::manifest::HttpMethod;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
@@ -49,7 +48,6 @@ const SLOW_CALL: Duration = Duration::from_millis(1);
 pub(super) struct Job {
     pub(super) ctx: Box<Context>,
     pub(super) method: HttpMethod,
-    pub(super) uri: Uri,
     pub(super) entry: Arc<RouteEntry>,
     /// The plugin's slot, held until the call is over.
     pub(super) permit: OwnedSemaphorePermit,
@@ -158,7 +156,9 @@ fn run(shared: &Shared, jobs: Vec<Job>) {
             resolved.push(None);
             continue;
         }
-        match table.still_served(job.method, job.uri.path(), &job.entry.plugin) {
+        let path = super::request::path(&job.ctx);
+        let served = path.and_then(|path| table.still_served(job.method, path, &job.entry.plugin));
+        match served {
             Some(entry) => {
                 executor.get_or_insert_with(|| entry.executor.clone().expect("still served"));
                 resolved.push(Some(Arc::clone(entry)));

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use gp_core::manifest::HttpMethod;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::access::Line;
+use super::access::{self, Line};
 use super::id::RequestId;
 use super::lane::{Lane, NoSlot};
 use super::request::{self, Incoming};
@@ -40,11 +40,10 @@ pub(super) async fn answer_from(
 ) -> Response {
     let started = Instant::now();
     let id = shared.request_id(request.headers());
-    let logged = shared
-        .access
-        .as_ref()
-        .filter(|log| log.enabled())
-        .map(|_| (request.method().clone(), request.uri().clone()));
+    let logged = shared.access.as_ref().filter(|log| log.enabled()).map(|_| {
+        let path = request.uri().path().as_bytes();
+        (request.method().clone(), access::Path::from_slice(path))
+    });
     let Answer {
         mut response,
         route,
@@ -62,10 +61,10 @@ pub(super) async fn answer_from(
         }
         None => shared.metrics.observe_unrouted(status, elapsed),
     }
-    if let (Some(log), Some((method, uri))) = (&shared.access, logged) {
+    if let (Some(log), Some((method, path))) = (&shared.access, logged) {
         log.log(Line {
             method,
-            uri,
+            path,
             status,
             route,
             request_id: id,
@@ -102,8 +101,6 @@ async fn answer(
     // From the request's arrival (a clock read fewer than from here, a few µs later).
     let deadline = started + timeout;
     let (parts, body) = request.into_parts();
-    // Shared with the request, not copied: the call's task resolves the route again by it.
-    let uri = parts.uri.clone();
     // `_held` counts the body against the server's budget until the request is answered.
     let (body, json, _held) = match shared.read_body(&parts, body, body_limit, &entry, id).await {
         Ok(read) => read,
@@ -129,7 +126,6 @@ async fn answer(
     let ctx = request::context(incoming, body, json, deadline);
     let call = Call {
         method,
-        uri,
         entry,
         generation,
         permit,
@@ -217,7 +213,6 @@ fn unavailable(entry: &Arc<RouteEntry>, reserved: &Reserved, id: &RequestId) -> 
 /// A call about to run: where it goes, and the slot it holds until it returns.
 struct Call {
     method: HttpMethod,
-    uri: Uri,
     entry: Arc<RouteEntry>,
     /// The route table's generation the request was routed in.
     generation: u64,
@@ -253,16 +248,15 @@ async fn run(
         move |started: Instant| {
             let Call {
                 method,
-                uri,
                 entry,
                 generation,
                 permit,
                 lane,
             } = call;
             let _permit = permit;
-            let route = (method, uri.path(), generation);
-            let outcome = resolve_and_call(&shared, route, started, &entry, &mut ctx)
-                .map(|r| r.map_err(Box::new));
+            let outcome =
+                resolve_and_call(&shared, (method, generation), started, &entry, &mut ctx)
+                    .map(|r| r.map_err(Box::new));
             if let Some(budget) = budget {
                 lane.record(started.elapsed(), budget);
             }
@@ -346,7 +340,6 @@ async fn run_batched(
     let deadline = ctx.deadline().expect("a route's call has a deadline");
     let Call {
         method,
-        uri,
         entry,
         permit,
         lane,
@@ -356,7 +349,6 @@ async fn run_batched(
     let job = super::batch::Job {
         ctx,
         method,
-        uri,
         entry: Arc::clone(&entry),
         permit,
         done,
@@ -373,12 +365,12 @@ async fn run_batched(
     )
 }
 
-/// Runs in the call's task, taken up at `started`: resolves the route again (`method`,
-/// `path`, in the table's `generation` it was routed in) and pins the version that declares
-/// it. `None` when the route is gone (unloaded or upgraded away meanwhile).
+/// Runs in the call's task, taken up at `started`: resolves the route again (`method` and
+/// the request's path, in the table's `generation` it was routed in) and pins the version
+/// that declares it. `None` when the route is gone (unloaded or upgraded away meanwhile).
 fn resolve_and_call(
     shared: &Shared,
-    (method, path, generation): (HttpMethod, &str, u64),
+    (method, generation): (HttpMethod, u64),
     started: Instant,
     first: &Arc<RouteEntry>,
     ctx: &mut Context,
@@ -396,7 +388,9 @@ fn resolve_and_call(
         Arc::clone(first)
     } else {
         // The entry is taken out of the table, which is not held across the call: a change
-        // waits for the last reader of a table copy (see `routes::live`).
+        // waits for the last reader of a table copy (see `routes::live`). The path is the
+        // context's (the request's, made into a value now): the call's task carries no copy.
+        let path = request::path(ctx)?;
         Arc::clone(
             shared
                 .table

@@ -35,6 +35,14 @@ impl RequestId {
         }
     }
 
+    /// The id's bytes: [`as_str`](Self::as_str)'s, without checking them again.
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        match self {
+            RequestId::Given(value) => value.as_bytes(),
+            RequestId::Ours { text, len } => &text[..usize::from(*len)],
+        }
+    }
+
     /// The id as a header value.
     pub(super) fn header(&self) -> HeaderValue {
         match self {

@@ -259,6 +259,12 @@ pub(super) fn context(
     ctx
 }
 
+/// The path of the request a call's context was made from (see [`context`]); made into its
+/// value now if the call has not read it yet.
+pub(super) fn path(ctx: &Context) -> Option<&str> {
+    ctx.get(keys::PATH).and_then(Value::as_str)
+}
+
 /// A request as the deferred values of its call's context.
 struct RequestValues {
     request: Incoming,
