@@ -62,10 +62,12 @@ impl Context {
         self.values.insert(key.into(), value.into());
     }
 
-    /// [`set`](Self::set) for one of gp's own keys: the key is not copied.
+    /// Adds one of gp's own keys, which the context neither holds nor offers deferred
+    /// (checked in debug builds): [`set`](Self::set) without looking for the key first, and
+    /// without copying it.
     #[cfg(feature = "http")]
-    pub(crate) fn set_static(&mut self, key: &'static str, value: impl Into<Value>) {
-        self.values.insert(key, value.into());
+    pub(crate) fn add_static(&mut self, key: &'static str, value: impl Into<Value>) {
+        self.values.add(key, value.into());
     }
 
     /// An empty context with room for `n` values before its map grows.
@@ -98,6 +100,20 @@ impl Context {
     /// Removes the value stored under `key` and returns it.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         self.values.remove(key)
+    }
+
+    /// The value of one of gp's own keys that is never deferred (a response's), without
+    /// looking among the deferred ones (checked in debug builds).
+    #[cfg(feature = "http")]
+    pub(crate) fn get_own(&self, key: &'static str) -> Option<&Value> {
+        self.values.get_own(key)
+    }
+
+    /// [`remove`](Self::remove) for one of gp's own keys that is never deferred, as
+    /// [`get_own`](Self::get_own).
+    #[cfg(feature = "http")]
+    pub(crate) fn remove_own(&mut self, key: &'static str) -> Option<Value> {
+        self.values.remove_own(key)
     }
 
     /// Applies what an isolated call changed, back from its runner: `values` set, `removed`

@@ -160,6 +160,12 @@ fn map_key(key: RCowStr<'static>) -> Key {
 // and little else, and with `inline` alone get+set through an executor measured 1.7 ns slower
 // once `Values` became a struct around them.
 impl Entries {
+    fn is_empty(&self) -> bool {
+        self.large
+            .as_ref()
+            .map_or(self.small.is_empty(), |map| map.is_empty())
+    }
+
     #[inline(always)]
     fn get(&self, key: &str) -> Option<&Value> {
         match &self.large {
@@ -244,7 +250,12 @@ impl Values {
     /// any source offered before. A key the map holds already keeps its value.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn defer(&mut self, mut later: Box<Later>) {
-        for (i, key) in later.source.keys().iter().enumerate() {
+        let keys = if self.entries.is_empty() {
+            &[][..]
+        } else {
+            later.source.keys()
+        };
+        for (i, key) in keys.iter().enumerate() {
             if self.entries.get(key).is_some() {
                 later.gone |= 1 << i;
             }
@@ -284,6 +295,37 @@ impl Values {
             }
         }
         self.entries.push(key, value);
+    }
+
+    /// Adds `key`, which the map neither holds nor offers deferred: [`insert`](Self::insert)
+    /// without looking for it.
+    #[cfg(feature = "http")]
+    pub(crate) fn add(&mut self, key: &'static str, value: Value) {
+        debug_assert!(
+            self.get(key).is_none() && self.not_deferred(key),
+            "{key} is held or deferred already"
+        );
+        self.entries.push(Cow::Borrowed(key), value);
+    }
+
+    /// The value of `key`, which the deferred source does not offer: [`get`](Self::get)
+    /// without looking there.
+    #[cfg(feature = "http")]
+    pub(crate) fn get_own(&self, key: &'static str) -> Option<&Value> {
+        debug_assert!(self.not_deferred(key), "{key} is deferred");
+        self.entries.get(key)
+    }
+
+    /// [`remove`](Self::remove) for a key the deferred source does not offer.
+    #[cfg(feature = "http")]
+    pub(crate) fn remove_own(&mut self, key: &'static str) -> Option<Value> {
+        debug_assert!(self.not_deferred(key), "{key} is deferred");
+        self.entries.remove(key)
+    }
+
+    #[cfg(feature = "http")]
+    fn not_deferred(&self, key: &str) -> bool {
+        self.later.as_ref().is_none_or(|l| l.index(key).is_none())
     }
 
     pub(crate) fn remove(&mut self, key: &str) -> Option<Value> {

@@ -247,15 +247,21 @@ pub(super) fn context(
     json: Option<Value>,
     deadline: Instant,
 ) -> Box<Context> {
-    // Room for the parsed body and the response's three keys; boxed, since it travels
-    // through the call's task and back.
-    let mut ctx = Box::new(Context::with_capacity(4).with_label(request.entry.label.clone()));
+    // Room for the method, the parsed body and the response's three keys; boxed, since it
+    // travels through the call's task and back.
+    let mut ctx = Box::new(Context::with_capacity(5).with_label(request.entry.label.clone()));
     ctx.set_deadline(Some(deadline));
+    // Set, not deferred: every call through gp-sdk reads it (`ctx.request()`), and a value in
+    // the table is read by the plugin itself, without a call into the host (a few bytes
+    // allocated here, against the call into the host and the deferred value's making).
+    let method = request.method;
+    // Offered first, while the context holds nothing a deferred key could hide.
+    ctx.defer(RequestValues { request, body });
+    ctx.add_static(keys::METHOD, method.as_str());
     if let Some(json) = json {
         // Parsed already (to answer 400 before the call): moved in, not deferred.
-        ctx.set_static(keys::JSON, json);
+        ctx.add_static(keys::JSON, json);
     }
-    ctx.defer(RequestValues { request, body });
     ctx
 }
 
@@ -273,7 +279,6 @@ struct RequestValues {
 
 /// The keys [`RequestValues`] offers, in the order `make` knows them.
 const REQUEST_KEYS: &[&str] = &[
-    keys::METHOD,
     keys::PATH,
     keys::ROUTE,
     keys::PARAMS,
@@ -293,7 +298,6 @@ impl Deferred for RequestValues {
         let request = &self.request;
         let parts = &request.parts;
         Some(match REQUEST_KEYS[index] {
-            keys::METHOD => request.method.as_str().into(),
             keys::PATH => parts.uri.path().into(),
             keys::ROUTE => request.entry.route.as_str().into(),
             keys::PARAMS => string_map(request.params.iter(&request.entry, parts.uri.path())),

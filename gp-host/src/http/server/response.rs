@@ -96,7 +96,7 @@ pub(super) fn respond(
     id: &RequestId,
     timeout: Duration,
 ) -> Answer {
-    let chosen_status = ctx.get(keys::STATUS).and_then(Value::as_i64);
+    let chosen_status = ctx.get_own(keys::STATUS).and_then(Value::as_i64);
     let error = match outcome {
         None => {
             return Answer::gp(
@@ -177,7 +177,7 @@ fn failure(error: &Error) -> (StatusCode, String) {
 
 /// The response the plugin set in `ctx`.
 fn build_response(ctx: &mut Context, status: Option<i64>) -> Result<Response, InvalidResponse> {
-    let body = ctx.remove(keys::RESPONSE_BODY);
+    let body = ctx.remove_own(keys::RESPONSE_BODY);
     let status = match status {
         Some(s) => u16::try_from(s)
             .ok()
@@ -187,14 +187,14 @@ fn build_response(ctx: &mut Context, status: Option<i64>) -> Result<Response, In
         None if body.is_none() => StatusCode::NO_CONTENT,
         None => StatusCode::OK,
     };
-    let mut headers = match ctx.remove(keys::RESPONSE_HEADERS) {
+    let mut headers = match ctx.remove_own(keys::RESPONSE_HEADERS) {
         None | Some(Value::Null) => HeaderMap::new(),
         Some(Value::Map(map)) => headers(map.iter().map(|entry| (entry.0.as_str(), entry.1)))?,
         Some(other) => return Err(InvalidResponse::Headers { kind: other.kind() }),
     };
     // Whether the body is JSON, when the plugin set the content type as its own key (else
     // `body_response` reads the headers).
-    let json_type = match ctx.remove(keys::CONTENT_TYPE) {
+    let json_type = match ctx.remove_own(keys::CONTENT_TYPE) {
         None | Some(Value::Null) => None,
         Some(Value::String(value)) => {
             let value = value.as_str();
