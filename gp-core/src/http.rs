@@ -13,6 +13,7 @@
 //! | `http.request.path` | string | the path as requested, percent-encoded |
 //! | `http.request.route` | string | the matched route as declared, such as `/api/items/:id` |
 //! | `http.request.params` | map: name → string | path parameters, percent-decoded |
+//! | `http.request.param.` + name | string | each path parameter under a key of its own, as in `http.request.params` (set by gp-host 0.2.1 and later, in the table a plugin reads itself: gp-sdk's `param(name)` reads it first, with no map built or hashed) |
 //! | `http.request.query` | map: name → list of strings | query parameters, decoded; repeated keys keep every value in order |
 //! | `http.request.headers` | map: lower-case name → list of strings | request headers |
 //! | `http.request.body` | bytes | the body (empty when there is none) |
@@ -32,6 +33,19 @@ pub const PATH: &str = "http.request.path";
 pub const ROUTE: &str = "http.request.route";
 /// The path parameters: a map from name to (percent-decoded) string.
 pub const PARAMS: &str = "http.request.params";
+/// What the key of each path parameter starts with: `http.request.param.id` holds the
+/// parameter `id`, percent-decoded (see [`param_key_is`]).
+pub const PARAM: &str = "http.request.param.";
+
+/// Whether `key` is the key of path parameter `name` ([`PARAM`] followed by `name`), without
+/// building the key.
+#[inline]
+pub fn param_key_is(key: &str, name: &str) -> bool {
+    key.len() == PARAM.len() + name.len()
+        && key.as_bytes()[PARAM.len()..] == *name.as_bytes()
+        && key.as_bytes()[..PARAM.len()] == *PARAM.as_bytes()
+}
+
 /// The query parameters: a map from name to a list of strings.
 pub const QUERY: &str = "http.request.query";
 /// The request headers: a map from lower-case name to a list of strings.
@@ -54,3 +68,18 @@ pub const RESPONSE_BODY: &str = "http.response.body";
 /// ..)` and `respond_json` store under a host built against gp-core 0.1.3 or later (which
 /// reads it), rather than a map of headers built for one entry.
 pub const CONTENT_TYPE: &str = "http.response.content_type";
+
+#[cfg(test)]
+mod tests {
+    use super::param_key_is;
+
+    #[test]
+    fn a_parameter_key_is_the_prefix_and_the_name_exactly() {
+        assert!(param_key_is("http.request.param.id", "id"));
+        assert!(!param_key_is("http.request.param.id", "i"));
+        assert!(!param_key_is("http.request.param.id2", "id"));
+        assert!(!param_key_is("http.request.params", "s"));
+        assert!(!param_key_is("http.response.param.id", "id"));
+        assert!(param_key_is("http.request.param.", ""));
+    }
+}

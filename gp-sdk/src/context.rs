@@ -107,6 +107,27 @@ impl<'a> Context<'a> {
         self.host.get(RStr::from_str(key)).into_option()
     }
 
+    /// Path parameter `name` under its own key (`http.request.param.` + `name`), when the
+    /// host set it (gp-host 0.2.1 on): found in the table without building the key, or asked
+    /// of the host when there is no table or the context holds more values than the table
+    /// does. `None` under a host that sets only the map of parameters
+    /// (`http.request.params`).
+    pub(crate) fn own_param(&self, name: &str) -> Option<&Value> {
+        if let Some(table) = &self.table {
+            if let Some(value) =
+                crate::table::find_where(table, |key| gp_core::http::param_key_is(key, name))
+            {
+                return Some(value);
+            }
+            if !crate::table::is_empty(table) {
+                // The table holds every value the host set (a parameter is never made later).
+                return None;
+            }
+        }
+        let key = format!("{}{name}", gp_core::http::PARAM);
+        self.host.get(RStr::from_str(&key)).into_option()
+    }
+
     /// The integer stored under `key`, if there is one.
     #[inline]
     pub fn get_i64(&self, key: &str) -> Option<i64> {

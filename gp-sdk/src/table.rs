@@ -34,3 +34,23 @@ pub(crate) fn find_mut<'t>(table: &'t mut CallTable, key: &str) -> Option<&'t mu
         .find(|slot| slot.has_key(key))
         .map(|slot| &mut slot.value)
 }
+
+/// The value of the first key `is_key` accepts, if the table holds one: [`find`] for a key
+/// the caller does not hold as one string.
+#[inline(always)]
+pub(crate) fn find_where(table: &CallTable, is_key: impl Fn(&str) -> bool) -> Option<&Value> {
+    // SAFETY: as in `find`.
+    let slots = unsafe { table.values.as_ref() }.as_slice();
+    slots
+        .iter()
+        .find(|slot| is_key(slot.key.as_str()))
+        .map(|slot| &slot.value)
+}
+
+/// Whether the table holds no value: then the host may hold any number elsewhere (see
+/// [`CallTable::values`]).
+#[inline(always)]
+pub(crate) fn is_empty(table: &CallTable) -> bool {
+    // SAFETY: as in `find`.
+    unsafe { table.values.as_ref() }.is_empty()
+}

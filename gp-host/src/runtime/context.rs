@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::runtime::values::Values;
 #[cfg(feature = "http")]
-use crate::runtime::values::{Deferred, Later};
+use crate::runtime::values::{Deferred, Key, Later};
 
 /// The context of one call: the values a plugin reads and writes, the call's label, its
 /// cancellation token and deadline.
@@ -62,12 +62,11 @@ impl Context {
         self.values.insert(key.into(), value.into());
     }
 
-    /// Adds one of gp's own keys, which the context neither holds nor offers deferred
-    /// (checked in debug builds): [`set`](Self::set) without looking for the key first, and
-    /// without copying it.
+    /// Adds a key the context neither holds nor offers deferred (checked in debug builds):
+    /// [`set`](Self::set) without looking for the key first (one of gp's own is not copied).
     #[cfg(feature = "http")]
-    pub(crate) fn add_static(&mut self, key: &'static str, value: impl Into<Value>) {
-        self.values.add(key, value.into());
+    pub(crate) fn add(&mut self, key: impl Into<Key>, value: impl Into<Value>) {
+        self.values.add(key.into(), value.into());
     }
 
     /// An empty context with room for `n` values before its map grows.
@@ -80,7 +79,8 @@ impl Context {
     }
 
     /// Offers the keys of `source`, made into values only when first read (see
-    /// [`Deferred`]): a request's parts, most of which a call never looks at.
+    /// [`Deferred`]): a request's parts, most of which a call never looks at. The context
+    /// holds none of its keys (checked in debug builds).
     #[cfg(feature = "http")]
     pub(crate) fn defer(&mut self, source: impl Deferred + 'static) {
         self.values.defer(Later::new(source));

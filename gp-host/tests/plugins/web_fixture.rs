@@ -151,9 +151,12 @@ fn context(ctx: &mut Context) -> Result {
     let removed = ctx.remove("http.request.params").map(|v| v.to_json());
     let after = ctx.get("http.request.params").map(|v| v.to_json());
     let again = ctx.remove("http.request.params").map(|v| v.to_json());
+    // The parameter under its own key, which `param` reads: still there without the map.
+    let own = ctx.get_str("http.request.param.id").map(str::to_owned);
+    let param = ctx.request()?.param("id").map(str::to_owned);
     ctx.respond_json(&serde_json::json!({
         "keys": keys, "path": path, "removed": removed, "after": after, "again": again,
-        "method": ctx.request()?.method(),
+        "method": ctx.request()?.method(), "own": own, "param": param,
     }))
 }
 

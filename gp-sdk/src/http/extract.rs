@@ -190,6 +190,51 @@ pub(crate) fn short_type_name<T: ?Sized>() -> String {
 #[cfg(test)]
 mod tests {
     use super::short_type_name;
+    use crate::testing::TestContext;
+
+    /// A route's request as `ctx` holds it: the method, and the parameters as the map every
+    /// host sets and, when `own_keys`, each under its own key as well (gp-host 0.2.1 on).
+    fn request(params: &[(&str, &str)], own_keys: bool) -> TestContext {
+        let mut ctx = TestContext::new();
+        ctx.set(gp_core::http::METHOD, "GET");
+        let mut map = abi_stable::std_types::RHashMap::new();
+        for (name, value) in params {
+            map.insert((*name).into(), gp_core::Value::from(*value));
+            if own_keys {
+                ctx.set(format!("{}{name}", gp_core::http::PARAM), *value);
+            }
+        }
+        ctx.set(gp_core::http::PARAMS, gp_core::Value::Map(map));
+        ctx
+    }
+
+    #[test]
+    fn a_parameter_is_read_from_its_own_key_or_else_from_the_map() {
+        for own_keys in [true, false] {
+            let mut ctx = request(&[("id", "7"), ("name", "a b")], own_keys);
+            ctx.call(|ctx| -> crate::Result {
+                let request = ctx.request()?;
+                assert_eq!(request.param("id"), Some("7"), "own keys: {own_keys}");
+                assert_eq!(request.param("name"), Some("a b"));
+                assert_eq!(request.param("other"), None);
+                Ok(())
+            })
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_parameter_under_its_own_key_wins_over_the_map() {
+        // A host that sets both always sets the same values; a test that sets them apart
+        // shows which one `param` reads.
+        let mut ctx = request(&[("id", "7")], false);
+        ctx.set(format!("{}id", gp_core::http::PARAM), "own");
+        ctx.call(|ctx| -> crate::Result {
+            assert_eq!(ctx.request()?.param("id"), Some("own"));
+            Ok(())
+        })
+        .unwrap();
+    }
 
     #[test]
     fn type_names_lose_their_paths() {

@@ -68,11 +68,18 @@ pub struct Request<'c> {
 /// Reads a context value, for [`Request`] (which cannot name the context's own lifetime).
 trait Lookup {
     fn value(&self, key: &str) -> Option<&Value>;
+
+    /// Path parameter `name` under its own key, if the host set it.
+    fn param(&self, name: &str) -> Option<&Value>;
 }
 
 impl Lookup for Context<'_> {
     fn value(&self, key: &str) -> Option<&Value> {
         self.get(key)
+    }
+
+    fn param(&self, name: &str) -> Option<&Value> {
+        self.own_param(name)
     }
 }
 
@@ -118,6 +125,9 @@ impl<'c> Request<'c> {
 
     /// The path parameter `name` (percent-decoded), such as `id` for `/items/:id`.
     pub fn param(&self, name: &str) -> Option<&'c str> {
+        if let Some(value) = self.ctx.param(name) {
+            return value.as_str();
+        }
         self.map(keys::PARAMS)?.get(name)?.as_str()
     }
 

@@ -80,5 +80,9 @@ impl Params {
 
 /// A path parameter percent-decoded (borrowed unless it had escapes).
 pub(super) fn decode(raw: &str) -> Cow<'_, str> {
+    if !raw.as_bytes().contains(&b'%') {
+        // Nothing to decode (most values): spares the decoder's pass and its UTF-8 check.
+        return Cow::Borrowed(raw);
+    }
     percent_encoding::percent_decode_str(raw).decode_utf8_lossy()
 }

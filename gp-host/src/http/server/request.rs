@@ -254,14 +254,25 @@ pub(super) fn context(
     // Set, not deferred: every call through gp-sdk reads it (`ctx.request()`), and a value in
     // the table is read by the plugin itself, without a call into the host (a few bytes
     // allocated here, against the call into the host and the deferred value's making).
-    let method = request.method;
-    // Offered first, while the context holds nothing a deferred key could hide.
-    ctx.defer(RequestValues { request, body });
-    ctx.add_static(keys::METHOD, method.as_str());
+    ctx.add(keys::METHOD, request.method.as_str());
+    // Each path parameter under a key of its own, also set: a call that reads one (most do)
+    // finds it in the table, where the map of them (deferred, for plugins built before)
+    // costs building and hashing an `RHashMap` and a call into the host.
+    for (name, value) in request
+        .params
+        .iter(&request.entry, request.parts.uri.path())
+    {
+        let mut key = String::with_capacity(keys::PARAM.len() + name.len());
+        key.push_str(keys::PARAM);
+        key.push_str(name);
+        ctx.add(key, value.as_ref());
+    }
     if let Some(json) = json {
         // Parsed already (to answer 400 before the call): moved in, not deferred.
-        ctx.add_static(keys::JSON, json);
+        ctx.add(keys::JSON, json);
     }
+    // None of the keys above is one the request offers deferred.
+    ctx.defer(RequestValues { request, body });
     ctx
 }
 

@@ -47,7 +47,8 @@ fn same_context_either_way(running: &Running) {
 }
 
 /// The request's keys are made only when the plugin reads them, which it cannot tell: they
-/// are listed, overwritten and removed as any other value.
+/// are listed, overwritten and removed as any other value. Each path parameter is also a key
+/// of its own, which `param` reads (the map is there for plugins built before).
 #[test]
 fn the_request_keys_behave_as_context_values() {
     let (_base, _manager, server) = web_server(|b| b);
@@ -61,11 +62,12 @@ fn the_request_keys_behave_as_context_values() {
         serde_json::json!({
             "keys": [
                 "http.request.body", "http.request.headers", "http.request.id",
-                "http.request.method", "http.request.params", "http.request.path",
-                "http.request.query", "http.request.remote_addr", "http.request.route",
+                "http.request.method", "http.request.param.id", "http.request.params",
+                "http.request.path", "http.request.query", "http.request.remote_addr",
+                "http.request.route",
             ],
             "path": "/rewritten", "removed": {"id": "7"}, "after": null, "again": null,
-            "method": "GET",
+            "method": "GET", "own": "7", "param": "7",
         })
     );
 }
