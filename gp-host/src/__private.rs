@@ -120,7 +120,7 @@ pub mod routes {
         /// The label of the route `method path` goes to, as a request looks it up.
         pub fn lookup(&self, method: HttpMethod, path: &str) -> Option<String> {
             match self.served.load().lookup(method, path) {
-                Lookup::Found { entry, .. } => Some(entry.label.clone()),
+                Lookup::Found { entry, .. } => Some(entry.label.to_string()),
                 _ => None,
             }
         }

@@ -27,7 +27,8 @@ use crate::runtime::values::{Deferred, Key, Later};
 #[derive(Debug, Default)]
 pub struct Context {
     pub(crate) values: Values,
-    label: Option<String>,
+    /// Shared, so that a route's call takes its label without copying it.
+    label: Option<Arc<str>>,
     cancel: CancelToken,
     deadline: Option<Instant>,
     /// The keys a plugin set or removed, when they are noted (see `journal_changes`).
@@ -42,7 +43,14 @@ impl Context {
 
     /// Sets the label the plugin sees (`ctx.label()` in the plugin).
     pub fn with_label(mut self, label: impl Into<String>) -> Context {
-        self.label = Some(label.into());
+        self.label = Some(Arc::from(label.into()));
+        self
+    }
+
+    /// [`with_label`](Self::with_label) with a label shared rather than copied (a route's).
+    #[cfg(feature = "http")]
+    pub(crate) fn with_shared_label(mut self, label: Arc<str>) -> Context {
+        self.label = Some(label);
         self
     }
 
@@ -174,7 +182,7 @@ impl Context {
 
     /// Sets or clears the label.
     pub fn set_label(&mut self, label: Option<String>) {
-        self.label = label;
+        self.label = label.map(Arc::from);
     }
 
     /// The deadline, if any.

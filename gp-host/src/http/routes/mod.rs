@@ -36,7 +36,8 @@ pub(crate) struct RouteEntry {
     pub(crate) method: HttpMethod,
     /// The route as declared (`/items/:id`).
     pub(crate) route: String,
-    pub(crate) label: String,
+    /// Shared with each call's context.
+    pub(crate) label: Arc<str>,
     /// The route in matchit's syntax: what it is inserted and removed under.
     pattern: String,
     /// Parameters whose values must have a type (beego's `:id:int`).
@@ -63,9 +64,9 @@ impl RouteEntry {
     /// Whether `spec` still declares this route (same method, route and label).
     pub(crate) fn declared_by(&self, spec: &Spec) -> bool {
         spec.manifest.http_services.as_ref().is_some_and(|http| {
-            http.routes
-                .iter()
-                .any(|r| r.method == self.method && r.route == self.route && r.label == self.label)
+            http.routes.iter().any(|r| {
+                r.method == self.method && r.route == self.route && *r.label == *self.label
+            })
         })
     }
 
@@ -208,7 +209,7 @@ impl PluginRoutes {
                         plugin: manifest.name.clone(),
                         method: route.method,
                         route: route.route.clone(),
-                        label: route.label.clone(),
+                        label: Arc::from(route.label.as_str()),
                         pattern,
                         typed,
                         params,

@@ -36,7 +36,7 @@ fn found(
 ) -> Option<(String, Vec<(String, String)>)> {
     let found = match table.lookup(method, path) {
         Lookup::Found { entry, params } => Some((
-            entry.label.clone(),
+            entry.label.to_string(),
             params
                 .iter(entry, path)
                 .map(|(name, value)| (name.to_owned(), value.into_owned()))
@@ -45,7 +45,7 @@ fn found(
         _ => None,
     };
     // The call's second look, without parameters, finds what the first found.
-    let resolved = table.resolve(method, path).map(|e| e.label.clone());
+    let resolved = table.resolve(method, path).map(|e| e.label.to_string());
     assert_eq!(
         resolved,
         found.as_ref().map(|f| f.0.clone()),

@@ -217,7 +217,7 @@ impl Line {
     fn plugin_and_label(&self) -> (&str, &str) {
         self.route
             .as_deref()
-            .map_or(("", ""), |r| (r.plugin.as_str(), r.label.as_str()))
+            .map_or(("", ""), |r| (r.plugin.as_str(), &*r.label))
     }
 }
 

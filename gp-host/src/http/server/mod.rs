@@ -177,7 +177,7 @@ impl PluginServer {
                 plugin: e.plugin.clone(),
                 method: e.method.as_str().to_owned(),
                 route: e.route.clone(),
-                label: e.label.clone(),
+                label: e.label.to_string(),
             })
             .collect()
     }
@@ -411,7 +411,7 @@ impl Shared {
             RouteLimits::default()
         } else {
             routes
-                .get(&(entry.plugin.clone(), entry.label.clone()))
+                .get(&(entry.plugin.clone(), entry.label.to_string()))
                 .copied()
                 .unwrap_or_default()
         };

@@ -249,7 +249,8 @@ pub(super) fn context(
 ) -> Box<Context> {
     // Room for the method, the parsed body and the response's three keys; boxed, since it
     // travels through the call's task and back.
-    let mut ctx = Box::new(Context::with_capacity(5).with_label(request.entry.label.clone()));
+    let mut ctx =
+        Box::new(Context::with_capacity(5).with_shared_label(Arc::clone(&request.entry.label)));
     ctx.set_deadline(Some(deadline));
     // Set, not deferred: every call through gp-sdk reads it (`ctx.request()`), and a value in
     // the table is read by the plugin itself, without a call into the host (a few bytes

@@ -43,7 +43,7 @@ impl Answer {
         let mut body = serde_json::json!({ "error": error, "request_id": id.as_str() });
         if let Some(entry) = entry {
             body["plugin"] = entry.plugin.as_str().into();
-            body["label"] = entry.label.as_str().into();
+            body["label"] = (*entry.label).into();
         }
         Answer {
             response: (status, axum::Json(body)).into_response(),
@@ -113,7 +113,7 @@ pub(super) fn respond(
         Some(Err(error)) => Some(*error),
     };
     if let Some(error) = error {
-        tracing::warn!(target: "gp::http", plugin = entry.plugin, label = entry.label, request_id = id.as_str(), "{error}");
+        tracing::warn!(target: "gp::http", plugin = entry.plugin, label = &*entry.label, request_id = id.as_str(), "{error}");
         if matches!(error, Error::DeadlineExceeded { .. }) {
             // The plugin noticed its deadline before the timer did: the same answer.
             return Answer::timed_out(entry, id, timeout);
@@ -130,7 +130,7 @@ pub(super) fn respond(
             route: Some(Arc::clone(entry)),
         },
         Err(problem) => {
-            tracing::warn!(target: "gp::http", plugin = entry.plugin, label = entry.label, request_id = id.as_str(), "invalid response: {problem}");
+            tracing::warn!(target: "gp::http", plugin = entry.plugin, label = &*entry.label, request_id = id.as_str(), "invalid response: {problem}");
             Answer::gp(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("the plugin's response is invalid: {problem}"),
