@@ -1,6 +1,7 @@
 //! gp's listener (`serve_listener`, what `gp serve` runs) and its connections: one that sends
-//! nothing, or only an HTTP/2 preface, is closed at the idle timeout; at the connection limit
-//! the connection idle the longest makes room, and a new one is refused only when every
+//! nothing, or only an HTTP/2 preface, is closed at the idle timeout; a request head sent in
+//! part, at the header timeout (an h2c connection's frames are no head); at the connection
+//! limit the connection idle the longest makes room, and a new one is refused only when every
 //! open one has a request in flight.
 
 use std::io::{Read, Write};
@@ -174,4 +175,89 @@ fn past_the_connection_limit_the_longest_idle_makes_room_and_healthz_answers() {
         )),
         "{text}"
     );
+}
+
+/// An HTTP/2 PING frame (stream 0, 8 bytes of payload).
+const H2_PING: &[u8] = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00gp-ping!";
+
+/// Whether the server closed `stream`, reading whatever it sends for `within`.
+fn closes_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let until = Instant::now() + within;
+    let mut sink = [0u8; 256];
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => {} // timed out: still open
+        }
+    }
+    false
+}
+
+/// The header timeout (300 ms here; the idle timeout is a minute): a head sent in part is
+/// closed between one and two header timeouts after its first byte, also when it follows a
+/// request that was in flight for longer than that; an h2c connection's frames (pings here)
+/// never start the header clock.
+#[test]
+fn a_slow_head_is_closed_at_the_header_timeout_and_h2c_frames_are_not_a_head() {
+    let (base, _manager, server) = web_server(|b| b);
+    let limits = ListenLimits::default()
+        .with_header_timeout(Duration::from_millis(300))
+        .with_idle_timeout(Duration::from_secs(60));
+    let running = Running::serve_limited(server.clone(), limits);
+    let addr = running.addr;
+    let part = format!("GET /-/healthz HTTP/1.1\r\nHost: {addr}\r\n");
+
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(part.as_bytes()).unwrap();
+    let waited = closed_after(&mut slow);
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "a head sent in part closed after {waited:?}"
+    );
+
+    // A call in flight for longer than the header timeout, then a head sent in part on the
+    // same connection: the connection looked again while the call ran, and closes this head
+    // at its own timeout, not at the idle timeout.
+    let release = base.path().join("release");
+    let mut kept = TcpStream::connect(addr).unwrap();
+    write!(
+        kept,
+        "GET /web/hang?until={} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+        release.display()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    std::fs::write(&release, "").unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !reply.ends_with(b"woke up") {
+        let n = kept.read(&mut buf).expect("the call's response");
+        assert!(n > 0, "closed before the call's response");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    kept.write_all(part.as_bytes()).unwrap();
+    let waited = closed_after(&mut kept);
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "a head sent in part after a call closed after {waited:?}"
+    );
+
+    // An h2c connection that pings for three header timeouts stays open (it has no stream:
+    // the idle timeout, a minute, is its bound).
+    let mut h2c = TcpStream::connect(addr).unwrap();
+    h2c.write_all(H2C_PREFACE).unwrap();
+    for _ in 0..9 {
+        h2c.write_all(H2_PING).unwrap();
+        assert!(
+            !closes_within(&mut h2c, Duration::from_millis(100)),
+            "an h2c connection was closed while it pinged"
+        );
+    }
 }
