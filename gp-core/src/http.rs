@@ -34,7 +34,10 @@ pub const ROUTE: &str = "http.request.route";
 /// The path parameters: a map from name to (percent-decoded) string.
 pub const PARAMS: &str = "http.request.params";
 /// What the key of each path parameter starts with: `http.request.param.id` holds the
-/// parameter `id`, percent-decoded (see [`param_key_is`]).
+/// parameter `id`, percent-decoded (see [`param_key_is`]). A host that sets these keys
+/// (gp-host 0.2.1 and later) sets them before the call, never made on first read: a table
+/// that holds values but not this key says the host set none (gp-sdk then reads
+/// [`PARAMS`]).
 pub const PARAM: &str = "http.request.param.";
 
 /// Whether `key` is the key of path parameter `name` ([`PARAM`] followed by `name`), without

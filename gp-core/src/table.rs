@@ -76,8 +76,9 @@ pub fn same_key(a: &str, b: &str) -> bool {
 pub struct CallTable {
     /// The context's values while they are few (at most 16): the host's own storage, read
     /// without copying. Empty once the context held more (it stays empty for the rest of
-    /// the call, even if values are removed). Values the host makes on first read (an HTTP
-    /// request's keys) are never in it.
+    /// the call, even if values are removed). Values the host makes on first read (most of
+    /// an HTTP request's keys) are never in it; those it sets before the call (gp-host 0.2.1:
+    /// the method, each path parameter's key) are.
     pub values: NonNull<RVec<Slot>>,
     /// Whether the plugin may overwrite a value it found in [`values`](Self::values). Unset
     /// when the host must see every write (an isolated runner notes the keys a call

@@ -154,9 +154,10 @@ fn context(ctx: &mut Context) -> Result {
     // The parameter under its own key, which `param` reads: still there without the map.
     let own = ctx.get_str("http.request.param.id").map(str::to_owned);
     let param = ctx.request()?.param("id").map(str::to_owned);
+    let missing = ctx.request()?.param("nope").map(str::to_owned);
     ctx.respond_json(&serde_json::json!({
         "keys": keys, "path": path, "removed": removed, "after": after, "again": again,
-        "method": ctx.request()?.method(), "own": own, "param": param,
+        "method": ctx.request()?.method(), "own": own, "param": param, "missing": missing,
     }))
 }
 

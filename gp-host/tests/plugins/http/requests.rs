@@ -67,7 +67,7 @@ fn the_request_keys_behave_as_context_values() {
                 "http.request.route",
             ],
             "path": "/rewritten", "removed": {"id": "7"}, "after": null, "again": null,
-            "method": "GET", "own": "7", "param": "7",
+            "method": "GET", "own": "7", "param": "7", "missing": null,
         })
     );
 }
