@@ -67,7 +67,8 @@ pub struct PluginServerBuilder {
     pub(super) max_timeout: Duration,
     pub(super) concurrency: usize,
     pub(super) plugin_concurrency: HashMap<String, usize>,
-    pub(super) routes: HashMap<(String, String), RouteLimits>,
+    /// Per plugin, per label: looked up by a request's `&str`s, with no key built.
+    pub(super) routes: HashMap<String, HashMap<String, RouteLimits>>,
     pub(super) queue: usize,
     pub(super) queue_wait: Duration,
     pub(super) inline_budget: Option<Duration>,
@@ -211,7 +212,10 @@ impl PluginServerBuilder {
         label: impl Into<String>,
         limits: RouteLimits,
     ) -> Self {
-        self.routes.insert((plugin.into(), label.into()), limits);
+        self.routes
+            .entry(plugin.into())
+            .or_default()
+            .insert(label.into(), limits);
         self
     }
 

@@ -411,7 +411,8 @@ impl Shared {
             RouteLimits::default()
         } else {
             routes
-                .get(&(entry.plugin.clone(), entry.label.to_string()))
+                .get(entry.plugin.as_str())
+                .and_then(|labels| labels.get(&*entry.label))
                 .copied()
                 .unwrap_or_default()
         };
