@@ -40,6 +40,14 @@ pub const PARAMS: &str = "http.request.params";
 /// [`PARAMS`]).
 pub const PARAM: &str = "http.request.param.";
 
+/// The key of path parameter `name`: [`PARAM`] followed by `name`.
+pub fn param_key(name: &str) -> String {
+    let mut key = String::with_capacity(PARAM.len() + name.len());
+    key.push_str(PARAM);
+    key.push_str(name);
+    key
+}
+
 /// Whether `key` is the key of path parameter `name` ([`PARAM`] followed by `name`), without
 /// building the key.
 #[inline]
@@ -74,7 +82,7 @@ pub const CONTENT_TYPE: &str = "http.response.content_type";
 
 #[cfg(test)]
 mod tests {
-    use super::param_key_is;
+    use super::{param_key, param_key_is};
 
     #[test]
     fn a_parameter_key_is_the_prefix_and_the_name_exactly() {
@@ -84,5 +92,7 @@ mod tests {
         assert!(!param_key_is("http.request.params", "s"));
         assert!(!param_key_is("http.response.param.id", "id"));
         assert!(param_key_is("http.request.param.", ""));
+        assert_eq!(param_key("id"), "http.request.param.id");
+        assert!(param_key_is(&param_key("id"), "id"));
     }
 }

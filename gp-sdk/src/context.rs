@@ -124,7 +124,7 @@ impl<'a> Context<'a> {
                 return None;
             }
         }
-        let key = format!("{}{name}", gp_core::http::PARAM);
+        let key = gp_core::http::param_key(name);
         self.host.get(RStr::from_str(&key)).into_option()
     }
 

@@ -201,7 +201,7 @@ mod tests {
         for (name, value) in params {
             map.insert((*name).into(), gp_core::Value::from(*value));
             if own_keys {
-                ctx.set(format!("{}{name}", gp_core::http::PARAM), *value);
+                ctx.set(gp_core::http::param_key(name), *value);
             }
         }
         ctx.set(gp_core::http::PARAMS, gp_core::Value::Map(map));
@@ -228,7 +228,7 @@ mod tests {
         // A host that sets both always sets the same values; a test that sets them apart
         // shows which one `param` reads.
         let mut ctx = request(&[("id", "7")], false);
-        ctx.set(format!("{}id", gp_core::http::PARAM), "own");
+        ctx.set(gp_core::http::param_key("id"), "own");
         ctx.call(|ctx| -> crate::Result {
             assert_eq!(ctx.request()?.param("id"), Some("own"));
             Ok(())

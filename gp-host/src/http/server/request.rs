@@ -263,10 +263,7 @@ pub(super) fn context(
         .params
         .iter(&request.entry, request.parts.uri.path())
     {
-        let mut key = String::with_capacity(keys::PARAM.len() + name.len());
-        key.push_str(keys::PARAM);
-        key.push_str(name);
-        ctx.add(key, value.as_ref());
+        ctx.add(keys::param_key(name), value.as_ref());
     }
     if let Some(json) = json {
         // Parsed already (to answer 400 before the call): moved in, not deferred.
