@@ -17,8 +17,9 @@ use crate::harness::in_flight;
 /// knowledge sends first.
 const H2C_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
-/// Reads `stream` until the server closes it (at most 10 s); returns how long that took.
-fn closed_after(stream: &mut TcpStream) -> Duration {
+/// Reads `stream` until the server closes it (at most 10 s), and asserts that this took at
+/// least `at_least` and less than 3 s; `what` names the connection in the failure.
+fn assert_closed_after(stream: &mut TcpStream, at_least: Duration, what: &str) {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -29,7 +30,11 @@ fn closed_after(stream: &mut TcpStream) -> Duration {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
         Err(e) => panic!("the connection was not closed within 10 s: {e}"),
     }
-    started.elapsed()
+    let waited = started.elapsed();
+    assert!(
+        waited >= at_least && waited < Duration::from_secs(3),
+        "{what} closed after {waited:?}"
+    );
 }
 
 #[test]
@@ -40,18 +45,18 @@ fn connections_that_send_nothing_or_only_an_h2c_preface_are_closed_at_the_idle_t
     let addr = running.addr;
 
     let mut silent = TcpStream::connect(addr).unwrap();
-    let waited = closed_after(&mut silent);
-    assert!(
-        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
-        "a silent connection closed after {waited:?}"
+    assert_closed_after(
+        &mut silent,
+        Duration::from_millis(300),
+        "a silent connection",
     );
 
     let mut h2c = TcpStream::connect(addr).unwrap();
     h2c.write_all(H2C_PREFACE).unwrap();
-    let waited = closed_after(&mut h2c);
-    assert!(
-        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
-        "an h2c connection with no stream closed after {waited:?}"
+    assert_closed_after(
+        &mut h2c,
+        Duration::from_millis(300),
+        "an h2c connection with no stream",
     );
 
     // A connection with a request in flight is not idle, however long the call takes.
@@ -65,10 +70,10 @@ fn connections_that_send_nothing_or_only_an_h2c_preface_are_closed_at_the_idle_t
     // After its response, a kept-alive connection is idle again, from then on.
     let mut kept = TcpStream::connect(addr).unwrap();
     write!(kept, "GET /-/healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let waited = closed_after(&mut kept);
-    assert!(
-        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
-        "a kept-alive connection closed {waited:?} after its request"
+    assert_closed_after(
+        &mut kept,
+        Duration::from_millis(300),
+        "a kept-alive connection, after its request,",
     );
 }
 
@@ -214,11 +219,7 @@ fn a_slow_head_is_closed_at_the_header_timeout_and_h2c_frames_are_not_a_head() {
 
     let mut slow = TcpStream::connect(addr).unwrap();
     slow.write_all(part.as_bytes()).unwrap();
-    let waited = closed_after(&mut slow);
-    assert!(
-        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
-        "a head sent in part closed after {waited:?}"
-    );
+    assert_closed_after(&mut slow, Duration::from_millis(250), "a head sent in part");
 
     // A call in flight for longer than the header timeout, then a head sent in part on the
     // same connection: the connection looked again while the call ran, and closes this head
@@ -243,10 +244,10 @@ fn a_slow_head_is_closed_at_the_header_timeout_and_h2c_frames_are_not_a_head() {
         reply.extend_from_slice(&buf[..n]);
     }
     kept.write_all(part.as_bytes()).unwrap();
-    let waited = closed_after(&mut kept);
-    assert!(
-        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
-        "a head sent in part after a call closed after {waited:?}"
+    assert_closed_after(
+        &mut kept,
+        Duration::from_millis(250),
+        "a head sent in part after a call",
     );
 
     // An h2c connection that pings for three header timeouts stays open (it has no stream:
