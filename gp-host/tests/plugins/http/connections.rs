@@ -2,7 +2,8 @@
 //! nothing, or only an HTTP/2 preface, is closed at the idle timeout; a request head sent in
 //! part, at the header timeout (an h2c connection's frames are no head); at the connection
 //! limit the connection idle the longest makes room, and a new one is refused only when every
-//! open one has a request in flight.
+//! open one has a request in flight; at shutdown, idle connections close at once and a
+//! request in flight is answered first.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use gp_host::http::ListenLimits;
 
 use super::{get, web_server, Running};
-use crate::harness::in_flight;
+use crate::harness::{in_flight, wait_in_flight};
 
 /// The HTTP/2 connection preface and an empty SETTINGS frame: what an h2c client with prior
 /// knowledge sends first.
@@ -261,4 +262,65 @@ fn a_slow_head_is_closed_at_the_header_timeout_and_h2c_frames_are_not_a_head() {
             "an h2c connection was closed while it pinged"
         );
     }
+}
+
+/// Shutdown (the listener's future resolves): a kept-alive connection between requests is
+/// closed at once, not at its idle timeout (a minute here); a request in flight gets its whole
+/// response, then its connection closes; the listener returns once both are closed.
+#[test]
+fn at_shutdown_idle_connections_close_at_once_and_a_request_in_flight_is_answered_first() {
+    let (base, manager, server) = web_server(|b| b);
+    let limits = ListenLimits::default().with_idle_timeout(Duration::from_secs(60));
+    let mut running = Running::serve_limited(server.clone(), limits);
+    let addr = running.addr;
+
+    let mut kept = TcpStream::connect(addr).unwrap();
+    write!(kept, "GET /-/healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !reply.ends_with(b"}") {
+        let n = kept.read(&mut buf).expect("the health check's response");
+        assert!(n > 0, "closed before the health check's response");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let release = base.path().join("release");
+    let mut busy = TcpStream::connect(addr).unwrap();
+    write!(
+        busy,
+        "GET /web/hang?until={} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+        release.display()
+    )
+    .unwrap();
+    wait_in_flight(&manager, "web", 1);
+
+    running.begin_shutdown();
+    assert_closed_after(
+        &mut kept,
+        Duration::ZERO,
+        "a kept-alive connection at shutdown",
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !running.has_ended(),
+        "the listener returned with a request in flight"
+    );
+    std::fs::write(&release, "").unwrap();
+    busy.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut raw = Vec::new();
+    busy.read_to_end(&mut raw)
+        .expect("the call's response, then the connection closed");
+    let answered = super::parse_reply(&raw);
+    assert_eq!(answered.status, 200);
+    assert_eq!(answered.text(), "woke up");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !running.has_ended() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        running.has_ended(),
+        "the listener did not return after its last connection closed"
+    );
 }

@@ -100,6 +100,20 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Tells the server to shut down, without waiting for it (dropping it waits).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Whether the server's thread has ended (its listener returned, its runtime shut down).
+    pub fn has_ended(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
 /// How a test server serves: gp's listener over some [`gp_host::http::App`], or `axum::serve`.
 enum Served {
     Listener(Box<dyn FnOnce(tokio::net::TcpListener, Stopped) -> Stopped + Send>),

@@ -11,24 +11,21 @@
 //! open connection has a request in flight is the new one refused, so that a flood of idle
 //! connections cannot keep `/-/healthz` or the admin API from answering.
 
-use std::collections::HashMap;
+mod connection;
+mod tracker;
+
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
-use tokio::sync::Notify;
 
-use crate::util::lock;
+use connection::{Busy, Connection, Watched};
+pub(crate) use tracker::register_metrics;
+use tracker::Tracker;
 
 /// How long a client may take to send a request's line and headers, unless configured
 /// otherwise.
@@ -196,7 +193,7 @@ async fn serve_with<A, H, F, S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = Builder::new(TokioExecutor::new());
-    // The header timeout is the connection loop's (`Connection::due`): hyper's made and
+    // The header timeout is the connection watcher's (`connection::watch`): hyper's made and
     // registered a timer per request.
     builder
         .http1()
@@ -207,7 +204,6 @@ async fn serve_with<A, H, F, S>(
         .local_addr()
         .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
     let tracker = Arc::new(Tracker::new(name, limits.max_connections));
-    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -233,42 +229,30 @@ async fn serve_with<A, H, F, S>(
         };
         let service = service(app.clone(), peer, Arc::clone(&conn));
         let (builder, handshake) = (builder.clone(), handshake.clone());
-        let watcher = graceful.watcher();
         let tracker = Arc::clone(&tracker);
         let (idle_timeout, header_timeout) = (limits.idle_timeout, limits.header_timeout);
         tokio::spawn(async move {
             // A TLS client that connects and sends nothing is closed at the idle timeout too.
             if let Ok(Ok(stream)) = tokio::time::timeout(idle_timeout, handshake(stream)).await {
-                let stream = Watched {
-                    inner: stream,
-                    conn: Arc::clone(&conn),
-                    heads: None,
-                };
+                let watch = tokio::spawn(connection::watch(
+                    Arc::clone(&conn),
+                    idle_timeout,
+                    header_timeout,
+                ));
+                let stream = Watched::new(stream, Arc::clone(&conn));
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
-                let connection = watcher.watch(connection);
                 tokio::pin!(connection);
-                loop {
-                    let wait = conn.due(idle_timeout, header_timeout);
-                    tokio::select! {
-                        _ = &mut connection => break,
-                        () = conn.evict.notified() => break,
-                        () = tokio::time::sleep(wait) => {
-                            if conn.due(idle_timeout, header_timeout).is_zero() {
-                                // Dropping the connection closes it.
-                                break;
-                            }
-                        }
-                    }
-                }
+                connection::drive(&conn, connection).await;
+                watch.abort();
             }
             tracker.release(id);
         });
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => {},
+        () = tracker.drain() => {},
         () = tokio::time::sleep(limits.grace) => {
             tracing::warn!(target: "gp::http", "requests still in flight after {:?}; closing their connections", limits.grace);
         },
@@ -327,274 +311,4 @@ impl hyper::body::Body for Tracked {
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.body.size_hint()
     }
-}
-
-/// The connections a listener has open.
-struct Tracker {
-    /// The listener's address, for the log and the metrics.
-    name: String,
-    max: usize,
-    epoch: Instant,
-    open: Mutex<Open>,
-    /// When a refusal was last logged: at most one line a minute.
-    logged: Mutex<Option<Instant>>,
-    /// What a refused connection is sent: an HTTP/1.1 503.
-    refusal: String,
-}
-
-#[derive(Default)]
-struct Open {
-    next: u64,
-    connections: HashMap<u64, Arc<Connection>>,
-}
-
-/// One open connection: its requests in flight, since when it has had none, and since when
-/// the head of its next request has been arriving.
-struct Connection {
-    epoch: Instant,
-    in_flight: AtomicUsize,
-    /// Milliseconds from `epoch` to accept, or to the end of the last response.
-    idle_since: AtomicU64,
-    /// Milliseconds from `epoch` (plus one) to the first byte read with no request in
-    /// flight, until that request starts; 0 when no head is arriving.
-    head_since: AtomicU64,
-    /// Told to close: a newer connection needed its place.
-    evict: Notify,
-}
-
-impl Connection {
-    fn now(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
-    /// How long until the connection is due to close: zero if it is, having had no request
-    /// in flight for `idle` or a request head arriving for `header`. Checked again within
-    /// `header` at most (a head may start unseen meanwhile: one that does not finish is
-    /// closed between `header` and twice it).
-    fn due(&self, idle: Duration, header: Duration) -> Duration {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            // A head may start as soon as the request ends: look again within `header`.
-            return idle.min(header);
-        }
-        let now = self.now();
-        let idle_for = now.saturating_sub(self.idle_since.load(Ordering::Acquire));
-        let idle_left = idle.saturating_sub(Duration::from_millis(idle_for));
-        let head_left = match self.head_since.load(Ordering::Acquire) {
-            0 => header,
-            since => header.saturating_sub(Duration::from_millis(now.saturating_sub(since - 1))),
-        };
-        idle_left.min(head_left)
-    }
-
-    /// Bytes were read: the head of the next request is arriving, if none is in flight.
-    fn read_some(&self) {
-        if self.in_flight.load(Ordering::Acquire) == 0
-            && self.head_since.load(Ordering::Acquire) == 0
-        {
-            self.head_since.store(self.now() + 1, Ordering::Release);
-        }
-    }
-}
-
-/// A connection's stream, noting when an HTTP/1 request head starts to arrive (see
-/// [`Connection::due`]), the clock read once per request. HTTP/2 (the client preface first)
-/// is not watched: frames between its requests (pings, window updates) are not heads.
-struct Watched<S> {
-    inner: S,
-    conn: Arc<Connection>,
-    /// Whether reads are watched: `None` until the first bytes say which protocol.
-    heads: Option<bool>,
-}
-
-/// What an HTTP/2 client sends first (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let read = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        let fresh = &buf.filled()[before..];
-        if !fresh.is_empty() {
-            let heads = *self.heads.get_or_insert_with(|| {
-                let n = fresh.len().min(H2_PREFACE.len());
-                fresh[..n] != H2_PREFACE[..n]
-            });
-            if heads {
-                self.conn.read_some();
-            }
-        }
-        read
-    }
-}
-
-impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// A request in flight on a connection, until dropped.
-struct Busy(Arc<Connection>);
-
-impl Busy {
-    fn start(conn: &Arc<Connection>) -> Busy {
-        conn.in_flight.fetch_add(1, Ordering::AcqRel);
-        // Its head is in.
-        conn.head_since.store(0, Ordering::Release);
-        Busy(Arc::clone(conn))
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.idle_since.store(self.0.now(), Ordering::Release);
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Tracker {
-    fn new(name: String, max: usize) -> Tracker {
-        let max = max.max(1);
-        let body = serde_json::json!({
-            "error": format!("the server has as many connections open as it may ({max}), each with a request in flight; retry shortly")
-        })
-        .to_string();
-        let refusal = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        Tracker {
-            refusal,
-            name,
-            max,
-            epoch: Instant::now(),
-            open: Mutex::new(Open::default()),
-            logged: Mutex::new(None),
-        }
-    }
-
-    /// A place for a new connection: closes the one idle the longest when all places are
-    /// taken; `None` (refused) when none is idle.
-    fn admit(&self) -> Option<(u64, Arc<Connection>)> {
-        let mut open = lock(&self.open);
-        if open.connections.len() >= self.max {
-            let oldest = open
-                .connections
-                .iter()
-                .filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
-                .min_by_key(|(_, c)| c.idle_since.load(Ordering::Acquire))
-                .map(|(id, _)| *id);
-            match oldest.and_then(|id| open.connections.remove(&id)) {
-                Some(idle) => {
-                    idle.evict.notify_one();
-                    metrics().evicted.get_or_create(&self.label()).inc();
-                }
-                None => {
-                    drop(open);
-                    self.refused();
-                    return None;
-                }
-            }
-        }
-        let conn = Arc::new(Connection {
-            epoch: self.epoch,
-            in_flight: AtomicUsize::new(0),
-            idle_since: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
-            head_since: AtomicU64::new(0),
-            evict: Notify::new(),
-        });
-        let id = open.next;
-        open.next += 1;
-        open.connections.insert(id, Arc::clone(&conn));
-        Some((id, conn))
-    }
-
-    fn release(&self, id: u64) {
-        lock(&self.open).connections.remove(&id);
-    }
-
-    fn refused(&self) {
-        metrics().refused.get_or_create(&self.label()).inc();
-        let mut logged = lock(&self.logged);
-        if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-            *logged = Some(Instant::now());
-            tracing::warn!(target: "gp::http", listener = self.name, "{} connections are open on {}, each with a request in flight: refusing new ones (counted in gp_http_connections_refused_total; logged at most once a minute; raise the limit with --max-connections)", self.max, self.name);
-        }
-    }
-
-    fn label(&self) -> ListenerLabels {
-        ListenerLabels {
-            listener: self.name.clone(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListenerLabels {
-    listener: String,
-}
-
-/// What the listeners of this process did at their connection limit. Process-wide: a
-/// listener is served by a function, with no server to hold its counters.
-struct ConnectionMetrics {
-    refused: Family<ListenerLabels, Counter>,
-    evicted: Family<ListenerLabels, Counter>,
-}
-
-fn metrics() -> &'static ConnectionMetrics {
-    static METRICS: OnceLock<ConnectionMetrics> = OnceLock::new();
-    METRICS.get_or_init(|| ConnectionMetrics {
-        refused: Family::default(),
-        evicted: Family::default(),
-    })
-}
-
-/// Registers `gp_http_connections_refused_total` and `gp_http_connections_evicted_total`,
-/// by listener, in `registry`.
-pub(crate) fn register_metrics(registry: &mut Registry) {
-    let http = registry.sub_registry_with_prefix("gp_http");
-    http.register(
-        "connections_refused",
-        "Connections closed at accept: the listener had as many open as it may, none idle",
-        metrics().refused.clone(),
-    );
-    http.register(
-        "connections_evicted",
-        "Idle connections closed to make room for a new one at the listener's limit",
-        metrics().evicted.clone(),
-    );
 }

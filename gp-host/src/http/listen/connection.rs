@@ -1,0 +1,239 @@
+//! One open connection: its requests in flight, when it is due to close, and how it is told
+//! to close or to drain.
+//!
+//! A connection's task polls hyper's connection and nothing else ([`drive`]): a flag and the
+//! task's waker carry what it is told. Its timeouts are kept by a second task ([`watch`]),
+//! woken by its own timer, never by a request. (A `select!` of the connection, a timer and a
+//! notification, with hyper-util's graceful-shutdown watcher around the connection, polled
+//! all four at each of the task's wake-ups, twice a request: about 1,200 instructions of a
+//! request's 25,600.)
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_util::task::AtomicWaker;
+use hyper_util::server::graceful::GracefulConnection;
+
+/// What a connection's task has been told: nothing yet.
+const OPEN: u8 = 0;
+
+/// What a connection's task is told: to finish its requests in flight and close (shutdown),
+/// or to close now (a timeout passed, or a newer connection needed its place).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Told {
+    Drain = 1,
+    Close = 2,
+}
+
+/// One open connection: its requests in flight, since when it has had none, and since when
+/// the head of its next request has been arriving.
+pub(super) struct Connection {
+    epoch: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds from `epoch` to accept, or to the end of the last response.
+    idle_since: AtomicU64,
+    /// Milliseconds from `epoch` (plus one) to the first byte read with no request in
+    /// flight, until that request starts; 0 when no head is arriving.
+    head_since: AtomicU64,
+    /// What the connection's task was told ([`OPEN`] or a [`Told`]; only ever raised).
+    told: AtomicU8,
+    /// Wakes the connection's task to hear it.
+    waker: AtomicWaker,
+}
+
+impl Connection {
+    /// A connection accepted now, `epoch` being its listener's clock.
+    pub(super) fn new(epoch: Instant) -> Connection {
+        Connection {
+            epoch,
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(epoch.elapsed().as_millis() as u64),
+            head_since: AtomicU64::new(0),
+            told: AtomicU8::new(OPEN),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    /// Tells the connection's task `what` (closing outranks draining), and wakes it.
+    pub(super) fn tell(&self, what: Told) {
+        self.told.fetch_max(what as u8, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// Since when (ms from the listener's clock) the connection has been idle, if it is.
+    pub(super) fn idle_since(&self) -> Option<u64> {
+        (self.in_flight.load(Ordering::Acquire) == 0)
+            .then(|| self.idle_since.load(Ordering::Acquire))
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// How long until the connection is due to close: zero if it is, having had no request
+    /// in flight for `idle` or a request head arriving for `header`. Checked again within
+    /// `header` at most (a head may start unseen meanwhile: one that does not finish is
+    /// closed between `header` and twice it).
+    fn due(&self, idle: Duration, header: Duration) -> Duration {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            // A head may start as soon as the request ends: look again within `header`.
+            return idle.min(header);
+        }
+        let now = self.now();
+        let idle_for = now.saturating_sub(self.idle_since.load(Ordering::Acquire));
+        let idle_left = idle.saturating_sub(Duration::from_millis(idle_for));
+        let head_left = match self.head_since.load(Ordering::Acquire) {
+            0 => header,
+            since => header.saturating_sub(Duration::from_millis(now.saturating_sub(since - 1))),
+        };
+        idle_left.min(head_left)
+    }
+
+    /// Bytes were read: the head of the next request is arriving, if none is in flight.
+    fn read_some(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_since.load(Ordering::Acquire) == 0
+        {
+            self.head_since.store(self.now() + 1, Ordering::Release);
+        }
+    }
+}
+
+/// A connection's stream, noting when an HTTP/1 request head starts to arrive (see
+/// [`Connection::due`]), the clock read once per request. HTTP/2 (the client preface first)
+/// is not watched: frames between its requests (pings, window updates) are not heads.
+pub(super) struct Watched<S> {
+    inner: S,
+    conn: Arc<Connection>,
+    /// Whether reads are watched: `None` until the first bytes say which protocol.
+    heads: Option<bool>,
+}
+
+impl<S> Watched<S> {
+    /// `inner`, the stream of `conn`.
+    pub(super) fn new(inner: S, conn: Arc<Connection>) -> Watched<S> {
+        Watched {
+            inner,
+            conn,
+            heads: None,
+        }
+    }
+}
+
+/// What an HTTP/2 client sends first (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let fresh = &buf.filled()[before..];
+        if !fresh.is_empty() {
+            let heads = *self.heads.get_or_insert_with(|| {
+                let n = fresh.len().min(H2_PREFACE.len());
+                fresh[..n] != H2_PREFACE[..n]
+            });
+            if heads {
+                self.conn.read_some();
+            }
+        }
+        read
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A request in flight on a connection, until dropped.
+pub(super) struct Busy(Arc<Connection>);
+
+impl Busy {
+    pub(super) fn start(conn: &Arc<Connection>) -> Busy {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        // Its head is in.
+        conn.head_since.store(0, Ordering::Release);
+        Busy(Arc::clone(conn))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.idle_since.store(self.0.now(), Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves `connection`, the HTTP spoken on `conn`, until it ends or `conn` is told to close
+/// (dropping it closes the stream); told to drain, hyper finishes the requests in flight and
+/// closes it (HTTP/1 keep-alive off, HTTP/2 `GOAWAY`).
+pub(super) async fn drive<C: GracefulConnection>(conn: &Connection, mut connection: Pin<&mut C>) {
+    let mut draining = false;
+    std::future::poll_fn(|cx| {
+        // Registered before the flag is read: a `tell` after the read wakes this task.
+        conn.waker.register(cx.waker());
+        match conn.told.load(Ordering::Acquire) {
+            OPEN => {}
+            told if told == Told::Drain as u8 => {
+                if !std::mem::replace(&mut draining, true) {
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+            _ => return Poll::Ready(()),
+        }
+        connection.as_mut().poll(cx).map(|_| ())
+    })
+    .await;
+}
+
+/// Keeps `conn`'s timeouts (see [`Connection::due`]): tells it to close when one passes.
+/// Runs as a task of its own, aborted when the connection ends.
+pub(super) async fn watch(conn: Arc<Connection>, idle: Duration, header: Duration) {
+    loop {
+        tokio::time::sleep(conn.due(idle, header)).await;
+        if conn.due(idle, header).is_zero() {
+            conn.tell(Told::Close);
+            return;
+        }
+    }
+}
