@@ -68,12 +68,7 @@ impl CallScope<'_> {
         if let Some(journal) = &mut ctx.journal {
             journal.push(key.as_str().to_owned());
         }
-        match ctx.values.get_mut(key.as_str()) {
-            Some(slot) => *slot = value,
-            None => {
-                ctx.values.insert(own_key(key.as_str()), value);
-            }
-        }
+        ctx.values.insert_with(key.as_str(), own_key, value);
     }
 }
 

@@ -266,13 +266,6 @@ impl Values {
         }
     }
 
-    /// The value of `key` to change in place, if the entries hold it (a deferred key that was
-    /// never set is not in them: [`insert`](Self::insert) takes it over).
-    #[inline(always)]
-    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.entries.get_mut(key)
-    }
-
     /// Stores `value` under `key`.
     pub(crate) fn insert(&mut self, key: impl Into<Key>, value: Value) {
         let key = key.into();
@@ -280,14 +273,31 @@ impl Values {
             *slot = value;
             return;
         }
+        self.replace_deferred(&key);
+        self.entries.push(key, value);
+    }
+
+    /// Stores `value` under `key`, the key made by `own` only if the map does not hold it
+    /// yet ([`insert`](Self::insert) with one look for the key, not two).
+    pub(crate) fn insert_with(&mut self, key: &str, own: impl FnOnce(&str) -> Key, value: Value) {
+        if let Some(slot) = self.entries.get_mut(key) {
+            *slot = value;
+            return;
+        }
+        self.replace_deferred(key);
+        self.entries.push(own(key), value);
+    }
+
+    /// The deferred value of `key`, if one is offered, is replaced: never made, if it was not
+    /// yet.
+    #[inline(always)]
+    fn replace_deferred(&mut self, key: &str) {
         if let Some(later) = &mut self.later {
-            // The deferred value is replaced: never made, if it was not yet.
-            if let Some(i) = later.index(&key) {
+            if let Some(i) = later.index(key) {
                 later.gone |= 1 << i;
                 later.made[i] = OnceLock::new();
             }
         }
-        self.entries.push(key, value);
     }
 
     /// Adds `key`, which the map neither holds nor offers deferred: [`insert`](Self::insert)
