@@ -236,7 +236,8 @@ async fn run(
     let entry = Arc::clone(&call.entry);
     #[cfg(feature = "isolate")]
     if entry.isolated {
-        return run_batched(shared, ctx, call, timeout, id, cancel).await;
+        // Boxed: its state would make every request's future larger, routed inline or not.
+        return Box::pin(run_batched(shared, ctx, call, timeout, id, cancel)).await;
     }
     // An async handler's call blocks its thread on the plugin's runtime: never inline.
     let eligible = !entry.asynchronous && call.lane.promoted_in(&shared.inline);

@@ -248,8 +248,12 @@ impl Lane {
             return Err(NoSlot::Busy);
         }
         let until = (Instant::now() + wait).min(deadline);
-        let acquired =
-            tokio::time::timeout_at(until.into(), Arc::clone(&self.slots).acquire_owned()).await;
+        // Boxed: the wait's state would make every request's future larger.
+        let acquired = Box::pin(tokio::time::timeout_at(
+            until.into(),
+            Arc::clone(&self.slots).acquire_owned(),
+        ))
+        .await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match acquired {
             Ok(Ok(permit)) => Ok(permit),

@@ -151,7 +151,11 @@ impl Shared {
             // No body (a GET, usually): nothing to read, time or count.
             return Ok((Bytes::new(), None, reserved));
         }
-        let read = tokio::time::timeout(timeout, read_within(body, limit, declared, &mut reserved));
+        // Boxed: its state would make every request's future larger, bodiless ones too.
+        let read = Box::pin(tokio::time::timeout(
+            timeout,
+            read_within(body, limit, declared, &mut reserved),
+        ));
         let body = match read.await {
             Ok(Ok(body)) => body,
             Ok(Err(Unread::TooLarge)) => return Err(too_large()),
