@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use futures_util::task::AtomicWaker;
 use hyper_util::server::graceful::GracefulConnection;
 
+use super::tracker::Tracker;
+
 /// What a connection's task has been told: nothing yet.
 const OPEN: u8 = 0;
 
@@ -215,8 +217,9 @@ pub(super) async fn drive<C: GracefulConnection>(conn: &Connection, mut connecti
     // it again cost ~0.3 % of a request's time.
     let mut registered: Option<std::task::Waker> = None;
     std::future::poll_fn(|cx| {
-        // Registered before the flag is read: a `tell` after the read wakes this task. A
-        // `tell` takes the waker it wakes: once told, it is registered at every poll.
+        // The flag is read again after the waker is registered: a `tell` after that read
+        // wakes this task. A `tell` takes the waker it wakes: once told, it is registered at
+        // every poll.
         let told = conn.told.load(Ordering::Acquire);
         if told != OPEN || !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             conn.waker.register(cx.waker());
@@ -234,6 +237,40 @@ pub(super) async fn drive<C: GracefulConnection>(conn: &Connection, mut connecti
         connection.as_mut().poll(cx).map(|_| ())
     })
     .await;
+}
+
+/// What a connection's task leaves behind, undone when the task ends however it ends (a
+/// panic in a request's future unwinds through the task): its place in the tracker, and its
+/// watcher.
+pub(super) struct Ended {
+    tracker: Arc<Tracker>,
+    id: u64,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Ended {
+    /// For connection `id` of `tracker`.
+    pub(super) fn new(tracker: Arc<Tracker>, id: u64) -> Ended {
+        Ended {
+            tracker,
+            id,
+            watcher: None,
+        }
+    }
+
+    /// `watcher`, the task of [`watch`], is aborted when the connection ends.
+    pub(super) fn watch(&mut self, watcher: tokio::task::JoinHandle<()>) {
+        self.watcher = Some(watcher);
+    }
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
+        self.tracker.release(self.id);
+    }
 }
 
 /// Keeps `conn`'s timeouts (see [`Connection::due`]): tells it to close when one passes.

@@ -232,22 +232,23 @@ async fn serve_with<A, H, F, S>(
         let tracker = Arc::clone(&tracker);
         let (idle_timeout, header_timeout) = (limits.idle_timeout, limits.header_timeout);
         tokio::spawn(async move {
+            // Released (and its watcher stopped) however the task ends, a panic included: a
+            // connection left in the tracker would hold shutdown for its whole grace.
+            let mut ended = connection::Ended::new(tracker, id);
             // A TLS client that connects and sends nothing is closed at the idle timeout too.
             if let Ok(Ok(stream)) = tokio::time::timeout(idle_timeout, handshake(stream)).await {
-                let watch = tokio::spawn(connection::watch(
+                ended.watch(tokio::spawn(connection::watch(
                     Arc::clone(&conn),
                     idle_timeout,
                     header_timeout,
-                ));
+                )));
                 let stream = Watched::new(stream, Arc::clone(&conn));
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
                 tokio::pin!(connection);
                 connection::drive(&conn, connection).await;
-                watch.abort();
             }
-            tracker.release(id);
         });
     }
     drop(listener);
@@ -255,6 +256,7 @@ async fn serve_with<A, H, F, S>(
         () = tracker.drain() => {},
         () = tokio::time::sleep(limits.grace) => {
             tracing::warn!(target: "gp::http", "requests still in flight after {:?}; closing their connections", limits.grace);
+            tracker.close_all();
         },
     }
 }

@@ -114,6 +114,13 @@ impl Tracker {
         drained.await;
     }
 
+    /// Tells every open connection to close now (the grace after shutdown ran out).
+    pub(super) fn close_all(&self) {
+        for conn in lock(&self.open).connections.values() {
+            conn.tell(Told::Close);
+        }
+    }
+
     fn refused(&self) {
         metrics().refused.get_or_create(&self.label()).inc();
         let mut logged = lock(&self.logged);

@@ -2,8 +2,9 @@
 //! nothing, or only an HTTP/2 preface, is closed at the idle timeout; a request head sent in
 //! part, at the header timeout (an h2c connection's frames are no head); at the connection
 //! limit the connection idle the longest makes room, and a new one is refused only when every
-//! open one has a request in flight; at shutdown, idle connections close at once and a
-//! request in flight is answered first.
+//! open one has a request in flight; at shutdown, idle connections close at once, a request
+//! in flight is answered first, and past the grace the rest are closed; a connection whose
+//! request panicked holds back no shutdown.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -270,7 +271,11 @@ fn a_slow_head_is_closed_at_the_header_timeout_and_h2c_frames_are_not_a_head() {
 #[test]
 fn at_shutdown_idle_connections_close_at_once_and_a_request_in_flight_is_answered_first() {
     let (base, manager, server) = web_server(|b| b);
-    let limits = ListenLimits::default().with_idle_timeout(Duration::from_secs(60));
+    // A grace longer than any wait below: the listener returns because its connections
+    // closed, not because the grace ran out.
+    let limits = ListenLimits::default()
+        .with_idle_timeout(Duration::from_secs(60))
+        .with_grace(Duration::from_secs(60));
     let mut running = Running::serve_limited(server.clone(), limits);
     let addr = running.addr;
 
@@ -301,7 +306,7 @@ fn at_shutdown_idle_connections_close_at_once_and_a_request_in_flight_is_answere
         Duration::ZERO,
         "a kept-alive connection at shutdown",
     );
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_secs(1));
     assert!(
         !running.has_ended(),
         "the listener returned with a request in flight"
@@ -322,5 +327,99 @@ fn at_shutdown_idle_connections_close_at_once_and_a_request_in_flight_is_answere
     assert!(
         running.has_ended(),
         "the listener did not return after its last connection closed"
+    );
+}
+
+/// Past the grace after shutdown, the connections still open are closed there and then (a
+/// request in flight gets no answer; its client sees the connection end), not left to whoever
+/// drops the runtime: `gp serve` unloads its plugins after the listener returns, which takes
+/// up to its drain and hook timeouts more.
+#[test]
+fn past_the_grace_a_connection_with_a_request_in_flight_is_closed() {
+    let (base, manager, server) = web_server(|b| b);
+    let limits = ListenLimits::default().with_grace(Duration::from_millis(300));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = async {
+        let _ = stopped.await;
+    };
+    let served = runtime.spawn(gp_host::http::serve_listener(
+        listener,
+        server.clone(),
+        stopped,
+        limits,
+    ));
+
+    let release = base.path().join("release");
+    let mut busy = TcpStream::connect(addr).unwrap();
+    write!(
+        busy,
+        "GET /web/hang?until={} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+        release.display()
+    )
+    .unwrap();
+    wait_in_flight(&manager, "web", 1);
+    stop.send(()).unwrap();
+    // The runtime runs on: what closes the connection is the listener, at the grace.
+    assert_closed_after(
+        &mut busy,
+        Duration::from_millis(250),
+        "a connection with a request in flight past the grace",
+    );
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), served).await })
+        .expect("the listener returned at the grace")
+        .unwrap();
+    std::fs::write(&release, "").unwrap();
+    runtime.shutdown_timeout(Duration::from_secs(5));
+}
+
+/// An application whose every answer panics (gp's own code never should; this stands in for
+/// a bug).
+#[derive(Clone)]
+struct Panics;
+
+impl gp_host::http::App for Panics {
+    async fn answer(
+        self,
+        _request: axum::extract::Request<hyper::body::Incoming>,
+        _peer: SocketAddr,
+    ) -> axum::response::Response {
+        panic!("a bug in the answer")
+    }
+}
+
+/// A request whose future panics takes its connection down with it (the client sees it
+/// closed), and the listener forgets the connection: shutdown does not wait for it until the
+/// grace (a minute here) runs out.
+#[test]
+fn a_connection_whose_request_panicked_holds_back_no_shutdown() {
+    let limits = ListenLimits::default().with_grace(Duration::from_secs(60));
+    let mut running = Running::serve_limited(Panics, limits);
+    let addr = running.addr;
+    let mut broken = TcpStream::connect(addr).unwrap();
+    write!(broken, "GET /anything HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    assert_closed_after(
+        &mut broken,
+        Duration::ZERO,
+        "a connection whose request panicked",
+    );
+
+    running.begin_shutdown();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !running.has_ended() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        running.has_ended(),
+        "shutdown waited for the connection whose request panicked"
     );
 }
