@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 use futures_util::task::AtomicWaker;
 use hyper_util::server::graceful::GracefulConnection;
 
-use super::tracker::Tracker;
-
 /// What a connection's task has been told: nothing yet.
 const OPEN: u8 = 0;
 
@@ -237,40 +235,6 @@ pub(super) async fn drive<C: GracefulConnection>(conn: &Connection, mut connecti
         connection.as_mut().poll(cx).map(|_| ())
     })
     .await;
-}
-
-/// What a connection's task leaves behind, undone when the task ends however it ends (a
-/// panic in a request's future unwinds through the task): its place in the tracker, and its
-/// watcher.
-pub(super) struct Ended {
-    tracker: Arc<Tracker>,
-    id: u64,
-    watcher: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Ended {
-    /// For connection `id` of `tracker`.
-    pub(super) fn new(tracker: Arc<Tracker>, id: u64) -> Ended {
-        Ended {
-            tracker,
-            id,
-            watcher: None,
-        }
-    }
-
-    /// `watcher`, the task of [`watch`], is aborted when the connection ends.
-    pub(super) fn watch(&mut self, watcher: tokio::task::JoinHandle<()>) {
-        self.watcher = Some(watcher);
-    }
-}
-
-impl Drop for Ended {
-    fn drop(&mut self) {
-        if let Some(watcher) = self.watcher.take() {
-            watcher.abort();
-        }
-        self.tracker.release(self.id);
-    }
 }
 
 /// Keeps `conn`'s timeouts (see [`Connection::due`]): tells it to close when one passes.

@@ -234,7 +234,7 @@ async fn serve_with<A, H, F, S>(
         tokio::spawn(async move {
             // Released (and its watcher stopped) however the task ends, a panic included: a
             // connection left in the tracker would hold shutdown for its whole grace.
-            let mut ended = connection::Ended::new(tracker, id);
+            let mut ended = tracker::Ended::new(tracker, id);
             // A TLS client that connects and sends nothing is closed at the idle timeout too.
             if let Ok(Ok(stream)) = tokio::time::timeout(idle_timeout, handshake(stream)).await {
                 ended.watch(tokio::spawn(connection::watch(

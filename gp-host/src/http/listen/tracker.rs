@@ -137,6 +137,41 @@ impl Tracker {
     }
 }
 
+/// What a connection's task leaves behind, undone when the task ends however it ends (a
+/// panic in a request's future unwinds through the task): its place in the tracker, and its
+/// watcher.
+pub(super) struct Ended {
+    tracker: Arc<Tracker>,
+    id: u64,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Ended {
+    /// For connection `id` of `tracker`.
+    pub(super) fn new(tracker: Arc<Tracker>, id: u64) -> Ended {
+        Ended {
+            tracker,
+            id,
+            watcher: None,
+        }
+    }
+
+    /// `watcher`, the task of [`connection::watch`](super::connection::watch), is aborted
+    /// when the connection ends.
+    pub(super) fn watch(&mut self, watcher: tokio::task::JoinHandle<()>) {
+        self.watcher = Some(watcher);
+    }
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
+        self.tracker.release(self.id);
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabels {
     listener: String,
