@@ -256,7 +256,7 @@ async fn serve_with<A, H, F, S>(
         () = tracker.drain() => {},
         () = tokio::time::sleep(limits.grace) => {
             tracing::warn!(target: "gp::http", "requests still in flight after {:?}; closing their connections", limits.grace);
-            tracker.close_all();
+            tracker.tell_all(connection::Told::Close);
         },
     }
 }

@@ -102,23 +102,18 @@ impl Tracker {
         tokio::pin!(drained);
         // Registered before the look below: a release after it tells this wait.
         drained.as_mut().enable();
-        {
-            let open = lock(&self.open);
-            if open.connections.is_empty() {
-                return;
-            }
-            for conn in open.connections.values() {
-                conn.tell(Told::Drain);
-            }
+        if self.tell_all(Told::Drain) {
+            drained.await;
         }
-        drained.await;
     }
 
-    /// Tells every open connection to close now (the grace after shutdown ran out).
-    pub(super) fn close_all(&self) {
-        for conn in lock(&self.open).connections.values() {
-            conn.tell(Told::Close);
+    /// Tells every open connection `what`; whether any was open.
+    pub(super) fn tell_all(&self, what: Told) -> bool {
+        let open = lock(&self.open);
+        for conn in open.connections.values() {
+            conn.tell(what);
         }
+        !open.connections.is_empty()
     }
 
     fn refused(&self) {
