@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use gp_host::http::ListenLimits;
 
 use super::{get, web_server, Running};
-use crate::harness::{in_flight, wait_in_flight};
+use crate::harness::{eventually, in_flight, wait_in_flight};
 
 /// The HTTP/2 connection preface and an empty SETTINGS frame: what an h2c client with prior
 /// knowledge sends first.
@@ -37,6 +37,35 @@ fn assert_closed_after(stream: &mut TcpStream, at_least: Duration, what: &str) {
         waited >= at_least && waited < Duration::from_secs(3),
         "{what} closed after {waited:?}"
     );
+}
+
+/// Reads `stream` until what it received ends with `end` (at most 10 s a read); `what` names
+/// the response in a failure.
+fn read_until(stream: &mut TcpStream, end: &[u8], what: &str) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !reply.ends_with(end) {
+        let n = stream.read(&mut buf).expect(what);
+        assert!(n > 0, "closed before {what}");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    reply
+}
+
+/// A connection to `addr` with a request in flight: the web fixture's `/web/hang`, which
+/// answers `woke up` once the file `release` exists.
+fn hanging_request(addr: SocketAddr, release: &std::path::Path) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /web/hang?until={} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+        release.display()
+    )
+    .unwrap();
+    stream
 }
 
 #[test]
@@ -227,24 +256,10 @@ fn a_slow_head_is_closed_at_the_header_timeout_and_h2c_frames_are_not_a_head() {
     // same connection: the connection looked again while the call ran, and closes this head
     // at its own timeout, not at the idle timeout.
     let release = base.path().join("release");
-    let mut kept = TcpStream::connect(addr).unwrap();
-    write!(
-        kept,
-        "GET /web/hang?until={} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
-        release.display()
-    )
-    .unwrap();
+    let mut kept = hanging_request(addr, &release);
     std::thread::sleep(Duration::from_millis(700));
     std::fs::write(&release, "").unwrap();
-    kept.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !reply.ends_with(b"woke up") {
-        let n = kept.read(&mut buf).expect("the call's response");
-        assert!(n > 0, "closed before the call's response");
-        reply.extend_from_slice(&buf[..n]);
-    }
+    read_until(&mut kept, b"woke up", "the call's response");
     kept.write_all(part.as_bytes()).unwrap();
     assert_closed_after(
         &mut kept,
@@ -281,23 +296,9 @@ fn at_shutdown_idle_connections_close_at_once_and_a_request_in_flight_is_answere
 
     let mut kept = TcpStream::connect(addr).unwrap();
     write!(kept, "GET /-/healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    kept.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !reply.ends_with(b"}") {
-        let n = kept.read(&mut buf).expect("the health check's response");
-        assert!(n > 0, "closed before the health check's response");
-        reply.extend_from_slice(&buf[..n]);
-    }
+    read_until(&mut kept, b"}", "the health check's response");
     let release = base.path().join("release");
-    let mut busy = TcpStream::connect(addr).unwrap();
-    write!(
-        busy,
-        "GET /web/hang?until={} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
-        release.display()
-    )
-    .unwrap();
+    let mut busy = hanging_request(addr, &release);
     wait_in_flight(&manager, "web", 1);
 
     running.begin_shutdown();
@@ -320,13 +321,10 @@ fn at_shutdown_idle_connections_close_at_once_and_a_request_in_flight_is_answere
     let answered = super::parse_reply(&raw);
     assert_eq!(answered.status, 200);
     assert_eq!(answered.text(), "woke up");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !running.has_ended() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(
-        running.has_ended(),
-        "the listener did not return after its last connection closed"
+    eventually(
+        "the listener to return after its last connection closed",
+        Duration::from_secs(10),
+        || running.has_ended(),
     );
 }
 
@@ -359,13 +357,7 @@ fn past_the_grace_a_connection_with_a_request_in_flight_is_closed() {
     ));
 
     let release = base.path().join("release");
-    let mut busy = TcpStream::connect(addr).unwrap();
-    write!(
-        busy,
-        "GET /web/hang?until={} HTTP/1.1\r\nHost: {addr}\r\n\r\n",
-        release.display()
-    )
-    .unwrap();
+    let mut busy = hanging_request(addr, &release);
     wait_in_flight(&manager, "web", 1);
     stop.send(()).unwrap();
     // The runtime runs on: what closes the connection is the listener, at the grace.
@@ -414,12 +406,10 @@ fn a_connection_whose_request_panicked_holds_back_no_shutdown() {
     );
 
     running.begin_shutdown();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !running.has_ended() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(
-        running.has_ended(),
-        "shutdown waited for the connection whose request panicked"
+    // Shutdown does not wait for the connection whose request panicked.
+    eventually(
+        "the listener to return, the panicked connection forgotten",
+        Duration::from_secs(5),
+        || running.has_ended(),
     );
 }
