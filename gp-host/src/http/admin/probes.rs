@@ -41,7 +41,10 @@ pub(super) async fn routes(State(shared): State<Arc<AdminShared>>) -> ApiResult 
 /// application said the first load is done ([`Admin::mark_ready`](crate::http::Admin::mark_ready)).
 pub(super) async fn readyz(State(shared): State<Arc<AdminShared>>) -> Response {
     if shared.ready.load(Ordering::Acquire) {
-        crate::http::server::readiness_response(&shared.manager)
+        match &shared.server {
+            Some(server) => server.readyz_response(),
+            None => crate::http::server::readiness_response(&shared.manager),
+        }
     } else {
         refuse(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -466,6 +466,14 @@ impl RouteTable {
             .collect()
     }
 
+    /// Whether `plugin`'s routes are in the table and served (not reserved, not left out).
+    pub(crate) fn serves(&self, plugin: &str) -> bool {
+        self.plugins
+            .get(plugin)
+            .and_then(|entries| entries.first())
+            .is_some_and(|entry| entry.reserved.is_none())
+    }
+
     /// The plugins that have routes in the table (served or left out).
     pub(crate) fn plugin_names(&self) -> impl Iterator<Item = &str> {
         self.plugins

@@ -210,7 +210,18 @@ fn healthz(shared: &Shared) -> axum::response::Response {
 /// refusals by followers included. No token: what it says is for load balancers and
 /// orchestrators, and holds no secret.
 pub(crate) fn readiness_response(manager: &crate::Manager) -> axum::response::Response {
-    let readiness = manager.readiness();
+    readiness_of(manager.readiness())
+}
+
+impl PluginServer {
+    /// What the server's `/-/readyz` answers (the admin API's `/readyz` answers the same).
+    pub(crate) fn readyz_response(&self) -> axum::response::Response {
+        readyz(&self.shared)
+    }
+}
+
+/// `/-/readyz`'s answer for `readiness`.
+fn readiness_of(readiness: crate::manager::Readiness) -> axum::response::Response {
     let status = if readiness.ready {
         axum::http::StatusCode::OK
     } else {
@@ -230,8 +241,35 @@ pub(crate) fn readiness_response(manager: &crate::Manager) -> axum::response::Re
     response
 }
 
+/// The manager's readiness, and one thing more: a required plugin serves once its routes do.
+/// The table follows the manager's events, which come a moment after a version goes into
+/// its slot (after the load is logged, too): in between, the manager says the plugin serves
+/// while its routes still answer 503 (loading) or 404.
 fn readyz(shared: &Shared) -> axum::response::Response {
-    readiness_response(&shared.manager)
+    let mut readiness = shared.manager.readiness();
+    if readiness.ready {
+        let table = shared.table.load();
+        readiness.missing = readiness
+            .required
+            .iter()
+            .filter(|name| {
+                let declares = shared
+                    .manager
+                    .existing_slot(name)
+                    .and_then(|slot| slot.spec())
+                    .is_some_and(|spec| {
+                        spec.manifest
+                            .http_services
+                            .as_ref()
+                            .is_some_and(|http| !http.routes.is_empty())
+                    });
+                declares && !table.serves(name)
+            })
+            .cloned()
+            .collect();
+        readiness.ready = readiness.missing.is_empty();
+    }
+    readiness_of(readiness)
 }
 
 /// The server on a listener of its own (`gp serve`'s plugin listener), answering as

@@ -170,3 +170,51 @@ fn an_install_or_a_sync_after_the_shutdown_began_loads_nothing() {
     assert!(matches!(refused, Error::Stopping { .. }), "{refused:?}");
     assert!(manager.list().is_empty());
 }
+
+#[test]
+fn readyz_waits_for_a_required_plugins_routes_not_only_for_its_load() {
+    let base = crate::harness::base_dir();
+    let manager = Manager::builder(base.path()).require(["web"]).build();
+    // The first load done, with nothing to load yet: a follower installs the plugin later.
+    assert!(manager.load_plugins().failed.is_empty());
+    // Subscribed before the server, so the server hears of a load only once this returns:
+    // it holds open the moment between the version going into its slot and the route table
+    // following it.
+    let (entered, held) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    manager.subscribe_lifecycle(move |event| {
+        if let gp_host::Event::Loaded { .. } = event {
+            let _ = entered.send(());
+            let _ = released
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(10));
+        }
+    });
+    let server = gp_host::http::PluginServer::new(manager.clone());
+    let running = crate::http::Running::start(&server);
+    let plugins = running.addr;
+    gp_host::build::install_library(crate::web_fixture::web("web-v1"), base.path()).unwrap();
+    let loading = {
+        let manager = manager.clone();
+        std::thread::spawn(move || manager.load_plugins())
+    };
+    held.recv_timeout(Duration::from_secs(30))
+        .expect("the load reached its subscribers");
+    assert!(manager.readiness().ready, "the manager says web serves");
+    let unready = get(plugins, "/-/readyz");
+    assert_eq!(unready.status, 503, "its routes are not served yet");
+    assert_eq!(unready.json()["missing"], serde_json::json!(["web"]));
+    assert_eq!(
+        unready.json()["reason"],
+        "required plugin(s) not serving: web"
+    );
+    assert_ne!(get(plugins, "/web/empty").status, 204);
+    release.send(()).unwrap();
+    assert!(loading.join().unwrap().failed.is_empty());
+    crate::harness::eventually("readyz says 200", Duration::from_secs(10), || {
+        get(plugins, "/-/readyz").status == 200
+    });
+    assert_eq!(get(plugins, "/web/empty").status, 204);
+}
