@@ -205,14 +205,14 @@ fn healthz(shared: &Shared) -> axum::response::Response {
     ))
 }
 
-/// `GET /-/readyz`: 200 while the first load is done and every required plugin serves, 503
-/// otherwise (with `Retry-After`); the body is [`Manager::readiness`](crate::Manager::readiness),
-/// refusals by followers included. No token: what it says is for load balancers and
-/// orchestrators, and holds no secret.
+/// The admin API's `/readyz` when the admin was given no plugin server: the manager's
+/// readiness alone (a server's `/-/readyz` also waits for required plugins' routes).
+#[cfg(feature = "admin")]
 pub(crate) fn readiness_response(manager: &crate::Manager) -> axum::response::Response {
     readiness_of(manager.readiness())
 }
 
+#[cfg(feature = "admin")]
 impl PluginServer {
     /// What the server's `/-/readyz` answers (the admin API's `/readyz` answers the same).
     pub(crate) fn readyz_response(&self) -> axum::response::Response {
@@ -220,7 +220,10 @@ impl PluginServer {
     }
 }
 
-/// `/-/readyz`'s answer for `readiness`.
+/// `GET /-/readyz`'s answer for `readiness`: 200 while the first load is done and every
+/// required plugin serves, 503 otherwise (with `Retry-After`); the body is
+/// [`Manager::readiness`](crate::Manager::readiness), refusals by followers included. No token:
+/// what it says is for load balancers and orchestrators, and holds no secret.
 fn readiness_of(readiness: crate::manager::Readiness) -> axum::response::Response {
     let status = if readiness.ready {
         axum::http::StatusCode::OK
