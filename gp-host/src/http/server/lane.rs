@@ -28,7 +28,11 @@
 //!   is really stuck costs the calls behind it that wait, and no more;
 //! - the call always runs in a task other than the request's, so the request's deadline
 //!   fires (504) even while its call is stuck; a current-thread runtime (one worker) never
-//!   runs a call inline.
+//!   runs a call inline;
+//! - a thread (`watchdog`) wakes a sleeping worker when one inline call has held its worker
+//!   for 10 ms with none starting meanwhile: the worker that runs it may be the one that last
+//!   turned tokio's IO and timer drivers, and the others sleep until told of work, so without
+//!   it no socket is read and no timer fires until the call returns.
 //!
 //! **Queue, then refuse.** A request that finds all of its plugin's slots taken waits for
 //! one, in a queue of at most [`DEFAULT_QUEUE`] requests per plugin for at most
@@ -88,6 +92,10 @@ pub(crate) struct InlineCalls {
     waiting: AtomicUsize,
     /// Told when an inline call ends while calls wait.
     ended: Notify,
+    /// How many inline calls ever started (for the watchdog).
+    started: AtomicU64,
+    /// Whether the watchdog thread runs (see `watchdog`).
+    watched: OnceLock<()>,
 }
 
 /// One inline call, counted until dropped.
@@ -106,6 +114,8 @@ impl InlineCalls {
             budget,
             waiting: AtomicUsize::new(0),
             ended: Notify::new(),
+            started: AtomicU64::new(0),
+            watched: OnceLock::new(),
         }
     }
 
@@ -127,6 +137,17 @@ impl InlineCalls {
                 (n < max).then_some(n + 1)
             })
             .ok()?;
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.watched.get_or_init(|| {
+            let calls = Arc::downgrade(self);
+            super::watchdog::start(move || {
+                let calls = calls.upgrade()?;
+                Some((
+                    calls.running.load(Ordering::SeqCst),
+                    calls.started.load(Ordering::Relaxed),
+                ))
+            });
+        });
         let started = Instant::now();
         let since = ns_at(started);
         lane.inline_since.store(since, Ordering::SeqCst);

@@ -39,6 +39,7 @@ mod id;
 mod lane;
 mod request;
 mod response;
+mod watchdog;
 
 pub use builder::{
     PluginServerBuilder, RouteLimits, DEFAULT_BODY_BUDGET, DEFAULT_BODY_LIMIT,
