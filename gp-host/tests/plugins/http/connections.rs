@@ -39,22 +39,6 @@ fn assert_closed_after(stream: &mut TcpStream, at_least: Duration, what: &str) {
     );
 }
 
-/// Reads `stream` until what it received ends with `end` (at most 10 s a read); `what` names
-/// the response in a failure.
-fn read_until(stream: &mut TcpStream, end: &[u8], what: &str) -> Vec<u8> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !reply.ends_with(end) {
-        let n = stream.read(&mut buf).expect(what);
-        assert!(n > 0, "closed before {what}");
-        reply.extend_from_slice(&buf[..n]);
-    }
-    reply
-}
-
 /// A connection to `addr` with a request in flight: the web fixture's `/web/hang`, which
 /// answers `woke up` once the file `release` exists.
 fn hanging_request(addr: SocketAddr, release: &std::path::Path) -> TcpStream {
@@ -259,7 +243,8 @@ fn a_slow_head_is_closed_at_the_header_timeout_and_h2c_frames_are_not_a_head() {
     let mut kept = hanging_request(addr, &release);
     std::thread::sleep(Duration::from_millis(700));
     std::fs::write(&release, "").unwrap();
-    read_until(&mut kept, b"woke up", "the call's response");
+    let answered = super::read_response(&mut kept, "the call's response");
+    assert!(answered.body.ends_with(b"woke up"), "{}", answered.text());
     kept.write_all(part.as_bytes()).unwrap();
     assert_closed_after(
         &mut kept,
@@ -296,7 +281,8 @@ fn at_shutdown_idle_connections_close_at_once_and_a_request_in_flight_is_answere
 
     let mut kept = TcpStream::connect(addr).unwrap();
     write!(kept, "GET /-/healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    read_until(&mut kept, b"}", "the health check's response");
+    let checked = super::read_response(&mut kept, "the health check's response");
+    assert!(checked.body.ends_with(b"}"), "{}", checked.text());
     let release = base.path().join("release");
     let mut busy = hanging_request(addr, &release);
     wait_in_flight(&manager, "web", 1);

@@ -230,6 +230,28 @@ pub fn post_json(addr: SocketAddr, path: &str, body: &str) -> Reply {
     )
 }
 
+/// One response read from `stream`, a connection kept open: its head, then the body its
+/// `content-length` says (at most 10 s a read); `what` names the response in a failure.
+pub fn read_response(stream: &mut TcpStream, what: &str) -> Reply {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect(what);
+        assert_eq!(n, 1, "closed in the head of {what}: {raw:?}");
+        raw.push(byte[0]);
+    }
+    let length = parse_reply(&raw)
+        .header("content-length")
+        .map_or(0, |n| n.parse::<usize>().unwrap());
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).expect(what);
+    raw.extend_from_slice(&body);
+    parse_reply(&raw)
+}
+
 pub fn parse_reply(raw: &[u8]) -> Reply {
     let split = raw
         .windows(4)

@@ -3,7 +3,7 @@
 //! the async workers) and then hangs holds at most all workers but one, so every request still
 //! gets its 504 on time while the health check and other plugins answer.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use gp_host::http::{PluginServer, RouteLimits, PROMOTE_AFTER};
 use gp_host::Manager;
 
-use super::{assert_busy, counted, get, parse_reply, web_server, Running};
+use super::{assert_busy, counted, get, read_response, web_server, Running};
 use crate::harness::{base_dir, example, wait_in_flight};
 use crate::web_fixture::web;
 
@@ -95,27 +95,6 @@ fn a_fast_plugin_gets_no_503_at_256_concurrent_requests() {
     assert_eq!(statuses, [200], "every request answered 200");
 }
 
-/// One response read from `stream`: its head, and the body its `content-length` says.
-fn read_reply(stream: &mut TcpStream) -> Vec<u8> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    let mut raw = Vec::new();
-    let mut byte = [0u8; 1];
-    while !raw.ends_with(b"\r\n\r\n") {
-        let n = stream.read(&mut byte).unwrap();
-        assert_eq!(n, 1, "closed in a head: {raw:?}");
-        raw.push(byte[0]);
-    }
-    let length = parse_reply(&raw)
-        .header("content-length")
-        .map_or(0, |n| n.parse::<usize>().unwrap());
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).unwrap();
-    raw.extend_from_slice(&body);
-    raw
-}
-
 // Long: one scenario, read top to bottom: fast calls, then a hang, then the checks.
 #[test]
 fn a_plugin_fast_then_stuck_holds_at_most_all_workers_but_one() {
@@ -156,11 +135,11 @@ fn a_plugin_fast_then_stuck_holds_at_most_all_workers_but_one() {
                 // turning the IO driver, not handed over by the accept loop).
                 let mut stream = TcpStream::connect(addr).unwrap();
                 write!(stream, "GET /web/empty HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-                let empty = parse_reply(&read_reply(&mut stream));
+                let empty = read_response(&mut stream, "the 204 of /web/empty");
                 assert_eq!(empty.status, 204);
                 let sent = Instant::now();
                 write!(stream, "GET {hang} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-                let reply = parse_reply(&read_reply(&mut stream));
+                let reply = read_response(&mut stream, "the hang's answer");
                 (reply.status, sent.elapsed())
             })
         })
