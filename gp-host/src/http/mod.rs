@@ -48,7 +48,7 @@ pub use config::{
 #[cfg(feature = "tls")]
 pub use listen::serve_tls as serve_listener_tls;
 pub use listen::{
-    default_max_connections, serve as serve_listener, App, ListenLimits, DEFAULT_GRACE,
+    default_max_connections, serve as serve_listener, App, ListenLimits, Rescue, DEFAULT_GRACE,
     DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
 };
 

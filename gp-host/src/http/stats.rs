@@ -40,6 +40,8 @@ pub(crate) struct HttpMetrics {
     /// Calls run on the async workers, and on the blocking pool.
     pub(crate) inline: Counter,
     pub(crate) pool: Counter,
+    /// Of the calls on the async workers, those run in their request's own task.
+    pub(crate) in_request_task: Counter,
     /// Calls of isolated plugins sent to their runners in batches, and the batches.
     pub(crate) batched: Counter,
     pub(crate) batches: Counter,
@@ -52,6 +54,7 @@ impl Default for HttpMetrics {
             latency: Family::new_with_constructor(latency_histogram),
             inline: Counter::default(),
             pool: Counter::default(),
+            in_request_task: Counter::default(),
             batched: Counter::default(),
             batches: Counter::default(),
         }
@@ -135,6 +138,11 @@ impl HttpMetrics {
             "calls_inline",
             "Plugin calls run on the async workers (plugins whose recent calls were all fast)",
             self.inline.clone(),
+        );
+        http.register(
+            "calls_in_request_task",
+            "Of the calls on the async workers, those run in their request's own task (plain HTTP/1 connections that answer a stuck call's 504 themselves)",
+            self.in_request_task.clone(),
         );
         http.register(
             "calls_pool",

@@ -6,16 +6,20 @@
 //! woken by its own timer, never by a request. (A `select!` of the connection, a timer and a
 //! notification, with hyper-util's graceful-shutdown watcher around the connection, polled
 //! all four at each of the task's wake-ups, twice a request: about 1,100 instructions of a
-//! request's 25,600.)
+//! request's 25,600.) The watcher also answers, at its deadline, a request whose call is stuck
+//! in the connection's own task (see `rescue`).
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 use hyper_util::server::graceful::GracefulConnection;
+use tokio::net::tcp::OwnedWriteHalf;
+
+use crate::util::lock;
 
 /// What a connection's task has been told: nothing yet.
 const OPEN: u8 = 0;
@@ -45,6 +49,30 @@ pub(super) struct Connection {
     told: AtomicU8,
     /// Wakes the connection's task to hear it.
     waker: AtomicWaker,
+    /// What the watcher writes a stuck request's answer with: the stream's writing half, for
+    /// a plain HTTP/1 connection (see `rescue`).
+    pub(super) writer: Mutex<Option<Arc<OwnedWriteHalf>>>,
+    /// The request whose call runs in the connection's own task, if one does: its deadline
+    /// and its 504, which the watcher writes if the deadline comes first.
+    pub(super) armed: Mutex<Option<Armed>>,
+    /// Whether the stream is plain TCP, whose writing half `writer` holds.
+    pub(super) plain: AtomicBool,
+    /// Whether HTTP/1 is spoken (a client's first bytes say).
+    pub(super) http1: AtomicBool,
+    /// Hyper wrote since its last completed flush: bytes of an earlier response may still be
+    /// in its buffer, and nothing else may be written before them.
+    pub(super) dirty: AtomicBool,
+    /// The watcher answered a request in the connection task's stead: whatever that task
+    /// writes now is refused.
+    pub(super) answered: AtomicBool,
+    /// When the watcher wakes next, in milliseconds from `epoch`.
+    pub(super) watch_at: AtomicU64,
+}
+
+/// A request's answer for its deadline, made by the app when the watcher needs it.
+pub(super) struct Armed {
+    pub(super) at: Instant,
+    pub(super) answer: Box<dyn FnOnce() -> Vec<u8> + Send>,
 }
 
 impl Connection {
@@ -57,7 +85,51 @@ impl Connection {
             head_since: AtomicU64::new(0),
             told: AtomicU8::new(OPEN),
             waker: AtomicWaker::new(),
+            writer: Mutex::new(None),
+            armed: Mutex::new(None),
+            plain: AtomicBool::new(false),
+            http1: AtomicBool::new(false),
+            dirty: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
+            watch_at: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Milliseconds from the listener's clock to `at`.
+    pub(super) fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// Writes the armed request's answer if its deadline has passed (the request's task is
+    /// still in its call: it disarms under the same lock), then half-closes the stream: the
+    /// client has its 504. Whether it did.
+    fn answer_for_stuck(&self) -> bool {
+        let mut armed = lock(&self.armed);
+        let Some(due) = armed.take_if(|a| Instant::now() >= a.at) else {
+            return false;
+        };
+        self.answered.store(true, Ordering::Release);
+        let bytes = (due.answer)();
+        if let Some(writer) = lock(&self.writer).as_ref() {
+            let stream: &tokio::net::TcpStream = writer.as_ref().as_ref();
+            // The send buffer holds nothing of hyper's (the request armed only then), so a
+            // few hundred bytes go at once; a client that reads nothing gets what fits.
+            let mut sent = 0;
+            while sent < bytes.len() {
+                match stream.try_write(&bytes[sent..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sent += n,
+                }
+            }
+            let _ = rustix::net::shutdown(stream, rustix::net::Shutdown::Write);
+        }
+        drop(armed);
+        true
+    }
+
+    /// The armed request's deadline, if one is armed.
+    fn armed_at(&self) -> Option<Instant> {
+        lock(&self.armed).as_ref().map(|a| a.at)
     }
 
     /// Tells the connection's task `what` (closing outranks draining), and wakes it.
@@ -144,6 +216,9 @@ impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Watched<S> {
                 fresh[..n] != H2_PREFACE[..n]
             });
             if heads {
+                if !self.conn.http1.load(Ordering::Relaxed) {
+                    self.conn.http1.store(true, Ordering::Relaxed);
+                }
                 self.conn.read_some();
             }
         }
@@ -157,6 +232,9 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Some(refused) = self.conn.writing() {
+            return Poll::Ready(Err(refused));
+        }
         std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -165,6 +243,9 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
+        if let Some(refused) = self.conn.writing() {
+            return Poll::Ready(Err(refused));
+        }
         std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
@@ -176,7 +257,14 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+        let flushed = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            // Hyper flushes its stream only once its buffer is empty.
+            if self.conn.dirty.load(Ordering::Relaxed) {
+                self.conn.dirty.store(false, Ordering::Relaxed);
+            }
+        }
+        flushed
     }
 
     fn poll_shutdown(
@@ -184,6 +272,20 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Watched<S> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl Connection {
+    /// Hyper is about to write: refused once the watcher answered in its stead; else noted
+    /// (see `dirty`).
+    fn writing(&self) -> Option<std::io::Error> {
+        if self.answered.load(Ordering::Acquire) {
+            return Some(std::io::ErrorKind::BrokenPipe.into());
+        }
+        if !self.dirty.load(Ordering::Relaxed) {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+        None
     }
 }
 
@@ -238,11 +340,27 @@ pub(super) async fn drive<C: GracefulConnection>(conn: &Connection, mut connecti
 }
 
 /// Keeps `conn`'s timeouts (see [`Connection::due`]): tells it to close when one passes.
-/// Runs as a task of its own, aborted when the connection ends.
+/// Answers in the connection task's stead for a request whose call, run in that task, is
+/// still running at its deadline (see `rescue`): writes its 504 and closes the connection.
+///
+/// Runs as a task of its own, aborted when the connection ends. Woken only by its timer,
+/// never by the connection's task: a task woken from a worker goes to that worker's
+/// next-task slot, which no other worker takes from, and the worker that woke it may be
+/// about to run a call that never returns.
 pub(super) async fn watch(conn: Arc<Connection>, idle: Duration, header: Duration) {
     loop {
-        tokio::time::sleep(conn.due(idle, header)).await;
-        if conn.due(idle, header).is_zero() {
+        let due = Instant::now() + conn.due(idle, header);
+        let wake = conn.armed_at().map_or(due, |armed| armed.min(due));
+        // Rounded down: a request arms only for a deadline at or after this wake.
+        conn.watch_at.store(conn.ms(wake), Ordering::SeqCst);
+        // A request that armed before seeing this wake is seen here (it looks at `watch_at`
+        // after arming, and lets go if its deadline is sooner: see `Rescue::arm`).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if conn.armed_at().is_some_and(|armed| armed < wake) {
+            continue;
+        }
+        tokio::time::sleep_until(wake.into()).await;
+        if conn.answer_for_stuck() || conn.due(idle, header).is_zero() {
             conn.tell(Told::Close);
             return;
         }

@@ -12,6 +12,7 @@
 //! connections cannot keep `/-/healthz` or the admin API from answering.
 
 mod connection;
+mod rescue;
 mod tracker;
 
 use std::future::Future;
@@ -26,6 +27,9 @@ use hyper_util::server::conn::auto::Builder;
 use connection::{Busy, Connection, Watched};
 pub(crate) use tracker::register_metrics;
 use tracker::Tracker;
+
+use crate::util::lock;
+pub use rescue::Rescue;
 
 /// How long a client may take to send a request's line and headers, unless configured
 /// otherwise.
@@ -127,6 +131,19 @@ pub trait App: Clone + Send + Sync + 'static {
         request: axum::extract::Request<hyper::body::Incoming>,
         peer: SocketAddr,
     ) -> impl Future<Output = axum::response::Response> + Send + 'static;
+
+    /// [`answer`](Self::answer), given the connection the request came on: an app that runs
+    /// work in the request's own task can leave the request's answer at a deadline to it (see
+    /// [`Rescue`]). What the listener calls; by default, `answer`.
+    fn answer_on(
+        self,
+        request: axum::extract::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+        rescue: Rescue,
+    ) -> impl Future<Output = axum::response::Response> + Send + 'static {
+        drop(rescue);
+        self.answer(request, peer)
+    }
 }
 
 /// A router sees the client's address as `ConnectInfo<SocketAddr>`.
@@ -158,7 +175,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     limits: ListenLimits,
 ) {
-    let plain = |stream: tokio::net::TcpStream| std::future::ready(Ok(stream));
+    let plain = |stream: tokio::net::TcpStream, conn: &Arc<Connection>| {
+        std::future::ready(Ok(rescue::Tcp::new(stream, conn)))
+    };
     serve_with(listener, app, shutdown, limits, plain, true).await;
 }
 
@@ -173,7 +192,8 @@ pub async fn serve_tls(
     config: Arc<rustls::ServerConfig>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let handshake = move |stream: tokio::net::TcpStream| acceptor.accept(stream);
+    let handshake =
+        move |stream: tokio::net::TcpStream, _: &Arc<Connection>| acceptor.accept(stream);
     serve_with(listener, app, shutdown, limits, handshake, false).await;
 }
 
@@ -188,7 +208,7 @@ async fn serve_with<A, H, F, S>(
     plain: bool,
 ) where
     A: App,
-    H: Fn(tokio::net::TcpStream) -> F + Clone + Send + 'static,
+    H: Fn(tokio::net::TcpStream, &Arc<Connection>) -> F + Clone + Send + 'static,
     F: Future<Output = std::io::Result<S>> + Send + 'static,
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -236,7 +256,8 @@ async fn serve_with<A, H, F, S>(
             // connection left in the tracker would hold shutdown for its whole grace.
             let mut ended = tracker::Ended::new(tracker, id);
             // A TLS client that connects and sends nothing is closed at the idle timeout too.
-            if let Ok(Ok(stream)) = tokio::time::timeout(idle_timeout, handshake(stream)).await {
+            let shaken = tokio::time::timeout(idle_timeout, handshake(stream, &conn)).await;
+            if let Ok(Ok(stream)) = shaken {
                 ended.watch(tokio::spawn(connection::watch(
                     Arc::clone(&conn),
                     idle_timeout,
@@ -249,6 +270,8 @@ async fn serve_with<A, H, F, S>(
                 tokio::pin!(connection);
                 connection::drive(&conn, connection).await;
             }
+            // The stream closes as the connection ends, not when the last handle goes.
+            lock(&conn.writer).take();
         });
     }
     drop(listener);
@@ -278,7 +301,9 @@ fn service(
     hyper::service::service_fn(
         move |request: axum::extract::Request<hyper::body::Incoming>| {
             let busy = Busy::start(&conn);
-            let answer = app.clone().answer(request, peer);
+            let answer = app
+                .clone()
+                .answer_on(request, peer, Rescue(Some(Arc::clone(&conn))));
             async move {
                 let response = answer.await;
                 Ok(response.map(|body| Tracked { body, _busy: busy }))

@@ -16,9 +16,10 @@ use super::access::{self, Line};
 use super::id::RequestId;
 use super::lane::{Lane, NoSlot};
 use super::request::{self, Incoming};
-use super::response::{respond, Answer, Ran};
+use super::response::{http1, respond, Answer, Ran};
 use super::Shared;
 use crate::error::Error;
+use crate::http::listen::Rescue;
 use crate::http::routes::{Lookup, Params, Reserved, RouteEntry};
 use crate::runtime::context::{CancelToken, Context};
 
@@ -29,14 +30,16 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    answer_from(&shared, request, peer).await
+    answer_from(&shared, request, peer, &Rescue::none()).await
 }
 
-/// A request from the client at `peer`, answered, counted and logged.
+/// A request from the client at `peer`, answered, counted and logged; a call may run in
+/// the request's own task when `rescue` can answer it at its deadline (see `run`).
 pub(super) async fn answer_from(
     shared: &Arc<Shared>,
     request: Request,
     peer: Option<SocketAddr>,
+    rescue: &Rescue,
 ) -> Response {
     let started = Instant::now();
     let id = shared.request_id(request.headers());
@@ -44,34 +47,63 @@ pub(super) async fn answer_from(
         let path = request.uri().path().as_bytes();
         (request.method().clone(), access::Path::from_slice(path))
     });
-    let Answer {
-        mut response,
-        route,
-    } = answer(shared, request, peer, &id, started).await;
-    response
-        .headers_mut()
-        .insert(super::id::X_REQUEST_ID, id.header());
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    match &route {
-        Some(entry) => {
-            shared
-                .metrics
-                .observe_route(&entry.plugin, &entry.label, &entry.stats, status, elapsed)
-        }
-        None => shared.metrics.observe_unrouted(status, elapsed),
-    }
-    if let (Some(log), Some((method, path))) = (&shared.access, logged) {
-        log.log(Line {
-            method,
-            path,
-            status,
+    let asked = Asked {
+        id,
+        started,
+        logged,
+    };
+    let answer = answer(shared, request, peer, &asked, rescue).await;
+    asked.finish(shared, answer)
+}
+
+/// What the end of a request needs from its start: its id, when it arrived, and its method
+/// and path if requests are logged.
+#[derive(Clone)]
+pub(super) struct Asked {
+    id: RequestId,
+    started: Instant,
+    logged: Option<(axum::http::Method, access::Path)>,
+}
+
+impl Asked {
+    /// The response for `answer`, with the request's id, counted and logged (unless it was
+    /// answered already: see `run`).
+    fn finish(self, shared: &Shared, answer: Answer) -> Response {
+        let Answer {
+            mut response,
             route,
-            request_id: id,
-            micros: elapsed.as_micros() as u64,
-        });
+            sent,
+        } = answer;
+        if sent {
+            return response;
+        }
+        response
+            .headers_mut()
+            .insert(super::id::X_REQUEST_ID, self.id.header());
+        let status = response.status().as_u16();
+        let elapsed = self.started.elapsed();
+        match &route {
+            Some(entry) => shared.metrics.observe_route(
+                &entry.plugin,
+                &entry.label,
+                &entry.stats,
+                status,
+                elapsed,
+            ),
+            None => shared.metrics.observe_unrouted(status, elapsed),
+        }
+        if let (Some(log), Some((method, path))) = (&shared.access, self.logged) {
+            log.log(Line {
+                method,
+                path,
+                status,
+                route,
+                request_id: self.id,
+                micros: elapsed.as_micros() as u64,
+            });
+        }
+        response
     }
-    response
 }
 
 /// A request that ends before its call, with gp's own answer (boxed: the common path
@@ -87,9 +119,10 @@ async fn answer(
     shared: &Arc<Shared>,
     request: Request,
     peer: Option<SocketAddr>,
-    id: &RequestId,
-    started: Instant,
+    asked: &Asked,
+    rescue: &Rescue,
 ) -> Answer {
+    let (id, started) = (&asked.id, asked.started);
     let (method, entry, params, generation) = match route(shared, &request, id) {
         Ok(found) => found,
         Err(answer) => return *answer,
@@ -131,7 +164,7 @@ async fn answer(
         permit,
         lane,
     };
-    run(shared, ctx, call, timeout, id).await
+    run(shared, ctx, call, timeout, asked, rescue).await
 }
 
 /// The route `request` goes to, with its parameters; or the 404 or 405 that says why none.
@@ -221,18 +254,22 @@ struct Call {
 }
 
 /// Runs the call in a task of its own (on the async workers, or the blocking pool: see
-/// `lane`), holding its slot until it returns (even after a 504), and answers at the
-/// deadline at the latest, whatever the call is doing; a client that goes away cancels it.
+/// `lane`) or, for a promoted plugin on a connection that can answer for it, in this task
+/// (`listen::rescue`); holds its slot until it returns (even after a 504), and answers at the
+/// deadline at the latest, whatever the call is doing. A client that goes away cancels the
+/// call (one running in this task: at its deadline, when the connection answers).
 async fn run(
     shared: &Arc<Shared>,
     mut ctx: Box<Context>,
     call: Call,
     timeout: Duration,
-    id: &RequestId,
+    asked: &Asked,
+    rescue: &Rescue,
 ) -> Answer {
+    let id = &asked.id;
     let deadline = ctx.deadline().expect("a route's call has a deadline");
     // Cancels the call if this future is dropped before it finishes: the client went away.
-    let cancel = CancelOnDrop(Some(ctx.cancel_token()));
+    let mut cancel = CancelOnDrop(Some(ctx.cancel_token()));
     let entry = Arc::clone(&call.entry);
     #[cfg(feature = "isolate")]
     if entry.isolated {
@@ -264,6 +301,38 @@ async fn run(
             (ctx, outcome)
         }
     };
+    // A promoted plugin's call, on a connection that can answer for it at its deadline, runs
+    // here, in the request's own task (see `listen::rescue`): no task of its own, no timer.
+    if eligible && rescue.ready(deadline) {
+        if let Some(inline) = shared.inline.place_now(&lane) {
+            // What the connection's watcher runs at the deadline if the call is still
+            // running: cancel it (as the request's own timer would) and make its 504.
+            let stuck = {
+                let (shared, entry, asked) =
+                    (Arc::clone(shared), Arc::clone(&entry), asked.clone());
+                let token = cancel.0.clone();
+                move || {
+                    if let Some(token) = token {
+                        token.cancel();
+                    }
+                    let answer = Answer::timed_out(&entry, &asked.id, timeout);
+                    http1(asked.finish(&shared, answer))
+                }
+            };
+            if let Some(armed) = rescue.arm(deadline, stuck) {
+                shared.metrics.inline.inc();
+                shared.metrics.in_request_task.inc();
+                let ran = work(inline.started());
+                drop(inline);
+                if armed.disarm() {
+                    // The deadline came first: the connection answered 504 and is closing.
+                    cancel.disarm();
+                    return Answer::sent();
+                }
+                return conclude(Some(Ok::<_, Error>(ran)), cancel, &entry, id, timeout, "");
+            }
+        }
+    }
     let worker = if eligible {
         let shared = Arc::clone(shared);
         tokio::spawn(async move {
@@ -291,15 +360,15 @@ async fn run(
         shared.metrics.pool.inc();
         tokio::task::spawn_blocking(move || work(Instant::now()))
     };
-    let outcome = tokio::time::timeout_at(deadline.into(), worker).await;
+    let outcome = tokio::time::timeout_at(deadline.into(), worker).await.ok();
     conclude(outcome, cancel, &entry, id, timeout, "call task failed")
 }
 
-/// The answer to a call awaited until its deadline: 504 at the deadline (cancelling the
-/// call), 500 if its task or batch ended without its outcome (`lost` says which, in the log),
-/// else the response from what the call set.
+/// The answer to a call awaited until its deadline (`None`: the deadline came first): 504
+/// at the deadline (cancelling the call), 500 if its task or batch ended without its outcome
+/// (`lost` says which, in the log), else the response from what the call set.
 fn conclude<E: std::fmt::Display>(
-    outcome: Result<Result<Ran, E>, tokio::time::error::Elapsed>,
+    outcome: Option<Result<Ran, E>>,
     mut cancel: CancelOnDrop,
     entry: &Arc<RouteEntry>,
     id: &RequestId,
@@ -307,12 +376,12 @@ fn conclude<E: std::fmt::Display>(
     lost: &str,
 ) -> Answer {
     let answer = match outcome {
-        Err(_elapsed) => {
+        None => {
             // The plugin sees its deadline passed too; the cancel makes it certain.
             cancel.fire();
             Answer::timed_out(entry, id, timeout)
         }
-        Ok(Err(error)) => {
+        Some(Err(error)) => {
             tracing::error!(target: "gp::http", plugin = entry.plugin, "{lost}: {error}");
             Answer::gp(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -321,7 +390,7 @@ fn conclude<E: std::fmt::Display>(
                 id,
             )
         }
-        Ok(Ok((mut ctx, outcome))) => respond(&mut ctx, outcome, entry, id, timeout),
+        Some(Ok((mut ctx, outcome))) => respond(&mut ctx, outcome, entry, id, timeout),
     };
     cancel.disarm();
     answer
@@ -355,7 +424,7 @@ async fn run_batched(
         done,
     };
     lane.batches.submit(shared, job);
-    let outcome = tokio::time::timeout_at(deadline.into(), answer).await;
+    let outcome = tokio::time::timeout_at(deadline.into(), answer).await.ok();
     conclude(
         outcome,
         cancel,

@@ -26,9 +26,13 @@
 //!   that meanwhile arrives to the pool cost two thread hand-offs each (3 % of the calls, and
 //!   eight times bare axum's context switches, at 32 connections on one CPU). A call that
 //!   is really stuck costs the calls behind it that wait, and no more;
-//! - the call always runs in a task other than the request's, so the request's deadline
-//!   fires (504) even while its call is stuck; a current-thread runtime (one worker) never
-//!   runs a call inline;
+//! - whoever answers the request's 504 is not the task running its call, so the 504 goes out
+//!   at the deadline even while the call is stuck. Usually the call runs in a task of its own
+//!   and the request's task answers. On a connection that can answer for it (plain HTTP/1,
+//!   nothing of hyper's unsent, its watcher waking before the deadline: `listen::rescue`)
+//!   the call runs in the request's own task, with no spawn and no timer, and at the deadline
+//!   the connection's watcher, a task of its own, cancels the call, writes the 504 and closes
+//!   the connection. A current-thread runtime (one worker) never runs a call inline;
 //! - a thread (`watchdog`) wakes a sleeping worker when one inline call has held its worker
 //!   for 10 ms with none starting meanwhile: the worker that runs it may be the one that last
 //!   turned tokio's IO and timer drivers, and the others sleep until told of work, so without

@@ -3,7 +3,8 @@
 //!
 //! A request is matched against the live route table on the async side to find its plugin's
 //! limits (body size, timeout, concurrency). The call itself runs in a task of its own (on
-//! the async workers or tokio's blocking pool, as the plugin's `lane` says), where the route
+//! the async workers or tokio's blocking pool, as the plugin's `lane` says), or in the
+//! request's own task where its connection can answer for it (`listen::rescue`); the route
 //! is looked up again and the plugin version is pinned with it
 //! ([`Executor::execute_if`](crate::Executor::execute_if)), so a request that waited never
 //! runs a version that no longer declares its route.
@@ -285,6 +286,17 @@ impl crate::http::App for PluginServer {
         request: axum::extract::Request<hyper::body::Incoming>,
         peer: std::net::SocketAddr,
     ) -> impl std::future::Future<Output = axum::response::Response> + Send + 'static {
+        self.answer_on(request, peer, crate::http::Rescue::none())
+    }
+
+    /// A promoted plugin's call runs in the request's own task, its 504 left to the
+    /// connection (see `handler::run`).
+    fn answer_on(
+        self,
+        request: axum::extract::Request<hyper::body::Incoming>,
+        peer: std::net::SocketAddr,
+        rescue: crate::http::Rescue,
+    ) -> impl std::future::Future<Output = axum::response::Response> + Send + 'static {
         let shared = self.shared;
         async move {
             let path = request.uri().path();
@@ -313,6 +325,7 @@ impl crate::http::App for PluginServer {
                 &shared,
                 request.map(axum::body::Body::new),
                 Some(peer),
+                &rescue,
             ))
             .await
         }

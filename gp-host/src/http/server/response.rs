@@ -29,6 +29,9 @@ pub(super) struct Answer {
     pub(super) response: Response,
     /// The route the request reached, if it reached one.
     pub(super) route: Option<Arc<RouteEntry>>,
+    /// The request was answered already, and counted and logged (by its connection, at its
+    /// deadline, while its call ran in its task): this answer is never sent.
+    pub(super) sent: bool,
 }
 
 impl Answer {
@@ -48,6 +51,16 @@ impl Answer {
         Answer {
             response: (status, axum::Json(body)).into_response(),
             route: entry.cloned(),
+            sent: false,
+        }
+    }
+
+    /// The answer of a request answered already (see `sent`).
+    pub(super) fn sent() -> Answer {
+        Answer {
+            response: Response::default(),
+            route: None,
+            sent: true,
         }
     }
 
@@ -64,6 +77,42 @@ impl Answer {
             id,
         )
     }
+}
+
+/// `response` as HTTP/1.1 bytes, closing the connection: what a connection writes itself for
+/// a request whose call is stuck in the connection's task (gp's own answers only: their body
+/// is whole).
+pub(super) fn http1(response: Response) -> Vec<u8> {
+    let (parts, body) = response.into_parts();
+    let body = futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(body))
+        .and_then(Result::ok)
+        .map(|collected| collected.to_bytes())
+        .unwrap_or_default();
+    let status = parts.status;
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+    .into_bytes();
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH || name == header::CONNECTION {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(
+        format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&body);
+    out
 }
 
 /// What is wrong with the response a plugin set.
@@ -128,6 +177,7 @@ pub(super) fn respond(
         Ok(response) => Answer {
             response,
             route: Some(Arc::clone(entry)),
+            sent: false,
         },
         Err(problem) => {
             tracing::warn!(target: "gp::http", plugin = entry.plugin, label = &*entry.label, request_id = id.as_str(), "invalid response: {problem}");

@@ -8,10 +8,10 @@ use std::net::TcpStream;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use gp_host::http::{PluginServer, RouteLimits, PROMOTE_AFTER};
+use gp_host::http::{ListenLimits, PluginServer, RouteLimits, PROMOTE_AFTER};
 use gp_host::Manager;
 
-use super::{assert_busy, counted, get, read_response, web_server, Running};
+use super::{assert_busy, counted, get, read_response, web_server, Reply, Running};
 use crate::harness::{base_dir, example, wait_in_flight};
 use crate::web_fixture::web;
 
@@ -95,9 +95,51 @@ fn a_fast_plugin_gets_no_503_at_256_concurrent_requests() {
     assert_eq!(statuses, [200], "every request answered 200");
 }
 
-// Long: one scenario, read top to bottom: fast calls, then a hang, then the checks.
 #[test]
 fn a_plugin_fast_then_stuck_holds_at_most_all_workers_but_one() {
+    // The connections' watchers wake every 10 s, later than the 500 ms deadline: the calls
+    // run in tasks of their own, and the request's task answers 504.
+    let replies = fast_then_stuck(ListenLimits::default());
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.header("connection") != Some("close")),
+        "every 504 from its request's task"
+    );
+}
+
+#[test]
+fn a_call_stuck_in_its_request_task_is_answered_504_by_its_connection() {
+    // The watchers wake every 200 ms, before the 500 ms deadline: a call may run in its
+    // request's own task (one at a time, on 2 workers), and its connection answers 504.
+    let replies =
+        fast_then_stuck(ListenLimits::default().with_header_timeout(Duration::from_millis(200)));
+    let by_connection = replies
+        .iter()
+        .filter(|r| r.header("connection") == Some("close"))
+        .count();
+    assert_eq!(by_connection, 1, "one call ran in its request's task");
+    let answered = replies
+        .iter()
+        .find(|r| r.header("connection") == Some("close"))
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&answered.body).unwrap();
+    assert_eq!(body["error"], "plugin `web` did not answer within 500 ms");
+    assert_eq!(body["plugin"], "web");
+    assert_eq!(body["label"], "hang");
+    assert_eq!(
+        answered.header("x-request-id"),
+        body["request_id"].as_str(),
+        "the id in the header and the body"
+    );
+}
+
+/// A plugin fast for 1,024 calls, then hung (ignoring cancellation) by 2 × workers requests,
+/// each on a connection that has answered a request before: each gets its 504 within its
+/// deadline + 100 ms while the health check and another plugin answer within 100 ms. Returns
+/// the 504s, for the caller to check who wrote them.
+// Long: one scenario, read top to bottom: fast calls, then a hang, then the checks.
+fn fast_then_stuck(limits: ListenLimits) -> Vec<Reply> {
     let base = base_dir();
     gp_host::build::install_library(web("web-v1"), base.path()).unwrap();
     gp_host::build::install_library(example("sample"), base.path()).unwrap();
@@ -108,7 +150,7 @@ fn a_plugin_fast_then_stuck_holds_at_most_all_workers_but_one() {
         .build();
     assert!(manager.load_plugins().failed.is_empty());
     // The test server's runtime has 2 workers: at most 1 call inline.
-    let running = Running::start(&server);
+    let running = Running::serve_limited(server.clone(), limits);
     let addr = running.addr;
     // Fast calls: `web` runs its calls on the async workers from now on.
     for _ in 0..(PROMOTE_AFTER * 16) {
@@ -130,9 +172,8 @@ fn a_plugin_fast_then_stuck_holds_at_most_all_workers_but_one() {
         .map(|_| {
             let hang = hang.clone();
             std::thread::spawn(move || {
-                // A request first, on the connection the hang then comes on: as a client that
-                // keeps its connections does (the hang's request is then read by a worker
-                // turning the IO driver, not handed over by the accept loop).
+                // A request first, so that the hang comes on a connection its watcher looks
+                // after (a call runs in its request's task only then).
                 let mut stream = TcpStream::connect(addr).unwrap();
                 write!(stream, "GET /web/empty HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
                 let empty = read_response(&mut stream, "the 204 of /web/empty");
@@ -140,7 +181,7 @@ fn a_plugin_fast_then_stuck_holds_at_most_all_workers_but_one() {
                 let sent = Instant::now();
                 write!(stream, "GET {hang} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
                 let reply = read_response(&mut stream, "the hang's answer");
-                (reply.status, sent.elapsed())
+                (reply, sent.elapsed())
             })
         })
         .collect();
@@ -159,13 +200,16 @@ fn a_plugin_fast_then_stuck_holds_at_most_all_workers_but_one() {
         slowest < Duration::from_millis(100),
         "the health check or sample took {slowest:?} while web hung"
     );
+    let mut replies = Vec::new();
     for request in stuck {
-        let (status, took) = request.join().unwrap();
-        assert_eq!(status, 504);
+        let (reply, took) = request.join().unwrap();
+        assert_eq!(reply.status, 504);
         assert!(
             took < timeout + Duration::from_millis(100),
             "a hung call's 504 came after {took:?}"
         );
+        replies.push(reply);
     }
     std::fs::write(&release, "").unwrap();
+    replies
 }
