@@ -8,6 +8,7 @@
 mod bodies;
 mod connections;
 mod errors;
+mod in_task;
 mod limits;
 mod queue;
 mod requests;
