@@ -16,7 +16,12 @@
 //! connection (HTTP/2 frames its responses, TLS encrypts them), and only when hyper has
 //! nothing unsent (`dirty`: hyper wrote since its last completed flush, which it makes only
 //! with an empty buffer). While the call runs, hyper runs no code of this connection. The
-//! request disarms under the lock the watcher writes under, so the two never both answer.
+//! request disarms under the lock the watcher writes under, so the two never both answer: a
+//! call that returns just before the watcher looks (one that heeds its deadline, say) is
+//! answered by its request as usual.
+//!
+//! Measured (`benches/serve-instructions.sh`): 24,613 instructions a request before, 22,411
+//! with this (the arming, its closure and the split stream take ~1,100 of what it saves).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -305,20 +305,7 @@ async fn run(
     // here, in the request's own task (see `listen::rescue`): no task of its own, no timer.
     if eligible && rescue.ready(deadline) {
         if let Some(inline) = shared.inline.place_now(&lane) {
-            // What the connection's watcher runs at the deadline if the call is still
-            // running: cancel it (as the request's own timer would) and make its 504.
-            let stuck = {
-                let (shared, entry, asked) =
-                    (Arc::clone(shared), Arc::clone(&entry), asked.clone());
-                let token = cancel.0.clone();
-                move || {
-                    if let Some(token) = token {
-                        token.cancel();
-                    }
-                    let answer = Answer::timed_out(&entry, &asked.id, timeout);
-                    http1(asked.finish(&shared, answer))
-                }
-            };
+            let stuck = when_stuck(shared, &entry, asked, &cancel, timeout);
             if let Some(armed) = rescue.arm(deadline, stuck) {
                 shared.metrics.inline.inc();
                 shared.metrics.in_request_task.inc();
@@ -362,6 +349,27 @@ async fn run(
     };
     let outcome = tokio::time::timeout_at(deadline.into(), worker).await.ok();
     conclude(outcome, cancel, &entry, id, timeout, "call task failed")
+}
+
+/// What the connection's watcher runs at the deadline if a call in its request's task is
+/// still running: cancel the call (as the request's own timer would) and make its 504, counted
+/// and logged, as HTTP/1 bytes.
+fn when_stuck(
+    shared: &Arc<Shared>,
+    entry: &Arc<RouteEntry>,
+    asked: &Asked,
+    cancel: &CancelOnDrop,
+    timeout: Duration,
+) -> impl FnOnce() -> Vec<u8> + Send + 'static {
+    let (shared, entry, asked) = (Arc::clone(shared), Arc::clone(entry), asked.clone());
+    let token = cancel.0.clone();
+    move || {
+        if let Some(token) = token {
+            token.cancel();
+        }
+        let answer = Answer::timed_out(&entry, &asked.id, timeout);
+        http1(asked.finish(&shared, answer))
+    }
 }
 
 /// The answer to a call awaited until its deadline (`None`: the deadline came first): 504
