@@ -347,7 +347,7 @@ pub(super) async fn drive<C: GracefulConnection>(conn: &Connection, mut connecti
 /// never by the connection's task: a task woken from a worker goes to that worker's
 /// next-task slot, which no other worker takes from, and the worker that woke it may be
 /// about to run a call that never returns.
-pub(super) async fn watch(conn: Arc<Connection>, idle: Duration, header: Duration) {
+pub(super) async fn watch(conn: Arc<Connection>, idle: Duration, header: Duration) -> Watch {
     loop {
         let due = Instant::now() + conn.due(idle, header);
         let wake = conn.armed_at().map_or(due, |armed| armed.min(due));
@@ -360,9 +360,30 @@ pub(super) async fn watch(conn: Arc<Connection>, idle: Duration, header: Duratio
             continue;
         }
         tokio::time::sleep_until(wake.into()).await;
-        if conn.answer_for_stuck() || conn.due(idle, header).is_zero() {
+        if conn.answer_for_stuck() {
             conn.tell(Told::Close);
-            return;
+            return Watch::Answered;
+        }
+        if conn.due(idle, header).is_zero() {
+            // No request arms from here on (`Rescue::arm` looks at `watch_at` after arming),
+            // and one that armed since `due` looked is watched: a request may have arrived
+            // just as the connection went due.
+            conn.watch_at.store(u64::MAX, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if conn.armed_at().is_none() {
+                conn.tell(Told::Close);
+                return Watch::TimedOut;
+            }
         }
     }
+}
+
+/// How a connection's watcher ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Watch {
+    /// A timeout passed: the connection is told to close.
+    TimedOut,
+    /// It answered a request whose call is stuck in the connection's task, and told the
+    /// connection to close, which it does once the call returns.
+    Answered,
 }

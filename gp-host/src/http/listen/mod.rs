@@ -254,15 +254,19 @@ async fn serve_with<A, H, F, S>(
         tokio::spawn(async move {
             // Released (and its watcher stopped) however the task ends, a panic included: a
             // connection left in the tracker would hold shutdown for its whole grace.
-            let mut ended = tracker::Ended::new(tracker, id);
+            let mut ended = tracker::Ended::new(Arc::clone(&tracker), id);
             // A TLS client that connects and sends nothing is closed at the idle timeout too.
             let shaken = tokio::time::timeout(idle_timeout, handshake(stream, &conn)).await;
             if let Ok(Ok(stream)) = shaken {
-                ended.watch(tokio::spawn(connection::watch(
-                    Arc::clone(&conn),
-                    idle_timeout,
-                    header_timeout,
-                )));
+                let watch = connection::watch(Arc::clone(&conn), idle_timeout, header_timeout);
+                ended.watch(tokio::spawn(async move {
+                    if watch.await == connection::Watch::Answered {
+                        // The connection's task is in a call that may never return: its
+                        // client has its answer, so neither the connection limit nor
+                        // shutdown waits for it (the runtime's shutdown bounds the call).
+                        tracker.release(id);
+                    }
+                }));
                 let stream = Watched::new(stream, Arc::clone(&conn));
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)

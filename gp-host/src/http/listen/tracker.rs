@@ -86,7 +86,8 @@ impl Tracker {
         Some((id, conn))
     }
 
-    /// Forgets connection `id`, which has closed.
+    /// Forgets connection `id`, which has closed (or answered its client for a call stuck in
+    /// its task: see `connection::Watch::Answered`). Forgetting one twice is harmless.
     pub(super) fn release(&self, id: u64) {
         let mut open = lock(&self.open);
         open.connections.remove(&id);

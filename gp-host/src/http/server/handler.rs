@@ -3,6 +3,7 @@
 //! plugin's lane says) under the route's deadline, and the answer, counted and logged.
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -278,6 +279,8 @@ async fn run(
     }
     // An async handler's call blocks its thread on the plugin's runtime: never inline.
     let eligible = !entry.asynchronous && call.lane.promoted_in(&shared.inline);
+    // Not for HEAD in the request's task: the connection's 504 would carry a body.
+    let in_task = eligible && call.method != HttpMethod::Head;
     let lane = Arc::clone(&call.lane);
     let budget = shared.inline.budget();
     // The call, from `started` (when its thread took it up).
@@ -303,20 +306,24 @@ async fn run(
     };
     // A promoted plugin's call, on a connection that can answer for it at its deadline, runs
     // here, in the request's own task (see `listen::rescue`): no task of its own, no timer.
-    if eligible && rescue.ready(deadline) {
+    if in_task && rescue.ready(deadline) {
         if let Some(inline) = shared.inline.place_now(&lane) {
             let stuck = when_stuck(shared, &entry, asked, &cancel, timeout);
             if let Some(armed) = rescue.arm(deadline, stuck) {
                 shared.metrics.inline.inc();
                 shared.metrics.in_request_task.inc();
-                let ran = work(inline.started());
+                // A panic of gp's own code (a plugin's is caught in the plugin) answers 500,
+                // as from a task of its own, rather than ending the connection's task.
+                let started = inline.started();
+                let ran = std::panic::catch_unwind(AssertUnwindSafe(|| work(started)))
+                    .map_err(|_| "the call panicked");
                 drop(inline);
                 if armed.disarm() {
                     // The deadline came first: the connection answered 504 and is closing.
                     cancel.disarm();
                     return Answer::sent();
                 }
-                return conclude(Some(Ok::<_, Error>(ran)), cancel, &entry, id, timeout, "");
+                return conclude(Some(ran), cancel, &entry, id, timeout, "call failed");
             }
         }
     }

@@ -7,13 +7,13 @@
 //! The servers here have their connections' watchers wake every 200 ms (the header timeout)
 //! and give `web`'s `slow` and `hang` a 500 ms deadline.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use gp_host::http::{ListenLimits, PluginServer, RouteLimits, PROMOTE_AFTER};
 
-use super::{counted, get, read_response, web_server, Running};
+use super::{counted, get, parse_reply, read_response, web_server, Running};
 use crate::harness::eventually;
 
 /// The deadline of `web`'s `slow` and `hang` here.
@@ -38,7 +38,10 @@ impl Promoted {
                 .route("web", "hang", RouteLimits::default().with_timeout(DEADLINE))
                 .inline_budget(Some(Duration::from_millis(100)))
         });
-        let limits = ListenLimits::default().with_header_timeout(Duration::from_millis(200));
+        // A grace of a minute: a shutdown that waited for it would show.
+        let limits = ListenLimits::default()
+            .with_header_timeout(Duration::from_millis(200))
+            .with_grace(Duration::from_secs(60));
         let running = Running::serve_limited(server.clone(), limits);
         for _ in 0..PROMOTE_AFTER * 16 {
             assert_eq!(get(running.addr, "/web/empty").status, 204);
@@ -210,4 +213,54 @@ fn over_h2c_a_stuck_call_is_answered_by_its_request_and_the_connection_stays_ope
     // The 504 came on the HTTP/2 stream (the connection wrote no HTTP/1 bytes into it), and
     // the next request went on the same connection.
     assert_eq!(statuses, [504, 204]);
+}
+
+#[test]
+fn a_connection_that_answered_for_its_stuck_call_holds_back_no_shutdown() {
+    let mut promoted = Promoted::start();
+    let release = promoted.base.path().join("release");
+    promoted.pipeline(&[format!("/web/hang?until={}", release.display())]);
+    let reply = read_response(&mut promoted.kept, "the stuck call's 504");
+    assert_answered_by_connection(&reply, "hang");
+    // The call is still stuck in the connection's task; shutdown does not wait for it (nor
+    // for the minute's grace).
+    promoted.running.begin_shutdown();
+    eventually("the server to shut down", Duration::from_secs(5), || {
+        promoted.running.has_ended()
+    });
+    std::fs::write(&release, "").unwrap();
+}
+
+#[test]
+fn a_head_request_never_runs_in_its_request_task() {
+    let mut promoted = Promoted::start();
+    let before = in_request_task(&promoted.server);
+    let release = promoted.base.path().join("release");
+    let addr = promoted.running.addr;
+    let hang = format!("/web/hang?until={}", release.display());
+    write!(
+        promoted.kept,
+        "HEAD {hang} HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    )
+    .unwrap();
+    // A HEAD response is its head alone (a connection's own 504 would carry a body).
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            promoted.kept.read(&mut byte).unwrap(),
+            1,
+            "closed: {head:?}"
+        );
+        head.push(byte[0]);
+    }
+    assert_eq!(parse_reply(&head).status, 504);
+    assert_eq!(in_request_task(&promoted.server), before);
+    std::fs::write(&release, "").unwrap();
+    // The connection goes on, its next response where it should be.
+    promoted.pipeline(&["/web/empty".to_owned()]);
+    assert_eq!(
+        read_response(&mut promoted.kept, "the next 204").status,
+        204
+    );
 }
