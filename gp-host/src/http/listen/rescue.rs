@@ -89,7 +89,10 @@ impl Disarm<'_> {
     /// Disarms it: whether the watcher answered the request meanwhile (then whatever the
     /// request answers is never sent).
     pub(crate) fn disarm(self) -> bool {
-        lock(&self.0.armed).take().is_none()
+        let answered = lock(&self.0.armed).take().is_none();
+        // Disarmed: the drop would only take the lock again, for nothing.
+        std::mem::forget(self);
+        answered
     }
 }
 
@@ -118,6 +121,23 @@ impl Tcp {
     fn stream(&self) -> &TcpStream {
         (*self.write).as_ref()
     }
+
+    /// `write` on the stream once it is writable, waiting (registered with `cx`) while it
+    /// would block: what `poll_write` and `poll_write_vectored` both do, through the shared
+    /// half.
+    fn poll_writing(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        write: impl Fn(&TcpStream) -> std::io::Result<usize>,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.stream().poll_write_ready(cx))?;
+            match write(self.stream()) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                done => return std::task::Poll::Ready(done),
+            }
+        }
+    }
 }
 
 impl AsyncRead for Tcp {
@@ -136,13 +156,7 @@ impl AsyncWrite for Tcp {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        loop {
-            std::task::ready!(self.stream().poll_write_ready(cx))?;
-            match self.stream().try_write(buf) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                done => return std::task::Poll::Ready(done),
-            }
-        }
+        self.poll_writing(cx, |stream| stream.try_write(buf))
     }
 
     fn poll_write_vectored(
@@ -150,13 +164,7 @@ impl AsyncWrite for Tcp {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        loop {
-            std::task::ready!(self.stream().poll_write_ready(cx))?;
-            match self.stream().try_write_vectored(bufs) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                done => return std::task::Poll::Ready(done),
-            }
-        }
+        self.poll_writing(cx, |stream| stream.try_write_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
