@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use gp_host::http::{ListenLimits, PluginServer, RouteLimits, PROMOTE_AFTER};
 
-use super::{counted, get, parse_reply, read_response, web_server, Running};
+use super::{
+    assert_answered_by_connection, counted, get, parse_reply, read_response, web_server, Running,
+};
 use crate::harness::eventually;
 
 /// The deadline of `web`'s `slow` and `hang` here.
@@ -79,23 +81,6 @@ impl Promoted {
             .collect();
         self.kept.write_all(requests.as_bytes()).unwrap();
     }
-}
-
-/// The 504 a connection wrote for `web`'s `label`: gp's body, the id in the header and body,
-/// and the connection closing.
-fn assert_answered_by_connection(reply: &super::Reply, label: &str) {
-    assert_eq!(reply.status, 504, "{}", reply.text());
-    assert_eq!(
-        reply.header("connection"),
-        Some("close"),
-        "{:?}",
-        reply.headers
-    );
-    let body = reply.json();
-    assert_eq!(body["error"], "plugin `web` did not answer within 500 ms");
-    assert_eq!(body["plugin"], "web");
-    assert_eq!(body["label"], label);
-    assert_eq!(reply.header("x-request-id"), body["request_id"].as_str());
 }
 
 /// Calls of `web` run in their request's own task so far.

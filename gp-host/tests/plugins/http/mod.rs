@@ -193,6 +193,24 @@ pub fn send(addr: SocketAddr, head: &str, body: &[u8]) -> Reply {
     parse_reply(&raw)
 }
 
+/// The 504 a connection wrote itself, for a call of `web`'s `label` stuck in its request's
+/// task (500 ms deadline): gp's body, the id in the header and body,
+/// and the connection closing.
+pub fn assert_answered_by_connection(reply: &Reply, label: &str) {
+    assert_eq!(reply.status, 504, "{}", reply.text());
+    assert_eq!(
+        reply.header("connection"),
+        Some("close"),
+        "{:?}",
+        reply.headers
+    );
+    let body = reply.json();
+    assert_eq!(body["error"], "plugin `web` did not answer within 500 ms");
+    assert_eq!(body["plugin"], "web");
+    assert_eq!(body["label"], label);
+    assert_eq!(reply.header("x-request-id"), body["request_id"].as_str());
+}
+
 /// Asserts that `reply` is the 503 of plugin `plugin`, whose slots (and queue) are full, for
 /// the route labelled `label`.
 pub fn assert_busy(reply: &Reply, plugin: &str, label: &str) {
