@@ -2,11 +2,13 @@
 //! wait in the plugin's queue), the call (on the async workers or the blocking pool, as the
 //! plugin's lane says) under the route's deadline, and the answer, counted and logged.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -31,17 +33,22 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    answer_from(&shared, request, peer, &Rescue::none()).await
+    answer(shared, request, peer, Rescue::none()).await
 }
 
 /// A request from the client at `peer`, answered, counted and logged; a call may run in
 /// the request's own task when `rescue` can answer it at its deadline (see `run`).
-pub(super) async fn answer_from(
-    shared: &Arc<Shared>,
+///
+/// All that needs no waiting happens before the future is made (see [`prepare`]): for a
+/// request with no body to a plugin with a free slot, the future holds the call ready to run
+/// and little more, under 600 bytes, where the whole way in one future was 2 KiB. Every
+/// request writes its future, and reads it back as it runs: fewer bytes, fewer cache lines.
+pub(super) fn answer(
+    shared: Arc<Shared>,
     request: Request,
     peer: Option<SocketAddr>,
-    rescue: &Rescue,
-) -> Response {
+    rescue: Rescue,
+) -> impl Future<Output = Response> + Send + 'static {
     let started = Instant::now();
     let id = shared.request_id(request.headers());
     let logged = shared.access.as_ref().filter(|log| log.enabled()).map(|_| {
@@ -53,8 +60,17 @@ pub(super) async fn answer_from(
         started,
         logged,
     };
-    let answer = answer(shared, request, peer, &asked, rescue).await;
-    asked.finish(shared, answer)
+    let next = prepare(&shared, request, peer, &asked);
+    async move {
+        let answer = match next {
+            Next::Answered(answer) => *answer,
+            Next::Call(ctx, call) => run(&shared, ctx, call, &asked, &rescue).await,
+            // Boxed: the body's read and the queue's wait would make every request's future
+            // larger, bodiless ones with a free slot too.
+            Next::Wait(waiting) => Box::pin(waiting.then_run(&shared, &asked, &rescue)).await,
+        };
+        asked.finish(&shared, answer)
+    }
 }
 
 /// What the end of a request needs from its start: its id, when it arrived, and its method
@@ -115,39 +131,35 @@ type Early<T> = Result<T, Box<Answer>>;
 /// table's generation it was found in.
 type Routed = (HttpMethod, Arc<RouteEntry>, Params, u64);
 
-/// Everything between the request, which arrived at `started`, and its answer.
-async fn answer(
-    shared: &Arc<Shared>,
-    request: Request,
-    peer: Option<SocketAddr>,
-    asked: &Asked,
-    rescue: &Rescue,
-) -> Answer {
-    let (id, started) = (&asked.id, asked.started);
+/// A request's next step, found without waiting.
+enum Next {
+    /// gp's own answer, before any call: no route, a route held, ...
+    Answered(Box<Answer>),
+    /// A call ready to run: its context made, its slot held.
+    Call(Box<Context>, Call),
+    /// A body to read or a slot to wait for before the call.
+    Wait(Box<Waiting>),
+}
+
+/// Everything between the request, which arrived at `asked.started`, and its call that
+/// needs no waiting: the route, its limits, and (for a request with no body to a plugin with
+/// a free slot) the slot and the call's context.
+fn prepare(shared: &Shared, request: Request, peer: Option<SocketAddr>, asked: &Asked) -> Next {
+    let id = &asked.id;
     let (method, entry, params, generation) = match route(shared, &request, id) {
         Ok(found) => found,
-        Err(answer) => return *answer,
+        Err(answer) => return Next::Answered(answer),
     };
     if let Some(reserved) = &entry.reserved {
-        return unavailable(&entry, reserved, id);
+        return Next::Answered(Box::new(unavailable(&entry, reserved, id)));
     }
     let (timeout, body_limit) = shared.limits(&entry);
-    // From the request's arrival (a clock read fewer than from here, a few µs later).
-    let deadline = started + timeout;
-    let (parts, body) = request.into_parts();
-    // `_held` counts the body against the server's budget until the request is answered.
-    let (body, json, _held) = match shared.read_body(&parts, body, body_limit, &entry, id).await {
-        Ok(read) => read,
-        Err(answer) => return *answer,
-    };
     let lane = shared.lane(&entry.plugin);
-    let permit = match lane
-        .slot(shared.config.queue, shared.config.queue_wait, deadline)
-        .await
-    {
-        Ok(permit) => permit,
-        Err(NoSlot::Deadline) => return Answer::timed_out(&entry, id, timeout),
-        Err(NoSlot::Busy) => return busy(&entry, id),
+    let (parts, body) = request.into_parts();
+    // No body (a GET, usually): nothing to read, time or count.
+    let permit = match axum::body::HttpBody::is_end_stream(&body) {
+        true => lane.try_slot(),
+        false => None,
     };
     let incoming = Incoming {
         parts,
@@ -157,15 +169,66 @@ async fn answer(
         peer,
         id: id.clone(),
     };
-    let ctx = request::context(incoming, body, json, deadline);
     let call = Call {
         method,
         entry,
         generation,
-        permit,
+        timeout,
         lane,
+        permit: (),
     };
-    run(shared, ctx, call, timeout, asked, rescue).await
+    let Some(permit) = permit else {
+        return Next::Wait(Box::new(Waiting {
+            incoming,
+            body,
+            body_limit,
+            call,
+        }));
+    };
+    // From the request's arrival (a clock read fewer than from here, a few µs later).
+    let deadline = asked.started + timeout;
+    let ctx = request::context(incoming, Bytes::new(), None, deadline);
+    Next::Call(ctx, call.holding(permit))
+}
+
+/// A request that waits for its body, or for a slot in its plugin's queue, before its call.
+struct Waiting {
+    incoming: Incoming,
+    body: Body,
+    body_limit: usize,
+    call: Call<()>,
+}
+
+impl Waiting {
+    /// Reads the body (within the route's limit, the body timeout and the server's budget),
+    /// waits for a slot (in the plugin's queue, until the queue's wait or the deadline), then
+    /// runs the call.
+    async fn then_run(self, shared: &Arc<Shared>, asked: &Asked, rescue: &Rescue) -> Answer {
+        let Waiting {
+            incoming,
+            body,
+            body_limit,
+            call,
+        } = self;
+        let (entry, id, timeout) = (&call.entry, &asked.id, call.timeout);
+        let deadline = asked.started + timeout;
+        // `_held` counts the body against the server's budget until the request is answered.
+        let read = shared.read_body(&incoming.parts, body, body_limit, entry, id);
+        let (body, json, _held) = match read.await {
+            Ok(read) => read,
+            Err(answer) => return *answer,
+        };
+        let slot = call
+            .lane
+            .slot(shared.config.queue, shared.config.queue_wait, deadline);
+        let permit = match slot.await {
+            Ok(permit) => permit,
+            Err(NoSlot::Deadline) => return Answer::timed_out(entry, id, timeout),
+            Err(NoSlot::Busy) => return busy(entry, id),
+        };
+        let ctx = request::context(incoming, body, json, deadline);
+        run(shared, ctx, call.holding(permit), asked, rescue).await
+    }
 }
 
 /// The route `request` goes to, with its parameters; or the 404 or 405 that says why none.
@@ -244,14 +307,38 @@ fn unavailable(entry: &Arc<RouteEntry>, reserved: &Reserved, id: &RequestId) -> 
     answer
 }
 
-/// A call about to run: where it goes, and the slot it holds until it returns.
-struct Call {
+/// A call about to run: where it goes, its route's timeout, and (`P`) the slot it holds
+/// until it returns.
+struct Call<P = OwnedSemaphorePermit> {
     method: HttpMethod,
     entry: Arc<RouteEntry>,
     /// The route table's generation the request was routed in.
     generation: u64,
-    permit: OwnedSemaphorePermit,
+    timeout: Duration,
     lane: Arc<Lane>,
+    permit: P,
+}
+
+impl Call<()> {
+    /// The call, given its slot.
+    fn holding(self, permit: OwnedSemaphorePermit) -> Call {
+        let Call {
+            method,
+            entry,
+            generation,
+            timeout,
+            lane,
+            permit: (),
+        } = self;
+        Call {
+            method,
+            entry,
+            generation,
+            timeout,
+            lane,
+            permit,
+        }
+    }
 }
 
 /// Runs the call in a task of its own (on the async workers, or the blocking pool: see
@@ -263,11 +350,10 @@ async fn run(
     shared: &Arc<Shared>,
     mut ctx: Box<Context>,
     call: Call,
-    timeout: Duration,
     asked: &Asked,
     rescue: &Rescue,
 ) -> Answer {
-    let id = &asked.id;
+    let (id, timeout) = (&asked.id, call.timeout);
     let deadline = ctx.deadline().expect("a route's call has a deadline");
     // Cancels the call if this future is dropped before it finishes: the client went away.
     let mut cancel = CancelOnDrop(Some(ctx.cancel_token()));
@@ -275,7 +361,7 @@ async fn run(
     #[cfg(feature = "isolate")]
     if entry.isolated {
         // Boxed: its state would make every request's future larger, routed inline or not.
-        return Box::pin(run_batched(shared, ctx, call, timeout, id, cancel)).await;
+        return Box::pin(run_batched(shared, ctx, call, id, cancel)).await;
     }
     // An async handler's call blocks its thread on the plugin's runtime: never inline.
     let eligible = !entry.asynchronous && call.lane.promoted_in(&shared.inline);
@@ -293,6 +379,7 @@ async fn run(
                 generation,
                 permit,
                 lane,
+                ..
             } = call;
             let _permit = permit;
             let outcome =
@@ -418,7 +505,6 @@ async fn run_batched(
     shared: &Arc<Shared>,
     ctx: Box<Context>,
     call: Call,
-    timeout: Duration,
     id: &RequestId,
     cancel: CancelOnDrop,
 ) -> Answer {
@@ -428,6 +514,7 @@ async fn run_batched(
         entry,
         permit,
         lane,
+        timeout,
         ..
     } = call;
     let (done, answer) = tokio::sync::oneshot::channel();

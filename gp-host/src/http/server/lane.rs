@@ -257,6 +257,11 @@ impl Lane {
         }
     }
 
+    /// A slot if one is free now.
+    pub(crate) fn try_slot(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.slots).try_acquire_owned().ok()
+    }
+
     /// A slot: at once if one is free, else after waiting in the queue (at most `queue`
     /// waiting, each at most `wait` and never past `deadline`).
     pub(crate) async fn slot(
@@ -265,7 +270,7 @@ impl Lane {
         wait: Duration,
         deadline: Instant,
     ) -> Result<OwnedSemaphorePermit, NoSlot> {
-        if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
+        if let Some(permit) = self.try_slot() {
             return Ok(permit);
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= queue {
