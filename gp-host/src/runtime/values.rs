@@ -30,11 +30,15 @@ pub(crate) trait Deferred: Send + Sync {
     fn make(&self, index: usize) -> Option<Value>;
 }
 
+/// What each key of a [`Deferred`] source was made into, once asked for.
+type Made = [OnceLock<Option<Value>>; DEFERRED_MAX];
+
 /// A [`Deferred`] source and what it made so far: one allocation, the source last (unsized
-/// once boxed).
+/// once boxed); the cells of what it made, another, on the first key made (a call that reads
+/// none, the common case, neither makes nor writes the 480 bytes of cells).
 pub(crate) struct Later<S: ?Sized = dyn Deferred> {
-    /// What each key was made into, once asked for.
-    made: [OnceLock<Option<Value>>; DEFERRED_MAX],
+    /// What each key was made into, once asked for (the cells themselves made on the first).
+    made: OnceLock<Box<Made>>,
     /// A bit per key set, overwritten or removed since: the entries hold it now, or nothing.
     gone: u32,
     source: S,
@@ -49,7 +53,7 @@ impl<S: Deferred + 'static> Later<S> {
             "too many deferred keys"
         );
         Box::new(Later {
-            made: Default::default(),
+            made: OnceLock::new(),
             gone: 0,
             source,
         })
@@ -71,7 +75,9 @@ impl Later {
 
     /// Key `i`'s value, made now if it was not yet.
     fn value(&self, i: usize) -> Option<&Value> {
-        self.made[i].get_or_init(|| self.source.make(i)).as_ref()
+        self.made.get_or_init(Box::default)[i]
+            .get_or_init(|| self.source.make(i))
+            .as_ref()
     }
 
     /// Takes the value of `key` out (made now if it was not yet), so that it is gone from
@@ -83,7 +89,7 @@ impl Later {
             return None;
         }
         self.gone |= bit;
-        match self.made[i].take() {
+        match self.made.get_mut().and_then(|made| made[i].take()) {
             Some(made) => made,
             None => self.source.make(i),
         }
@@ -128,7 +134,7 @@ impl std::fmt::Debug for Values {
             // Not made here: a debug print changes nothing.
             for (i, key) in later.source.keys().iter().enumerate() {
                 if later.gone & (1 << i) == 0 {
-                    match later.made[i].get() {
+                    match later.made.get().and_then(|made| made[i].get()) {
                         Some(Some(value)) => map.entry(key, value),
                         Some(None) => continue,
                         None => map.entry(key, &format_args!("(not made yet)")),
@@ -295,7 +301,9 @@ impl Values {
         if let Some(later) = &mut self.later {
             if let Some(i) = later.index(key) {
                 later.gone |= 1 << i;
-                later.made[i] = OnceLock::new();
+                if let Some(made) = later.made.get_mut() {
+                    made[i] = OnceLock::new();
+                }
             }
         }
     }
