@@ -29,7 +29,11 @@ use std::time::{Duration, Instant};
 
 use crate::util::lock;
 
+use axum::response::Response;
+
 use super::id::RequestId;
+use super::response::Answer;
+use super::Shared;
 use crate::http::routes::RouteEntry;
 
 /// Where a server writes its access lines instead of `tracing` events, and the text each line
@@ -63,6 +67,56 @@ pub(crate) struct Line {
     pub(super) route: Option<Arc<RouteEntry>>,
     pub(super) request_id: RequestId,
     pub(super) micros: u64,
+}
+
+/// What the end of a request needs from its start: its id, when it arrived, and its method
+/// and path if requests are logged.
+#[derive(Clone)]
+pub(super) struct Asked {
+    pub(super) id: RequestId,
+    pub(super) started: Instant,
+    pub(super) logged: Option<(axum::http::Method, Path)>,
+}
+
+impl Asked {
+    /// The response for `answer`, with the request's id, counted and logged (unless it was
+    /// answered already: see `call::run_here`).
+    pub(super) fn finish(self, shared: &Shared, answer: Answer) -> Response {
+        let Answer {
+            mut response,
+            route,
+            sent,
+        } = answer;
+        if sent {
+            return response;
+        }
+        response
+            .headers_mut()
+            .insert(super::id::X_REQUEST_ID, self.id.header());
+        let status = response.status().as_u16();
+        let elapsed = self.started.elapsed();
+        match &route {
+            Some(entry) => shared.metrics.observe_route(
+                &entry.plugin,
+                &entry.label,
+                &entry.stats,
+                status,
+                elapsed,
+            ),
+            None => shared.metrics.observe_unrouted(status, elapsed),
+        }
+        if let (Some(log), Some((method, path))) = (&shared.access, self.logged) {
+            log.log(Line {
+                method,
+                path,
+                status,
+                route,
+                request_id: self.id,
+                micros: elapsed.as_micros() as u64,
+            });
+        }
+        response
+    }
 }
 
 /// Where a server's access lines go: a writer, through per-thread buffers, or `tracing`,

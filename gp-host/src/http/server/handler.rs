@@ -1,30 +1,30 @@
 //! A request's way through the server: its route, its limits, a concurrency slot (after a
-//! wait in the plugin's queue), the call (on the async workers or the blocking pool, as the
-//! plugin's lane says) under the route's deadline, and the answer, counted and logged.
+//! wait in the plugin's queue), the call (in the request's own task, on the async workers or
+//! the blocking pool, as the plugin's lane and the connection allow) under the route's
+//! deadline, and the answer, counted and logged.
 
-use std::future::Future;
+use std::future::{ready, Future};
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
+use futures_util::future::Either;
 use gp_core::manifest::HttpMethod;
-use tokio::sync::OwnedSemaphorePermit;
 
-use super::access::{self, Line};
+use super::access::{self, Asked};
+use super::call::{run, run_here, Call};
 use super::id::RequestId;
-use super::lane::{Lane, NoSlot};
+use super::lane::NoSlot;
 use super::request::{self, Incoming};
-use super::response::{http1, respond, Answer, Ran};
+use super::response::Answer;
 use super::Shared;
-use crate::error::Error;
 use crate::http::listen::Rescue;
 use crate::http::routes::{Lookup, Params, Reserved, RouteEntry};
-use crate::runtime::context::{CancelToken, Context};
+use crate::runtime::context::Context;
 
 /// The router's fallback handler: every request that is not one of gp's own, with the
 /// client's address if the router was served with connect info.
@@ -36,13 +36,14 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     answer(shared, request, peer, Rescue::none()).await
 }
 
-/// A request from the client at `peer`, answered, counted and logged; a call may run in
-/// the request's own task when `rescue` can answer it at its deadline (see `run`).
+/// A request from the client at `peer`, answered, counted and logged.
 ///
-/// All that needs no waiting happens before the future is made (see [`prepare`]): for a
-/// request with no body to a plugin with a free slot, the future holds the call ready to run
-/// and little more, under 600 bytes, where the whole way in one future was 2 KiB. Every
-/// request writes its future, and reads it back as it runs: fewer bytes, fewer cache lines.
+/// All that needs no waiting happens before any future is made (see [`prepare`]): the route,
+/// its limits, the slot if one is free, the call's context; and the call itself, if it may
+/// run in the request's own task (see [`run_here`]). The future is then a ready response, and
+/// only a request that waits (for its body, a slot or a call in a task of its own) is boxed:
+/// every request's future is written and read back once, so the fewer bytes, the fewer cache
+/// lines (the whole way in one future was 2 KiB).
 pub(super) fn answer(
     shared: Arc<Shared>,
     request: Request,
@@ -60,67 +61,24 @@ pub(super) fn answer(
         started,
         logged,
     };
-    let next = prepare(&shared, request, peer, &asked);
-    async move {
+    let next = match prepare(&shared, request, peer, &asked) {
+        Next::Answered(answer) => return Either::Left(ready(asked.finish(&shared, *answer))),
+        Next::Call(ctx, call) => match run_here(&shared, ctx, call, &asked, &rescue) {
+            Ok(answer) => return Either::Left(ready(asked.finish(&shared, answer))),
+            Err((ctx, call)) => Next::Call(ctx, call),
+        },
+        next => next,
+    };
+    Either::Right(Box::pin(async move {
         let answer = match next {
             Next::Answered(answer) => *answer,
-            Next::Call(ctx, call) => run(&shared, ctx, call, &asked, &rescue).await,
-            // Boxed: the body's read and the queue's wait would make every request's future
-            // larger, bodiless ones with a free slot too.
+            Next::Call(ctx, call) => run(&shared, ctx, call, &asked.id).await,
+            // Boxed: the body's read and the queue's wait would make the future of every call
+            // in a task of its own larger.
             Next::Wait(waiting) => Box::pin(waiting.then_run(&shared, &asked, &rescue)).await,
         };
         asked.finish(&shared, answer)
-    }
-}
-
-/// What the end of a request needs from its start: its id, when it arrived, and its method
-/// and path if requests are logged.
-#[derive(Clone)]
-pub(super) struct Asked {
-    id: RequestId,
-    started: Instant,
-    logged: Option<(axum::http::Method, access::Path)>,
-}
-
-impl Asked {
-    /// The response for `answer`, with the request's id, counted and logged (unless it was
-    /// answered already: see `run`).
-    fn finish(self, shared: &Shared, answer: Answer) -> Response {
-        let Answer {
-            mut response,
-            route,
-            sent,
-        } = answer;
-        if sent {
-            return response;
-        }
-        response
-            .headers_mut()
-            .insert(super::id::X_REQUEST_ID, self.id.header());
-        let status = response.status().as_u16();
-        let elapsed = self.started.elapsed();
-        match &route {
-            Some(entry) => shared.metrics.observe_route(
-                &entry.plugin,
-                &entry.label,
-                &entry.stats,
-                status,
-                elapsed,
-            ),
-            None => shared.metrics.observe_unrouted(status, elapsed),
-        }
-        if let (Some(log), Some((method, path))) = (&shared.access, self.logged) {
-            log.log(Line {
-                method,
-                path,
-                status,
-                route,
-                request_id: self.id,
-                micros: elapsed.as_micros() as u64,
-            });
-        }
-        response
-    }
+    }))
 }
 
 /// A request that ends before its call, with gp's own answer (boxed: the common path
@@ -227,7 +185,10 @@ impl Waiting {
             Err(NoSlot::Busy) => return busy(entry, id),
         };
         let ctx = request::context(incoming, body, json, deadline);
-        run(shared, ctx, call.holding(permit), asked, rescue).await
+        match run_here(shared, ctx, call.holding(permit), asked, rescue) {
+            Ok(answer) => answer,
+            Err((ctx, call)) => run(shared, ctx, call, &asked.id).await,
+        }
     }
 }
 
@@ -305,292 +266,4 @@ fn unavailable(entry: &Arc<RouteEntry>, reserved: &Reserved, id: &RequestId) -> 
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     answer
-}
-
-/// A call about to run: where it goes, its route's timeout, and (`P`) the slot it holds
-/// until it returns.
-struct Call<P = OwnedSemaphorePermit> {
-    method: HttpMethod,
-    entry: Arc<RouteEntry>,
-    /// The route table's generation the request was routed in.
-    generation: u64,
-    timeout: Duration,
-    lane: Arc<Lane>,
-    permit: P,
-}
-
-impl Call<()> {
-    /// The call, given its slot.
-    fn holding(self, permit: OwnedSemaphorePermit) -> Call {
-        let Call {
-            method,
-            entry,
-            generation,
-            timeout,
-            lane,
-            permit: (),
-        } = self;
-        Call {
-            method,
-            entry,
-            generation,
-            timeout,
-            lane,
-            permit,
-        }
-    }
-}
-
-/// Runs the call in a task of its own (on the async workers, or the blocking pool: see
-/// `lane`) or, for a promoted plugin on a connection that can answer for it, in this task
-/// (`listen::rescue`); holds its slot until it returns (even after a 504), and answers at the
-/// deadline at the latest, whatever the call is doing. A client that goes away cancels the
-/// call (one running in this task: at its deadline, when the connection answers).
-async fn run(
-    shared: &Arc<Shared>,
-    mut ctx: Box<Context>,
-    call: Call,
-    asked: &Asked,
-    rescue: &Rescue,
-) -> Answer {
-    let (id, timeout) = (&asked.id, call.timeout);
-    let deadline = ctx.deadline().expect("a route's call has a deadline");
-    // Cancels the call if this future is dropped before it finishes: the client went away.
-    let mut cancel = CancelOnDrop(Some(ctx.cancel_token()));
-    let entry = Arc::clone(&call.entry);
-    #[cfg(feature = "isolate")]
-    if entry.isolated {
-        // Boxed: its state would make every request's future larger, routed inline or not.
-        return Box::pin(run_batched(shared, ctx, call, id, cancel)).await;
-    }
-    // An async handler's call blocks its thread on the plugin's runtime: never inline.
-    let eligible = !entry.asynchronous && call.lane.promoted_in(&shared.inline);
-    // Not for HEAD in the request's task: the connection's 504 would carry a body.
-    let in_task = eligible && call.method != HttpMethod::Head;
-    let lane = Arc::clone(&call.lane);
-    let budget = shared.inline.budget();
-    // The call, from `started` (when its thread took it up).
-    let work = {
-        let shared = Arc::clone(shared);
-        move |started: Instant| {
-            let Call {
-                method,
-                entry,
-                generation,
-                permit,
-                lane,
-                ..
-            } = call;
-            let _permit = permit;
-            let outcome =
-                resolve_and_call(&shared, (method, generation), started, &entry, &mut ctx)
-                    .map(|r| r.map_err(Box::new));
-            if let Some(budget) = budget {
-                lane.record(started.elapsed(), budget);
-            }
-            (ctx, outcome)
-        }
-    };
-    // A promoted plugin's call, on a connection that can answer for it at its deadline, runs
-    // here, in the request's own task (see `listen::rescue`): no task of its own, no timer.
-    if in_task && rescue.ready(deadline) {
-        if let Some(inline) = shared.inline.place_now(&lane) {
-            let stuck = when_stuck(shared, &entry, asked, &cancel, timeout);
-            if let Some(armed) = rescue.arm(deadline, stuck) {
-                shared.metrics.inline.inc();
-                shared.metrics.in_request_task.inc();
-                // A panic of gp's own code (a plugin's is caught in the plugin) answers 500,
-                // as from a task of its own, rather than ending the connection's task.
-                let started = inline.started();
-                let ran = std::panic::catch_unwind(AssertUnwindSafe(|| work(started)))
-                    .map_err(|_| "the call panicked");
-                drop(inline);
-                if armed.disarm() {
-                    // The deadline came first: the connection answered 504 and is closing.
-                    cancel.disarm();
-                    return Answer::sent();
-                }
-                return conclude(Some(ran), cancel, &entry, id, timeout, "call failed");
-            }
-        }
-    }
-    let worker = if eligible {
-        let shared = Arc::clone(shared);
-        tokio::spawn(async move {
-            // The inline place is taken when the call starts, or after a short wait for one
-            // (boxed: the wait's state would make every call's task larger): see `lane`.
-            let inline = match shared.inline.place_now(&lane) {
-                Some(inline) => Some(inline),
-                None => Box::pin(shared.inline.place(&lane)).await,
-            };
-            match inline {
-                Some(inline) => {
-                    shared.metrics.inline.inc();
-                    work(inline.started())
-                }
-                None => {
-                    shared.metrics.pool.inc();
-                    match tokio::task::spawn_blocking(move || work(Instant::now())).await {
-                        Ok(done) => done,
-                        Err(join) => std::panic::resume_unwind(join.into_panic()),
-                    }
-                }
-            }
-        })
-    } else {
-        shared.metrics.pool.inc();
-        tokio::task::spawn_blocking(move || work(Instant::now()))
-    };
-    let outcome = tokio::time::timeout_at(deadline.into(), worker).await.ok();
-    conclude(outcome, cancel, &entry, id, timeout, "call task failed")
-}
-
-/// What the connection's watcher runs at the deadline if a call in its request's task is
-/// still running: cancel the call (as the request's own timer would) and make its 504, counted
-/// and logged, as HTTP/1 bytes.
-fn when_stuck(
-    shared: &Arc<Shared>,
-    entry: &Arc<RouteEntry>,
-    asked: &Asked,
-    cancel: &CancelOnDrop,
-    timeout: Duration,
-) -> impl FnOnce() -> Vec<u8> + Send + 'static {
-    let (shared, entry, asked) = (Arc::clone(shared), Arc::clone(entry), asked.clone());
-    let token = cancel.0.clone();
-    move || {
-        if let Some(token) = token {
-            token.cancel();
-        }
-        let answer = Answer::timed_out(&entry, &asked.id, timeout);
-        http1(asked.finish(&shared, answer))
-    }
-}
-
-/// The answer to a call awaited until its deadline (`None`: the deadline came first): 504
-/// at the deadline (cancelling the call), 500 if its task or batch ended without its outcome
-/// (`lost` says which, in the log), else the response from what the call set.
-fn conclude<E: std::fmt::Display>(
-    outcome: Option<Result<Ran, E>>,
-    mut cancel: CancelOnDrop,
-    entry: &Arc<RouteEntry>,
-    id: &RequestId,
-    timeout: Duration,
-    lost: &str,
-) -> Answer {
-    let answer = match outcome {
-        None => {
-            // The plugin sees its deadline passed too; the cancel makes it certain.
-            cancel.fire();
-            Answer::timed_out(entry, id, timeout)
-        }
-        Some(Err(error)) => {
-            tracing::error!(target: "gp::http", plugin = entry.plugin, "{lost}: {error}");
-            Answer::gp(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the call failed in the host".into(),
-                Some(entry),
-                id,
-            )
-        }
-        Some(Ok((mut ctx, outcome))) => respond(&mut ctx, outcome, entry, id, timeout),
-    };
-    cancel.disarm();
-    answer
-}
-
-/// [`run`] for an isolated plugin: the call waits in the plugin's queue for a batch (see
-/// `batch`), and the request answers at its deadline at the latest, as in [`run`].
-#[cfg(feature = "isolate")]
-async fn run_batched(
-    shared: &Arc<Shared>,
-    ctx: Box<Context>,
-    call: Call,
-    id: &RequestId,
-    cancel: CancelOnDrop,
-) -> Answer {
-    let deadline = ctx.deadline().expect("a route's call has a deadline");
-    let Call {
-        method,
-        entry,
-        permit,
-        lane,
-        timeout,
-        ..
-    } = call;
-    let (done, answer) = tokio::sync::oneshot::channel();
-    let job = super::batch::Job {
-        ctx,
-        method,
-        entry: Arc::clone(&entry),
-        permit,
-        done,
-    };
-    lane.batches.submit(shared, job);
-    let outcome = tokio::time::timeout_at(deadline.into(), answer).await.ok();
-    conclude(
-        outcome,
-        cancel,
-        &entry,
-        id,
-        timeout,
-        "a batch of calls ended without an answer for this one",
-    )
-}
-
-/// Runs in the call's task, taken up at `started`: resolves the route again (`method` and
-/// the request's path, in the table's `generation` it was routed in) and pins the version
-/// that declares it. `None` when the route is gone (unloaded or upgraded away meanwhile).
-fn resolve_and_call(
-    shared: &Shared,
-    (method, generation): (HttpMethod, u64),
-    started: Instant,
-    first: &Arc<RouteEntry>,
-    ctx: &mut Context,
-) -> Option<Result<(), Error>> {
-    if ctx.is_cancelled() || ctx.deadline().is_some_and(|d| started >= d) {
-        // Waited for a thread past the deadline (the client has its 504), or the client
-        // left: the call would only burn a thread.
-        return Some(Err(Error::DeadlineExceeded {
-            plugin: first.plugin.clone(),
-        }));
-    }
-    let entry = if shared.table.unchanged_since(generation) {
-        // No change to the table began since the request was routed: a look-up would find
-        // `first` again.
-        Arc::clone(first)
-    } else {
-        // The entry is taken out of the table, which is not held across the call: a change
-        // waits for the last reader of a table copy (see `routes::live`). The path is the
-        // context's (the request's, made into a value now): the call's task carries no copy.
-        let path = request::path(ctx)?;
-        Arc::clone(
-            shared
-                .table
-                .load()
-                .still_served(method, path, &first.plugin)?,
-        )
-    };
-    let executor = entry.executor.as_ref()?;
-    executor.execute_if(ctx, |spec| entry.declared_by(spec))
-}
-
-/// Cancels a call's context when dropped, unless disarmed.
-struct CancelOnDrop(Option<CancelToken>);
-
-impl CancelOnDrop {
-    fn fire(&mut self) {
-        if let Some(token) = self.0.take() {
-            token.cancel();
-        }
-    }
-
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.fire();
-    }
 }

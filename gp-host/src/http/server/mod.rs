@@ -35,6 +35,7 @@ mod access;
 #[cfg(feature = "isolate")]
 mod batch;
 mod builder;
+mod call;
 mod handler;
 mod id;
 mod lane;
@@ -290,7 +291,7 @@ impl crate::http::App for PluginServer {
     }
 
     /// A promoted plugin's call runs in the request's own task, its 504 left to the
-    /// connection (see `handler::run`).
+    /// connection (see `handler::run_here`).
     fn answer_on(
         self,
         request: axum::extract::Request<hyper::body::Incoming>,
@@ -320,16 +321,12 @@ impl crate::http::App for PluginServer {
                 };
             return Either::Left(std::future::ready(response));
         }
-        // Boxed: hyper writes this future into its connection's own slot for each request,
-        // and 256 busy connections' slots fall out of a core's L2; a fresh box comes from the
-        // allocator's recently freed, still cached blocks (callgrind's cache simulation at
-        // -c256: fewer instructions and L2 misses boxed than not, see benches/README.md).
-        Either::Right(Box::pin(handler::answer(
+        Either::Right(handler::answer(
             self.shared,
             request.map(axum::body::Body::new),
             Some(peer),
             rescue,
-        )))
+        ))
     }
 }
 
