@@ -206,13 +206,23 @@ impl InlineCalls {
     }
 }
 
-/// One call counted as waiting in [`InlineCalls::place`] while this lives.
+/// One call counted as waiting (in [`InlineCalls::place`], or in a lane's queue) while this
+/// lives.
 struct Waiting<'a>(&'a AtomicUsize);
 
 impl<'a> Waiting<'a> {
     fn new(count: &'a AtomicUsize) -> Waiting<'a> {
         count.fetch_add(1, Ordering::SeqCst);
         Waiting(count)
+    }
+
+    /// Counted, if fewer than `limit` wait already.
+    fn within(count: &'a AtomicUsize, limit: usize) -> Option<Waiting<'a>> {
+        if count.fetch_add(1, Ordering::SeqCst) >= limit {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Waiting(count))
     }
 }
 
@@ -273,10 +283,10 @@ impl Lane {
         if let Some(permit) = self.try_slot() {
             return Ok(permit);
         }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= queue {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        // Counted until the wait ends, or its request is dropped (the client went away).
+        let Some(waiting) = Waiting::within(&self.waiting, queue) else {
             return Err(NoSlot::Busy);
-        }
+        };
         let until = (Instant::now() + wait).min(deadline);
         // Boxed: the wait's state would make every request's future larger.
         let acquired = Box::pin(tokio::time::timeout_at(
@@ -284,7 +294,7 @@ impl Lane {
             Arc::clone(&self.slots).acquire_owned(),
         ))
         .await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        drop(waiting);
         match acquired {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; a timeout is the queue's wait or the deadline.

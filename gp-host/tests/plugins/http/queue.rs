@@ -70,6 +70,28 @@ fn a_full_queue_or_a_wait_that_runs_out_answers_503_and_a_queued_request_waits_i
 }
 
 #[test]
+fn a_queued_request_whose_client_leaves_gives_its_place_in_the_queue_back() {
+    let taken = one_slot_taken(1, Duration::from_secs(10));
+    let addr = taken.addr;
+    // A request waits in the queue (its only place), then its client leaves.
+    let mut leaving = TcpStream::connect(addr).unwrap();
+    leaving
+        .write_all(b"GET /web/version HTTP/1.1\r\nhost: gp\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(leaving);
+    // The server sees the connection close and drops the request; its place is free again, so
+    // the next request waits its turn rather than finding the queue full.
+    std::thread::sleep(Duration::from_millis(300));
+    let queued = std::thread::spawn(move || get(addr, "/web/version"));
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(&taken.release, "").unwrap();
+    assert_eq!(taken.hanging.join().unwrap().text(), "woke up");
+    let served = queued.join().unwrap();
+    assert_eq!((served.status, served.text()), (200, "1.0.0"));
+}
+
+#[test]
 fn a_fast_plugin_gets_no_503_at_256_concurrent_requests() {
     let base = base_dir();
     gp_host::build::install_library(example("sample"), base.path()).unwrap();
