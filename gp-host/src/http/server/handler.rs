@@ -39,8 +39,8 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
 /// A request from the client at `peer`, answered, counted and logged.
 ///
 /// All that needs no waiting happens before any future is made (see [`prepare`]): the route,
-/// its limits, the slot if one is free, the call's context; and the call itself, if it may
-/// run in the request's own task (see [`run_here`]). The future is then a ready response, and
+/// its limits, for a request with no body the slot if one is free and the call's context; and
+/// the call itself, if it may run in the request's own task (see [`run_here`]). The future is then a ready response, and
 /// only a request that waits (for its body, a slot or a call in a task of its own) is boxed:
 /// every request's future is written and read back once, so the fewer bytes, the fewer cache
 /// lines (the whole way in one future was 2 KiB).

@@ -15,7 +15,10 @@
 //! - this file: the server, its state, and keeping its route table in step with the manager
 //!   (one plugin's routes per change, from the manager's state when the change is applied);
 //! - `builder`: its settings and their defaults;
-//! - `handler`: a request, from its route to the call's outcome;
+//! - `handler`: a request, from its route to a call ready to run, done before any future
+//!   when nothing needs waiting for;
+//! - `call`: the call, in its request's own task, a task of its own or a batch, answered at
+//!   its deadline;
 //! - `request`: a request turned into a call's context;
 //! - `response`: a call's context (or its error) turned into a response.
 
@@ -291,7 +294,7 @@ impl crate::http::App for PluginServer {
     }
 
     /// A promoted plugin's call runs in the request's own task, its 504 left to the
-    /// connection (see `handler::run_here`).
+    /// connection (see `call::run_here`).
     fn answer_on(
         self,
         request: axum::extract::Request<hyper::body::Incoming>,
