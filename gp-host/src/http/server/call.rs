@@ -37,22 +37,23 @@ pub(super) struct Call<P = OwnedSemaphorePermit> {
 impl Call<()> {
     /// The call, given its slot.
     pub(super) fn holding(self, permit: OwnedSemaphorePermit) -> Call {
-        let Call {
-            method,
-            entry,
-            generation,
-            timeout,
-            lane,
-            permit: (),
-        } = self;
         Call {
-            method,
-            entry,
-            generation,
-            timeout,
-            lane,
+            method: self.method,
+            entry: self.entry,
+            generation: self.generation,
+            timeout: self.timeout,
+            lane: self.lane,
             permit,
         }
+    }
+}
+
+impl Call {
+    /// Whether the call may run on the async workers: its plugin is promoted (see `lane`),
+    /// and its handler is not async (an async handler's call blocks its thread on the
+    /// plugin's runtime).
+    fn may_run_inline(&self, shared: &Shared) -> bool {
+        !self.entry.asynchronous && self.lane.promoted_in(&shared.inline)
     }
 }
 
@@ -71,13 +72,8 @@ pub(super) fn run_here(
     if call.entry.isolated {
         return Err((ctx, call));
     }
-    // An async handler's call blocks its thread on the plugin's runtime: never inline. Not for
-    // HEAD either: the connection's 504 would carry a body.
-    if call.entry.asynchronous
-        || call.method == HttpMethod::Head
-        || !call.lane.promoted_in(&shared.inline)
-        || !rescue.ready(deadline)
-    {
+    // Not for HEAD: the connection's 504 would carry a body.
+    if !call.may_run_inline(shared) || call.method == HttpMethod::Head || !rescue.ready(deadline) {
         return Err((ctx, call));
     }
     let Some(inline) = shared.inline.place_now(&call.lane) else {
@@ -130,8 +126,7 @@ pub(super) async fn run(
         // Boxed: its state would make every request's future larger, routed inline or not.
         return Box::pin(run_batched(shared, ctx, call, id, cancel)).await;
     }
-    // An async handler's call blocks its thread on the plugin's runtime: never inline.
-    let eligible = !entry.asynchronous && call.lane.promoted_in(&shared.inline);
+    let eligible = call.may_run_inline(shared);
     let shared = Arc::clone(shared);
     let worker = if eligible {
         tokio::spawn(async move {

@@ -40,10 +40,10 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
 ///
 /// All that needs no waiting happens before any future is made (see [`prepare`]): the route,
 /// its limits, for a request with no body the slot if one is free and the call's context; and
-/// the call itself, if it may run in the request's own task (see [`run_here`]). The future is then a ready response, and
-/// only a request that waits (for its body, a slot or a call in a task of its own) is boxed:
-/// every request's future is written and read back once, so the fewer bytes, the fewer cache
-/// lines (the whole way in one future was 2 KiB).
+/// the call itself, if it may run in the request's own task (see [`run_here`]). The future is
+/// then a ready response, and only a request that waits (for its body, a slot or a call in a
+/// task of its own) is boxed: every request's future is written and read back once, so the
+/// fewer bytes, the fewer cache lines (the whole way in one future was 2 KiB).
 pub(super) fn answer(
     shared: Arc<Shared>,
     request: Request,
@@ -61,21 +61,22 @@ pub(super) fn answer(
         started,
         logged,
     };
-    let next = match prepare(&shared, request, peer, &asked) {
+    // What is left to wait for: a call in a task of its own (`Ok`), or the body or a slot
+    // first (`Err`).
+    let left = match prepare(&shared, request, peer, &asked) {
         Next::Answered(answer) => return Either::Left(ready(asked.finish(&shared, *answer))),
         Next::Call(ctx, call) => match run_here(&shared, ctx, call, &asked, &rescue) {
             Ok(answer) => return Either::Left(ready(asked.finish(&shared, answer))),
-            Err((ctx, call)) => Next::Call(ctx, call),
+            Err(call) => Ok(call),
         },
-        next => next,
+        Next::Wait(waiting) => Err(waiting),
     };
     Either::Right(Box::pin(async move {
-        let answer = match next {
-            Next::Answered(answer) => *answer,
-            Next::Call(ctx, call) => run(&shared, ctx, call, &asked.id).await,
+        let answer = match left {
+            Ok((ctx, call)) => run(&shared, ctx, call, &asked.id).await,
             // Boxed: the body's read and the queue's wait would make the future of every call
             // in a task of its own larger.
-            Next::Wait(waiting) => Box::pin(waiting.then_run(&shared, &asked, &rescue)).await,
+            Err(waiting) => Box::pin(waiting.then_run(&shared, &asked, &rescue)).await,
         };
         asked.finish(&shared, answer)
     }))
@@ -115,9 +116,10 @@ fn prepare(shared: &Shared, request: Request, peer: Option<SocketAddr>, asked: &
     let lane = shared.lane(&entry.plugin);
     let (parts, body) = request.into_parts();
     // No body (a GET, usually): nothing to read, time or count.
-    let permit = match axum::body::HttpBody::is_end_stream(&body) {
-        true => lane.try_slot(),
-        false => None,
+    let permit = if axum::body::HttpBody::is_end_stream(&body) {
+        lane.try_slot()
+    } else {
+        None
     };
     let incoming = Incoming {
         parts,
@@ -187,7 +189,7 @@ impl Waiting {
         let ctx = request::context(incoming, body, json, deadline);
         match run_here(shared, ctx, call.holding(permit), asked, rescue) {
             Ok(answer) => answer,
-            Err((ctx, call)) => run(shared, ctx, call, &asked.id).await,
+            Err((ctx, call)) => run(shared, ctx, call, id).await,
         }
     }
 }
